@@ -1,0 +1,432 @@
+"""The server side of one STOMP connection, as a state machine.
+
+Theory of operation
+-------------------
+The transport feeds received bytes to :meth:`ServerConnection.receive_data` and then pulls
+:meth:`~ServerConnection.next_event` until it returns ``None``. Each event is something the
+server must decide or do; when done it calls :meth:`~ServerConnection.complete` so the RECEIPT,
+if one was asked for, follows the effect. Whatever the connection wants written (CONNECTED,
+RECEIPT, ERROR, heart-beats) accumulates in an outbound buffer the transport drains with
+:meth:`~ServerConnection.data_to_send`. MESSAGE frames do not pass through here: the broker
+encodes them once for many recipients (:func:`protocol.codec.encode_message`) and tells the
+connection only what it must remember for acknowledgement (:meth:`record_delivery`).
+
+States::
+
+    AWAITING_CONNECT --CONNECT/STOMP--> CONNECTING --accept()--> CONNECTED
+    any state --ProtocolError / fail()--> CLOSED
+    CONNECTED --DISCONNECT--> CLOSED (after its RECEIPT)
+
+While CONNECTING the server authenticates; frames pipelined behind CONNECT stay buffered until it
+accepts or fails the connection. A frame with no transition in the table below is a protocol
+error naming the state and the command.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+
+from protocol.codec import FrameParser, serialize
+from protocol.errors import (
+    LimitExceeded,
+    LocalProtocolError,
+    MalformedFrame,
+    MissingHeader,
+    ProtocolError,
+    VersionMismatch,
+)
+from protocol.events import (
+    Ack,
+    AckMode,
+    Commit,
+    ConnectRequest,
+    Disconnect,
+    Event,
+    Nack,
+    Send,
+    Subscribe,
+    Subscription,
+    Unsubscribe,
+)
+from protocol.frames import SUPPORTED_VERSIONS, Command, Frame, StompVersion
+from protocol.limits import Limits
+
+
+class ConnectionState(Enum):
+    AWAITING_CONNECT = "awaiting-connect"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+#: Headers of SEND that belong to the exchange, not to the message (STOMP 1.2 §"SEND").
+_SEND_PROTOCOL_HEADERS = frozenset(
+    {"destination", "receipt", "transaction", "content-length", "message-id", "subscription", "ack"}
+)
+
+_VERSION_LIST = ",".join(v.value for v in SUPPORTED_VERSIONS)
+
+
+def ack_id(subscription_id: str, message_id: str) -> str:
+    """The STOMP 1.2 ``ack`` header of a MESSAGE: unique per delivery within a session."""
+    return f"{message_id}/{subscription_id}"
+
+
+def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> tuple[int, int]:
+    """(server→client, client→server) intervals in ms (STOMP 1.2 §"Heart-beating")."""
+    sx, sy = server
+    cx, cy = client
+    outgoing = 0 if sx == 0 or cy == 0 else max(sx, cy)
+    incoming = 0 if cx == 0 or sy == 0 else max(cx, sy)
+    return outgoing, incoming
+
+
+def _parse_heartbeat(value: str | None) -> tuple[int, int]:
+    if not value:
+        return 0, 0
+    parts = value.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise MalformedFrame("invalid heart-beat header", f"heart-beat {value[:32]!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _required(frame: Frame, name: str) -> str:
+    value = frame.get(name)
+    if value is None:
+        raise MissingHeader(
+            f"missing header: {name}", f"{frame.command.value} requires a {name} header"
+        )
+    return value
+
+
+class ServerConnection:
+    """Protocol state of one client connection; no I/O."""
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        heart_beat: tuple[int, int] = (10000, 10000),
+    ) -> None:
+        self.limits = limits or Limits()
+        self.state = ConnectionState.AWAITING_CONNECT
+        self.version: StompVersion | None = None
+        #: Negotiated intervals in ms, 0 meaning none; set when the CONNECT is read.
+        self.heartbeat_out_ms = 0
+        self.heartbeat_in_ms = 0
+        self.subscriptions: dict[str, Subscription] = {}
+        self._server_heart_beat = heart_beat
+        self._parser = FrameParser(self.limits)
+        self._out: list[bytes] = []
+        self._events: deque[Event] = deque()
+        self._transactions: dict[str, list[Event]] = {}
+        self._transaction_frames = 0
+        self._acks: dict[str, tuple[Subscription, str]] = {}
+        self._handlers: dict[tuple[ConnectionState, Command], Callable[[Frame], Event | None]] = {
+            # state                         command              handler
+            (ConnectionState.AWAITING_CONNECT, Command.CONNECT): self._on_connect,
+            (ConnectionState.AWAITING_CONNECT, Command.STOMP): self._on_connect,
+            (ConnectionState.CONNECTED, Command.SEND): self._on_send,
+            (ConnectionState.CONNECTED, Command.SUBSCRIBE): self._on_subscribe,
+            (ConnectionState.CONNECTED, Command.UNSUBSCRIBE): self._on_unsubscribe,
+            (ConnectionState.CONNECTED, Command.ACK): self._on_ack,
+            (ConnectionState.CONNECTED, Command.NACK): self._on_ack,
+            (ConnectionState.CONNECTED, Command.BEGIN): self._on_begin,
+            (ConnectionState.CONNECTED, Command.COMMIT): self._on_commit,
+            (ConnectionState.CONNECTED, Command.ABORT): self._on_abort,
+            (ConnectionState.CONNECTED, Command.DISCONNECT): self._on_disconnect,
+        }
+
+    # -- input -------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if self.state is not ConnectionState.CLOSED:
+            self._parser.feed(data)
+
+    @property
+    def buffered(self) -> int:
+        """Received bytes not yet consumed as frames."""
+        return self._parser.buffered
+
+    def next_event(self) -> Event | None:
+        """The next event to act on, or ``None`` until more data (or accept()) comes.
+
+        Raises :class:`~protocol.errors.ProtocolError` when the peer broke the protocol; the
+        caller answers with :meth:`fail`.
+        """
+        while True:
+            if self._events:
+                return self._events.popleft()
+            if self.state in (ConnectionState.CONNECTING, ConnectionState.CLOSED):
+                return None
+            frame = self._parser.next_frame()
+            if frame is None:
+                return None
+            handler = self._handlers.get((self.state, frame.command))
+            try:
+                if handler is None:
+                    raise self._no_transition(frame.command)
+                event = handler(frame)
+            except ProtocolError as exc:
+                if exc.receipt_id is None:
+                    exc.receipt_id = frame.get("receipt")
+                raise
+            if event is not None:
+                return event
+
+    def _no_transition(self, command: Command) -> ProtocolError:
+        if self.state is ConnectionState.AWAITING_CONNECT:
+            return MalformedFrame(
+                "expected CONNECT", f"{command.value} is not allowed before CONNECT"
+            )
+        if command in (Command.CONNECT, Command.STOMP):
+            return MalformedFrame("already connected", f"{command.value} sent twice")
+        return MalformedFrame("unexpected frame", f"{command.value} is not a client frame")
+
+    # -- output ------------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the peer, in order; empties the outbound buffer."""
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def _emit(self, frame: Frame) -> None:
+        self._out.append(serialize(frame, self.version or StompVersion.V1_0))
+
+    def accept(self, *, session: str, server: str, user_name: str | None) -> None:
+        """Answer the pending CONNECT with CONNECTED (STOMP 1.2 §"CONNECTED Frame")."""
+        if self.state is not ConnectionState.CONNECTING:
+            raise LocalProtocolError(f"accept() in state {self.state.value}")
+        headers = [("version", (self.version or StompVersion.V1_0).value)]
+        if self.version is not StompVersion.V1_0:
+            headers.append(("heart-beat", f"{self.heartbeat_out_ms},{self.heartbeat_in_ms}"))
+        headers += [("session", session), ("server", server)]
+        if user_name is not None:
+            headers.append(("user-name", user_name))
+        self._emit(Frame(Command.CONNECTED, headers))
+        self.state = ConnectionState.CONNECTED
+
+    def fail(self, error: ProtocolError) -> None:
+        """Send ERROR for ``error`` and close (STOMP 1.2 §"ERROR")."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        headers = [("message", error.message), *error.headers]
+        if error.receipt_id is not None:
+            headers.append(("receipt-id", error.receipt_id))
+        body = error.detail.encode("utf-8")
+        if body:
+            headers.append(("content-type", "text/plain"))
+        self._emit(Frame(Command.ERROR, headers, body))
+        self._close()
+
+    def complete(self, event: Event) -> None:
+        """The server has carried ``event`` out: send its RECEIPT if one was asked for."""
+        if event.receipt is not None and self.state is not ConnectionState.CLOSED:
+            self._receipt(event.receipt)
+        if isinstance(event, Disconnect):
+            self._close()
+
+    def _receipt(self, receipt: str) -> None:
+        self._emit(Frame(Command.RECEIPT, [("receipt-id", receipt)]))
+
+    def heartbeat(self) -> bytes:
+        """One heart-beat EOL (STOMP 1.2 §"Heart-beating")."""
+        return b"\n"
+
+    def _close(self) -> None:
+        self.state = ConnectionState.CLOSED
+        self._events.clear()
+        self._transactions.clear()
+        self._acks.clear()
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    def record_delivery(self, subscription: Subscription, message_id: str) -> None:
+        """Remember a MESSAGE sent on a client-ack subscription until it is ACKed or NACKed."""
+        if len(self._acks) >= self.limits.max_unacked:
+            raise LimitExceeded(
+                "too many unacknowledged messages",
+                f"limit is {self.limits.max_unacked}; ACK or NACK what you received",
+            )
+        key = ack_id(subscription.id, message_id)
+        subscription.pending[message_id] = key
+        self._acks[key] = (subscription, message_id)
+
+    # -- frame handlers ----------------------------------------------------------------------
+
+    def _on_connect(self, frame: Frame) -> Event:
+        accepted = frame.get("accept-version")
+        if accepted is None:
+            version = StompVersion.V1_0
+        else:
+            offered = {v.strip() for v in accepted.split(",")}
+            common = [v for v in SUPPORTED_VERSIONS if v.value in offered]
+            if not common:
+                raise VersionMismatch(
+                    "unsupported protocol version",
+                    f"supported versions are {_VERSION_LIST}",
+                    headers=(("version", _VERSION_LIST),),
+                )
+            version = common[-1]
+        self.version = version
+        self._parser.version = version
+        if version is not StompVersion.V1_0:
+            client_beat = _parse_heartbeat(frame.get("heart-beat"))
+            self.heartbeat_out_ms, self.heartbeat_in_ms = negotiate_heartbeat(
+                self._server_heart_beat, client_beat
+            )
+        self.state = ConnectionState.CONNECTING
+        return ConnectRequest(
+            receipt=None,
+            version=version,
+            login=frame.get("login"),
+            passcode=frame.get("passcode"),
+            authorization=frame.get("Authorization") or frame.get("authorization"),
+            host=frame.get("host"),
+            headers=frame.headers,
+        )
+
+    def _in_transaction(self, frame: Frame, event: Event) -> Event | None:
+        """Buffer ``event`` if ``frame`` names a transaction; else return it to act on now."""
+        name = frame.get("transaction")
+        if name is None:
+            return event
+        buffered = self._transactions.get(name)
+        if buffered is None:
+            raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
+        if self._transaction_frames >= self.limits.max_transaction_frames:
+            raise LimitExceeded(
+                "transaction too large",
+                f"at most {self.limits.max_transaction_frames} frames in open transactions",
+            )
+        self._transaction_frames += 1
+        # The frame is accepted into the transaction now; its own receipt says so. The effect
+        # comes at COMMIT, whose receipt follows it.
+        receipt, event.receipt = event.receipt, None
+        buffered.append(event)
+        if receipt is not None:
+            self._receipt(receipt)
+        return None
+
+    def _on_send(self, frame: Frame) -> Event | None:
+        destination = _required(frame, "destination")
+        headers = [(k, v) for k, v in frame.headers if k not in _SEND_PROTOCOL_HEADERS]
+        event = Send(frame.get("receipt"), destination, headers, frame.body)
+        return self._in_transaction(frame, event)
+
+    def _on_subscribe(self, frame: Frame) -> Event:
+        destination = _required(frame, "destination")
+        if self.version is StompVersion.V1_0:
+            sub_id = frame.get("id") or destination
+        else:
+            sub_id = _required(frame, "id")
+        if sub_id in self.subscriptions:
+            raise MalformedFrame("duplicate subscription id", f"subscription {sub_id!r} exists")
+        if len(self.subscriptions) >= self.limits.max_subscriptions:
+            raise LimitExceeded(
+                "too many subscriptions", f"limit is {self.limits.max_subscriptions} per session"
+            )
+        mode = frame.get("ack") or "auto"
+        try:
+            ack = AckMode(mode)
+        except ValueError:
+            raise MalformedFrame("invalid ack mode", f"ack {mode!r}") from None
+        subscription = Subscription(sub_id, destination, ack, frame.headers)
+        self.subscriptions[sub_id] = subscription
+        return Subscribe(frame.get("receipt"), subscription)
+
+    def _on_unsubscribe(self, frame: Frame) -> Event | None:
+        if self.version is StompVersion.V1_0:
+            sub_id = frame.get("id") or _required(frame, "destination")
+        else:
+            sub_id = _required(frame, "id")
+        subscription = self.subscriptions.pop(sub_id, None)
+        if subscription is None:
+            # Like RabbitMQ: unsubscribing what is not subscribed is a no-op, not an error.
+            receipt = frame.get("receipt")
+            if receipt is not None:
+                self._receipt(receipt)
+            return None
+        for key in subscription.pending.values():
+            self._acks.pop(key, None)
+        return Unsubscribe(frame.get("receipt"), subscription)
+
+    def _on_ack(self, frame: Frame) -> Event | None:
+        subscription, message_id = self._find_delivery(frame)
+        pending = subscription.pending
+        if subscription.ack is AckMode.CLIENT:
+            # Cumulative (STOMP 1.2 §"SUBSCRIBE ack Header"): everything up to this message.
+            settled = []
+            for mid in pending:
+                settled.append(mid)
+                if mid == message_id:
+                    break
+        else:
+            settled = [message_id]
+        for mid in settled:
+            self._acks.pop(pending.pop(mid), None)
+        receipt = frame.get("receipt")
+        if frame.command is Command.ACK:
+            event: Event = Ack(receipt, subscription, settled)
+        else:
+            event = Nack(receipt, subscription, settled)
+        return self._in_transaction(frame, event)
+
+    def _find_delivery(self, frame: Frame) -> tuple[Subscription, str]:
+        """Resolve an ACK/NACK to the delivery it settles, per version's headers."""
+        unknown = MalformedFrame(
+            "unknown ack id", "no unacknowledged message matches this ACK/NACK"
+        )
+        if self.version is StompVersion.V1_2:
+            found = self._acks.get(_required(frame, "id"))
+            if found is None:
+                raise unknown
+            return found
+        message_id = _required(frame, "message-id")
+        sub_id = frame.get("subscription")
+        if sub_id is None and self.version is StompVersion.V1_1:
+            raise MissingHeader("missing header: subscription", "ACK requires subscription")
+        for subscription in self.subscriptions.values():
+            if (sub_id is None or subscription.id == sub_id) and message_id in subscription.pending:
+                return subscription, message_id
+        raise unknown
+
+    def _on_begin(self, frame: Frame) -> None:
+        name = _required(frame, "transaction")
+        if name in self._transactions:
+            raise MalformedFrame("transaction already open", f"transaction {name!r}")
+        self._transactions[name] = []
+        receipt = frame.get("receipt")
+        if receipt is not None:
+            self._receipt(receipt)
+
+    def _on_commit(self, frame: Frame) -> Event:
+        name = _required(frame, "transaction")
+        buffered = self._transactions.pop(name, None)
+        if buffered is None:
+            raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
+        self._transaction_frames -= len(buffered)
+        self._events.extend(buffered)
+        self._events.append(Commit(frame.get("receipt"), name))
+        return self._events.popleft()
+
+    def _on_abort(self, frame: Frame) -> None:
+        name = _required(frame, "transaction")
+        buffered = self._transactions.pop(name, None)
+        if buffered is None:
+            raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
+        self._transaction_frames -= len(buffered)
+        receipt = frame.get("receipt")
+        if receipt is not None:
+            self._receipt(receipt)
+
+    def _on_disconnect(self, frame: Frame) -> Event:
+        # Open transactions are aborted (STOMP 1.2 §"DISCONNECT" / §"BEGIN").
+        self._transactions.clear()
+        self._transaction_frames = 0
+        return Disconnect(frame.get("receipt"))

@@ -1,0 +1,88 @@
+"""Events a :class:`~protocol.connection.ServerConnection` hands to the server.
+
+Each is something the server must act on (authenticate, route, register); frames the state
+machine settles by itself (BEGIN, ABORT, frames buffered in a transaction) produce no event.
+After acting, the server calls ``connection.complete(event)`` so that a requested RECEIPT is sent
+only once the frame took effect (STOMP 1.2 §"Header receipt").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from protocol.frames import StompVersion
+
+
+class AckMode(StrEnum):
+    AUTO = "auto"
+    CLIENT = "client"
+    CLIENT_INDIVIDUAL = "client-individual"
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One SUBSCRIBE of one session; identity, not value, makes two subscriptions equal."""
+
+    id: str
+    destination: str
+    ack: AckMode
+    headers: list[tuple[str, str]]
+    #: Message ids delivered and not yet acknowledged, oldest first (client modes only).
+    pending: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Event:
+    receipt: str | None
+
+
+@dataclass(slots=True)
+class ConnectRequest(Event):
+    version: StompVersion
+    login: str | None
+    passcode: str | None
+    authorization: str | None
+    host: str | None
+    headers: list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class Send(Event):
+    destination: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(slots=True)
+class Subscribe(Event):
+    subscription: Subscription
+
+
+@dataclass(slots=True)
+class Unsubscribe(Event):
+    subscription: Subscription
+
+
+@dataclass(slots=True)
+class Ack(Event):
+    subscription: Subscription
+    message_ids: list[str]
+
+
+@dataclass(slots=True)
+class Nack(Event):
+    subscription: Subscription
+    message_ids: list[str]
+
+
+@dataclass(slots=True)
+class Commit(Event):
+    """Marks the end of a committed transaction; its frames were emitted just before."""
+
+    transaction: str
+
+
+@dataclass(slots=True)
+class Disconnect(Event):
+    pass
