@@ -227,7 +227,9 @@ class FrameParser:
                 break
             nl = buf.find(b"\n", nl + 1)
         if end == -1:
-            if len(buf) > limits.max_header_bytes:
+            # The first one or two bytes of the terminating empty line ("\n" or "\n\r") may
+            # already be here; until they could not belong to an acceptable section, wait.
+            if len(buf) > limits.max_header_bytes + 2:
                 raise HeaderTooLarge(
                     "header section too large", f"limit is {limits.max_header_bytes} bytes"
                 )
@@ -260,7 +262,7 @@ class FrameParser:
             except UnicodeDecodeError:
                 raise MalformedFrame("malformed header", "header is not valid UTF-8") from None
             if key == "content-length" and content_length is None:
-                content_length = self._content_length(val, end)
+                content_length = self._content_length(val, body_start)
             headers.append((key, val))
         return _PendingFrame(command, headers, body_start, content_length)
 
@@ -270,11 +272,16 @@ class FrameParser:
             return _identity
         return lambda text: unescape(text, version)
 
-    def _content_length(self, value: str, header_bytes: int) -> int:
+    def _content_length(self, value: str, body_start: int) -> int:
         if not value.isdigit() or not value.isascii():
             raise MalformedFrame("invalid content-length", f"content-length {value[:32]!r}")
-        length = int(value)
-        if header_bytes + length > self.limits.max_frame_bytes:
+        digits = value.lstrip("0") or "0"
+        # Bound the digits first: int() refuses more than 4300 of them with ValueError.
+        if len(digits) > len(str(self.limits.max_frame_bytes)):
+            raise FrameTooLarge("frame too large", f"limit is {self.limits.max_frame_bytes} bytes")
+        length = int(digits)
+        # Same measure as a frame without content-length: every byte before the closing NUL.
+        if body_start + length > self.limits.max_frame_bytes:
             raise FrameTooLarge("frame too large", f"limit is {self.limits.max_frame_bytes} bytes")
         return length
 

@@ -86,8 +86,13 @@ def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> tup
 def _parse_heartbeat(value: str | None) -> tuple[int, int]:
     if not value:
         return 0, 0
-    parts = value.split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    parts = [p.strip() for p in value.split(",")]
+    # isdigit() alone admits digits int() rejects ("²") and int() refuses over 4300 digits.
+    if (
+        len(parts) != 2
+        or not all(p.isascii() and p.isdigit() for p in parts)
+        or max(len(p) for p in parts) > 4000
+    ):
         raise MalformedFrame("invalid heart-beat header", f"heart-beat {value[:32]!r}")
     return int(parts[0]), int(parts[1])
 
@@ -124,6 +129,9 @@ class ServerConnection:
         self._transactions: dict[str, list[Event]] = {}
         self._transaction_frames = 0
         self._acks: dict[str, tuple[Subscription, str]] = {}
+        #: Observer of every frame read, before it is acted on (the server counts frames and
+        #: applies its rate limit here); it may raise ProtocolError to refuse the frame.
+        self.on_frame: Callable[[Frame], None] | None = None
         self._handlers: dict[tuple[ConnectionState, Command], Callable[[Frame], Event | None]] = {
             # state                         command              handler
             (ConnectionState.AWAITING_CONNECT, Command.CONNECT): self._on_connect,
@@ -166,6 +174,8 @@ class ServerConnection:
                 return None
             handler = self._handlers.get((self.state, frame.command))
             try:
+                if self.on_frame is not None:
+                    self.on_frame(frame)
                 if handler is None:
                     raise self._no_transition(frame.command)
                 event = handler(frame)

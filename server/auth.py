@@ -1,0 +1,90 @@
+"""Signed bearer tokens (JWT, HS256) and the identities they carry.
+
+A token names a user and one role; the STOMP edge accepts it as the CONNECT ``passcode`` (any
+``login``) or as an ``Authorization: Bearer`` connect header, and the REST edge as an
+``Authorization`` HTTP header. Tokens are verified offline with the node's secret, so every node
+that shares ``--secret`` accepts every other node's tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+
+_ALGORITHM = "HS256"
+_ISSUER = "concert-hub"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a session or request acts for; ``name`` is ``None`` for anonymous."""
+
+    name: str | None
+    role: Role | None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.name is not None
+
+
+ANONYMOUS = Principal(None, None)
+
+
+class AuthenticationFailed(Exception):
+    """The credentials were present but not valid (bad signature, expired, malformed)."""
+
+
+class TokenAuthority:
+    """Issues and verifies tokens with one shared secret."""
+
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("a token secret must not be empty")
+        self._secret = secret
+
+    def issue(self, user: str, role: Role | str = Role.USER, ttl_s: int = 3600) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": user,
+            "role": Role(role).value,
+            "iat": now,
+            "exp": now + ttl_s,
+            "iss": _ISSUER,
+        }
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                issuer=_ISSUER,
+                options={"require": ["sub", "exp", "role"]},
+            )
+            return Principal(str(claims["sub"]), Role(claims["role"]))
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise AuthenticationFailed(str(exc)) from None
+
+    def from_stomp(self, passcode: str | None, authorization: str | None) -> Principal:
+        """Resolve CONNECT credentials; no credentials at all means anonymous."""
+        token = None
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise AuthenticationFailed("Authorization must be 'Bearer <token>'")
+            token = value.strip()
+        elif passcode:
+            token = passcode
+        if token is None:
+            return ANONYMOUS
+        return self.verify(token)

@@ -1,0 +1,90 @@
+"""``concert-hub`` command line: ``serve`` and ``token`` (SPEC §1).
+
+``serve``'s flags are generated from :class:`server.settings.Settings`, so a new setting is a new
+flag and environment variable with no second place to edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from server import logs
+from server.auth import Role, TokenAuthority
+from server.runner import serve
+from server.secret_store import SecretRequired, resolve_secret
+from server.settings import Settings, env_name
+
+try:
+    import uvloop
+except ImportError:  # not on this platform: the stock loop works, only slower
+    uvloop = None  # type: ignore[assignment]
+
+
+def _add_settings_arguments(parser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
+    for name, field in Settings.model_fields.items():
+        if only is not None and name not in only:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = "hostname-pid" if name == "node_id" else field.default
+        if isinstance(default, tuple):
+            default = ",".join(map(str, default))
+        text = f"{field.description} [env {env_name(name)}; default: {default!s}]"
+        if field.annotation is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=text)
+        else:
+            parser.add_argument(flag, default=None, metavar=name.upper(), help=text)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(args, name, None)
+        if value is None:
+            value = os.environ.get(env_name(name))
+        if value is not None:
+            values[name] = value
+    return Settings.model_validate(values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="concert-hub", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run one node")
+    _add_settings_arguments(serve)
+    token = commands.add_parser("token", help="print a signed token for scripts and SDKs")
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    _add_settings_arguments(token, only={"secret", "database_url"})
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings_from(args)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = "--" + "-".join(str(p) for p in error["loc"]).replace("_", "-")
+            print(f"concert-hub: {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        secret = resolve_secret(settings.secret, settings.database_url)
+    except SecretRequired as exc:
+        print(f"concert-hub: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "token":
+        print(TokenAuthority(secret).issue(args.user, args.role, args.ttl))
+        return 0
+    logs.configure(settings.log_level, settings.log_format, settings.node_id)
+    if uvloop is not None:
+        uvloop.run(serve(settings, secret))
+    else:
+        asyncio.run(serve(settings, secret))
+    return 0

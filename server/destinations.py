@@ -1,0 +1,95 @@
+"""Who may subscribe and send where (SPEC §4), and where a destination routes.
+
+A *destination* is what a client writes in a frame; a *route* is the broker's key for the set of
+subscribers. They differ only for user destinations: ``/user/queue/replies`` subscribed by alice
+routes to ``/user/alice/queue/replies``, so a user only ever receives their own messages, on every
+session and node (the route is also the cluster channel name).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from server.auth import Principal, Role
+
+_EVENT_TOPIC = re.compile(r"/topic/events/([^/]+)/(seats|queue|announcements)")
+_USER_QUEUES = frozenset({"position", "replies", "errors"})
+_BROADCASTERS = frozenset({Role.ADMIN, Role.PUBLISHER})
+
+
+class Kind(Enum):
+    SEATS = "seats"  # server-generated seat-map snapshot + deltas
+    QUEUE_STATS = "queue"  # server-generated waiting-room stats
+    ANNOUNCEMENTS = "announcements"  # admin broadcasts, public
+    TOPIC = "topic"  # generic pub/sub for authenticated SDKs
+    USER = "user"  # per-user queues, server-generated
+    APP = "app"  # commands handled by the server
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    kind: Kind
+    name: str
+    #: The event id for per-event topics, the queue name for user destinations.
+    key: str | None = None
+
+
+class Forbidden(Exception):
+    """The principal may not use this destination this way (→ ERROR forbidden destination)."""
+
+
+def classify(destination: str) -> Destination | None:
+    """What kind of destination this is, or ``None`` for one outside the contract."""
+    if destination.startswith("/topic/"):
+        if destination == "/topic/announcements":
+            return Destination(Kind.ANNOUNCEMENTS, destination)
+        match = _EVENT_TOPIC.fullmatch(destination)
+        if match:
+            kind = {"seats": Kind.SEATS, "queue": Kind.QUEUE_STATS}.get(
+                match.group(2), Kind.ANNOUNCEMENTS
+            )
+            return Destination(kind, destination, match.group(1))
+        if len(destination) > len("/topic/"):
+            return Destination(Kind.TOPIC, destination)
+        return None
+    if destination.startswith("/user/queue/"):
+        name = destination[len("/user/queue/") :]
+        return Destination(Kind.USER, destination, name) if name in _USER_QUEUES else None
+    if destination.startswith("/app/") and len(destination) > len("/app/"):
+        return Destination(Kind.APP, destination)
+    return None
+
+
+def user_route(user: str, queue: str) -> str:
+    """The route of ``user``'s ``/user/queue/<queue>``."""
+    return f"/user/{user}/queue/{queue}"
+
+
+def subscription_route(principal: Principal, destination: str) -> str:
+    """The route a SUBSCRIBE to ``destination`` joins; raises :class:`Forbidden`."""
+    dest = classify(destination)
+    if dest is None:
+        raise Forbidden(destination)
+    if dest.kind in (Kind.SEATS, Kind.QUEUE_STATS, Kind.ANNOUNCEMENTS):
+        return destination
+    if not principal.authenticated or principal.name is None:
+        raise Forbidden(destination)
+    if dest.kind is Kind.TOPIC:
+        return destination
+    if dest.kind is Kind.USER and dest.key is not None:
+        return user_route(principal.name, dest.key)
+    raise Forbidden(destination)
+
+
+def check_send(principal: Principal, destination: str) -> Destination:
+    """Authorise a client SEND; returns the classified destination or raises :class:`Forbidden`."""
+    dest = classify(destination)
+    if dest is None:
+        raise Forbidden(destination)
+    if dest.kind in (Kind.ANNOUNCEMENTS, Kind.TOPIC) and principal.role in _BROADCASTERS:
+        return dest
+    if dest.kind is Kind.APP and principal.authenticated:
+        return dest
+    raise Forbidden(destination)

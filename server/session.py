@@ -1,0 +1,370 @@
+"""A STOMP session on any transport: protocol events in, broker actions and bytes out.
+
+The transports (:mod:`server.tcp`, :mod:`server.websocket`) only move bytes; everything a session
+decides — authentication, destination rules, limits, heart-beats — is here, once. Every
+:class:`~protocol.errors.ProtocolError` raised while handling input becomes an ERROR frame and a
+close at exactly one place (:meth:`StompSession.data_received`); any other exception is logged
+with its traceback and the peer gets a generic ``internal error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from protocol.connection import ConnectionState, ServerConnection
+from protocol.errors import LimitExceeded, ProtocolError
+from protocol.events import (
+    ConnectRequest,
+    Event,
+    Send,
+    Subscribe,
+    Subscription,
+    Unsubscribe,
+)
+from protocol.frames import Frame
+from protocol.limits import Limits
+from server.auth import ANONYMOUS, AuthenticationFailed, Principal, TokenAuthority
+from server.broker import Broker
+from server.destinations import (
+    Destination,
+    Forbidden,
+    Kind,
+    check_send,
+    classify,
+    subscription_route,
+)
+from server.framing import Framing
+from server.metrics import BrokerMetrics
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "concert-hub/0.1.0"
+
+#: How long a closing session may take to flush its last frames before it is cut.
+CLOSE_GRACE_S = 5.0
+
+AppCommand = Callable[["StompSession", Destination, list[tuple[str, str]], bytes], None]
+SubscribeListener = Callable[["StompSession", Subscription, str], None]
+
+
+class AuthenticationRefused(ProtocolError):
+    reason = "auth"
+
+
+class ForbiddenDestination(ProtocolError):
+    reason = "forbidden"
+
+
+class SlowConsumer(ProtocolError):
+    reason = "slow_consumer"
+
+
+class Timeout(ProtocolError):
+    reason = "timeout"
+
+
+class ServerShutdown(ProtocolError):
+    reason = "shutdown"
+
+
+@dataclass
+class StompService:
+    """What every session of a node shares."""
+
+    settings: Settings
+    tokens: TokenAuthority
+    broker: Broker
+    metrics: BrokerMetrics
+    sessions: set[StompSession] = field(default_factory=set)
+    #: Handlers for SEND to ``/app/...`` destinations, by destination.
+    app_commands: dict[str, AppCommand] = field(default_factory=dict)
+    #: Called after a SUBSCRIBE is registered (the seat map sends its snapshot here).
+    subscribe_listeners: dict[Kind, SubscribeListener] = field(default_factory=dict)
+    accepting: bool = True
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.limits = Limits(
+            max_frame_bytes=s.max_frame_bytes,
+            max_headers=s.max_headers,
+            max_header_bytes=s.max_header_bytes,
+            max_subscriptions=s.max_subscriptions,
+            max_unacked=s.max_unacked,
+        )
+        self._session_ids = itertools.count(1)
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def next_session_id(self) -> str:
+        return f"{self.settings.node_id}-s{next(self._session_ids)}"
+
+    def register(self, session: StompSession) -> None:
+        self.sessions.add(session)
+        self._empty.clear()
+        self.metrics.connections.inc()
+
+    def forget(self, session: StompSession) -> None:
+        self.sessions.discard(session)
+        self.metrics.connections.dec()
+        if not self.sessions:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
+
+    def has_room(self) -> bool:
+        return self.accepting and len(self.sessions) < self.settings.max_connections
+
+    def shutdown(self) -> None:
+        """Tell every session the server is going away (SPEC §1 SIGTERM)."""
+        self.accepting = False
+        for session in tuple(self.sessions):
+            session.fail(ServerShutdown("server shutting down"))
+
+
+class StompSession(ABC):
+    """One client connection's STOMP session; subclasses move its bytes."""
+
+    #: How broker payloads are framed for this transport (shared by all its sessions).
+    framing: Framing
+    transport_name: str
+
+    def __init__(self, service: StompService, transport: asyncio.BaseTransport) -> None:
+        self.service = service
+        self.transport = transport
+        self.conn = ServerConnection(service.limits, heart_beat=service.settings.heartbeat_ms)
+        self.conn.on_frame = self._on_frame
+        self.principal: Principal = ANONYMOUS
+        self.session_id = service.next_session_id()
+        self.closed = False
+        self._rx_seen = False
+        self._tx_seen = False
+        self._silent_intervals = 0
+        self._loop = asyncio.get_running_loop()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._tokens = float(service.settings.max_send_rate)
+        self._tokens_at = self._loop.time()
+        self._counted = False
+        self._slow_limit = service.settings.slow_consumer_bytes
+        self._frames_in = service.metrics.frames_in
+        self._frames_out = service.metrics.frames_out
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Register the new connection, or refuse it when the node is full or closing."""
+        service = self.service
+        if not service.has_room():
+            service.metrics.rejected_connections.inc()
+            reason = "server shutting down" if not service.accepting else "too many connections"
+            self.fail(LimitExceeded(reason), close_code=1013)
+            return
+        service.register(self)
+        self._after(service.settings.login_timeout_s, self._login_timeout)
+
+    def connection_lost(self) -> None:
+        """The transport is gone: forget the session everywhere."""
+        if self not in self.service.sessions:
+            self.closed = True
+            return
+        self.closed = True
+        service = self.service
+        service.forget(self)
+        if self._counted:
+            service.metrics.sessions.labels(self.transport_name).dec()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for subscription in tuple(self.conn.subscriptions.values()):
+            service.broker.unsubscribe(self, subscription)
+
+    # -- input -------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._rx_seen = True
+        conn = self.conn
+        conn.receive_data(data)
+        try:
+            while (event := conn.next_event()) is not None:
+                self._handle(event)
+                conn.complete(event)
+                if event.receipt is not None:
+                    self._frames_out.labels("RECEIPT").inc()
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        except Exception:
+            log.exception("internal error in session %s", self.session_id)
+            self.fail(ProtocolError("internal error", "the server failed; see its log"))
+            return
+        self._flush()
+        if conn.state is ConnectionState.CLOSED:
+            self.close()
+
+    def _on_frame(self, frame: Frame) -> None:
+        self._frames_in.labels(frame.command.value).inc()
+        now = self._loop.time()
+        rate = self.service.settings.max_send_rate
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1:
+            raise LimitExceeded("rate limit exceeded", f"limit is {rate:g} frames per second")
+        self._tokens -= 1
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, Send):
+            self._on_send(event)
+        elif isinstance(event, Subscribe):
+            self._on_subscribe(event)
+        elif isinstance(event, Unsubscribe):
+            self.service.broker.unsubscribe(self, event.subscription)
+        elif isinstance(event, ConnectRequest):
+            self._on_connect(event)
+        # Ack, Nack, Commit: topics are at-most-once, so settling a delivery only releases the
+        # connection's bookkeeping, which ServerConnection already did. Disconnect: complete()
+        # closes the connection, and data_received() closes the transport after the RECEIPT.
+
+    def _on_connect(self, event: ConnectRequest) -> None:
+        service = self.service
+        try:
+            principal = service.tokens.from_stomp(event.passcode, event.authorization)
+        except AuthenticationFailed as exc:
+            raise AuthenticationRefused("authentication failed", str(exc)) from None
+        if not principal.authenticated and not service.settings.anonymous_allowed:
+            raise AuthenticationRefused("authentication failed", "credentials are required")
+        self.principal = principal
+        self.conn.accept(session=self.session_id, server=SERVER_NAME, user_name=principal.name)
+        self._frames_out.labels("CONNECTED").inc()
+        service.metrics.sessions.labels(self.transport_name).inc()
+        self._counted = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self.conn.heartbeat_out_ms:
+            self._every(self.conn.heartbeat_out_ms / 2000, self._beat_out)
+        if self.conn.heartbeat_in_ms:
+            self._every(self.conn.heartbeat_in_ms / 1000, self._check_in)
+
+    def _on_send(self, event: Send) -> None:
+        try:
+            destination = check_send(self.principal, event.destination)
+        except Forbidden:
+            raise ForbiddenDestination(
+                "forbidden destination", f"you may not send to {event.destination!r}"
+            ) from None
+        if destination.kind is Kind.APP:
+            command = self.service.app_commands.get(destination.name)
+            if command is None:
+                raise ForbiddenDestination(
+                    "forbidden destination", f"no command at {event.destination!r}"
+                )
+            command(self, destination, event.headers, event.body)
+            return
+        self.service.broker.publish(event.destination, tuple(event.headers), event.body)
+
+    def _on_subscribe(self, event: Subscribe) -> None:
+        subscription = event.subscription
+        try:
+            route = subscription_route(self.principal, subscription.destination)
+        except Forbidden:
+            raise ForbiddenDestination(
+                "forbidden destination", f"you may not subscribe to {subscription.destination!r}"
+            ) from None
+        self.service.broker.subscribe(self, subscription, route)
+        classified = classify(subscription.destination)
+        listener = self.service.subscribe_listeners.get(classified.kind) if classified else None
+        if listener is not None:
+            listener(self, subscription, route)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def push(self, payload: bytes) -> None:
+        """Write a pre-framed broker payload (the fan-out hot path)."""
+        if self.closed:
+            return
+        transport = self.transport
+        transport.write(payload)  # type: ignore[attr-defined]
+        self._tx_seen = True
+        if transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
+            self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+
+    def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None:
+        """Like :meth:`push`, for a subscription that must ACK what it receives."""
+        if self.closed:
+            return
+        try:
+            self.conn.record_delivery(subscription, message_id)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        self.push(payload)
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and not self.closed:
+            self.write(data)
+            self._tx_seen = True
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Write protocol bytes (CONNECTED, RECEIPT, ERROR, heart-beats) to the client."""
+
+    @abstractmethod
+    def close(self, code: int = 1000) -> None:
+        """Close the transport after flushing what was written."""
+
+    def fail(self, error: ProtocolError, close_code: int | None = None) -> None:
+        """Send ERROR for ``error`` and close (SPEC §3 Errors)."""
+        if self.closed:
+            return
+        self.service.metrics.errors.labels(error.reason).inc()
+        self._frames_out.labels("ERROR").inc()
+        log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail)
+        self.conn.fail(error)
+        self._flush()
+        if close_code is None:
+            close_code = 1001 if isinstance(error, ServerShutdown) else 1000
+        self.close(close_code)
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _after(self, delay: float, callback: Callable[[], None]) -> None:
+        self._timers.append(self._loop.call_later(delay, callback))
+
+    def _every(self, period: float, callback: Callable[[], None]) -> None:
+        def tick() -> None:
+            if self.closed:
+                return
+            callback()
+            if not self.closed:
+                self._timers[index] = self._loop.call_later(period, tick)
+
+        index = len(self._timers)
+        self._timers.append(self._loop.call_later(period, tick))
+
+    def _login_timeout(self) -> None:
+        if self.conn.state is not ConnectionState.CONNECTED:
+            self.fail(Timeout("login timeout", "no CONNECT frame in time"))
+
+    def _beat_out(self) -> None:
+        # Runs every half interval: a beat goes out only when nothing else did.
+        if not self._tx_seen:
+            self.write(self.conn.heartbeat())
+        self._tx_seen = False
+
+    def _check_in(self) -> None:
+        if self._rx_seen:
+            self._rx_seen = False
+            self._silent_intervals = 0
+            return
+        self._silent_intervals += 1
+        if self._silent_intervals >= 3:
+            self.fail(Timeout("heart-beat timeout", "no data from the client for 3 intervals"))

@@ -1,0 +1,83 @@
+"""One typed settings object for a node, built from command-line flags and the environment.
+
+Every field is a ``concert-hub serve`` flag (``max_send_rate`` → ``--max-send-rate``) and an
+environment variable (``CONCERT_HUB_MAX_SEND_RATE``); a flag wins over the environment, which wins
+over the default. The flag table in the README is this class. Code below the CLI receives the
+object; nothing reads the environment deeper in.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "CONCERT_HUB_"
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field("127.0.0.1", description="bind address for HTTP/WS and STOMP/TCP")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP: REST, /ws, UI, /metrics, health")
+    stomp_port: int = Field(61613, ge=0, le=65535, description="STOMP over raw TCP; 0 disables")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./concert-hub.db", description="SQLAlchemy async database URL"
+    )
+    redis_url: str = Field("", description="empty: in-process engine; redis://…: cluster mode")
+    secret: str = Field(
+        "",
+        description="key for tokens and ticket signatures; generated and kept beside the "
+        "SQLite file in embedded mode, required otherwise",
+    )
+    demo: bool = Field(False, description="seed a demo event if the database is empty")
+    node_id: str = Field(default_factory=_default_node_id, description="this node's name")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    log_format: Literal["text", "json"] = Field("text", description="log line format")
+    # SPEC §7 limits.
+    max_frame_bytes: int = Field(65536, ge=256, description="largest client frame")
+    max_headers: int = Field(64, ge=1, description="most headers in a client frame")
+    max_header_bytes: int = Field(8192, ge=64, description="largest header section of a frame")
+    max_connections: int = Field(20000, ge=1, description="most concurrent STOMP sessions")
+    max_subscriptions: int = Field(256, ge=1, description="most subscriptions per session")
+    max_send_rate: float = Field(100, gt=0, description="client frames per second per session")
+    login_timeout_s: float = Field(10, gt=0, description="time allowed from connect to CONNECT")
+    heartbeat_ms: Annotated[tuple[int, int], Field(description="server heart-beat offer sx,sy")] = (
+        10000,
+        10000,
+    )
+    slow_consumer_bytes: int = Field(
+        1048576, ge=1024, description="unsent output that makes a session a slow consumer"
+    )
+    max_unacked: int = Field(4096, ge=1, description="unacknowledged client-ack deliveries")
+    no_anonymous: bool = Field(False, description="refuse CONNECT without credentials")
+    ws_compress: bool = Field(False, description="offer permessage-deflate on /ws")
+
+    @field_validator("heartbeat_ms", mode="before")
+    @classmethod
+    def _parse_heartbeat(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = value.split(",")
+            if len(parts) != 2:
+                raise ValueError("expected two comma-separated integers, e.g. 10000,10000")
+            return tuple(int(p) for p in parts)
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """SQLite and no Redis: one self-contained node, the out-of-the-box mode."""
+        return self.database_url.startswith("sqlite") and not self.redis_url
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        return not self.no_anonymous
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()

@@ -1,0 +1,143 @@
+"""STOMP over WebSocket at ``/ws`` (SPEC §2).
+
+aiohttp does the handshake and reads messages; each text or binary message is fed to the session
+as bytes, so one message may hold several frames and a frame may span messages (stompjs splits
+large frames). Output bypasses aiohttp's writer: broker payloads arrive already framed
+(:mod:`server.framing`) and are written straight to the transport, the same bytes for every
+recipient. With ``--ws-compress`` each message must be deflated per connection, so those sessions
+queue output to one writer task each instead (compression trades CPU for bandwidth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from aiohttp import WSMsgType, web
+
+from server import framing
+from server.session import SlowConsumer, StompService, StompSession
+
+log = logging.getLogger(__name__)
+
+#: STOMP subprotocols, best first (SPEC §2: the server picks the highest offered).
+SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
+
+STOMP_SERVICE = web.AppKey("stomp_service", StompService)
+
+
+def choose_subprotocol(offered: str | None) -> str | None:
+    if not offered:
+        return None
+    names = {p.strip() for p in offered.split(",")}
+    return next((p for p in SUBPROTOCOLS if p in names), None)
+
+
+class WebSocketSession(StompSession):
+    framing = staticmethod(framing.websocket)
+    transport_name = "ws"
+
+    def __init__(
+        self, service: StompService, ws: web.WebSocketResponse, transport: asyncio.Transport
+    ) -> None:
+        super().__init__(service, transport)
+        self.ws = ws
+        self._closing: asyncio.Future[bool] | None = None
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(framing.websocket(data))  # type: ignore[attr-defined]
+
+    def close(self, code: int = 1000) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._closing = asyncio.ensure_future(self.ws.close(code=code))
+
+
+class CompressedWebSocketSession(WebSocketSession):
+    """A WebSocket session with permessage-deflate: output goes through aiohttp's writer."""
+
+    framing = staticmethod(framing.raw)
+
+    def __init__(
+        self, service: StompService, ws: web.WebSocketResponse, transport: asyncio.Transport
+    ) -> None:
+        super().__init__(service, ws, transport)
+        self._outbox: deque[bytes] = deque()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._close_code: int | None = None
+        self._writer = asyncio.ensure_future(self._drain())
+
+    def write(self, data: bytes) -> None:
+        self._outbox.append(data)
+        self._queued += len(data)
+        self._wakeup.set()
+
+    def push(self, payload: bytes) -> None:
+        if self.closed:
+            return
+        self.write(payload)
+        self._tx_seen = True
+        if self._queued + self.transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
+            self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+
+    def close(self, code: int = 1000) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._close_code = code
+        self._wakeup.set()
+
+    async def _drain(self) -> None:
+        """Send queued output in order; once closing, flush it and close the socket."""
+        ws = self.ws
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._outbox:
+                    data = self._outbox.popleft()
+                    self._queued -= len(data)
+                    try:
+                        await ws.send_str(data.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        await ws.send_bytes(data)
+                if self._close_code is not None:
+                    await ws.close(code=self._close_code)
+                    return
+        except (ConnectionError, RuntimeError):
+            self._outbox.clear()
+
+    def connection_lost(self) -> None:
+        self._writer.cancel()
+        super().connection_lost()
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    service = request.app[STOMP_SERVICE]
+    settings = service.settings
+    protocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
+    ws = web.WebSocketResponse(
+        protocols=(protocol,) if protocol else (),
+        # A WebSocket message may carry several frames; beyond this aiohttp closes with 1009.
+        max_msg_size=max(4 * settings.max_frame_bytes, 1 << 20),
+        compress=settings.ws_compress,
+        autoping=True,
+    )
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    session_type = CompressedWebSocketSession if ws.compress else WebSocketSession
+    session = session_type(service, ws, transport)
+    session.open()
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                session.data_received(msg.data.encode("utf-8"))
+            elif msg.type is WSMsgType.BINARY:
+                session.data_received(msg.data)
+    finally:
+        session.connection_lost()
+    return ws
