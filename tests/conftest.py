@@ -1,0 +1,144 @@
+"""Shared fixtures: real server processes on free ports.
+
+``server`` is one node with default limits for the whole session; ``make_server(**flags)`` starts
+a fresh node with extra flags (``max_connections=3`` → ``--max-connections 3``) for tests that need
+tight limits, and stops it after the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from server.auth import TokenAuthority
+
+SECRET = "test-secret-not-for-production"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A ``concert-hub serve`` child process and how to reach it."""
+
+    http_port: int
+    stomp_port: int
+    workdir: Path
+    flags: dict[str, object] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    secret: str = SECRET
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.http_port}/ws"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def token(self, user: str, role: str = "user", ttl: int = 3600) -> str:
+        return TokenAuthority(self.secret).issue(user, role, ttl)
+
+    def command(self) -> list[str]:
+        args = [
+            sys.executable, "-m", "server", "serve",
+            "--host", self.host,
+            "--port", str(self.http_port),
+            "--stomp-port", str(self.stomp_port),
+            "--database-url", f"sqlite+aiosqlite:///{self.workdir / 'test.db'}",
+            "--secret", self.secret,
+            "--log-level", "info",
+        ]  # fmt: skip
+        for name, value in self.flags.items():
+            flag = "--" + name.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            else:
+                args += [flag, str(value)]
+        return args
+
+    def start(self, timeout: float = 20.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(free_port(), free_port(), tmp_path_factory.mktemp("server"))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(**flags: object) -> ServerProcess:
+        workdir = tmp_path / f"node{len(started)}"
+        workdir.mkdir()
+        proc = ServerProcess(free_port(), free_port(), workdir, flags)
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """Where ``scripts/test`` installed the Node test dependencies (@stomp/stompjs, ws)."""
+    path = Path(__file__).parent / "js" / "node_modules"
+    if not path.is_dir():
+        pytest.fail("tests/js/node_modules missing: run scripts/test (it runs npm ci)")
+    return path
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
