@@ -166,6 +166,8 @@ class FrameParser:
     which is right for the only frame allowed before that (CONNECT, never escaped).
     """
 
+    __slots__ = ("_buffer", "_header_scan_from", "_pending", "limits", "version")
+
     def __init__(self, limits: Limits | None = None, version: StompVersion | None = None) -> None:
         self.limits = limits or Limits()
         self.version = version

@@ -18,8 +18,8 @@ States::
     CONNECTED --DISCONNECT--> CLOSED (after its RECEIPT)
 
 While CONNECTING the server authenticates; frames pipelined behind CONNECT stay buffered until it
-accepts or fails the connection. A frame with no transition in the table below is a protocol
-error naming the state and the command.
+accepts or fails the connection. A frame with no transition in the table at the end of
+this module (``_TRANSITIONS``) is a protocol error naming the state and the command.
 """
 
 from __future__ import annotations
@@ -109,6 +109,24 @@ def _required(frame: Frame, name: str) -> str:
 class ServerConnection:
     """Protocol state of one client connection; no I/O."""
 
+    # Thousands of these live at once: slots keep each one small.
+    __slots__ = (
+        "_acks",
+        "_events",
+        "_out",
+        "_parser",
+        "_server_heart_beat",
+        "_transaction_frames",
+        "_transactions",
+        "heartbeat_in_ms",
+        "heartbeat_out_ms",
+        "limits",
+        "on_frame",
+        "state",
+        "subscriptions",
+        "version",
+    )
+
     def __init__(
         self,
         limits: Limits | None = None,
@@ -125,27 +143,15 @@ class ServerConnection:
         self._server_heart_beat = heart_beat
         self._parser = FrameParser(self.limits)
         self._out: list[bytes] = []
-        self._events: deque[Event] = deque()
+        # Events waiting to be handed out (only a COMMIT releases more than one at a time);
+        # created on first use because most connections never need it.
+        self._events: deque[Event] | None = None
         self._transactions: dict[str, list[Event]] = {}
         self._transaction_frames = 0
         self._acks: dict[str, tuple[Subscription, str]] = {}
         #: Observer of every frame read, before it is acted on (the server counts frames and
         #: applies its rate limit here); it may raise ProtocolError to refuse the frame.
         self.on_frame: Callable[[Frame], None] | None = None
-        self._handlers: dict[tuple[ConnectionState, Command], Callable[[Frame], Event | None]] = {
-            # state                         command              handler
-            (ConnectionState.AWAITING_CONNECT, Command.CONNECT): self._on_connect,
-            (ConnectionState.AWAITING_CONNECT, Command.STOMP): self._on_connect,
-            (ConnectionState.CONNECTED, Command.SEND): self._on_send,
-            (ConnectionState.CONNECTED, Command.SUBSCRIBE): self._on_subscribe,
-            (ConnectionState.CONNECTED, Command.UNSUBSCRIBE): self._on_unsubscribe,
-            (ConnectionState.CONNECTED, Command.ACK): self._on_ack,
-            (ConnectionState.CONNECTED, Command.NACK): self._on_ack,
-            (ConnectionState.CONNECTED, Command.BEGIN): self._on_begin,
-            (ConnectionState.CONNECTED, Command.COMMIT): self._on_commit,
-            (ConnectionState.CONNECTED, Command.ABORT): self._on_abort,
-            (ConnectionState.CONNECTED, Command.DISCONNECT): self._on_disconnect,
-        }
 
     # -- input -------------------------------------------------------------------------------
 
@@ -172,13 +178,13 @@ class ServerConnection:
             frame = self._parser.next_frame()
             if frame is None:
                 return None
-            handler = self._handlers.get((self.state, frame.command))
+            handler = _TRANSITIONS.get((self.state, frame.command))
             try:
                 if self.on_frame is not None:
                     self.on_frame(frame)
                 if handler is None:
                     raise self._no_transition(frame.command)
-                event = handler(frame)
+                event = handler(self, frame)
             except ProtocolError as exc:
                 if exc.receipt_id is None:
                     exc.receipt_id = frame.get("receipt")
@@ -250,7 +256,7 @@ class ServerConnection:
 
     def _close(self) -> None:
         self.state = ConnectionState.CLOSED
-        self._events.clear()
+        self._events = None
         self._transactions.clear()
         self._acks.clear()
 
@@ -421,6 +427,8 @@ class ServerConnection:
         if buffered is None:
             raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
         self._transaction_frames -= len(buffered)
+        if self._events is None:
+            self._events = deque()
         self._events.extend(buffered)
         self._events.append(Commit(frame.get("receipt"), name))
         return self._events.popleft()
@@ -440,3 +448,23 @@ class ServerConnection:
         self._transactions.clear()
         self._transaction_frames = 0
         return Disconnect(frame.get("receipt"))
+
+
+#: The transition table: (state, command) → handler. A frame with no entry is a protocol error
+#: (see ``ServerConnection._no_transition``).
+_TRANSITIONS: dict[
+    tuple[ConnectionState, Command], Callable[[ServerConnection, Frame], Event | None]
+] = {
+    # state                            command              handler
+    (ConnectionState.AWAITING_CONNECT, Command.CONNECT): ServerConnection._on_connect,
+    (ConnectionState.AWAITING_CONNECT, Command.STOMP): ServerConnection._on_connect,
+    (ConnectionState.CONNECTED, Command.SEND): ServerConnection._on_send,
+    (ConnectionState.CONNECTED, Command.SUBSCRIBE): ServerConnection._on_subscribe,
+    (ConnectionState.CONNECTED, Command.UNSUBSCRIBE): ServerConnection._on_unsubscribe,
+    (ConnectionState.CONNECTED, Command.ACK): ServerConnection._on_ack,
+    (ConnectionState.CONNECTED, Command.NACK): ServerConnection._on_ack,
+    (ConnectionState.CONNECTED, Command.BEGIN): ServerConnection._on_begin,
+    (ConnectionState.CONNECTED, Command.COMMIT): ServerConnection._on_commit,
+    (ConnectionState.CONNECTED, Command.ABORT): ServerConnection._on_abort,
+    (ConnectionState.CONNECTED, Command.DISCONNECT): ServerConnection._on_disconnect,
+}

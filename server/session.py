@@ -131,6 +131,27 @@ class StompService:
 class StompSession(ABC):
     """One client connection's STOMP session; subclasses move its bytes."""
 
+    __slots__ = (
+        "__weakref__",
+        "_counted",
+        "_frames_in",
+        "_frames_out",
+        "_loop",
+        "_rx_seen",
+        "_silent_intervals",
+        "_slow_limit",
+        "_timers",
+        "_tokens",
+        "_tokens_at",
+        "_tx_seen",
+        "closed",
+        "conn",
+        "principal",
+        "service",
+        "session_id",
+        "transport",
+    )
+
     #: How broker payloads are framed for this transport (shared by all its sessions).
     framing: Framing
     transport_name: str

@@ -9,6 +9,8 @@ from server.session import CLOSE_GRACE_S, StompService, StompSession
 
 
 class TcpSession(StompSession):
+    __slots__ = ()
+
     framing = staticmethod(framing.raw)
     transport_name = "tcp"
 

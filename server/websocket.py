@@ -35,6 +35,8 @@ def choose_subprotocol(offered: str | None) -> str | None:
 
 
 class WebSocketSession(StompSession):
+    __slots__ = ("_closing", "ws")
+
     framing = staticmethod(framing.websocket)
     transport_name = "ws"
 
@@ -57,6 +59,8 @@ class WebSocketSession(StompSession):
 
 class CompressedWebSocketSession(WebSocketSession):
     """A WebSocket session with permessage-deflate: output goes through aiohttp's writer."""
+
+    __slots__ = ("_close_code", "_outbox", "_queued", "_wakeup", "_writer")
 
     framing = staticmethod(framing.raw)
 
