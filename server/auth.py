@@ -8,6 +8,7 @@ that shares ``--secret`` accepts every other node's tokens.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,7 +50,9 @@ class TokenAuthority:
     def __init__(self, secret: str) -> None:
         if not secret:
             raise ValueError("a token secret must not be empty")
-        self._secret = secret
+        # HS256 wants a key of at least 32 bytes; deriving one lets any --secret work and keeps
+        # token keys apart from the ticket-signing key derived from the same secret.
+        self._secret = hashlib.sha256(b"concert-hub jwt|" + secret.encode()).digest()
 
     def issue(self, user: str, role: Role | str = Role.USER, ttl_s: int = 3600) -> str:
         now = int(time.time())

@@ -215,7 +215,14 @@ class StompSession(ABC):
         conn.receive_data(data)
         try:
             while (event := conn.next_event()) is not None:
-                self._handle(event)
+                try:
+                    self._handle(event)
+                except ProtocolError as exc:
+                    # Refused by the server (ACL, auth, ...) rather than the parser: the ERROR
+                    # still names the frame's receipt (SPEC §3 Errors).
+                    if exc.receipt_id is None:
+                        exc.receipt_id = event.receipt
+                    raise
                 conn.complete(event)
                 if event.receipt is not None:
                     self._frames_out.labels("RECEIPT").inc()

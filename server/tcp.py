@@ -18,12 +18,21 @@ class TcpSession(StompSession):
         self.transport.write(data)  # type: ignore[attr-defined]
 
     def close(self, code: int = 1000) -> None:
+        """Lingering close: flush, half-close, and discard input until the peer closes.
+
+        Closing a socket that still has unread input makes the kernel send RST, and a peer that
+        was still sending (a large frame, a flood) would then lose the ERROR frame we just sent.
+        So the write side is shut after the buffer drains, input is read and dropped, and the
+        socket closes on the peer's EOF or after a grace period, whichever comes first.
+        """
         if self.closed:
             return
         self.closed = True
         transport = self.transport
-        transport.close()
-        # close() waits for the buffer to drain; a peer that never reads must not pin it.
+        if transport.can_write_eof():  # type: ignore[attr-defined]
+            transport.write_eof()  # type: ignore[attr-defined]
+        else:
+            transport.close()
         asyncio.get_running_loop().call_later(CLOSE_GRACE_S, transport.abort)  # type: ignore[attr-defined]
 
 
@@ -39,6 +48,9 @@ class StompTcpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.session is not None:
             self.session.data_received(data)
+
+    def eof_received(self) -> bool:
+        return False  # the peer is done sending: let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.session is not None:

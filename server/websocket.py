@@ -35,7 +35,17 @@ def choose_subprotocol(offered: str | None) -> str | None:
 
 
 class WebSocketSession(StompSession):
-    __slots__ = ("_closing", "ws")
+    """A session on ``/ws``; the handler task that reads its messages is its *reader*.
+
+    Closing follows one rule. When the session fails while handling input (any protocol error),
+    the reader itself closes the WebSocket after its loop: aiohttp then reads and discards the
+    client's remaining messages until its close frame, so the socket never closes on unread input
+    (which would make the kernel send RST and destroy the ERROR frame in flight). Only when the
+    reader is parked in ``receive()`` (a timer, the broker or shutdown closed the session) does a
+    separate task close it, which is the only way to wake the reader.
+    """
+
+    __slots__ = ("_close_code", "_closer", "_reader", "ws")
 
     framing = staticmethod(framing.websocket)
     transport_name = "ws"
@@ -45,7 +55,9 @@ class WebSocketSession(StompSession):
     ) -> None:
         super().__init__(service, transport)
         self.ws = ws
-        self._closing: asyncio.Future[bool] | None = None
+        self._reader = asyncio.current_task()
+        self._close_code: int | None = None
+        self._closer: asyncio.Future[None] | None = None
 
     def write(self, data: bytes) -> None:
         self.transport.write(framing.websocket(data))  # type: ignore[attr-defined]
@@ -54,13 +66,25 @@ class WebSocketSession(StompSession):
         if self.closed:
             return
         self.closed = True
-        self._closing = asyncio.ensure_future(self.ws.close(code=code))
+        self._close_code = code
+        if asyncio.current_task() is not self._reader:
+            self._closer = asyncio.ensure_future(self._close_ws(code))
+
+    async def _close_ws(self, code: int) -> None:
+        await self.ws.close(code=code)
+
+    async def finish(self) -> None:
+        """Complete the close handshake; the reader calls this when its loop ends."""
+        if self._closer is not None:
+            await asyncio.shield(self._closer)
+        elif self._close_code is not None:
+            await self._close_ws(self._close_code)
 
 
 class CompressedWebSocketSession(WebSocketSession):
     """A WebSocket session with permessage-deflate: output goes through aiohttp's writer."""
 
-    __slots__ = ("_close_code", "_outbox", "_queued", "_wakeup", "_writer")
+    __slots__ = ("_idle", "_outbox", "_queued", "_wakeup", "_writer")
 
     framing = staticmethod(framing.raw)
 
@@ -71,12 +95,14 @@ class CompressedWebSocketSession(WebSocketSession):
         self._outbox: deque[bytes] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
-        self._close_code: int | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._writer = asyncio.ensure_future(self._drain())
 
     def write(self, data: bytes) -> None:
         self._outbox.append(data)
         self._queued += len(data)
+        self._idle.clear()
         self._wakeup.set()
 
     def push(self, payload: bytes) -> None:
@@ -84,18 +110,17 @@ class CompressedWebSocketSession(WebSocketSession):
             return
         self.write(payload)
         self._tx_seen = True
-        if self._queued + self.transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
+        buffered = self._queued + self.transport.get_write_buffer_size()  # type: ignore[attr-defined]
+        if buffered > self._slow_limit:
             self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
 
-    def close(self, code: int = 1000) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._close_code = code
-        self._wakeup.set()
+    async def _close_ws(self, code: int) -> None:
+        await self._idle.wait()  # what was written before the close goes out first
+        self._writer.cancel()
+        await self.ws.close(code=code)
 
     async def _drain(self) -> None:
-        """Send queued output in order; once closing, flush it and close the socket."""
+        """Send queued output in order, one writer task per session."""
         ws = self.ws
         try:
             while True:
@@ -108,11 +133,10 @@ class CompressedWebSocketSession(WebSocketSession):
                         await ws.send_str(data.decode("utf-8"))
                     except UnicodeDecodeError:
                         await ws.send_bytes(data)
-                if self._close_code is not None:
-                    await ws.close(code=self._close_code)
-                    return
+                self._idle.set()
         except (ConnectionError, RuntimeError):
             self._outbox.clear()
+            self._idle.set()
 
     def connection_lost(self) -> None:
         self._writer.cancel()
@@ -142,6 +166,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                 session.data_received(msg.data.encode("utf-8"))
             elif msg.type is WSMsgType.BINARY:
                 session.data_received(msg.data)
+            if session.closed:
+                break
+        await session.finish()
     finally:
         session.connection_lost()
     return ws
