@@ -86,15 +86,14 @@ def negotiate_heartbeat(server: tuple[int, int], client: tuple[int, int]) -> tup
 def _parse_heartbeat(value: str | None) -> tuple[int, int]:
     if not value:
         return 0, 0
+    # isdigit() alone admits digits int() rejects ("²"). No one needs an interval of 10**9 ms
+    # (11 days) or more, and bounding it keeps int() working and the result a usable delay.
     parts = [p.strip() for p in value.split(",")]
-    # isdigit() alone admits digits int() rejects ("²") and int() refuses over 4300 digits.
-    if (
-        len(parts) != 2
-        or not all(p.isascii() and p.isdigit() for p in parts)
-        or max(len(p) for p in parts) > 4000
+    if len(parts) != 2 or not all(
+        p.isascii() and p.isdigit() and len(p.lstrip("0")) <= 9 for p in parts
     ):
         raise MalformedFrame("invalid heart-beat header", f"heart-beat {value[:32]!r}")
-    return int(parts[0]), int(parts[1])
+    return int(parts[0].lstrip("0") or "0"), int(parts[1].lstrip("0") or "0")
 
 
 def _required(frame: Frame, name: str) -> str:
@@ -374,24 +373,33 @@ class ServerConnection:
 
     def _on_ack(self, frame: Frame) -> Event | None:
         subscription, message_id = self._find_delivery(frame)
-        pending = subscription.pending
         if subscription.ack is AckMode.CLIENT:
             # Cumulative (STOMP 1.2 §"SUBSCRIBE ack Header"): everything up to this message.
-            settled = []
-            for mid in pending:
-                settled.append(mid)
+            covered = []
+            for mid in subscription.pending:
+                covered.append(mid)
                 if mid == message_id:
                     break
         else:
-            settled = [message_id]
-        for mid in settled:
-            self._acks.pop(pending.pop(mid), None)
+            covered = [message_id]
         receipt = frame.get("receipt")
         if frame.command is Command.ACK:
-            event: Event = Ack(receipt, subscription, settled)
+            event: Ack | Nack = Ack(receipt, subscription, covered)
         else:
-            event = Nack(receipt, subscription, settled)
+            event = Nack(receipt, subscription, covered)
+        if frame.get("transaction") is None:
+            self._settle(event)
+        # Inside a transaction the delivery stays unacknowledged until COMMIT (and again
+        # after ABORT), as STOMP 1.2 §"BEGIN" says of every frame in a transaction.
         return self._in_transaction(frame, event)
+
+    def _settle(self, event: Ack | Nack) -> None:
+        """Forget the deliveries an ACK/NACK covers (those still pending at this point)."""
+        pending = event.subscription.pending
+        still = [mid for mid in event.message_ids if mid in pending]
+        for mid in still:
+            self._acks.pop(pending.pop(mid), None)
+        event.message_ids = still
 
     def _find_delivery(self, frame: Frame) -> tuple[Subscription, str]:
         """Resolve an ACK/NACK to the delivery it settles, per version's headers."""
@@ -427,6 +435,9 @@ class ServerConnection:
         if buffered is None:
             raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
         self._transaction_frames -= len(buffered)
+        for event in buffered:
+            if isinstance(event, Ack | Nack):
+                self._settle(event)
         if self._events is None:
             self._events = deque()
         self._events.extend(buffered)

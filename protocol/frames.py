@@ -58,8 +58,9 @@ CLIENT_COMMANDS = frozenset(
     }
 )
 
-#: Frames whose headers are never escaped, whatever the version (STOMP 1.2 §"Value Encoding").
-UNESCAPED_COMMANDS = frozenset({Command.CONNECT, Command.CONNECTED})
+#: Frames whose headers are never escaped, whatever the version (STOMP 1.2 §"Value Encoding";
+#: STOMP is CONNECT's 1.2 alias).
+UNESCAPED_COMMANDS = frozenset({Command.CONNECT, Command.STOMP, Command.CONNECTED})
 
 COMMANDS_BY_NAME: dict[bytes, Command] = {c.value.encode("ascii"): c for c in Command}
 
