@@ -6,35 +6,52 @@ reverse: database engine, message engine, then the STOMP service that uses both.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from booking.admission import AdmissionSigner
+from booking.migrate import upgrade
+from booking.payments import TestGateway
+from booking.service import BookingPolicy, BookingService
+from booking.tickets import TicketSigner
 from server import app_commands
 from server.auth import TokenAuthority
+from server.background import run_every
 from server.broker import Broker
 from server.database import check_database, make_engine
+from server.destinations import Kind
 from server.engine import Engine, InProcessEngine
 from server.metrics import BrokerMetrics
+from server.seat_stream import SeatStream
 from server.session import StompService
 from server.settings import Settings
 from server.websocket import STOMP_SERVICE, websocket_handler
+
+log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", AsyncEngine)
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", BrokerMetrics)
+BOOKING = web.AppKey("booking", BookingService)
+SECRET = web.AppKey("secret", str)
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[SETTINGS] = settings
+    app[SECRET] = secret
     app[METRICS] = BrokerMetrics()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_booking)
     app.cleanup_ctx.append(_message_engine)
-    app.cleanup_ctx.append(lambda app: _stomp_service(app, secret))
+    app.cleanup_ctx.append(_stomp_service)
+    app.cleanup_ctx.append(_background)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -49,6 +66,34 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def _booking(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = app[DATABASE]
+    if settings.embedded:
+        await upgrade(engine)
+    secret = app[SECRET]
+    booking = BookingService(
+        engine,
+        TestGateway(engine, settings.payment_latency_ms / 1000),
+        TicketSigner(secret),
+        AdmissionSigner(secret),
+        BookingPolicy(
+            hold_ttl_s=settings.hold_ttl_s,
+            max_seats_per_user=settings.max_seats_per_user,
+            payment_timeout_s=settings.payment_timeout_s,
+            crash_after_charge=settings.fault_crash_after_charge,
+        ),
+    )
+    if settings.demo:
+        seeded = await booking.ensure_demo()
+        if seeded is not None:
+            log.info("seeded demo event %d: %s (%d seats)", seeded.id, seeded.name,
+                     len(seeded.seats))  # fmt: skip
+    await booking.recover()
+    app[BOOKING] = booking
+    yield
+
+
 async def _message_engine(app: web.Application) -> AsyncIterator[None]:
     engine: Engine = InProcessEngine()
     app[ENGINE] = engine
@@ -56,15 +101,32 @@ async def _message_engine(app: web.Application) -> AsyncIterator[None]:
     await engine.close()
 
 
-async def _stomp_service(app: web.Application, secret: str) -> AsyncIterator[None]:
+async def _stomp_service(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     broker = Broker(app[ENGINE], app[METRICS], settings.node_id)
     await app[ENGINE].start(broker.deliver)
-    service = StompService(settings, TokenAuthority(secret), broker, app[METRICS])
+    service = StompService(settings, TokenAuthority(app[SECRET]), broker, app[METRICS])
     app_commands.register(service)
     app[STOMP_SERVICE] = service
     yield
     service.shutdown()
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """The node's periodic work: seat-map deltas, hold expiry, payment recovery."""
+    booking = app[BOOKING]
+    service = app[STOMP_SERVICE]
+    stream = SeatStream(booking, service.broker, app[SETTINGS].seat_tick_ms)
+    service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
+    tasks = [
+        asyncio.create_task(stream.run(), name="seat-ticker"),
+        asyncio.create_task(run_every(1.0, booking.reap), name="hold-reaper"),
+        asyncio.create_task(run_every(30.0, booking.recover), name="payment-recovery"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def healthz(_: web.Request) -> web.Response:

@@ -99,6 +99,40 @@ class Broker:
         message_id = f"{self._id_prefix}{next(self._ids)}"
         self.engine.publish(Message(route, message_id, headers, body))
 
+    def send_to(
+        self,
+        session: StompSession,
+        subscription: Subscription,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes,
+    ) -> None:
+        """Deliver one message to one subscription only (a seat-map snapshot, say)."""
+        message_id = f"{self._id_prefix}{next(self._ids)}"
+        version = session.conn.version or StompVersion.V1_0
+        tracked = subscription.ack is not AckMode.AUTO
+        ack = (
+            ack_id(subscription.id, message_id)
+            if tracked and version is StompVersion.V1_2
+            else None
+        )
+        payload = session.framing(
+            encode_message(
+                version,
+                destination=subscription.destination,
+                subscription=subscription.id,
+                message_id=message_id,
+                ack=ack,
+                headers=headers,
+                body=body,
+            )
+        )
+        if tracked:
+            session.push_tracked(payload, subscription, message_id)
+        else:
+            session.push(payload)
+        self._deliveries.inc()
+        self._messages_out.inc()
+
     def deliver(self, message: Message) -> None:
         """Write ``message`` to this node's subscribers of its route (called by the engine)."""
         entry = self._routes.get(message.route)

@@ -1,4 +1,4 @@
-"""``concert-hub`` command line: ``serve`` and ``token`` (SPEC §1).
+"""``concert-hub`` command line: ``serve``, ``migrate`` and ``token`` (SPEC §1).
 
 ``serve``'s flags are generated from :class:`server.settings.Settings`, so a new setting is a new
 flag and environment variable with no second place to edit.
@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from booking.migrate import upgrade
 from server import logs
 from server.auth import Role, TokenAuthority
+from server.database import make_engine
 from server.runner import serve
 from server.secret_store import SecretRequired, resolve_secret
 from server.settings import Settings, env_name
@@ -52,11 +54,21 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return Settings.model_validate(values)
 
 
+async def _migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="concert-hub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run one node")
     _add_settings_arguments(serve)
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    _add_settings_arguments(migrate, only={"database_url"})
     token = commands.add_parser("token", help="print a signed token for scripts and SDKs")
     token.add_argument("--user", required=True)
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
@@ -74,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             where = "--" + "-".join(str(p) for p in error["loc"]).replace("_", "-")
             print(f"concert-hub: {where}: {error['msg']}", file=sys.stderr)
         return 2
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings.database_url))
+        print(f"concert-hub: schema is up to date ({settings.database_url.split('@')[-1]})")
+        return 0
     try:
         secret = resolve_secret(settings.secret, settings.database_url)
     except SecretRequired as exc:

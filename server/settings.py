@@ -58,6 +58,18 @@ class Settings(BaseModel):
     max_unacked: int = Field(4096, ge=1, description="unacknowledged client-ack deliveries")
     no_anonymous: bool = Field(False, description="refuse CONNECT without credentials")
     ws_compress: bool = Field(False, description="offer permessage-deflate on /ws")
+    # Booking (SPEC §5-§7).
+    hold_ttl_s: int = Field(300, ge=10, le=3600, description="default seat hold lifetime")
+    max_seats_per_user: int = Field(4, ge=1, le=100, description="default seats per user")
+    seat_tick_ms: int = Field(100, ge=10, le=10000, description="seat-map delta interval")
+    payment_timeout_s: float = Field(10, gt=0, description="wait for the payment gateway")
+    payment_latency_ms: int = Field(0, ge=0, description="simulated test-gateway latency")
+    rest_rate_per_ip: float = Field(1000, gt=0, description="REST requests/s per client IP")
+    rest_rate_per_user: float = Field(50, gt=0, description="REST requests/s per user")
+    guest_rate_per_ip: float = Field(10, gt=0, description="guest identities/s per client IP")
+    fault_crash_after_charge: bool = Field(
+        False, description="testing only: exit right after a successful charge"
+    )
 
     @field_validator("heartbeat_ms", mode="before")
     @classmethod

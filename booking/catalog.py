@@ -1,0 +1,226 @@
+"""Events, their price tiers and seats: creating, reading and changing them.
+
+Reads for the hot path come from :class:`EventInfo`, loaded once per event and kept in memory by
+:class:`~booking.service.BookingService`; the tables stay the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from booking.clock import to_db, utcnow
+from booking.errors import InvalidRequest, NotFound
+from booking.layout import LayoutSpec, expand
+from booking.schema import events, price_tiers, seats
+from booking.seatmap import AVAILABLE, BLOCKED, HELD, SOLD
+
+EventStatus = Literal["draft", "on_sale", "paused", "closed"]
+
+
+class EventSpec(BaseModel):
+    """What an admin gives to create an event (SPEC §5 ``POST /api/admin/events``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    venue: str = Field(min_length=1, max_length=200)
+    starts_at: datetime
+    sale_opens_at: datetime
+    sale_closes_at: datetime
+    status: EventStatus = "draft"
+    waiting_room: bool = False
+    admission_rate: float = Field(default=10.0, gt=0, description="admissions per second")
+    max_active_shoppers: int = Field(default=500, ge=1)
+    hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
+    max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
+    layout: LayoutSpec
+
+    @model_validator(mode="after")
+    def _window(self) -> EventSpec:
+        if to_db(self.sale_closes_at) <= to_db(self.sale_opens_at):
+            raise ValueError("sale_closes_at must be after sale_opens_at")
+        if self.layout.seat_count() > 100_000:
+            raise ValueError("at most 100,000 seats per event")
+        return self
+
+
+class EventPatch(BaseModel):
+    """What an admin may change on a live event (SPEC §5 ``PATCH /api/admin/events/{id}``)."""
+
+    status: EventStatus | None = None
+    waiting_room: bool | None = None
+    admission_rate: float | None = Field(default=None, gt=0)
+    max_active_shoppers: int | None = Field(default=None, ge=1)
+    hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
+    max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    id: int
+    name: str
+    price_cents: int
+    currency: str
+
+
+@dataclass(slots=True)
+class EventInfo:
+    id: int
+    name: str
+    venue: str
+    starts_at: datetime
+    sale_opens_at: datetime
+    sale_closes_at: datetime
+    status: str
+    waiting_room: bool
+    admission_rate: float
+    max_active_shoppers: int
+    hold_ttl_s: int
+    max_seats_per_user: int
+    tiers: dict[int, Tier] = field(default_factory=dict)
+    #: seat id → (section, row, number, tier id), in layout order.
+    seats: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
+
+    def on_sale(self, now: datetime) -> bool:
+        return self.status == "on_sale" and self.sale_opens_at <= now < self.sale_closes_at
+
+    def price(self, seat_ids: list[str]) -> tuple[int, str]:
+        """Total price and currency of ``seat_ids`` (all tiers of an event share a currency)."""
+        total = 0
+        currency = next(iter(self.tiers.values())).currency
+        for seat_id in seat_ids:
+            tier = self.tiers[self.seats[seat_id][3]]
+            total += tier.price_cents
+        return total, currency
+
+
+async def create_event(
+    engine: AsyncEngine, spec: EventSpec, *, hold_ttl_s: int, max_seats_per_user: int
+) -> int:
+    currencies = {t.currency for t in spec.layout.tiers}
+    if len(currencies) != 1:
+        raise InvalidRequest("all price tiers of an event must use one currency")
+    try:
+        layout = expand(spec.layout)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            insert(events).values(
+                name=spec.name,
+                venue=spec.venue,
+                starts_at=to_db(spec.starts_at),
+                sale_opens_at=to_db(spec.sale_opens_at),
+                sale_closes_at=to_db(spec.sale_closes_at),
+                status=spec.status,
+                waiting_room=spec.waiting_room,
+                admission_rate=spec.admission_rate,
+                max_active_shoppers=spec.max_active_shoppers,
+                hold_ttl_s=spec.hold_ttl_s or hold_ttl_s,
+                max_seats_per_user=spec.max_seats_per_user or max_seats_per_user,
+                created_at=utcnow(),
+            )
+        )
+        event_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        tier_ids = {}
+        for tier in spec.layout.tiers:
+            res = await conn.execute(
+                insert(price_tiers).values(
+                    event_id=event_id,
+                    name=tier.name,
+                    price_cents=tier.price_cents,
+                    currency=tier.currency,
+                )
+            )
+            tier_ids[tier.name] = int(res.inserted_primary_key[0])  # type: ignore[index]
+        rows = [
+            {
+                "event_id": event_id,
+                "seat_id": s.seat_id,
+                "section": s.section,
+                "row": s.row,
+                "number": s.number,
+                "tier_id": tier_ids[s.tier],
+                "blocked": False,
+            }
+            for s in layout
+        ]
+        for start in range(0, len(rows), 1000):
+            await conn.execute(insert(seats), rows[start : start + 1000])
+    return event_id
+
+
+def _event_row_to_info(row: object) -> EventInfo:
+    m = row._mapping  # type: ignore[attr-defined]
+    return EventInfo(
+        id=m["id"],
+        name=m["name"],
+        venue=m["venue"],
+        starts_at=m["starts_at"],
+        sale_opens_at=m["sale_opens_at"],
+        sale_closes_at=m["sale_closes_at"],
+        status=m["status"],
+        waiting_room=bool(m["waiting_room"]),
+        admission_rate=float(m["admission_rate"]),
+        max_active_shoppers=m["max_active_shoppers"],
+        hold_ttl_s=m["hold_ttl_s"],
+        max_seats_per_user=m["max_seats_per_user"],
+    )
+
+
+async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
+    row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+    if row is None:
+        raise NotFound(f"no event {event_id}")
+    info = _event_row_to_info(row)
+    for t in await conn.execute(select(price_tiers).where(price_tiers.c.event_id == event_id)):
+        info.tiers[t.id] = Tier(t.id, t.name, t.price_cents, t.currency)
+    query = (
+        select(seats.c.seat_id, seats.c.section, seats.c.row, seats.c.number, seats.c.tier_id)
+        .where(seats.c.event_id == event_id)
+        .order_by(seats.c.section, seats.c.row, seats.c.number)
+    )
+    for s in await conn.execute(query):
+        info.seats[s.seat_id] = (s.section, s.row, s.number, s.tier_id)
+    return info
+
+
+async def list_event_ids(conn: AsyncConnection) -> list[int]:
+    result = await conn.execute(select(events.c.id).order_by(events.c.starts_at, events.c.id))
+    return [r.id for r in result]
+
+
+async def update_event(conn: AsyncConnection, event_id: int, patch: EventPatch) -> None:
+    values = patch.model_dump(exclude_none=True)
+    if not values:
+        return
+    result = await conn.execute(update(events).where(events.c.id == event_id).values(**values))
+    if result.rowcount == 0:
+        raise NotFound(f"no event {event_id}")
+
+
+async def load_seat_state(
+    conn: AsyncConnection, event_id: int, now: datetime
+) -> tuple[dict[str, str], dict[str, datetime]]:
+    """Every seat's status from the tables (the record), with held seats' expiry."""
+    statuses: dict[str, str] = {}
+    expiry: dict[str, datetime] = {}
+    query = select(
+        seats.c.seat_id, seats.c.blocked, seats.c.order_id, seats.c.hold_id,
+        seats.c.hold_expires_at,
+    ).where(seats.c.event_id == event_id)  # fmt: skip
+    for s in await conn.execute(query):
+        if s.blocked:
+            statuses[s.seat_id] = BLOCKED
+        elif s.order_id is not None:
+            statuses[s.seat_id] = SOLD
+        elif s.hold_id is not None and s.hold_expires_at > now:
+            statuses[s.seat_id] = HELD
+            expiry[s.seat_id] = s.hold_expires_at
+        else:
+            statuses[s.seat_id] = AVAILABLE
+    return statuses, expiry

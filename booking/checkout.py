@@ -1,0 +1,328 @@
+"""Checkout: reservation → payment → issuance, atomic as SPEC §5 requires.
+
+1. The ``Idempotency-Key`` is claimed (user, key, request hash). A replay gets the stored outcome;
+   the same key with another request → :class:`IdempotencyMismatch`; a duplicate arriving while
+   the first is still running → :class:`RequestInProgress`, so only one of them ever pays.
+2. The hold is checked (active, unexpired, this user's) and a ``pending`` payment is recorded
+   *before* the gateway is called: whatever happens next, the payment id is on record.
+3. The gateway charges under that payment id, with a timeout. A decline leaves no order and no
+   charge. An error or a timeout may have charged, so the charge is refunded (voided) at once.
+4. One transaction converts the hold (only if still active and unexpired), marks the seats sold
+   (only if still this hold's), inserts the order, its tickets (a unique index forbids a second
+   valid ticket for a seat), and the payment's new status. If it fails, the charge is refunded.
+5. A crash between 3 and 4 leaves a ``pending`` payment: :func:`recover_payments` refunds it.
+
+Outcomes (success or domain error) are stored with the key and replayed as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from booking.clock import iso, utcnow
+from booking.errors import (
+    BookingError,
+    HoldNotActive,
+    IdempotencyMismatch,
+    NotFound,
+    PaymentDeclined,
+    PaymentFailed,
+    RequestInProgress,
+)
+from booking.holds import Hold, get_hold, new_id
+from booking.payments import ChargeOutcome, GatewayError, PaymentProvider
+from booking.schema import holds, idempotency_keys, orders, payments, seats, tickets
+from booking.seatmap import SOLD
+from booking.tickets import TicketSigner
+from booking.transactions import in_transaction
+
+log = logging.getLogger(__name__)
+
+#: An in-progress key older than this is taken as abandoned (its node died mid-request).
+ABANDONED_AFTER = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a checkout answered: ``body`` on success, else the error ``kind`` and detail."""
+
+    ok: bool
+    body: dict[str, Any]
+    seat_changes: tuple[tuple[str, str], ...] = ()
+    event_id: int | None = None
+    replayed: bool = False
+
+    def encode(self) -> str:
+        return json.dumps({"ok": self.ok, "body": self.body})
+
+    @classmethod
+    def decode(cls, text: str) -> Outcome:
+        data = json.loads(text)
+        return cls(bool(data["ok"]), data["body"], replayed=True)
+
+    @classmethod
+    def failure(cls, error: BookingError) -> Outcome:
+        return cls(False, {"kind": error.kind, "detail": error.detail, **error.extra})
+
+
+def request_hash(hold_id: str, payment: dict[str, Any]) -> str:
+    canonical = json.dumps({"hold": hold_id, "payment": payment}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class Checkout:
+    engine: AsyncEngine
+    provider: PaymentProvider
+    signer: TicketSigner
+    payment_timeout_s: float = 10.0
+    #: Testing only: exit the process right after a successful charge (SPEC crash test).
+    crash_after_charge: bool = False
+
+    async def run(self, *, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
+        digest = request_hash(hold_id, payment)
+        replay = await self._claim_key(user, key, digest)
+        if replay is not None:
+            return replay
+        try:
+            outcome = await self._pay(user, hold_id, payment)
+        except BookingError as error:
+            outcome = Outcome.failure(error)
+        except BaseException:
+            await self._forget_key(user, key)  # an internal fault: let the client retry
+            raise
+        await self._store_outcome(user, key, outcome)
+        return outcome
+
+    # -- idempotency -------------------------------------------------------------------------
+
+    async def _claim_key(self, user: str, key: str, digest: str) -> Outcome | None:
+        """Claim the key for this request; a stored outcome means this is a replay."""
+        for _ in range(3):
+            now = utcnow()
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        insert(idempotency_keys).values(
+                            user_id=user, key=key, request_hash=digest, status="in_progress",
+                            created_at=now,
+                        )
+                    )  # fmt: skip
+                return None
+            except IntegrityError:
+                pass
+            async with self.engine.begin() as conn:
+                where = (idempotency_keys.c.user_id == user, idempotency_keys.c.key == key)
+                row = (await conn.execute(select(idempotency_keys).where(*where))).first()
+                if row is None:
+                    continue  # deleted meanwhile (its request failed): claim it afresh
+                if row.request_hash != digest:
+                    raise IdempotencyMismatch(
+                        "this Idempotency-Key was used with a different request"
+                    )
+                if row.status == "done":
+                    return Outcome.decode(row.response_body)
+                if now - row.created_at < ABANDONED_AFTER:
+                    raise RequestInProgress("a request with this Idempotency-Key is in progress")
+                # Abandoned by a node that died mid-request: take it over.
+                await conn.execute(update(idempotency_keys).where(*where).values(created_at=now))
+                return None
+        raise RequestInProgress("a request with this Idempotency-Key is in progress")
+
+    async def _store_outcome(self, user: str, key: str, outcome: Outcome) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.user_id == user, idempotency_keys.c.key == key)
+                .values(status="done", response_status=200 if outcome.ok else 0,
+                        response_body=outcome.encode())
+            )  # fmt: skip
+
+    async def _forget_key(self, user: str, key: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.user_id == user, idempotency_keys.c.key == key
+                )
+            )
+
+    # -- payment -----------------------------------------------------------------------------
+
+    async def _pay(self, user: str, hold_id: str, payment: dict[str, Any]) -> Outcome:
+        now = utcnow()
+        async with self.engine.connect() as conn:
+            try:
+                hold = await get_hold(conn, hold_id)
+            except NotFound:
+                raise HoldNotActive("no such hold of yours") from None
+        if hold.user_id != user:
+            raise HoldNotActive("no such hold of yours")
+        if hold.status != "active" or hold.expires_at <= now:
+            raise HoldNotActive(f"the hold is {_hold_state(hold, now)}")
+        payment_id = new_id("pay")
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(payments).values(
+                    id=payment_id, user_id=user, hold_id=hold.id, amount_cents=hold.amount_cents,
+                    currency=hold.currency, provider=self.provider.name, status="pending",
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        try:
+            async with asyncio.timeout(self.payment_timeout_s):
+                result = await self.provider.charge(
+                    payment_id=payment_id,
+                    amount_cents=hold.amount_cents,
+                    currency=hold.currency,
+                    token=str(payment.get("token", "")),
+                )
+        except (GatewayError, TimeoutError) as exc:
+            await self.provider.refund(payment_id)
+            await self._set_payment(payment_id, "failed")
+            why = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
+            raise PaymentFailed(f"the payment gateway {why}; nothing was charged") from None
+        if result is ChargeOutcome.DECLINED:
+            await self._set_payment(payment_id, "declined")
+            raise PaymentDeclined("the payment was declined")
+        if self.crash_after_charge:
+            log.critical("crash injected after charge of %s", payment_id)
+            os._exit(70)
+        try:
+            return await self._issue(hold, payment_id)
+        except BaseException:
+            refunded = await self.provider.refund(payment_id)
+            await self._set_payment(payment_id, "refunded" if refunded else "failed")
+            raise
+
+    async def _set_payment(self, payment_id: str, status: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(payments)
+                .where(payments.c.id == payment_id)
+                .values(status=status, updated_at=utcnow())
+            )
+
+    async def _issue(self, hold: Hold, payment_id: str) -> Outcome:
+        order_id = new_id("ord")
+
+        async def work(conn: AsyncConnection) -> Outcome:
+            now = utcnow()
+            converted = await conn.execute(
+                update(holds)
+                .where(holds.c.id == hold.id, holds.c.status == "active", holds.c.expires_at > now)
+                .values(status="purchased")
+            )
+            if converted.rowcount != 1:
+                raise HoldNotActive("the hold expired while paying; the charge was refunded")
+            sold = await conn.execute(
+                update(seats)
+                .where(seats.c.hold_id == hold.id, seats.c.order_id.is_(None))
+                .values(order_id=order_id, hold_id=None, hold_user=None, hold_expires_at=None)
+            )
+            if sold.rowcount != len(hold.seat_ids):
+                raise HoldNotActive("the hold lost its seats; the charge was refunded")
+            await conn.execute(
+                insert(orders).values(
+                    id=order_id, event_id=hold.event_id, user_id=hold.user_id, hold_id=hold.id,
+                    status="paid", amount_cents=hold.amount_cents, currency=hold.currency,
+                    payment_id=payment_id, created_at=now,
+                )
+            )  # fmt: skip
+            issued = [
+                {
+                    "code": self.signer.issue(hold.event_id, seat_id, order_id),
+                    "order_id": order_id,
+                    "event_id": hold.event_id,
+                    "seat_id": seat_id,
+                    "user_id": hold.user_id,
+                    "active_seat_id": seat_id,
+                    "status": "valid",
+                    "issued_at": now,
+                }
+                for seat_id in hold.seat_ids
+            ]
+            await conn.execute(insert(tickets), issued)
+            await conn.execute(
+                update(payments)
+                .where(payments.c.id == payment_id)
+                .values(status="charged", order_id=order_id, updated_at=now)
+            )
+            body = order_body(
+                order_id,
+                status="paid",
+                event_id=hold.event_id,
+                amount_cents=hold.amount_cents,
+                currency=hold.currency,
+                created_at=now,
+                issued=[(str(t["code"]), str(t["seat_id"]), "valid") for t in issued],
+            )
+            return Outcome(True, body, tuple((s, SOLD) for s in hold.seat_ids), hold.event_id)
+
+        return await in_transaction(self.engine, work)
+
+
+def _hold_state(hold: Hold, now: datetime) -> str:
+    if hold.status == "active" and hold.expires_at <= now:
+        return "expired"
+    return hold.status
+
+
+def order_body(
+    order_id: str,
+    *,
+    status: str,
+    event_id: int,
+    amount_cents: int,
+    currency: str,
+    created_at: datetime,
+    issued: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "status": status,
+        "event_id": event_id,
+        "amount_cents": amount_cents,
+        "currency": currency,
+        "created_at": iso(created_at),
+        "tickets": [{"code": c, "seat_id": s, "status": st} for c, s, st in issued],
+    }
+
+
+async def recover_payments(
+    engine: AsyncEngine, provider: PaymentProvider, older_than: timedelta
+) -> int:
+    """Refund charges whose order never committed (a crash between charge and commit).
+
+    A payment still ``pending`` well after any gateway call would have timed out has no order
+    and never will; whatever the gateway charged under its id is refunded.
+    """
+    cutoff = utcnow() - older_than
+    async with engine.connect() as conn:
+        stale = (
+            await conn.execute(
+                select(payments.c.id).where(
+                    payments.c.status == "pending", payments.c.updated_at <= cutoff
+                )
+            )
+        ).all()
+    for (payment_id,) in stale:
+        refunded = await provider.refund(payment_id)
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(payments)
+                .where(payments.c.id == payment_id, payments.c.status == "pending")
+                .values(status="refunded" if refunded else "failed", updated_at=utcnow())
+            )
+        log.warning("recovered payment %s: %s", payment_id, "refunded" if refunded else "no charge")
+    return len(stale)

@@ -1,0 +1,43 @@
+"""The demo event seeded by ``concert-hub serve --demo`` into an empty database.
+
+About 2,000 seats in three sections and three price tiers, on sale now for a month.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from booking.catalog import EventSpec
+from booking.clock import utcnow
+from booking.layout import LayoutSpec, SectionSpec, TierSpec
+
+
+def demo_event() -> EventSpec:
+    now = utcnow().replace(microsecond=0)
+    return EventSpec(
+        name="Concert-Hub Live: Demo Night",
+        venue="Grand Hall",
+        starts_at=now + timedelta(days=30),
+        sale_opens_at=now - timedelta(hours=1),
+        sale_closes_at=now + timedelta(days=29),
+        status="on_sale",
+        waiting_room=False,
+        layout=LayoutSpec(
+            tiers=[
+                TierSpec(name="Premium", price_cents=12000),
+                TierSpec(name="Standard", price_cents=7500),
+                TierSpec(name="Value", price_cents=3900),
+            ],
+            sections=[
+                SectionSpec(
+                    name="STALLS",
+                    rows=20,
+                    seats_per_row=50,
+                    tier="Standard",
+                    row_tiers={r: "Premium" for r in "ABCDE"},
+                ),
+                SectionSpec(name="CIRCLE", rows=10, seats_per_row=40, tier="Standard"),
+                SectionSpec(name="BALCONY", rows=12, seats_per_row=50, tier="Value"),
+            ],
+        ),
+    )

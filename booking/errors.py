@@ -1,0 +1,86 @@
+"""Domain errors of the booking core.
+
+They say what went wrong in booking terms; the HTTP edge maps each ``kind`` to a status and a
+problem+json body, and the STOMP edge to a reply on ``/user/queue/errors``. Nothing here knows
+either protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BookingError(Exception):
+    #: Stable, machine-readable kind; the edges map it (e.g. ``conflict`` → HTTP 409).
+    kind = "invalid"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidRequest(BookingError):
+    """The request is malformed or names things that do not exist in it (422)."""
+
+    kind = "invalid"
+
+
+class NotFound(BookingError):
+    kind = "not_found"
+
+
+class Forbidden(BookingError):
+    """Not yours, or not allowed for your role (403)."""
+
+    kind = "forbidden"
+
+
+class AdmissionRequired(BookingError):
+    """The event's waiting room is on and no valid admission token was given (403)."""
+
+    kind = "admission_required"
+
+
+class SeatsUnavailable(BookingError):
+    """Some requested seats are held or sold; ``extra['conflicts']`` lists them (409)."""
+
+    kind = "conflict"
+
+
+class HoldNotActive(BookingError):
+    """The hold expired, was released, was bought already, or is not this user's (409)."""
+
+    kind = "conflict"
+
+
+class LimitExceeded(BookingError):
+    """Over the per-user seat limit (422)."""
+
+    kind = "limit"
+
+
+class SaleNotOpen(BookingError):
+    kind = "sale_closed"
+
+
+class PaymentDeclined(BookingError):
+    kind = "payment_declined"
+
+
+class PaymentFailed(BookingError):
+    """The gateway errored or did not answer in time; nothing was charged (502)."""
+
+    kind = "payment_failed"
+
+
+class IdempotencyMismatch(BookingError):
+    """The Idempotency-Key was used before with a different request (422)."""
+
+    kind = "idempotency_mismatch"
+
+
+class RequestInProgress(BookingError):
+    """A request with the same Idempotency-Key is still being processed (409)."""
+
+    kind = "in_progress"

@@ -1,0 +1,268 @@
+"""Seat holds: all-or-nothing, expiring, counted against a per-user limit.
+
+The decision is one conditional ``UPDATE`` (see :mod:`booking.schema`): it claims every requested
+seat that is not blocked, not sold, and not held by an unexpired hold, and the hold exists only if
+it claimed them all. An expired hold's seats are thereby free the moment it expires, whether or not
+the reaper (:func:`reap_expired`) has marked it yet.
+
+The per-user limit (holds plus valid tickets) is checked inside the same transaction; two
+concurrent holds by one user may both pass it (it is a fairness limit, not an integrity one, and
+serialising every user's holds would cost every user).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from booking.catalog import EventInfo
+from booking.errors import (
+    HoldNotActive,
+    InvalidRequest,
+    LimitExceeded,
+    NotFound,
+    SaleNotOpen,
+    SeatsUnavailable,
+)
+from booking.schema import holds, seats, tickets
+from booking.seatmap import AVAILABLE, HELD
+from booking.transactions import in_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: str
+    event_id: int
+    user_id: str
+    seat_ids: list[str]
+    amount_cents: int
+    currency: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def validate_request(event: EventInfo, seat_ids: list[str], now: datetime) -> None:
+    """Checks that need no database: known seats, no duplicates, sale open, limit."""
+    if not seat_ids:
+        raise InvalidRequest("no seats requested")
+    if len(set(seat_ids)) != len(seat_ids):
+        raise InvalidRequest("a seat appears twice in the request")
+    unknown = [s for s in seat_ids if s not in event.seats]
+    if unknown:
+        raise InvalidRequest("unknown seats", unknown=unknown[:20])
+    if len(seat_ids) > event.max_seats_per_user:
+        raise LimitExceeded(
+            f"at most {event.max_seats_per_user} seats per user", limit=event.max_seats_per_user
+        )
+    if not event.on_sale(now):
+        raise SaleNotOpen("this event is not on sale")
+
+
+async def place_hold(
+    engine: AsyncEngine, event: EventInfo, user: str, seat_ids: list[str], now: datetime
+) -> Hold:
+    validate_request(event, seat_ids, now)
+    amount, currency = event.price(seat_ids)
+    hold = Hold(
+        id=new_id("h"),
+        event_id=event.id,
+        user_id=user,
+        seat_ids=sorted(seat_ids),
+        amount_cents=amount,
+        currency=currency,
+        status="active",
+        created_at=now,
+        expires_at=now + timedelta(seconds=event.hold_ttl_s),
+    )
+
+    async def work(conn: AsyncConnection) -> Hold:
+        await _check_user_limit(conn, event, user, len(seat_ids), now)
+        claimed = await conn.execute(
+            update(seats)
+            .where(
+                seats.c.event_id == event.id,
+                seats.c.seat_id.in_(hold.seat_ids),
+                seats.c.blocked.is_(False),
+                seats.c.order_id.is_(None),
+                or_(seats.c.hold_id.is_(None), seats.c.hold_expires_at <= now),
+            )
+            .values(hold_id=hold.id, hold_user=user, hold_expires_at=hold.expires_at)
+        )
+        if claimed.rowcount != len(seat_ids):
+            raise _Conflict()
+        await conn.execute(
+            insert(holds).values(
+                id=hold.id,
+                event_id=event.id,
+                user_id=user,
+                seat_ids=json.dumps(hold.seat_ids),
+                seat_count=len(seat_ids),
+                amount_cents=amount,
+                currency=currency,
+                status="active",
+                created_at=now,
+                expires_at=hold.expires_at,
+            )
+        )
+        return hold
+
+    try:
+        return await in_transaction(engine, work)
+    except _Conflict:
+        conflicts = await _conflicts(engine, event.id, hold.seat_ids, now)
+        raise SeatsUnavailable("some seats are not available", conflicts=conflicts) from None
+
+
+class _Conflict(Exception):
+    """Internal: the claim fell short; roll back, then report which seats."""
+
+
+async def _check_user_limit(
+    conn: AsyncConnection, event: EventInfo, user: str, wanted: int, now: datetime
+) -> None:
+    held = (
+        select(func.coalesce(func.sum(holds.c.seat_count), 0))
+        .where(
+            holds.c.event_id == event.id,
+            holds.c.user_id == user,
+            holds.c.status == "active",
+            holds.c.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    owned = (
+        select(func.count())
+        .select_from(tickets)
+        .where(tickets.c.event_id == event.id, tickets.c.user_id == user,
+               tickets.c.status == "valid")
+        .scalar_subquery()
+    )  # fmt: skip
+    row = (await conn.execute(select(held, owned))).one()
+    have = int(row[0]) + int(row[1])
+    if have + wanted > event.max_seats_per_user:
+        raise LimitExceeded(
+            f"at most {event.max_seats_per_user} seats per user; you have {have}",
+            limit=event.max_seats_per_user,
+            have=have,
+        )
+
+
+async def _conflicts(
+    engine: AsyncEngine, event_id: int, seat_ids: list[str], now: datetime
+) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(seats.c.seat_id).where(
+                seats.c.event_id == event_id,
+                seats.c.seat_id.in_(seat_ids),
+                or_(
+                    seats.c.blocked.is_(True),
+                    seats.c.order_id.is_not(None),
+                    and_(seats.c.hold_id.is_not(None), seats.c.hold_expires_at > now),
+                ),
+            )
+        )
+        return sorted(r.seat_id for r in rows)
+
+
+def _hold_from_row(row: object) -> Hold:
+    m = row._mapping  # type: ignore[attr-defined]
+    return Hold(
+        id=m["id"],
+        event_id=m["event_id"],
+        user_id=m["user_id"],
+        seat_ids=json.loads(m["seat_ids"]),
+        amount_cents=m["amount_cents"],
+        currency=m["currency"],
+        status=m["status"],
+        created_at=m["created_at"],
+        expires_at=m["expires_at"],
+    )
+
+
+async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold:
+    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
+    if row is None:
+        raise NotFound(f"no hold {hold_id}")
+    return _hold_from_row(row)
+
+
+async def release_hold(
+    engine: AsyncEngine, hold_id: str, user: str, now: datetime
+) -> tuple[Hold, list[tuple[str, str]]]:
+    """Release the user's own active hold; returns the seat changes to publish."""
+
+    async def work(conn: AsyncConnection) -> tuple[Hold, list[tuple[str, str]]]:
+        hold = await get_hold(conn, hold_id)
+        if hold.user_id != user:
+            raise NotFound(f"no hold {hold_id}")  # another's hold: do not confirm it exists
+        done = await conn.execute(
+            update(holds)
+            .where(holds.c.id == hold_id, holds.c.status == "active")
+            .values(status="released")
+        )
+        if done.rowcount != 1:
+            raise HoldNotActive(f"hold {hold_id} is {hold.status}")
+        freed = await conn.execute(
+            update(seats)
+            .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+            .values(hold_id=None, hold_user=None, hold_expires_at=None)
+        )
+        changes = [(s, AVAILABLE) for s in hold.seat_ids] if freed.rowcount else []
+        return hold, changes
+
+    return await in_transaction(engine, work)
+
+
+async def reap_expired(
+    engine: AsyncEngine, now: datetime, limit: int = 500
+) -> dict[int, list[tuple[str, str]]]:
+    """Mark lapsed holds expired and free their seats; returns seat changes per event."""
+
+    async def work(conn: AsyncConnection) -> dict[int, list[tuple[str, str]]]:
+        rows = (
+            await conn.execute(
+                select(holds.c.id, holds.c.event_id)
+                .where(holds.c.status == "active", holds.c.expires_at <= now)
+                .limit(limit)
+            )
+        ).all()
+        changes: dict[int, list[tuple[str, str]]] = {}
+        for hold_id, event_id in rows:
+            done = await conn.execute(
+                update(holds)
+                .where(holds.c.id == hold_id, holds.c.status == "active")
+                .values(status="expired")
+            )
+            if done.rowcount != 1:
+                continue
+            freed = await conn.execute(
+                select(seats.c.seat_id).where(
+                    seats.c.hold_id == hold_id, seats.c.order_id.is_(None)
+                )
+            )
+            seat_ids = [r.seat_id for r in freed]
+            if seat_ids:
+                await conn.execute(
+                    update(seats)
+                    .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+                    .values(hold_id=None, hold_user=None, hold_expires_at=None)
+                )
+                changes.setdefault(event_id, []).extend((s, AVAILABLE) for s in seat_ids)
+        return changes
+
+    return await in_transaction(engine, work)
+
+
+def held_changes(hold: Hold) -> list[tuple[str, str]]:
+    return [(s, HELD) for s in hold.seat_ids]

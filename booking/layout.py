@@ -1,0 +1,76 @@
+"""Venue layouts: sections of rows of seats with price tiers, and the seat ids they produce.
+
+A seat id is ``SECTION-ROW-NUMBER`` (``A-3-12``), readable on a ticket and stable for an event.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class TierSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    price_cents: int = Field(ge=0)
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+
+
+class SectionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")
+    rows: int = Field(ge=1, le=200)
+    seats_per_row: int = Field(ge=1, le=500)
+    tier: str = Field(description="name of the price tier of every seat in the section")
+    #: Optional tier per row (row label → tier name), overriding ``tier``.
+    row_tiers: dict[str, str] = Field(default_factory=dict)
+
+
+class LayoutSpec(BaseModel):
+    tiers: list[TierSpec] = Field(min_length=1)
+    sections: list[SectionSpec] = Field(min_length=1)
+
+    @field_validator("sections")
+    @classmethod
+    def _unique_sections(cls, sections: list[SectionSpec]) -> list[SectionSpec]:
+        names = [s.name for s in sections]
+        if len(set(names)) != len(names):
+            raise ValueError("section names must be unique")
+        return sections
+
+    def seat_count(self) -> int:
+        return sum(s.rows * s.seats_per_row for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True)
+class SeatSpec:
+    seat_id: str
+    section: str
+    row: str
+    number: int
+    tier: str
+
+
+def row_label(index: int) -> str:
+    """0 → A … 25 → Z, 26 → AA: theatre row letters."""
+    letters = string.ascii_uppercase
+    label = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        label = letters[rem] + label
+    return label
+
+
+def expand(layout: LayoutSpec) -> list[SeatSpec]:
+    tiers = {t.name for t in layout.tiers}
+    out = []
+    for section in layout.sections:
+        for r in range(section.rows):
+            row = row_label(r)
+            tier = section.row_tiers.get(row, section.tier)
+            if tier not in tiers:
+                raise ValueError(f"section {section.name} row {row}: unknown tier {tier!r}")
+            for n in range(1, section.seats_per_row + 1):
+                out.append(SeatSpec(f"{section.name}-{row}-{n}", section.name, row, n, tier))
+    return out

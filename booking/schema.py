@@ -1,0 +1,196 @@
+"""Tables of the booking core (SQLAlchemy Core), the same on MariaDB/MySQL and SQLite.
+
+Double-selling is impossible at the database, not merely checked by the application:
+
+* A seat is held or sold only through a *conditional* ``UPDATE seats … WHERE`` the seat is
+  neither sold nor held by an unexpired hold (:mod:`booking.holds`). InnoDB evaluates that
+  condition on the latest committed row under a row lock and SQLite serialises writers, so of two
+  transactions racing for a seat, the second matches zero rows and fails.
+* ``tickets`` has a unique index on ``(event_id, active_seat_id)``; a ticket's
+  ``active_seat_id`` is its seat while valid and NULL once voided, so two valid tickets for one seat
+  cannot be committed, whatever the code above it does.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: Instants are naive UTC with microseconds on every backend (MariaDB's DATETIME defaults to
+#: whole seconds, which would blur hold expiry); :mod:`booking.clock` converts at the edges.
+UTC = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+ID = String(40)
+USER = String(128)
+SEAT_ID = String(32)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("venue", String(200), nullable=False),
+    Column("starts_at", UTC, nullable=False),
+    Column("sale_opens_at", UTC, nullable=False),
+    Column("sale_closes_at", UTC, nullable=False),
+    # draft | on_sale | paused | closed
+    Column("status", String(16), nullable=False),
+    Column("waiting_room", Boolean, nullable=False, default=False),
+    Column("admission_rate", Float, nullable=False, default=10.0),
+    Column("max_active_shoppers", Integer, nullable=False, default=500),
+    Column("hold_ttl_s", Integer, nullable=False),
+    Column("max_seats_per_user", Integer, nullable=False),
+    Column("created_at", UTC, nullable=False),
+)
+
+price_tiers = Table(
+    "price_tiers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("price_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    UniqueConstraint("event_id", "name"),
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    Column("event_id", Integer, ForeignKey("events.id"), primary_key=True),
+    Column("seat_id", SEAT_ID, primary_key=True),
+    Column("section", String(32), nullable=False),
+    Column("row", String(8), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("tier_id", Integer, ForeignKey("price_tiers.id"), nullable=False),
+    Column("blocked", Boolean, nullable=False, default=False),
+    # Held while hold_id is set and hold_expires_at is in the future.
+    Column("hold_id", ID, nullable=True),
+    Column("hold_user", USER, nullable=True),
+    Column("hold_expires_at", UTC, nullable=True),
+    # Sold while order_id is set.
+    Column("order_id", ID, nullable=True),
+    Index(None, "hold_id"),
+    Index(None, "event_id", "hold_expires_at"),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    Column("user_id", USER, nullable=False),
+    Column("seat_ids", Text, nullable=False),  # JSON list, the record of what was held
+    Column("seat_count", Integer, nullable=False),
+    Column("amount_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    # active | released | expired | purchased
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("expires_at", UTC, nullable=False),
+    Index(None, "event_id", "user_id", "status"),
+    Index(None, "status", "expires_at"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    Column("user_id", USER, nullable=False),
+    Column("hold_id", ID, nullable=False, unique=True),
+    # paid | cancelled
+    Column("status", String(16), nullable=False),
+    Column("amount_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_id", ID, nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("cancelled_at", UTC, nullable=True),
+    Index(None, "event_id", "user_id"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", USER, nullable=False),
+    Column("hold_id", ID, nullable=False),
+    Column("order_id", ID, nullable=True),
+    Column("amount_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("provider_ref", String(128), nullable=True),
+    # pending (charge under way) | charged | declined | failed | refunded
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("updated_at", UTC, nullable=False),
+    Index(None, "status", "updated_at"),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("code", String(160), primary_key=True),
+    Column("order_id", ID, ForeignKey("orders.id"), nullable=False),
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    Column("seat_id", SEAT_ID, nullable=False),
+    Column("user_id", USER, nullable=False),
+    # The seat while the ticket is valid, NULL once void: the unique index below is the
+    # database's own guarantee of one valid ticket per seat.
+    Column("active_seat_id", SEAT_ID, nullable=True),
+    Column("status", String(16), nullable=False),  # valid | void
+    Column("issued_at", UTC, nullable=False),
+    UniqueConstraint("event_id", "active_seat_id"),
+    Index(None, "order_id"),
+    Index(None, "event_id", "user_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", USER, primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # in_progress | done
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", UTC, nullable=False),
+)
+
+#: The built-in test payment gateway's own ledger. A real gateway keeps this on its side; the
+#: simulated one keeps it in the same database so that charges and refunds can be audited by
+#: the tests, including across a crash of the server.
+test_gateway_charges = Table(
+    "test_gateway_charges",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("payment_id", ID, nullable=False, unique=True),
+    Column("amount_cents", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # charged | refunded
+    Column("created_at", UTC, nullable=False),
+)
