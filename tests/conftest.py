@@ -14,15 +14,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
 
 from server.auth import TokenAuthority
 
 SECRET = "test-secret-not-for-production"
+
+#: Where the MariaDB tests connect (scripts/setup --test makes sure a server answers there).
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+BACKENDS = ("sqlite", "mariadb")
 
 
 def free_port() -> int:
@@ -64,10 +70,11 @@ class ServerProcess:
             "--host", self.host,
             "--port", str(self.http_port),
             "--stomp-port", str(self.stomp_port),
-            "--database-url", f"sqlite+aiosqlite:///{self.workdir / 'test.db'}",
             "--secret", self.secret,
             "--log-level", "info",
         ]  # fmt: skip
+        if "database_url" not in self.flags:
+            args += ["--database-url", f"sqlite+aiosqlite:///{self.workdir / 'test.db'}"]
         for name, value in self.flags.items():
             flag = "--" + name.replace("_", "-")
             if value is True:
@@ -130,6 +137,75 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+def _fresh_mariadb_database() -> str:
+    """Create an empty MariaDB database with a unique name; returns its name."""
+    name = f"ch_test_{uuid.uuid4().hex[:12]}"
+    conn = pymysql.connect(**MARIADB)  # type: ignore[arg-type]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    finally:
+        conn.close()
+    return name
+
+
+def _drop_mariadb_database(name: str) -> None:
+    conn = pymysql.connect(**MARIADB)  # type: ignore[arg-type]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        conn.close()
+
+
+def database_url_for(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh, empty database of ``backend``; dropped afterwards (MariaDB)."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{workdir / f'db-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = _fresh_mariadb_database()
+    try:
+        m = MARIADB
+        yield f"mysql+aiomysql://{m['user']}@{m['host']}:{m['port']}/{name}?charset=utf8mb4"
+    finally:
+        _drop_mariadb_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh empty database, once on SQLite and once on MariaDB (no schema yet)."""
+    yield from database_url_for(request.param, tmp_path)
+
+
+def migrate(url: str) -> None:
+    """Run ``concert-hub migrate`` against ``url`` (what an operator does before ``serve``)."""
+    subprocess.run(
+        [sys.executable, "-m", "server", "migrate", "--database-url", url],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def booking_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A node per backend (module-wide) with a migrated, empty database and generous REST
+    rate limits; tests create their own events through the admin API."""
+    workdir = tmp_path_factory.mktemp(f"booking-{request.param}")
+    for url in database_url_for(request.param, workdir):
+        migrate(url)
+        proc = ServerProcess(
+            free_port(), free_port(), workdir,
+            {"database_url": url, "rest_rate_per_ip": 100000, "rest_rate_per_user": 100000,
+             "guest_rate_per_ip": 100000},
+        )  # fmt: skip
+        proc.start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
 
 
 @pytest.fixture(scope="session")
