@@ -27,7 +27,12 @@ from server.auth import TokenAuthority
 SECRET = "test-secret-not-for-production"
 
 #: Where the MariaDB tests connect (scripts/setup --test makes sure a server answers there).
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+MARIADB = {
+    "host": "127.0.0.1",
+    "port": 3306,
+    "user": os.environ.get("CONCERT_HUB_TEST_MARIADB_USER", "root"),
+    "password": os.environ.get("CONCERT_HUB_TEST_MARIADB_PASSWORD", ""),
+}
 BACKENDS = ("sqlite", "mariadb")
 
 
@@ -168,7 +173,8 @@ def database_url_for(backend: str, workdir: Path) -> Iterator[str]:
     name = _fresh_mariadb_database()
     try:
         m = MARIADB
-        yield f"mysql+aiomysql://{m['user']}@{m['host']}:{m['port']}/{name}?charset=utf8mb4"
+        auth = f"{m['user']}:{m['password']}" if m["password"] else str(m["user"])
+        yield f"mysql+aiomysql://{auth}@{m['host']}:{m['port']}/{name}?charset=utf8mb4"
     finally:
         _drop_mariadb_database(name)
 
