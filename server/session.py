@@ -226,6 +226,9 @@ class StompSession(ABC):
                 conn.complete(event)
                 if event.receipt is not None:
                     self._frames_out.labels("RECEIPT").inc()
+                # Out before the next event: CONNECTED and RECEIPTs must precede any MESSAGE
+                # that handling a later frame of the same batch writes straight to the socket.
+                self._flush()
         except ProtocolError as exc:
             self.fail(exc)
             return

@@ -149,8 +149,10 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     protocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
     ws = web.WebSocketResponse(
         protocols=(protocol,) if protocol else (),
-        # A WebSocket message may carry several frames; beyond this aiohttp closes with 1009.
-        max_msg_size=max(4 * settings.max_frame_bytes, 1 << 20),
+        # A WebSocket message may carry several frames, so this is far above one frame's limit;
+        # the STOMP parser answers an oversized frame with ERROR. Beyond this bound aiohttp
+        # refuses the message itself (close 1009), keeping one message's memory bounded.
+        max_msg_size=max(16 * settings.max_frame_bytes, 4 << 20),
         compress=settings.ws_compress,
         autoping=True,
     )
@@ -161,6 +163,9 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     session = session_type(service, ws, transport)
     session.open()
     try:
+        if session.closed:  # refused (too many connections, shutting down): close from here
+            await session.finish()
+            return ws
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 session.data_received(msg.data.encode("utf-8"))
