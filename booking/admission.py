@@ -9,7 +9,6 @@ refused with :class:`~booking.errors.AdmissionRequired`.
 from __future__ import annotations
 
 import hashlib
-import time
 
 import jwt
 
@@ -22,11 +21,11 @@ class AdmissionSigner:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(b"concert-hub admission|" + secret.encode()).digest()
 
-    def issue(self, event_id: int, user: str, ttl_s: int) -> tuple[str, int]:
-        """A token and its expiry (unix seconds)."""
-        expires = int(time.time()) + ttl_s
-        claims = {"sub": user, "evt": event_id, "exp": expires, "pur": _PURPOSE}
-        return jwt.encode(claims, self._key, algorithm="HS256"), expires
+    def issue(self, event_id: int, user: str, expires_at: float) -> str:
+        """A token valid until ``expires_at`` (unix seconds): the admission's own expiry, so a
+        token re-issued to a reconnecting user never outlives the admission."""
+        claims = {"sub": user, "evt": event_id, "exp": int(expires_at), "pur": _PURPOSE}
+        return jwt.encode(claims, self._key, algorithm="HS256")
 
     def verify(self, token: str | None, event_id: int, user: str) -> None:
         if not token:

@@ -20,3 +20,8 @@ def to_db(value: datetime) -> datetime:
 def iso(value: datetime) -> str:
     """A stored naive-UTC datetime as RFC 3339 with ``Z``."""
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def from_unix(seconds: float) -> datetime:
+    """Unix time as the naive UTC datetime every table stores."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,11 +22,12 @@ from booking.catalog import EventInfo, EventPatch, EventSpec
 from booking.checkout import Checkout, Outcome, recover_payments
 from booking.clock import utcnow
 from booking.demo import demo_event
-from booking.errors import NotFound, SeatsUnavailable
+from booking.errors import InvalidRequest, NotFound, SaleNotOpen, SeatsUnavailable
 from booking.holds import Hold
 from booking.payments import PaymentProvider
 from booking.seatmap import HELD, SeatMap
 from booking.tickets import TicketSigner
+from booking.waiting_room import InProcessWaitingRoom, Policy, Position, WaitingRoom
 
 
 @dataclass
@@ -37,6 +38,7 @@ class BookingPolicy:
     max_seats_per_user: int = 4
     payment_timeout_s: float = 10.0
     crash_after_charge: bool = False
+    admission_ttl_s: int = 600
 
 
 @dataclass
@@ -46,6 +48,7 @@ class BookingService:
     signer: TicketSigner
     admission: AdmissionSigner
     policy: BookingPolicy = field(default_factory=BookingPolicy)
+    waiting_room: WaitingRoom = field(default_factory=InProcessWaitingRoom)
 
     def __post_init__(self) -> None:
         self._events: dict[int, EventInfo] = {}
@@ -178,12 +181,48 @@ class BookingService:
             await self._apply(event_id, changes)
         return sum(len(c) for c in changed.values())
 
+    # -- waiting room ------------------------------------------------------------------------
+
+    def queue_policy(self, info: EventInfo, now: datetime | None = None) -> Policy:
+        now = now or utcnow()
+        return Policy(
+            open=info.on_sale(now),
+            paused=info.status == "paused",
+            rate_per_s=info.admission_rate,
+            max_active=info.max_active_shoppers,
+            admission_ttl_s=self.policy.admission_ttl_s,
+        )
+
+    async def join_queue(self, event_id: int, user: str) -> Position:
+        """Join the event's waiting room (idempotent: re-joining keeps the place)."""
+        info = await self.event(event_id)
+        if not info.waiting_room:
+            raise InvalidRequest("this event has no waiting room: hold seats directly")
+        now = utcnow()
+        if info.status not in ("on_sale", "paused") or now >= info.sale_closes_at:
+            raise SaleNotOpen("this sale is not open")
+        return await self.waiting_room.join(event_id, user, self.queue_policy(info, now))
+
+    async def queue_position(self, event_id: int, user: str) -> Position:
+        info = await self.event(event_id)
+        found = await self.waiting_room.position(event_id, user, self.queue_policy(info))
+        if found is None:
+            raise NotFound("you have not joined this waiting room")
+        return found
+
+    def waiting_room_events(self) -> list[EventInfo]:
+        """Loaded events whose waiting room is on (the admission scheduler's work list)."""
+        return [info for info in self._events.values() if info.waiting_room]
+
     # -- checkout and orders -----------------------------------------------------------------
 
     async def checkout(self, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
         outcome = await self.checkout_flow.run(user=user, hold_id=hold_id, key=key, payment=payment)
         if outcome.event_id is not None:
             await self._apply(outcome.event_id, list(outcome.seat_changes))
+            if outcome.ok and not outcome.replayed:
+                # A purchase uses the admission up: make room for the next in line.
+                await self.waiting_room.complete(outcome.event_id, user)
         return outcome
 
     async def recover(self) -> int:

@@ -27,6 +27,7 @@ from server.database import check_database, make_engine
 from server.destinations import Kind
 from server.engine import Engine, InProcessEngine
 from server.metrics import BrokerMetrics
+from server.queue_stream import QueueStream
 from server.seat_stream import SeatStream
 from server.session import StompService
 from server.settings import Settings
@@ -82,6 +83,7 @@ async def _booking(app: web.Application) -> AsyncIterator[None]:
             max_seats_per_user=settings.max_seats_per_user,
             payment_timeout_s=settings.payment_timeout_s,
             crash_after_charge=settings.fault_crash_after_charge,
+            admission_ttl_s=settings.admission_ttl_s,
         ),
     )
     if settings.demo:
@@ -113,13 +115,20 @@ async def _stomp_service(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The node's periodic work: seat-map deltas, hold expiry, payment recovery."""
+    """The node's periodic work: seat-map deltas, admissions and positions, hold expiry,
+    payment recovery."""
     booking = app[BOOKING]
     service = app[STOMP_SERVICE]
-    stream = SeatStream(booking, service.broker, app[SETTINGS].seat_tick_ms)
+    settings = app[SETTINGS]
+    stream = SeatStream(booking, service.broker, settings.seat_tick_ms)
     service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
+    queue = QueueStream(booking, service.broker, booking.admission, settings.position_interval_s)
+    service.subscribe_listeners[Kind.USER] = queue.on_subscribe
     tasks = [
         asyncio.create_task(stream.run(), name="seat-ticker"),
+        asyncio.create_task(queue.run_admissions(), name="admissions"),
+        asyncio.create_task(queue.run_positions(), name="queue-positions"),
+        asyncio.create_task(queue.run_stats(), name="queue-stats"),
         asyncio.create_task(run_every(1.0, booking.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.recover), name="payment-recovery"),
     ]

@@ -94,10 +94,13 @@ class Broker:
 
     # -- messages ----------------------------------------------------------------------------
 
+    def next_id(self) -> str:
+        """A message id unique across the cluster (node id + counter)."""
+        return f"{self._id_prefix}{next(self._ids)}"
+
     def publish(self, route: str, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
         """Publish to every subscriber of ``route`` on every node."""
-        message_id = f"{self._id_prefix}{next(self._ids)}"
-        self.engine.publish(Message(route, message_id, headers, body))
+        self.engine.publish(Message(route, self.next_id(), headers, body))
 
     def send_to(
         self,
@@ -107,7 +110,7 @@ class Broker:
         body: bytes,
     ) -> None:
         """Deliver one message to one subscription only (a seat-map snapshot, say)."""
-        message_id = f"{self._id_prefix}{next(self._ids)}"
+        message_id = self.next_id()
         version = session.conn.version or StompVersion.V1_0
         tracked = subscription.ack is not AckMode.AUTO
         ack = (
@@ -134,7 +137,11 @@ class Broker:
         self._messages_out.inc()
 
     def deliver(self, message: Message) -> None:
-        """Write ``message`` to this node's subscribers of its route (called by the engine)."""
+        """Write ``message`` to this node's subscribers of its route.
+
+        The engine calls this for every published message; node-local pushes (a user's periodic
+        position, which each node computes for its own sessions) call it directly.
+        """
         entry = self._routes.get(message.route)
         if entry is None:
             return

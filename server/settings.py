@@ -62,6 +62,10 @@ class Settings(BaseModel):
     hold_ttl_s: int = Field(300, ge=10, le=3600, description="default seat hold lifetime")
     max_seats_per_user: int = Field(4, ge=1, le=100, description="default seats per user")
     seat_tick_ms: int = Field(100, ge=10, le=10000, description="seat-map delta interval")
+    position_interval_s: float = Field(
+        2, gt=0, le=60, description="waiting-room position push interval"
+    )
+    admission_ttl_s: int = Field(600, ge=10, description="how long an admission lasts unused")
     payment_timeout_s: float = Field(10, gt=0, description="wait for the payment gateway")
     payment_latency_ms: int = Field(0, ge=0, description="simulated test-gateway latency")
     rest_rate_per_ip: float = Field(1000, gt=0, description="REST requests/s per client IP")

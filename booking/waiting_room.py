@@ -1,0 +1,230 @@
+"""The fair virtual waiting room in front of a sale (SPEC §5, §6).
+
+Theory of operation
+-------------------
+Every user who joins gets a *sequence number* once and keeps it (re-joining is idempotent).
+Users who join before the sale opens wait in a *pre-queue*; at opening they are shuffled uniformly
+and numbered 1..P (Queue-it and Cloudflare's pre-queue); later arrivals are numbered P+1, P+2, …
+in arrival order. Admission advances one *serving counter* (AWS Virtual Waiting Room): everyone
+numbered up to it has been admitted. So a waiting user's position is ``seq - serving``, derived
+from two integers, and the cost of telling 10,000 people where they stand does not grow with how
+often the queue moves.
+
+Admission is paced per event by two knobs an admin can change live: admissions per second and a
+cap on *active shoppers* (admitted users whose admission has neither expired nor been used up by
+a purchase). Each admission yields a signed token (:mod:`booking.admission`) that holds require.
+
+Two implementations share this interface: :class:`InProcessWaitingRoom` (embedded default, one
+node) and :class:`~booking.waiting_room_redis.RedisWaitingRoom` (cluster: one queue for all
+nodes, surviving a node restart).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+WAITING = "waiting"
+ADMITTED = "admitted"
+#: The admission lapsed unused (the user may join again at the back).
+EXPIRED = "expired"
+#: The user's turn is over: they bought, or the sale closed.
+CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How fast and how many to admit; read from the event on every tick."""
+
+    open: bool  # the sale is open: admit (before: pre-queue only)
+    paused: bool
+    rate_per_s: float
+    max_active: int
+    admission_ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One user's standing, as pushed on ``/user/queue/position``."""
+
+    event_id: int
+    user: str
+    state: str
+    seq: int | None  # None while in the pre-queue
+    position: int | None  # 1 = next to be admitted
+    ahead: int | None
+    waiting_total: int
+    eta_seconds: int | None
+    admitted_until: float | None = None  # unix time the admission expires
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "state": self.state,
+            "position": self.position,
+            "ahead": self.ahead,
+            "waiting_total": self.waiting_total,
+            "eta_seconds": self.eta_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    serving: int
+    waiting: int
+    admitted_per_min: float
+    active: int
+
+
+class WaitingRoom(Protocol):
+    async def join(self, event_id: int, user: str, policy: Policy) -> Position: ...
+
+    async def position(self, event_id: int, user: str, policy: Policy) -> Position | None:
+        """``None`` when the user never joined."""
+
+    async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
+        """Open the pre-queue if due and admit whoever the policy allows now; returns users."""
+
+    async def complete(self, event_id: int, user: str) -> None:
+        """The user bought: their admission is used up and leaves the active set."""
+
+    async def stats(self, event_id: int) -> Stats: ...
+
+    async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
+        """Positions of those of ``users`` who joined (one round trip in Redis)."""
+
+
+def eta(ahead: int, policy: Policy) -> int | None:
+    if policy.paused or policy.rate_per_s <= 0:
+        return None
+    return int(ahead / policy.rate_per_s + 0.999)
+
+
+@dataclass
+class _Queue:
+    """One event's queue state in memory."""
+
+    seq_of: dict[str, int] = field(default_factory=dict)
+    user_at: dict[int, str] = field(default_factory=dict)
+    prequeue: list[str] = field(default_factory=list)
+    opened: bool = False
+    last_seq: int = 0
+    serving: int = 0
+    #: user → admission expiry (unix time), for admitted users still shopping.
+    active: dict[str, float] = field(default_factory=dict)
+    #: users whose admission lapsed or was used (so their state reads right).
+    finished: dict[str, str] = field(default_factory=dict)
+    tokens: float = 0.0
+    tokens_at: float = 0.0
+    admissions: deque[float] = field(default_factory=deque)
+
+
+class InProcessWaitingRoom:
+    """The single-node waiting room: all state in this process (lost on restart)."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._queues: dict[int, _Queue] = {}
+        self._rng = rng or random.SystemRandom()
+
+    def _queue(self, event_id: int) -> _Queue:
+        queue = self._queues.get(event_id)
+        if queue is None:
+            queue = self._queues[event_id] = _Queue()
+        return queue
+
+    async def join(self, event_id: int, user: str, policy: Policy) -> Position:
+        queue = self._queue(event_id)
+        if user not in queue.seq_of and user not in queue.prequeue:
+            if queue.opened:
+                queue.last_seq += 1
+                queue.seq_of[user] = queue.last_seq
+                queue.user_at[queue.last_seq] = user
+            else:
+                queue.prequeue.append(user)
+        found = await self.position(event_id, user, policy)
+        assert found is not None
+        return found
+
+    async def position(self, event_id: int, user: str, policy: Policy) -> Position | None:
+        queue = self._queues.get(event_id)
+        if queue is None:
+            return None
+        waiting_total = queue.last_seq - queue.serving + len(queue.prequeue)
+        if user in queue.finished:
+            return Position(event_id, user, queue.finished[user], queue.seq_of.get(user), None,
+                            None, waiting_total, None)  # fmt: skip
+        if user in queue.active:
+            return Position(event_id, user, ADMITTED, queue.seq_of[user], 0, 0, waiting_total,
+                            0, queue.active[user])  # fmt: skip
+        seq = queue.seq_of.get(user)
+        if seq is None:
+            if user not in queue.prequeue:
+                return None
+            # Pre-queue: no place yet; everyone gets a uniformly random one at opening.
+            return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
+        ahead = seq - queue.serving - 1
+        return Position(event_id, user, WAITING, seq, ahead + 1, ahead, waiting_total,
+                        eta(ahead, policy))  # fmt: skip
+
+    def _open(self, queue: _Queue) -> None:
+        self._rng.shuffle(queue.prequeue)
+        for user in queue.prequeue:
+            queue.last_seq += 1
+            queue.seq_of[user] = queue.last_seq
+            queue.user_at[queue.last_seq] = user
+        queue.prequeue.clear()
+        queue.opened = True
+
+    async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
+        queue = self._queue(event_id)
+        if policy.open and not queue.opened:
+            self._open(queue)
+        for user, until in list(queue.active.items()):
+            if until <= now:
+                del queue.active[user]
+                queue.finished[user] = EXPIRED
+        # Token bucket: at most one second of burst.
+        queue.tokens = min(
+            max(policy.rate_per_s, 1.0),
+            queue.tokens + (now - (queue.tokens_at or now)) * policy.rate_per_s,
+        )
+        queue.tokens_at = now
+        if not policy.open or policy.paused:
+            return []
+        room = policy.max_active - len(queue.active)
+        count = min(int(queue.tokens), room, queue.last_seq - queue.serving)
+        if count <= 0:
+            return []
+        queue.tokens -= count
+        admitted = []
+        for seq in range(queue.serving + 1, queue.serving + count + 1):
+            user = queue.user_at[seq]
+            queue.active[user] = now + policy.admission_ttl_s
+            admitted.append(user)
+            queue.admissions.append(now)
+        queue.serving += count
+        return admitted
+
+    async def complete(self, event_id: int, user: str) -> None:
+        queue = self._queues.get(event_id)
+        if queue is not None and queue.active.pop(user, None) is not None:
+            queue.finished[user] = CLOSED
+
+    async def stats(self, event_id: int) -> Stats:
+        queue = self._queue(event_id)
+        cutoff = time.time() - 60
+        while queue.admissions and queue.admissions[0] < cutoff:
+            queue.admissions.popleft()
+        return Stats(
+            serving=queue.serving,
+            waiting=queue.last_seq - queue.serving + len(queue.prequeue),
+            admitted_per_min=float(len(queue.admissions)),
+            active=len(queue.active),
+        )
+
+    async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
+        found = [await self.position(event_id, user, policy) for user in users]
+        return [p for p in found if p is not None]

@@ -1,0 +1,195 @@
+"""The waiting room in Redis: one queue per event shared by every node (cluster mode).
+
+Same semantics as :class:`~booking.waiting_room.InProcessWaitingRoom`; state lives in a handful
+of keys per event, all under one hash tag so a Redis Cluster keeps them on one shard:
+
+``{wr:E}:seq``      hash user → sequence number
+``{wr:E}:at``       hash sequence number → user
+``{wr:E}:pre``      set of users waiting in the pre-queue
+``{wr:E}:meta``     hash: last_seq, serving, opened, tokens, tokens_at
+``{wr:E}:active``   sorted set user → admission expiry (admitted, still shopping)
+``{wr:E}:finished`` hash user → expired | closed
+``{wr:E}:admits``   sorted set of admission times (for admitted-per-minute)
+
+Joining, opening and admitting are Lua scripts, each atomic, so any node may run them at any time:
+two nodes admitting at once admit each user once and respect the shared rate and cap. Opening
+shuffles the pre-queue in Python (a cryptographic RNG) and hands the order to the script, which
+numbers exactly the users still in the pre-queue and appends any who arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from redis.asyncio import Redis
+
+from booking.waiting_room import (
+    ADMITTED,
+    WAITING,
+    Policy,
+    Position,
+    Stats,
+    eta,
+)
+
+_JOIN = """
+local seq = redis.call('HGET', KEYS[1], ARGV[1])
+if seq then return tonumber(seq) end
+if redis.call('HGET', KEYS[3], 'opened') == '1' then
+  local n = redis.call('HINCRBY', KEYS[3], 'last_seq', 1)
+  redis.call('HSET', KEYS[1], ARGV[1], n)
+  redis.call('HSET', KEYS[2], n, ARGV[1])
+  return n
+end
+redis.call('SADD', KEYS[4], ARGV[1])
+return -1
+"""
+
+_OPEN = """
+if redis.call('HGET', KEYS[3], 'opened') == '1' then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[3], 'last_seq') or '0')
+local function number(user)
+  if redis.call('SREM', KEYS[4], user) == 1 and not redis.call('HGET', KEYS[1], user) then
+    n = n + 1
+    redis.call('HSET', KEYS[1], user, n)
+    redis.call('HSET', KEYS[2], n, user)
+  end
+end
+for _, user in ipairs(ARGV) do number(user) end
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[4])) do number(user) end
+redis.call('HSET', KEYS[3], 'last_seq', n, 'opened', '1')
+return n
+"""
+
+_ADMIT = """
+local now, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local go = ARGV[5] == '1'
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
+  redis.call('HSET', KEYS[6], user, 'expired')
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving', 'tokens', 'tokens_at', 'opened')
+local last_seq, serving = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
+local tokens, tokens_at = tonumber(meta[3] or '0'), tonumber(meta[4] or tostring(now))
+local burst = math.max(rate, 1)
+tokens = math.min(burst, tokens + (now - tokens_at) * rate)
+local admitted = {}
+if go and meta[5] == '1' then
+  local room = cap - redis.call('ZCARD', KEYS[5])
+  local count = math.min(math.floor(tokens), room, last_seq - serving)
+  if count > 0 then
+    for seq = serving + 1, serving + count do
+      local user = redis.call('HGET', KEYS[2], seq)
+      redis.call('ZADD', KEYS[5], now + ttl, user)
+      redis.call('ZADD', KEYS[7], now, seq)
+      admitted[#admitted + 1] = user
+    end
+    serving = serving + count
+    tokens = tokens - count
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 60)
+redis.call('HSET', KEYS[3], 'serving', serving, 'tokens', tokens, 'tokens_at', now)
+return admitted
+"""
+
+
+def _keys(event_id: int) -> list[str]:
+    tag = f"{{wr:{event_id}}}"
+    return [f"{tag}:{name}" for name in
+            ("seq", "at", "meta", "pre", "active", "finished", "admits")]  # fmt: skip
+
+
+class RedisWaitingRoom:
+    def __init__(self, redis: Redis, rng: random.Random | None = None) -> None:
+        self._redis = redis
+        self._rng = rng or random.SystemRandom()
+        self._join = redis.register_script(_JOIN)
+        self._open = redis.register_script(_OPEN)
+        self._admit = redis.register_script(_ADMIT)
+
+    async def join(self, event_id: int, user: str, policy: Policy) -> Position:
+        await self._join(keys=_keys(event_id), args=[user])
+        found = await self.position(event_id, user, policy)
+        assert found is not None
+        return found
+
+    async def position(self, event_id: int, user: str, policy: Policy) -> Position | None:
+        found = await self.positions(event_id, [user], policy)
+        return found[0] if found else None
+
+    async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
+        if not users:
+            return []
+        seq, _, meta, pre, active, finished, _ = _keys(event_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(meta, "last_seq", "serving")
+            pipe.scard(pre)
+            pipe.hmget(seq, users)
+            pipe.hmget(finished, users)
+            for user in users:
+                pipe.zscore(active, user)
+            pipe.smismember(pre, users)
+            replies = await pipe.execute()
+        (last_seq, serving), pre_count, seqs, ended = replies[0], replies[1], replies[2], replies[3]
+        scores = replies[4 : 4 + len(users)]
+        in_pre = replies[4 + len(users)]
+        last, served = int(last_seq or 0), int(serving or 0)
+        waiting_total = last - served + int(pre_count)
+        out = []
+        for user, raw_seq, end, score, pre_member in zip(
+            users, seqs, ended, scores, in_pre, strict=True
+        ):
+            number = int(raw_seq) if raw_seq is not None else None
+            if end is not None:
+                state = end.decode() if isinstance(end, bytes) else str(end)
+                out.append(Position(event_id, user, state, number, None, None, waiting_total, None))
+            elif score is not None:
+                out.append(Position(event_id, user, ADMITTED, number, 0, 0, waiting_total, 0,
+                                    float(score)))  # fmt: skip
+            elif number is not None:
+                ahead = number - served - 1
+                out.append(Position(event_id, user, WAITING, number, ahead + 1, ahead,
+                                    waiting_total, eta(ahead, policy)))  # fmt: skip
+            elif pre_member:
+                out.append(Position(event_id, user, WAITING, None, None, None, waiting_total,
+                                    None))  # fmt: skip
+        return out
+
+    async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
+        keys = _keys(event_id)
+        if policy.open:
+            flags = await self._redis.hget(keys[2], "opened")
+            if flags not in (b"1", "1"):
+                members = [
+                    m.decode() if isinstance(m, bytes) else str(m)
+                    for m in await self._redis.smembers(keys[3])
+                ]
+                members.sort()  # a canonical order first, so the shuffle alone decides
+                self._rng.shuffle(members)
+                await self._open(keys=keys, args=members)
+        users = await self._admit(
+            keys=keys,
+            args=[now, policy.rate_per_s, policy.max_active, policy.admission_ttl_s,
+                  "1" if policy.open and not policy.paused else "0"],
+        )  # fmt: skip
+        return [u.decode() if isinstance(u, bytes) else str(u) for u in users]
+
+    async def complete(self, event_id: int, user: str) -> None:
+        keys = _keys(event_id)
+        if await self._redis.zrem(keys[4], user):
+            await self._redis.hset(keys[5], user, "closed")
+
+    async def stats(self, event_id: int) -> Stats:
+        _, _, meta, pre, active, _, admits = _keys(event_id)
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(meta, "last_seq", "serving")
+            pipe.scard(pre)
+            pipe.zcard(active)
+            pipe.zcount(admits, now - 60, "+inf")
+            (last_seq, serving), pre_count, active_count, recent = await pipe.execute()
+        last, served = int(last_seq or 0), int(serving or 0)
+        return Stats(served, last - served + int(pre_count), float(recent), int(active_count))

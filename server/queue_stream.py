@@ -1,0 +1,154 @@
+"""The waiting room, live (SPEC §6): admissions, personal positions, public stats.
+
+* Admissions: every 100 ms each event whose waiting room is on is asked to admit whoever its
+  policy allows; each admitted user gets a signed admission token on ``/user/queue/position``,
+  published through the engine so it reaches their sessions on every node.
+* Positions: each node pushes to its *own* subscribers of ``/user/queue/position`` (so periodic
+  updates never cross nodes). Subscribers are spread over ten slots of the interval, so 10,000
+  waiting users cost a steady trickle, not a burst every two seconds; one batched lookup per event
+  per slot serves all of a slot's users. A user hears on SUBSCRIBE, whenever their state changes,
+  and at least every ``--position-interval-s`` while waiting.
+* Stats: once a second each node publishes ``{"serving","waiting","admitted_per_min"}`` to its own
+  subscribers of ``/topic/events/{id}/queue`` (every node reads the same shared state, so nothing
+  is sent twice across the cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+
+from booking.admission import AdmissionSigner
+from booking.clock import from_unix, iso
+from booking.service import BookingService
+from booking.waiting_room import ADMITTED, WAITING, Position
+from protocol.events import Subscription
+from server.broker import Broker
+from server.destinations import user_route
+from server.engine import Message
+from server.session import StompSession
+
+log = logging.getLogger(__name__)
+
+JSON = (("content-type", "application/json"),)
+SLOTS = 10
+ADMISSION_TICK_S = 0.1
+
+
+def queue_route(event_id: int) -> str:
+    return f"/topic/events/{event_id}/queue"
+
+
+class QueueStream:
+    def __init__(
+        self,
+        booking: BookingService,
+        broker: Broker,
+        admission: AdmissionSigner,
+        interval_s: float,
+    ) -> None:
+        self.booking = booking
+        self.broker = broker
+        self.admission = admission
+        self.interval_s = interval_s
+        #: Users with a local /user/queue/position subscription, by slot.
+        self._watchers: list[set[str]] = [set() for _ in range(SLOTS)]
+        #: (event, user) → last state sent from this node.
+        self._sent: dict[tuple[int, str], str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    def body(self, position: Position) -> bytes:
+        data = position.as_dict()
+        if position.state == ADMITTED and position.admitted_until is not None:
+            until = position.admitted_until
+            data["admission_token"] = self.admission.issue(position.event_id, position.user, until)
+            data["expires_at"] = iso(from_unix(until))
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    def _deliver_local(self, position: Position) -> None:
+        route = user_route(position.user, "position")
+        self.broker.deliver(Message(route, self.broker.next_id(), JSON, self.body(position)))
+        self._sent[(position.event_id, position.user)] = position.state
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def on_subscribe(self, session: StompSession, subscription: Subscription, _: str) -> None:
+        user = session.principal.name
+        if user is None or subscription.destination != "/user/queue/position":
+            return
+        self._watchers[zlib.crc32(user.encode()) % SLOTS].add(user)
+        task = asyncio.ensure_future(self._greet(session, subscription, user))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _greet(self, session: StompSession, subscription: Subscription, user: str) -> None:
+        """Tell a new subscriber where they stand in every waiting room they joined."""
+        for info in self.booking.waiting_room_events():
+            found = await self.booking.waiting_room.position(
+                info.id, user, self.booking.queue_policy(info)
+            )
+            if found is not None and not session.closed:
+                self.broker.send_to(session, subscription, JSON, self.body(found))
+
+    # -- loops ---------------------------------------------------------------------------------
+
+    async def run_admissions(self) -> None:
+        while True:
+            await asyncio.sleep(ADMISSION_TICK_S)
+            for info in self.booking.waiting_room_events():
+                policy = self.booking.queue_policy(info)
+                try:
+                    admitted = await self.booking.waiting_room.admit(info.id, policy, time.time())
+                    if not admitted:
+                        continue
+                    found = await self.booking.waiting_room.positions(info.id, admitted, policy)
+                except Exception:
+                    log.exception("admission tick for event %d failed", info.id)
+                    continue
+                for position in found:
+                    route = user_route(position.user, "position")
+                    self.broker.publish(route, JSON, self.body(position))
+                    self._sent[(info.id, position.user)] = position.state
+
+    async def run_positions(self) -> None:
+        slot = 0
+        while True:
+            await asyncio.sleep(self.interval_s / SLOTS)
+            watchers = self._watchers[slot]
+            slot = (slot + 1) % SLOTS
+            live = [u for u in watchers if self.broker.subscriber_count(
+                user_route(u, "position"))]  # fmt: skip
+            watchers.intersection_update(live)
+            if not live:
+                continue
+            for info in self.booking.waiting_room_events():
+                policy = self.booking.queue_policy(info)
+                try:
+                    found = await self.booking.waiting_room.positions(info.id, live, policy)
+                except Exception:
+                    log.exception("position lookup for event %d failed", info.id)
+                    continue
+                for position in found:
+                    last = self._sent.get((info.id, position.user))
+                    if position.state == WAITING or position.state != last:
+                        self._deliver_local(position)
+
+    async def run_stats(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for info in self.booking.waiting_room_events():
+                route = queue_route(info.id)
+                if not self.broker.subscriber_count(route):
+                    continue
+                stats = await self.booking.waiting_room.stats(info.id)
+                body = json.dumps(
+                    {"serving": stats.serving, "waiting": stats.waiting,
+                     "admitted_per_min": stats.admitted_per_min},
+                    separators=(",", ":"),
+                ).encode()  # fmt: skip
+                self.broker.deliver(Message(route, self.broker.next_id(), JSON, body))
