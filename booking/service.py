@@ -10,6 +10,7 @@ deltas.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,8 @@ from booking.payments import PaymentProvider
 from booking.seatmap import HELD, SeatMap
 from booking.tickets import TicketSigner
 from booking.waiting_room import InProcessWaitingRoom, Policy, Position, WaitingRoom
+
+ChangeHook = Callable[[int, list[tuple[str, str]], "datetime | None"], None]
 
 
 @dataclass
@@ -63,6 +66,9 @@ class BookingService:
         )
         #: Counts of hold decisions taken from memory vs by the database (for benchmarks).
         self.decisions = {"memory": 0, "database": 0}
+        #: Told of every seat change this node commits (cluster mode shares them with the
+        #: other nodes, which apply them with :meth:`apply_remote`).
+        self.on_changes: ChangeHook | None = None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -151,16 +157,17 @@ class BookingService:
         try:
             hold = await holds.place_hold(self.engine, info, user, seat_ids, now)
         except SeatsUnavailable as exc:
-            # Another node (or a moment ago) took them: learn it for the next request.
+            # Taken a moment ago, or by another node whose news has not arrived: remember it
+            # briefly so the next request for them is answered from memory.
             seatmap.apply([(s, HELD) for s in exc.extra.get("conflicts", [])],
                           now + timedelta(seconds=1))  # fmt: skip
             raise
-        seatmap.apply(holds.held_changes(hold), hold.expires_at)
+        self._apply(event_id, holds.held_changes(hold), hold.expires_at)
         return hold
 
     async def release(self, hold_id: str, user: str) -> Hold:
         hold, changes = await holds.release_hold(self.engine, hold_id, user, utcnow())
-        await self._apply(hold.event_id, changes)
+        self._apply(hold.event_id, changes)
         return hold
 
     async def get_hold(self, hold_id: str, user: str) -> Hold:
@@ -170,15 +177,27 @@ class BookingService:
             raise NotFound(f"no hold {hold_id}")
         return hold
 
-    async def _apply(self, event_id: int, changes: list[tuple[str, str]]) -> None:
-        if changes and event_id in self._maps:
-            self._maps[event_id].apply(changes)
+    def _apply(
+        self, event_id: int, changes: list[tuple[str, str]], expires_at: datetime | None = None
+    ) -> None:
+        if not changes:
+            return
+        self.apply_remote(event_id, changes, expires_at)
+        if self.on_changes is not None:
+            self.on_changes(event_id, changes, expires_at)
+
+    def apply_remote(
+        self, event_id: int, changes: list[tuple[str, str]], expires_at: datetime | None = None
+    ) -> None:
+        """Apply seat changes (committed here or by another node) to the in-memory map."""
+        if event_id in self._maps:
+            self._maps[event_id].apply(changes, expires_at)
 
     async def reap(self) -> int:
         """Free lapsed holds (a background task calls this every second)."""
         changed = await holds.reap_expired(self.engine, utcnow())
         for event_id, changes in changed.items():
-            await self._apply(event_id, changes)
+            self._apply(event_id, changes)
         return sum(len(c) for c in changed.values())
 
     # -- waiting room ------------------------------------------------------------------------
@@ -219,7 +238,7 @@ class BookingService:
     async def checkout(self, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
         outcome = await self.checkout_flow.run(user=user, hold_id=hold_id, key=key, payment=payment)
         if outcome.event_id is not None:
-            await self._apply(outcome.event_id, list(outcome.seat_changes))
+            self._apply(outcome.event_id, list(outcome.seat_changes))
             if outcome.ok and not outcome.replayed:
                 # A purchase uses the admission up: make room for the next in line.
                 await self.waiting_room.complete(outcome.event_id, user)
@@ -237,7 +256,7 @@ class BookingService:
         body, event_id, changes = await orders.cancel_order(
             self.engine, self.provider, order_id, user
         )
-        await self._apply(event_id, changes)
+        self._apply(event_id, changes)
         return body
 
     async def ticket(self, code: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from booking.migrate import upgrade
 from booking.payments import TestGateway
 from booking.service import BookingPolicy, BookingService
 from booking.tickets import TicketSigner
+from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
+from booking.waiting_room_redis import RedisWaitingRoom
 from server import app_commands
 from server.auth import TokenAuthority
 from server.background import run_every
@@ -28,7 +30,8 @@ from server.destinations import Kind
 from server.engine import Engine, InProcessEngine
 from server.metrics import BrokerMetrics
 from server.queue_stream import QueueStream
-from server.seat_stream import SeatStream
+from server.redis_engine import RedisEngine
+from server.seat_stream import SeatStream, SeatSync
 from server.session import StompService
 from server.settings import Settings
 from server.websocket import STOMP_SERVICE, websocket_handler
@@ -49,8 +52,8 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app[SECRET] = secret
     app[METRICS] = BrokerMetrics()
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_booking)
     app.cleanup_ctx.append(_message_engine)
+    app.cleanup_ctx.append(_booking)
     app.cleanup_ctx.append(_stomp_service)
     app.cleanup_ctx.append(_background)
     app.router.add_get("/ws", websocket_handler)
@@ -73,6 +76,11 @@ async def _booking(app: web.Application) -> AsyncIterator[None]:
     if settings.embedded:
         await upgrade(engine)
     secret = app[SECRET]
+    messages = app[ENGINE]
+    room: WaitingRoom = (
+        RedisWaitingRoom(messages.redis) if isinstance(messages, RedisEngine)
+        else InProcessWaitingRoom()
+    )  # fmt: skip
     booking = BookingService(
         engine,
         TestGateway(engine, settings.payment_latency_ms / 1000),
@@ -85,6 +93,7 @@ async def _booking(app: web.Application) -> AsyncIterator[None]:
             crash_after_charge=settings.fault_crash_after_charge,
             admission_ttl_s=settings.admission_ttl_s,
         ),
+        room,
     )
     if settings.demo:
         seeded = await booking.ensure_demo()
@@ -97,7 +106,8 @@ async def _booking(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _message_engine(app: web.Application) -> AsyncIterator[None]:
-    engine: Engine = InProcessEngine()
+    url = app[SETTINGS].redis_url
+    engine: Engine = RedisEngine(url) if url else InProcessEngine()
     app[ENGINE] = engine
     yield
     await engine.close()
@@ -120,6 +130,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     booking = app[BOOKING]
     service = app[STOMP_SERVICE]
     settings = app[SETTINGS]
+    SeatSync(booking, service.broker, settings.node_id)
     stream = SeatStream(booking, service.broker, settings.seat_tick_ms)
     service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
     queue = QueueStream(booking, service.broker, booking.admission, settings.position_interval_s)

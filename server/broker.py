@@ -51,6 +51,8 @@ class Broker:
         self._id_prefix = f"{node_id}-"
         self._deliveries = metrics.deliveries
         self._messages_out = metrics.frames_out.labels("MESSAGE")
+        #: Node-to-node routes (``/_internal/...``) handled in code, never by STOMP sessions.
+        self._internal: dict[str, Callable[[Message], None]] = {}
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -87,6 +89,12 @@ class Broker:
             del self._routes[route]
             self.engine.unwatch(route)
         self.metrics.subscriptions.dec()
+
+    def listen(self, route: str, handler: Callable[[Message], None]) -> None:
+        """Handle messages on an internal route (one that no client can address)."""
+        if route not in self._internal:
+            self._internal[route] = handler
+            self.engine.watch(route)
 
     def subscriber_count(self, route: str) -> int:
         entry = self._routes.get(route)
@@ -144,6 +152,9 @@ class Broker:
         """
         entry = self._routes.get(message.route)
         if entry is None:
+            handler = self._internal.get(message.route)
+            if handler is not None:
+                handler(message)
             return
         message_id = message.message_id
         for (destination, sub_id, version, framing, tracked), members in tuple(

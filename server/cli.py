@@ -98,11 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         print(TokenAuthority(secret).issue(args.user, args.role, args.ttl))
         return 0
-    if settings.redis_url:
-        # Cluster mode (SPEC §8) needs the Redis engine; running in-process instead would
-        # silently split one sale into islands, so refuse until it exists.
-        print("concert-hub: --redis-url (cluster mode) is not available yet", file=sys.stderr)
-        return 2
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
     if uvloop is not None:
         uvloop.run(serve(settings, secret))

@@ -10,7 +10,9 @@ A client that sees a gap in ``seq`` resubscribes and gets a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from datetime import datetime
 
 from booking.errors import NotFound
 from booking.service import BookingService
@@ -18,6 +20,7 @@ from protocol.errors import ProtocolError
 from protocol.events import Subscription
 from server.broker import Broker
 from server.destinations import classify
+from server.engine import Message
 from server.session import StompSession
 
 log = logging.getLogger(__name__)
@@ -63,10 +66,45 @@ class SeatStream:
         self.broker.send_to(session, subscription, JSON, seatmap.snapshot())
 
     async def run(self) -> None:
-        """Tick every loaded seat map and publish its delta (runs for the node's lifetime)."""
+        """Tick every loaded seat map and deliver its delta to this node's subscribers.
+
+        Each node serves its own subscribers from its own map (which hears every node's
+        changes through :class:`SeatSync`), so a client's ``seq`` is the sequence of the node it
+        is connected to; after a reconnect elsewhere, it resubscribes and gets a snapshot.
+        """
         while True:
             await asyncio.sleep(self.tick_s)
             for seatmap in self.booking.loaded_maps():
                 delta = seatmap.tick()
                 if delta is not None:
-                    self.broker.publish(seats_route(seatmap.event_id), JSON, delta)
+                    route = seats_route(seatmap.event_id)
+                    self.broker.deliver(Message(route, self.broker.next_id(), JSON, delta))
+
+
+class SeatSync:
+    """Shares committed seat changes between nodes (a no-op round trip on a single node)."""
+
+    ROUTE = "/_internal/seat-changes"
+
+    def __init__(self, booking: BookingService, broker: Broker, node_id: str) -> None:
+        self.booking = booking
+        self.broker = broker
+        self.node_id = node_id
+        booking.on_changes = self._share
+        broker.listen(self.ROUTE, self._receive)
+
+    def _share(
+        self, event_id: int, changes: list[tuple[str, str]], expires_at: datetime | None
+    ) -> None:
+        body = json.dumps(
+            [self.node_id, event_id, changes, expires_at.isoformat() if expires_at else None],
+            separators=(",", ":"),
+        ).encode()
+        self.broker.publish(self.ROUTE, (), body)
+
+    def _receive(self, message: Message) -> None:
+        node, event_id, changes, expires = json.loads(message.body)
+        if node == self.node_id:
+            return  # applied when committed
+        until = datetime.fromisoformat(expires) if expires else None
+        self.booking.apply_remote(int(event_id), [(s, st) for s, st in changes], until)
