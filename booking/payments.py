@@ -46,6 +46,7 @@ class TestGateway:
     """The built-in simulated gateway; its ledger is the ``test_gateway_charges`` table."""
 
     name = "test"
+    __test__ = False  # a payment gateway, not a pytest test class
 
     def __init__(self, engine: AsyncEngine, latency_s: float = 0.0) -> None:
         self._engine = engine

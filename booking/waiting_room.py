@@ -137,6 +137,8 @@ class InProcessWaitingRoom:
 
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
         queue = self._queue(event_id)
+        if policy.open and not queue.opened:
+            self._open(queue)  # the sale is open already: this joiner is first come, first served
         if user not in queue.seq_of and user not in queue.prequeue:
             if queue.opened:
                 queue.last_seq += 1
@@ -186,11 +188,13 @@ class InProcessWaitingRoom:
             if until <= now:
                 del queue.active[user]
                 queue.finished[user] = EXPIRED
-        # Token bucket: at most one second of burst.
-        queue.tokens = min(
-            max(policy.rate_per_s, 1.0),
-            queue.tokens + (now - (queue.tokens_at or now)) * policy.rate_per_s,
-        )
+        # Token bucket holding at most one second of admissions; it starts full, so the
+        # first second's worth is admitted as soon as the sale opens.
+        burst = max(policy.rate_per_s, 1.0)
+        if not queue.tokens_at:
+            queue.tokens = burst
+        else:
+            queue.tokens = min(burst, queue.tokens + (now - queue.tokens_at) * policy.rate_per_s)
         queue.tokens_at = now
         if not policy.open or policy.paused:
             return []

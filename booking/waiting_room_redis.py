@@ -72,9 +72,11 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving', 'tokens', 'tokens_at', 'opened')
 local last_seq, serving = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
-local tokens, tokens_at = tonumber(meta[3] or '0'), tonumber(meta[4] or tostring(now))
 local burst = math.max(rate, 1)
-tokens = math.min(burst, tokens + (now - tokens_at) * rate)
+local tokens = burst  -- a new bucket starts full
+if meta[4] then
+  tokens = math.min(burst, tonumber(meta[3]) + (now - tonumber(meta[4])) * rate)
+end
 local admitted = {}
 if go and meta[5] == '1' then
   local room = cap - redis.call('ZCARD', KEYS[5])
@@ -111,6 +113,8 @@ class RedisWaitingRoom:
         self._admit = redis.register_script(_ADMIT)
 
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
+        if policy.open:
+            await self._ensure_open(event_id)  # an open sale is first come, first served
         await self._join(keys=_keys(event_id), args=[user])
         found = await self.position(event_id, user, policy)
         assert found is not None
@@ -161,21 +165,26 @@ class RedisWaitingRoom:
     async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
         keys = _keys(event_id)
         if policy.open:
-            flags = await self._redis.hget(keys[2], "opened")
-            if flags not in (b"1", "1"):
-                members = [
-                    m.decode() if isinstance(m, bytes) else str(m)
-                    for m in await self._redis.smembers(keys[3])
-                ]
-                members.sort()  # a canonical order first, so the shuffle alone decides
-                self._rng.shuffle(members)
-                await self._open(keys=keys, args=members)
+            await self._ensure_open(event_id)
         users = await self._admit(
             keys=keys,
             args=[now, policy.rate_per_s, policy.max_active, policy.admission_ttl_s,
                   "1" if policy.open and not policy.paused else "0"],
         )  # fmt: skip
         return [u.decode() if isinstance(u, bytes) else str(u) for u in users]
+
+    async def _ensure_open(self, event_id: int) -> None:
+        """Number the pre-queue in a uniformly shuffled order, once (the script checks)."""
+        keys = _keys(event_id)
+        if await self._redis.hget(keys[2], "opened") in (b"1", "1"):
+            return
+        members = [
+            m.decode() if isinstance(m, bytes) else str(m)
+            for m in await self._redis.smembers(keys[3])
+        ]
+        members.sort()  # a canonical order first, so the shuffle alone decides
+        self._rng.shuffle(members)
+        await self._open(keys=keys, args=members)
 
     async def complete(self, event_id: int, user: str) -> None:
         keys = _keys(event_id)

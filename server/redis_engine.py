@@ -22,7 +22,7 @@ import logging
 import random
 from collections import deque
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from server.engine import Deliver, Message
@@ -48,7 +48,10 @@ def decode(channel: bytes, data: bytes) -> Message:
 class RedisEngine:
     def __init__(self, url: str) -> None:
         self._url = url
-        self._redis: Redis = Redis.from_url(url)
+        # A bounded pool that makes callers wait for a free connection (redis-py's default pool
+        # raises instead): 10,000 users joining at once queue for 64 connections, not fail.
+        pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        self._redis: Redis = Redis(connection_pool=pool)
         self._deliver: Deliver | None = None
         self._watched: set[str] = set()
         self._outbox: deque[Message] = deque()

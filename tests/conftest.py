@@ -19,10 +19,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (imported early on purpose; see below)
 import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
 
 from server.auth import TokenAuthority
+
+# Why hypothesis is imported above: on CPython 3.11.7, after the redis client has run in a test,
+# pytest's assertion rewriter fails to compile a module imported later with "SystemError: AST
+# constructor recursion depth mismatch" (a CPython AST-validation state bug). Test modules and
+# conftests are compiled at collection; the one module rewritten late is hypothesis, imported by
+# its plugin's end-of-session summary. Importing it here keeps that compile at start-up.
 
 SECRET = "test-secret-not-for-production"
 

@@ -1,0 +1,160 @@
+"""Admission: paced by rate, bounded by active shoppers, and proven by a token holds require."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from booking.admission import AdmissionSigner
+from booking.catalog import EventSpec
+from booking.clock import utcnow
+from booking.errors import AdmissionRequired
+from booking.layout import LayoutSpec, SectionSpec, TierSpec
+from booking.migrate import upgrade
+from booking.payments import TestGateway
+from booking.service import BookingPolicy, BookingService
+from booking.tickets import TicketSigner
+from booking.waiting_room import ADMITTED, EXPIRED, Policy
+from server.database import make_engine
+from tests.conftest import SECRET, migrate
+from tests.waiting_room.conftest import RoomFactory
+
+T0 = 1_000_000.0
+
+
+def policy(rate: float = 1000, cap: int = 10**6, ttl: int = 600, paused: bool = False) -> Policy:
+    return Policy(open=True, paused=paused, rate_per_s=rate, max_active=cap, admission_ttl_s=ttl)
+
+
+async def fill(room, event_id: int, count: int) -> list[str]:  # type: ignore[no-untyped-def]
+    await room.admit(event_id, policy(), T0 - 100)  # open the sale (empty pre-queue)
+    users = [f"u{i:04d}" for i in range(count)]
+    for user in users:
+        await room.join(event_id, user, policy())
+    return users
+
+
+async def test_admissions_follow_the_rate(make_room: RoomFactory, event_id: int) -> None:
+    room = make_room(None)
+    await fill(room, event_id, 200)
+    admitted = 0
+    per_second = []
+    for tick in range(1, 101):  # 10 simulated seconds in steps of 100 ms
+        got = len(await room.admit(event_id, policy(rate=5), T0 + tick / 10))
+        admitted += got
+        if tick % 10 == 0:
+            per_second.append(admitted)
+    # A full bucket (one second's worth) at most once, then 5 per second.
+    assert 49 <= admitted <= 55
+    counts = [b - a for a, b in zip([0, *per_second], per_second, strict=False)]
+    assert counts[0] <= 10 and all(c <= 6 for c in counts[1:]), counts
+
+
+async def test_active_shoppers_are_capped_and_a_purchase_frees_a_place(
+    make_room: RoomFactory, event_id: int
+) -> None:
+    room = make_room(None)
+    users = await fill(room, event_id, 10)
+    first = await room.admit(event_id, policy(cap=3), T0 + 1)
+    assert first == users[:3]
+    assert await room.admit(event_id, policy(cap=3), T0 + 2) == []
+    assert (await room.stats(event_id)).active == 3
+    await room.complete(event_id, users[0])
+    assert await room.admit(event_id, policy(cap=3), T0 + 3) == [users[3]]
+
+
+async def test_an_unused_admission_expires_and_makes_room(
+    make_room: RoomFactory, event_id: int
+) -> None:
+    room = make_room(None)
+    users = await fill(room, event_id, 3)
+    assert await room.admit(event_id, policy(cap=1, ttl=30), T0 + 1) == [users[0]]
+    assert await room.admit(event_id, policy(cap=1, ttl=30), T0 + 20) == []
+    assert await room.admit(event_id, policy(cap=1, ttl=30), T0 + 32) == [users[1]]
+    lapsed = await room.position(event_id, users[0], policy())
+    assert lapsed is not None and lapsed.state == EXPIRED
+
+
+async def test_paused_admits_nobody(make_room: RoomFactory, event_id: int) -> None:
+    room = make_room(None)
+    await fill(room, event_id, 5)
+    assert await room.admit(event_id, policy(paused=True), T0 + 10) == []
+    assert len(await room.admit(event_id, policy(), T0 + 11)) == 5
+
+
+async def test_concurrent_joins_and_admissions_never_exceed_the_cap(
+    make_room: RoomFactory, event_id: int
+) -> None:
+    room = make_room(None)
+    await room.admit(event_id, policy(), T0)
+    admitted: list[str] = []
+
+    async def admit_loop() -> None:
+        for tick in range(1, 60):
+            admitted.extend(await room.admit(event_id, policy(rate=50, cap=20), T0 + tick / 10))
+            assert (await room.stats(event_id)).active <= 20
+            await asyncio.sleep(0)
+
+    joins = [room.join(event_id, f"j{i:03d}", policy()) for i in range(300)]
+    await asyncio.gather(admit_loop(), *joins)
+    assert len(admitted) == len(set(admitted)) == 20  # each once, and the cap held
+
+
+# -- tokens, end to end through the booking service ----------------------------------------
+
+
+@pytest.fixture
+async def booking(database_url: str) -> AsyncIterator[BookingService]:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    await upgrade(engine)
+    yield BookingService(
+        engine, TestGateway(engine), TicketSigner(SECRET), AdmissionSigner(SECRET),
+        BookingPolicy(admission_ttl_s=60),
+    )  # fmt: skip
+    await engine.dispose()
+
+
+async def waiting_room_event(booking: BookingService) -> int:
+    now = utcnow()
+    spec = EventSpec(
+        name="Queue test", venue="Hall", starts_at=now + timedelta(days=1),
+        sale_opens_at=now - timedelta(minutes=1), sale_closes_at=now + timedelta(hours=1),
+        status="on_sale", waiting_room=True, admission_rate=100, max_active_shoppers=10,
+        layout=LayoutSpec(tiers=[TierSpec(name="A", price_cents=1000)],
+                          sections=[SectionSpec(name="S", rows=2, seats_per_row=5, tier="A")]),
+    )  # fmt: skip
+    return (await booking.create_event(spec)).id
+
+
+async def test_admission_token_lets_the_admitted_user_hold_and_no_one_else(
+    booking: BookingService,
+) -> None:
+    event_id = await waiting_room_event(booking)
+    other_event = await waiting_room_event(booking)
+    with pytest.raises(AdmissionRequired):
+        await booking.hold(event_id, "ann", ["S-A-1"])
+    await booking.join_queue(event_id, "ann")
+    await booking.join_queue(event_id, "bob")
+    info = await booking.event(event_id)
+    admitted = await booking.waiting_room.admit(event_id, booking.queue_policy(info), time.time())
+    assert admitted[0] == "ann"
+    ann = await booking.queue_position(event_id, "ann")
+    assert ann.state == ADMITTED and ann.admitted_until is not None
+    token = booking.admission.issue(event_id, "ann", ann.admitted_until)
+
+    for user, event in [("bob", event_id), ("ann", other_event)]:  # another user; another event
+        with pytest.raises(AdmissionRequired):
+            await booking.hold(event, user, ["S-A-1"], token)
+    with pytest.raises(AdmissionRequired):
+        await booking.hold(event_id, "ann", ["S-A-1"], token + "x")  # forged
+    stale = booking.admission.issue(event_id, "ann", time.time() - 1)
+    with pytest.raises(AdmissionRequired):
+        await booking.hold(event_id, "ann", ["S-A-1"], stale)  # expired
+
+    hold = await booking.hold(event_id, "ann", ["S-A-1"], token)
+    assert hold.seat_ids == ["S-A-1"]
