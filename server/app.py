@@ -21,7 +21,7 @@ from booking.service import BookingPolicy, BookingService
 from booking.tickets import TicketSigner
 from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
 from booking.waiting_room_redis import RedisWaitingRoom
-from server import app_commands
+from server import api, app_commands
 from server.auth import TokenAuthority
 from server.background import run_every
 from server.broker import Broker
@@ -60,6 +60,7 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    api.setup(app)
     return app
 
 
@@ -118,7 +119,7 @@ async def _stomp_service(app: web.Application) -> AsyncIterator[None]:
     broker = Broker(app[ENGINE], app[METRICS], settings.node_id)
     await app[ENGINE].start(broker.deliver)
     service = StompService(settings, TokenAuthority(app[SECRET]), broker, app[METRICS])
-    app_commands.register(service)
+    app_commands.register(service, app[BOOKING])
     app[STOMP_SERVICE] = service
     yield
     service.shutdown()

@@ -1,22 +1,48 @@
-"""Commands clients SEND to ``/app/...`` (SPEC §4), answered on their ``/user/queue/replies``.
+"""Commands clients SEND to ``/app/...`` (SPEC §4), answered on their ``/user/queue/...``.
 
 Replies carry the request's ``correlation-id`` header (as Spring and RabbitMQ RPC users expect) and
 go to every session of the user, on every node. ``/app/ping`` is a diagnostic any authenticated
 SDK can use to check the round trip through the broker and its user destinations.
+
+The booking commands are the REST calls of SPEC §5 over STOMP, with the same JSON bodies:
+
+* ``/app/events/{event_id}/holds``, body ``{"seats": [...]}`` (and header ``admission-token``
+  when the waiting room is on) → ``{"type": "hold", ...}``, the members of the REST 201 body;
+* ``/app/holds/{hold_id}/release``, no body → ``{"type": "released", "hold_id"}``.
+
+A failure goes to ``/user/queue/errors`` as ``{"type": "error", "status", "kind", "detail",
+...}``: the status and members of the REST problem for the same failure
+(:mod:`server.api.problems` maps both). Each command runs as one task, so a slow database never
+stalls the session's input; the task set keeps them referenced until they finish.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Awaitable
+from typing import Any
 
-from server.destinations import Destination, user_route
+from booking.clock import utcnow
+from booking.errors import BookingError
+from booking.service import BookingService
+from server.api.holds import hold_view
+from server.api.models import HoldRequest
+from server.api.payloads import parse_model
+from server.api.problems import Problem
+from server.destinations import user_route
 from server.session import StompService, StompSession
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
 
 
 def reply(
     service: StompService,
     user: str,
-    request_headers: list[tuple[str, str]],
+    request_headers: Headers,
     payload: object,
     queue: str = "replies",
 ) -> None:
@@ -28,10 +54,78 @@ def reply(
     service.broker.publish(user_route(user, queue), tuple(headers), body)
 
 
-def ping(session: StompSession, _: Destination, headers: list[tuple[str, str]], __: bytes) -> None:
-    assert session.principal.name is not None  # /app requires authentication
-    reply(session.service, session.principal.name, headers, {"type": "pong"})
+def error_payload(problem: Problem) -> dict[str, Any]:
+    payload = {"type": "error", "status": problem.status, "kind": problem.kind,
+               "detail": problem.detail}  # fmt: skip
+    for name, value in problem.extra.items():
+        payload.setdefault(name, value)
+    return payload
 
 
-def register(service: StompService) -> None:
-    service.app_commands["/app/ping"] = ping
+def _user(session: StompSession) -> str:
+    name = session.principal.name
+    assert name is not None  # /app requires authentication (server.destinations.check_send)
+    return name
+
+
+def ping(session: StompSession, _: dict[str, str], headers: Headers, __: bytes) -> None:
+    reply(session.service, _user(session), headers, {"type": "pong"})
+
+
+class BookingCommands:
+    """The ``/app`` booking commands of one node."""
+
+    def __init__(self, service: StompService, booking: BookingService) -> None:
+        self.service = service
+        self.booking = booking
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def hold(self, session: StompSession, params: dict[str, str], headers: Headers,
+             body: bytes) -> None:  # fmt: skip
+        user = _user(session)
+        admission = next((v for k, v in headers if k == "admission-token"), None)
+        self._run(user, headers, self._hold(int(params["event_id"]), user, body, admission))
+
+    async def _hold(
+        self, event_id: int, user: str, body: bytes, admission: str | None
+    ) -> dict[str, Any]:
+        wanted = parse_model(body, HoldRequest)
+        hold = await self.booking.hold(event_id, user, wanted.seats, admission)
+        return {"type": "hold", **hold_view(hold, utcnow()).model_dump(mode="json")}
+
+    def release(self, session: StompSession, params: dict[str, str], headers: Headers,
+                _: bytes) -> None:  # fmt: skip
+        user = _user(session)
+        self._run(user, headers, self._release(params["hold_id"], user))
+
+    async def _release(self, hold_id: str, user: str) -> dict[str, Any]:
+        await self.booking.release(hold_id, user)
+        return {"type": "released", "hold_id": hold_id}
+
+    def _run(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
+        task = asyncio.create_task(self._answer(user, headers, work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
+        try:
+            payload = await work
+        except Problem as problem:
+            reply(self.service, user, headers, error_payload(problem), "errors")
+        except BookingError as error:
+            reply(self.service, user, headers, error_payload(Problem.from_booking(error)),
+                  "errors")  # fmt: skip
+        except Exception:
+            log.exception("internal error in an /app command of %s", user)
+            failed = Problem.of("internal", "the server failed; see its log")
+            reply(self.service, user, headers, error_payload(failed), "errors")
+        else:
+            reply(self.service, user, headers, payload)
+
+
+def register(service: StompService, booking: BookingService) -> None:
+    router = service.app_commands
+    router.add("/app/ping", ping)
+    commands = BookingCommands(service, booking)
+    router.add("/app/events/{event_id}/holds", commands.hold, event_id=r"[0-9]{1,9}")
+    router.add("/app/holds/{hold_id}/release", commands.release, hold_id=r"[^/]{1,64}")

@@ -30,8 +30,8 @@ from protocol.frames import Frame
 from protocol.limits import Limits
 from server.auth import ANONYMOUS, AuthenticationFailed, Principal, TokenAuthority
 from server.broker import Broker
+from server.command_router import CommandRouter
 from server.destinations import (
-    Destination,
     Forbidden,
     Kind,
     check_send,
@@ -49,7 +49,6 @@ SERVER_NAME = "concert-hub/0.1.0"
 #: How long a closing session may take to flush its last frames before it is cut.
 CLOSE_GRACE_S = 5.0
 
-AppCommand = Callable[["StompSession", Destination, list[tuple[str, str]], bytes], None]
 SubscribeListener = Callable[["StompSession", Subscription, str], None]
 
 
@@ -82,8 +81,8 @@ class StompService:
     broker: Broker
     metrics: BrokerMetrics
     sessions: set[StompSession] = field(default_factory=set)
-    #: Handlers for SEND to ``/app/...`` destinations, by destination.
-    app_commands: dict[str, AppCommand] = field(default_factory=dict)
+    #: Handlers for SEND to ``/app/...`` destinations, by destination template.
+    app_commands: CommandRouter = field(default_factory=CommandRouter)
     #: Called after a SUBSCRIBE is registered (the seat map sends its snapshot here).
     subscribe_listeners: dict[Kind, SubscribeListener] = field(default_factory=dict)
     accepting: bool = True
@@ -292,12 +291,13 @@ class StompSession(ABC):
                 "forbidden destination", f"you may not send to {event.destination!r}"
             ) from None
         if destination.kind is Kind.APP:
-            command = self.service.app_commands.get(destination.name)
-            if command is None:
+            resolved = self.service.app_commands.resolve(destination.name)
+            if resolved is None:
                 raise ForbiddenDestination(
                     "forbidden destination", f"no command at {event.destination!r}"
                 )
-            command(self, destination, event.headers, event.body)
+            command, params = resolved
+            command(self, params, event.headers, event.body)
             return
         self.service.broker.publish(event.destination, tuple(event.headers), event.body)
 

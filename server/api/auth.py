@@ -1,0 +1,55 @@
+"""Who a REST request acts for: ``Authorization: Bearer <token>`` → :class:`Principal`.
+
+The tokens are the STOMP ones (:mod:`server.auth`), verified offline with the node's secret. An
+operation declares its :class:`Access`; a missing or bad token on a protected operation is a 401
+problem with ``WWW-Authenticate: Bearer`` (RFC 6750 §3), a non-admin on an admin operation a 403.
+Public operations ignore the header, so a stale token in a browser never hides the event list.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from aiohttp import web
+
+from server.api import state
+from server.api.problems import Problem
+from server.auth import ANONYMOUS, AuthenticationFailed, Principal, Role
+
+
+class Access(Enum):
+    PUBLIC = "public"
+    USER = "user"  # any authenticated principal
+    ADMIN = "admin"
+
+
+def _unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = 'Bearer realm="concert-hub"'
+    if error:
+        challenge += f', error="{error}"'
+    problem = Problem.of("unauthorized", detail)
+    problem.headers["WWW-Authenticate"] = challenge
+    return problem
+
+
+def authenticate(request: web.Request, access: Access) -> Principal:
+    if access is Access.PUBLIC:
+        return ANONYMOUS
+    header = request.headers.get("Authorization")
+    if not header:
+        raise _unauthorized("an Authorization: Bearer <token> header is required")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Authorization must be 'Bearer <token>'", "invalid_request")
+    try:
+        principal = state.tokens(request).verify(token.strip())
+    except AuthenticationFailed as exc:
+        raise _unauthorized(f"the token is not valid: {exc}", "invalid_token") from None
+    if access is Access.ADMIN and principal.role is not Role.ADMIN:
+        raise Problem.of("not_admin", "this operation needs the admin role")
+    return principal
+
+
+def user_name(principal: Principal) -> str:
+    assert principal.name is not None, "a protected operation always has a named principal"
+    return principal.name

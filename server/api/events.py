@@ -1,0 +1,121 @@
+"""Public event endpoints: the list, one event with its layout, and its live seat map."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from aiohttp import web
+
+from booking.catalog import EventInfo
+from booking.clock import iso, utcnow
+from server.api import models, state
+from server.api.operations import Operation, event_id
+from server.api.payloads import json_response
+from server.auth import Principal
+
+
+def summary(info: EventInfo, now: datetime) -> models.EventSummary:
+    return models.EventSummary(
+        id=info.id,
+        name=info.name,
+        venue=info.venue,
+        starts_at=iso(info.starts_at),
+        sale_opens_at=iso(info.sale_opens_at),
+        sale_closes_at=iso(info.sale_closes_at),
+        status=info.status,  # type: ignore[arg-type]  # the database holds EventStatus values
+        on_sale=info.on_sale(now),
+        waiting_room=info.waiting_room,
+        seat_count=len(info.seats),
+        hold_ttl_s=info.hold_ttl_s,
+        max_seats_per_user=info.max_seats_per_user,
+        tiers=[
+            models.TierOut(id=t.id, name=t.name, price_cents=t.price_cents, currency=t.currency)
+            for t in info.tiers.values()
+        ],
+    )
+
+
+def _row_order(label: str) -> tuple[int, str]:
+    """Theatre order: A … Z, AA, AB … (not A, AA, AB … B)."""
+    return len(label), label
+
+
+def layout(info: EventInfo) -> models.LayoutOut:
+    sections: dict[str, dict[str, list[models.SeatOut]]] = {}
+    for seat_id, (section, row, number, tier_id) in info.seats.items():
+        seats = sections.setdefault(section, {}).setdefault(row, [])
+        seats.append(models.SeatOut(id=seat_id, number=number, tier_id=tier_id))
+    return models.LayoutOut(
+        sections=[
+            models.SectionOut(
+                name=section,
+                rows=[
+                    models.RowOut(name=row, seats=sorted(rows[row], key=lambda s: s.number))
+                    for row in sorted(rows, key=_row_order)
+                ],
+            )
+            for section, rows in sections.items()
+        ]
+    )
+
+
+class LayoutCache:
+    """Encoded layouts by event id: a layout never changes, and may hold 100,000 seats."""
+
+    def __init__(self) -> None:
+        self._encoded: dict[int, bytes] = {}
+
+    def encoded(self, info: EventInfo) -> bytes:
+        found = self._encoded.get(info.id)
+        if found is None:
+            found = self._encoded[info.id] = layout(info).model_dump_json().encode()
+        return found
+
+
+LAYOUTS = web.AppKey("api_layouts", LayoutCache)
+
+
+def detail_response(request: web.Request, info: EventInfo, status: int = 200) -> web.Response:
+    """:class:`~server.api.models.EventDetail` of ``info``, with the layout encoded once."""
+    head = summary(info, utcnow()).model_dump(mode="json")
+    head["admission_rate"] = info.admission_rate
+    head["max_active_shoppers"] = info.max_active_shoppers
+    encoded = json.dumps(head, separators=(",", ":")).encode()
+    body = encoded[:-1] + b',"layout":' + request.app[LAYOUTS].encoded(info) + b"}"
+    headers = {"Location": f"/api/events/{info.id}"} if status == 201 else None
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+async def list_events(request: web.Request, _: Principal) -> web.Response:
+    now = utcnow()
+    events = await state.booking(request).events()
+    return json_response([summary(info, now).model_dump(mode="json") for info in events])
+
+
+async def get_event(request: web.Request, _: Principal) -> web.Response:
+    info = await state.booking(request).event(event_id(request))
+    return detail_response(request, info)
+
+
+async def get_seats(request: web.Request, _: Principal) -> web.Response:
+    seatmap = await state.booking(request).seat_map(event_id(request))
+    return web.Response(
+        body=seatmap.snapshot(),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+OPERATIONS: list[Operation] = [
+    Operation("GET", "/api/events", list_events, "List events", "events",
+              response=models.EventSummary, many=True,
+              description="A JSON array of event summaries, soonest first."),
+    Operation("GET", "/api/events/{event_id}", get_event, "One event with its layout", "events",
+              response=models.EventDetail, errors=(404,),
+              description="Tiers and the layout (sections → rows → seats) for drawing the map."),
+    Operation("GET", "/api/events/{event_id}/seats", get_seats, "The live seat map", "events",
+              response=models.SeatSnapshot, errors=(404,),
+              description="The same snapshot the STOMP topic /topic/events/{event_id}/seats "
+              "sends first; follow the deltas there from its seq."),
+]  # fmt: skip

@@ -1,0 +1,230 @@
+"""The REST API's request and response bodies (pydantic), and so its OpenAPI schemas.
+
+Request models forbid unknown members, so a misspelt field is a 422 naming it rather than a
+silently ignored wish. Instants are RFC 3339 strings in UTC with ``Z`` (:func:`booking.clock.iso`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from booking.catalog import EventPatch, EventSpec, EventStatus
+
+Timestamp = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, examples=["2030-05-01T19:30:00Z"])
+]
+SeatId = Annotated[str, Field(min_length=1, max_length=32, examples=["A-C-12"])]
+SeatStatus = Literal["available", "held", "sold", "blocked"]
+Level = Literal["info", "warning", "critical"]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class HoldRequest(Request):
+    seats: list[SeatId] = Field(min_length=1, max_length=100, description="all or nothing")
+
+
+class Payment(Request):
+    method: Literal["card"] = "card"
+    token: str = Field(
+        min_length=1,
+        max_length=200,
+        description="card token; the test gateway knows tok_visa, tok_declined, tok_error, "
+        "tok_timeout",
+        examples=["tok_visa"],
+    )
+
+
+class CheckoutRequest(Request):
+    payment: Payment
+
+
+class BroadcastRequest(Request):
+    text: str = Field(min_length=1, max_length=2000)
+    level: Level = "info"
+    event_id: int | None = Field(
+        default=None, ge=1, description="announce on this event's topic instead of to everyone"
+    )
+
+
+class EventCreate(EventSpec):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventUpdate(EventPatch):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+class Guest(BaseModel):
+    token: str = Field(description="send as `Authorization: Bearer <token>` or STOMP passcode")
+    user: str
+    role: Literal["user"] = "user"
+    expires_at: Timestamp
+
+
+class TierOut(BaseModel):
+    id: int
+    name: str
+    price_cents: int
+    currency: str
+
+
+class EventSummary(BaseModel):
+    id: int
+    name: str
+    venue: str
+    starts_at: Timestamp
+    sale_opens_at: Timestamp
+    sale_closes_at: Timestamp
+    status: EventStatus
+    on_sale: bool = Field(description="status is on_sale and the sale window is open now")
+    waiting_room: bool
+    seat_count: int
+    hold_ttl_s: int
+    max_seats_per_user: int
+    tiers: list[TierOut]
+
+
+class SeatOut(BaseModel):
+    id: str
+    number: int
+    tier_id: int
+
+
+class RowOut(BaseModel):
+    name: str
+    seats: list[SeatOut]
+
+
+class SectionOut(BaseModel):
+    name: str
+    rows: list[RowOut]
+
+
+class LayoutOut(BaseModel):
+    sections: list[SectionOut]
+
+
+class EventDetail(EventSummary):
+    admission_rate: float
+    max_active_shoppers: int
+    layout: LayoutOut
+
+
+class SeatSnapshot(BaseModel):
+    """The seat map as the STOMP topic's first MESSAGE carries it (SPEC §6)."""
+
+    type: Literal["snapshot"]
+    event_id: int
+    seq: int = Field(description="the delta sequence this snapshot is current with")
+    seats: list[tuple[str, SeatStatus]]
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    event_id: int
+    seats: list[str]
+    status: Literal["active", "released", "expired", "purchased"]
+    created_at: Timestamp
+    expires_at: Timestamp
+    amount_cents: int
+    currency: str
+
+
+class TicketOut(BaseModel):
+    code: str
+    seat_id: str
+    status: Literal["valid", "void"]
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    status: Literal["paid", "cancelled"]
+    event_id: int
+    amount_cents: int
+    currency: str
+    created_at: Timestamp
+    tickets: list[TicketOut]
+
+
+class TicketCheck(BaseModel):
+    code: str
+    valid: bool
+    status: Literal["valid", "void"]
+    event_id: int
+    seat_id: str
+    order_id: str
+
+
+class Announcement(BaseModel):
+    id: str
+    level: Level
+    text: str
+    sent_at: Timestamp
+    destination: str = Field(description="the topic it was published to")
+
+
+class NodeStats(BaseModel):
+    node_id: str
+    connections: int
+    subscriptions: int
+
+
+class QueueStats(BaseModel):
+    waiting: int
+    serving: int
+    active: int = Field(description="admitted shoppers not yet done")
+    admitted_per_min: float
+
+
+class EventStats(BaseModel):
+    event_id: int
+    name: str
+    status: EventStatus
+    waiting_room: bool
+    seats: dict[SeatStatus, int]
+    holds_active: int
+    queue: QueueStats | None = Field(description="the waiting room's, when it is on")
+
+
+class Stats(BaseModel):
+    nodes: list[NodeStats]
+    connections: int
+    subscriptions: int
+    holds_active: int
+    sales_per_min: int = Field(description="orders paid in the last 60 seconds")
+    events: list[EventStats]
+
+
+class ValidationFault(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details; extension members depend on ``kind``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    kind: str
+    detail: str
+    conflicts: list[str] | None = Field(default=None, description="kind conflict: taken seats")
+    errors: list[ValidationFault] | None = Field(default=None, description="kind validation")
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,51 @@
+"""Where a SEND to ``/app/...`` goes: destination templates with ``{parameters}`` → commands.
+
+``/app/ping`` is an exact destination; ``/app/events/{event_id}/holds`` matches
+``/app/events/42/holds`` and hands the command ``{"event_id": "42"}``. A parameter matches one
+path segment unless its template gives a pattern (``event_id=r"[0-9]{1,9}"``). A destination no
+template matches has no command (the session answers ERROR ``forbidden destination``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.session import StompSession
+
+#: A command: (session, path parameters, request headers, body); it must not block.
+AppCommand = Callable[["StompSession", dict[str, str], list[tuple[str, str]], bytes], None]
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+class CommandRouter:
+    def __init__(self) -> None:
+        self._exact: dict[str, AppCommand] = {}
+        self._templates: list[tuple[re.Pattern[str], AppCommand]] = []
+
+    def add(self, template: str, command: AppCommand, **patterns: str) -> None:
+        if not _PARAM.search(template):
+            self._exact[template] = command
+            return
+        parts: list[str] = []
+        last = 0
+        for match in _PARAM.finditer(template):
+            name = match[1]
+            parts.append(re.escape(template[last : match.start()]))
+            parts.append(f"(?P<{name}>{patterns.get(name, '[^/]+')})")
+            last = match.end()
+        parts.append(re.escape(template[last:]))
+        self._templates.append((re.compile("".join(parts)), command))
+
+    def resolve(self, destination: str) -> tuple[AppCommand, dict[str, str]] | None:
+        command = self._exact.get(destination)
+        if command is not None:
+            return command, {}
+        for pattern, command in self._templates:
+            match = pattern.fullmatch(destination)
+            if match:
+                return command, match.groupdict()
+        return None
