@@ -145,9 +145,10 @@ async def create_event(
                 "row": s.row,
                 "number": s.number,
                 "tier_id": tier_ids[s.tier],
+                "ordinal": ordinal,
                 "blocked": False,
             }
-            for s in layout
+            for ordinal, s in enumerate(layout)
         ]
         for start in range(0, len(rows), 1000):
             await conn.execute(insert(seats), rows[start : start + 1000])
@@ -182,7 +183,7 @@ async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
     query = (
         select(seats.c.seat_id, seats.c.section, seats.c.row, seats.c.number, seats.c.tier_id)
         .where(seats.c.event_id == event_id)
-        .order_by(seats.c.section, seats.c.row, seats.c.number)
+        .order_by(seats.c.ordinal, seats.c.section, seats.c.row, seats.c.number)
     )
     for s in await conn.execute(query):
         info.seats[s.seat_id] = (s.section, s.row, s.number, s.tier_id)
@@ -212,7 +213,7 @@ async def load_seat_state(
     query = select(
         seats.c.seat_id, seats.c.blocked, seats.c.order_id, seats.c.hold_id,
         seats.c.hold_expires_at,
-    ).where(seats.c.event_id == event_id)  # fmt: skip
+    ).where(seats.c.event_id == event_id).order_by(seats.c.ordinal)  # fmt: skip
     for s in await conn.execute(query):
         if s.blocked:
             statuses[s.seat_id] = BLOCKED

@@ -85,6 +85,9 @@ seats = Table(
     Column("row", String(8), nullable=False),
     Column("number", Integer, nullable=False),
     Column("tier_id", Integer, ForeignKey("price_tiers.id"), nullable=False),
+    # Place in the layout as the admin gave it (sections, then rows, then seats), which
+    # alphabetical order of ids would lose (BALCONY before STALLS, row AA before B).
+    Column("ordinal", Integer, nullable=False, server_default="0"),
     Column("blocked", Boolean, nullable=False, default=False),
     # Held while hold_id is set and hold_expires_at is in the future.
     Column("hold_id", ID, nullable=True),
@@ -142,7 +145,8 @@ payments = Table(
     Column("currency", String(3), nullable=False),
     Column("provider", String(32), nullable=False),
     Column("provider_ref", String(128), nullable=True),
-    # pending (charge under way) | charged | declined | failed | refunded
+    # pending (charge under way) | charged | declined | failed | refunding (recovery under
+    # way) | refunded
     Column("status", String(16), nullable=False),
     Column("created_at", UTC, nullable=False),
     Column("updated_at", UTC, nullable=False),

@@ -16,6 +16,8 @@ from enum import StrEnum
 import jwt
 
 _ALGORITHM = "HS256"
+#: Longest user name a token may carry (the booking tables store names up to this length).
+MAX_USER_LENGTH = 128
 _ISSUER = "concert-hub"
 
 
@@ -55,6 +57,8 @@ class TokenAuthority:
         self._secret = hashlib.sha256(b"concert-hub jwt|" + secret.encode()).digest()
 
     def issue(self, user: str, role: Role | str = Role.USER, ttl_s: int = 3600) -> str:
+        if not user or len(user) > MAX_USER_LENGTH:
+            raise ValueError(f"a user name must have 1 to {MAX_USER_LENGTH} characters")
         now = int(time.time())
         claims = {
             "sub": user,
@@ -74,7 +78,10 @@ class TokenAuthority:
                 issuer=_ISSUER,
                 options={"require": ["sub", "exp", "role"]},
             )
-            return Principal(str(claims["sub"]), Role(claims["role"]))
+            name = str(claims["sub"])
+            if not name or len(name) > MAX_USER_LENGTH:
+                raise ValueError("user name too long")
+            return Principal(name, Role(claims["role"]))
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthenticationFailed(str(exc)) from None
 

@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 2
     if args.command == "token":
-        print(TokenAuthority(secret).issue(args.user, args.role, args.ttl))
+        try:
+            print(TokenAuthority(secret).issue(args.user, args.role, args.ttl))
+        except ValueError as exc:
+            print(f"concert-hub: --user: {exc}", file=sys.stderr)
+            return 2
         return 0
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
     if uvloop is not None:
