@@ -1,6 +1,7 @@
 """The demo event seeded by ``concert-hub serve --demo`` into an empty database.
 
-About 2,000 seats in three sections and three price tiers, on sale now for a month.
+About 2,000 seats in three sections and three price tiers, on sale now for a month, behind a
+waiting room (two admissions a second, at most 50 shoppers at once).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ def demo_event() -> EventSpec:
         sale_opens_at=now - timedelta(hours=1),
         sale_closes_at=now + timedelta(days=29),
         status="on_sale",
-        waiting_room=False,
+        # SPEC §1: the demo sale has its waiting room on, paced so a visitor is admitted
+        # within seconds when alone and queues visibly when many arrive at once.
+        waiting_room=True,
+        admission_rate=2.0,
+        max_active_shoppers=50,
         layout=LayoutSpec(
             tiers=[
                 TierSpec(name="Premium", price_cents=12000),

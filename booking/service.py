@@ -21,14 +21,14 @@ from booking import catalog, holds, orders
 from booking.admission import AdmissionSigner
 from booking.catalog import EventInfo, EventPatch, EventSpec
 from booking.checkout import Checkout, Outcome, recover_payments
-from booking.clock import utcnow
+from booking.clock import from_unix, iso, utcnow
 from booking.demo import demo_event
 from booking.errors import InvalidRequest, NotFound, SaleNotOpen, SeatsUnavailable
 from booking.holds import Hold
 from booking.payments import PaymentProvider
-from booking.seatmap import HELD, SeatMap
+from booking.seatmap import AVAILABLE, HELD, SeatMap
 from booking.tickets import TicketSigner
-from booking.waiting_room import InProcessWaitingRoom, Policy, Position, WaitingRoom
+from booking.waiting_room import ADMITTED, InProcessWaitingRoom, Policy, Position, WaitingRoom
 
 ChangeHook = Callable[[int, list[tuple[str, str]], "datetime | None"], None]
 
@@ -158,9 +158,11 @@ class BookingService:
             hold = await holds.place_hold(self.engine, info, user, seat_ids, now)
         except SeatsUnavailable as exc:
             # Taken a moment ago, or by another node whose news has not arrived: remember it
-            # briefly so the next request for them is answered from memory.
-            seatmap.apply([(s, HELD) for s in exc.extra.get("conflicts", [])],
-                          now + timedelta(seconds=1))  # fmt: skip
+            # briefly so the next request for them is answered from memory. Only for seats
+            # still shown available: a hold or sale applied meanwhile is better knowledge.
+            conflicts = exc.extra.get("conflicts", [])
+            learnt = [s for s in conflicts if seatmap.status(s, now) == AVAILABLE]
+            seatmap.apply([(s, HELD) for s in learnt], now + timedelta(seconds=1))
             raise
         self._apply(event_id, holds.held_changes(hold), hold.expires_at)
         return hold
@@ -228,6 +230,16 @@ class BookingService:
         if found is None:
             raise NotFound("you have not joined this waiting room")
         return found
+
+    def position_view(self, position: Position) -> dict[str, object]:
+        """The body of a position message (SPEC §6), with a fresh admission token (bound to the
+        admission's own expiry) when the user is admitted: the same for STOMP and REST."""
+        view = position.as_dict()
+        if position.state == ADMITTED and position.admitted_until is not None:
+            until = position.admitted_until
+            view["admission_token"] = self.admission.issue(position.event_id, position.user, until)
+            view["expires_at"] = iso(from_unix(until))
+        return view
 
     def waiting_room_events(self) -> list[EventInfo]:
         """Loaded events whose waiting room is on (the admission scheduler's work list)."""

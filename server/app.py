@@ -134,7 +134,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     SeatSync(booking, service.broker, settings.node_id)
     stream = SeatStream(booking, service.broker, settings.seat_tick_ms)
     service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
-    queue = QueueStream(booking, service.broker, booking.admission, settings.position_interval_s)
+    queue = QueueStream(booking, service.broker, settings.position_interval_s)
     service.subscribe_listeners[Kind.USER] = queue.on_subscribe
     tasks = [
         asyncio.create_task(stream.run(), name="seat-ticker"),

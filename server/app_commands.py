@@ -8,7 +8,9 @@ The booking commands are the REST calls of SPEC §5 over STOMP, with the same JS
 
 * ``/app/events/{event_id}/holds``, body ``{"seats": [...]}`` (and header ``admission-token``
   when the waiting room is on) → ``{"type": "hold", ...}``, the members of the REST 201 body;
-* ``/app/holds/{hold_id}/release``, no body → ``{"type": "released", "hold_id"}``.
+* ``/app/holds/{hold_id}/release``, no body → ``{"type": "released", "hold_id"}``;
+* ``/app/events/{event_id}/queue/join``, no body → ``{"type": "queue", ...}``, the position
+  (live updates follow on ``/user/queue/position``).
 
 A failure goes to ``/user/queue/errors`` as ``{"type": "error", "status", "kind", "detail",
 ...}``: the status and members of the REST problem for the same failure
@@ -93,6 +95,15 @@ class BookingCommands:
         hold = await self.booking.hold(event_id, user, wanted.seats, admission)
         return {"type": "hold", **hold_view(hold, utcnow()).model_dump(mode="json")}
 
+    def join(self, session: StompSession, params: dict[str, str], headers: Headers,
+             _: bytes) -> None:  # fmt: skip
+        user = _user(session)
+        self._run(user, headers, self._join(int(params["event_id"]), user))
+
+    async def _join(self, event_id: int, user: str) -> dict[str, Any]:
+        position = await self.booking.join_queue(event_id, user)
+        return {"type": "queue", **self.booking.position_view(position)}
+
     def release(self, session: StompSession, params: dict[str, str], headers: Headers,
                 _: bytes) -> None:  # fmt: skip
         user = _user(session)
@@ -128,4 +139,5 @@ def register(service: StompService, booking: BookingService) -> None:
     router.add("/app/ping", ping)
     commands = BookingCommands(service, booking)
     router.add("/app/events/{event_id}/holds", commands.hold, event_id=r"[0-9]{1,9}")
+    router.add("/app/events/{event_id}/queue/join", commands.join, event_id=r"[0-9]{1,9}")
     router.add("/app/holds/{hold_id}/release", commands.release, hold_id=r"[^/]{1,64}")

@@ -21,10 +21,8 @@ import logging
 import time
 import zlib
 
-from booking.admission import AdmissionSigner
-from booking.clock import from_unix, iso
 from booking.service import BookingService
-from booking.waiting_room import ADMITTED, WAITING, Position
+from booking.waiting_room import WAITING, Position
 from protocol.events import Subscription
 from server.broker import Broker
 from server.destinations import user_route
@@ -43,16 +41,9 @@ def queue_route(event_id: int) -> str:
 
 
 class QueueStream:
-    def __init__(
-        self,
-        booking: BookingService,
-        broker: Broker,
-        admission: AdmissionSigner,
-        interval_s: float,
-    ) -> None:
+    def __init__(self, booking: BookingService, broker: Broker, interval_s: float) -> None:
         self.booking = booking
         self.broker = broker
-        self.admission = admission
         self.interval_s = interval_s
         #: Users with a local /user/queue/position subscription, by slot.
         self._watchers: list[set[str]] = [set() for _ in range(SLOTS)]
@@ -63,12 +54,7 @@ class QueueStream:
     # -- bodies --------------------------------------------------------------------------------
 
     def body(self, position: Position) -> bytes:
-        data = position.as_dict()
-        if position.state == ADMITTED and position.admitted_until is not None:
-            until = position.admitted_until
-            data["admission_token"] = self.admission.issue(position.event_id, position.user, until)
-            data["expires_at"] = iso(from_unix(until))
-        return json.dumps(data, separators=(",", ":")).encode()
+        return json.dumps(self.booking.position_view(position), separators=(",", ":")).encode()
 
     def _deliver_local(self, position: Position) -> None:
         route = user_route(position.user, "position")

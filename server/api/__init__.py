@@ -10,7 +10,7 @@ route table.
 | ``problems`` | problem+json, the booking-kind → status map, the error boundary |
 | ``auth``, ``ratelimit`` | bearer tokens → principals; token buckets per IP and user |
 | ``models``, ``payloads`` | request/response models; reading and writing JSON |
-| ``events``, ``holds``, ``orders``, ``tickets``, ``admin``, ``guest`` | the endpoints |
+| ``events``, ``queue``, ``holds``, ``orders``, ``tickets``, ``admin``, ``guest`` | the endpoints |
 | ``openapi`` | ``/api/openapi.json`` and ``/api/docs``, built from the table |
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import admin, events, guest, holds, openapi, orders, state, tickets
+from server.api import admin, events, guest, holds, openapi, orders, queue, state, tickets
 from server.api.operations import Operation, install
 from server.api.payloads import body_limit_middleware
 from server.api.problems import problem_middleware
@@ -27,6 +27,7 @@ from server.api.ratelimit import RATE_LIMITS, RateLimits, ip_rate_middleware
 OPERATIONS: list[Operation] = [
     *guest.OPERATIONS,
     *events.OPERATIONS,
+    *queue.OPERATIONS,
     *holds.OPERATIONS,
     *orders.OPERATIONS,
     *tickets.OPERATIONS,

@@ -228,3 +228,18 @@ class ProblemOut(BaseModel):
 
 def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+class QueuePositionOut(BaseModel):
+    """Where a user stands in an event's waiting room (SPEC §6)."""
+
+    event_id: int
+    state: Literal["waiting", "admitted", "expired", "closed"]
+    position: int | None = Field(description="1 = next to be admitted; null in the pre-queue")
+    ahead: int | None
+    waiting_total: int
+    eta_seconds: int | None
+    admission_token: str | None = Field(
+        default=None, description="when admitted: send it as X-Admission-Token to hold seats"
+    )
+    expires_at: str | None = Field(default=None, description="when admitted: until when")
