@@ -11,6 +11,8 @@
    (only if still this hold's), inserts the order, its tickets (a unique index forbids a second
    valid ticket for a seat), and the payment's new status. If it fails, the charge is refunded.
 5. A crash between 3 and 4 leaves a ``pending`` payment: :func:`recover_payments` refunds it.
+   Step 4 commits only a payment still ``pending`` and recovery first moves it to ``refunding``,
+   so a slow commit and a recovery never both win.
 
 Outcomes (success or domain error) are stored with the key and replayed as they were.
 """
@@ -253,11 +255,14 @@ class Checkout:
                 for seat_id in hold.seat_ids
             ]
             await conn.execute(insert(tickets), issued)
-            await conn.execute(
+            charged = await conn.execute(
                 update(payments)
-                .where(payments.c.id == payment_id)
+                .where(payments.c.id == payment_id, payments.c.status == "pending")
                 .values(status="charged", order_id=order_id, updated_at=now)
             )
+            if charged.rowcount != 1:
+                # Recovery took this payment for abandoned (we were that slow) and refunds it.
+                raise PaymentFailed("the payment was refunded before the order could commit")
             body = order_body(
                 order_id,
                 status="paid",
@@ -308,21 +313,32 @@ async def recover_payments(
     and never will; whatever the gateway charged under its id is refunded.
     """
     cutoff = utcnow() - older_than
+    # ``refunding``: a recovery that died between claiming a payment and recording its refund.
+    abandoned = (
+        payments.c.status.in_(("pending", "refunding")),
+        payments.c.updated_at <= cutoff,
+    )
     async with engine.connect() as conn:
-        stale = (
-            await conn.execute(
-                select(payments.c.id).where(
-                    payments.c.status == "pending", payments.c.updated_at <= cutoff
-                )
-            )
-        ).all()
+        stale = (await conn.execute(select(payments.c.id).where(*abandoned))).all()
+    recovered = 0
     for (payment_id,) in stale:
+        # Claim the payment before refunding it, so that a slow checkout still about to commit
+        # its order (which requires ``pending``) and this refund exclude each other.
+        async with engine.begin() as conn:
+            claimed = await conn.execute(
+                update(payments)
+                .where(payments.c.id == payment_id, *abandoned)
+                .values(status="refunding", updated_at=utcnow())
+            )
+        if claimed.rowcount != 1:
+            continue  # its order committed meanwhile, or another node recovers it
         refunded = await provider.refund(payment_id)
         async with engine.begin() as conn:
             await conn.execute(
                 update(payments)
-                .where(payments.c.id == payment_id, payments.c.status == "pending")
+                .where(payments.c.id == payment_id, payments.c.status == "refunding")
                 .values(status="refunded" if refunded else "failed", updated_at=utcnow())
             )
+        recovered += 1
         log.warning("recovered payment %s: %s", payment_id, "refunded" if refunded else "no charge")
-    return len(stale)
+    return recovered

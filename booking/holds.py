@@ -213,13 +213,20 @@ async def release_hold(
         )
         if done.rowcount != 1:
             raise HoldNotActive(f"hold {hold_id} is {hold.status}")
+        # Only the seats still this hold's: a lapsed hold's seats may be someone else's now.
         freed = await conn.execute(
-            update(seats)
+            select(seats.c.seat_id)
             .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
-            .values(hold_id=None, hold_user=None, hold_expires_at=None)
+            .with_for_update()
         )
-        changes = [(s, AVAILABLE) for s in hold.seat_ids] if freed.rowcount else []
-        return hold, changes
+        seat_ids = [r.seat_id for r in freed]
+        if seat_ids:
+            await conn.execute(
+                update(seats)
+                .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+                .values(hold_id=None, hold_user=None, hold_expires_at=None)
+            )
+        return hold, [(s, AVAILABLE) for s in seat_ids]
 
     return await in_transaction(engine, work)
 
@@ -247,9 +254,9 @@ async def reap_expired(
             if done.rowcount != 1:
                 continue
             freed = await conn.execute(
-                select(seats.c.seat_id).where(
-                    seats.c.hold_id == hold_id, seats.c.order_id.is_(None)
-                )
+                select(seats.c.seat_id)
+                .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+                .with_for_update()  # a locking read: seats claimed meanwhile are not ours
             )
             seat_ids = [r.seat_id for r in freed]
             if seat_ids:

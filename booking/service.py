@@ -100,6 +100,14 @@ class BookingService:
     async def seat_map(self, event_id: int) -> SeatMap:
         return (await self._load(event_id))[1]
 
+    async def reload_seat_map(self, event_id: int) -> SeatMap:
+        """Re-read an event's seat statuses from the database (after missing changes)."""
+        async with self.engine.connect() as conn:
+            statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
+        seatmap = SeatMap(event_id, statuses, expiry)
+        self._maps[event_id] = seatmap
+        return seatmap
+
     def loaded_maps(self) -> list[SeatMap]:
         return list(self._maps.values())
 

@@ -1,0 +1,266 @@
+"""Fixtures for the booking core, run in-process against a real database on both backends,
+and helpers for tests that drive a real server through the REST API.
+
+``service`` is a :class:`BookingService` built the way ``server/app.py`` builds one, over a fresh
+database migrated with ``concert-hub migrate`` (SQLite and MariaDB, via ``database_url``). Helpers
+create events from layouts, read the tables directly, and move a hold's expiry into the past in
+the database (EventSpec forbids a hold TTL short enough to wait for).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking.admission import AdmissionSigner
+from booking.catalog import EventInfo, EventSpec
+from booking.clock import utcnow
+from booking.holds import Hold
+from booking.layout import LayoutSpec, SectionSpec, TierSpec
+from booking.payments import ChargeOutcome, PaymentProvider, TestGateway
+from booking.schema import holds, orders, payments, seats, test_gateway_charges, tickets
+from booking.seatmap import HELD
+from booking.service import BookingPolicy, BookingService
+from booking.tickets import TicketSigner
+from server.database import make_engine
+from tests.conftest import SECRET, migrate
+
+VISA = {"method": "card", "token": "tok_visa"}
+
+
+def card(token: str) -> dict[str, str]:
+    return {"method": "card", "token": token}
+
+
+def event_spec(**overrides: Any) -> EventSpec:
+    """An event on sale now: section A (2 rows x 5, tier Gold 5000) and B (1 x 4, Silver 2500)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "name": "Test Night",
+        "venue": "Test Hall",
+        "starts_at": now + timedelta(days=7),
+        "sale_opens_at": now - timedelta(hours=1),
+        "sale_closes_at": now + timedelta(days=6),
+        "status": "on_sale",
+        "layout": LayoutSpec(
+            tiers=[
+                TierSpec(name="Gold", price_cents=5000, currency="EUR"),
+                TierSpec(name="Silver", price_cents=2500, currency="EUR"),
+            ],
+            sections=[
+                SectionSpec(name="A", rows=2, seats_per_row=5, tier="Gold"),
+                SectionSpec(name="B", rows=1, seats_per_row=4, tier="Silver"),
+            ],
+        ),
+    }
+    values.update(overrides)
+    return EventSpec(**values)
+
+
+def build_service(
+    engine: AsyncEngine, provider: PaymentProvider | None = None, **policy: Any
+) -> BookingService:
+    """A service wired like ``server.app._booking``."""
+    return BookingService(
+        engine,
+        provider if provider is not None else TestGateway(engine),
+        TicketSigner(SECRET),
+        AdmissionSigner(SECRET),
+        BookingPolicy(**{"payment_timeout_s": 0.3, **policy}),
+    )
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def service(engine: AsyncEngine) -> BookingService:
+    return build_service(engine)
+
+
+@pytest.fixture
+async def event(service: BookingService) -> EventInfo:
+    return await service.create_event(event_spec())
+
+
+# -- reading the record ------------------------------------------------------------------------
+
+
+async def rows(engine: AsyncEngine, table: Any, *where: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(table).where(*where))).all())
+
+
+async def count(engine: AsyncEngine, table: Any, *where: Any) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(table).where(*where)
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def seat_row(engine: AsyncEngine, event_id: int, seat_id: str) -> Any:
+    (row,) = await rows(engine, seats, seats.c.event_id == event_id, seats.c.seat_id == seat_id)
+    return row
+
+
+async def hold_status(engine: AsyncEngine, hold_id: str) -> str:
+    (row,) = await rows(engine, holds, holds.c.id == hold_id)
+    return str(row.status)
+
+
+async def ledger(engine: AsyncEngine) -> list[Any]:
+    """The test gateway's charges, oldest first."""
+    async with engine.connect() as conn:
+        query = select(test_gateway_charges).order_by(test_gateway_charges.c.id)
+        return list((await conn.execute(query)).all())
+
+
+async def payment_rows(engine: AsyncEngine, hold_id: str) -> list[Any]:
+    return await rows(engine, payments, payments.c.hold_id == hold_id)
+
+
+async def order_count(engine: AsyncEngine) -> int:
+    return await count(engine, orders)
+
+
+async def valid_tickets(engine: AsyncEngine, event_id: int) -> list[Any]:
+    return await rows(engine, tickets, tickets.c.event_id == event_id, tickets.c.status == "valid")
+
+
+# -- moving time -------------------------------------------------------------------------------
+
+
+async def expire_in_db(engine: AsyncEngine, hold_id: str, ago: timedelta | None = None) -> datetime:
+    """Make ``hold_id`` lapse in the database: its expiry (and its seats') moves into the past.
+
+    Only the database learns it; a node's in-memory seat map still has the old expiry (see
+    :func:`expire_hold` for both).
+    """
+    past = utcnow() - (ago or timedelta(seconds=1))
+    async with engine.begin() as conn:
+        await conn.execute(update(holds).where(holds.c.id == hold_id).values(expires_at=past))
+        await conn.execute(
+            update(seats).where(seats.c.hold_id == hold_id).values(hold_expires_at=past)
+        )
+    return past
+
+
+async def expire_hold(service: BookingService, hold: Hold) -> None:
+    """Let ``hold`` lapse as if its TTL had passed: in the database and in the node's seat map."""
+    past = await expire_in_db(service.engine, hold.id)
+    seatmap = await service.seat_map(hold.event_id)
+    seatmap.apply([(s, HELD) for s in hold.seat_ids], past)
+
+
+# -- payment providers for fault injection ------------------------------------------------------
+
+
+class ExpiringProvider:
+    """A test gateway that lets the hold lapse in the database while the charge is under way."""
+
+    name = "test"
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.inner = TestGateway(engine)
+        self.engine = engine
+        self.hold_id: str | None = None
+
+    async def charge(
+        self, *, payment_id: str, amount_cents: int, currency: str, token: str
+    ) -> ChargeOutcome:
+        result = await self.inner.charge(
+            payment_id=payment_id, amount_cents=amount_cents, currency=currency, token=token
+        )
+        (pay,) = await rows(self.engine, payments, payments.c.id == payment_id)
+        await expire_in_db(self.engine, pay.hold_id)
+        return result
+
+    async def refund(self, payment_id: str) -> bool:
+        return await self.inner.refund(payment_id)
+
+
+def seat_ids_of(hold_row: Any) -> list[str]:
+    return list(json.loads(hold_row.seat_ids))
+
+
+# -- the REST API of a real server (SPEC §5), for the crash, race and seat-stream tests ----------
+
+
+def sync_url(url: str) -> str:
+    """The synchronous driver's URL for one of the fixtures' async database URLs."""
+    return url.replace("sqlite+aiosqlite", "sqlite").replace("mysql+aiomysql", "mysql+pymysql")
+
+
+def event_body(
+    rows: int = 2, seats_per_row: int = 5, price_cents: int = 4000, **overrides: Any
+) -> dict[str, Any]:
+    """A ``POST /api/admin/events`` body: one section ``S`` of ``rows`` x ``seats_per_row``."""
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "name": "REST Night",
+        "venue": "REST Hall",
+        "starts_at": _iso(now + timedelta(days=7)),
+        "sale_opens_at": _iso(now - timedelta(hours=1)),
+        "sale_closes_at": _iso(now + timedelta(days=6)),
+        "status": "on_sale",
+        "layout": {
+            "tiers": [{"name": "Main", "price_cents": price_cents, "currency": "EUR"}],
+            "sections": [
+                {"name": "S", "rows": rows, "seats_per_row": seats_per_row, "tier": "Main"}
+            ],
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def call(
+    server: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 15.0,
+) -> tuple[int, Any]:
+    """One REST call: (status, decoded JSON body or ``None``); never raises for a 4xx/5xx."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{server.http_url}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return status, (json.loads(raw) if raw else None)
+
+
+def create_event_via_api(server: Any, **kwargs: Any) -> dict[str, Any]:
+    admin = server.token("root", "admin")
+    status, body = call(server, "POST", "/api/admin/events", event_body(**kwargs), token=admin)
+    assert status == 201, (status, body)
+    return dict(body)
