@@ -31,6 +31,7 @@ from server.engine import Engine, InProcessEngine
 from server.metrics import BrokerMetrics
 from server.queue_stream import QueueStream
 from server.redis_engine import RedisEngine
+from server.seat_sequencer import InProcessSequencer, RedisSequencer, SeatSequencer
 from server.seat_stream import SeatStream, SeatSync
 from server.session import StompService
 from server.settings import Settings
@@ -131,8 +132,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     booking = app[BOOKING]
     service = app[STOMP_SERVICE]
     settings = app[SETTINGS]
-    SeatSync(booking, service.broker, settings.node_id)
-    stream = SeatStream(booking, service.broker, settings.seat_tick_ms)
+    messages = app[ENGINE]
+    sequencer: SeatSequencer = (
+        RedisSequencer(messages.redis, booking, settings.node_id)
+        if isinstance(messages, RedisEngine)
+        else InProcessSequencer(booking)
+    )
+    SeatSync(booking, service.broker, sequencer, settings.node_id)
+    stream = SeatStream(booking, service.broker, sequencer, settings.seat_tick_ms)
     service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
     queue = QueueStream(booking, service.broker, settings.position_interval_s)
     service.subscribe_listeners[Kind.USER] = queue.on_subscribe
