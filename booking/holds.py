@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.catalog import EventInfo
@@ -68,6 +68,51 @@ def validate_request(event: EventInfo, seat_ids: list[str], now: datetime) -> No
         raise SaleNotOpen("this event is not on sale")
 
 
+# The hold path's statements, built once: constructing SQLAlchemy statements (and their cache
+# keys) on every call was a quarter of the hot-sale CPU profile. (Bind names in an UPDATE may not
+# be column names, hence the b_/new_ prefixes.)
+_CLAIM = (
+    update(seats)
+    .where(
+        seats.c.event_id == bindparam("b_event"),
+        seats.c.seat_id.in_(bindparam("b_seats", expanding=True)),
+        seats.c.blocked.is_(False),
+        seats.c.order_id.is_(None),
+        or_(seats.c.hold_id.is_(None), seats.c.hold_expires_at <= bindparam("b_now")),
+    )
+    .values(
+        hold_id=bindparam("new_hold"),
+        hold_user=bindparam("new_user"),
+        hold_expires_at=bindparam("new_expiry"),
+    )
+)
+_CLAIMED = select(seats.c.seat_id).where(
+    seats.c.event_id == bindparam("event_id"), seats.c.hold_id == bindparam("new_hold")
+)
+_INSERT_HOLD = insert(holds)
+_HELD_BY_USER = (
+    select(func.coalesce(func.sum(holds.c.seat_count), 0))
+    .where(
+        holds.c.event_id == bindparam("event_id"),
+        holds.c.user_id == bindparam("user"),
+        holds.c.status == "active",
+        holds.c.expires_at > bindparam("now"),
+    )
+    .scalar_subquery()
+)
+_OWNED_BY_USER = (
+    select(func.count())
+    .select_from(tickets)
+    .where(
+        tickets.c.event_id == bindparam("event_id"),
+        tickets.c.user_id == bindparam("user"),
+        tickets.c.status == "valid",
+    )
+    .scalar_subquery()
+)
+_USER_SEATS = select(_HELD_BY_USER, _OWNED_BY_USER)
+
+
 async def place_hold(
     engine: AsyncEngine, event: EventInfo, user: str, seat_ids: list[str], now: datetime
 ) -> Hold:
@@ -88,66 +133,33 @@ async def place_hold(
     async def work(conn: AsyncConnection) -> Hold:
         await _check_user_limit(conn, event, user, len(seat_ids), now)
         claimed = await conn.execute(
-            update(seats)
-            .where(
-                seats.c.event_id == event.id,
-                seats.c.seat_id.in_(hold.seat_ids),
-                seats.c.blocked.is_(False),
-                seats.c.order_id.is_(None),
-                or_(seats.c.hold_id.is_(None), seats.c.hold_expires_at <= now),
-            )
-            .values(hold_id=hold.id, hold_user=user, hold_expires_at=hold.expires_at)
-        )
+            _CLAIM,
+            {"b_event": event.id, "b_seats": hold.seat_ids, "b_now": now,
+             "new_hold": hold.id, "new_user": user, "new_expiry": hold.expires_at},
+        )  # fmt: skip
         if claimed.rowcount != len(seat_ids):
-            raise _Conflict()
+            # Name the seats it could not claim from inside this transaction (they are taken:
+            # the ids were validated), then roll the partial claim back by raising.
+            got = {r.seat_id for r in await conn.execute(
+                _CLAIMED, {"event_id": event.id, "new_hold": hold.id})}  # fmt: skip
+            conflicts = sorted(set(hold.seat_ids) - got)
+            raise SeatsUnavailable("some seats are not available", conflicts=conflicts)
         await conn.execute(
-            insert(holds).values(
-                id=hold.id,
-                event_id=event.id,
-                user_id=user,
-                seat_ids=json.dumps(hold.seat_ids),
-                seat_count=len(seat_ids),
-                amount_cents=amount,
-                currency=currency,
-                status="active",
-                created_at=now,
-                expires_at=hold.expires_at,
-            )
-        )
+            _INSERT_HOLD,
+            {"id": hold.id, "event_id": event.id, "user_id": user,
+             "seat_ids": json.dumps(hold.seat_ids), "seat_count": len(seat_ids),
+             "amount_cents": amount, "currency": currency, "status": "active",
+             "created_at": now, "expires_at": hold.expires_at},
+        )  # fmt: skip
         return hold
 
-    try:
-        return await in_transaction(engine, work)
-    except _Conflict:
-        conflicts = await _conflicts(engine, event.id, hold.seat_ids, now)
-        raise SeatsUnavailable("some seats are not available", conflicts=conflicts) from None
-
-
-class _Conflict(Exception):
-    """Internal: the claim fell short; roll back, then report which seats."""
+    return await in_transaction(engine, work)
 
 
 async def _check_user_limit(
     conn: AsyncConnection, event: EventInfo, user: str, wanted: int, now: datetime
 ) -> None:
-    held = (
-        select(func.coalesce(func.sum(holds.c.seat_count), 0))
-        .where(
-            holds.c.event_id == event.id,
-            holds.c.user_id == user,
-            holds.c.status == "active",
-            holds.c.expires_at > now,
-        )
-        .scalar_subquery()
-    )
-    owned = (
-        select(func.count())
-        .select_from(tickets)
-        .where(tickets.c.event_id == event.id, tickets.c.user_id == user,
-               tickets.c.status == "valid")
-        .scalar_subquery()
-    )  # fmt: skip
-    row = (await conn.execute(select(held, owned))).one()
+    row = (await conn.execute(_USER_SEATS, {"event_id": event.id, "user": user, "now": now})).one()
     have = int(row[0]) + int(row[1])
     if have + wanted > event.max_seats_per_user:
         raise LimitExceeded(
@@ -155,24 +167,6 @@ async def _check_user_limit(
             limit=event.max_seats_per_user,
             have=have,
         )
-
-
-async def _conflicts(
-    engine: AsyncEngine, event_id: int, seat_ids: list[str], now: datetime
-) -> list[str]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(seats.c.seat_id).where(
-                seats.c.event_id == event_id,
-                seats.c.seat_id.in_(seat_ids),
-                or_(
-                    seats.c.blocked.is_(True),
-                    seats.c.order_id.is_not(None),
-                    and_(seats.c.hold_id.is_not(None), seats.c.hold_expires_at > now),
-                ),
-            )
-        )
-        return sorted(r.seat_id for r in rows)
 
 
 def _hold_from_row(row: object) -> Hold:

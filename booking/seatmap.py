@@ -23,7 +23,7 @@ STATUSES = (AVAILABLE, HELD, SOLD, BLOCKED)
 
 
 class SeatMap:
-    __slots__ = ("_changed", "_expiry", "_snapshot", "event_id", "seq", "statuses")
+    __slots__ = ("_changed", "_expiry", "_hints", "_snapshot", "event_id", "seq", "statuses")
 
     def __init__(
         self, event_id: int, statuses: dict[str, str], expiry: dict[str, datetime]
@@ -34,6 +34,10 @@ class SeatMap:
         self.seq = 0
         self._changed: dict[str, str] = {}
         self._snapshot: tuple[int, bytes] | None = None
+        #: Seats the database just refused although this map shows them available (another
+        #: node's news not yet arrived), until when: they answer holds from memory but are never
+        #: published, since they are a guess, not a committed status.
+        self._hints: dict[str, datetime] = {}
 
     def status(self, seat_id: str, now: datetime) -> str | None:
         status = self.statuses.get(seat_id)
@@ -42,14 +46,26 @@ class SeatMap:
         return status
 
     def unavailable(self, seat_ids: list[str], now: datetime) -> list[str]:
-        """The seats of ``seat_ids`` that are known held or sold (or blocked) right now."""
-        return [s for s in seat_ids if self.status(s, now) not in (AVAILABLE, None)]
+        """The seats of ``seat_ids`` known (or, briefly, believed) taken right now."""
+        hints = self._hints
+        return [
+            s for s in seat_ids
+            if self.status(s, now) not in (AVAILABLE, None) or hints.get(s, now) > now
+        ]  # fmt: skip
+
+    def hint_taken(self, seat_ids: list[str], now: datetime, until: datetime) -> None:
+        """Remember, unpublished, that the database refused these seats (see ``_hints``)."""
+        if len(self._hints) > len(self.statuses):  # keep it bounded: drop lapsed guesses
+            self._hints = {s: t for s, t in self._hints.items() if t > now}
+        for seat_id in seat_ids:
+            self._hints[seat_id] = until
 
     def apply(self, changes: list[tuple[str, str]], expires_at: datetime | None = None) -> None:
         for seat_id, status in changes:
             if self.statuses.get(seat_id) == status and status != HELD:
                 continue
             self.statuses[seat_id] = status
+            self._hints.pop(seat_id, None)  # committed news beats a guess
             if status == HELD and expires_at is not None:
                 self._expiry[seat_id] = expires_at
             else:

@@ -26,7 +26,7 @@ from booking.demo import demo_event
 from booking.errors import InvalidRequest, NotFound, SaleNotOpen, SeatsUnavailable
 from booking.holds import Hold
 from booking.payments import PaymentProvider
-from booking.seatmap import AVAILABLE, HELD, SeatMap
+from booking.seatmap import SeatMap
 from booking.tickets import TicketSigner
 from booking.waiting_room import ADMITTED, InProcessWaitingRoom, Policy, Position, WaitingRoom
 
@@ -64,6 +64,9 @@ class BookingService:
             self.policy.payment_timeout_s,
             self.policy.crash_after_charge,
         )
+        #: Seat claims under way on this node, by (event, seat): later requests for those
+        #: seats wait for the outcome instead of racing to the database.
+        self._claims: dict[tuple[int, str], asyncio.Future[None]] = {}
         #: Counts of hold decisions taken from memory vs by the database (for benchmarks).
         self.decisions = {"memory": 0, "database": 0}
         #: Told of every seat change this node commits (cluster mode shares them with the
@@ -155,23 +158,39 @@ class BookingService:
         holds.validate_request(info, seat_ids, now)
         if info.waiting_room:
             self.admission.verify(admission_token, event_id, user)
-        taken = seatmap.unavailable(seat_ids, now)
-        if taken:
-            # Known taken on this node: answer without a round trip. (The database would say
-            # the same; a stale "available" here is harmless, the database decides then.)
-            self.decisions["memory"] += 1
-            raise SeatsUnavailable("some seats are not available", conflicts=sorted(taken))
+        while True:
+            taken = seatmap.unavailable(seat_ids, now)
+            if taken:
+                # Known taken on this node: answer without a round trip. (The database would
+                # say the same; a stale "available" here is harmless, the database decides.)
+                self.decisions["memory"] += 1
+                raise SeatsUnavailable("some seats are not available", conflicts=sorted(taken))
+            claims = {c for s in seat_ids if (c := self._claims.get((event_id, s))) is not None}
+            if not claims:
+                break
+            # This node is claiming some of these seats right now: its outcome decides ours
+            # more cheaply than a round trip doomed to conflict. (Every grant is still the
+            # database's; this only spares it requests that would lose.)
+            await asyncio.wait(claims)
+            now = utcnow()
         self.decisions["database"] += 1
+        claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = [(event_id, s) for s in seat_ids]
+        for key in keys:
+            self._claims[key] = claim
         try:
             hold = await holds.place_hold(self.engine, info, user, seat_ids, now)
         except SeatsUnavailable as exc:
-            # Taken a moment ago, or by another node whose news has not arrived: remember it
-            # briefly so the next request for them is answered from memory. Only for seats
-            # still shown available: a hold or sale applied meanwhile is better knowledge.
+            # Taken by another node whose news has not arrived yet: believe it for a moment,
+            # without publishing the guess, so the next request is answered from memory.
             conflicts = exc.extra.get("conflicts", [])
-            learnt = [s for s in conflicts if seatmap.status(s, now) == AVAILABLE]
-            seatmap.apply([(s, HELD) for s in learnt], now + timedelta(seconds=1))
+            seatmap.hint_taken(conflicts, now, now + timedelta(seconds=1))
             raise
+        finally:
+            for key in keys:
+                if self._claims.get(key) is claim:
+                    del self._claims[key]
+            claim.set_result(None)
         self._apply(event_id, holds.held_changes(hold), hold.expires_at)
         return hold
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ from booking import holds as holds_module
 from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import SeatsUnavailable
+from booking.holds import Hold
 from booking.service import BookingService
 from tests.booking.conftest import VISA, build_service
 
@@ -44,15 +46,21 @@ async def test_map_follows_every_kind_of_change(service: BookingService, event: 
 async def test_a_conflict_does_not_turn_a_sold_seat_into_held(
     service: BookingService, event: EventInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Bob asks for a seat the map shows free; before his claim reaches the database, Alice holds
-    and buys it on this node (the map learns "sold"). Bob's conflict must not repaint it "held"."""
+    """Bob asks this node for a seat its map shows free; before his claim reaches the database,
+    Alice holds and buys it through another node, whose news ("sold") reaches this node's map.
+    Bob's conflict must not repaint the seat "held". (On one node this interleaving cannot
+    happen: a request for a seat being claimed waits for that claim's outcome.)"""
+    other_node = BookingService(
+        service.engine, service.provider, service.signer, service.admission, service.policy
+    )
+    other_node.on_changes = service.apply_remote  # the cluster's news, delivered at once
     place_hold = holds_module.place_hold
 
     async def alice_first(engine: Any, info: EventInfo, user: str, *args: Any) -> Any:
         if user == "bob":
             monkeypatch.setattr(holds_module, "place_hold", place_hold)
-            alices = await service.hold(event.id, "alice", ["A-A-1"])
-            assert (await service.checkout("alice", alices.id, "k", VISA)).ok
+            alices = await other_node.hold(event.id, "alice", ["A-A-1"])
+            assert (await other_node.checkout("alice", alices.id, "k", VISA)).ok
         return await place_hold(engine, info, user, *args)
 
     monkeypatch.setattr(holds_module, "place_hold", alice_first)
@@ -62,3 +70,19 @@ async def test_a_conflict_does_not_turn_a_sold_seat_into_held(
     seatmap = await service.seat_map(event.id)
     assert seatmap.status("A-A-1", utcnow()) == "sold"
     assert statuses(seatmap.snapshot())["A-A-1"] == "sold"
+
+
+async def test_concurrent_requests_for_one_seat_make_one_database_attempt(
+    service: BookingService, event: EventInfo
+) -> None:
+    """Twenty shoppers click the same seat at once on one node: one gets it, nineteen get a
+    conflict, and only the first claim went to the database; the rest waited for its outcome."""
+    results = await asyncio.gather(
+        *(service.hold(event.id, f"rush{i}", ["A-A-2"]) for i in range(20)),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, Hold)]
+    lost = [r for r in results if isinstance(r, SeatsUnavailable)]
+    assert (len(won), len(lost)) == (1, 19)
+    assert all(r.extra["conflicts"] == ["A-A-2"] for r in lost)
+    assert service.decisions["database"] == 1
