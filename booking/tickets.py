@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import secrets
 from dataclasses import dataclass
 
@@ -59,4 +60,8 @@ class TicketSigner:
 
 
 def qr_svg(code: str) -> str:
-    return segno.make(code, error="m").svg_inline(scale=4, border=2)
+    """The code as a standalone SVG document. (segno's ``svg_inline`` omits ``xmlns``, which
+    is right inside HTML but makes browsers refuse the file as an ``<img>``.)"""
+    out = io.BytesIO()
+    segno.make(code, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False, nl=False)
+    return out.getvalue().decode()

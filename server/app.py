@@ -22,6 +22,7 @@ from booking.tickets import TicketSigner
 from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
 from booking.waiting_room_redis import RedisWaitingRoom
 from server import api, app_commands
+from server import web as web_ui
 from server.auth import TokenAuthority
 from server.background import run_every
 from server.broker import Broker
@@ -62,6 +63,7 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     api.setup(app)
+    web_ui.setup(app)
     return app
 
 

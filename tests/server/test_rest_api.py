@@ -673,6 +673,8 @@ def test_tickets_verify_and_render_as_qr(api: Api, event: dict[str, Any]) -> Non
     qr = api.get(f"/api/tickets/{code}/qr.svg")
     assert qr.status == 200 and qr.content_type == "image/svg+xml"
     assert qr.body.lstrip().startswith(b"<svg") and b"</svg>" in qr.body
+    # A standalone SVG needs its namespace, or browsers will not show it as an <img>.
+    assert b'xmlns="http://www.w3.org/2000/svg"' in qr.body
 
     payload, mac = code.split(".")
     forged = f"{payload}.{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"

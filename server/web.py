@@ -1,0 +1,124 @@
+"""The browser UI: ``/`` the audience app, ``/admin`` the admin console, ``/assets/…`` their files.
+
+Both pages are built by Vite from ``web/`` into ``web/dist`` (``index.html``, ``admin.html`` and
+content-hashed files under ``assets/``). Routing inside the pages is by URL hash
+(``/#/events/3``), so the server needs no catch-all fallback for client-side routes.
+
+Caching: an asset's name changes with its content, so assets are cached for a year and marked
+``immutable``; the two pages are ``no-cache`` (revalidated on every load), so a new build is
+picked up by the next reload and never mixes with stale assets.
+
+The build is looked up per request, not at start-up: a node started before the UI was built
+serves it as soon as ``npm run build`` finishes. Until then ``/`` and ``/admin`` answer 503 with
+a short page saying how to build it; the API, ``/ws`` and the rest of the node work regardless.
+
+Where the build is: ``web/dist`` in the checkout this package runs from, or the directory named
+by ``CONCERT_HUB_WEB_DIST``. That variable is read here rather than being a
+:class:`~server.settings.Settings` field because it says where files were installed, not how
+the node behaves, so it is not a ``serve`` flag.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+DIST_ENV = "CONCERT_HUB_WEB_DIST"
+WEB_DIST = web.AppKey("web_dist", Path)
+
+ASSET_CACHE = "public, max-age=31536000, immutable"
+PAGE_CACHE = "no-cache"
+BUILD_COMMAND = "npm --prefix web ci && npm --prefix web run build"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def default_dist() -> Path:
+    """``$CONCERT_HUB_WEB_DIST``, else ``web/dist`` at the root of this checkout."""
+    override = os.environ.get(DIST_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    return Path(__file__).resolve().parents[1] / "web" / "dist"
+
+
+def setup(app: web.Application, dist: Path | None = None) -> None:
+    """Serve the UI from ``dist`` (default: :func:`default_dist`)."""
+    app[WEB_DIST] = dist if dist is not None else default_dist()
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/index.html", _page("index.html"))
+    app.router.add_get("/admin", _page("admin.html"))
+    app.router.add_get("/admin.html", _page("admin.html"))
+    app.router.add_get("/admin/", _redirect("/admin"))
+    app.router.add_get("/assets/{path:.+}", asset)
+
+
+def _page(name: str) -> Handler:
+    async def page(request: web.Request) -> web.StreamResponse:
+        dist = request.app[WEB_DIST]
+        path = dist / name
+        if not path.is_file():
+            return not_built()
+        return web.FileResponse(path, headers={"Cache-Control": PAGE_CACHE})
+
+    return page
+
+
+def _redirect(location: str) -> Handler:
+    async def redirect(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPPermanentRedirect(location)
+
+    return redirect
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    """A file under ``dist/assets``; nothing outside it, whatever the path says."""
+    root = (request.app[WEB_DIST] / "assets").resolve()
+    try:
+        path = (root / request.match_info["path"]).resolve()
+    except (OSError, ValueError):  # NUL bytes, symlink loops
+        raise web.HTTPNotFound() from None
+    if not path.is_relative_to(root) or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": ASSET_CACHE})
+
+
+_NOT_BUILT = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Concert-Hub: the web UI is not built</title>
+<style>
+  body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 4rem auto;
+         padding: 0 1.25rem; line-height: 1.55; color: #0f172a; }}
+  code, pre {{ background: #f1f5f9; border-radius: 6px; }}
+  code {{ padding: 0.1em 0.35em; }}
+  pre {{ padding: 0.75rem 1rem; overflow-x: auto; }}
+</style>
+</head>
+<body>
+<h1>The web UI is not built yet</h1>
+<p>This node is running: the REST API (<a href="/api/docs">/api/docs</a>), STOMP over
+<code>/ws</code> and <code>/healthz</code> all work. Only the browser UI is missing: there is
+no build in <code>web/dist</code> (or in <code>${env}</code>, when set).</p>
+<p>Build it from the repository root (Node.js 20.19 or later, with npm):</p>
+<pre><code>{command}</code></pre>
+<p>or simply run <code>scripts/serve</code>, which builds the UI whenever it is missing or
+out of date. Then reload this page.</p>
+</body>
+</html>
+"""
+
+
+def not_built() -> web.Response:
+    body = _NOT_BUILT.format(env=DIST_ENV, command=html.escape(BUILD_COMMAND))
+    return web.Response(
+        status=503,
+        text=body,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )

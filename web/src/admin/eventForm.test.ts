@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+
+import { buildEvent, defaultForm, seatCount, type EventForm } from './eventForm';
+
+function form(overrides: Partial<EventForm> = {}): EventForm {
+  return { ...defaultForm(new Date('2030-05-01T12:00:00')), name: 'Gala', venue: 'Hall', ...overrides };
+}
+
+describe('buildEvent', () => {
+  it('turns the default form into a valid request body', () => {
+    const built = buildEvent(form());
+    expect(built.ok).toBe(true);
+    if (!built.ok) return;
+    expect(built.spec.layout.tiers).toEqual([
+      { name: 'Premium', price_cents: 12000, currency: 'EUR' },
+      { name: 'Standard', price_cents: 7500, currency: 'EUR' },
+    ]);
+    expect(built.spec.layout.sections[0]).toEqual({ name: 'STALLS', rows: 20, seats_per_row: 40, tier: 'Premium' });
+    expect(built.spec.starts_at).toMatch(/Z$/);
+    expect(built.spec.waiting_room).toBe(false);
+    expect(built.spec.admission_rate).toBeUndefined();
+  });
+
+  it('converts prices with cents exactly', () => {
+    const built = buildEvent(form({ tiers: [{ name: 'A', price: '39.90' }], sections: [{ name: 'S', rows: '1', seatsPerRow: '1', tier: 'A' }] }));
+    expect(built.ok && built.spec.layout.tiers[0]?.price_cents).toBe(3990);
+  });
+
+  it('sends the waiting-room pacing only when the waiting room is on', () => {
+    const built = buildEvent(form({ waitingRoom: true, admissionRate: '2.5', maxActiveShoppers: '50', holdTtl: '120', maxSeatsPerUser: '6' }));
+    expect(built.ok).toBe(true);
+    if (!built.ok) return;
+    expect(built.spec).toMatchObject({ waiting_room: true, admission_rate: 2.5, max_active_shoppers: 50, hold_ttl_s: 120, max_seats_per_user: 6 });
+  });
+
+  it('lists every problem instead of sending a doomed request', () => {
+    const built = buildEvent(
+      form({
+        name: ' ',
+        saleClosesAt: '2000-01-01T00:00',
+        tiers: [{ name: 'A', price: '-1' }],
+        sections: [{ name: 'bad name', rows: '0', seatsPerRow: '600', tier: 'Nope' }],
+        holdTtl: '5',
+      }),
+    );
+    expect(built.ok).toBe(false);
+    if (built.ok) return;
+    expect(built.errors).toEqual(
+      expect.arrayContaining([
+        'Name is required.',
+        'The sale must close after it opens.',
+        'Tier A needs a price of 0 or more.',
+        'Section 1: the name is 1–16 letters or digits.',
+        'Section bad name: rows must be 1–200.',
+        'Section bad name: seats per row must be 1–500.',
+        'Section bad name: choose one of the tiers.',
+        'Hold time must be 10–3600 seconds.',
+      ]),
+    );
+  });
+
+  it('counts seats as sections × rows × seats', () => {
+    expect(seatCount(form())).toBe(20 * 40 + 10 * 40);
+  });
+});

@@ -1,0 +1,153 @@
+// The "create event" form's values and their conversion into POST /api/admin/events's body.
+// Pure, so the rules (what is required, how local times and prices convert) are tested.
+
+import type { EventCreate, EventStatus } from '../shared/types';
+
+export interface TierRow {
+  name: string;
+  /** In currency units as typed ("75" or "39.90"). */
+  price: string;
+}
+
+export interface SectionRow {
+  name: string;
+  rows: string;
+  seatsPerRow: string;
+  tier: string;
+}
+
+export interface EventForm {
+  name: string;
+  venue: string;
+  /** `<input type="datetime-local">` values, in the browser's time zone. */
+  startsAt: string;
+  saleOpensAt: string;
+  saleClosesAt: string;
+  status: EventStatus;
+  currency: string;
+  waitingRoom: boolean;
+  admissionRate: string;
+  maxActiveShoppers: string;
+  holdTtl: string;
+  maxSeatsPerUser: string;
+  tiers: TierRow[];
+  sections: SectionRow[];
+}
+
+/** A datetime-local value for `date` (local time, minutes). */
+export function localInput(date: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+export function defaultForm(now = new Date()): EventForm {
+  const show = new Date(now.getTime() + 30 * 86_400_000);
+  show.setHours(20, 0, 0, 0);
+  const opens = new Date(now.getTime() - 60_000);
+  return {
+    name: '',
+    venue: '',
+    startsAt: localInput(show),
+    saleOpensAt: localInput(opens),
+    saleClosesAt: localInput(show),
+    status: 'on_sale',
+    currency: 'EUR',
+    waitingRoom: false,
+    admissionRate: '10',
+    maxActiveShoppers: '500',
+    holdTtl: '',
+    maxSeatsPerUser: '',
+    tiers: [
+      { name: 'Premium', price: '120' },
+      { name: 'Standard', price: '75' },
+    ],
+    sections: [
+      { name: 'STALLS', rows: '20', seatsPerRow: '40', tier: 'Premium' },
+      { name: 'BALCONY', rows: '10', seatsPerRow: '40', tier: 'Standard' },
+    ],
+  };
+}
+
+export function seatCount(form: EventForm): number {
+  return form.sections.reduce((sum, s) => sum + (Number(s.rows) || 0) * (Number(s.seatsPerRow) || 0), 0);
+}
+
+function isoOf(local: string): string | null {
+  const date = new Date(local);
+  return local && !Number.isNaN(date.getTime()) ? date.toISOString() : null;
+}
+
+function wholeNumber(text: string): number | null {
+  return /^\s*\d+\s*$/.test(text) ? Number(text) : null;
+}
+
+export type Built = { ok: true; spec: EventCreate } | { ok: false; errors: string[] };
+
+export function buildEvent(form: EventForm): Built {
+  const errors: string[] = [];
+  if (!form.name.trim()) errors.push('Name is required.');
+  if (!form.venue.trim()) errors.push('Venue is required.');
+  const startsAt = isoOf(form.startsAt);
+  const opens = isoOf(form.saleOpensAt);
+  const closes = isoOf(form.saleClosesAt);
+  if (!startsAt) errors.push('Start time is required.');
+  if (!opens) errors.push('Sale opening time is required.');
+  if (!closes) errors.push('Sale closing time is required.');
+  if (opens && closes && Date.parse(closes) <= Date.parse(opens)) errors.push('The sale must close after it opens.');
+  if (!/^[A-Za-z]{3}$/.test(form.currency)) errors.push('Currency is a three-letter code such as EUR.');
+
+  const tiers = form.tiers.map((t, i) => {
+    const price = Number(t.price);
+    if (!t.name.trim()) errors.push(`Tier ${i + 1} needs a name.`);
+    if (t.price.trim() === '' || !Number.isFinite(price) || price < 0) errors.push(`Tier ${t.name || i + 1} needs a price of 0 or more.`);
+    return { name: t.name.trim(), price_cents: Math.round(price * 100), currency: form.currency.toUpperCase() };
+  });
+  if (tiers.length === 0) errors.push('Add at least one price tier.');
+  const tierNames = new Set(tiers.map((t) => t.name));
+  if (tierNames.size !== tiers.length) errors.push('Tier names must be different.');
+
+  const sections = form.sections.map((s, i) => {
+    const rows = wholeNumber(s.rows);
+    const seats = wholeNumber(s.seatsPerRow);
+    if (!/^[A-Za-z0-9]{1,16}$/.test(s.name)) errors.push(`Section ${i + 1}: the name is 1–16 letters or digits.`);
+    if (rows === null || rows < 1 || rows > 200) errors.push(`Section ${s.name || i + 1}: rows must be 1–200.`);
+    if (seats === null || seats < 1 || seats > 500) errors.push(`Section ${s.name || i + 1}: seats per row must be 1–500.`);
+    if (!tierNames.has(s.tier)) errors.push(`Section ${s.name || i + 1}: choose one of the tiers.`);
+    return { name: s.name, rows: rows ?? 0, seats_per_row: seats ?? 0, tier: s.tier };
+  });
+  if (sections.length === 0) errors.push('Add at least one section.');
+  if (new Set(sections.map((s) => s.name)).size !== sections.length) errors.push('Section names must be different.');
+  if (seatCount(form) > 100_000) errors.push('At most 100,000 seats per event.');
+
+  const rate = Number(form.admissionRate);
+  const shoppers = wholeNumber(form.maxActiveShoppers);
+  if (form.waitingRoom) {
+    if (!(rate > 0)) errors.push('Admission rate must be above 0 per second.');
+    if (shoppers === null || shoppers < 1) errors.push('Max active shoppers must be at least 1.');
+  }
+  const holdTtl = form.holdTtl.trim() === '' ? null : wholeNumber(form.holdTtl);
+  if (holdTtl !== null && (holdTtl < 10 || holdTtl > 3600)) errors.push('Hold time must be 10–3600 seconds.');
+  if (form.holdTtl.trim() !== '' && holdTtl === null) errors.push('Hold time is a whole number of seconds.');
+  const perUser = form.maxSeatsPerUser.trim() === '' ? null : wholeNumber(form.maxSeatsPerUser);
+  if (perUser !== null && (perUser < 1 || perUser > 100)) errors.push('Seats per user must be 1–100.');
+  if (form.maxSeatsPerUser.trim() !== '' && perUser === null) errors.push('Seats per user is a whole number.');
+
+  if (errors.length > 0 || !startsAt || !opens || !closes) return { ok: false, errors };
+  const spec: EventCreate = {
+    name: form.name.trim(),
+    venue: form.venue.trim(),
+    starts_at: startsAt,
+    sale_opens_at: opens,
+    sale_closes_at: closes,
+    status: form.status,
+    waiting_room: form.waitingRoom,
+    layout: { tiers, sections },
+  };
+  if (form.waitingRoom) {
+    spec.admission_rate = rate;
+    spec.max_active_shoppers = shoppers ?? 1;
+  }
+  if (holdTtl !== null) spec.hold_ttl_s = holdTtl;
+  if (perUser !== null) spec.max_seats_per_user = perUser;
+  return { ok: true, spec };
+}

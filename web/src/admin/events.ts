@@ -1,0 +1,67 @@
+// The console's list of events with their pacing settings (from each event's detail, without
+// its layout, which the console never needs).
+
+import { create } from 'zustand';
+
+import { describeError } from '../shared/http';
+import type { EventDetail, EventPatch, EventSummary } from '../shared/types';
+import type { AdminApi } from './api';
+
+export type AdminEvent = EventSummary & Pick<EventDetail, 'admission_rate' | 'max_active_shoppers'>;
+
+function strip(detail: EventDetail): AdminEvent {
+  const { layout: _layout, ...rest } = detail;
+  return rest;
+}
+
+interface EventsState {
+  events: AdminEvent[];
+  loading: boolean;
+  error: string | null;
+  /** Per event: the last change's outcome ("saved" or the problem). */
+  outcome: Record<number, { ok: boolean; text: string }>;
+  busy: Record<number, boolean>;
+  refresh(api: AdminApi): Promise<void>;
+  patch(api: AdminApi, id: number, patch: EventPatch): Promise<void>;
+  added(detail: EventDetail): void;
+}
+
+export const useEvents = create<EventsState>()((set, get) => ({
+  events: [],
+  loading: false,
+  error: null,
+  outcome: {},
+  busy: {},
+
+  async refresh(api) {
+    set({ loading: true });
+    try {
+      const list = await api.events();
+      const details = await Promise.all(list.map((e) => api.event(e.id).then(strip, () => ({ ...e, admission_rate: 0, max_active_shoppers: 0 }))));
+      set({ events: details, error: null });
+    } catch (error) {
+      set({ error: describeError(error) });
+    } finally {
+      set({ loading: false });
+    }
+  },
+
+  async patch(api, id, patch) {
+    set({ busy: { ...get().busy, [id]: true } });
+    try {
+      const detail = strip(await api.patchEvent(id, patch));
+      set({
+        events: get().events.map((e) => (e.id === id ? detail : e)),
+        outcome: { ...get().outcome, [id]: { ok: true, text: 'Saved.' } },
+      });
+    } catch (error) {
+      set({ outcome: { ...get().outcome, [id]: { ok: false, text: describeError(error) } } });
+    } finally {
+      set({ busy: { ...get().busy, [id]: false } });
+    }
+  },
+
+  added(detail) {
+    set({ events: [...get().events.filter((e) => e.id !== detail.id), strip(detail)] });
+  },
+}));

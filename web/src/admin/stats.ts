@@ -1,0 +1,56 @@
+// Live statistics for the console: GET /api/admin/stats every 2 s, with a short history for
+// the sales chart (two minutes of samples).
+
+import { create } from 'zustand';
+
+import { describeError } from '../shared/http';
+import type { Stats } from '../shared/types';
+import type { AdminApi } from './api';
+
+export const POLL_MS = 2000;
+const HISTORY = 60;
+
+export interface Sample {
+  at: number;
+  salesPerMin: number;
+  connections: number;
+}
+
+interface StatsState {
+  latest: Stats | null;
+  history: Sample[];
+  error: string | null;
+  updatedAt: number | null;
+}
+
+export const useStats = create<StatsState>()(() => ({ latest: null, history: [], error: null, updatedAt: null }));
+
+/** Poll until the returned function is called; one request at a time, never overlapping. */
+export function pollStats(api: AdminApi): () => void {
+  let stopped = false;
+  let timer = 0;
+  const controller = new AbortController();
+  const tick = async () => {
+    try {
+      const stats = await api.stats(controller.signal);
+      if (stopped) return;
+      const at = Date.now();
+      useStats.setState((s) => ({
+        latest: stats,
+        error: null,
+        updatedAt: at,
+        history: [...s.history, { at, salesPerMin: stats.sales_per_min, connections: stats.connections }].slice(-HISTORY),
+      }));
+    } catch (error) {
+      if (stopped) return;
+      useStats.setState({ error: describeError(error) });
+    }
+    if (!stopped) timer = window.setTimeout(() => void tick(), POLL_MS);
+  };
+  void tick();
+  return () => {
+    stopped = true;
+    controller.abort();
+    window.clearTimeout(timer);
+  };
+}

@@ -1,0 +1,57 @@
+import { AnnouncementBanners } from './components/AnnouncementBanners';
+import { ConnectionBadge } from './components/ConnectionBadge';
+import { EventList } from './pages/EventList';
+import { EventPage } from './pages/EventPage';
+import { MyTickets } from './pages/MyTickets';
+import { OrderPage } from './pages/OrderPage';
+import { href, useRoute, type Route } from './router';
+
+function Page({ route }: { route: Route }) {
+  switch (route.name) {
+    case 'events':
+      return <EventList />;
+    case 'event':
+      return <EventPage key={route.id} id={route.id} />;
+    case 'order':
+      return <OrderPage key={route.id} orderId={route.id} />;
+    case 'tickets':
+      return <MyTickets />;
+    case 'not-found':
+      return (
+        <div className="card">
+          <h1>Page not found</h1>
+          <p>
+            Nothing lives at <code>{route.path}</code>. <a href={href.events()}>See all events</a>.
+          </p>
+        </div>
+      );
+  }
+}
+
+export function App() {
+  const route = useRoute();
+  return (
+    <>
+      <header className="topbar">
+        <div className="topbar__inner">
+          <a className="brand" href={href.events()}>
+            <span className="brand__mark" aria-hidden="true">♪</span> Concert-Hub
+          </a>
+          <nav className="topnav" aria-label="Main">
+            <a href={href.events()} aria-current={route.name === 'events' ? 'page' : undefined}>
+              Events
+            </a>
+            <a href={href.tickets()} aria-current={route.name === 'tickets' || route.name === 'order' ? 'page' : undefined}>
+              My tickets
+            </a>
+          </nav>
+          <ConnectionBadge />
+        </div>
+      </header>
+      <main className="container">
+        <AnnouncementBanners />
+        <Page route={route} />
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,85 @@
+import { useEffect, useState } from 'react';
+
+import { fractionLeft, msToNextTick, secondsLeft, urgency } from '../../hold/countdown';
+import { clock, money, seatIdName } from '../../shared/format';
+import { navigate, href } from '../router';
+import { TEST_CARDS, useShop, type ActiveHold } from '../shop';
+
+/** Re-render on each whole second of the hold's countdown. */
+function useNow(hold: ActiveHold): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    let timer = 0;
+    const tick = () => {
+      const t = Date.now();
+      setNow(t);
+      if (t < hold.deadline.at) timer = window.setTimeout(tick, msToNextTick(hold.deadline, t) + 5);
+    };
+    tick();
+    return () => window.clearTimeout(timer);
+  }, [hold]);
+  return now;
+}
+
+/** An active hold: the countdown, the seats, the test card and the pay button. */
+export function HoldPanel({ hold }: { hold: ActiveHold }) {
+  const now = useNow(hold);
+  const busy = useShop((s) => s.busy);
+  const pay = useShop((s) => s.pay);
+  const release = useShop((s) => s.releaseHold);
+  const lapsed = useShop((s) => s.holdLapsed);
+  const [card, setCard] = useState<string>(TEST_CARDS[0].token);
+  const left = secondsLeft(hold.deadline, now);
+  const mood = urgency(hold.deadline, now);
+
+  useEffect(() => {
+    if (left === 0 && busy !== 'pay') lapsed();
+  }, [left, busy, lapsed]);
+
+  const onPay = async () => {
+    const order = await pay(card);
+    if (order) navigate(href.order(order.order_id));
+  };
+
+  return (
+    <section className={`card hold hold--${mood}`} aria-labelledby="hold-title">
+      <h2 id="hold-title" className="card__title">
+        Your seats are held
+      </h2>
+      <div className="hold__timer" role="timer" aria-label={`${clock(left)} left to pay`}>
+        <span className="hold__clock">
+          <span data-testid="hold-countdown">{left}</span>
+          <span className="hold__unit"> s left</span>
+        </span>
+        <span className="muted">({clock(left)})</span>
+      </div>
+      <div className="progress" aria-hidden="true">
+        <div className="progress__bar" style={{ width: `${fractionLeft(hold.deadline, now) * 100}%` }} />
+      </div>
+      <ul className="seat-list">
+        {hold.seats.map((id) => (
+          <li key={id}>{seatIdName(id)}</li>
+        ))}
+      </ul>
+      <p className="total">
+        Total <strong>{money(hold.amount_cents, hold.currency)}</strong>
+      </p>
+      <label className="field">
+        <span className="field__label">Test card</span>
+        <select data-testid="card-select" value={card} onChange={(e) => setCard(e.target.value)} disabled={busy === 'pay'}>
+          {TEST_CARDS.map((c) => (
+            <option key={c.token} value={c.token}>
+              {c.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="button" className="button button--primary button--wide" data-testid="pay-button" onClick={() => void onPay()} disabled={busy !== null || left === 0}>
+        {busy === 'pay' ? 'Processing payment…' : `Pay ${money(hold.amount_cents, hold.currency)}`}
+      </button>
+      <button type="button" className="button button--ghost button--wide" onClick={() => void release()} disabled={busy !== null}>
+        {busy === 'release' ? 'Releasing…' : 'Release seats'}
+      </button>
+    </section>
+  );
+}

@@ -1,0 +1,94 @@
+import { useEffect, useState } from 'react';
+
+import { roughDuration } from '../../shared/format';
+import type { QueueStatsMessage } from '../../shared/types';
+import { live } from '../live';
+import { useShop } from '../shop';
+
+function timeOfDay(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+}
+
+/** The event's waiting room: join, watch your place, get admitted. */
+export function WaitingRoomPanel({ eventId }: { eventId: number }) {
+  const queue = useShop((s) => s.queue);
+  const queueKnown = useShop((s) => s.queueKnown);
+  const admission = useShop((s) => s.admission);
+  const busy = useShop((s) => s.busy);
+  const join = useShop((s) => s.join);
+  const [stats, setStats] = useState<QueueStatsMessage | null>(null);
+
+  useEffect(() => {
+    const subscription = live.subscribe(`/topic/events/${eventId}/queue`, (body) => {
+      try {
+        setStats(JSON.parse(body) as QueueStatsMessage);
+      } catch {
+        // not for us
+      }
+    });
+    return () => subscription.unsubscribe();
+  }, [eventId]);
+
+  const state = queue?.state ?? null;
+  const admitted = state === 'admitted' && admission !== null;
+  const preQueue = state === 'waiting' && queue?.position === null;
+  const canJoin = queueKnown && !admitted && state !== 'waiting';
+
+  return (
+    <section className={`card queue queue--${state ?? 'none'}`} aria-labelledby="queue-title">
+      <h2 id="queue-title" className="card__title">
+        Waiting room
+      </h2>
+      {queue && (
+        <p className="queue__state">
+          Status:{' '}
+          <span className={`badge badge--state-${queue.state}`} data-testid="queue-state">
+            {queue.state}
+          </span>
+        </p>
+      )}
+      {state === null && !queueKnown && <p className="muted">Checking your place…</p>}
+      {state === null && queueKnown && <p>This sale uses a waiting room so everyone gets a fair chance. Join the queue; you can hold seats once it is your turn.</p>}
+      {state === 'waiting' && (
+        <div className="queue__position" aria-live="polite">
+          <div className="queue__number" data-testid="queue-position">
+            {queue?.position ?? ''}
+          </div>
+          {preQueue ? (
+            <p>You are in the pre-queue. When the sale opens, everyone in it gets a random place in line.</p>
+          ) : (
+            <p>
+              Your place in line
+              {queue && queue.ahead !== null && (
+                <>
+                  {' '}
+                  — {queue.ahead === 0 ? 'you are next' : `${queue.ahead.toLocaleString('en')} ahead of you`}
+                </>
+              )}
+              {queue?.eta_seconds !== null && queue?.eta_seconds !== undefined && <>. Estimated wait: {roughDuration(queue.eta_seconds)}</>}.
+            </p>
+          )}
+          <div className="spinner-line" aria-hidden="true" />
+        </div>
+      )}
+      {admitted && (
+        <p className="queue__admitted">
+          It’s your turn! Pick your seats and hold them before your admission ends at <strong>{timeOfDay(admission.expiresAt)}</strong>.
+        </p>
+      )}
+      {state === 'expired' && <p>Your admission expired before you bought tickets. You can join the queue again.</p>}
+      {state === 'closed' && <p>You used your admission for a purchase. To buy more, join the queue again.</p>}
+      {canJoin && (
+        <button type="button" className="button button--primary button--wide" data-testid="join-queue" onClick={() => void join()} disabled={busy === 'join'}>
+          {busy === 'join' ? 'Joining…' : state === null ? 'Join the queue' : 'Join the queue again'}
+        </button>
+      )}
+      {stats && (
+        <p className="queue__stats muted">
+          {stats.waiting.toLocaleString('en')} waiting · about {Math.round(stats.admitted_per_min).toLocaleString('en')} admitted per minute
+        </p>
+      )}
+    </section>
+  );
+}

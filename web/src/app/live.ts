@@ -1,0 +1,53 @@
+// The audience page's one live connection, its state as a store, and the page-wide
+// subscriptions (announcements to everyone, the user's waiting-room positions).
+
+import { create } from 'zustand';
+
+import { guestToken, invalidateGuest } from '../shared/identity';
+import { LiveConnection, type ConnectionState } from '../shared/live';
+import { useAnnouncements } from './announcements';
+import type { Announcement, QueuePosition } from '../shared/types';
+import { useShop } from './shop';
+
+export const live = new LiveConnection({
+  credentials: guestToken,
+  onAuthFailed: invalidateGuest,
+});
+
+export const useConnection = create<{ state: ConnectionState; everConnected: boolean }>(() => ({
+  state: live.state,
+  everConnected: false,
+}));
+
+function parse<T>(body: string): T | null {
+  try {
+    return JSON.parse(body) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** Announcements on `destination` become banners. */
+export function listenForAnnouncements(destination: string): () => void {
+  const subscription = live.subscribe(destination, (body) => {
+    const announcement = parse<Announcement>(body);
+    if (announcement && typeof announcement.text === 'string') useAnnouncements.getState().add(announcement);
+  });
+  return () => subscription.unsubscribe();
+}
+
+export function startLive(): void {
+  live.onState((state) =>
+    useConnection.setState((s) => ({ state, everConnected: s.everConnected || state === 'connected' })),
+  );
+  listenForAnnouncements('/topic/announcements');
+  live.subscribe(
+    '/user/queue/position',
+    (body) => {
+      const position = parse<QueuePosition>(body);
+      if (position && typeof position.event_id === 'number') useShop.getState().applyPosition(position);
+    },
+    { needsAuth: true },
+  );
+  live.start();
+}

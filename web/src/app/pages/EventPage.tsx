@@ -1,0 +1,70 @@
+import { useEffect } from 'react';
+
+import { dateTime } from '../../shared/format';
+import { Feedback } from '../components/Feedback';
+import { HoldPanel } from '../components/HoldPanel';
+import { SeatMapView } from '../components/SeatMapView';
+import { SelectionPanel } from '../components/SelectionPanel';
+import { WaitingRoomPanel } from '../components/WaitingRoomPanel';
+import { listenForAnnouncements } from '../live';
+import { href } from '../router';
+import { saleLabel } from '../sale';
+import { useShop } from '../shop';
+
+export function EventPage({ id }: { id: number }) {
+  const event = useShop((s) => (s.eventId === id ? s.event : null));
+  const loadError = useShop((s) => s.loadError);
+  const hold = useShop((s) => s.hold);
+  const error = useShop((s) => s.error);
+  const notice = useShop((s) => s.notice);
+  const dismiss = useShop((s) => s.dismiss);
+
+  useEffect(() => {
+    void useShop.getState().open(id);
+    const stop = listenForAnnouncements(`/topic/events/${id}/announcements`);
+    return () => {
+      stop();
+      useShop.getState().leave();
+    };
+  }, [id]);
+
+  if (loadError && !event) {
+    return (
+      <>
+        <a className="back" href={href.events()}>
+          ← All events
+        </a>
+        <Feedback error={loadError} />
+      </>
+    );
+  }
+  if (!event) return <p className="muted">Loading event…</p>;
+  const sale = saleLabel(event);
+
+  return (
+    <>
+      <a className="back" href={href.events()}>
+        ← All events
+      </a>
+      <div className="event-head">
+        <div>
+          <h1 className="page-title">{event.name}</h1>
+          <p className="event-head__meta">
+            {event.venue} · {dateTime(event.starts_at)}
+          </p>
+        </div>
+        <span className={`badge badge--${sale.tone} badge--large`}>{sale.text}</span>
+      </div>
+      <div className="event-layout">
+        <section className="card map-card" aria-label="Seat map">
+          <SeatMapView event={event} />
+        </section>
+        <aside className="sidebar">
+          <Feedback error={error} notice={notice} onDismiss={dismiss} />
+          {event.waiting_room && !hold && <WaitingRoomPanel eventId={event.id} />}
+          {hold ? <HoldPanel hold={hold} /> : <SelectionPanel event={event} />}
+        </aside>
+      </div>
+    </>
+  );
+}

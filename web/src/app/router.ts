@@ -1,0 +1,42 @@
+// Hash routing (#/events/3): deep links work without the server knowing any page but "/".
+
+import { useSyncExternalStore } from 'react';
+
+export type Route =
+  | { name: 'events' }
+  | { name: 'event'; id: number }
+  | { name: 'order'; id: string }
+  | { name: 'tickets' }
+  | { name: 'not-found'; path: string };
+
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, '').replace(/\/+$/, '') || '/';
+  if (path === '/' || path === '/events') return { name: 'events' };
+  if (path === '/tickets') return { name: 'tickets' };
+  const event = /^\/events\/(\d+)$/.exec(path);
+  if (event?.[1]) return { name: 'event', id: Number(event[1]) };
+  const order = /^\/orders\/([^/]+)$/.exec(path);
+  if (order?.[1]) return { name: 'order', id: decodeURIComponent(order[1]) };
+  return { name: 'not-found', path };
+}
+
+export const href = {
+  events: (): string => '#/',
+  event: (id: number): string => `#/events/${id}`,
+  order: (id: string): string => `#/orders/${encodeURIComponent(id)}`,
+  tickets: (): string => '#/tickets',
+};
+
+function subscribe(onChange: () => void): () => void {
+  window.addEventListener('hashchange', onChange);
+  return () => window.removeEventListener('hashchange', onChange);
+}
+
+export function useRoute(): Route {
+  const hash = useSyncExternalStore(subscribe, () => window.location.hash);
+  return parseRoute(hash);
+}
+
+export function navigate(to: string): void {
+  window.location.hash = to;
+}

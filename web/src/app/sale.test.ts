@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+
+import type { EventSummary } from '../shared/types';
+import { isOnSale, saleLabel } from './sale';
+
+const BASE: EventSummary = {
+  id: 1,
+  name: 'x',
+  venue: 'y',
+  starts_at: '2030-05-01T19:30:00Z',
+  sale_opens_at: '2030-04-01T00:00:00Z',
+  sale_closes_at: '2030-05-01T18:00:00Z',
+  status: 'on_sale',
+  on_sale: false,
+  waiting_room: false,
+  seat_count: 1,
+  hold_ttl_s: 300,
+  max_seats_per_user: 4,
+  tiers: [],
+};
+const NOW = Date.parse('2030-03-01T00:00:00Z');
+
+describe('saleLabel', () => {
+  it('says how the sale stands', () => {
+    expect(saleLabel({ ...BASE, on_sale: true }, NOW).text).toBe('On sale');
+    expect(saleLabel({ ...BASE, status: 'paused' }, NOW).text).toBe('Sale paused');
+    expect(saleLabel({ ...BASE, status: 'closed' }, NOW).tone).toBe('off');
+    expect(saleLabel(BASE, Date.parse('2030-06-01T00:00:00Z')).text).toBe('Sale closed');
+    expect(saleLabel({ ...BASE, status: 'draft' }, NOW).text).toBe('Coming soon');
+    expect(saleLabel(BASE, NOW).text).toMatch(/^Sale opens /);
+  });
+});
+
+describe('isOnSale', () => {
+  it('follows the clock past the opening time of a page left open', () => {
+    expect(isOnSale(BASE, NOW)).toBe(false);
+    expect(isOnSale(BASE, Date.parse('2030-04-02T00:00:00Z'))).toBe(true);
+    expect(isOnSale({ ...BASE, status: 'paused' }, Date.parse('2030-04-02T00:00:00Z'))).toBe(false);
+  });
+});

@@ -1,0 +1,138 @@
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { ApiError } from '../shared/http';
+import type { EventDetail, Hold, QueuePosition } from '../shared/types';
+
+vi.mock('./api', () => ({
+  api: {
+    hold: vi.fn(),
+    queueMe: vi.fn(),
+  },
+}));
+
+const { api } = await import('./api');
+const { canShop, takenMessage, useShop } = await import('./shop');
+
+const EVENT: EventDetail = {
+  id: 5,
+  name: 'Gala',
+  venue: 'Hall',
+  starts_at: '2030-05-01T19:30:00Z',
+  sale_opens_at: '2030-04-01T00:00:00Z',
+  sale_closes_at: '2030-05-01T18:00:00Z',
+  status: 'on_sale',
+  on_sale: true,
+  waiting_room: true,
+  seat_count: 4,
+  hold_ttl_s: 300,
+  max_seats_per_user: 2,
+  tiers: [{ id: 1, name: 'Main', price_cents: 4200, currency: 'EUR' }],
+  admission_rate: 1,
+  max_active_shoppers: 10,
+  layout: { sections: [] },
+};
+
+function position(state: QueuePosition['state'], extra: Partial<QueuePosition> = {}): QueuePosition {
+  return { event_id: 5, state, position: null, ahead: null, waiting_total: 0, eta_seconds: null, ...extra };
+}
+
+beforeEach(() => {
+  vi.mocked(api.hold).mockReset();
+  vi.mocked(api.queueMe).mockReset();
+  useShop.setState({ ...useShop.getInitialState(), eventId: 5, event: EVENT });
+});
+
+describe('picking seats', () => {
+  it('toggles available seats up to the per-user limit', () => {
+    const shop = useShop.getState();
+    shop.toggleSeat('S-A-1', 'available');
+    shop.toggleSeat('S-A-2', 'available');
+    useShop.getState().toggleSeat('S-A-3', 'available');
+    expect(useShop.getState().selected).toEqual(['S-A-1', 'S-A-2']);
+    expect(useShop.getState().error).toBe('You can pick up to 2 seats for this event.');
+    useShop.getState().toggleSeat('S-A-1', 'held'); // deselecting needs no availability
+    expect(useShop.getState().selected).toEqual(['S-A-2']);
+  });
+
+  it('refuses seats that are not available', () => {
+    useShop.getState().toggleSeat('S-A-1', 'sold');
+    expect(useShop.getState().selected).toEqual([]);
+    expect(useShop.getState().error).toBe('S row A seat 1 is sold.');
+  });
+
+  it('drops picked seats someone else took, saying which', () => {
+    useShop.setState({ selected: ['S-A-1', 'S-A-2'] });
+    useShop.getState().dropTaken(['S-A-2', 'S-B-9']);
+    expect(useShop.getState().selected).toEqual(['S-A-1']);
+    expect(useShop.getState().error).toBe('Seat S-A-2 (S row A seat 2) was just taken — please pick another.');
+  });
+
+  it('does not mistake its own hold, still on its way, for someone else’s', () => {
+    useShop.setState({ selected: ['S-A-1'], busy: 'hold' });
+    useShop.getState().dropTaken(['S-A-1']);
+    expect(useShop.getState().selected).toEqual(['S-A-1']);
+    expect(useShop.getState().error).toBeNull();
+  });
+});
+
+describe('holding', () => {
+  it('a 409 names the seats that were just taken and unpicks them', async () => {
+    useShop.setState({ selected: ['S-A-1', 'S-A-2'], admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } });
+    vi.mocked(api.hold).mockRejectedValue(
+      new ApiError({ status: 409, kind: 'conflict', detail: 'some seats are not available', conflicts: ['S-A-2'] }),
+    );
+    await useShop.getState().placeHold();
+    expect(api.hold).toHaveBeenCalledWith(5, ['S-A-1', 'S-A-2'], 'adm');
+    const state = useShop.getState();
+    expect(state.error).toContain('S-A-2');
+    expect(state.error).toContain('was just taken');
+    expect(state.selected).toEqual(['S-A-1']);
+    expect(state.busy).toBeNull();
+  });
+
+  it('a granted hold replaces the selection and gets a local deadline', async () => {
+    useShop.setState({ selected: ['S-A-1'] });
+    const hold: Hold = {
+      hold_id: 'h1',
+      event_id: 5,
+      seats: ['S-A-1'],
+      status: 'active',
+      created_at: '2030-05-01T19:00:00Z',
+      expires_at: '2030-05-01T19:05:00Z',
+      amount_cents: 4200,
+      currency: 'EUR',
+    };
+    vi.mocked(api.hold).mockResolvedValue(hold);
+    const before = Date.now();
+    await useShop.getState().placeHold();
+    const state = useShop.getState();
+    expect(state.selected).toEqual([]);
+    expect(state.hold?.hold_id).toBe('h1');
+    expect(state.hold!.deadline.total).toBe(300);
+    expect(state.hold!.deadline.at).toBeGreaterThanOrEqual(before + 300_000);
+  });
+});
+
+describe('the waiting room', () => {
+  it('an admission carries the token that holds need; expiry takes it away', () => {
+    expect(canShop(useShop.getState())).toBe(false);
+    useShop.getState().applyPosition(position('admitted', { admission_token: 'tok', expires_at: '2030-05-01T19:10:00Z' }));
+    expect(useShop.getState().admission).toEqual({ token: 'tok', expiresAt: '2030-05-01T19:10:00Z' });
+    expect(canShop(useShop.getState())).toBe(true);
+    useShop.getState().applyPosition(position('expired'));
+    expect(useShop.getState().admission).toBeNull();
+    expect(useShop.getState().queue?.state).toBe('expired');
+  });
+
+  it('ignores positions of other events', () => {
+    useShop.getState().applyPosition({ ...position('waiting'), event_id: 6 });
+    expect(useShop.getState().queue).toBeNull();
+  });
+});
+
+describe('takenMessage', () => {
+  it('names one seat or several', () => {
+    expect(takenMessage(['A-B-1'])).toBe('Seat A-B-1 (A row B seat 1) was just taken — please pick another.');
+    expect(takenMessage(['A-B-1', 'A-B-2'])).toMatch(/^Seats A-B-1 .*, A-B-2 .* were just taken/);
+  });
+});

@@ -1,0 +1,316 @@
+// The event page's state: the event, the user's place in its waiting room, the seats they
+// picked, their hold and its payment. One zustand store; the seat map reads the selection from
+// it and the panels render from it.
+//
+// The flow (SPEC §5, §6): [join the queue → admitted, with an admission token] → pick seats →
+// hold them (all or nothing, X-Admission-Token) → pay (Idempotency-Key) → tickets.
+// An admission and a hold survive a reload (localStorage, per event); the server stays the judge:
+// the queue is re-read on load and a kept hold is re-read before it is shown.
+
+import { create } from 'zustand';
+
+import { deadlineOf, type Deadline } from '../hold/countdown';
+import { seatIdName } from '../shared/format';
+import { ApiError, describeError } from '../shared/http';
+import { load, save } from '../shared/storage';
+import type { EventDetail, Hold, Order, QueuePosition, SeatStatus } from '../shared/types';
+import { api } from './api';
+import { randomKey } from './ids';
+import { keepOrder } from './orders';
+
+export interface ActiveHold extends Hold {
+  deadline: Deadline;
+}
+
+export interface Admission {
+  token: string;
+  expiresAt: string;
+}
+
+export const TEST_CARDS = [
+  { token: 'tok_visa', label: 'Visa •••• 4242 (approved)' },
+  { token: 'tok_declined', label: 'Card declined' },
+  { token: 'tok_error', label: 'Gateway error' },
+  { token: 'tok_timeout', label: 'Gateway timeout (slow)' },
+] as const;
+
+type Busy = 'hold' | 'release' | 'pay' | 'join' | null;
+
+export interface ShopState {
+  eventId: number | null;
+  event: EventDetail | null;
+  loadError: string | null;
+  /** The user's waiting-room status; null when they have not joined (or no waiting room). */
+  queue: QueuePosition | null;
+  /** Whether `queue` has been read from the server since the page opened. */
+  queueKnown: boolean;
+  admission: Admission | null;
+  selected: string[];
+  hold: ActiveHold | null;
+  busy: Busy;
+  /** The problem to show (data-testid="error-message"). */
+  error: string | null;
+  /** Good or neutral news (a hold released, an admission that lapsed). */
+  notice: string | null;
+  /** Reused only to retry a payment that got no answer, with the same card. */
+  payment: { key: string; card: string } | null;
+
+  open(eventId: number): Promise<void>;
+  leave(): void;
+  applyPosition(position: QueuePosition): void;
+  join(): Promise<void>;
+  toggleSeat(seatId: string, status: SeatStatus | undefined): void;
+  /** Seats of the selection the live map shows taken by someone else. */
+  dropTaken(seatIds: string[]): void;
+  placeHold(): Promise<void>;
+  releaseHold(): Promise<void>;
+  holdLapsed(): void;
+  pay(card: string): Promise<Order | null>;
+  dismiss(): void;
+}
+
+const admissionKey = (eventId: number): string => `admission.${eventId}`;
+const holdKey = (eventId: number): string => `hold.${eventId}`;
+
+/** Whether the user may hold seats now (the waiting room, when on, admitted them). */
+export function canShop(state: Pick<ShopState, 'event' | 'admission'>): boolean {
+  if (!state.event) return false;
+  return !state.event.waiting_room || state.admission !== null;
+}
+
+export function takenMessage(seatIds: string[]): string {
+  const names = seatIds.map((id) => `${id} (${seatIdName(id)})`);
+  return seatIds.length === 1
+    ? `Seat ${names[0]} was just taken — please pick another.`
+    : `Seats ${names.join(', ')} were just taken — please pick others.`;
+}
+
+const EMPTY = {
+  eventId: null,
+  event: null,
+  loadError: null,
+  queue: null,
+  queueKnown: false,
+  admission: null,
+  selected: [],
+  hold: null,
+  busy: null,
+  error: null,
+  notice: null,
+  payment: null,
+} satisfies Partial<ShopState>;
+
+export const useShop = create<ShopState>()((set, get) => {
+  /** Apply `update` only if the page still shows `eventId` (answers may arrive after leaving). */
+  const setFor = (eventId: number, update: Partial<ShopState>): void => {
+    if (get().eventId === eventId) set(update);
+  };
+
+  const setAdmission = (eventId: number, admission: Admission | null): void => {
+    save(admissionKey(eventId), admission);
+    setFor(eventId, { admission });
+  };
+
+  const setHold = (eventId: number, hold: ActiveHold | null): void => {
+    save(holdKey(eventId), hold);
+    setFor(eventId, { hold });
+  };
+
+  const applyPosition = (position: QueuePosition): void => {
+    const eventId = position.event_id;
+    if (get().eventId !== eventId) return;
+    set({ queue: position, queueKnown: true });
+    if (position.state === 'admitted') {
+      if (position.admission_token && position.expires_at) {
+        setAdmission(eventId, { token: position.admission_token, expiresAt: position.expires_at });
+      }
+    } else if (get().admission) {
+      setAdmission(eventId, null);
+      if (position.state === 'expired') {
+        set({ notice: 'Your admission expired. Join the queue again to continue.' });
+      }
+    }
+  };
+
+  return {
+    ...EMPTY,
+
+    async open(eventId) {
+      const keptAdmission = load<Admission>(admissionKey(eventId));
+      const keptHold = load<ActiveHold>(holdKey(eventId));
+      set({
+        ...EMPTY,
+        eventId,
+        admission: keptAdmission,
+        hold: keptHold && keptHold.deadline.at > Date.now() ? keptHold : null,
+      });
+      let event: EventDetail;
+      try {
+        event = await api.event(eventId);
+        setFor(eventId, { event });
+      } catch (error) {
+        setFor(eventId, { loadError: describeError(error) });
+        return;
+      }
+      if (event.waiting_room) {
+        try {
+          const position = await api.queueMe(eventId);
+          if (position) applyPosition(position);
+          else setAdmission(eventId, null);
+        } catch (error) {
+          setFor(eventId, { error: describeError(error) });
+        } finally {
+          setFor(eventId, { queueKnown: true });
+        }
+      }
+      const hold = get().hold;
+      if (hold) {
+        // A kept hold is shown only while the server still says it is active.
+        try {
+          const fresh = await api.getHold(hold.hold_id);
+          if (fresh.status !== 'active') setHold(eventId, null);
+        } catch {
+          setHold(eventId, null);
+        }
+      }
+    },
+
+    leave() {
+      set({ ...EMPTY });
+    },
+
+    applyPosition,
+
+    async join() {
+      const { eventId } = get();
+      if (eventId === null) return;
+      set({ busy: 'join', error: null, notice: null });
+      try {
+        applyPosition(await api.joinQueue(eventId));
+      } catch (error) {
+        setFor(eventId, { error: describeError(error) });
+      } finally {
+        setFor(eventId, { busy: null });
+      }
+    },
+
+    toggleSeat(seatId, status) {
+      const state = get();
+      if (state.hold) {
+        set({ notice: 'You are holding seats: pay for them, or release the hold to pick others.' });
+        return;
+      }
+      if (state.selected.includes(seatId)) {
+        set({ selected: state.selected.filter((id) => id !== seatId), error: null });
+        return;
+      }
+      if (status !== 'available') {
+        set({ error: `${seatIdName(seatId)} is ${status ?? 'not available'}.` });
+        return;
+      }
+      const max = state.event?.max_seats_per_user ?? 4;
+      if (state.selected.length >= max) {
+        set({ error: `You can pick up to ${max} seat${max === 1 ? '' : 's'} for this event.` });
+        return;
+      }
+      set({ selected: [...state.selected, seatId], error: null });
+    },
+
+    dropTaken(seatIds) {
+      const state = get();
+      // While our own hold request is out, its seats turn "held" on the live map before the
+      // answer arrives: that is us, not someone else.
+      if (state.busy === 'hold') return;
+      const taken = state.selected.filter((id) => seatIds.includes(id));
+      if (taken.length === 0) return;
+      set({ selected: state.selected.filter((id) => !taken.includes(id)), error: takenMessage(taken) });
+    },
+
+    async placeHold() {
+      const state = get();
+      const { event, selected } = state;
+      if (!event || selected.length === 0 || state.busy) return;
+      const eventId = event.id;
+      set({ busy: 'hold', error: null, notice: null });
+      try {
+        const hold = await api.hold(eventId, selected, state.admission?.token ?? null);
+        const active: ActiveHold = { ...hold, deadline: deadlineOf(hold.created_at, hold.expires_at, Date.now()) };
+        setHold(eventId, active);
+        setFor(eventId, { selected: [], busy: null });
+      } catch (error) {
+        const update: Partial<ShopState> = { busy: null, error: describeError(error) };
+        if (error instanceof ApiError) {
+          const conflicts = error.problem.conflicts ?? [];
+          if (error.status === 409 && conflicts.length > 0) {
+            update.error = takenMessage(conflicts);
+            update.selected = get().selected.filter((id) => !conflicts.includes(id));
+          } else if (error.status === 403 && event.waiting_room) {
+            // The admission is missing or lapsed: ask the waiting room where we stand.
+            api.queueMe(eventId).then((p) => (p ? applyPosition(p) : setAdmission(eventId, null)), () => undefined);
+          }
+        }
+        setFor(eventId, update);
+      }
+    },
+
+    async releaseHold() {
+      const { hold, eventId } = get();
+      if (!hold || eventId === null) return;
+      set({ busy: 'release', error: null });
+      try {
+        await api.release(hold.hold_id);
+        setHold(eventId, null);
+        setFor(eventId, { notice: 'Hold released: the seats are free for others again.' });
+      } catch (error) {
+        // 409: it is no longer active (expired or bought meanwhile): nothing left to release.
+        if (error instanceof ApiError && (error.status === 409 || error.status === 404)) setHold(eventId, null);
+        else setFor(eventId, { error: describeError(error) });
+      } finally {
+        setFor(eventId, { busy: null });
+      }
+    },
+
+    holdLapsed() {
+      const { eventId, hold } = get();
+      if (eventId === null || !hold) return;
+      setHold(eventId, null);
+      set({ notice: 'Your hold expired and the seats were released. Pick seats again to continue.', payment: null });
+    },
+
+    async pay(card) {
+      const { hold, event, eventId } = get();
+      if (!hold || !event || eventId === null || get().busy) return null;
+      const previous = get().payment;
+      const payment = previous && previous.card === card ? previous : { key: randomKey(), card };
+      set({ busy: 'pay', error: null, notice: null, payment });
+      try {
+        const order = await api.checkout(hold.hold_id, card, payment.key);
+        keepOrder(order, event.name);
+        setHold(eventId, null);
+        setAdmission(eventId, null); // a purchase uses the admission up
+        setFor(eventId, { busy: null, payment: null, selected: [] });
+        return order;
+      } catch (error) {
+        const answered = error instanceof ApiError && error.status !== 0;
+        const update: Partial<ShopState> = {
+          busy: null,
+          error: describeError(error),
+          // A definite answer settles the key; without one, a retry must reuse it so the
+          // server can tell it is the same purchase.
+          payment: answered ? null : payment,
+        };
+        if (error instanceof ApiError) {
+          if (error.status === 402) update.error = `Payment declined: ${error.message}`;
+          if (error.status === 502) update.error = `Payment failed: ${error.message}`;
+          if (error.status === 409 && error.kind !== 'in_progress') setHold(eventId, null);
+        }
+        setFor(eventId, update);
+        return null;
+      }
+    },
+
+    dismiss() {
+      set({ error: null, notice: null });
+    },
+  };
+});

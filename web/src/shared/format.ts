@@ -1,0 +1,71 @@
+// Human text for prices, seats, instants and durations (the audience app and the console share it).
+
+import type { SeatLabel } from '../seatmap/geometry';
+
+const moneyFormats = new Map<string, Intl.NumberFormat>();
+
+/** 12000, "EUR" → "€120"; 7550 → "€75.50" (no ".00" on whole amounts). */
+export function money(cents: number, currency: string): string {
+  const whole = cents % 100 === 0;
+  const key = `${currency}:${whole}`;
+  let format = moneyFormats.get(key);
+  if (!format) {
+    format = new Intl.NumberFormat('en-IE', {
+      style: 'currency',
+      currency,
+      minimumFractionDigits: whole ? 0 : 2,
+      maximumFractionDigits: 2,
+    });
+    moneyFormats.set(key, format);
+  }
+  return format.format(cents / 100);
+}
+
+/** "STALLS" → "Stalls"; names with lower-case letters are kept as the admin typed them. */
+export function sectionName(name: string): string {
+  return name === name.toUpperCase() ? name.charAt(0) + name.slice(1).toLowerCase() : name;
+}
+
+/** "Stalls row A seat 12". */
+export function seatName(label: SeatLabel): string {
+  return `${sectionName(label.section)} row ${label.row} seat ${label.number}`;
+}
+
+/** "STALLS-A-12" → "Stalls row A seat 12", for seat ids outside a loaded layout. */
+export function seatIdName(seatId: string): string {
+  const parts = seatId.split('-');
+  if (parts.length !== 3) return seatId;
+  const [section = '', row = '', number = ''] = parts;
+  return `${sectionName(section)} row ${row} seat ${number}`;
+}
+
+export function dateTime(iso: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return date.toLocaleString('en-GB', {
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+}
+
+/** 75 → "1:15"; 3725 → "1:02:05". */
+export function clock(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${rest}` : `${m}:${rest}`;
+}
+
+/** A rough duration for waiting times: "under a minute", "about 3 minutes", "about 2 hours". */
+export function roughDuration(seconds: number): string {
+  if (seconds < 60) return 'under a minute';
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `about ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  const hours = Math.round(minutes / 60);
+  return `about ${hours} hours`;
+}

@@ -1,0 +1,206 @@
+// The REST API's bodies as the UI reads them (server/api/models.py is the source of truth;
+// /api/openapi.json documents them). Instants are RFC 3339 strings in UTC.
+
+export type SeatStatus = 'available' | 'held' | 'sold' | 'blocked';
+export type EventStatus = 'draft' | 'on_sale' | 'paused' | 'closed';
+export type QueueState = 'waiting' | 'admitted' | 'expired' | 'closed';
+export type AnnouncementLevel = 'info' | 'warning' | 'critical';
+
+export interface Tier {
+  id: number;
+  name: string;
+  price_cents: number;
+  currency: string;
+}
+
+export interface EventSummary {
+  id: number;
+  name: string;
+  venue: string;
+  starts_at: string;
+  sale_opens_at: string;
+  sale_closes_at: string;
+  status: EventStatus;
+  on_sale: boolean;
+  waiting_room: boolean;
+  seat_count: number;
+  hold_ttl_s: number;
+  max_seats_per_user: number;
+  tiers: Tier[];
+}
+
+export interface LayoutSeat {
+  id: string;
+  number: number;
+  tier_id: number;
+}
+
+export interface LayoutRow {
+  name: string;
+  seats: LayoutSeat[];
+}
+
+export interface LayoutSection {
+  name: string;
+  rows: LayoutRow[];
+}
+
+export interface Layout {
+  sections: LayoutSection[];
+}
+
+export interface EventDetail extends EventSummary {
+  admission_rate: number;
+  max_active_shoppers: number;
+  layout: Layout;
+}
+
+export interface Guest {
+  token: string;
+  user: string;
+  role: 'user';
+  expires_at: string;
+}
+
+/** `/user/queue/position` and `GET /api/events/{id}/queue/me` (SPEC §6). */
+export interface QueuePosition {
+  event_id: number;
+  state: QueueState;
+  position: number | null;
+  ahead: number | null;
+  waiting_total: number;
+  eta_seconds: number | null;
+  admission_token?: string | null;
+  expires_at?: string | null;
+}
+
+/** `/topic/events/{id}/queue`, once a second. */
+export interface QueueStatsMessage {
+  serving: number;
+  waiting: number;
+  admitted_per_min: number;
+}
+
+export interface Hold {
+  hold_id: string;
+  event_id: number;
+  seats: string[];
+  status: 'active' | 'released' | 'expired' | 'purchased';
+  created_at: string;
+  expires_at: string;
+  amount_cents: number;
+  currency: string;
+}
+
+export interface Ticket {
+  code: string;
+  seat_id: string;
+  status: 'valid' | 'void';
+}
+
+export interface Order {
+  order_id: string;
+  status: 'paid' | 'cancelled';
+  event_id: number;
+  amount_cents: number;
+  currency: string;
+  created_at: string;
+  tickets: Ticket[];
+}
+
+export interface TicketCheck {
+  code: string;
+  valid: boolean;
+  status: 'valid' | 'void';
+  event_id: number;
+  seat_id: string;
+  order_id: string;
+}
+
+export interface Announcement {
+  id: string;
+  level: AnnouncementLevel;
+  text: string;
+  sent_at: string;
+  /** Only in the broadcast endpoint's answer, not in the STOMP message. */
+  destination?: string;
+}
+
+/** RFC 9457 problem details, with the members the API adds by `kind`. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status: number;
+  kind?: string;
+  detail?: string;
+  conflicts?: string[];
+  errors?: { loc: (string | number)[]; msg: string; type: string }[];
+  limit?: number;
+  have?: number;
+}
+
+// -- admin ------------------------------------------------------------------------------------
+
+export interface TierSpec {
+  name: string;
+  price_cents: number;
+  currency?: string;
+}
+
+export interface SectionSpec {
+  name: string;
+  rows: number;
+  seats_per_row: number;
+  tier: string;
+  row_tiers?: Record<string, string>;
+}
+
+export interface EventCreate {
+  name: string;
+  venue: string;
+  starts_at: string;
+  sale_opens_at: string;
+  sale_closes_at: string;
+  status?: EventStatus;
+  waiting_room?: boolean;
+  admission_rate?: number;
+  max_active_shoppers?: number;
+  hold_ttl_s?: number;
+  max_seats_per_user?: number;
+  layout: { tiers: TierSpec[]; sections: SectionSpec[] };
+}
+
+export interface EventPatch {
+  status?: EventStatus;
+  waiting_room?: boolean;
+  admission_rate?: number;
+  max_active_shoppers?: number;
+  hold_ttl_s?: number;
+  max_seats_per_user?: number;
+}
+
+export interface QueueStats {
+  waiting: number;
+  serving: number;
+  active: number;
+  admitted_per_min: number;
+}
+
+export interface EventStats {
+  event_id: number;
+  name: string;
+  status: EventStatus;
+  waiting_room: boolean;
+  seats: Record<SeatStatus, number>;
+  holds_active: number;
+  queue: QueueStats | null;
+}
+
+export interface Stats {
+  nodes: { node_id: string; connections: number; subscriptions: number }[];
+  connections: number;
+  subscriptions: number;
+  holds_active: number;
+  sales_per_min: number;
+  events: EventStats[];
+}
