@@ -1,0 +1,392 @@
+"""Browser end-to-end tests: Playwright driving Debian's Chromium against real server nodes.
+
+The UI (web/, built into web/dist by ``scripts/setup --test``) is driven only through its
+testability contract: ``data-testid`` attributes and ``window.__concertHub.seatMap``.
+
+- ``browser``: one headless Chromium for the package. Package-scoped rather than session-scoped
+  on purpose: while Playwright's sync API is alive it marks its own asyncio loop as the running
+  loop of the main thread between calls, which would break the async tests that run after this
+  package. It is closed when the last browser test is done.
+- ``pages``: ``pages.open(url, name)`` opens a page in a fresh browser context (its own storage,
+  so its own guest identity); contexts are closed after the test. ``pages.snap(page, step)``
+  saves a screenshot of a key step under ``test-artifacts/browser/<test>/`` (git-ignored); when
+  the test fails, every open page's screenshot, URL, ``data-testid`` texts, console messages and
+  page errors are written there too.
+- ``ui_server``: a fresh node per test module with generous rate limits; tests create their own
+  small events through the admin API (:func:`create_event`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.conftest import ServerProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST = ROOT / "web" / "dist"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+#: Without the background-networking flags Chromium's own connections are refused by a closed
+#: network and slow everything down; QUIC and the GPU are not wanted headless either.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: How long a user-visible change may take before a test gives up (expect-style polling).
+WAIT_MS = 10_000
+#: Flags of every UI test node: no rate limit gets in the way of a handful of browsers.
+SERVER_FLAGS: dict[str, object] = {
+    "rest_rate_per_ip": 100000,
+    "rest_rate_per_user": 100000,
+    "guest_rate_per_ip": 100000,
+    "position_interval_s": 0.5,
+}
+
+
+# -- the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} missing: run scripts/setup --test (installs Debian's chromium)")
+    if not (DIST / "index.html").exists():
+        pytest.fail("web/dist/index.html missing: run scripts/setup --test (builds the UI)")
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+class Pages:
+    """Pages of one test, each in its own browser context, with what they logged."""
+
+    def __init__(self, browser: Browser, artifacts: Path) -> None:
+        self.browser = browser
+        self.artifacts = artifacts
+        self.contexts: list[BrowserContext] = []
+        self.pages: list[tuple[str, Page]] = []
+        self.logs: dict[str, list[str]] = {}
+        self.shots = 0
+
+    def open(self, url: str, name: str) -> Page:
+        context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
+        context.set_default_timeout(WAIT_MS)
+        self.contexts.append(context)
+        page = context.new_page()
+        log = self.logs.setdefault(name, [])
+        page.on("console", lambda msg: log.append(f"console.{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda exc: log.append(f"pageerror: {exc}"))
+        page.on(
+            "requestfailed",
+            lambda req: log.append(f"requestfailed: {req.method} {req.url} {req.failure}"),
+        )
+        self.pages.append((name, page))
+        page.goto(url)
+        return page
+
+    def snap(self, page: Page, name: str) -> Path:
+        self.shots += 1
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        path = self.artifacts / f"{self.shots:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def dump(self) -> None:
+        """What a failing test leaves behind: each page's screenshot, URL, log and test ids."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        for name, page in self.pages:
+            if page.is_closed():
+                continue
+            try:
+                page.screenshot(path=str(self.artifacts / f"failure-{name}.png"), full_page=True)
+                testids = page.evaluate(
+                    """() => Array.from(document.querySelectorAll('[data-testid]'))
+                         .map(e => e.dataset.testid + ': ' + (e.textContent || '').trim()
+                              .slice(0, 120))"""
+                )
+                (self.artifacts / f"failure-{name}.txt").write_text(
+                    f"url: {page.url}\n\n-- data-testid elements --\n"
+                    + "\n".join(testids)
+                    + "\n\n-- log --\n"
+                    + "\n".join(self.logs.get(name, []))
+                    + "\n"
+                )
+            except Exception as error:  # a crashed page must not hide the test's own failure
+                (self.artifacts / f"failure-{name}.txt").write_text(f"could not dump: {error}\n")
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def pages(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Pages]:
+    artifacts = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
+    shutil.rmtree(artifacts, ignore_errors=True)
+    opened = Pages(browser, artifacts)
+    yield opened
+    if request.node.stash.get(_FAILED, False):
+        opened.dump()
+    opened.close()
+
+
+# -- servers and the REST API ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    node = ServerProcess(
+        free_port(), free_port(), tmp_path_factory.mktemp("ui"), dict(SERVER_FLAGS)
+    )
+    node.start()
+    yield node
+    node.stop()
+
+
+def api(
+    node: ServerProcess,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """One REST call: (status, decoded JSON or None); never raises for a 4xx/5xx."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{node.http_url}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return status, (json.loads(raw) if raw else None)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def create_event(node: ServerProcess, name: str, **overrides: Any) -> int:
+    """An event on sale now, one section ``S`` of 2 rows x 5 seats (``S-A-1`` … ``S-B-5``),
+    waiting room off unless ``overrides`` say otherwise."""
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "name": name,
+        "venue": "Browser Hall",
+        "starts_at": _iso(now + timedelta(days=7)),
+        "sale_opens_at": _iso(now - timedelta(hours=1)),
+        "sale_closes_at": _iso(now + timedelta(days=6)),
+        "status": "on_sale",
+        "waiting_room": False,
+        "admission_rate": 100,
+        "max_active_shoppers": 100,
+        "layout": {
+            "tiers": [{"name": "Main", "price_cents": 4200, "currency": "EUR"}],
+            "sections": [{"name": "S", "rows": 2, "seats_per_row": 5, "tier": "Main"}],
+        },
+    }
+    body.update(overrides)
+    status, event = api(node, "POST", "/api/admin/events", body, token=admin_token(node))
+    assert status == 201, (status, event)
+    return int(event["id"])
+
+
+def admin_token(node: ServerProcess) -> str:
+    return node.token("browser-admin", "admin")
+
+
+def api_seats(node: ServerProcess, event_id: int) -> dict[str, str]:
+    status, body = api(node, "GET", f"/api/events/{event_id}/seats")
+    assert status == 200, (status, body)
+    return {seat: state for seat, state in body["seats"]}
+
+
+def ticket_check(node: ServerProcess, code: str) -> tuple[int, Any]:
+    return api(node, "GET", f"/api/tickets/{urllib.parse.quote(code, safe='')}")
+
+
+def buy_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str]) -> None:
+    """Another user buys ``seats`` outright (waiting room off)."""
+    token = node.token(user)
+    status, hold = api(node, "POST", f"/api/events/{event_id}/holds", {"seats": seats},
+                       token=token)  # fmt: skip
+    assert status == 201, (status, hold)
+    status, order = api(
+        node, "POST", f"/api/holds/{hold['hold_id']}/checkout",
+        {"payment": {"method": "card", "token": "tok_visa"}},
+        token=token, headers={"Idempotency-Key": f"k-{user}-{time.time_ns()}"},
+    )  # fmt: skip
+    assert status == 201, (status, order)
+
+
+def hold_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str]) -> str:
+    status, hold = api(node, "POST", f"/api/events/{event_id}/holds", {"seats": seats},
+                       token=node.token(user))  # fmt: skip
+    assert status == 201, (status, hold)
+    return str(hold["hold_id"])
+
+
+# -- the UI's testability contract ---------------------------------------------------------
+
+
+def event_url(node: ServerProcess, event_id: int) -> str:
+    return f"{node.http_url}/#/events/{event_id}"
+
+
+def element(page: Page, name: str) -> Any:
+    return page.get_by_test_id(name)
+
+
+def wait_seat_map(page: Page, seat_id: str) -> str:
+    """Wait until the page's seat map knows ``seat_id``; its status."""
+    page.wait_for_function(
+        """seat => {
+            const map = window.__concertHub && window.__concertHub.seatMap;
+            if (!map) return false;
+            try { return ['available', 'held', 'sold', 'blocked'].includes(map.status(seat)); }
+            catch (e) { return false; }
+        }""",
+        arg=seat_id,
+        timeout=WAIT_MS,
+    )
+    return seat_status(page, seat_id)
+
+
+def seat_status(page: Page, seat_id: str) -> str:
+    return str(page.evaluate("seat => window.__concertHub.seatMap.status(seat)", seat_id))
+
+
+def seat_statuses(page: Page, seat_ids: list[str]) -> dict[str, str]:
+    return dict(
+        page.evaluate(
+            "seats => Object.fromEntries(seats.map(s => [s, window.__concertHub.seatMap"
+            ".status(s)]))",
+            seat_ids,
+        )
+    )
+
+
+def wait_seat_status(page: Page, seat_id: str, status: str, timeout_ms: int = WAIT_MS) -> None:
+    """Poll the page's seat map until ``seat_id`` shows ``status``."""
+    try:
+        page.wait_for_function(
+            "([seat, want]) => window.__concertHub.seatMap.status(seat) === want",
+            arg=[seat_id, status],
+            timeout=timeout_ms,
+            polling=20,
+        )
+    except Exception as error:
+        raise AssertionError(
+            f"seat {seat_id} did not become {status!r} within {timeout_ms} ms "
+            f"(it is {seat_status(page, seat_id)!r})"
+        ) from error
+
+
+def click_seat(page: Page, seat_id: str) -> None:
+    """Click the seat map where the UI says ``seat_id`` is (page coordinates → viewport)."""
+    element(page, "seat-map").wait_for(state="visible")
+    wait_seat_map(page, seat_id)
+    center = page.evaluate(
+        """seat => {
+            const c = window.__concertHub.seatMap.seatCenter(seat);
+            window.scrollTo(0, Math.max(0, c.y - window.innerHeight / 2));
+            return {x: c.x - window.scrollX, y: c.y - window.scrollY};
+        }""",
+        seat_id,
+    )
+    page.mouse.click(center["x"], center["y"])
+
+
+def hold_seats(page: Page, seat_ids: list[str]) -> None:
+    """Select ``seat_ids`` on the map and hold them; returns once the countdown shows."""
+    for seat in seat_ids:
+        click_seat(page, seat)
+    element(page, "hold-button").click()
+    element(page, "hold-countdown").wait_for(state="visible")
+
+
+def pay(page: Page, card_token: str) -> None:
+    element(page, "card-select").select_option(card_token)
+    element(page, "pay-button").click()
+
+
+TICKET_SELECTOR = (
+    '[data-testid^="ticket-"]:not([data-testid="ticket-qr"]):not([data-testid="ticket-status"])'
+)
+
+
+def ticket_codes(page: Page) -> list[str]:
+    """The codes of the tickets on the page, once at least one is shown."""
+    page.locator(TICKET_SELECTOR).first.wait_for(state="visible")
+    ids = page.locator(TICKET_SELECTOR).evaluate_all("els => els.map(e => e.dataset.testid)")
+    return [str(i).removeprefix("ticket-") for i in ids]
+
+
+def record_connection_states(page: Page) -> None:
+    """Keep every value ``connection-state`` takes in ``window.__connectionStates``, so short
+    states between two polls are not missed."""
+    page.evaluate(
+        """() => {
+            const seen = window.__connectionStates = [];
+            const read = () => {
+                const el = document.querySelector('[data-testid="connection-state"]');
+                const text = el ? el.textContent.trim() : null;
+                if (text !== null && seen[seen.length - 1] !== text) seen.push(text);
+            };
+            read();
+            new MutationObserver(read).observe(document.body,
+                {subtree: true, childList: true, characterData: true, attributes: true});
+            setInterval(read, 25);
+        }"""
+    )
+
+
+def connection_states(page: Page) -> list[str]:
+    return list(page.evaluate("() => window.__connectionStates"))
+
+
+def numbers_in(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", text)]

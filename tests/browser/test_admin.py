@@ -1,0 +1,42 @@
+"""The admin console in the browser: an announcement sent to everyone reaches audience pages."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Pages, admin_token, create_event, element, event_url, numbers_in
+from tests.conftest import ServerProcess
+
+
+def test_an_announcement_to_everyone_reaches_the_audience(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    event = create_event(ui_server, "Announcement Night")
+    # Two people in the audience: one on the event list, one on an event's page.
+    on_list = pages.open(ui_server.http_url + "/", "audience-list")
+    on_event = pages.open(event_url(ui_server, event), "audience-event")
+    for page in (on_list, on_event):
+        expect(element(page, "connection-state")).to_have_text("connected")
+
+    admin = pages.open(ui_server.http_url + "/admin", "admin")
+    element(admin, "admin-token").fill(admin_token(ui_server))
+    element(admin, "admin-login").click()
+    # The console counts the live connections: at least the two audience pages.
+    connections = element(admin, "stats-connections")
+    expect(connections).to_have_text(re.compile(r"\d"))
+    expect(connections).not_to_have_text(re.compile(r"^\D*[01]\D*$"))
+    assert max(numbers_in(connections.inner_text())) >= 2, connections.inner_text()
+    pages.snap(admin, "admin-console")
+
+    text = f"Doors open at 19:00 - {uuid.uuid4().hex[:8]}"
+    element(admin, "broadcast-text").fill(text)
+    element(admin, "broadcast-event").select_option("")
+    element(admin, "broadcast-send").click()
+
+    for page in (on_list, on_event):
+        expect(element(page, "announcement")).to_contain_text(text)
+    pages.snap(on_list, "audience-list-announcement")
+    pages.snap(on_event, "audience-event-announcement")

@@ -1,0 +1,55 @@
+"""The waiting room in the browser: the second user waits with a position and gets in when the
+admin lets more shoppers in, then can hold seats."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import (
+    Pages,
+    admin_token,
+    api,
+    api_seats,
+    create_event,
+    element,
+    event_url,
+    hold_seats,
+    numbers_in,
+)
+from tests.conftest import ServerProcess
+
+
+def test_the_second_user_waits_then_is_admitted_and_can_hold(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    # One shopper at a time, and a new admission only every 100 s: whoever comes second waits.
+    event = create_event(
+        ui_server, "Queue Night", waiting_room=True, admission_rate=0.01, max_active_shoppers=1
+    )
+    alice = pages.open(event_url(ui_server, event), "alice")
+    element(alice, "join-queue").click()
+    expect(element(alice, "queue-state")).to_have_text("admitted")
+    pages.snap(alice, "alice-admitted")
+
+    bob = pages.open(event_url(ui_server, event), "bob")
+    element(bob, "join-queue").click()
+    expect(element(bob, "queue-state")).to_have_text("waiting")
+    position = element(bob, "queue-position")
+    expect(position).to_have_text(re.compile(r"\d"))
+    assert 1 in numbers_in(position.inner_text()), position.inner_text()  # next in line
+    pages.snap(bob, "bob-waiting")
+
+    # The admin lets more shoppers in, faster: Bob is admitted without doing anything.
+    status, body = api(
+        ui_server, "PATCH", f"/api/admin/events/{event}",
+        {"admission_rate": 50, "max_active_shoppers": 10}, token=admin_token(ui_server),
+    )  # fmt: skip
+    assert status == 200, (status, body)
+    expect(element(bob, "queue-state")).to_have_text("admitted")
+    pages.snap(bob, "bob-admitted")
+
+    hold_seats(bob, ["S-B-4"])
+    pages.snap(bob, "bob-holding")
+    assert api_seats(ui_server, event)["S-B-4"] == "held"
