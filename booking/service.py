@@ -10,6 +10,7 @@ deltas.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ from booking.payments import PaymentProvider
 from booking.seatmap import SeatMap
 from booking.tickets import TicketSigner
 from booking.waiting_room import ADMITTED, InProcessWaitingRoom, Policy, Position, WaitingRoom
+
+log = logging.getLogger(__name__)
 
 ChangeHook = Callable[[int, list[tuple[str, str]], "datetime | None"], None]
 
@@ -279,8 +282,12 @@ class BookingService:
         if outcome.event_id is not None:
             self._apply(outcome.event_id, list(outcome.seat_changes))
             if outcome.ok and not outcome.replayed:
-                # A purchase uses the admission up: make room for the next in line.
-                await self.waiting_room.complete(outcome.event_id, user)
+                # A purchase uses the admission up: make room for the next in line. Best effort:
+                # the order is committed, and an admission left unmarked expires by itself.
+                try:
+                    await self.waiting_room.complete(outcome.event_id, user)
+                except Exception:
+                    log.warning("could not mark %s's admission used", user, exc_info=True)
         return outcome
 
     async def recover(self) -> int:

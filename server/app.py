@@ -24,7 +24,7 @@ from booking.waiting_room_redis import RedisWaitingRoom
 from server import api, app_commands
 from server import web as web_ui
 from server.auth import TokenAuthority
-from server.background import run_every
+from server.background import keep_long_lived_objects_out_of_gc, run_every
 from server.broker import Broker
 from server.database import check_database, make_engine
 from server.destinations import Kind
@@ -45,6 +45,7 @@ DATABASE = web.AppKey("database", AsyncEngine)
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", BrokerMetrics)
 BOOKING = web.AppKey("booking", BookingService)
+SEQUENCER = web.AppKey("seat_sequencer", SeatSequencer)
 SECRET = web.AppKey("secret", str)
 
 
@@ -140,6 +141,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         if isinstance(messages, RedisEngine)
         else InProcessSequencer(booking)
     )
+    app[SEQUENCER] = sequencer
     SeatSync(booking, service.broker, sequencer, settings.node_id)
     stream = SeatStream(booking, service.broker, sequencer, settings.seat_tick_ms)
     service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
@@ -152,11 +154,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(queue.run_stats(), name="queue-stats"),
         asyncio.create_task(run_every(1.0, booking.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.recover), name="payment-recovery"),
+        asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
     ]
     yield
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    # Bounded: a client library that swallows a cancellation must not hold up the stop past
+    # SPEC §1's 10 seconds.
+    _, stuck = await asyncio.wait(tasks, timeout=2.0)
+    for task in stuck:
+        log.warning("background task %s did not stop in time", task.get_name())
 
 
 async def healthz(_: web.Request) -> web.Response:

@@ -23,7 +23,11 @@ import random
 from collections import deque
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.engine import Deliver, Message
 
@@ -51,7 +55,14 @@ class RedisEngine:
         # A bounded pool that makes callers wait for a free connection (redis-py's default pool
         # raises instead): 10,000 users joining at once queue for 64 connections, not fail.
         pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
-        self._redis: Redis = Redis(connection_pool=pool)
+        # After Redis restarts, each pooled connection fails once on first use ("Connection
+        # closed by server"); one quick retry on a fresh connection hides that from callers.
+        self._redis: Redis = Redis(
+            connection_pool=pool,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            health_check_interval=15,
+        )
         self._deliver: Deliver | None = None
         self._watched: set[str] = set()
         self._outbox: deque[Message] = deque()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -82,7 +83,7 @@ _TICK = """
 local holder = redis.call('GET', KEYS[4])
 if holder and holder ~= ARGV[1] then return nil end
 redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
-if redis.call('EXISTS', KEYS[2]) == 0 then return {} end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {-1} end
 local batches = redis.call('LRANGE', KEYS[1], 0, -1)
 if #batches == 0 then return {} end
 redis.call('DEL', KEYS[1])
@@ -102,12 +103,22 @@ end
 return out
 """
 
-# Rebuild (or first build) the shared map from the given statuses. ARGV: jump, seat, status, ...
+# Build (ARGV[1] == '0': only if absent) or rebuild the shared map from the given statuses.
+# A rebuild moves seq past anything a client may have seen (at least ARGV[2] on, and at least
+# ARGV[3], a time-based floor that holds even if Redis lost the old seq), and queues an empty
+# batch so the next tick sends a delta: every subscriber then sees the gap and resubscribes.
+# ARGV: rebuild flag, jump, floor, seat, status, seat, status, ...
 _INIT = """
 if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-return redis.call('INCRBY', KEYS[3], tonumber(ARGV[1]))
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+if ARGV[1] == '1' then
+  seq = math.max(seq + tonumber(ARGV[2]), tonumber(ARGV[3]))
+  redis.call('RPUSH', KEYS[1], '[]')
+end
+redis.call('SET', KEYS[3], seq)
+return seq
 """
 
 _SNAPSHOT = "return {redis.call('GET', KEYS[3]) or '0', redis.call('HGETALL', KEYS[2])}"
@@ -147,7 +158,12 @@ class RedisSequencer:
         flat: list[str] = []
         for seat, status in seatmap.statuses.items():
             flat += [seat, status]
-        await self._init(keys=_keys(event_id), args=[REBUILD_JUMP if rebuild else 0, *flat])
+        # Deltas come at most once a tick (10 a second), so tenths of a second since the epoch
+        # exceed every seq this event can have had: a floor that survives Redis losing its data.
+        floor = int(time.time() * 10)
+        await self._init(
+            keys=_keys(event_id), args=["1" if rebuild else "0", REBUILD_JUMP, floor, *flat]
+        )
         if rebuild:
             log.warning("seat map of event %d rebuilt from the database after an outage", event_id)
         self._ready.add(event_id)
@@ -169,6 +185,10 @@ class RedisSequencer:
             self._stale.add(event_id)
             return None
         if not result:
+            return None
+        if int(result[0]) == -1:
+            # The shared map is gone (Redis restarted empty): rebuild it from the database.
+            self._stale.add(event_id)
             return None
         seq = int(result[0])
         pairs = [(_text(result[i]), _text(result[i + 1])) for i in range(1, len(result), 2)]

@@ -99,9 +99,11 @@ async def get_event(request: web.Request, _: Principal) -> web.Response:
 
 
 async def get_seats(request: web.Request, _: Principal) -> web.Response:
-    seatmap = await state.booking(request).seat_map(event_id(request))
+    # The same snapshot, with the same seq, as a STOMP subscriber gets (cluster-wide in cluster
+    # mode), so a client can follow the deltas from it.
+    _seq, snapshot = await state.seat_sequencer(request).snapshot(event_id(request))
     return web.Response(
-        body=seatmap.snapshot(),
+        body=snapshot,
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )

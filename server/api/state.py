@@ -14,6 +14,7 @@ import server.app as node
 from booking.service import BookingService
 from server.auth import TokenAuthority
 from server.metrics import BrokerMetrics
+from server.seat_sequencer import SeatSequencer
 from server.session import StompService
 from server.settings import Settings
 from server.websocket import STOMP_SERVICE
@@ -23,6 +24,11 @@ TOKENS = web.AppKey("api_tokens", TokenAuthority)
 
 def booking(request: web.Request) -> BookingService:
     return request.app[node.BOOKING]
+
+
+def seat_sequencer(request: web.Request) -> SeatSequencer:
+    """Where seat-map snapshots come from (the cluster-wide sequence in cluster mode)."""
+    return request.app[node.SEQUENCER]
 
 
 def settings(app: web.Application) -> Settings:

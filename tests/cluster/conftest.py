@@ -1,0 +1,353 @@
+"""A real cluster per test module (SPEC §8): its own redis-server, one fresh migrated MariaDB
+database and three ``concert-hub serve`` nodes sharing both.
+
+Each module gets its own Redis on a spare port, so a test may kill it and start it again on the
+same port, or kill a node with ``kill -9``. Modules change the nodes' flags by overriding the
+``cluster_flags`` fixture. When a test fails, the tail of every node's log and of Redis's log is
+attached to its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import stomp.utils
+
+from tests.booking.conftest import call, event_body
+from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.server.stomp_clients import Client, unique
+
+REDIS_SERVER = "/usr/bin/redis-server"
+NODE_NAMES = ("a", "b", "c")
+VISA = {"payment": {"method": "card", "token": "tok_visa"}}
+#: One seat-map delta is due every tick (100 ms); allow for a loaded machine.
+DELTA_TIMEOUT_S = 5.0
+LOG_TAIL = 12_000
+
+
+# -- redis-server ----------------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A ``redis-server`` child process without persistence, on a fixed port."""
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "redis.log"
+
+    def start(self, timeout: float = 10.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--daemonize", "no",
+                 "--dir", str(self.workdir)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited early:\n{self.log()}")
+            client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+            finally:
+                client.close()
+        raise RuntimeError(f"redis-server did not answer on port {self.port}:\n{self.log()}")
+
+    def kill(self) -> None:
+        """Stop it the hard way (SIGKILL), as a crashed or unplugged Redis."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def get(self, key: str) -> bytes | None:
+        """Read one key (the tests look at, never write, the nodes' Redis state)."""
+        client = redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            value = client.get(key)
+            return value if isinstance(value, bytes) else None
+        finally:
+            client.close()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no redis log: {exc})"
+
+
+# -- the cluster -----------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    database_url: str
+    nodes: dict[str, ServerProcess] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> ServerProcess:
+        return self.nodes[name]
+
+    def by_node_id(self, node_id: str) -> ServerProcess:
+        return next(n for n in self.nodes.values() if n.flags["node_id"] == node_id)
+
+    def alive(self) -> list[ServerProcess]:
+        return [n for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None]
+
+
+@pytest.fixture(scope="module")
+def cluster_flags() -> dict[str, object]:
+    """Extra ``serve`` flags for every node of the module's cluster (override per module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, cluster_flags: dict[str, object]
+) -> Iterator[Cluster]:
+    workdir = tmp_path_factory.mktemp("cluster")
+    server = RedisServer(free_port(), workdir)
+    server.start()
+    try:
+        for url in database_url_for("mariadb", workdir):
+            migrate(url)
+            built = Cluster(server, url)
+            for name in NODE_NAMES:
+                flags: dict[str, object] = {
+                    "database_url": url, "redis_url": server.url, "node_id": f"node-{name}",
+                    "rest_rate_per_ip": 100000, "rest_rate_per_user": 100000,
+                    "guest_rate_per_ip": 100000, **cluster_flags,
+                }  # fmt: skip
+                node = ServerProcess(free_port(), free_port(), workdir / name, flags)
+                node.workdir.mkdir()
+                built.nodes[name] = node
+            try:
+                with ThreadPoolExecutor(len(built.nodes)) as pool:
+                    for started in [pool.submit(n.start) for n in built.nodes.values()]:
+                        started.result()
+                wait_ready(built.alive(), 20)
+                yield built
+            finally:
+                for node in built.nodes.values():
+                    with contextlib.suppress(Exception):
+                        node.stop()
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the nodes' and Redis's logs to a failing test's report."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        built = getattr(item, "funcargs", {}).get("cluster")
+        if isinstance(built, Cluster):
+            for name, node in built.nodes.items():
+                report.sections.append(
+                    (f"node-{name} log ({node.log_path})", log_excerpt(node.log()))
+                )
+            report.sections.append((f"redis log ({built.redis.log_path})", built.redis.log()))
+    return report
+
+
+#: Lines a node repeats many times while Redis is away; a few of each are enough evidence.
+NOISY = ("messages dropped", "redis unavailable")
+
+
+def log_excerpt(text: str) -> str:
+    """The tail of a node's log, with repeated Redis-outage warnings thinned out."""
+    kept: list[str] = []
+    seen = dict.fromkeys(NOISY, 0)
+    for line in text.splitlines():
+        noise = next((n for n in NOISY if n in line), None)
+        if noise is not None:
+            seen[noise] += 1
+            if seen[noise] > 3:
+                continue
+        kept.append(line)
+    thinned = ", ".join(f"{count} lines with {n!r}" for n, count in seen.items() if count > 3)
+    head = f"(thinned out: {thinned}; the first 3 of each kept)\n" if thinned else ""
+    return head + "\n".join(kept)[-LOG_TAIL:]
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+        time.sleep(interval)
+
+
+def readyz(node: ServerProcess) -> tuple[int, Any]:
+    try:
+        return call(node, "GET", "/readyz", timeout=5)
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def wait_ready(nodes: list[ServerProcess], timeout: float) -> None:
+    for node in nodes:
+        wait_until(lambda n=node: readyz(n)[0] == 200, timeout, f"{node.http_url}/readyz 200")
+
+
+# -- REST ------------------------------------------------------------------------------------
+
+
+def create_event(node: ServerProcess, rows: int = 2, seats_per_row: int = 10) -> int:
+    admin = node.token("root", "admin")
+    body = event_body(rows=rows, seats_per_row=seats_per_row)
+    status, body = call(node, "POST", "/api/admin/events", body, token=admin)
+    assert status == 201, (status, body)
+    return int(body["id"])
+
+
+def rest_seats(node: ServerProcess, event_id: int) -> dict[str, Any]:
+    status, body = call(node, "GET", f"/api/events/{event_id}/seats")
+    assert status == 200, (node.http_url, status, body)
+    return dict(body)
+
+
+def hold(node: ServerProcess, event_id: int, user: str, seat_ids: list[str]) -> str:
+    status, body = call(node, "POST", f"/api/events/{event_id}/holds", {"seats": seat_ids},
+                        token=node.token(user))  # fmt: skip
+    assert status == 201, (node.http_url, status, body)
+    return str(body["hold_id"])
+
+
+def release(node: ServerProcess, user: str, hold_id: str) -> None:
+    status, body = call(node, "DELETE", f"/api/holds/{hold_id}", token=node.token(user))
+    assert status in (200, 204), (node.http_url, status, body)
+
+
+def buy(node: ServerProcess, user: str, hold_id: str) -> dict[str, Any]:
+    key = {"Idempotency-Key": unique("k")}
+    status, body = call(node, "POST", f"/api/holds/{hold_id}/checkout", VISA,
+                        token=node.token(user), headers=key)  # fmt: skip
+    assert status == 201, (node.http_url, status, body)
+    assert body["status"] == "paid", body
+    return dict(body)
+
+
+def book(node: ServerProcess, event_id: int, seat_ids: list[str]) -> tuple[str, dict[str, Any]]:
+    """Hold and pay for ``seat_ids`` as a fresh user; returns (user, order)."""
+    user = unique("buyer")
+    return user, buy(node, user, hold(node, event_id, user, seat_ids))
+
+
+def statuses_of(snapshot: dict[str, Any]) -> dict[str, str]:
+    return {seat: status for seat, status in snapshot["seats"]}
+
+
+# -- a seat-map subscription -----------------------------------------------------------------
+
+
+def seats_topic(event_id: int) -> str:
+    return f"/topic/events/{event_id}/seats"
+
+
+class SeatFeed:
+    """One stomp.py subscription to an event's seat map: its snapshot, then every delta as it
+    came (gaps are recorded, not refused, so fault tests can look for them)."""
+
+    def __init__(self, client: Client, event_id: int) -> None:
+        self.client = client
+        self.event_id = event_id
+        self.sub_id = ""
+        self.snapshot: dict[str, Any] = {}
+        self.seq = -1
+        self.deltas: list[dict[str, Any]] = []
+        self.statuses: dict[str, str] = {}
+        self.gaps: list[tuple[int, int]] = []
+
+    def _frame(self, timeout: float) -> stomp.utils.Frame:
+        sub_id = self.sub_id
+        return self.client.listener.wait(
+            "MESSAGE", timeout, lambda f: f.headers.get("subscription") == sub_id
+        )
+
+    def subscribe(self, timeout: float = DELTA_TIMEOUT_S) -> dict[str, Any]:
+        self.sub_id = unique("seats")
+        self.client.subscribe(seats_topic(self.event_id), self.sub_id, timeout=timeout)
+        message = json.loads(self._frame(timeout).body)
+        assert message["type"] == "snapshot", f"first MESSAGE is not the snapshot: {message}"
+        assert message["event_id"] == self.event_id
+        self.snapshot = message
+        self.seq = message["seq"]
+        self.deltas = []
+        self.gaps = []
+        self.statuses = statuses_of(message)
+        return dict(message)
+
+    def next_delta(self, timeout: float = DELTA_TIMEOUT_S) -> dict[str, Any]:
+        delta = json.loads(self._frame(timeout).body)
+        assert delta["type"] == "delta" and delta["event_id"] == self.event_id, delta
+        seats = [seat for seat, _ in delta["changes"]]
+        assert len(seats) == len(set(seats)), f"a seat twice in one delta: {delta}"
+        if delta["seq"] != self.seq + 1:
+            self.gaps.append((self.seq, delta["seq"]))
+        self.seq = delta["seq"]
+        self.deltas.append(delta)
+        self.statuses.update(dict(map(tuple, delta["changes"])))
+        return dict(delta)
+
+    def until(self, expected: dict[str, str], timeout: float = DELTA_TIMEOUT_S) -> None:
+        """Read deltas until every seat of ``expected`` shows its status."""
+        deadline = time.monotonic() + timeout
+        while any(self.statuses.get(s) != status for s, status in expected.items()):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no delta to {expected} within {timeout}s; deltas {self.deltas}"
+            self.next_delta(left)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Messages of this subscription that arrived but were not read yet."""
+        return [
+            json.loads(f.body)
+            for f in self.client.listener.pending("MESSAGE")
+            if f.headers.get("subscription") == self.sub_id
+        ]
+
+
+def numbered_topic(prefix: str) -> str:
+    return f"/topic/cluster/{prefix}-{uuid.uuid4().hex[:12]}"

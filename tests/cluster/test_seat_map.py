@@ -1,0 +1,189 @@
+"""One seat-map sequence for the whole cluster (SPEC §6, §8).
+
+Seat changes made through node A reach subscribers on B and C as the same deltas with one
+contiguous ``seq``; a subscriber arriving later on any node, even while seats churn, gets a
+snapshot that is exactly the map as of its ``seq``, and then the very deltas everyone else gets;
+``GET /api/events/{id}/seats`` on every node serves the same snapshot.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.booking.conftest import call
+from tests.cluster.conftest import (
+    Cluster,
+    SeatFeed,
+    book,
+    create_event,
+    hold,
+    release,
+    rest_seats,
+    statuses_of,
+)
+from tests.conftest import ServerProcess
+from tests.server.stomp_clients import Client, Clients, unique
+
+SEATS = [f"S-{row}-{n}" for row in "AB" for n in range(1, 11)]
+
+
+class HistoryFeed(SeatFeed):
+    """A feed that also remembers the whole map as of every ``seq`` it went through."""
+
+    def __init__(self, client: Client, event_id: int) -> None:
+        super().__init__(client, event_id)
+        self.history: dict[int, dict[str, str]] = {}
+
+    def subscribe(self, timeout: float = 5.0) -> dict[str, Any]:
+        snapshot = super().subscribe(timeout)
+        self.history = {self.seq: dict(self.statuses)}
+        return snapshot
+
+    def next_delta(self, timeout: float = 5.0) -> dict[str, Any]:
+        delta = super().next_delta(timeout)
+        self.history[self.seq] = dict(self.statuses)
+        return delta
+
+    def drain(self, quiet_s: float = 0.6) -> None:
+        """Read deltas until none has come for ``quiet_s``."""
+        while True:
+            try:
+                self.next_delta(quiet_s)
+            except AssertionError as exc:
+                if "no MESSAGE within" in str(exc):
+                    return
+                raise
+
+
+@pytest.fixture
+def clients(cluster: Cluster) -> Iterator[Clients]:
+    opened = Clients(cluster["a"])
+    yield opened
+    opened.close_all()
+
+
+def churn(node: ServerProcess, event_id: int, stop: threading.Event, worker: int,
+          failures: list[object]) -> None:  # fmt: skip
+    """Hold one or two random seats and release them again, until ``stop``."""
+    rng = random.Random(worker)
+    user = unique(f"churn{worker}")
+    token = node.token(user)
+    try:
+        while not stop.is_set():
+            wanted = rng.sample(SEATS[:16], rng.randint(1, 2))
+            status, body = call(node, "POST", f"/api/events/{event_id}/holds",
+                                {"seats": wanted}, token=token)  # fmt: skip
+            if status == 201:
+                time.sleep(rng.uniform(0, 0.05))
+                release(node, user, body["hold_id"])
+            elif status != 409:
+                failures.append((status, body))
+    except Exception as exc:  # reported by the test
+        failures.append(exc)
+
+
+def test_changes_through_one_node_reach_every_node_as_one_sequence(
+    cluster: Cluster, clients: Clients
+) -> None:
+    a, b, c = cluster["a"], cluster["b"], cluster["c"]
+    event_id = create_event(a)
+    early = {name: HistoryFeed(clients("tcp", server=cluster[name]), event_id) for name in "bc"}
+    snapshots = {name: feed.subscribe() for name, feed in early.items()}
+    assert snapshots["b"] == snapshots["c"], "two nodes served different snapshots"
+    assert set(statuses_of(snapshots["b"]).values()) == {"available"}
+
+    # Step by step through node A: each step shows up on B and C.
+    alice, bob = unique("alice"), unique("bob")
+    first = hold(a, event_id, alice, ["S-A-1", "S-A-2"])
+    for feed in early.values():
+        feed.until({"S-A-1": "held", "S-A-2": "held"})
+    release(a, alice, first)
+    for feed in early.values():
+        feed.until({"S-A-1": "available", "S-A-2": "available"})
+    book_hold = hold(a, event_id, bob, ["S-B-9"])
+    for feed in early.values():
+        feed.until({"S-B-9": "held"})
+    order = call(a, "POST", f"/api/holds/{book_hold}/checkout",
+                 {"payment": {"method": "card", "token": "tok_visa"}},
+                 token=a.token(bob), headers={"Idempotency-Key": unique("k")})  # fmt: skip
+    assert order[0] == 201, order
+    for feed in early.values():
+        feed.until({"S-B-9": "sold"})
+
+    # Churn through node A while late subscribers arrive on B and C.
+    stop = threading.Event()
+    failures: list[object] = []
+    workers = [threading.Thread(target=churn, args=(a, event_id, stop, i, failures), daemon=True)
+               for i in range(3)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    late: list[tuple[str, HistoryFeed]] = []
+    try:
+        connections = {"b": clients("tcp", server=b), "c": clients("tcp", server=c)}
+        for i in range(6):
+            name = "bc"[i % 2]
+            feed = HistoryFeed(connections[name], event_id)
+            feed.subscribe()
+            late.append((name, feed))
+            time.sleep(0.15)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(15)
+    assert not failures, failures[:3]
+    # The churn always releases what it held, and S-B-9 stays sold.
+    truth = {seat: "available" for seat in SEATS} | {"S-B-9": "sold"}
+
+    for feed in [*early.values(), *(f for _, f in late)]:
+        feed.drain()
+        assert feed.statuses == truth, f"{feed.client.conn.transport} ended at {feed.statuses}"
+        assert feed.gaps == [], f"seq gaps {feed.gaps}"
+    reference = early["b"]
+    assert len(reference.deltas) >= 6, reference.deltas
+    assert early["c"].deltas == reference.deltas, "B and C saw different deltas"
+    assert [d["seq"] for d in reference.deltas] == list(
+        range(snapshots["b"]["seq"] + 1, reference.seq + 1)
+    )
+    for name, feed in late:
+        # The snapshot is exactly the map as of its seq, and the deltas are everyone's.
+        seq = feed.snapshot["seq"]
+        assert seq in reference.history, f"late snapshot on {name} at unknown seq {seq}"
+        assert statuses_of(feed.snapshot) == reference.history[seq], f"snapshot {seq} on {name}"
+        assert feed.deltas == [d for d in reference.deltas if d["seq"] > seq], name
+
+    # One more sale: every subscription, early or late, on B or C, gets the same next deltas.
+    everyone = [*early.values(), *(f for _, f in late)]
+    seen = [len(feed.deltas) for feed in everyone]
+    book(a, event_id, ["S-B-10"])
+    for feed in everyone:
+        feed.until({"S-B-10": "sold"})
+        feed.drain(0.3)
+    nexts = [feed.deltas[start:] for feed, start in zip(everyone, seen, strict=True)]
+    assert all(d == nexts[0] for d in nexts), nexts
+    assert nexts[0][0]["seq"] == reference.seq - len(nexts[0]) + 1
+    expected_seq = reference.seq
+    truth["S-B-10"] = "sold"
+
+    # A subscriber arriving now on C gets the map REST serves, at the seq everyone is at.
+    time.sleep(0.5)
+    newcomer = HistoryFeed(clients("tcp", server=c), event_id)
+    snapshot = newcomer.subscribe()
+    assert statuses_of(snapshot) == truth
+    assert snapshot["seq"] == reference.seq == expected_seq
+    assert newcomer.pending() == [], "a delta without a change"
+    rest = {node.flags["node_id"]: rest_seats(node, event_id) for node in (a, b, c)}
+    for node_id, body in rest.items():
+        assert statuses_of(body) == truth, f"GET /api/events/{event_id}/seats on {node_id}"
+    rest_seqs = {node_id: body["seq"] for node_id, body in rest.items()}
+    assert rest_seqs == dict.fromkeys(rest, snapshot["seq"]), (
+        f"GET /api/events/{event_id}/seats serves seq {rest_seqs}, "
+        f"but the STOMP snapshot and deltas are at seq {snapshot['seq']}"
+    )
+    for node_id, body in rest.items():
+        assert body == snapshot, f"REST snapshot on {node_id} differs from the STOMP one"
