@@ -133,13 +133,10 @@ class RedisWaitingRoom:
             pipe.scard(pre)
             pipe.hmget(seq, users)
             pipe.hmget(finished, users)
-            for user in users:
-                pipe.zscore(active, user)
+            pipe.zmscore(active, users)
             pipe.smismember(pre, users)
             replies = await pipe.execute()
-        (last_seq, serving), pre_count, seqs, ended = replies[0], replies[1], replies[2], replies[3]
-        scores = replies[4 : 4 + len(users)]
-        in_pre = replies[4 + len(users)]
+        (last_seq, serving), pre_count, seqs, ended, scores, in_pre = replies
         last, served = int(last_seq or 0), int(serving or 0)
         waiting_total = last - served + int(pre_count)
         out = []
