@@ -6,8 +6,11 @@ Usage::
     python scripts/bench_fanout.py --subscribers 1000 --rate 10 --duration 10
     python scripts/bench_fanout.py --target rabbitmq --subscribers 500 --rate 10 --duration 5
     python scripts/bench_fanout.py --compare --subscribers 800 --rate 10 --duration 10
+    python scripts/bench_fanout.py --nodes 2 --compare-single --subscribers 5000 --client-procs 2
 
-Prints ONE JSON object on stdout (``--compare``: ``{"concert_hub": {...}, "rabbitmq": {...}}``);
+Prints ONE JSON object on stdout (``--compare``: ``{"concert_hub": {...}, "rabbitmq": {...}}``;
+``--nodes 2``: ``{...}``; ``--nodes 2 --compare-single``: ``{"single_node": {...},
+"two_nodes": {...}, "p99_ratio": x, "cross_node_p99_ratio": y, "target_met": bool}``);
 progress and diagnostics go to stderr (``--json-only`` keeps stderr to warnings and errors).
 Only 127.0.0.1 is ever contacted.
 
@@ -23,6 +26,21 @@ server metrics then need ``--server-pid``.
 ``rabbitmq`` runs ``rabbitmq-plugins enable rabbitmq_web_stomp`` (idempotent), waits until
 ``ws://127.0.0.1:15674/ws`` completes a WebSocket handshake, logs in as guest/guest and uses
 ``/topic/bench`` (the ``amq.topic`` exchange). The server process is the ``beam.smp`` VM.
+
+Cluster mode (``--nodes N``, N >= 2)
+----------------------------------
+Starts a private ``redis-server`` on a free port (``--bind 127.0.0.1 --save "" --appendonly no``,
+working directory in the temporary directory), runs ``server migrate`` for each node's own
+SQLite file (with ``--redis-url`` set the server does not migrate by itself), then starts N nodes
+(``--redis-url redis://127.0.0.1:P/0 --node-id bench-<i>``) and waits for each ``/healthz``. The
+subscribers are split evenly across the nodes' ``/ws`` URLs (every node gets at least one worker
+process, so ``--client-procs`` is raised to N if lower; worker i serves node i mod N). The
+publisher has its own connection to node 1 (``bench-1``): subscribers on the other nodes only get
+messages through Redis, so their latency is the cross-node figure. Everything is stopped at the
+end (nodes first, then Redis). ``--compare-single`` first runs one node (no Redis) with the same
+subscribers, rate and duration. ``p99_ratio`` = cluster p99 / single-node p99 over all
+subscribers; ``cross_node_p99_ratio`` uses the worst p99 among the nodes without the publisher;
+``target_met`` (issue 5) = both ratios <= 2, zero loss, every subscriber connected.
 
 Method
 ------
@@ -80,6 +98,18 @@ CPU window), subscribers_complete (received every message), dropped (subscribers
 ended during the run; the first reason is in ``error``), out_of_order (MESSAGEs whose seq was not
 above the previous one), server_pid; for a server started by this script also server_exit_code
 and server_log (its output at --log-level warning: line count and the first lines).
+other_cpu_pct: CPU used on the machine by processes this script does not measure (100 = one
+core; the busy-machine check, e.g. a CI run next door).
+
+Cluster runs: server_* figures are all nodes together (server_pid is the list of node pids,
+kib_per_connection = summed RSS growth / connected); nodes (count); publisher (where it
+connected); nodes_detail, one per node: node_id, url, pid, publisher_here, connected, expected,
+delivered, loss, deliveries_per_s, latency_ms {p50, p99, max} of that node's subscribers,
+cpu_us_per_delivery (that node's CPU / that node's deliveries), cpu_pct, rss_mib_baseline,
+rss_mib_idle, rss_mib_end, subscribers_complete, dropped; redis {pid, cpu_pct,
+cpu_us_per_delivery (per delivery on all nodes), cpu_us_per_message (per published message),
+rss_mib}; server_exit_code and server_log per node id, redis_exit_code. /proc CPU counters tick
+in 1/CLK_TCK (10 ms) steps, so small figures such as Redis's are coarse.
 """
 
 from __future__ import annotations
@@ -737,9 +767,11 @@ def machine_cpu() -> tuple[float, float]:
 @dataclass(frozen=True)
 class CpuSample:
     t_ns: int
-    server: float | None
+    server: float | None  # all server pids together (None when one could not be read)
     clients: dict[int, float]
     machine: tuple[float, float]
+    servers: dict[int, float] = field(default_factory=dict)  # per server pid
+    extra: dict[int, float] = field(default_factory=dict)  # e.g. redis-server
 
 
 class CpuSampler:
@@ -749,16 +781,37 @@ class CpuSampler:
     counters are sampled throughout and the first sample at or after that moment is used.
     """
 
-    def __init__(self, server_pid: int | None, client_pids: Sequence[int], interval: float = 0.05):
-        self.server_pid = server_pid
+    def __init__(
+        self,
+        server_pids: int | Sequence[int] | None,
+        client_pids: Sequence[int],
+        interval: float = 0.05,
+        extra_pids: Sequence[int] = (),
+    ):
+        if isinstance(server_pids, int):
+            server_pids = [server_pids]
+        self.server_pids = [p for p in server_pids or () if p]
         self.client_pids = list(client_pids)
+        self.extra_pids = [p for p in extra_pids if p]
         self.interval = interval
         self.samples: list[CpuSample] = []
 
     def take(self) -> None:
-        server = cpu_us(self.server_pid) if self.server_pid else None
+        servers = sum_cpu(self.server_pids)
+        server = (
+            sum(servers.values())
+            if self.server_pids and len(servers) == len(self.server_pids)
+            else None
+        )
         self.samples.append(
-            CpuSample(time.time_ns(), server, sum_cpu(self.client_pids), machine_cpu())
+            CpuSample(
+                time.time_ns(),
+                server,
+                sum_cpu(self.client_pids),
+                machine_cpu(),
+                servers,
+                sum_cpu(self.extra_pids),
+            )
         )
 
     async def run(self) -> None:
@@ -786,6 +839,21 @@ class Target:
     limit_hint: Callable[[], str | None] = lambda: None
     child: ChildServer | None = None
     fd_headroom: Callable[[], int | None] = lambda: None
+    nodes: list[Node] = field(default_factory=list)  # cluster mode (--nodes >= 2) only
+    redis: ChildServer | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One concert-hub node of a cluster started by this script."""
+
+    node_id: str
+    endpoint: Endpoint
+    child: ChildServer
+
+    @property
+    def pid(self) -> int:
+        return self.child.proc.pid
 
 
 class SetupError(Exception):
@@ -848,13 +916,13 @@ def tail(path: Path, lines: int = 30) -> str:
 class ChildServer:
     """A concert-hub server started by this script (its own process group)."""
 
-    def __init__(self, cmd: list[str], log_path: Path) -> None:
+    def __init__(self, cmd: list[str], log_path: Path, cwd: Path = REPO_ROOT) -> None:
         self.cmd = cmd
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             cmd,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -886,14 +954,8 @@ ACTIVE_CHILDREN: list[ChildServer] = []
 ACTIVE_WORKERS: list[Any] = []
 
 
-def setup_concert_hub(args: argparse.Namespace, tmpdir: Path) -> Target:
-    publisher_token = mint_token(args.secret)
-    if args.url:
-        host, port, path = parse_ws_url(args.url)
-        ep = Endpoint(host, port, path, CONCERT_HUB_DESTINATION, None, None, None)
-        return Target("concert-hub", ep, "bench", publisher_token, args.server_pid)
-    port = free_port()
-    cmd = [
+def server_cmd(args: argparse.Namespace, port: int, db_url: str, *extra: str) -> list[str]:
+    return [
         args.python,
         "-m",
         "server",
@@ -904,8 +966,9 @@ def setup_concert_hub(args: argparse.Namespace, tmpdir: Path) -> Target:
         str(port),
         "--stomp-port",
         "0",
+        *extra,
         "--database-url",
-        f"sqlite+aiosqlite:///{tmpdir}/bench.db",
+        db_url,
         "--secret",
         args.secret,
         "--log-level",
@@ -916,36 +979,142 @@ def setup_concert_hub(args: argparse.Namespace, tmpdir: Path) -> Target:
         "100000",
         *shlex.split(args.server_cmd_extra),
     ]
+
+
+def stop_child(child: ChildServer, what: str) -> None:
+    code = child.stop()
+    if child in ACTIVE_CHILDREN:
+        ACTIVE_CHILDREN.remove(child)
+    log.info("%s exited with %s", what, code)
+    if code not in (0, -signal.SIGTERM):
+        log.warning("%s exit code %s; log tail:\n%s", what, code, tail(child.log_path))
+
+
+def wait_ready(
+    child: ChildServer, ready: Callable[[], bool], timeout: float, what: str, check: str
+) -> None:
+    """Poll ``ready`` until it holds; SetupError when the child dies or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if child.proc.poll() is not None:
+            raise SetupError(
+                f"{what} exited with {child.proc.returncode} during start-up: "
+                + tail(child.log_path, 15)
+            )
+        if time.monotonic() > deadline:
+            raise SetupError(f"{check} within {timeout} s: " + tail(child.log_path, 15))
+        time.sleep(0.2)
+
+
+def healthz_ok(port: int) -> Callable[[], bool]:
+    return lambda: http_status("127.0.0.1", port, "/healthz") == 200
+
+
+def setup_concert_hub(args: argparse.Namespace, tmpdir: Path) -> Target:
+    publisher_token = mint_token(args.secret)
+    if args.url:
+        host, port, path = parse_ws_url(args.url)
+        ep = Endpoint(host, port, path, CONCERT_HUB_DESTINATION, None, None, None)
+        return Target("concert-hub", ep, "bench", publisher_token, args.server_pid)
+    if args.nodes > 1:
+        return setup_cluster(args, tmpdir, publisher_token)
+    port = free_port()
+    cmd = server_cmd(args, port, f"sqlite+aiosqlite:///{tmpdir}/bench.db")
     log.info("starting: %s", shlex.join(cmd))
     child = ChildServer(cmd, tmpdir / "server.log")
     ACTIVE_CHILDREN.append(child)
 
     def cleanup() -> None:
-        code = child.stop()
-        if child in ACTIVE_CHILDREN:
-            ACTIVE_CHILDREN.remove(child)
-        log.info("server exited with %s", code)
-        if code not in (0, -signal.SIGTERM):
-            log.warning("server exit code %s; log tail:\n%s", code, tail(child.log_path))
+        stop_child(child, "server")
 
-    deadline = time.monotonic() + args.startup_timeout
-    while True:
-        if child.proc.poll() is not None:
-            cleanup()
-            raise SetupError(
-                f"server exited with {child.proc.returncode} during start-up: "
-                + tail(child.log_path, 15)
-            )
-        if http_status("127.0.0.1", port, "/healthz") == 200:
-            break
-        if time.monotonic() > deadline:
-            cleanup()
-            raise SetupError(
-                f"GET /healthz not 200 within {args.startup_timeout} s: " + tail(child.log_path, 15)
-            )
-        time.sleep(0.2)
+    try:
+        wait_ready(child, healthz_ok(port), args.startup_timeout, "server", "GET /healthz not 200")
+    except SetupError:
+        cleanup()
+        raise
     ep = Endpoint("127.0.0.1", port, "/ws", CONCERT_HUB_DESTINATION, None, None, None)
     return Target("concert-hub", ep, "bench", publisher_token, child.proc.pid, cleanup, child=child)
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def setup_cluster(args: argparse.Namespace, tmpdir: Path, publisher_token: str) -> Target:
+    """A private redis-server plus ``args.nodes`` concert-hub nodes in cluster mode."""
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        raise SetupError("redis-server not found (needed for --nodes >= 2)")
+    started: list[tuple[ChildServer, str]] = []
+
+    def cleanup() -> None:
+        for child, what in reversed(started):  # nodes first, redis last
+            stop_child(child, what)
+
+    try:
+        rport = free_port()
+        rcmd = [redis_bin, "--port", str(rport), "--bind", "127.0.0.1"]
+        rcmd += ["--save", "", "--appendonly", "no", "--dir", str(tmpdir)]
+        log.info("starting: %s", shlex.join(rcmd))
+        redis = ChildServer(rcmd, tmpdir / "redis.log", cwd=tmpdir)
+        ACTIVE_CHILDREN.append(redis)
+        started.append((redis, "redis-server"))
+        wait_ready(
+            redis, lambda: redis_ping(rport), args.startup_timeout, "redis-server", "no PONG"
+        )
+        redis_url = f"redis://127.0.0.1:{rport}/0"
+        nodes: list[Node] = []
+        for i in range(1, args.nodes + 1):
+            # with --redis-url set the server does not migrate SQLite by itself
+            db_url = f"sqlite+aiosqlite:///{tmpdir}/n{i}.db"
+            mig = [args.python, "-m", "server", "migrate", "--database-url", db_url]
+            try:
+                res = subprocess.run(
+                    mig, cwd=REPO_ROOT, check=False, capture_output=True, text=True, timeout=120
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise SetupError(f"{shlex.join(mig)} timed out") from exc
+            if res.returncode != 0:
+                raise SetupError(
+                    f"migrate failed ({res.returncode}): "
+                    + (res.stderr or res.stdout).strip()[-500:]
+                )
+            port = free_port()
+            node_id = f"bench-{i}"
+            cmd = server_cmd(args, port, db_url, "--redis-url", redis_url, "--node-id", node_id)
+            log.info("starting: %s", shlex.join(cmd))
+            child = ChildServer(cmd, tmpdir / f"server-{i}.log")
+            ACTIVE_CHILDREN.append(child)
+            started.append((child, f"node {node_id}"))
+            ep = Endpoint("127.0.0.1", port, "/ws", CONCERT_HUB_DESTINATION, None, None, None)
+            nodes.append(Node(node_id, ep, child))
+        for node in nodes:
+            wait_ready(
+                node.child,
+                healthz_ok(node.endpoint.port),
+                args.startup_timeout,
+                f"node {node.node_id}",
+                f"node {node.node_id}: GET /healthz not 200",
+            )
+    except BaseException:
+        cleanup()
+        raise
+    first = nodes[0]
+    return Target(
+        "concert-hub",
+        first.endpoint,
+        "bench",
+        publisher_token,
+        first.pid,
+        cleanup,
+        nodes=nodes,
+        redis=redis,
+    )
 
 
 def mint_token(secret: str) -> str:
@@ -1123,6 +1292,63 @@ async def publish(
     return sent, start_wall, time.time()
 
 
+def node_details(
+    nodes: Sequence[Node],
+    *,
+    node_of: Sequence[int],
+    worker_connected: Sequence[int],
+    results: Sequence[dict[str, Any]],
+    sent: int,
+    t0_ns: int,
+    first: CpuSample,
+    last: CpuSample,
+    window: float,
+) -> list[dict[str, Any]]:
+    """Per-node figures of a cluster run: each node's own subscribers, deliveries and CPU."""
+    out = []
+    for j, node in enumerate(nodes):
+        mine = [i for i in range(len(results)) if node_of[i] == j]
+        connected = sum(worker_connected[i] for i in mine)
+        delivered = sum(results[i]["delivered"] for i in mine)
+        last_ns = max((results[i]["last_ns"] for i in mine), default=0)
+        hist: dict[int, int] = {}
+        for i in mine:
+            for key, c in results[i]["hist"].items():
+                hist[key] = hist.get(key, 0) + c
+        p50, p99, pmax = hist_percentiles(hist, (0.5, 0.99, 1.0))
+        d: dict[str, Any] = {
+            "node_id": node.node_id,
+            "url": f"ws://{node.endpoint.host_header}{node.endpoint.path}",
+            "pid": node.pid,
+            "publisher_here": j == 0,
+            "connected": connected,
+            "expected": connected * sent,
+            "delivered": delivered,
+            "loss": connected * sent - delivered,
+            "deliveries_per_s": (
+                round(delivered / ((last_ns - t0_ns) / 1e9), 1)
+                if delivered and last_ns > t0_ns
+                else None
+            ),
+            "latency_ms": {
+                name: (None if v is None else round(v / 1000, 3))
+                for name, v in (("p50", p50), ("p99", p99), ("max", pmax))
+            },
+            "cpu_us_per_delivery": None,
+            "cpu_pct": None,
+            "subscribers_complete": sum(results[i]["complete"] for i in mine),
+            "dropped": sum(results[i]["dropped"] for i in mine),
+        }
+        if node.pid in first.servers and node.pid in last.servers and window > 0:
+            used = last.servers[node.pid] - first.servers[node.pid]
+            d["cpu_pct"] = round(100 * used / (window * 1e6), 1)
+            if delivered:
+                d["cpu_us_per_delivery"] = round(used / delivered, 2)
+        d["rss_mib_end"] = mib(rss_kib(node.pid))
+        out.append(d)
+    return out
+
+
 async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     ep = target.endpoint
     n = args.subscribers
@@ -1161,6 +1387,22 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     }
     errors: list[str] = []
     spid = target.server_pid
+    nodes = target.nodes
+    # subscriber endpoints (one per node) and the server processes measured together
+    sub_eps = [nd.endpoint for nd in nodes] or [ep]
+    server_pids: list[int] = [nd.pid for nd in nodes] or ([spid] if spid else [])
+    redis_pid = target.redis.proc.pid if target.redis is not None else None
+    if nodes:
+        result["nodes"] = len(nodes)
+        result["publisher"] = (
+            f"own connection to node {nodes[0].node_id} ({ep.host_header}{ep.path}); its"
+            " messages reach the other nodes' subscribers through Redis"
+        )
+        result["server_pid"] = server_pids
+
+    def rss_total() -> int | None:
+        values = [rss_kib(pid) for pid in server_pids]
+        return None if not values or None in values else sum(cast("list[int]", values))
 
     # 1. publisher first, then the baseline
     try:
@@ -1172,7 +1414,8 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         result["error"] = f"publisher connect: {describe(exc)}"
         return result
     await asyncio.sleep(0.5)
-    baseline = rss_kib(spid) if spid else None
+    baseline = rss_total()
+    node_baseline = [rss_kib(pid) for pid in server_pids]
 
     # 2. subscribers in worker processes
     to_open = n
@@ -1185,17 +1428,27 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         )
         log.warning("%s", errors[-1])
     procs = max(1, min(procs, to_open))
+    k = len(sub_eps)
+    if k > 1:
+        procs = max(procs, min(k, to_open))  # every node gets at least one worker process
     result["client_procs"] = procs
     ctx = mp.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []
-    base, extra = divmod(to_open, procs)
+    # subscribers split evenly over the nodes, each node's share over the workers given to it
+    node_of = [i % k for i in range(procs)]
+    node_total = [to_open // k + (1 if j < to_open % k else 0) for j in range(k)]
+    counts: list[int] = []
+    for i in range(procs):
+        mates = [w for w in range(procs) if node_of[w] == node_of[i]]
+        share, rest = divmod(node_total[node_of[i]], len(mates))
+        counts.append(share + (1 if mates.index(i) < rest else 0))
     per_budget = n / args.connect_rate + args.connect_timeout * 3 + args.duration + 120
     try:
         for i in range(procs if to_open else 0):
-            count = base + (1 if i < extra else 0)
+            count = counts[i]
             parent_end, child_end = ctx.Pipe()
             cfg = WorkerConfig(
-                endpoint=ep,
+                endpoint=sub_eps[node_of[i]],
                 subscribers=count,
                 connect_rate=args.connect_rate * count / to_open,
                 concurrency=max(1, args.connect_concurrency // procs),
@@ -1214,11 +1467,13 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         connected = 0
         first_error: str | None = None
         failures = 0
+        worker_connected: list[int] = []
         for _, conn in workers:
             msg = await recv_msg(
                 conn, max(1.0, connect_timeout_total - (time.monotonic() - t_connect))
             )
             connected += msg["connected"]
+            worker_connected.append(msg["connected"])
             failures += msg["failures"]
             first_error = first_error or msg["first_error"]
         result["connected"] = connected
@@ -1239,7 +1494,8 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
         # 3. idle RSS
         await asyncio.sleep(1.0)
-        idle = rss_kib(spid) if spid else None
+        idle = rss_total()
+        node_idle = [rss_kib(pid) for pid in server_pids]
         result["server_rss_mib_baseline"] = mib(baseline)
         result["server_rss_mib_idle"] = mib(idle)
         if baseline is not None and idle is not None and connected:
@@ -1247,7 +1503,7 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
         # 4. publish, sampling CPU so the window can end at the last delivery
         client_pids = [os.getpid(), *(p.pid for p, _ in workers if p.pid)]
-        sampler = CpuSampler(spid, client_pids)
+        sampler = CpuSampler(server_pids, client_pids, extra_pids=[redis_pid] if redis_pid else [])
         sampler.take()
         t0 = time.monotonic()
         t0_ns = time.time_ns()
@@ -1318,6 +1574,40 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         total = last.machine[1] - first.machine[1]
         if total > 0:
             result["machine_cpu_pct"] = round(100 * busy / total, 1)
+        if window > 0 and total > 0:
+            # busy jiffies of the whole machine minus everything this benchmark measured
+            ours = sum(per_proc)
+            ours += sum(
+                last.servers[p] - first.servers[p] for p in last.servers if p in first.servers
+            )
+            ours += sum(last.extra[p] - first.extra[p] for p in last.extra if p in first.extra)
+            other = busy * 1e6 / CLK_TCK - ours
+            result["other_cpu_pct"] = round(max(0.0, 100 * other / (window * 1e6)), 1)
+        if nodes:
+            result["nodes_detail"] = node_details(
+                nodes,
+                node_of=node_of,
+                worker_connected=worker_connected,
+                results=results,
+                sent=sent,
+                t0_ns=t0_ns,
+                first=first,
+                last=last,
+                window=window,
+            )
+            for j, nd in enumerate(result["nodes_detail"]):
+                nd["rss_mib_baseline"] = mib(node_baseline[j])
+                nd["rss_mib_idle"] = mib(node_idle[j])
+            rd: dict[str, Any] = {"pid": redis_pid, "cpu_pct": None, "cpu_us_per_delivery": None}
+            if redis_pid in first.extra and redis_pid in last.extra and window > 0:
+                used = last.extra[redis_pid] - first.extra[redis_pid]
+                rd["cpu_pct"] = round(100 * used / (window * 1e6), 1)
+                if delivered:
+                    rd["cpu_us_per_delivery"] = round(used / delivered, 3)
+                if sent:
+                    rd["cpu_us_per_message"] = round(used / sent, 1)
+            rd["rss_mib"] = mib(rss_kib(redis_pid)) if redis_pid else None
+            result["redis"] = rd
         result["subscribers_complete"] = sum(r["complete"] for r in results)
         result["dropped"] = sum(r["dropped"] for r in results)
         result["out_of_order"] = sum(r["out_of_order"] for r in results)
@@ -1361,7 +1651,16 @@ def run_target(args: argparse.Namespace, name: str) -> dict[str, Any]:
             result = {"target": name, "subscribers": args.subscribers, "error": describe(exc)}
         finally:
             target.cleanup()
-        if target.child is not None:
+        if target.nodes:
+            result["server_exit_code"] = {
+                nd.node_id: nd.child.proc.returncode for nd in target.nodes
+            }
+            result["server_log"] = {
+                nd.node_id: server_log_summary(nd.child.log_path) for nd in target.nodes
+            }
+            if target.redis is not None:
+                result["redis_exit_code"] = target.redis.proc.returncode
+        elif target.child is not None:
             result["server_exit_code"] = target.child.proc.returncode
             result["server_log"] = server_log_summary(target.child.log_path)
         return result
@@ -1416,6 +1715,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="publishing time in seconds")
     p.add_argument("--target", choices=("concert-hub", "rabbitmq"), default="concert-hub")
     p.add_argument("--compare", action="store_true", help="run concert-hub, then rabbitmq")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="concert-hub nodes; 2 or more start a private redis-server and a cluster",
+    )
+    p.add_argument(
+        "--compare-single",
+        action="store_true",
+        help="with --nodes >= 2: run one node first with the same load, then the cluster",
+    )
     p.add_argument("--connect-rate", type=float, default=2000.0, help="new subscribers per second")
     p.add_argument("--connect-concurrency", type=int, default=256, help="handshakes in flight")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="per-connection seconds")
@@ -1454,7 +1764,45 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.subscribers < 1 or args.rate <= 0 or args.duration <= 0 or args.connect_rate <= 0:
         p.error("--subscribers, --rate, --duration and --connect-rate must be positive")
+    if args.nodes < 1:
+        p.error("--nodes must be at least 1")
+    if args.nodes > 1 and (args.compare or args.target != "concert-hub" or args.url):
+        p.error("--nodes >= 2 starts its own concert-hub cluster: no --compare/--target/--url")
+    if args.compare_single and args.nodes < 2:
+        p.error("--compare-single needs --nodes 2 (or more)")
     return args
+
+
+def cluster_key(nodes: int) -> str:
+    return "two_nodes" if nodes == 2 else f"nodes_{nodes}"
+
+
+def comparison(single: dict[str, Any], multi: dict[str, Any]) -> dict[str, Any]:
+    """p99 ratios and the issue's target (p99 within 2x single-node, zero loss)."""
+
+    def p99(res: dict[str, Any]) -> float | None:
+        return (res.get("latency_ms") or {}).get("p99")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a is not None and b else None
+
+    base = p99(single)
+    remote = [nd["latency_ms"]["p99"] for nd in multi.get("nodes_detail", [])[1:]]
+    remote = [v for v in remote if v is not None]
+    out: dict[str, Any] = {
+        "p99_ratio": ratio(p99(multi), base),
+        # subscribers on nodes without the publisher: every message crossed Redis
+        "cross_node_p99_ratio": ratio(max(remote) if remote else None, base),
+    }
+    out["target_met"] = (
+        out["p99_ratio"] is not None
+        and out["p99_ratio"] <= 2.0
+        and (out["cross_node_p99_ratio"] or 0) <= 2.0
+        and multi.get("loss") == 0
+        and multi.get("connected") == multi.get("subscribers")
+        and multi.get("messages_sent", 0) > 0
+    )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1468,7 +1816,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop_kind = install_uvloop()
     log.info("event loop: %s", loop_kind)
     targets = ["concert-hub", "rabbitmq"] if args.compare else [args.target]
-    start_watchdog(sum(bench_budget(args) + args.startup_timeout + 60 for _ in targets))
+    # (output key, target, args) per run
+    runs = [(name.replace("-", "_"), name, args) for name in targets]
+    if args.nodes > 1:
+        runs = [(cluster_key(args.nodes), "concert-hub", args)]
+        if args.compare_single:
+            single = argparse.Namespace(**{**vars(args), "nodes": 1})
+            runs.insert(0, ("single_node", "concert-hub", single))
+    start_watchdog(
+        sum(bench_budget(a) + a.startup_timeout * (1 + a.nodes) + 60 for _, _, a in runs)
+    )
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1476,11 +1833,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     out: dict[str, Any] = {}
     try:
-        for name in targets:
-            res = run_target(args, name)
-            out[name.replace("-", "_")] = res
+        for key, name, run_args in runs:
+            res = run_target(run_args, name)
+            out[key] = res
             if not args.json_only:
-                log.info("%s: %s", name, json.dumps(res))
+                log.info("%s: %s", key, json.dumps(res))
     except KeyboardInterrupt as exc:
         for child in list(ACTIVE_CHILDREN):
             child.stop()
@@ -1489,9 +1846,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("interrupted (%s); servers and workers stopped", exc)
         print(json.dumps({**out, "error": f"interrupted ({exc})"}, indent=2))
         return 130
-    print(json.dumps(out if args.compare else out[targets[0].replace("-", "_")], indent=2))
+    if args.compare_single:
+        out.update(comparison(out["single_node"], out[cluster_key(args.nodes)]))
+    print(json.dumps(out if len(runs) > 1 else out[runs[0][0]], indent=2))
     # 1 when a target produced no measurement at all (setup failed or the run crashed)
-    return 0 if all("delivered" in res for res in out.values()) else 1
+    return 0 if all("delivered" in out[key] for key, _, _ in runs) else 1
 
 
 if __name__ == "__main__":
