@@ -99,9 +99,11 @@ class QueueStream:
                 for position in found:
                     route = user_route(position.user, "position")
                     self.broker.publish(route, JSON, self.body(position))
-                    # Not recorded as sent: if no session was subscribed at this moment (a page
-                    # still connecting), the position loop delivers the new state on its next
-                    # pass; a subscriber may hear "admitted" twice, never not at all.
+                    # Recorded as sent only if this node has a subscriber to hear it now; else
+                    # (a page still connecting) the position loop delivers the new state on its
+                    # next pass, so no one misses their admission.
+                    if self.broker.subscriber_count(route):
+                        self._sent[(info.id, position.user)] = position.state
 
     async def run_positions(self) -> None:
         slot = 0
