@@ -11,7 +11,8 @@ of keys per event, all under one hash tag so a Redis Cluster keeps them on one s
 ``{wr:E}:finished`` hash user → expired | closed
 ``{wr:E}:admits``   sorted set of admission times (for admitted-per-minute)
 
-Joining, opening and admitting are Lua scripts, each atomic, so any node may run them at any time:
+Joining (batched: all joins of one event-loop turn in one call), opening and admitting are Lua
+scripts, each atomic, so any node may run them at any time:
 two nodes admitting at once admit each user once and respect the shared rate and cap. Opening
 shuffles the pre-queue in Python (a cryptographic RNG) and hands the order to the script, which
 numbers exactly the users still in the pre-queue and appends any who arrived meanwhile.
@@ -19,6 +20,7 @@ numbers exactly the users still in the pre-queue and appends any who arrived mea
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -33,17 +35,35 @@ from booking.waiting_room import (
     eta,
 )
 
-_JOIN = """
-local seq = redis.call('HGET', KEYS[1], ARGV[1])
-if seq then return tonumber(seq) end
-if redis.call('HGET', KEYS[3], 'opened') == '1' then
-  local n = redis.call('HINCRBY', KEYS[3], 'last_seq', 1)
-  redis.call('HSET', KEYS[1], ARGV[1], n)
-  redis.call('HSET', KEYS[2], n, ARGV[1])
-  return n
+# Join many users at once (one call per event-loop turn, however many join): numbers each new
+# user (or puts them in the pre-queue before opening) and returns, per user, the sequence number
+# (-1 in the pre-queue), the finished state ('' if none) and the admission expiry ('' if none),
+# then last_seq, serving and the pre-queue size: everything the replies need, in one round trip.
+_JOIN_MANY = """
+local opened = redis.call('HGET', KEYS[3], 'opened') == '1'
+local out = {}
+for i = 1, #ARGV do
+  local user = ARGV[i]
+  local seq = redis.call('HGET', KEYS[1], user)
+  if not seq then
+    if opened then
+      seq = redis.call('HINCRBY', KEYS[3], 'last_seq', 1)
+      redis.call('HSET', KEYS[1], user, seq)
+      redis.call('HSET', KEYS[2], seq, user)
+    else
+      redis.call('SADD', KEYS[4], user)
+      seq = -1
+    end
+  end
+  out[#out + 1] = tonumber(seq)
+  out[#out + 1] = redis.call('HGET', KEYS[6], user) or ''
+  out[#out + 1] = redis.call('ZSCORE', KEYS[5], user) or ''
 end
-redis.call('SADD', KEYS[4], ARGV[1])
-return -1
+local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving')
+out[#out + 1] = meta[1] or '0'
+out[#out + 1] = meta[2] or '0'
+out[#out + 1] = redis.call('SCARD', KEYS[4])
+return out
 """
 
 _OPEN = """
@@ -108,17 +128,59 @@ class RedisWaitingRoom:
     def __init__(self, redis: Redis, rng: random.Random | None = None) -> None:
         self._redis = redis
         self._rng = rng or random.SystemRandom()
-        self._join = redis.register_script(_JOIN)
+        self._join_many = redis.register_script(_JOIN_MANY)
+        #: Joins waiting for this event-loop turn's batch, per event.
+        self._batches: dict[int, list[tuple[str, Policy, asyncio.Future[Position]]]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()
+        #: Events known opened (the flag never reverts), so joins skip the check.
+        self._opened: set[int] = set()
         self._open = redis.register_script(_OPEN)
         self._admit = redis.register_script(_ADMIT)
 
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
-        if policy.open:
+        """Join; concurrent joins share one round trip (10,000 users arriving together are a
+        few hundred script calls, not 30,000 commands)."""
+        if policy.open and event_id not in self._opened:
             await self._ensure_open(event_id)  # an open sale is first come, first served
-        await self._join(keys=_keys(event_id), args=[user])
-        found = await self.position(event_id, user, policy)
-        assert found is not None
-        return found
+        future: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
+        batch = self._batches.setdefault(event_id, [])
+        batch.append((user, policy, future))
+        if len(batch) == 1:
+            asyncio.get_running_loop().call_soon(self._start_flush, event_id)
+        return await future
+
+    def _start_flush(self, event_id: int) -> None:
+        task = asyncio.ensure_future(self._flush(event_id))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, event_id: int) -> None:
+        batch = self._batches.pop(event_id, [])
+        if not batch:
+            return
+        try:
+            reply = await self._join_many(keys=_keys(event_id), args=[u for u, _, _ in batch])
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        last, served, pre_count = int(reply[-3]), int(reply[-2]), int(reply[-1])
+        waiting_total = last - served + pre_count
+        for i, (user, policy, future) in enumerate(batch):
+            number, end, score = reply[3 * i : 3 * i + 3]
+            seq = int(number)
+            found = _position(
+                event_id, user, policy, waiting_total, served,
+                number=seq if seq >= 0 else None,
+                ended=_text(end) or None,
+                admitted_until=float(score) if _text(score) else None,
+                in_pre=seq < 0,
+            )  # fmt: skip
+            if not future.done() and found is not None:
+                future.set_result(found)
 
     async def position(self, event_id: int, user: str, policy: Policy) -> Position | None:
         found = await self.positions(event_id, [user], policy)
@@ -143,25 +205,20 @@ class RedisWaitingRoom:
         for user, raw_seq, end, score, pre_member in zip(
             users, seqs, ended, scores, in_pre, strict=True
         ):
-            number = int(raw_seq) if raw_seq is not None else None
-            if end is not None:
-                state = end.decode() if isinstance(end, bytes) else str(end)
-                out.append(Position(event_id, user, state, number, None, None, waiting_total, None))
-            elif score is not None:
-                out.append(Position(event_id, user, ADMITTED, number, 0, 0, waiting_total, 0,
-                                    float(score)))  # fmt: skip
-            elif number is not None:
-                ahead = number - served - 1
-                out.append(Position(event_id, user, WAITING, number, ahead + 1, ahead,
-                                    waiting_total, eta(ahead, policy)))  # fmt: skip
-            elif pre_member:
-                out.append(Position(event_id, user, WAITING, None, None, None, waiting_total,
-                                    None))  # fmt: skip
+            found = _position(
+                event_id, user, policy, waiting_total, served,
+                number=int(raw_seq) if raw_seq is not None else None,
+                ended=_text(end) if end is not None else None,
+                admitted_until=float(score) if score is not None else None,
+                in_pre=bool(pre_member),
+            )  # fmt: skip
+            if found is not None:
+                out.append(found)
         return out
 
     async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
         keys = _keys(event_id)
-        if policy.open:
+        if policy.open and event_id not in self._opened:
             await self._ensure_open(event_id)
         users = await self._admit(
             keys=keys,
@@ -174,6 +231,7 @@ class RedisWaitingRoom:
         """Number the pre-queue in a uniformly shuffled order, once (the script checks)."""
         keys = _keys(event_id)
         if await self._redis.hget(keys[2], "opened") in (b"1", "1"):
+            self._opened.add(event_id)
             return
         members = [
             m.decode() if isinstance(m, bytes) else str(m)
@@ -182,6 +240,7 @@ class RedisWaitingRoom:
         members.sort()  # a canonical order first, so the shuffle alone decides
         self._rng.shuffle(members)
         await self._open(keys=keys, args=members)
+        self._opened.add(event_id)
 
     async def complete(self, event_id: int, user: str) -> None:
         keys = _keys(event_id)
@@ -199,3 +258,33 @@ class RedisWaitingRoom:
             (last_seq, serving), pre_count, active_count, recent = await pipe.execute()
         last, served = int(last_seq or 0), int(serving or 0)
         return Stats(served, last - served + int(pre_count), float(recent), int(active_count))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _position(
+    event_id: int,
+    user: str,
+    policy: Policy,
+    waiting_total: int,
+    served: int,
+    *,
+    number: int | None,
+    ended: str | None,
+    admitted_until: float | None,
+    in_pre: bool,
+) -> Position | None:
+    """One user's standing from the raw facts Redis returned (``None``: never joined)."""
+    if ended is not None:
+        return Position(event_id, user, ended, number, None, None, waiting_total, None)
+    if admitted_until is not None:
+        return Position(event_id, user, ADMITTED, number, 0, 0, waiting_total, 0, admitted_until)
+    if number is not None:
+        ahead = number - served - 1
+        return Position(event_id, user, WAITING, number, ahead + 1, ahead, waiting_total,
+                        eta(ahead, policy))  # fmt: skip
+    if in_pre:
+        return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
+    return None
