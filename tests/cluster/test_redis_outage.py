@@ -214,15 +214,19 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
     elif feed.gaps[0][0] != seq_before:
         problems.append(f"a delta was missed before the outage: gaps {feed.gaps}")
     # ... and resubscribing gets a snapshot with every booking, also those made without Redis.
+    truth: dict[str, str] = dict.fromkeys((f"S-{r}-{n}" for r in "AB" for n in range(1, 11)),
+                                          "available")  # fmt: skip
+    truth |= dict.fromkeys(["S-A-1", "S-A-2", "S-A-5", "S-A-6", "S-A-7", "S-B-1"], "sold")
+    truth["S-A-9"] = "held"
+    # A booking's seat changes reach the shared map on the next tick (100 ms), after the order
+    # committed: wait until the cluster's snapshot has caught up before taking one to compare.
+    wait_until(lambda: statuses_of(rest_seats(a, event_id)) == truth, 5,
+               "the cluster's seat map to show every booking")  # fmt: skip
     receipt = unique("r")
     feed.client.conn.unsubscribe(feed.sub_id, receipt=receipt)
     feed.client.listener.receipt(receipt)
     last_seq = feed.seq
     snapshot = feed.subscribe()
-    truth: dict[str, str] = dict.fromkeys((f"S-{r}-{n}" for r in "AB" for n in range(1, 11)),
-                                          "available")  # fmt: skip
-    truth |= dict.fromkeys(["S-A-1", "S-A-2", "S-A-5", "S-A-6", "S-A-7", "S-B-1"], "sold")
-    truth["S-A-9"] = "held"
     assert statuses_of(snapshot) == truth
     assert snapshot["seq"] >= last_seq
     for node in nodes:
