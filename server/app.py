@@ -69,7 +69,7 @@ def create_app(settings: Settings, secret: str) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = make_engine(app[SETTINGS].database_url)
+    engine = make_engine(app[SETTINGS].database_url, app[SETTINGS].db_pool_size)
     app[DATABASE] = engine
     yield
     await engine.dispose()

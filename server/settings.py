@@ -30,6 +30,9 @@ class Settings(BaseModel):
     database_url: str = Field(
         "sqlite+aiosqlite:///./concert-hub.db", description="SQLAlchemy async database URL"
     )
+    db_pool_size: int = Field(
+        50, ge=1, le=1000, description="database connections per node (MariaDB/MySQL)"
+    )
     redis_url: str = Field("", description="empty: in-process engine; redis://…: cluster mode")
     secret: str = Field(
         "",
