@@ -7,17 +7,20 @@ tight limits, and stops it after the test.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hypothesis  # noqa: F401  (imported early on purpose; see below)
 import pymysql  # aiomysql's own dependency; sync is right for fixtures
@@ -41,6 +44,33 @@ MARIADB = {
     "password": os.environ.get("CONCERT_HUB_TEST_MARIADB_PASSWORD", ""),
 }
 BACKENDS = ("sqlite", "mariadb")
+
+
+def rest(
+    server: ServerProcess,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 15.0,
+) -> tuple[int, Any]:
+    """One REST call: (status, decoded JSON body or ``None``); never raises for a 4xx/5xx."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{server.http_url}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    return status, (json.loads(raw) if raw else None)
 
 
 def free_port() -> int:

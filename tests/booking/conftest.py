@@ -10,8 +10,6 @@ the database (EventSpec forbids a hold TTL short enough to wait for).
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +30,7 @@ from booking.service import BookingPolicy, BookingService
 from booking.tickets import TicketSigner
 from server.database import make_engine
 from tests.conftest import SECRET, migrate
+from tests.conftest import rest as call
 
 VISA = {"method": "card", "token": "tok_visa"}
 
@@ -230,33 +229,6 @@ def event_body(
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
-
-
-def call(
-    server: Any,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    token: str | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 15.0,
-) -> tuple[int, Any]:
-    """One REST call: (status, decoded JSON body or ``None``); never raises for a 4xx/5xx."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{server.http_url}{path}", data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return status, (json.loads(raw) if raw else None)
 
 
 def create_event_via_api(server: Any, **kwargs: Any) -> dict[str, Any]:

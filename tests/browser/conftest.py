@@ -18,7 +18,6 @@ testability contract: ``data-testid`` attributes and ``window.__concertHub.seatM
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
@@ -34,6 +33,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.conftest import ServerProcess, free_port
+from tests.conftest import rest as api
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist"
@@ -177,32 +177,6 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     node.start()
     yield node
     node.stop()
-
-
-def api(
-    node: ServerProcess,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    token: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    """One REST call: (status, decoded JSON or None); never raises for a 4xx/5xx."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{node.http_url}{path}", data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    return status, (json.loads(raw) if raw else None)
 
 
 def _iso(value: datetime) -> str:

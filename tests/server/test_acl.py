@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,18 +16,6 @@ from tests.server.stomp_clients import (
     topic,
     unique,
 )
-
-
-@pytest.fixture(params=["tcp", "ws"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def clients(server) -> Iterator[Clients]:
-    opened = Clients(server)
-    yield opened
-    opened.close_all()
 
 
 def assert_forbidden(client: Client) -> None:

@@ -263,11 +263,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=["tcp", "ws"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 def open_peer(server, transport: str) -> RawPeer:
     if transport == "tcp":
         return RawTcp.to(server)

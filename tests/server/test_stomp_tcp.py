@@ -10,7 +10,6 @@ or unsupported ``accept-version``, silence) use the raw TCP peer; WebSocket-only
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,18 +21,6 @@ from tests.server.stomp_clients import (
     topic,
     unique,
 )
-
-
-@pytest.fixture(params=["tcp", "ws"])
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def clients(server) -> Iterator[Clients]:
-    opened = Clients(server)
-    yield opened
-    opened.close_all()
 
 
 def pubsub(clients: Clients, transport: str, sub_transport: str | None = None):

@@ -9,7 +9,6 @@ binary messages and close codes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import websocket
@@ -22,13 +21,6 @@ from tests.server.stomp_clients import (
     topic,
     unique,
 )
-
-
-@pytest.fixture
-def clients(server) -> Iterator[Clients]:
-    opened = Clients(server)
-    yield opened
-    opened.close_all()
 
 
 def connected_ws(server, user: str | None = None, role: str = "user", **kw) -> RawWs:

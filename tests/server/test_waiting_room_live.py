@@ -13,8 +13,6 @@ import json
 import queue
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +20,7 @@ import pytest
 import redis
 import stomp
 
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
 
 INTERVAL = 0.5
 
@@ -36,18 +34,7 @@ def call(
     *,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        node.http_url + path, method=method, data=data,
-        headers={"Content-Type": "application/json", **(headers or {}),
-                 **({"Authorization": f"Bearer {token}"} if token else {})},
-    )  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    return rest(node, method, path, body, token=token, headers=headers)
 
 
 def iso_in(seconds: float) -> str:
