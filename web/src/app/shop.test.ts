@@ -124,6 +124,14 @@ describe('the waiting room', () => {
     expect(useShop.getState().queue?.state).toBe('expired');
   });
 
+  it('a late "waiting" answer does not send an admitted user back to the queue', () => {
+    // The REST join reply can arrive after the STOMP push that admitted the user.
+    useShop.getState().applyPosition(position('admitted', { admission_token: 'tok', expires_at: '2030-05-01T19:10:00Z' }));
+    useShop.getState().applyPosition(position('waiting'));
+    expect(useShop.getState().queue?.state).toBe('admitted');
+    expect(canShop(useShop.getState())).toBe(true);
+  });
+
   it('ignores positions of other events', () => {
     useShop.getState().applyPosition({ ...position('waiting'), event_id: 6 });
     expect(useShop.getState().queue).toBeNull();

@@ -18,6 +18,14 @@ import { api } from './api';
 import { randomKey } from './ids';
 import { keepOrder } from './orders';
 
+/** How far along the waiting room a state is; positions never move backwards. */
+const STAGE: Record<QueuePosition['state'], number> = {
+  waiting: 0,
+  admitted: 1,
+  expired: 2,
+  closed: 2,
+};
+
 export interface ActiveHold extends Hold {
   deadline: Deadline;
 }
@@ -119,6 +127,13 @@ export const useShop = create<ShopState>()((set, get) => {
   const applyPosition = (position: QueuePosition): void => {
     const eventId = position.event_id;
     if (get().eventId !== eventId) return;
+    // A user's state only moves forward (waiting → admitted → expired/closed), but answers
+    // arrive out of order: the REST join reply can land after the STOMP push that admitted
+    // them. A stale answer must not send an admitted user back to the queue.
+    const current = get().queue;
+    if (current && current.event_id === eventId && STAGE[position.state] < STAGE[current.state]) {
+      return;
+    }
     set({ queue: position, queueKnown: true });
     if (position.state === 'admitted') {
       if (position.admission_token && position.expires_at) {
