@@ -148,12 +148,12 @@ class RedisEngine:
                 finally:
                     reader.cancel()
             except asyncio.CancelledError:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
                 raise
             except (RedisError, OSError) as exc:
                 self._connected = False
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
