@@ -249,6 +249,12 @@ class ServerConnection:
     def _receipt(self, receipt: str) -> None:
         self._emit(Frame(Command.RECEIPT, [("receipt-id", receipt)]))
 
+    def _receipt_for(self, frame: Frame) -> None:
+        """The RECEIPT of a frame that takes effect here, if it asked for one."""
+        receipt = frame.get("receipt")
+        if receipt is not None:
+            self._receipt(receipt)
+
     def heartbeat(self) -> bytes:
         """One heart-beat EOL (STOMP 1.2 §"Heart-beating")."""
         return b"\n"
@@ -363,9 +369,7 @@ class ServerConnection:
         subscription = self.subscriptions.pop(sub_id, None)
         if subscription is None:
             # Like RabbitMQ: unsubscribing what is not subscribed is a no-op, not an error.
-            receipt = frame.get("receipt")
-            if receipt is not None:
-                self._receipt(receipt)
+            self._receipt_for(frame)
             return None
         for key in subscription.pending.values():
             self._acks.pop(key, None)
@@ -425,16 +429,19 @@ class ServerConnection:
         if name in self._transactions:
             raise MalformedFrame("transaction already open", f"transaction {name!r}")
         self._transactions[name] = []
-        receipt = frame.get("receipt")
-        if receipt is not None:
-            self._receipt(receipt)
+        self._receipt_for(frame)
 
-    def _on_commit(self, frame: Frame) -> Event:
+    def _end_transaction(self, frame: Frame) -> tuple[str, list[Event]]:
+        """Close the frame's transaction; returns its name and what it buffered."""
         name = _required(frame, "transaction")
         buffered = self._transactions.pop(name, None)
         if buffered is None:
             raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
         self._transaction_frames -= len(buffered)
+        return name, buffered
+
+    def _on_commit(self, frame: Frame) -> Event:
+        name, buffered = self._end_transaction(frame)
         for event in buffered:
             if isinstance(event, Ack | Nack):
                 self._settle(event)
@@ -445,14 +452,8 @@ class ServerConnection:
         return self._events.popleft()
 
     def _on_abort(self, frame: Frame) -> None:
-        name = _required(frame, "transaction")
-        buffered = self._transactions.pop(name, None)
-        if buffered is None:
-            raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
-        self._transaction_frames -= len(buffered)
-        receipt = frame.get("receipt")
-        if receipt is not None:
-            self._receipt(receipt)
+        self._end_transaction(frame)
+        self._receipt_for(frame)
 
     def _on_disconnect(self, frame: Frame) -> Event:
         # Open transactions are aborted (STOMP 1.2 §"DISCONNECT" / §"BEGIN").
