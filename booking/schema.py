@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.sql.schema import SchemaItem
 
 metadata = MetaData(
     naming_convention={
@@ -46,9 +47,34 @@ ID = String(40)
 USER = String(128)
 SEAT_ID = String(32)
 
-events = Table(
+
+def _table(name: str, *parts: SchemaItem) -> Table:
+    return Table(name, metadata, *parts)
+
+
+def _of_event() -> Column[int]:
+    return Column("event_id", Integer, ForeignKey("events.id"), nullable=False)
+
+
+def _owned_by_user() -> tuple[Column[str], Column[int], Column[str]]:
+    """The id, event and user of a row a user owns for an event (a hold, an order)."""
+    return Column("id", ID, primary_key=True), _of_event(), _user()
+
+
+def _user() -> Column[str]:
+    return Column("user_id", USER, nullable=False)
+
+
+def _money() -> tuple[Column[int], Column[str]]:
+    """An amount in minor units (cents) and its ISO 4217 currency."""
+    return (
+        Column("amount_cents", Integer, nullable=False),
+        Column("currency", String(3), nullable=False),
+    )
+
+
+events = _table(
     "events",
-    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False),
     Column("venue", String(200), nullable=False),
@@ -65,20 +91,18 @@ events = Table(
     Column("created_at", UTC, nullable=False),
 )
 
-price_tiers = Table(
+price_tiers = _table(
     "price_tiers",
-    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    _of_event(),
     Column("name", String(64), nullable=False),
     Column("price_cents", Integer, nullable=False),
     Column("currency", String(3), nullable=False),
     UniqueConstraint("event_id", "name"),
 )
 
-seats = Table(
+seats = _table(
     "seats",
-    metadata,
     Column("event_id", Integer, ForeignKey("events.id"), primary_key=True),
     Column("seat_id", SEAT_ID, primary_key=True),
     Column("section", String(32), nullable=False),
@@ -99,16 +123,12 @@ seats = Table(
     Index(None, "event_id", "hold_expires_at"),
 )
 
-holds = Table(
+holds = _table(
     "holds",
-    metadata,
-    Column("id", ID, primary_key=True),
-    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
-    Column("user_id", USER, nullable=False),
+    *_owned_by_user(),
     Column("seat_ids", Text, nullable=False),  # JSON list, the record of what was held
     Column("seat_count", Integer, nullable=False),
-    Column("amount_cents", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
+    *_money(),
     # active | released | expired | purchased
     Column("status", String(16), nullable=False),
     Column("created_at", UTC, nullable=False),
@@ -117,32 +137,26 @@ holds = Table(
     Index(None, "status", "expires_at"),
 )
 
-orders = Table(
+orders = _table(
     "orders",
-    metadata,
-    Column("id", ID, primary_key=True),
-    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
-    Column("user_id", USER, nullable=False),
+    *_owned_by_user(),
     Column("hold_id", ID, nullable=False, unique=True),
     # paid | cancelled
     Column("status", String(16), nullable=False),
-    Column("amount_cents", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
+    *_money(),
     Column("payment_id", ID, nullable=False),
     Column("created_at", UTC, nullable=False),
     Column("cancelled_at", UTC, nullable=True),
     Index(None, "event_id", "user_id"),
 )
 
-payments = Table(
+payments = _table(
     "payments",
-    metadata,
     Column("id", ID, primary_key=True),
-    Column("user_id", USER, nullable=False),
+    _user(),
     Column("hold_id", ID, nullable=False),
     Column("order_id", ID, nullable=True),
-    Column("amount_cents", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
+    *_money(),
     Column("provider", String(32), nullable=False),
     Column("provider_ref", String(128), nullable=True),
     # pending (charge under way) | charged | declined | failed | refunding (recovery under
@@ -153,14 +167,13 @@ payments = Table(
     Index(None, "status", "updated_at"),
 )
 
-tickets = Table(
+tickets = _table(
     "tickets",
-    metadata,
     Column("code", String(160), primary_key=True),
     Column("order_id", ID, ForeignKey("orders.id"), nullable=False),
-    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    _of_event(),
     Column("seat_id", SEAT_ID, nullable=False),
-    Column("user_id", USER, nullable=False),
+    _user(),
     # The seat while the ticket is valid, NULL once void: the unique index below is the
     # database's own guarantee of one valid ticket per seat.
     Column("active_seat_id", SEAT_ID, nullable=True),
@@ -171,9 +184,8 @@ tickets = Table(
     Index(None, "event_id", "user_id"),
 )
 
-idempotency_keys = Table(
+idempotency_keys = _table(
     "idempotency_keys",
-    metadata,
     Column("user_id", USER, primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
@@ -186,15 +198,13 @@ idempotency_keys = Table(
 #: The built-in test payment gateway's own ledger. A real gateway keeps this on its side; the
 #: simulated one keeps it in the same database so that charges and refunds can be audited by
 #: the tests, including across a crash of the server.
-test_gateway_charges = Table(
+test_gateway_charges = _table(
     "test_gateway_charges",
-    metadata,
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("payment_id", ID, nullable=False, unique=True),
-    Column("amount_cents", Integer, nullable=False),
-    Column("currency", String(3), nullable=False),
+    *_money(),
     Column("status", String(16), nullable=False),  # charged | refunded
     Column("created_at", UTC, nullable=False),
 )
