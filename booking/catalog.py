@@ -59,6 +59,10 @@ class EventPatch(BaseModel):
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
 
 
+#: The members of :class:`EventInfo` an admin may change on a live event.
+_SETTINGS = tuple(EventPatch.model_fields)
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     id: int
@@ -84,6 +88,11 @@ class EventInfo:
     tiers: dict[int, Tier] = field(default_factory=dict)
     #: seat id → (section, row, number, tier id), in layout order.
     seats: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
+
+    def take_settings(self, other: EventInfo) -> None:
+        """Adopt what ``PATCH`` may change from a fresher read (layout and tiers never change)."""
+        for name in _SETTINGS:
+            setattr(self, name, getattr(other, name))
 
     def on_sale(self, now: datetime) -> bool:
         return self.status == "on_sale" and self.sale_opens_at <= now < self.sale_closes_at

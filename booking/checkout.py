@@ -14,7 +14,9 @@
    Step 4 commits only a payment still ``pending`` and recovery first moves it to ``refunding``,
    so a slow commit and a recovery never both win.
 
-Outcomes (success or domain error) are stored with the key and replayed as they were.
+Outcomes (the order, or the domain error) are stored with the key as domain data and replayed as
+they were; the edges render them, so a response body can change without breaking stored replays.
+A successful checkout records the sold seats with the inventory and uses up the buyer's admission.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +33,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from booking.clock import iso, utcnow
+from booking.admissions import Admissions
+from booking.clock import utcnow
 from booking.errors import (
     BookingError,
     HoldNotActive,
@@ -43,9 +45,12 @@ from booking.errors import (
     RequestInProgress,
 )
 from booking.holds import Hold, get_hold, new_id
+from booking.hooks import BookingHooks
+from booking.inventory import Inventory
+from booking.orders import IssuedTicket, Order
 from booking.payments import ChargeOutcome, GatewayError, PaymentProvider
 from booking.schema import holds, idempotency_keys, orders, payments, seats, tickets
-from booking.seatmap import SOLD
+from booking.seatmap import SOLD, SeatChange
 from booking.tickets import TicketSigner
 from booking.transactions import in_transaction
 
@@ -57,25 +62,30 @@ ABANDONED_AFTER = timedelta(minutes=2)
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a checkout answered: ``body`` on success, else the error ``kind`` and detail."""
+    """What a checkout answered: the paid ``order``, or the domain ``error``."""
 
-    ok: bool
-    body: dict[str, Any]
-    seat_changes: tuple[tuple[str, str], ...] = ()
-    event_id: int | None = None
+    order: Order | None
+    error: BookingError | None = None
+    #: The stored outcome of an earlier request with the same key.
     replayed: bool = False
 
-    def encode(self) -> str:
-        return json.dumps({"ok": self.ok, "body": self.body})
+    @property
+    def ok(self) -> bool:
+        return self.order is not None
+
+    def record(self) -> str:
+        """The outcome as stored with its idempotency key (domain data, not a response)."""
+        if self.order is not None:
+            return json.dumps({"order": self.order.record()})
+        assert self.error is not None
+        return json.dumps({"error": self.error.record()})
 
     @classmethod
-    def decode(cls, text: str) -> Outcome:
+    def restore(cls, text: str) -> Outcome:
         data = json.loads(text)
-        return cls(bool(data["ok"]), data["body"], replayed=True)
-
-    @classmethod
-    def failure(cls, error: BookingError) -> Outcome:
-        return cls(False, {"kind": error.kind, "detail": error.detail, **error.extra})
+        if "order" in data:
+            return cls(Order.restore(data["order"]), replayed=True)
+        return cls(None, BookingError.restore(data["error"]), replayed=True)
 
 
 def request_hash(hold_id: str, payment: dict[str, Any]) -> str:
@@ -88,9 +98,10 @@ class Checkout:
     engine: AsyncEngine
     provider: PaymentProvider
     signer: TicketSigner
+    inventory: Inventory
+    admissions: Admissions
+    hooks: BookingHooks
     payment_timeout_s: float = 10.0
-    #: Testing only: exit the process right after a successful charge (SPEC crash test).
-    crash_after_charge: bool = False
 
     async def run(self, *, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
         digest = request_hash(hold_id, payment)
@@ -98,14 +109,32 @@ class Checkout:
         if replay is not None:
             return replay
         try:
-            outcome = await self._pay(user, hold_id, payment)
+            outcome = Outcome(await self._pay(user, hold_id, payment))
         except BookingError as error:
-            outcome = Outcome.failure(error)
+            outcome = Outcome(None, error)
         except BaseException:
             await self._forget_key(user, key)  # an internal fault: let the client retry
             raise
         await self._store_outcome(user, key, outcome)
+        if outcome.order is not None:
+            await self._sold(outcome.order, user)
         return outcome
+
+    async def _sold(self, order: Order, user: str) -> None:
+        self.inventory.record(
+            SeatChange(order.event_id, tuple((t.seat_id, SOLD) for t in order.tickets))
+        )
+        # A purchase uses the admission up: make room for the next in line. Best effort: the
+        # order is committed, and an admission left unmarked expires by itself.
+        try:
+            await self.admissions.complete(order.event_id, user)
+        except Exception:
+            log.warning("could not mark %s's admission used", user, exc_info=True)
+
+    async def recover(self) -> int:
+        """Refund charges abandoned by a crash (at start-up and every 30 s)."""
+        grace = timedelta(seconds=2 * self.payment_timeout_s + 1)
+        return await recover_payments(self.engine, self.provider, grace)
 
     # -- idempotency -------------------------------------------------------------------------
 
@@ -134,7 +163,7 @@ class Checkout:
                         "this Idempotency-Key was used with a different request"
                     )
                 if row.status == "done":
-                    return Outcome.decode(row.response_body)
+                    return Outcome.restore(row.response_body)
                 if now - row.created_at < ABANDONED_AFTER:
                     raise RequestInProgress("a request with this Idempotency-Key is in progress")
                 # Abandoned by a node that died mid-request: take it over.
@@ -147,8 +176,7 @@ class Checkout:
             await conn.execute(
                 update(idempotency_keys)
                 .where(idempotency_keys.c.user_id == user, idempotency_keys.c.key == key)
-                .values(status="done", response_status=200 if outcome.ok else 0,
-                        response_body=outcome.encode())
+                .values(status="done", response_status=None, response_body=outcome.record())
             )  # fmt: skip
 
     async def _forget_key(self, user: str, key: str) -> None:
@@ -161,7 +189,7 @@ class Checkout:
 
     # -- payment -----------------------------------------------------------------------------
 
-    async def _pay(self, user: str, hold_id: str, payment: dict[str, Any]) -> Outcome:
+    async def _pay(self, user: str, hold_id: str, payment: dict[str, Any]) -> Order:
         now = utcnow()
         async with self.engine.connect() as conn:
             try:
@@ -197,9 +225,7 @@ class Checkout:
         if result is ChargeOutcome.DECLINED:
             await self._set_payment(payment_id, "declined")
             raise PaymentDeclined("the payment was declined")
-        if self.crash_after_charge:
-            log.critical("crash injected after charge of %s", payment_id)
-            os._exit(70)
+        self.hooks.charged(payment_id)
         try:
             return await self._issue(hold, payment_id)
         except BaseException:
@@ -215,10 +241,10 @@ class Checkout:
                 .values(status=status, updated_at=utcnow())
             )
 
-    async def _issue(self, hold: Hold, payment_id: str) -> Outcome:
+    async def _issue(self, hold: Hold, payment_id: str) -> Order:
         order_id = new_id("ord")
 
-        async def work(conn: AsyncConnection) -> Outcome:
+        async def work(conn: AsyncConnection) -> Order:
             now = utcnow()
             converted = await conn.execute(
                 update(holds)
@@ -263,16 +289,16 @@ class Checkout:
             if charged.rowcount != 1:
                 # Recovery took this payment for abandoned (we were that slow) and refunds it.
                 raise PaymentFailed("the payment was refunded before the order could commit")
-            body = order_body(
-                order_id,
+            return Order(
+                id=order_id,
                 status="paid",
                 event_id=hold.event_id,
                 amount_cents=hold.amount_cents,
                 currency=hold.currency,
                 created_at=now,
-                issued=[(str(t["code"]), str(t["seat_id"]), "valid") for t in issued],
-            )
-            return Outcome(True, body, tuple((s, SOLD) for s in hold.seat_ids), hold.event_id)
+                tickets=tuple(IssuedTicket(str(t["code"]), str(t["seat_id"]), "valid")
+                              for t in issued),
+            )  # fmt: skip
 
         return await in_transaction(self.engine, work)
 
@@ -281,27 +307,6 @@ def _hold_state(hold: Hold, now: datetime) -> str:
     if hold.status == "active" and hold.expires_at <= now:
         return "expired"
     return hold.status
-
-
-def order_body(
-    order_id: str,
-    *,
-    status: str,
-    event_id: int,
-    amount_cents: int,
-    currency: str,
-    created_at: datetime,
-    issued: list[tuple[str, str, str]],
-) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
-        "status": status,
-        "event_id": event_id,
-        "amount_cents": amount_cents,
-        "currency": currency,
-        "created_at": iso(created_at),
-        "tickets": [{"code": c, "seat_id": s, "status": st} for c, s, st in issued],
-    }
 
 
 async def recover_payments(

@@ -19,6 +19,17 @@ class BookingError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def record(self) -> dict[str, Any]:
+        r"""This error as data, to be stored (an idempotency outcome) and :meth:`restore`\ d."""
+        return {"kind": self.kind, "detail": self.detail, "extra": self.extra}
+
+    @classmethod
+    def restore(cls, record: dict[str, Any]) -> BookingError:
+        """The error :meth:`record` stored: same kind, detail and extra members."""
+        error = cls(str(record["detail"]), **dict(record.get("extra") or {}))
+        error.kind = str(record["kind"])
+        return error
+
 
 class InvalidRequest(BookingError):
     """The request is malformed or names things that do not exist in it (422)."""

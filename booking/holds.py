@@ -12,15 +12,19 @@ serialising every user's holds would cost every user).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking.admissions import AdmissionSigner
 from booking.catalog import EventInfo
+from booking.clock import utcnow
 from booking.errors import (
     HoldNotActive,
     InvalidRequest,
@@ -29,8 +33,10 @@ from booking.errors import (
     SaleNotOpen,
     SeatsUnavailable,
 )
+from booking.hooks import BookingHooks, HoldDecision
+from booking.inventory import Inventory
 from booking.schema import holds, seats, tickets
-from booking.seatmap import AVAILABLE, HELD
+from booking.seatmap import AVAILABLE, HELD, SeatChange
 from booking.transactions import in_transaction
 
 
@@ -45,6 +51,9 @@ class Hold:
     status: str
     created_at: datetime
     expires_at: datetime
+
+
+_HOLD_FIELDS = tuple(f.name for f in fields(Hold))
 
 
 def new_id(prefix: str) -> str:
@@ -116,7 +125,8 @@ _USER_SEATS = select(_HELD_BY_USER, _OWNED_BY_USER)
 async def place_hold(
     engine: AsyncEngine, event: EventInfo, user: str, seat_ids: list[str], now: datetime
 ) -> Hold:
-    validate_request(event, seat_ids, now)
+    """Claim ``seat_ids`` for ``user`` in one transaction, all or nothing (the request was
+    validated by :meth:`SeatHolds.hold`)."""
     amount, currency = event.price(seat_ids)
     hold = Hold(
         id=new_id("h"),
@@ -169,19 +179,10 @@ async def _check_user_limit(
         )
 
 
-def _hold_from_row(row: object) -> Hold:
-    m = row._mapping  # type: ignore[attr-defined]
-    return Hold(
-        id=m["id"],
-        event_id=m["event_id"],
-        user_id=m["user_id"],
-        seat_ids=json.loads(m["seat_ids"]),
-        amount_cents=m["amount_cents"],
-        currency=m["currency"],
-        status=m["status"],
-        created_at=m["created_at"],
-        expires_at=m["expires_at"],
-    )
+def _hold_from_row(row: Row[Any]) -> Hold:
+    values = dict(row._mapping)
+    values["seat_ids"] = json.loads(values["seat_ids"])
+    return Hold(**{name: values[name] for name in _HOLD_FIELDS})
 
 
 async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold:
@@ -191,12 +192,27 @@ async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold:
     return _hold_from_row(row)
 
 
-async def release_hold(
-    engine: AsyncEngine, hold_id: str, user: str, now: datetime
-) -> tuple[Hold, list[tuple[str, str]]]:
-    """Release the user's own active hold; returns the seat changes to publish."""
+async def _free_seats(conn: AsyncConnection, hold_id: str) -> list[str]:
+    """Free the seats still this hold's (a lapsed hold's seats may be someone else's now)."""
+    freed = await conn.execute(
+        select(seats.c.seat_id)
+        .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+        .with_for_update()  # a locking read: seats claimed meanwhile are not ours
+    )
+    seat_ids = [r.seat_id for r in freed]
+    if seat_ids:
+        await conn.execute(
+            update(seats)
+            .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+            .values(hold_id=None, hold_user=None, hold_expires_at=None)
+        )
+    return seat_ids
 
-    async def work(conn: AsyncConnection) -> tuple[Hold, list[tuple[str, str]]]:
+
+async def release_hold(engine: AsyncEngine, hold_id: str, user: str) -> tuple[Hold, list[str]]:
+    """Release the user's own active hold; returns it and the seats it freed."""
+
+    async def work(conn: AsyncConnection) -> tuple[Hold, list[str]]:
         hold = await get_hold(conn, hold_id)
         if hold.user_id != user:
             raise NotFound(f"no hold {hold_id}")  # another's hold: do not confirm it exists
@@ -207,30 +223,17 @@ async def release_hold(
         )
         if done.rowcount != 1:
             raise HoldNotActive(f"hold {hold_id} is {hold.status}")
-        # Only the seats still this hold's: a lapsed hold's seats may be someone else's now.
-        freed = await conn.execute(
-            select(seats.c.seat_id)
-            .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
-            .with_for_update()
-        )
-        seat_ids = [r.seat_id for r in freed]
-        if seat_ids:
-            await conn.execute(
-                update(seats)
-                .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
-                .values(hold_id=None, hold_user=None, hold_expires_at=None)
-            )
-        return hold, [(s, AVAILABLE) for s in seat_ids]
+        return hold, await _free_seats(conn, hold_id)
 
     return await in_transaction(engine, work)
 
 
 async def reap_expired(
     engine: AsyncEngine, now: datetime, limit: int = 500
-) -> dict[int, list[tuple[str, str]]]:
-    """Mark lapsed holds expired and free their seats; returns seat changes per event."""
+) -> dict[int, list[str]]:
+    """Mark lapsed holds expired and free their seats; returns the freed seats per event."""
 
-    async def work(conn: AsyncConnection) -> dict[int, list[tuple[str, str]]]:
+    async def work(conn: AsyncConnection) -> dict[int, list[str]]:
         rows = (
             await conn.execute(
                 select(holds.c.id, holds.c.event_id)
@@ -238,32 +241,94 @@ async def reap_expired(
                 .limit(limit)
             )
         ).all()
-        changes: dict[int, list[tuple[str, str]]] = {}
+        freed: dict[int, list[str]] = {}
         for hold_id, event_id in rows:
             done = await conn.execute(
                 update(holds)
                 .where(holds.c.id == hold_id, holds.c.status == "active")
                 .values(status="expired")
             )
-            if done.rowcount != 1:
-                continue
-            freed = await conn.execute(
-                select(seats.c.seat_id)
-                .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
-                .with_for_update()  # a locking read: seats claimed meanwhile are not ours
-            )
-            seat_ids = [r.seat_id for r in freed]
-            if seat_ids:
-                await conn.execute(
-                    update(seats)
-                    .where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
-                    .values(hold_id=None, hold_user=None, hold_expires_at=None)
-                )
-                changes.setdefault(event_id, []).extend((s, AVAILABLE) for s in seat_ids)
-        return changes
+            if done.rowcount == 1:
+                freed.setdefault(event_id, []).extend(await _free_seats(conn, hold_id))
+        return freed
 
     return await in_transaction(engine, work)
 
 
-def held_changes(hold: Hold) -> list[tuple[str, str]]:
-    return [(s, HELD) for s in hold.seat_ids]
+@dataclass
+class SeatHolds:
+    """Placing, releasing and expiring holds, with this node's seat maps in front.
+
+    A request for seats this node already knows to be taken is refused from memory; one for seats
+    this node is claiming right now waits for that claim's outcome (which decides it more cheaply
+    than a round trip doomed to conflict); everything else is decided by :func:`place_hold` in the
+    database. Every grant is the database's.
+    """
+
+    engine: AsyncEngine
+    inventory: Inventory
+    admissions: AdmissionSigner
+    hooks: BookingHooks
+    #: Seat claims under way on this node, by (event, seat).
+    _claims: dict[tuple[int, str], asyncio.Future[None]] = field(default_factory=dict, init=False)
+
+    async def hold(
+        self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None = None
+    ) -> Hold:
+        info, seatmap = await self.inventory.load(event_id)
+        now = utcnow()
+        validate_request(info, seat_ids, now)
+        if info.waiting_room:
+            self.admissions.verify(admission_token, event_id, user)
+        while True:
+            taken = seatmap.unavailable(seat_ids, now)
+            if taken:
+                # Known taken on this node: answer without a round trip. (The database would
+                # say the same; a stale "available" here is harmless, the database decides.)
+                self.hooks.hold_decided(HoldDecision.MEMORY)
+                raise SeatsUnavailable("some seats are not available", conflicts=sorted(taken))
+            claims = {c for s in seat_ids if (c := self._claims.get((event_id, s))) is not None}
+            if not claims:
+                break
+            await asyncio.wait(claims)
+            now = utcnow()
+        self.hooks.hold_decided(HoldDecision.DATABASE)
+        claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = [(event_id, s) for s in seat_ids]
+        for key in keys:
+            self._claims[key] = claim
+        try:
+            hold = await place_hold(self.engine, info, user, seat_ids, now)
+        except SeatsUnavailable as exc:
+            # Taken by another node whose news has not arrived yet: believe it for a moment,
+            # without publishing the guess, so the next request is answered from memory.
+            seatmap.hint_taken(exc.extra.get("conflicts", []), now, now + timedelta(seconds=1))
+            raise
+        finally:
+            for key in keys:
+                if self._claims.get(key) is claim:
+                    del self._claims[key]
+            claim.set_result(None)
+        self.inventory.record(
+            SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
+        )
+        return hold
+
+    async def release(self, hold_id: str, user: str) -> Hold:
+        hold, freed = await release_hold(self.engine, hold_id, user)
+        self.inventory.record(SeatChange(hold.event_id, tuple((s, AVAILABLE) for s in freed)))
+        return hold
+
+    async def get(self, hold_id: str, user: str) -> Hold:
+        async with self.engine.connect() as conn:
+            hold = await get_hold(conn, hold_id)
+        if hold.user_id != user:
+            raise NotFound(f"no hold {hold_id}")
+        return hold
+
+    async def reap(self) -> int:
+        """Free lapsed holds (a background task calls this every second)."""
+        freed = await reap_expired(self.engine, utcnow())
+        for event_id, seat_ids in freed.items():
+            self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in seat_ids)))
+        return sum(len(s) for s in freed.values())

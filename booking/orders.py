@@ -1,23 +1,88 @@
-"""Orders after checkout: reading them, cancelling them, verifying their tickets."""
+"""Orders after checkout: what they are, reading them, cancelling them, verifying their tickets.
+
+:class:`Order` and :class:`TicketCheck` are domain values; the edges render them (REST bodies,
+STOMP replies). An order is stored as rows, and also as data (:meth:`Order.record`) where it must
+be replayed exactly as it was first answered (a checkout's idempotency outcome).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from booking.checkout import order_body
-from booking.clock import utcnow
+from booking.clock import iso, utcnow
 from booking.errors import HoldNotActive, NotFound
+from booking.inventory import Inventory
 from booking.payments import PaymentProvider
 from booking.schema import orders, payments, seats, tickets
-from booking.seatmap import AVAILABLE
+from booking.seatmap import AVAILABLE, SeatChange
 from booking.tickets import TicketSigner
 from booking.transactions import in_transaction
 
 
-async def get_order(conn: AsyncConnection, order_id: str, user: str | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class IssuedTicket:
+    code: str
+    seat_id: str
+    status: str  # valid | void
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    status: str  # paid | cancelled
+    event_id: int
+    amount_cents: int
+    currency: str
+    created_at: datetime
+    tickets: tuple[IssuedTicket, ...]
+
+    def record(self) -> dict[str, Any]:
+        """This order as data (JSON-ready), as :meth:`restore` reads it back."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "event_id": self.event_id,
+            "amount_cents": self.amount_cents,
+            "currency": self.currency,
+            "created_at": iso(self.created_at),
+            "tickets": [[t.code, t.seat_id, t.status] for t in self.tickets],
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> Order:
+        created = datetime.fromisoformat(str(data["created_at"]).replace("Z", "+00:00"))
+        return cls(
+            id=str(data["id"]),
+            status=str(data["status"]),
+            event_id=int(data["event_id"]),
+            amount_cents=int(data["amount_cents"]),
+            currency=str(data["currency"]),
+            created_at=created.replace(tzinfo=None),
+            tickets=tuple(IssuedTicket(str(c), str(s), str(st)) for c, s, st in data["tickets"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCheck:
+    """What verifying a ticket code found: genuine, and whether it is still valid."""
+
+    code: str
+    status: str  # valid | void
+    event_id: int
+    seat_id: str
+    order_id: str
+
+    @property
+    def valid(self) -> bool:
+        return self.status == "valid"
+
+
+async def get_order(conn: AsyncConnection, order_id: str, user: str | None) -> Order:
     """The order as its owner sees it; ``user=None`` reads any order (admins)."""
     row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
     if row is None or (user is not None and row.user_id != user):
@@ -27,28 +92,28 @@ async def get_order(conn: AsyncConnection, order_id: str, user: str | None) -> d
         .where(tickets.c.order_id == order_id)
         .order_by(tickets.c.seat_id)
     )
-    return order_body(
-        row.id,
+    return Order(
+        id=row.id,
         status=row.status,
         event_id=row.event_id,
         amount_cents=row.amount_cents,
         currency=row.currency,
         created_at=row.created_at,
-        issued=[(t.code, t.seat_id, t.status) for t in issued],
+        tickets=tuple(IssuedTicket(t.code, t.seat_id, t.status) for t in issued),
     )
 
 
 async def cancel_order(
     engine: AsyncEngine, provider: PaymentProvider, order_id: str, user: str | None
-) -> tuple[dict[str, Any], int, list[tuple[str, str]]]:
+) -> tuple[Order, list[str]]:
     """Cancel a paid order: void its tickets, release its seats, refund its payment.
 
     The database change commits first (the seats are free again at once); the refund follows
     under the payment's id, which the gateway treats idempotently, and the payment row records
-    the outcome.
+    the outcome. Returns the cancelled order and the seats it freed.
     """
 
-    async def work(conn: AsyncConnection) -> tuple[int, str, list[str]]:
+    async def work(conn: AsyncConnection) -> tuple[str, list[str]]:
         row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
         if row is None or (user is not None and row.user_id != user):
             raise NotFound(f"no order {order_id}")
@@ -75,9 +140,9 @@ async def cancel_order(
             .where(seats.c.event_id == row.event_id, seats.c.order_id == order_id)
             .values(order_id=None)
         )
-        return row.event_id, row.payment_id, seat_ids
+        return row.payment_id, seat_ids
 
-    event_id, payment_id, seat_ids = await in_transaction(engine, work)
+    payment_id, seat_ids = await in_transaction(engine, work)
     refunded = await provider.refund(payment_id)
     async with engine.begin() as conn:
         await conn.execute(
@@ -85,22 +150,38 @@ async def cancel_order(
             .where(payments.c.id == payment_id)
             .values(status="refunded" if refunded else "charged", updated_at=utcnow())
         )
-        body = await get_order(conn, order_id, None)
-    return body, event_id, [(s, AVAILABLE) for s in seat_ids]
+        order = await get_order(conn, order_id, None)
+    return order, seat_ids
 
 
-async def verify_ticket(conn: AsyncConnection, signer: TicketSigner, code: str) -> dict[str, Any]:
+async def verify_ticket(conn: AsyncConnection, signer: TicketSigner, code: str) -> TicketCheck:
     claim = signer.verify(code)
     if claim is None:
         raise NotFound("not a genuine ticket code")
-    row = (await conn.execute(select(tickets).where(tickets.c.code == code))).first()
+    row = (await conn.execute(select(tickets.c.status).where(tickets.c.code == code))).first()
     if row is None:
         raise NotFound("not a genuine ticket code")
-    return {
-        "code": code,
-        "valid": row.status == "valid",
-        "status": row.status,
-        "event_id": claim.event_id,
-        "seat_id": claim.seat_id,
-        "order_id": claim.order_id,
-    }
+    return TicketCheck(code, row.status, claim.event_id, claim.seat_id, claim.order_id)
+
+
+@dataclass
+class OrderDesk:
+    """Reading and cancelling orders, verifying tickets."""
+
+    engine: AsyncEngine
+    inventory: Inventory
+    provider: PaymentProvider
+    signer: TicketSigner
+
+    async def get(self, order_id: str, user: str | None) -> Order:
+        async with self.engine.connect() as conn:
+            return await get_order(conn, order_id, user)
+
+    async def cancel(self, order_id: str, user: str | None) -> Order:
+        order, freed = await cancel_order(self.engine, self.provider, order_id, user)
+        self.inventory.record(SeatChange(order.event_id, tuple((s, AVAILABLE) for s in freed)))
+        return order
+
+    async def verify(self, code: str) -> TicketCheck:
+        async with self.engine.connect() as conn:
+            return await verify_ticket(conn, self.signer, code)

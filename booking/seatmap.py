@@ -1,19 +1,26 @@
-"""The live seat map of one event, in memory: statuses, a sequence, and conflated deltas (SPEC §6).
+"""Seat availability as one node sees it, and the value every committed seat change is.
 
-Statuses change when this node commits a hold, release, sale or cancellation, and when the
-reaper frees expired holds. Each change is recorded at once; :meth:`SeatMap.tick` (called every
-``--seat-tick-ms``) turns everything changed since the last tick into at most one delta carrying
-each changed seat's latest status, with ``seq`` one higher. A snapshot is encoded at most once per
-``seq`` however many subscribers ask for it.
+The database decides every hold; a node's :class:`SeatMap` only spares it requests that would
+lose: a hold on a seat this node knows to be taken is refused from memory (most requests in the
+first minute of a hot sale are for seats already gone). The map is told of changes two ways:
 
-A held seat remembers when its hold expires, so a seat whose hold has lapsed counts as available
-at once, before the reaper has written that down.
+* :meth:`SeatMap.apply` — a change this node committed, exactly (a held seat knows when its hold
+  lapses, so it counts as available at once when it does, before the reaper writes that down);
+* :meth:`SeatMap.learn` — the cluster's conflated statuses (seat-map deltas), which may include
+  changes other nodes committed. They do not carry hold expiry, so a seat another node holds is
+  taken to be held for the event's hold TTL from when this node heard of it: a slight
+  over-estimate, corrected by the reaper's delta when the hold lapses.
+
+A :class:`SeatChange` is what a commit changed; the booking core hands each one to a single
+listener (the server's seat stream) right after the commit.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from booking.clock import utcnow
 
 AVAILABLE = "available"
 HELD = "held"
@@ -21,19 +28,32 @@ SOLD = "sold"
 BLOCKED = "blocked"
 STATUSES = (AVAILABLE, HELD, SOLD, BLOCKED)
 
+#: (seat id, status) pairs, in the order they changed.
+SeatStatuses = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SeatChange:
+    """Seats whose status one committed transaction changed."""
+
+    event_id: int
+    seats: SeatStatuses
+    #: When the hold that made seats ``held`` lapses (holds only).
+    held_until: datetime | None = None
+    #: When the transaction committed (naive UTC), so the lag to the delta can be measured.
+    committed_at: datetime = field(default_factory=utcnow)
+
 
 class SeatMap:
-    __slots__ = ("_changed", "_expiry", "_hints", "_snapshot", "event_id", "seq", "statuses")
+    __slots__ = ("_expiry", "_hints", "event_id", "statuses")
 
     def __init__(
         self, event_id: int, statuses: dict[str, str], expiry: dict[str, datetime]
     ) -> None:
         self.event_id = event_id
+        #: Every seat's status, in layout order.
         self.statuses = statuses
         self._expiry = expiry
-        self.seq = 0
-        self._changed: dict[str, str] = {}
-        self._snapshot: tuple[int, bytes] | None = None
         #: Seats the database just refused although this map shows them available (another
         #: node's news not yet arrived), until when: they answer holds from memory but are never
         #: published, since they are a guess, not a committed status.
@@ -60,50 +80,23 @@ class SeatMap:
         for seat_id in seat_ids:
             self._hints[seat_id] = until
 
-    def apply(self, changes: list[tuple[str, str]], expires_at: datetime | None = None) -> None:
-        for seat_id, status in changes:
-            if self.statuses.get(seat_id) == status and status != HELD:
-                continue
-            self.statuses[seat_id] = status
-            self._hints.pop(seat_id, None)  # committed news beats a guess
-            if status == HELD and expires_at is not None:
-                self._expiry[seat_id] = expires_at
-            else:
-                self._expiry.pop(seat_id, None)
-            self._changed[seat_id] = status
+    def apply(self, change: SeatChange) -> None:
+        """A change this node committed: exact statuses and hold expiry."""
+        for seat_id, status in change.seats:
+            self._set(seat_id, status, change.held_until)
 
-    def tick(self) -> bytes | None:
-        """The conflated delta since the last tick, encoded, or ``None`` if nothing changed."""
-        if not self._changed:
-            return None
-        self.seq += 1
-        delta = {
-            "type": "delta",
-            "event_id": self.event_id,
-            "seq": self.seq,
-            "changes": [[seat_id, status] for seat_id, status in self._changed.items()],
-        }
-        self._changed.clear()
-        return json.dumps(delta, separators=(",", ":")).encode()
+    def learn(self, seats: SeatStatuses, held_until: datetime) -> None:
+        """The cluster's statuses: seats whose status differs take it (held ones until
+        ``held_until``); a seat already showing that status keeps what this node knows of it."""
+        statuses = self.statuses
+        for seat_id, status in seats:
+            if statuses.get(seat_id) != status:
+                self._set(seat_id, status, held_until)
 
-    def snapshot(self) -> bytes:
-        """The whole map now, tagged with the current ``seq``.
-
-        Changes recorded since the last tick are already in it and come again in the next delta;
-        that is harmless because a delta carries absolute statuses, not transitions. The encoded
-        snapshot is reused until the map changes.
-        """
-        cached = self._snapshot
-        if cached is not None and cached[0] == self.seq and not self._changed:
-            return cached[1]
-        body = json.dumps(
-            {
-                "type": "snapshot",
-                "event_id": self.event_id,
-                "seq": self.seq,
-                "seats": [[seat_id, status] for seat_id, status in self.statuses.items()],
-            },
-            separators=(",", ":"),
-        ).encode()
-        self._snapshot = (self.seq, body) if not self._changed else None
-        return body
+    def _set(self, seat_id: str, status: str, held_until: datetime | None) -> None:
+        self.statuses[seat_id] = status
+        self._hints.pop(seat_id, None)  # committed news beats a guess
+        if status == HELD and held_until is not None:
+            self._expiry[seat_id] = held_until
+        else:
+            self._expiry.pop(seat_id, None)

@@ -14,9 +14,9 @@ Admission is paced per event by two knobs an admin can change live: admissions p
 cap on *active shoppers* (admitted users whose admission has neither expired nor been used up by
 a purchase). Each admission yields a signed token (:mod:`booking.admission`) that holds require.
 
-Two implementations share this interface: :class:`InProcessWaitingRoom` (embedded default, one
-node) and :class:`~booking.waiting_room_redis.RedisWaitingRoom` (cluster: one queue for all
-nodes, surviving a node restart).
+Two implementations share the :class:`WaitingRoom` interface: :class:`InProcessWaitingRoom`
+(embedded default, one node) and the cluster's, in Redis (one queue for all nodes, surviving a node
+restart), which the server's backplane provides.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """One user's standing, as pushed on ``/user/queue/position``."""
+    """One user's standing in an event's waiting room (the edges render it, SPEC §6)."""
 
     event_id: int
     user: str
@@ -59,16 +59,8 @@ class Position:
     waiting_total: int
     eta_seconds: int | None
     admitted_until: float | None = None  # unix time the admission expires
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "event_id": self.event_id,
-            "state": self.state,
-            "position": self.position,
-            "ahead": self.ahead,
-            "waiting_total": self.waiting_total,
-            "eta_seconds": self.eta_seconds,
-        }
+    #: The signed admission token (:class:`~booking.admissions.Admissions` stamps it).
+    admission_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

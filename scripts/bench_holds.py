@@ -45,7 +45,7 @@ client would wait for the network), so workers take turns.
 Strategies
 ----------
 ``concert-hub``
-    The product path, ``BookingService.hold(event_id, user, seat_ids)`` built like
+    The product path, ``SeatHolds.hold(event_id, user, seat_ids)`` built like
     ``server/app.py`` does. Its in-memory seat map answers requests for seats it knows are
     taken (``from_memory``); the rest go to the database (``from_database``): one transaction
     with the per-user limit query and one conditional ``UPDATE seats … WHERE`` free that claims
@@ -75,7 +75,8 @@ and ``errors`` (anything else, including ``--attempt-timeout``) are counted apar
 ``error_kinds`` naming them. ``decisions_per_s`` = decisions / ``elapsed_s``, the time from the
 start of the workers to the last answer. ``latency_ms`` {p50, p90, p99, max, mean} covers every
 decision (nearest-rank percentiles). ``from_memory`` / ``from_database``:
-``BookingService.decisions`` (concert-hub only; the others decide everything in the database).
+the booking core's ``hold_decided`` hook (concert-hub only; the others decide everything in the
+database).
 ``attempts``, ``users_with_hold``, ``seats_held``. ``cpu_pct``: ``bench_process`` (this process,
 100 = one core), ``mariadbd`` (the server process, from /proc, null if not found), ``machine``
 (all cores, 100 = every core busy), ``other_processes`` (machine minus the two, 100 = one core:
@@ -153,19 +154,18 @@ from sqlalchemy import func, insert, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
-from booking import catalog, holds  # noqa: E402
-from booking.admission import AdmissionSigner  # noqa: E402
+from booking import catalog, core, holds  # noqa: E402
 from booking.catalog import EventInfo, EventSpec  # noqa: E402
 from booking.clock import utcnow  # noqa: E402
+from booking.core import BookingPolicy  # noqa: E402
 from booking.errors import LimitExceeded, SeatsUnavailable  # noqa: E402
+from booking.hooks import BookingHooks, HoldDecision  # noqa: E402
 from booking.layout import LayoutSpec, SectionSpec, TierSpec  # noqa: E402
 from booking.migrate import upgrade  # noqa: E402
 from booking.payments import TestGateway  # noqa: E402
 from booking.schema import holds as holds_table  # noqa: E402
 from booking.schema import seats as seats_table  # noqa: E402
 from booking.schema import tickets as tickets_table  # noqa: E402
-from booking.service import BookingPolicy, BookingService  # noqa: E402
-from booking.tickets import TicketSigner  # noqa: E402
 from booking.transactions import in_transaction  # noqa: E402
 from server.database import make_engine  # noqa: E402
 
@@ -728,34 +728,38 @@ async def run_strategy(
         workload = Workload(
             args.seed, args.users, list(info.seats), args.hot_fraction, args.hot_share
         )
-        service: BookingService | None = None
+        decided: Counter[str] | None = None
         overlap = Counter[str]()
         attempt_fn: AttemptFn
         if name == "concert-hub":
-            svc = BookingService(
+            counts = decided = Counter({"memory": 0, "database": 0})
+
+            def count(where: HoldDecision) -> None:
+                counts[where.value] += 1
+
+            svc = core.build(
                 engine,
                 TestGateway(engine, 0.0),
-                TicketSigner(SECRET),
-                AdmissionSigner(SECRET),
-                BookingPolicy(hold_ttl_s=HOLD_TTL_S, max_seats_per_user=MAX_SEATS_PER_USER),
+                SECRET,
+                policy=BookingPolicy(hold_ttl_s=HOLD_TTL_S, max_seats_per_user=MAX_SEATS_PER_USER),
+                hooks=BookingHooks(hold_decided=count),
             )
             # Loaded before the clock starts, as on a serving node.
-            seatmap = await svc.seat_map(event_id)
-            service = svc
+            seatmap = await svc.inventory.seat_map(event_id)
             in_flight: Counter[str] = Counter()
 
             async def attempt_fn(user: str, seat_ids: list[str]) -> tuple[str, list[str]]:
                 # Diagnostic only (a few set operations): does a request that the seat map
                 # sends to the database overlap a database attempt already in flight here?
                 if seatmap.unavailable(seat_ids, utcnow()):
-                    hold = await svc.hold(event_id, user, seat_ids)
+                    hold = await svc.holds.hold(event_id, user, seat_ids)
                     return hold.id, hold.seat_ids
                 overlapped = any(in_flight[seat] for seat in seat_ids)
                 overlap["database_attempts"] += 1
                 overlap["overlapping_in_flight"] += overlapped
                 in_flight.update(seat_ids)
                 try:
-                    hold = await svc.hold(event_id, user, seat_ids)
+                    hold = await svc.holds.hold(event_id, user, seat_ids)
                 except SeatsUnavailable:
                     overlap["database_conflicts"] += 1
                     overlap["overlapping_conflicts"] += overlapped
@@ -812,8 +816,8 @@ async def run_strategy(
         "error_kinds": dict(result.error_kinds),
         "first_error": result.first_error,
         "latency_ms": latency_summary(result.latencies),
-        "from_memory": service.decisions["memory"] if service else 0,
-        "from_database": service.decisions["database"] if service else decisions,
+        "from_memory": decided["memory"] if decided is not None else 0,
+        "from_database": decided["database"] if decided is not None else decisions,
         "attempts": result.attempts,
         "users_with_hold": result.successes,
         "seats_held": sum(len(held) for _, held in result.granted),
@@ -827,7 +831,7 @@ async def run_strategy(
         },
         "verification": verification,
     }
-    if service is not None:
+    if decided is not None:
         out["database_path"] = {
             k: overlap[k]
             for k in (

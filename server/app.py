@@ -1,64 +1,71 @@
-"""The aiohttp application of one node, composed in one factory (:func:`create_app`).
+"""The composition root: one node's aiohttp application, built in one factory.
 
-Resources with a lifetime are ``cleanup_ctx`` generators, set up in order and torn down in
-reverse: database engine, message engine, then the STOMP service that uses both.
+:func:`create_app` is the only place that knows every part of the node; nothing imports this
+module but the runner (and tests that build an app). Resources with a lifetime are
+``cleanup_ctx`` generators, set up in this order and torn down in reverse:
+
+1. the database engine;
+2. the backplane — in-process or Redis, chosen once from ``--redis-url`` — with the message
+   engine, the waiting-room store and the seat sequencer;
+3. the booking core (migrated first in embedded mode; demo data; payment recovery);
+4. the STOMP service: broker, sessions, ``/app`` commands, the seat and queue streams;
+5. the node's periodic work.
+
+Stopping has one path (SPEC §1): the runner's cleanup stops both listeners, then
+:func:`_drain` (``on_shutdown``) tells every STOMP session and lets them flush, aiohttp lets
+in-flight requests finish, and the contexts above are torn down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from booking.admission import AdmissionSigner
+from booking import core
+from booking.core import BookingPolicy
+from booking.hooks import BookingHooks
 from booking.migrate import upgrade
 from booking.payments import TestGateway
-from booking.service import BookingPolicy, BookingService
-from booking.tickets import TicketSigner
-from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
-from booking.waiting_room_redis import RedisWaitingRoom
-from server import api, app_commands
+from server import app_commands
 from server import web as web_ui
+from server.api import routes as api
 from server.auth import TokenAuthority
 from server.background import keep_long_lived_objects_out_of_gc, run_every
+from server.backplane import open_backplane
 from server.broker import Broker
 from server.database import check_database, make_engine
 from server.destinations import Kind
-from server.engine import Engine, InProcessEngine
+from server.keys import BACKPLANE, BOOKING, DATABASE, METRICS, SEATS, SETTINGS, STOMP, TOKENS
 from server.metrics import BrokerMetrics
 from server.queue_stream import QueueStream
-from server.redis_engine import RedisEngine
-from server.seat_sequencer import InProcessSequencer, RedisSequencer, SeatSequencer
-from server.seat_stream import SeatStream, SeatSync
+from server.seat_stream import SeatStream
 from server.session import StompService
 from server.settings import Settings
-from server.websocket import STOMP_SERVICE, websocket_handler
+from server.websocket import websocket_handler
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
-DATABASE = web.AppKey("database", AsyncEngine)
-ENGINE = web.AppKey("engine", Engine)
-METRICS = web.AppKey("metrics", BrokerMetrics)
-BOOKING = web.AppKey("booking", BookingService)
-SEQUENCER = web.AppKey("seat_sequencer", SeatSequencer)
-SECRET = web.AppKey("secret", str)
+#: Exit status of the crash injected by ``--fault-crash-after-charge`` (tests only).
+CRASH_EXIT = 70
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[SETTINGS] = settings
-    app[SECRET] = secret
+    app[TOKENS] = TokenAuthority(secret)
     app[METRICS] = BrokerMetrics()
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_message_engine)
-    app.cleanup_ctx.append(_booking)
-    app.cleanup_ctx.append(_stomp_service)
+    app.cleanup_ctx.append(_backplane)
+    app.cleanup_ctx.append(functools.partial(_booking, secret=secret))
+    app.cleanup_ctx.append(_stomp)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_drain)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -75,85 +82,84 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
-async def _booking(app: web.Application) -> AsyncIterator[None]:
+async def _backplane(app: web.Application) -> AsyncIterator[None]:
+    backplane = open_backplane(app[SETTINGS])
+    app[BACKPLANE] = backplane
+    yield
+    await backplane.close()
+
+
+def _crash_after_charge(payment_id: str) -> None:
+    log.critical("crash injected after charge of %s", payment_id)
+    os._exit(CRASH_EXIT)
+
+
+async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = app[DATABASE]
     if settings.embedded:
         await upgrade(engine)
-    secret = app[SECRET]
-    messages = app[ENGINE]
-    room: WaitingRoom = (
-        RedisWaitingRoom(messages.redis) if isinstance(messages, RedisEngine)
-        else InProcessWaitingRoom()
-    )  # fmt: skip
-    booking = BookingService(
+    hooks = BookingHooks()
+    if settings.fault_crash_after_charge:
+        hooks.charged = _crash_after_charge
+    booking = core.build(
         engine,
         TestGateway(engine, settings.payment_latency_ms / 1000),
-        TicketSigner(secret),
-        AdmissionSigner(secret),
-        BookingPolicy(
+        secret,
+        policy=BookingPolicy(
             hold_ttl_s=settings.hold_ttl_s,
             max_seats_per_user=settings.max_seats_per_user,
             payment_timeout_s=settings.payment_timeout_s,
-            crash_after_charge=settings.fault_crash_after_charge,
             admission_ttl_s=settings.admission_ttl_s,
         ),
-        room,
+        waiting_room=app[BACKPLANE].waiting_room,
+        hooks=hooks,
     )
     if settings.demo:
-        seeded = await booking.ensure_demo()
+        seeded = await booking.inventory.ensure_demo()
         if seeded is not None:
             log.info("seeded demo event %d: %s (%d seats)", seeded.id, seeded.name,
                      len(seeded.seats))  # fmt: skip
-    await booking.recover()
+    await booking.checkout.recover()
     app[BOOKING] = booking
     yield
 
 
-async def _message_engine(app: web.Application) -> AsyncIterator[None]:
-    url = app[SETTINGS].redis_url
-    engine: Engine = RedisEngine(url) if url else InProcessEngine()
-    app[ENGINE] = engine
-    yield
-    await engine.close()
-
-
-async def _stomp_service(app: web.Application) -> AsyncIterator[None]:
+async def _stomp(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    broker = Broker(app[ENGINE], app[METRICS], settings.node_id)
-    await app[ENGINE].start(broker.deliver)
-    service = StompService(settings, TokenAuthority(app[SECRET]), broker, app[METRICS])
-    app_commands.register(service, app[BOOKING])
-    app[STOMP_SERVICE] = service
+    booking = app[BOOKING]
+    backplane = app[BACKPLANE]
+    broker = Broker(backplane.engine, app[METRICS], settings.node_id)
+    await backplane.engine.start(broker.deliver)
+    service = StompService(settings, app[TOKENS], broker, app[METRICS])
+    app_commands.register(service, booking)
+    seats = SeatStream(
+        booking.inventory,
+        broker,
+        backplane.seat_sequencer(booking.inventory),
+        settings.seat_tick_ms,
+    )
+    service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
+    app[STOMP] = service
+    app[SEATS] = seats
     yield
-    service.shutdown()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The node's periodic work: seat-map deltas, admissions and positions, hold expiry,
     payment recovery."""
-    booking = app[BOOKING]
-    service = app[STOMP_SERVICE]
     settings = app[SETTINGS]
-    messages = app[ENGINE]
-    sequencer: SeatSequencer = (
-        RedisSequencer(messages.redis, booking, settings.node_id)
-        if isinstance(messages, RedisEngine)
-        else InProcessSequencer(booking)
-    )
-    app[SEQUENCER] = sequencer
-    SeatSync(booking, service.broker, sequencer, settings.node_id)
-    stream = SeatStream(booking, service.broker, sequencer, settings.seat_tick_ms)
-    service.subscribe_listeners[Kind.SEATS] = stream.on_subscribe
-    queue = QueueStream(booking, service.broker, settings.position_interval_s)
+    booking = app[BOOKING]
+    service = app[STOMP]
+    queue = QueueStream(booking.admissions, service.broker, settings.position_interval_s)
     service.subscribe_listeners[Kind.USER] = queue.on_subscribe
     tasks = [
-        asyncio.create_task(stream.run(), name="seat-ticker"),
+        asyncio.create_task(app[SEATS].run(), name="seat-ticker"),
         asyncio.create_task(queue.run_admissions(), name="admissions"),
         asyncio.create_task(queue.run_positions(), name="queue-positions"),
         asyncio.create_task(queue.run_stats(), name="queue-stats"),
-        asyncio.create_task(run_every(1.0, booking.reap), name="hold-reaper"),
-        asyncio.create_task(run_every(30.0, booking.recover), name="payment-recovery"),
+        asyncio.create_task(run_every(1.0, booking.holds.reap), name="hold-reaper"),
+        asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
     ]
     yield
@@ -166,16 +172,22 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         log.warning("background task %s did not stop in time", task.get_name())
 
 
+async def _drain(app: web.Application) -> None:
+    await app[STOMP].drain()
+
+
 async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the database (and the message engine) answer, else 503 naming what failed."""
+    """200 when the database (and the backplane) answer, else 503 naming what failed; 503 at
+    once when the node is stopping, so a balancer sends nobody new."""
     app = request.app
     checks = {
         "database": await check_database(app[DATABASE]),
-        "engine": await app[ENGINE].check_ready(),
+        "engine": await app[BACKPLANE].check_ready(),
+        "node": None if app[STOMP].accepting else "stopping",
     }
     failed = {name: why for name, why in checks.items() if why is not None}
     status = 503 if failed else 200

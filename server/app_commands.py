@@ -13,27 +13,25 @@ The booking commands are the REST calls of SPEC §5 over STOMP, with the same JS
   (live updates follow on ``/user/queue/position``).
 
 A failure goes to ``/user/queue/errors`` as ``{"type": "error", "status", "kind", "detail",
-...}``: the status and members of the REST problem for the same failure
-(:mod:`server.api.problems` maps both). Each command runs as one task, so a slow database never
-stalls the session's input; the task set keeps them referenced until they finish.
+...}``: the status and members of the REST problem for the same failure (:mod:`server.errors`
+translates for both edges; :mod:`server.bodies` holds the bodies both speak). Each command runs
+as one task, so a slow database never stalls the session's input; the task set keeps them
+referenced until they finish.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable
 from typing import Any
 
 from booking.clock import utcnow
+from booking.core import BookingCore
 from booking.errors import BookingError
-from booking.service import BookingService
-from server.api.holds import hold_view
-from server.api.models import HoldRequest
-from server.api.payloads import parse_model
-from server.api.problems import Problem
+from server.bodies import HoldRequest, dumps, hold_out, parse, position_body
 from server.destinations import user_route
+from server.errors import Problem
 from server.session import StompService, StompSession
 
 log = logging.getLogger(__name__)
@@ -52,16 +50,7 @@ def reply(
     correlation = next((v for k, v in request_headers if k == "correlation-id"), None)
     if correlation is not None:
         headers.append(("correlation-id", correlation))
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    service.broker.publish(user_route(user, queue), tuple(headers), body)
-
-
-def error_payload(problem: Problem) -> dict[str, Any]:
-    payload = {"type": "error", "status": problem.status, "kind": problem.kind,
-               "detail": problem.detail}  # fmt: skip
-    for name, value in problem.extra.items():
-        payload.setdefault(name, value)
-    return payload
+    service.broker.publish(user_route(user, queue), tuple(headers), dumps(payload))
 
 
 def _user(session: StompSession) -> str:
@@ -77,7 +66,7 @@ def ping(session: StompSession, _: dict[str, str], headers: Headers, __: bytes) 
 class BookingCommands:
     """The ``/app`` booking commands of one node."""
 
-    def __init__(self, service: StompService, booking: BookingService) -> None:
+    def __init__(self, service: StompService, booking: BookingCore) -> None:
         self.service = service
         self.booking = booking
         self._tasks: set[asyncio.Task[None]] = set()
@@ -91,9 +80,9 @@ class BookingCommands:
     async def _hold(
         self, event_id: int, user: str, body: bytes, admission: str | None
     ) -> dict[str, Any]:
-        wanted = parse_model(body, HoldRequest)
-        hold = await self.booking.hold(event_id, user, wanted.seats, admission)
-        return {"type": "hold", **hold_view(hold, utcnow()).model_dump(mode="json")}
+        wanted = parse(body, HoldRequest)
+        hold = await self.booking.holds.hold(event_id, user, wanted.seats, admission)
+        return {"type": "hold", **hold_out(hold, utcnow()).model_dump(mode="json")}
 
     def join(self, session: StompSession, params: dict[str, str], headers: Headers,
              _: bytes) -> None:  # fmt: skip
@@ -101,8 +90,8 @@ class BookingCommands:
         self._run(user, headers, self._join(int(params["event_id"]), user))
 
     async def _join(self, event_id: int, user: str) -> dict[str, Any]:
-        position = await self.booking.join_queue(event_id, user)
-        return {"type": "queue", **self.booking.position_view(position)}
+        position = await self.booking.admissions.join(event_id, user)
+        return {"type": "queue", **position_body(position)}
 
     def release(self, session: StompSession, params: dict[str, str], headers: Headers,
                 _: bytes) -> None:  # fmt: skip
@@ -110,7 +99,7 @@ class BookingCommands:
         self._run(user, headers, self._release(params["hold_id"], user))
 
     async def _release(self, hold_id: str, user: str) -> dict[str, Any]:
-        await self.booking.release(hold_id, user)
+        await self.booking.holds.release(hold_id, user)
         return {"type": "released", "hold_id": hold_id}
 
     def _run(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
@@ -122,19 +111,18 @@ class BookingCommands:
         try:
             payload = await work
         except Problem as problem:
-            reply(self.service, user, headers, error_payload(problem), "errors")
+            reply(self.service, user, headers, problem.reply(), "errors")
         except BookingError as error:
-            reply(self.service, user, headers, error_payload(Problem.from_booking(error)),
-                  "errors")  # fmt: skip
+            reply(self.service, user, headers, Problem.from_booking(error).reply(), "errors")
         except Exception:
             log.exception("internal error in an /app command of %s", user)
             failed = Problem.of("internal", "the server failed; see its log")
-            reply(self.service, user, headers, error_payload(failed), "errors")
+            reply(self.service, user, headers, failed.reply(), "errors")
         else:
             reply(self.service, user, headers, payload)
 
 
-def register(service: StompService, booking: BookingService) -> None:
+def register(service: StompService, booking: BookingCore) -> None:
     router = service.app_commands
     router.add("/app/ping", ping)
     commands = BookingCommands(service, booking)

@@ -51,8 +51,8 @@ class Broker:
         self._id_prefix = f"{node_id}-"
         self._deliveries = metrics.deliveries
         self._messages_out = metrics.frames_out.labels("MESSAGE")
-        #: Node-to-node routes (``/_internal/...``) handled in code, never by STOMP sessions.
-        self._internal: dict[str, Callable[[Message], None]] = {}
+        #: Routes whose messages a server component handles before (or instead of) fan-out.
+        self._handlers: dict[str, Callable[[Message], None]] = {}
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -68,7 +68,8 @@ class Broker:
         entry = self._routes.get(route)
         if entry is None:
             entry = self._routes[route] = Route()
-            self.engine.watch(route)
+            if route not in self._handlers:
+                self.engine.watch(route)
         entry.groups.setdefault(key, {})[session] = subscription
         entry.size += 1
         self._placement[subscription] = (route, key)
@@ -87,14 +88,18 @@ class Broker:
             del entry.groups[key]
         if not entry.size:
             del self._routes[route]
-            self.engine.unwatch(route)
+            if route not in self._handlers:
+                self.engine.unwatch(route)
         self.metrics.subscriptions.dec()
 
     def listen(self, route: str, handler: Callable[[Message], None]) -> None:
-        """Handle messages on an internal route (one that no client can address)."""
-        if route not in self._internal:
-            self._internal[route] = handler
-            self.engine.watch(route)
+        """Hand every message on ``route`` to ``handler`` instead of fanning it out; the handler
+        calls :meth:`fan_out` when local subscribers should have it. The engine carries the
+        route to this node from then on, subscribers or not."""
+        if route not in self._handlers:
+            self._handlers[route] = handler
+            if route not in self._routes:
+                self.engine.watch(route)
 
     def subscriber_count(self, route: str) -> int:
         entry = self._routes.get(route)
@@ -145,16 +150,21 @@ class Broker:
         self._messages_out.inc()
 
     def deliver(self, message: Message) -> None:
+        """The engine calls this for every message published on a route this node watches."""
+        handler = self._handlers.get(message.route)
+        if handler is not None:
+            handler(message)
+        else:
+            self.fan_out(message)
+
+    def fan_out(self, message: Message) -> None:
         """Write ``message`` to this node's subscribers of its route.
 
-        The engine calls this for every published message; node-local pushes (a user's periodic
-        position, which each node computes for its own sessions) call it directly.
+        Node-local pushes (a user's periodic position, which each node computes for its own
+        sessions) call this directly.
         """
         entry = self._routes.get(message.route)
         if entry is None:
-            handler = self._internal.get(message.route)
-            if handler is not None:
-                handler(message)
             return
         message_id = message.message_id
         for (destination, sub_id, version, framing, tracked), members in tuple(

@@ -1,7 +1,8 @@
 """Where published messages travel between nodes.
 
 The broker hands every publish to an :class:`Engine` and receives every message to deliver
-locally from it, so single-node and cluster mode differ only here. An engine is told which routes
+locally from it, so single-node and cluster mode differ only here (the backplane,
+:mod:`server.backplane`, provides the engine). An engine is told which routes
 this node has subscribers for (:meth:`Engine.watch` / :meth:`Engine.unwatch`), so a cluster engine
 can carry only traffic some local session wants.
 """
@@ -40,32 +41,3 @@ class Engine(Protocol):
 
     def unwatch(self, route: str) -> None:
         """This node no longer has subscribers for ``route``."""
-
-    async def check_ready(self) -> str | None:
-        """``None`` when the engine can carry messages, else why not."""
-
-
-class InProcessEngine:
-    """The single-node engine: a publish is a local delivery, synchronously and in order."""
-
-    def __init__(self) -> None:
-        self._deliver: Deliver | None = None
-
-    async def start(self, deliver: Deliver) -> None:
-        self._deliver = deliver
-
-    async def close(self) -> None:
-        self._deliver = None
-
-    def publish(self, message: Message) -> None:
-        if self._deliver is not None:
-            self._deliver(message)
-
-    def watch(self, route: str) -> None:
-        pass
-
-    def unwatch(self, route: str) -> None:
-        pass
-
-    async def check_ready(self) -> str | None:
-        return None

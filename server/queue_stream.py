@@ -16,14 +16,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import zlib
 
-from booking.service import BookingService
+from booking.admissions import Admissions
 from booking.waiting_room import WAITING, Position
 from protocol.events import Subscription
+from server.bodies import dumps, position_body
 from server.broker import Broker
 from server.destinations import user_route
 from server.engine import Message
@@ -41,8 +41,9 @@ def queue_route(event_id: int) -> str:
 
 
 class QueueStream:
-    def __init__(self, booking: BookingService, broker: Broker, interval_s: float) -> None:
-        self.booking = booking
+    def __init__(self, admissions: Admissions, broker: Broker, interval_s: float) -> None:
+        self.admissions = admissions
+        self.room = admissions.room
         self.broker = broker
         self.interval_s = interval_s
         #: Users with a local /user/queue/position subscription, by slot.
@@ -54,11 +55,11 @@ class QueueStream:
     # -- bodies --------------------------------------------------------------------------------
 
     def body(self, position: Position) -> bytes:
-        return json.dumps(self.booking.position_view(position), separators=(",", ":")).encode()
+        return dumps(position_body(self.admissions.stamp(position)))
 
     def _deliver_local(self, position: Position) -> None:
         route = user_route(position.user, "position")
-        self.broker.deliver(Message(route, self.broker.next_id(), JSON, self.body(position)))
+        self.broker.fan_out(Message(route, self.broker.next_id(), JSON, self.body(position)))
         self._sent[(position.event_id, position.user)] = position.state
 
     # -- subscriptions -------------------------------------------------------------------------
@@ -74,10 +75,8 @@ class QueueStream:
 
     async def _greet(self, session: StompSession, subscription: Subscription, user: str) -> None:
         """Tell a new subscriber where they stand in every waiting room they joined."""
-        for info in self.booking.waiting_room_events():
-            found = await self.booking.waiting_room.position(
-                info.id, user, self.booking.queue_policy(info)
-            )
+        for info in self.admissions.events():
+            found = await self.room.position(info.id, user, self.admissions.policy(info))
             if found is not None and not session.closed:
                 self.broker.send_to(session, subscription, JSON, self.body(found))
 
@@ -86,13 +85,13 @@ class QueueStream:
     async def run_admissions(self) -> None:
         while True:
             await asyncio.sleep(ADMISSION_TICK_S)
-            for info in self.booking.waiting_room_events():
-                policy = self.booking.queue_policy(info)
+            for info in self.admissions.events():
+                policy = self.admissions.policy(info)
                 try:
-                    admitted = await self.booking.waiting_room.admit(info.id, policy, time.time())
+                    admitted = await self.room.admit(info.id, policy, time.time())
                     if not admitted:
                         continue
-                    found = await self.booking.waiting_room.positions(info.id, admitted, policy)
+                    found = await self.room.positions(info.id, admitted, policy)
                 except Exception:
                     log.exception("admission tick for event %d failed", info.id)
                     continue
@@ -124,10 +123,10 @@ class QueueStream:
             watchers.intersection_update(live)
             if not live:
                 continue
-            for info in self.booking.waiting_room_events():
-                policy = self.booking.queue_policy(info)
+            for info in self.admissions.events():
+                policy = self.admissions.policy(info)
                 try:
-                    found = await self.booking.waiting_room.positions(info.id, live, policy)
+                    found = await self.room.positions(info.id, live, policy)
                 except Exception:
                     log.exception("position lookup for event %d failed", info.id)
                     continue
@@ -139,14 +138,11 @@ class QueueStream:
     async def run_stats(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            for info in self.booking.waiting_room_events():
+            for info in self.admissions.events():
                 route = queue_route(info.id)
                 if not self.broker.subscriber_count(route):
                     continue
-                stats = await self.booking.waiting_room.stats(info.id)
-                body = json.dumps(
-                    {"serving": stats.serving, "waiting": stats.waiting,
-                     "admitted_per_min": stats.admitted_per_min},
-                    separators=(",", ":"),
-                ).encode()  # fmt: skip
-                self.broker.deliver(Message(route, self.broker.next_id(), JSON, body))
+                stats = await self.room.stats(info.id)
+                body = dumps({"serving": stats.serving, "waiting": stats.waiting,
+                              "admitted_per_min": stats.admitted_per_min})  # fmt: skip
+                self.broker.fan_out(Message(route, self.broker.next_id(), JSON, body))

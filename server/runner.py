@@ -1,8 +1,9 @@
-"""Running one node: listeners, signals, and the graceful stop of SPEC §1.
+"""Running one node: its listeners, its signals, and the graceful stop of SPEC §1.
 
-On SIGTERM (or SIGINT) the node stops accepting on both listeners, sends every session ERROR
-``server shutting down`` (WebSocket: then close 1001), gives them a moment to flush, and tears the
-app down (in-flight requests finish under aiohttp's shutdown timeout), well within 10 s.
+The HTTP listener and the STOMP/TCP listener are two sites of one aiohttp runner. On SIGTERM (or
+SIGINT) the runner's cleanup is the whole stop: both sites stop accepting at once, every STOMP
+session is told (:meth:`~server.session.StompService.drain`), in-flight requests finish under the
+runner's shutdown timeout, and the app's resources are released, well within 10 s.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import signal
 from aiohttp import web
 
 from server.app import create_app
+from server.keys import STOMP
 from server.settings import Settings
-from server.tcp import start_tcp_listener
-from server.websocket import STOMP_SERVICE
+from server.tcp import StompTcpSite
 
 log = logging.getLogger(__name__)
 
 #: File descriptors a node needs beside its client connections (listeners, database, logs...).
 FD_HEADROOM = 64
-#: How long sessions get to flush their ERROR frames after a stop signal.
-DRAIN_S = 2.0
 
 
 def raise_open_files_limit(max_connections: int) -> int:
@@ -52,35 +51,25 @@ async def serve(settings: Settings, secret: str) -> None:
     app = create_app(settings, secret)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
     await runner.setup()
-    service = app[STOMP_SERVICE]
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=4096, reuse_address=True)
-    await site.start()
-    tcp = None
-    if settings.stomp_port:
-        tcp = await start_tcp_listener(service, settings.host, settings.stomp_port)
-    log.info(
-        "serving http://%s:%d (WebSocket /ws)%s; %s engine; database %s",
-        settings.host, settings.port,
-        f", STOMP tcp://{settings.host}:{settings.stomp_port}" if tcp else "",
-        "redis" if settings.redis_url else "in-process",
-        settings.database_url.split("@")[-1],
-    )  # fmt: skip
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-    log.info("stopping: %d sessions to close", len(service.sessions))
-    service.accepting = False
-    if tcp is not None:
-        tcp.close()
-    service.shutdown()
     try:
-        async with asyncio.timeout(DRAIN_S):
-            await service.wait_empty()
-    except TimeoutError:
-        log.warning("%d sessions did not close in time", len(service.sessions))
-    await runner.cleanup()
+        await web.TCPSite(
+            runner, settings.host, settings.port, backlog=4096, reuse_address=True
+        ).start()
+        if settings.stomp_port:
+            await StompTcpSite(runner, app[STOMP], settings.host, settings.stomp_port).start()
+        log.info(
+            "serving http://%s:%d (WebSocket /ws)%s; %s backplane; database %s",
+            settings.host, settings.port,
+            f", STOMP tcp://{settings.host}:{settings.stomp_port}" if settings.stomp_port else "",
+            "redis" if settings.redis_url else "in-process",
+            settings.database_url.split("@")[-1],
+        )  # fmt: skip
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping: %d sessions to close", len(app[STOMP].sessions))
+    finally:
+        await runner.cleanup()
     log.info("stopped")

@@ -1,41 +1,54 @@
-"""Live seat maps over STOMP (SPEC §6, §8): a snapshot on SUBSCRIBE, then conflated deltas.
+"""Live seat maps (SPEC §6, §8): the one path of a seat change, from commit to socket.
 
-Every ``--seat-tick-ms`` each loaded event's :class:`~server.seat_sequencer.SeatSequencer` is
-asked for a delta; whatever it produces is sent once through the engine on an internal route, so
-in a cluster every node receives the same delta with the same ``seq`` (produced by one node) and
-delivers it to its own subscribers, encoded once.
+::
 
-A SUBSCRIBE is answered with a snapshot for that subscription alone, without a database query:
-the sequencer serves it from memory (single node) or from the shared map in Redis (cluster),
+    booking commit ─► SeatChange ─► SeatStream.record ─► sequencer (in process | Redis)
+    every tick: sequencer.tick ─► SeatDelta ─► encode once ─► broker.publish (seq header)
+                      ─► every node: SeatStream._on_delta ─► replay ring, seat map ─► fan-out
+
+This module owns the stream: the hand-off of committed changes to the sequencer, the tick that
+turns them into conflated deltas (at most one per event per ``--seat-tick-ms``), the encoding of
+snapshots and deltas (one function each, once per value), the hand-over to new subscribers and a
+short replay ring of recent deltas per event. The sequencer (from the backplane) owns ``seq``.
+
+A delta goes through the broker once: published on the event's seats topic, it reaches every node
+(through Redis in a cluster), where this stream, registered as the route's handler, keeps it in the
+ring, teaches the node's seat map the cluster's statuses (other nodes' changes among them), and
+fans it out. A node decodes only deltas another node encoded; its own it still has as values.
+
+A SUBSCRIBE is answered with a snapshot for that subscription alone, without a database query,
 encoded once per ``seq``. The hand-over is gap-free: the subscription is held back from the route
 while the snapshot is fetched; then, in one step with no await between, the snapshot is sent, any
-delta that arrived meanwhile with a higher ``seq`` is replayed from a short ring, and the
-subscription joins the route for every later delta. A client that sees a gap in ``seq`` anyway
-(after a Redis outage, say) resubscribes and gets a fresh snapshot.
+delta that arrived meanwhile with a higher ``seq`` is replayed from the ring, and the subscription
+joins the route. A client that sees a gap in ``seq`` anyway (after a Redis outage, say)
+resubscribes and gets a fresh snapshot. Every seat-map MESSAGE carries its ``seq`` in a header.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections import deque
-from datetime import datetime
 
-from booking.errors import NotFound
-from booking.service import BookingService
+from booking.clock import utcnow
+from booking.errors import BookingError
+from booking.inventory import Inventory
+from booking.seatmap import SeatChange
 from protocol.errors import ProtocolError
 from protocol.events import Subscription
 from server.broker import Broker
 from server.destinations import classify
 from server.engine import Message
-from server.seat_sequencer import SeatSequencer
+from server.errors import UnknownEvent, stomp_error
+from server.seat_sequencer import SeatDelta, SeatSequencer, SeatSnapshot
 from server.session import StompSession
 
 log = logging.getLogger(__name__)
 
-JSON = (("content-type", "application/json"),)
-#: Deltas kept per event for subscribers whose snapshot was in flight.
+CONTENT_TYPE = ("content-type", "application/json")
+#: Deltas kept per event, for subscribers whose snapshot was in flight (and resumes).
 RING = 64
 
 
@@ -43,29 +56,102 @@ def seats_route(event_id: int) -> str:
     return f"/topic/events/{event_id}/seats"
 
 
-class UnknownEvent(ProtocolError):
-    reason = "unknown_event"
+def encode_snapshot(snapshot: SeatSnapshot) -> bytes:
+    return json.dumps(
+        {"type": "snapshot", "event_id": snapshot.event_id, "seq": snapshot.seq,
+         "seats": snapshot.seats},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+
+
+def encode_delta(delta: SeatDelta) -> bytes:
+    return json.dumps(
+        {"type": "delta", "event_id": delta.event_id, "seq": delta.seq, "changes": delta.seats},
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_delta(body: bytes) -> SeatDelta:
+    """A delta another node encoded (:func:`encode_delta`'s inverse)."""
+    data = json.loads(body)
+    seats = tuple((str(seat), str(status)) for seat, status in data["changes"])
+    return SeatDelta(int(data["event_id"]), int(data["seq"]), seats)
+
+
+def headers_for(seq: int) -> tuple[tuple[str, str], ...]:
+    return (CONTENT_TYPE, ("seq", str(seq)))
 
 
 class SeatStream:
-    DELTAS = "/_internal/seat-deltas"
-
     def __init__(
-        self,
-        booking: BookingService,
-        broker: Broker,
-        sequencer: SeatSequencer,
-        tick_ms: int,
+        self, inventory: Inventory, broker: Broker, sequencer: SeatSequencer, tick_ms: int
     ) -> None:
-        self.booking = booking
+        self.inventory = inventory
         self.broker = broker
         self.sequencer = sequencer
         self.tick_s = tick_ms / 1000
+        #: Recent deltas per followed event: (seq, encoded body).
         self._recent: dict[int, deque[tuple[int, bytes]]] = {}
+        #: Deltas this node published and has not yet received back, as values.
+        self._published: dict[tuple[int, int], SeatDelta] = {}
+        #: The latest snapshot value per event, encoded.
+        self._encoded: dict[int, tuple[SeatSnapshot, bytes]] = {}
         self._pending: set[asyncio.Task[None]] = set()
-        broker.listen(self.DELTAS, self._on_delta)
+        inventory.listen(self.record)
 
-    # -- subscribers -------------------------------------------------------------------------
+    # -- changes in, deltas out --------------------------------------------------------------
+
+    def record(self, change: SeatChange) -> None:
+        """The booking core's listener: a change this node committed."""
+        self.sequencer.record(change)
+
+    async def run(self) -> None:
+        """Every tick, ask each loaded event for its delta; publish what comes, once."""
+        while True:
+            await asyncio.sleep(self.tick_s)
+            for info in self.inventory.loaded():
+                self._follow(info.id)
+                try:
+                    delta = await self.sequencer.tick(info.id)
+                except Exception:
+                    log.exception("seat tick of event %d failed", info.id)
+                    continue
+                if delta is not None:
+                    self._publish(delta)
+
+    def _follow(self, event_id: int) -> None:
+        """Receive this event's deltas on this node, subscribers or not (the seat map and the
+        ring need them)."""
+        if event_id not in self._recent:
+            self._recent[event_id] = deque(maxlen=RING)
+            self.broker.listen(seats_route(event_id), functools.partial(self._on_delta, event_id))
+
+    def _publish(self, delta: SeatDelta) -> None:
+        if len(self._published) > RING:  # deltas lost on the way (Redis outage) never return
+            self._published.clear()
+        self._published[(delta.event_id, delta.seq)] = delta
+        self.broker.publish(
+            seats_route(delta.event_id), headers_for(delta.seq), encode_delta(delta)
+        )
+
+    def _on_delta(self, event_id: int, message: Message) -> None:
+        seq = int(dict(message.headers)["seq"])
+        delta = self._published.pop((event_id, seq), None) or decode_delta(message.body)
+        self.inventory.learn(event_id, delta.seats, utcnow())
+        self._recent[event_id].append((seq, message.body))
+        self.broker.fan_out(message)
+
+    # -- snapshots and subscribers -----------------------------------------------------------
+
+    async def snapshot(self, event_id: int) -> tuple[int, bytes]:
+        """``(seq, encoded snapshot)``, encoded once per snapshot value however many ask."""
+        snapshot = await self.sequencer.snapshot(event_id)
+        cached = self._encoded.get(event_id)
+        if cached is not None and cached[0] is snapshot:
+            return snapshot.seq, cached[1]
+        encoded = encode_snapshot(snapshot)
+        self._encoded[event_id] = (snapshot, encoded)
+        return snapshot.seq, encoded
 
     def on_subscribe(self, session: StompSession, subscription: Subscription, route: str) -> None:
         dest = classify(subscription.destination)
@@ -83,9 +169,10 @@ class SeatStream:
         self, session: StompSession, subscription: Subscription, event_id: int, route: str
     ) -> None:
         try:
-            seq, snapshot = await self.sequencer.snapshot(event_id)
-        except NotFound:
-            session.fail(UnknownEvent("unknown event", f"no event {event_id}"))
+            await self.inventory.load(event_id)
+            seq, snapshot = await self.snapshot(event_id)
+        except BookingError as error:
+            session.fail(stomp_error(error))
             return
         except Exception:
             log.exception("snapshot of event %d failed", event_id)
@@ -93,71 +180,9 @@ class SeatStream:
             return
         if session.closed or session.conn.subscriptions.get(subscription.id) is not subscription:
             return  # gone or unsubscribed meanwhile
-        self.broker.send_to(session, subscription, JSON, snapshot)
-        for delta_seq, delta in self._recent.get(event_id, ()):
+        self._follow(event_id)
+        self.broker.send_to(session, subscription, headers_for(seq), snapshot)
+        for delta_seq, delta in self._recent[event_id]:
             if delta_seq > seq:
-                self.broker.send_to(session, subscription, JSON, delta)
+                self.broker.send_to(session, subscription, headers_for(delta_seq), delta)
         self.broker.subscribe(session, subscription, route)
-
-    # -- deltas ------------------------------------------------------------------------------
-
-    def _on_delta(self, message: Message) -> None:
-        event_id, seq = (int(v) for v in message.headers[0][1].split(":"))
-        ring = self._recent.get(event_id)
-        if ring is None:
-            ring = self._recent[event_id] = deque(maxlen=RING)
-        ring.append((seq, message.body))
-        route = seats_route(event_id)
-        self.broker.deliver(Message(route, message.message_id, JSON, message.body))
-
-    async def run(self) -> None:
-        """Ask every loaded event for its delta each tick; send what comes, once, to all."""
-        while True:
-            await asyncio.sleep(self.tick_s)
-            for seatmap in self.booking.loaded_maps():
-                try:
-                    delta = await self.sequencer.tick(seatmap.event_id)
-                except Exception:
-                    log.exception("seat tick of event %d failed", seatmap.event_id)
-                    continue
-                if delta is not None:
-                    seq = json.loads(delta)["seq"]
-                    tag = (("x-seat-delta", f"{seatmap.event_id}:{seq}"),)
-                    self.broker.publish(self.DELTAS, tag, delta)
-
-
-class SeatSync:
-    """Shares the seat changes this node commits: with every node's in-memory map (so holds on
-    seats known taken are refused from memory anywhere) and with the sequencer."""
-
-    ROUTE = "/_internal/seat-changes"
-
-    def __init__(
-        self, booking: BookingService, broker: Broker, sequencer: SeatSequencer, node_id: str
-    ) -> None:
-        self.booking = booking
-        self.broker = broker
-        self.sequencer = sequencer
-        self.node_id = node_id
-        self._pending: set[asyncio.Task[None]] = set()
-        booking.on_changes = self._share
-        broker.listen(self.ROUTE, self._receive)
-
-    def _share(
-        self, event_id: int, changes: list[tuple[str, str]], expires_at: datetime | None
-    ) -> None:
-        body = json.dumps(
-            [self.node_id, event_id, changes, expires_at.isoformat() if expires_at else None],
-            separators=(",", ":"),
-        ).encode()
-        self.broker.publish(self.ROUTE, (), body)
-        task = asyncio.ensure_future(self.sequencer.record(event_id, changes))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    def _receive(self, message: Message) -> None:
-        node, event_id, changes, expires = json.loads(message.body)
-        if node == self.node_id:
-            return  # applied when committed
-        until = datetime.fromisoformat(expires) if expires else None
-        self.booking.apply_remote(int(event_id), [(s, st) for s, st in changes], until)

@@ -15,6 +15,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from protocol.connection import ConnectionState, ServerConnection
 from protocol.errors import LimitExceeded, ProtocolError
@@ -38,6 +39,13 @@ from server.destinations import (
     classify,
     subscription_route,
 )
+from server.errors import (
+    AuthenticationRefused,
+    ForbiddenDestination,
+    ServerShutdown,
+    SlowConsumer,
+    Timeout,
+)
 from server.framing import Framing
 from server.metrics import BrokerMetrics
 from server.settings import Settings
@@ -48,28 +56,12 @@ SERVER_NAME = "concert-hub/0.1.0"
 
 #: How long a closing session may take to flush its last frames before it is cut.
 CLOSE_GRACE_S = 5.0
+#: How long sessions get to flush their ERROR frames when the node stops.
+DRAIN_S = 2.0
+
+T = TypeVar("T")
 
 SubscribeListener = Callable[["StompSession", Subscription, str], None]
-
-
-class AuthenticationRefused(ProtocolError):
-    reason = "auth"
-
-
-class ForbiddenDestination(ProtocolError):
-    reason = "forbidden"
-
-
-class SlowConsumer(ProtocolError):
-    reason = "slow_consumer"
-
-
-class Timeout(ProtocolError):
-    reason = "timeout"
-
-
-class ServerShutdown(ProtocolError):
-    reason = "shutdown"
 
 
 @dataclass
@@ -114,17 +106,21 @@ class StompService:
         if not self.sessions:
             self._empty.set()
 
-    async def wait_empty(self) -> None:
-        await self._empty.wait()
-
     def has_room(self) -> bool:
         return self.accepting and len(self.sessions) < self.settings.max_connections
 
-    def shutdown(self) -> None:
-        """Tell every session the server is going away (SPEC §1 SIGTERM)."""
+    async def drain(self) -> None:
+        """Refuse new sessions, tell every session the server is going away (SPEC §1 SIGTERM:
+        ERROR ``server shutting down``, WebSocket close 1001) and give them ``DRAIN_S`` to
+        flush it."""
         self.accepting = False
         for session in tuple(self.sessions):
             session.fail(ServerShutdown("server shutting down"))
+        try:
+            async with asyncio.timeout(DRAIN_S):
+                await self._empty.wait()
+        except TimeoutError:
+            log.warning("%d sessions did not close in time", len(self.sessions))
 
 
 class StompSession(ABC):
@@ -284,12 +280,7 @@ class StompSession(ABC):
             self._every(self.conn.heartbeat_in_ms / 1000, self._check_in)
 
     def _on_send(self, event: Send) -> None:
-        try:
-            destination = check_send(self.principal, event.destination)
-        except Forbidden:
-            raise ForbiddenDestination(
-                "forbidden destination", f"you may not send to {event.destination!r}"
-            ) from None
+        destination = self._allowed(check_send, event.destination, "send to")
         if destination.kind is Kind.APP:
             resolved = self.service.app_commands.resolve(destination.name)
             if resolved is None:
@@ -303,17 +294,21 @@ class StompSession(ABC):
 
     def _on_subscribe(self, event: Subscribe) -> None:
         subscription = event.subscription
-        try:
-            route = subscription_route(self.principal, subscription.destination)
-        except Forbidden:
-            raise ForbiddenDestination(
-                "forbidden destination", f"you may not subscribe to {subscription.destination!r}"
-            ) from None
+        route = self._allowed(subscription_route, subscription.destination, "subscribe to")
         self.service.broker.subscribe(self, subscription, route)
         classified = classify(subscription.destination)
         listener = self.service.subscribe_listeners.get(classified.kind) if classified else None
         if listener is not None:
             listener(self, subscription, route)
+
+    def _allowed(self, rule: Callable[[Principal, str], T], destination: str, verb: str) -> T:
+        """What ``rule`` makes of this principal using ``destination``, or the ERROR."""
+        try:
+            return rule(self.principal, destination)
+        except Forbidden:
+            raise ForbiddenDestination(
+                "forbidden destination", f"you may not {verb} {destination!r}"
+            ) from None
 
     # -- output ------------------------------------------------------------------------------
 

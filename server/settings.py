@@ -34,6 +34,14 @@ class Settings(BaseModel):
         50, ge=1, le=1000, description="database connections per node (MariaDB/MySQL)"
     )
     redis_url: str = Field("", description="empty: in-process engine; redis://…: cluster mode")
+    redis_pool_size: int = Field(
+        64, ge=2, le=10000, description="Redis connections per node (cluster mode)"
+    )
+    redis_key_prefix: str = Field(
+        "chub:",
+        max_length=64,
+        description="prefix of every Redis key and channel (several deployments may share one)",
+    )
     secret: str = Field(
         "",
         description="key for tokens and ticket signatures; generated and kept beside the "
@@ -65,6 +73,12 @@ class Settings(BaseModel):
     hold_ttl_s: int = Field(300, ge=10, le=3600, description="default seat hold lifetime")
     max_seats_per_user: int = Field(4, ge=1, le=100, description="default seats per user")
     seat_tick_ms: int = Field(100, ge=10, le=10000, description="seat-map delta interval")
+    seat_lease_ms: int = Field(
+        1000,
+        ge=100,
+        le=60000,
+        description="cluster: how long one node produces an event's deltas unless it renews",
+    )
     position_interval_s: float = Field(
         2, gt=0, le=60, description="waiting-room position push interval"
     )

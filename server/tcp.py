@@ -1,8 +1,14 @@
-"""STOMP over raw TCP (SPEC §2): an asyncio Protocol feeding a :class:`StompSession`."""
+"""STOMP over raw TCP (SPEC §2): an asyncio Protocol feeding a :class:`StompSession`.
+
+The listener is an aiohttp site beside the HTTP one, so the runner starts and stops both the same
+way: on SIGTERM both stop accepting at once, before the sessions are drained.
+"""
 
 from __future__ import annotations
 
 import asyncio
+
+from aiohttp import web
 
 from server import framing
 from server.session import CLOSE_GRACE_S, StompService, StompSession
@@ -58,8 +64,28 @@ class StompTcpProtocol(asyncio.Protocol):
             self.session = None
 
 
-async def start_tcp_listener(service: StompService, host: str, port: int) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: StompTcpProtocol(service), host, port, reuse_address=True, backlog=4096
-    )
+class StompTcpSite(web.BaseSite):
+    """The STOMP/TCP listener (``--stomp-port``) as a site of the node's runner."""
+
+    __slots__ = ("_host", "_port", "_service")
+
+    def __init__(self, runner: web.BaseRunner, service: StompService, host: str, port: int) -> None:
+        super().__init__(runner, backlog=4096)
+        self._service = service
+        self._host = host
+        self._port = port
+
+    @property
+    def name(self) -> str:
+        return f"tcp://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: StompTcpProtocol(self._service),
+            self._host,
+            self._port,
+            reuse_address=True,
+            backlog=self._backlog,
+        )

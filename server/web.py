@@ -27,8 +27,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server.keys import WEB_DIST
+
 DIST_ENV = "CONCERT_HUB_WEB_DIST"
-WEB_DIST = web.AppKey("web_dist", Path)
 
 ASSET_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"

@@ -17,14 +17,14 @@ from collections import deque
 from aiohttp import WSMsgType, web
 
 from server import framing
-from server.session import SlowConsumer, StompService, StompSession
+from server.errors import SlowConsumer
+from server.keys import STOMP
+from server.session import StompService, StompSession
 
 log = logging.getLogger(__name__)
 
 #: STOMP subprotocols, best first (SPEC §2: the server picks the highest offered).
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
-
-STOMP_SERVICE = web.AppKey("stomp_service", StompService)
 
 
 def choose_subprotocol(offered: str | None) -> str | None:
@@ -144,7 +144,7 @@ class CompressedWebSocketSession(WebSocketSession):
 
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
-    service = request.app[STOMP_SERVICE]
+    service = request.app[STOMP]
     settings = service.settings
     protocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
     ws = web.WebSocketResponse(

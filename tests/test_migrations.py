@@ -6,11 +6,19 @@ production.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import column, create_engine, insert, select, table
 
+from booking.checkout import Outcome
+from booking.migrate import alembic_config
 from booking.schema import metadata
+from server.bodies import order_out
+from server.errors import Problem
 from tests.conftest import migrate
 
 
@@ -22,5 +30,58 @@ def test_migrations_match_the_declared_schema(database_url: str) -> None:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+OLD_PAID = {
+    "ok": True,
+    "body": {
+        "order_id": "ord_1", "status": "paid", "event_id": 7, "amount_cents": 5000,
+        "currency": "EUR", "created_at": "2026-11-30T20:00:00.123456Z",
+        "tickets": [{"code": "c1.m1", "seat_id": "A-A-1", "status": "valid"}],
+    },
+}  # fmt: skip
+OLD_DECLINED = {"ok": False, "body": {"kind": "payment_declined", "detail": "declined"}}
+OLD_CONFLICT = {
+    "ok": False,
+    "body": {"kind": "conflict", "detail": "taken", "conflicts": ["A-A-2"]},
+}
+
+
+def test_stored_checkout_outcomes_are_converted_to_domain_data(database_url: str) -> None:
+    """Revision 0003 turns the REST bodies stored with idempotency keys into domain outcomes
+    that replay as they were, and turns them back on downgrade."""
+    sync_url = database_url.replace("+aiosqlite", "").replace("+aiomysql", "+pymysql")
+    engine = create_engine(sync_url)
+    keys = table(
+        "idempotency_keys", column("user_id"), column("key"), column("request_hash"),
+        column("status"), column("response_body"), column("created_at"),
+    )  # fmt: skip
+    stored = {"paid": OLD_PAID, "declined": OLD_DECLINED, "conflict": OLD_CONFLICT}
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0002")
+            for key, outcome in stored.items():
+                conn.execute(insert(keys).values(
+                    user_id="alice", key=key, request_hash="h", status="done",
+                    response_body=json.dumps(outcome), created_at=datetime(2026, 11, 30),
+                ))  # fmt: skip
+            command.upgrade(alembic_config(conn), "head")
+            rows = dict(conn.execute(select(keys.c.key, keys.c.response_body)).all())
+        replayed = {key: Outcome.restore(text) for key, text in rows.items()}
+        paid = replayed["paid"].order
+        assert paid is not None and replayed["paid"].replayed
+        assert order_out(paid).model_dump(mode="json") == OLD_PAID["body"]
+        for key in ("declined", "conflict"):
+            error = replayed[key].error
+            assert error is not None and replayed[key].order is None
+            body = stored[key]["body"]
+            assert Problem.from_booking(error).body() | body == Problem.from_booking(error).body()
+            assert (error.kind, error.detail) == (body["kind"], body["detail"])
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002")
+            back = dict(conn.execute(select(keys.c.key, keys.c.response_body)).all())
+        assert {key: json.loads(text) for key, text in back.items()} == stored
     finally:
         engine.dispose()

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections import Counter
-from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy import func, select
 
 from booking.clock import iso, utcnow
-from booking.schema import holds, orders
-from booking.seatmap import STATUSES
-from server.api import models, state
+from booking.stats import sale_stats
+from server.api import models
 from server.api.auth import Access
 from server.api.events import detail_response
 from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
+from server.bodies import dumps
+from server.keys import BOOKING, METRICS, SETTINGS, STOMP
 
 ANNOUNCEMENTS = "/topic/announcements"
 JSON_HEADERS = (("content-type", "application/json"),)
@@ -30,13 +27,13 @@ def event_announcements(event: int) -> str:
 
 async def create_event(request: web.Request, _: Principal) -> web.Response:
     spec = await read_model(request, models.EventCreate)
-    info = await state.booking(request).create_event(spec)
+    info = await request.app[BOOKING].inventory.create_event(spec)
     return detail_response(request, info, 201)
 
 
 async def update_event(request: web.Request, _: Principal) -> web.Response:
     patch = await read_model(request, models.EventUpdate)
-    info = await state.booking(request).update_event(event_id(request), patch)
+    info = await request.app[BOOKING].inventory.update_event(event_id(request), patch)
     return detail_response(request, info)
 
 
@@ -45,7 +42,7 @@ async def broadcast(request: web.Request, _: Principal) -> web.Response:
     if wanted.event_id is None:
         route = ANNOUNCEMENTS
     else:
-        await state.booking(request).event(wanted.event_id)  # 404 for an unknown event
+        await request.app[BOOKING].inventory.event(wanted.event_id)  # 404: an unknown event
         route = event_announcements(wanted.event_id)
     announcement = {
         "id": f"ann_{secrets.token_hex(8)}",
@@ -53,8 +50,7 @@ async def broadcast(request: web.Request, _: Principal) -> web.Response:
         "text": wanted.text,
         "sent_at": iso(utcnow()),
     }
-    body = json.dumps(announcement, separators=(",", ":")).encode()
-    state.stomp(request).broker.publish(route, JSON_HEADERS, body)
+    request.app[STOMP].broker.publish(route, JSON_HEADERS, dumps(announcement))
     sent = models.Announcement(
         id=announcement["id"],
         level=wanted.level,
@@ -66,58 +62,39 @@ async def broadcast(request: web.Request, _: Principal) -> web.Response:
 
 
 async def stats(request: web.Request, _: Principal) -> web.Response:
-    booking = state.booking(request)
-    stomp = state.stomp(request)
-    now = utcnow()
-    async with state.database(request).connect() as conn:
-        active = await conn.execute(
-            select(holds.c.event_id, func.count())
-            .where(holds.c.status == "active", holds.c.expires_at > now)
-            .group_by(holds.c.event_id)
+    figures = await sale_stats(request.app[BOOKING], utcnow())
+    events = [
+        models.EventStats(
+            event_id=e.event.id,
+            name=e.event.name,
+            status=e.event.status,  # type: ignore[arg-type]
+            waiting_room=e.event.waiting_room,
+            seats=e.seats,  # type: ignore[arg-type]
+            holds_active=e.holds_active,
+            queue=None if e.queue is None else models.QueueStats(
+                waiting=e.queue.waiting,
+                serving=e.queue.serving,
+                active=e.queue.active,
+                admitted_per_min=e.queue.admitted_per_min,
+            ),
         )
-        holds_by_event: dict[int, int] = {row[0]: int(row[1]) for row in active}
-        sales = await conn.scalar(
-            select(func.count())
-            .select_from(orders)
-            .where(orders.c.created_at > now - timedelta(minutes=1))
-        )
-    events = []
-    for info in await booking.events():
-        seatmap = await booking.seat_map(info.id)
-        counts = Counter(seatmap.status(seat, now) for seat in seatmap.statuses)
-        queue = None
-        if info.waiting_room:
-            room = await booking.waiting_room.stats(info.id)
-            queue = models.QueueStats(
-                waiting=room.waiting,
-                serving=room.serving,
-                active=room.active,
-                admitted_per_min=room.admitted_per_min,
-            )
-        events.append(
-            models.EventStats(
-                event_id=info.id,
-                name=info.name,
-                status=info.status,  # type: ignore[arg-type]
-                waiting_room=info.waiting_room,
-                seats={s: counts.get(s, 0) for s in STATUSES},  # type: ignore[misc]
-                holds_active=holds_by_event.get(info.id, 0),
-                queue=queue,
-            )
-        )
-    connections = len(stomp.sessions)
-    subscriptions = int(state.metrics(request).registry.get_sample_value(
+        for e in figures.events
+    ]  # fmt: skip
+    connections = len(request.app[STOMP].sessions)
+    subscriptions = int(request.app[METRICS].registry.get_sample_value(
         "concert_hub_subscriptions") or 0)  # fmt: skip
     node = models.NodeStats(
-        node_id=stomp.settings.node_id, connections=connections, subscriptions=subscriptions
+        node_id=request.app[SETTINGS].node_id,
+        connections=connections,
+        subscriptions=subscriptions,
     )
     return json_response(
         models.Stats(
             nodes=[node],
             connections=connections,
             subscriptions=subscriptions,
-            holds_active=sum(holds_by_event.values()),
-            sales_per_min=int(sales or 0),
+            holds_active=figures.holds_active,
+            sales_per_min=figures.sales_per_min,
             events=events,
         )
     )

@@ -12,9 +12,9 @@ from enum import Enum
 
 from aiohttp import web
 
-from server.api import state
-from server.api.problems import Problem
 from server.auth import ANONYMOUS, AuthenticationFailed, Principal, Role
+from server.errors import Problem
+from server.keys import TOKENS
 
 
 class Access(Enum):
@@ -42,7 +42,7 @@ def authenticate(request: web.Request, access: Access) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Authorization must be 'Bearer <token>'", "invalid_request")
     try:
-        principal = state.tokens(request).verify(token.strip())
+        principal = request.app[TOKENS].verify(token.strip())
     except AuthenticationFailed as exc:
         raise _unauthorized(f"the token is not valid: {exc}", "invalid_token") from None
     if access is Access.ADMIN and principal.role is not Role.ADMIN:

@@ -9,10 +9,11 @@ from aiohttp import web
 
 from booking.catalog import EventInfo
 from booking.clock import iso, utcnow
-from server.api import models, state
+from server.api import models
 from server.api.operations import Operation, event_id
 from server.api.payloads import json_response
 from server.auth import Principal
+from server.keys import BOOKING, LAYOUTS, SEATS
 
 
 def summary(info: EventInfo, now: datetime) -> models.EventSummary:
@@ -60,48 +61,38 @@ def layout(info: EventInfo) -> models.LayoutOut:
     )
 
 
-class LayoutCache:
-    """Encoded layouts by event id: a layout never changes, and may hold 100,000 seats."""
-
-    def __init__(self) -> None:
-        self._encoded: dict[int, bytes] = {}
-
-    def encoded(self, info: EventInfo) -> bytes:
-        found = self._encoded.get(info.id)
-        if found is None:
-            found = self._encoded[info.id] = layout(info).model_dump_json().encode()
-        return found
-
-
-LAYOUTS = web.AppKey("api_layouts", LayoutCache)
-
-
 def detail_response(request: web.Request, info: EventInfo, status: int = 200) -> web.Response:
     """:class:`~server.api.models.EventDetail` of ``info``, with the layout encoded once."""
     head = summary(info, utcnow()).model_dump(mode="json")
     head["admission_rate"] = info.admission_rate
     head["max_active_shoppers"] = info.max_active_shoppers
     encoded = json.dumps(head, separators=(",", ":")).encode()
-    body = encoded[:-1] + b',"layout":' + request.app[LAYOUTS].encoded(info) + b"}"
+    layouts = request.app[LAYOUTS]
+    found = layouts.get(info.id)
+    if found is None:  # a layout never changes: encode it once
+        found = layouts[info.id] = layout(info).model_dump_json().encode()
+    body = encoded[:-1] + b',"layout":' + found + b"}"
     headers = {"Location": f"/api/events/{info.id}"} if status == 201 else None
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 async def list_events(request: web.Request, _: Principal) -> web.Response:
     now = utcnow()
-    events = await state.booking(request).events()
+    events = await request.app[BOOKING].inventory.events()
     return json_response([summary(info, now).model_dump(mode="json") for info in events])
 
 
 async def get_event(request: web.Request, _: Principal) -> web.Response:
-    info = await state.booking(request).event(event_id(request))
+    info = await request.app[BOOKING].inventory.event(event_id(request))
     return detail_response(request, info)
 
 
 async def get_seats(request: web.Request, _: Principal) -> web.Response:
     # The same snapshot, with the same seq, as a STOMP subscriber gets (cluster-wide in cluster
     # mode), so a client can follow the deltas from it.
-    _seq, snapshot = await state.seat_sequencer(request).snapshot(event_id(request))
+    wanted = event_id(request)
+    await request.app[BOOKING].inventory.event(wanted)  # 404 for an unknown event
+    _seq, snapshot = await request.app[SEATS].snapshot(wanted)
     return web.Response(
         body=snapshot,
         content_type="application/json",

@@ -2,65 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
-from booking.clock import iso, utcnow
-from booking.holds import Hold
-from server.api import models, state
+from booking.clock import utcnow
 from server.api.auth import Access, user_name
 from server.api.operations import Header, Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
+from server.bodies import HoldOut, HoldRequest, hold_out
+from server.keys import BOOKING
 
 ADMISSION_HEADER = "X-Admission-Token"
 
 
-def hold_view(hold: Hold, now: datetime) -> models.HoldOut:
-    status = hold.status
-    if status == "active" and hold.expires_at <= now:
-        status = "expired"  # lapsed; the reaper has not written it down yet
-    return models.HoldOut(
-        hold_id=hold.id,
-        event_id=hold.event_id,
-        seats=hold.seat_ids,
-        status=status,  # type: ignore[arg-type]  # the database holds HoldOut's values
-        created_at=iso(hold.created_at),
-        expires_at=iso(hold.expires_at),
-        amount_cents=hold.amount_cents,
-        currency=hold.currency,
-    )
-
-
 async def create_hold(request: web.Request, principal: Principal) -> web.Response:
-    wanted = await read_model(request, models.HoldRequest)
-    hold = await state.booking(request).hold(
+    wanted = await read_model(request, HoldRequest)
+    hold = await request.app[BOOKING].holds.hold(
         event_id(request),
         user_name(principal),
         wanted.seats,
         request.headers.get(ADMISSION_HEADER),
     )
     return json_response(
-        hold_view(hold, utcnow()), 201, headers={"Location": f"/api/holds/{hold.id}"}
+        hold_out(hold, utcnow()), 201, headers={"Location": f"/api/holds/{hold.id}"}
     )
 
 
 async def get_hold(request: web.Request, principal: Principal) -> web.Response:
-    hold = await state.booking(request).get_hold(
-        request.match_info["hold_id"], user_name(principal)
-    )
-    return json_response(hold_view(hold, utcnow()))
+    hold = await request.app[BOOKING].holds.get(request.match_info["hold_id"], user_name(principal))
+    return json_response(hold_out(hold, utcnow()))
 
 
 async def release_hold(request: web.Request, principal: Principal) -> web.Response:
-    await state.booking(request).release(request.match_info["hold_id"], user_name(principal))
+    await request.app[BOOKING].holds.release(request.match_info["hold_id"], user_name(principal))
     return web.Response(status=204)
 
 
 OPERATIONS: list[Operation] = [
     Operation("POST", "/api/events/{event_id}/holds", create_hold, "Hold seats", "holds",
-              access=Access.USER, body=models.HoldRequest, status=201, response=models.HoldOut,
+              access=Access.USER, body=HoldRequest, status=201, response=HoldOut,
               errors=(403, 404, 409, 422),
               headers=(Header(ADMISSION_HEADER, "the admission token from the waiting room; "
                               "required when the event's waiting room is on"),),
@@ -69,7 +49,7 @@ OPERATIONS: list[Operation] = [
               "without a valid admission token when the waiting room is on; 409 `sale_closed` "
               "outside the sale."),
     Operation("GET", "/api/holds/{hold_id}", get_hold, "One of your holds", "holds",
-              access=Access.USER, response=models.HoldOut, errors=(404,)),
+              access=Access.USER, response=HoldOut, errors=(404,)),
     Operation("DELETE", "/api/holds/{hold_id}", release_hold, "Release your hold", "holds",
               access=Access.USER, status=204, errors=(404, 409),
               description="The seats are available again at once; 409 if the hold is no "

@@ -1,34 +1,24 @@
-"""The REST API's request and response bodies (pydantic), and so its OpenAPI schemas.
+"""The REST API's own request and response bodies (pydantic), and so its OpenAPI schemas.
 
-Request models forbid unknown members, so a misspelt field is a 422 naming it rather than a
-silently ignored wish. Instants are RFC 3339 strings in UTC with ``Z`` (:func:`booking.clock.iso`).
+The bodies it shares with the STOMP edge (holds, orders, queue positions) are in
+:mod:`server.bodies`. Request models forbid unknown members, so a misspelt field is a 422 naming
+it rather than a silently ignored wish. Instants are RFC 3339 strings in UTC with ``Z``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from booking.catalog import EventPatch, EventSpec, EventStatus
+from server.bodies import Request, Timestamp
 
-Timestamp = Annotated[
-    str, Field(json_schema_extra={"format": "date-time"}, examples=["2030-05-01T19:30:00Z"])
-]
-SeatId = Annotated[str, Field(min_length=1, max_length=32, examples=["A-C-12"])]
 SeatStatus = Literal["available", "held", "sold", "blocked"]
 Level = Literal["info", "warning", "critical"]
 
 
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # -- requests ---------------------------------------------------------------------------------
-
-
-class HoldRequest(Request):
-    seats: list[SeatId] = Field(min_length=1, max_length=100, description="all or nothing")
 
 
 class Payment(Request):
@@ -130,42 +120,6 @@ class SeatSnapshot(BaseModel):
     seats: list[tuple[str, SeatStatus]]
 
 
-class HoldOut(BaseModel):
-    hold_id: str
-    event_id: int
-    seats: list[str]
-    status: Literal["active", "released", "expired", "purchased"]
-    created_at: Timestamp
-    expires_at: Timestamp
-    amount_cents: int
-    currency: str
-
-
-class TicketOut(BaseModel):
-    code: str
-    seat_id: str
-    status: Literal["valid", "void"]
-
-
-class OrderOut(BaseModel):
-    order_id: str
-    status: Literal["paid", "cancelled"]
-    event_id: int
-    amount_cents: int
-    currency: str
-    created_at: Timestamp
-    tickets: list[TicketOut]
-
-
-class TicketCheck(BaseModel):
-    code: str
-    valid: bool
-    status: Literal["valid", "void"]
-    event_id: int
-    seat_id: str
-    order_id: str
-
-
 class Announcement(BaseModel):
     id: str
     level: Level
@@ -228,18 +182,3 @@ class ProblemOut(BaseModel):
 
 def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
-
-
-class QueuePositionOut(BaseModel):
-    """Where a user stands in an event's waiting room (SPEC §6)."""
-
-    event_id: int
-    state: Literal["waiting", "admitted", "expired", "closed"]
-    position: int | None = Field(description="1 = next to be admitted; null in the pre-queue")
-    ahead: int | None
-    waiting_total: int
-    eta_seconds: int | None
-    admission_token: str | None = Field(
-        default=None, description="when admitted: send it as X-Admission-Token to hold seats"
-    )
-    expires_at: str | None = Field(default=None, description="when admitted: until when")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -19,23 +18,15 @@ from pydantic.json_schema import models_json_schema
 from server.api import models
 from server.api.auth import Access
 from server.api.operations import PATH_PARAMS, Operation
-from server.api.problems import BOOKING_KINDS, HTTP_KINDS, PROBLEM_JSON, STATUS_BY_KIND
 from server.auth import Principal
+from server.errors import BOOKING_KINDS, HTTP_KINDS, PROBLEM_JSON, STATUS_BY_KIND
+from server.keys import API_DOCS_PAGE, OPENAPI_DOCUMENT
 
 TITLE = "Concert-Hub REST API"
 VERSION = "0.1.0"
 REF = "#/components/schemas/{model}"
 
 JsonSchemaMode = Literal["validation", "serialization"]
-
-
-@dataclass(frozen=True, slots=True)
-class Published:
-    document: bytes
-    page: bytes
-
-
-PUBLISHED = web.AppKey("api_published", Published)
 
 
 def _error_statuses(op: Operation) -> list[int]:
@@ -203,17 +194,16 @@ def build_page(operations: list[Operation], document: dict[str, Any]) -> str:
 
 def publish(app: web.Application, operations: list[Operation]) -> None:
     document = build_document(operations)
-    app[PUBLISHED] = Published(
-        json.dumps(document, indent=1).encode(), build_page(operations, document).encode()
-    )
+    app[OPENAPI_DOCUMENT] = json.dumps(document, indent=1).encode()
+    app[API_DOCS_PAGE] = build_page(operations, document).encode()
 
 
 async def openapi_document(request: web.Request, _: Principal) -> web.Response:
-    return web.Response(body=request.app[PUBLISHED].document, content_type="application/json")
+    return web.Response(body=request.app[OPENAPI_DOCUMENT], content_type="application/json")
 
 
 async def docs_page(request: web.Request, _: Principal) -> web.Response:
-    return web.Response(body=request.app[PUBLISHED].page, content_type="text/html",
+    return web.Response(body=request.app[API_DOCS_PAGE], content_type="text/html",
                         charset="utf-8")  # fmt: skip
 
 

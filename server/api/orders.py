@@ -12,12 +12,14 @@ import re
 
 from aiohttp import web
 
-from server.api import models, state
+from server.api import models
 from server.api.auth import Access, user_name
 from server.api.operations import Header, Operation
 from server.api.payloads import json_response, read_model
-from server.api.problems import Problem
 from server.auth import Principal, Role
+from server.bodies import OrderOut, order_out
+from server.errors import Problem
+from server.keys import BOOKING
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
@@ -37,44 +39,47 @@ async def checkout(request: web.Request, principal: Principal) -> web.Response:
             "bad_request", f"{IDEMPOTENCY_HEADER} must be 1-200 visible ASCII characters"
         )
     wanted = await read_model(request, models.CheckoutRequest)
-    outcome = await state.booking(request).checkout(
-        user_name(principal),
-        request.match_info["hold_id"],
-        key,
-        wanted.payment.model_dump(mode="json"),
+    outcome = await request.app[BOOKING].checkout.run(
+        user=user_name(principal),
+        hold_id=request.match_info["hold_id"],
+        key=key,
+        payment=wanted.payment.model_dump(mode="json"),
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-    if not outcome.ok:
-        problem = Problem.from_outcome(outcome.body)
+    if outcome.order is None:
+        assert outcome.error is not None
+        problem = Problem.from_booking(outcome.error)
         problem.headers.update(headers)
         raise problem
-    headers["Location"] = f"/api/orders/{outcome.body['order_id']}"
-    return json_response(outcome.body, 201, headers=headers)
+    headers["Location"] = f"/api/orders/{outcome.order.id}"
+    return json_response(order_out(outcome.order), 201, headers=headers)
 
 
 async def get_order(request: web.Request, principal: Principal) -> web.Response:
-    body = await state.booking(request).order(request.match_info["order_id"], _owner(principal))
-    return json_response(body)
+    order = await request.app[BOOKING].orders.get(request.match_info["order_id"], _owner(principal))
+    return json_response(order_out(order))
 
 
 async def cancel_order(request: web.Request, principal: Principal) -> web.Response:
-    body = await state.booking(request).cancel(request.match_info["order_id"], _owner(principal))
-    return json_response(body)
+    order = await request.app[BOOKING].orders.cancel(
+        request.match_info["order_id"], _owner(principal)
+    )
+    return json_response(order_out(order))
 
 
 OPERATIONS: list[Operation] = [
     Operation("POST", "/api/holds/{hold_id}/checkout", checkout, "Pay for a hold", "orders",
               access=Access.USER, body=models.CheckoutRequest, status=201,
-              response=models.OrderOut, errors=(402, 409, 422, 502),
+              response=OrderOut, errors=(402, 409, 422, 502),
               headers=(Header(IDEMPOTENCY_HEADER, "your unique key for this purchase; a retry "
                               "with the same key replays the first answer", required=True),),
               description="Reservation, payment and ticket issuance are atomic: 402 declined "
               "and 502 gateway failure leave no order and no charge; 409 if the hold expired or "
               "is not yours."),
     Operation("GET", "/api/orders/{order_id}", get_order, "One of your orders", "orders",
-              access=Access.USER, response=models.OrderOut, errors=(404,)),
+              access=Access.USER, response=OrderOut, errors=(404,)),
     Operation("POST", "/api/orders/{order_id}/cancel", cancel_order, "Cancel an order",
-              "orders", access=Access.USER, response=models.OrderOut, errors=(404, 409),
+              "orders", access=Access.USER, response=OrderOut, errors=(404, 409),
               description="Refunds the payment, voids the tickets and releases the seats; 409 "
               "if already cancelled."),
 ]  # fmt: skip

@@ -5,20 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from booking.tickets import qr_svg
-from server.api import models, state
 from server.api.operations import Operation
 from server.api.payloads import json_response
 from server.auth import Principal
+from server.bodies import TicketCheckOut, ticket_check_out
+from server.keys import BOOKING
 
 
 async def verify_ticket(request: web.Request, _: Principal) -> web.Response:
-    body = await state.booking(request).ticket(request.match_info["code"])
-    return json_response(body)
+    check = await request.app[BOOKING].orders.verify(request.match_info["code"])
+    return json_response(ticket_check_out(check))
 
 
 async def ticket_qr(request: web.Request, _: Principal) -> web.Response:
     code = request.match_info["code"]
-    await state.booking(request).ticket(code)  # a forged or unknown code is a 404
+    await request.app[BOOKING].orders.verify(code)  # a forged or unknown code is a 404
     return web.Response(
         text=qr_svg(code),
         content_type="image/svg+xml",
@@ -28,7 +29,7 @@ async def ticket_qr(request: web.Request, _: Principal) -> web.Response:
 
 OPERATIONS: list[Operation] = [
     Operation("GET", "/api/tickets/{code}", verify_ticket, "Verify a ticket", "tickets",
-              response=models.TicketCheck, errors=(404,),
+              response=TicketCheckOut, errors=(404,),
               description="`valid` is false once the order is cancelled; a forged code is a "
               "404."),
     Operation("GET", "/api/tickets/{code}/qr.svg", ticket_qr, "A ticket's QR code", "tickets",

@@ -1,7 +1,7 @@
 """Fixtures for the booking core, run in-process against a real database on both backends,
 and helpers for tests that drive a real server through the REST API.
 
-``service`` is a :class:`BookingService` built the way ``server/app.py`` builds one, over a fresh
+``service`` is a :class:`BookingCore` built the way ``server/app.py`` builds one, over a fresh
 database migrated with ``concert-hub migrate`` (SQLite and MariaDB, via ``database_url``). Helpers
 create events from layouts, read the tables directly, and move a hold's expiry into the past in
 the database (EventSpec forbids a hold TTL short enough to wait for).
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,16 +19,19 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from booking.admission import AdmissionSigner
+from booking import core
 from booking.catalog import EventInfo, EventSpec
+from booking.checkout import Outcome
 from booking.clock import utcnow
+from booking.core import BookingCore, BookingPolicy
 from booking.holds import Hold
+from booking.hooks import BookingHooks, HoldDecision
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
+from booking.orders import Order
 from booking.payments import ChargeOutcome, PaymentProvider, TestGateway
 from booking.schema import holds, orders, payments, seats, test_gateway_charges, tickets
-from booking.seatmap import HELD
-from booking.service import BookingPolicy, BookingService
-from booking.tickets import TicketSigner
+from booking.seatmap import HELD, SeatChange
+from server.bodies import order_out
 from server.database import make_engine
 from tests.conftest import SECRET, migrate
 from tests.conftest import rest as call
@@ -64,17 +68,47 @@ def event_spec(**overrides: Any) -> EventSpec:
     return EventSpec(**values)
 
 
+@dataclass
+class CountingHooks(BookingHooks):
+    """Hooks that count where hold requests were decided (``memory`` / ``database``)."""
+
+    decisions: dict[str, int] = field(default_factory=lambda: {"memory": 0, "database": 0})
+
+    def __post_init__(self) -> None:
+        self.hold_decided = self._count
+
+    def _count(self, where: HoldDecision) -> None:
+        self.decisions[where.value] += 1
+
+
 def build_service(
     engine: AsyncEngine, provider: PaymentProvider | None = None, **policy: Any
-) -> BookingService:
-    """A service wired like ``server.app._booking``."""
-    return BookingService(
+) -> BookingCore:
+    """A booking core built the way ``server.app`` builds one (another node, when called twice
+    over one database), counting its hold decisions in ``.hooks.decisions``."""
+    return core.build(
         engine,
         provider if provider is not None else TestGateway(engine),
-        TicketSigner(SECRET),
-        AdmissionSigner(SECRET),
-        BookingPolicy(**{"payment_timeout_s": 0.3, **policy}),
+        SECRET,
+        policy=BookingPolicy(**{"payment_timeout_s": 0.3, **policy}),
+        hooks=CountingHooks(),
     )
+
+
+async def buy(
+    booking: BookingCore, user: str, hold_id: str, key: str, payment: dict[str, Any]
+) -> Outcome:
+    return await booking.checkout.run(user=user, hold_id=hold_id, key=key, payment=payment)
+
+
+def rendered(found: Outcome | Order) -> dict[str, Any]:
+    """What the REST API answers for a checkout outcome or an order: the order's body, or the
+    error's ``kind``, ``detail`` and extra members."""
+    order = found if isinstance(found, Order) else found.order
+    if order is not None:
+        return order_out(order).model_dump(mode="json")
+    assert isinstance(found, Outcome) and found.error is not None
+    return {"kind": found.error.kind, "detail": found.error.detail, **found.error.extra}
 
 
 @pytest.fixture
@@ -88,13 +122,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def service(engine: AsyncEngine) -> BookingService:
+def service(engine: AsyncEngine) -> BookingCore:
     return build_service(engine)
 
 
 @pytest.fixture
-async def event(service: BookingService) -> EventInfo:
-    return await service.create_event(event_spec())
+async def event(service: BookingCore) -> EventInfo:
+    return await service.inventory.create_event(event_spec())
 
 
 # -- reading the record ------------------------------------------------------------------------
@@ -158,11 +192,11 @@ async def expire_in_db(engine: AsyncEngine, hold_id: str, ago: timedelta | None 
     return past
 
 
-async def expire_hold(service: BookingService, hold: Hold) -> None:
+async def expire_hold(service: BookingCore, hold: Hold) -> None:
     """Let ``hold`` lapse as if its TTL had passed: in the database and in the node's seat map."""
     past = await expire_in_db(service.engine, hold.id)
-    seatmap = await service.seat_map(hold.event_id)
-    seatmap.apply([(s, HELD) for s in hold.seat_ids], past)
+    seatmap = await service.inventory.seat_map(hold.event_id)
+    seatmap.apply(SeatChange(hold.event_id, tuple((s, HELD) for s in hold.seat_ids), past))
 
 
 # -- payment providers for fault injection ------------------------------------------------------

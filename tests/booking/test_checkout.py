@@ -12,22 +12,25 @@ from sqlalchemy import insert
 
 from booking.catalog import EventInfo
 from booking.clock import utcnow
+from booking.core import BookingCore
 from booking.errors import HoldNotActive, IdempotencyMismatch, NotFound, RequestInProgress
 from booking.holds import Hold
 from booking.payments import TestGateway as Gateway
 from booking.schema import holds, orders, payments, tickets
-from booking.service import BookingService
 from booking.tickets import TicketSigner
+from server.bodies import ticket_check_out
 from tests.booking.conftest import (
     VISA,
     ExpiringProvider,
     build_service,
+    buy,
     card,
     count,
     hold_status,
     ledger,
     order_count,
     payment_rows,
+    rendered,
     rows,
     seat_row,
     valid_tickets,
@@ -35,16 +38,16 @@ from tests.booking.conftest import (
 
 
 @pytest.fixture
-async def hold(service: BookingService, event: EventInfo) -> Hold:
-    return await service.hold(event.id, "alice", ["A-A-1", "B-A-2"])
+async def hold(service: BookingCore, event: EventInfo) -> Hold:
+    return await service.holds.hold(event.id, "alice", ["A-A-1", "B-A-2"])
 
 
 async def test_visa_pays_and_issues_tickets(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
-    outcome = await service.checkout("alice", hold.id, "key-1", VISA)
+    outcome = await buy(service, "alice", hold.id, "key-1", VISA)
     assert outcome.ok and not outcome.replayed
-    body = outcome.body
+    body = rendered(outcome)
     assert body["status"] == "paid" and body["event_id"] == event.id
     assert (body["amount_cents"], body["currency"]) == (7500, "EUR")
     assert body["created_at"].endswith("Z")
@@ -71,57 +74,57 @@ async def test_visa_pays_and_issues_tickets(
     for seat_id in hold.seat_ids:
         row = await seat_row(engine, event.id, seat_id)
         assert row.order_id == order_id and row.hold_id is None
-    seatmap = await service.seat_map(event.id)
+    seatmap = await service.inventory.seat_map(event.id)
     assert seatmap.status("A-A-1", utcnow()) == "sold"
 
-    assert await service.order(order_id, "alice") == body
-    assert await service.order(order_id, None) == body
+    assert rendered(await service.orders.get(order_id, "alice")) == body
+    assert rendered(await service.orders.get(order_id, None)) == body
     with pytest.raises(NotFound):
-        await service.order(order_id, "mallory")
+        await service.orders.get(order_id, "mallory")
     # the hold is spent
-    again = await service.checkout("alice", hold.id, "key-2", VISA)
-    assert not again.ok and again.body["kind"] == "conflict"
+    again = await buy(service, "alice", hold.id, "key-2", VISA)
+    assert not again.ok and rendered(again)["kind"] == "conflict"
     assert len(await ledger(engine)) == 1
 
 
 @pytest.mark.parametrize("token", ["tok_declined", "tok_unknown_card", ""])
 async def test_declined_leaves_no_order_and_no_charge(
-    service: BookingService, event: EventInfo, hold: Hold, token: str
+    service: BookingCore, event: EventInfo, hold: Hold, token: str
 ) -> None:
-    outcome = await service.checkout("alice", hold.id, "key-1", card(token))
+    outcome = await buy(service, "alice", hold.id, "key-1", card(token))
     assert not outcome.ok
-    assert outcome.body["kind"] == "payment_declined"
+    assert rendered(outcome)["kind"] == "payment_declined"
     assert await order_count(service.engine) == 0
     assert await ledger(service.engine) == []
     assert [p.status for p in await payment_rows(service.engine, hold.id)] == ["declined"]
     assert await valid_tickets(service.engine, event.id) == []
     # the hold is untouched: paying again with a good card works
     assert await hold_status(service.engine, hold.id) == "active"
-    assert (await service.checkout("alice", hold.id, "key-2", VISA)).ok
+    assert (await buy(service, "alice", hold.id, "key-2", VISA)).ok
 
 
 async def test_gateway_error_fails_without_charge(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
-    outcome = await service.checkout("alice", hold.id, "key-1", card("tok_error"))
-    assert not outcome.ok and outcome.body["kind"] == "payment_failed"
+    outcome = await buy(service, "alice", hold.id, "key-1", card("tok_error"))
+    assert not outcome.ok and rendered(outcome)["kind"] == "payment_failed"
     assert await order_count(service.engine) == 0
     assert await ledger(service.engine) == []
     assert [p.status for p in await payment_rows(service.engine, hold.id)] == ["failed"]
     assert await hold_status(service.engine, hold.id) == "active"
-    assert (await service.checkout("alice", hold.id, "key-2", VISA)).ok
+    assert (await buy(service, "alice", hold.id, "key-2", VISA)).ok
 
 
 async def test_timeout_refunds_the_charge(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
     started = time.monotonic()
     outcome = await asyncio.wait_for(
-        service.checkout("alice", hold.id, "key-1", card("tok_timeout")), 10
+        buy(service, "alice", hold.id, "key-1", card("tok_timeout")), 10
     )
     assert time.monotonic() - started < 8  # payment_timeout_s is 0.3
-    assert not outcome.ok and outcome.body["kind"] == "payment_failed"
-    assert "in time" in outcome.body["detail"]
+    assert not outcome.ok and rendered(outcome)["kind"] == "payment_failed"
+    assert "in time" in rendered(outcome)["detail"]
     assert await order_count(service.engine) == 0
     (charge,) = await ledger(service.engine)
     assert charge.status == "refunded"
@@ -132,60 +135,60 @@ async def test_timeout_refunds_the_charge(
 
 
 async def test_replay_returns_the_first_outcome_and_charges_once(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
-    first = await service.checkout("alice", hold.id, "key-1", VISA)
-    second = await service.checkout("alice", hold.id, "key-1", VISA)
+    first = await buy(service, "alice", hold.id, "key-1", VISA)
+    second = await buy(service, "alice", hold.id, "key-1", VISA)
     assert first.ok and second.ok and second.replayed
-    assert second.body == first.body
+    assert rendered(second) == rendered(first)
     assert len(await ledger(service.engine)) == 1
     assert len(await payment_rows(service.engine, hold.id)) == 1
     assert await order_count(service.engine) == 1
     # a fresh node replays it too (the outcome is in the database)
     other = build_service(service.engine)
-    third = await other.checkout("alice", hold.id, "key-1", VISA)
-    assert third.replayed and third.body == first.body
+    third = await buy(other, "alice", hold.id, "key-1", VISA)
+    assert third.replayed and rendered(third) == rendered(first)
     # the key is per user: bob's "key-1" is his own (and the hold is not his)
-    bobs = await service.checkout("bob", hold.id, "key-1", VISA)
-    assert not bobs.ok and bobs.body["kind"] == "conflict"
+    bobs = await buy(service, "bob", hold.id, "key-1", VISA)
+    assert not bobs.ok and rendered(bobs)["kind"] == "conflict"
     assert len(await ledger(service.engine)) == 1
 
 
-async def test_replay_of_a_failure(service: BookingService, event: EventInfo, hold: Hold) -> None:
-    first = await service.checkout("alice", hold.id, "key-1", card("tok_declined"))
-    second = await service.checkout("alice", hold.id, "key-1", card("tok_declined"))
-    assert not first.ok and second.replayed and second.body == first.body
+async def test_replay_of_a_failure(service: BookingCore, event: EventInfo, hold: Hold) -> None:
+    first = await buy(service, "alice", hold.id, "key-1", card("tok_declined"))
+    second = await buy(service, "alice", hold.id, "key-1", card("tok_declined"))
+    assert not first.ok and second.replayed and rendered(second) == rendered(first)
     assert len(await payment_rows(service.engine, hold.id)) == 1
 
 
 async def test_same_key_with_another_request_is_a_mismatch(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
-    other_hold = await service.hold(event.id, "alice", ["B-A-3"])
-    assert (await service.checkout("alice", hold.id, "key-1", VISA)).ok
+    other_hold = await service.holds.hold(event.id, "alice", ["B-A-3"])
+    assert (await buy(service, "alice", hold.id, "key-1", VISA)).ok
     with pytest.raises(IdempotencyMismatch):
-        await service.checkout("alice", hold.id, "key-1", card("tok_declined"))
+        await buy(service, "alice", hold.id, "key-1", card("tok_declined"))
     with pytest.raises(IdempotencyMismatch):
-        await service.checkout("alice", other_hold.id, "key-1", VISA)
+        await buy(service, "alice", other_hold.id, "key-1", VISA)
     assert len(await ledger(service.engine)) == 1
     assert await hold_status(service.engine, other_hold.id) == "active"
 
 
-async def test_concurrent_duplicates_pay_once(service: BookingService, event: EventInfo) -> None:
+async def test_concurrent_duplicates_pay_once(service: BookingCore, event: EventInfo) -> None:
     """The same hold checked out at once with one key and with several keys: one order."""
     slow = build_service(service.engine, Gateway(service.engine, latency_s=0.2))
-    hold = await slow.hold(event.id, "alice", ["A-B-1", "A-B-2"])
-    calls = [slow.checkout("alice", hold.id, "same", VISA) for _ in range(3)]
-    calls += [slow.checkout("alice", hold.id, f"key-{i}", VISA) for i in range(3)]
+    hold = await slow.holds.hold(event.id, "alice", ["A-B-1", "A-B-2"])
+    calls = [buy(slow, "alice", hold.id, "same", VISA) for _ in range(3)]
+    calls += [buy(slow, "alice", hold.id, f"key-{i}", VISA) for i in range(3)]
     results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
     paid = [r for r in results if not isinstance(r, BaseException) and r.ok]
-    order_ids = {r.body["order_id"] for r in paid}
+    order_ids = {rendered(r)["order_id"] for r in paid}
     assert len(order_ids) == 1, results
     for r in results:
         if isinstance(r, BaseException):
             assert isinstance(r, RequestInProgress), r
         elif not r.ok:
-            assert r.body["kind"] == "conflict", r.body
+            assert rendered(r)["kind"] == "conflict", rendered(r)
     assert await order_count(service.engine) == 1
     assert len(await valid_tickets(service.engine, event.id)) == 2
     charges = await ledger(service.engine)
@@ -197,14 +200,14 @@ async def test_concurrent_duplicates_pay_once(service: BookingService, event: Ev
 
 
 async def test_hold_lapsing_while_paying_is_refunded(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
     provider = ExpiringProvider(service.engine)
     node = build_service(service.engine, provider)
-    hold = await node.hold(event.id, "alice", ["A-A-5"])
-    outcome = await node.checkout("alice", hold.id, "key-1", VISA)
-    assert not outcome.ok and outcome.body["kind"] == "conflict"
-    assert "refunded" in outcome.body["detail"]
+    hold = await node.holds.hold(event.id, "alice", ["A-A-5"])
+    outcome = await buy(node, "alice", hold.id, "key-1", VISA)
+    assert not outcome.ok and rendered(outcome)["kind"] == "conflict"
+    assert "refunded" in rendered(outcome)["detail"]
     assert await order_count(service.engine) == 0
     assert await valid_tickets(service.engine, event.id) == []
     (charge,) = await ledger(service.engine)
@@ -213,12 +216,12 @@ async def test_hold_lapsing_while_paying_is_refunded(
     assert pay.status == "refunded" and pay.order_id is None
     assert (await seat_row(service.engine, event.id, "A-A-5")).order_id is None
     # the seat is free for someone else
-    await node.reap()
-    await node.hold(event.id, "bob", ["A-A-5"])
+    await node.holds.reap()
+    await node.holds.hold(event.id, "bob", ["A-A-5"])
 
 
 async def test_seats_taken_while_paying_are_refunded(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
     """The hold lapses during payment and another user takes the seat before the commit."""
     engine = service.engine
@@ -227,13 +230,13 @@ async def test_seats_taken_while_paying_are_refunded(
     class StealingGateway(ExpiringProvider):
         async def charge(self, **kwargs: object) -> object:  # type: ignore[override]
             result = await super().charge(**kwargs)  # type: ignore[arg-type]
-            await thief.hold(event.id, "bob", ["A-A-4"])
+            await thief.holds.hold(event.id, "bob", ["A-A-4"])
             return result
 
     node = build_service(engine, StealingGateway(engine))
-    hold = await node.hold(event.id, "alice", ["A-A-4"])
-    outcome = await node.checkout("alice", hold.id, "key-1", VISA)
-    assert not outcome.ok and outcome.body["kind"] == "conflict"
+    hold = await node.holds.hold(event.id, "alice", ["A-A-4"])
+    outcome = await buy(node, "alice", hold.id, "key-1", VISA)
+    assert not outcome.ok and rendered(outcome)["kind"] == "conflict"
     assert [c.status for c in await ledger(engine)] == ["refunded"]
     assert await order_count(engine) == 0
     row = await seat_row(engine, event.id, "A-A-4")
@@ -241,23 +244,23 @@ async def test_seats_taken_while_paying_are_refunded(
 
 
 async def test_checkout_of_a_hold_not_yours(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
     for user, hold_id in (("mallory", hold.id), ("alice", "h_doesnotexist")):
-        outcome = await service.checkout(user, hold_id, "key-1", VISA)
-        assert not outcome.ok and outcome.body["kind"] == "conflict"
+        outcome = await buy(service, user, hold_id, "key-1", VISA)
+        assert not outcome.ok and rendered(outcome)["kind"] == "conflict"
     assert await ledger(service.engine) == []
     assert await count(service.engine, payments) == 0
 
 
 async def test_cancel_refunds_and_frees_the_seats(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
-    paid = await service.checkout("alice", hold.id, "key-1", VISA)
-    order_id = paid.body["order_id"]
+    paid = await buy(service, "alice", hold.id, "key-1", VISA)
+    order_id = rendered(paid)["order_id"]
     with pytest.raises(NotFound):
-        await service.cancel(order_id, "mallory")
-    body = await service.cancel(order_id, "alice")
+        await service.orders.cancel(order_id, "mallory")
+    body = rendered(await service.orders.cancel(order_id, "alice"))
     assert body["status"] == "cancelled"
     assert all(t["status"] == "void" for t in body["tickets"])
     engine = service.engine
@@ -268,56 +271,58 @@ async def test_cancel_refunds_and_frees_the_seats(
     assert {(t.status, t.active_seat_id) for t in voided} == {("void", None)}
     for seat_id in hold.seat_ids:
         assert (await seat_row(engine, event.id, seat_id)).order_id is None
-        assert (await service.seat_map(event.id)).status(seat_id, utcnow()) == "available"
+        assert (await service.inventory.seat_map(event.id)).status(seat_id, utcnow()) == "available"
     with pytest.raises(HoldNotActive):
-        await service.cancel(order_id, "alice")
+        await service.orders.cancel(order_id, "alice")
     assert len(await ledger(engine)) == 1
     # the seats sell again, with new valid tickets beside the void ones
-    again = await service.hold(event.id, "bob", hold.seat_ids)
-    resold = await service.checkout("bob", again.id, "key-1", VISA)
+    again = await service.holds.hold(event.id, "bob", hold.seat_ids)
+    resold = await buy(service, "bob", again.id, "key-1", VISA)
     assert resold.ok
     assert len(await valid_tickets(engine, event.id)) == 2
     # alice's limit no longer counts the cancelled tickets
-    await service.hold(event.id, "alice", ["A-A-2", "A-A-3", "A-A-4", "A-A-5"])
+    await service.holds.hold(event.id, "alice", ["A-A-2", "A-A-3", "A-A-4", "A-A-5"])
     # an admin (user None) may cancel any order
-    assert (await service.cancel(resold.body["order_id"], None))["status"] == "cancelled"
+    cancelled = await service.orders.cancel(rendered(resold)["order_id"], None)
+    assert cancelled.status == "cancelled"
 
 
-async def test_ticket_verification(service: BookingService, event: EventInfo, hold: Hold) -> None:
-    paid = await service.checkout("alice", hold.id, "key-1", VISA)
-    code = paid.body["tickets"][0]["code"]
-    seen = await service.ticket(code)
+async def test_ticket_verification(service: BookingCore, event: EventInfo, hold: Hold) -> None:
+    paid = await buy(service, "alice", hold.id, "key-1", VISA)
+    code = rendered(paid)["tickets"][0]["code"]
+    seen = ticket_check_out(await service.orders.verify(code)).model_dump(mode="json")
     assert seen == {
         "code": code,
         "valid": True,
         "status": "valid",
         "event_id": event.id,
         "seat_id": "A-A-1",
-        "order_id": paid.body["order_id"],
+        "order_id": rendered(paid)["order_id"],
     }
     payload, mac = code.split(".")
     tampered_mac = payload + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
-    other_payload = TicketSigner("x").issue(event.id, "A-A-1", paid.body["order_id"]).split(".")[0]
+    order_id = rendered(paid)["order_id"]
+    other_payload = TicketSigner("x").issue(event.id, "A-A-1", order_id).split(".")[0]
     forged = [
         tampered_mac,
         f"{other_payload}.{mac}",
-        TicketSigner("another secret").issue(event.id, "A-A-1", paid.body["order_id"]),
+        TicketSigner("another secret").issue(event.id, "A-A-1", rendered(paid)["order_id"]),
         # genuinely signed but never issued
-        service.signer.issue(event.id, "A-A-2", paid.body["order_id"]),
+        service.orders.signer.issue(event.id, "A-A-2", rendered(paid)["order_id"]),
         "garbage",
         "a.b.c",
         "",
     ]
     for bad in forged:
         with pytest.raises(NotFound):
-            await service.ticket(bad)
-    await service.cancel(paid.body["order_id"], "alice")
-    voided = await service.ticket(code)
-    assert voided["valid"] is False and voided["status"] == "void"
+            await service.orders.verify(bad)
+    await service.orders.cancel(rendered(paid)["order_id"], "alice")
+    voided = await service.orders.verify(code)
+    assert voided.valid is False and voided.status == "void"
 
 
 async def test_recover_refunds_stale_pending_payments(
-    service: BookingService, event: EventInfo, hold: Hold
+    service: BookingCore, event: EventInfo, hold: Hold
 ) -> None:
     """What a crash between charge and commit leaves behind, and how start-up cleans it."""
     engine = service.engine
@@ -336,7 +341,7 @@ async def test_recover_refunds_stale_pending_payments(
                          token="tok_visa")  # fmt: skip
     await gateway.charge(payment_id="pay_recent", amount_cents=7500, currency="EUR",
                          token="tok_visa")  # fmt: skip
-    assert await service.recover() == 1  # grace is 2 x 0.3 s + 1 s
+    assert await service.checkout.recover() == 1  # grace is 2 x 0.3 s + 1 s
     statuses = {c.payment_id: c.status for c in await ledger(engine)}
     assert statuses == {"pay_stale": "refunded", "pay_recent": "charged"}
     (stale,) = await rows(engine, payments, payments.c.id == "pay_stale")

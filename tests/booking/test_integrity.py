@@ -14,11 +14,19 @@ from sqlalchemy.exc import IntegrityError
 
 from booking.catalog import EventInfo
 from booking.clock import utcnow
+from booking.core import BookingCore
 from booking.errors import LimitExceeded, SeatsUnavailable
 from booking.holds import Hold
 from booking.schema import holds, orders, seats, tickets
-from booking.service import BookingService
-from tests.booking.conftest import VISA, build_service, event_spec, rows, valid_tickets
+from tests.booking.conftest import (
+    VISA,
+    build_service,
+    buy,
+    event_spec,
+    rendered,
+    rows,
+    valid_tickets,
+)
 
 
 def claim(event_id: int, seat_id: str, hold_id: str, now: datetime) -> Update:
@@ -37,11 +45,11 @@ def claim(event_id: int, seat_id: str, hold_id: str, now: datetime) -> Update:
 
 
 async def test_a_second_valid_ticket_for_a_seat_violates_the_unique_index(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
-    hold = await service.hold(event.id, "alice", ["A-A-1"])
-    paid = await service.checkout("alice", hold.id, "k", VISA)
-    order_id = paid.body["order_id"]
+    hold = await service.holds.hold(event.id, "alice", ["A-A-1"])
+    paid = await buy(service, "alice", hold.id, "k", VISA)
+    order_id = rendered(paid)["order_id"]
     now = utcnow()
     ticket = {
         "order_id": order_id, "event_id": event.id, "seat_id": "A-A-1", "user_id": "mallory",
@@ -66,18 +74,18 @@ async def test_a_second_valid_ticket_for_a_seat_violates_the_unique_index(
                                                      "active_seat_id": None})
             )  # fmt: skip
     assert [t.code for t in await valid_tickets(service.engine, event.id)] == [
-        paid.body["tickets"][0]["code"]
+        rendered(paid)["tickets"][0]["code"]
     ]
     # the same seat id at another event is another seat
-    other = await service.create_event(event_spec())
-    hold2 = await service.hold(other.id, "bob", ["A-A-1"])
-    assert (await service.checkout("bob", hold2.id, "k", VISA)).ok
+    other = await service.inventory.create_event(event_spec())
+    hold2 = await service.holds.hold(other.id, "bob", ["A-A-1"])
+    assert (await buy(service, "bob", hold2.id, "k", VISA)).ok
 
 
 async def test_conditional_claim_of_an_unexpired_hold_claims_nothing(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
-    hold = await service.hold(event.id, "alice", ["A-A-1"])
+    hold = await service.holds.hold(event.id, "alice", ["A-A-1"])
     now = utcnow()
     async with service.engine.begin() as conn:
         assert (await conn.execute(claim(event.id, "A-A-1", "h_sql", now))).rowcount == 0
@@ -95,10 +103,10 @@ async def test_conditional_claim_of_an_unexpired_hold_claims_nothing(
 
 
 async def test_conditional_claim_of_a_sold_or_blocked_seat_claims_nothing(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
-    hold = await service.hold(event.id, "alice", ["A-A-1"])
-    assert (await service.checkout("alice", hold.id, "k", VISA)).ok
+    hold = await service.holds.hold(event.id, "alice", ["A-A-1"])
+    assert (await buy(service, "alice", hold.id, "k", VISA)).ok
     async with service.engine.begin() as conn:
         await conn.execute(
             update(seats)
@@ -111,15 +119,15 @@ async def test_conditional_claim_of_a_sold_or_blocked_seat_claims_nothing(
             assert (await conn.execute(claim(event.id, seat_id, "h_sql", far_future))).rowcount == 0
     # a node that loads the map sees the blocked seat, and refuses it
     fresh = build_service(service.engine)
-    assert (await fresh.seat_map(event.id)).statuses["A-A-2"] == "blocked"
+    assert (await fresh.inventory.seat_map(event.id)).statuses["A-A-2"] == "blocked"
     with pytest.raises(SeatsUnavailable) as caught:
-        await fresh.hold(event.id, "bob", ["A-A-2", "A-A-3"])
+        await fresh.holds.hold(event.id, "bob", ["A-A-2", "A-A-3"])
     assert caught.value.extra["conflicts"] == ["A-A-2"]
 
 
-async def test_one_order_per_hold(service: BookingService, event: EventInfo) -> None:
-    hold = await service.hold(event.id, "alice", ["A-A-1"])
-    paid = await service.checkout("alice", hold.id, "k", VISA)
+async def test_one_order_per_hold(service: BookingCore, event: EventInfo) -> None:
+    hold = await service.holds.hold(event.id, "alice", ["A-A-1"])
+    paid = await buy(service, "alice", hold.id, "k", VISA)
     with pytest.raises(IntegrityError):
         async with service.engine.begin() as conn:
             await conn.execute(
@@ -129,16 +137,16 @@ async def test_one_order_per_hold(service: BookingService, event: EventInfo) -> 
                     created_at=utcnow(),
                 )
             )  # fmt: skip
-    assert [o.id for o in await rows(service.engine, orders)] == [paid.body["order_id"]]
+    assert [o.id for o in await rows(service.engine, orders)] == [rendered(paid)["order_id"]]
 
 
 async def test_racing_holds_on_many_nodes_never_share_a_seat(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
     """Nodes that know nothing of each other's holds (so every decision is the database's)."""
     nodes = [build_service(service.engine) for _ in range(8)]
     for node in nodes:
-        await node.seat_map(event.id)
+        await node.inventory.seat_map(event.id)
     seat_ids = list(event.seats)
     rng = random.Random(7)
     requests = []
@@ -146,9 +154,9 @@ async def test_racing_holds_on_many_nodes_never_share_a_seat(
         wanted = rng.sample(seat_ids, rng.randint(1, 3))
         requests.append((nodes[i % len(nodes)], f"user{i}", wanted))
 
-    async def attempt(node: BookingService, user: str, wanted: list[str]) -> Hold | None:
+    async def attempt(node: BookingCore, user: str, wanted: list[str]) -> Hold | None:
         try:
-            return await node.hold(event.id, user, wanted)
+            return await node.holds.hold(event.id, user, wanted)
         except (SeatsUnavailable, LimitExceeded):
             return None
 

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from booking.catalog import EventInfo
 from booking.checkout import recover_payments
 from booking.clock import utcnow
+from booking.core import BookingCore
 from booking.payments import ChargeOutcome
 from booking.payments import TestGateway as Gateway
 from booking.schema import orders, payments
-from booking.service import BookingService
-from tests.booking.conftest import VISA, build_service, ledger, rows, valid_tickets
+from tests.booking.conftest import VISA, build_service, buy, ledger, rows, valid_tickets
 
 
 async def assert_one_winner(engine: AsyncEngine, event_id: int, ok: bool) -> None:
@@ -49,12 +49,10 @@ class RecoveredAfterCharge(Gateway):
         return result
 
 
-async def test_recovery_between_charge_and_commit(
-    service: BookingService, event: EventInfo
-) -> None:
+async def test_recovery_between_charge_and_commit(service: BookingCore, event: EventInfo) -> None:
     node = build_service(service.engine, RecoveredAfterCharge(service.engine))
-    hold = await node.hold(event.id, "alice", ["A-A-1"])
-    outcome = await node.checkout("alice", hold.id, "k", VISA)
+    hold = await node.holds.hold(event.id, "alice", ["A-A-1"])
+    outcome = await buy(node, "alice", hold.id, "k", VISA)
     await assert_one_winner(service.engine, event.id, outcome.ok)
 
 
@@ -88,14 +86,12 @@ class PausedCharge(Gateway):
         return result
 
 
-async def test_commit_while_recovery_is_refunding(
-    service: BookingService, event: EventInfo
-) -> None:
+async def test_commit_while_recovery_is_refunding(service: BookingCore, event: EventInfo) -> None:
     """Recovery has refunded at the gateway but not yet recorded it when the order commits."""
     gateway = PausedCharge(service.engine)
     node = build_service(service.engine, gateway, payment_timeout_s=30)
-    hold = await node.hold(event.id, "alice", ["A-A-1"])
-    checkout = asyncio.ensure_future(node.checkout("alice", hold.id, "k", VISA))
+    hold = await node.holds.hold(event.id, "alice", ["A-A-1"])
+    checkout = asyncio.ensure_future(buy(node, "alice", hold.id, "k", VISA))
     await asyncio.wait_for(gateway.charged.wait(), 10)
     refunder = SlowRefund(service.engine)
     recovery = asyncio.ensure_future(recover_payments(service.engine, refunder, timedelta(0)))
@@ -108,11 +104,11 @@ async def test_commit_while_recovery_is_refunding(
 
 
 async def test_a_recovery_that_died_midway_is_finished(
-    service: BookingService, event: EventInfo
+    service: BookingCore, event: EventInfo
 ) -> None:
     """A payment left ``refunding`` (a recovery died after claiming it) is refunded later."""
     engine = service.engine
-    hold = await service.hold(event.id, "alice", ["A-A-1"])
+    hold = await service.holds.hold(event.id, "alice", ["A-A-1"])
     old = utcnow() - timedelta(seconds=30)
     async with engine.begin() as conn:
         await conn.execute(
@@ -124,8 +120,8 @@ async def test_a_recovery_that_died_midway_is_finished(
         )  # fmt: skip
     await Gateway(engine).charge(payment_id="pay_midway", amount_cents=5000, currency="EUR",
                                  token="tok_visa")  # fmt: skip
-    assert await service.recover() == 1
+    assert await service.checkout.recover() == 1
     assert [c.status for c in await ledger(engine)] == ["refunded"]
     (pay,) = await rows(engine, payments, payments.c.id == "pay_midway")
     assert pay.status == "refunded"
-    assert await service.recover() == 0
+    assert await service.checkout.recover() == 0

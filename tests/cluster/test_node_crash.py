@@ -71,7 +71,7 @@ def test_killing_a_node_loses_nothing_and_its_clients_fail_over(
         orders.append((node, user, order))
 
     # The node producing the seat deltas of this event dies: the worst case.
-    lease = f"{{sm:{event_id}}}:lease"
+    lease = f"chub:{{sm:{event_id}}}:lease"
     holder = wait_until(lambda: cluster.redis.get(lease), 5, "a seat-map lease holder")
     victim = cluster.by_node_id(holder.decode())
     survivors = [n for n in cluster.nodes.values() if n is not victim]

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from tests.booking.conftest import call
 from tests.cluster.conftest import (
@@ -187,3 +188,50 @@ def test_changes_through_one_node_reach_every_node_as_one_sequence(
     )
     for node_id, body in rest.items():
         assert body == snapshot, f"REST snapshot on {node_id} differs from the STOMP one"
+
+
+def test_a_seat_change_crosses_redis_once_and_is_published_once(
+    cluster: Cluster, clients: Clients
+) -> None:
+    """The architecture's promise, counted on the wire with MONITOR: a hold committed on node A
+    enters Redis once (its change, appended to the event's pending list), and its seat reaches
+    the other nodes once (in the one delta published on the seats channel) — no second trip
+    through an internal channel, no second publish by another node."""
+    a, b = cluster["a"], cluster["b"]
+    event_id = create_event(a)
+    feed = HistoryFeed(clients("tcp", server=b), event_id)
+    feed.subscribe()
+    seat = "S-B-7"
+    seen: list[dict[str, Any]] = []
+    watcher = redis.Redis(port=cluster.redis.port, socket_timeout=10)
+    monitor = watcher.monitor()
+    monitor.connection.send_command("MONITOR")  # start it here, so nothing done below escapes
+    assert monitor.connection.read_response() in (b"OK", "OK")
+
+    def watch(stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                seen.append(monitor.next_command())
+            except (redis.RedisError, OSError):
+                return
+
+    stop = threading.Event()
+    reader = threading.Thread(target=watch, args=(stop,), daemon=True)
+    reader.start()
+    try:
+        hold(a, event_id, unique("alice"), [seat])
+        feed.until({seat: "held"})
+        time.sleep(0.5)  # a few more ticks: nothing else may carry the seat
+    finally:
+        stop.set()
+        reader.join(5)  # the nodes' ticks send commands every 100 ms: the reader wakes
+        monitor.connection.disconnect()
+        watcher.close()
+    carrying = [c for c in seen if seat in c["command"] and c.get("client_type") != "lua"]
+    words = [c["command"].split()[0].upper() for c in carrying]
+    assert sorted(words) == ["PUBLISH", "RPUSH"], carrying
+    (append,) = [c for c in carrying if c["command"].upper().startswith("RPUSH")]
+    assert f"{{sm:{event_id}}}:pending" in append["command"]
+    (publish,) = [c for c in carrying if c["command"].upper().startswith("PUBLISH")]
+    assert f"/topic/events/{event_id}/seats" in publish["command"]
+    assert not any("/_internal" in c["command"] for c in seen), "an internal channel was used"

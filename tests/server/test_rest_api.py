@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from booking.admission import AdmissionSigner
+from booking.admissions import AdmissionSigner
 from tests.conftest import SECRET, ServerProcess, migrate
 from tests.server.stomp_clients import Clients, unique
 

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
-from booking.waiting_room_redis import RedisWaitingRoom
+from server.backplane.redis.waiting_room import RedisWaitingRoom
 
 RoomFactory = Callable[[random.Random | None], WaitingRoom]
 

@@ -9,15 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from booking.admission import AdmissionSigner
+from booking import core
 from booking.catalog import EventSpec
 from booking.clock import utcnow
+from booking.core import BookingCore, BookingPolicy
 from booking.errors import AdmissionRequired
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.migrate import upgrade
 from booking.payments import TestGateway
-from booking.service import BookingPolicy, BookingService
-from booking.tickets import TicketSigner
 from booking.waiting_room import ADMITTED, EXPIRED, Policy
 from server.database import make_engine
 from tests.conftest import SECRET, migrate
@@ -108,18 +107,15 @@ async def test_concurrent_joins_and_admissions_never_exceed_the_cap(
 
 
 @pytest.fixture
-async def booking(database_url: str) -> AsyncIterator[BookingService]:
+async def booking(database_url: str) -> AsyncIterator[BookingCore]:
     migrate(database_url)
     engine = make_engine(database_url)
     await upgrade(engine)
-    yield BookingService(
-        engine, TestGateway(engine), TicketSigner(SECRET), AdmissionSigner(SECRET),
-        BookingPolicy(admission_ttl_s=60),
-    )  # fmt: skip
+    yield core.build(engine, TestGateway(engine), SECRET, policy=BookingPolicy(admission_ttl_s=60))
     await engine.dispose()
 
 
-async def waiting_room_event(booking: BookingService) -> int:
+async def waiting_room_event(booking: BookingCore) -> int:
     now = utcnow()
     spec = EventSpec(
         name="Queue test", venue="Hall", starts_at=now + timedelta(days=1),
@@ -128,33 +124,35 @@ async def waiting_room_event(booking: BookingService) -> int:
         layout=LayoutSpec(tiers=[TierSpec(name="A", price_cents=1000)],
                           sections=[SectionSpec(name="S", rows=2, seats_per_row=5, tier="A")]),
     )  # fmt: skip
-    return (await booking.create_event(spec)).id
+    return (await booking.inventory.create_event(spec)).id
 
 
 async def test_admission_token_lets_the_admitted_user_hold_and_no_one_else(
-    booking: BookingService,
+    booking: BookingCore,
 ) -> None:
     event_id = await waiting_room_event(booking)
     other_event = await waiting_room_event(booking)
     with pytest.raises(AdmissionRequired):
-        await booking.hold(event_id, "ann", ["S-A-1"])
-    await booking.join_queue(event_id, "ann")
-    await booking.join_queue(event_id, "bob")
-    info = await booking.event(event_id)
-    admitted = await booking.waiting_room.admit(event_id, booking.queue_policy(info), time.time())
+        await booking.holds.hold(event_id, "ann", ["S-A-1"])
+    await booking.admissions.join(event_id, "ann")
+    await booking.admissions.join(event_id, "bob")
+    info = await booking.inventory.event(event_id)
+    admitted = await booking.admissions.room.admit(
+        event_id, booking.admissions.policy(info), time.time()
+    )
     assert admitted[0] == "ann"
-    ann = await booking.queue_position(event_id, "ann")
+    ann = await booking.admissions.standing(event_id, "ann")
     assert ann.state == ADMITTED and ann.admitted_until is not None
-    token = booking.admission.issue(event_id, "ann", ann.admitted_until)
+    token = booking.admissions.signer.issue(event_id, "ann", ann.admitted_until)
 
     for user, event in [("bob", event_id), ("ann", other_event)]:  # another user; another event
         with pytest.raises(AdmissionRequired):
-            await booking.hold(event, user, ["S-A-1"], token)
+            await booking.holds.hold(event, user, ["S-A-1"], token)
     with pytest.raises(AdmissionRequired):
-        await booking.hold(event_id, "ann", ["S-A-1"], token + "x")  # forged
-    stale = booking.admission.issue(event_id, "ann", time.time() - 1)
+        await booking.holds.hold(event_id, "ann", ["S-A-1"], token + "x")  # forged
+    stale = booking.admissions.signer.issue(event_id, "ann", time.time() - 1)
     with pytest.raises(AdmissionRequired):
-        await booking.hold(event_id, "ann", ["S-A-1"], stale)  # expired
+        await booking.holds.hold(event_id, "ann", ["S-A-1"], stale)  # expired
 
-    hold = await booking.hold(event_id, "ann", ["S-A-1"], token)
+    hold = await booking.holds.hold(event_id, "ann", ["S-A-1"], token)
     assert hold.seat_ids == ["S-A-1"]

@@ -1,13 +1,14 @@
-"""The cluster engine: messages between nodes over Redis pub/sub (SPEC §8).
+"""The cluster's message engine: broker messages between nodes over Redis pub/sub (SPEC §8).
 
-* One channel per route (``chub:<route>``). A node subscribes to a route's channel only while it
-  has local subscribers for it, so it decodes only traffic someone on it wants.
+* One channel per route (``<prefix><route>``, prefix ``--redis-key-prefix``). A node subscribes
+  to a route's channel only while it has local subscribers (or a handler) for it, so it decodes
+  only traffic someone on it wants.
 * Publishing is batched: messages published during one event-loop iteration go out in one
   pipeline, by one flusher task, in publish order — so order per destination holds from each
   node, and a burst costs one round trip, not one per message.
 * Every delivery comes back through Redis, including to subscribers on the publishing node:
   each node delivers a message exactly once, whichever node published it.
-* If Redis goes away, ``check_ready`` reports it (``/readyz`` 503), publishes are dropped and
+* If Redis goes away, the backplane's readiness says so (``/readyz`` 503), publishes are dropped and
   counted (messages are ephemeral; bookings live in the database), the subscriber connection is
   retried with exponential backoff, and every watched channel is subscribed again on recovery.
 
@@ -22,18 +23,13 @@ import logging
 import random
 from collections import deque
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.engine import Deliver, Message
 
 log = logging.getLogger(__name__)
 
-PREFIX = "chub:"
 MAX_BACKOFF_S = 5.0
 
 
@@ -42,27 +38,16 @@ def encode(message: Message) -> bytes:
     return head.encode() + b"\n" + message.body
 
 
-def decode(channel: bytes, data: bytes) -> Message:
+def decode(route: str, data: bytes) -> Message:
     head, _, body = data.partition(b"\n")
     message_id, headers = json.loads(head)
-    route = channel.decode()[len(PREFIX) :]
     return Message(route, message_id, tuple((k, v) for k, v in headers), body)
 
 
 class RedisEngine:
-    def __init__(self, url: str) -> None:
-        self._url = url
-        # A bounded pool that makes callers wait for a free connection (redis-py's default pool
-        # raises instead): 10,000 users joining at once queue for 64 connections, not fail.
-        pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
-        # After Redis restarts, each pooled connection fails once on first use ("Connection
-        # closed by server"); one quick retry on a fresh connection hides that from callers.
-        self._redis: Redis = Redis(
-            connection_pool=pool,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            health_check_interval=15,
-        )
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
         self._deliver: Deliver | None = None
         self._watched: set[str] = set()
         self._outbox: deque[Message] = deque()
@@ -73,8 +58,9 @@ class RedisEngine:
         self.dropped = 0
 
     @property
-    def redis(self) -> Redis:
-        return self._redis
+    def connected(self) -> bool:
+        """Whether the subscriber connection is up (it reconnects by itself)."""
+        return self._connected
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -87,7 +73,6 @@ class RedisEngine:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._redis.aclose()
 
     # -- publishing ----------------------------------------------------------------------------
 
@@ -104,7 +89,7 @@ class RedisEngine:
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
                         for message in batch:
-                            pipe.publish(PREFIX + message.route, encode(message))
+                            pipe.publish(self._prefix + message.route, encode(message))
                         await pipe.execute()
                 except (RedisError, OSError) as exc:
                     self.dropped += len(batch)
@@ -139,9 +124,9 @@ class RedisEngine:
                         wanted = set(self._watched)
                         add, drop = wanted - subscribed, subscribed - wanted
                         if add:
-                            await pubsub.subscribe(*(PREFIX + r for r in add))
+                            await pubsub.subscribe(*(self._prefix + r for r in add))
                         if drop:
-                            await pubsub.unsubscribe(*(PREFIX + r for r in drop))
+                            await pubsub.unsubscribe(*(self._prefix + r for r in drop))
                         subscribed = wanted
                         if reader.done():
                             reader.result()  # re-raise the reader's connection error
@@ -164,16 +149,9 @@ class RedisEngine:
                 if item is None or item.get("type") != "message":
                     continue
                 if self._deliver is not None:
-                    self._deliver(decode(item["channel"], item["data"]))
+                    route = item["channel"].decode()[len(self._prefix) :]
+                    self._deliver(decode(route, item["data"]))
         except (RedisError, OSError):
             self._connected = False
             self._changes.set()  # wake the subscribe loop so it notices and reconnects
             raise
-
-    async def check_ready(self) -> str | None:
-        try:
-            async with asyncio.timeout(1.0):
-                await self._redis.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
-            return f"redis: {type(exc).__name__}: {exc}"[:200]
-        return None if self._connected else "redis: subscriber reconnecting"

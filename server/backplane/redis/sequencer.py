@@ -1,20 +1,19 @@
-"""Where seat-map deltas get their ``seq`` and snapshots come from (SPEC §6, §8).
+"""The cluster's seat sequencer: one ``seq`` per event for every node, in Redis (SPEC §6, §8).
 
-A :class:`SeatSequencer` turns committed seat changes into conflated deltas with a sequence
-number, and serves snapshots consistent with that sequence. The server asks every loaded event's
-sequencer for a delta each tick and sends what it gets once through the engine to every node.
+Nodes append the changes they commit to the event's pending list in Redis (one ``RPUSH`` per
+change, batched per event-loop turn: the only time a change crosses Redis). Each tick, the one node
+holding the event's lease (a key with a ``--seat-lease-ms`` expiry, so another node takes over
+soon after it dies) runs an atomic script that drains the list, conflates it to each seat's latest
+status, applies it to a shared status hash and increments ``seq``. Deltas are therefore produced
+once, not once per node, and a snapshot (hash + ``seq``, read atomically) is consistent with every
+delta that follows it.
 
-* :class:`InProcessSequencer` (single node): the node's own in-memory
-  :class:`~booking.seatmap.SeatMap` is the whole truth.
-* :class:`RedisSequencer` (cluster): one sequence per event for the whole cluster. Nodes append
-  the changes they commit to a Redis list; each tick, the one node holding the event's lease (a
-  key with a one-second expiry, so another node takes over within a second if it dies) runs an
-  atomic script that drains the list, conflates it to each seat's latest status, applies it to a
-  shared status hash and increments ``seq``. Deltas are therefore produced once, not once per
-  node, and a snapshot (hash + ``seq``, read atomically, cached per ``seq`` on each node) is
-  consistent with every delta that follows it. If Redis was unreachable while changes were
-  committed, the shared map is rebuilt from the database (the record) when it is back and ``seq``
-  jumps, so every client sees a gap and resubscribes for a fresh snapshot.
+If Redis was unreachable while changes were committed, or lost its data, the shared map is rebuilt
+from the database (the record) when it is back and ``seq`` jumps past anything a client may have
+seen, so every client sees a gap and resubscribes for a fresh snapshot.
+
+Keys, under the backplane's prefix and one hash tag per event (a Redis Cluster keeps them on one
+shard): ``{sm:E}:pending``, ``{sm:E}:status``, ``{sm:E}:seq``, ``{sm:E}:lease``.
 """
 
 from __future__ import annotations
@@ -23,59 +22,18 @@ import asyncio
 import json
 import logging
 import time
-from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from booking.service import BookingService
+from booking.inventory import Inventory
+from booking.seatmap import SeatChange
+from server.seat_sequencer import SeatDelta, SeatSnapshot
 
 log = logging.getLogger(__name__)
 
 #: How far ``seq`` jumps after a rebuild, so that no client mistakes it for the next delta.
 REBUILD_JUMP = 1000
-LEASE_MS = 1000
-
-
-def delta_body(event_id: int, seq: int, changes: list[tuple[str, str]]) -> bytes:
-    delta = {"type": "delta", "event_id": event_id, "seq": seq,
-             "changes": [[seat, status] for seat, status in changes]}  # fmt: skip
-    return json.dumps(delta, separators=(",", ":")).encode()
-
-
-def snapshot_body(event_id: int, seq: int, seats: list[tuple[str, str]]) -> bytes:
-    snap = {"type": "snapshot", "event_id": event_id, "seq": seq,
-            "seats": [[seat, status] for seat, status in seats]}  # fmt: skip
-    return json.dumps(snap, separators=(",", ":")).encode()
-
-
-class SeatSequencer(Protocol):
-    async def record(self, event_id: int, changes: list[tuple[str, str]]) -> None:
-        """Changes this node committed (already applied to its own in-memory map)."""
-
-    async def tick(self, event_id: int) -> bytes | None:
-        """The next delta to send to everyone, if this node is to produce it."""
-
-    async def snapshot(self, event_id: int) -> tuple[int, bytes]:
-        """``(seq, encoded snapshot)``: the map as of ``seq``."""
-
-
-class InProcessSequencer:
-    def __init__(self, booking: BookingService) -> None:
-        self.booking = booking
-
-    async def record(self, event_id: int, changes: list[tuple[str, str]]) -> None:
-        pass  # the node's own seat map recorded them when they were applied
-
-    async def tick(self, event_id: int) -> bytes | None:
-        return (await self.booking.seat_map(event_id)).tick()
-
-    async def snapshot(self, event_id: int) -> tuple[int, bytes]:
-        seatmap = await self.booking.seat_map(event_id)
-        return seatmap.seq, seatmap.snapshot()
-
-
-_RECORD = "redis.call('RPUSH', KEYS[1], ARGV[1])"
 
 # KEYS: pending list, status hash, seq, lease. ARGV: node id, lease ms.
 # Returns nil when another node leads, {} when nothing changed, else {seq, seat, status, ...}.
@@ -124,63 +82,95 @@ return seq
 _SNAPSHOT = "return {redis.call('GET', KEYS[3]) or '0', redis.call('HGETALL', KEYS[2])}"
 
 
-def _keys(event_id: int) -> list[str]:
-    tag = f"{{sm:{event_id}}}"
-    return [f"{tag}:pending", f"{tag}:status", f"{tag}:seq", f"{tag}:lease"]
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisSequencer:
-    def __init__(self, redis: Redis, booking: BookingService, node_id: str) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str, inventory: Inventory, node_id: str, lease_ms: int
+    ) -> None:
         self._redis = redis
-        self.booking = booking
+        self._prefix = prefix
+        self.inventory = inventory
         self.node_id = node_id
-        self._record = redis.register_script(_RECORD)
+        self.lease_ms = lease_ms
         self._tick = redis.register_script(_TICK)
         self._init = redis.register_script(_INIT)
         self._snapshot = redis.register_script(_SNAPSHOT)
         self._ready: set[int] = set()
         #: Events whose changes could not be recorded: rebuild from the database when possible.
         self._stale: set[int] = set()
-        self._snapshots: dict[int, tuple[int, bytes]] = {}
-        self._fetching: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self._snapshots: dict[int, SeatSnapshot] = {}
+        self._fetching: dict[int, asyncio.Future[SeatSnapshot]] = {}
+        #: Committed changes not yet sent; one flusher sends them in order, batched.
+        self._outbox: list[SeatChange] = []
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _keys(self, event_id: int) -> list[str]:
+        tag = f"{self._prefix}{{sm:{event_id}}}"
+        return [f"{tag}:pending", f"{tag}:status", f"{tag}:seq", f"{tag}:lease"]
 
     async def _ensure(self, event_id: int) -> None:
         if event_id in self._ready and event_id not in self._stale:
             return
         rebuild = event_id in self._stale
+        keys = self._keys(event_id)
+        if not rebuild and await self._redis.exists(keys[1]):
+            self._ready.add(event_id)  # another node built the shared map: nothing to send
+            return
         if rebuild:
-            await self.booking.reload_seat_map(event_id)  # ours may have missed others' news
-        seatmap = await self.booking.seat_map(event_id)
+            await self.inventory.reload_seat_map(event_id)  # ours may have missed others' news
+        seatmap = await self.inventory.seat_map(event_id)
         flat: list[str] = []
         for seat, status in seatmap.statuses.items():
             flat += [seat, status]
         # Deltas come at most once a tick (10 a second), so tenths of a second since the epoch
         # exceed every seq this event can have had: a floor that survives Redis losing its data.
         floor = int(time.time() * 10)
-        await self._init(
-            keys=_keys(event_id), args=["1" if rebuild else "0", REBUILD_JUMP, floor, *flat]
-        )
+        await self._init(keys=keys, args=["1" if rebuild else "0", REBUILD_JUMP, floor, *flat])
         if rebuild:
             log.warning("seat map of event %d rebuilt from the database after an outage", event_id)
         self._ready.add(event_id)
         self._stale.discard(event_id)
 
-    async def record(self, event_id: int, changes: list[tuple[str, str]]) -> None:
-        try:
-            await self._ensure(event_id)
-            await self._record(keys=_keys(event_id), args=[json.dumps(changes)])
-        except (RedisError, OSError) as exc:
-            self._stale.add(event_id)
-            log.warning("could not record seat changes of event %d: %s", event_id, exc)
+    def record(self, change: SeatChange) -> None:
+        self._outbox.append(change)
+        self._wakeup.set()
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush_loop())
 
-    async def tick(self, event_id: int) -> bytes | None:
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def _flush_loop(self) -> None:
+        """One flusher, so changes reach the list in commit order (conflation keeps the last)."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._outbox = self._outbox, []
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[SeatChange]) -> None:
+        events = {change.event_id for change in batch}
+        try:
+            for event_id in events:
+                await self._ensure(event_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for change in batch:
+                    pipe.rpush(self._keys(change.event_id)[0], json.dumps(change.seats))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._stale |= events
+            log.warning("could not record seat changes of events %s: %s", sorted(events), exc)
+
+    async def tick(self, event_id: int) -> SeatDelta | None:
         try:
             await self._ensure(event_id)
-            result = await self._tick(keys=_keys(event_id), args=[self.node_id, LEASE_MS])
+            result = await self._tick(keys=self._keys(event_id), args=[self.node_id, self.lease_ms])
         except (RedisError, OSError):
             self._stale.add(event_id)
             return None
@@ -190,16 +180,16 @@ class RedisSequencer:
             # The shared map is gone (Redis restarted empty): rebuild it from the database.
             self._stale.add(event_id)
             return None
-        seq = int(result[0])
-        pairs = [(_text(result[i]), _text(result[i + 1])) for i in range(1, len(result), 2)]
-        return delta_body(event_id, seq, pairs)
+        seats = tuple((_text(result[i]), _text(result[i + 1])) for i in range(1, len(result), 2))
+        return SeatDelta(event_id, int(result[0]), seats)
 
-    async def snapshot(self, event_id: int) -> tuple[int, bytes]:
-        """The shared map as of its current ``seq``; one fetch per ``seq`` per node however
-        many subscribers ask at once (a cheap ``GET`` of ``seq`` answers the rest)."""
+    async def snapshot(self, event_id: int) -> SeatSnapshot:
+        """The shared map as of its current ``seq``: one fetch per ``seq`` per node however many
+        subscribers ask at once (a cheap ``GET`` of ``seq`` answers the rest)."""
         await self._ensure(event_id)
         cached = self._snapshots.get(event_id)
-        if cached is not None and int(await self._redis.get(_keys(event_id)[2]) or 0) == cached[0]:
+        seq = int(await self._redis.get(self._keys(event_id)[2]) or 0)
+        if cached is not None and cached.seq == seq:
             return cached
         pending = self._fetching.get(event_id)
         if pending is None:
@@ -207,12 +197,10 @@ class RedisSequencer:
             pending.add_done_callback(lambda _: self._fetching.pop(event_id, None))
         return await asyncio.shield(pending)
 
-    async def _fetch(self, event_id: int) -> tuple[int, bytes]:
-        raw_seq, flat = await self._snapshot(keys=_keys(event_id))
-        seq = int(raw_seq)
+    async def _fetch(self, event_id: int) -> SeatSnapshot:
+        raw_seq, flat = await self._snapshot(keys=self._keys(event_id))
         shared = {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-        order = (await self.booking.seat_map(event_id)).statuses  # layout order
-        seats = [(seat, shared.get(seat, status)) for seat, status in order.items()]
-        snapshot = (seq, snapshot_body(event_id, seq, seats))
-        self._snapshots[event_id] = snapshot
+        order = (await self.inventory.seat_map(event_id)).statuses  # layout order
+        seats = tuple((seat, shared.get(seat, status)) for seat, status in order.items())
+        snapshot = self._snapshots[event_id] = SeatSnapshot(event_id, int(raw_seq), seats)
         return snapshot

@@ -1,7 +1,8 @@
-"""The waiting room in Redis: one queue per event shared by every node (cluster mode).
+"""The cluster's waiting room in Redis: one queue per event shared by every node.
 
 Same semantics as :class:`~booking.waiting_room.InProcessWaitingRoom`; state lives in a handful
-of keys per event, all under one hash tag so a Redis Cluster keeps them on one shard:
+of keys per event (under the backplane's key prefix), all under one hash tag so a Redis Cluster
+keeps them on one shard:
 
 ``{wr:E}:seq``      hash user → sequence number
 ``{wr:E}:at``       hash sequence number → user
@@ -118,15 +119,13 @@ return admitted
 """
 
 
-def _keys(event_id: int) -> list[str]:
-    tag = f"{{wr:{event_id}}}"
-    return [f"{tag}:{name}" for name in
-            ("seq", "at", "meta", "pre", "active", "finished", "admits")]  # fmt: skip
+_KEY_NAMES = ("seq", "at", "meta", "pre", "active", "finished", "admits")
 
 
 class RedisWaitingRoom:
-    def __init__(self, redis: Redis, rng: random.Random | None = None) -> None:
+    def __init__(self, redis: Redis, prefix: str = "", rng: random.Random | None = None) -> None:
         self._redis = redis
+        self._prefix = prefix
         self._rng = rng or random.SystemRandom()
         self._join_many = redis.register_script(_JOIN_MANY)
         #: Joins waiting for this event-loop turn's batch, per event.
@@ -136,6 +135,10 @@ class RedisWaitingRoom:
         self._opened: set[int] = set()
         self._open = redis.register_script(_OPEN)
         self._admit = redis.register_script(_ADMIT)
+
+    def _keys(self, event_id: int) -> list[str]:
+        tag = f"{self._prefix}{{wr:{event_id}}}"
+        return [f"{tag}:{name}" for name in _KEY_NAMES]
 
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
         """Join; concurrent joins share one round trip (10,000 users arriving together are a
@@ -159,7 +162,7 @@ class RedisWaitingRoom:
         if not batch:
             return
         try:
-            reply = await self._join_many(keys=_keys(event_id), args=[u for u, _, _ in batch])
+            reply = await self._join_many(keys=self._keys(event_id), args=[u for u, _, _ in batch])
         except BaseException as exc:
             for _, _, future in batch:
                 if not future.done():
@@ -189,7 +192,7 @@ class RedisWaitingRoom:
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
         if not users:
             return []
-        seq, _, meta, pre, active, finished, _ = _keys(event_id)
+        seq, _, meta, pre, active, finished, _ = self._keys(event_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hmget(meta, "last_seq", "serving")
             pipe.scard(pre)
@@ -217,7 +220,7 @@ class RedisWaitingRoom:
         return out
 
     async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
-        keys = _keys(event_id)
+        keys = self._keys(event_id)
         if policy.open and event_id not in self._opened:
             await self._ensure_open(event_id)
         users = await self._admit(
@@ -229,7 +232,7 @@ class RedisWaitingRoom:
 
     async def _ensure_open(self, event_id: int) -> None:
         """Number the pre-queue in a uniformly shuffled order, once (the script checks)."""
-        keys = _keys(event_id)
+        keys = self._keys(event_id)
         if await self._redis.hget(keys[2], "opened") in (b"1", "1"):
             self._opened.add(event_id)
             return
@@ -243,12 +246,12 @@ class RedisWaitingRoom:
         self._opened.add(event_id)
 
     async def complete(self, event_id: int, user: str) -> None:
-        keys = _keys(event_id)
+        keys = self._keys(event_id)
         if await self._redis.zrem(keys[4], user):
             await self._redis.hset(keys[5], user, "closed")
 
     async def stats(self, event_id: int) -> Stats:
-        _, _, meta, pre, active, _, admits = _keys(event_id)
+        _, _, meta, pre, active, _, admits = self._keys(event_id)
         now = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hmget(meta, "last_seq", "serving")

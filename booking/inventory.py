@@ -1,0 +1,148 @@
+"""What is for sale, as this node holds it in memory: each event's info and seat availability.
+
+Reading an event or its seat map, and refusing a hold on a seat known to be taken, cost no query:
+an event is read from the tables once (concurrent first readers share the one read) and kept.
+The tables stay the record: every decision that could sell a seat twice is the database's.
+
+Every seat change a booking service commits comes through :meth:`Inventory.record`, which applies
+it to this node's map and hands it to the one listener (the server's seat stream, which sequences
+it into the deltas every node and client sees). What other nodes committed arrives through
+:meth:`Inventory.learn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking import catalog
+from booking.catalog import EventInfo, EventPatch, EventSpec
+from booking.clock import utcnow
+from booking.demo import demo_event
+from booking.seatmap import SeatChange, SeatMap, SeatStatuses
+
+SeatChangeListener = Callable[[SeatChange], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EventDefaults:
+    """What a new event gets when its creator does not say (the node's settings)."""
+
+    hold_ttl_s: int = 300
+    max_seats_per_user: int = 4
+
+
+def _nobody(_: SeatChange) -> None:
+    pass
+
+
+class Inventory:
+    def __init__(self, engine: AsyncEngine, defaults: EventDefaults | None = None) -> None:
+        self.engine = engine
+        self.defaults = defaults or EventDefaults()
+        self._events: dict[int, EventInfo] = {}
+        self._maps: dict[int, SeatMap] = {}
+        self._loading: dict[int, asyncio.Future[tuple[EventInfo, SeatMap]]] = {}
+        self._listener: SeatChangeListener = _nobody
+        self._listening = False
+
+    def listen(self, listener: SeatChangeListener) -> None:
+        """Hand every committed seat change to ``listener`` (one listener per inventory)."""
+        if self._listening:
+            raise RuntimeError("the inventory already has its seat-change listener")
+        self._listener = listener
+        self._listening = True
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def load(self, event_id: int) -> tuple[EventInfo, SeatMap]:
+        if event_id in self._maps:
+            return self._events[event_id], self._maps[event_id]
+        pending = self._loading.get(event_id)
+        if pending is None:
+            pending = self._loading[event_id] = asyncio.ensure_future(self._read(event_id))
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._loading.pop(event_id, None)
+
+    async def _read(self, event_id: int) -> tuple[EventInfo, SeatMap]:
+        async with self.engine.connect() as conn:
+            info = await catalog.load_event(conn, event_id)
+            statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
+        seatmap = SeatMap(event_id, statuses, expiry)
+        self._events[event_id] = info
+        self._maps[event_id] = seatmap
+        return info, seatmap
+
+    async def event(self, event_id: int) -> EventInfo:
+        return (await self.load(event_id))[0]
+
+    async def seat_map(self, event_id: int) -> SeatMap:
+        return (await self.load(event_id))[1]
+
+    async def reload_seat_map(self, event_id: int) -> SeatMap:
+        """Re-read an event's seat statuses from the database (after missing changes)."""
+        async with self.engine.connect() as conn:
+            statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
+        seatmap = SeatMap(event_id, statuses, expiry)
+        self._maps[event_id] = seatmap
+        return seatmap
+
+    def loaded(self) -> list[EventInfo]:
+        """Events this node has in memory (the ones its background work attends to)."""
+        return list(self._events.values())
+
+    async def events(self) -> list[EventInfo]:
+        async with self.engine.connect() as conn:
+            ids = await catalog.list_event_ids(conn)
+        return [await self.event(i) for i in ids]
+
+    async def create_event(self, spec: EventSpec) -> EventInfo:
+        event_id = await catalog.create_event(
+            self.engine,
+            spec,
+            hold_ttl_s=self.defaults.hold_ttl_s,
+            max_seats_per_user=self.defaults.max_seats_per_user,
+        )
+        return await self.event(event_id)
+
+    async def update_event(self, event_id: int, patch: EventPatch) -> EventInfo:
+        async with self.engine.begin() as conn:
+            await catalog.update_event(conn, event_id, patch)
+            fresh = await catalog.load_event(conn, event_id)
+        current = self._events.get(event_id)
+        if current is None:
+            return await self.event(event_id)
+        current.take_settings(fresh)  # the layout and the seat map stay
+        return current
+
+    async def ensure_demo(self) -> EventInfo | None:
+        """Seed the demo event when there is no event at all."""
+        async with self.engine.connect() as conn:
+            if await catalog.list_event_ids(conn):
+                return None
+        return await self.create_event(demo_event())
+
+    # -- seat changes ------------------------------------------------------------------------
+
+    def record(self, change: SeatChange) -> None:
+        """A change this node just committed: into its map, then to the listener."""
+        if not change.seats:
+            return
+        seatmap = self._maps.get(change.event_id)
+        if seatmap is not None:
+            seatmap.apply(change)
+        self._listener(change)
+
+    def learn(self, event_id: int, seats: SeatStatuses, now: datetime) -> None:
+        """The cluster's conflated statuses of an event (other nodes' changes among them)."""
+        seatmap = self._maps.get(event_id)
+        if seatmap is not None:
+            ttl = timedelta(seconds=self._events[event_id].hold_ttl_s)
+            seatmap.learn(seats, now + ttl)

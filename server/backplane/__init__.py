@@ -1,0 +1,45 @@
+"""What cluster mode changes, chosen once from the settings (SPEC §8).
+
+A :class:`Backplane` provides the three things that differ between one node and a cluster: the
+message engine that carries broker messages between nodes, the waiting-room store, and the seat
+sequencer. :func:`open_backplane` picks the implementation from ``--redis-url``, once, at start-up;
+everything downstream receives the pieces and never asks which kind it got (as Centrifugo's
+``configureEngines`` does).
+
+* :mod:`server.backplane.memory`: one node, everything in this process.
+* :mod:`server.backplane.redis`: any number of nodes sharing one Redis; it owns the Redis client,
+  its pool size and key prefix (``--redis-pool-size``, ``--redis-key-prefix``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from booking.inventory import Inventory
+from booking.waiting_room import WaitingRoom
+from server.backplane.memory import InProcessBackplane
+from server.backplane.redis import RedisBackplane
+from server.engine import Engine
+from server.seat_sequencer import SeatSequencer
+from server.settings import Settings
+
+
+class Backplane(Protocol):
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def waiting_room(self) -> WaitingRoom: ...
+
+    def seat_sequencer(self, inventory: Inventory) -> SeatSequencer:
+        """The sequencer of this node's seat maps (it reads their layout order from
+        ``inventory`` and rebuilds shared state from it after an outage)."""
+
+    async def check_ready(self) -> str | None:
+        """``None`` when the backplane can carry messages, else why not (for ``/readyz``)."""
+
+    async def close(self) -> None: ...
+
+
+def open_backplane(settings: Settings) -> Backplane:
+    return RedisBackplane(settings) if settings.redis_url else InProcessBackplane()

@@ -1,0 +1,83 @@
+"""The single-node backplane: messages, waiting room and seat sequence all in this process."""
+
+from __future__ import annotations
+
+from booking.inventory import Inventory
+from booking.seatmap import SeatChange
+from booking.waiting_room import InProcessWaitingRoom
+from server.engine import Deliver, Message
+from server.seat_sequencer import SeatDelta, SeatSnapshot
+
+
+class InProcessEngine:
+    """A publish is a local delivery, synchronously and in order."""
+
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def close(self) -> None:
+        self._deliver = None
+
+    def publish(self, message: Message) -> None:
+        if self._deliver is not None:
+            self._deliver(message)
+
+    def watch(self, route: str) -> None:
+        pass
+
+    def unwatch(self, route: str) -> None:
+        pass
+
+
+class InProcessSequencer:
+    """Sequences this node's own changes: it is the only node.
+
+    A snapshot is the node's live seat map tagged with the latest ``seq``: it may already show
+    changes that the next delta repeats (harmless, deltas carry absolute statuses), and a client
+    that just held a seat sees it held at once. The same snapshot value is returned until the map
+    or the ``seq`` changes, so it is encoded once however many subscribers ask.
+    """
+
+    def __init__(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._pending: dict[int, dict[str, str]] = {}
+        self._seq: dict[int, int] = {}
+        self._snapshots: dict[int, SeatSnapshot] = {}
+
+    def record(self, change: SeatChange) -> None:
+        self._pending.setdefault(change.event_id, {}).update(change.seats)
+        self._snapshots.pop(change.event_id, None)
+
+    async def tick(self, event_id: int) -> SeatDelta | None:
+        pending = self._pending.pop(event_id, None)
+        if not pending:
+            return None
+        seq = self._seq[event_id] = self._seq.get(event_id, 0) + 1
+        self._snapshots.pop(event_id, None)
+        return SeatDelta(event_id, seq, tuple(pending.items()))
+
+    async def snapshot(self, event_id: int) -> SeatSnapshot:
+        found = self._snapshots.get(event_id)
+        if found is None:
+            statuses = (await self.inventory.seat_map(event_id)).statuses
+            found = SeatSnapshot(event_id, self._seq.get(event_id, 0), tuple(statuses.items()))
+            self._snapshots[event_id] = found
+        return found
+
+
+class InProcessBackplane:
+    def __init__(self) -> None:
+        self.engine = InProcessEngine()
+        self.waiting_room = InProcessWaitingRoom()
+
+    def seat_sequencer(self, inventory: Inventory) -> InProcessSequencer:
+        return InProcessSequencer(inventory)
+
+    async def check_ready(self) -> str | None:
+        return None
+
+    async def close(self) -> None:
+        await self.engine.close()

@@ -1,0 +1,189 @@
+"""The JSON bodies both edges speak (SPEC §5, §6): requests parsed into models, domain values
+rendered.
+
+The REST API documents these models in its OpenAPI document; the STOMP ``/app`` commands take the
+same request bodies and answer with the same shapes on ``/user/queue/replies``, and waiting-room
+pushes on ``/user/queue/position`` are the same body as ``GET /api/events/{id}/queue/me``. The
+booking core returns domain values (:class:`~booking.holds.Hold`,
+:class:`~booking.orders.Order`, :class:`~booking.waiting_room.Position` …); this module is where
+they take their wire shape. Instants are RFC 3339 strings in UTC with ``Z``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from booking.clock import from_unix, iso
+from booking.holds import Hold
+from booking.orders import Order, TicketCheck
+from booking.waiting_room import Position
+from server.errors import Problem
+
+Timestamp = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, examples=["2030-05-01T19:30:00Z"])
+]
+SeatId = Annotated[str, Field(min_length=1, max_length=32, examples=["A-C-12"])]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Request(BaseModel):
+    """A request body: unknown members are refused, so a misspelt field is a 422 naming it
+    rather than a silently ignored wish."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse(raw: bytes, model: type[M]) -> M:
+    """``raw`` JSON as ``model``, or the 400/422 :class:`~server.errors.Problem` (REST and STOMP
+    alike). A 422's ``errors`` list names each fault (``loc``, ``msg``, ``type``, as pydantic
+    reports them, without echoing the input)."""
+    if not raw.strip():
+        raise Problem.of("bad_request", "the request body must be a JSON document")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise Problem.of("bad_request", f"the request body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        faults = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise Problem.of(
+            "validation", "the request body does not match the schema", errors=faults
+        ) from None
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+class HoldRequest(Request):
+    seats: list[SeatId] = Field(min_length=1, max_length=100, description="all or nothing")
+
+
+# -- domain values, rendered -------------------------------------------------------------------
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    event_id: int
+    seats: list[str]
+    status: Literal["active", "released", "expired", "purchased"]
+    created_at: Timestamp
+    expires_at: Timestamp
+    amount_cents: int
+    currency: str
+
+
+def hold_out(hold: Hold, now: datetime) -> HoldOut:
+    status = hold.status
+    if status == "active" and hold.expires_at <= now:
+        status = "expired"  # lapsed; the reaper has not written it down yet
+    return HoldOut(
+        hold_id=hold.id,
+        event_id=hold.event_id,
+        seats=hold.seat_ids,
+        status=status,  # type: ignore[arg-type]  # the database holds HoldOut's values
+        created_at=iso(hold.created_at),
+        expires_at=iso(hold.expires_at),
+        amount_cents=hold.amount_cents,
+        currency=hold.currency,
+    )
+
+
+class TicketOut(BaseModel):
+    code: str
+    seat_id: str
+    status: Literal["valid", "void"]
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    status: Literal["paid", "cancelled"]
+    event_id: int
+    amount_cents: int
+    currency: str
+    created_at: Timestamp
+    tickets: list[TicketOut]
+
+
+def order_out(order: Order) -> OrderOut:
+    return OrderOut(
+        order_id=order.id,
+        status=order.status,  # type: ignore[arg-type]  # the database holds OrderOut's values
+        event_id=order.event_id,
+        amount_cents=order.amount_cents,
+        currency=order.currency,
+        created_at=iso(order.created_at),
+        tickets=[
+            TicketOut(code=t.code, seat_id=t.seat_id, status=t.status)  # type: ignore[arg-type]
+            for t in order.tickets
+        ],
+    )
+
+
+class TicketCheckOut(BaseModel):
+    code: str
+    valid: bool
+    status: Literal["valid", "void"]
+    event_id: int
+    seat_id: str
+    order_id: str
+
+
+def ticket_check_out(check: TicketCheck) -> TicketCheckOut:
+    return TicketCheckOut(
+        code=check.code,
+        valid=check.valid,
+        status=check.status,  # type: ignore[arg-type]  # the database holds these values
+        event_id=check.event_id,
+        seat_id=check.seat_id,
+        order_id=check.order_id,
+    )
+
+
+class QueuePositionOut(BaseModel):
+    """Where a user stands in an event's waiting room (SPEC §6)."""
+
+    event_id: int
+    state: Literal["waiting", "admitted", "expired", "closed"]
+    position: int | None = Field(description="1 = next to be admitted; null in the pre-queue")
+    ahead: int | None
+    waiting_total: int
+    eta_seconds: int | None
+    admission_token: str | None = Field(
+        default=None, description="when admitted: send it as X-Admission-Token to hold seats"
+    )
+    expires_at: str | None = Field(default=None, description="when admitted: until when")
+
+
+def position_body(position: Position) -> dict[str, object]:
+    """The position body (SPEC §6); ``admission_token`` and ``expires_at`` only when admitted.
+    A plain dict, not a model: 10,000 waiting users are thousands of these a second."""
+    body: dict[str, object] = {
+        "event_id": position.event_id,
+        "state": position.state,
+        "position": position.position,
+        "ahead": position.ahead,
+        "waiting_total": position.waiting_total,
+        "eta_seconds": position.eta_seconds,
+    }
+    if position.admission_token is not None and position.admitted_until is not None:
+        body["admission_token"] = position.admission_token
+        body["expires_at"] = iso(from_unix(position.admitted_until))
+    return body
+
+
+def position_out(position: Position) -> QueuePositionOut:
+    return QueuePositionOut.model_validate(position_body(position))
+
+
+def dumps(payload: object) -> bytes:
+    """Compact JSON bytes of a plain payload (a STOMP body)."""
+    return json.dumps(payload, separators=(",", ":")).encode()

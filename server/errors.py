@@ -1,0 +1,165 @@
+r"""How an error reads at each edge: REST problem, ``/app`` reply, STOMP ERROR frame.
+
+The booking core raises domain errors (:mod:`booking.errors`) that know no protocol; this module
+is the one place they are translated. A :class:`Problem` is an RFC 9457 problem::
+
+    {"type": "/api/docs#problem-conflict", "title": "Conflict", "status": 409,
+     "kind": "conflict", "detail": "some seats are not available", "conflicts": ["A-B-3"]}
+
+``kind`` is the stable, machine-readable name (the booking error's kind, or one of the HTTP-level
+kinds below); ``type`` points at its description on ``/api/docs`` (RFC 9457 §3.1.1 allows a
+relative reference); extension members (``conflicts``, ``errors``, ``limit`` …) carry the details.
+:data:`STATUS_BY_KIND` is the only place a booking error becomes a status code. The REST API
+answers a problem as ``application/problem+json`` (:mod:`server.api.problems`); an ``/app``
+command answers it on ``/user/queue/errors`` (:meth:`Problem.reply`). Faults of a STOMP session
+are :class:`~protocol.errors.ProtocolError`\ s, answered with an ERROR frame and a close.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from booking.errors import BookingError, NotFound
+from protocol.errors import ProtocolError
+
+PROBLEM_JSON = "application/problem+json"
+
+#: Booking error kind → HTTP status (SPEC §5).
+STATUS_BY_KIND: dict[str, int] = {
+    "invalid": 422,
+    "limit": 422,
+    "idempotency_mismatch": 422,
+    "not_found": 404,
+    "forbidden": 403,
+    "admission_required": 403,
+    "conflict": 409,
+    "sale_closed": 409,
+    "in_progress": 409,
+    "payment_declined": 402,
+    "payment_failed": 502,
+}
+
+#: Kinds the HTTP edge adds for faults that never reach the booking core.
+HTTP_KINDS: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "The request is malformed: not JSON, or a required header is missing."),
+    "unauthorized": (401, "No bearer token, or one that is expired or not genuine."),
+    "not_admin": (403, "The operation needs the admin role."),
+    "validation": (422, "The JSON body does not match the schema; `errors` lists each fault."),
+    "route_not_found": (404, "No such resource under /api."),
+    "method_not_allowed": (405, "The resource exists but not with this method; see `Allow`."),
+    "too_large": (413, "The request body is over 1 MiB."),
+    "rate_limited": (429, "Too many requests from this client IP or user; see `Retry-After`."),
+    "internal": (500, "The server failed; the details are in its log, not in the response."),
+}
+
+#: What each booking kind means, for ``/api/docs``.
+BOOKING_KINDS: dict[str, str] = {
+    "invalid": "The request names no seats, a seat twice, or seats the event does not have.",
+    "limit": "Over the per-user seat limit of the event (`limit`, `have`).",
+    "idempotency_mismatch": "The Idempotency-Key was used before with a different request.",
+    "not_found": "No such event, hold, order or ticket (or it is not yours).",
+    "forbidden": "Not allowed for you.",
+    "admission_required": "The event's waiting room is on: a valid admission token is needed.",
+    "conflict": "Seats are taken (`conflicts` lists them), or the hold/order is not active.",
+    "sale_closed": "The event is not on sale now.",
+    "in_progress": "A request with this Idempotency-Key is still being processed.",
+    "payment_declined": "The card was declined; no order, no charge.",
+    "payment_failed": "The payment gateway failed or timed out; nothing was charged.",
+}
+
+
+def status_for(kind: str) -> int:
+    """The HTTP status of a booking error kind (500 for a kind nobody mapped: a bug)."""
+    return STATUS_BY_KIND.get(kind) or HTTP_KINDS.get(kind, (500, ""))[0]
+
+
+def problem_type(kind: str) -> str:
+    return f"/api/docs#problem-{kind}"
+
+
+class Problem(Exception):
+    """An error answer of the API; raise it from a handler."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    @classmethod
+    def of(cls, kind: str, detail: str, **extra: Any) -> Problem:
+        """A problem of one of the :data:`HTTP_KINDS`."""
+        return cls(HTTP_KINDS[kind][0], kind, detail, **extra)
+
+    @classmethod
+    def from_booking(cls, error: BookingError) -> Problem:
+        return cls(status_for(error.kind), error.kind, error.detail, **error.extra)
+
+    def body(self) -> dict[str, Any]:
+        """The RFC 9457 document (REST)."""
+        body: dict[str, Any] = {
+            "type": problem_type(self.kind),
+            "title": HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "kind": self.kind,
+            "detail": self.detail,
+        }
+        for name, value in self.extra.items():
+            body.setdefault(name, value)  # extensions never shadow the standard members
+        return body
+
+    def reply(self) -> dict[str, Any]:
+        """The ``/user/queue/errors`` payload of an ``/app`` command (STOMP): the status and
+        members of the REST problem for the same failure."""
+        payload: dict[str, Any] = {"type": "error", "status": self.status, "kind": self.kind,
+                                   "detail": self.detail}  # fmt: skip
+        for name, value in self.extra.items():
+            payload.setdefault(name, value)
+        return payload
+
+
+# -- STOMP ERROR frames ---------------------------------------------------------------------
+# Faults the server (rather than the parser) finds in a session; each becomes an ERROR frame and
+# a close at the session's one error boundary. ``reason`` labels the errors metric.
+
+
+class AuthenticationRefused(ProtocolError):
+    reason = "auth"
+
+
+class ForbiddenDestination(ProtocolError):
+    reason = "forbidden"
+
+
+class SlowConsumer(ProtocolError):
+    reason = "slow_consumer"
+
+
+class Timeout(ProtocolError):
+    reason = "timeout"
+
+
+class ServerShutdown(ProtocolError):
+    reason = "shutdown"
+
+
+class UnknownEvent(ProtocolError):
+    reason = "unknown_event"
+
+
+def stomp_error(error: BookingError) -> ProtocolError:
+    """A booking error met while serving a subscription, as the ERROR it answers with."""
+    if isinstance(error, NotFound):
+        return UnknownEvent("unknown event", error.detail)
+    return ProtocolError("internal error", "the server failed; see its log")

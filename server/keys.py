@@ -1,0 +1,40 @@
+"""The node's typed application keys, in one place.
+
+The composition root (:mod:`server.app`) sets them; the edges (REST handlers, the WebSocket
+handler, the UI pages) read them. Nothing here imports the composition root, so nothing that
+imports this module does either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from booking.core import BookingCore
+from server.auth import TokenAuthority
+from server.backplane import Backplane
+from server.metrics import BrokerMetrics
+from server.rate_limits import RateLimits
+from server.seat_stream import SeatStream
+from server.session import StompService
+from server.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+TOKENS = web.AppKey("tokens", TokenAuthority)
+METRICS = web.AppKey("metrics", BrokerMetrics)
+DATABASE = web.AppKey("database", AsyncEngine)
+BACKPLANE = web.AppKey("backplane", Backplane)
+BOOKING = web.AppKey("booking", BookingCore)
+STOMP = web.AppKey("stomp", StompService)
+SEATS = web.AppKey("seats", SeatStream)
+#: Where the built browser UI is (``web/dist``, or the copy a wheel carries).
+WEB_DIST = web.AppKey("web_dist", Path)
+#: The REST API's rate limits.
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+#: Encoded event layouts by event id (a layout never changes, and may hold 100,000 seats).
+LAYOUTS: web.AppKey[dict[int, bytes]] = web.AppKey("layouts")
+#: The OpenAPI document and the ``/api/docs`` page, built once at start.
+OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
+API_DOCS_PAGE = web.AppKey("api_docs_page", bytes)
