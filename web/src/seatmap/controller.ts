@@ -72,6 +72,9 @@ export interface SeatMapProbe {
   /** Brings the seat into view (zooming to its section if seats are too small to tap) and
    *  returns its centre in page coordinates (subtract window.scrollX/Y to click). */
   seatCenter(seatId: string): { x: number; y: number } | undefined;
+  /** Where the seat's centre is in the viewport right now (client coordinates), without moving
+   *  the map; undefined when it is outside the map's box. */
+  seatOnScreen(seatId: string): { x: number; y: number } | undefined;
   seq(): number;
   /** 'awaiting' | 'live' | 'resync' */
   phase(): string;
@@ -136,6 +139,8 @@ export class SeatMapController {
   private hasFocus = false;
   /** The ring shows only for keyboard use (a tap or click focuses the canvas too). */
   private keyboard = false;
+  /** When a pointer last went down (performance.now): a focus right after it is the pointer's. */
+  private pointerAt = -Infinity;
   private readonly dirty = new Set<number>();
   private fullRedraw = true;
   private frame = 0;
@@ -430,6 +435,7 @@ export class SeatMapController {
       const rect = this.canvas.getBoundingClientRect();
       this.boxOrigin = { left: rect.left, top: rect.top };
     }
+    this.pointerAt = performance.now();
     const gesture = this.tracker.down(this.input(e));
     if (!this.tracker.active) return;
     this.keyboard = false;
@@ -538,7 +544,7 @@ export class SeatMapController {
     if (!wasKeyboard && this.focus >= 0) this.dirty.add(this.focus);
     if (direction) {
       e.preventDefault();
-      this.setFocus(move(this.g, this.focus, direction), true);
+      this.setFocus(this.focus < 0 ? this.firstAvailable() : move(this.g, this.focus, direction), true);
     } else if (e.key === 'Enter' || e.key === ' ' || e.key === 'Spacebar') {
       e.preventDefault();
       if (this.focus >= 0) this.toggle(this.focus);
@@ -558,6 +564,9 @@ export class SeatMapController {
 
   private onFocus(): void {
     this.hasFocus = true;
+    // Focus that comes with a tap or click: the tap speaks for itself (a seat picked, a section
+    // shown); the first arrow key puts the ring on a seat.
+    if (performance.now() - this.pointerAt < 1000) return;
     if (this.focus < 0) {
       this.setFocus(this.firstAvailable(), false);
     } else {
@@ -654,6 +663,15 @@ export class SeatMapController {
         const x = rect.left + (cellX(this.g, i) + 0.5) * this.view.scale + this.view.x;
         const y = rect.top + (cellY(this.g, i) + 0.5) * this.view.scale + this.view.y;
         return { x: x + window.scrollX, y: y + window.scrollY };
+      },
+      seatOnScreen: (seatId) => {
+        const i = this.g.index.get(seatId);
+        if (i === undefined) return undefined;
+        const x = (cellX(this.g, i) + 0.5) * this.view.scale + this.view.x;
+        const y = (cellY(this.g, i) + 0.5) * this.view.scale + this.view.y;
+        if (x < 0 || y < 0 || x > this.box.width || y > this.box.height) return undefined;
+        const rect = this.canvas.getBoundingClientRect();
+        return { x: rect.left + x, y: rect.top + y };
       },
       seq: () => this.state.seq,
       phase: () => this.state.phase,
