@@ -1,9 +1,13 @@
 // Drawing the seat map on a <canvas> the size of its box, through the camera (camera.ts).
 //
 // A frame draws only what is in view: the rows whose band crosses the box and, in each, the
-// seats whose columns do (arithmetic on the row, no search). Seats are bucketed by style and
-// each bucket is filled as one path, so a frame costs a handful of fills whatever the zoom: a
-// 10,000-seat map zoomed out is ~10 fills of 10,000 small rects, zoomed in a few hundred seats.
+// seats whose columns do (arithmetic on the row, no search). Seats are bucketed by style. With
+// a few hundred seats in view (the usual zoom) each bucket is filled as one path. With
+// thousands of tiny seats (a zoomed-out map: 10,000 seats a few pixels each) they are written
+// straight into the canvas's pixels as solid squares (ImageData): in Chromium's software canvas
+// that is 2–4x cheaper than rasterizing a path of 10,000 rects, and keeps a pinch through the
+// whole map inside a frame on a throttled phone (scripts/bench_seatmap.py). Both ways put every
+// seat's square on whole device pixels, so they look the same.
 // Every seat owns a square cell and all its pixels (seat, "yours" mark, focus ring) stay inside
 // it, so while the view sits on the device pixel grid (camera.snapView) a changed seat is
 // redrawn by repainting its cell alone: deltas cost what changed, not the map.
@@ -58,13 +62,26 @@ export function isMine(style: number): boolean {
 const ROW_LABEL_PITCH = 12;
 /** Rounded corners cost ~8x a plain rect per seat: only where they show and stay cheap. */
 const ROUNDED_PITCH = 10;
-const ROUNDED_MAX_SEATS = 2_500;
+/** Seats are drawn as pixels when more than this many are in view and each is at most
+ *  PIXEL_PITCH device pixels wide: then rasterizing a path costs more per seat than writing its
+ *  few pixels does. (Larger seats have more pixels to write: a path is cheaper again.) */
+const PIXEL_SEATS = 1_500;
+const PIXEL_PITCH = 12;
+
+/** '#rrggbb' as one opaque pixel of a little-endian RGBA buffer (Uint32Array over ImageData). */
+function pixelOf(hex: string): number {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return ((0xff << 24) | ((n & 0xff) << 16) | (n & 0xff00) | ((n >> 16) & 0xff)) >>> 0;
+}
 
 export class SeatMapRenderer {
   private readonly ctx: CanvasRenderingContext2D;
   private readonly palette: string[];
+  private readonly palettePixels: number[];
   /** One reusable index list per style (no allocation per frame once they have grown). */
   private readonly buckets: number[][];
+  /** The canvas's pixels, for frames drawn as pixels (allocated on the first such frame). */
+  private image: ImageData | null = null;
   private width = 0;
   private height = 0;
   private dpr = 1;
@@ -89,6 +106,7 @@ export class SeatMapRenderer {
       ...g.tiers.map((_, i) => tierColour(i)),
     ];
     if (g.tiers.length === 0) this.palette.push(tierColour(0));
+    this.palettePixels = this.palette.map(pixelOf);
     this.buckets = this.palette.map(() => []);
   }
 
@@ -99,6 +117,7 @@ export class SeatMapRenderer {
     this.dpr = dpr > 0 ? dpr : 1;
     this.canvas.width = Math.max(1, Math.round(width * this.dpr));
     this.canvas.height = Math.max(1, Math.round(height * this.dpr));
+    this.image = null;
     this.canvas.style.width = `${width}px`;
     this.canvas.style.height = `${height}px`;
   }
@@ -106,11 +125,6 @@ export class SeatMapRenderer {
   /** The whole frame. `focus` is the seat with the keyboard ring, or -1. */
   draw(view: View, styleOf: (i: number) => number, focus: number): void {
     const { ctx, g } = this;
-    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.fillStyle = COLOURS.background;
-    ctx.fillRect(0, 0, this.width, this.height);
-    this.drawStage(view);
-
     for (const bucket of this.buckets) bucket.length = 0;
     const { scale } = view;
     const x0 = -view.x / scale - MARGIN_X;
@@ -133,14 +147,22 @@ export class SeatMapRenderer {
     }
     this.visibleSeats = visible;
 
-    const rounded = scale >= ROUNDED_PITCH && visible <= ROUNDED_MAX_SEATS;
-    this.buckets.forEach((seats, style) => {
-      if (seats.length === 0) return;
-      ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
-      ctx.beginPath();
-      for (const i of seats) this.seatPath(view, i, rounded);
-      ctx.fill();
-    });
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    if (visible > PIXEL_SEATS && scale * this.dpr <= PIXEL_PITCH) {
+      this.pixels(view);
+    } else {
+      ctx.fillStyle = COLOURS.background;
+      ctx.fillRect(0, 0, this.width, this.height);
+      const rounded = scale >= ROUNDED_PITCH && visible <= PIXEL_SEATS;
+      this.buckets.forEach((seats, style) => {
+        if (seats.length === 0) return;
+        ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
+        ctx.beginPath();
+        for (const i of seats) this.seatPath(view, i, rounded);
+        ctx.fill();
+      });
+    }
+    this.drawStage(view);
     for (let style = Style.Selected; style <= Style.MineBought; style++) {
       for (const i of this.buckets[style] ?? []) this.mark(view, i);
     }
@@ -165,7 +187,7 @@ export class SeatMapRenderer {
       }
     }
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    const rounded = view.scale >= ROUNDED_PITCH && this.visibleSeats <= ROUNDED_MAX_SEATS;
+    const rounded = view.scale >= ROUNDED_PITCH && this.visibleSeats <= PIXEL_SEATS;
     for (const i of seats) {
       if (i < 0 || i >= this.g.count) continue;
       const { x, y } = this.cell(view, i);
@@ -196,12 +218,46 @@ export class SeatMapRenderer {
     return Math.max(0.5, Math.min(scale * 0.12, 4));
   }
 
-  private seatPath(view: View, i: number, rounded: boolean): void {
+  /** Seat i's square in device pixels: whole pixels, so every way of drawing it agrees. */
+  private square(view: View, i: number): { x: number; y: number; size: number } {
     const { x, y } = this.cell(view, i);
     const inset = this.inset(view.scale);
-    const size = view.scale - 2 * inset;
-    if (rounded) this.ctx.roundRect(x + inset, y + inset, size, size, size * 0.28);
-    else this.ctx.rect(x + inset, y + inset, size, size);
+    const { dpr } = this;
+    return {
+      x: Math.round((x + inset) * dpr),
+      y: Math.round((y + inset) * dpr),
+      size: Math.max(1, Math.round((view.scale - 2 * inset) * dpr)),
+    };
+  }
+
+  private seatPath(view: View, i: number, rounded: boolean): void {
+    const { x, y, size } = this.square(view, i);
+    const { dpr } = this;
+    if (rounded) this.ctx.roundRect(x / dpr, y / dpr, size / dpr, size / dpr, (size / dpr) * 0.28);
+    else this.ctx.rect(x / dpr, y / dpr, size / dpr, size / dpr);
+  }
+
+  /** The frame's background and seats written as pixels (many small seats in view). */
+  private pixels(view: View): void {
+    const { canvas } = this;
+    const w = canvas.width;
+    const h = canvas.height;
+    this.image ??= this.ctx.createImageData(w, h);
+    const px = new Uint32Array(this.image.data.buffer);
+    px.fill(pixelOf(COLOURS.background));
+    this.buckets.forEach((seats, style) => {
+      const colour = this.palettePixels[style] ?? 0xff000000;
+      for (const i of seats) {
+        const { x, y, size } = this.square(view, i);
+        const left = Math.max(0, x);
+        const right = Math.min(w, x + size);
+        if (right <= left) continue;
+        for (let row = Math.max(0, y), end = Math.min(h, y + size); row < end; row++) {
+          px.fill(colour, row * w + left, row * w + right);
+        }
+      }
+    });
+    this.ctx.putImageData(this.image, 0, 0);
   }
 
   /** The user's own seat: a white dot in the middle. */
@@ -237,6 +293,7 @@ export class SeatMapRenderer {
     ctx.beginPath();
     ctx.roundRect(x, y, width, height, Math.min(height / 2, 10));
     ctx.fill();
+    if (height < 10) return; // too thin for its name: the shape says it
     ctx.fillStyle = COLOURS.stageText;
     ctx.font = `600 ${Math.max(7, Math.min(16, height * 0.5, width / 5))}px system-ui, sans-serif`;
     ctx.textAlign = 'center';

@@ -1,6 +1,7 @@
 """The seat map on a phone (390x844, touch): readable seats, pinch and drag, tap a section to zoom
-to it, pick and hold from the sticky bar, and the buyer's seats marked as theirs. Screenshots at
-phone and desktop size are kept under test-artifacts/browser/<test>/."""
+to it, pick and hold from the sticky bar, and the buyer's seats marked as theirs; and the same map
+from the keyboard alone, as a screen-reader user drives it. Screenshots at phone and desktop size
+are kept under test-artifacts/browser/<test>/."""
 
 from __future__ import annotations
 
@@ -129,3 +130,44 @@ def test_pick_and_hold_from_the_sticky_bar(
     expect(element(desktop, "sticky-bar")).to_have_count(0)  # wide screens have the sidebar
     assert map_view(desktop)["scale"] >= MIN_SEAT_PX
     pages.snap(desktop, "desktop")
+
+
+def test_the_map_works_from_the_keyboard_and_says_what_is_focused(
+    ui_server: ServerProcess, pages: Pages, event: int
+) -> None:
+    page = pages.open(event_url(ui_server, event), "keyboard")
+    wait_seat_map(page, "STALLS-A-1")
+    announcer = element(page, "seat-announcer")
+    seat_map = element(page, "seat-map")
+    seat_map.focus()
+    # Focus lands on a seat one can buy, and says which, its status and price.
+    expect(announcer).to_have_text(re.compile(r"^Stalls row A seat \d+, available, Premium €120$"))
+    page.keyboard.press("Home")
+    expect(announcer).to_have_text("Stalls row A seat 1, available, Premium €120")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    expect(announcer).to_have_text("Stalls row B seat 2, available, Premium €120")
+    page.keyboard.press("Enter")
+    expect(announcer).to_have_text("Stalls row B seat 2, available, Premium €120, selected")
+    assert page.evaluate("() => window.__concertHub.seatMap.selected()") == ["STALLS-B-2"]
+    page.keyboard.press(" ")
+    expect(announcer).to_have_text("Stalls row B seat 2, available, Premium €120, deselected")
+    assert page.evaluate("() => window.__concertHub.seatMap.selected()") == []
+
+    # + and - zoom, 0 goes back to where it started; focus stays in view throughout.
+    home = map_view(page)["scale"]
+    page.keyboard.press("+")
+    page.wait_for_function(f"() => window.__concertHub.seatMap.view().scale > {home}")
+    page.keyboard.press("0")
+    page.wait_for_function(f"() => window.__concertHub.seatMap.view().scale === {home}")
+    # Down through the sections (Stalls B to J, then Circle A, B): the map follows the focus.
+    for _ in range(10):
+        page.keyboard.press("ArrowDown")
+    expect(announcer).to_have_text(re.compile(r"^Circle row B seat \d+, available, Value €39$"))
+    number = re.search(r"seat (\d+)", announcer.inner_text())
+    assert number is not None
+    on_screen = page.evaluate(
+        "id => window.__concertHub.seatMap.seatOnScreen(id)", f"CIRCLE-B-{number[1]}"
+    )
+    assert on_screen is not None, "the focused seat is in the map's box"
+    pages.snap(page, "keyboard-focus")
