@@ -176,16 +176,23 @@ def contradictions(page: Page) -> list[list[str | None]]:
     ]
 
 
+def live_page_with_a_pick(pages: Pages, url: str, seat: str) -> Page:
+    """A buyer's page, connected, with ``seat`` picked, recording what the badge and the error
+    line show from now on."""
+    page = pages.open(url, "buyer")
+    wait_seat_map(page, seat)
+    expect(element(page, "connection-state")).to_have_text("connected")
+    click_seat(page, seat)
+    page.evaluate(RECORD_BADGE_AND_ERROR)
+    record_connection_states(page)
+    return page
+
+
 def test_a_request_without_an_answer_takes_the_badge_off_connected_and_its_error_clears_itself(
     ui_server: ServerProcess, pages: Pages
 ) -> None:
     event = create_event(ui_server, "Flaky Wifi Night")
-    page = pages.open(event_url(ui_server, event), "buyer")
-    wait_seat_map(page, "S-B-2")
-    expect(element(page, "connection-state")).to_have_text("connected")
-    click_seat(page, "S-B-2")
-    page.evaluate(RECORD_BADGE_AND_ERROR)
-    record_connection_states(page)
+    page = live_page_with_a_pick(pages, event_url(ui_server, event), "S-B-2")
 
     # The hold request gets no answer at all (the WebSocket itself is untouched).
     page.route("**/api/events/*/holds", lambda route: route.abort("connectionfailed"))
@@ -211,11 +218,7 @@ def test_offline_the_badge_and_a_failed_request_agree_and_online_clears_the_erro
     ui_server: ServerProcess, pages: Pages
 ) -> None:
     event = create_event(ui_server, "Airplane Mode Night")
-    page = pages.open(event_url(ui_server, event), "buyer")
-    wait_seat_map(page, "S-A-5")
-    expect(element(page, "connection-state")).to_have_text("connected")
-    click_seat(page, "S-A-5")
-    page.evaluate(RECORD_BADGE_AND_ERROR)
+    page = live_page_with_a_pick(pages, event_url(ui_server, event), "S-A-5")
 
     page.context.set_offline(True)
     expect(element(page, "connection-state")).to_have_text("offline")

@@ -24,6 +24,18 @@ function maxBoxHeight(): number {
   return window.innerWidth <= 900 ? Math.max(260, Math.round(h * 0.62)) : Math.max(360, h - 240);
 }
 
+/** The legend after the tiers: [colour, words, the user's own (drawn with a dot)]. */
+function legend(hasOwnTickets: boolean): [string, string, boolean][] {
+  return [
+    [COLOURS.selected, 'Your pick', true],
+    [COLOURS.mineHeld, 'Held for you', true],
+    ...(hasOwnTickets ? [[COLOURS.mineBought, 'Your tickets', true] as [string, string, boolean]] : []),
+    [COLOURS.held, 'Held', false],
+    [COLOURS.sold, 'Sold', false],
+    [COLOURS.blocked, 'Blocked', false],
+  ];
+}
+
 const ownSeats = (s: ShopState) => [s.selected, s.hold?.seats ?? [], s.bought] as const;
 
 /** The live seat map: a canvas fed by /topic/events/{id}/seats, plus legend, zoom and sections. */
@@ -163,32 +175,12 @@ export function SeatMapView({ event }: { event: EventDetail }) {
             {tier.name} {money(tier.price_cents, tier.currency)}
           </li>
         ))}
-        <li>
-          <span className="swatch swatch--mine" style={{ background: COLOURS.selected }} aria-hidden="true" />
-          Your pick
-        </li>
-        <li>
-          <span className="swatch swatch--mine" style={{ background: COLOURS.mineHeld }} aria-hidden="true" />
-          Held for you
-        </li>
-        {hasOwnTickets && (
-          <li>
-            <span className="swatch swatch--mine" style={{ background: COLOURS.mineBought }} aria-hidden="true" />
-            Your tickets
+        {legend(hasOwnTickets).map(([colour, label, mine]) => (
+          <li key={label}>
+            <span className={mine ? 'swatch swatch--mine' : 'swatch'} style={{ background: colour }} aria-hidden="true" />
+            {label}
           </li>
-        )}
-        <li>
-          <span className="swatch" style={{ background: COLOURS.held }} aria-hidden="true" />
-          Held
-        </li>
-        <li>
-          <span className="swatch" style={{ background: COLOURS.sold }} aria-hidden="true" />
-          Sold
-        </li>
-        <li>
-          <span className="swatch" style={{ background: COLOURS.blocked }} aria-hidden="true" />
-          Blocked
-        </li>
+        ))}
       </ul>
       <p id="seatmap-help" className="seatmap__help muted">
         Tap or click a seat to pick it; drag to move the map, pinch or use + and − to zoom, tap a section to zoom to it. With a keyboard: focus the map, arrow keys move between seats, Enter or Space picks, + and − zoom, 0 goes back.
