@@ -66,7 +66,16 @@ export function SeatMapView({ event }: { event: EventDetail }) {
     controllerRef.current = controller;
     controller.setOwnership(...ownSeats(shop()));
 
-    const fit = () => controller.resize(box.clientWidth, maxBoxHeight());
+    // The box's height follows the window's, but not the ~60 px a phone's URL bar takes and
+    // gives back while the page scrolls (that would resize the canvas mid-scroll).
+    let maxHeight = maxBoxHeight();
+    let width = box.clientWidth;
+    const fit = () => {
+      const next = maxBoxHeight();
+      if (box.clientWidth !== width || Math.abs(next - maxHeight) > 120) maxHeight = next;
+      width = box.clientWidth;
+      controller.resize(width, maxHeight);
+    };
     const resize = new ResizeObserver(fit);
     resize.observe(box);
     window.addEventListener('resize', fit);
