@@ -8,7 +8,8 @@ testability contract: ``data-testid`` attributes and ``window.__concertHub.seatM
   loop of the main thread between calls, which would break the async tests that run after this
   package. It is closed when the last browser test is done.
 - ``pages``: ``pages.open(url, name)`` opens a page in a fresh browser context (its own storage,
-  so its own guest identity); contexts are closed after the test. ``pages.snap(page, step)``
+  so its own guest identity), at desktop size or, with ``profile=PHONE``, as a 390x844 touch
+  phone; contexts are closed after the test. ``pages.snap(page, step)``
   saves a screenshot of a key step under ``test-artifacts/browser/<test>/`` (git-ignored); when
   the test fails, every open page's screenshot, URL, ``data-testid`` texts, console messages and
   page errors are written there too.
@@ -51,6 +52,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+#: A desktop window, and a mid-range phone (iPhone 12/13/14 class: 390x844 CSS px, 3 device
+#: pixels per CSS pixel, touch, mobile viewport).
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 1000}}
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
 #: How long a user-visible change may take before a test gives up (expect-style polling).
 WAIT_MS = 10_000
 #: Flags of every UI test node: no rate limit gets in the way of a handful of browsers.
@@ -93,8 +103,8 @@ class Pages:
         self.logs: dict[str, list[str]] = {}
         self.shots = 0
 
-    def open(self, url: str, name: str) -> Page:
-        context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
+    def open(self, url: str, name: str, profile: dict[str, Any] | None = None) -> Page:
+        context = self.browser.new_context(**(profile or DESKTOP))
         context.set_default_timeout(WAIT_MS)
         self.contexts.append(context)
         page = context.new_page()
@@ -109,11 +119,13 @@ class Pages:
         page.goto(url)
         return page
 
-    def snap(self, page: Page, name: str) -> Path:
+    def snap(self, page: Page, name: str, full_page: bool = True) -> Path:
+        """A screenshot of the whole page, or (``full_page=False``) of what the window shows,
+        which is what a phone user sees with the sticky bars where they belong."""
         self.shots += 1
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = self.artifacts / f"{self.shots:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def dump(self) -> None:
@@ -287,7 +299,10 @@ def wait_seat_status(page: Page, seat_id: str, status: str, timeout_ms: int = WA
     """Poll the page's seat map until ``seat_id`` shows ``status``."""
     try:
         page.wait_for_function(
-            "([seat, want]) => window.__concertHub.seatMap.status(seat) === want",
+            """([seat, want]) => {
+                const map = window.__concertHub && window.__concertHub.seatMap;
+                return Boolean(map) && map.status(seat) === want;  // no map yet: keep waiting
+            }""",
             arg=[seat_id, status],
             timeout=timeout_ms,
             polling=20,
@@ -302,16 +317,7 @@ def wait_seat_status(page: Page, seat_id: str, status: str, timeout_ms: int = WA
 def click_seat(page: Page, seat_id: str) -> None:
     """Click the seat map where the UI says ``seat_id`` is (page coordinates → viewport)."""
     element(page, "seat-map").wait_for(state="visible")
-    wait_seat_map(page, seat_id)
-    center = page.evaluate(
-        """seat => {
-            const c = window.__concertHub.seatMap.seatCenter(seat);
-            window.scrollTo(0, Math.max(0, c.y - window.innerHeight / 2));
-            return {x: c.x - window.scrollX, y: c.y - window.scrollY};
-        }""",
-        seat_id,
-    )
-    page.mouse.click(center["x"], center["y"])
+    page.mouse.click(*seat_point(page, seat_id))
 
 
 def hold_seats(page: Page, seat_ids: list[str]) -> None:
@@ -337,6 +343,68 @@ def ticket_codes(page: Page) -> list[str]:
     page.locator(TICKET_SELECTOR).first.wait_for(state="visible")
     ids = page.locator(TICKET_SELECTOR).evaluate_all("els => els.map(e => e.dataset.testid)")
     return [str(i).removeprefix("ticket-") for i in ids]
+
+
+class Fingers:
+    """Touch input through Chromium's own input pipeline (CDP ``Input.dispatchTouchEvent``), so
+    the page gets real pointer events of type ``touch``, one or two fingers at a time."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.cdp = page.context.new_cdp_session(page)
+
+    def _touch(self, kind: str, points: list[tuple[float, float]]) -> None:
+        touch_points = [{"x": x, "y": y, "id": n} for n, (x, y) in enumerate(points)]
+        self.cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touch_points})
+
+    def drag(self, start: tuple[float, float], end: tuple[float, float], steps: int = 12) -> None:
+        self._touch("touchStart", [start])
+        for k in range(1, steps + 1):
+            t = k / steps
+            self._touch("touchMove", [(start[0] + (end[0] - start[0]) * t,
+                                       start[1] + (end[1] - start[1]) * t)])  # fmt: skip
+        self._touch("touchEnd", [])
+
+    def pinch(self, centre: tuple[float, float], start_gap: float, end_gap: float,
+              steps: int = 12) -> None:  # fmt: skip
+        """Two fingers either side of ``centre``, moving from ``start_gap`` to ``end_gap`` apart."""
+
+        def fingers(gap: float) -> list[tuple[float, float]]:
+            return [(centre[0] - gap / 2, centre[1]), (centre[0] + gap / 2, centre[1])]
+
+        self._touch("touchStart", fingers(start_gap))
+        for k in range(1, steps + 1):
+            self._touch("touchMove", fingers(start_gap + (end_gap - start_gap) * k / steps))
+        self._touch("touchEnd", [])
+
+
+def map_view(page: Page) -> dict[str, float]:
+    """The seat map's camera: seat pitch ``scale`` (CSS px), offsets ``x``/``y``, box size."""
+    return dict(page.evaluate("() => window.__concertHub.seatMap.view()"))
+
+
+def map_centre(page: Page) -> tuple[float, float]:
+    """The middle of the seat map in the viewport, scrolling the map to the middle of the window
+    first (clear of the sticky top and bottom bars)."""
+    element(page, "seat-map").evaluate("el => el.scrollIntoView({block: 'center'})")
+    box = element(page, "seat-map").bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def seat_point(page: Page, seat_id: str) -> tuple[float, float]:
+    """Where ``seat_id`` is in the viewport, after the map brought it into view and the window
+    scrolled it to the middle."""
+    wait_seat_map(page, seat_id)
+    centre = page.evaluate(
+        """seat => {
+            const c = window.__concertHub.seatMap.seatCenter(seat);
+            window.scrollTo(0, Math.max(0, c.y - window.innerHeight / 2));
+            return {x: c.x - window.scrollX, y: c.y - window.scrollY};
+        }""",
+        seat_id,
+    )
+    return centre["x"], centre["y"]
 
 
 def record_connection_states(page: Page) -> None:

@@ -91,8 +91,8 @@ def test_a_restarted_server_is_reconnected_to_and_the_map_is_right_again(
     pages.snap(page, "before-restart")
 
     node.stop()
-    # However briefly it shows before reconnection attempts begin, the user is told.
-    page.wait_for_function("() => window.__connectionStates.includes('disconnected')")
+    # The page says at once that it lost the connection and is getting it back.
+    page.wait_for_function("() => window.__connectionStates.includes('reconnecting')")
     pages.snap(page, "server-down")
 
     node = restartable.restart_stopped()
@@ -103,7 +103,8 @@ def test_a_restarted_server_is_reconnected_to_and_the_map_is_right_again(
 
     expect(element(page, "connection-state")).to_have_text("connected", timeout=RECONNECT_MS)
     states = connection_states(page)
-    assert "disconnected" in states, states
+    assert "reconnecting" in states, states
+    assert "disconnected" not in states, states  # only a page that stopped trying says that
     assert states[-1] == "connected", states
     eventually(lambda: page_matches_api(page, node, event))
     pages.snap(page, "after-restart")

@@ -1,5 +1,6 @@
 import { AnnouncementBanners } from './components/AnnouncementBanners';
 import { ConnectionBadge } from './components/ConnectionBadge';
+import { NotFound } from './components/NotFound';
 import { EventList } from './pages/EventList';
 import { EventPage } from './pages/EventPage';
 import { MyTickets } from './pages/MyTickets';
@@ -18,12 +19,11 @@ function Page({ route }: { route: Route }) {
       return <MyTickets />;
     case 'not-found':
       return (
-        <div className="card">
-          <h1>Page not found</h1>
+        <NotFound title="Page not found">
           <p>
-            Nothing lives at <code>{route.path}</code>. <a href={href.events()}>See all events</a>.
+            There is no page at <code>{route.path}</code>. The link may be mistyped or out of date.
           </p>
-        </div>
+        </NotFound>
       );
   }
 }

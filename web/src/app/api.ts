@@ -3,7 +3,8 @@
 
 import { ApiError, requestJson, type RequestOptions } from '../shared/http';
 import { guestToken, invalidateGuest } from '../shared/identity';
-import type { EventDetail, EventSummary, Hold, Order, QueuePosition, TicketCheck } from '../shared/types';
+import type { BestAvailableRequest, EventDetail, EventSummary, Hold, Order, QueuePosition, TicketCheck } from '../shared/types';
+import { bestAvailableBody } from './bestAvailable';
 
 async function asGuest<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
   const token = await guestToken();
@@ -39,6 +40,13 @@ export const api = {
   hold: (id: number, seats: string[], admissionToken: string | null): Promise<Hold> =>
     asGuest('POST', `${eventPath(id)}/holds`, {
       body: { seats },
+      headers: admissionToken ? { 'X-Admission-Token': admissionToken } : {},
+    }),
+
+  /** The server picks and holds `request.count` adjacent seats (SPEC §5). */
+  holdBest: (id: number, request: BestAvailableRequest, admissionToken: string | null): Promise<Hold> =>
+    asGuest('POST', `${eventPath(id)}/holds`, {
+      body: bestAvailableBody(request),
       headers: admissionToken ? { 'X-Admission-Token': admissionToken } : {},
     }),
 

@@ -1,8 +1,13 @@
 // The audience page's one live connection, its state as a store, and the page-wide
 // subscriptions (announcements to everyone, the user's waiting-room positions).
+//
+// REST calls that get no answer tell the connection (so the badge never says "connected" beside
+// a "could not reach the server" error), and the connection coming back tells the event page
+// (so an error about being offline goes away by itself).
 
 import { create } from 'zustand';
 
+import { onUnanswered } from '../shared/http';
 import { guestToken, invalidateGuest } from '../shared/identity';
 import { LiveConnection, type ConnectionState } from '../shared/live';
 import { useAnnouncements } from './announcements';
@@ -37,9 +42,12 @@ export function listenForAnnouncements(destination: string): () => void {
 }
 
 export function startLive(): void {
-  live.onState((state) =>
-    useConnection.setState((s) => ({ state, everConnected: s.everConnected || state === 'connected' })),
-  );
+  live.onStatus((status) => {
+    const was = useConnection.getState().state;
+    useConnection.setState({ state: status.state, everConnected: status.everConnected });
+    if (status.state === 'connected' && was !== 'connected') useShop.getState().connectionBack();
+  });
+  onUnanswered(() => live.requestFailed());
   listenForAnnouncements('/topic/announcements');
   live.subscribe(
     '/user/queue/position',

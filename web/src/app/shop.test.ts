@@ -6,12 +6,16 @@ import type { EventDetail, Hold, QueuePosition } from '../shared/types';
 vi.mock('./api', () => ({
   api: {
     hold: vi.fn(),
+    holdBest: vi.fn(),
     queueMe: vi.fn(),
   },
 }));
 
 const { api } = await import('./api');
-const { canShop, takenMessage, useShop } = await import('./shop');
+const { canShop, useShop } = await import('./shop');
+
+const seats = (row: string, n: number) =>
+  Array.from({ length: n }, (_, k) => ({ id: `S-${row}-${k + 1}`, number: k + 1, tier_id: 1 }));
 
 const EVENT: EventDetail = {
   id: 5,
@@ -29,7 +33,18 @@ const EVENT: EventDetail = {
   tiers: [{ id: 1, name: 'Main', price_cents: 4200, currency: 'EUR' }],
   admission_rate: 1,
   max_active_shoppers: 10,
-  layout: { sections: [] },
+  layout: { sections: [{ name: 'STALLS', rows: [{ name: 'A', seats: seats('A', 4) }, { name: 'B', seats: seats('B', 4) }] }] },
+};
+
+const HOLD: Hold = {
+  hold_id: 'h1',
+  event_id: 5,
+  seats: ['S-B-2', 'S-B-3'],
+  status: 'active',
+  created_at: '2030-05-01T18:00:00Z',
+  expires_at: '2030-05-01T18:05:00Z',
+  amount_cents: 8400,
+  currency: 'EUR',
 };
 
 function position(state: QueuePosition['state'], extra: Partial<QueuePosition> = {}): QueuePosition {
@@ -38,6 +53,7 @@ function position(state: QueuePosition['state'], extra: Partial<QueuePosition> =
 
 beforeEach(() => {
   vi.mocked(api.hold).mockReset();
+  vi.mocked(api.holdBest).mockReset();
   vi.mocked(api.queueMe).mockReset();
   useShop.setState({ ...useShop.getInitialState(), eventId: 5, event: EVENT });
 });
@@ -57,14 +73,14 @@ describe('picking seats', () => {
   it('refuses seats that are not available', () => {
     useShop.getState().toggleSeat('S-A-1', 'sold');
     expect(useShop.getState().selected).toEqual([]);
-    expect(useShop.getState().error).toBe('S row A seat 1 is sold.');
+    expect(useShop.getState().error).toBe('Stalls row A seat 1 is sold.');
   });
 
   it('drops picked seats someone else took, saying which', () => {
     useShop.setState({ selected: ['S-A-1', 'S-A-2'] });
     useShop.getState().dropTaken(['S-A-2', 'S-B-9']);
     expect(useShop.getState().selected).toEqual(['S-A-1']);
-    expect(useShop.getState().error).toBe('Seat S-A-2 (S row A seat 2) was just taken — please pick another.');
+    expect(useShop.getState().error).toBe('Stalls row A seat 2 was just taken — please pick another seat.');
   });
 
   it('does not mistake its own hold, still on its way, for someone else’s', () => {
@@ -84,8 +100,8 @@ describe('holding', () => {
     await useShop.getState().placeHold();
     expect(api.hold).toHaveBeenCalledWith(5, ['S-A-1', 'S-A-2'], 'adm');
     const state = useShop.getState();
-    expect(state.error).toContain('S-A-2');
-    expect(state.error).toContain('was just taken');
+    expect(state.error).toBe('Stalls row A seat 2 was just taken — please pick another seat.');
+    expect(state.error).not.toContain('S-A-2');
     expect(state.selected).toEqual(['S-A-1']);
     expect(state.busy).toBeNull();
   });
@@ -138,9 +154,69 @@ describe('the waiting room', () => {
   });
 });
 
-describe('takenMessage', () => {
-  it('names one seat or several', () => {
-    expect(takenMessage(['A-B-1'])).toBe('Seat A-B-1 (A row B seat 1) was just taken — please pick another.');
-    expect(takenMessage(['A-B-1', 'A-B-2'])).toMatch(/^Seats A-B-1 .*, A-B-2 .* were just taken/);
+describe('best available', () => {
+  const admitted = { admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } };
+
+  it('holds the seats the server picked and asks the map to show them', async () => {
+    useShop.setState({ ...admitted, selected: ['S-A-1'] });
+    vi.mocked(api.holdBest).mockResolvedValue(HOLD);
+    await useShop.getState().holdBest({ count: 2, section: 'STALLS' });
+    expect(api.holdBest).toHaveBeenCalledWith(5, { count: 2, section: 'STALLS' }, 'adm');
+    const state = useShop.getState();
+    expect(state.hold?.seats).toEqual(['S-B-2', 'S-B-3']);
+    expect(state.selected).toEqual([]);
+    expect(state.reveal).toEqual(['S-B-2', 'S-B-3']);
+    expect(state.busy).toBeNull();
+  });
+
+  it('says when no block of that size is left, in words', async () => {
+    useShop.setState(admitted);
+    vi.mocked(api.holdBest).mockRejectedValue(new ApiError({ status: 409, kind: 'conflict', detail: 'no 3 adjacent seats' }));
+    await useShop.getState().holdBest({ count: 3, section: 'STALLS' });
+    expect(useShop.getState().error).toBe('No 3 seats side by side are left in Stalls. Try fewer seats, another section or price, or pick seats on the map.');
+    expect(useShop.getState().hold).toBeNull();
+  });
+
+  it('explains a server that does not know best available yet', async () => {
+    useShop.setState(admitted);
+    vi.mocked(api.holdBest).mockRejectedValue(
+      new ApiError({
+        status: 422,
+        kind: 'validation',
+        detail: 'invalid body',
+        errors: [{ loc: ['best_available'], msg: 'Extra inputs are not permitted', type: 'extra_forbidden' }],
+      }),
+    );
+    await useShop.getState().holdBest({ count: 2 });
+    expect(useShop.getState().error).toBe('This server does not offer best available yet: please pick your seats on the map.');
+  });
+});
+
+describe('errors that end by themselves', () => {
+  it('a request that got no answer is forgotten once the connection is back', async () => {
+    useShop.setState({ selected: ['S-A-1'], admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } });
+    vi.mocked(api.hold).mockRejectedValue(new ApiError({ status: 0, kind: 'network', detail: 'You are offline.' }));
+    await useShop.getState().placeHold();
+    expect(useShop.getState()).toMatchObject({ error: 'You are offline.', errorCause: 'network', selected: ['S-A-1'] });
+    useShop.getState().toggleSeat('S-A-2', 'available'); // picking on does not hide it
+    expect(useShop.getState().error).toBe('You are offline.');
+    useShop.getState().connectionBack();
+    expect(useShop.getState()).toMatchObject({ error: null, errorCause: null, notice: 'The connection is back. Please try again.' });
+  });
+
+  it('other errors stay when the connection comes back', () => {
+    useShop.setState({ error: 'Payment declined: no', errorCause: null });
+    useShop.getState().connectionBack();
+    expect(useShop.getState().error).toBe('Payment declined: no');
+  });
+
+  it('a missing admission error goes once the waiting room admits the user', async () => {
+    vi.mocked(api.hold).mockRejectedValue(new ApiError({ status: 403, kind: 'admission_required', detail: 'an admission is required' }));
+    vi.mocked(api.queueMe).mockResolvedValue(null);
+    useShop.setState({ selected: ['S-A-1'], admission: { token: 'old', expiresAt: '2030-05-01T19:00:00Z' } });
+    await useShop.getState().placeHold();
+    expect(useShop.getState()).toMatchObject({ error: 'an admission is required', errorCause: 'admission' });
+    useShop.getState().applyPosition(position('admitted', { admission_token: 'tok', expires_at: '2030-05-01T19:10:00Z' }));
+    expect(useShop.getState().error).toBeNull();
   });
 });

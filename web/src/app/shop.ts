@@ -6,17 +6,22 @@
 // hold them (all or nothing, X-Admission-Token) → pay (Idempotency-Key) → tickets.
 // An admission and a hold survive a reload (localStorage, per event); the server stays the judge:
 // the queue is re-read on load and a kept hold is re-read before it is shown.
+//
+// Errors know what caused them (`errorCause`) so they can go away by themselves when that is
+// over: "could not reach the server" when the live connection is back, "you need an admission"
+// once the waiting room admits the user.
 
 import { create } from 'zustand';
 
 import { deadlineOf, type Deadline } from '../hold/countdown';
-import { seatIdName } from '../shared/format';
-import { ApiError, describeError } from '../shared/http';
+import { ApiError, describeError, isNetworkError } from '../shared/http';
 import { load, save } from '../shared/storage';
-import type { EventDetail, Hold, Order, QueuePosition, SeatStatus } from '../shared/types';
+import type { BestAvailableRequest, EventDetail, Hold, Order, QueuePosition, SeatStatus } from '../shared/types';
 import { api } from './api';
+import { bestAvailableFailure } from './bestAvailable';
 import { randomKey } from './ids';
-import { keepOrder } from './orders';
+import { keepOrder, keptOrders } from './orders';
+import { seatWords, takenMessage } from './seats';
 
 /** How far along the waiting room a state is; positions never move backwards. */
 const STAGE: Record<QueuePosition['state'], number> = {
@@ -44,10 +49,16 @@ export const TEST_CARDS = [
 
 type Busy = 'hold' | 'release' | 'pay' | 'join' | null;
 
+/** What an error is about, when it can end by itself: no answer from the server (ends when the
+ *  connection is back), no admission (ends when the waiting room admits the user). */
+export type ErrorCause = 'network' | 'admission';
+
 export interface ShopState {
   eventId: number | null;
   event: EventDetail | null;
   loadError: string | null;
+  /** The HTTP status of the failed load (404: no such event; 0: no answer). */
+  loadStatus: number | null;
   /** The user's waiting-room status; null when they have not joined (or no waiting room). */
   queue: QueuePosition | null;
   /** Whether `queue` has been read from the server since the page opened. */
@@ -55,9 +66,15 @@ export interface ShopState {
   admission: Admission | null;
   selected: string[];
   hold: ActiveHold | null;
+  /** Seats of this event bought in this browser (their tickets). */
+  bought: string[];
+  /** Seats the map should bring into view (set when best available held seats the user has not
+   *  seen yet); a new array each time. */
+  reveal: string[] | null;
   busy: Busy;
   /** The problem to show (data-testid="error-message"). */
   error: string | null;
+  errorCause: ErrorCause | null;
   /** Good or neutral news (a hold released, an admission that lapsed). */
   notice: string | null;
   /** Reused only to retry a payment that got no answer, with the same card. */
@@ -71,10 +88,14 @@ export interface ShopState {
   /** Seats of the selection the live map shows taken by someone else. */
   dropTaken(seatIds: string[]): void;
   placeHold(): Promise<void>;
+  /** Let the server pick and hold the best seats (SPEC §5 best available). */
+  holdBest(request: BestAvailableRequest): Promise<void>;
   releaseHold(): Promise<void>;
   holdLapsed(): void;
   pay(card: string): Promise<Order | null>;
   dismiss(): void;
+  /** The live connection is back: errors about not reaching the server are over. */
+  connectionBack(): void;
 }
 
 const admissionKey = (eventId: number): string => `admission.${eventId}`;
@@ -86,24 +107,21 @@ export function canShop(state: Pick<ShopState, 'event' | 'admission'>): boolean 
   return !state.event.waiting_room || state.admission !== null;
 }
 
-export function takenMessage(seatIds: string[]): string {
-  const names = seatIds.map((id) => `${id} (${seatIdName(id)})`);
-  return seatIds.length === 1
-    ? `Seat ${names[0]} was just taken — please pick another.`
-    : `Seats ${names.join(', ')} were just taken — please pick others.`;
-}
-
 const EMPTY = {
   eventId: null,
   event: null,
   loadError: null,
+  loadStatus: null,
   queue: null,
   queueKnown: false,
   admission: null,
   selected: [],
   hold: null,
+  bought: [],
+  reveal: null,
   busy: null,
   error: null,
+  errorCause: null,
   notice: null,
   payment: null,
 } satisfies Partial<ShopState>;
@@ -124,6 +142,39 @@ export const useShop = create<ShopState>()((set, get) => {
     setFor(eventId, { hold });
   };
 
+  /** The error to show for a failed call, and what it is about. */
+  const failure = (error: unknown, text = describeError(error)): Partial<ShopState> => ({
+    error: text,
+    errorCause: isNetworkError(error) ? 'network' : null,
+  });
+
+  /** Hold seats through `request` (explicit seats or best available); `failed` words a refusal. */
+  const holdVia = async (
+    request: (eventId: number, admission: string | null) => Promise<Hold>,
+    failed: (error: unknown) => Partial<ShopState>,
+    reveal: boolean,
+  ): Promise<void> => {
+    const state = get();
+    const { event } = state;
+    if (!event || state.busy) return;
+    const eventId = event.id;
+    set({ busy: 'hold', error: null, errorCause: null, notice: null });
+    try {
+      const hold = await request(eventId, state.admission?.token ?? null);
+      const active: ActiveHold = { ...hold, deadline: deadlineOf(hold.created_at, hold.expires_at, Date.now()) };
+      setHold(eventId, active);
+      setFor(eventId, { selected: [], busy: null, reveal: reveal ? [...hold.seats] : null });
+    } catch (error) {
+      const update: Partial<ShopState> = { busy: null, ...failed(error) };
+      if (error instanceof ApiError && error.status === 403 && event.waiting_room) {
+        update.errorCause = 'admission';
+        // The admission is missing or lapsed: ask the waiting room where we stand.
+        api.queueMe(eventId).then((p) => (p ? applyPosition(p) : setAdmission(eventId, null)), () => undefined);
+      }
+      setFor(eventId, update);
+    }
+  };
+
   const applyPosition = (position: QueuePosition): void => {
     const eventId = position.event_id;
     if (get().eventId !== eventId) return;
@@ -139,6 +190,7 @@ export const useShop = create<ShopState>()((set, get) => {
       if (position.admission_token && position.expires_at) {
         setAdmission(eventId, { token: position.admission_token, expiresAt: position.expires_at });
       }
+      if (get().errorCause === 'admission') set({ error: null, errorCause: null });
     } else if (get().admission) {
       setAdmission(eventId, null);
       if (position.state === 'expired') {
@@ -158,13 +210,14 @@ export const useShop = create<ShopState>()((set, get) => {
         eventId,
         admission: keptAdmission,
         hold: keptHold && keptHold.deadline.at > Date.now() ? keptHold : null,
+        bought: boughtSeats(eventId),
       });
       let event: EventDetail;
       try {
         event = await api.event(eventId);
-        setFor(eventId, { event });
+        setFor(eventId, { event, loadError: null, loadStatus: null });
       } catch (error) {
-        setFor(eventId, { loadError: describeError(error) });
+        setFor(eventId, { loadError: describeError(error), loadStatus: error instanceof ApiError ? error.status : null });
         return;
       }
       if (event.waiting_room) {
@@ -173,7 +226,7 @@ export const useShop = create<ShopState>()((set, get) => {
           if (position) applyPosition(position);
           else setAdmission(eventId, null);
         } catch (error) {
-          setFor(eventId, { error: describeError(error) });
+          setFor(eventId, failure(error));
         } finally {
           setFor(eventId, { queueKnown: true });
         }
@@ -199,11 +252,11 @@ export const useShop = create<ShopState>()((set, get) => {
     async join() {
       const { eventId } = get();
       if (eventId === null) return;
-      set({ busy: 'join', error: null, notice: null });
+      set({ busy: 'join', error: null, errorCause: null, notice: null });
       try {
         applyPosition(await api.joinQueue(eventId));
       } catch (error) {
-        setFor(eventId, { error: describeError(error) });
+        setFor(eventId, failure(error));
       } finally {
         setFor(eventId, { busy: null });
       }
@@ -215,20 +268,21 @@ export const useShop = create<ShopState>()((set, get) => {
         set({ notice: 'You are holding seats: pay for them, or release the hold to pick others.' });
         return;
       }
+      const cleared = state.errorCause === 'network' ? {} : { error: null, errorCause: null };
       if (state.selected.includes(seatId)) {
-        set({ selected: state.selected.filter((id) => id !== seatId), error: null });
+        set({ selected: state.selected.filter((id) => id !== seatId), ...cleared });
         return;
       }
       if (status !== 'available') {
-        set({ error: `${seatIdName(seatId)} is ${status ?? 'not available'}.` });
+        set({ error: `${seatWords(state.event, seatId)} is ${status ?? 'not available'}.`, errorCause: null });
         return;
       }
       const max = state.event?.max_seats_per_user ?? 4;
       if (state.selected.length >= max) {
-        set({ error: `You can pick up to ${max} seat${max === 1 ? '' : 's'} for this event.` });
+        set({ error: `You can pick up to ${max} seat${max === 1 ? '' : 's'} for this event.`, errorCause: null });
         return;
       }
-      set({ selected: [...state.selected, seatId], error: null });
+      set({ selected: [...state.selected, seatId], ...cleared });
     },
 
     dropTaken(seatIds) {
@@ -238,40 +292,45 @@ export const useShop = create<ShopState>()((set, get) => {
       if (state.busy === 'hold') return;
       const taken = state.selected.filter((id) => seatIds.includes(id));
       if (taken.length === 0) return;
-      set({ selected: state.selected.filter((id) => !taken.includes(id)), error: takenMessage(taken) });
+      set({
+        selected: state.selected.filter((id) => !taken.includes(id)),
+        error: takenMessage(state.event, taken),
+        errorCause: null,
+      });
     },
 
     async placeHold() {
-      const state = get();
-      const { event, selected } = state;
-      if (!event || selected.length === 0 || state.busy) return;
-      const eventId = event.id;
-      set({ busy: 'hold', error: null, notice: null });
-      try {
-        const hold = await api.hold(eventId, selected, state.admission?.token ?? null);
-        const active: ActiveHold = { ...hold, deadline: deadlineOf(hold.created_at, hold.expires_at, Date.now()) };
-        setHold(eventId, active);
-        setFor(eventId, { selected: [], busy: null });
-      } catch (error) {
-        const update: Partial<ShopState> = { busy: null, error: describeError(error) };
-        if (error instanceof ApiError) {
-          const conflicts = error.problem.conflicts ?? [];
-          if (error.status === 409 && conflicts.length > 0) {
-            update.error = takenMessage(conflicts);
-            update.selected = get().selected.filter((id) => !conflicts.includes(id));
-          } else if (error.status === 403 && event.waiting_room) {
-            // The admission is missing or lapsed: ask the waiting room where we stand.
-            api.queueMe(eventId).then((p) => (p ? applyPosition(p) : setAdmission(eventId, null)), () => undefined);
-          }
-        }
-        setFor(eventId, update);
-      }
+      const { selected, event } = get();
+      if (selected.length === 0) return;
+      await holdVia(
+        (eventId, admission) => api.hold(eventId, selected, admission),
+        (error) => {
+          const conflicts = error instanceof ApiError && error.status === 409 ? (error.problem.conflicts ?? []) : [];
+          if (conflicts.length === 0) return failure(error);
+          return {
+            error: takenMessage(event, conflicts),
+            errorCause: null,
+            selected: get().selected.filter((id) => !conflicts.includes(id)),
+          };
+        },
+        false,
+      );
+    },
+
+    async holdBest(request) {
+      const { event, hold } = get();
+      if (hold || request.count < 1) return;
+      await holdVia(
+        (eventId, admission) => api.holdBest(eventId, request, admission),
+        (error) => failure(error, bestAvailableFailure(error, event, request)),
+        true,
+      );
     },
 
     async releaseHold() {
       const { hold, eventId } = get();
       if (!hold || eventId === null) return;
-      set({ busy: 'release', error: null });
+      set({ busy: 'release', error: null, errorCause: null });
       try {
         await api.release(hold.hold_id);
         setHold(eventId, null);
@@ -279,7 +338,7 @@ export const useShop = create<ShopState>()((set, get) => {
       } catch (error) {
         // 409: it is no longer active (expired or bought meanwhile): nothing left to release.
         if (error instanceof ApiError && (error.status === 409 || error.status === 404)) setHold(eventId, null);
-        else setFor(eventId, { error: describeError(error) });
+        else setFor(eventId, failure(error));
       } finally {
         setFor(eventId, { busy: null });
       }
@@ -297,19 +356,19 @@ export const useShop = create<ShopState>()((set, get) => {
       if (!hold || !event || eventId === null || get().busy) return null;
       const previous = get().payment;
       const payment = previous && previous.card === card ? previous : { key: randomKey(), card };
-      set({ busy: 'pay', error: null, notice: null, payment });
+      set({ busy: 'pay', error: null, errorCause: null, notice: null, payment });
       try {
         const order = await api.checkout(hold.hold_id, card, payment.key);
         keepOrder(order, event.name);
         setHold(eventId, null);
         setAdmission(eventId, null); // a purchase uses the admission up
-        setFor(eventId, { busy: null, payment: null, selected: [] });
+        setFor(eventId, { busy: null, payment: null, selected: [], bought: boughtSeats(eventId) });
         return order;
       } catch (error) {
         const answered = error instanceof ApiError && error.status !== 0;
         const update: Partial<ShopState> = {
           busy: null,
-          error: describeError(error),
+          ...failure(error),
           // A definite answer settles the key; without one, a retry must reuse it so the
           // server can tell it is the same purchase.
           payment: answered ? null : payment,
@@ -325,7 +384,25 @@ export const useShop = create<ShopState>()((set, get) => {
     },
 
     dismiss() {
-      set({ error: null, notice: null });
+      set({ error: null, errorCause: null, notice: null });
+    },
+
+    connectionBack() {
+      const state = get();
+      if (state.eventId !== null && !state.event && state.loadStatus === 0) {
+        void get().open(state.eventId); // the event never loaded for want of a network: try again
+        return;
+      }
+      if (state.errorCause === 'network') {
+        set({ error: null, errorCause: null, notice: 'The connection is back. Please try again.' });
+      }
     },
   };
 });
+
+/** Seats of `eventId` in the orders bought in this browser. */
+function boughtSeats(eventId: number): string[] {
+  return keptOrders()
+    .filter((o) => o.event_id === eventId)
+    .flatMap((o) => o.seats);
+}

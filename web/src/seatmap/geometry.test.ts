@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
 
 import type { Layout, Tier } from '../shared/types';
-import { buildGeometry, labelOf, move, seatAt, STAGE_UNITS } from './geometry';
+import {
+  buildGeometry,
+  cellX,
+  cellY,
+  labelOf,
+  MARGIN_X,
+  MARGIN_Y,
+  move,
+  seatAt,
+  seatAtWorld,
+  sectionAtWorld,
+  sectionOf,
+  sectionRect,
+  STAGE_UNITS,
+  worldWidth,
+} from './geometry';
 
 const TIERS: Tier[] = [
   { id: 7, name: 'Premium', price_cents: 12000, currency: 'EUR' },
@@ -82,5 +97,35 @@ describe('keyboard moves', () => {
 
   it('starts at the first seat when nothing is focused', () => {
     expect(move(g, -1, 'right')).toBe(0);
+  });
+});
+
+describe('world coordinates and sections', () => {
+  const g = buildGeometry(LAYOUT, TIERS);
+
+  it('puts seats inside the margins', () => {
+    const a1 = g.index.get('STALLS-A-1')!;
+    expect(cellX(g, a1)).toBe(MARGIN_X);
+    expect(cellY(g, a1)).toBe(STAGE_UNITS + 1 + MARGIN_Y);
+    expect(seatAtWorld(g, MARGIN_X + 0.5, cellY(g, a1) + 0.5)).toBe(a1);
+    expect(worldWidth(g)).toBe(6 + 2 * MARGIN_X);
+  });
+
+  it('finds the section under a point, the stage counting as the first', () => {
+    const balcony = g.index.get('BALCONY-A-1')!;
+    expect(sectionAtWorld(g, cellX(g, balcony) + 0.5, cellY(g, balcony) + 0.5)).toBe(1);
+    expect(sectionAtWorld(g, MARGIN_X + 3, 1)).toBe(0); // the stage
+    expect(sectionAtWorld(g, MARGIN_X + 3, STAGE_UNITS + MARGIN_Y + 0.5)).toBe(0); // its label line
+    expect(sectionAtWorld(g, 0, cellY(g, balcony))).toBe(-1); // far left of a narrow section
+    expect(sectionOf(g, balcony)).toBe(1);
+  });
+
+  it('a section’s rectangle holds all its seats and row labels', () => {
+    const rect = sectionRect(g, 1);
+    const balcony = g.index.get('BALCONY-A-1')!;
+    expect(rect.x).toBeLessThanOrEqual(cellX(g, balcony) - 1);
+    expect(rect.y).toBeLessThanOrEqual(cellY(g, balcony));
+    expect(rect.y + rect.height).toBeGreaterThanOrEqual(cellY(g, balcony) + 1);
+    expect(sectionRect(g, 0).y).toBe(0); // the first one includes the stage
   });
 });

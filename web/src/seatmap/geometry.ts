@@ -1,9 +1,13 @@
 // Where each seat sits on the map, in "seat units" (one unit = one seat pitch), computed once per
-// event from its layout (sections → rows → seats). Pure: the renderer scales units to pixels.
+// event from its layout (sections → rows → seats). Pure: the camera scales units to pixels.
 //
 // The stage is at the top; sections are stacked below it, each centred, with a label line above
 // its rows; each row is centred within its section. Seats of a row occupy consecutive columns,
 // so hit testing and keyboard moves are arithmetic on a row ("line"), not a search.
+//
+// "World" coordinates are units with the margins added: the whole map is the rectangle
+// (0, 0)–(worldWidth, worldHeight), and seat i's cell is the unit square at
+// (col[i] + MARGIN_X, line.y + MARGIN_Y). The side margins hold the row labels.
 
 import type { Layout, Tier } from '../shared/types';
 
@@ -26,7 +30,24 @@ export interface SectionLabel {
   /** Unit row of the label line, and the horizontal centre of the section. */
   y: number;
   centre: number;
+  /** First column and width of the section's widest row; its lines are [firstLine, lastLine]. */
+  col: number;
+  width: number;
+  firstLine: number;
+  lastLine: number;
 }
+
+/** A rectangle in world units. */
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Columns left and right of the map (row labels live there), and rows above and below it. */
+export const MARGIN_X = 2;
+export const MARGIN_Y = 1;
 
 export interface SeatGeometry {
   count: number;
@@ -80,7 +101,16 @@ export function buildGeometry(layout: Layout, tiers: Tier[]): SeatGeometry {
   for (const section of layout.sections) {
     const sectionWidth = Math.max(1, ...section.rows.map((r) => r.seats.length));
     const sectionCol = Math.floor((width - sectionWidth) / 2);
-    g.sections.push({ name: section.name, y, centre: sectionCol + sectionWidth / 2 });
+    const label: SectionLabel = {
+      name: section.name,
+      y,
+      centre: sectionCol + sectionWidth / 2,
+      col: sectionCol,
+      width: sectionWidth,
+      firstLine: g.lines.length,
+      lastLine: g.lines.length + section.rows.length - 1,
+    };
+    g.sections.push(label);
     y += 1; // the label line
     for (const row of section.rows) {
       const col = sectionCol + Math.floor((sectionWidth - row.seats.length) / 2);
@@ -116,6 +146,69 @@ export function seatAt(g: SeatGeometry, x: number, y: number): number {
   if (!line) return -1;
   const k = Math.floor(x) - line.col;
   return k >= 0 && k < line.count ? line.start + k : -1;
+}
+
+export function worldWidth(g: SeatGeometry): number {
+  return g.width + 2 * MARGIN_X;
+}
+
+export function worldHeight(g: SeatGeometry): number {
+  return g.height + 2 * MARGIN_Y;
+}
+
+/** World x and y of seat i's cell (its top-left corner). */
+export function cellX(g: SeatGeometry, i: number): number {
+  return (g.col[i] ?? 0) + MARGIN_X;
+}
+
+export function cellY(g: SeatGeometry, i: number): number {
+  return (g.lines[g.line[i] ?? 0]?.y ?? 0) + MARGIN_Y;
+}
+
+/** The seat at world coordinates (x, y), or -1. */
+export function seatAtWorld(g: SeatGeometry, x: number, y: number): number {
+  return seatAt(g, x - MARGIN_X, y - MARGIN_Y);
+}
+
+/**
+ * The section at world (x, y): the one whose band (label line to last row, plus the gap below)
+ * holds y, if x is within its widest row (with a unit of slack); -1 elsewhere. The stage band
+ * above the first section counts as the first section.
+ */
+export function sectionAtWorld(g: SeatGeometry, x: number, y: number): number {
+  const uy = y - MARGIN_Y;
+  const ux = x - MARGIN_X;
+  for (let s = 0; s < g.sections.length; s++) {
+    const section = g.sections[s]!;
+    const top = s === 0 ? -MARGIN_Y : section.y;
+    const bottom = (g.lines[section.lastLine]?.y ?? section.y) + 2;
+    if (uy >= top && uy < bottom) {
+      return ux >= section.col - 1 && ux < section.col + section.width + 1 ? s : -1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * A section's rectangle in world units: its label line, rows, the row labels beside them. The
+ * first section's rectangle reaches up to the top of the map, so the stage shows with it.
+ */
+export function sectionRect(g: SeatGeometry, s: number): Rect {
+  const section = g.sections[s];
+  if (!section) return { x: 0, y: 0, width: worldWidth(g), height: worldHeight(g) };
+  const top = s === 0 ? 0 : section.y + MARGIN_Y - 0.5;
+  const bottom = (g.lines[section.lastLine]?.y ?? section.y) + MARGIN_Y + 1.5;
+  return { x: section.col + MARGIN_X - 2, y: top, width: section.width + 4, height: bottom - top };
+}
+
+/** The section that seat i is in. */
+export function sectionOf(g: SeatGeometry, i: number): number {
+  const line = g.line[i] ?? -1;
+  for (let s = 0; s < g.sections.length; s++) {
+    const section = g.sections[s]!;
+    if (line >= section.firstLine && line <= section.lastLine) return s;
+  }
+  return -1;
 }
 
 /** Where keyboard focus goes from seat `i` (arrow keys; up/down keep the nearest column). */

@@ -1,19 +1,35 @@
-// Drawing the seat map on a <canvas>, sized for the device's pixel ratio.
+// Drawing the seat map on a <canvas> the size of its box, through the camera (camera.ts).
 //
-// A full draw buckets seats by colour and fills each bucket as one path (a handful of fills for
-// 20,000 seats). Every seat owns a square cell, and all its pixels (seat, selection mark, focus
-// ring) stay inside that cell, so a changed seat is redrawn by repainting its cell alone: deltas
-// cost in proportion to the seats that changed, not to the map.
+// A frame draws only what is in view: the rows whose band crosses the box and, in each, the
+// seats whose columns do (arithmetic on the row, no search). Seats are bucketed by style. With
+// a few hundred seats in view (the usual zoom) each bucket is filled as one path. With
+// thousands of tiny seats (a zoomed-out map: 10,000 seats a few pixels each) they are written
+// straight into the canvas's pixels as solid squares (ImageData): in Chromium's software canvas
+// that is 2–4x cheaper than rasterizing a path of 10,000 rects, and keeps a pinch through the
+// whole map inside a frame on a throttled phone (scripts/bench_seatmap.py). Both ways put every
+// seat's square on whole device pixels, so they look the same.
+// Every seat owns a square cell and all its pixels (seat, "yours" mark, focus ring) stay inside
+// it, so while the view sits on the device pixel grid (camera.snapView) a changed seat is
+// redrawn by repainting its cell alone: deltas cost what changed, not the map.
 
-import { STAGE_UNITS, type SeatGeometry } from './geometry';
+import type { View } from './camera';
+import { MARGIN_X, MARGIN_Y, STAGE_UNITS, worldWidth, type SeatGeometry } from './geometry';
 
-export interface SeatLook {
-  fill: string;
-  /** The user's pick (selected, or in their hold): a white dot in the middle. */
-  mark: boolean;
-  /** Keyboard focus: a ring in the cell's margin. */
-  ring: boolean;
-}
+/** Seat styles: an index into the palette. The user's own seats carry a white mark. */
+export const Style = {
+  Unknown: 0,
+  Held: 1,
+  Sold: 2,
+  Blocked: 3,
+  /** Picked, not yet held. */
+  Selected: 4,
+  /** In the user's active hold. */
+  MineHeld: 5,
+  /** Bought by the user (a ticket of theirs). */
+  MineBought: 6,
+  /** Available seats: Tier + the tier's index. */
+  Tier: 7,
+} as const;
 
 export const COLOURS = {
   background: '#ffffff',
@@ -22,31 +38,55 @@ export const COLOURS = {
   sold: '#94a3b8',
   blocked: '#334155',
   selected: '#e11d48',
+  mineHeld: '#9f1239',
+  mineBought: '#15803d',
+  mark: '#ffffff',
   ring: '#0f172a',
   stage: '#1e293b',
   stageText: '#f8fafc',
   label: '#475569',
-  tiers: ['#7c3aed', '#2563eb', '#0d9488', '#65a30d', '#c026d3', '#0891b2', '#4f46e5', '#15803d'],
+  rowLabel: '#475569',
+  labelTab: 'rgba(255, 255, 255, 0.92)',
+  tiers: ['#7c3aed', '#2563eb', '#0d9488', '#65a30d', '#c026d3', '#0891b2', '#4f46e5', '#ca8a04'],
 } as const;
 
 export function tierColour(tierIndex: number): string {
   return COLOURS.tiers[tierIndex % COLOURS.tiers.length] ?? COLOURS.tiers[0];
 }
 
-/** Margin around the map, in seat units. */
-const MARGIN = 1;
-/** Largest canvas side in device pixels (browsers refuse much larger canvases). */
-const MAX_DEVICE_PX = 16_000;
-const MAX_PITCH = 26;
-const MIN_PITCH = 2;
+export function isMine(style: number): boolean {
+  return style === Style.Selected || style === Style.MineHeld || style === Style.MineBought;
+}
+
+/** Row labels show from this pitch (CSS px) up; below it they would be unreadable. */
+const ROW_LABEL_PITCH = 12;
+/** Rounded corners cost ~8x a plain rect per seat: only where they show and stay cheap. */
+const ROUNDED_PITCH = 10;
+/** Seats are drawn as pixels when more than this many are in view and each is at most
+ *  PIXEL_PITCH device pixels wide: then rasterizing a path costs more per seat than writing its
+ *  few pixels does. (Larger seats have more pixels to write: a path is cheaper again.) */
+const PIXEL_SEATS = 1_500;
+const PIXEL_PITCH = 12;
+
+/** '#rrggbb' as one opaque pixel of a little-endian RGBA buffer (Uint32Array over ImageData). */
+function pixelOf(hex: string): number {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return ((0xff << 24) | ((n & 0xff) << 16) | (n & 0xff00) | ((n >> 16) & 0xff)) >>> 0;
+}
 
 export class SeatMapRenderer {
   private readonly ctx: CanvasRenderingContext2D;
-  /** CSS pixels per seat unit. */
-  pitch = 10;
+  private readonly palette: string[];
+  private readonly palettePixels: number[];
+  /** One reusable index list per style (no allocation per frame once they have grown). */
+  private readonly buckets: number[][];
+  /** The canvas's pixels, for frames drawn as pixels (allocated on the first such frame). */
+  private image: ImageData | null = null;
+  private width = 0;
+  private height = 0;
   private dpr = 1;
-  /** Rounded corners cost ~8x a plain rect per seat: only where they show and stay cheap. */
-  private rounded = false;
+  /** Seats drawn by the last full frame. */
+  visibleSeats = 0;
 
   constructor(
     private readonly canvas: HTMLCanvasElement,
@@ -55,139 +95,274 @@ export class SeatMapRenderer {
     const ctx = canvas.getContext('2d', { alpha: false });
     if (!ctx) throw new Error('canvas 2D is not available');
     this.ctx = ctx;
+    this.palette = [
+      COLOURS.unknown,
+      COLOURS.held,
+      COLOURS.sold,
+      COLOURS.blocked,
+      COLOURS.selected,
+      COLOURS.mineHeld,
+      COLOURS.mineBought,
+      ...g.tiers.map((_, i) => tierColour(i)),
+    ];
+    if (g.tiers.length === 0) this.palette.push(tierColour(0));
+    this.palettePixels = this.palette.map(pixelOf);
+    this.buckets = this.palette.map(() => []);
   }
 
-  /** Fit the map to `cssWidth` CSS pixels, times `zoom`; returns the pitch used. */
-  layout(cssWidth: number, zoom: number, dpr: number): number {
+  /** The box is `width` × `height` CSS pixels on a screen of `dpr` device pixels per CSS px. */
+  setSize(width: number, height: number, dpr: number): void {
+    this.width = width;
+    this.height = height;
     this.dpr = dpr > 0 ? dpr : 1;
-    const unitsWide = this.g.width + 2 * MARGIN;
-    const unitsHigh = this.g.height + 2 * MARGIN;
-    let pitch = Math.min(MAX_PITCH, Math.max(MIN_PITCH, cssWidth / unitsWide)) * zoom;
-    const largest = Math.max(unitsWide, unitsHigh) * this.dpr;
-    pitch = Math.min(pitch, MAX_DEVICE_PX / largest);
-    // Whole device pixels per cell: cell edges fall on pixel edges, so repainting one cell
-    // never leaves an anti-aliased seam on its neighbours.
-    const devicePitch = Math.max(1, Math.floor(pitch * this.dpr));
-    this.pitch = devicePitch / this.dpr;
-    this.rounded = this.pitch >= 8 && this.g.count <= 10_000;
-    this.canvas.width = devicePitch * unitsWide;
-    this.canvas.height = devicePitch * unitsHigh;
-    this.canvas.style.width = `${this.pitch * unitsWide}px`;
-    this.canvas.style.height = `${this.pitch * unitsHigh}px`;
-    return this.pitch;
+    this.canvas.width = Math.max(1, Math.round(width * this.dpr));
+    this.canvas.height = Math.max(1, Math.round(height * this.dpr));
+    this.image = null;
+    this.canvas.style.width = `${width}px`;
+    this.canvas.style.height = `${height}px`;
   }
 
-  /** Top-left corner of seat `i`'s cell, in CSS pixels from the canvas's corner. */
-  cellOrigin(i: number): { x: number; y: number } {
-    const line = this.g.lines[this.g.line[i] ?? 0];
-    return { x: ((this.g.col[i] ?? 0) + MARGIN) * this.pitch, y: ((line?.y ?? 0) + MARGIN) * this.pitch };
-  }
-
-  /** CSS pixel offset within the canvas → seat units (fractions), for hit testing. */
-  toUnits(x: number, y: number): { x: number; y: number } {
-    return { x: x / this.pitch - MARGIN, y: y / this.pitch - MARGIN };
-  }
-
-  drawAll(lookOf: (i: number) => SeatLook): void {
+  /** The whole frame. `focus` is the seat with the keyboard ring, or -1. */
+  draw(view: View, styleOf: (i: number) => number, focus: number): void {
     const { ctx, g } = this;
+    for (const bucket of this.buckets) bucket.length = 0;
+    const { scale } = view;
+    const x0 = -view.x / scale - MARGIN_X;
+    const x1 = (this.width - view.x) / scale - MARGIN_X;
+    const rowFrom = Math.max(0, Math.floor(-view.y / scale - MARGIN_Y));
+    const rowTo = Math.min(g.height - 1, Math.floor((this.height - view.y) / scale - MARGIN_Y));
+    let visible = 0;
+    let focusShown = false;
+    for (let r = rowFrom; r <= rowTo; r++) {
+      const line = g.lines[g.lineAtY[r] ?? -1];
+      if (!line) continue;
+      const from = Math.max(0, Math.floor(x0) - line.col);
+      const to = Math.min(line.count - 1, Math.floor(x1) - line.col);
+      for (let k = from; k <= to; k++) {
+        const i = line.start + k;
+        this.buckets[styleOf(i)]?.push(i);
+        if (i === focus) focusShown = true;
+      }
+      if (to >= from) visible += to - from + 1;
+    }
+    this.visibleSeats = visible;
+
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.fillStyle = COLOURS.background;
-    ctx.fillRect(0, 0, this.canvas.width / this.dpr, this.canvas.height / this.dpr);
-    this.drawStage();
-    this.drawSectionLabels();
-    const buckets = new Map<string, number[]>();
-    const decorated: number[] = [];
-    for (let i = 0; i < g.count; i++) {
-      const look = lookOf(i);
-      let bucket = buckets.get(look.fill);
-      if (!bucket) buckets.set(look.fill, (bucket = []));
-      bucket.push(i);
-      if (look.mark || look.ring) decorated.push(i);
+    if (visible > PIXEL_SEATS && scale * this.dpr <= PIXEL_PITCH) {
+      this.pixels(view);
+    } else {
+      ctx.fillStyle = COLOURS.background;
+      ctx.fillRect(0, 0, this.width, this.height);
+      const rounded = scale >= ROUNDED_PITCH && visible <= PIXEL_SEATS;
+      this.buckets.forEach((seats, style) => {
+        if (seats.length === 0) return;
+        ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
+        ctx.beginPath();
+        for (const i of seats) this.seatPath(view, i, rounded);
+        ctx.fill();
+      });
     }
-    for (const [fill, seats] of buckets) {
-      ctx.fillStyle = fill;
-      ctx.beginPath();
-      for (const i of seats) this.seatPath(i);
-      ctx.fill();
+    this.drawStage(view);
+    for (let style = Style.Selected; style <= Style.MineBought; style++) {
+      for (const i of this.buckets[style] ?? []) this.mark(view, i);
     }
-    for (const i of decorated) this.decorate(i, lookOf(i));
+    if (focusShown) this.ring(view, focus);
+    this.drawRowLabels(view, rowFrom, rowTo);
+    this.drawSectionLabels(view);
   }
 
-  /** Repaint just these seats' cells. */
-  drawSeats(seats: Iterable<number>, lookOf: (i: number) => SeatLook): void {
+  /**
+   * Repaint just these seats' cells; only while `view` is on the device pixel grid. Returns
+   * false, drawing nothing, when a cell lies under a row label stuck to the box's edge (a cell
+   * repaint would erase the label): then the caller draws the whole frame.
+   */
+  drawSeats(view: View, seats: ReadonlySet<number>, styleOf: (i: number) => number, focus: number): boolean {
     const { ctx } = this;
+    if (view.scale >= ROW_LABEL_PITCH) {
+      const zone = view.scale;
+      for (const i of seats) {
+        const { x } = this.cell(view, i);
+        if (x < zone && x + view.scale > 0) return false;
+        if (x + view.scale > this.width - zone && x < this.width) return false;
+      }
+    }
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    const rounded = view.scale >= ROUNDED_PITCH && this.visibleSeats <= PIXEL_SEATS;
     for (const i of seats) {
       if (i < 0 || i >= this.g.count) continue;
-      const { x, y } = this.cellOrigin(i);
+      const { x, y } = this.cell(view, i);
+      if (x + view.scale < 0 || y + view.scale < 0 || x > this.width || y > this.height) continue;
       ctx.fillStyle = COLOURS.background;
-      ctx.fillRect(x, y, this.pitch, this.pitch);
-      const look = lookOf(i);
-      ctx.fillStyle = look.fill;
+      ctx.fillRect(x, y, view.scale, view.scale);
+      const style = styleOf(i);
+      ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
       ctx.beginPath();
-      this.seatPath(i);
+      this.seatPath(view, i, rounded);
       ctx.fill();
-      this.decorate(i, look);
+      if (isMine(style)) this.mark(view, i);
+      if (i === focus) this.ring(view, i);
     }
+    return true;
   }
 
-  private inset(): number {
-    return Math.max(0.5, this.pitch * 0.16);
+  /** Top-left corner of seat i's cell in CSS pixels of the box. */
+  cell(view: View, i: number): { x: number; y: number } {
+    const line = this.g.lines[this.g.line[i] ?? 0];
+    return {
+      x: ((this.g.col[i] ?? 0) + MARGIN_X) * view.scale + view.x,
+      y: ((line?.y ?? 0) + MARGIN_Y) * view.scale + view.y,
+    };
   }
 
-  private seatPath(i: number): void {
-    const { x, y } = this.cellOrigin(i);
-    const inset = this.inset();
-    const size = this.pitch - 2 * inset;
-    if (this.rounded) this.ctx.roundRect(x + inset, y + inset, size, size, size * 0.28);
-    else this.ctx.rect(x + inset, y + inset, size, size);
+  private inset(scale: number): number {
+    return Math.max(0.5, Math.min(scale * 0.12, 4));
   }
 
-  private decorate(i: number, look: SeatLook): void {
-    const { ctx } = this;
-    const { x, y } = this.cellOrigin(i);
-    const half = this.pitch / 2;
-    if (look.mark && this.pitch >= 5) {
-      ctx.fillStyle = '#ffffff';
-      ctx.beginPath();
-      ctx.arc(x + half, y + half, Math.max(1, this.pitch * 0.14), 0, Math.PI * 2);
-      ctx.fill();
-    }
-    if (look.ring) {
-      const width = Math.max(1, this.inset() * 0.9);
-      ctx.strokeStyle = COLOURS.ring;
-      ctx.lineWidth = width;
-      ctx.strokeRect(x + width / 2, y + width / 2, this.pitch - width, this.pitch - width);
-    }
+  /** Seat i's square in device pixels: whole pixels, so every way of drawing it agrees. */
+  private square(view: View, i: number): { x: number; y: number; size: number } {
+    const { x, y } = this.cell(view, i);
+    const inset = this.inset(view.scale);
+    const { dpr } = this;
+    return {
+      x: Math.round((x + inset) * dpr),
+      y: Math.round((y + inset) * dpr),
+      size: Math.max(1, Math.round((view.scale - 2 * inset) * dpr)),
+    };
   }
 
-  private drawStage(): void {
-    const { ctx, g, pitch } = this;
-    const width = Math.max(5, g.width * 0.6) * pitch;
-    const x = ((g.width + 2 * MARGIN) * pitch - width) / 2;
-    const y = (MARGIN + 0.4) * pitch;
-    const height = (STAGE_UNITS - 2) * pitch;
+  private seatPath(view: View, i: number, rounded: boolean): void {
+    const { x, y, size } = this.square(view, i);
+    const { dpr } = this;
+    if (rounded) this.ctx.roundRect(x / dpr, y / dpr, size / dpr, size / dpr, (size / dpr) * 0.28);
+    else this.ctx.rect(x / dpr, y / dpr, size / dpr, size / dpr);
+  }
+
+  /** The frame's background and seats written as pixels (many small seats in view). */
+  private pixels(view: View): void {
+    const { canvas } = this;
+    const w = canvas.width;
+    const h = canvas.height;
+    this.image ??= this.ctx.createImageData(w, h);
+    const px = new Uint32Array(this.image.data.buffer);
+    px.fill(pixelOf(COLOURS.background));
+    this.buckets.forEach((seats, style) => {
+      const colour = this.palettePixels[style] ?? 0xff000000;
+      for (const i of seats) {
+        const { x, y, size } = this.square(view, i);
+        const left = Math.max(0, x);
+        const right = Math.min(w, x + size);
+        if (right <= left) continue;
+        for (let row = Math.max(0, y), end = Math.min(h, y + size); row < end; row++) {
+          px.fill(colour, row * w + left, row * w + right);
+        }
+      }
+    });
+    this.ctx.putImageData(this.image, 0, 0);
+  }
+
+  /** The user's own seat: a white dot in the middle. */
+  private mark(view: View, i: number): void {
+    if (view.scale < 5) return;
+    const { x, y } = this.cell(view, i);
+    const half = view.scale / 2;
+    this.ctx.fillStyle = COLOURS.mark;
+    this.ctx.beginPath();
+    this.ctx.arc(x + half, y + half, Math.max(1, view.scale * 0.14), 0, Math.PI * 2);
+    this.ctx.fill();
+  }
+
+  /** Keyboard focus: a ring in the cell's margin. */
+  private ring(view: View, i: number): void {
+    const { x, y } = this.cell(view, i);
+    const width = Math.max(1, this.inset(view.scale) * 0.9);
+    this.ctx.strokeStyle = COLOURS.ring;
+    this.ctx.lineWidth = width;
+    this.ctx.strokeRect(x + width / 2, y + width / 2, view.scale - width, view.scale - width);
+  }
+
+  private drawStage(view: View): void {
+    const { ctx, g } = this;
+    const { scale } = view;
+    const units = Math.max(5, g.width * 0.6);
+    const width = units * scale;
+    const x = ((worldWidth(g) - units) / 2) * scale + view.x;
+    const y = (MARGIN_Y + 0.4) * scale + view.y;
+    const height = (STAGE_UNITS - 2) * scale;
+    if (y > this.height || y + height < 0) return;
     ctx.fillStyle = COLOURS.stage;
     ctx.beginPath();
     ctx.roundRect(x, y, width, height, Math.min(height / 2, 10));
     ctx.fill();
+    if (height < 10) return; // too thin for its name: the shape says it
     ctx.fillStyle = COLOURS.stageText;
-    ctx.font = `600 ${Math.max(7, Math.min(14, height * 0.55, width / 5))}px system-ui, sans-serif`;
+    ctx.font = `600 ${Math.max(7, Math.min(16, height * 0.5, width / 5))}px system-ui, sans-serif`;
     ctx.textAlign = 'center';
     ctx.textBaseline = 'middle';
-    ctx.fillText('STAGE', x + width / 2, y + height / 2);
+    // Centred on the part of the stage in view, so it reads even zoomed in on one side.
+    const from = Math.max(x, 0);
+    const to = Math.min(x + width, this.width);
+    if (to > from) ctx.fillText('STAGE', (from + to) / 2, y + height / 2);
+  }
+
+  /** Each row's name beside its first and last seat, in the columns just outside the row. When
+   *  the map is zoomed into the middle of a wide row, the names stick to the box's edges (on a
+   *  white tab over the seats), so every row in view is labelled. */
+  private drawRowLabels(view: View, rowFrom: number, rowTo: number): void {
+    const { ctx, g } = this;
+    const { scale } = view;
+    if (scale < ROW_LABEL_PITCH) return;
+    const size = Math.round(Math.min(13, scale * 0.45));
+    ctx.font = `600 ${size}px system-ui, sans-serif`;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    const tab = scale * 0.9;
+    const edge = tab / 2 + 1;
+    for (let r = rowFrom; r <= rowTo; r++) {
+      const line = g.lines[g.lineAtY[r] ?? -1];
+      if (!line) continue;
+      const y = (line.y + MARGIN_Y + 0.5) * scale + view.y;
+      const first = (line.col + MARGIN_X) * scale + view.x;
+      const last = first + line.count * scale;
+      if (last < 0 || first > this.width) continue;
+      const left = first - scale / 2;
+      const right = last + scale / 2;
+      this.rowLabel(line.row, left < edge ? edge : left, y, left < edge, tab);
+      this.rowLabel(line.row, right > this.width - edge ? this.width - edge : right, y, right > this.width - edge, tab);
+    }
+  }
+
+  private rowLabel(text: string, x: number, y: number, onTab: boolean, tab: number): void {
+    const { ctx } = this;
+    if (onTab) {
+      ctx.fillStyle = COLOURS.labelTab;
+      ctx.beginPath();
+      ctx.roundRect(x - tab / 2, y - tab / 2, tab, tab, 4);
+      ctx.fill();
+    }
+    ctx.fillStyle = COLOURS.rowLabel;
+    ctx.fillText(text, x, y);
   }
 
   /** Each label sits on its section's label line and may rise into the empty line above it
-   *  (the gap between sections, or the space under the stage): up to two units of height. */
-  private drawSectionLabels(): void {
-    const { ctx, pitch } = this;
+   *  (the gap between sections, or the space under the stage). Zoomed in, a label stays inside
+   *  the box while any of its section is in view. */
+  private drawSectionLabels(view: View): void {
+    const { ctx, g } = this;
+    const { scale } = view;
     ctx.fillStyle = COLOURS.label;
-    ctx.font = `600 ${Math.max(8, Math.min(13, pitch * 1.5))}px system-ui, sans-serif`;
+    ctx.font = `600 ${Math.round(Math.max(9, Math.min(16, scale * 1.2)))}px system-ui, sans-serif`;
     ctx.textAlign = 'center';
     ctx.textBaseline = 'bottom';
-    for (const section of this.g.sections) {
-      ctx.fillText(section.name, (section.centre + MARGIN) * pitch, (section.y + MARGIN + 0.95) * pitch);
+    for (const section of g.sections) {
+      const y = (section.y + MARGIN_Y + 0.95) * scale + view.y;
+      if (y < 0 || y - 2 * scale > this.height) continue;
+      const left = (section.col + MARGIN_X) * scale + view.x;
+      const right = left + section.width * scale;
+      if (right < 0 || left > this.width) continue;
+      const half = ctx.measureText(section.name).width / 2 + 6;
+      const centre = (section.centre + MARGIN_X) * scale + view.x;
+      const x = Math.min(Math.max(centre, Math.max(left, 0) + half), Math.min(right, this.width) - half);
+      ctx.fillText(section.name, Number.isFinite(x) ? x : centre, y);
     }
   }
 }

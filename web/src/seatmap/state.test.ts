@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { parseSeatMessage, SeatMapState } from './state';
+import { parseSeatMessage, SeatMapState, unavailablePicks } from './state';
 
 const IDS = ['S-A-1', 'S-A-2', 'S-A-3', 'S-B-1'];
 
@@ -127,5 +127,30 @@ describe('parseSeatMessage', () => {
     for (const body of ['', 'nope', 'null', '[]', '{"type":"delta","seq":"1","changes":[]}', '{"type":"x","seq":1}']) {
       expect(parseSeatMessage(body)).toBeNull();
     }
+  });
+});
+
+describe('reconciling picks with the live map', () => {
+  const index = new Map([
+    ['S-A-1', 0],
+    ['S-A-2', 1],
+    ['S-A-3', 2],
+    ['S-A-4', 3],
+  ]);
+
+  it('drops picks a fresh snapshot shows as taken, keeps the rest and unknown seats', () => {
+    const state = new SeatMapState(index, 1);
+    const picked = ['S-A-1', 'S-A-2', 'S-A-3', 'X-Y-9'];
+    expect(unavailablePicks(picked, (id) => state.status(id))).toEqual([]); // nothing known yet
+    state.apply({ type: 'snapshot', seq: 7, seats: [['S-A-1', 'available'], ['S-A-2', 'sold'], ['S-A-3', 'held'], ['S-A-4', 'blocked']] });
+    expect(unavailablePicks(picked, (id) => state.status(id))).toEqual(['S-A-2', 'S-A-3']);
+  });
+
+  it('after a reconnect, the new snapshot decides (the old statuses do not)', () => {
+    const state = new SeatMapState(index, 1);
+    state.apply({ type: 'snapshot', seq: 1, seats: [['S-A-1', 'available'], ['S-A-2', 'available']] });
+    state.reset(); // the resubscribe after a reconnect
+    state.apply({ type: 'snapshot', seq: 9, seats: [['S-A-1', 'sold'], ['S-A-2', 'available']] });
+    expect(unavailablePicks(['S-A-1', 'S-A-2'], (id) => state.status(id))).toEqual(['S-A-1']);
   });
 });

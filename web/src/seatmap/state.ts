@@ -166,3 +166,15 @@ export class SeatMapState {
     return { kind: 'delta', changed };
   }
 }
+
+/**
+ * Reconciling the user's picks with the live map (after a delta, or the fresh snapshot of a
+ * reconnect): the picked seats it now shows as held, sold or blocked. A seat whose status is not
+ * known (no snapshot yet, not in the layout) is kept: only the map's word takes a pick away.
+ */
+export function unavailablePicks(picked: readonly string[], statusOf: (seatId: string) => SeatStatus | undefined): string[] {
+  return picked.filter((id) => {
+    const status = statusOf(id);
+    return status !== undefined && status !== 'available';
+  });
+}

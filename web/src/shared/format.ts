@@ -69,3 +69,23 @@ export function roughDuration(seconds: number): string {
   const hours = Math.round(minutes / 60);
   return `about ${hours} hours`;
 }
+
+/**
+ * The waiting room's estimate in words. The server sends `eta_seconds: null` when it cannot
+ * tell (nobody is being admitted right now): that is "unknown", never "under a minute".
+ */
+export function waitEstimate(etaSeconds: number | null | undefined): string {
+  if (etaSeconds === null || etaSeconds === undefined || !Number.isFinite(etaSeconds) || etaSeconds < 0) return 'unknown';
+  return roughDuration(etaSeconds);
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** An exact, short duration: "45 seconds", "1 minute", "5 minutes", "2 minutes 30 seconds". */
+export function exactDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return plural(s, 'second');
+  const minutes = Math.floor(s / 60);
+  const rest = s % 60;
+  return rest === 0 ? plural(minutes, 'minute') : `${plural(minutes, 'minute')} ${plural(rest, 'second')}`;
+}

@@ -23,12 +23,32 @@ export interface RequestOptions {
   token?: string | null;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** Give up after this long without an answer (a network that stopped forwarding never
+   *  answers, and a button must not say "Holding…" forever). */
+  timeoutMs?: number;
 }
 
+export const DEFAULT_TIMEOUT_MS = 20_000;
+
+/** Kind of the problem standing in for a request that got no answer at all (status 0). */
+export const NETWORK = 'network';
+
 /** A problem standing in for a network failure (no answer at all): status 0. */
-function networkProblem(error: unknown): Problem {
-  const why = error instanceof Error ? error.message : String(error);
-  return { status: 0, kind: 'network', title: 'Network error', detail: `Could not reach the server (${why}). Check your connection and try again.` };
+function networkProblem(error: unknown, timedOut: number | null): Problem {
+  const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+  let detail: string;
+  if (offline) detail = 'You are offline. This will work again once your connection is back.';
+  else if (timedOut !== null) detail = `The server did not answer within ${Math.round(timedOut / 1000)} s. Check your connection and try again.`;
+  else detail = `Could not reach the server (${error instanceof Error ? error.message : String(error)}). Check your connection and try again.`;
+  return { status: 0, kind: NETWORK, title: 'Network error', detail };
+}
+
+const unanswered = new Set<() => void>();
+
+/** Call `listener` whenever a request gets no answer (the live connection's status hears it). */
+export function onUnanswered(listener: () => void): () => void {
+  unanswered.add(listener);
+  return () => unanswered.delete(listener);
 }
 
 async function readProblem(response: Response): Promise<Problem> {
@@ -46,22 +66,42 @@ export async function requestJson<T>(method: string, path: string, options: Requ
   const headers: Record<string, string> = { Accept: 'application/json, application/problem+json', ...options.headers };
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const abort = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, timeoutMs);
+  const forward = () => abort.abort();
+  options.signal?.addEventListener('abort', forward);
   let response: Response;
   try {
+    if (options.signal?.aborted) abort.abort();
     response = await fetch(path, {
       method,
       headers,
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      signal: options.signal,
+      signal: abort.signal,
       cache: 'no-store',
     });
   } catch (error) {
-    if (error instanceof DOMException && error.name === 'AbortError') throw error;
-    throw new ApiError(networkProblem(error));
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', forward);
+    if (!timedOut && error instanceof DOMException && error.name === 'AbortError') throw error;
+    for (const listener of unanswered) listener();
+    throw new ApiError(networkProblem(error, timedOut ? timeoutMs : null));
   }
+  clearTimeout(timer);
+  options.signal?.removeEventListener('abort', forward);
   if (!response.ok) throw new ApiError(await readProblem(response));
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
+}
+
+/** Whether `error` is a request that got no answer (offline, unreachable, timed out). */
+export function isNetworkError(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 0;
 }
 
 /** The message to show a user for any failure. */

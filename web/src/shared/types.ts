@@ -33,6 +33,10 @@ export interface LayoutSeat {
   id: string;
   number: number;
   tier_id: number;
+  /** A wheelchair space (issue 13's seat attribute; absent from layouts that mark none). */
+  accessible?: boolean;
+  /** A companion seat beside an accessible one. */
+  companion?: boolean;
 }
 
 export interface LayoutRow {
@@ -90,6 +94,15 @@ export interface Hold {
   expires_at: string;
   amount_cents: number;
   currency: string;
+}
+
+/** `POST /api/events/{id}/holds` `{"best_available": …}` (SPEC §5): the server picks `count`
+ *  adjacent seats in one row. `tier` is a tier id. */
+export interface BestAvailableRequest {
+  count: number;
+  tier?: number;
+  section?: string;
+  accessible?: boolean;
 }
 
 export interface Ticket {

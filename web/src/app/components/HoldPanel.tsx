@@ -1,12 +1,13 @@
 import { useEffect, useState } from 'react';
 
 import { fractionLeft, msToNextTick, secondsLeft, urgency } from '../../hold/countdown';
-import { clock, money, seatIdName } from '../../shared/format';
+import { clock, money } from '../../shared/format';
 import { navigate, href } from '../router';
+import { seatWords } from '../seats';
 import { TEST_CARDS, useShop, type ActiveHold } from '../shop';
 
-/** Re-render on each whole second of the hold's countdown. */
-function useNow(hold: ActiveHold): number {
+/** The time now, re-rendering on each whole second of the hold's countdown. */
+export function useHoldClock(hold: ActiveHold): number {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     let timer = 0;
@@ -23,11 +24,12 @@ function useNow(hold: ActiveHold): number {
 
 /** An active hold: the countdown, the seats, the test card and the pay button. */
 export function HoldPanel({ hold }: { hold: ActiveHold }) {
-  const now = useNow(hold);
+  const now = useHoldClock(hold);
   const busy = useShop((s) => s.busy);
   const pay = useShop((s) => s.pay);
   const release = useShop((s) => s.releaseHold);
   const lapsed = useShop((s) => s.holdLapsed);
+  const event = useShop((s) => s.event);
   const [card, setCard] = useState<string>(TEST_CARDS[0].token);
   const left = secondsLeft(hold.deadline, now);
   const mood = urgency(hold.deadline, now);
@@ -42,7 +44,7 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
   };
 
   return (
-    <section className={`card hold hold--${mood}`} aria-labelledby="hold-title">
+    <section className={`card hold hold--${mood}`} aria-labelledby="hold-title" id="hold-panel">
       <h2 id="hold-title" className="card__title">
         Your seats are held
       </h2>
@@ -58,7 +60,7 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
       </div>
       <ul className="seat-list">
         {hold.seats.map((id) => (
-          <li key={id}>{seatIdName(id)}</li>
+          <li key={id}>{seatWords(event, id)}</li>
         ))}
       </ul>
       <p className="total">
@@ -66,7 +68,7 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
       </p>
       <label className="field">
         <span className="field__label">Test card</span>
-        <select data-testid="card-select" value={card} onChange={(e) => setCard(e.target.value)} disabled={busy === 'pay'}>
+        <select data-testid="card-select" id="card-select" value={card} onChange={(e) => setCard(e.target.value)} disabled={busy === 'pay'}>
           {TEST_CARDS.map((c) => (
             <option key={c.token} value={c.token}>
               {c.label}

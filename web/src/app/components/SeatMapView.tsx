@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 
-import { money } from '../../shared/format';
+import { money, sectionName } from '../../shared/format';
 import { requestJson } from '../../shared/http';
 import type { EventDetail } from '../../shared/types';
 import { SeatMapController, type SeatMapProbe } from '../../seatmap/controller';
@@ -8,21 +8,40 @@ import { buildGeometry } from '../../seatmap/geometry';
 import { COLOURS, tierColour } from '../../seatmap/renderer';
 import type { SnapshotMessage } from '../../seatmap/state';
 import { live, useConnection } from '../live';
-import { useShop } from '../shop';
+import { useShop, type ShopState } from '../shop';
 
 declare global {
   interface Window {
-    /** Hooks for end-to-end tests (Playwright); harmless for everyone else. */
+    /** Hooks for end-to-end tests (Playwright) and benchmarks; harmless for everyone else. */
     __concertHub?: { seatMap?: SeatMapProbe };
   }
 }
 
-const ZOOMS = [1, 1.5, 2, 3, 4];
+/** How high the map's box may grow: most of a phone's screen (leaving room for the sticky bar),
+ *  most of a desktop window. */
+function maxBoxHeight(): number {
+  const h = window.innerHeight;
+  return window.innerWidth <= 900 ? Math.max(260, Math.round(h * 0.62)) : Math.max(360, h - 240);
+}
 
-/** The live seat map: a canvas fed by /topic/events/{id}/seats, plus legend and zoom. */
+/** The legend after the tiers: [colour, words, the user's own (drawn with a dot)]. */
+function legend(hasOwnTickets: boolean): [string, string, boolean][] {
+  return [
+    [COLOURS.selected, 'Your pick', true],
+    [COLOURS.mineHeld, 'Held for you', true],
+    ...(hasOwnTickets ? [[COLOURS.mineBought, 'Your tickets', true] as [string, string, boolean]] : []),
+    [COLOURS.held, 'Held', false],
+    [COLOURS.sold, 'Sold', false],
+    [COLOURS.blocked, 'Blocked', false],
+  ];
+}
+
+const ownSeats = (s: ShopState) => [s.selected, s.hold?.seats ?? [], s.bought] as const;
+
+/** The live seat map: a canvas fed by /topic/events/{id}/seats, plus legend, zoom and sections. */
 export function SeatMapView({ event }: { event: EventDetail }) {
   const canvasRef = useRef<HTMLCanvasElement>(null);
-  const scrollerRef = useRef<HTMLDivElement>(null);
+  const boxRef = useRef<HTMLDivElement>(null);
   const controllerRef = useRef<SeatMapController | null>(null);
   const [announcement, setAnnouncement] = useState('');
   const [zoom, setZoom] = useState(1);
@@ -30,30 +49,45 @@ export function SeatMapView({ event }: { event: EventDetail }) {
   // Only once the map was live: the first connect is not "paused".
   const paused = useConnection((s) => s.everConnected && s.state !== 'connected');
   const geometry = useMemo(() => buildGeometry(event.layout, event.tiers), [event]);
+  const hasOwnTickets = useShop((s) => s.bought.length > 0);
 
   useEffect(() => {
     const canvas = canvasRef.current;
-    const scroller = scrollerRef.current;
-    if (!canvas || !scroller) return;
+    const box = boxRef.current;
+    if (!canvas || !box) return;
     const shop = useShop.getState;
     const controller = new SeatMapController(canvas, geometry, event.id, {
-      isPicked: (id) => shop().selected.includes(id) || (shop().hold?.seats.includes(id) ?? false),
       selectedSeats: () => shop().selected,
       toggle: (id, status) => shop().toggleSeat(id, status),
       taken: (ids) => shop().dropTaken(ids),
       announce: setAnnouncement,
+      settled: setZoom,
     });
     controllerRef.current = controller;
+    controller.setOwnership(...ownSeats(shop()));
 
-    const resize = new ResizeObserver(() => controller.resize(scroller.clientWidth));
-    resize.observe(scroller);
-    controller.resize(scroller.clientWidth);
+    // The box's height follows the window's, but not the ~60 px a phone's URL bar takes and
+    // gives back while the page scrolls (that would resize the canvas mid-scroll).
+    let maxHeight = maxBoxHeight();
+    let width = box.clientWidth;
+    const fit = () => {
+      const next = maxBoxHeight();
+      if (box.clientWidth !== width || Math.abs(next - maxHeight) > 120) maxHeight = next;
+      width = box.clientWidth;
+      controller.resize(width, maxHeight);
+    };
+    const resize = new ResizeObserver(fit);
+    resize.observe(box);
+    window.addEventListener('resize', fit);
+    fit();
 
-    // The selection and the hold live in the store: repaint the seats that entered or left them.
+    // The user's own seats live in the store: repaint the ones that entered or left a group,
+    // and show the seats best available just held.
     const unwatch = useShop.subscribe((state, previous) => {
-      if (state.selected === previous.selected && state.hold === previous.hold) return;
-      const changed = new Set([...state.selected, ...previous.selected, ...(state.hold?.seats ?? []), ...(previous.hold?.seats ?? [])]);
-      controller.repaint(changed);
+      if (state.selected !== previous.selected || state.hold !== previous.hold || state.bought !== previous.bought) {
+        controller.setOwnership(...ownSeats(state));
+      }
+      if (state.reveal && state.reveal !== previous.reveal) controller.showSeats(state.reveal);
     });
 
     const subscription = live.subscribe(
@@ -62,7 +96,12 @@ export function SeatMapView({ event }: { event: EventDetail }) {
         if (controller.onMessage(body)) subscription.resubscribe(); // a gap: fresh snapshot
         setIsLive(controller.state.phase === 'live');
       },
-      { onSubscribe: () => controller.onSubscribe() },
+      {
+        onSubscribe: () => {
+          controller.onSubscribe();
+          setIsLive(false);
+        },
+      },
     );
     const dpr = window.matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`);
     const onDpr = () => controller.refresh();
@@ -81,6 +120,7 @@ export function SeatMapView({ event }: { event: EventDetail }) {
       subscription.unsubscribe();
       unwatch();
       resize.disconnect();
+      window.removeEventListener('resize', fit);
       dpr.removeEventListener('change', onDpr);
       controller.destroy();
       controllerRef.current = null;
@@ -88,55 +128,43 @@ export function SeatMapView({ event }: { event: EventDetail }) {
     };
   }, [event.id, geometry]);
 
-  const changeZoom = (next: number) => {
-    setZoom(next);
-    controllerRef.current?.setZoom(next);
+  const control = (action: (c: SeatMapController) => void) => () => {
+    if (controllerRef.current) action(controllerRef.current);
   };
-  const zoomIndex = ZOOMS.indexOf(zoom);
 
   return (
     <div className="seatmap">
       <div className="seatmap__toolbar">
-        <ul className="legend" aria-label="Legend">
-          {event.tiers.map((tier, i) => (
-            <li key={tier.id}>
-              <span className="swatch" style={{ background: tierColour(i) }} aria-hidden="true" />
-              {tier.name} {money(tier.price_cents, tier.currency)}
-            </li>
-          ))}
-          <li>
-            <span className="swatch swatch--picked" style={{ background: COLOURS.selected }} aria-hidden="true" />
-            Your pick
-          </li>
-          <li>
-            <span className="swatch" style={{ background: COLOURS.held }} aria-hidden="true" />
-            Held
-          </li>
-          <li>
-            <span className="swatch" style={{ background: COLOURS.sold }} aria-hidden="true" />
-            Sold
-          </li>
-          <li>
-            <span className="swatch" style={{ background: COLOURS.blocked }} aria-hidden="true" />
-            Blocked
-          </li>
-        </ul>
         <div className="zoom" role="group" aria-label="Zoom">
-          <button type="button" className="icon-button" aria-label="Zoom out" disabled={zoomIndex <= 0} onClick={() => changeZoom(ZOOMS[zoomIndex - 1] ?? 1)}>
+          <button type="button" className="icon-button" aria-label="Zoom out" data-testid="zoom-out" onClick={control((c) => c.zoomOut())}>
             −
           </button>
-          <span className="zoom__level" aria-live="polite">{Math.round(zoom * 100)}%</span>
-          <button type="button" className="icon-button" aria-label="Zoom in" disabled={zoomIndex >= ZOOMS.length - 1} onClick={() => changeZoom(ZOOMS[zoomIndex + 1] ?? zoom)}>
+          <span className="zoom__level" aria-live="polite" data-testid="zoom-level">
+            {Math.round(zoom * 100)}%
+          </span>
+          <button type="button" className="icon-button" aria-label="Zoom in" data-testid="zoom-in" onClick={control((c) => c.zoomIn())}>
             +
           </button>
+          <button type="button" className="button button--small" data-testid="zoom-all" onClick={control((c) => c.showAll())}>
+            Whole map
+          </button>
         </div>
+        {geometry.sections.length > 1 && (
+          <div className="sections" role="group" aria-label="Go to a section">
+            {geometry.sections.map((section, s) => (
+              <button key={section.name} type="button" className="chip" data-testid={`section-${section.name}`} onClick={control((c) => c.showSection(s))}>
+                {sectionName(section.name)}
+              </button>
+            ))}
+          </div>
+        )}
       </div>
       {paused && (
         <p className="seatmap__stale" role="status">
           Live updates paused while reconnecting: seats may have changed since. The map refreshes itself once the connection is back.
         </p>
       )}
-      <div className="seatmap__scroller" ref={scrollerRef}>
+      <div className="seatmap__box" ref={boxRef}>
         <canvas
           ref={canvasRef}
           className="seatmap__canvas"
@@ -144,13 +172,27 @@ export function SeatMapView({ event }: { event: EventDetail }) {
           tabIndex={0}
           role="application"
           aria-roledescription="seat map"
-          aria-label={`Seat map of ${event.name}, ${geometry.count.toLocaleString('en')} seats. Arrow keys move between seats, Enter or Space selects.`}
+          aria-label={`Seat map of ${event.name}, ${geometry.count.toLocaleString('en')} seats. Arrow keys move between seats, Enter or Space selects, plus and minus zoom.`}
           aria-describedby="seatmap-help"
           aria-busy={!isLive}
         />
       </div>
+      <ul className="legend" aria-label="Legend">
+        {event.tiers.map((tier, i) => (
+          <li key={tier.id}>
+            <span className="swatch" style={{ background: tierColour(i) }} aria-hidden="true" />
+            {tier.name} {money(tier.price_cents, tier.currency)}
+          </li>
+        ))}
+        {legend(hasOwnTickets).map(([colour, label, mine]) => (
+          <li key={label}>
+            <span className={mine ? 'swatch swatch--mine' : 'swatch'} style={{ background: colour }} aria-hidden="true" />
+            {label}
+          </li>
+        ))}
+      </ul>
       <p id="seatmap-help" className="seatmap__help muted">
-        Click a seat, or focus the map and use the arrow keys, then Enter or Space to select.
+        Tap or click a seat to pick it; drag to move the map, pinch or use + and − to zoom, tap a section to zoom to it. With a keyboard: focus the map, arrow keys move between seats, Enter or Space picks, + and − zoom, 0 goes back.
       </p>
       <div className="visually-hidden" aria-live="polite" aria-atomic="true" data-testid="seat-announcer">
         {announcement}

@@ -1,36 +1,29 @@
-import { useMemo } from 'react';
+import { useId, useState } from 'react';
 
-import { money, seatIdName } from '../../shared/format';
-import type { EventDetail } from '../../shared/types';
+import { exactDuration, money, sectionName } from '../../shared/format';
+import type { BestAvailableRequest, EventDetail } from '../../shared/types';
 import { isOnSale } from '../sale';
+import { seatIndex, seatWords, tierOf, totalOf } from '../seats';
 import { canShop, useShop } from '../shop';
 
-/** The seats picked so far and the Hold button. */
+/** Why the user cannot hold yet, or what to do next. */
+function hintFor(event: EventDetail, allowed: boolean, selected: number): string {
+  const max = event.max_seats_per_user;
+  if (!isOnSale(event)) return 'This event is not on sale right now.';
+  if (!allowed) return 'You can pick seats now and hold them once the waiting room lets you in.';
+  if (selected === 0) return `Pick up to ${max} seat${max === 1 ? '' : 's'} on the map, or let us find the best ones.`;
+  return `Seats are held for ${exactDuration(event.hold_ttl_s)} while you pay.`;
+}
+
+/** The seats picked so far, the Hold button, and "best available". */
 export function SelectionPanel({ event }: { event: EventDetail }) {
   const selected = useShop((s) => s.selected);
   const busy = useShop((s) => s.busy);
   const allowed = useShop(canShop);
   const placeHold = useShop((s) => s.placeHold);
   const toggle = useShop((s) => s.toggleSeat);
-
-  // seat id → tier id, once per event (a layout may hold 100,000 seats).
-  const tierOf = useMemo(() => {
-    const map = new Map<string, number>();
-    for (const section of event.layout.sections) {
-      for (const row of section.rows) for (const seat of row.seats) map.set(seat.id, seat.tier_id);
-    }
-    return map;
-  }, [event]);
-  const tiers = useMemo(() => new Map(event.tiers.map((t) => [t.id, t])), [event]);
-  const currency = event.tiers[0]?.currency ?? 'EUR';
-  const total = selected.reduce((sum, id) => sum + (tiers.get(tierOf.get(id) ?? -1)?.price_cents ?? 0), 0);
+  const total = totalOf(event, selected);
   const max = event.max_seats_per_user;
-
-  let hint: string;
-  if (!isOnSale(event)) hint = 'This event is not on sale right now.';
-  else if (!allowed) hint = 'You can pick seats now and hold them once the waiting room lets you in.';
-  else if (selected.length === 0) hint = `Pick up to ${max} seat${max === 1 ? '' : 's'} on the map.`;
-  else hint = `Seats are held for ${Math.round(event.hold_ttl_s / 60)} minutes while you pay.`;
 
   return (
     <section className="card selection" aria-labelledby="selection-title">
@@ -40,12 +33,13 @@ export function SelectionPanel({ event }: { event: EventDetail }) {
       {selected.length > 0 && (
         <ul className="seat-list">
           {selected.map((id) => {
-            const tier = tiers.get(tierOf.get(id) ?? -1);
+            const tier = tierOf(event, id);
+            const name = seatWords(event, id);
             return (
               <li key={id}>
-                <span>{seatIdName(id)}</span>
+                <span>{name}</span>
                 <span className="seat-list__price">{tier ? money(tier.price_cents, tier.currency) : ''}</span>
-                <button type="button" className="link-button" onClick={() => toggle(id, undefined)} aria-label={`Remove ${seatIdName(id)}`}>
+                <button type="button" className="link-button" onClick={() => toggle(id, undefined)} aria-label={`Remove ${name}`}>
                   ×
                 </button>
               </li>
@@ -55,13 +49,96 @@ export function SelectionPanel({ event }: { event: EventDetail }) {
       )}
       {selected.length > 0 && (
         <p className="total">
-          Total <strong>{money(total, currency)}</strong>
+          Total <strong>{total.text}</strong>
         </p>
       )}
-      <p className="muted small">{hint}</p>
+      <p className="muted small">{hintFor(event, allowed, selected.length)}</p>
       <button type="button" className="button button--primary button--wide" data-testid="hold-button" onClick={() => void placeHold()} disabled={selected.length === 0 || !allowed || busy !== null}>
         {busy === 'hold' ? 'Holding…' : selected.length > 1 ? `Hold ${selected.length} seats` : 'Hold seat'}
       </button>
+      <BestAvailable event={event} disabled={!allowed || busy !== null || !isOnSale(event)} />
     </section>
+  );
+}
+
+/** "Find me N seats": count, and optionally a section, a price tier, wheelchair access. */
+function BestAvailable({ event, disabled }: { event: EventDetail; disabled: boolean }) {
+  const holdBest = useShop((s) => s.holdBest);
+  const busy = useShop((s) => s.busy);
+  const id = useId();
+  const max = event.max_seats_per_user;
+  const [count, setCount] = useState(Math.min(2, max));
+  const [section, setSection] = useState('');
+  const [tier, setTier] = useState('');
+  const [accessible, setAccessible] = useState(false);
+  // The layout marks wheelchair spaces (seat attribute `accessible`) only where there are any.
+  const hasAccessible = [...seatIndex(event).values()].some((s) => s.accessible);
+
+  const request: BestAvailableRequest = { count };
+  if (section) request.section = section;
+  if (tier) request.tier = Number(tier);
+  if (accessible) request.accessible = true;
+
+  return (
+    <form
+      className="best"
+      aria-labelledby={`${id}-title`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void holdBest(request);
+      }}
+    >
+      <h3 id={`${id}-title`} className="best__title">
+        Best available
+      </h3>
+      <p className="muted small best__help">We find the best seats side by side and hold them for you.</p>
+      <div className="best__fields">
+        <label className="field field--inline">
+          <span className="field__label">Seats</span>
+          <select data-testid="best-count" value={count} onChange={(e) => setCount(Number(e.target.value))}>
+            {Array.from({ length: max }, (_, k) => k + 1).map((n) => (
+              <option key={n} value={n}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+        {event.layout.sections.length > 1 && (
+          <label className="field field--inline">
+            <span className="field__label">Section</span>
+            <select data-testid="best-section" value={section} onChange={(e) => setSection(e.target.value)}>
+              <option value="">Any</option>
+              {event.layout.sections.map((s) => (
+                <option key={s.name} value={s.name}>
+                  {sectionName(s.name)}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        {event.tiers.length > 1 && (
+          <label className="field field--inline">
+            <span className="field__label">Price</span>
+            <select data-testid="best-tier" value={tier} onChange={(e) => setTier(e.target.value)}>
+              <option value="">Any</option>
+              {event.tiers.map((t) => (
+                <option key={t.id} value={t.id}>
+                  {t.name} {money(t.price_cents, t.currency)}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+      </div>
+      {hasAccessible && (
+        <label className="toggle">
+          <input type="checkbox" data-testid="best-accessible" checked={accessible} onChange={(e) => setAccessible(e.target.checked)} />
+          Wheelchair space (with a companion seat beside it)
+        </label>
+      )}
+      <button type="submit" className="button button--wide" data-testid="best-button" disabled={disabled}>
+        {busy === 'hold' ? 'Finding seats…' : `Find the best ${count === 1 ? 'seat' : `${count} seats`}`}
+      </button>
+    </form>
   );
 }

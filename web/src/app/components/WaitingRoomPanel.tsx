@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 
-import { roughDuration } from '../../shared/format';
+import { waitEstimate } from '../../shared/format';
 import type { QueueStatsMessage } from '../../shared/types';
 import { live } from '../live';
 import { useShop } from '../shop';
@@ -66,7 +66,7 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
                   — {queue.ahead === 0 ? 'you are next' : `${queue.ahead.toLocaleString('en')} ahead of you`}
                 </>
               )}
-              {queue?.eta_seconds !== null && queue?.eta_seconds !== undefined && <>. Estimated wait: {roughDuration(queue.eta_seconds)}</>}.
+              . Estimated wait: <span data-testid="queue-eta">{waitEstimate(queue?.eta_seconds)}</span>.
             </p>
           )}
           <div className="spinner-line" aria-hidden="true" />

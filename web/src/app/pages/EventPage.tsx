@@ -3,8 +3,10 @@ import { useEffect } from 'react';
 import { dateTime } from '../../shared/format';
 import { Feedback } from '../components/Feedback';
 import { HoldPanel } from '../components/HoldPanel';
+import { NotFound } from '../components/NotFound';
 import { SeatMapView } from '../components/SeatMapView';
 import { SelectionPanel } from '../components/SelectionPanel';
+import { NARROW, StickyBar, useMedia } from '../components/StickyBar';
 import { WaitingRoomPanel } from '../components/WaitingRoomPanel';
 import { listenForAnnouncements } from '../live';
 import { href } from '../router';
@@ -14,6 +16,8 @@ import { useShop } from '../shop';
 export function EventPage({ id }: { id: number }) {
   const event = useShop((s) => (s.eventId === id ? s.event : null));
   const loadError = useShop((s) => s.loadError);
+  const loadStatus = useShop((s) => s.loadStatus);
+  const narrow = useMedia(NARROW);
   const hold = useShop((s) => s.hold);
   const error = useShop((s) => s.error);
   const notice = useShop((s) => s.notice);
@@ -28,6 +32,13 @@ export function EventPage({ id }: { id: number }) {
     };
   }, [id]);
 
+  if (loadError && !event && loadStatus === 404) {
+    return (
+      <NotFound title="Event not found">
+        <p>We could not find event {id}. It may have been removed, or the link may be mistyped.</p>
+      </NotFound>
+    );
+  }
   if (loadError && !event) {
     return (
       <>
@@ -42,7 +53,7 @@ export function EventPage({ id }: { id: number }) {
   const sale = saleLabel(event);
 
   return (
-    <>
+    <div className={narrow ? 'event-page event-page--bar' : 'event-page'}>
       <a className="back" href={href.events()}>
         ← All events
       </a>
@@ -65,6 +76,7 @@ export function EventPage({ id }: { id: number }) {
           {hold ? <HoldPanel hold={hold} /> : <SelectionPanel event={event} />}
         </aside>
       </div>
-    </>
+      {narrow && <StickyBar />}
+    </div>
   );
 }
