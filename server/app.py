@@ -29,7 +29,7 @@ from server.broker import Broker
 from server.database import check_database, make_engine
 from server.destinations import Kind
 from server.engine import Engine, InProcessEngine
-from server.metrics import BrokerMetrics
+from server.metrics import BrokerMetrics, register_node_metrics
 from server.queue_stream import QueueStream
 from server.redis_engine import RedisEngine
 from server.seat_sequencer import InProcessSequencer, RedisSequencer, SeatSequencer
@@ -54,6 +54,7 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app[SETTINGS] = settings
     app[SECRET] = secret
     app[METRICS] = BrokerMetrics()
+    register_node_metrics(app, app[METRICS], settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_message_engine)
     app.cleanup_ctx.append(_booking)

@@ -1,15 +1,91 @@
-"""Prometheus metrics of one node, served at ``/metrics``.
+"""Prometheus metrics of one node, served at ``/metrics``: the catalogue of every family.
+
+Each class below groups one concern's families on the app's registry (one registry per app, so
+tests can run many nodes in one process). :class:`NodeMetrics` registers all of them when the
+app is created, so a node exports every family from its first scrape: dashboards and alert rules
+never name a metric that a running node does not have. Label values that are known up front (an
+outcome, a reason) are created at zero, so a rate over them exists before the first event.
+
+Naming follows Prometheus: ``concert_hub_`` prefix, base units in the name (``_seconds``,
+``_bytes``), counters end in ``_total`` (prometheus-client adds it), and every label has a
+bounded set of values. ``event_id`` is the only label naming a business object, and only on
+families of events that are live (on sale, a waiting room open): a node serves a handful at a
+time, and the series of an event that ends can be removed. No family carries a user, a seat, a
+session or an event name.
 
 Hot paths add counts in bulk (one ``inc(n)`` per fan-out, not one per recipient), so the cost of
-measuring does not grow with the audience.
+measuring does not grow with the audience. The table in ``docs/operations.md`` ("Metrics") is
+this module, row by row; a test keeps the two equal.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from server.settings import Settings
 
 # The *_created series double every counter's output and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+#: Outcomes of a hold request (``concert_hub_holds_total{outcome}``), one per way it can end.
+HOLD_OUTCOMES = (
+    "granted",  # the seats are held
+    "conflict",  # some seat is held or sold (409)
+    "over_limit",  # over the per-user seat limit (422)
+    "no_admission",  # waiting room on, no valid admission token (403)
+    "sale_closed",  # the event is not on sale
+    "invalid",  # malformed request or unknown seats (422)
+    "not_found",  # no such event
+)
+#: Outcomes of a checkout (``concert_hub_checkouts_total{outcome}``).
+CHECKOUT_OUTCOMES = (
+    "paid",  # charged and the order committed
+    "declined",  # the gateway declined; nothing charged (402)
+    "gateway_error",  # the gateway failed; any charge refunded (502)
+    "timeout",  # no answer within --payment-timeout-s; any charge refunded (502)
+    "hold_lost",  # the hold expired or lost its seats while paying; charge refunded (409)
+    "replayed",  # the Idempotency-Key was seen before: the first answer replayed
+    "in_progress",  # a request with the same key is still running (409)
+    "rejected",  # anything else refused before paying (mismatched key, not the user's hold…)
+)
+#: Why a refund was made (``concert_hub_refunds_total{reason}``).
+REFUND_REASONS = ("order_cancelled", "payment_error", "hold_lost", "recovery")
+#: How a refund went (``concert_hub_refunds_total{outcome}``).
+REFUND_OUTCOMES = (
+    "refunded",  # the gateway refunded or voided a charge
+    "no_charge",  # the gateway had no charge under that payment id
+    "failed",  # the gateway call failed; the payment stays for recovery
+)
+#: Payment provider calls timed by ``concert_hub_payment_duration_seconds{operation}``.
+PAYMENT_OPERATIONS = ("charge", "refund")
+#: Seat statuses of ``concert_hub_seats{status}`` (booking.seatmap's statuses).
+SEAT_STATUSES = ("available", "held", "sold")
+#: HTTP status classes of ``concert_hub_http_request_duration_seconds{status_class}``.
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+#: The ``route`` label of a request that matched no route (404s, probes of random paths).
+UNMATCHED_ROUTE = "unmatched"
+#: ``concert_hub_errors_total{reason}`` of the ERROR that closes a slow consumer.
+SLOW_CONSUMER_REASON = "slow_consumer"
+
+# Histogram buckets, in the family's unit, around what each measures.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PAYMENT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+SIZE_BUCKETS = (1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+WAIT_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0)
+LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class BrokerMetrics:
@@ -43,3 +119,203 @@ class BrokerMetrics:
             "Connections refused over --max-connections",
             registry=r,
         )
+
+
+class HttpMetrics:
+    """REST and UI requests, measured by one middleware around every handler."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        #: ``route`` is the resource's template (``/api/events/{event_id}/holds``), never the
+        #: path itself; ``method`` is the request's when the route has it, else ``other``.
+        self.request_duration = Histogram(
+            "concert_hub_http_request_duration_seconds",
+            "HTTP request handling time by method, route template and status class",
+            ["method", "route", "status_class"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "concert_hub_http_requests_in_flight", "HTTP requests being handled", registry=r
+        )
+
+
+class BookingMetrics:
+    """Holds, checkouts, refunds and seats: what a sale does to the inventory."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.holds = Counter(
+            "concert_hub_holds", "Hold requests decided, by outcome", ["outcome"], registry=r
+        )
+        self.hold_decision = Histogram(
+            "concert_hub_hold_decision_seconds",
+            "Time to decide a hold request, from validation to commit or refusal",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.holds_expired = Counter(
+            "concert_hub_holds_expired", "Holds the reaper marked expired", registry=r
+        )
+        #: Live events only (on sale): their series go when the event leaves the node's maps.
+        self.seats = Gauge(
+            "concert_hub_seats",
+            "Seats of a live event by status, from this node's seat map",
+            ["event_id", "status"],
+            registry=r,
+        )
+        self.checkouts = Counter(
+            "concert_hub_checkouts", "Checkouts by outcome", ["outcome"], registry=r
+        )
+        self.payment_duration = Histogram(
+            "concert_hub_payment_duration_seconds",
+            "Payment provider call time by operation",
+            ["operation"],
+            buckets=PAYMENT_BUCKETS,
+            registry=r,
+        )
+        self.refunds = Counter(
+            "concert_hub_refunds",
+            "Refunds by reason and outcome",
+            ["reason", "outcome"],
+            registry=r,
+        )
+        self.orders_cancelled = Counter(
+            "concert_hub_orders_cancelled", "Paid orders cancelled", registry=r
+        )
+        for outcome in HOLD_OUTCOMES:
+            self.holds.labels(outcome)
+        for outcome in CHECKOUT_OUTCOMES:
+            self.checkouts.labels(outcome)
+        for operation in PAYMENT_OPERATIONS:
+            self.payment_duration.labels(operation)
+        for reason in REFUND_REASONS:
+            for outcome in REFUND_OUTCOMES:
+                self.refunds.labels(reason, outcome)
+
+
+class QueueMetrics:
+    """The waiting room: who waits, who shops, how fast the queue moves."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        #: In cluster mode the queue is one for all nodes and every node reports it: aggregate
+        #: the two gauges with ``max``, not ``sum``.
+        self.waiting = Gauge(
+            "concert_hub_queue_waiting",
+            "Users waiting in an event's queue (numbered or in the pre-queue)",
+            ["event_id"],
+            registry=r,
+        )
+        self.active_shoppers = Gauge(
+            "concert_hub_queue_active_shoppers",
+            "Admitted users whose admission is neither expired nor used up",
+            ["event_id"],
+            registry=r,
+        )
+        self.admissions = Counter(
+            "concert_hub_queue_admissions", "Users admitted by this node", ["event_id"], registry=r
+        )
+        self.joins = Counter(
+            "concert_hub_queue_joins", "Queue joins handled by this node", ["event_id"], registry=r
+        )
+        self.position_lateness = Histogram(
+            "concert_hub_queue_position_push_lateness_seconds",
+            "How far past --position-interval-s a waiting user's position push went out",
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
+
+
+class LiveMetrics:
+    """Seat-map streaming. Slow-consumer closes are ``concert_hub_errors_total{reason=
+    "slow_consumer"}`` of :class:`BrokerMetrics`, not a family of their own."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.deltas = Counter(
+            "concert_hub_seatmap_deltas", "Seat-map deltas published by this node", registry=r
+        )
+        self.snapshot_size = Histogram(
+            "concert_hub_seatmap_snapshot_bytes",
+            "Encoded size of the seat-map snapshots sent to new subscribers",
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.delta_lag = Histogram(
+            "concert_hub_seatmap_delta_lag_seconds",
+            "Time from a seat change's commit to the delta carrying it being sent",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+
+
+class InfraMetrics:
+    """What the node runs on: readiness, the database pool, Redis, the event loop."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.ready = Gauge(
+            "concert_hub_ready", "1 while /readyz would answer 200 (database, Redis)", registry=r
+        )
+        self.db_pool_size = Gauge(
+            "concert_hub_db_pool_size", "Database connections the pool may hold", registry=r
+        )
+        self.db_pool_in_use = Gauge(
+            "concert_hub_db_pool_in_use", "Database connections checked out", registry=r
+        )
+        self.db_pool_waiting = Gauge(
+            "concert_hub_db_pool_waiting", "Tasks waiting for a database connection", registry=r
+        )
+        self.db_pool_wait = Histogram(
+            "concert_hub_db_pool_checkout_wait_seconds",
+            "Time to get a connection from the database pool",
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        #: Meaningful in cluster mode only (``concert_hub_build_info{engine="redis"}``).
+        self.redis_connected = Gauge(
+            "concert_hub_redis_connected", "1 while the Redis engine is connected", registry=r
+        )
+        self.redis_reconnects = Counter(
+            "concert_hub_redis_reconnects", "Reconnections of the Redis engine", registry=r
+        )
+        self.loop_lag = Histogram(
+            "concert_hub_event_loop_lag_seconds",
+            "How late a periodic timer fired: the event loop's scheduling delay",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
+
+
+def package_version() -> str:
+    try:
+        return version("concert-hub")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown"
+
+
+class NodeMetrics:
+    """Every family beside the broker's, registered on the broker's registry at app creation.
+
+    Also the node's build info (``concert_hub_build_info{version,node_id,engine}`` = 1) and
+    prometheus-client's process collector (``process_cpu_seconds_total``,
+    ``process_resident_memory_bytes``, ``process_open_fds`` …; Linux only).
+    """
+
+    def __init__(self, broker: BrokerMetrics, *, node_id: str, engine: str) -> None:
+        r = broker.registry
+        self.http = HttpMetrics(r)
+        self.booking = BookingMetrics(r)
+        self.queue = QueueMetrics(r)
+        self.live = LiveMetrics(r)
+        self.infra = InfraMetrics(r)
+        Info("concert_hub_build", "Version, node id and engine of this node", registry=r).info(
+            {"version": package_version(), "node_id": node_id, "engine": engine}
+        )
+        ProcessCollector(registry=r)
+        broker.errors.labels(SLOW_CONSUMER_REASON)
+
+
+NODE_METRICS = web.AppKey("node_metrics", NodeMetrics)
+
+
+def register_node_metrics(app: web.Application, broker: BrokerMetrics, settings: Settings) -> None:
+    """Register every family of the catalogue on the app's registry (see the module doc)."""
+    engine = "redis" if settings.redis_url else "in-process"
+    app[NODE_METRICS] = NodeMetrics(broker, node_id=settings.node_id, engine=engine)
