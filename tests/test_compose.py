@@ -169,14 +169,33 @@ def app_nodes(doc: Mapping[str, Any]) -> list[str]:
     return sorted(n for n, s in doc["services"].items() if command_of(s)[:1] == ["serve"])
 
 
-def container_ports(service: Mapping[str, Any]) -> set[int]:
-    ports = set()
+def published_ports(service: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of each published port; "" is every address."""
+    published = []
     for port in service.get("ports") or []:
         if isinstance(port, dict):
-            ports.add(int(port["target"]))
+            published.append((str(port.get("host_ip", "")), int(port["target"])))
         else:
-            ports.add(int(str(port).split("/")[0].rsplit(":", 1)[-1]))
-    return ports
+            parts = str(port).split("/")[0].split(":")
+            published.append((parts[0] if len(parts) == 3 else "", int(parts[-1])))
+    return published
+
+
+def container_ports(service: Mapping[str, Any]) -> set[int]:
+    return {port for _, port in published_ports(service)}
+
+
+def bind_mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """Container path → host path (relative to the compose file) of each bind mount."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            source, target = str(volume.get("source", "")), str(volume["target"])
+        else:
+            source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts[target] = source
+    return mounts
 
 
 def parse_cli(args: list[str]) -> Any:
@@ -334,17 +353,70 @@ def _nginx_service_problems(doc: Mapping[str, Any]) -> list[str]:
     if container_ports(nginx) != {8080, 61613}:
         problems.append(f"nginx: publishes {container_ports(nginx)}, not 8080 and 61613")
     for name, service in services.items():
-        if name != "nginx" and service.get("ports"):
+        if name == "nginx" or not service.get("ports"):
+            continue
+        if name not in LOCAL_ONLY:
             problems.append(f"{name}: publishes ports; only nginx faces the host")
-    mounts = [
-        v if isinstance(v, str) else f"{v['source']}:{v['target']}"
-        for v in nginx.get("volumes") or []
-    ]
-    if not any(m.startswith("./deploy/nginx.conf:/etc/nginx/nginx.conf") for m in mounts):
+        elif published_ports(service) != [("127.0.0.1", LOCAL_ONLY[name])]:
+            problems.append(f"{name}: must publish only {LOCAL_ONLY[name]}, on 127.0.0.1")
+    if bind_mounts(nginx).get("/etc/nginx/nginx.conf") != "./deploy/nginx.conf":
         problems.append("nginx: deploy/nginx.conf is not mounted as /etc/nginx/nginx.conf")
     wanted = dict.fromkeys(app_nodes(doc), "service_healthy")
     if depends_on(nginx) != wanted:
         problems.append(f"nginx: must wait for every app node to be healthy: {wanted}")
+    return problems
+
+
+#: Services that publish a port to this machine only (127.0.0.1), and which.
+LOCAL_ONLY = {"prometheus": 9090, "grafana": 3000}
+
+
+def prometheus_target_problems(config: Any, nodes: list[str]) -> list[str]:
+    """deploy/prometheus/prometheus.yml must scrape every app node's /metrics directly."""
+    jobs = [j for j in config.get("scrape_configs") or [] if j.get("job_name") == "concert-hub"]
+    if len(jobs) != 1:
+        return ["prometheus.yml: no scrape job `concert-hub`"]
+    job = jobs[0]
+    targets = {t for c in job.get("static_configs") or [] for t in c.get("targets") or []}
+    problems = []
+    if targets != {f"{n}:8080" for n in nodes}:
+        problems.append(f"prometheus.yml: targets {sorted(targets)}, not every app node's :8080")
+    if job.get("metrics_path", "/metrics") != "/metrics":
+        problems.append("prometheus.yml: metrics_path is not /metrics")
+    return problems
+
+
+def _monitoring_problems(doc: Mapping[str, Any]) -> list[str]:
+    """prometheus and grafana run the files of deploy/ that the tests check."""
+    services = doc["services"]
+    if not {"prometheus", "grafana"} <= set(services):
+        return ["no prometheus and grafana services"]
+    problems = []
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    config_dir = bind_mounts(prometheus).get("/etc/prometheus")
+    if config_dir != "./deploy/prometheus":
+        problems.append("prometheus: deploy/prometheus is not mounted as /etc/prometheus")
+    elif "--config.file=/etc/prometheus/prometheus.yml" not in command_of(prometheus):
+        problems.append("prometheus: does not run /etc/prometheus/prometheus.yml")
+    else:
+        config = load_yaml((ROOT / config_dir / "prometheus.yml").read_text(encoding="utf-8"))
+        problems += prometheus_target_problems(config, app_nodes(doc))
+    grafana_mounts = bind_mounts(grafana)
+    if grafana_mounts.get("/etc/grafana/provisioning") != "./deploy/grafana/provisioning":
+        problems.append("grafana: deploy/grafana/provisioning is not /etc/grafana/provisioning")
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    for path in sorted(provisioning.glob("dashboards/*.yml")):
+        for provider in load_yaml(path.read_text(encoding="utf-8"))["providers"]:
+            folder = provider["options"]["path"]
+            if grafana_mounts.get(folder) != "./deploy/grafana/dashboards":
+                problems.append(f"grafana: deploy/grafana/dashboards is not mounted at {folder}")
+    for path in sorted(provisioning.glob("datasources/*.yml")):
+        for source in load_yaml(path.read_text(encoding="utf-8"))["datasources"]:
+            url = urlsplit(source["url"])
+            if (url.hostname, url.port) != ("prometheus", 9090):
+                problems.append(f"grafana: data source {source['url']} is not prometheus:9090")
+    if "prometheus" not in depends_on(grafana):
+        problems.append("grafana: does not wait for prometheus")
     return problems
 
 
@@ -358,6 +430,7 @@ def compose_problems(doc: dict[str, Any]) -> list[str]:
         + _reference_problems(doc)
         + _cluster_problems(doc)
         + _nginx_service_problems(doc)
+        + _monitoring_problems(doc)
     )
 
 
@@ -450,6 +523,17 @@ def _mutate(doc: dict[str, Any], path: str, value: Any) -> None:
         ("services/mariadb/ports", ["3306:3306"], "only nginx"),
         ("services/nginx/image", "nginx:latest", "not pinned"),
         ("services/mariadb/depends_on", {"app1": {"condition": "service_started"}}, "cycle"),
+        ("services/grafana/ports", ["3000:3000"], "on 127.0.0.1"),
+        ("services/prometheus/ports", ["127.0.0.1:9090:9090", "9091:9091"], "on 127.0.0.1"),
+        ("services/prometheus/volumes", ["./deploy/prometheus:/etc/prom:ro"], "/etc/prometheus"),
+        ("services/prometheus/command", ["--config.file=/etc/prom.yml"], "does not run"),
+        (
+            "services/grafana/volumes",
+            ["./deploy/grafana/provisioning:/etc/grafana/provisioning:ro"],
+            "deploy/grafana/dashboards is not mounted",
+        ),
+        ("services/grafana/depends_on", None, "wait for prometheus"),
+        ("services/grafana", None, "no prometheus and grafana"),
     ],
 )
 def test_cluster_checks_reject_a_broken_compose_file(
@@ -458,6 +542,25 @@ def test_cluster_checks_reject_a_broken_compose_file(
     doc = load_compose(compose_text)
     _mutate(doc, path, value)
     problems = compose_problems(doc)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("          - app2:8080\n", "", "not every app node"),
+        ("- app1:8080", "- app1:9090", "not every app node"),
+        ("job_name: concert-hub", "job_name: nodes", "no scrape job"),
+        ("metrics_path: /metrics", "metrics_path: /stats", "metrics_path"),
+    ],
+)
+def test_prometheus_checks_reject_a_config_that_misses_a_node(
+    old: str, new: str, expected: str
+) -> None:
+    text = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    assert prometheus_target_problems(load_yaml(text), ["app1", "app2"]) == []
+    assert old in text
+    problems = prometheus_target_problems(load_yaml(text.replace(old, new, 1)), ["app1", "app2"])
     assert any(expected in p for p in problems), problems
 
 
