@@ -29,6 +29,7 @@ from server.broker import Broker
 from server.database import check_database, make_engine
 from server.destinations import Kind
 from server.engine import Engine, InProcessEngine
+from server.logs import request_context
 from server.metrics import BrokerMetrics, register_node_metrics
 from server.queue_stream import QueueStream
 from server.redis_engine import RedisEngine
@@ -50,7 +51,7 @@ SECRET = web.AppKey("secret", str)
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=1 << 20, middlewares=[request_context])
     app[SETTINGS] = settings
     app[SECRET] = secret
     app[METRICS] = BrokerMetrics()
