@@ -1163,8 +1163,34 @@ def _context_problems(stages: list[Stage], dockerignore: str) -> list[str]:
         for p in ROOT.iterdir()
         if (p / "__init__.py").is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns)
     }
-    needed = {"pyproject.toml", pyproject["project"]["readme"], *packages}
+    needed = {"pyproject.toml", "setup.py", pyproject["project"]["readme"], *packages}
     problems += [f"{path} is not copied into the image" for path in sorted(needed - copied)]
+    return problems
+
+
+def _ui_problems(stages: list[Stage], web: set[str | None]) -> list[str]:
+    """The UI reaches the image inside the distribution (setup.py), as it does a pip user."""
+    problems = []
+    for stage in stages:
+        installs = [
+            n for n, i in enumerate(stage.instructions)
+            if i.keyword == "RUN" and "pip install" in i.args and " ." in i.args
+        ]  # fmt: skip
+        if not installs:
+            continue
+        copies = [
+            n
+            for n, i in enumerate(stage.instructions[: installs[0]])
+            if i.keyword == "COPY"
+            for sources, dest, flags in [_copy_sources(i)]
+            if flags.get("from") in web
+            and sources[0].rstrip("/").endswith("web/dist")
+            and dest.rstrip("/") == "web/dist"
+        ]
+        if not copies:
+            problems.append("the built UI is not copied to web/dist before `pip install .`")
+    if ENV_PREFIX + "WEB_DIST" in _env_of(stages[-1]):
+        problems.append("the image sets CONCERT_HUB_WEB_DIST: the installed package has the UI")
     return problems
 
 
@@ -1179,9 +1205,11 @@ def dockerfile_problems(text: str, dockerignore: str) -> list[str]:
             if not tag or tag == "latest":
                 problems.append(f"base image {base} is not pinned to a tag")
     web = [s for s in stages if s.base.startswith("node:")]
-    runs = " ".join(i.args for s in web for i in s.all("RUN"))
-    if not web or "npm ci" not in runs or "npm run build" not in runs:
-        problems.append("no Node stage that runs `npm ci` and `npm run build`")
+    runs = [i.args for s in web for i in s.all("RUN")]
+    if not web or not any(r.startswith("scripts/build-ui") for r in runs):
+        problems.append("no Node stage that builds the UI with scripts/build-ui")
+    if any("npm " in r for r in runs):
+        problems.append("the Node stage runs npm itself instead of scripts/build-ui")
     final = stages[-1]
     if not final.base.startswith("python:3.11-slim"):
         problems.append(f"the image is based on {final.base}, not python:3.11-slim")
@@ -1203,15 +1231,7 @@ def dockerfile_problems(text: str, dockerignore: str) -> list[str]:
         problems.append("CMD is not `serve --host 0.0.0.0`")
     if not any("pip install --no-cache-dir" in i.args for s in stages for i in s.all("RUN")):
         problems.append("pip install without --no-cache-dir")
-    dist = [
-        dest
-        for i in final.all("COPY")
-        for sources, dest, flags in [_copy_sources(i)]
-        if flags.get("from") in {s.name for s in web} and any(s.endswith("dist") for s in sources)
-    ]
-    web_dist = _env_of(final).get(ENV_PREFIX + "WEB_DIST")
-    if len(dist) != 1 or web_dist is None or dist[0].rstrip("/") != web_dist.rstrip("/"):
-        problems.append(f"CONCERT_HUB_WEB_DIST={web_dist} is not where web/dist is copied {dist}")
+    problems += _ui_problems(stages, {s.name for s in web})
     return problems + _context_problems(stages, dockerignore)
 
 
@@ -1236,13 +1256,17 @@ def test_dockerfile_builds_a_small_unprivileged_image(dockerfile_text: str) -> N
         ('ENTRYPOINT ["concert-hub"]', 'ENTRYPOINT ["python"]', "", "ENTRYPOINT"),
         ('CMD ["serve", "--host", "0.0.0.0"]', 'CMD ["serve"]', "", "CMD"),
         ("COPY booking/ booking/\n", "", "", "booking is not copied"),
+        ("COPY --from=web /src/web/dist web/dist\n", "", "", "built UI is not copied"),
         (
-            "CONCERT_HUB_WEB_DIST=/opt/concert-hub/web/dist",
-            "CONCERT_HUB_WEB_DIST=/srv",
+            "WORKDIR /var/lib/concert-hub\n",
+            "WORKDIR /var/lib/concert-hub\nENV CONCERT_HUB_WEB_DIST=/srv\n",
             "",
             "WEB_DIST",
         ),
-        ("RUN npm ci", "RUN npm install", "", "npm ci"),
+        ("RUN scripts/build-ui && test", "RUN npm run build && test", "", "npm itself"),
+        ("RUN scripts/build-ui --deps", "RUN npm ci", "", "npm itself"),
+        ("COPY README.md setup.py MANIFEST.in", "COPY README.md MANIFEST.in", "", "setup.py"),
+        ("", "", "scripts/build-ui", "scripts/build-ui is copied but .dockerignore drops it"),
         ("", "", "README.md", "README.md is copied but .dockerignore drops it"),
         ("", "", "server/api", "server/api/__init__.py is copied but .dockerignore drops"),
     ],
