@@ -15,7 +15,11 @@ parser, and each check is shown to reject a broken copy of its file:
   stub nodes, proxies HTTP, the WebSocket upgrade of /ws and STOMP over TCP across both nodes and
   enforces the per-client-IP limits.
 * The Dockerfile passes hadolint and is parsed for its stages, base images, user, ports,
-  health check, entry point and build context (against .dockerignore).
+  health check, entry point and build context (against .dockerignore), and for the UI reaching
+  the image inside the package (scripts/build-ui, then ``pip install .``).
+* The prometheus and grafana services run the files of deploy/ (checked themselves by
+  tests/test_monitoring.py): Prometheus scrapes every app node, Grafana mounts its provisioning
+  and dashboards where the provider looks, and both publish to 127.0.0.1 only.
 """
 
 from __future__ import annotations
