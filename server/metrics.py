@@ -38,6 +38,8 @@ from server.settings import Settings
 # The *_created series double every counter's output and no dashboard here uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+PREFIX = "concert_hub_"
+
 #: Outcomes of a hold request (``concert_hub_holds_total{outcome}``), one per way it can end.
 HOLD_OUTCOMES = (
     "granted",  # the seats are held
@@ -121,66 +123,58 @@ class BrokerMetrics:
         )
 
 
+def _counter(r: CollectorRegistry, name: str, doc: str, *labels: str) -> Counter:
+    return Counter(PREFIX + name, doc, labels, registry=r)
+
+
+def _gauge(r: CollectorRegistry, name: str, doc: str, *labels: str) -> Gauge:
+    return Gauge(PREFIX + name, doc, labels, registry=r)
+
+
+def _histogram(
+    r: CollectorRegistry, name: str, doc: str, buckets: tuple[float, ...], *labels: str
+) -> Histogram:
+    return Histogram(PREFIX + name, doc, labels, buckets=buckets, registry=r)
+
+
 class HttpMetrics:
-    """REST and UI requests, measured by one middleware around every handler."""
+    """REST and UI requests, measured by one middleware around every handler.
+
+    ``route`` is the resource's template (``/api/events/{event_id}/holds``), never the path
+    itself, or ``unmatched``; ``method`` is the request's; ``status_class`` is ``2xx``…
+    """
 
     def __init__(self, r: CollectorRegistry) -> None:
-        #: ``route`` is the resource's template (``/api/events/{event_id}/holds``), never the
-        #: path itself; ``method`` is the request's when the route has it, else ``other``.
-        self.request_duration = Histogram(
-            "concert_hub_http_request_duration_seconds",
-            "HTTP request handling time by method, route template and status class",
-            ["method", "route", "status_class"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        doc = "HTTP request handling time by method, route template and status class"
+        labels = ("method", "route", "status_class")
+        self.request_duration = _histogram(
+            r, "http_request_duration_seconds", doc, LATENCY_BUCKETS, *labels
         )
-        self.in_flight = Gauge(
-            "concert_hub_http_requests_in_flight", "HTTP requests being handled", registry=r
-        )
+        self.in_flight = _gauge(r, "http_requests_in_flight", "HTTP requests being handled")
 
 
 class BookingMetrics:
-    """Holds, checkouts, refunds and seats: what a sale does to the inventory."""
+    """Holds, checkouts, refunds and seats: what a sale does to the inventory.
+
+    ``seats`` has series for live events only (on sale): they go when the event leaves the
+    node's seat maps.
+    """
 
     def __init__(self, r: CollectorRegistry) -> None:
-        self.holds = Counter(
-            "concert_hub_holds", "Hold requests decided, by outcome", ["outcome"], registry=r
-        )
-        self.hold_decision = Histogram(
-            "concert_hub_hold_decision_seconds",
-            "Time to decide a hold request, from validation to commit or refusal",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.holds_expired = Counter(
-            "concert_hub_holds_expired", "Holds the reaper marked expired", registry=r
-        )
-        #: Live events only (on sale): their series go when the event leaves the node's maps.
-        self.seats = Gauge(
-            "concert_hub_seats",
-            "Seats of a live event by status, from this node's seat map",
-            ["event_id", "status"],
-            registry=r,
-        )
-        self.checkouts = Counter(
-            "concert_hub_checkouts", "Checkouts by outcome", ["outcome"], registry=r
-        )
-        self.payment_duration = Histogram(
-            "concert_hub_payment_duration_seconds",
-            "Payment provider call time by operation",
-            ["operation"],
-            buckets=PAYMENT_BUCKETS,
-            registry=r,
-        )
-        self.refunds = Counter(
-            "concert_hub_refunds",
-            "Refunds by reason and outcome",
-            ["reason", "outcome"],
-            registry=r,
-        )
-        self.orders_cancelled = Counter(
-            "concert_hub_orders_cancelled", "Paid orders cancelled", registry=r
-        )
+        self.holds = _counter(r, "holds", "Hold requests decided, by outcome", "outcome")
+        self.hold_decision = _histogram(
+            r, "hold_decision_seconds", "Hold request: validation to commit or refusal",
+            LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.holds_expired = _counter(r, "holds_expired", "Holds the reaper marked expired")
+        self.seats = _gauge(r, "seats", "Seats of a live event by status", "event_id", "status")
+        self.checkouts = _counter(r, "checkouts", "Checkouts by outcome", "outcome")
+        self.payment_duration = _histogram(
+            r, "payment_duration_seconds", "Payment provider call time by operation",
+            PAYMENT_BUCKETS, "operation",
+        )  # fmt: skip
+        self.refunds = _counter(r, "refunds", "Refunds by reason and outcome", "reason", "outcome")
+        self.orders_cancelled = _counter(r, "orders_cancelled", "Paid orders cancelled")
         for outcome in HOLD_OUTCOMES:
             self.holds.labels(outcome)
         for outcome in CHECKOUT_OUTCOMES:
@@ -193,35 +187,24 @@ class BookingMetrics:
 
 
 class QueueMetrics:
-    """The waiting room: who waits, who shops, how fast the queue moves."""
+    """The waiting room: who waits, who shops, how fast the queue moves.
+
+    In cluster mode the queue is one for all nodes and every node reports it: aggregate the two
+    gauges with ``max``, not ``sum``. The counters count what this node did.
+    """
 
     def __init__(self, r: CollectorRegistry) -> None:
-        #: In cluster mode the queue is one for all nodes and every node reports it: aggregate
-        #: the two gauges with ``max``, not ``sum``.
-        self.waiting = Gauge(
-            "concert_hub_queue_waiting",
-            "Users waiting in an event's queue (numbered or in the pre-queue)",
-            ["event_id"],
-            registry=r,
-        )
-        self.active_shoppers = Gauge(
-            "concert_hub_queue_active_shoppers",
-            "Admitted users whose admission is neither expired nor used up",
-            ["event_id"],
-            registry=r,
-        )
-        self.admissions = Counter(
-            "concert_hub_queue_admissions", "Users admitted by this node", ["event_id"], registry=r
-        )
-        self.joins = Counter(
-            "concert_hub_queue_joins", "Queue joins handled by this node", ["event_id"], registry=r
-        )
-        self.position_lateness = Histogram(
-            "concert_hub_queue_position_push_lateness_seconds",
-            "How far past --position-interval-s a waiting user's position push went out",
-            buckets=LATENESS_BUCKETS,
-            registry=r,
-        )
+        self.waiting = _gauge(r, "queue_waiting", "Users waiting in an event's queue", "event_id")
+        self.active_shoppers = _gauge(
+            r, "queue_active_shoppers", "Admitted users, admission neither expired nor used",
+            "event_id",
+        )  # fmt: skip
+        self.admissions = _counter(r, "queue_admissions", "Users admitted by this node", "event_id")
+        self.joins = _counter(r, "queue_joins", "Queue joins handled by this node", "event_id")
+        self.position_lateness = _histogram(
+            r, "queue_position_push_lateness_seconds",
+            "How far past --position-interval-s a position push went out", LATENESS_BUCKETS,
+        )  # fmt: skip
 
 
 class LiveMetrics:
@@ -229,57 +212,34 @@ class LiveMetrics:
     "slow_consumer"}`` of :class:`BrokerMetrics`, not a family of their own."""
 
     def __init__(self, r: CollectorRegistry) -> None:
-        self.deltas = Counter(
-            "concert_hub_seatmap_deltas", "Seat-map deltas published by this node", registry=r
+        self.deltas = _counter(r, "seatmap_deltas", "Seat-map deltas published by this node")
+        self.snapshot_size = _histogram(
+            r, "seatmap_snapshot_bytes", "Encoded size of seat-map snapshots sent", SIZE_BUCKETS
         )
-        self.snapshot_size = Histogram(
-            "concert_hub_seatmap_snapshot_bytes",
-            "Encoded size of the seat-map snapshots sent to new subscribers",
-            buckets=SIZE_BUCKETS,
-            registry=r,
-        )
-        self.delta_lag = Histogram(
-            "concert_hub_seatmap_delta_lag_seconds",
-            "Time from a seat change's commit to the delta carrying it being sent",
-            buckets=LAG_BUCKETS,
-            registry=r,
+        self.delta_lag = _histogram(
+            r, "seatmap_delta_lag_seconds", "Seat change commit to its delta sent", LAG_BUCKETS
         )
 
 
 class InfraMetrics:
-    """What the node runs on: readiness, the database pool, Redis, the event loop."""
+    """What the node runs on: readiness, the database pool, Redis, the event loop.
+
+    ``redis_connected`` means something in cluster mode only
+    (``concert_hub_build_info{engine="redis"}``).
+    """
 
     def __init__(self, r: CollectorRegistry) -> None:
-        self.ready = Gauge(
-            "concert_hub_ready", "1 while /readyz would answer 200 (database, Redis)", registry=r
+        self.ready = _gauge(r, "ready", "1 while /readyz would answer 200 (database, Redis)")
+        self.db_pool_size = _gauge(r, "db_pool_size", "Database connections the pool may hold")
+        self.db_pool_in_use = _gauge(r, "db_pool_in_use", "Database connections checked out")
+        self.db_pool_waiting = _gauge(r, "db_pool_waiting", "Tasks waiting for a connection")
+        self.db_pool_wait = _histogram(
+            r, "db_pool_checkout_wait_seconds", "Time to get a database connection", WAIT_BUCKETS
         )
-        self.db_pool_size = Gauge(
-            "concert_hub_db_pool_size", "Database connections the pool may hold", registry=r
-        )
-        self.db_pool_in_use = Gauge(
-            "concert_hub_db_pool_in_use", "Database connections checked out", registry=r
-        )
-        self.db_pool_waiting = Gauge(
-            "concert_hub_db_pool_waiting", "Tasks waiting for a database connection", registry=r
-        )
-        self.db_pool_wait = Histogram(
-            "concert_hub_db_pool_checkout_wait_seconds",
-            "Time to get a connection from the database pool",
-            buckets=WAIT_BUCKETS,
-            registry=r,
-        )
-        #: Meaningful in cluster mode only (``concert_hub_build_info{engine="redis"}``).
-        self.redis_connected = Gauge(
-            "concert_hub_redis_connected", "1 while the Redis engine is connected", registry=r
-        )
-        self.redis_reconnects = Counter(
-            "concert_hub_redis_reconnects", "Reconnections of the Redis engine", registry=r
-        )
-        self.loop_lag = Histogram(
-            "concert_hub_event_loop_lag_seconds",
-            "How late a periodic timer fired: the event loop's scheduling delay",
-            buckets=LOOP_LAG_BUCKETS,
-            registry=r,
+        self.redis_connected = _gauge(r, "redis_connected", "1 while Redis is connected")
+        self.redis_reconnects = _counter(r, "redis_reconnects", "Reconnections to Redis")
+        self.loop_lag = _histogram(
+            r, "event_loop_lag_seconds", "How late a periodic timer fired", LOOP_LAG_BUCKETS
         )
 
 
