@@ -14,9 +14,9 @@ a short page saying how to build it; the API, ``/ws`` and the rest of the node w
 
 Where the build is: the directory named by ``CONCERT_HUB_WEB_DIST``; else, in a checkout (this
 package beside ``web/package.json``), its ``web/dist``, built by ``scripts/build-ui``; else the
-copy an installed wheel carries as ``server/web_dist`` (setup.py puts it there). That variable is read here rather than being a
-:class:`~server.settings.Settings` field because it says where files were installed, not how
-the node behaves, so it is not a ``serve`` flag.
+copy an installed wheel carries as ``server/web_dist`` (setup.py puts it there). That variable
+is read here rather than being a :class:`~server.settings.Settings` field because it says where
+files were installed, not how the node behaves, so it is not a ``serve`` flag.
 """
 
 from __future__ import annotations
