@@ -1,19 +1,23 @@
 # Concert-Hub node image: `docker build -t concert-hub .`, or `docker compose up --build` for the
 # cluster of docker-compose.yml (README: "Running a cluster with Docker Compose").
 #
-#   web      builds the browser UI (web/ -> web/dist) with Node
-#   build    installs the Python distribution and its dependencies into a virtualenv
-#   runtime  python:3.11-slim with that virtualenv and the UI, run as an unprivileged user
+#   web      builds the browser UI (web/ -> web/dist) with Node, by scripts/build-ui as everywhere
+#   build    installs the Python distribution, which carries the built UI (setup.py), and its
+#            dependencies into a virtualenv
+#   runtime  python:3.11-slim with that virtualenv, run as an unprivileged user
 #
 # Without arguments the image runs one node on the embedded default (SQLite in the working
 # directory, in-process engine); the compose file points the nodes at MariaDB and Redis instead.
 
 FROM node:22-bookworm-slim AS web
-WORKDIR /src/web
-COPY web/package.json web/package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
-COPY web/ ./
-RUN npm run build && test -f dist/index.html
+WORKDIR /src
+# The Node packages first, in their own layer, so a change of the UI's sources does not
+# reinstall them.
+COPY scripts/build-ui scripts/
+COPY web/package.json web/package-lock.json web/
+RUN scripts/build-ui --deps
+COPY web/ web/
+RUN scripts/build-ui && test -f web/dist/index.html
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -25,23 +29,24 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
-COPY README.md ./
+COPY README.md setup.py MANIFEST.in ./
 COPY protocol/ protocol/
 COPY server/ server/
 COPY booking/ booking/
+# Built, so the package build copies it into the distribution (server/web_dist) without Node.
+COPY --from=web /src/web/dist web/dist
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \
-    && /opt/venv/bin/concert-hub --help >/dev/null
+    && /opt/venv/bin/concert-hub --help >/dev/null \
+    && /opt/venv/bin/python -c "from server.web import default_dist; assert (default_dist() / 'index.html').is_file()"
 
 FROM python:3.11-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 concert-hub \
     && useradd --system --uid 10001 --gid concert-hub --home-dir /var/lib/concert-hub \
        --create-home --shell /usr/sbin/nologin concert-hub
 COPY --from=build /opt/venv /opt/venv
-COPY --from=web /src/web/dist /opt/concert-hub/web/dist
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    CONCERT_HUB_WEB_DIST=/opt/concert-hub/web/dist
+    PYTHONDONTWRITEBYTECODE=1
 # The embedded default keeps concert-hub.db and concert-hub.secret in the working directory.
 WORKDIR /var/lib/concert-hub
 USER 10001:10001

@@ -41,8 +41,19 @@ from server.backplane import open_backplane
 from server.broker import Broker
 from server.database import check_database, make_engine
 from server.destinations import Kind
-from server.keys import BACKPLANE, BOOKING, DATABASE, METRICS, SEATS, SETTINGS, STOMP, TOKENS
-from server.metrics import BrokerMetrics
+from server.keys import (
+    BACKPLANE,
+    BOOKING,
+    DATABASE,
+    METRICS,
+    NODE_METRICS,
+    SEATS,
+    SETTINGS,
+    STOMP,
+    TOKENS,
+)
+from server.logs import request_context
+from server.metrics import BrokerMetrics, node_metrics
 from server.queue_stream import QueueStream
 from server.seat_stream import SeatStream
 from server.session import StompService
@@ -56,10 +67,11 @@ CRASH_EXIT = 70
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
-    app = web.Application(client_max_size=1 << 20)
+    app = web.Application(client_max_size=1 << 20, middlewares=[request_context])
     app[SETTINGS] = settings
     app[TOKENS] = TokenAuthority(secret)
     app[METRICS] = BrokerMetrics()
+    app[NODE_METRICS] = node_metrics(app[METRICS], settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_backplane)
     app.cleanup_ctx.append(functools.partial(_booking, secret=secret))

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from booking.core import BookingCore
 from server.auth import TokenAuthority
 from server.backplane import Backplane
-from server.metrics import BrokerMetrics
+from server.metrics import BrokerMetrics, NodeMetrics
 from server.rate_limits import RateLimits
 from server.seat_stream import SeatStream
 from server.session import StompService
@@ -24,6 +24,8 @@ from server.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 TOKENS = web.AppKey("tokens", TokenAuthority)
 METRICS = web.AppKey("metrics", BrokerMetrics)
+#: The rest of the metric catalogue (HTTP, booking, waiting room, live data, infrastructure).
+NODE_METRICS = web.AppKey("node_metrics", NodeMetrics)
 DATABASE = web.AppKey("database", AsyncEngine)
 BACKPLANE = web.AppKey("backplane", Backplane)
 BOOKING = web.AppKey("booking", BookingCore)

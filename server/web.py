@@ -12,10 +12,11 @@ The build is looked up per request, not at start-up: a node started before the U
 serves it as soon as ``npm run build`` finishes. Until then ``/`` and ``/admin`` answer 503 with
 a short page saying how to build it; the API, ``/ws`` and the rest of the node work regardless.
 
-Where the build is: ``web/dist`` in the checkout this package runs from, or the directory named
-by ``CONCERT_HUB_WEB_DIST``. That variable is read here rather than being a
-:class:`~server.settings.Settings` field because it says where files were installed, not how
-the node behaves, so it is not a ``serve`` flag.
+Where the build is: the directory named by ``CONCERT_HUB_WEB_DIST``; else, in a checkout (this
+package beside ``web/package.json``), its ``web/dist``, built by ``scripts/build-ui``; else the
+copy an installed wheel carries as ``server/web_dist`` (setup.py puts it there). That variable
+is read here rather than being a :class:`~server.settings.Settings` field because it says where
+files were installed, not how the node behaves, so it is not a ``serve`` flag.
 """
 
 from __future__ import annotations
@@ -33,17 +34,21 @@ DIST_ENV = "CONCERT_HUB_WEB_DIST"
 
 ASSET_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"
-BUILD_COMMAND = "npm --prefix web ci && npm --prefix web run build"
+BUILD_COMMAND = "scripts/build-ui"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def default_dist() -> Path:
-    """``$CONCERT_HUB_WEB_DIST``, else ``web/dist`` at the root of this checkout."""
+    """``$CONCERT_HUB_WEB_DIST``, else this checkout's ``web/dist``, else the wheel's copy."""
     override = os.environ.get(DIST_ENV, "").strip()
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[1] / "web" / "dist"
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "web"
+    if (checkout / "package.json").is_file():
+        return checkout / "dist"
+    return here / "web_dist"
 
 
 def setup(app: web.Application, dist: Path | None = None) -> None:

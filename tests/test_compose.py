@@ -15,7 +15,11 @@ parser, and each check is shown to reject a broken copy of its file:
   stub nodes, proxies HTTP, the WebSocket upgrade of /ws and STOMP over TCP across both nodes and
   enforces the per-client-IP limits.
 * The Dockerfile passes hadolint and is parsed for its stages, base images, user, ports,
-  health check, entry point and build context (against .dockerignore).
+  health check, entry point and build context (against .dockerignore), and for the UI reaching
+  the image inside the package (scripts/build-ui, then ``pip install .``).
+* The prometheus and grafana services run the files of deploy/ (checked themselves by
+  tests/test_monitoring.py): Prometheus scrapes every app node, Grafana mounts its provisioning
+  and dashboards where the provider looks, and both publish to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -169,14 +173,33 @@ def app_nodes(doc: Mapping[str, Any]) -> list[str]:
     return sorted(n for n, s in doc["services"].items() if command_of(s)[:1] == ["serve"])
 
 
-def container_ports(service: Mapping[str, Any]) -> set[int]:
-    ports = set()
+def published_ports(service: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of each published port; "" is every address."""
+    published = []
     for port in service.get("ports") or []:
         if isinstance(port, dict):
-            ports.add(int(port["target"]))
+            published.append((str(port.get("host_ip", "")), int(port["target"])))
         else:
-            ports.add(int(str(port).split("/")[0].rsplit(":", 1)[-1]))
-    return ports
+            parts = str(port).split("/")[0].split(":")
+            published.append((parts[0] if len(parts) == 3 else "", int(parts[-1])))
+    return published
+
+
+def container_ports(service: Mapping[str, Any]) -> set[int]:
+    return {port for _, port in published_ports(service)}
+
+
+def bind_mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """Container path → host path (relative to the compose file) of each bind mount."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            source, target = str(volume.get("source", "")), str(volume["target"])
+        else:
+            source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts[target] = source
+    return mounts
 
 
 def parse_cli(args: list[str]) -> Any:
@@ -334,17 +357,70 @@ def _nginx_service_problems(doc: Mapping[str, Any]) -> list[str]:
     if container_ports(nginx) != {8080, 61613}:
         problems.append(f"nginx: publishes {container_ports(nginx)}, not 8080 and 61613")
     for name, service in services.items():
-        if name != "nginx" and service.get("ports"):
+        if name == "nginx" or not service.get("ports"):
+            continue
+        if name not in LOCAL_ONLY:
             problems.append(f"{name}: publishes ports; only nginx faces the host")
-    mounts = [
-        v if isinstance(v, str) else f"{v['source']}:{v['target']}"
-        for v in nginx.get("volumes") or []
-    ]
-    if not any(m.startswith("./deploy/nginx.conf:/etc/nginx/nginx.conf") for m in mounts):
+        elif published_ports(service) != [("127.0.0.1", LOCAL_ONLY[name])]:
+            problems.append(f"{name}: must publish only {LOCAL_ONLY[name]}, on 127.0.0.1")
+    if bind_mounts(nginx).get("/etc/nginx/nginx.conf") != "./deploy/nginx.conf":
         problems.append("nginx: deploy/nginx.conf is not mounted as /etc/nginx/nginx.conf")
     wanted = dict.fromkeys(app_nodes(doc), "service_healthy")
     if depends_on(nginx) != wanted:
         problems.append(f"nginx: must wait for every app node to be healthy: {wanted}")
+    return problems
+
+
+#: Services that publish a port to this machine only (127.0.0.1), and which.
+LOCAL_ONLY = {"prometheus": 9090, "grafana": 3000}
+
+
+def prometheus_target_problems(config: Any, nodes: list[str]) -> list[str]:
+    """deploy/prometheus/prometheus.yml must scrape every app node's /metrics directly."""
+    jobs = [j for j in config.get("scrape_configs") or [] if j.get("job_name") == "concert-hub"]
+    if len(jobs) != 1:
+        return ["prometheus.yml: no scrape job `concert-hub`"]
+    job = jobs[0]
+    targets = {t for c in job.get("static_configs") or [] for t in c.get("targets") or []}
+    problems = []
+    if targets != {f"{n}:8080" for n in nodes}:
+        problems.append(f"prometheus.yml: targets {sorted(targets)}, not every app node's :8080")
+    if job.get("metrics_path", "/metrics") != "/metrics":
+        problems.append("prometheus.yml: metrics_path is not /metrics")
+    return problems
+
+
+def _monitoring_problems(doc: Mapping[str, Any]) -> list[str]:
+    """prometheus and grafana run the files of deploy/ that the tests check."""
+    services = doc["services"]
+    if not {"prometheus", "grafana"} <= set(services):
+        return ["no prometheus and grafana services"]
+    problems = []
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    config_dir = bind_mounts(prometheus).get("/etc/prometheus")
+    if config_dir != "./deploy/prometheus":
+        problems.append("prometheus: deploy/prometheus is not mounted as /etc/prometheus")
+    elif "--config.file=/etc/prometheus/prometheus.yml" not in command_of(prometheus):
+        problems.append("prometheus: does not run /etc/prometheus/prometheus.yml")
+    else:
+        config = load_yaml((ROOT / config_dir / "prometheus.yml").read_text(encoding="utf-8"))
+        problems += prometheus_target_problems(config, app_nodes(doc))
+    grafana_mounts = bind_mounts(grafana)
+    if grafana_mounts.get("/etc/grafana/provisioning") != "./deploy/grafana/provisioning":
+        problems.append("grafana: deploy/grafana/provisioning is not /etc/grafana/provisioning")
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    for path in sorted(provisioning.glob("dashboards/*.yml")):
+        for provider in load_yaml(path.read_text(encoding="utf-8"))["providers"]:
+            folder = provider["options"]["path"]
+            if grafana_mounts.get(folder) != "./deploy/grafana/dashboards":
+                problems.append(f"grafana: deploy/grafana/dashboards is not mounted at {folder}")
+    for path in sorted(provisioning.glob("datasources/*.yml")):
+        for source in load_yaml(path.read_text(encoding="utf-8"))["datasources"]:
+            url = urlsplit(source["url"])
+            if (url.hostname, url.port) != ("prometheus", 9090):
+                problems.append(f"grafana: data source {source['url']} is not prometheus:9090")
+    if "prometheus" not in depends_on(grafana):
+        problems.append("grafana: does not wait for prometheus")
     return problems
 
 
@@ -358,6 +434,7 @@ def compose_problems(doc: dict[str, Any]) -> list[str]:
         + _reference_problems(doc)
         + _cluster_problems(doc)
         + _nginx_service_problems(doc)
+        + _monitoring_problems(doc)
     )
 
 
@@ -450,6 +527,17 @@ def _mutate(doc: dict[str, Any], path: str, value: Any) -> None:
         ("services/mariadb/ports", ["3306:3306"], "only nginx"),
         ("services/nginx/image", "nginx:latest", "not pinned"),
         ("services/mariadb/depends_on", {"app1": {"condition": "service_started"}}, "cycle"),
+        ("services/grafana/ports", ["3000:3000"], "on 127.0.0.1"),
+        ("services/prometheus/ports", ["127.0.0.1:9090:9090", "9091:9091"], "on 127.0.0.1"),
+        ("services/prometheus/volumes", ["./deploy/prometheus:/etc/prom:ro"], "/etc/prometheus"),
+        ("services/prometheus/command", ["--config.file=/etc/prom.yml"], "does not run"),
+        (
+            "services/grafana/volumes",
+            ["./deploy/grafana/provisioning:/etc/grafana/provisioning:ro"],
+            "deploy/grafana/dashboards is not mounted",
+        ),
+        ("services/grafana/depends_on", None, "wait for prometheus"),
+        ("services/grafana", None, "no prometheus and grafana"),
     ],
 )
 def test_cluster_checks_reject_a_broken_compose_file(
@@ -458,6 +546,25 @@ def test_cluster_checks_reject_a_broken_compose_file(
     doc = load_compose(compose_text)
     _mutate(doc, path, value)
     problems = compose_problems(doc)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("          - app2:8080\n", "", "not every app node"),
+        ("- app1:8080", "- app1:9090", "not every app node"),
+        ("job_name: concert-hub", "job_name: nodes", "no scrape job"),
+        ("metrics_path: /metrics", "metrics_path: /stats", "metrics_path"),
+    ],
+)
+def test_prometheus_checks_reject_a_config_that_misses_a_node(
+    old: str, new: str, expected: str
+) -> None:
+    text = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    assert prometheus_target_problems(load_yaml(text), ["app1", "app2"]) == []
+    assert old in text
+    problems = prometheus_target_problems(load_yaml(text.replace(old, new, 1)), ["app1", "app2"])
     assert any(expected in p for p in problems), problems
 
 
@@ -1060,8 +1167,34 @@ def _context_problems(stages: list[Stage], dockerignore: str) -> list[str]:
         for p in ROOT.iterdir()
         if (p / "__init__.py").is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns)
     }
-    needed = {"pyproject.toml", pyproject["project"]["readme"], *packages}
+    needed = {"pyproject.toml", "setup.py", pyproject["project"]["readme"], *packages}
     problems += [f"{path} is not copied into the image" for path in sorted(needed - copied)]
+    return problems
+
+
+def _ui_problems(stages: list[Stage], web: set[str | None]) -> list[str]:
+    """The UI reaches the image inside the distribution (setup.py), as it does a pip user."""
+    problems = []
+    for stage in stages:
+        installs = [
+            n for n, i in enumerate(stage.instructions)
+            if i.keyword == "RUN" and "pip install" in i.args and " ." in i.args
+        ]  # fmt: skip
+        if not installs:
+            continue
+        copies = [
+            n
+            for n, i in enumerate(stage.instructions[: installs[0]])
+            if i.keyword == "COPY"
+            for sources, dest, flags in [_copy_sources(i)]
+            if flags.get("from") in web
+            and sources[0].rstrip("/").endswith("web/dist")
+            and dest.rstrip("/") == "web/dist"
+        ]
+        if not copies:
+            problems.append("the built UI is not copied to web/dist before `pip install .`")
+    if ENV_PREFIX + "WEB_DIST" in _env_of(stages[-1]):
+        problems.append("the image sets CONCERT_HUB_WEB_DIST: the installed package has the UI")
     return problems
 
 
@@ -1076,9 +1209,11 @@ def dockerfile_problems(text: str, dockerignore: str) -> list[str]:
             if not tag or tag == "latest":
                 problems.append(f"base image {base} is not pinned to a tag")
     web = [s for s in stages if s.base.startswith("node:")]
-    runs = " ".join(i.args for s in web for i in s.all("RUN"))
-    if not web or "npm ci" not in runs or "npm run build" not in runs:
-        problems.append("no Node stage that runs `npm ci` and `npm run build`")
+    runs = [i.args for s in web for i in s.all("RUN")]
+    if not web or not any(r.startswith("scripts/build-ui") for r in runs):
+        problems.append("no Node stage that builds the UI with scripts/build-ui")
+    if any("npm " in r for r in runs):
+        problems.append("the Node stage runs npm itself instead of scripts/build-ui")
     final = stages[-1]
     if not final.base.startswith("python:3.11-slim"):
         problems.append(f"the image is based on {final.base}, not python:3.11-slim")
@@ -1100,15 +1235,7 @@ def dockerfile_problems(text: str, dockerignore: str) -> list[str]:
         problems.append("CMD is not `serve --host 0.0.0.0`")
     if not any("pip install --no-cache-dir" in i.args for s in stages for i in s.all("RUN")):
         problems.append("pip install without --no-cache-dir")
-    dist = [
-        dest
-        for i in final.all("COPY")
-        for sources, dest, flags in [_copy_sources(i)]
-        if flags.get("from") in {s.name for s in web} and any(s.endswith("dist") for s in sources)
-    ]
-    web_dist = _env_of(final).get(ENV_PREFIX + "WEB_DIST")
-    if len(dist) != 1 or web_dist is None or dist[0].rstrip("/") != web_dist.rstrip("/"):
-        problems.append(f"CONCERT_HUB_WEB_DIST={web_dist} is not where web/dist is copied {dist}")
+    problems += _ui_problems(stages, {s.name for s in web})
     return problems + _context_problems(stages, dockerignore)
 
 
@@ -1133,13 +1260,17 @@ def test_dockerfile_builds_a_small_unprivileged_image(dockerfile_text: str) -> N
         ('ENTRYPOINT ["concert-hub"]', 'ENTRYPOINT ["python"]', "", "ENTRYPOINT"),
         ('CMD ["serve", "--host", "0.0.0.0"]', 'CMD ["serve"]', "", "CMD"),
         ("COPY booking/ booking/\n", "", "", "booking is not copied"),
+        ("COPY --from=web /src/web/dist web/dist\n", "", "", "built UI is not copied"),
         (
-            "CONCERT_HUB_WEB_DIST=/opt/concert-hub/web/dist",
-            "CONCERT_HUB_WEB_DIST=/srv",
+            "WORKDIR /var/lib/concert-hub\n",
+            "WORKDIR /var/lib/concert-hub\nENV CONCERT_HUB_WEB_DIST=/srv\n",
             "",
             "WEB_DIST",
         ),
-        ("RUN npm ci", "RUN npm install", "", "npm ci"),
+        ("RUN scripts/build-ui && test", "RUN npm run build && test", "", "npm itself"),
+        ("RUN scripts/build-ui --deps", "RUN npm ci", "", "npm itself"),
+        ("COPY README.md setup.py MANIFEST.in", "COPY README.md MANIFEST.in", "", "setup.py"),
+        ("", "", "scripts/build-ui", "scripts/build-ui is copied but .dockerignore drops it"),
         ("", "", "README.md", "README.md is copied but .dockerignore drops it"),
         ("", "", "server/api", "server/api/__init__.py is copied but .dockerignore drops"),
     ],

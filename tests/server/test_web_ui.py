@@ -62,6 +62,6 @@ async def test_without_a_build_the_pages_say_how_to_build_it(tmp_path: Path) -> 
         for path in ("/", "/admin"):
             response = await client.get(path)
             assert response.status == 503
-            assert "npm --prefix web run build" in await response.text()
+            assert "scripts/build-ui" in await response.text()
     finally:
         await client.close()
