@@ -11,23 +11,32 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from protocol.codec import encode_message
-from protocol.connection import ack_id
+from protocol.connection import ServerConnection, ack_id
 from protocol.events import AckMode, Subscription
 from protocol.frames import StompVersion
 from server.engine import Engine, Message
 from server.framing import Framing
 from server.metrics import BrokerMetrics
 
-if TYPE_CHECKING:
-    from server.session import StompSession
-
 #: (destination as subscribed, subscription id, version, framing, client-acknowledged)
 GroupKey = tuple[str, str, StompVersion, Framing, bool]
 
-SubscribeHook = Callable[["StompSession", Subscription, str], None]
+
+class Subscriber(Protocol):
+    """What the broker needs of a session (:class:`~server.session.Subscriber` is one)."""
+
+    @property
+    def conn(self) -> ServerConnection: ...
+
+    @property
+    def framing(self) -> Framing: ...
+
+    def push(self, payload: bytes) -> None: ...
+
+    def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None: ...
 
 
 class Route:
@@ -36,7 +45,7 @@ class Route:
     __slots__ = ("groups", "size")
 
     def __init__(self) -> None:
-        self.groups: dict[GroupKey, dict[StompSession, Subscription]] = {}
+        self.groups: dict[GroupKey, dict[Subscriber, Subscription]] = {}
         self.size = 0
 
 
@@ -56,7 +65,7 @@ class Broker:
 
     # -- subscriptions -----------------------------------------------------------------------
 
-    def subscribe(self, session: StompSession, subscription: Subscription, route: str) -> None:
+    def subscribe(self, session: Subscriber, subscription: Subscription, route: str) -> None:
         version = session.conn.version or StompVersion.V1_0
         key: GroupKey = (
             subscription.destination,
@@ -75,7 +84,7 @@ class Broker:
         self._placement[subscription] = (route, key)
         self.metrics.subscriptions.inc()
 
-    def unsubscribe(self, session: StompSession, subscription: Subscription) -> None:
+    def unsubscribe(self, session: Subscriber, subscription: Subscription) -> None:
         placed = self._placement.pop(subscription, None)
         if placed is None:
             return
@@ -117,7 +126,7 @@ class Broker:
 
     def send_to(
         self,
-        session: StompSession,
+        session: Subscriber,
         subscription: Subscription,
         headers: tuple[tuple[str, str], ...],
         body: bytes,

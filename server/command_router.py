@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from server.session import StompSession
+#: The session type commands are called with (the router does not need to know it).
+S = TypeVar("S")
 
 #: A command: (session, path parameters, request headers, body); it must not block.
-AppCommand = Callable[["StompSession", dict[str, str], list[tuple[str, str]], bytes], None]
+AppCommand = Callable[[S, dict[str, str], list[tuple[str, str]], bytes], None]
 
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
-class CommandRouter:
+class CommandRouter(Generic[S]):
     def __init__(self) -> None:
-        self._exact: dict[str, AppCommand] = {}
-        self._templates: list[tuple[re.Pattern[str], AppCommand]] = []
+        self._exact: dict[str, AppCommand[S]] = {}
+        self._templates: list[tuple[re.Pattern[str], AppCommand[S]]] = []
 
-    def add(self, template: str, command: AppCommand, **patterns: str) -> None:
+    def add(self, template: str, command: AppCommand[S], **patterns: str) -> None:
         if not _PARAM.search(template):
             self._exact[template] = command
             return
@@ -40,7 +40,7 @@ class CommandRouter:
         parts.append(re.escape(template[last:]))
         self._templates.append((re.compile("".join(parts)), command))
 
-    def resolve(self, destination: str) -> tuple[AppCommand, dict[str, str]] | None:
+    def resolve(self, destination: str) -> tuple[AppCommand[S], dict[str, str]] | None:
         command = self._exact.get(destination)
         if command is not None:
             return command, {}

@@ -17,11 +17,14 @@ ring, teaches the node's seat map the cluster's statuses (other nodes' changes a
 fans it out. A node decodes only deltas another node encoded; its own it still has as values.
 
 A SUBSCRIBE is answered with a snapshot for that subscription alone, without a database query,
-encoded once per ``seq``. The hand-over is gap-free: the subscription is held back from the route
-while the snapshot is fetched; then, in one step with no await between, the snapshot is sent, any
-delta that arrived meanwhile with a higher ``seq`` is replayed from the ring, and the subscription
-joins the route. A client that sees a gap in ``seq`` anyway (after a Redis outage, say)
-resubscribes and gets a fresh snapshot. Every seat-map MESSAGE carries its ``seq`` in a header.
+encoded once per ``seq``. The hand-over is gap-free and duplicate-free: the subscription is held
+back from the route while the snapshot is fetched and sent. If this node has already received
+the delta of the snapshot's ``seq``, then at once (no await between) any later delta is replayed
+from the ring and the subscription joins the route; if that delta is still on its way (in a
+cluster the snapshot is read from Redis, the deltas come by pub/sub), the subscription joins when
+it arrives, or after ``HOLD_BACK_S`` if it never does. A client that sees a gap in ``seq`` anyway
+(after a Redis outage, say) resubscribes and gets a fresh snapshot. Every seat-map MESSAGE carries
+its ``seq`` in a header.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import functools
 import json
 import logging
 from collections import deque
+from dataclasses import dataclass
 
 from booking.clock import utcnow
 from booking.errors import BookingError
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = ("content-type", "application/json")
 #: Deltas kept per event, for subscribers whose snapshot was in flight (and resumes).
 RING = 64
+#: How long a new subscription waits for the delta its snapshot is already at.
+HOLD_BACK_S = 1.0
 
 
 def seats_route(event_id: int) -> str:
@@ -96,6 +102,10 @@ class SeatStream:
         self._published: dict[tuple[int, int], SeatDelta] = {}
         #: The latest snapshot value per event, encoded.
         self._encoded: dict[int, tuple[SeatSnapshot, bytes]] = {}
+        #: The seq of the latest delta this node received, per event.
+        self._latest: dict[int, int] = {}
+        #: Subscriptions whose snapshot is ahead of the deltas this node has received.
+        self._waiting: dict[int, list[_Joiner]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         inventory.listen(self.record)
 
@@ -140,6 +150,13 @@ class SeatStream:
         self.inventory.learn(event_id, delta.seats, utcnow())
         self._recent[event_id].append((seq, message.body))
         self.broker.fan_out(message)
+        self._latest[event_id] = seq
+        waiting = self._waiting.get(event_id)
+        if waiting:
+            ready = [j for j in waiting if j.seq <= seq]
+            waiting[:] = [j for j in waiting if j.seq > seq]
+            for joiner in ready:
+                self._join(joiner)
 
     # -- snapshots and subscribers -----------------------------------------------------------
 
@@ -170,6 +187,7 @@ class SeatStream:
     ) -> None:
         try:
             await self.inventory.load(event_id)
+            self._follow(event_id)  # listen before reading: later deltas will reach this node
             seq, snapshot = await self.snapshot(event_id)
         except BookingError as error:
             session.fail(stomp_error(error))
@@ -178,11 +196,50 @@ class SeatStream:
             log.exception("snapshot of event %d failed", event_id)
             session.fail(ProtocolError("internal error", "the seat map is unavailable"))
             return
-        if session.closed or session.conn.subscriptions.get(subscription.id) is not subscription:
+        if not _subscribed(session, subscription):
             return  # gone or unsubscribed meanwhile
-        self._follow(event_id)
         self.broker.send_to(session, subscription, headers_for(seq), snapshot)
-        for delta_seq, delta in self._recent[event_id]:
-            if delta_seq > seq:
+        joiner = _Joiner(session, subscription, route, event_id, seq)
+        if self._latest.get(event_id, -1) >= seq:
+            self._join(joiner)
+            return
+        self._waiting.setdefault(event_id, []).append(joiner)
+        joiner.timer = asyncio.get_running_loop().call_later(HOLD_BACK_S, self._give_up, joiner)
+
+    def _join(self, joiner: _Joiner) -> None:
+        """Replay what the ring holds past the joiner's snapshot, then join the route."""
+        if joiner.timer is not None:
+            joiner.timer.cancel()
+        session, subscription = joiner.session, joiner.subscription
+        if not _subscribed(session, subscription):
+            return
+        for delta_seq, delta in self._recent[joiner.event_id]:
+            if delta_seq > joiner.seq:
                 self.broker.send_to(session, subscription, headers_for(delta_seq), delta)
-        self.broker.subscribe(session, subscription, route)
+        self.broker.subscribe(session, subscription, joiner.route)
+
+    def _give_up(self, joiner: _Joiner) -> None:
+        """The snapshot's delta never came (published before this node listened, or lost):
+        join anyway; a client that then sees a gap resubscribes."""
+        waiting = self._waiting.get(joiner.event_id, [])
+        if joiner in waiting:
+            waiting.remove(joiner)
+            joiner.timer = None
+            self._join(joiner)
+
+
+@dataclass(eq=False)
+class _Joiner:
+    """A subscription whose snapshot was sent, waiting to join its event's route."""
+
+    session: StompSession
+    subscription: Subscription
+    route: str
+    event_id: int
+    #: The snapshot's seq: deltas up to it are in the snapshot.
+    seq: int
+    timer: asyncio.TimerHandle | None = None
+
+
+def _subscribed(session: StompSession, subscription: Subscription) -> bool:
+    return not session.closed and session.conn.subscriptions.get(subscription.id) is subscription

@@ -74,7 +74,7 @@ class StompService:
     metrics: BrokerMetrics
     sessions: set[StompSession] = field(default_factory=set)
     #: Handlers for SEND to ``/app/...`` destinations, by destination template.
-    app_commands: CommandRouter = field(default_factory=CommandRouter)
+    app_commands: CommandRouter[StompSession] = field(default_factory=CommandRouter)
     #: Called after a SUBSCRIBE is registered (the seat map sends its snapshot here).
     subscribe_listeners: dict[Kind, SubscribeListener] = field(default_factory=dict)
     accepting: bool = True
