@@ -182,11 +182,16 @@ def _event_row_to_info(row: object) -> EventInfo:
     )
 
 
-async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
+async def load_settings(conn: AsyncConnection, event_id: int) -> EventInfo:
+    """The event's row alone: its settings, without tiers and seats."""
     row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
     if row is None:
         raise NotFound(f"no event {event_id}")
-    info = _event_row_to_info(row)
+    return _event_row_to_info(row)
+
+
+async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
+    info = await load_settings(conn, event_id)
     for t in await conn.execute(select(price_tiers).where(price_tiers.c.event_id == event_id)):
         info.tiers[t.id] = Tier(t.id, t.name, t.price_cents, t.currency)
     query = (

@@ -7,7 +7,9 @@ The tables stay the record: every decision that could sell a seat twice is the d
 Every seat change a booking service commits comes through :meth:`Inventory.record`, which applies
 it to this node's map and hands it to the one listener (the server's seat stream, which sequences
 it into the deltas every node and client sees). What other nodes committed arrives through
-:meth:`Inventory.learn`.
+:meth:`Inventory.learn`. Likewise a change of an event's settings (status, waiting room, rates,
+caps, hold TTL, per-user limit …) is told to the event-change listener, and another node's change
+is taken in with :meth:`Inventory.refresh`, which re-reads the settings from the database.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from booking.demo import demo_event
 from booking.seatmap import SeatChange, SeatMap, SeatStatuses
 
 SeatChangeListener = Callable[[SeatChange], None]
+#: Told the id of an event whose settings this node changed.
+EventChangeListener = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,7 @@ class EventDefaults:
     max_seats_per_user: int = 4
 
 
-def _nobody(_: SeatChange) -> None:
+def _nobody(_: object) -> None:
     pass
 
 
@@ -49,6 +53,7 @@ class Inventory:
         self._loading: dict[int, asyncio.Future[tuple[EventInfo, SeatMap]]] = {}
         self._listener: SeatChangeListener = _nobody
         self._listening = False
+        self._event_listener: EventChangeListener = _nobody
 
     def listen(self, listener: SeatChangeListener) -> None:
         """Hand every committed seat change to ``listener`` (one listener per inventory)."""
@@ -56,6 +61,10 @@ class Inventory:
             raise RuntimeError("the inventory already has its seat-change listener")
         self._listener = listener
         self._listening = True
+
+    def listen_to_events(self, listener: EventChangeListener) -> None:
+        """Tell ``listener`` of every change to an event's settings made through this node."""
+        self._event_listener = listener
 
     # -- events ------------------------------------------------------------------------------
 
@@ -115,12 +124,20 @@ class Inventory:
     async def update_event(self, event_id: int, patch: EventPatch) -> EventInfo:
         async with self.engine.begin() as conn:
             await catalog.update_event(conn, event_id, patch)
-            fresh = await catalog.load_event(conn, event_id)
+            fresh = await catalog.load_settings(conn, event_id)
+        current = self._events.get(event_id)
+        if current is not None:
+            current.take_settings(fresh)  # the layout and the seat map stay
+        self._event_listener(event_id)
+        return current if current is not None else await self.event(event_id)
+
+    async def refresh(self, event_id: int) -> None:
+        """Re-read a loaded event's settings (another node changed them, or may have)."""
         current = self._events.get(event_id)
         if current is None:
-            return await self.event(event_id)
-        current.take_settings(fresh)  # the layout and the seat map stay
-        return current
+            return  # read in full when first needed
+        async with self.engine.connect() as conn:
+            current.take_settings(await catalog.load_settings(conn, event_id))
 
     async def ensure_demo(self) -> EventInfo | None:
         """Seed the demo event when there is no event at all."""

@@ -41,12 +41,14 @@ from server.backplane import open_backplane
 from server.broker import Broker
 from server.database import check_database, make_engine
 from server.destinations import Kind
+from server.event_sync import EventSync
 from server.keys import (
     BACKPLANE,
     BOOKING,
     DATABASE,
     METRICS,
     NODE_METRICS,
+    NODES,
     SEATS,
     SETTINGS,
     STOMP,
@@ -54,6 +56,7 @@ from server.keys import (
 )
 from server.logs import request_context
 from server.metrics import BrokerMetrics, node_metrics
+from server.node_roster import NodeFigures, NodeRoster
 from server.queue_stream import QueueStream
 from server.seat_stream import SeatStream
 from server.session import StompService
@@ -152,8 +155,15 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
         settings.seat_tick_ms,
     )
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
+    EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
+
+    def figures() -> NodeFigures:
+        subscriptions = app[METRICS].registry.get_sample_value("concert_hub_subscriptions")
+        return NodeFigures(settings.node_id, len(service.sessions), int(subscriptions or 0))
+
     app[STOMP] = service
     app[SEATS] = seats
+    app[NODES] = NodeRoster(broker, figures)
     yield
 
 
@@ -172,6 +182,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(queue.run_stats(), name="queue-stats"),
         asyncio.create_task(run_every(1.0, booking.holds.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
+        asyncio.create_task(app[NODES].run(), name="node-figures"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
     ]
     yield

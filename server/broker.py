@@ -82,7 +82,6 @@ class Broker:
         entry.groups.setdefault(key, {})[session] = subscription
         entry.size += 1
         self._placement[subscription] = (route, key)
-        self.metrics.subscriptions.inc()
 
     def unsubscribe(self, session: Subscriber, subscription: Subscription) -> None:
         placed = self._placement.pop(subscription, None)
@@ -99,7 +98,6 @@ class Broker:
             del self._routes[route]
             if route not in self._handlers:
                 self.engine.unwatch(route)
-        self.metrics.subscriptions.dec()
 
     def listen(self, route: str, handler: Callable[[Message], None]) -> None:
         """Hand every message on ``route`` to ``handler`` instead of fanning it out; the handler

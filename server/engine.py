@@ -25,6 +25,8 @@ class Message:
 
 
 Deliver = Callable[[Message], None]
+#: Called when the engine has (re)connected to the other nodes.
+Connected = Callable[[], None]
 
 
 class Engine(Protocol):
@@ -41,3 +43,8 @@ class Engine(Protocol):
 
     def unwatch(self, route: str) -> None:
         """This node no longer has subscribers for ``route``."""
+
+    def when_connected(self, callback: Connected) -> None:
+        """Call ``callback`` each time the engine reconnects to the other nodes after losing
+        them (whatever they published meanwhile did not reach this node). A single node's
+        engine never loses anyone."""

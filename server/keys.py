@@ -16,6 +16,7 @@ from booking.core import BookingCore
 from server.auth import TokenAuthority
 from server.backplane import Backplane
 from server.metrics import BrokerMetrics, NodeMetrics
+from server.node_roster import NodeRoster
 from server.rate_limits import RateLimits
 from server.seat_stream import SeatStream
 from server.session import StompService
@@ -31,6 +32,8 @@ BACKPLANE = web.AppKey("backplane", Backplane)
 BOOKING = web.AppKey("booking", BookingCore)
 STOMP = web.AppKey("stomp", StompService)
 SEATS = web.AppKey("seats", SeatStream)
+#: Every node's figures, as this node last heard them.
+NODES = web.AppKey("nodes", NodeRoster)
 #: Where the built browser UI is (``web/dist``, or the copy a wheel carries).
 WEB_DIST = web.AppKey("web_dist", Path)
 #: The REST API's rate limits.

@@ -20,9 +20,10 @@ A SUBSCRIBE is answered with a snapshot for that subscription alone, without a d
 encoded once per ``seq``. The hand-over is gap-free and duplicate-free: the subscription is held
 back from the route while the snapshot is fetched and sent. If this node has already received
 the delta of the snapshot's ``seq``, then at once (no await between) any later delta is replayed
-from the ring and the subscription joins the route; if that delta is still on its way (in a
-cluster the snapshot is read from Redis, the deltas come by pub/sub), the subscription joins when
-it arrives, or after ``HOLD_BACK_S`` if it never does. A client that sees a gap in ``seq`` anyway
+from the ring and the subscription joins the route. If not (in a cluster the snapshot is read
+from Redis while deltas come by pub/sub), every delta this node will still receive is either that
+one, already in the snapshot, or a later one: the subscription waits off the route, skips what
+its snapshot holds, and joins with the first later delta. A client that sees a gap in ``seq`` anyway
 (after a Redis outage, say) resubscribes and gets a fresh snapshot. Every seat-map MESSAGE carries
 its ``seq`` in a header.
 """
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = ("content-type", "application/json")
 #: Deltas kept per event, for subscribers whose snapshot was in flight (and resumes).
 RING = 64
-#: How long a new subscription waits for the delta its snapshot is already at.
-HOLD_BACK_S = 1.0
 
 
 def seats_route(event_id: int) -> str:
@@ -153,8 +152,8 @@ class SeatStream:
         self._latest[event_id] = seq
         waiting = self._waiting.get(event_id)
         if waiting:
-            ready = [j for j in waiting if j.seq <= seq]
-            waiting[:] = [j for j in waiting if j.seq > seq]
+            ready = [j for j in waiting if j.seq < seq]
+            waiting[:] = [j for j in waiting if j.seq >= seq]
             for joiner in ready:
                 self._join(joiner)
 
@@ -200,16 +199,15 @@ class SeatStream:
             return  # gone or unsubscribed meanwhile
         self.broker.send_to(session, subscription, headers_for(seq), snapshot)
         joiner = _Joiner(session, subscription, route, event_id, seq)
-        if self._latest.get(event_id, -1) >= seq:
+        if seq == 0 or self._latest.get(event_id, -1) >= seq:  # nothing is on its way
             self._join(joiner)
-            return
-        self._waiting.setdefault(event_id, []).append(joiner)
-        joiner.timer = asyncio.get_running_loop().call_later(HOLD_BACK_S, self._give_up, joiner)
+        else:  # those gone meanwhile leave the queue as another arrives (it stays bounded)
+            waiting = self._waiting.setdefault(event_id, [])
+            waiting[:] = [j for j in waiting if _subscribed(j.session, j.subscription)]
+            waiting.append(joiner)
 
     def _join(self, joiner: _Joiner) -> None:
         """Replay what the ring holds past the joiner's snapshot, then join the route."""
-        if joiner.timer is not None:
-            joiner.timer.cancel()
         session, subscription = joiner.session, joiner.subscription
         if not _subscribed(session, subscription):
             return
@@ -217,15 +215,6 @@ class SeatStream:
             if delta_seq > joiner.seq:
                 self.broker.send_to(session, subscription, headers_for(delta_seq), delta)
         self.broker.subscribe(session, subscription, joiner.route)
-
-    def _give_up(self, joiner: _Joiner) -> None:
-        """The snapshot's delta never came (published before this node listened, or lost):
-        join anyway; a client that then sees a gap resubscribes."""
-        waiting = self._waiting.get(joiner.event_id, [])
-        if joiner in waiting:
-            waiting.remove(joiner)
-            joiner.timer = None
-            self._join(joiner)
 
 
 @dataclass(eq=False)
@@ -238,7 +227,6 @@ class _Joiner:
     event_id: int
     #: The snapshot's seq: deltas up to it are in the snapshot.
     seq: int
-    timer: asyncio.TimerHandle | None = None
 
 
 def _subscribed(session: StompSession, subscription: Subscription) -> bool:

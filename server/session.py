@@ -91,6 +91,12 @@ class StompService:
         self._session_ids = itertools.count(1)
         self._empty = asyncio.Event()
         self._empty.set()
+        # Counted where they are, at scrape time: a subscription the broker holds back (a seat
+        # map's snapshot hand-over) is still the client's subscription.
+        self.metrics.subscriptions.set_function(self.subscription_count)
+
+    def subscription_count(self) -> int:
+        return sum(len(session.conn.subscriptions) for session in self.sessions)
 
     def next_session_id(self) -> str:
         return f"{self.settings.node_id}-s{next(self._session_ids)}"

@@ -6,7 +6,7 @@ import secrets
 
 from aiohttp import web
 
-from booking.clock import iso, utcnow
+from booking.clock import from_unix, iso, utcnow
 from booking.stats import sale_stats
 from server.api import models
 from server.api.auth import Access
@@ -15,7 +15,7 @@ from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
 from server.bodies import dumps
-from server.keys import BOOKING, METRICS, SETTINGS, STOMP
+from server.keys import BOOKING, NODES, STOMP
 
 ANNOUNCEMENTS = "/topic/announcements"
 JSON_HEADERS = (("content-type", "application/json"),)
@@ -80,19 +80,20 @@ async def stats(request: web.Request, _: Principal) -> web.Response:
         )
         for e in figures.events
     ]  # fmt: skip
-    connections = len(request.app[STOMP].sessions)
-    subscriptions = int(request.app[METRICS].registry.get_sample_value(
-        "concert_hub_subscriptions") or 0)  # fmt: skip
-    node = models.NodeStats(
-        node_id=request.app[SETTINGS].node_id,
-        connections=connections,
-        subscriptions=subscriptions,
-    )
+    nodes = [
+        models.NodeStats(
+            node_id=r.figures.node_id,
+            connections=r.figures.connections,
+            subscriptions=r.figures.subscriptions,
+            last_seen=iso(from_unix(r.seen_at)),
+        )
+        for r in request.app[NODES].nodes()
+    ]
     return json_response(
         models.Stats(
-            nodes=[node],
-            connections=connections,
-            subscriptions=subscriptions,
+            nodes=nodes,
+            connections=sum(n.connections for n in nodes),
+            subscriptions=sum(n.subscriptions for n in nodes),
             holds_active=figures.holds_active,
             sales_per_min=figures.sales_per_min,
             events=events,

@@ -132,6 +132,7 @@ class NodeStats(BaseModel):
     node_id: str
     connections: int
     subscriptions: int
+    last_seen: Timestamp = Field(description="when this node's figures were last heard")
 
 
 class QueueStats(BaseModel):
@@ -152,9 +153,9 @@ class EventStats(BaseModel):
 
 
 class Stats(BaseModel):
-    nodes: list[NodeStats]
-    connections: int
-    subscriptions: int
+    nodes: list[NodeStats] = Field(description="every node of the cluster heard lately")
+    connections: int = Field(description="all nodes'")
+    subscriptions: int = Field(description="all nodes'")
     holds_active: int
     sales_per_min: int = Field(description="orders paid in the last 60 seconds")
     events: list[EventStats]

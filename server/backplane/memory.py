@@ -5,7 +5,7 @@ from __future__ import annotations
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
 from booking.waiting_room import InProcessWaitingRoom
-from server.engine import Deliver, Message
+from server.engine import Connected, Deliver, Message
 from server.seat_sequencer import SeatDelta, SeatSnapshot
 
 
@@ -30,6 +30,9 @@ class InProcessEngine:
 
     def unwatch(self, route: str) -> None:
         pass
+
+    def when_connected(self, callback: Connected) -> None:
+        pass  # nothing to reconnect to
 
 
 class InProcessSequencer:

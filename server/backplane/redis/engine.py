@@ -26,7 +26,7 @@ from collections import deque
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.engine import Deliver, Message
+from server.engine import Connected, Deliver, Message
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class RedisEngine:
         self._changes = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = False
+        self._ever_connected = False
+        self._on_reconnect: list[Connected] = []
         self.dropped = 0
 
     @property
@@ -105,6 +107,9 @@ class RedisEngine:
         self._watched.discard(route)
         self._changes.set()
 
+    def when_connected(self, callback: Connected) -> None:
+        self._on_reconnect.append(callback)
+
     async def _subscribe_loop(self) -> None:
         """Keep a pub/sub connection subscribed to exactly the watched routes; reconnect."""
         backoff = 0.1
@@ -113,6 +118,7 @@ class RedisEngine:
             try:
                 await pubsub.ping()
                 self._connected = True
+                catch_up, self._ever_connected = self._ever_connected, True
                 backoff = 0.1
                 subscribed: set[str] = set()
                 self._changes.set()
@@ -128,6 +134,11 @@ class RedisEngine:
                         if drop:
                             await pubsub.unsubscribe(*(self._prefix + r for r in drop))
                         subscribed = wanted
+                        if catch_up:  # subscribed again: now read what was missed
+                            catch_up = False
+                            log.warning("redis is back; catching up with the other nodes")
+                            for callback in self._on_reconnect:
+                                callback()
                         if reader.done():
                             reader.result()  # re-raise the reader's connection error
                 finally:
