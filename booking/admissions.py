@@ -21,6 +21,7 @@ import jwt
 from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import AdmissionRequired, InvalidRequest, NotFound, SaleNotOpen
+from booking.hooks import BookingHooks
 from booking.inventory import Inventory
 from booking.waiting_room import ADMITTED, Policy, Position, WaitingRoom
 
@@ -61,11 +62,13 @@ class Admissions:
         room: WaitingRoom,
         signer: AdmissionSigner,
         admission_ttl_s: int = 600,
+        hooks: BookingHooks | None = None,
     ) -> None:
         self.inventory = inventory
         self.room = room
         self.signer = signer
         self.admission_ttl_s = admission_ttl_s
+        self.hooks = hooks or BookingHooks()
 
     def policy(self, info: EventInfo, now: datetime | None = None) -> Policy:
         now = now or utcnow()
@@ -87,9 +90,11 @@ class Admissions:
         if not info.waiting_room:
             raise InvalidRequest("this event has no waiting room: hold seats directly")
         now = utcnow()
-        if info.status not in ("on_sale", "paused") or now >= info.sale_closes_at:
+        if not info.live(now):
             raise SaleNotOpen("this sale is not open")
-        return self.stamp(await self.room.join(event_id, user, self.policy(info, now)))
+        position = await self.room.join(event_id, user, self.policy(info, now))
+        self.hooks.queue_joined(event_id)
+        return self.stamp(position)
 
     async def standing(self, event_id: int, user: str) -> Position:
         info = await self.inventory.event(event_id)

@@ -97,6 +97,12 @@ class EventInfo:
     def on_sale(self, now: datetime) -> bool:
         return self.status == "on_sale" and self.sale_opens_at <= now < self.sale_closes_at
 
+    def live(self, now: datetime) -> bool:
+        """On sale or paused, and not yet closed: its waiting room takes joins, and the node
+        reports it (seats, queue) in ``/metrics``. Before opening, an event on sale is live
+        already (its pre-queue fills)."""
+        return self.status in ("on_sale", "paused") and now < self.sale_closes_at
+
     def price(self, seat_ids: list[str]) -> tuple[int, str]:
         """Total price and currency of ``seat_ids`` (all tiers of an event share a currency)."""
         total = 0

@@ -17,6 +17,8 @@
 Outcomes (the order, or the domain error) are stored with the key as domain data and replayed as
 they were; the edges render them, so a response body can change without breaking stored replays.
 A successful checkout records the sold seats with the inventory and uses up the buyer's admission.
+Every request ends in one :class:`~booking.hooks.CheckoutOutcome`, told to the hooks; every call
+to the provider is timed, every refund reported with its reason.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,18 +40,20 @@ from booking.admissions import Admissions
 from booking.clock import utcnow
 from booking.errors import (
     BookingError,
+    HoldLost,
     HoldNotActive,
     IdempotencyMismatch,
     NotFound,
     PaymentDeclined,
     PaymentFailed,
+    PaymentTimedOut,
     RequestInProgress,
 )
 from booking.holds import Hold, get_hold, new_id
-from booking.hooks import BookingHooks
+from booking.hooks import BookingHooks, CheckoutOutcome, PaymentCall, RefundReason
 from booking.inventory import Inventory
 from booking.orders import IssuedTicket, Order
-from booking.payments import ChargeOutcome, GatewayError, PaymentProvider
+from booking.payments import ChargeOutcome, GatewayError, PaymentProvider, refund
 from booking.schema import holds, idempotency_keys, orders, payments, seats, tickets
 from booking.seatmap import SOLD, SeatChange
 from booking.tickets import TicketSigner
@@ -104,6 +109,20 @@ class Checkout:
     payment_timeout_s: float = 10.0
 
     async def run(self, *, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
+        try:
+            outcome = await self._run(user, hold_id, key, payment)
+        except Exception as error:
+            self.hooks.checkout_ended(CheckoutOutcome.of(error))
+            raise
+        if outcome.replayed:
+            self.hooks.checkout_ended(CheckoutOutcome.REPLAYED)
+        elif outcome.error is not None:
+            self.hooks.checkout_ended(CheckoutOutcome.of(outcome.error))
+        else:
+            self.hooks.checkout_ended(CheckoutOutcome.PAID)
+        return outcome
+
+    async def _run(self, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
         digest = request_hash(hold_id, payment)
         replay = await self._claim_key(user, key, digest)
         if replay is not None:
@@ -134,7 +153,7 @@ class Checkout:
     async def recover(self) -> int:
         """Refund charges abandoned by a crash (at start-up and every 30 s)."""
         grace = timedelta(seconds=2 * self.payment_timeout_s + 1)
-        return await recover_payments(self.engine, self.provider, grace)
+        return await recover_payments(self.engine, self.provider, grace, self.hooks)
 
     # -- idempotency -------------------------------------------------------------------------
 
@@ -210,18 +229,15 @@ class Checkout:
                 )
             )  # fmt: skip
         try:
-            async with asyncio.timeout(self.payment_timeout_s):
-                result = await self.provider.charge(
-                    payment_id=payment_id,
-                    amount_cents=hold.amount_cents,
-                    currency=hold.currency,
-                    token=str(payment.get("token", "")),
-                )
+            result = await self._charge(payment_id, hold, str(payment.get("token", "")))
         except (GatewayError, TimeoutError) as exc:
-            await self.provider.refund(payment_id)
+            await refund(self.provider, payment_id, RefundReason.PAYMENT_ERROR, self.hooks)
             await self._set_payment(payment_id, "failed")
-            why = "did not answer in time" if isinstance(exc, TimeoutError) else "failed"
-            raise PaymentFailed(f"the payment gateway {why}; nothing was charged") from None
+            if isinstance(exc, TimeoutError):
+                raise PaymentTimedOut(
+                    "the payment gateway did not answer in time; nothing was charged"
+                ) from None
+            raise PaymentFailed("the payment gateway failed; nothing was charged") from None
         if result is ChargeOutcome.DECLINED:
             await self._set_payment(payment_id, "declined")
             raise PaymentDeclined("the payment was declined")
@@ -229,9 +245,25 @@ class Checkout:
         try:
             return await self._issue(hold, payment_id)
         except BaseException:
-            refunded = await self.provider.refund(payment_id)
+            refunded = await refund(
+                self.provider, payment_id, RefundReason.NOT_COMMITTED, self.hooks
+            )
             await self._set_payment(payment_id, "refunded" if refunded else "failed")
             raise
+
+    async def _charge(self, payment_id: str, hold: Hold, token: str) -> ChargeOutcome:
+        """The provider's charge under ``payment_id``, bounded by the payment timeout, timed."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.payment_timeout_s):
+                return await self.provider.charge(
+                    payment_id=payment_id,
+                    amount_cents=hold.amount_cents,
+                    currency=hold.currency,
+                    token=token,
+                )
+        finally:
+            self.hooks.payment_called(PaymentCall.CHARGE, time.perf_counter() - started)
 
     async def _set_payment(self, payment_id: str, status: str) -> None:
         async with self.engine.begin() as conn:
@@ -252,14 +284,14 @@ class Checkout:
                 .values(status="purchased")
             )
             if converted.rowcount != 1:
-                raise HoldNotActive("the hold expired while paying; the charge was refunded")
+                raise HoldLost("the hold expired while paying; the charge was refunded")
             sold = await conn.execute(
                 update(seats)
                 .where(seats.c.hold_id == hold.id, seats.c.order_id.is_(None))
                 .values(order_id=order_id, hold_id=None, hold_user=None, hold_expires_at=None)
             )
             if sold.rowcount != len(hold.seat_ids):
-                raise HoldNotActive("the hold lost its seats; the charge was refunded")
+                raise HoldLost("the hold lost its seats; the charge was refunded")
             await conn.execute(
                 insert(orders).values(
                     id=order_id, event_id=hold.event_id, user_id=hold.user_id, hold_id=hold.id,
@@ -288,7 +320,7 @@ class Checkout:
             )
             if charged.rowcount != 1:
                 # Recovery took this payment for abandoned (we were that slow) and refunds it.
-                raise PaymentFailed("the payment was refunded before the order could commit")
+                raise PaymentTimedOut("the payment was refunded before the order could commit")
             return Order(
                 id=order_id,
                 status="paid",
@@ -310,13 +342,17 @@ def _hold_state(hold: Hold, now: datetime) -> str:
 
 
 async def recover_payments(
-    engine: AsyncEngine, provider: PaymentProvider, older_than: timedelta
+    engine: AsyncEngine,
+    provider: PaymentProvider,
+    older_than: timedelta,
+    hooks: BookingHooks | None = None,
 ) -> int:
     """Refund charges whose order never committed (a crash between charge and commit).
 
     A payment still ``pending`` well after any gateway call would have timed out has no order
     and never will; whatever the gateway charged under its id is refunded.
     """
+    hooks = hooks or BookingHooks()
     cutoff = utcnow() - older_than
     # ``refunding``: a recovery that died between claiming a payment and recording its refund.
     abandoned = (
@@ -337,7 +373,7 @@ async def recover_payments(
             )
         if claimed.rowcount != 1:
             continue  # its order committed meanwhile, or another node recovers it
-        refunded = await provider.refund(payment_id)
+        refunded = await refund(provider, payment_id, RefundReason.RECOVERY, hooks)
         async with engine.begin() as conn:
             await conn.execute(
                 update(payments)

@@ -68,6 +68,7 @@ def build(
         waiting_room if waiting_room is not None else InProcessWaitingRoom(),
         AdmissionSigner(secret),
         policy.admission_ttl_s,
+        hooks,
     )
     return BookingCore(
         engine=engine,
@@ -76,7 +77,7 @@ def build(
         checkout=Checkout(
             engine, provider, signer, inventory, admissions, hooks, policy.payment_timeout_s
         ),
-        orders=OrderDesk(engine, inventory, provider, signer),
+        orders=OrderDesk(engine, inventory, provider, signer, hooks),
         admissions=admissions,
         hooks=hooks,
     )

@@ -65,6 +65,11 @@ class HoldNotActive(BookingError):
     kind = "conflict"
 
 
+class HoldLost(HoldNotActive):
+    """The hold lapsed or lost its seats while its payment was made; the charge is refunded
+    (409, as any hold not active)."""
+
+
 class LimitExceeded(BookingError):
     """Over the per-user seat limit (422)."""
 
@@ -83,6 +88,11 @@ class PaymentFailed(BookingError):
     """The gateway errored or did not answer in time; nothing was charged (502)."""
 
     kind = "payment_failed"
+
+
+class PaymentTimedOut(PaymentFailed):
+    """The gateway did not answer in time, or the order committed too late to keep the charge;
+    nothing was charged (502, as any payment failure)."""
 
 
 class IdempotencyMismatch(BookingError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from booking.errors import (
     SaleNotOpen,
     SeatsUnavailable,
 )
-from booking.hooks import BookingHooks, HoldDecision
+from booking.hooks import BookingHooks, HoldDecision, HoldOutcome
 from booking.inventory import Inventory
 from booking.schema import holds, seats, tickets
 from booking.seatmap import AVAILABLE, HELD, SeatChange
@@ -230,10 +231,11 @@ async def release_hold(engine: AsyncEngine, hold_id: str, user: str) -> tuple[Ho
 
 async def reap_expired(
     engine: AsyncEngine, now: datetime, limit: int = 500
-) -> dict[int, list[str]]:
-    """Mark lapsed holds expired and free their seats; returns the freed seats per event."""
+) -> tuple[int, dict[int, list[str]]]:
+    """Mark lapsed holds expired and free their seats; returns how many holds it expired and
+    the seats it freed per event (a lapsed hold's seats may have been claimed by then)."""
 
-    async def work(conn: AsyncConnection) -> dict[int, list[str]]:
+    async def work(conn: AsyncConnection) -> tuple[int, dict[int, list[str]]]:
         rows = (
             await conn.execute(
                 select(holds.c.id, holds.c.event_id)
@@ -241,6 +243,7 @@ async def reap_expired(
                 .limit(limit)
             )
         ).all()
+        expired = 0
         freed: dict[int, list[str]] = {}
         for hold_id, event_id in rows:
             done = await conn.execute(
@@ -249,8 +252,9 @@ async def reap_expired(
                 .values(status="expired")
             )
             if done.rowcount == 1:
+                expired += 1
                 freed.setdefault(event_id, []).extend(await _free_seats(conn, hold_id))
-        return freed
+        return expired, freed
 
     return await in_transaction(engine, work)
 
@@ -274,6 +278,19 @@ class SeatHolds:
 
     async def hold(
         self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None = None
+    ) -> Hold:
+        """Hold ``seat_ids`` for ``user``, all or nothing; tells the hooks how it ended."""
+        started = time.perf_counter()
+        try:
+            hold = await self._hold(event_id, user, seat_ids, admission_token)
+        except Exception as error:
+            self.hooks.hold_ended(HoldOutcome.of(error), time.perf_counter() - started)
+            raise
+        self.hooks.hold_ended(HoldOutcome.GRANTED, time.perf_counter() - started)
+        return hold
+
+    async def _hold(
+        self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None
     ) -> Hold:
         info, seatmap = await self.inventory.load(event_id)
         now = utcnow()
@@ -327,8 +344,11 @@ class SeatHolds:
         return hold
 
     async def reap(self) -> int:
-        """Free lapsed holds (a background task calls this every second)."""
-        freed = await reap_expired(self.engine, utcnow())
+        """Free lapsed holds (a background task calls this every second); returns how many
+        seats it freed."""
+        expired, freed = await reap_expired(self.engine, utcnow())
+        if expired:
+            self.hooks.holds_expired(expired)
         for event_id, seat_ids in freed.items():
             self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in seat_ids)))
         return sum(len(s) for s in freed.values())

@@ -107,6 +107,16 @@ class Inventory:
         """Events this node has in memory (the ones its background work attends to)."""
         return list(self._events.values())
 
+    def live_seat_counts(self) -> list[tuple[int, dict[str, int]]]:
+        """Seats by status of every live event this node has in memory (what ``/metrics``
+        reports; see :meth:`SeatMap.counts`)."""
+        now = utcnow()
+        return [
+            (event_id, self._maps[event_id].counts(now))
+            for event_id, info in self._events.items()
+            if info.live(now) and event_id in self._maps
+        ]
+
     async def events(self) -> list[EventInfo]:
         async with self.engine.connect() as conn:
             ids = await catalog.list_event_ids(conn)

@@ -7,7 +7,7 @@ be replayed exactly as it was first answered (a checkout's idempotency outcome).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.clock import iso, utcnow
 from booking.errors import HoldNotActive, NotFound
+from booking.hooks import BookingHooks, RefundReason
 from booking.inventory import Inventory
-from booking.payments import PaymentProvider
+from booking.payments import PaymentProvider, refund
 from booking.schema import orders, payments, seats, tickets
 from booking.seatmap import AVAILABLE, SeatChange
 from booking.tickets import TicketSigner
@@ -104,7 +105,11 @@ async def get_order(conn: AsyncConnection, order_id: str, user: str | None) -> O
 
 
 async def cancel_order(
-    engine: AsyncEngine, provider: PaymentProvider, order_id: str, user: str | None
+    engine: AsyncEngine,
+    provider: PaymentProvider,
+    order_id: str,
+    user: str | None,
+    hooks: BookingHooks | None = None,
 ) -> tuple[Order, list[str]]:
     """Cancel a paid order: void its tickets, release its seats, refund its payment.
 
@@ -143,7 +148,9 @@ async def cancel_order(
         return row.payment_id, seat_ids
 
     payment_id, seat_ids = await in_transaction(engine, work)
-    refunded = await provider.refund(payment_id)
+    refunded = await refund(
+        provider, payment_id, RefundReason.ORDER_CANCELLED, hooks or BookingHooks()
+    )
     async with engine.begin() as conn:
         await conn.execute(
             update(payments)
@@ -172,14 +179,16 @@ class OrderDesk:
     inventory: Inventory
     provider: PaymentProvider
     signer: TicketSigner
+    hooks: BookingHooks = field(default_factory=BookingHooks)
 
     async def get(self, order_id: str, user: str | None) -> Order:
         async with self.engine.connect() as conn:
             return await get_order(conn, order_id, user)
 
     async def cancel(self, order_id: str, user: str | None) -> Order:
-        order, freed = await cancel_order(self.engine, self.provider, order_id, user)
+        order, freed = await cancel_order(self.engine, self.provider, order_id, user, self.hooks)
         self.inventory.record(SeatChange(order.event_id, tuple((s, AVAILABLE) for s in freed)))
+        self.hooks.order_cancelled(order.event_id)
         return order
 
     async def verify(self, code: str) -> TicketCheck:

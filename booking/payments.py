@@ -10,6 +10,7 @@ as an unknown card.
 from __future__ import annotations
 
 import asyncio
+import time
 from enum import Enum
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.clock import utcnow
+from booking.hooks import BookingHooks, PaymentCall, RefundOutcome, RefundReason
 from booking.schema import test_gateway_charges
 
 
@@ -40,6 +42,24 @@ class PaymentProvider(Protocol):
 
     async def refund(self, payment_id: str) -> bool:
         """Refund or void the charge made under ``payment_id``; ``False`` if there was none."""
+
+
+async def refund(
+    provider: PaymentProvider, payment_id: str, reason: RefundReason, hooks: BookingHooks
+) -> bool:
+    """``provider.refund(payment_id)``, telling ``hooks`` how long it took and how it went (every
+    refund goes through here: checkout, cancellation, recovery). A failed call is reported and
+    raised again: the caller's payment row keeps saying what recovery needs."""
+    started = time.perf_counter()
+    try:
+        refunded = await provider.refund(payment_id)
+    except BaseException:
+        hooks.payment_called(PaymentCall.REFUND, time.perf_counter() - started)
+        hooks.refunded(reason, RefundOutcome.FAILED)
+        raise
+    hooks.payment_called(PaymentCall.REFUND, time.perf_counter() - started)
+    hooks.refunded(reason, RefundOutcome.REFUNDED if refunded else RefundOutcome.NO_CHARGE)
+    return refunded
 
 
 class TestGateway:

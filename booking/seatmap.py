@@ -17,6 +17,7 @@ listener (the server's seat stream) right after the commit.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,6 +65,19 @@ class SeatMap:
         if status == HELD and self._expiry.get(seat_id, now) <= now:
             return AVAILABLE
         return status
+
+    def counts(self, now: datetime) -> dict[str, int]:
+        """Seats by status right now (every status of :data:`STATUSES`, zeros included), as
+        :meth:`status` reads each one: a held seat whose hold lapsed counts as available. Cheap
+        enough for every scrape: one C-level count, then a pass over the held seats only."""
+        counts = Counter(self.statuses.values())
+        held = sum(
+            1 for seat_id, until in self._expiry.items()
+            if until > now and self.statuses.get(seat_id) == HELD
+        )  # fmt: skip
+        counts[AVAILABLE] += counts[HELD] - held
+        counts[HELD] = held
+        return {status: counts[status] for status in STATUSES}
 
     def unavailable(self, seat_ids: list[str], now: datetime) -> list[str]:
         """The seats of ``seat_ids`` known (or, briefly, believed) taken right now."""

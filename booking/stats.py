@@ -6,7 +6,6 @@ holds and sales from the tables, so every node reports the same figures for them
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +14,6 @@ from sqlalchemy import func, select
 from booking.catalog import EventInfo
 from booking.core import BookingCore
 from booking.schema import holds, orders
-from booking.seatmap import STATUSES
 from booking.waiting_room import Stats as QueueStats
 
 
@@ -53,12 +51,11 @@ async def sale_stats(core: BookingCore, now: datetime) -> SaleStats:
     figures = []
     for info in await core.inventory.events():
         seatmap = await core.inventory.seat_map(info.id)
-        counts = Counter(seatmap.status(seat, now) for seat in seatmap.statuses)
         queue = await core.admissions.room.stats(info.id) if info.waiting_room else None
         figures.append(
             EventFigures(
                 event=info,
-                seats={status: counts.get(status, 0) for status in STATUSES},
+                seats=seatmap.counts(now),
                 holds_active=holds_by_event.get(info.id, 0),
                 queue=queue,
             )
