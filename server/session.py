@@ -47,6 +47,7 @@ from server.errors import (
     Timeout,
 )
 from server.framing import Framing
+from server.logs import session_extra
 from server.metrics import BrokerMetrics
 from server.settings import Settings
 
@@ -234,7 +235,8 @@ class StompSession(ABC):
             self.fail(exc)
             return
         except Exception:
-            log.exception("internal error in session %s", self.session_id)
+            log.exception("internal error in session %s", self.session_id,
+                          extra=session_extra(self.session_id))  # fmt: skip
             self.fail(ProtocolError("internal error", "the server failed; see its log"))
             return
         self._flush()
@@ -359,7 +361,8 @@ class StompSession(ABC):
             return
         self.service.metrics.errors.labels(error.reason).inc()
         self._frames_out.labels("ERROR").inc()
-        log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail)
+        log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail,
+                 extra=session_extra(self.session_id))  # fmt: skip
         self.conn.fail(error)
         self._flush()
         if close_code is None:

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server import logs
+from tests.server.stomp_clients import RawTcp
 
 log = logging.getLogger("tests.logs")
 
@@ -116,3 +118,24 @@ def test_a_running_node_echoes_request_ids_on_rest_responses(server) -> None:
         urllib.request.urlopen(request, timeout=10)
     assert error.value.code == 404
     assert re.fullmatch(r"[0-9a-f]{32}", error.value.headers["X-Request-Id"])
+
+
+def test_a_running_node_names_the_session_on_its_lines_about_one(make_server) -> None:
+    node = make_server(log_format="json")
+    with RawTcp.to(node) as peer:
+        connected = peer.connect()
+        assert connected.command == "CONNECTED", connected
+        session = connected["session"]
+        peer.send("SEND", [("destination", "/queue/nowhere")], b"x")
+        assert peer.expect_error()["message"] == "forbidden destination"
+
+    def about_the_session() -> list[dict[str, str]]:
+        lines = [json.loads(line) for line in node.log().splitlines() if line.startswith("{")]
+        return [e for e in lines if "forbidden destination" in e["msg"]]
+
+    deadline = time.monotonic() + 10
+    while not about_the_session() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (line,) = about_the_session()
+    assert line["session_id"] == session
+    assert line["node"]
