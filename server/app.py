@@ -11,6 +11,10 @@ module but the runner (and tests that build an app). Resources with a lifetime a
 4. the STOMP service: broker, sessions, ``/app`` commands, the seat and queue streams;
 5. the node's periodic work.
 
+The metric families (:mod:`server.metrics`) are registered first, and each resource is handed
+the ones it feeds as it is built: the request middleware, the pool, the Redis engine, the
+booking hooks, the seat and queue streams, and the readiness and loop-lag timers.
+
 Stopping has one path (SPEC §1): the runner's cleanup stops both listeners, then
 :func:`_drain` (``on_shutdown``) tells every STOMP session and lets them flush, aiohttp lets
 in-flight requests finish, and the contexts above are torn down.
@@ -29,17 +33,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from booking import core
 from booking.core import BookingPolicy
-from booking.hooks import BookingHooks
 from booking.migrate import upgrade
 from booking.payments import TestGateway
 from server import app_commands
 from server import web as web_ui
 from server.api import routes as api
 from server.auth import TokenAuthority
-from server.background import keep_long_lived_objects_out_of_gc, run_every
+from server.background import keep_long_lived_objects_out_of_gc, measure_loop_lag, run_every
 from server.backplane import open_backplane
 from server.broker import Broker
-from server.database import check_database, make_engine
+from server.database import check_database, make_engine, pool_watch
 from server.destinations import Kind
 from server.event_sync import EventSync
 from server.keys import (
@@ -58,6 +61,7 @@ from server.logs import request_context
 from server.metrics import BrokerMetrics, node_metrics
 from server.node_roster import NodeFigures, NodeRoster
 from server.queue_stream import QueueStream
+from server.request_metrics import measure_requests
 from server.seat_stream import SeatStream
 from server.session import StompService
 from server.settings import Settings
@@ -67,14 +71,21 @@ log = logging.getLogger(__name__)
 
 #: Exit status of the crash injected by ``--fault-crash-after-charge`` (tests only).
 CRASH_EXIT = 70
+#: How often ``concert_hub_ready`` is brought up to date (``/readyz`` also does, when asked).
+READY_EVERY_S = 5.0
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
-    app = web.Application(client_max_size=1 << 20, middlewares=[request_context])
+    broker_metrics = BrokerMetrics()
+    measured = node_metrics(broker_metrics, settings)
+    app = web.Application(
+        client_max_size=1 << 20,
+        middlewares=[request_context, measure_requests(measured.http)],
+    )
     app[SETTINGS] = settings
     app[TOKENS] = TokenAuthority(secret)
-    app[METRICS] = BrokerMetrics()
-    app[NODE_METRICS] = node_metrics(app[METRICS], settings)
+    app[METRICS] = broker_metrics
+    app[NODE_METRICS] = measured
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_backplane)
     app.cleanup_ctx.append(functools.partial(_booking, secret=secret))
@@ -92,13 +103,14 @@ def create_app(settings: Settings, secret: str) -> web.Application:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(app[SETTINGS].database_url, app[SETTINGS].db_pool_size)
+    app[NODE_METRICS].infra.watch_pool(pool_watch(engine))
     app[DATABASE] = engine
     yield
     await engine.dispose()
 
 
 async def _backplane(app: web.Application) -> AsyncIterator[None]:
-    backplane = open_backplane(app[SETTINGS])
+    backplane = open_backplane(app[SETTINGS], app[NODE_METRICS].infra)
     app[BACKPLANE] = backplane
     yield
     await backplane.close()
@@ -114,7 +126,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
     engine = app[DATABASE]
     if settings.embedded:
         await upgrade(engine)
-    hooks = BookingHooks()
+    hooks = app[NODE_METRICS].booking_hooks()
     if settings.fault_crash_after_charge:
         hooks.charged = _crash_after_charge
     booking = core.build(
@@ -136,6 +148,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
             log.info("seeded demo event %d: %s (%d seats)", seeded.id, seeded.name,
                      len(seeded.seats))  # fmt: skip
     await booking.checkout.recover()
+    app[NODE_METRICS].booking.seats.source = booking.inventory.live_seat_counts
     app[BOOKING] = booking
     yield
 
@@ -153,6 +166,7 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
         broker,
         backplane.seat_sequencer(booking.inventory),
         settings.seat_tick_ms,
+        app[NODE_METRICS].live,
     )
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
     EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
@@ -169,11 +183,14 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The node's periodic work: seat-map deltas, admissions and positions, hold expiry,
-    payment recovery."""
+    payment recovery, and the timers behind ``concert_hub_ready`` and the event-loop lag."""
     settings = app[SETTINGS]
     booking = app[BOOKING]
     service = app[STOMP]
-    queue = QueueStream(booking.admissions, service.broker, settings.position_interval_s)
+    measured = app[NODE_METRICS]
+    queue = QueueStream(
+        booking.admissions, service.broker, settings.position_interval_s, measured.queue
+    )
     service.subscribe_listeners[Kind.USER] = queue.on_subscribe
     tasks = [
         asyncio.create_task(app[SEATS].run(), name="seat-ticker"),
@@ -184,6 +201,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(app[NODES].run(), name="node-figures"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
+        asyncio.create_task(measure_loop_lag(measured.infra.loop_lag.observe), name="loop-lag"),
+        asyncio.create_task(_watch_readiness(app), name="readiness"),
     ]
     yield
     for task in tasks:
@@ -196,6 +215,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _drain(app: web.Application) -> None:
+    app[NODE_METRICS].infra.ready.set(0)  # stopping: /readyz says 503 from now on
     await app[STOMP].drain()
 
 
@@ -203,16 +223,34 @@ async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """200 when the database (and the backplane) answer, else 503 naming what failed; 503 at
-    once when the node is stopping, so a balancer sends nobody new."""
-    app = request.app
+async def readiness(app: web.Application) -> dict[str, str]:
+    """What keeps the node from being ready, by dependency (nothing: ready); also sets
+    ``concert_hub_ready``."""
     checks = {
         "database": await check_database(app[DATABASE]),
         "engine": await app[BACKPLANE].check_ready(),
         "node": None if app[STOMP].accepting else "stopping",
     }
     failed = {name: why for name, why in checks.items() if why is not None}
+    app[NODE_METRICS].infra.ready.set(0 if failed else 1)
+    return failed
+
+
+async def _watch_readiness(app: web.Application) -> None:
+    """Keep ``concert_hub_ready`` current whether or not anything probes ``/readyz``."""
+    while True:
+        try:
+            await readiness(app)
+        except Exception:  # a check that raises instead of answering: not ready
+            app[NODE_METRICS].infra.ready.set(0)
+            log.exception("readiness check failed")
+        await asyncio.sleep(READY_EVERY_S)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the database (and the backplane) answer, else 503 naming what failed; 503 at
+    once when the node is stopping, so a balancer sends nobody new."""
+    failed = await readiness(request.app)
     status = 503 if failed else 200
     body = {"status": "ready" if not failed else "not ready", "failed": failed}
     return web.json_response(body, status=status)

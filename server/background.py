@@ -23,6 +23,23 @@ async def run_every(period_s: float, work: Callable[[], Awaitable[object]]) -> N
             log.exception("background task %s failed; retrying in %.1fs", work, period_s)
 
 
+#: How often the event loop's lag is measured.
+LOOP_LAG_EVERY_S = 0.5
+
+
+async def measure_loop_lag(
+    observe: Callable[[float], None], period_s: float = LOOP_LAG_EVERY_S
+) -> None:
+    """Observe, every ``period_s``, how late a timer fired: the event loop's lag. A timer fires
+    late by as long as the callbacks queued before it took, so this is how long anything on the
+    node (a heart-beat, a REST answer, a position push) waits for the loop right now."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + period_s
+        await asyncio.sleep(period_s)
+        observe(max(0.0, loop.time() - due))
+
+
 #: How often survivors are moved out of the collector's sight, and how often the frozen set is
 #: released and swept (a rare full pause instead of frequent ones).
 FREEZE_EVERY_S = 10.0

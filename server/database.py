@@ -1,12 +1,15 @@
-"""The node's SQLAlchemy async engine and its readiness probe."""
+"""The node's SQLAlchemy async engine, its connection pool's figures, and its readiness probe."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 #: Connections per node to MariaDB/MySQL (``--db-pool-size``). A hot sale opens with a wave of
 #: hundreds of concurrent hold transactions; with 30 connections they queued for the pool and the
@@ -25,13 +28,77 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30}
-        )
+            url, poolclass=WatchedPool, pool_size=1, max_overflow=0, pool_timeout=60,
+            connect_args={"timeout": 30},
+        )  # fmt: skip
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10, pool_recycle=1800
-    )
+        url, poolclass=WatchedPool, pool_pre_ping=True, pool_size=pool_size, max_overflow=10,
+        pool_recycle=1800,
+    )  # fmt: skip
+
+
+def _ignore(_: float) -> None:
+    pass
+
+
+class PoolWatch:
+    """The figures of one engine's connection pool that ``/metrics`` reports: its capacity,
+    the connections checked out, the tasks waiting for one, and (``waited``, set by the host)
+    how long each wait took."""
+
+    def __init__(self, pool: WatchedPool, capacity: int) -> None:
+        self.pool = pool
+        #: Connections the pool may hold: its size plus its overflow.
+        self.capacity = capacity
+        #: Tasks inside :meth:`WatchedPool.connect` right now.
+        self.waiting = 0
+        #: Called with the seconds each connection took to get (queueing, connecting, the
+        #: pre-ping).
+        self.waited: Callable[[float], None] = _ignore
+
+    def in_use(self) -> int:
+        return self.pool.checkedout()
+
+
+class WatchedPool(AsyncAdaptedQueuePool):
+    """The async engines' queue pool, counting who waits for a connection and for how long.
+
+    SQLAlchemy's pool events fire once a connection is out (``checkout``), not when a task
+    starts asking for one, so the wait is measured around :meth:`connect` itself. Everything
+    here runs on the event loop's thread (the async engine's greenlets), so plain counters do.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        size, overflow = kwargs.get("pool_size", 5), kwargs.get("max_overflow", 10)
+        self.watch = PoolWatch(self, size + max(overflow, 0))
+
+    def connect(self) -> PoolProxiedConnection:
+        watch = self.watch
+        watch.waiting += 1
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        finally:
+            watch.waiting -= 1
+            watch.waited(time.perf_counter() - started)
+
+    def recreate(self) -> WatchedPool:
+        """The fresh pool ``engine.dispose()`` installs keeps reporting to the same watch."""
+        fresh = super().recreate()
+        assert isinstance(fresh, WatchedPool)
+        fresh.watch = self.watch
+        self.watch.pool = fresh
+        return fresh
+
+
+def pool_watch(engine: AsyncEngine) -> PoolWatch:
+    """The figures of an engine :func:`make_engine` built."""
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, WatchedPool)
+    return pool.watch
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -14,12 +14,29 @@ time, and the series of an event that ends can be removed. No family carries a u
 session or an event name.
 
 Hot paths add counts in bulk (one ``inc(n)`` per fan-out, not one per recipient), so the cost of
-measuring does not grow with the audience. The table in ``docs/operations.md`` ("Metrics") is
-this module, row by row; a test keeps the two equal.
+measuring does not grow with the audience. What is already in memory (seats by status, the
+database pool) is read when Prometheus scrapes, not counted on every change.
+
+Where each family is fed, through the architecture's seams:
+
+* broker and sessions: :mod:`server.broker`, :mod:`server.session` (the broker's own families);
+* HTTP: :func:`server.request_metrics.measure_requests`, a middleware around every handler;
+* booking: the booking core's :class:`~booking.hooks.BookingHooks`, which
+  :meth:`NodeMetrics.booking_hooks` turns into counts (the core imports no metrics);
+  ``concert_hub_seats`` from the inventory's seat maps at scrape time (:class:`LiveSeats`);
+* waiting room: :mod:`server.queue_stream` (admissions, positions, the store's figures) and the
+  ``queue_joined`` hook;
+* live data: :mod:`server.seat_stream`;
+* infrastructure: :mod:`server.database` (pool), the Redis engine, and the node's periodic work
+  in :mod:`server.app` (readiness, event-loop lag).
+
+The table in ``docs/operations.md`` ("Metrics") is this module, row by row; a test keeps the two
+equal, and another scrapes a node after a short sale to see every family move.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (
@@ -31,7 +48,19 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
+from booking.hooks import (
+    BookingHooks,
+    CheckoutOutcome,
+    HoldOutcome,
+    PaymentCall,
+    RefundOutcome,
+    RefundReason,
+)
+from booking.seatmap import STATUSES
+from booking.waiting_room import Stats
+from server.database import PoolWatch
 from server.settings import Settings
 
 # The *_created series double every counter's output and no dashboard here uses them.
@@ -39,42 +68,27 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PREFIX = "concert_hub_"
 
+# The label values of the booking families are the booking core's own outcome enums
+# (booking/hooks.py says what each one means).
 #: Outcomes of a hold request (``concert_hub_holds_total{outcome}``), one per way it can end.
-HOLD_OUTCOMES = (
-    "granted",  # the seats are held
-    "conflict",  # some seat is held or sold (409)
-    "over_limit",  # over the per-user seat limit (422)
-    "no_admission",  # waiting room on, no valid admission token (403)
-    "sale_closed",  # the event is not on sale
-    "invalid",  # malformed request or unknown seats (422)
-    "not_found",  # no such event
-)
+HOLD_OUTCOMES = tuple(o.value for o in HoldOutcome)
 #: Outcomes of a checkout (``concert_hub_checkouts_total{outcome}``).
-CHECKOUT_OUTCOMES = (
-    "paid",  # charged and the order committed
-    "declined",  # the gateway declined; nothing charged (402)
-    "gateway_error",  # the gateway failed; any charge refunded (502)
-    "timeout",  # no answer within --payment-timeout-s; any charge refunded (502)
-    "hold_lost",  # the hold expired or lost its seats while paying; charge refunded (409)
-    "replayed",  # the Idempotency-Key was seen before: the first answer replayed
-    "in_progress",  # a request with the same key is still running (409)
-    "rejected",  # anything else refused before paying (mismatched key, not the user's hold…)
-)
+CHECKOUT_OUTCOMES = tuple(o.value for o in CheckoutOutcome)
 #: Why a refund was made (``concert_hub_refunds_total{reason}``).
-REFUND_REASONS = ("order_cancelled", "payment_error", "hold_lost", "recovery")
+REFUND_REASONS = tuple(r.value for r in RefundReason)
 #: How a refund went (``concert_hub_refunds_total{outcome}``).
-REFUND_OUTCOMES = (
-    "refunded",  # the gateway refunded or voided a charge
-    "no_charge",  # the gateway had no charge under that payment id
-    "failed",  # the gateway call failed; the payment stays for recovery
-)
+REFUND_OUTCOMES = tuple(o.value for o in RefundOutcome)
 #: Payment provider calls timed by ``concert_hub_payment_duration_seconds{operation}``.
-PAYMENT_OPERATIONS = ("charge", "refund")
+PAYMENT_OPERATIONS = tuple(c.value for c in PaymentCall)
 #: Seat statuses of ``concert_hub_seats{status}`` (booking.seatmap's statuses).
-SEAT_STATUSES = ("available", "held", "sold")
+SEAT_STATUSES = STATUSES
 #: HTTP status classes of ``concert_hub_http_request_duration_seconds{status_class}``.
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-#: The ``route`` label of a request that matched no route (404s, probes of random paths).
+#: Methods of ``concert_hub_http_request_duration_seconds{method}``; any other is ``other``
+#: (a client may send any token as a method: the label set must stay bounded).
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+OTHER_METHOD = "other"
+#: The ``route`` label of a request that matched no route (404s, probes of random paths, 405s).
 UNMATCHED_ROUTE = "unmatched"
 #: ``concert_hub_errors_total{reason}`` of the ERROR that closes a slow consumer.
 SLOW_CONSUMER_REASON = "slow_consumer"
@@ -152,12 +166,48 @@ class HttpMetrics:
         self.in_flight = _gauge(r, "http_requests_in_flight", "HTTP requests being handled")
 
 
-class BookingMetrics:
-    """Holds, checkouts, refunds and seats: what a sale does to the inventory.
+#: Seats by status of each live event: ``(event id, {status: count})``.
+SeatCounts = Iterable[tuple[int, Mapping[str, int]]]
 
-    ``seats`` has series for live events only (on sale): they go when the event leaves the
-    node's seat maps.
+
+def _no_seats() -> SeatCounts:
+    return ()
+
+
+class LiveSeats:
+    """``concert_hub_seats{event_id,status}``, counted when Prometheus scrapes.
+
+    The seat maps are in memory already, so counting them at scrape time (once per scrape, not
+    once per seat change) keeps the hold path free of metric calls; series exist for live events
+    only (:meth:`~booking.catalog.EventInfo.live`) and go when the event stops being live.
+    ``source`` is set once the booking core exists (:meth:`~booking.inventory.Inventory.
+    live_seat_counts`).
     """
+
+    NAME = PREFIX + "seats"
+    DOC = "Seats of a live event by status"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.source: Callable[[], SeatCounts] = _no_seats
+        registry.register(self)
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.NAME, self.DOC, labels=("event_id", "status"))
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for event_id, counts in self.source():
+            for status in SEAT_STATUSES:
+                family.add_metric((str(event_id), status), counts.get(status, 0))
+        yield family
+
+
+class BookingMetrics:
+    """Holds, checkouts, refunds and seats: what a sale does to the inventory (fed by the booking
+    core's hooks, :meth:`NodeMetrics.booking_hooks`)."""
 
     def __init__(self, r: CollectorRegistry) -> None:
         self.holds = _counter(r, "holds", "Hold requests decided, by outcome", "outcome")
@@ -166,7 +216,7 @@ class BookingMetrics:
             LATENCY_BUCKETS,
         )  # fmt: skip
         self.holds_expired = _counter(r, "holds_expired", "Holds the reaper marked expired")
-        self.seats = _gauge(r, "seats", "Seats of a live event by status", "event_id", "status")
+        self.seats = LiveSeats(r)
         self.checkouts = _counter(r, "checkouts", "Checkouts by outcome", "outcome")
         self.payment_duration = _histogram(
             r, "payment_duration_seconds", "Payment provider call time by operation",
@@ -189,7 +239,8 @@ class QueueMetrics:
     """The waiting room: who waits, who shops, how fast the queue moves.
 
     In cluster mode the queue is one for all nodes and every node reports it: aggregate the two
-    gauges with ``max``, not ``sum``. The counters count what this node did.
+    gauges with ``max``, not ``sum``. The counters count what this node did. The gauges have
+    series for live events with a waiting room only (:meth:`report` drops the others).
     """
 
     def __init__(self, r: CollectorRegistry) -> None:
@@ -204,6 +255,21 @@ class QueueMetrics:
             r, "queue_position_push_lateness_seconds",
             "How far past --position-interval-s a position push went out", LATENESS_BUCKETS,
         )  # fmt: skip
+        self._reported: set[str] = set()
+
+    def report(self, figures: Mapping[int, Stats]) -> None:
+        """The waiting rooms' current figures, by event: those of live events (once a second,
+        from the store; the series of an event no longer given are removed)."""
+        labels = set()
+        for event_id, stats in figures.items():
+            label = str(event_id)
+            labels.add(label)
+            self.waiting.labels(label).set(stats.waiting)
+            self.active_shoppers.labels(label).set(stats.active)
+        for gone in self._reported - labels:
+            self.waiting.remove(gone)
+            self.active_shoppers.remove(gone)
+        self._reported = labels
 
 
 class LiveMetrics:
@@ -241,6 +307,13 @@ class InfraMetrics:
             r, "event_loop_lag_seconds", "How late a periodic timer fired", LOOP_LAG_BUCKETS
         )
 
+    def watch_pool(self, watch: PoolWatch) -> None:
+        """Report the pool's figures at every scrape, and time every connection it hands out."""
+        self.db_pool_size.set_function(lambda: watch.capacity)
+        self.db_pool_in_use.set_function(watch.in_use)
+        self.db_pool_waiting.set_function(lambda: watch.waiting)
+        watch.waited = self.db_pool_wait.observe
+
 
 def package_version() -> str:
     try:
@@ -269,6 +342,34 @@ class NodeMetrics:
         )
         ProcessCollector(registry=r)
         broker.errors.labels(SLOW_CONSUMER_REASON)
+
+    def booking_hooks(self) -> BookingHooks:
+        """Booking hooks that feed the booking families and the waiting room's joins (the
+        composition root adds its own, such as the crash injection, to what this returns)."""
+        booking, joins = self.booking, self.queue.joins
+        holds = {o: booking.holds.labels(o.value) for o in HoldOutcome}
+        checkouts = {o: booking.checkouts.labels(o.value) for o in CheckoutOutcome}
+        calls = {c: booking.payment_duration.labels(c.value) for c in PaymentCall}
+        refunds = {
+            (reason, outcome): booking.refunds.labels(reason.value, outcome.value)
+            for reason in RefundReason
+            for outcome in RefundOutcome
+        }
+        decision = booking.hold_decision
+
+        def hold_ended(outcome: HoldOutcome, seconds: float) -> None:
+            holds[outcome].inc()
+            decision.observe(seconds)
+
+        return BookingHooks(
+            hold_ended=hold_ended,
+            holds_expired=booking.holds_expired.inc,
+            checkout_ended=lambda outcome: checkouts[outcome].inc(),
+            payment_called=lambda call, seconds: calls[call].observe(seconds),
+            refunded=lambda reason, outcome: refunds[(reason, outcome)].inc(),
+            order_cancelled=lambda _: booking.orders_cancelled.inc(),
+            queue_joined=lambda event_id: joins.labels(str(event_id)).inc(),
+        )
 
 
 def node_metrics(broker: BrokerMetrics, settings: Settings) -> NodeMetrics:

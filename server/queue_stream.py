@@ -8,9 +8,13 @@
   waiting users cost a steady trickle, not a burst every two seconds; one batched lookup per event
   per slot serves all of a slot's users. A user hears on SUBSCRIBE, whenever their state changes,
   and at least every ``--position-interval-s`` while waiting.
-* Stats: once a second each node publishes ``{"serving","waiting","admitted_per_min"}`` to its own
-  subscribers of ``/topic/events/{id}/queue`` (every node reads the same shared state, so nothing
-  is sent twice across the cluster).
+* Stats: once a second each node reads every live waiting room's figures, reports them to
+  ``/metrics`` (waiting, active shoppers) and publishes ``{"serving","waiting","admitted_per_min"}``
+  to its own subscribers of ``/topic/events/{id}/queue`` (every node reads the same shared state,
+  so nothing is sent twice across the cluster).
+
+Measured here: admissions (one count per tick and event), and how late each slot's position
+pushes went out past their deadline (one observation per slot, however many users it served).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import time
 import zlib
 
 from booking.admissions import Admissions
-from booking.waiting_room import WAITING, Position
+from booking.clock import utcnow
+from booking.waiting_room import WAITING, Position, Stats
 from protocol.events import Subscription
 from server.bodies import dumps, position_body
 from server.broker import Broker
 from server.destinations import user_route
 from server.engine import Message
+from server.metrics import QueueMetrics
 from server.session import StompSession
 
 log = logging.getLogger(__name__)
@@ -41,11 +47,18 @@ def queue_route(event_id: int) -> str:
 
 
 class QueueStream:
-    def __init__(self, admissions: Admissions, broker: Broker, interval_s: float) -> None:
+    def __init__(
+        self,
+        admissions: Admissions,
+        broker: Broker,
+        interval_s: float,
+        metrics: QueueMetrics,
+    ) -> None:
         self.admissions = admissions
         self.room = admissions.room
         self.broker = broker
         self.interval_s = interval_s
+        self.metrics = metrics
         #: Users with a local /user/queue/position subscription, by slot.
         self._watchers: list[set[str]] = [set() for _ in range(SLOTS)]
         #: (event, user) → last state sent from this node.
@@ -95,6 +108,7 @@ class QueueStream:
                 except Exception:
                     log.exception("admission tick for event %d failed", info.id)
                     continue
+                self.metrics.admissions.labels(str(info.id)).inc(len(admitted))
                 for position in found:
                     route = user_route(position.user, "position")
                     self.broker.publish(route, JSON, self.body(position))
@@ -109,40 +123,60 @@ class QueueStream:
         step = self.interval_s / SLOTS
         loop = asyncio.get_running_loop()
         due = loop.time()
+        lateness = self.metrics.position_lateness
         while True:
             # Absolute deadlines: sleeping a fixed step after each slot's work would stretch the
             # cycle by all ten slots' work (at 10,000 users, 2 s became 2.5 to 3 s).
             due += step
+            deadline = due  # when this slot's users are owed their push
             now = loop.time()
             due = max(due, now)  # fell behind (a stall): carry on from now rather than burst
             await asyncio.sleep(due - now)
-            watchers = self._watchers[slot]
+            if await self._push(slot):
+                lateness.observe(max(0.0, loop.time() - deadline))
             slot = (slot + 1) % SLOTS
-            live = [u for u in watchers if self.broker.subscriber_count(
-                user_route(u, "position"))]  # fmt: skip
-            watchers.intersection_update(live)
-            if not live:
+
+    async def _push(self, slot: int) -> int:
+        """Push their positions to the slot's users who still subscribe here; returns how many
+        were pushed."""
+        watchers = self._watchers[slot]
+        live = [u for u in watchers if self.broker.subscriber_count(
+            user_route(u, "position"))]  # fmt: skip
+        watchers.intersection_update(live)
+        if not live:
+            return 0
+        pushed = 0
+        for info in self.admissions.events():
+            policy = self.admissions.policy(info)
+            try:
+                found = await self.room.positions(info.id, live, policy)
+            except Exception:
+                log.exception("position lookup for event %d failed", info.id)
                 continue
-            for info in self.admissions.events():
-                policy = self.admissions.policy(info)
-                try:
-                    found = await self.room.positions(info.id, live, policy)
-                except Exception:
-                    log.exception("position lookup for event %d failed", info.id)
-                    continue
-                for position in found:
-                    last = self._sent.get((info.id, position.user))
-                    if position.state == WAITING or position.state != last:
-                        self._deliver_local(position)
+            for position in found:
+                last = self._sent.get((info.id, position.user))
+                if position.state == WAITING or position.state != last:
+                    self._deliver_local(position)
+                    pushed += 1
+        return pushed
 
     async def run_stats(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            figures: dict[int, Stats] = {}
+            now = utcnow()
             for info in self.admissions.events():
+                if not info.live(now):
+                    continue
+                try:
+                    stats = figures[info.id] = await self.room.stats(info.id)
+                except Exception:
+                    log.exception("queue stats of event %d failed", info.id)
+                    continue
                 route = queue_route(info.id)
                 if not self.broker.subscriber_count(route):
                     continue
-                stats = await self.room.stats(info.id)
                 body = dumps({"serving": stats.serving, "waiting": stats.waiting,
                               "admitted_per_min": stats.admitted_per_min})  # fmt: skip
                 self.broker.fan_out(Message(route, self.broker.next_id(), JSON, body))
+            self.metrics.report(figures)

@@ -26,6 +26,13 @@ one, already in the snapshot, or a later one: the subscription waits off the rou
 its snapshot holds, and joins with the first later delta. A client that sees a gap in ``seq`` anyway
 (after a Redis outage, say) resubscribes and gets a fresh snapshot. Every seat-map MESSAGE carries
 its ``seq`` in a header.
+
+Measured here: deltas published, the size of snapshots served, and the lag of each change this
+node committed, from its commit (``SeatChange.committed_at``) to the fan-out of the first delta
+that carries it. Which delta that is, the stream learns from the delta itself: the latest of
+this node's unsent changes whose (first) seat the delta shows with that change's status, and
+every change of this node before it (deltas keep commit order). In process every change is in
+the next tick's delta; in a cluster, another node may produce it.
 """
 
 from __future__ import annotations
@@ -36,17 +43,19 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 
 from booking.clock import utcnow
 from booking.errors import BookingError
 from booking.inventory import Inventory
-from booking.seatmap import SeatChange
+from booking.seatmap import SeatChange, SeatStatuses
 from protocol.errors import ProtocolError
 from protocol.events import Subscription
 from server.broker import Broker
 from server.destinations import classify
 from server.engine import Message
 from server.errors import UnknownEvent, stomp_error
+from server.metrics import LiveMetrics
 from server.seat_sequencer import SeatDelta, SeatSequencer, SeatSnapshot
 from server.session import StompSession
 
@@ -55,6 +64,9 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = ("content-type", "application/json")
 #: Deltas kept per event, for subscribers whose snapshot was in flight (and resumes).
 RING = 64
+#: This node's changes per event waiting for their delta, at most (for the lag; a change no
+#: delta ever carries, lost in a Redis outage, is dropped unmeasured past it).
+UNSENT = 1024
 
 
 def seats_route(event_id: int) -> str:
@@ -89,12 +101,21 @@ def headers_for(seq: int) -> tuple[tuple[str, str], ...]:
 
 class SeatStream:
     def __init__(
-        self, inventory: Inventory, broker: Broker, sequencer: SeatSequencer, tick_ms: int
+        self,
+        inventory: Inventory,
+        broker: Broker,
+        sequencer: SeatSequencer,
+        tick_ms: int,
+        metrics: LiveMetrics,
     ) -> None:
         self.inventory = inventory
         self.broker = broker
         self.sequencer = sequencer
         self.tick_s = tick_ms / 1000
+        self.metrics = metrics
+        #: Changes this node committed that no delta carried yet, per event, in commit order:
+        #: (committed at, first seat, its status).
+        self._unsent: dict[int, deque[tuple[datetime, str, str]]] = {}
         #: Recent deltas per followed event: (seq, encoded body).
         self._recent: dict[int, deque[tuple[int, bytes]]] = {}
         #: Deltas this node published and has not yet received back, as values.
@@ -113,6 +134,11 @@ class SeatStream:
     def record(self, change: SeatChange) -> None:
         """The booking core's listener: a change this node committed."""
         self.sequencer.record(change)
+        unsent = self._unsent.get(change.event_id)
+        if unsent is None:
+            unsent = self._unsent[change.event_id] = deque(maxlen=UNSENT)
+        seat, status = change.seats[0]
+        unsent.append((change.committed_at, seat, status))
 
     async def run(self) -> None:
         """Every tick, ask each loaded event for its delta; publish what comes, once."""
@@ -142,6 +168,7 @@ class SeatStream:
         self.broker.publish(
             seats_route(delta.event_id), headers_for(delta.seq), encode_delta(delta)
         )
+        self.metrics.deltas.inc()
 
     def _on_delta(self, event_id: int, message: Message) -> None:
         seq = int(dict(message.headers)["seq"])
@@ -156,18 +183,37 @@ class SeatStream:
             waiting[:] = [j for j in waiting if j.seq >= seq]
             for joiner in ready:
                 self._join(joiner)
+        unsent = self._unsent.get(event_id)
+        if unsent:
+            self._sent(unsent, delta.seats)
+
+    def _sent(self, unsent: deque[tuple[datetime, str, str]], seats: SeatStatuses) -> None:
+        """Observe the lag of this node's changes that the delta of ``seats`` carried."""
+        statuses = dict(seats)
+        carried = 0
+        for index in range(len(unsent) - 1, -1, -1):
+            _, seat, status = unsent[index]
+            if statuses.get(seat) == status:
+                carried = index + 1
+                break
+        if not carried:
+            return
+        now = utcnow()
+        observe = self.metrics.delta_lag.observe
+        for _ in range(carried):
+            observe((now - unsent.popleft()[0]).total_seconds())
 
     # -- snapshots and subscribers -----------------------------------------------------------
 
     async def snapshot(self, event_id: int) -> tuple[int, bytes]:
-        """``(seq, encoded snapshot)``, encoded once per snapshot value however many ask."""
+        """``(seq, encoded snapshot)``, encoded once per snapshot value however many ask (each
+        one served, to a subscriber or ``GET .../seats``, counts in the size histogram)."""
         snapshot = await self.sequencer.snapshot(event_id)
         cached = self._encoded.get(event_id)
-        if cached is not None and cached[0] is snapshot:
-            return snapshot.seq, cached[1]
-        encoded = encode_snapshot(snapshot)
-        self._encoded[event_id] = (snapshot, encoded)
-        return snapshot.seq, encoded
+        if cached is None or cached[0] is not snapshot:
+            cached = self._encoded[event_id] = (snapshot, encode_snapshot(snapshot))
+        self.metrics.snapshot_size.observe(len(cached[1]))
+        return snapshot.seq, cached[1]
 
     def on_subscribe(self, session: StompSession, subscription: Subscription, route: str) -> None:
         dest = classify(subscription.destination)

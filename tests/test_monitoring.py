@@ -3,7 +3,12 @@
 Every check runs offline and is shown to reject a broken copy of its file:
 
 * The catalogue: a freshly started node exports every family of ``server/metrics.py`` at
-  ``/metrics``, and the "Metrics" table of docs/operations.md lists exactly those families.
+  ``/metrics``; after a short scripted sale (:mod:`tests.scripted_sale`, on SQLite and MariaDB)
+  every family moved as the sale should have moved it (a conflict counts as ``conflict``, not
+  ``granted``; a decline as ``declined``…); the "Metrics" table of docs/operations.md lists
+  exactly the families exported. The families a sale does not move are checked where their
+  event is made: slow-consumer closes and refused connections in tests/server/test_limits.py,
+  Redis connected and reconnects in tests/cluster/test_redis_outage.py.
 * deploy/prometheus: ``promtool check config``, ``promtool check rules`` and ``promtool test
   rules`` (Debian's promtool, installed by ``scripts/setup --test``); every alert the issue asks
   for exists, has a unit test, a severity, and a ``runbook`` annotation naming a section of
@@ -12,8 +17,8 @@ Every check runs offline and is shown to reject a broken copy of its file:
   unique panel ids, panels on the 24-column grid without overlap, every query through the
   ``datasource`` variable, whose default is the provisioned data source's uid).
 * Every PromQL expression of every panel, variable and rule parses (promql-parser, a port of
-  Prometheus' own parser) and names only metrics the fresh node exported (plus ``up``, which
-  Prometheus adds, and, in rules, series recorded by the rules themselves).
+  Prometheus' own parser) and names only metrics the node exported after the scripted sale
+  (plus ``up``, which Prometheus adds, and, in rules, series recorded by the rules themselves).
 """
 
 from __future__ import annotations
@@ -30,11 +35,10 @@ from typing import Any
 
 import promql_parser
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
-from tests.conftest import ServerProcess, free_port
-from tests.server.stomp_clients import http_get
+from tests.conftest import BACKENDS, ServerProcess, database_url_for, free_port, migrate
+from tests.scripted_sale import POSITION_INTERVAL_S, SEAT_CHANGES, Sale, Scrape, run_sale
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -86,37 +90,46 @@ def load_yaml(text: str) -> Any:
 # The catalogue: what a fresh node exports
 
 
-def series_names(family: Any) -> set[str]:
-    """The series names a family's samples carry, with or without samples yet."""
-    name, kind = family.name, family.type
-    if kind == "counter":
-        return {f"{name}_total"}
-    if kind == "histogram":
-        return {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-    if kind == "summary":
-        return {name, f"{name}_sum", f"{name}_count"}
-    if kind == "info":
-        return {f"{name}_info"}
-    return {name}
-
-
 @pytest.fixture(scope="module")
-def fresh_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
+    """The first scrape of a node that has done nothing yet."""
     node = ServerProcess(free_port(), free_port(), tmp_path_factory.mktemp("fresh-node"))
     node.start()
-    yield node
-    node.stop()
+    try:
+        yield Scrape.of(node)
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def sale(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sale]:
+    """A node (on each backend) after the scripted sale, with its scrapes."""
+    workdir = tmp_path_factory.mktemp(f"sale-{request.param}")
+    for url in database_url_for(request.param, workdir):
+        migrate(url)
+        node = ServerProcess(
+            free_port(), free_port(), workdir,
+            {"database_url": url, "position_interval_s": POSITION_INTERVAL_S},
+        )  # fmt: skip
+        node.start()
+        try:
+            yield run_sale(node, url)
+        finally:
+            node.stop()
 
 
 @pytest.fixture(scope="module")
-def exported(fresh_node: ServerProcess) -> set[str]:
-    """Every series name the fresh node's first scrape offers."""
-    status, _, body = http_get(f"{fresh_node.http_url}/metrics")
-    assert status == 200, body
-    return {n for f in text_string_to_metric_families(body) for n in series_names(f)}
+def exported(sale: Sale) -> set[str]:
+    """Every series name the node offered after the scripted sale."""
+    assert sale.final is not None
+    return sale.final.series
 
 
-def test_a_fresh_node_exports_every_family_of_the_catalogue(exported: set[str]) -> None:
+def test_a_fresh_node_exports_every_family_of_the_catalogue(
+    fresh: Scrape, exported: set[str]
+) -> None:
     expected = {
         # broker (unchanged names)
         "concert_hub_connections", "concert_hub_sessions", "concert_hub_subscriptions",
@@ -145,27 +158,132 @@ def test_a_fresh_node_exports_every_family_of_the_catalogue(exported: set[str]) 
         "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
         "process_max_fds",
     }  # fmt: skip
-    assert expected <= exported, sorted(expected - exported)
+    assert expected <= fresh.series, sorted(expected - fresh.series)
+    # Nothing appears later: dashboards and rules never wait for a family to exist.
+    assert exported_families(fresh.series) == exported_families(exported)
 
 
-def test_known_label_values_start_at_zero(fresh_node: ServerProcess) -> None:
-    status, _, body = http_get(f"{fresh_node.http_url}/metrics")
-    assert status == 200
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in text_string_to_metric_families(body)
-        for s in f.samples
-    }
-    assert samples[("concert_hub_holds_total", (("outcome", "conflict"),))] == 0
-    assert samples[("concert_hub_checkouts_total", (("outcome", "gateway_error"),))] == 0
-    assert samples[("concert_hub_errors_total", (("reason", "slow_consumer"),))] == 0
-    build = [
-        dict(labels) for (name, labels) in samples if name == "concert_hub_build_info"
-    ]  # fmt: skip
+def test_known_label_values_start_at_zero(fresh: Scrape) -> None:
+    assert fresh.has("concert_hub_holds_total", outcome="conflict")
+    assert fresh.value("concert_hub_holds_total", outcome="conflict") == 0
+    assert fresh.has("concert_hub_checkouts_total", outcome="gateway_error")
+    assert fresh.has("concert_hub_refunds_total", reason="recovery", outcome="failed")
+    assert fresh.has("concert_hub_payment_duration_seconds_count", operation="refund")
+    assert fresh.value("concert_hub_errors_total", reason="slow_consumer") == 0
+    assert fresh.has("concert_hub_errors_total", reason="slow_consumer")
+    build = [dict(labels) for (name, labels) in fresh.samples if name == "concert_hub_build_info"]
     assert len(build) == 1
     assert build[0]["engine"] == "in-process"
     assert build[0]["version"]
     assert build[0]["node_id"]
+
+
+# --------------------------------------------------------------------------------------------
+# The catalogue: what the scripted sale moved (the counts follow from the script's steps)
+
+
+def final(sale: Sale) -> Scrape:
+    assert sale.final is not None
+    return sale.final
+
+
+def test_holds_count_each_outcome_and_time_every_decision(sale: Sale) -> None:
+    after = final(sale)
+    outcomes = {
+        "granted": 4, "conflict": 1, "no_admission": 1, "invalid": 1, "not_found": 1,
+        "over_limit": 1, "sale_closed": 1, "error": 0,
+    }  # fmt: skip
+    got = {o: after.value("concert_hub_holds_total", outcome=o) for o in outcomes}
+    assert got == outcomes
+    assert after.value("concert_hub_hold_decision_seconds_count") == sum(outcomes.values())
+    assert after.value("concert_hub_hold_decision_seconds_sum") > 0
+    assert after.value("concert_hub_holds_expired_total") == 2
+
+
+def test_checkouts_payments_refunds_and_cancellations_are_counted(sale: Sale) -> None:
+    after = final(sale)
+    outcomes = {
+        "paid": 2, "replayed": 1, "declined": 1, "gateway_error": 1, "timeout": 0,
+        "hold_lost": 0, "in_progress": 0, "rejected": 0, "error": 0,
+    }  # fmt: skip
+    got = {o: after.value("concert_hub_checkouts_total", outcome=o) for o in outcomes}
+    assert got == outcomes
+    # The replay called nobody: four charges; a refund for the failed charge and the cancel.
+    charges = after.value("concert_hub_payment_duration_seconds_count", operation="charge")
+    refunds = after.value("concert_hub_payment_duration_seconds_count", operation="refund")
+    assert (charges, refunds) == (4, 2)
+    assert after.value("concert_hub_refunds_total") == 2
+    assert after.value("concert_hub_refunds_total", reason="order_cancelled",
+                       outcome="refunded") == 1  # fmt: skip
+    assert after.value("concert_hub_refunds_total", reason="payment_error",
+                       outcome="no_charge") == 1  # fmt: skip
+    assert after.value("concert_hub_orders_cancelled_total") == 1
+
+
+def test_seats_by_status_are_those_of_the_live_event(sale: Sale) -> None:
+    after, event = final(sale), str(sale.event_id)
+    seats = {s: after.value("concert_hub_seats", event_id=event, status=s)
+             for s in ("available", "held", "sold", "blocked")}  # fmt: skip
+    assert seats == {"available": 19, "held": 0, "sold": 1, "blocked": 0}
+    assert not after.has("concert_hub_seats", event_id=str(sale.draft_id))  # not live
+    during = sale.while_waiting
+    assert during is not None
+    assert during.value("concert_hub_seats", event_id=event, status="available") == 20
+
+
+def test_the_waiting_room_counts_joins_admissions_and_who_waits(sale: Sale) -> None:
+    after, during, event = final(sale), sale.while_waiting, str(sale.event_id)
+    assert during is not None
+    assert during.value("concert_hub_queue_waiting", event_id=event) == 1
+    assert during.value("concert_hub_queue_active_shoppers", event_id=event) == 2
+    assert during.value("concert_hub_queue_admissions_total", event_id=event) == 2
+    assert during.value("concert_hub_queue_position_push_lateness_seconds_count") >= 1
+    # Alice's purchase used her admission up: carol took her place.
+    assert after.value("concert_hub_queue_joins_total", event_id=event) == 3
+    assert after.value("concert_hub_queue_admissions_total", event_id=event) == 3
+    assert after.value("concert_hub_queue_waiting", event_id=event) == 0
+    assert after.value("concert_hub_queue_active_shoppers", event_id=event) == 2
+
+
+def test_seat_map_deltas_snapshots_and_their_lag_are_measured(sale: Sale) -> None:
+    after = final(sale)
+    assert after.value("concert_hub_seatmap_deltas_total") >= 1
+    assert after.value("concert_hub_seatmap_snapshot_bytes_count") >= 1
+    assert after.value("concert_hub_seatmap_snapshot_bytes_sum") > 0
+    assert after.value("concert_hub_seatmap_delta_lag_seconds_count") >= SEAT_CHANGES
+    assert after.value("concert_hub_errors_total", reason="slow_consumer") == 0
+
+
+def test_http_requests_are_timed_by_route_template_and_status_class(sale: Sale) -> None:
+    after = final(sale)
+    name = "concert_hub_http_request_duration_seconds_count"
+
+    def requests(method: str, route: str, status_class: str) -> float:
+        return after.value(name, method=method, route=route, status_class=status_class)
+
+    holds, checkouts = "/api/events/{event_id}/holds", "/api/holds/{hold_id}/checkout"
+    assert (requests("POST", holds, "2xx"), requests("POST", holds, "4xx")) == (4, 6)
+    assert [requests("POST", checkouts, c) for c in ("2xx", "4xx", "5xx")] == [3, 1, 1]
+    assert requests("POST", "/api/orders/{order_id}/cancel", "2xx") == 1
+    assert requests("GET", "unmatched", "4xx") >= 1
+    routes = {dict(labels)["route"] for n, labels in after.samples if n == name}
+    assert not any(str(sale.event_id) in route for route in routes), routes  # templates only
+    assert after.value("concert_hub_http_requests_in_flight") == 1  # the scrape itself
+
+
+def test_infrastructure_figures_are_reported(sale: Sale) -> None:
+    after = final(sale)
+    assert after.value("concert_hub_ready") == 1
+    size = after.value("concert_hub_db_pool_size")
+    mariadb = sale.node.flags["database_url"].startswith("mysql")  # type: ignore[union-attr]
+    assert size == (60 if mariadb else 1)  # --db-pool-size 50 + 10 overflow; SQLite: 1
+    assert 0 <= after.value("concert_hub_db_pool_in_use") <= size
+    assert after.value("concert_hub_db_pool_waiting") >= 0
+    assert after.value("concert_hub_db_pool_checkout_wait_seconds_count") > 0
+    assert after.value("concert_hub_event_loop_lag_seconds_count") > 0
+    # In-process: no Redis (tests/cluster/test_redis_outage.py checks a cluster node's).
+    assert after.value("concert_hub_redis_connected") == 0
+    assert after.value("concert_hub_redis_reconnects_total") == 0
 
 
 def catalogue_rows(markdown: str) -> set[str]:

@@ -20,6 +20,7 @@ from booking.waiting_room import WaitingRoom
 from server.backplane.memory import InProcessBackplane
 from server.backplane.redis import RedisBackplane
 from server.engine import Engine
+from server.metrics import InfraMetrics
 from server.seat_sequencer import SeatSequencer
 from server.settings import Settings
 
@@ -41,5 +42,6 @@ class Backplane(Protocol):
     async def close(self) -> None: ...
 
 
-def open_backplane(settings: Settings) -> Backplane:
-    return RedisBackplane(settings) if settings.redis_url else InProcessBackplane()
+def open_backplane(settings: Settings, metrics: InfraMetrics | None = None) -> Backplane:
+    """The backplane ``settings`` ask for; a Redis one reports its connection to ``metrics``."""
+    return RedisBackplane(settings, metrics) if settings.redis_url else InProcessBackplane()

@@ -5,7 +5,9 @@ usable (heart-beats, receipts), and bookings through REST still succeed: the dat
 record. When redis-server is back on the same port, every node is ready again within seconds,
 pub/sub across nodes works again on the subscriptions made before the outage, and a seat-map
 subscriber sees a ``seq`` gap and, resubscribing, gets a snapshot that includes the bookings made
-while Redis was down.
+while Redis was down. ``/metrics`` follows it: ``concert_hub_redis_connected`` goes 1 → 0 → 1 and
+``concert_hub_redis_reconnects_total`` counts the recovery (and ``concert_hub_ready`` the
+readiness).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.cluster.conftest import (
     wait_until,
 )
 from tests.conftest import ServerProcess
-from tests.server.stomp_clients import Client, Clients, unique
+from tests.server.stomp_clients import Client, Clients, metric_sum, unique
 
 READY_AGAIN_S = 10.0
 
@@ -56,6 +58,15 @@ def bodies(client: Client, prefix: str) -> list[str]:
         for kind, f in client.listener.frames
         if kind == "MESSAGE" and f is not None and str(f.body).startswith(prefix)
     ]
+
+
+def redis_figures(node: ServerProcess) -> tuple[float, float, float]:
+    """(Redis connected, Redis reconnects, ready) from the node's ``/metrics``."""
+    return (
+        metric_sum(node, "concert_hub_redis_connected"),
+        metric_sum(node, "concert_hub_redis_reconnects"),
+        metric_sum(node, "concert_hub_ready"),
+    )
 
 
 def read_until(feed: SeatFeed, done: Callable[[], bool], timeout: float) -> bool:
@@ -119,6 +130,9 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
     before_user, before_order = book(a, event_id, ["S-A-1", "S-A-2"])
     feed.until({"S-A-1": "sold", "S-A-2": "sold"})
     seq_before = feed.seq
+    for node in nodes:  # (ready: every READY_EVERY_S, or as soon as /readyz is asked)
+        wait_until(lambda n=node: redis_figures(n) == (1, 0, 1), 10,
+                   f"{node.http_url}/metrics: Redis up, no reconnect, ready")  # fmt: skip
 
     problems: list[str] = []  # SPEC violations noted on the way, asserted at the end
 
@@ -150,6 +164,8 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
             )  # fmt: skip
             assert "redis" in json.dumps(body).lower(), body
             assert "database" not in body.get("failed", {}), body
+            wait_until(lambda n=node: redis_figures(n) == (0, 0, 0), 5,
+                       f"{node.http_url}/metrics: Redis disconnected, not ready")  # fmt: skip
 
         # STOMP sessions stay connected: heart-beats keep coming, receipts still come.
         beats = len(steady.listener.heartbeats)
@@ -180,6 +196,8 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
         wait_until(lambda n=node: readyz(n)[0] == 200,
                    READY_AGAIN_S - (time.monotonic() - restarted),
                    f"{node.http_url}/readyz 200 again after a {outage_s:.1f}s outage")  # fmt: skip
+        connected, reconnects, ready = redis_figures(node)
+        assert (connected, ready) == (1, 1) and reconnects >= 1, (node.http_url, reconnects)
 
     # Pub/sub across nodes works again, on the subscriptions made before the outage.
     def heard_probe() -> bool:

@@ -23,6 +23,7 @@ from booking.inventory import Inventory
 from server.backplane.redis.engine import RedisEngine
 from server.backplane.redis.sequencer import RedisSequencer
 from server.backplane.redis.waiting_room import RedisWaitingRoom
+from server.metrics import InfraMetrics
 from server.settings import Settings
 
 
@@ -43,11 +44,11 @@ def connect(settings: Settings) -> Redis:
 
 
 class RedisBackplane:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: InfraMetrics | None = None) -> None:
         self._settings = settings
         self._redis = connect(settings)
         prefix = settings.redis_key_prefix
-        self.engine = RedisEngine(self._redis, prefix)
+        self.engine = RedisEngine(self._redis, prefix, metrics)
         self.waiting_room = RedisWaitingRoom(self._redis, prefix)
         self._sequencers: list[RedisSequencer] = []
 

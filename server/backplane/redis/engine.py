@@ -11,6 +11,8 @@
 * If Redis goes away, the backplane's readiness says so (``/readyz`` 503), publishes are dropped and
   counted (messages are ephemeral; bookings live in the database), the subscriber connection is
   retried with exponential backoff, and every watched channel is subscribed again on recovery.
+  ``concert_hub_redis_connected`` follows the subscriber connection, and every recovery counts
+  in ``concert_hub_redis_reconnects_total``.
 
 Wire format of a message: ``[message_id, headers]`` as JSON, a newline, then the body bytes.
 """
@@ -27,6 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.engine import Connected, Deliver, Message
+from server.metrics import InfraMetrics
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,9 @@ def decode(route: str, data: bytes) -> Message:
 
 
 class RedisEngine:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, metrics: InfraMetrics | None = None) -> None:
         self._redis = redis
+        self._metrics = metrics
         self._prefix = prefix
         self._deliver: Deliver | None = None
         self._watched: set[str] = set()
@@ -63,6 +67,15 @@ class RedisEngine:
     def connected(self) -> bool:
         """Whether the subscriber connection is up (it reconnects by itself)."""
         return self._connected
+
+    def _set_connected(self, up: bool) -> None:
+        if up == self._connected:
+            return
+        self._connected = up
+        if self._metrics is not None:
+            self._metrics.redis_connected.set(1 if up else 0)
+            if up and self._ever_connected:
+                self._metrics.redis_reconnects.inc()
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -117,7 +130,7 @@ class RedisEngine:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.ping()
-                self._connected = True
+                self._set_connected(True)
                 catch_up, self._ever_connected = self._ever_connected, True
                 backoff = 0.1
                 subscribed: set[str] = set()
@@ -147,7 +160,7 @@ class RedisEngine:
                 await pubsub.aclose()
                 raise
             except (RedisError, OSError) as exc:
-                self._connected = False
+                self._set_connected(False)
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 await pubsub.aclose()
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
@@ -163,6 +176,6 @@ class RedisEngine:
                     route = item["channel"].decode()[len(self._prefix) :]
                     self._deliver(decode(route, item["data"]))
         except (RedisError, OSError):
-            self._connected = False
+            self._set_connected(False)
             self._changes.set()  # wake the subscribe loop so it notices and reconnects
             raise
