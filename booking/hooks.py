@@ -3,16 +3,17 @@
 Measurements (a benchmark's count of hold decisions from memory vs the database, the metrics of
 ``/metrics``) and test-only fault injection are the host's business, not the domain's: the
 booking services call these hooks at the points that matter, and the server installs what it
-wants (``server/metrics.py:booking_hooks`` feeds the metric catalogue from them). Every hook
-defaults to doing nothing, so the core runs alone (tests, benchmarks).
+wants (``server/metrics.py:NodeMetrics.booking_hooks`` feeds the metric catalogue from them).
+Every hook defaults to doing nothing, so the core runs alone (tests, benchmarks).
 
 A hook is one event, called once where it happens with plain values (an outcome enum, a count,
-seconds): never per seat or per recipient, and never with anything to act on. The enums below
-are the outcomes a host can tell apart; their values are the label values of ``/metrics``.
+seconds, an id): never per seat or per recipient, and never with a domain object a host could
+change. The enums below are the outcomes a host can tell apart; their values are the label
+values of ``/metrics``. Hooks must be cheap and must not raise: they run inside the request.
 
 Adding a hook: a field of :class:`BookingHooks` with a no-op default and a comment saying when
 it is called and with what, the call at that point in the service, and, for a metric, what
-``server/metrics.py:booking_hooks`` does with it (and its row in docs/operations.md).
+``NodeMetrics.booking_hooks`` does with it (and its row in docs/operations.md).
 """
 
 from __future__ import annotations
