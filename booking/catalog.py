@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import insert, select, update
@@ -37,6 +37,13 @@ class EventSpec(BaseModel):
     max_active_shoppers: int = Field(default=500, ge=1)
     hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
+    refund_cutoff_hours: int | None = Field(
+        default=24,
+        ge=0,
+        le=8760,
+        description="buyers may cancel (and are refunded) until this many hours before the "
+        "start; null: buyers may not cancel (staff still may)",
+    )
     layout: LayoutSpec
 
     @model_validator(mode="after")
@@ -57,7 +64,23 @@ class EventPatch(BaseModel):
     max_active_shoppers: int | None = Field(default=None, ge=1)
     hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
+    refund_cutoff_hours: int | None = Field(
+        default=None,
+        ge=0,
+        le=8760,
+        description="buyers may cancel until this many hours before the start; an explicit "
+        "null: buyers may not cancel at all; omitted: unchanged",
+    )
 
+    def changes(self) -> dict[str, Any]:
+        """The members given: ``null`` means "unchanged" except for the refund policy, where
+        it means "no cancellations"."""
+        given = self.model_dump(exclude_unset=True)
+        return {k: v for k, v in given.items() if v is not None or k in _NULLABLE}
+
+
+#: Settings where ``null`` is a value of its own.
+_NULLABLE = frozenset({"refund_cutoff_hours"})
 
 #: The members of :class:`EventInfo` an admin may change on a live event.
 _SETTINGS = tuple(EventPatch.model_fields)
@@ -85,6 +108,7 @@ class EventInfo:
     max_active_shoppers: int
     hold_ttl_s: int
     max_seats_per_user: int
+    refund_cutoff_hours: int | None = 24
     tiers: dict[int, Tier] = field(default_factory=dict)
     #: seat id → (section, row, number, tier id), in layout order.
     seats: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
@@ -137,6 +161,7 @@ async def create_event(
                 max_active_shoppers=spec.max_active_shoppers,
                 hold_ttl_s=spec.hold_ttl_s or hold_ttl_s,
                 max_seats_per_user=spec.max_seats_per_user or max_seats_per_user,
+                refund_cutoff_hours=spec.refund_cutoff_hours,
                 created_at=utcnow(),
             )
         )
@@ -185,6 +210,7 @@ def _event_row_to_info(row: object) -> EventInfo:
         max_active_shoppers=m["max_active_shoppers"],
         hold_ttl_s=m["hold_ttl_s"],
         max_seats_per_user=m["max_seats_per_user"],
+        refund_cutoff_hours=m["refund_cutoff_hours"],
     )
 
 
@@ -210,13 +236,16 @@ async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
     return info
 
 
-async def list_event_ids(conn: AsyncConnection) -> list[int]:
-    result = await conn.execute(select(events.c.id).order_by(events.c.starts_at, events.c.id))
-    return [r.id for r in result]
+async def list_event_ids(conn: AsyncConnection, *, drafts: bool = True) -> list[int]:
+    """Every event's id, soonest first; without drafts (what the public sees) if asked."""
+    query = select(events.c.id).order_by(events.c.starts_at, events.c.id)
+    if not drafts:
+        query = query.where(events.c.status != "draft")
+    return [r.id for r in await conn.execute(query)]
 
 
 async def update_event(conn: AsyncConnection, event_id: int, patch: EventPatch) -> None:
-    values = patch.model_dump(exclude_none=True)
+    values = patch.changes()
     if not values:
         return
     result = await conn.execute(update(events).where(events.c.id == event_id).values(**values))

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.admissions import Admissions
 from booking.clock import utcnow
+from booking.customers import normalize_email
 from booking.errors import (
     BookingError,
     HoldLost,
@@ -52,7 +53,8 @@ from booking.errors import (
 from booking.holds import Hold, get_hold, new_id
 from booking.hooks import BookingHooks, CheckoutOutcome, PaymentCall, RefundReason
 from booking.inventory import Inventory
-from booking.orders import IssuedTicket, Order
+from booking.orders import ORDER_CONFIRMATION, IssuedTicket, Order, cancellable_until
+from booking.outbox import Outbox, enqueue
 from booking.payments import ChargeOutcome, GatewayError, PaymentProvider, refund
 from booking.schema import holds, idempotency_keys, orders, payments, seats, tickets
 from booking.seatmap import SOLD, SeatChange
@@ -93,8 +95,11 @@ class Outcome:
         return cls(None, BookingError.restore(data["error"]), replayed=True)
 
 
-def request_hash(hold_id: str, payment: dict[str, Any]) -> str:
-    canonical = json.dumps({"hold": hold_id, "payment": payment}, sort_keys=True)
+def request_hash(hold_id: str, payment: dict[str, Any], email: str | None = None) -> str:
+    wanted: dict[str, Any] = {"hold": hold_id, "payment": payment}
+    if email is not None:  # (so keys stored before e-mail existed still match their requests)
+        wanted["email"] = email
+    canonical = json.dumps(wanted, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -106,11 +111,22 @@ class Checkout:
     inventory: Inventory
     admissions: Admissions
     hooks: BookingHooks
+    outbox: Outbox
     payment_timeout_s: float = 10.0
 
-    async def run(self, *, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
+    async def run(
+        self,
+        *,
+        user: str,
+        hold_id: str,
+        key: str,
+        payment: dict[str, Any],
+        email: str | None = None,
+    ) -> Outcome:
+        """Pay for a hold; with ``email``, the order's confirmation (tickets, PDF, link) is
+        queued in the outbox in the order's own transaction."""
         try:
-            outcome = await self._run(user, hold_id, key, payment)
+            outcome = await self._run(user, hold_id, key, payment, email)
         except Exception as error:
             self.hooks.checkout_ended(CheckoutOutcome.of(error))
             raise
@@ -122,13 +138,17 @@ class Checkout:
             self.hooks.checkout_ended(CheckoutOutcome.PAID)
         return outcome
 
-    async def _run(self, user: str, hold_id: str, key: str, payment: dict[str, Any]) -> Outcome:
-        digest = request_hash(hold_id, payment)
+    async def _run(
+        self, user: str, hold_id: str, key: str, payment: dict[str, Any], email: str | None
+    ) -> Outcome:
+        if email is not None:
+            email = normalize_email(email)
+        digest = request_hash(hold_id, payment, email)
         replay = await self._claim_key(user, key, digest)
         if replay is not None:
             return replay
         try:
-            outcome = Outcome(await self._pay(user, hold_id, payment))
+            outcome = Outcome(await self._pay(user, hold_id, payment, email))
         except BookingError as error:
             outcome = Outcome(None, error)
         except BaseException:
@@ -137,6 +157,7 @@ class Checkout:
         await self._store_outcome(user, key, outcome)
         if outcome.order is not None:
             await self._sold(outcome.order, user)
+            self.outbox.wake()
         return outcome
 
     async def _sold(self, order: Order, user: str) -> None:
@@ -208,7 +229,9 @@ class Checkout:
 
     # -- payment -----------------------------------------------------------------------------
 
-    async def _pay(self, user: str, hold_id: str, payment: dict[str, Any]) -> Order:
+    async def _pay(
+        self, user: str, hold_id: str, payment: dict[str, Any], email: str | None
+    ) -> Order:
         now = utcnow()
         async with self.engine.connect() as conn:
             try:
@@ -243,7 +266,7 @@ class Checkout:
             raise PaymentDeclined("the payment was declined")
         self.hooks.charged(payment_id)
         try:
-            return await self._issue(hold, payment_id)
+            return await self._issue(hold, payment_id, email)
         except BaseException:
             refunded = await refund(
                 self.provider, payment_id, RefundReason.NOT_COMMITTED, self.hooks
@@ -273,8 +296,9 @@ class Checkout:
                 .values(status=status, updated_at=utcnow())
             )
 
-    async def _issue(self, hold: Hold, payment_id: str) -> Order:
+    async def _issue(self, hold: Hold, payment_id: str, email: str | None) -> Order:
         order_id = new_id("ord")
+        event = await self.inventory.event(hold.event_id)
 
         async def work(conn: AsyncConnection) -> Order:
             now = utcnow()
@@ -296,9 +320,12 @@ class Checkout:
                 insert(orders).values(
                     id=order_id, event_id=hold.event_id, user_id=hold.user_id, hold_id=hold.id,
                     status="paid", amount_cents=hold.amount_cents, currency=hold.currency,
-                    payment_id=payment_id, created_at=now,
+                    payment_id=payment_id, created_at=now, email=email,
                 )
             )  # fmt: skip
+            if email is not None:
+                await enqueue(conn, ORDER_CONFIRMATION, {"order_id": order_id, "email": email},
+                              f"order:{order_id}:confirmation", ref=order_id)  # fmt: skip
             issued = [
                 {
                     "code": self.signer.issue(hold.event_id, seat_id, order_id),
@@ -330,6 +357,8 @@ class Checkout:
                 created_at=now,
                 tickets=tuple(IssuedTicket(str(t["code"]), str(t["seat_id"]), "valid")
                               for t in issued),
+                email=email,
+                cancellable_until=cancellable_until(event.starts_at, event.refund_cutoff_hours),
             )  # fmt: skip
 
         return await in_transaction(self.engine, work)

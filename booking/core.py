@@ -7,6 +7,10 @@
 | :class:`~booking.checkout.Checkout` | payment and ticket issuance, idempotent; recovery |
 | :class:`~booking.orders.OrderDesk` | orders after checkout, cancellation, ticket checks |
 | :class:`~booking.admissions.Admissions` | the waiting room's policy and admission tokens |
+| :class:`~booking.customers.Customers` | customers by e-mail: one-time sign-in, token revocation |
+| :class:`~booking.outbox.Outbox` | messages written with their change, delivered once each |
+| :class:`~booking.refunds.Refunds` | refunds of cancelled orders, retried until they succeed |
+| :class:`~booking.staff.BoxOffice` | the staff's order desk: search, override, resend, audit |
 
 :func:`build` wires them the one way the server, the tests and the benchmarks all use.
 """
@@ -19,11 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.admissions import Admissions, AdmissionSigner
 from booking.checkout import Checkout
+from booking.customers import Customers, SignInPolicy
 from booking.holds import SeatHolds
 from booking.hooks import BookingHooks
 from booking.inventory import EventDefaults, Inventory
-from booking.orders import OrderDesk
+from booking.orders import OrderDesk, OrderKeys
+from booking.outbox import Outbox
 from booking.payments import PaymentProvider
+from booking.refunds import Refunds
+from booking.staff import BoxOffice
 from booking.tickets import TicketSigner
 from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
 
@@ -36,6 +44,9 @@ class BookingPolicy:
     max_seats_per_user: int = 4
     payment_timeout_s: float = 10.0
     admission_ttl_s: int = 600
+    #: The longest wait between two attempts of a message or a refund that keeps failing.
+    retry_max_s: float = 300.0
+    sign_in: SignInPolicy = field(default_factory=SignInPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,10 @@ class BookingCore:
     checkout: Checkout
     orders: OrderDesk
     admissions: Admissions
+    customers: Customers
+    outbox: Outbox
+    refunds: Refunds
+    box_office: BoxOffice
     hooks: BookingHooks = field(default_factory=BookingHooks)
 
 
@@ -70,14 +85,22 @@ def build(
         policy.admission_ttl_s,
         hooks,
     )
+    outbox = Outbox(engine, policy.retry_max_s)
+    refunds = Refunds(engine, provider, hooks, policy.payment_timeout_s, policy.retry_max_s)
+    orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(secret), hooks)
     return BookingCore(
         engine=engine,
         inventory=inventory,
         holds=SeatHolds(engine, inventory, admissions.signer, hooks),
         checkout=Checkout(
-            engine, provider, signer, inventory, admissions, hooks, policy.payment_timeout_s
+            engine, provider, signer, inventory, admissions, hooks, outbox,
+            policy.payment_timeout_s,
         ),
-        orders=OrderDesk(engine, inventory, provider, signer, hooks),
+        orders=orders,
         admissions=admissions,
+        customers=Customers(engine, secret, outbox, policy.sign_in),
+        outbox=outbox,
+        refunds=refunds,
+        box_office=BoxOffice(engine, orders, refunds, outbox),
         hooks=hooks,
-    )
+    )  # fmt: skip

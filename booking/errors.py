@@ -105,3 +105,22 @@ class RequestInProgress(BookingError):
     """A request with the same Idempotency-Key is still being processed (409)."""
 
     kind = "in_progress"
+
+
+class CancellationRefused(BookingError):
+    """The event's refund policy does not let the buyer cancel (now, or at all) (409)."""
+
+    kind = "refund_closed"
+
+
+class SignInFailed(BookingError):
+    """A sign-in link or code that is wrong, expired, used, or out of attempts (400). The
+    detail is the same whether or not the address is known."""
+
+    kind = "sign_in_failed"
+
+
+class SignInLimited(BookingError):
+    """Too many sign-in requests for one address (429)."""
+
+    kind = "rate_limited"

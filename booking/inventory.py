@@ -25,6 +25,7 @@ from booking import catalog
 from booking.catalog import EventInfo, EventPatch, EventSpec
 from booking.clock import utcnow
 from booking.demo import demo_event
+from booking.errors import NotFound
 from booking.seatmap import SeatChange, SeatMap, SeatStatuses
 
 SeatChangeListener = Callable[[SeatChange], None]
@@ -92,6 +93,13 @@ class Inventory:
     async def event(self, event_id: int) -> EventInfo:
         return (await self.load(event_id))[0]
 
+    async def public_event(self, event_id: int) -> EventInfo:
+        """An event as the public may see it: a draft is not there (only admins see drafts)."""
+        info = await self.event(event_id)
+        if info.status == "draft":
+            raise NotFound(f"no event {event_id}")
+        return info
+
     async def seat_map(self, event_id: int) -> SeatMap:
         return (await self.load(event_id))[1]
 
@@ -117,9 +125,9 @@ class Inventory:
             if info.live(now) and event_id in self._maps
         ]
 
-    async def events(self) -> list[EventInfo]:
+    async def events(self, *, drafts: bool = True) -> list[EventInfo]:
         async with self.engine.connect() as conn:
-            ids = await catalog.list_event_ids(conn)
+            ids = await catalog.list_event_ids(conn, drafts=drafts)
         return [await self.event(i) for i in ids]
 
     async def create_event(self, spec: EventSpec) -> EventInfo:

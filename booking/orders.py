@@ -1,5 +1,11 @@
 """Orders after checkout: what they are, reading them, cancelling them, verifying their tickets.
 
+Who may see an order: its buyer (the user who paid), a customer signed in with the address the
+order was bought for (:class:`Owner`), whoever holds the key of the order's e-mailed link
+(:class:`OrderKeys`), and staff. Cancelling is bound by the event's refund policy for buyers,
+and audited for staff (:class:`Staff`); its refund is retried until it succeeds
+(:mod:`booking.refunds`).
+
 :class:`Order` and :class:`TicketCheck` are domain values; the edges render them (REST bodies,
 STOMP replies). An order is stored as rows, and also as data (:meth:`Order.record`) where it must
 be replayed exactly as it was first answered (a checkout's idempotency outcome).
@@ -7,22 +13,31 @@ be replayed exactly as it was first answered (a checkout's idempotency outcome).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking import audit
 from booking.clock import iso, utcnow
-from booking.errors import HoldNotActive, NotFound
-from booking.hooks import BookingHooks, RefundReason
+from booking.errors import CancellationRefused, HoldNotActive, NotFound
+from booking.hooks import BookingHooks
 from booking.inventory import Inventory
-from booking.payments import PaymentProvider, refund
-from booking.schema import orders, payments, seats, tickets
+from booking.outbox import Outbox, enqueue
+from booking.refunds import Refunds, open_refund
+from booking.schema import events, orders, refunds, seats, tickets
 from booking.seatmap import AVAILABLE, SeatChange
 from booking.tickets import TicketSigner
 from booking.transactions import in_transaction
+
+#: Outbox kinds of the messages about orders (the server e-mails them).
+ORDER_CONFIRMATION = "order_confirmation"
+ORDER_CANCELLED = "order_cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,12 @@ class Order:
     currency: str
     created_at: datetime
     tickets: tuple[IssuedTicket, ...]
+    #: Where the confirmation goes (None: bought without an address).
+    email: str | None = None
+    #: Until when the buyer may cancel (the event's refund policy); None: not at all.
+    cancellable_until: datetime | None = None
+    #: The refund of a cancelled order: pending | refunded | manual.
+    refund: str | None = None
 
     def record(self) -> dict[str, Any]:
         """This order as data (JSON-ready), as :meth:`restore` reads it back."""
@@ -52,20 +73,87 @@ class Order:
             "currency": self.currency,
             "created_at": iso(self.created_at),
             "tickets": [[t.code, t.seat_id, t.status] for t in self.tickets],
+            "email": self.email,
+            "cancellable_until": _iso_or_none(self.cancellable_until),
         }
 
     @classmethod
     def restore(cls, data: dict[str, Any]) -> Order:
-        created = datetime.fromisoformat(str(data["created_at"]).replace("Z", "+00:00"))
         return cls(
             id=str(data["id"]),
             status=str(data["status"]),
             event_id=int(data["event_id"]),
             amount_cents=int(data["amount_cents"]),
             currency=str(data["currency"]),
-            created_at=created.replace(tzinfo=None),
+            created_at=_instant(data["created_at"]),
             tickets=tuple(IssuedTicket(str(c), str(s), str(st)) for c, s, st in data["tickets"]),
+            email=data.get("email"),
+            cancellable_until=(
+                _instant(data["cancellable_until"]) if data.get("cancellable_until") else None
+            ),
         )
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else iso(value)
+
+
+def cancellable_until(starts_at: datetime, refund_cutoff_hours: int | None) -> datetime | None:
+    """The end of the buyer's right to cancel under an event's refund policy."""
+    if refund_cutoff_hours is None:
+        return None
+    return starts_at - timedelta(hours=refund_cutoff_hours)
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose orders a caller may see: those bought by ``user``, and (a signed-in customer)
+    those bought for ``email``."""
+
+    user: str
+    email: str | None = None
+
+    def matches(self) -> ColumnElement[bool]:
+        if self.email is None:
+            return orders.c.user_id == self.user
+        return or_(orders.c.user_id == self.user, orders.c.email == self.email)
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """A staff member acting on an order: the policy does not bind them, the audit log
+    records them."""
+
+    actor: str
+    reason: str
+
+
+#: Who reads or changes an order: an owner, a bare user name (an owner without an address), or
+#: ``None`` for anyone's order (staff, or a caller holding the order's key).
+Reader = Owner | str | None
+
+
+def _owner(reader: Reader) -> Owner | None:
+    return Owner(reader) if isinstance(reader, str) else reader
+
+
+class OrderKeys:
+    """The key in an order's e-mailed link: whoever holds it may see and cancel that order
+    (as with the order links of pretix), without signing in."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"concert-hub order link v1|" + secret.encode()).digest()
+
+    def key(self, order_id: str) -> str:
+        mac = hmac.new(self._key, order_id.encode(), hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(mac).decode()
+
+    def opens(self, order_id: str, key: str) -> bool:
+        return hmac.compare_digest(self.key(order_id).encode(), key.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +171,39 @@ class TicketCheck:
         return self.status == "valid"
 
 
-async def get_order(conn: AsyncConnection, order_id: str, user: str | None) -> Order:
-    """The order as its owner sees it; ``user=None`` reads any order (admins)."""
-    row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
-    if row is None or (user is not None and row.user_id != user):
-        raise NotFound(f"no order {order_id}")
+_ORDER_COLUMNS = (
+    orders,
+    events.c.starts_at,
+    events.c.refund_cutoff_hours,
+    refunds.c.status.label("refund_status"),
+)
+
+
+def select_orders() -> Select[Any]:
+    return select(*_ORDER_COLUMNS).select_from(
+        orders.join(events, events.c.id == orders.c.event_id).outerjoin(
+            refunds, refunds.c.order_id == orders.c.id
+        )
+    )
+
+
+async def _tickets_by_order(
+    conn: AsyncConnection, order_ids: list[str]
+) -> dict[str, list[IssuedTicket]]:
+    found: dict[str, list[IssuedTicket]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return found
     issued = await conn.execute(
-        select(tickets.c.code, tickets.c.seat_id, tickets.c.status)
-        .where(tickets.c.order_id == order_id)
+        select(tickets.c.order_id, tickets.c.code, tickets.c.seat_id, tickets.c.status)
+        .where(tickets.c.order_id.in_(order_ids))
         .order_by(tickets.c.seat_id)
     )
+    for t in issued:
+        found[t.order_id].append(IssuedTicket(t.code, t.seat_id, t.status))
+    return found
+
+
+def _order(row: Any, issued: list[IssuedTicket]) -> Order:
     return Order(
         id=row.id,
         status=row.status,
@@ -100,65 +211,101 @@ async def get_order(conn: AsyncConnection, order_id: str, user: str | None) -> O
         amount_cents=row.amount_cents,
         currency=row.currency,
         created_at=row.created_at,
-        tickets=tuple(IssuedTicket(t.code, t.seat_id, t.status) for t in issued),
+        tickets=tuple(issued),
+        email=row.email,
+        cancellable_until=cancellable_until(row.starts_at, row.refund_cutoff_hours),
+        refund=row.refund_status,
     )
+
+
+async def get_order(conn: AsyncConnection, order_id: str, reader: Reader) -> Order:
+    """The order as its owner sees it; ``reader=None`` reads any order (staff)."""
+    owner = _owner(reader)
+    query = select_orders().where(orders.c.id == order_id)
+    if owner is not None:
+        query = query.where(owner.matches())
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"no order {order_id}")
+    return _order(row, (await _tickets_by_order(conn, [order_id]))[order_id])
+
+
+async def list_orders_where(
+    conn: AsyncConnection, condition: ColumnElement[bool], limit: int = 200
+) -> list[Order]:
+    """The orders matching ``condition``, newest first."""
+    query = select_orders().where(condition).order_by(orders.c.created_at.desc()).limit(limit)
+    found = (await conn.execute(query)).all()
+    issued = await _tickets_by_order(conn, [row.id for row in found])
+    return [_order(row, issued[row.id]) for row in found]
 
 
 async def cancel_order(
-    engine: AsyncEngine,
-    provider: PaymentProvider,
-    order_id: str,
-    user: str | None,
-    hooks: BookingHooks | None = None,
-) -> tuple[Order, list[str]]:
-    """Cancel a paid order: void its tickets, release its seats, refund its payment.
+    conn: AsyncConnection, order_id: str, reader: Reader, staff: Staff | None
+) -> tuple[int, list[str], str]:
+    """Cancel a paid order in the caller's transaction: void its tickets, release its seats,
+    open its refund, queue the e-mail saying so, and (staff) write the audit entry.
 
-    The database change commits first (the seats are free again at once); the refund follows
-    under the payment's id, which the gateway treats idempotently, and the payment row records
-    the outcome. Returns the cancelled order and the seats it freed.
+    Returns the event, the freed seats and the refund's id. The buyer is bound by the event's
+    refund policy; staff are not.
     """
-
-    async def work(conn: AsyncConnection) -> tuple[str, list[str]]:
-        row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
-        if row is None or (user is not None and row.user_id != user):
-            raise NotFound(f"no order {order_id}")
-        done = await conn.execute(
-            update(orders)
-            .where(orders.c.id == order_id, orders.c.status == "paid")
-            .values(status="cancelled", cancelled_at=utcnow())
-        )
-        if done.rowcount != 1:
-            raise HoldNotActive(f"order {order_id} is {row.status}")
-        seat_rows = await conn.execute(
-            select(tickets.c.seat_id).where(
-                tickets.c.order_id == order_id, tickets.c.status == "valid"
-            )
-        )
-        seat_ids = [r.seat_id for r in seat_rows]
-        await conn.execute(
-            update(tickets)
-            .where(tickets.c.order_id == order_id)
-            .values(status="void", active_seat_id=None)
-        )
-        await conn.execute(
-            update(seats)
-            .where(seats.c.event_id == row.event_id, seats.c.order_id == order_id)
-            .values(order_id=None)
-        )
-        return row.payment_id, seat_ids
-
-    payment_id, seat_ids = await in_transaction(engine, work)
-    refunded = await refund(
-        provider, payment_id, RefundReason.ORDER_CANCELLED, hooks or BookingHooks()
+    owner = _owner(reader)
+    query = select_orders().where(orders.c.id == order_id)
+    if owner is not None:
+        query = query.where(owner.matches())
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"no order {order_id}")
+    if row.status != "paid":
+        raise HoldNotActive(f"order {order_id} is {row.status}")
+    now = utcnow()
+    if staff is None:
+        _check_policy(row, now)
+    done = await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status == "paid")
+        .values(status="cancelled", cancelled_at=now)
     )
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(payments)
-            .where(payments.c.id == payment_id)
-            .values(status="refunded" if refunded else "charged", updated_at=utcnow())
+    if done.rowcount != 1:
+        raise HoldNotActive(f"order {order_id} is no longer paid")
+    seat_rows = await conn.execute(
+        select(tickets.c.seat_id).where(tickets.c.order_id == order_id, tickets.c.status == "valid")
+    )
+    seat_ids = [r.seat_id for r in seat_rows]
+    await conn.execute(
+        update(tickets)
+        .where(tickets.c.order_id == order_id)
+        .values(status="void", active_seat_id=None)
+    )
+    await conn.execute(
+        update(seats)
+        .where(seats.c.event_id == row.event_id, seats.c.order_id == order_id)
+        .values(order_id=None)
+    )
+    refund_id = await open_refund(conn, row, staff.actor if staff else row.user_id)
+    if row.email:
+        await enqueue(conn, ORDER_CANCELLED, {"order_id": order_id, "email": row.email},
+                      f"order:{order_id}:cancelled", ref=order_id)  # fmt: skip
+    if staff is not None:
+        spent = {"seats": seat_ids, "amount_cents": row.amount_cents, "currency": row.currency}
+        await audit.record(
+            conn, staff.actor, "order.cancel", order_id, reason=staff.reason, details=spent
         )
-        order = await get_order(conn, order_id, None)
-    return order, seat_ids
+    return row.event_id, seat_ids, refund_id
+
+
+def _check_policy(row: Any, now: datetime) -> None:
+    until = cancellable_until(row.starts_at, row.refund_cutoff_hours)
+    if until is None:
+        raise CancellationRefused(
+            "this event's tickets cannot be cancelled or refunded; contact the box office"
+        )
+    if now >= until:
+        raise CancellationRefused(
+            f"cancellations for this event closed at {iso(until)} "
+            f"({row.refund_cutoff_hours} hours before the start); contact the box office",
+            cancellable_until=iso(until),
+        )
 
 
 async def verify_ticket(conn: AsyncConnection, signer: TicketSigner, code: str) -> TicketCheck:
@@ -173,23 +320,38 @@ async def verify_ticket(conn: AsyncConnection, signer: TicketSigner, code: str) 
 
 @dataclass
 class OrderDesk:
-    """Reading and cancelling orders, verifying tickets."""
+    """Orders after checkout, as their buyers see them: reading, listing, cancelling, the
+    order's link key, verifying tickets."""
 
     engine: AsyncEngine
     inventory: Inventory
-    provider: PaymentProvider
+    refunds: Refunds
+    outbox: Outbox
     signer: TicketSigner
+    keys: OrderKeys
     hooks: BookingHooks = field(default_factory=BookingHooks)
 
-    async def get(self, order_id: str, user: str | None) -> Order:
+    async def get(self, order_id: str, reader: Reader) -> Order:
         async with self.engine.connect() as conn:
-            return await get_order(conn, order_id, user)
+            return await get_order(conn, order_id, reader)
 
-    async def cancel(self, order_id: str, user: str | None) -> Order:
-        order, freed = await cancel_order(self.engine, self.provider, order_id, user, self.hooks)
-        self.inventory.record(SeatChange(order.event_id, tuple((s, AVAILABLE) for s in freed)))
-        self.hooks.order_cancelled(order.event_id)
-        return order
+    async def for_owner(self, owner: Owner) -> list[Order]:
+        async with self.engine.connect() as conn:
+            return await list_orders_where(conn, owner.matches())
+
+    async def cancel(self, order_id: str, reader: Reader, staff: Staff | None = None) -> Order:
+        """Cancel a paid order: the seats are free at once, and its refund is tried at once
+        (and retried in the background until it succeeds, if it fails)."""
+
+        async def work(conn: AsyncConnection) -> tuple[int, list[str], str]:
+            return await cancel_order(conn, order_id, reader, staff)
+
+        event_id, freed, refund_id = await in_transaction(self.engine, work)
+        self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
+        self.hooks.order_cancelled(event_id)
+        await self.refunds.attempt(refund_id)
+        self.outbox.wake()
+        return await self.get(order_id, None)
 
     async def verify(self, code: str) -> TicketCheck:
         async with self.engine.connect() as conn:

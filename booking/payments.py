@@ -68,9 +68,13 @@ class TestGateway:
     name = "test"
     __test__ = False  # a payment gateway, not a pytest test class
 
-    def __init__(self, engine: AsyncEngine, latency_s: float = 0.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, latency_s: float = 0.0, refund_failures: int = 0
+    ) -> None:
         self._engine = engine
         self.latency_s = latency_s
+        #: Testing only: the next this-many refunds fail (a gateway outage).
+        self.refund_failures = refund_failures
 
     async def charge(
         self, *, payment_id: str, amount_cents: int, currency: str, token: str
@@ -102,6 +106,9 @@ class TestGateway:
             pass  # the same payment id charged before: idempotent, as a real gateway is
 
     async def refund(self, payment_id: str) -> bool:
+        if self.refund_failures > 0:
+            self.refund_failures -= 1
+            raise GatewayError("the test gateway failed the refund (injected)")
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(test_gateway_charges)

@@ -46,6 +46,8 @@ UTC = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 ID = String(40)
 USER = String(128)
 SEAT_ID = String(32)
+#: An e-mail address (RFC 5321 caps a forward path at 254 characters), stored lower-cased.
+EMAIL = String(254)
 
 
 def _table(name: str, *parts: SchemaItem) -> Table:
@@ -59,6 +61,13 @@ def _of_event() -> Column[int]:
 def _owned_by_user() -> tuple[Column[str], Column[int], Column[str]]:
     """The id, event and user of a row a user owns for an event (a hold, an order)."""
     return Column("id", ID, primary_key=True), _of_event(), _user()
+
+
+def _serial_id() -> Column[int]:
+    """A growing integer key (SQLite autoincrements only an INTEGER primary key)."""
+    return Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
 
 
 def _user() -> Column[str]:
@@ -89,6 +98,9 @@ events = _table(
     Column("hold_ttl_s", Integer, nullable=False),
     Column("max_seats_per_user", Integer, nullable=False),
     Column("created_at", UTC, nullable=False),
+    # Refund policy: a buyer may cancel until this many hours before the start; NULL: buyers
+    # may not cancel at all (staff still may).
+    Column("refund_cutoff_hours", Integer, nullable=True),
 )
 
 price_tiers = _table(
@@ -147,7 +159,11 @@ orders = _table(
     Column("payment_id", ID, nullable=False),
     Column("created_at", UTC, nullable=False),
     Column("cancelled_at", UTC, nullable=True),
+    # Where the confirmation goes; a customer signed in with this address sees the order.
+    Column("email", EMAIL, nullable=True),
     Index(None, "event_id", "user_id"),
+    Index(None, "user_id"),
+    Index(None, "email"),
 )
 
 payments = _table(
@@ -160,7 +176,8 @@ payments = _table(
     Column("provider", String(32), nullable=False),
     Column("provider_ref", String(128), nullable=True),
     # pending (charge under way) | charged | declined | failed | refunding (recovery under
-    # way) | refunded
+    # way) | refunded | refund_pending (a cancelled order's refund, see ``refunds``) |
+    # refund_manual (staff handle it outside the gateway)
     Column("status", String(16), nullable=False),
     Column("created_at", UTC, nullable=False),
     Column("updated_at", UTC, nullable=False),
@@ -200,11 +217,89 @@ idempotency_keys = _table(
 #: the tests, including across a crash of the server.
 test_gateway_charges = _table(
     "test_gateway_charges",
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    _serial_id(),
     Column("payment_id", ID, nullable=False, unique=True),
     *_money(),
     Column("status", String(16), nullable=False),  # charged | refunded
     Column("created_at", UTC, nullable=False),
+)
+
+#: Customers known by e-mail (:mod:`booking.customers`). A customer's tokens carry the
+#: ``token_version`` they were issued under; raising it revokes every older token.
+customers = _table(
+    "customers",
+    Column("id", ID, primary_key=True),
+    Column("email", EMAIL, nullable=False, unique=True),
+    Column("token_version", Integer, nullable=False, default=1),
+    Column("tokens_revoked_at", UTC, nullable=True),
+    Column("created_at", UTC, nullable=False),
+    Column("signed_in_at", UTC, nullable=True),
+    Index(None, "tokens_revoked_at"),
+)
+
+#: One-time sign-in requests: a link secret and a 6-digit code, stored only as hashes.
+sign_ins = _table(
+    "sign_ins",
+    Column("id", ID, primary_key=True),
+    Column("email", EMAIL, nullable=False),
+    Column("link_hash", String(64), nullable=False, unique=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("client_ip", String(64), nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("expires_at", UTC, nullable=False),
+    Column("used_at", UTC, nullable=True),
+    Index(None, "email", "created_at"),
+)
+
+#: The transactional outbox (:mod:`booking.outbox`): messages written in the same transaction
+#: as the change they announce, sent afterwards by a background sender, each once.
+outbox = _table(
+    "outbox",
+    _serial_id(),
+    Column("kind", String(32), nullable=False),
+    # What the message is about (an order id), for the order desk's list of deliveries.
+    Column("ref", String(64), nullable=True),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("dedupe_key", String(191), nullable=False, unique=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTC, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UTC, nullable=True),
+    Column("created_at", UTC, nullable=False),
+    Index(None, "sent_at", "next_attempt_at"),
+    Index(None, "ref"),
+)
+
+#: Refunds of cancelled orders (:mod:`booking.refunds`), retried until the gateway confirms
+#: or staff take one over (``manual``).
+refunds = _table(
+    "refunds",
+    Column("id", ID, primary_key=True),
+    Column("order_id", ID, ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("payment_id", ID, nullable=False),
+    *_money(),
+    # pending | refunded | manual
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTC, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("requested_by", USER, nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("updated_at", UTC, nullable=False),
+    Index(None, "status", "next_attempt_at"),
+)
+
+#: What staff did (:mod:`booking.audit`): who, what, to what, when and why.
+audit_log = _table(
+    "audit_log",
+    _serial_id(),
+    Column("at", UTC, nullable=False),
+    Column("actor", USER, nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("details", Text, nullable=True),  # JSON
+    Index(None, "target"),
+    Index(None, "at"),
 )

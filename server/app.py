@@ -27,12 +27,14 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from booking import core
 from booking.core import BookingPolicy
+from booking.customers import SignInPolicy
 from booking.migrate import upgrade
 from booking.payments import TestGateway
 from server import app_commands
@@ -58,6 +60,8 @@ from server.keys import (
     TOKENS,
 )
 from server.logs import request_context
+from server.mail.sender import MailSender
+from server.mail.transport import open_transport
 from server.metrics import BrokerMetrics, node_metrics
 from server.node_roster import NodeFigures, NodeRoster
 from server.queue_stream import QueueStream
@@ -131,13 +135,19 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
         hooks.charged = _crash_after_charge
     booking = core.build(
         engine,
-        TestGateway(engine, settings.payment_latency_ms / 1000),
+        TestGateway(engine, settings.payment_latency_ms / 1000, settings.fault_refund_failures),
         secret,
         policy=BookingPolicy(
             hold_ttl_s=settings.hold_ttl_s,
             max_seats_per_user=settings.max_seats_per_user,
             payment_timeout_s=settings.payment_timeout_s,
             admission_ttl_s=settings.admission_ttl_s,
+            retry_max_s=settings.retry_max_s,
+            sign_in=SignInPolicy(
+                ttl=timedelta(seconds=settings.sign_in_ttl_s),
+                max_attempts=settings.sign_in_max_attempts,
+                per_address_per_hour=settings.sign_in_rate_per_address,
+            ),
         ),
         waiting_room=app[BACKPLANE].waiting_room,
         hooks=hooks,
@@ -150,6 +160,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
     await booking.checkout.recover()
     app[NODE_METRICS].booking.seats.source = booking.inventory.live_seat_counts
     app[BOOKING] = booking
+    await _refresh_revocations(app)
     yield
 
 
@@ -183,11 +194,14 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The node's periodic work: seat-map deltas, admissions and positions, hold expiry,
-    payment recovery, and the timers behind ``concert_hub_ready`` and the event-loop lag."""
+    payment recovery, the e-mail outbox, refund retries, token revocations, and the timers
+    behind ``concert_hub_ready`` and the event-loop lag."""
     settings = app[SETTINGS]
     booking = app[BOOKING]
     service = app[STOMP]
     measured = app[NODE_METRICS]
+    mail = MailSender(booking, open_transport(settings), settings)
+    revocations = functools.partial(_refresh_revocations, app)
     queue = QueueStream(
         booking.admissions, service.broker, settings.position_interval_s, measured.queue
     )
@@ -200,6 +214,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(run_every(1.0, booking.holds.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(app[NODES].run(), name="node-figures"),
+        asyncio.create_task(mail.run(), name="mail-sender"),
+        asyncio.create_task(run_every(1.0, booking.refunds.retry_due), name="refund-retries"),
+        asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
         asyncio.create_task(measure_loop_lag(measured.infra.loop_lag.observe), name="loop-lag"),
         asyncio.create_task(_watch_readiness(app), name="readiness"),
@@ -212,6 +229,16 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     _, stuck = await asyncio.wait(tasks, timeout=2.0)
     for task in stuck:
         log.warning("background task %s did not stop in time", task.get_name())
+
+
+#: How often a node reads which customers signed out everywhere (so another node's revocation
+#: takes effect here within this time).
+REVOCATIONS_EVERY_S = 5.0
+
+
+async def _refresh_revocations(app: web.Application) -> None:
+    ttl = timedelta(seconds=app[SETTINGS].customer_token_ttl_s)
+    app[TOKENS].versions = await app[BOOKING].customers.revocations(ttl)
 
 
 async def _drain(app: web.Application) -> None:

@@ -27,12 +27,22 @@ class Role(StrEnum):
     PUBLISHER = "publisher"
 
 
+#: Names of the demo's guest identities (``POST /api/auth/guest``).
+GUEST_PREFIX = "guest-"
+
+
+def is_guest(name: str) -> bool:
+    return name.startswith(GUEST_PREFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a session or request acts for; ``name`` is ``None`` for anonymous."""
+    """Who a session or request acts for; ``name`` is ``None`` for anonymous. A customer
+    signed in by e-mail also has their ``email``."""
 
     name: str | None
     role: Role | None
+    email: str | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -47,7 +57,14 @@ class AuthenticationFailed(Exception):
 
 
 class TokenAuthority:
-    """Issues and verifies tokens with one shared secret."""
+    """Issues and verifies tokens with one shared secret.
+
+    A customer's token (signed in by e-mail) also carries their address (``email``) and the
+    token version it was issued under (``ver``). :attr:`versions` holds the current version of
+    every customer who revoked their tokens within the longest token lifetime (the node
+    refreshes it from the database every few seconds); an older ``ver`` is refused. Tokens
+    without ``ver`` (guests, ``concert-hub token``) live until they expire.
+    """
 
     def __init__(self, secret: str) -> None:
         if not secret:
@@ -55,8 +72,18 @@ class TokenAuthority:
         # HS256 wants a key of at least 32 bytes; deriving one lets any --secret work and keeps
         # token keys apart from the ticket-signing key derived from the same secret.
         self._secret = hashlib.sha256(b"concert-hub jwt|" + secret.encode()).digest()
+        #: customer id → the oldest token version still valid (see the class docstring).
+        self.versions: dict[str, int] = {}
 
-    def issue(self, user: str, role: Role | str = Role.USER, ttl_s: int = 3600) -> str:
+    def issue(
+        self,
+        user: str,
+        role: Role | str = Role.USER,
+        ttl_s: int = 3600,
+        *,
+        email: str | None = None,
+        version: int | None = None,
+    ) -> str:
         if not user or len(user) > MAX_USER_LENGTH:
             raise ValueError(f"a user name must have 1 to {MAX_USER_LENGTH} characters")
         now = int(time.time())
@@ -67,6 +94,10 @@ class TokenAuthority:
             "exp": now + ttl_s,
             "iss": _ISSUER,
         }
+        if email is not None:
+            claims["email"] = email
+        if version is not None:
+            claims["ver"] = version
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -81,7 +112,11 @@ class TokenAuthority:
             name = str(claims["sub"])
             if not name or len(name) > MAX_USER_LENGTH:
                 raise ValueError("user name too long")
-            return Principal(name, Role(claims["role"]))
+            version = claims.get("ver")
+            if version is not None and int(version) < self.versions.get(name, 0):
+                raise ValueError("the token was revoked (signed out everywhere)")
+            email = claims.get("email")
+            return Principal(name, Role(claims["role"]), None if email is None else str(email))
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthenticationFailed(str(exc)) from None
 

@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from booking.clock import from_unix, iso
 from booking.holds import Hold
@@ -27,6 +27,9 @@ Timestamp = Annotated[
     str, Field(json_schema_extra={"format": "date-time"}, examples=["2030-05-01T19:30:00Z"])
 ]
 SeatId = Annotated[str, Field(min_length=1, max_length=32, examples=["A-C-12"])]
+#: An e-mail address: syntax checked by email-validator (which refuses CR/LF and anything a
+#: mail header could be smuggled in), at most 254 characters (RFC 5321), no display name.
+Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -48,6 +51,11 @@ def parse(raw: bytes, model: type[M]) -> M:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise Problem.of("bad_request", f"the request body is not valid JSON: {exc}") from None
+    return validate(data, model, "the request body")
+
+
+def validate(data: object, model: type[M], what: str) -> M:
+    """``data`` as ``model``, or the 422 problem naming each fault of ``what``."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -55,9 +63,7 @@ def parse(raw: bytes, model: type[M]) -> M:
             {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
             for e in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
-        raise Problem.of(
-            "validation", "the request body does not match the schema", errors=faults
-        ) from None
+        raise Problem.of("validation", f"{what} does not match the schema", errors=faults) from None
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -111,6 +117,16 @@ class OrderOut(BaseModel):
     currency: str
     created_at: Timestamp
     tickets: list[TicketOut]
+    email: str | None = Field(default=None, description="where the confirmation goes")
+    cancellable_until: Timestamp | None = Field(
+        default=None,
+        description="the buyer may cancel (and is refunded) until then; null: not at all",
+    )
+    refund: Literal["pending", "refunded", "manual"] | None = Field(
+        default=None,
+        description="a cancelled order's refund: pending (being retried), refunded, or manual "
+        "(the box office refunds outside the gateway)",
+    )
 
 
 def order_out(order: Order) -> OrderOut:
@@ -125,6 +141,9 @@ def order_out(order: Order) -> OrderOut:
             TicketOut(code=t.code, seat_id=t.seat_id, status=t.status)  # type: ignore[arg-type]
             for t in order.tickets
         ],
+        email=order.email,
+        cancellable_until=None if order.cancellable_until is None else iso(order.cancellable_until),
+        refund=order.refund,  # type: ignore[arg-type]  # the database holds these values
     )
 
 

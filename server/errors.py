@@ -38,6 +38,8 @@ STATUS_BY_KIND: dict[str, int] = {
     "in_progress": 409,
     "payment_declined": 402,
     "payment_failed": 502,
+    "refund_closed": 409,
+    "sign_in_failed": 400,
 }
 
 #: Kinds the HTTP edge adds for faults that never reach the booking core.
@@ -66,6 +68,10 @@ BOOKING_KINDS: dict[str, str] = {
     "in_progress": "A request with this Idempotency-Key is still being processed.",
     "payment_declined": "The card was declined; no order, no charge.",
     "payment_failed": "The payment gateway failed or timed out; nothing was charged.",
+    "refund_closed": "The event's refund policy does not let buyers cancel (any more); "
+    "`cancellable_until` says when it ended. The box office still can.",
+    "sign_in_failed": "The sign-in link or code is wrong, expired or used, or had too many "
+    "wrong tries: ask for a new e-mail.",
 }
 
 

@@ -4,7 +4,8 @@ identities.
 Each bucket holds at most one second's worth of requests (at least one) and refills at the
 configured rate: ``--rest-rate-per-ip`` for every ``/api`` request by client IP,
 ``--rest-rate-per-user`` for every authenticated request by user, ``--guest-rate-per-ip`` for
-``POST /api/auth/guest``. Over the limit the answer is a 429 problem with ``Retry-After``.
+``POST /api/auth/guest``, ``--sign-in-rate-per-ip`` for sign-in e-mails and code attempts
+(``/api/auth/email…``). Over the limit the answer is a 429 problem with ``Retry-After``.
 
 A bucket left alone long enough to refill is indistinguishable from no bucket, so the map drops
 such buckets in a sweep every few seconds: its size is bounded by the clients of the last few
@@ -63,6 +64,7 @@ class RateLimits:
     per_ip: TokenBuckets
     per_user: TokenBuckets
     guests_per_ip: TokenBuckets
+    sign_ins_per_ip: TokenBuckets
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -70,4 +72,5 @@ class RateLimits:
             TokenBuckets(settings.rest_rate_per_ip),
             TokenBuckets(settings.rest_rate_per_user),
             TokenBuckets(settings.guest_rate_per_ip),
+            TokenBuckets(settings.sign_in_rate_per_ip),
         )

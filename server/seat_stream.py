@@ -46,11 +46,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from booking.clock import utcnow
-from booking.errors import BookingError
+from booking.errors import BookingError, NotFound
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange, SeatStatuses
 from protocol.errors import ProtocolError
 from protocol.events import Subscription
+from server.auth import Role
 from server.broker import Broker
 from server.destinations import classify
 from server.engine import Message
@@ -231,7 +232,9 @@ class SeatStream:
         self, session: StompSession, subscription: Subscription, event_id: int, route: str
     ) -> None:
         try:
-            await self.inventory.load(event_id)
+            info = await self.inventory.event(event_id)
+            if info.status == "draft" and session.principal.role is not Role.ADMIN:
+                raise NotFound(f"no event {event_id}")  # drafts are for admins only
             self._follow(event_id)  # listen before reading: later deltas will reach this node
             seq, snapshot = await self.snapshot(event_id)
         except BookingError as error:

@@ -88,8 +88,54 @@ class Settings(BaseModel):
     rest_rate_per_ip: float = Field(1000, gt=0, description="REST requests/s per client IP")
     rest_rate_per_user: float = Field(50, gt=0, description="REST requests/s per user")
     guest_rate_per_ip: float = Field(10, gt=0, description="guest identities/s per client IP")
+    # The box office (issue 11): e-mail, sign-in, refunds.
+    public_url: str = Field(
+        "",
+        max_length=200,
+        description="the site's address in e-mailed links; empty: http://HOST:PORT",
+    )
+    smtp_host: str = Field(
+        "", description="SMTP server; empty: e-mails are written as .eml files (--outbox-dir)"
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (upgrade, required), tls (implicit TLS), or none"
+    )
+    smtp_user: str = Field("", description="SMTP user name; empty: no authentication")
+    smtp_password: str = Field("", description="SMTP password")
+    smtp_timeout_s: float = Field(30, gt=0, le=600, description="SMTP connect/command timeout")
+    mail_from: str = Field(
+        "Concert-Hub <tickets@localhost>", max_length=254, description="the e-mails' From"
+    )
+    outbox_dir: str = Field(
+        "",
+        description="where e-mails go without --smtp-host; empty: a folder beside the SQLite "
+        "file (<name>-outbox), else ./concert-hub-outbox",
+    )
+    outbox_poll_s: float = Field(
+        2, gt=0, le=300, description="how often the e-mail sender looks for due messages"
+    )
+    retry_max_s: float = Field(
+        300, ge=1, le=86400, description="longest wait between retries of an e-mail or a refund"
+    )
+    sign_in_ttl_s: int = Field(900, ge=60, le=86400, description="sign-in link/code lifetime")
+    sign_in_max_attempts: int = Field(
+        5, ge=1, le=20, description="wrong codes before a sign-in request is dead"
+    )
+    sign_in_rate_per_address: int = Field(
+        5, ge=1, le=1000, description="sign-in e-mails per address per hour"
+    )
+    sign_in_rate_per_ip: float = Field(
+        0.5, gt=0, description="sign-in requests and code attempts/s per client IP"
+    )
+    customer_token_ttl_s: int = Field(
+        30 * 86400, ge=300, le=365 * 86400, description="lifetime of a signed-in customer's token"
+    )
     fault_crash_after_charge: bool = Field(
         False, description="testing only: exit right after a successful charge"
+    )
+    fault_refund_failures: int = Field(
+        0, ge=0, description="testing only: the test gateway fails this many refunds first"
     )
 
     @field_validator("heartbeat_ms", mode="before")
@@ -110,6 +156,14 @@ class Settings(BaseModel):
     @property
     def anonymous_allowed(self) -> bool:
         return not self.no_anonymous
+
+    @property
+    def site_url(self) -> str:
+        """Where e-mailed links point (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
 
 
 def env_name(field: str) -> str:

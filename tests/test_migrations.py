@@ -72,7 +72,9 @@ def test_stored_checkout_outcomes_are_converted_to_domain_data(database_url: str
         replayed = {key: Outcome.restore(text) for key, text in rows.items()}
         paid = replayed["paid"].order
         assert paid is not None and replayed["paid"].replayed
-        assert order_out(paid).model_dump(mode="json") == OLD_PAID["body"]
+        # (the members orders gained later are empty for them)
+        later = {"email": None, "cancellable_until": None, "refund": None}
+        assert order_out(paid).model_dump(mode="json") == OLD_PAID["body"] | later
         for key in ("declined", "conflict"):
             error = replayed[key].error
             assert error is not None and replayed[key].order is None

@@ -7,9 +7,10 @@ import secrets
 from aiohttp import web
 
 from booking.clock import from_unix, iso, utcnow
+from booking.orders import Staff
 from booking.stats import sale_stats
 from server.api import models
-from server.api.auth import Access
+from server.api.auth import Access, user_name
 from server.api.events import detail_response
 from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
@@ -25,15 +26,29 @@ def event_announcements(event: int) -> str:
     return f"/topic/events/{event}/announcements"
 
 
-async def create_event(request: web.Request, _: Principal) -> web.Response:
+async def create_event(request: web.Request, principal: Principal) -> web.Response:
     spec = await read_model(request, models.EventCreate)
-    info = await request.app[BOOKING].inventory.create_event(spec)
+    booking = request.app[BOOKING]
+    info = await booking.inventory.create_event(spec)
+    await booking.box_office.note(
+        Staff(user_name(principal), ""), "event.create", f"event:{info.id}",
+        {"name": info.name, "status": info.status, "seats": len(info.seats)},
+    )  # fmt: skip
     return detail_response(request, info, 201)
 
 
-async def update_event(request: web.Request, _: Principal) -> web.Response:
+async def get_event(request: web.Request, _: Principal) -> web.Response:
+    info = await request.app[BOOKING].inventory.event(event_id(request))
+    return detail_response(request, info)
+
+
+async def update_event(request: web.Request, principal: Principal) -> web.Response:
     patch = await read_model(request, models.EventUpdate)
-    info = await request.app[BOOKING].inventory.update_event(event_id(request), patch)
+    booking = request.app[BOOKING]
+    info = await booking.inventory.update_event(event_id(request), patch)
+    await booking.box_office.note(
+        Staff(user_name(principal), ""), "event.update", f"event:{info.id}", patch.changes()
+    )
     return detail_response(request, info)
 
 
@@ -107,11 +122,14 @@ OPERATIONS: list[Operation] = [
               response=models.EventDetail, errors=(422,),
               description="Name, venue, start, sale window, price tiers and a layout of "
               "sections x rows x seats (seat ids `SECTION-ROW-NUMBER`)."),
+    Operation("GET", "/api/admin/events/{event_id}", get_event, "One event, drafts too",
+              "admin", access=Access.ADMIN, response=models.EventDetail, errors=(404,)),
     Operation("PATCH", "/api/admin/events/{event_id}", update_event, "Change an event",
               "admin", access=Access.ADMIN, body=models.EventUpdate,
               response=models.EventDetail, errors=(404, 422),
               description="Status, waiting room on/off, admission rate, max active shoppers, "
-              "hold TTL, per-user limit; omitted members stay as they are."),
+              "hold TTL, per-user limit, refund policy (`refund_cutoff_hours`; an explicit "
+              "null: buyers may not cancel); omitted members stay as they are. Audited."),
     Operation("POST", "/api/admin/broadcast", broadcast, "Broadcast an announcement", "admin",
               access=Access.ADMIN, body=models.BroadcastRequest, status=202,
               response=models.Announcement, errors=(404, 422),

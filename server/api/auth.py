@@ -21,6 +21,9 @@ class Access(Enum):
     PUBLIC = "public"
     USER = "user"  # any authenticated principal
     ADMIN = "admin"
+    #: A token when one is sent (and then it must be valid), else anonymous: the endpoint
+    #: decides (an order's link key is a credential of its own).
+    OPTIONAL = "optional"
 
 
 def _unauthorized(detail: str, error: str | None = None) -> Problem:
@@ -37,6 +40,8 @@ def authenticate(request: web.Request, access: Access) -> Principal:
         return ANONYMOUS
     header = request.headers.get("Authorization")
     if not header:
+        if access is Access.OPTIONAL:
+            return ANONYMOUS
         raise _unauthorized("an Authorization: Bearer <token> header is required")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -48,6 +53,11 @@ def authenticate(request: web.Request, access: Access) -> Principal:
     if access is Access.ADMIN and principal.role is not Role.ADMIN:
         raise Problem.of("not_admin", "this operation needs the admin role")
     return principal
+
+
+def unauthorized(detail: str) -> Problem:
+    """The 401 of an endpoint that found no credential it accepts."""
+    return _unauthorized(detail)
 
 
 def user_name(principal: Principal) -> str:

@@ -30,6 +30,7 @@ def summary(info: EventInfo, now: datetime) -> models.EventSummary:
         seat_count=len(info.seats),
         hold_ttl_s=info.hold_ttl_s,
         max_seats_per_user=info.max_seats_per_user,
+        refund_cutoff_hours=info.refund_cutoff_hours,
         tiers=[
             models.TierOut(id=t.id, name=t.name, price_cents=t.price_cents, currency=t.currency)
             for t in info.tiers.values()
@@ -76,14 +77,17 @@ def detail_response(request: web.Request, info: EventInfo, status: int = 200) ->
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
-async def list_events(request: web.Request, _: Principal) -> web.Response:
+def summaries(events: list[EventInfo]) -> web.Response:
     now = utcnow()
-    events = await request.app[BOOKING].inventory.events()
     return json_response([summary(info, now).model_dump(mode="json") for info in events])
 
 
+async def list_events(request: web.Request, _: Principal) -> web.Response:
+    return summaries(await request.app[BOOKING].inventory.events(drafts=False))
+
+
 async def get_event(request: web.Request, _: Principal) -> web.Response:
-    info = await request.app[BOOKING].inventory.event(event_id(request))
+    info = await request.app[BOOKING].inventory.public_event(event_id(request))
     return detail_response(request, info)
 
 
@@ -91,7 +95,7 @@ async def get_seats(request: web.Request, _: Principal) -> web.Response:
     # The same snapshot, with the same seq, as a STOMP subscriber gets (cluster-wide in cluster
     # mode), so a client can follow the deltas from it.
     wanted = event_id(request)
-    await request.app[BOOKING].inventory.event(wanted)  # 404 for an unknown event
+    await request.app[BOOKING].inventory.public_event(wanted)  # 404: unknown, or a draft
     _seq, snapshot = await request.app[SEATS].snapshot(wanted)
     return web.Response(
         body=snapshot,
@@ -103,7 +107,8 @@ async def get_seats(request: web.Request, _: Principal) -> web.Response:
 OPERATIONS: list[Operation] = [
     Operation("GET", "/api/events", list_events, "List events", "events",
               response=models.EventSummary, many=True,
-              description="A JSON array of event summaries, soonest first."),
+              description="A JSON array of event summaries, soonest first; drafts are not "
+              "listed (admins: GET /api/admin/events)."),
     Operation("GET", "/api/events/{event_id}", get_event, "One event with its layout", "events",
               response=models.EventDetail, errors=(404,),
               description="Tiers and the layout (sections → rows → seats) for drawing the map."),

@@ -15,7 +15,7 @@ from server.api import models
 from server.api.operations import Operation
 from server.api.payloads import json_response
 from server.api.ratelimit import check_guest
-from server.auth import Principal, Role
+from server.auth import GUEST_PREFIX, Principal, Role
 from server.keys import TOKENS
 
 GUEST_TTL_S = 24 * 3600
@@ -23,7 +23,7 @@ GUEST_TTL_S = 24 * 3600
 
 async def create_guest(request: web.Request, _: Principal) -> web.Response:
     check_guest(request)
-    user = f"guest-{secrets.token_hex(6)}"
+    user = f"{GUEST_PREFIX}{secrets.token_hex(6)}"
     token = request.app[TOKENS].issue(user, Role.USER, GUEST_TTL_S)
     expires_at = iso(utcnow().replace(microsecond=0) + timedelta(seconds=GUEST_TTL_S))
     return json_response(models.Guest(token=token, user=user, expires_at=expires_at), 201)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from booking.catalog import EventPatch, EventSpec, EventStatus
-from server.bodies import Request, Timestamp
+from server.bodies import Email, OrderOut, Request, Timestamp
 
 SeatStatus = Literal["available", "held", "sold", "blocked"]
 Level = Literal["info", "warning", "critical"]
@@ -34,6 +34,42 @@ class Payment(Request):
 
 class CheckoutRequest(Request):
     payment: Payment
+    email: Email | None = Field(
+        default=None,
+        description="where the confirmation (tickets, PDF, the order's link) goes; required "
+        "for guests, a signed-in customer's own address when omitted",
+    )
+
+
+class CancelRequest(Request):
+    reason: str | None = Field(
+        default=None, max_length=2000, description="why (kept in the audit log when staff cancel)"
+    )
+
+
+class StaffReason(Request):
+    reason: str = Field(min_length=1, max_length=2000, description="why: kept in the audit log")
+
+
+class ResendRequest(StaffReason):
+    email: Email | None = Field(
+        default=None, description="send to this address instead (it becomes the order's)"
+    )
+
+
+class OrderSearch(Request):
+    q: str = Field(
+        min_length=1, max_length=256,
+        description="an e-mail address, an order id, a ticket code or a seat id",
+    )  # fmt: skip
+    event_id: int | None = Field(default=None, ge=1, description="only this event's seats")
+
+
+class AuditQuery(Request):
+    target: str | None = Field(
+        default=None, max_length=64, description="only entries about this (an order id)"
+    )
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class BroadcastRequest(Request):
@@ -82,6 +118,9 @@ class EventSummary(BaseModel):
     seat_count: int
     hold_ttl_s: int
     max_seats_per_user: int
+    refund_cutoff_hours: int | None = Field(
+        description="buyers may cancel until this many hours before the start; null: not at all"
+    )
     tiers: list[TierOut]
 
 
@@ -159,6 +198,67 @@ class Stats(BaseModel):
     holds_active: int
     sales_per_min: int = Field(description="orders paid in the last 60 seconds")
     events: list[EventStats]
+
+
+class PaymentOut(BaseModel):
+    payment_id: str
+    status: str = Field(
+        description="charged, refund_pending, refunded, refund_manual, declined, failed …"
+    )
+    amount_cents: int
+    currency: str
+    provider: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class RefundOut(BaseModel):
+    refund_id: str
+    status: Literal["pending", "refunded", "manual"]
+    amount_cents: int
+    currency: str
+    attempts: int
+    next_attempt_at: Timestamp | None = Field(description="while pending")
+    last_error: str | None
+    requested_by: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DeliveryOut(BaseModel):
+    """One e-mail of the outbox."""
+
+    id: int
+    kind: str
+    recipient: str | None
+    status: Literal["sent", "pending", "retrying"]
+    attempts: int
+    last_error: str | None
+    next_attempt_at: Timestamp | None = Field(description="while not sent")
+    sent_at: Timestamp | None
+    created_at: Timestamp
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: Timestamp
+    actor: str
+    action: str
+    target: str
+    reason: str | None
+    details: dict[str, Any]
+
+
+class OrderFileOut(BaseModel):
+    """Everything the record says about one order (the order desk)."""
+
+    order: OrderOut
+    user_id: str = Field(description="who bought it (a guest, a customer id, a user)")
+    event_name: str
+    payments: list[PaymentOut]
+    refund: RefundOut | None
+    deliveries: list[DeliveryOut]
+    audit: list[AuditEntryOut]
 
 
 class ValidationFault(BaseModel):

@@ -37,9 +37,19 @@ def _error_statuses(op: Operation) -> list[int]:
         statuses |= {413, 422}
     if op.access is not Access.PUBLIC:
         statuses.add(401)
+    if op.query is not None:
+        statuses.add(422)
     if op.access is Access.ADMIN:
         statuses.add(403)
     return sorted(statuses)
+
+
+def _security(access: Access) -> list[dict[str, list[str]]]:
+    if access is Access.PUBLIC:
+        return []
+    if access is Access.OPTIONAL:
+        return [{}, {"bearer": []}]
+    return [{"bearer": []}]
 
 
 def _kinds_for(status: int) -> list[str]:
@@ -63,6 +73,18 @@ def build_document(operations: list[Operation]) -> dict[str, Any]:
             {"name": name, "in": "path", "required": True, "schema": PATH_PARAMS[name][1]}
             for name in op.path_params()
         ]
+        if op.query is not None:
+            schema = op.query.model_json_schema()
+            parameters += [
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in schema.get("required", []),
+                    "description": field.get("description", ""),
+                    "schema": {k: v for k, v in field.items() if k not in ("title", "description")},
+                }
+                for name, field in schema["properties"].items()
+            ]
         parameters += [
             {
                 "name": h.name,
@@ -94,7 +116,7 @@ def build_document(operations: list[Operation]) -> dict[str, Any]:
             "tags": [op.tag],
             "parameters": parameters,
             "responses": responses,
-            "security": [] if op.access is Access.PUBLIC else [{"bearer": []}],
+            "security": _security(op.access),
         }
         if op.description:
             entry["description"] = op.description
@@ -160,7 +182,8 @@ def build_page(operations: list[Operation], document: dict[str, Any]) -> str:
         out.append(f"<h2>{e(tag)}</h2>")
         for op in (o for o in operations if o.tag == tag):
             who = {Access.PUBLIC: "public", Access.USER: "bearer token",
-                   Access.ADMIN: "admin token"}[op.access]  # fmt: skip
+                   Access.ADMIN: "admin token",
+                   Access.OPTIONAL: "bearer token or order key"}[op.access]  # fmt: skip
             out.append(f'<div class=op id="{e(op.operation_id)}">')
             out.append(f"<span class=who>{who}</span>")
             out.append(f"<span class='m {e(op.method)}'>{e(op.method)}</span> ")

@@ -47,6 +47,8 @@ class Operation:
     tag: str
     access: Access = Access.PUBLIC
     body: type[BaseModel] | None = None
+    #: The query parameters, as a model of plain members (read with ``read_query``).
+    query: type[BaseModel] | None = None
     status: int = 200
     #: The success body's model; ``None`` for no body (204).
     response: type[BaseModel] | None = None

@@ -3,20 +3,26 @@
 Checkout requires an ``Idempotency-Key`` (1 to 200 visible ASCII characters), scoped to the user.
 The booking core stores each key's outcome, success or failure, and a retry with the same key
 and body gets that outcome again with the same status (and ``Idempotent-Replayed: true``); the
-same key with another body is a 422. Admins may read and cancel any order; users their own.
+same key with another body is a 422. Admins may read and cancel any order; users their own, a
+customer signed in by e-mail every order bought for their address, and the holder of an order's
+e-mailed link key (``X-Order-Key``) that order, without signing in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import web
 
+from booking.errors import HoldNotActive, NotFound
+from booking.orders import Owner, Reader, Staff
+from server import ticket_pdf
 from server.api import models
-from server.api.auth import Access, user_name
+from server.api.auth import Access, unauthorized, user_name
 from server.api.operations import Header, Operation
-from server.api.payloads import json_response, read_model
-from server.auth import Principal, Role
+from server.api.payloads import json_response, read_model, read_optional_model
+from server.auth import Principal, Role, is_guest
 from server.bodies import OrderOut, order_out
 from server.errors import Problem
 from server.keys import BOOKING
@@ -25,9 +31,27 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def _owner(principal: Principal) -> str | None:
-    """Whose orders ``principal`` may see: their own, or anyone's (``None``) for an admin."""
-    return None if principal.role is Role.ADMIN else user_name(principal)
+ORDER_KEY_HEADER = "X-Order-Key"
+
+
+def owner_of(principal: Principal) -> Owner:
+    """The orders a principal owns: bought as this user, or (a customer signed in by e-mail)
+    bought for this address."""
+    return Owner(user_name(principal), principal.email)
+
+
+def _reader(request: web.Request, principal: Principal) -> Reader:
+    """Who is asking for the order in the path: the holder of its link key (any order the key
+    opens), an admin (any order), or its owner; a wrong key is a 404 like an unknown order."""
+    order_id = request.match_info["order_id"]
+    key = request.headers.get(ORDER_KEY_HEADER)
+    if key is not None:
+        if not request.app[BOOKING].orders.keys.opens(order_id, key):
+            raise NotFound(f"no order {order_id}")
+        return None
+    if not principal.authenticated:
+        raise unauthorized(f"send a bearer token or the order's {ORDER_KEY_HEADER}")
+    return None if principal.role is Role.ADMIN else owner_of(principal)
 
 
 async def checkout(request: web.Request, principal: Principal) -> web.Response:
@@ -39,11 +63,20 @@ async def checkout(request: web.Request, principal: Principal) -> web.Response:
             "bad_request", f"{IDEMPOTENCY_HEADER} must be 1-200 visible ASCII characters"
         )
     wanted = await read_model(request, models.CheckoutRequest)
+    user = user_name(principal)
+    email = wanted.email or principal.email
+    if email is None and is_guest(user):
+        raise Problem.of(
+            "validation",
+            "an e-mail address is required: the tickets and the order's link are sent there",
+            errors=[{"loc": ["email"], "msg": "Field required", "type": "missing"}],
+        )
     outcome = await request.app[BOOKING].checkout.run(
-        user=user_name(principal),
+        user=user,
         hold_id=request.match_info["hold_id"],
         key=key,
         payment=wanted.payment.model_dump(mode="json"),
+        email=email,
     )
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     if outcome.order is None:
@@ -55,15 +88,44 @@ async def checkout(request: web.Request, principal: Principal) -> web.Response:
     return json_response(order_out(outcome.order), 201, headers=headers)
 
 
+async def list_orders(request: web.Request, principal: Principal) -> web.Response:
+    found = await request.app[BOOKING].orders.for_owner(owner_of(principal))
+    return json_response([order_out(order).model_dump(mode="json") for order in found])
+
+
 async def get_order(request: web.Request, principal: Principal) -> web.Response:
-    order = await request.app[BOOKING].orders.get(request.match_info["order_id"], _owner(principal))
+    order = await request.app[BOOKING].orders.get(
+        request.match_info["order_id"], _reader(request, principal)
+    )
     return json_response(order_out(order))
 
 
-async def cancel_order(request: web.Request, principal: Principal) -> web.Response:
-    order = await request.app[BOOKING].orders.cancel(
-        request.match_info["order_id"], _owner(principal)
+async def order_tickets_pdf(request: web.Request, principal: Principal) -> web.Response:
+    booking = request.app[BOOKING]
+    order = await booking.orders.get(request.match_info["order_id"], _reader(request, principal))
+    if order.status != "paid":
+        raise HoldNotActive(f"order {order.id} is {order.status}: its tickets are void")
+    event = await booking.inventory.event(order.event_id)
+    pdf = await asyncio.to_thread(ticket_pdf.render, order, event)
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="tickets-{order.id}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
     )
+
+
+async def cancel_order(request: web.Request, principal: Principal) -> web.Response:
+    """A buyer (or the holder of the order's link) cancels within the refund policy; an admin
+    cancels whatever it says, and is audited."""
+    wanted = await read_optional_model(request, models.CancelRequest)
+    reader = _reader(request, principal)
+    staff = None
+    if principal.role is Role.ADMIN and request.headers.get(ORDER_KEY_HEADER) is None:
+        staff = Staff(user_name(principal), wanted.reason or "cancelled through the buyer's API")
+    order = await request.app[BOOKING].orders.cancel(request.match_info["order_id"], reader, staff)
     return json_response(order_out(order))
 
 
@@ -76,10 +138,26 @@ OPERATIONS: list[Operation] = [
               description="Reservation, payment and ticket issuance are atomic: 402 declined "
               "and 502 gateway failure leave no order and no charge; 409 if the hold expired or "
               "is not yours."),
+    Operation("GET", "/api/orders", list_orders, "Your orders", "orders",
+              access=Access.USER, response=OrderOut, many=True,
+              description="Newest first: the orders you bought, and (signed in by e-mail) every "
+              "order bought for your address."),
     Operation("GET", "/api/orders/{order_id}", get_order, "One of your orders", "orders",
-              access=Access.USER, response=OrderOut, errors=(404,)),
+              access=Access.OPTIONAL, response=OrderOut, errors=(404,),
+              headers=(Header(ORDER_KEY_HEADER, "the key from the order's e-mailed link, "
+                              "instead of a bearer token"),)),
+    Operation("GET", "/api/orders/{order_id}/tickets.pdf", order_tickets_pdf,
+              "Your tickets as a PDF", "orders", access=Access.OPTIONAL,
+              media_type="application/pdf", errors=(404, 409),
+              headers=(Header(ORDER_KEY_HEADER, "the key from the order's e-mailed link"),),
+              description="One page per ticket: event, venue, date, seat, price tier, order id "
+              "and QR code; 409 for a cancelled order."),
     Operation("POST", "/api/orders/{order_id}/cancel", cancel_order, "Cancel an order",
-              "orders", access=Access.USER, response=OrderOut, errors=(404, 409),
-              description="Refunds the payment, voids the tickets and releases the seats; 409 "
-              "if already cancelled."),
+              "orders", access=Access.OPTIONAL, body=models.CancelRequest, response=OrderOut,
+              errors=(404, 409),
+              headers=(Header(ORDER_KEY_HEADER, "the key from the order's e-mailed link"),),
+              description="Voids the tickets, releases the seats and refunds the payment (a "
+              "failed refund is retried until it succeeds; `refund` says where it stands). 409 "
+              "`refund_closed` when the event's refund policy no longer allows it, 409 "
+              "`conflict` if already cancelled. The body is optional."),
 ]  # fmt: skip

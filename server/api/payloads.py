@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from server.api.problems import Handler, is_api
-from server.bodies import parse
+from server.bodies import parse, validate
 from server.errors import Problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -21,6 +21,17 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_model(request: web.Request, model: type[M]) -> M:
     return parse(await request.read(), model)
+
+
+async def read_optional_model(request: web.Request, model: type[M]) -> M:
+    """The body as ``model``, or ``model()`` when there is no body at all."""
+    raw = await request.read()
+    return parse(raw, model) if raw.strip() else model()
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    """The query string as ``model`` (each parameter once); a 422 naming each fault."""
+    return validate(dict(request.query), model, "the query")
 
 
 @web.middleware

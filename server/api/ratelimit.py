@@ -37,6 +37,10 @@ def check_guest(request: web.Request) -> None:
     enforce(request.app[RATE_LIMITS].guests_per_ip, client_ip(request), "client IP")
 
 
+def check_sign_in(request: web.Request) -> None:
+    enforce(request.app[RATE_LIMITS].sign_ins_per_ip, client_ip(request), "client IP")
+
+
 @web.middleware
 async def ip_rate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_api(request):

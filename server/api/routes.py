@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import admin, events, guest, holds, openapi, orders, queue, tickets
+from server.api import admin, desk, events, guest, holds, openapi, orders, queue, signin, tickets
 from server.api.operations import Operation, install
 from server.api.payloads import body_limit_middleware
 from server.api.problems import problem_middleware
@@ -14,12 +14,14 @@ from server.rate_limits import RateLimits
 
 OPERATIONS: list[Operation] = [
     *guest.OPERATIONS,
+    *signin.OPERATIONS,
     *events.OPERATIONS,
     *queue.OPERATIONS,
     *holds.OPERATIONS,
     *orders.OPERATIONS,
     *tickets.OPERATIONS,
     *admin.OPERATIONS,
+    *desk.OPERATIONS,
     *openapi.OPERATIONS,
 ]
 
