@@ -15,7 +15,8 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from booking.clock import from_unix, iso
 from booking.holds import Hold
@@ -27,9 +28,24 @@ Timestamp = Annotated[
     str, Field(json_schema_extra={"format": "date-time"}, examples=["2030-05-01T19:30:00Z"])
 ]
 SeatId = Annotated[str, Field(min_length=1, max_length=32, examples=["A-C-12"])]
-#: An e-mail address: syntax checked by email-validator (which refuses CR/LF and anything a
-#: mail header could be smuggled in), at most 254 characters (RFC 5321), no display name.
-Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
+
+
+def _address(value: str) -> str:
+    """An address alone (no display name, no list), as email-validator normalises it; its
+    syntax check refuses CR, LF and anything else a mail header could be smuggled in with."""
+    try:
+        return str(validate_email(value, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an e-mail address: {exc}") from None
+
+
+#: An e-mail address, at most 254 characters (RFC 5321).
+Email = Annotated[
+    str,
+    Field(min_length=3, max_length=254, examples=["ada@example.com"],
+          json_schema_extra={"format": "email"}),
+    AfterValidator(_address),
+]  # fmt: skip
 
 M = TypeVar("M", bound=BaseModel)
 
