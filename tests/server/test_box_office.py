@@ -411,7 +411,7 @@ def test_a_failing_refund_is_retried_until_it_succeeds(
         )  # fmt: skip
         assert_problem(reply, 404)  # another guest: not theirs
         (confirmation,) = mail.wait_for(to)
-        _, key = order_key([u for u in confirmation.links() if "/#/orders/" in u][0])
+        _, key = order_key(next(u for u in confirmation.links() if "/#/orders/" in u))
         reply = api.post(f"/api/orders/{order['order_id']}/cancel", headers={"X-Order-Key": key})
         assert reply.status == 200, reply
         assert reply.json()["refund"] == "pending"  # the gateway failed: never "charged"
