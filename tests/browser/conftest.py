@@ -328,7 +328,16 @@ def hold_seats(page: Page, seat_ids: list[str]) -> None:
     element(page, "hold-countdown").wait_for(state="visible")
 
 
-def pay(page: Page, card_token: str) -> None:
+#: The address the browser tests buy with, unless they give their own.
+BUYER_EMAIL = "buyer@example.com"
+
+
+def pay(page: Page, card_token: str, email: str | None = None) -> None:
+    """Pay for the hold with ``card_token``; the checkout's e-mail field gets ``email`` (or, if
+    empty, :data:`BUYER_EMAIL`)."""
+    field = element(page, "checkout-email")
+    if email is not None or not field.input_value():
+        field.fill(email or BUYER_EMAIL)
     element(page, "card-select").select_option(card_token)
     element(page, "pay-button").click()
 

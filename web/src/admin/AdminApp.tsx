@@ -4,6 +4,7 @@ import { BroadcastForm } from './components/BroadcastForm';
 import { CreateEventForm } from './components/CreateEventForm';
 import { EventsPanel } from './components/EventsPanel';
 import { Login } from './components/Login';
+import { OrderDesk } from './components/OrderDesk';
 import { StatsPanel } from './components/StatsPanel';
 import { keptToken, useSession } from './session';
 import { pollStats } from './stats';
@@ -46,6 +47,7 @@ export function AdminApp() {
             <div className="admin-grid__main">
               <StatsPanel />
               <EventsPanel api={api} />
+              <OrderDesk api={api} />
               <CreateEventForm api={api} />
             </div>
             <div className="admin-grid__side">

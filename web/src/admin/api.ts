@@ -1,13 +1,16 @@
 // The admin console's REST calls (SPEC §5, role admin), each with the pasted token.
 
 import { requestJson } from '../shared/http';
-import type { Announcement, AnnouncementLevel, EventCreate, EventDetail, EventPatch, EventSummary, Stats } from '../shared/types';
+import type { Announcement, AnnouncementLevel, AuditEntry, EventCreate, EventDetail, EventPatch, EventSummary, Order, OrderFile, RefundRecord, Stats } from '../shared/types';
+
+const orderPath = (id: string): string => `/api/admin/orders/${encodeURIComponent(id)}`;
 
 export function adminApi(token: string) {
   return {
     stats: (signal?: AbortSignal): Promise<Stats> => requestJson('GET', '/api/admin/stats', { token, signal }),
-    events: (): Promise<EventSummary[]> => requestJson('GET', '/api/events', { token }),
-    event: (id: number): Promise<EventDetail> => requestJson('GET', `/api/events/${id}`, { token }),
+    // The admin views: drafts too.
+    events: (): Promise<EventSummary[]> => requestJson('GET', '/api/admin/events', { token }),
+    event: (id: number): Promise<EventDetail> => requestJson('GET', `/api/admin/events/${id}`, { token }),
     createEvent: (spec: EventCreate): Promise<EventDetail> => requestJson('POST', '/api/admin/events', { token, body: spec }),
     patchEvent: (id: number, patch: EventPatch): Promise<EventDetail> =>
       requestJson('PATCH', `/api/admin/events/${id}`, { token, body: patch }),
@@ -16,6 +19,14 @@ export function adminApi(token: string) {
         token,
         body: eventId === null ? { text, level } : { text, level, event_id: eventId },
       }),
+    // The order desk.
+    searchOrders: (q: string): Promise<Order[]> => requestJson('GET', `/api/admin/orders?q=${encodeURIComponent(q)}`, { token }),
+    orderFile: (id: string): Promise<OrderFile> => requestJson('GET', orderPath(id), { token }),
+    cancelOrder: (id: string, reason: string): Promise<Order> => requestJson('POST', `${orderPath(id)}/cancel`, { token, body: { reason } }),
+    resend: (id: string, reason: string, email: string | null): Promise<Order> =>
+      requestJson('POST', `${orderPath(id)}/resend`, { token, body: email ? { reason, email } : { reason } }),
+    refundManually: (id: string, reason: string): Promise<RefundRecord> => requestJson('POST', `${orderPath(id)}/refund/manual`, { token, body: { reason } }),
+    audit: (): Promise<AuditEntry[]> => requestJson('GET', '/api/admin/audit?limit=50', { token }),
   };
 }
 

@@ -5,6 +5,7 @@ import { EventList } from './pages/EventList';
 import { EventPage } from './pages/EventPage';
 import { MyTickets } from './pages/MyTickets';
 import { OrderPage } from './pages/OrderPage';
+import { SignIn } from './pages/SignIn';
 import { href, useRoute, type Route } from './router';
 
 function Page({ route }: { route: Route }) {
@@ -14,9 +15,11 @@ function Page({ route }: { route: Route }) {
     case 'event':
       return <EventPage key={route.id} id={route.id} />;
     case 'order':
-      return <OrderPage key={route.id} orderId={route.id} />;
+      return <OrderPage key={route.id} orderId={route.id} orderKey={route.key} />;
     case 'tickets':
       return <MyTickets />;
+    case 'signin':
+      return <SignIn key={route.link ?? ''} link={route.link} />;
     case 'not-found':
       return (
         <NotFound title="Page not found">
@@ -41,7 +44,7 @@ export function App() {
             <a href={href.events()} aria-current={route.name === 'events' ? 'page' : undefined}>
               Events
             </a>
-            <a href={href.tickets()} aria-current={route.name === 'tickets' || route.name === 'order' ? 'page' : undefined}>
+            <a href={href.tickets()} aria-current={route.name === 'tickets' || route.name === 'order' || route.name === 'signin' ? 'page' : undefined}>
               My tickets
             </a>
           </nav>

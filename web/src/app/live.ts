@@ -8,15 +8,15 @@
 import { create } from 'zustand';
 
 import { onUnanswered } from '../shared/http';
-import { guestToken, invalidateGuest } from '../shared/identity';
+import { invalidateToken, userToken } from '../shared/identity';
 import { LiveConnection, type ConnectionState } from '../shared/live';
 import { useAnnouncements } from './announcements';
 import type { Announcement, QueuePosition } from '../shared/types';
 import { useShop } from './shop';
 
 export const live = new LiveConnection({
-  credentials: guestToken,
-  onAuthFailed: invalidateGuest,
+  credentials: userToken,
+  onAuthFailed: invalidateToken,
 });
 
 export const useConnection = create<{ state: ConnectionState; everConnected: boolean }>(() => ({

@@ -1,5 +1,6 @@
-// The orders bought in this browser, remembered so "My tickets" can list them (the API has no
-// "my orders" listing; each order is fetched by id).
+// The orders bought in this browser, remembered with their event's name (GET /api/orders lists
+// the user's orders; this keeps what the list does not carry), and the address last used at
+// checkout, to pre-fill the next one.
 
 import { load, save } from '../shared/storage';
 import type { Order } from '../shared/types';
@@ -28,4 +29,20 @@ export function keepOrder(order: Order, eventName: string): void {
     seats: order.tickets.map((t) => t.seat_id),
   };
   save(KEY, [entry, ...keptOrders().filter((o) => o.order_id !== order.order_id)].slice(0, 50));
+}
+
+const EMAIL = 'email';
+
+export function rememberEmail(email: string): void {
+  save(EMAIL, email);
+}
+
+export function rememberedEmail(): string {
+  const kept = load<string>(EMAIL);
+  return typeof kept === 'string' ? kept : '';
+}
+
+/** A plausible address (the server checks it properly): something@something.something. */
+export function looksLikeEmail(text: string): boolean {
+  return /^[^\s@<>,;]+@[^\s@<>,;]+\.[^\s@<>,;]+$/.test(text.trim());
 }

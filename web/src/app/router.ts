@@ -5,18 +5,22 @@ import { useSyncExternalStore } from 'react';
 export type Route =
   | { name: 'events' }
   | { name: 'event'; id: number }
-  | { name: 'order'; id: string }
+  | { name: 'order'; id: string; key: string | null }
   | { name: 'tickets' }
+  | { name: 'signin'; link: string | null }
   | { name: 'not-found'; path: string };
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '').replace(/\/+$/, '') || '/';
   if (path === '/' || path === '/events') return { name: 'events' };
   if (path === '/tickets') return { name: 'tickets' };
+  if (path === '/signin') return { name: 'signin', link: null };
+  const signin = /^\/signin\/([A-Za-z0-9_-]+)$/.exec(path);
+  if (signin?.[1]) return { name: 'signin', link: signin[1] };
   const event = /^\/events\/(\d+)$/.exec(path);
   if (event?.[1]) return { name: 'event', id: Number(event[1]) };
-  const order = /^\/orders\/([^/]+)$/.exec(path);
-  if (order?.[1]) return { name: 'order', id: decodeURIComponent(order[1]) };
+  const order = /^\/orders\/([^/?]+)(?:\?key=([^&]+))?$/.exec(path);
+  if (order?.[1]) return { name: 'order', id: decodeURIComponent(order[1]), key: order[2] ? decodeURIComponent(order[2]) : null };
   return { name: 'not-found', path };
 }
 
@@ -25,6 +29,7 @@ export const href = {
   event: (id: number): string => `#/events/${id}`,
   order: (id: string): string => `#/orders/${encodeURIComponent(id)}`,
   tickets: (): string => '#/tickets',
+  signin: (): string => '#/signin',
 };
 
 function subscribe(onChange: () => void): () => void {

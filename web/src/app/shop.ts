@@ -20,7 +20,7 @@ import type { BestAvailableRequest, EventDetail, Hold, Order, QueuePosition, Sea
 import { api } from './api';
 import { bestAvailableFailure } from './bestAvailable';
 import { randomKey } from './ids';
-import { keepOrder, keptOrders } from './orders';
+import { keepOrder, rememberEmail, keptOrders } from './orders';
 import { seatWords, takenMessage } from './seats';
 
 /** How far along the waiting room a state is; positions never move backwards. */
@@ -77,8 +77,8 @@ export interface ShopState {
   errorCause: ErrorCause | null;
   /** Good or neutral news (a hold released, an admission that lapsed). */
   notice: string | null;
-  /** Reused only to retry a payment that got no answer, with the same card. */
-  payment: { key: string; card: string } | null;
+  /** Reused only to retry a payment that got no answer, with the same card and address. */
+  payment: { key: string; card: string; email: string } | null;
 
   open(eventId: number): Promise<void>;
   leave(): void;
@@ -92,7 +92,7 @@ export interface ShopState {
   holdBest(request: BestAvailableRequest): Promise<void>;
   releaseHold(): Promise<void>;
   holdLapsed(): void;
-  pay(card: string): Promise<Order | null>;
+  pay(card: string, email: string): Promise<Order | null>;
   dismiss(): void;
   /** The live connection is back: errors about not reaching the server are over. */
   connectionBack(): void;
@@ -351,15 +351,16 @@ export const useShop = create<ShopState>()((set, get) => {
       set({ notice: 'Your hold expired and the seats were released. Pick seats again to continue.', payment: null });
     },
 
-    async pay(card) {
+    async pay(card, email) {
       const { hold, event, eventId } = get();
       if (!hold || !event || eventId === null || get().busy) return null;
       const previous = get().payment;
-      const payment = previous && previous.card === card ? previous : { key: randomKey(), card };
+      const payment = previous && previous.card === card && previous.email === email ? previous : { key: randomKey(), card, email };
       set({ busy: 'pay', error: null, errorCause: null, notice: null, payment });
       try {
-        const order = await api.checkout(hold.hold_id, card, payment.key);
+        const order = await api.checkout(hold.hold_id, card, payment.key, email);
         keepOrder(order, event.name);
+        rememberEmail(email);
         setHold(eventId, null);
         setAdmission(eventId, null); // a purchase uses the admission up
         setFor(eventId, { busy: null, payment: null, selected: [], bought: boughtSeats(eventId) });

@@ -26,6 +26,8 @@ export interface EventSummary {
   seat_count: number;
   hold_ttl_s: number;
   max_seats_per_user: number;
+  /** Buyers may cancel until this many hours before the start; null: not at all. */
+  refund_cutoff_hours?: number | null;
   tiers: Tier[];
 }
 
@@ -64,6 +66,11 @@ export interface Guest {
   user: string;
   role: 'user';
   expires_at: string;
+}
+
+/** A customer signed in by e-mail (POST /api/auth/email/token). */
+export interface CustomerToken extends Guest {
+  email: string;
 }
 
 /** `/user/queue/position` and `GET /api/events/{id}/queue/me` (SPEC §6). */
@@ -119,6 +126,12 @@ export interface Order {
   currency: string;
   created_at: string;
   tickets: Ticket[];
+  /** Where the confirmation goes. */
+  email?: string | null;
+  /** The buyer may cancel until then; null: not at all (the event's refund policy). */
+  cancellable_until?: string | null;
+  /** A cancelled order's refund. */
+  refund?: 'pending' | 'refunded' | 'manual' | null;
 }
 
 export interface TicketCheck {
@@ -185,6 +198,7 @@ export interface EventCreate {
 
 export interface EventPatch {
   status?: EventStatus;
+  refund_cutoff_hours?: number | null;
   waiting_room?: boolean;
   admission_rate?: number;
   max_active_shoppers?: number;
@@ -216,4 +230,61 @@ export interface Stats {
   holds_active: number;
   sales_per_min: number;
   events: EventStats[];
+}
+
+// -- the order desk ---------------------------------------------------------------------------
+
+export interface PaymentRecord {
+  payment_id: string;
+  status: string;
+  amount_cents: number;
+  currency: string;
+  provider: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RefundRecord {
+  refund_id: string;
+  status: 'pending' | 'refunded' | 'manual';
+  amount_cents: number;
+  currency: string;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
+  requested_by: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Delivery {
+  id: number;
+  kind: string;
+  recipient: string | null;
+  status: 'sent' | 'pending' | 'retrying';
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  sent_at: string | null;
+  created_at: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  reason: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface OrderFile {
+  order: Order;
+  user_id: string;
+  event_name: string;
+  payments: PaymentRecord[];
+  refund: RefundRecord | null;
+  deliveries: Delivery[];
+  audit: AuditEntry[];
 }

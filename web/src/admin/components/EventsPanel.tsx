@@ -24,6 +24,11 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
     setShoppers(String(event.max_active_shoppers));
   }, [event.admission_rate, event.max_active_shoppers]);
 
+  const [refundHours, setRefundHours] = useState(event.refund_cutoff_hours == null ? '' : String(event.refund_cutoff_hours));
+  useEffect(() => {
+    setRefundHours(event.refund_cutoff_hours == null ? '' : String(event.refund_cutoff_hours));
+  }, [event.refund_cutoff_hours]);
+
   const savePacing = () => {
     void patch(api, event.id, { admission_rate: Number(rate), max_active_shoppers: Number(shoppers) });
   };
@@ -86,6 +91,21 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
           </label>
           <button type="submit" className="button button--small" disabled={busy} data-testid={`save-pacing-${event.id}`}>
             Save pacing
+          </button>
+        </form>
+        <form
+          className="inline-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void patch(api, event.id, { refund_cutoff_hours: refundHours.trim() === '' ? null : Number(refundHours) });
+          }}
+        >
+          <label className="field field--inline">
+            <span className="field__label">Buyers may cancel until (hours before start; empty: never)</span>
+            <input type="number" min="0" max="8760" step="1" value={refundHours} onChange={(e) => setRefundHours(e.target.value)} data-testid={`refund-hours-${event.id}`} />
+          </label>
+          <button type="submit" className="button button--small" disabled={busy} data-testid={`save-refund-${event.id}`}>
+            Save refund policy
           </button>
         </form>
       </div>

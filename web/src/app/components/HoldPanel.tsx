@@ -2,6 +2,8 @@ import { useEffect, useState } from 'react';
 
 import { fractionLeft, msToNextTick, secondsLeft, urgency } from '../../hold/countdown';
 import { clock, money } from '../../shared/format';
+import { currentCustomer } from '../../shared/identity';
+import { looksLikeEmail, rememberedEmail } from '../orders';
 import { navigate, href } from '../router';
 import { seatWords } from '../seats';
 import { TEST_CARDS, useShop, type ActiveHold } from '../shop';
@@ -31,6 +33,9 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
   const lapsed = useShop((s) => s.holdLapsed);
   const event = useShop((s) => s.event);
   const [card, setCard] = useState<string>(TEST_CARDS[0].token);
+  const customer = currentCustomer();
+  const [email, setEmail] = useState<string>(() => customer?.email ?? rememberedEmail());
+  const emailOk = looksLikeEmail(email);
   const left = secondsLeft(hold.deadline, now);
   const mood = urgency(hold.deadline, now);
 
@@ -39,7 +44,8 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
   }, [left, busy, lapsed]);
 
   const onPay = async () => {
-    const order = await pay(card);
+    if (!emailOk) return;
+    const order = await pay(card, email.trim());
     if (order) navigate(href.order(order.order_id));
   };
 
@@ -67,6 +73,22 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
         Total <strong>{money(hold.amount_cents, hold.currency)}</strong>
       </p>
       <label className="field">
+        <span className="field__label">E-mail for your tickets</span>
+        <input
+          type="email"
+          data-testid="checkout-email"
+          autoComplete="email"
+          required
+          maxLength={254}
+          value={email}
+          onChange={(e) => setEmail(e.target.value)}
+          disabled={busy === 'pay'}
+          aria-invalid={email !== '' && !emailOk}
+          placeholder="you@example.com"
+        />
+        <span className="muted small">The tickets (QR codes and a PDF) and a link to your order are sent there.</span>
+      </label>
+      <label className="field">
         <span className="field__label">Test card</span>
         <select data-testid="card-select" id="card-select" value={card} onChange={(e) => setCard(e.target.value)} disabled={busy === 'pay'}>
           {TEST_CARDS.map((c) => (
@@ -76,7 +98,7 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
           ))}
         </select>
       </label>
-      <button type="button" className="button button--primary button--wide" data-testid="pay-button" onClick={() => void onPay()} disabled={busy !== null || left === 0}>
+      <button type="button" className="button button--primary button--wide" data-testid="pay-button" onClick={() => void onPay()} disabled={busy !== null || left === 0 || !emailOk}>
         {busy === 'pay' ? 'Processing payment…' : `Pay ${money(hold.amount_cents, hold.currency)}`}
       </button>
       <button type="button" className="button button--ghost button--wide" onClick={() => void release()} disabled={busy !== null}>
