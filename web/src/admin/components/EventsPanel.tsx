@@ -101,7 +101,7 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
           }}
         >
           <label className="field field--inline">
-            <span className="field__label">Buyers may cancel until (hours before start; empty: never)</span>
+            <span className="field__label">Cancellable until (h before start; empty: never)</span>
             <input type="number" min="0" max="8760" step="1" value={refundHours} onChange={(e) => setRefundHours(e.target.value)} data-testid={`refund-hours-${event.id}`} />
           </label>
           <button type="submit" className="button button--small" disabled={busy} data-testid={`save-refund-${event.id}`}>

@@ -22,9 +22,10 @@ function TicketCard({ ticket, showQr }: { ticket: Ticket; showQr: boolean }) {
     return () => {
       current = false;
     };
-  }, [ticket.code]);
+  }, [ticket.code, ticket.status]);
 
-  const status = check?.status ?? ticket.status;
+  // A void ticket stays void (a check made before the order was cancelled is out of date).
+  const status = ticket.status === 'void' ? 'void' : (check?.status ?? ticket.status);
   return (
     <li className={`ticket ticket--${status}`} data-testid={`ticket-${ticket.code}`}>
       {showQr && <img className="ticket__qr" data-testid="ticket-qr" src={qrUrl(ticket.code)} alt={`QR code of the ticket for ${seatIdName(ticket.seat_id)}`} width={180} height={180} />}
