@@ -218,8 +218,8 @@ def _order(row: Any, issued: list[IssuedTicket]) -> Order:
     )
 
 
-async def get_order(conn: AsyncConnection, order_id: str, reader: Reader) -> Order:
-    """The order as its owner sees it; ``reader=None`` reads any order (staff)."""
+async def _order_row(conn: AsyncConnection, order_id: str, reader: Reader) -> Any:
+    """The order's row if ``reader`` may see it (``None``: anyone's), else :class:`NotFound`."""
     owner = _owner(reader)
     query = select_orders().where(orders.c.id == order_id)
     if owner is not None:
@@ -227,6 +227,12 @@ async def get_order(conn: AsyncConnection, order_id: str, reader: Reader) -> Ord
     row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no order {order_id}")
+    return row
+
+
+async def get_order(conn: AsyncConnection, order_id: str, reader: Reader) -> Order:
+    """The order as its owner sees it; ``reader=None`` reads any order (staff)."""
+    row = await _order_row(conn, order_id, reader)
     return _order(row, (await _tickets_by_order(conn, [order_id]))[order_id])
 
 
@@ -249,13 +255,7 @@ async def cancel_order(
     Returns the event, the freed seats and the refund's id. The buyer is bound by the event's
     refund policy; staff are not.
     """
-    owner = _owner(reader)
-    query = select_orders().where(orders.c.id == order_id)
-    if owner is not None:
-        query = query.where(owner.matches())
-    row = (await conn.execute(query)).first()
-    if row is None:
-        raise NotFound(f"no order {order_id}")
+    row = await _order_row(conn, order_id, reader)
     if row.status != "paid":
         raise HoldNotActive(f"order {order_id} is {row.status}")
     now = utcnow()

@@ -102,6 +102,25 @@ def backoff(attempts: int, retry_max_s: float) -> timedelta:
     return timedelta(seconds=min(retry_max_s, 2.0 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """What to record after a failed attempt (of a message, of a refund)."""
+
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime
+
+    @classmethod
+    def after(cls, attempts_before: int, exc: Exception, retry_max_s: float) -> Retry:
+        attempts = attempts_before + 1
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return cls(attempts, error[:MAX_ERROR], utcnow() + backoff(attempts, retry_max_s))
+
+    def values(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "last_error": self.last_error,
+                "next_attempt_at": self.next_attempt_at}  # fmt: skip
+
+
 class Outbox:
     """Delivering the outbox's due messages through the host's handlers, by kind."""
 
@@ -185,18 +204,11 @@ class Outbox:
             await conn.execute(update(outbox).where(outbox.c.id == message.id).values(**values))
 
     async def _failed(self, message: OutboxMessage, exc: Exception) -> None:
-        attempts = message.attempts + 1
-        error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
-        retry_at = utcnow() + backoff(attempts, self.retry_max_s)
-        log.warning(
-            "outbox message %d (%s) failed (attempt %d), retrying at %s: %s",
-            message.id, message.kind, attempts, retry_at.isoformat(), error,
-        )  # fmt: skip
+        retry = Retry.after(message.attempts, exc, self.retry_max_s)
+        log.warning("outbox message %d (%s) failed: %s", message.id, message.kind, retry)
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == message.id)
-                .values(attempts=attempts, last_error=error, next_attempt_at=retry_at)
+                update(outbox).where(outbox.c.id == message.id).values(**retry.values())
             )
 
 

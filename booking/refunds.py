@@ -29,7 +29,7 @@ from booking.clock import utcnow
 from booking.errors import HoldNotActive, NotFound
 from booking.holds import new_id
 from booking.hooks import BookingHooks, RefundReason
-from booking.outbox import LEASE, MAX_ERROR, backoff
+from booking.outbox import LEASE, Retry
 from booking.payments import PaymentProvider
 from booking.payments import refund as refund_payment
 from booking.schema import payments, refunds
@@ -179,17 +179,11 @@ class Refunds:
                 await _set_payment(conn, refund.payment_id, "refunded", now)
 
     async def _failed(self, refund: Refund, exc: Exception) -> None:
-        attempts = refund.attempts + 1
-        error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR] if str(exc) else type(exc).__name__
-        retry_at = utcnow() + backoff(attempts, self.retry_max_s)
-        log.warning(
-            "refund %s of order %s failed (attempt %d), retrying at %s: %s",
-            refund.id, refund.order_id, attempts, retry_at.isoformat(), error,
-        )  # fmt: skip
+        retry = Retry.after(refund.attempts, exc, self.retry_max_s)
+        log.warning("refund %s of order %s failed: %s", refund.id, refund.order_id, retry)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(refunds)
                 .where(refunds.c.id == refund.id, refunds.c.status == PENDING)
-                .values(attempts=attempts, last_error=error, next_attempt_at=retry_at,
-                        updated_at=utcnow())
-            )  # fmt: skip
+                .values(**retry.values(), updated_at=utcnow())
+            )
