@@ -45,9 +45,14 @@ ARGO_APPLICATION = ROOT / "deploy" / "argocd" / "application.yaml"
 #: SPEC §1: after SIGTERM a node exits within this many seconds.
 DRAIN_S = 10
 #: Settings deliberately not wired into the cluster (a laptop demo; a test-only fault).
-NOT_WIRED = {"demo", "fault_crash_after_charge"}
+NOT_WIRED = {"demo", "fault_crash_after_charge", "fault_refund_failures"}
 #: Settings that come from the Secret, by key, and the one that comes from the pod's name.
-FROM_SECRET = {"secret": "secret", "database_url": "database-url", "redis_url": "redis-url"}
+FROM_SECRET = {
+    "secret": "secret",
+    "database_url": "database-url",
+    "redis_url": "redis-url",
+    "smtp_password": "smtp-password",
+}
 FROM_POD = {"node_id": "metadata.name"}
 #: Kubernetes versions whose API schemas the rendered objects must satisfy.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())

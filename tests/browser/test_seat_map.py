@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import (
+    BUYER_EMAIL,
     PHONE,
     Fingers,
     Pages,
@@ -116,6 +117,7 @@ def test_pick_and_hold_from_the_sticky_bar(
     # Checkout brings up the payment form; paying there ends on the tickets.
     action.tap()
     expect(element(page, "card-select")).to_be_focused()
+    element(page, "checkout-email").fill(BUYER_EMAIL)  # where the tickets go (issue 11)
     element(page, "pay-button").tap()
     expect(page.locator('[data-testid^="ticket-"]').first).to_be_visible()
 
