@@ -8,6 +8,9 @@ the reaper (:func:`reap_expired`) has marked it yet.
 The per-user limit (holds plus valid tickets) is checked inside the same transaction; two
 concurrent holds by one user may both pass it (it is a fairness limit, not an integrity one, and
 serialising every user's holds would cost every user).
+
+Best available (:meth:`SeatHolds.hold_best`) lets the node's seat map propose the block
+(:mod:`booking.best_available`) and then decides it exactly like a hold of those seats.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.admissions import AdmissionSigner
+from booking.best_available import BlockRequest, resolve
 from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import (
     HoldNotActive,
     InvalidRequest,
     LimitExceeded,
+    NoBlockLeft,
     NotFound,
     SaleNotOpen,
     SeatsUnavailable,
@@ -37,7 +42,7 @@ from booking.errors import (
 from booking.hooks import BookingHooks, HoldDecision, HoldOutcome
 from booking.inventory import Inventory
 from booking.schema import holds, seats, tickets
-from booking.seatmap import AVAILABLE, HELD, SeatChange
+from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap
 from booking.transactions import in_transaction
 
 
@@ -55,6 +60,11 @@ class Hold:
 
 
 _HOLD_FIELDS = tuple(f.name for f in fields(Hold))
+
+#: Best available: how many blocks one request may lose to racing claims before it gives up.
+#: Each lost block is believed taken for a moment, so the next round tries another; losing
+#: this many in a row means the seats are going faster than one request can follow.
+_BEST_ROUNDS = 50
 
 
 def new_id(prefix: str) -> str:
@@ -310,6 +320,62 @@ class SeatHolds:
             await asyncio.wait(claims)
             now = utcnow()
         self.hooks.hold_decided(HoldDecision.DATABASE)
+        return await self._claim(info, seatmap, user, seat_ids, now)
+
+    async def hold_best(
+        self,
+        event_id: int,
+        user: str,
+        request: BlockRequest,
+        admission_token: str | None = None,
+    ) -> Hold:
+        """Hold the best ``request.count`` adjacent seats (:mod:`booking.best_available`), all
+        or nothing, through the same claim as :meth:`hold`. A block lost to a race is
+        believed taken and the next best is tried; :class:`NoBlockLeft` only when no block
+        is left."""
+        info, seatmap = await self.inventory.load(event_id)
+        finder = await self.inventory.block_finder(event_id)
+        wanted = resolve(info, finder.rows, request)
+        now = utcnow()
+        if not info.on_sale(now):
+            raise SaleNotOpen("this event is not on sale")
+        if info.waiting_room:
+            self.admissions.verify(admission_token, event_id, user)
+        decided = False
+        claims = self._claims
+
+        def claimed(seat_id: str) -> bool:
+            return (event_id, seat_id) in claims
+
+        for _ in range(_BEST_ROUNDS):
+            block = finder.find(wanted, now, claimed if claims else None)
+            if block is None:
+                # Seats claimed on this node right now count as taken; should a block exist
+                # if those claims fail, wait for their outcome rather than say none is left.
+                pending = {c for (e, _), c in claims.items() if e == event_id}
+                if not pending or finder.find(wanted, now) is None:
+                    if not decided:
+                        self.hooks.hold_decided(HoldDecision.MEMORY)
+                    raise NoBlockLeft(f"no {wanted.words()} left", count=wanted.count)
+                await asyncio.wait(pending)
+            else:
+                if not decided:
+                    self.hooks.hold_decided(HoldDecision.DATABASE)
+                    decided = True
+                try:
+                    return await self._claim(info, seatmap, user, block, now)
+                except SeatsUnavailable:
+                    pass  # believed taken now (a hint): the next round tries the next block
+            now = utcnow()
+        raise SeatsUnavailable("the seats kept being taken while we tried: try again",
+                               conflicts=[])  # fmt: skip
+
+    async def _claim(
+        self, info: EventInfo, seatmap: SeatMap, user: str, seat_ids: list[str], now: datetime
+    ) -> Hold:
+        """Decide a hold in the database (:func:`place_hold`), known on this node as under
+        way meanwhile; a refusal is remembered for a moment, a grant recorded."""
+        event_id = info.id
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         keys = [(event_id, s) for s in seat_ids]
         for key in keys:

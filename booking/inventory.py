@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking import catalog
-from booking.catalog import EventInfo, EventPatch, EventSpec
+from booking.best_available import BlockFinder
+from booking.catalog import EventInfo, EventPatch, EventSpec, SeatAccessPatch
 from booking.clock import utcnow
 from booking.demo import demo_event
 from booking.seatmap import SeatChange, SeatMap, SeatStatuses
@@ -50,6 +51,7 @@ class Inventory:
         self.defaults = defaults or EventDefaults()
         self._events: dict[int, EventInfo] = {}
         self._maps: dict[int, SeatMap] = {}
+        self._finders: dict[int, BlockFinder] = {}
         self._loading: dict[int, asyncio.Future[tuple[EventInfo, SeatMap]]] = {}
         self._listener: SeatChangeListener = _nobody
         self._listening = False
@@ -85,6 +87,8 @@ class Inventory:
             info = await catalog.load_event(conn, event_id)
             statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
         seatmap = SeatMap(event_id, statuses, expiry)
+        # Rows, adjacency and ranking worked out once per event, not per request.
+        self._finders[event_id] = BlockFinder(info, seatmap)
         self._events[event_id] = info
         self._maps[event_id] = seatmap
         return info, seatmap
@@ -95,12 +99,20 @@ class Inventory:
     async def seat_map(self, event_id: int) -> SeatMap:
         return (await self.load(event_id))[1]
 
+    async def block_finder(self, event_id: int) -> BlockFinder:
+        """The event's best-available search over this node's seat map."""
+        await self.load(event_id)
+        return self._finders[event_id]
+
     async def reload_seat_map(self, event_id: int) -> SeatMap:
         """Re-read an event's seat statuses from the database (after missing changes)."""
         async with self.engine.connect() as conn:
             statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
         seatmap = SeatMap(event_id, statuses, expiry)
         self._maps[event_id] = seatmap
+        finder = self._finders.get(event_id)
+        if finder is not None:
+            finder.attach(seatmap)
         return seatmap
 
     def loaded(self) -> list[EventInfo]:
@@ -148,6 +160,20 @@ class Inventory:
             return  # read in full when first needed
         async with self.engine.connect() as conn:
             current.take_settings(await catalog.load_settings(conn, event_id))
+
+    async def mark_seats(self, event_id: int, patch: SeatAccessPatch) -> EventInfo:
+        """Mark seats as wheelchair spaces, companion seats or ordinary seats (admin)."""
+        info = await self.event(event_id)
+        changes = patch.changes(info.seats)
+        async with self.engine.begin() as conn:
+            await catalog.mark_seats(conn, event_id, changes)
+        for seat_id, access in changes.items():
+            if access:
+                info.access[seat_id] = access
+            else:
+                info.access.pop(seat_id, None)
+        self._finders[event_id].relayout(info)
+        return info
 
     async def ensure_demo(self) -> EventInfo | None:
         """Seed the demo event when there is no event at all."""
