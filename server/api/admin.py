@@ -10,7 +10,7 @@ from booking.clock import from_unix, iso, utcnow
 from booking.stats import sale_stats
 from server.api import models
 from server.api.auth import Access
-from server.api.events import detail_response
+from server.api.events import detail_response, forget_layout
 from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
@@ -34,6 +34,13 @@ async def create_event(request: web.Request, _: Principal) -> web.Response:
 async def update_event(request: web.Request, _: Principal) -> web.Response:
     patch = await read_model(request, models.EventUpdate)
     info = await request.app[BOOKING].inventory.update_event(event_id(request), patch)
+    return detail_response(request, info)
+
+
+async def mark_seats(request: web.Request, _: Principal) -> web.Response:
+    changes = await read_model(request, models.SeatAccessUpdate)
+    info = await request.app[BOOKING].inventory.mark_seats(event_id(request), changes)
+    forget_layout(request, info.id)
     return detail_response(request, info)
 
 
@@ -112,6 +119,14 @@ OPERATIONS: list[Operation] = [
               response=models.EventDetail, errors=(404, 422),
               description="Status, waiting room on/off, admission rate, max active shoppers, "
               "hold TTL, per-user limit; omitted members stay as they are."),
+    Operation("PATCH", "/api/admin/events/{event_id}/seats", mark_seats,
+              "Mark wheelchair spaces and companion seats", "admin", access=Access.ADMIN,
+              body=models.SeatAccessUpdate, response=models.EventDetail, errors=(404, 422),
+              description="Seats named in `accessible` become wheelchair spaces, in "
+              "`companion` companion seats (put them beside a wheelchair space), in "
+              "`standard` ordinary seats; seats not named keep theirs. Best available keeps "
+              "both kinds for requests with `accessible`. 422 for an unknown seat or one named "
+              "twice. Answers the event with its layout."),
     Operation("POST", "/api/admin/broadcast", broadcast, "Broadcast an announcement", "admin",
               access=Access.ADMIN, body=models.BroadcastRequest, status=202,
               response=models.Announcement, errors=(404, 422),

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from booking.best_available import ACCESSIBLE, COMPANION
 from booking.catalog import EventInfo
 from booking.clock import iso, utcnow
 from server.api import models
@@ -44,9 +45,19 @@ def _row_order(label: str) -> tuple[int, str]:
 
 def layout(info: EventInfo) -> models.LayoutOut:
     sections: dict[str, dict[str, list[models.SeatOut]]] = {}
+    access = info.access
     for seat_id, (section, row, number, tier_id) in info.seats.items():
         seats = sections.setdefault(section, {}).setdefault(row, [])
-        seats.append(models.SeatOut(id=seat_id, number=number, tier_id=tier_id))
+        kind = access.get(seat_id)
+        seats.append(
+            models.SeatOut(
+                id=seat_id,
+                number=number,
+                tier_id=tier_id,
+                accessible=kind == ACCESSIBLE,
+                companion=kind == COMPANION,
+            )
+        )
     return models.LayoutOut(
         sections=[
             models.SectionOut(
@@ -69,11 +80,16 @@ def detail_response(request: web.Request, info: EventInfo, status: int = 200) ->
     encoded = json.dumps(head, separators=(",", ":")).encode()
     layouts = request.app[LAYOUTS]
     found = layouts.get(info.id)
-    if found is None:  # a layout never changes: encode it once
-        found = layouts[info.id] = layout(info).model_dump_json().encode()
+    if found is None:  # encoded once; only marking seats changes it (forget_layout)
+        found = layouts[info.id] = layout(info).model_dump_json(exclude_defaults=True).encode()
     body = encoded[:-1] + b',"layout":' + found + b"}"
     headers = {"Location": f"/api/events/{info.id}"} if status == 201 else None
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def forget_layout(request: web.Request, event: int) -> None:
+    """The event's seat attributes changed: encode its layout afresh next time."""
+    request.app[LAYOUTS].pop(event, None)
 
 
 async def list_events(request: web.Request, _: Principal) -> web.Response:
