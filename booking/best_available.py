@@ -22,14 +22,17 @@ companion seat beside that space in the block. (Anyone may still pick those seat
 The search must keep up with a hot sale, so nothing about the layout is worked out per request:
 :class:`SeatRows` (rows in ranking order, their seats, tiers and attributes) is built once when
 an event loads, and :class:`BlockFinder` keeps, per row, which seats are free and the longest
-free run, recomputed only for rows whose seats changed (the seat map tells it which) or whose
-answer lapsed (a hold expiring). A sold-out row costs one comparison. The database still decides
-every grant: the finder only proposes; :meth:`booking.holds.SeatHolds.hold_best` claims.
+free run, recomputed only for rows whose seats changed (the seat map and this node's claims
+tell it which) or whose answer lapsed (a hold expiring). A sold-out row costs one comparison.
+The database still decides every grant: the finder only proposes;
+:meth:`booking.holds.SeatHolds.hold_best` claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,9 +45,6 @@ ACCESSIBLE = "accessible"
 #: A seat for the companion of a wheelchair user, beside a wheelchair space (seat attribute).
 COMPANION = "companion"
 ACCESS_KINDS = (ACCESSIBLE, COMPANION)
-
-#: Whether a seat is being claimed on this node right now (its outcome is not known yet).
-Busy = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +168,15 @@ class SeatRows:
 
 @dataclass(frozen=True, slots=True)
 class _RowState:
-    """Which seats of a row are free, until when that holds, and its longest free run."""
+    """A row's seats as the search sees them, until ``until`` (a hold or a guess lapsing):
+    ``free`` by the seat map, ``open`` also not being claimed on this node right now, and the
+    longest run of each."""
 
     free: list[bool]
+    open: list[bool]
     until: datetime | None
-    longest: int
+    longest_free: int
+    longest_open: int
 
 
 def _longest_run(free: list[bool]) -> int:
@@ -184,51 +188,109 @@ def _longest_run(free: list[bool]) -> int:
 
 
 class BlockFinder:
-    """The best block for a request, from one event's rows and its seat map (see the module
-    docstring for what "best" is)."""
+    """The best block for a request, from one event's rows, its seat map and the claims under
+    way on this node (see the module docstring for what "best" is).
 
-    __slots__ = ("_seatmap", "_states", "rows")
+    Every claim this node makes (any hold, not only best available) is announced with
+    :meth:`claiming` and ended with :meth:`claimed`: while it is under way its seats are not
+    offered to anyone else, so concurrent requests go for different blocks at once."""
+
+    __slots__ = ("_busy", "_idle", "_longest", "_seatmap", "_states", "_until", "rows")
 
     def __init__(self, event: EventInfo, seatmap: SeatMap) -> None:
         self.rows = SeatRows(event)
-        self._states: list[_RowState | None] = [None] * len(self.rows.rows)
+        self._forget()
+        self._busy: Counter[str] = Counter()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._seatmap = seatmap
         seatmap.watch(self._changed)
 
     def attach(self, seatmap: SeatMap) -> None:
         """Follow a freshly loaded seat map instead (the inventory reloaded it)."""
         self._seatmap = seatmap
-        self._states = [None] * len(self.rows.rows)
+        self._forget()
         seatmap.watch(self._changed)
 
     def relayout(self, event: EventInfo) -> None:
         """The event's seat attributes changed: rebuild the rows."""
         self.rows = SeatRows(event)
-        self._states = [None] * len(self.rows.rows)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Every row's summary is to be worked out afresh."""
+        count = len(self.rows.rows)
+        self._states: list[_RowState | None] = [None] * count
+        #: Per row, the longest run of (open, free) seats as last worked out (-1: not known),
+        #: and until when that holds: what lets the search pass a full row at once.
+        self._longest = ([-1] * count, [-1] * count)
+        self._until: list[datetime | None] = [None] * count
+
+    def claiming(self, seat_ids: Iterable[str]) -> None:
+        """A claim of these seats is under way on this node."""
+        for seat_id in seat_ids:
+            self._busy[seat_id] += 1
+            self._changed(seat_id)
+        self._idle.clear()
+
+    def claimed(self, seat_ids: Iterable[str]) -> None:
+        """That claim is over (whatever its outcome: the seat map says it)."""
+        busy = self._busy
+        for seat_id in seat_ids:
+            busy[seat_id] -= 1
+            if busy[seat_id] <= 0:
+                del busy[seat_id]
+            self._changed(seat_id)
+        if not busy:
+            self._idle.set()
+
+    async def settled(self) -> None:
+        """Return once no claim is under way on this node for the event."""
+        await self._idle.wait()
 
     def _changed(self, seat_id: str) -> None:
         row = self.rows.row_of.get(seat_id)
         if row is not None:
             self._states[row] = None
+            self._longest[0][row] = self._longest[1][row] = -1
 
     def _state(self, index: int, now: datetime) -> _RowState:
         state = self._states[index]
         if state is None or (state.until is not None and state.until <= now):
-            free, until = self._seatmap.free(self.rows.rows[index].seat_ids, now)
-            state = self._states[index] = _RowState(free, until, _longest_run(free))
+            seat_ids = self.rows.rows[index].seat_ids
+            free, until = self._seatmap.free(seat_ids, now)
+            busy = self._busy
+            opened = [
+                ok and seat_id not in busy for ok, seat_id in zip(free, seat_ids, strict=True)
+            ]
+            state = _RowState(free, opened, until, _longest_run(free), _longest_run(opened))
+            self._states[index] = state
+            self._longest[0][index] = state.longest_open
+            self._longest[1][index] = state.longest_free
+            self._until[index] = until
         return state
 
-    def find(self, wanted: Wanted, now: datetime, busy: Busy | None = None) -> list[str] | None:
+    def find(
+        self, wanted: Wanted, now: datetime, *, through_claims: bool = False
+    ) -> list[str] | None:
         """The seat ids of the best block for ``wanted`` (in seat order), or ``None`` when
-        there is none; seats for which ``busy`` says yes count as taken."""
+        there is none. Seats being claimed count as taken, unless ``through_claims``: then the
+        answer is the best block there would be were every claim under way to fail."""
         count = wanted.count
         fallback: list[str] | None = None  # the best block that leaves a single seat alone
+        longest = self._longest[1 if through_claims else 0]
+        until = self._until
         for index in self.rows.candidates(wanted):
+            known = longest[index]
+            if 0 <= known < count:  # too full, unless a hold or a guess in it has lapsed
+                lapse = until[index]
+                if lapse is None or lapse > now:
+                    continue
             state = self._state(index, now)
-            if state.longest < count:
+            if (state.longest_free if through_claims else state.longest_open) < count:
                 continue
             row = self.rows.rows[index]
-            found = _best_in_row(row, state.free, wanted, busy)
+            found = _best_in_row(row, state.free if through_claims else state.open, wanted)
             if found is None:
                 continue
             start, lonely = found
@@ -240,24 +302,17 @@ class BlockFinder:
         return fallback
 
 
-def _best_in_row(
-    row: Row, free: list[bool], wanted: Wanted, busy: Busy | None
-) -> tuple[int, bool] | None:
+def _best_in_row(row: Row, free: list[bool], wanted: Wanted) -> tuple[int, bool] | None:
     """(start, leaves a lone seat) of the best block in ``row``, or ``None``."""
     count = wanted.count
-    seat_ids = row.seat_ids
-    size = len(seat_ids)
-    if busy is None:
-        taken_free = free
-    else:
-        taken_free = [ok and not busy(seat_ids[i]) for i, ok in enumerate(free)]
+    size = len(free)
     tier = wanted.tier_id
     access = row.access
     if wanted.accessible:
-        fits = [ok and (tier is None or row.tiers[i] == tier) for i, ok in enumerate(taken_free)]
+        fits = [ok and (tier is None or row.tiers[i] == tier) for i, ok in enumerate(free)]
     else:
         fits = [ok and not access[i] and (tier is None or row.tiers[i] == tier)
-                for i, ok in enumerate(taken_free)]  # fmt: skip
+                for i, ok in enumerate(free)]  # fmt: skip
     best: tuple[bool, int, int] | None = None
     run = 0
     for end in range(size):  # ``end`` is the last seat of a block starting at end - count + 1
@@ -267,9 +322,7 @@ def _best_in_row(
         start = end - count + 1
         if wanted.accessible and not _serves_wheelchair(access, start, count):
             continue
-        lonely = _leaves_lone_seat(taken_free, start - 1, -1) or _leaves_lone_seat(
-            taken_free, end + 1, 1
-        )
+        lonely = _leaves_lone_seat(free, start - 1, -1) or _leaves_lone_seat(free, end + 1, 1)
         key = (lonely, abs(2 * start + count - size), start)
         if best is None or key < best:
             best = key

@@ -61,9 +61,8 @@ class Hold:
 
 _HOLD_FIELDS = tuple(f.name for f in fields(Hold))
 
-#: Best available: how many blocks one request may lose to racing claims before it gives up.
-#: Each lost block is believed taken for a moment, so the next round tries another; losing
-#: this many in a row means the seats are going faster than one request can follow.
+#: Best available: how many blocks one request may lose to other nodes' claims before it gives
+#: up (with a 409 ``conflict``, not ``no_block``: blocks may be left).
 _BEST_ROUNDS = 50
 
 
@@ -334,7 +333,7 @@ class SeatHolds:
         believed taken and the next best is tried; :class:`NoBlockLeft` only when no block
         is left."""
         info, seatmap = await self.inventory.load(event_id)
-        finder = await self.inventory.block_finder(event_id)
+        finder = self.inventory.block_finder(event_id)
         wanted = resolve(info, finder.rows, request)
         now = utcnow()
         if not info.on_sale(now):
@@ -342,33 +341,35 @@ class SeatHolds:
         if info.waiting_room:
             self.admissions.verify(admission_token, event_id, user)
         decided = False
-        claims = self._claims
-
-        def claimed(seat_id: str) -> bool:
-            return (event_id, seat_id) in claims
-
-        for _ in range(_BEST_ROUNDS):
-            block = finder.find(wanted, now, claimed if claims else None)
+        lost = 0
+        while True:
+            block = finder.find(wanted, now)
             if block is None:
-                # Seats claimed on this node right now count as taken; should a block exist
-                # if those claims fail, wait for their outcome rather than say none is left.
-                pending = {c for (e, _), c in claims.items() if e == event_id}
-                if not pending or finder.find(wanted, now) is None:
+                # Seats this node is claiming right now count as taken. Were those claims to
+                # fail, would there be a block? Then wait for them to end and look again,
+                # rather than say none is left while that is not known yet.
+                if finder.find(wanted, now, through_claims=True) is None:
                     if not decided:
                         self.hooks.hold_decided(HoldDecision.MEMORY)
                     raise NoBlockLeft(f"no {wanted.words()} left", count=wanted.count)
-                await asyncio.wait(pending)
-            else:
-                if not decided:
-                    self.hooks.hold_decided(HoldDecision.DATABASE)
-                    decided = True
-                try:
-                    return await self._claim(info, seatmap, user, block, now)
-                except SeatsUnavailable:
-                    pass  # believed taken now (a hint): the next round tries the next block
+                await finder.settled()
+                now = utcnow()
+                continue
+            if not decided:
+                self.hooks.hold_decided(HoldDecision.DATABASE)
+                decided = True
+            try:
+                return await self._claim(info, seatmap, user, block, now)
+            except SeatsUnavailable:
+                # Taken on another node: believed taken now (a hint), so the next round
+                # tries the next block; many such losses in a row mean the seats are going
+                # faster than this request can follow.
+                lost += 1
+                if lost >= _BEST_ROUNDS:
+                    raise SeatsUnavailable(
+                        "the seats kept being taken while we tried: try again", conflicts=[]
+                    ) from None
             now = utcnow()
-        raise SeatsUnavailable("the seats kept being taken while we tried: try again",
-                               conflicts=[])  # fmt: skip
 
     async def _claim(
         self, info: EventInfo, seatmap: SeatMap, user: str, seat_ids: list[str], now: datetime
@@ -380,6 +381,8 @@ class SeatHolds:
         keys = [(event_id, s) for s in seat_ids]
         for key in keys:
             self._claims[key] = claim
+        finder = self.inventory.block_finder(event_id)
+        finder.claiming(seat_ids)  # best available offers these seats to nobody meanwhile
         try:
             hold = await place_hold(self.engine, info, user, seat_ids, now)
         except SeatsUnavailable as exc:
@@ -392,6 +395,7 @@ class SeatHolds:
                 if self._claims.get(key) is claim:
                     del self._claims[key]
             claim.set_result(None)
+            finder.claimed(seat_ids)
         self.inventory.record(
             SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
         )

@@ -99,9 +99,8 @@ class Inventory:
     async def seat_map(self, event_id: int) -> SeatMap:
         return (await self.load(event_id))[1]
 
-    async def block_finder(self, event_id: int) -> BlockFinder:
-        """The event's best-available search over this node's seat map."""
-        await self.load(event_id)
+    def block_finder(self, event_id: int) -> BlockFinder:
+        """The best-available search of an event this node has loaded (:meth:`load`)."""
         return self._finders[event_id]
 
     async def reload_seat_map(self, event_id: int) -> SeatMap:

@@ -11,7 +11,8 @@ inventory builds them, and :class:`BlockFinder` is asked for a block. Two kinds 
 2. The finder, with its per-row cache and shortcuts, picks exactly what a plain search over
    every window of every row picks (the ranking of booking.best_available), also after a
    sequence of changes reaches the map in every way one can (commits, the cluster's news,
-   guesses after a refused claim, holds lapsing as time passes).
+   guesses after a refused claim, holds lapsing as time passes, this node's claims starting
+   and ending).
 """
 
 from __future__ import annotations
@@ -250,16 +251,19 @@ def test_a_pick_keeps_every_promise(
 ) -> None:
     info, seatmap, wanted, busy = scene
     finder = BlockFinder(info, seatmap)
-    pick = finder.find(wanted, NOW, (lambda s: s in busy) if busy else None)
+    finder.claiming(busy)
+    pick = finder.find(wanted, NOW)
     at = Map(seatmap, busy)
     check_pick(info, at, wanted, pick)
     assert pick == plain_best(info, at, wanted)
+    # and were every claim under way to fail
+    assert finder.find(wanted, NOW, through_claims=True) == plain_best(info, Map(seatmap), wanted)
 
 
 # -- the cache follows every way the map changes -------------------------------------------------
 
 
-CHANGES = st.sampled_from(["commit", "news", "guess", "time"])
+CHANGES = st.sampled_from(["commit", "news", "guess", "time", "claim"])
 
 
 @EXAMPLES
@@ -269,8 +273,10 @@ def test_the_finder_follows_the_map_through_changes(data: st.DataObject) -> None
     finder = BlockFinder(info, seatmap)
     seat_ids = list(info.seats)
     now = NOW
+    claims: list[list[str]] = []  # under way, oldest first
     for _ in range(data.draw(st.integers(1, 6))):
-        assert finder.find(wanted, now) == plain_best(info, Map(seatmap, now=now), wanted)
+        busy = frozenset(s for claim in claims for s in claim)
+        assert finder.find(wanted, now) == plain_best(info, Map(seatmap, busy, now), wanted)
         how = data.draw(CHANGES)
         seats = data.draw(st.lists(st.sampled_from(seat_ids), min_size=1, max_size=4))
         status = data.draw(st.sampled_from([AVAILABLE, HELD, SOLD, BLOCKED]))
@@ -281,11 +287,18 @@ def test_the_finder_follows_the_map_through_changes(data: st.DataObject) -> None
             seatmap.learn(tuple((s, status) for s in seats), now + timedelta(seconds=30))
         elif how == "guess":
             seatmap.hint_taken(seats, now, now + timedelta(seconds=1))
+        elif how == "claim":  # a claim starts, or the oldest one ends
+            if claims and data.draw(st.booleans()):
+                finder.claimed(claims.pop(0))
+            else:
+                finder.claiming(seats)
+                claims.append(seats)
         else:  # holds and guesses lapse
             now += timedelta(seconds=data.draw(st.integers(1, 120)))
+    at = Map(seatmap, frozenset(s for claim in claims for s in claim), now)
     pick = finder.find(wanted, now)
-    check_pick(info, Map(seatmap, now=now), wanted, pick)
-    assert pick == plain_best(info, Map(seatmap, now=now), wanted)
+    check_pick(info, at, wanted, pick)
+    assert pick == plain_best(info, at, wanted)
 
 
 # -- a few pictures, for the reader ---------------------------------------------------------------
