@@ -31,7 +31,7 @@ The database still decides every grant: the finder only proposes;
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,14 +195,19 @@ class BlockFinder:
     :meth:`claiming` and ended with :meth:`claimed`: while it is under way its seats are not
     offered to anyone else, so concurrent requests go for different blocks at once."""
 
-    __slots__ = ("_busy", "_idle", "_longest", "_seatmap", "_states", "_until", "rows")
+    __slots__ = ("_busy", "_in_flight", "_longest", "_seatmap", "_states", "_tickets", "_until",
+                 "_waiters", "rows")  # fmt: skip
 
     def __init__(self, event: EventInfo, seatmap: SeatMap) -> None:
         self.rows = SeatRows(event)
         self._forget()
         self._busy: Counter[str] = Counter()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        #: Claims under way, by ticket (numbered in the order they started), oldest first.
+        self._in_flight: dict[int, None] = {}
+        self._tickets = 0  # the next claim's
+        #: Who waits for the claims under way when they asked to end: (first ticket that does
+        #: not concern them, their future), in the order they asked.
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._seatmap = seatmap
         seatmap.watch(self._changed)
 
@@ -226,14 +231,17 @@ class BlockFinder:
         self._longest = ([-1] * count, [-1] * count)
         self._until: list[datetime | None] = [None] * count
 
-    def claiming(self, seat_ids: Iterable[str]) -> None:
-        """A claim of these seats is under way on this node."""
+    def claiming(self, seat_ids: Iterable[str]) -> int:
+        """A claim of these seats is under way on this node; its ticket for :meth:`claimed`."""
         for seat_id in seat_ids:
             self._busy[seat_id] += 1
             self._changed(seat_id)
-        self._idle.clear()
+        ticket = self._tickets
+        self._tickets += 1
+        self._in_flight[ticket] = None
+        return ticket
 
-    def claimed(self, seat_ids: Iterable[str]) -> None:
+    def claimed(self, seat_ids: Iterable[str], ticket: int) -> None:
         """That claim is over (whatever its outcome: the seat map says it)."""
         busy = self._busy
         for seat_id in seat_ids:
@@ -241,12 +249,22 @@ class BlockFinder:
             if busy[seat_id] <= 0:
                 del busy[seat_id]
             self._changed(seat_id)
-        if not busy:
-            self._idle.set()
+        del self._in_flight[ticket]
+        oldest = next(iter(self._in_flight), None)
+        waiters = self._waiters
+        while waiters and (oldest is None or waiters[0][0] <= oldest):
+            _, waiter = waiters.popleft()
+            if not waiter.done():  # (its request may have been cancelled meanwhile)
+                waiter.set_result(None)
 
     async def settled(self) -> None:
-        """Return once no claim is under way on this node for the event."""
-        await self._idle.wait()
+        """Return once every claim under way now has ended (claims started later do not
+        count, so a steady stream of them cannot keep anyone waiting)."""
+        if not self._in_flight:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._tickets, waiter))  # tickets only grow: the deque is in order
+        await waiter
 
     def _changed(self, seat_id: str) -> None:
         row = self.rows.row_of.get(seat_id)

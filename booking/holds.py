@@ -382,7 +382,7 @@ class SeatHolds:
         for key in keys:
             self._claims[key] = claim
         finder = self.inventory.block_finder(event_id)
-        finder.claiming(seat_ids)  # best available offers these seats to nobody meanwhile
+        ticket = finder.claiming(seat_ids)  # best available offers these seats to nobody else
         try:
             hold = await place_hold(self.engine, info, user, seat_ids, now)
         except SeatsUnavailable as exc:
@@ -395,7 +395,7 @@ class SeatHolds:
                 if self._claims.get(key) is claim:
                     del self._claims[key]
             claim.set_result(None)
-            finder.claimed(seat_ids)
+            finder.claimed(seat_ids, ticket)
         self.inventory.record(
             SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
         )

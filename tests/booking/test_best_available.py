@@ -17,6 +17,7 @@ inventory builds them, and :class:`BlockFinder` is asked for a block. Two kinds 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -273,9 +274,9 @@ def test_the_finder_follows_the_map_through_changes(data: st.DataObject) -> None
     finder = BlockFinder(info, seatmap)
     seat_ids = list(info.seats)
     now = NOW
-    claims: list[list[str]] = []  # under way, oldest first
+    claims: list[tuple[list[str], int]] = []  # under way, oldest first, with their tickets
     for _ in range(data.draw(st.integers(1, 6))):
-        busy = frozenset(s for claim in claims for s in claim)
+        busy = frozenset(s for claim, _ in claims for s in claim)
         assert finder.find(wanted, now) == plain_best(info, Map(seatmap, busy, now), wanted)
         how = data.draw(CHANGES)
         seats = data.draw(st.lists(st.sampled_from(seat_ids), min_size=1, max_size=4))
@@ -289,13 +290,12 @@ def test_the_finder_follows_the_map_through_changes(data: st.DataObject) -> None
             seatmap.hint_taken(seats, now, now + timedelta(seconds=1))
         elif how == "claim":  # a claim starts, or the oldest one ends
             if claims and data.draw(st.booleans()):
-                finder.claimed(claims.pop(0))
+                finder.claimed(*claims.pop(0))
             else:
-                finder.claiming(seats)
-                claims.append(seats)
+                claims.append((seats, finder.claiming(seats)))
         else:  # holds and guesses lapse
             now += timedelta(seconds=data.draw(st.integers(1, 120)))
-    at = Map(seatmap, frozenset(s for claim in claims for s in claim), now)
+    at = Map(seatmap, frozenset(s for claim, _ in claims for s in claim), now)
     pick = finder.find(wanted, now)
     check_pick(info, at, wanted, pick)
     assert pick == plain_best(info, at, wanted)
@@ -361,3 +361,23 @@ def test_requests_are_checked_against_the_event() -> None:
         resolve(info, rows, BlockRequest(2, section="ROOF"))
     with pytest.raises(LimitExceeded):
         resolve(info, rows, BlockRequest(info.max_seats_per_user + 1))
+
+
+async def test_waiting_for_claims_ends_with_the_claims_under_way_when_asked() -> None:
+    """A request that finds a block only through claims under way waits for those claims, not
+    for claims started after it asked (a steady stream of them must not keep it waiting)."""
+    info, seatmap = picture(["...."])
+    finder = BlockFinder(info, seatmap)
+    first = finder.claiming(["S-A-1"])
+    waiting = asyncio.ensure_future(finder.settled())
+    await asyncio.sleep(0)
+    later = finder.claiming(["S-A-2"])
+    assert not waiting.done()
+    finder.claimed(["S-A-1"], first)
+    await asyncio.wait_for(waiting, 5)
+    gone = asyncio.ensure_future(finder.settled())
+    await asyncio.sleep(0)
+    gone.cancel()
+    finder.claimed(["S-A-2"], later)  # a waiter whose request was cancelled is passed over
+    await asyncio.wait_for(finder.settled(), 5)  # nothing under way: at once
+    assert finder.find(Wanted(4, None, None, False), NOW) == ["S-A-1", "S-A-2", "S-A-3", "S-A-4"]
