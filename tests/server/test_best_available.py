@@ -5,35 +5,18 @@ spaces and companion seats in the layout an admin creates or changes, as ``GET
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.conftest import ServerProcess
+from tests.server import test_app_commands
 from tests.server.stomp_clients import Clients
 from tests.server.test_app_commands import Shopper
 from tests.server.test_rest_api import Api, admission_token, assert_problem
 
-
-@pytest.fixture
-def api(booking_server: ServerProcess) -> Iterator[Api]:
-    before = len(booking_server.log())
-    yield Api(booking_server)
-    fresh = booking_server.log()[before:]
-    assert "Traceback" not in fresh, fresh[-3000:]
-
-
-@pytest.fixture
-def clients(booking_server: ServerProcess) -> Iterator[Clients]:
-    opened = Clients(booking_server)
-    yield opened
-    opened.close_all()
-
-
-@pytest.fixture
-def event(api: Api) -> dict[str, Any]:
-    return api.create_event()
+# The booking node's fixtures, as the /app command tests have them: `api` (no test may leave a
+# traceback in the node's log), `clients` and a fresh `event`.
+api = test_app_commands.api
+clients = test_app_commands.clients
+event = test_app_commands.event
 
 
 def one_row(seats: int) -> dict[str, Any]:
