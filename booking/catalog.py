@@ -113,6 +113,15 @@ class EventInfo:
     #: seat id → ``"accessible"`` or ``"companion"``, for the seats so marked (admins may
     #: change these on a live event: :meth:`~booking.inventory.Inventory.mark_seats`).
     access: dict[str, str] = field(default_factory=dict)
+    #: Counts changes of ``access`` on this node, so what was worked out from the layout (an
+    #: encoded layout, the best-available rows) knows when to be worked out again.
+    layout_version: int = 0
+
+    def take_access(self, access: dict[str, str]) -> None:
+        """Adopt these seat attributes (when they differ from the ones held)."""
+        if access != self.access:
+            self.access = access
+            self.layout_version += 1
 
     def take_settings(self, other: EventInfo) -> None:
         """Adopt what ``PATCH`` may change from a fresher read (layout and tiers never change)."""
@@ -237,6 +246,14 @@ async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
         if s.access:
             info.access[s.seat_id] = s.access
     return info
+
+
+async def load_access(conn: AsyncConnection, event_id: int) -> dict[str, str]:
+    """seat id → attribute of the event's marked seats."""
+    query = select(seats.c.seat_id, seats.c.access).where(
+        seats.c.event_id == event_id, seats.c.access.is_not(None)
+    )
+    return {s.seat_id: s.access for s in await conn.execute(query)}
 
 
 async def mark_seats(conn: AsyncConnection, event_id: int, changes: dict[str, str]) -> None:

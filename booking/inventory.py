@@ -153,12 +153,21 @@ class Inventory:
         return current if current is not None else await self.event(event_id)
 
     async def refresh(self, event_id: int) -> None:
-        """Re-read a loaded event's settings (another node changed them, or may have)."""
+        """Re-read a loaded event's settings and seat attributes (another node changed them,
+        or may have)."""
         current = self._events.get(event_id)
         if current is None:
             return  # read in full when first needed
         async with self.engine.connect() as conn:
             current.take_settings(await catalog.load_settings(conn, event_id))
+            access = await catalog.load_access(conn, event_id)
+        self._take_access(current, access)
+
+    def _take_access(self, info: EventInfo, access: dict[str, str]) -> None:
+        version = info.layout_version
+        info.take_access(access)
+        if info.layout_version != version:
+            self._finders[info.id].relayout(info)
 
     async def mark_seats(self, event_id: int, patch: SeatAccessPatch) -> EventInfo:
         """Mark seats as wheelchair spaces, companion seats or ordinary seats (admin)."""
@@ -166,12 +175,9 @@ class Inventory:
         changes = patch.changes(info.seats)
         async with self.engine.begin() as conn:
             await catalog.mark_seats(conn, event_id, changes)
-        for seat_id, access in changes.items():
-            if access:
-                info.access[seat_id] = access
-            else:
-                info.access.pop(seat_id, None)
-        self._finders[event_id].relayout(info)
+        access = {**info.access, **changes}
+        self._take_access(info, {seat_id: kind for seat_id, kind in access.items() if kind})
+        self._event_listener(event_id)  # every other node re-reads them
         return info
 
     async def ensure_demo(self) -> EventInfo | None:

@@ -10,7 +10,7 @@ from booking.clock import from_unix, iso, utcnow
 from booking.stats import sale_stats
 from server.api import models
 from server.api.auth import Access
-from server.api.events import detail_response, forget_layout
+from server.api.events import detail_response
 from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
@@ -40,7 +40,6 @@ async def update_event(request: web.Request, _: Principal) -> web.Response:
 async def mark_seats(request: web.Request, _: Principal) -> web.Response:
     changes = await read_model(request, models.SeatAccessUpdate)
     info = await request.app[BOOKING].inventory.mark_seats(event_id(request), changes)
-    forget_layout(request, info.id)
     return detail_response(request, info)
 
 

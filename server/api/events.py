@@ -79,17 +79,13 @@ def detail_response(request: web.Request, info: EventInfo, status: int = 200) ->
     head["max_active_shoppers"] = info.max_active_shoppers
     encoded = json.dumps(head, separators=(",", ":")).encode()
     layouts = request.app[LAYOUTS]
-    found = layouts.get(info.id)
-    if found is None:  # encoded once; only marking seats changes it (forget_layout)
-        found = layouts[info.id] = layout(info).model_dump_json(exclude_defaults=True).encode()
+    version, found = layouts.get(info.id, (-1, b""))
+    if version != info.layout_version:  # encoded once per version: marking seats makes one
+        found = layout(info).model_dump_json(exclude_defaults=True).encode()
+        layouts[info.id] = (info.layout_version, found)
     body = encoded[:-1] + b',"layout":' + found + b"}"
     headers = {"Location": f"/api/events/{info.id}"} if status == 201 else None
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
-
-
-def forget_layout(request: web.Request, event: int) -> None:
-    """The event's seat attributes changed: encode its layout afresh next time."""
-    request.app[LAYOUTS].pop(event, None)
 
 
 async def list_events(request: web.Request, _: Principal) -> web.Response:

@@ -224,14 +224,26 @@ async def test_wheelchair_spaces_are_kept_for_those_who_ask(service: BookingCore
 
 async def test_an_admin_marks_seats_on_a_live_event(service: BookingCore) -> None:
     event = await service.inventory.create_event(event_spec())
+    other_node = build_service(service.engine)
+    await other_node.inventory.load(event.id)
+    told: list[int] = []
+    service.inventory.listen_to_events(told.append)
     with pytest.raises(NoBlockLeft):
         await service.holds.hold_best(event.id, "alice", BlockRequest(2, accessible=True))
     marked = await service.inventory.mark_seats(
         event.id, SeatAccessPatch(accessible=["A-B-5"], companion=["A-B-4"])
     )
     assert marked.access == {"A-B-5": "accessible", "A-B-4": "companion"}
+    assert told == [event.id]  # so that every other node re-reads them
     hold = await service.holds.hold_best(event.id, "alice", BlockRequest(2, accessible=True))
     assert hold.seat_ids == ["A-B-4", "A-B-5"]
+    # Another node that hears of it re-reads them, and its best available follows: it goes for
+    # that wheelchair space (its map has not heard of alice's hold), which the database refuses.
+    await other_node.inventory.refresh(event.id)
+    assert (await other_node.inventory.event(event.id)).access == marked.access
+    with pytest.raises(NoBlockLeft):
+        await other_node.holds.hold_best(event.id, "bob", BlockRequest(2, accessible=True))
+    assert other_node.hooks.decisions == {"memory": 0, "database": 1}  # type: ignore[attr-defined]
     # stored: a node starting afresh reads them
     fresh = build_service(service.engine)
     assert (await fresh.inventory.event(event.id)).access == marked.access

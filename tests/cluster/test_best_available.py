@@ -6,12 +6,14 @@ only from the seat-map deltas, so blocks are lost to other nodes in the database
 one tried. Afterwards, from the tables: no seat is in two holds, every grant is a block of the
 requested size side by side in one row of that section, the holds the users were told about are
 exactly the ones stored, and every refusal (409 ``no_block``, nothing else) is true: no free
-block of that size is left in the section.
+block of that size is left in the section. And wheelchair spaces an admin marks through one node
+serve wheelchair users on every node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections import Counter
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from booking.schema import holds, seats
 from tests.booking.conftest import call, event_body
-from tests.cluster.conftest import NODE_NAMES, Cluster
+from tests.cluster.conftest import NODE_NAMES, Cluster, wait_until
 
 USERS = 300
 ROWS, PER_ROW = 4, 10
@@ -121,3 +123,33 @@ async def test_a_rush_on_best_available_across_nodes(cluster: Cluster) -> None:
     refused = [wanted[user] for user, (status, _) in zip(users, answers, strict=True)
                if status == 409]  # fmt: skip
     assert all(size > longest for size in refused), (longest, Counter(refused))
+
+
+def test_seats_marked_through_one_node_serve_wheelchair_users_on_every_node(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    event_id = rush_event(cluster)
+    wheelchair = {"best_available": {"count": 2, "accessible": True}}
+    for node in (a, b):  # both have the event loaded: neither has wheelchair spaces yet
+        status, body = call(node, "GET", f"/api/events/{event_id}")
+        assert status == 200 and "accessible" not in json.dumps(body["layout"]), body
+    status, body = call(b, "POST", f"/api/events/{event_id}/holds", wheelchair,
+                        token=b.token(f"wheel-{uuid.uuid4().hex[:6]}"))  # fmt: skip
+    assert (status, body["kind"]) == (409, "no_block"), body
+
+    status, body = call(a, "PATCH", f"/api/admin/events/{event_id}/seats",
+                        {"accessible": ["S-D-10"], "companion": ["S-D-9"]},
+                        token=a.token("root", "admin"))  # fmt: skip
+    assert status == 200, body
+
+    def marked_on_b() -> bool:
+        _, body = call(b, "GET", f"/api/events/{event_id}")
+        seats = {s["id"]: s for sec in body["layout"]["sections"] for r in sec["rows"]
+                 for s in r["seats"]}  # fmt: skip
+        return seats["S-D-10"].get("accessible") is True and seats["S-D-9"].get("companion")
+
+    wait_until(marked_on_b, 5, "node b shows the seats marked through node a")
+    status, body = call(b, "POST", f"/api/events/{event_id}/holds", wheelchair,
+                        token=b.token(f"wheel-{uuid.uuid4().hex[:6]}"))  # fmt: skip
+    assert status == 201 and set(body["seats"]) == {"S-D-9", "S-D-10"}, body
