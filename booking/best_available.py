@@ -23,7 +23,8 @@ The search must keep up with a hot sale, so nothing about the layout is worked o
 :class:`SeatRows` (rows in ranking order, their seats, tiers and attributes) is built once when
 an event loads, and :class:`BlockFinder` keeps, per row, which seats are free and the longest
 free run, recomputed only for rows whose seats changed (the seat map and this node's claims
-tell it which) or whose answer lapsed (a hold expiring). A sold-out row costs one comparison.
+tell it which) or whose answer lapsed (a hold expiring). A full row is passed with two list
+reads.
 The database still decides every grant: the finder only proposes;
 :meth:`booking.holds.SeatHolds.hold_best` claims.
 """
@@ -44,7 +45,6 @@ from booking.seatmap import SeatMap
 ACCESSIBLE = "accessible"
 #: A seat for the companion of a wheelchair user, beside a wheelchair space (seat attribute).
 COMPANION = "companion"
-ACCESS_KINDS = (ACCESSIBLE, COMPANION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +103,8 @@ def resolve(event: EventInfo, rows: SeatRows, request: BlockRequest) -> Wanted:
 @dataclass(frozen=True, slots=True)
 class Row:
     """Seats side by side, in seat-number order: one row of a section (or the part of it up to
-    a missing seat number), with its place in the ranking."""
+    a missing seat number)."""
 
-    rank: int
     section: str
     seat_ids: tuple[str, ...]
     tiers: tuple[int, ...]
@@ -127,15 +126,15 @@ class SeatRows:
         sections = list(dict.fromkeys(section for section, _ in grouped))
         rows: list[Row] = []
         # Layout order is sections in the order given, rows from the front: the ranking.
-        for rank, ((section, _), seats) in enumerate(grouped.items()):
+        for (section, _), seats in grouped.items():
             seats.sort()
             run: list[tuple[int, str, int]] = []
             for seat in seats:
                 if run and seat[0] != run[-1][0] + 1:  # a missing number: not side by side
-                    rows.append(self._row(rank, section, run, event.access))
+                    rows.append(self._row(section, run, event.access))
                     run = []
                 run.append(seat)
-            rows.append(self._row(rank, section, run, event.access))
+            rows.append(self._row(section, run, event.access))
         self.rows = tuple(rows)
         self.row_of = {seat_id: i for i, row in enumerate(rows) for seat_id in row.seat_ids}
         self.by_section = {s: tuple(i for i, r in enumerate(rows) if r.section == s)
@@ -143,11 +142,10 @@ class SeatRows:
         self.with_accessible = tuple(i for i, r in enumerate(rows) if r.has_accessible)
 
     @staticmethod
-    def _row(rank: int, section: str, seats: list[tuple[int, str, int]],
-             access: dict[str, str]) -> Row:  # fmt: skip
+    def _row(section: str, seats: list[tuple[int, str, int]], access: dict[str, str]) -> Row:
         kinds = tuple(access.get(seat_id, "") for _, seat_id, _ in seats)
         tiers = tuple(tier for _, _, tier in seats)
-        return Row(rank, section, tuple(seat_id for _, seat_id, _ in seats), tiers, kinds,
+        return Row(section, tuple(seat_id for _, seat_id, _ in seats), tiers, kinds,
                    frozenset(tiers), ACCESSIBLE in kinds)  # fmt: skip
 
     def candidates(self, wanted: Wanted) -> Iterable[int]:

@@ -260,3 +260,16 @@ async def test_an_admin_marks_seats_on_a_live_event(service: BookingCore) -> Non
         with pytest.raises(InvalidRequest):
             await service.inventory.mark_seats(event.id, patch)
         assert (await service.inventory.event(event.id)).access == {"A-B-5": "accessible"}, why
+
+
+async def test_the_demo_event_has_wheelchair_spaces_with_companions(service: BookingCore) -> None:
+    demo = await service.inventory.ensure_demo()
+    assert demo is not None
+    assert sorted(s for s, kind in demo.access.items() if kind == "accessible") == [
+        "CIRCLE-A-1", "CIRCLE-A-40", "STALLS-T-1", "STALLS-T-50"
+    ]  # fmt: skip
+    admitted = service.admissions.signer.issue(demo.id, "alice", time.time() + 60)
+    hold = await service.holds.hold_best(
+        demo.id, "alice", BlockRequest(2, section="STALLS", accessible=True), admitted
+    )
+    assert hold.seat_ids == ["STALLS-T-1", "STALLS-T-2"]
