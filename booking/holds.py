@@ -19,6 +19,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -289,9 +290,13 @@ class SeatHolds:
         self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None = None
     ) -> Hold:
         """Hold ``seat_ids`` for ``user``, all or nothing; tells the hooks how it ended."""
+        return await self._reported(self._hold(event_id, user, seat_ids, admission_token))
+
+    async def _reported(self, request: Awaitable[Hold]) -> Hold:
+        """``request``'s hold, telling the hooks how the request ended and how long it took."""
         started = time.perf_counter()
         try:
-            hold = await self._hold(event_id, user, seat_ids, admission_token)
+            hold = await request
         except Exception as error:
             self.hooks.hold_ended(HoldOutcome.of(error), time.perf_counter() - started)
             raise
@@ -331,7 +336,12 @@ class SeatHolds:
         """Hold the best ``request.count`` adjacent seats (:mod:`booking.best_available`), all
         or nothing, through the same claim as :meth:`hold`. A block lost to a race is
         believed taken and the next best is tried; :class:`NoBlockLeft` only when no block
-        is left."""
+        is left. Tells the hooks how it ended, as :meth:`hold` does."""
+        return await self._reported(self._hold_best(event_id, user, request, admission_token))
+
+    async def _hold_best(
+        self, event_id: int, user: str, request: BlockRequest, admission_token: str | None
+    ) -> Hold:
         info, seatmap = await self.inventory.load(event_id)
         finder = self.inventory.block_finder(event_id)
         wanted = resolve(info, finder.rows, request)

@@ -23,6 +23,7 @@ from booking.errors import (
     SaleNotOpen,
 )
 from booking.holds import Hold
+from booking.hooks import HoldOutcome
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.schema import holds, seats
 from tests.booking.conftest import build_service, count, event_spec, rows
@@ -118,6 +119,8 @@ async def test_no_block_left_is_said_from_memory(service: BookingCore, event: Ev
         await service.holds.hold(event.id, f"u{n}", [seat])
     before = await held_by(service, event.id)
     decided = dict(service.hooks.decisions)  # type: ignore[attr-defined]
+    ended: list[HoldOutcome] = []
+    service.hooks.hold_ended = lambda outcome, _seconds: ended.append(outcome)
     with pytest.raises(NoBlockLeft) as caught:
         await service.holds.hold_best(event.id, "alice", BlockRequest(2, section="A"))
     assert caught.value.kind == "no_block" and caught.value.extra == {"count": 2}
@@ -125,6 +128,7 @@ async def test_no_block_left_is_said_from_memory(service: BookingCore, event: Ev
     assert service.hooks.decisions["memory"] == decided["memory"] + 1  # type: ignore[attr-defined]
     single = await service.holds.hold_best(event.id, "alice", BlockRequest(1, section="A"))
     assert single.seat_ids == ["A-A-2"]
+    assert ended == [HoldOutcome.NO_BLOCK, HoldOutcome.GRANTED]  # what /metrics counts
 
 
 async def test_a_block_lost_to_another_node_is_followed_by_the_next(

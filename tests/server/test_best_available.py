@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.scripted_sale import Scrape
 from tests.server import test_app_commands
 from tests.server.stomp_clients import Clients
 from tests.server.test_app_commands import Shopper
@@ -95,10 +96,13 @@ def test_no_block_left_is_a_409_that_says_so(api: Api) -> None:
     assert best(api, eid, api.user()[1], count=2).json()["seats"] == ["S-A-1", "S-A-2"]
     assert api.hold(eid, api.user()[1], ["S-A-4"]).status == 201
     before = api.seats(eid)
+    counted = Scrape.of(api.server).value("concert_hub_holds_total", outcome="no_block")
     problem = assert_problem(best(api, eid, api.user()[1], count=2), 409, "no_block")
     assert problem["count"] == 2 and "2 adjacent seats" in problem["detail"]
     assert problem["type"] == "/api/docs#problem-no_block"
     assert api.seats(eid) == before
+    metrics = Scrape.of(api.server)  # /metrics counts it as its own outcome
+    assert metrics.value("concert_hub_holds_total", outcome="no_block") == counted + 1
     assert best(api, eid, api.user()[1], count=1).json()["seats"] == ["S-A-3"]
 
 
