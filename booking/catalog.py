@@ -6,6 +6,7 @@ Reads for the hot path come from :class:`EventInfo`, loaded once per event and k
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.clock import to_db, utcnow
 from booking.errors import InvalidRequest, NotFound
-from booking.layout import LayoutSpec, expand
+from booking.layout import LayoutSpec, SeatIds, access_of, expand
 from booking.schema import events, price_tiers, seats
 from booking.seatmap import AVAILABLE, BLOCKED, HELD, SOLD
 
@@ -86,6 +87,27 @@ _NULLABLE = frozenset({"refund_cutoff_hours"})
 _SETTINGS = tuple(EventPatch.model_fields)
 
 
+class SeatAccessPatch(BaseModel):
+    """Seat attributes an admin sets on an existing event; seats not named keep theirs."""
+
+    accessible: SeatIds = Field(default_factory=list, description="become wheelchair spaces")
+    companion: SeatIds = Field(default_factory=list, description="become companion seats")
+    standard: SeatIds = Field(default_factory=list, description="become ordinary seats again")
+
+    def changes(self, known: Container[str]) -> dict[str, str]:
+        """seat id → its new attribute (``""`` for an ordinary seat); a seat that does not
+        exist or is named twice is a :class:`~booking.errors.InvalidRequest`."""
+        try:
+            marked = access_of(self.accessible, self.companion, known)
+            twice = sorted(marked.keys() & set(self.standard))
+            if twice:
+                raise ValueError(f"seats named twice: {', '.join(twice[:20])}")
+            unmarked = access_of(self.standard, [], known)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        return {**dict.fromkeys(unmarked, ""), **marked}
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     id: int
@@ -112,6 +134,18 @@ class EventInfo:
     tiers: dict[int, Tier] = field(default_factory=dict)
     #: seat id → (section, row, number, tier id), in layout order.
     seats: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
+    #: seat id → ``"accessible"`` or ``"companion"``, for the seats so marked (admins may
+    #: change these on a live event: :meth:`~booking.inventory.Inventory.mark_seats`).
+    access: dict[str, str] = field(default_factory=dict)
+    #: Counts changes of ``access`` on this node, so what was worked out from the layout (an
+    #: encoded layout, the best-available rows) knows when to be worked out again.
+    layout_version: int = 0
+
+    def take_access(self, access: dict[str, str]) -> None:
+        """Adopt these seat attributes (when they differ from the ones held)."""
+        if access != self.access:
+            self.access = access
+            self.layout_version += 1
 
     def take_settings(self, other: EventInfo) -> None:
         """Adopt what ``PATCH`` may change from a fresher read (layout and tiers never change)."""
@@ -187,6 +221,7 @@ async def create_event(
                 "tier_id": tier_ids[s.tier],
                 "ordinal": ordinal,
                 "blocked": False,
+                "access": s.access or None,
             }
             for ordinal, s in enumerate(layout)
         ]
@@ -227,13 +262,39 @@ async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:
     for t in await conn.execute(select(price_tiers).where(price_tiers.c.event_id == event_id)):
         info.tiers[t.id] = Tier(t.id, t.name, t.price_cents, t.currency)
     query = (
-        select(seats.c.seat_id, seats.c.section, seats.c.row, seats.c.number, seats.c.tier_id)
+        select(seats.c.seat_id, seats.c.section, seats.c.row, seats.c.number, seats.c.tier_id,
+               seats.c.access)
         .where(seats.c.event_id == event_id)
         .order_by(seats.c.ordinal, seats.c.section, seats.c.row, seats.c.number)
-    )
+    )  # fmt: skip
     for s in await conn.execute(query):
         info.seats[s.seat_id] = (s.section, s.row, s.number, s.tier_id)
+        if s.access:
+            info.access[s.seat_id] = s.access
     return info
+
+
+async def load_access(conn: AsyncConnection, event_id: int) -> dict[str, str]:
+    """seat id → attribute of the event's marked seats."""
+    query = select(seats.c.seat_id, seats.c.access).where(
+        seats.c.event_id == event_id, seats.c.access.is_not(None)
+    )
+    return {s.seat_id: s.access for s in await conn.execute(query)}
+
+
+async def mark_seats(conn: AsyncConnection, event_id: int, changes: dict[str, str]) -> None:
+    """Store seat attributes (``""``: none), as :meth:`SeatAccessPatch.changes` gives them."""
+    by_value: dict[str, list[str]] = {}
+    for seat_id, access in changes.items():
+        by_value.setdefault(access, []).append(seat_id)
+    for access, seat_ids in by_value.items():
+        for start in range(0, len(seat_ids), 1000):
+            await conn.execute(
+                update(seats)
+                .where(seats.c.event_id == event_id,
+                       seats.c.seat_id.in_(seat_ids[start : start + 1000]))
+                .values(access=access or None)
+            )  # fmt: skip
 
 
 async def list_event_ids(conn: AsyncConnection, *, drafts: bool = True) -> list[int]:

@@ -1,7 +1,8 @@
 """The demo event seeded by ``concert-hub serve --demo`` into an empty database.
 
 About 2,000 seats in three sections and three price tiers, on sale now for a month, behind a
-waiting room (two admissions a second, at most 50 shoppers at once).
+waiting room (two admissions a second, at most 50 shoppers at once); wheelchair spaces with a
+companion seat beside each at the ends of the stalls' back row and the circle's front row.
 """
 
 from __future__ import annotations
@@ -44,5 +45,7 @@ def demo_event() -> EventSpec:
                 SectionSpec(name="CIRCLE", rows=10, seats_per_row=40, tier="Standard"),
                 SectionSpec(name="BALCONY", rows=12, seats_per_row=50, tier="Value"),
             ],
+            accessible=["STALLS-T-1", "STALLS-T-50", "CIRCLE-A-1", "CIRCLE-A-40"],
+            companion=["STALLS-T-2", "STALLS-T-49", "CIRCLE-A-2", "CIRCLE-A-39"],
         ),
     )

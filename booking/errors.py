@@ -59,6 +59,13 @@ class SeatsUnavailable(BookingError):
     kind = "conflict"
 
 
+class NoBlockLeft(BookingError):
+    """Best available: no block of the requested size (in the requested tier, section, with
+    wheelchair access) is left; ``extra['count']`` says how many were asked for (409)."""
+
+    kind = "no_block"
+
+
 class HoldNotActive(BookingError):
     """The hold expired, was released, was bought already, or is not this user's (409)."""
 

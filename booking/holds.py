@@ -8,6 +8,9 @@ the reaper (:func:`reap_expired`) has marked it yet.
 The per-user limit (holds plus valid tickets) is checked inside the same transaction; two
 concurrent holds by one user may both pass it (it is a fairness limit, not an integrity one, and
 serialising every user's holds would cost every user).
+
+Best available (:meth:`SeatHolds.hold_best`) lets the node's seat map propose the block
+(:mod:`booking.best_available`) and then decides it exactly like a hold of those seats.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,12 +28,14 @@ from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.admissions import AdmissionSigner
+from booking.best_available import BlockRequest, resolve
 from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import (
     HoldNotActive,
     InvalidRequest,
     LimitExceeded,
+    NoBlockLeft,
     NotFound,
     SaleNotOpen,
     SeatsUnavailable,
@@ -37,7 +43,7 @@ from booking.errors import (
 from booking.hooks import BookingHooks, HoldDecision, HoldOutcome
 from booking.inventory import Inventory
 from booking.schema import holds, seats, tickets
-from booking.seatmap import AVAILABLE, HELD, SeatChange
+from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap
 from booking.transactions import in_transaction
 
 
@@ -55,6 +61,10 @@ class Hold:
 
 
 _HOLD_FIELDS = tuple(f.name for f in fields(Hold))
+
+#: Best available: how many blocks one request may lose to other nodes' claims before it gives
+#: up (with a 409 ``conflict``, not ``no_block``: blocks may be left).
+_BEST_ROUNDS = 50
 
 
 def new_id(prefix: str) -> str:
@@ -280,9 +290,13 @@ class SeatHolds:
         self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None = None
     ) -> Hold:
         """Hold ``seat_ids`` for ``user``, all or nothing; tells the hooks how it ended."""
+        return await self._reported(self._hold(event_id, user, seat_ids, admission_token))
+
+    async def _reported(self, request: Awaitable[Hold]) -> Hold:
+        """``request``'s hold, telling the hooks how the request ended and how long it took."""
         started = time.perf_counter()
         try:
-            hold = await self._hold(event_id, user, seat_ids, admission_token)
+            hold = await request
         except Exception as error:
             self.hooks.hold_ended(HoldOutcome.of(error), time.perf_counter() - started)
             raise
@@ -310,10 +324,75 @@ class SeatHolds:
             await asyncio.wait(claims)
             now = utcnow()
         self.hooks.hold_decided(HoldDecision.DATABASE)
+        return await self._claim(info, seatmap, user, seat_ids, now)
+
+    async def hold_best(
+        self,
+        event_id: int,
+        user: str,
+        request: BlockRequest,
+        admission_token: str | None = None,
+    ) -> Hold:
+        """Hold the best ``request.count`` adjacent seats (:mod:`booking.best_available`), all
+        or nothing, through the same claim as :meth:`hold`. A block lost to a race is
+        believed taken and the next best is tried; :class:`NoBlockLeft` only when no block
+        is left. Tells the hooks how it ended, as :meth:`hold` does."""
+        return await self._reported(self._hold_best(event_id, user, request, admission_token))
+
+    async def _hold_best(
+        self, event_id: int, user: str, request: BlockRequest, admission_token: str | None
+    ) -> Hold:
+        info, seatmap = await self.inventory.load(event_id)
+        finder = self.inventory.block_finder(event_id)
+        wanted = resolve(info, finder.rows, request)
+        now = utcnow()
+        if not info.on_sale(now):
+            raise SaleNotOpen("this event is not on sale")
+        if info.waiting_room:
+            self.admissions.verify(admission_token, event_id, user)
+        decided = False
+        lost = 0
+        while True:
+            block = finder.find(wanted, now)
+            if block is None:
+                # Seats this node is claiming right now count as taken. Were those claims to
+                # fail, would there be a block? Then wait for them to end and look again,
+                # rather than say none is left while that is not known yet.
+                if finder.find(wanted, now, through_claims=True) is None:
+                    if not decided:
+                        self.hooks.hold_decided(HoldDecision.MEMORY)
+                    raise NoBlockLeft(f"no {wanted.words()} left", count=wanted.count)
+                await finder.settled()
+                now = utcnow()
+                continue
+            if not decided:
+                self.hooks.hold_decided(HoldDecision.DATABASE)
+                decided = True
+            try:
+                return await self._claim(info, seatmap, user, block, now)
+            except SeatsUnavailable:
+                # Taken on another node: believed taken now (a hint), so the next round
+                # tries the next block; many such losses in a row mean the seats are going
+                # faster than this request can follow.
+                lost += 1
+                if lost >= _BEST_ROUNDS:
+                    raise SeatsUnavailable(
+                        "the seats kept being taken while we tried: try again", conflicts=[]
+                    ) from None
+            now = utcnow()
+
+    async def _claim(
+        self, info: EventInfo, seatmap: SeatMap, user: str, seat_ids: list[str], now: datetime
+    ) -> Hold:
+        """Decide a hold in the database (:func:`place_hold`), known on this node as under
+        way meanwhile; a refusal is remembered for a moment, a grant recorded."""
+        event_id = info.id
         claim: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         keys = [(event_id, s) for s in seat_ids]
         for key in keys:
             self._claims[key] = claim
+        finder = self.inventory.block_finder(event_id)
+        ticket = finder.claiming(seat_ids)  # best available offers these seats to nobody else
         try:
             hold = await place_hold(self.engine, info, user, seat_ids, now)
         except SeatsUnavailable as exc:
@@ -326,6 +405,7 @@ class SeatHolds:
                 if self._claims.get(key) is claim:
                     del self._claims[key]
             claim.set_result(None)
+            finder.claimed(seat_ids, ticket)
         self.inventory.record(
             SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
         )

@@ -46,6 +46,7 @@ class HoldOutcome(Enum):
 
     GRANTED = "granted"  # the seats are held
     CONFLICT = "conflict"  # some seat is held or sold (409)
+    NO_BLOCK = "no_block"  # best available: no block of that size is left (409)
     OVER_LIMIT = "over_limit"  # over the per-user seat limit (422)
     NO_ADMISSION = "no_admission"  # waiting room on, no valid admission token (403)
     SALE_CLOSED = "sale_closed"  # the event is not on sale (409)
@@ -63,6 +64,7 @@ class HoldOutcome(Enum):
 
 _HOLD_OUTCOME_BY_KIND = {
     "conflict": HoldOutcome.CONFLICT,
+    "no_block": HoldOutcome.NO_BLOCK,
     "limit": HoldOutcome.OVER_LIMIT,
     "admission_required": HoldOutcome.NO_ADMISSION,
     "sale_closed": HoldOutcome.SALE_CLOSED,
@@ -141,7 +143,8 @@ def _ignore(*_: object) -> None:
 @dataclass
 class BookingHooks:
     #: A hold request was routed: refused from this node's seat map (``MEMORY``) or sent to
-    #: the database (``DATABASE``, called before the database answers).
+    #: the database (``DATABASE``, called before the database answers). Once per request: a
+    #: best-available request that tries another block after losing one is still one.
     hold_decided: Callable[[HoldDecision], None] = field(default=_ignore)
     #: A hold request ended: its outcome and the seconds from the request to the answer
     #: (validation, admission check, claim and commit, or refusal).

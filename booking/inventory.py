@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking import catalog
-from booking.catalog import EventInfo, EventPatch, EventSpec
+from booking.best_available import BlockFinder
+from booking.catalog import EventInfo, EventPatch, EventSpec, SeatAccessPatch
 from booking.clock import utcnow
 from booking.demo import demo_event
 from booking.errors import NotFound
@@ -51,6 +52,7 @@ class Inventory:
         self.defaults = defaults or EventDefaults()
         self._events: dict[int, EventInfo] = {}
         self._maps: dict[int, SeatMap] = {}
+        self._finders: dict[int, BlockFinder] = {}
         self._loading: dict[int, asyncio.Future[tuple[EventInfo, SeatMap]]] = {}
         self._listener: SeatChangeListener = _nobody
         self._listening = False
@@ -86,6 +88,8 @@ class Inventory:
             info = await catalog.load_event(conn, event_id)
             statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
         seatmap = SeatMap(event_id, statuses, expiry)
+        # Rows, adjacency and ranking worked out once per event, not per request.
+        self._finders[event_id] = BlockFinder(info, seatmap)
         self._events[event_id] = info
         self._maps[event_id] = seatmap
         return info, seatmap
@@ -103,12 +107,19 @@ class Inventory:
     async def seat_map(self, event_id: int) -> SeatMap:
         return (await self.load(event_id))[1]
 
+    def block_finder(self, event_id: int) -> BlockFinder:
+        """The best-available search of an event this node has loaded (:meth:`load`)."""
+        return self._finders[event_id]
+
     async def reload_seat_map(self, event_id: int) -> SeatMap:
         """Re-read an event's seat statuses from the database (after missing changes)."""
         async with self.engine.connect() as conn:
             statuses, expiry = await catalog.load_seat_state(conn, event_id, utcnow())
         seatmap = SeatMap(event_id, statuses, expiry)
         self._maps[event_id] = seatmap
+        finder = self._finders.get(event_id)
+        if finder is not None:
+            finder.attach(seatmap)
         return seatmap
 
     def loaded(self) -> list[EventInfo]:
@@ -150,12 +161,32 @@ class Inventory:
         return current if current is not None else await self.event(event_id)
 
     async def refresh(self, event_id: int) -> None:
-        """Re-read a loaded event's settings (another node changed them, or may have)."""
+        """Re-read a loaded event's settings and seat attributes (another node changed them,
+        or may have)."""
         current = self._events.get(event_id)
         if current is None:
             return  # read in full when first needed
         async with self.engine.connect() as conn:
             current.take_settings(await catalog.load_settings(conn, event_id))
+            access = await catalog.load_access(conn, event_id)
+        self._take_access(current, access)
+
+    def _take_access(self, info: EventInfo, access: dict[str, str]) -> None:
+        version = info.layout_version
+        info.take_access(access)
+        if info.layout_version != version:
+            self._finders[info.id].relayout(info)
+
+    async def mark_seats(self, event_id: int, patch: SeatAccessPatch) -> EventInfo:
+        """Mark seats as wheelchair spaces, companion seats or ordinary seats (admin)."""
+        info = await self.event(event_id)
+        changes = patch.changes(info.seats)
+        async with self.engine.begin() as conn:
+            await catalog.mark_seats(conn, event_id, changes)
+        access = {**info.access, **changes}
+        self._take_access(info, {seat_id: kind for seat_id, kind in access.items() if kind})
+        self._event_listener(event_id)  # every other node re-reads them
+        return info
 
     async def ensure_demo(self) -> EventInfo | None:
         """Seed the demo event when there is no event at all."""

@@ -1,12 +1,17 @@
 """Venue layouts: sections of rows of seats with price tiers, and the seat ids they produce.
 
-A seat id is ``SECTION-ROW-NUMBER`` (``A-3-12``), readable on a ticket and stable for an event.
+A seat id is ``SECTION-ROW-NUMBER`` (``A-C-12``), readable on a ticket and stable for an event.
+Sections are listed from the stage outwards and rows from the front (row A): best available
+ranks seats in that order. A seat may be marked as a wheelchair space (``accessible``) or as a
+companion seat beside one (``companion``), never both.
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from collections.abc import Container
+from dataclasses import dataclass, replace
+from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -26,9 +31,18 @@ class SectionSpec(BaseModel):
     row_tiers: dict[str, str] = Field(default_factory=dict)
 
 
+#: Most seats one list of seat attributes may name (a layout's or an admin's change).
+MAX_MARKED = 10_000
+SeatIds = Annotated[list[str], Field(max_length=MAX_MARKED)]
+
+
 class LayoutSpec(BaseModel):
     tiers: list[TierSpec] = Field(min_length=1)
-    sections: list[SectionSpec] = Field(min_length=1)
+    sections: list[SectionSpec] = Field(min_length=1, description="from the stage outwards")
+    accessible: SeatIds = Field(default_factory=list, description="seat ids of wheelchair spaces")
+    companion: SeatIds = Field(
+        default_factory=list, description="seat ids of companion seats, beside wheelchair spaces"
+    )
 
     @field_validator("sections")
     @classmethod
@@ -49,6 +63,8 @@ class SeatSpec:
     row: str
     number: int
     tier: str
+    #: ``""``, ``"accessible"`` or ``"companion"``.
+    access: str = ""
 
 
 def row_label(index: int) -> str:
@@ -62,6 +78,20 @@ def row_label(index: int) -> str:
     return label
 
 
+def access_of(accessible: list[str], companion: list[str], known: Container[str]) -> dict[str, str]:
+    """seat id → ``"accessible"`` or ``"companion"`` for the seats the lists mark; a seat that
+    does not exist or is in both lists is a :class:`ValueError`."""
+    access = dict.fromkeys(accessible, "accessible")
+    both = sorted(set(companion) & access.keys())
+    if both:
+        raise ValueError(f"seats both accessible and companion: {', '.join(both[:20])}")
+    access.update(dict.fromkeys(companion, "companion"))
+    unknown = [s for s in access if s not in known]
+    if unknown:
+        raise ValueError(f"unknown seats: {', '.join(unknown[:20])}")
+    return access
+
+
 def expand(layout: LayoutSpec) -> list[SeatSpec]:
     tiers = {t.name for t in layout.tiers}
     out = []
@@ -73,4 +103,7 @@ def expand(layout: LayoutSpec) -> list[SeatSpec]:
                 raise ValueError(f"section {section.name} row {row}: unknown tier {tier!r}")
             for n in range(1, section.seats_per_row + 1):
                 out.append(SeatSpec(f"{section.name}-{row}-{n}", section.name, row, n, tier))
+    access = access_of(layout.accessible, layout.companion, {s.seat_id for s in out})
+    if access:
+        out = [replace(s, access=access.get(s.seat_id, "")) for s in out]
     return out

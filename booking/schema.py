@@ -125,6 +125,8 @@ seats = _table(
     # alphabetical order of ids would lose (BALCONY before STALLS, row AA before B).
     Column("ordinal", Integer, nullable=False, server_default="0"),
     Column("blocked", Boolean, nullable=False, default=False),
+    # NULL, "accessible" (a wheelchair space) or "companion" (a seat beside one).
+    Column("access", String(16), nullable=True),
     # Held while hold_id is set and hold_expires_at is in the future.
     Column("hold_id", ID, nullable=True),
     Column("hold_user", USER, nullable=True),

@@ -18,6 +18,7 @@ listener (the server's seat stream) right after the commit.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,8 +46,12 @@ class SeatChange:
     committed_at: datetime = field(default_factory=utcnow)
 
 
+def _unwatched(_: str) -> None:
+    pass
+
+
 class SeatMap:
-    __slots__ = ("_expiry", "_hints", "event_id", "statuses")
+    __slots__ = ("_expiry", "_hints", "_watch", "event_id", "statuses")
 
     def __init__(
         self, event_id: int, statuses: dict[str, str], expiry: dict[str, datetime]
@@ -59,6 +64,13 @@ class SeatMap:
         #: node's news not yet arrived), until when: they answer holds from memory but are never
         #: published, since they are a guess, not a committed status.
         self._hints: dict[str, datetime] = {}
+        self._watch: Callable[[str], None] = _unwatched
+
+    def watch(self, watcher: Callable[[str], None]) -> None:
+        """Tell ``watcher`` the id of every seat whose status, hold expiry or guess changes
+        (one watcher: the event's :class:`~booking.best_available.BlockFinder`, which keeps a
+        summary per row and must know which rows to look at again)."""
+        self._watch = watcher
 
     def status(self, seat_id: str, now: datetime) -> str | None:
         status = self.statuses.get(seat_id)
@@ -87,12 +99,37 @@ class SeatMap:
             if self.status(s, now) not in (AVAILABLE, None) or hints.get(s, now) > now
         ]  # fmt: skip
 
+    def free(self, seat_ids: Sequence[str], now: datetime) -> tuple[list[bool], datetime | None]:
+        """Whether each of ``seat_ids`` is free for a new hold right now, as :meth:`unavailable`
+        decides it, and the first instant at which one of these answers changes by itself (a
+        hold or a guess lapsing; ``None``: none will)."""
+        statuses, expiry, hints = self.statuses, self._expiry, self._hints
+        free: list[bool] = []
+        until: datetime | None = None
+        for seat_id in seat_ids:
+            status = statuses.get(seat_id)
+            ok = status == AVAILABLE
+            if status == HELD:
+                lapses = expiry.get(seat_id)
+                if lapses is None or lapses <= now:
+                    ok = True
+                elif until is None or lapses < until:
+                    until = lapses
+            guess = hints.get(seat_id)
+            if guess is not None and guess > now:
+                ok = False
+                if until is None or guess < until:
+                    until = guess
+            free.append(ok)
+        return free, until
+
     def hint_taken(self, seat_ids: list[str], now: datetime, until: datetime) -> None:
         """Remember, unpublished, that the database refused these seats (see ``_hints``)."""
         if len(self._hints) > len(self.statuses):  # keep it bounded: drop lapsed guesses
             self._hints = {s: t for s, t in self._hints.items() if t > now}
         for seat_id in seat_ids:
             self._hints[seat_id] = until
+            self._watch(seat_id)
 
     def apply(self, change: SeatChange) -> None:
         """A change this node committed: exact statuses and hold expiry."""
@@ -114,3 +151,4 @@ class SeatMap:
             self._expiry[seat_id] = held_until
         else:
             self._expiry.pop(seat_id, None)
+        self._watch(seat_id)

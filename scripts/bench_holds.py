@@ -6,6 +6,7 @@ Usage::
     python scripts/bench_holds.py                                   # 2,000 users, 500 seats, C=500
     python scripts/bench_holds.py --users 500 --seats 100 --concurrency 500
     python scripts/bench_holds.py --strategy concert-hub --duration 10
+    python scripts/bench_holds.py --strategy best-available         # explicit seats beside best
     python scripts/bench_holds.py --database-url mysql+aiomysql://root@127.0.0.1:3306/mydb
 
 Prints ONE JSON object on stdout; progress goes to stderr (``--json-only``: warnings only).
@@ -55,6 +56,14 @@ Strategies
 ``concert-hub-db-only``
     :func:`booking.holds.place_hold` called directly: the same database decision for every
     request, without the in-memory fast path.
+``concert-hub-best``
+    Best available, ``SeatHolds.hold_best(event_id, user, BlockRequest(count))``, built like
+    ``concert-hub``: each attempt asks for as many seats as the same attempt of the explicit
+    workload names (1..4), and the server picks them (:mod:`booking.best_available`: the seat
+    map proposes the best block, the same claim decides it, a block lost to a race is followed
+    by the next). A refusal is ``NoBlockLeft`` (no block of that size left), counted with the
+    ``conflicts``. ``--strategy best-available`` runs it beside ``concert-hub`` (explicit
+    seats) and reports both in ``best_vs_explicit``.
 ``baseline``
     The classic pessimistic lock, as the original Spring project did it, on the same engine and
     pool: in one transaction the same per-user limit query, then ``SELECT … FROM seats WHERE
@@ -70,8 +79,9 @@ Method and fields
 -----------------
 For each strategy, per attempt, the latency is the time from the call to its answer (waiting for a
 pooled connection included). ``decisions`` = ``successes`` (a hold was placed) + ``conflicts``
-(``SeatsUnavailable``: all-or-nothing refusal); ``limited`` (``LimitExceeded``, not expected here)
-and ``errors`` (anything else, including ``--attempt-timeout``) are counted apart, with
+(``SeatsUnavailable``: all-or-nothing refusal; ``NoBlockLeft`` for best available);
+``limited`` (``LimitExceeded``, not expected here) and ``errors`` (anything else, including
+``--attempt-timeout``) are counted apart, with
 ``error_kinds`` naming them. ``decisions_per_s`` = decisions / ``elapsed_s``, the time from the
 start of the workers to the last answer. ``latency_ms`` {p50, p90, p99, max, mean} covers every
 decision (nearest-rank percentiles). ``from_memory`` / ``from_database``:
@@ -88,7 +98,10 @@ unexpired hold); ``sum_seat_count`` (of active holds; must equal ``held_seats``)
 ``holds_not_matching_seats`` (active holds whose ``seat_ids`` are not exactly the seats pointing
 at them); ``seats_of_no_active_hold`` (seats pointing at a hold that is not active);
 ``client_successes_vs_holds`` (holds the clients were told they got vs active holds);
-``client_seats_in_two_holds`` (seats the clients were told they hold twice); ``tickets`` and
+``client_seats_in_two_holds`` (seats the clients were told they hold twice); for
+``concert-hub-best`` also ``holds_not_side_by_side`` (granted blocks that are not consecutive
+seats of one row) and ``false_refusals`` (refusals of a size for which a free block is still
+left at the end: none may be, since no seat is freed during a run); ``tickets`` and
 ``double_tickets`` (valid tickets for one seat more than once; none are issued by this run, the
 unique index ``(event_id, active_seat_id)`` is reported as ``ticket_unique_index``); ``ok``.
 
@@ -105,7 +118,9 @@ database attempt of this process still in flight when they started), ``overlappi
 pool on return, and their sum per decision.
 
 Top level: ``users``, ``seats``, ``concurrency``, workload parameters, ``strategies``,
-``ratio_vs_baseline`` (decisions/s of each strategy over the baseline's), ``targets`` (the issue's
+``ratio_vs_baseline`` (decisions/s of each strategy over the baseline's), ``best_vs_explicit``
+(``--strategy best-available``: decisions/s, p99 and holds of both, and best's decisions/s
+over explicit's), ``targets`` (the issue's
 targets for concert-hub: >= 1,000 decisions/s, p99 < 250 ms, >= 3x baseline; ``verified``: every
 run of every strategy passed), ``cpu_pct`` (per strategy, as above), ``database`` (the name;
 ``dropped``). With ``--repeat N`` the strategies run N times, interleaved (hub, db-only, baseline,
@@ -155,10 +170,11 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine  # noqa: E402
 
 from booking import catalog, core, holds  # noqa: E402
+from booking.best_available import BlockRequest  # noqa: E402
 from booking.catalog import EventInfo, EventSpec  # noqa: E402
 from booking.clock import utcnow  # noqa: E402
 from booking.core import BookingPolicy  # noqa: E402
-from booking.errors import LimitExceeded, SeatsUnavailable  # noqa: E402
+from booking.errors import LimitExceeded, NoBlockLeft, SeatsUnavailable  # noqa: E402
 from booking.hooks import BookingHooks, HoldDecision  # noqa: E402
 from booking.layout import LayoutSpec, SectionSpec, TierSpec  # noqa: E402
 from booking.migrate import upgrade  # noqa: E402
@@ -177,6 +193,13 @@ except ImportError:  # pragma: no cover - the server also runs without it
 log = logging.getLogger("bench_holds")
 
 STRATEGIES = ("concert-hub", "concert-hub-db-only", "baseline")
+#: ``--strategy`` → the strategies it runs.
+STRATEGY_SETS = {
+    "both": STRATEGIES,
+    "concert-hub": ("concert-hub", "concert-hub-db-only"),
+    "baseline": ("baseline",),
+    "best-available": ("concert-hub", "concert-hub-best"),
+}
 SEATS_PER_ROW = 25
 HOLD_TTL_S = 3600
 MAX_SEATS_PER_USER = 4
@@ -384,7 +407,7 @@ async def drive(
                 try:
                     async with asyncio.timeout(attempt_timeout):
                         hold_id, held = await attempt_fn(workload.user(index), seat_ids)
-                except SeatsUnavailable:
+                except (SeatsUnavailable, NoBlockLeft):
                     result.conflicts += 1
                     result.latencies.append(time.perf_counter() - t0)
                     retry = True
@@ -636,6 +659,32 @@ async def verify(engine: AsyncEngine, event_id: int, result: RunResult) -> dict[
     return report
 
 
+def verify_blocks(info: EventInfo, result: RunResult, refused: list[int]) -> dict[str, int]:
+    """Best available: every grant is consecutive seats of one row, and every refusal was
+    true (nothing is freed during a run, so a block left at the end was there all along)."""
+    not_side_by_side = 0
+    taken: set[str] = set()
+    for _, held in result.granted:
+        taken.update(held)
+        places = [info.seats[s] for s in held]
+        numbers = sorted(number for _, _, number, _ in places)
+        one_row = len({(section, row) for section, row, _, _ in places}) == 1
+        if not one_row or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+            not_side_by_side += 1
+    longest = run = 0
+    previous: tuple[str, str, int] | None = None
+    for seat_id, (section, row, number, _) in info.seats.items():  # layout order
+        beside = previous is not None and previous == (section, row, number - 1)
+        free = seat_id not in taken
+        run = (run + 1 if beside else 1) if free else 0
+        longest = max(longest, run)
+        previous = (section, row, number) if free else None
+    return {
+        "holds_not_side_by_side": not_side_by_side,
+        "false_refusals": sum(1 for size in refused if size <= longest),
+    }
+
+
 @dataclass
 class RoundTrips:
     """Client-side counts of what reaches the server (``--count-round-trips``; adds event hooks).
@@ -730,8 +779,9 @@ async def run_strategy(
         )
         decided: Counter[str] | None = None
         overlap = Counter[str]()
+        refused_sizes: list[int] = []
         attempt_fn: AttemptFn
-        if name == "concert-hub":
+        if name in ("concert-hub", "concert-hub-best"):
             counts = decided = Counter({"memory": 0, "database": 0})
 
             def count(where: HoldDecision) -> None:
@@ -747,6 +797,18 @@ async def run_strategy(
             # Loaded before the clock starts, as on a serving node.
             seatmap = await svc.inventory.seat_map(event_id)
             in_flight: Counter[str] = Counter()
+
+        if name == "concert-hub-best":
+
+            async def attempt_fn(user: str, seat_ids: list[str]) -> tuple[str, list[str]]:
+                try:
+                    hold = await svc.holds.hold_best(event_id, user, BlockRequest(len(seat_ids)))
+                except NoBlockLeft:
+                    refused_sizes.append(len(seat_ids))
+                    raise
+                return hold.id, hold.seat_ids
+
+        elif name == "concert-hub":
 
             async def attempt_fn(user: str, seat_ids: list[str]) -> tuple[str, list[str]]:
                 # Diagnostic only (a few set operations): does a request that the seat map
@@ -802,6 +864,13 @@ async def run_strategy(
         cpu = cpu1.since(cpu0)
         cpu["window_s"] = round(result.elapsed_s, 3)
         verification = await verify(engine, event_id, result)
+        if name == "concert-hub-best":
+            verification.update(verify_blocks(info, result, refused_sizes))
+            verification["ok"] = (
+                verification["ok"]
+                and verification["holds_not_side_by_side"] == 0
+                and verification["false_refusals"] == 0
+            )
     finally:
         await engine.dispose()
     decisions = result.successes + result.conflicts
@@ -869,9 +938,7 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await schema_engine.dispose()
     db_pid = find_mariadbd()
-    names: tuple[str, ...] = STRATEGIES if args.strategy == "both" else (args.strategy,)
-    if args.strategy == "concert-hub":
-        names = ("concert-hub", "concert-hub-db-only")
+    names = STRATEGY_SETS[args.strategy]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for repeat in range(args.repeat):
         for name in names:  # interleaved, so a change in the machine's load hits every strategy
@@ -915,6 +982,21 @@ async def bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
         }
     else:
         out["ratio_vs_baseline"] = None
+    best = strategies.get("concert-hub-best")
+    if best and "concert-hub" in strategies:
+
+        def figures(s: dict[str, Any]) -> dict[str, Any]:
+            return {"decisions_per_s": s["decisions_per_s"], "p99_ms": s["latency_ms"]["p99"],
+                    "holds": s["successes"], "seats_held": s["seats_held"]}  # fmt: skip
+
+        explicit = strategies["concert-hub"]
+        out["best_vs_explicit"] = {
+            "explicit": figures(explicit),
+            "best": figures(best),
+            "decisions_ratio": round(best["decisions_per_s"] / explicit["decisions_per_s"], 2)
+            if explicit["decisions_per_s"]
+            else None,
+        }
     hub = strategies.get("concert-hub")
     if hub:
         ratio = (out["ratio_vs_baseline"] or {}).get("concert-hub")
@@ -987,8 +1069,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of the seats (front rows) forming the hot zone")  # fmt: skip
     p.add_argument("--hot-share", type=float, default=0.6,
                    help="share of requests starting in the hot zone")  # fmt: skip
-    p.add_argument("--strategy", choices=("both", "concert-hub", "baseline"), default="both",
-                   help="concert-hub runs concert-hub and concert-hub-db-only")  # fmt: skip
+    p.add_argument("--strategy", choices=tuple(STRATEGY_SETS), default="both",
+                   help="concert-hub runs concert-hub and concert-hub-db-only; best-available "
+                   "runs concert-hub and concert-hub-best")  # fmt: skip
     p.add_argument("--baseline-lock", choices=("per-seat", "batch"), default="per-seat")
     p.add_argument("--baseline-stop-at-first", action="store_true",
                    help="baseline refuses at the first taken seat, naming only it")  # fmt: skip
@@ -1027,7 +1110,7 @@ def main(argv: list[str] | None = None) -> int:
         created, url = create_database(args.server_url)
         log.info("created database %s", created)
     # Last resort, should the run hang anyway: drop the database and exit from a thread.
-    strategies = 3 if args.strategy == "both" else 2 if args.strategy == "concert-hub" else 1
+    strategies = len(STRATEGY_SETS[args.strategy])
     limit = args.repeat * strategies * (args.max_seconds + args.attempt_timeout + 60) + 120
 
     def expire() -> None:

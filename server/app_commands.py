@@ -6,8 +6,9 @@ SDK can use to check the round trip through the broker and its user destinations
 
 The booking commands are the REST calls of SPEC §5 over STOMP, with the same JSON bodies:
 
-* ``/app/events/{event_id}/holds``, body ``{"seats": [...]}`` (and header ``admission-token``
-  when the waiting room is on) → ``{"type": "hold", ...}``, the members of the REST 201 body;
+* ``/app/events/{event_id}/holds``, body ``{"seats": [...]}`` or ``{"best_available":
+  {"count", "tier"?, "section"?, "accessible"?}}`` (and header ``admission-token`` when the
+  waiting room is on) → ``{"type": "hold", ...}``, the members of the REST 201 body;
 * ``/app/holds/{hold_id}/release``, no body → ``{"type": "released", "hold_id"}``;
 * ``/app/events/{event_id}/queue/join``, no body → ``{"type": "queue", ...}``, the position
   (live updates follow on ``/user/queue/position``).
@@ -81,7 +82,7 @@ class BookingCommands:
         self, event_id: int, user: str, body: bytes, admission: str | None
     ) -> dict[str, Any]:
         wanted = parse(body, HoldRequest)
-        hold = await self.booking.holds.hold(event_id, user, wanted.seats, admission)
+        hold = await wanted.place(self.booking.holds, event_id, user, admission)
         return {"type": "hold", **hold_out(hold, utcnow()).model_dump(mode="json")}
 
     def join(self, session: StompSession, params: dict[str, str], headers: Headers,

@@ -16,10 +16,19 @@ from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
+from booking.best_available import BlockRequest
 from booking.clock import from_unix, iso
-from booking.holds import Hold
+from booking.holds import Hold, SeatHolds
 from booking.orders import Order, TicketCheck
 from booking.waiting_room import Position
 from server.errors import Problem
@@ -85,8 +94,57 @@ def validate(data: object, model: type[M], what: str) -> M:
 # -- requests ---------------------------------------------------------------------------------
 
 
+class BestAvailable(Request):
+    """Let the server pick: ``count`` adjacent seats in one row, the best that are left."""
+
+    count: int = Field(ge=1, le=100, description="how many seats, side by side in one row")
+    tier: StrictInt | Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="only this price tier: its id (`tiers[].id` of the event, as the web UI "
+        "sends it) or its name",
+        examples=[3, "Premium"],
+    )
+    section: str | None = Field(
+        default=None, min_length=1, max_length=16, description="only this section (its name)"
+    )
+    accessible: bool = Field(
+        default=False,
+        description="a wheelchair space, with a companion seat beside it when count >= 2; "
+        "otherwise wheelchair spaces and companion seats are never picked",
+    )
+
+    def domain(self) -> BlockRequest:
+        return BlockRequest(self.count, self.tier, self.section, self.accessible)
+
+
 class HoldRequest(Request):
-    seats: list[SeatId] = Field(min_length=1, max_length=100, description="all or nothing")
+    """Either the seats (``seats``) or best available (``best_available``), not both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["seats"]}, {"required": ["best_available"]}]}
+    )
+
+    seats: list[SeatId] | None = Field(
+        default=None, min_length=1, max_length=100, description="these seats, all or nothing"
+    )
+    best_available: BestAvailable | None = Field(
+        default=None, description="instead of `seats`: the server picks and holds the best block"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HoldRequest:
+        if (self.seats is None) == (self.best_available is None):
+            raise ValueError("give either seats or best_available")
+        return self
+
+    async def place(
+        self, holds: SeatHolds, event_id: int, user: str, admission: str | None
+    ) -> Hold:
+        """Hold what this request asks for (REST and STOMP alike)."""
+        if self.best_available is not None:
+            return await holds.hold_best(event_id, user, self.best_available.domain(), admission)
+        assert self.seats is not None  # one of the two: _one_way
+        return await holds.hold(event_id, user, self.seats, admission)
 
 
 # -- domain values, rendered -------------------------------------------------------------------

@@ -34,6 +34,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "forbidden": 403,
     "admission_required": 403,
     "conflict": 409,
+    "no_block": 409,
     "sale_closed": 409,
     "in_progress": 409,
     "payment_declined": 402,
@@ -64,6 +65,8 @@ BOOKING_KINDS: dict[str, str] = {
     "forbidden": "Not allowed for you.",
     "admission_required": "The event's waiting room is on: a valid admission token is needed.",
     "conflict": "Seats are taken (`conflicts` lists them), or the hold/order is not active.",
+    "no_block": "Best available: no `count` adjacent seats in one row are left that match the "
+    "request (tier, section, wheelchair access).",
     "sale_closed": "The event is not on sale now.",
     "in_progress": "A request with this Idempotency-Key is still being processed.",
     "payment_declined": "The card was declined; no order, no charge.",

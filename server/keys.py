@@ -38,8 +38,9 @@ NODES = web.AppKey("nodes", NodeRoster)
 WEB_DIST = web.AppKey("web_dist", Path)
 #: The REST API's rate limits.
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
-#: Encoded event layouts by event id (a layout never changes, and may hold 100,000 seats).
-LAYOUTS: web.AppKey[dict[int, bytes]] = web.AppKey("layouts")
+#: Encoded event layouts by event id, with the ``layout_version`` they were encoded from (only
+#: marking seats changes a layout, and one may hold 100,000 seats).
+LAYOUTS: web.AppKey[dict[int, tuple[int, bytes]]] = web.AppKey("layouts")
 #: The OpenAPI document and the ``/api/docs`` page, built once at start.
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 API_DOCS_PAGE = web.AppKey("api_docs_page", bytes)

@@ -8,6 +8,9 @@ Caching: an asset's name changes with its content, so assets are cached for a ye
 ``immutable``; the two pages are ``no-cache`` (revalidated on every load), so a new build is
 picked up by the next reload and never mixes with stale assets.
 
+``/favicon.ico`` answers with the app's icon, and a browser following a link to no page gets a
+short page with the way back (the API keeps its problem documents).
+
 The build is looked up per request, not at start-up: a node started before the UI was built
 serves it as soon as ``npm run build`` finishes. Until then ``/`` and ``/admin`` answer 503 with
 a short page saying how to build it; the API, ``/ws`` and the rest of the node work regardless.
@@ -23,17 +26,22 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Awaitable, Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 from aiohttp import web
 
+from server.api.problems import is_api
 from server.keys import WEB_DIST
 
 DIST_ENV = "CONCERT_HUB_WEB_DIST"
 
 ASSET_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"
+#: ``/favicon.ico`` keeps its name across builds: cached for a day, not for ever.
+ICON_CACHE = "public, max-age=86400"
 BUILD_COMMAND = "scripts/build-ui"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,6 +68,8 @@ def setup(app: web.Application, dist: Path | None = None) -> None:
     app.router.add_get("/admin.html", _page("admin.html"))
     app.router.add_get("/admin/", _redirect("/admin"))
     app.router.add_get("/assets/{path:.+}", asset)
+    app.router.add_get("/favicon.ico", favicon)
+    app.middlewares.append(friendly_not_found)
 
 
 def _page(name: str) -> Handler:
@@ -92,12 +102,13 @@ async def asset(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": ASSET_CACHE})
 
 
-_NOT_BUILT = """<!doctype html>
+_PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Concert-Hub: the web UI is not built</title>
+<link rel="icon" href="/favicon.ico">
+<title>Concert-Hub: {title}</title>
 <style>
   body {{ font-family: system-ui, sans-serif; max-width: 42rem; margin: 4rem auto;
          padding: 0 1.25rem; line-height: 1.55; color: #0f172a; }}
@@ -107,24 +118,92 @@ _NOT_BUILT = """<!doctype html>
 </style>
 </head>
 <body>
-<h1>The web UI is not built yet</h1>
-<p>This node is running: the REST API (<a href="/api/docs">/api/docs</a>), STOMP over
-<code>/ws</code> and <code>/healthz</code> all work. Only the browser UI is missing: there is
-no build in <code>web/dist</code> (or in <code>${env}</code>, when set).</p>
-<p>Build it from the repository root (Node.js 20.19 or later, with npm):</p>
-<pre><code>{command}</code></pre>
-<p>or simply run <code>scripts/serve</code>, which builds the UI whenever it is missing or
-out of date. Then reload this page.</p>
+{body}
 </body>
 </html>
 """
 
+_NOT_BUILT = """<h1>The web UI is not built yet</h1>
+<p>This node is running: the REST API (<a href="/api/docs">/api/docs</a>), STOMP over
+<code>/ws</code> and <code>/healthz</code> all work. Only the browser UI is missing: there is
+no build in <code>web/dist</code> (or in <code>{env}</code>, when set).</p>
+<p>Build it from the repository root (Node.js 20.19 or later, with npm):</p>
+<pre><code>{command}</code></pre>
+<p>or simply run <code>scripts/serve</code>, which builds the UI whenever it is missing or
+out of date. Then reload this page.</p>"""
 
-def not_built() -> web.Response:
-    body = _NOT_BUILT.format(env=DIST_ENV, command=html.escape(BUILD_COMMAND))
+_NOT_FOUND = """<h1>Page not found</h1>
+<p>There is no page at <code>{path}</code>.{hint}</p>
+<p><a href="/">See all events</a> · <a href="/#/tickets">My tickets</a></p>"""
+
+#: Pages of the audience app live behind ``#`` (``/#/events/3``): a link written without it.
+_APP_ROUTE = re.compile(r"/(?:events/[0-9]+|orders/[^/]+|tickets)/?")
+
+
+def _html(title: str, body: str, status: int) -> web.Response:
     return web.Response(
-        status=503,
-        text=body,
+        status=status,
+        text=_PAGE.format(title=html.escape(title), body=body),
         content_type="text/html",
         headers={"Cache-Control": "no-store"},
     )
+
+
+def not_built() -> web.Response:
+    body = _NOT_BUILT.format(env=DIST_ENV, command=html.escape(BUILD_COMMAND))
+    return _html("the web UI is not built", body, 503)
+
+
+def not_found(path: str) -> web.Response:
+    """A page a person can read for a link that leads nowhere, with the way back (and the
+    app's own page, when the link only lacks its ``#``)."""
+    hint = ""
+    if _APP_ROUTE.fullmatch(path):
+        target = html.escape("/#" + path.rstrip("/"), quote=True)
+        hint = f' Did you mean <a href="{target}">{html.escape(target)}</a>?'
+    return _html("page not found", _NOT_FOUND.format(path=html.escape(path), hint=hint), 404)
+
+
+@web.middleware
+async def friendly_not_found(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A browser that follows a link to no page gets :func:`not_found`; the API (its own
+    problem documents), assets and anything that does not ask for HTML get the plain 404."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        wants_page = "text/html" in request.headers.get("Accept", "")
+        if request.method not in ("GET", "HEAD") or is_api(request) or not wants_page:
+            raise
+        return not_found(request.path)
+
+
+class _IconLink(HTMLParser):
+    """The ``href`` of the first ``<link rel="icon">`` of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        rel = (found.get("rel") or "").lower().split()
+        if tag == "link" and self.href is None and "icon" in rel:
+            self.href = found.get("href")
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """``/favicon.ico``: browsers ask for it by themselves (on ``/api/docs``, a JSON answer, a
+    ticket's QR code…); answer with the audience app's own icon, the one its page links."""
+    dist = request.app[WEB_DIST]
+    try:
+        page = (dist / "index.html").read_text(errors="replace")
+    except OSError:
+        raise web.HTTPNotFound() from None
+    icon = _IconLink()
+    icon.feed(page)
+    if icon.href is not None and icon.href.startswith("/assets/"):
+        root = (dist / "assets").resolve()
+        path = (dist / icon.href.lstrip("/")).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            return web.FileResponse(path, headers={"Cache-Control": ICON_CACHE})
+    raise web.HTTPNotFound()

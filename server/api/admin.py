@@ -52,6 +52,12 @@ async def update_event(request: web.Request, principal: Principal) -> web.Respon
     return detail_response(request, info)
 
 
+async def mark_seats(request: web.Request, _: Principal) -> web.Response:
+    changes = await read_model(request, models.SeatAccessUpdate)
+    info = await request.app[BOOKING].inventory.mark_seats(event_id(request), changes)
+    return detail_response(request, info)
+
+
 async def broadcast(request: web.Request, _: Principal) -> web.Response:
     wanted = await read_model(request, models.BroadcastRequest)
     if wanted.event_id is None:
@@ -130,6 +136,14 @@ OPERATIONS: list[Operation] = [
               description="Status, waiting room on/off, admission rate, max active shoppers, "
               "hold TTL, per-user limit, refund policy (`refund_cutoff_hours`; an explicit "
               "null: buyers may not cancel); omitted members stay as they are. Audited."),
+    Operation("PATCH", "/api/admin/events/{event_id}/seats", mark_seats,
+              "Mark wheelchair spaces and companion seats", "admin", access=Access.ADMIN,
+              body=models.SeatAccessUpdate, response=models.EventDetail, errors=(404, 422),
+              description="Seats named in `accessible` become wheelchair spaces, in "
+              "`companion` companion seats (put them beside a wheelchair space), in "
+              "`standard` ordinary seats; seats not named keep theirs. Best available keeps "
+              "both kinds for requests with `accessible`. 422 for an unknown seat or one named "
+              "twice. Answers the event with its layout."),
     Operation("POST", "/api/admin/broadcast", broadcast, "Broadcast an announcement", "admin",
               access=Access.ADMIN, body=models.BroadcastRequest, status=202,
               response=models.Announcement, errors=(404, 422),

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from booking.best_available import ACCESSIBLE, COMPANION
 from booking.catalog import EventInfo
 from booking.clock import iso, utcnow
 from server.api import models
@@ -45,9 +46,19 @@ def _row_order(label: str) -> tuple[int, str]:
 
 def layout(info: EventInfo) -> models.LayoutOut:
     sections: dict[str, dict[str, list[models.SeatOut]]] = {}
+    access = info.access
     for seat_id, (section, row, number, tier_id) in info.seats.items():
         seats = sections.setdefault(section, {}).setdefault(row, [])
-        seats.append(models.SeatOut(id=seat_id, number=number, tier_id=tier_id))
+        kind = access.get(seat_id)
+        seats.append(
+            models.SeatOut(
+                id=seat_id,
+                number=number,
+                tier_id=tier_id,
+                accessible=kind == ACCESSIBLE,
+                companion=kind == COMPANION,
+            )
+        )
     return models.LayoutOut(
         sections=[
             models.SectionOut(
@@ -69,9 +80,10 @@ def detail_response(request: web.Request, info: EventInfo, status: int = 200) ->
     head["max_active_shoppers"] = info.max_active_shoppers
     encoded = json.dumps(head, separators=(",", ":")).encode()
     layouts = request.app[LAYOUTS]
-    found = layouts.get(info.id)
-    if found is None:  # a layout never changes: encode it once
-        found = layouts[info.id] = layout(info).model_dump_json().encode()
+    version, found = layouts.get(info.id, (-1, b""))
+    if version != info.layout_version:  # encoded once per version: marking seats makes one
+        found = layout(info).model_dump_json(exclude_defaults=True).encode()
+        layouts[info.id] = (info.layout_version, found)
     body = encoded[:-1] + b',"layout":' + found + b"}"
     headers = {"Location": f"/api/events/{info.id}"} if status == 201 else None
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)

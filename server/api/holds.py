@@ -17,10 +17,10 @@ ADMISSION_HEADER = "X-Admission-Token"
 
 async def create_hold(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, HoldRequest)
-    hold = await request.app[BOOKING].holds.hold(
+    hold = await wanted.place(
+        request.app[BOOKING].holds,
         event_id(request),
         user_name(principal),
-        wanted.seats,
         request.headers.get(ADMISSION_HEADER),
     )
     return json_response(
@@ -47,7 +47,12 @@ OPERATIONS: list[Operation] = [
               description="All or nothing: 409 with `conflicts` listing the seats that are not "
               "available; 422 for unknown or repeated seats or over the per-user limit; 403 "
               "without a valid admission token when the waiting room is on; 409 `sale_closed` "
-              "outside the sale."),
+              "outside the sale. With `best_available` instead of `seats` the server picks "
+              "`count` adjacent seats in one row (first sections first, front rows first, "
+              "then the middle of the row; never leaving one seat alone beside the block when "
+              "another block avoids it) and holds them in one decision, trying the next block "
+              "if another buyer wins the first; 409 `no_block` (with `count`) when no such "
+              "block is left; 422 for an unknown `tier` or `section`."),
     Operation("GET", "/api/holds/{hold_id}", get_hold, "One of your holds", "holds",
               access=Access.USER, response=HoldOut, errors=(404,)),
     Operation("DELETE", "/api/holds/{hold_id}", release_hold, "Release your hold", "holds",

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from booking.catalog import EventPatch, EventSpec, EventStatus
+from booking.catalog import EventPatch, EventSpec, EventStatus, SeatAccessPatch
 from server.bodies import Email, OrderOut, Request, Timestamp
 
 SeatStatus = Literal["available", "held", "sold", "blocked"]
@@ -88,6 +88,10 @@ class EventUpdate(EventPatch):
     model_config = ConfigDict(extra="forbid")
 
 
+class SeatAccessUpdate(SeatAccessPatch):
+    model_config = ConfigDict(extra="forbid")
+
+
 # -- responses --------------------------------------------------------------------------------
 
 
@@ -125,9 +129,14 @@ class EventSummary(BaseModel):
 
 
 class SeatOut(BaseModel):
+    """A seat of the layout; ``accessible`` and ``companion`` appear (true) only on the seats
+    so marked."""
+
     id: str
     number: int
     tier_id: int
+    accessible: bool = Field(default=False, description="a wheelchair space")
+    companion: bool = Field(default=False, description="a companion seat beside one")
 
 
 class RowOut(BaseModel):

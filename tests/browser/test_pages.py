@@ -37,3 +37,18 @@ def test_both_pages_have_a_favicon_that_loads(ui_server: ServerProcess, pages: P
             assert answer.status == 200
             assert answer.headers.get_content_type() == "image/svg+xml"
             assert b"<svg" in answer.read()
+    # what browsers fetch by themselves on pages that link no icon (the API's JSON, /api/docs)
+    with urllib.request.urlopen(f"{ui_server.http_url}/favicon.ico", timeout=5) as answer:
+        assert answer.status == 200
+        assert answer.headers.get_content_type() == "image/svg+xml"
+        assert b"<svg" in answer.read()
+
+
+def test_a_link_without_the_hash_gets_a_page_with_the_way_back(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    page = pages.open(f"{ui_server.http_url}/events/987654", "no-hash")
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    pages.snap(page, "server-not-found")
+    page.get_by_role("link", name="/#/events/987654").click()
+    expect(element(page, "not-found")).to_contain_text("Event not found")

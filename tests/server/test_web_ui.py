@@ -65,3 +65,50 @@ async def test_without_a_build_the_pages_say_how_to_build_it(tmp_path: Path) -> 
             assert "scripts/build-ui" in await response.text()
     finally:
         await client.close()
+
+
+async def test_favicon_ico_is_the_apps_own_icon(built: Path) -> None:
+    """Browsers ask for /favicon.ico on pages that link no icon (the API's JSON, /api/docs)."""
+    (built / "assets" / "favicon-9f8e.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (built / "index.html").write_text(
+        '<!doctype html><head><link rel="stylesheet" href="/assets/x.css">'
+        '<link rel="icon" type="image/svg+xml" href="/assets/favicon-9f8e.svg"></head>'
+    )
+    client = await client_for(built)
+    try:
+        icon = await client.get("/favicon.ico")
+        assert icon.status == 200
+        assert icon.headers["Content-Type"] == "image/svg+xml"
+        assert "<svg" in await icon.text()
+        assert icon.headers["Cache-Control"] == web_ui.ICON_CACHE
+        # a page whose icon link points outside the assets gets no icon from elsewhere
+        (built / "index.html").write_text('<link rel="icon" href="/assets/../../secret.txt">')
+        assert (await client.get("/favicon.ico")).status == 404
+    finally:
+        await client.close()
+    missing = await client_for(built.parent / "nothing-here")
+    try:
+        assert (await missing.get("/favicon.ico")).status == 404
+    finally:
+        await missing.close()
+
+
+async def test_a_link_to_no_page_gets_a_page_with_the_way_back(built: Path) -> None:
+    client = await client_for(built)
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    try:
+        page = await client.get("/no/such/<page>", headers=html)
+        assert page.status == 404 and page.content_type == "text/html"
+        text = await page.text()
+        assert "Page not found" in text and "/no/such/&lt;page&gt;" in text
+        assert 'href="/"' in text and "<page>" not in text
+        # a link to an app page that only lacks its "#" names the page it meant
+        lost = await (await client.get("/events/3/", headers=html)).text()
+        assert 'href="/#/events/3"' in lost
+        # scripts, images and API clients that do not ask for a page get a plain 404
+        for path, headers in (("/assets/missing.js", {"Accept": "*/*"}), ("/nope", {})):
+            plain = await client.get(path, headers=headers)
+            assert plain.status == 404 and "Page not found" not in await plain.text(), path
+        assert (await client.post("/nope", headers=html)).status in (404, 405)
+    finally:
+        await client.close()

@@ -25,11 +25,16 @@ describe('the best-available request', () => {
 });
 
 describe('best-available failures', () => {
-  const conflict = new ApiError({ status: 409, kind: 'conflict', detail: 'no block left' });
+  const noBlock = new ApiError({ status: 409, kind: 'no_block', detail: 'no 4 adjacent seats left', count: 4 });
 
-  it('a 409 says no block of that size is left', () => {
-    expect(bestAvailableFailure(conflict, EVENT, { count: 4 })).toBe('No 4 seats side by side are left. Try fewer seats, or pick seats on the map.');
-    expect(bestAvailableFailure(conflict, EVENT, { count: 1, tier: 3 })).toBe('No seat is left at Premium price. Try again later, another section or price, or pick seats on the map.');
+  it('a 409 no_block says no block of that size is left', () => {
+    expect(bestAvailableFailure(noBlock, EVENT, { count: 4 })).toBe('No 4 seats side by side are left. Try fewer seats, or pick seats on the map.');
+    expect(bestAvailableFailure(noBlock, EVENT, { count: 1, tier: 3 })).toBe('No seat is left at Premium price. Try again later, another section or price, or pick seats on the map.');
+  });
+
+  it('a 409 conflict (seats taken faster than the server could follow) is worded by the server', () => {
+    const busy = new ApiError({ status: 409, kind: 'conflict', detail: 'the seats kept being taken while we tried: try again', conflicts: [] });
+    expect(bestAvailableFailure(busy, EVENT, { count: 2 })).toBe('the seats kept being taken while we tried: try again');
   });
 
   it('other problems are shown as the server words them', () => {

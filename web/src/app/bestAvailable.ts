@@ -37,7 +37,9 @@ function notSupported(error: ApiError): boolean {
 /** What to tell the user when a best-available hold failed. */
 export function bestAvailableFailure(error: unknown, event: EventDetail | null, request: BestAvailableRequest): string {
   if (error instanceof ApiError) {
-    if (error.status === 409 && error.kind === 'conflict') {
+    // 409 `no_block`: no block of that size is left (a 409 `conflict` is another story: the
+    // seats kept being taken while the server tried, and its own words say so).
+    if (error.status === 409 && error.kind === 'no_block') {
       const where = whereWords(event, request);
       const seats = request.count === 1 ? 'No seat is' : `No ${request.count} seats side by side are`;
       const narrower = request.section || request.tier !== undefined || request.accessible;

@@ -171,7 +171,7 @@ describe('best available', () => {
 
   it('says when no block of that size is left, in words', async () => {
     useShop.setState(admitted);
-    vi.mocked(api.holdBest).mockRejectedValue(new ApiError({ status: 409, kind: 'conflict', detail: 'no 3 adjacent seats' }));
+    vi.mocked(api.holdBest).mockRejectedValue(new ApiError({ status: 409, kind: 'no_block', detail: 'no 3 adjacent seats left in section STALLS', count: 3 }));
     await useShop.getState().holdBest({ count: 3, section: 'STALLS' });
     expect(useShop.getState().error).toBe('No 3 seats side by side are left in Stalls. Try fewer seats, another section or price, or pick seats on the map.');
     expect(useShop.getState().hold).toBeNull();

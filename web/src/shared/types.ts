@@ -104,7 +104,8 @@ export interface Hold {
 }
 
 /** `POST /api/events/{id}/holds` `{"best_available": …}` (SPEC §5): the server picks `count`
- *  adjacent seats in one row. `tier` is a tier id. */
+ *  adjacent seats in one row. `tier` is a tier id (the server also takes a tier name). A 409
+ *  with kind `no_block` (and `count`) means no such block is left. */
 export interface BestAvailableRequest {
   count: number;
   tier?: number;
@@ -163,6 +164,8 @@ export interface Problem {
   errors?: { loc: (string | number)[]; msg: string; type: string }[];
   limit?: number;
   have?: number;
+  /** `no_block`: how many seats side by side were asked for. */
+  count?: number;
 }
 
 // -- admin ------------------------------------------------------------------------------------
@@ -193,7 +196,8 @@ export interface EventCreate {
   max_active_shoppers?: number;
   hold_ttl_s?: number;
   max_seats_per_user?: number;
-  layout: { tiers: TierSpec[]; sections: SectionSpec[] };
+  /** `accessible`, `companion`: seat ids of wheelchair spaces and of companion seats. */
+  layout: { tiers: TierSpec[]; sections: SectionSpec[]; accessible?: string[]; companion?: string[] };
 }
 
 export interface EventPatch {
