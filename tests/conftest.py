@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,10 @@ import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
 
 from server.auth import TokenAuthority
+from tests.ports import free_port
+from tests.redis_server import RedisServer
+
+__all__ = ["free_port"]  # re-exported: test modules import it from here
 
 # Why hypothesis is imported above: on CPython 3.11.7, after the redis client has run in a test,
 # pytest's assertion rewriter fails to compile a module imported later with "SystemError: AST
@@ -71,12 +74,6 @@ def rest(
     except urllib.error.HTTPError as error:
         status, raw = error.code, error.read()
     return status, (json.loads(raw) if raw else None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -126,20 +123,34 @@ class ServerProcess:
         return args
 
     def start(self, timeout: float = 20.0) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
-        )
+        """Start and wait for ``/healthz``. Should a port have been taken since it was found
+        free (by another xdist worker, or a client's ephemeral port), start on fresh ports."""
+        for _ in range(3):
+            if self._start(timeout):
+                return
+            self.http_port = free_port()
+            if self.stomp_port:
+                self.stomp_port = free_port()
+        raise RuntimeError(f"server found no free ports:\n{self.log()}")
+
+    def _start(self, timeout: float) -> bool:
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+                if b"address already in use" in self.log_path.read_bytes()[logged:]:
+                    return False
+                raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
-                    return
+                    return True
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+        raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -162,6 +173,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of this test session (of each xdist worker): tests may flush it."""
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -10,98 +10,23 @@ attached to its report.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from tests.booking.conftest import call, event_body
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.redis_server import RedisServer
 from tests.server.stomp_clients import unique
 
-REDIS_SERVER = "/usr/bin/redis-server"
 NODE_NAMES = ("a", "b", "c")
 VISA = {"payment": {"method": "card", "token": "tok_visa"}}
 LOG_TAIL = 12_000
-
-
-# -- redis-server ----------------------------------------------------------------------------
-
-
-@dataclass
-class RedisServer:
-    """A ``redis-server`` child process without persistence, on a fixed port."""
-
-    port: int
-    workdir: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "redis.log"
-
-    def start(self, timeout: float = 10.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--daemonize", "no",
-                 "--dir", str(self.workdir)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited early:\n{self.log()}")
-            client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-            finally:
-                client.close()
-        raise RuntimeError(f"redis-server did not answer on port {self.port}:\n{self.log()}")
-
-    def kill(self) -> None:
-        """Stop it the hard way (SIGKILL), as a crashed or unplugged Redis."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def get(self, key: str) -> bytes | None:
-        """Read one key (the tests look at, never write, the nodes' Redis state)."""
-        client = redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
-        try:
-            value = client.get(key)
-            return value if isinstance(value, bytes) else None
-        finally:
-            client.close()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no redis log: {exc})"
 
 
 # -- the cluster -----------------------------------------------------------------------------

@@ -11,16 +11,15 @@ from __future__ import annotations
 import itertools
 import json
 import queue
-import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 import stomp
 
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.redis_server import RedisServer
 
 INTERVAL = 0.5
 
@@ -199,9 +198,10 @@ def test_bad_joins_are_refused_clearly(node: ServerProcess) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    redis_db = random.randrange(1, 16)
-    redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[list[ServerProcess]]:
+    redis_server.flush(1)
     workdir = tmp_path_factory.mktemp("cluster")
     for url in database_url_for("mariadb", workdir):
         migrate(url)
@@ -209,7 +209,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerPro
         try:
             for name in ("a", "b"):
                 proc = ServerProcess(free_port(), free_port(), workdir / name, {
-                    "database_url": url, "redis_url": f"redis://127.0.0.1:6379/{redis_db}",
+                    "database_url": url, "redis_url": redis_server.url_for(1),
                     "node_id": f"node-{name}", "position_interval_s": INTERVAL,
                 })  # fmt: skip
                 proc.workdir.mkdir()
