@@ -76,6 +76,16 @@ def rest(
     return status, (json.loads(raw) if raw else None)
 
 
+def listening_ports() -> set[int]:
+    """TCP ports in state LISTEN on this machine (IPv4), from /proc/net/tcp."""
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # TCP_LISTEN
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 @dataclass
 class ServerProcess:
     """A ``concert-hub serve`` child process and how to reach it."""
@@ -145,12 +155,21 @@ class ServerProcess:
                 if b"address already in use" in self.log_path.read_bytes()[logged:]:
                     return False
                 raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.05)
+            if self._listening():
+                return True
+            time.sleep(0.05)
         raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def _listening(self) -> bool:
+        """``/healthz`` answers and, when enabled, the STOMP/TCP port listens (the node opens
+        it after the HTTP one). The port is looked up, not connected to: a probe connection
+        would count against tests of connection limits."""
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
+                pass
+        except OSError:
+            return False
+        return not self.stomp_port or self.stomp_port in listening_ports()
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
