@@ -7,8 +7,9 @@ a MESSAGE to the connection's message handler, CONNECTED, RECEIPT and ERROR to t
 waiting for them. What the cores want written is written at once.
 
 There is no task and no coroutine per connection or per message: a MESSAGE is one call of the
-handler from ``data_received``. That is what lets the fan-out benchmark hold 10,000 subscribers
-in one process. Without a handler, messages queue in :attr:`Client.messages`.
+handler from ``data_received``, made by the STOMP core as it reads the frame. That is what lets
+the fan-out benchmark hold 10,000 subscribers in one process. Without a handler, messages queue
+in :attr:`Client.messages`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Client(asyncio.Protocol):
 
     __slots__ = (
         "_beat",
+        "_is_open",
         "_loop",
         "_receipts",
         "_ws",
@@ -69,7 +71,6 @@ class Client(asyncio.Protocol):
         "error",
         "messages",
         "on_close",
-        "on_message",
         "opened",
         "stomp",
         "transport",
@@ -85,17 +86,21 @@ class Client(asyncio.Protocol):
         self._ws = ws
         self.stomp = stomp
         self.transport: asyncio.Transport | None = None
-        #: Called with every MESSAGE; ``None`` queues them in :attr:`messages` instead.
-        self.on_message = on_message
+        #: Where MESSAGEs wait when no handler was given (``None`` with one).
+        self.messages: asyncio.Queue[Message] | None = None
+        if on_message is None:
+            self.messages = asyncio.Queue()
+            on_message = self.messages.put_nowait
+        stomp.on_message = on_message
         #: Called once when the connection is gone (after :attr:`error` is set).
         self.on_close: Callable[[Client], None] | None = None
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
         #: Why the connection failed or ended (``None`` while it is up).
         self.error: str | None = None
         self.opened: asyncio.Future[None] = self._loop.create_future()
         self.connected: asyncio.Future[Connected] = self._loop.create_future()
         self._receipts: dict[str, asyncio.Future[Receipt]] = {}
         self._beat: asyncio.TimerHandle | None = None
+        self._is_open = False
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -140,24 +145,24 @@ class Client(asyncio.Protocol):
             self.on_close(self)
 
     def data_received(self, data: bytes) -> None:
+        # The hot path of a subscriber: one WebSocket frame holding one MESSAGE, per socket;
+        # the STOMP core hands the MESSAGE straight to the handler.
+        ws = self._ws
         try:
-            for _, payload in self._ws.receive_data(data):
+            for _, payload in ws.receive_data(data):
                 for event in self.stomp.receive_data(payload):
-                    if type(event) is Message:
-                        if self.on_message is not None:
-                            self.on_message(event)
-                        else:
-                            self.messages.put_nowait(event)
-                    elif not isinstance(event, HeartBeat):
+                    if not isinstance(event, HeartBeat):
                         self._on_frame(event)
         except (WebSocketError, ProtocolError) as exc:
             self._abort(f"bad input from the server: {_describe(exc)}")
             return
-        if not self.opened.done() and self._ws.open:
-            self.opened.set_result(None)
-        self._write(self._ws.data_to_send())  # pongs, the echo of a close frame
-        if self._ws.closed and self.transport is not None:
+        if ws.has_data_to_send:  # pongs, the echo of a close frame
+            self._write(ws.data_to_send())
+        if ws.closed and self.transport is not None:
             self.transport.close()
+        elif not self._is_open and ws.open:
+            self._is_open = True
+            self.opened.set_result(None)
 
     def _on_frame(self, event: ReceivedFrame) -> None:
         if isinstance(event, Receipt):

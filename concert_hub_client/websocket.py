@@ -141,6 +141,10 @@ class WebSocketClient:
 
     # -- sending -------------------------------------------------------------------------------
 
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
     def data_to_send(self) -> bytes:
         """Everything queued for the server since the last call (first: the upgrade request)."""
         out, self._out = self._out, []
@@ -158,6 +162,14 @@ class WebSocketClient:
 
     def receive_data(self, data: bytes) -> list[tuple[int, bytes]]:
         """The data frames completed by ``data`` as ``(opcode, payload)``, in order."""
+        if not self._buffer and self.open:
+            # The common case first: one whole, final, unmasked data frame under 64 KiB.
+            first, length = data[0], data[1] if len(data) > 1 else 0xFF
+            if first in (0x81, 0x82):
+                if length < 126 and len(data) == length + 2:
+                    return [(first & 0x0F, data[2:])]
+                if length == 126 and len(data) == int.from_bytes(data[2:4], "big") + 4:
+                    return [(first & 0x0F, data[4:])]
         buf = self._buffer + data if self._buffer else data
         if not self.open:
             buf = self._handshake(buf)

@@ -63,6 +63,7 @@ async def test_without_a_handler_messages_queue(server: ServerProcess) -> None:
         await sub.subscribe(dest, "s")
         async with await publisher(server) as pub:
             pub.send(dest, b"\x00binary\x00")
+            assert sub.messages is not None
             message = await asyncio.wait_for(sub.messages.get(), 5)
         assert message.body == b"\x00binary\x00"
 

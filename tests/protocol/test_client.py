@@ -149,11 +149,16 @@ class TestReceiving:
         with pytest.raises(UnknownCommand):
             client.receive_data(wire("SEND", [("destination", "/a")]))
 
-    @pytest.mark.parametrize("length", ["abc", "-1", "9" * 20])
+    @pytest.mark.parametrize("length", ["abc", "-1", "1 2"])
     def test_a_bad_content_length_is_refused(self, length: str) -> None:
         client, _ = handshake()
         with pytest.raises(MalformedFrame, match="invalid content-length"):
             client.receive_data(wire("MESSAGE", [("content-length", length)], b"x"))
+
+    def test_a_huge_content_length_is_too_large_at_once(self) -> None:
+        client, _ = handshake()
+        with pytest.raises(FrameTooLarge):
+            client.receive_data(wire("MESSAGE", [("content-length", "9" * 20)], b"x"))
 
     def test_no_nul_at_content_length_is_refused(self) -> None:
         client, _ = handshake()
