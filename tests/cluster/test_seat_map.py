@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -172,7 +173,7 @@ def test_a_seat_change_crosses_redis_once_and_is_published_once(
     through another channel, no second publish by another node."""
     a, b = cluster["a"], cluster["b"]
     event_id = create_event(a)
-    feed = HistoryFeed(clients("tcp", server=b), event_id)
+    feed = SeatFeed(clients("tcp", server=b), event_id, record_gaps=True)
     feed.subscribe()
     seat = "S-B-7"
     seen: list[dict[str, Any]] = []
