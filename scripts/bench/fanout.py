@@ -145,7 +145,6 @@ from bench.harness import (
     start_watchdog,
     start_worker,
     stop_workers,
-    worker_process_setup,
 )
 from bench.servers import (
     BENCH_SECRET,
@@ -316,14 +315,6 @@ async def worker_main(conn: Connection, cfg: WorkerConfig) -> None:
         for session in opened.sessions:
             session.close()
         await asyncio.sleep(0.2)
-
-
-def worker_entry(conn: Connection, cfg: WorkerConfig) -> None:
-    worker_process_setup(cfg.verbose)
-    try:
-        asyncio.run(asyncio.wait_for(worker_main(conn, cfg), cfg.budget_s))
-    except Exception:  # the parent reports the missing answer
-        log.exception("worker failed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -631,7 +622,7 @@ async def run_bench(args: argparse.Namespace, target: Target) -> dict[str, Any]:
                 budget_s=per_budget,
                 verbose=not args.json_only,
             )
-            workers.append(start_worker(worker_entry, cfg))
+            workers.append(start_worker(worker_main, cfg))
         connect_timeout_total = n / args.connect_rate + args.connect_timeout * 3 + 30
         t_connect = time.monotonic()
         first_error: str | None = None

@@ -18,10 +18,10 @@ import resource
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Protocol
 
 from bench.servers import ACTIVE_CHILDREN
 
@@ -71,27 +71,48 @@ def print_json(out: dict[str, Any]) -> None:
 # -- worker processes ------------------------------------------------------------------------
 
 
-def start_worker(target: Callable[..., None], *args: Any) -> tuple[BaseProcess, Connection]:
-    """A ``spawn``ed process running ``target(pipe, *args)``; returns it and our end."""
+def start_worker(
+    main: Callable[[Connection, Any], Coroutine[Any, Any, None]], cfg: WorkerSettings
+) -> tuple[BaseProcess, Connection]:
+    """A ``spawn``ed process running ``main(pipe, cfg)`` (see :func:`async_worker`); returns
+    it and our end of the pipe. ``main`` must be a module-level function (it is pickled)."""
     ctx = mp.get_context("spawn")
     parent_end, child_end = ctx.Pipe()
-    proc = ctx.Process(target=target, args=(child_end, *args), daemon=True)
+    proc = ctx.Process(target=async_worker, args=(child_end, main, cfg), daemon=True)
     ACTIVE_WORKERS.append(proc)
     proc.start()
     child_end.close()
     return proc, parent_end
 
 
-def worker_process_setup(verbose: bool) -> None:
-    """First thing in a worker: logging, Ctrl-C left to the parent, sockets, uvloop."""
+class WorkerSettings(Protocol):
+    @property
+    def verbose(self) -> bool: ...
+
+    @property
+    def budget_s(self) -> float: ...
+
+
+def async_worker(
+    conn: Connection,
+    main: Callable[[Connection, Any], Coroutine[Any, Any, None]],
+    cfg: WorkerSettings,
+) -> None:
+    """A worker process's whole life (the target :func:`start_worker` gives ``spawn``):
+    logging, Ctrl-C left to the parent, sockets, uvloop, then ``main(conn, cfg)`` within
+    ``cfg.budget_s``. A worker that fails says so on stderr; the parent reports its silence."""
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if cfg.verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s worker[%(process)d] %(message)s",
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise_nofile()
     install_uvloop()
+    try:
+        asyncio.run(asyncio.wait_for(main(conn, cfg), cfg.budget_s))
+    except Exception:
+        log.exception("worker failed")
 
 
 def stop_workers(workers: list[tuple[BaseProcess, Connection]], timeout: float = 5.0) -> None:

@@ -111,7 +111,6 @@ from bench.harness import (
     start_watchdog,
     start_worker,
     stop_workers,
-    worker_process_setup,
 )
 from bench.rest import HttpConn, HttpError, http_json, iso_in
 from bench.servers import (
@@ -430,14 +429,6 @@ async def worker_main(conn: Connection, cfg: WorkerConfig) -> None:
         await asyncio.sleep(0.2)
 
 
-def worker_entry(conn: Connection, cfg: WorkerConfig) -> None:
-    worker_process_setup(cfg.verbose)
-    try:
-        asyncio.run(asyncio.wait_for(worker_main(conn, cfg), cfg.budget_s))
-    except Exception:  # the parent reports the missing answer
-        log.exception("worker failed")
-
-
 # ---------------------------------------------------------------------------------------------
 # Main process: server, event, phases, measurements.
 # ---------------------------------------------------------------------------------------------
@@ -579,7 +570,7 @@ def bench_engine(args: argparse.Namespace, engine: str, tmp: Path) -> dict[str, 
                 budget_s=bench_budget(args),
                 verbose=not args.quiet,
             )
-            workers.append(start_worker(worker_entry, cfg))
+            workers.append(start_worker(worker_main, cfg))
         ready = []
         for proc, conn in workers:
             if not conn.poll(60):
