@@ -89,6 +89,7 @@ class WebSocketClient:
         "close_code",
         "close_reason",
         "closed",
+        "has_data_to_send",
         "headers",
         "host",
         "max_frame_bytes",
@@ -124,6 +125,8 @@ class WebSocketClient:
         self._key = base64.b64encode(os.urandom(16))
         self._buffer = b""
         self._out: list[bytes] = [self._request()]
+        #: Whether :meth:`data_to_send` has anything (an attribute: read once per message).
+        self.has_data_to_send = True
 
     def _request(self) -> bytes:
         lines = [
@@ -141,22 +144,23 @@ class WebSocketClient:
 
     # -- sending -------------------------------------------------------------------------------
 
-    @property
-    def has_data_to_send(self) -> bool:
-        return bool(self._out)
-
     def data_to_send(self) -> bytes:
         """Everything queued for the server since the last call (first: the upgrade request)."""
         out, self._out = self._out, []
+        self.has_data_to_send = False
         return b"".join(out)
+
+    def _queue(self, frame: bytes) -> None:
+        self._out.append(frame)
+        self.has_data_to_send = True
 
     def send(self, payload: bytes, opcode: int = Opcode.TEXT, *, fin: bool = True) -> None:
         """Queue one data frame; ``fin=False`` starts or continues a fragmented message."""
-        self._out.append(encode_frame(payload, opcode, fin=fin))
+        self._queue(encode_frame(payload, opcode, fin=fin))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Queue a close frame (RFC 6455 §5.5.1)."""
-        self._out.append(encode_frame(code.to_bytes(2, "big") + reason.encode(), Opcode.CLOSE))
+        self._queue(encode_frame(code.to_bytes(2, "big") + reason.encode(), Opcode.CLOSE))
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -211,7 +215,7 @@ class WebSocketClient:
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == Opcode.PING:
-            self._out.append(encode_frame(payload, Opcode.PONG))
+            self._queue(encode_frame(payload, Opcode.PONG))
         elif opcode == Opcode.CLOSE:
             if len(payload) >= 2:
                 self.close_code = int.from_bytes(payload[:2], "big")
@@ -219,7 +223,7 @@ class WebSocketClient:
             else:
                 self.close_code = 1005
             if not self.closed:
-                self._out.append(encode_frame(payload[:2], Opcode.CLOSE))
+                self._queue(encode_frame(payload[:2], Opcode.CLOSE))
             self.closed = True
         elif opcode != Opcode.PONG:
             raise WebSocketError(f"unknown opcode {opcode:#x} (RFC 6455 §5.2)")
