@@ -33,6 +33,7 @@ COPY README.md setup.py MANIFEST.in ./
 COPY protocol/ protocol/
 COPY server/ server/
 COPY booking/ booking/
+COPY concert_hub_client/ concert_hub_client/
 # Built, so the package build copies it into the distribution (server/web_dist) without Node.
 COPY --from=web /src/web/dist web/dist
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps . \

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,10 @@ import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
 
 from server.auth import TokenAuthority
+from tests.ports import free_port
+from tests.redis_server import RedisServer
+
+__all__ = ["free_port"]  # re-exported: test modules import it from here
 
 # Why hypothesis is imported above: on CPython 3.11.7, after the redis client has run in a test,
 # pytest's assertion rewriter fails to compile a module imported later with "SystemError: AST
@@ -73,10 +76,14 @@ def rest(
     return status, (json.loads(raw) if raw else None)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def listening_ports() -> set[int]:
+    """TCP ports in state LISTEN on this machine (IPv4), from /proc/net/tcp."""
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # TCP_LISTEN
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 @dataclass
@@ -126,20 +133,43 @@ class ServerProcess:
         return args
 
     def start(self, timeout: float = 20.0) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
-        )
+        """Start and wait for ``/healthz``. Should a port have been taken since it was found
+        free (by another xdist worker, or a client's ephemeral port), start on fresh ports."""
+        for _ in range(3):
+            if self._start(timeout):
+                return
+            self.http_port = free_port()
+            if self.stomp_port:
+                self.stomp_port = free_port()
+        raise RuntimeError(f"server found no free ports:\n{self.log()}")
+
+    def _start(self, timeout: float) -> bool:
+        logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+                if b"address already in use" in self.log_path.read_bytes()[logged:]:
+                    return False
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            if self._listening():
+                return True
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def _listening(self) -> bool:
+        """``/healthz`` answers and, when enabled, the STOMP/TCP port listens (the node opens
+        it after the HTTP one). The port is looked up, not connected to: a probe connection
+        would count against tests of connection limits."""
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
+                pass
+        except OSError:
+            return False
+        return not self.stomp_port or self.stomp_port in listening_ports()
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -162,6 +192,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of this test session (of each xdist worker): tests may flush it."""
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -176,7 +176,11 @@ async def test_same_key_with_another_request_is_a_mismatch(
 
 async def test_concurrent_duplicates_pay_once(service: BookingCore, event: EventInfo) -> None:
     """The same hold checked out at once with one key and with several keys: one order."""
-    slow = build_service(service.engine, Gateway(service.engine, latency_s=0.2))
+    # The latency makes the calls overlap; a generous payment timeout keeps a busy machine
+    # (parallel test workers) from turning that latency into "the gateway did not answer".
+    slow = build_service(
+        service.engine, Gateway(service.engine, latency_s=0.2), payment_timeout_s=10
+    )
     hold = await slow.holds.hold(event.id, "alice", ["A-B-1", "A-B-2"])
     calls = [buy(slow, "alice", hold.id, "same", VISA) for _ in range(3)]
     calls += [buy(slow, "alice", hold.id, f"key-{i}", VISA) for i in range(3)]

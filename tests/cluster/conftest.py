@@ -10,102 +10,23 @@ attached to its report.
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-import stomp.utils
 
 from tests.booking.conftest import call, event_body
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate
-from tests.server.stomp_clients import Client, unique
+from tests.redis_server import RedisServer
+from tests.server.stomp_clients import unique
 
-REDIS_SERVER = "/usr/bin/redis-server"
 NODE_NAMES = ("a", "b", "c")
 VISA = {"payment": {"method": "card", "token": "tok_visa"}}
-#: One seat-map delta is due every tick (100 ms); allow for a loaded machine.
-DELTA_TIMEOUT_S = 5.0
 LOG_TAIL = 12_000
-
-
-# -- redis-server ----------------------------------------------------------------------------
-
-
-@dataclass
-class RedisServer:
-    """A ``redis-server`` child process without persistence, on a fixed port."""
-
-    port: int
-    workdir: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "redis.log"
-
-    def start(self, timeout: float = 10.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--daemonize", "no",
-                 "--dir", str(self.workdir)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited early:\n{self.log()}")
-            client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-            finally:
-                client.close()
-        raise RuntimeError(f"redis-server did not answer on port {self.port}:\n{self.log()}")
-
-    def kill(self) -> None:
-        """Stop it the hard way (SIGKILL), as a crashed or unplugged Redis."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def get(self, key: str) -> bytes | None:
-        """Read one key (the tests look at, never write, the nodes' Redis state)."""
-        client = redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
-        try:
-            value = client.get(key)
-            return value if isinstance(value, bytes) else None
-        finally:
-            client.close()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no redis log: {exc})"
 
 
 # -- the cluster -----------------------------------------------------------------------------
@@ -274,79 +195,6 @@ def book(node: ServerProcess, event_id: int, seat_ids: list[str]) -> tuple[str, 
     """Hold and pay for ``seat_ids`` as a fresh user; returns (user, order)."""
     user = unique("buyer")
     return user, buy(node, user, hold(node, event_id, user, seat_ids))
-
-
-def statuses_of(snapshot: dict[str, Any]) -> dict[str, str]:
-    return {seat: status for seat, status in snapshot["seats"]}
-
-
-# -- a seat-map subscription -----------------------------------------------------------------
-
-
-def seats_topic(event_id: int) -> str:
-    return f"/topic/events/{event_id}/seats"
-
-
-class SeatFeed:
-    """One stomp.py subscription to an event's seat map: its snapshot, then every delta as it
-    came (gaps are recorded, not refused, so fault tests can look for them)."""
-
-    def __init__(self, client: Client, event_id: int) -> None:
-        self.client = client
-        self.event_id = event_id
-        self.sub_id = ""
-        self.snapshot: dict[str, Any] = {}
-        self.seq = -1
-        self.deltas: list[dict[str, Any]] = []
-        self.statuses: dict[str, str] = {}
-        self.gaps: list[tuple[int, int]] = []
-
-    def _frame(self, timeout: float) -> stomp.utils.Frame:
-        sub_id = self.sub_id
-        return self.client.listener.wait(
-            "MESSAGE", timeout, lambda f: f.headers.get("subscription") == sub_id
-        )
-
-    def subscribe(self, timeout: float = DELTA_TIMEOUT_S) -> dict[str, Any]:
-        self.sub_id = unique("seats")
-        self.client.subscribe(seats_topic(self.event_id), self.sub_id, timeout=timeout)
-        message = json.loads(self._frame(timeout).body)
-        assert message["type"] == "snapshot", f"first MESSAGE is not the snapshot: {message}"
-        assert message["event_id"] == self.event_id
-        self.snapshot = message
-        self.seq = message["seq"]
-        self.deltas = []
-        self.gaps = []
-        self.statuses = statuses_of(message)
-        return dict(message)
-
-    def next_delta(self, timeout: float = DELTA_TIMEOUT_S) -> dict[str, Any]:
-        delta = json.loads(self._frame(timeout).body)
-        assert delta["type"] == "delta" and delta["event_id"] == self.event_id, delta
-        seats = [seat for seat, _ in delta["changes"]]
-        assert len(seats) == len(set(seats)), f"a seat twice in one delta: {delta}"
-        if delta["seq"] != self.seq + 1:
-            self.gaps.append((self.seq, delta["seq"]))
-        self.seq = delta["seq"]
-        self.deltas.append(delta)
-        self.statuses.update(dict(map(tuple, delta["changes"])))
-        return dict(delta)
-
-    def until(self, expected: dict[str, str], timeout: float = DELTA_TIMEOUT_S) -> None:
-        """Read deltas until every seat of ``expected`` shows its status."""
-        deadline = time.monotonic() + timeout
-        while any(self.statuses.get(s) != status for s, status in expected.items()):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no delta to {expected} within {timeout}s; deltas {self.deltas}"
-            self.next_delta(left)
-
-    def pending(self) -> list[dict[str, Any]]:
-        """Messages of this subscription that arrived but were not read yet."""
-        return [
-            json.loads(f.body)
-            for f in self.client.listener.pending("MESSAGE")
-            if f.headers.get("subscription") == self.sub_id
-        ]
 
 
 def numbered_topic(prefix: str) -> str:

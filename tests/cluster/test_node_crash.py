@@ -19,15 +19,14 @@ import stomp
 from tests.booking.conftest import call
 from tests.cluster.conftest import (
     Cluster,
-    SeatFeed,
     book,
     create_event,
     numbered_topic,
     rest_seats,
-    statuses_of,
     wait_until,
 )
 from tests.conftest import ServerProcess
+from tests.seat_feed import SeatFeed, statuses_of
 from tests.server.stomp_clients import Client, Clients, Collector
 
 LEASE_TAKEOVER_S = 5.0  # the lease lasts one second; allow for a loaded machine
@@ -82,14 +81,14 @@ def test_killing_a_node_loses_nothing_and_its_clients_fail_over(
                  for n in cluster.nodes.values()}  # fmt: skip
     for listener in listeners.values():
         listener.subscribe(topic)
-    feeds = {str(n.flags["node_id"]): SeatFeed(clients("tcp", server=n), event_id)
+    feeds = {str(n.flags["node_id"]): SeatFeed(clients("tcp", server=n), event_id, record_gaps=True)
              for n in survivors}  # fmt: skip
     for feed in feeds.values():
         feed.subscribe()
     roamer = failover_client([victim, first], "roamer")
     clients.opened.append(roamer)
     assert roamer.reply.headers["session"].startswith(f"{victim.flags['node_id']}-")
-    roaming = SeatFeed(roamer, event_id)
+    roaming = SeatFeed(roamer, event_id, record_gaps=True)
     roaming.subscribe()
     publishers = {str(n.flags["node_id"]): clients("tcp", server=n, user="pub", role="publisher")
                   for n in cluster.nodes.values()}  # fmt: skip

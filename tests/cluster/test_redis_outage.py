@@ -24,17 +24,16 @@ from tests.booking.conftest import call
 from tests.cluster.conftest import (
     VISA,
     Cluster,
-    SeatFeed,
     book,
     create_event,
     hold,
     numbered_topic,
     readyz,
     rest_seats,
-    statuses_of,
     wait_until,
 )
 from tests.conftest import ServerProcess
+from tests.seat_feed import SeatFeed, statuses_of
 from tests.server.stomp_clients import Client, Clients, metric_sum, unique
 
 READY_AGAIN_S = 10.0
@@ -120,7 +119,7 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
         listener.subscribe(topic)
     publisher_a = clients("tcp", server=a, user="pa", role="publisher")
     publisher_c = clients("tcp", server=c, user="pc", role="publisher")
-    feed = SeatFeed(clients("tcp", server=b), event_id)
+    feed = SeatFeed(clients("tcp", server=b), event_id, record_gaps=True)
     feed.subscribe()
 
     # Before: messages and seat changes flow across nodes.

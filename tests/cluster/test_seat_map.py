@@ -20,46 +20,17 @@ import redis
 from tests.booking.conftest import call
 from tests.cluster.conftest import (
     Cluster,
-    SeatFeed,
     book,
     create_event,
     hold,
     release,
     rest_seats,
-    statuses_of,
 )
 from tests.conftest import ServerProcess
-from tests.server.stomp_clients import Client, Clients, unique
+from tests.seat_feed import SeatFeed, statuses_of
+from tests.server.stomp_clients import Clients, unique
 
 SEATS = [f"S-{row}-{n}" for row in "AB" for n in range(1, 11)]
-
-
-class HistoryFeed(SeatFeed):
-    """A feed that also remembers the whole map as of every ``seq`` it went through."""
-
-    def __init__(self, client: Client, event_id: int) -> None:
-        super().__init__(client, event_id)
-        self.history: dict[int, dict[str, str]] = {}
-
-    def subscribe(self, timeout: float = 5.0) -> dict[str, Any]:
-        snapshot = super().subscribe(timeout)
-        self.history = {self.seq: dict(self.statuses)}
-        return snapshot
-
-    def next_delta(self, timeout: float = 5.0) -> dict[str, Any]:
-        delta = super().next_delta(timeout)
-        self.history[self.seq] = dict(self.statuses)
-        return delta
-
-    def drain(self, quiet_s: float = 0.6) -> None:
-        """Read deltas until none has come for ``quiet_s``."""
-        while True:
-            try:
-                self.next_delta(quiet_s)
-            except AssertionError as exc:
-                if "no MESSAGE within" in str(exc):
-                    return
-                raise
 
 
 @pytest.fixture
@@ -94,7 +65,10 @@ def test_changes_through_one_node_reach_every_node_as_one_sequence(
 ) -> None:
     a, b, c = cluster["a"], cluster["b"], cluster["c"]
     event_id = create_event(a)
-    early = {name: HistoryFeed(clients("tcp", server=cluster[name]), event_id) for name in "bc"}
+    early = {
+        name: SeatFeed(clients("tcp", server=cluster[name]), event_id, record_gaps=True)
+        for name in "bc"
+    }
     snapshots = {name: feed.subscribe() for name, feed in early.items()}
     assert snapshots["b"] == snapshots["c"], "two nodes served different snapshots"
     assert set(statuses_of(snapshots["b"]).values()) == {"available"}
@@ -124,12 +98,12 @@ def test_changes_through_one_node_reach_every_node_as_one_sequence(
                for i in range(3)]  # fmt: skip
     for worker in workers:
         worker.start()
-    late: list[tuple[str, HistoryFeed]] = []
+    late: list[tuple[str, SeatFeed]] = []
     try:
         connections = {"b": clients("tcp", server=b), "c": clients("tcp", server=c)}
         for i in range(6):
             name = "bc"[i % 2]
-            feed = HistoryFeed(connections[name], event_id)
+            feed = SeatFeed(connections[name], event_id, record_gaps=True)
             feed.subscribe()
             late.append((name, feed))
             time.sleep(0.15)
@@ -173,7 +147,7 @@ def test_changes_through_one_node_reach_every_node_as_one_sequence(
 
     # A subscriber arriving now on C gets the map REST serves, at the seq everyone is at.
     time.sleep(0.5)
-    newcomer = HistoryFeed(clients("tcp", server=c), event_id)
+    newcomer = SeatFeed(clients("tcp", server=c), event_id, record_gaps=True)
     snapshot = newcomer.subscribe()
     assert statuses_of(snapshot) == truth
     assert snapshot["seq"] == reference.seq == expected_seq
@@ -199,7 +173,7 @@ def test_a_seat_change_crosses_redis_once_and_is_published_once(
     through another channel, no second publish by another node."""
     a, b = cluster["a"], cluster["b"]
     event_id = create_event(a)
-    feed = HistoryFeed(clients("tcp", server=b), event_id)
+    feed = SeatFeed(clients("tcp", server=b), event_id, record_gaps=True)
     feed.subscribe()
     seat = "S-B-7"
     seen: list[dict[str, Any]] = []

@@ -4,9 +4,10 @@
   ERROR, heart-beat and disconnect, and lets a test wait for one with a timeout.
 * :func:`open_stomp` connects stomp.py over raw TCP (STOMP 1.0, 1.1 or 1.2) or over WebSocket
   (``stomp.WSConnection``, always 1.2) without ever blocking forever.
-* :class:`RawTcp` and :class:`RawWs` are minimal hand-written peers for what stomp.py cannot
-  send: malformed bytes, CR-LF line ends, split frames, silence. They read frames until ERROR or
-  close, always with a deadline.
+* :class:`RawTcp` and :class:`RawWs` are hand-driven peers for what stomp.py cannot send:
+  malformed bytes, CR-LF line ends, split frames, silence. They read through the project's own
+  client cores (``protocol.client`` for STOMP, ``concert_hub_client.websocket`` for RFC 6455),
+  frame by frame until ERROR or close, always with a deadline.
 * :class:`Witness` is a publisher/subscriber pair already connected to a server, used to show
   that another session still works after one misbehaved.
 
@@ -17,21 +18,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import stomp
 import stomp.utils
-import websocket
 from prometheus_client.parser import text_string_to_metric_families
+
+from concert_hub_client.websocket import Opcode, WebSocketClient
+from protocol.client import ClientConnection, Error, HeartBeat, ReceivedFrame
+from protocol.codec import escape, serialize
+from protocol.frames import Command, StompVersion
+from protocol.frames import Frame as ProtocolFrame
+from tests.protocol.client import wire
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -345,56 +353,9 @@ class Clients:
 # -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Frame:
-    command: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    raw: bytes = b""
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """First occurrence wins (STOMP 1.2 §"Repeated Header Entries")."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return default
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(f"{self.command} has no {name!r} header: {self.headers}")
-        return value
-
-    @property
-    def message(self) -> str | None:
-        return self.get("message")
-
-    def __str__(self) -> str:
-        return f"{self.command} {self.headers} {self.body[:200]!r}"
-
-
-_UNESCAPE_11 = {"\\\\": "\\", "\\n": "\n", "\\c": ":"}
-_UNESCAPE_12 = {**_UNESCAPE_11, "\\r": "\r"}
-
-
-def unescape(text: str, version: str) -> str:
-    if version == "1.0":
-        return text
-    table = _UNESCAPE_12 if version == "1.2" else _UNESCAPE_11
-
-    def sub(match: re.Match[str]) -> str:
-        if match.group(0) not in table:
-            raise AssertionError(f"server sent an undefined escape {match.group(0)!r} in {text!r}")
-        return table[match.group(0)]
-
-    return re.sub(r"\\.?", sub, text, flags=re.DOTALL)
-
-
-def escape(text: str, version: str) -> str:
-    if version == "1.0":
-        return text
-    out = text.replace("\\", "\\\\").replace("\n", "\\n").replace(":", "\\c")
-    return out.replace("\r", "\\r") if version == "1.2" else out
+#: A frame the server sent, as the client core reads it: ``command``, ``headers``, ``body``,
+#: ``raw`` (the bytes on the wire), ``get(name)``, ``frame[name]``, ``message`` (ERROR).
+Frame = ReceivedFrame
 
 
 def encode_frame(
@@ -407,39 +368,43 @@ def encode_frame(
     content_length: bool = True,
     escape_headers: bool = True,
 ) -> bytes:
-    """Serialize a client frame; headers are escaped per ``version`` unless told not to."""
+    """A client frame. Well-formed ones are serialized by the codec, as the client core does;
+    the switches make what bad-input tests need: headers written exactly as given, CR LF line
+    ends, no ``content-length``, commands that do not exist."""
     items = list(headers.items()) if isinstance(headers, dict) else list(headers)
-    if isinstance(body, str):
-        body = body.encode()
-    do_escape = escape_headers and command not in ("CONNECT", "STOMP")
-    lines = [command.encode()]
-    for name, value in items:
-        if do_escape:
-            lines.append(f"{escape(name, version)}:{escape(value, version)}".encode())
-        else:
-            lines.append(f"{name}:{value}".encode())
-    if content_length and body and not any(k == "content-length" for k, _ in items):
-        lines.append(f"content-length:{len(body)}".encode())
-    return eol.join(lines) + eol + eol + body + b"\x00"
-
-
-class Closed(Exception):
-    """The peer closed the connection."""
+    data = body.encode() if isinstance(body, str) else body
+    if escape_headers and eol == b"\n" and content_length and command in Command.__members__:
+        return serialize(ProtocolFrame(Command(command), items, data), StompVersion(version))
+    if escape_headers and command not in ("CONNECT", "STOMP"):
+        items = [(escape(k, StompVersion(version)), escape(v, StompVersion(version)))
+                 for k, v in items]  # fmt: skip
+    if content_length and data and not any(k == "content-length" for k, _ in items):
+        items.append(("content-length", str(len(data))))
+    return wire(command, items, data, eol=eol)
 
 
 class RawPeer:
-    """A hand-driven STOMP peer; subclasses move the bytes (TCP or WebSocket)."""
+    """A hand-driven STOMP peer; subclasses move the bytes (TCP or WebSocket).
+
+    What it reads goes through the client core (:class:`protocol.client.ClientConnection`), so
+    a frame the server sends is checked by the same code as every client of the project.
+    """
 
     transport = "?"
 
     def __init__(self) -> None:
-        self._buf = bytearray()
-        self.version = "1.2"  # how to decode headers of frames after CONNECTED
+        self.stomp = ClientConnection()
+        self._unread: deque[ReceivedFrame] = deque()
         self.heartbeats: list[float] = []
-        self.frames: list[Frame] = []
+        self.frames: list[ReceivedFrame] = []
         self.closed = False
         self.reset = False
         self.send_failed = False
+
+    @property
+    def version(self) -> str:
+        """How frames sent from now on are escaped: the negotiated version, else 1.2."""
+        return self.stomp.version or "1.2"
 
     # -- transport (subclasses) --
 
@@ -459,98 +424,53 @@ class RawPeer:
         kw.setdefault("version", self.version)
         self.send_raw(encode_frame(command, headers, body, **kw))
 
-    def _parse(self) -> Frame | None:
-        buf = self._buf
-        while buf[:1] in (b"\n", b"\r"):
-            if buf[:1] == b"\n":
+    def _feed(self, chunk: bytes) -> None:
+        for event in self.stomp.receive_data(chunk):
+            if isinstance(event, HeartBeat):
                 self.heartbeats.append(time.monotonic())
-                del buf[:1]
-            elif buf[:2] == b"\r\n":
-                self.heartbeats.append(time.monotonic())
-                del buf[:2]
-            elif len(buf) >= 2:
-                raise AssertionError(f"stray CR from server: {bytes(buf[:40])!r}")
             else:
-                return None
-        if not buf:
-            return None
-        # header section ends at the first empty line
-        pos = 0
-        lines: list[bytes] = []
-        while True:
-            nl = buf.find(b"\n", pos)
-            if nl == -1:
-                return None
-            line = bytes(buf[pos:nl])
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            pos = nl + 1
-            if not line:
-                break
-            lines.append(line)
-        command = lines[0].decode()
-        version = "1.0" if command == "CONNECTED" else self.version
-        headers = []
-        for raw in lines[1:]:
-            name, sep, value = raw.decode().partition(":")
-            assert sep, f"header line without colon from server: {raw!r}"
-            headers.append((unescape(name, version), unescape(value, version)))
-        length = next((v for k, v in headers if k == "content-length"), None)
-        if length is not None:
-            end = pos + int(length)
-            if len(buf) <= end:
-                return None
-            assert buf[end] == 0, f"no NUL after content-length body in {bytes(buf[: end + 1])!r}"
-        else:
-            end = buf.find(b"\x00", pos)
-            if end == -1:
-                return None
-        frame = Frame(command, headers, bytes(buf[pos:end]), bytes(buf[: end + 1]))
-        del buf[: end + 1]
-        self.frames.append(frame)
-        if command == "CONNECTED":
-            self.version = frame.get("version", "1.0") or "1.0"
-        return frame
+                self.frames.append(event)
+                self._unread.append(event)
 
-    def read_frame(self, timeout: float = DEFAULT_TIMEOUT) -> Frame | None:
+    def _receive(self, timeout: float) -> None:
+        """Read once (up to ``timeout``): feed what came, or note that the peer closed."""
+        try:
+            chunk = self._recv_chunk(timeout)
+        except TimeoutError:
+            return
+        if chunk is None:
+            self.closed = True
+        else:
+            self._feed(chunk)
+
+    def read_frame(self, timeout: float = DEFAULT_TIMEOUT) -> ReceivedFrame | None:
         """The next frame, or ``None`` if the peer closed first; AssertionError on timeout."""
         deadline = time.monotonic() + timeout
-        while True:
-            frame = self._parse()
-            if frame is not None:
-                return frame
+        while not self._unread:
             if self.closed:
                 return None
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(
                     f"no frame within {timeout}s over {self.transport}; buffered "
-                    f"{bytes(self._buf[:200])!r}; frames so far: {[str(f) for f in self.frames]}"
+                    f"{self.stomp.buffered} bytes; frames so far: {self.frames}"
                 )
-            try:
-                chunk = self._recv_chunk(left)
-            except TimeoutError:
-                continue
-            if chunk is None:
-                self.closed = True
-            else:
-                self._buf += chunk
+            self._receive(left)
+        return self._unread.popleft()
 
-    def read_until(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> Frame:
+    def read_until(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> ReceivedFrame:
         """Read frames until one with ``command``; fail on close or ERROR (unless asked)."""
         deadline = time.monotonic() + timeout
         while True:
             frame = self.read_frame(max(deadline - time.monotonic(), 0.01))
             if frame is None:
-                raise AssertionError(
-                    f"connection closed before {command}; frames: {[str(f) for f in self.frames]}"
-                )
+                raise AssertionError(f"connection closed before {command}; frames: {self.frames}")
             if frame.command == command:
                 return frame
             if frame.command == "ERROR":
                 raise AssertionError(f"ERROR while waiting for {command}: {frame}")
 
-    def expect_error(self, timeout: float = DEFAULT_TIMEOUT) -> Frame:
+    def expect_error(self, timeout: float = DEFAULT_TIMEOUT) -> Error:
         """Read until an ERROR frame, then assert that the server closes the connection."""
         deadline = time.monotonic() + timeout
         while True:
@@ -558,9 +478,9 @@ class RawPeer:
             if frame is None:
                 raise AssertionError(
                     f"closed without ERROR over {self.transport} (reset={self.reset}); "
-                    f"frames: {[str(f) for f in self.frames]}"
+                    f"frames: {self.frames}"
                 )
-            if frame.command == "ERROR":
+            if isinstance(frame, Error):
                 break
         body = frame.body.decode("utf-8", "replace")
         assert "Traceback" not in body, f"traceback sent to the client: {body}"
@@ -577,14 +497,7 @@ class RawPeer:
                 raise AssertionError(
                     f"server did not close the {self.transport} connection within {timeout}s"
                 )
-            try:
-                chunk = self._recv_chunk(left)
-            except TimeoutError:
-                continue
-            if chunk is None:
-                self.closed = True
-            else:
-                self._buf += chunk
+            self._receive(left)
 
     def connect(
         self,
@@ -596,7 +509,7 @@ class RawPeer:
         extra: dict[str, str] | None = None,
         eol: bytes = b"\n",
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> Frame:
+    ) -> ReceivedFrame:
         """Send CONNECT and return the reply frame (CONNECTED or ERROR)."""
         headers: list[tuple[str, str]] = []
         if accept_version is not None:
@@ -647,7 +560,7 @@ class RawTcp(RawPeer):
         try:
             data = self.sock.recv(65536)
         except TimeoutError:
-            raise TimeoutError from None
+            raise
         except ConnectionResetError:
             self.reset = True
             return None
@@ -658,7 +571,10 @@ class RawTcp(RawPeer):
             self.sock.close()
 
 
-class RawWs(RawPeer):
+class RawWs(RawTcp):
+    """STOMP over a WebSocket made by the project's client core (RFC 6455 framing and all);
+    ``send_raw`` puts any bytes in one WebSocket message, text or binary."""
+
     transport = "ws"
 
     def __init__(
@@ -669,59 +585,70 @@ class RawWs(RawPeer):
         binary: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        super().__init__()
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None, url
+        super().__init__(parts.hostname, parts.port)
         self.binary = binary
-        self.close_code: int | None = None
-        self.close_reason: str = ""
-        self.opcodes: list[int] = []  # opcode of every data message received
-        self.ws = websocket.create_connection(
-            url, timeout=timeout, subprotocols=subprotocols, enable_multithread=True
-        )
+        self.opcodes: list[int] = []  # opcode of every data frame received
+        self.ws = WebSocketClient(f"{parts.hostname}:{parts.port}", parts.path, subprotocols or ())
+        self.sock.sendall(self.ws.data_to_send())
+        deadline = time.monotonic() + timeout
+        pending = b""
+        while not self.ws.open:
+            data = RawTcp._recv_chunk(self, max(deadline - time.monotonic(), 0.001))
+            assert data is not None, f"{url}: closed during the WebSocket handshake"
+            pending += self._unwrap(data)
+        if pending:
+            self._feed(pending)
 
     @classmethod
-    def to(cls, server: ServerLike, **kw: Any) -> RawWs:
+    def to(cls, server: ServerLike, **kw: Any) -> RawWs:  # type: ignore[override]
         return cls(f"ws://{server.host}:{server.http_port}/ws", **kw)
 
     @property
     def subprotocol(self) -> str | None:
-        return self.ws.getsubprotocol()
+        return self.ws.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        return self.ws.close_code
+
+    @property
+    def close_reason(self) -> str:
+        return self.ws.close_reason
+
+    def _unwrap(self, data: bytes) -> bytes:
+        """The STOMP bytes of ``data``; answers pings and echoes a close frame at once."""
+        payloads = []
+        for opcode, payload in self.ws.receive_data(data):
+            self.opcodes.append(opcode)
+            payloads.append(payload)
+        answer = self.ws.data_to_send()
+        if answer:
+            with contextlib.suppress(OSError):
+                self.sock.sendall(answer)
+        return b"".join(payloads)
 
     def send_raw(self, data: bytes, *, binary: bool | None = None) -> None:
         use_binary = self.binary if binary is None else binary
-        opcode = websocket.ABNF.OPCODE_BINARY if use_binary else websocket.ABNF.OPCODE_TEXT
-        try:
-            self.ws.send(data, opcode)
-        except (OSError, websocket.WebSocketException):
-            self.send_failed = True
+        self.ws.send(data, Opcode.BINARY if use_binary else Opcode.TEXT)
+        super().send_raw(self.ws.data_to_send())
 
     def _recv_chunk(self, timeout: float) -> bytes | None:
-        if self.closed:
+        if self.ws.closed:
             return None
-        self.ws.settimeout(max(timeout, 0.001))
-        try:
-            opcode, frame = self.ws.recv_data_frame(control_frame=False)
-        except websocket.WebSocketTimeoutException:
-            raise TimeoutError from None
-        except (websocket.WebSocketConnectionClosedException, ConnectionResetError, OSError):
-            self.reset = self.close_code is None
+        data = super()._recv_chunk(timeout)
+        if data is None:
+            self.reset = self.ws.close_code is None  # the TCP connection ended without a close
             return None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            data = frame.data or b""
-            if len(data) >= 2:
-                self.close_code = int.from_bytes(data[:2], "big")
-                self.close_reason = data[2:].decode("utf-8", "replace")
-            else:
-                self.close_code = 1005
-            return None
-        self.opcodes.append(opcode)
-        data = frame.data
-        return data.encode() if isinstance(data, str) else bytes(data)
+        return self._unwrap(data)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.ws.close(timeout=1)
-        with contextlib.suppress(Exception):
-            self.ws.shutdown()
+        if not self.ws.closed:
+            self.ws.close(1000)
+            with contextlib.suppress(OSError):
+                self.sock.sendall(self.ws.data_to_send())
+        super().close()
 
 
 def raw_peer(server: ServerLike, transport: str, **kw: Any) -> RawPeer:

@@ -743,9 +743,16 @@ def test_stats_show_nodes_holds_and_sales(api: Api, event: dict[str, Any]) -> No
     try:
         watcher = opened("tcp", user=unique("watcher"))
         watcher.subscribe(f"/topic/events/{event['id']}/seats")
-        reply = api.get("/api/admin/stats", token=api.admin())
-        assert reply.status == 200, reply
-        stats = reply.json()
+        # A seat-map subscription joins the delta stream once its snapshot is handed over,
+        # which a busy machine may do a moment after the RECEIPT: read until it shows.
+        deadline = time.monotonic() + 5
+        while True:
+            reply = api.get("/api/admin/stats", token=api.admin())
+            assert reply.status == 200, reply
+            stats = reply.json()
+            if stats["subscriptions"] >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         opened.close_all()
     assert len(stats["nodes"]) == 1

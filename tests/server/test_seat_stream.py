@@ -8,7 +8,6 @@ brought forward in the database, and the node's reaper (every second) frees it.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -22,73 +21,10 @@ from booking.clock import utcnow
 from booking.schema import holds, seats
 from tests.booking.conftest import call, create_event_via_api, sync_url
 from tests.conftest import ServerProcess
-from tests.server.stomp_clients import Client, Clients, unique
+from tests.seat_feed import DELTA_TIMEOUT_S, SeatFeed
+from tests.server.stomp_clients import Clients, unique
 
-#: A delta is due within one tick (100 ms); allow for a loaded machine.
-DELTA_TIMEOUT_S = 5.0
 VISA = {"payment": {"method": "card", "token": "tok_visa"}}
-
-
-def seats_topic(event_id: int) -> str:
-    return f"/topic/events/{event_id}/seats"
-
-
-class SeatFeed:
-    """One subscription to an event's seat map; checks every delta's ``seq`` follows on."""
-
-    def __init__(self, client: Client, event_id: int) -> None:
-        self.client = client
-        self.event_id = event_id
-        self.sub_id = ""
-        self.seq = -1
-        self.deltas: list[dict[str, Any]] = []
-        self.statuses: dict[str, str] = {}
-
-    def _message(self, timeout: float) -> Any:
-        """The oldest MESSAGE of this subscription not yet read (others share the client)."""
-        sub_id = self.sub_id
-        return self.client.listener.wait(
-            "MESSAGE", timeout, lambda f: f.headers.get("subscription") == sub_id
-        )
-
-    def subscribe(self) -> dict[str, Any]:
-        self.sub_id = unique("seats")
-        self.client.subscribe(seats_topic(self.event_id), self.sub_id)
-        frame = self._message(DELTA_TIMEOUT_S)
-        assert frame.headers["destination"] == seats_topic(self.event_id)
-        assert frame.headers["subscription"] == self.sub_id
-        assert frame.headers["content-type"].startswith("application/json")
-        snapshot = json.loads(frame.body)
-        assert snapshot["type"] == "snapshot", snapshot
-        assert snapshot["event_id"] == self.event_id
-        self.seq = snapshot["seq"]
-        self.statuses = dict(map(tuple, snapshot["seats"]))
-        return dict(snapshot)
-
-    def unsubscribe(self) -> None:
-        receipt = unique("r")
-        self.client.conn.unsubscribe(self.sub_id, receipt=receipt)
-        self.client.listener.receipt(receipt)
-
-    def next_delta(self, timeout: float = DELTA_TIMEOUT_S) -> dict[str, Any]:
-        frame = self._message(timeout)
-        delta = json.loads(frame.body)
-        assert delta["type"] == "delta" and delta["event_id"] == self.event_id, delta
-        assert delta["seq"] == self.seq + 1, f"seq gap: {self.seq} then {delta['seq']}"
-        seen = [seat for seat, _ in delta["changes"]]
-        assert len(seen) == len(set(seen)), f"a seat twice in one delta: {delta}"
-        self.seq = delta["seq"]
-        self.deltas.append(delta)
-        self.statuses.update(dict(map(tuple, delta["changes"])))
-        return dict(delta)
-
-    def until(self, expected: dict[str, str], timeout: float = DELTA_TIMEOUT_S) -> None:
-        """Read deltas until every seat of ``expected`` shows its status."""
-        deadline = time.monotonic() + timeout
-        while any(self.statuses.get(s) != status for s, status in expected.items()):
-            left = deadline - time.monotonic()
-            assert left > 0, f"no delta to {expected} within {timeout}s; deltas {self.deltas}"
-            self.next_delta(left)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """SPEC §2 WebSocket transport: subprotocols, message framing, text/binary, heart-beats.
 
 stomp.py's ``WSConnection`` covers the §3 behaviour (see ``test_stomp_tcp.py``, every test there
-with ``[ws]`` in its id); here a raw websocket-client peer checks what stomp.py cannot show:
+with ``[ws]`` in its id); here a raw WebSocket peer checks what stomp.py cannot show:
 subprotocol choice, several frames per WebSocket message, one frame over several messages,
 binary messages and close codes.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 import pytest
-import websocket
 
+from concert_hub_client.websocket import Opcode
 from tests.server.stomp_clients import (
     Clients,
     RawWs,
@@ -133,19 +133,19 @@ def test_text_messages_for_text_frames_binary_for_the_rest(server) -> None:
     sub = connected_ws(server)
     pub = connected_ws(server, role="publisher", binary=True)
     try:
-        assert sub.opcodes[0] == websocket.ABNF.OPCODE_TEXT, "CONNECTED was not a text message"
+        assert sub.opcodes[0] == Opcode.TEXT, "CONNECTED was not a text message"
         sub.send("SUBSCRIBE", {"id": "s", "destination": dest, "receipt": "r"})
         sub.read_until("RECEIPT")
         pub.send("SEND", {"destination": dest, "receipt": "t"}, "plain text \u00e9")
         pub.read_until("RECEIPT")
         text = sub.read_until("MESSAGE")
         assert text.body == "plain text \u00e9".encode()
-        assert sub.opcodes[-1] == websocket.ABNF.OPCODE_TEXT
+        assert sub.opcodes[-1] == Opcode.TEXT
         pub.send("SEND", {"destination": dest, "receipt": "b"}, b"\xff\xfe\x00\x80 not utf-8")
         pub.read_until("RECEIPT")
         binary = sub.read_until("MESSAGE")
         assert binary.body == b"\xff\xfe\x00\x80 not utf-8"
-        assert sub.opcodes[-1] == websocket.ABNF.OPCODE_BINARY
+        assert sub.opcodes[-1] == Opcode.BINARY
     finally:
         sub.close()
         pub.close()

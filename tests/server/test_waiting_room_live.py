@@ -11,16 +11,15 @@ from __future__ import annotations
 import itertools
 import json
 import queue
-import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 import stomp
 
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.redis_server import RedisServer
 
 INTERVAL = 0.5
 
@@ -76,6 +75,19 @@ class Positions(stomp.ConnectionListener):
             if accept(item[1]):
                 return seen
         raise AssertionError(f"no matching position message in {timeout}s; saw {seen[-5:]}")
+
+
+def wait_for_state(
+    node: ServerProcess, event: int, user: str, state: str, timeout: float = 10.0
+) -> None:
+    """Poll ``GET /api/events/{event}/queue/me`` until ``user`` is in ``state``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        me = call(node, "GET", f"/api/events/{event}/queue/me", node.token(user))[1]
+        if me.get("state") == state:
+            return
+        assert time.monotonic() < deadline, f"{user} not {state} within {timeout}s: {me}"
+        time.sleep(0.05)
 
 
 def watch(node: ServerProcess, user: str) -> tuple[stomp.Connection, Positions]:
@@ -185,6 +197,10 @@ def test_bad_joins_are_refused_clearly(node: ServerProcess) -> None:
     # Joining twice keeps the place.
     open_event = create_event(node, rate=0.1, cap=1)
     call(node, "POST", f"/api/events/{open_event}/queue", node.token("first"))
+    # "first" takes the one shopper's place at the next admission tick; from then on the queue
+    # stands still, so a place kept is a position unchanged (on a busy machine the tick may come
+    # between two joins).
+    wait_for_state(node, open_event, "first", "admitted")
     once = call(node, "POST", f"/api/events/{open_event}/queue", token)[1]
     twice = call(node, "POST", f"/api/events/{open_event}/queue", token)[1]
     assert once["state"] == "waiting" and twice["position"] == once["position"]
@@ -199,9 +215,10 @@ def test_bad_joins_are_refused_clearly(node: ServerProcess) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    redis_db = random.randrange(1, 16)
-    redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[list[ServerProcess]]:
+    redis_server.flush(1)
     workdir = tmp_path_factory.mktemp("cluster")
     for url in database_url_for("mariadb", workdir):
         migrate(url)
@@ -209,7 +226,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerPro
         try:
             for name in ("a", "b"):
                 proc = ServerProcess(free_port(), free_port(), workdir / name, {
-                    "database_url": url, "redis_url": f"redis://127.0.0.1:6379/{redis_db}",
+                    "database_url": url, "redis_url": redis_server.url_for(1),
                     "node_id": f"node-{name}", "position_interval_s": INTERVAL,
                 })  # fmt: skip
                 proc.workdir.mkdir()

@@ -1,4 +1,5 @@
-"""Both waiting-room implementations, each on fresh state (Redis: unique event ids)."""
+"""Both waiting-room implementations, each on fresh state (Redis: the session's own
+redis-server, and unique event ids)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
 from server.backplane.redis.waiting_room import RedisWaitingRoom
+from tests.redis_server import RedisServer
 
 RoomFactory = Callable[[random.Random | None], WaitingRoom]
 
@@ -19,8 +21,9 @@ async def make_room(request: pytest.FixtureRequest) -> AsyncIterator[RoomFactory
     if request.param == "in-process":
         yield lambda rng=None: InProcessWaitingRoom(rng)
         return
-    redis = Redis(connection_pool=BlockingConnectionPool(host="127.0.0.1", port=6379))
-    yield lambda rng=None: RedisWaitingRoom(redis, rng)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis = Redis(connection_pool=BlockingConnectionPool(host="127.0.0.1", port=server.port))
+    yield lambda rng=None: RedisWaitingRoom(redis, rng=rng)
     await redis.aclose()
 
 
