@@ -78,17 +78,17 @@ Method and fields
 -----------------
 For each strategy, per attempt, the latency is the time from the call to its answer (waiting for a
 pooled connection included). ``decisions`` = ``successes`` (a hold was placed) + ``conflicts``
-(``SeatsUnavailable``: all-or-nothing refusal; ``NoBlockLeft`` for best available); ``limited`` (``LimitExceeded``, not expected here)
-and ``errors`` (anything else, including ``--attempt-timeout``) are counted apart, with
-``error_kinds`` naming them. ``decisions_per_s`` = decisions / ``elapsed_s``, the time from the
-start of the workers to the last answer. ``latency_ms`` {p50, p90, p99, max, mean} covers every
-decision (nearest-rank percentiles). ``from_memory`` / ``from_database``:
-the booking core's ``hold_decided`` hook (concert-hub only; the others decide everything in the
-database).
-``attempts``, ``users_with_hold``, ``seats_held``. ``cpu_pct``: ``bench_process`` (this process,
-100 = one core), ``mariadbd`` (the server process, from /proc, null if not found), ``machine``
-(all cores, 100 = every core busy), ``other_processes`` (machine minus the two, 100 = one core:
-anything else running on the machine competes for the cores), measured over ``elapsed_s``.
+(``SeatsUnavailable``: all-or-nothing refusal; ``NoBlockLeft`` for best available); ``limited``
+(``LimitExceeded``, not expected here) and ``errors`` (anything else, including
+``--attempt-timeout``) are counted apart, with ``error_kinds`` naming them. ``decisions_per_s`` =
+decisions / ``elapsed_s``, the time from the start of the workers to the last answer.
+``latency_ms`` {p50, p90, p99, max, mean} covers every decision (nearest-rank percentiles).
+``from_memory`` / ``from_database``: the booking core's ``hold_decided`` hook (concert-hub only;
+the others decide everything in the database). ``attempts``, ``users_with_hold``, ``seats_held``.
+``cpu_pct``: ``bench_process`` (this process, 100 = one core), ``mariadbd`` (the server process,
+from /proc, null if not found), ``machine`` (all cores, 100 = every core busy), ``other_processes``
+(machine minus the two, 100 = one core: anything else running on the machine competes for the
+cores), measured over ``elapsed_s``.
 
 ``verification`` (from the tables after the run): ``active_holds``; ``held_seats`` (seats with an
 unexpired hold); ``sum_seat_count`` (of active holds; must equal ``held_seats``);
