@@ -20,10 +20,10 @@ import jwt
 
 from booking.catalog import EventInfo
 from booking.clock import utcnow
-from booking.errors import AdmissionRequired, InvalidRequest, NotFound, SaleNotOpen
+from booking.errors import AdmissionRequired, InvalidRequest, SaleNotOpen
 from booking.hooks import BookingHooks
 from booking.inventory import Inventory
-from booking.waiting_room import ADMITTED, Policy, Position, WaitingRoom
+from booking.waiting_room import ADMITTED, NOT_JOINED, Policy, Position, WaitingRoom
 
 _PURPOSE = "admission"
 
@@ -100,7 +100,10 @@ class Admissions:
         info = await self.inventory.event(event_id)
         found = await self.room.position(event_id, user, self.policy(info))
         if found is None:
-            raise NotFound("you have not joined this waiting room")
+            # A state, not an error: a page asks before the user has joined, and a 404 there
+            # would be noise in every browser console.
+            waiting = (await self.room.stats(event_id)).waiting
+            return Position(event_id, user, NOT_JOINED, None, None, None, waiting, None)
         return self.stamp(found)
 
     def stamp(self, position: Position) -> Position:

@@ -21,6 +21,7 @@ restart), which the server's backplane provides.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -33,6 +34,8 @@ ADMITTED = "admitted"
 EXPIRED = "expired"
 #: The user's turn is over: they bought, or the sale closed.
 CLOSED = "closed"
+#: Not in this waiting room (never joined): a state to render, not an error.
+NOT_JOINED = "not_joined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +92,25 @@ class WaitingRoom(Protocol):
         """Positions of those of ``users`` who joined (one round trip in Redis)."""
 
 
-def eta(ahead: int, policy: Policy) -> int | None:
-    if policy.paused or policy.rate_per_s <= 0:
+def eta(ahead: int, policy: Policy, active: int) -> int | None:
+    """Seconds until the user with ``ahead`` people in front of them is admitted; ``None``
+    ("unknown") while nobody is being admitted (paused, or no admission rate).
+
+    Two limits pace the queue: the admission rate, and the cap on active shoppers. The places
+    free under the cap now are filled at the rate; after that a place frees only when an admitted
+    shopper buys or their admission lapses. The estimate assumes the slow case for the latter
+    (every admission used to its expiry: ``max_active / admission_ttl_s`` a second, or the rate
+    if that is lower), so it errs long, never "under a minute" for a queue that is stuck behind
+    the cap.
+    """
+    rate = policy.rate_per_s
+    if policy.paused or rate <= 0 or policy.max_active <= 0:
         return None
-    return int(ahead / policy.rate_per_s + 0.999)
+    free = max(0, policy.max_active - active)
+    if ahead < free:
+        return math.ceil(ahead / rate)
+    recycle = min(rate, policy.max_active / max(policy.admission_ttl_s, 1))
+    return math.ceil(free / rate + (ahead - free) / recycle)
 
 
 @dataclass
@@ -161,7 +179,7 @@ class InProcessWaitingRoom:
             return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
         ahead = seq - queue.serving - 1
         return Position(event_id, user, WAITING, seq, ahead + 1, ahead, waiting_total,
-                        eta(ahead, policy))  # fmt: skip
+                        eta(ahead, policy, len(queue.active)))  # fmt: skip
 
     def _open(self, queue: _Queue) -> None:
         self._rng.shuffle(queue.prequeue)

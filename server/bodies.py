@@ -245,7 +245,9 @@ class QueuePositionOut(BaseModel):
     """Where a user stands in an event's waiting room (SPEC §6)."""
 
     event_id: int
-    state: Literal["waiting", "admitted", "expired", "closed"]
+    state: Literal["waiting", "admitted", "expired", "closed", "not_joined"] = Field(
+        description="not_joined: you are not in this waiting room (GET only)"
+    )
     position: int | None = Field(description="1 = next to be admitted; null in the pre-queue")
     ahead: int | None
     waiting_total: int

@@ -35,5 +35,6 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/api/events/{event_id}/queue/me", me, "Where you stand", "queue",
               access=Access.USER, response=QueuePositionOut, errors=(404,),
               description="When admitted, carries the admission token (re-issued with the "
-              "admission's own expiry, e.g. after a reconnect); 404 if you never joined."),
+              "admission's own expiry, e.g. after a reconnect); state not_joined if you never "
+              "joined; 404 only for an unknown event."),
 ]  # fmt: skip

@@ -66,6 +66,26 @@ async def test_active_shoppers_are_capped_and_a_purchase_frees_a_place(
     assert await room.admit(event_id, policy(cap=3), T0 + 3) == [users[3]]
 
 
+async def test_the_estimate_counts_the_shopper_cap_not_only_the_rate(
+    make_room: RoomFactory, event_id: int
+) -> None:
+    """A fast rate behind a full cap of shoppers is not "under a minute": places free only as
+    admissions are used or lapse, so the estimate grows with the admission's lifetime."""
+    room = make_room(None)
+    users = await fill(room, event_id, 12)
+    capped = policy(rate=100, cap=2, ttl=600)
+    assert await room.admit(event_id, capped, T0 + 1) == users[:2]
+    last = await room.position(event_id, users[-1], capped)
+    assert last is not None and last.ahead == 9
+    # Nine ahead, two places recycling at worst every 600 s: at least 2,700 s, not 1 s.
+    assert last.eta_seconds is not None and last.eta_seconds >= 9 * 600 // 2
+    # With the cap out of the way the same queue moves at the rate.
+    free = await room.position(event_id, users[-1], policy(rate=100, cap=10**6))
+    assert free is not None and free.eta_seconds == 1
+    paused = await room.position(event_id, users[-1], policy(paused=True))
+    assert paused is not None and paused.eta_seconds is None
+
+
 async def test_an_unused_admission_expires_and_makes_room(
     make_room: RoomFactory, event_id: int
 ) -> None:

@@ -39,7 +39,8 @@ from booking.waiting_room import (
 # Join many users at once (one call per event-loop turn, however many join): numbers each new
 # user (or puts them in the pre-queue before opening) and returns, per user, the sequence number
 # (-1 in the pre-queue), the finished state ('' if none) and the admission expiry ('' if none),
-# then last_seq, serving and the pre-queue size: everything the replies need, in one round trip.
+# then last_seq, serving, the pre-queue size and the number of active shoppers: everything the
+# replies need, in one round trip.
 _JOIN_MANY = """
 local opened = redis.call('HGET', KEYS[3], 'opened') == '1'
 local out = {}
@@ -64,6 +65,7 @@ local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving')
 out[#out + 1] = meta[1] or '0'
 out[#out + 1] = meta[2] or '0'
 out[#out + 1] = redis.call('SCARD', KEYS[4])
+out[#out + 1] = redis.call('ZCARD', KEYS[5])
 return out
 """
 
@@ -170,7 +172,7 @@ class RedisWaitingRoom:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        last, served, pre_count = int(reply[-3]), int(reply[-2]), int(reply[-1])
+        last, served, pre_count, active = (int(n) for n in reply[-4:])
         waiting_total = last - served + pre_count
         for i, (user, policy, future) in enumerate(batch):
             number, end, score = reply[3 * i : 3 * i + 3]
@@ -181,6 +183,7 @@ class RedisWaitingRoom:
                 ended=_text(end) or None,
                 admitted_until=float(score) if _text(score) else None,
                 in_pre=seq < 0,
+                active=active,
             )  # fmt: skip
             if not future.done() and found is not None:
                 future.set_result(found)
@@ -200,8 +203,9 @@ class RedisWaitingRoom:
             pipe.hmget(finished, users)
             pipe.zmscore(active, users)
             pipe.smismember(pre, users)
+            pipe.zcard(active)
             replies = await pipe.execute()
-        (last_seq, serving), pre_count, seqs, ended, scores, in_pre = replies
+        (last_seq, serving), pre_count, seqs, ended, scores, in_pre, active_count = replies
         last, served = int(last_seq or 0), int(serving or 0)
         waiting_total = last - served + int(pre_count)
         out = []
@@ -214,6 +218,7 @@ class RedisWaitingRoom:
                 ended=_text(end) if end is not None else None,
                 admitted_until=float(score) if score is not None else None,
                 in_pre=bool(pre_member),
+                active=int(active_count),
             )  # fmt: skip
             if found is not None:
                 out.append(found)
@@ -278,6 +283,7 @@ def _position(
     ended: str | None,
     admitted_until: float | None,
     in_pre: bool,
+    active: int,
 ) -> Position | None:
     """One user's standing from the raw facts Redis returned (``None``: never joined)."""
     if ended is not None:
@@ -287,7 +293,7 @@ def _position(
     if number is not None:
         ahead = number - served - 1
         return Position(event_id, user, WAITING, number, ahead + 1, ahead, waiting_total,
-                        eta(ahead, policy))  # fmt: skip
+                        eta(ahead, policy, active))  # fmt: skip
     if in_pre:
         return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
     return None

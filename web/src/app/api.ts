@@ -37,14 +37,10 @@ export const api = {
 
   joinQueue: (id: number): Promise<QueuePosition> => asGuest('POST', `${eventPath(id)}/queue`),
 
-  /** Where the user stands; null when they never joined (the API's 404). */
+  /** Where the user stands; null when they never joined (the API's `not_joined` state). */
   queueMe: async (id: number): Promise<QueuePosition | null> => {
-    try {
-      return await asGuest<QueuePosition>('GET', `${eventPath(id)}/queue/me`);
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404 && error.kind === 'not_found') return null;
-      throw error;
-    }
+    const position = await asGuest<QueuePosition>('GET', `${eventPath(id)}/queue/me`);
+    return position.state === 'not_joined' ? null : position;
   },
 
   hold: (id: number, seats: string[], admissionToken: string | null): Promise<Hold> =>

@@ -29,6 +29,7 @@ const STAGE: Record<QueuePosition['state'], number> = {
   admitted: 1,
   expired: 2,
   closed: 2,
+  not_joined: -1, // never applied: api.queueMe answers null for it
 };
 
 export interface ActiveHold extends Hold {

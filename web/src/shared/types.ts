@@ -3,7 +3,7 @@
 
 export type SeatStatus = 'available' | 'held' | 'sold' | 'blocked';
 export type EventStatus = 'draft' | 'on_sale' | 'paused' | 'closed';
-export type QueueState = 'waiting' | 'admitted' | 'expired' | 'closed';
+export type QueueState = 'waiting' | 'admitted' | 'expired' | 'closed' | 'not_joined';
 export type AnnouncementLevel = 'info' | 'warning' | 'critical';
 
 export interface Tier {
