@@ -320,6 +320,13 @@ class StompSession(ABC):
 
     # -- output ------------------------------------------------------------------------------
 
+    # Output has one budget per session, ``--slow-consumer-bytes``: whatever the session queued
+    # and the client has not read yet (broker MESSAGEs, RECEIPTs, CONNECTED, heart-beats). Every
+    # write is followed by the same check, and a session over the budget is closed with ERROR
+    # ``slow consumer`` (written past the budget: it is the last frame) and cut after
+    # CLOSE_GRACE_S. The check is one call on the transport, so the fan-out stays a write and a
+    # comparison per recipient.
+
     def push(self, payload: bytes) -> None:
         """Write a pre-framed broker payload (the fan-out hot path)."""
         if self.closed:
@@ -328,7 +335,7 @@ class StompSession(ABC):
         transport.write(payload)  # type: ignore[attr-defined]
         self._tx_seen = True
         if transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
-            self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+            self._over_budget()
 
     def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None:
         """Like :meth:`push`, for a subscription that must ACK what it receives."""
@@ -344,8 +351,21 @@ class StompSession(ABC):
     def _flush(self) -> None:
         data = self.conn.data_to_send()
         if data and not self.closed:
-            self.write(data)
-            self._tx_seen = True
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        """Write protocol bytes (CONNECTED, RECEIPT, heart-beats) within the output budget."""
+        self.write(data)
+        self._tx_seen = True
+        if self.queued_bytes() > self._slow_limit:
+            self._over_budget()
+
+    def _over_budget(self) -> None:
+        self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+
+    def queued_bytes(self) -> int:
+        """Output written for the client and not sent yet (what the budget bounds)."""
+        return self.transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]
 
     @abstractmethod
     def write(self, data: bytes) -> None:
@@ -364,7 +384,10 @@ class StompSession(ABC):
         log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail,
                  extra=session_extra(self.session_id))  # fmt: skip
         self.conn.fail(error)
-        self._flush()
+        # Past the budget on purpose: the ERROR is the last thing the session writes.
+        data = self.conn.data_to_send()
+        if data:
+            self.write(data)
         if close_code is None:
             close_code = 1001 if isinstance(error, ServerShutdown) else 1000
         self.close(close_code)
@@ -392,7 +415,7 @@ class StompSession(ABC):
     def _beat_out(self) -> None:
         # Runs every half interval: a beat goes out only when nothing else did.
         if not self._tx_seen:
-            self.write(self.conn.heartbeat())
+            self._send(self.conn.heartbeat())
         self._tx_seen = False
 
     def _check_in(self) -> None:

@@ -17,9 +17,8 @@ from collections import deque
 from aiohttp import WSMsgType, web
 
 from server import framing
-from server.errors import SlowConsumer
 from server.keys import STOMP
-from server.session import StompService, StompSession
+from server.session import CLOSE_GRACE_S, StompService, StompSession
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,9 @@ class WebSocketSession(StompSession):
             return
         self.closed = True
         self._close_code = code
+        # The close handshake waits for our output to drain; a client that reads nothing never
+        # lets it, so the connection (and what it buffers) is cut after the grace period.
+        asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self.transport.abort)  # type: ignore[attr-defined]
         if asyncio.current_task() is not self._reader:
             self._closer = asyncio.ensure_future(self._close_ws(code))
 
@@ -108,11 +110,10 @@ class CompressedWebSocketSession(WebSocketSession):
     def push(self, payload: bytes) -> None:
         if self.closed:
             return
-        self.write(payload)
-        self._tx_seen = True
-        buffered = self._queued + self.transport.get_write_buffer_size()  # type: ignore[attr-defined]
-        if buffered > self._slow_limit:
-            self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+        self._send(payload)
+
+    def queued_bytes(self) -> int:
+        return self._queued + self.transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]
 
     async def _close_ws(self, code: int) -> None:
         await self._idle.wait()  # what was written before the close goes out first
