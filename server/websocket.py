@@ -50,9 +50,13 @@ class WebSocketSession(StompSession):
     transport_name = "ws"
 
     def __init__(
-        self, service: StompService, ws: web.WebSocketResponse, transport: asyncio.Transport
+        self,
+        service: StompService,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        address: str | None = None,
     ) -> None:
-        super().__init__(service, transport)
+        super().__init__(service, transport, address)
         self.ws = ws
         self._reader = asyncio.current_task()
         self._close_code: int | None = None
@@ -91,9 +95,13 @@ class CompressedWebSocketSession(WebSocketSession):
     framing = staticmethod(framing.raw)
 
     def __init__(
-        self, service: StompService, ws: web.WebSocketResponse, transport: asyncio.Transport
+        self,
+        service: StompService,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        address: str | None = None,
     ) -> None:
-        super().__init__(service, ws, transport)
+        super().__init__(service, ws, transport, address)
         self._outbox: deque[bytes] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
@@ -161,7 +169,8 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     transport = request.transport
     assert transport is not None
     session_type = CompressedWebSocketSession if ws.compress else WebSocketSession
-    session = session_type(service, ws, transport)
+    address = service.client_address(request.remote, request.headers.get("X-Real-IP"))
+    session = session_type(service, ws, transport, address)
     session.open()
     try:
         if session.closed:  # refused (too many connections, shutting down): close from here
