@@ -49,7 +49,16 @@ def raise_open_files_limit(max_connections: int) -> int:
 async def serve(settings: Settings, secret: str) -> None:
     raise_open_files_limit(settings.max_connections)
     app = create_app(settings, secret)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        access_log=None,
+        # aiohttp's keep-alive timer runs from the accept (and from each response) until a
+        # request's head is complete: a connection that sends nothing, or dribbles its headers
+        # (a slowloris, a stalled WebSocket handshake), is closed when it fires.
+        keepalive_timeout=settings.http_idle_timeout_s,
+    )
     await runner.setup()
     try:
         await web.TCPSite(

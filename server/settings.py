@@ -67,6 +67,12 @@ class Settings(BaseModel):
     )
     max_subscriptions: int = Field(256, ge=1, description="most subscriptions per session")
     max_send_rate: float = Field(100, gt=0, description="client frames per second per session")
+    http_idle_timeout_s: float = Field(
+        15,
+        gt=0,
+        description="HTTP: time allowed for a request's head, from connect or the previous "
+        "response (slow headers, idle keep-alive, WebSocket handshakes)",
+    )
     login_timeout_s: float = Field(10, gt=0, description="time allowed from connect to CONNECT")
     idle_timeout_s: float = Field(
         300,
