@@ -1,9 +1,10 @@
 """Running one node: its listeners, its signals, and the graceful stop of SPEC §1.
 
 The HTTP listener and the STOMP/TCP listener are two sites of one aiohttp runner. On SIGTERM (or
-SIGINT) the runner's cleanup is the whole stop: both sites stop accepting at once, every STOMP
-session is told (:meth:`~server.session.StompService.drain`), in-flight requests finish under the
-runner's shutdown timeout, and the app's resources are released, well within 10 s.
+SIGINT): ``/readyz`` turns 503 at once, both sites stop accepting at once, every STOMP session is
+told (:meth:`~server.session.StompService.drain`) while open HTTP connections are still served,
+then the runner's cleanup lets in-flight requests finish under its shutdown timeout and the
+app's resources are released, well within 10 s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 
 from aiohttp import web
 
-from server.app import create_app
+from server.app import create_app, stop_accepting
 from server.keys import STOMP
 from server.settings import Settings
 from server.tcp import StompTcpSite
@@ -79,6 +80,13 @@ async def serve(settings: Settings, secret: str) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping: %d sessions to close", len(app[STOMP].sessions))
+        # /readyz says 503 from this instant, both listeners stop accepting at once, and the
+        # STOMP sessions are told while HTTP connections the node has are still answered (a
+        # balancer's health check on one sees the 503, not a hang).
+        stop_accepting(app)
+        for site in tuple(runner.sites):
+            await site.stop()
+        await app[STOMP].drain()
     finally:
         await runner.cleanup()
     log.info("stopped")
