@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tests.server.stomp_clients import RawPeer, RawTcp, RawWs, Witness, unique
+from tests.server.stomp_clients import RawPeer, RawTcp, RawWs, Witness, raw_peer, unique
 
 
 def test_connections_per_client_address_are_capped_over_tcp_and_ws(make_server) -> None:
@@ -107,3 +107,22 @@ def test_silent_session_is_closed_after_three_heartbeat_intervals(make_server) -
         assert 6.0 <= elapsed < 8.0, f"closed {elapsed:.2f} s after the last byte (interval 2 s)"
     finally:
         silent.close()
+
+
+#: The first record of a TLS ClientHello, as a client configured for TLS sends it.
+TLS_CLIENT_HELLO = bytes.fromhex("16030100a5010000a10303") + bytes(32) + b"\x00\x00\x02\x13\x01"
+
+
+def test_bytes_that_cannot_begin_a_frame_get_error_at_once(server, transport: str) -> None:
+    """A TLS ClientHello on the plain port, or binary garbage without a newline, is answered
+    with ERROR straight away, not at the 10 s login timeout (a 5 s wait suffices here)."""
+    for garbage in (TLS_CLIENT_HELLO, b"\x00\x01\x02\xff\xfe binary without a newline"):
+        # (over WebSocket in a binary message: a text message must be UTF-8, which the
+        # WebSocket layer itself enforces)
+        peer = raw_peer(server, transport, **({"binary": True} if transport == "ws" else {}))
+        try:
+            peer.send_raw(garbage)
+            error = peer.expect_error(timeout=5)
+            assert error.message == "unknown command"
+        finally:
+            peer.close()
