@@ -238,9 +238,9 @@ class FrameParser:
         # depend on how the input was split.
         first_line_end = buf.find(b"\n", 0, _LONGEST_COMMAND_LINE + 1)
         if first_line_end == -1:
-            start = bytes(buf[: _LONGEST_COMMAND_LINE + 1])
-            if start not in _COMMAND_PREFIXES:
-                raise _not_a_frame(start)
+            head = bytes(buf[: _LONGEST_COMMAND_LINE + 1])
+            if head not in _COMMAND_PREFIXES:
+                raise _not_a_frame(head)
         elif (name := bytes(buf[:first_line_end]).rstrip(b"\r")) not in COMMANDS_BY_NAME:
             shown = name[:32].decode("utf-8", "replace")
             raise UnknownCommand("unknown command", f"unknown command {shown!r}")
