@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -293,5 +294,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The Prometheus exposition; with ``--metrics-token`` only for a bearer of that token."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return web.Response(
+                status=401,
+                text="/metrics needs Authorization: Bearer <the --metrics-token>\n",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     data = generate_latest(request.app[METRICS].registry)
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -17,6 +17,7 @@ import signal
 from aiohttp import web
 
 from server.app import create_app, stop_accepting
+from server.bad_requests import NodeRunner
 from server.keys import STOMP
 from server.settings import Settings
 from server.tcp import StompTcpSite
@@ -50,7 +51,7 @@ def raise_open_files_limit(max_connections: int) -> int:
 async def serve(settings: Settings, secret: str) -> None:
     raise_open_files_limit(settings.max_connections)
     app = create_app(settings, secret)
-    runner = web.AppRunner(
+    runner = NodeRunner(
         app,
         handle_signals=False,
         shutdown_timeout=5.0,

@@ -48,6 +48,10 @@ class Settings(BaseModel):
         description="key for tokens and ticket signatures; generated and kept beside the "
         "SQLite file in embedded mode, required otherwise",
     )
+    metrics_token: str = Field(
+        "",
+        description="bearer token GET /metrics requires (Authorization: Bearer …); empty: open",
+    )
     demo: bool = Field(False, description="seed a demo event if the database is empty")
     node_id: str = Field(default_factory=_default_node_id, description="this node's name")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
