@@ -10,6 +10,7 @@ app's resources are released, well within 10 s.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
 import signal
@@ -48,6 +49,24 @@ def raise_open_files_limit(max_connections: int) -> int:
     return soft
 
 
+class CannotListen(Exception):
+    """A listener could not be opened; the message names the address and the flag."""
+
+    def __init__(self, host: str, port: int, flag: str, error: OSError) -> None:
+        if error.errno == errno.EADDRINUSE:
+            why = f"port {port} is already in use (address already in use)"
+        else:
+            why = f"cannot listen on {host}:{port}: {error.strerror or error}"
+        super().__init__(f"{why}; choose another with {flag} (or stop what holds it)")
+
+
+async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise CannotListen(host, port, flag, exc) from None
+
+
 async def serve(settings: Settings, secret: str) -> None:
     raise_open_files_limit(settings.max_connections)
     app = create_app(settings, secret)
@@ -63,11 +82,13 @@ async def serve(settings: Settings, secret: str) -> None:
     )
     await runner.setup()
     try:
-        await web.TCPSite(
+        http_site = web.TCPSite(
             runner, settings.host, settings.port, backlog=4096, reuse_address=True
-        ).start()
+        )
+        await _start_site(http_site, settings.host, settings.port, "--port")
         if settings.stomp_port:
-            await StompTcpSite(runner, app[STOMP], settings.host, settings.stomp_port).start()
+            stomp_site = StompTcpSite(runner, app[STOMP], settings.host, settings.stomp_port)
+            await _start_site(stomp_site, settings.host, settings.stomp_port, "--stomp-port")
         log.info(
             "serving http://%s:%d (WebSocket /ws)%s; %s backplane; database %s",
             settings.host, settings.port,
