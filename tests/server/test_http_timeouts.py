@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.server.stomp_clients import RawWs
 
 
 def closed_by_server(sock: socket.socket, timeout: float) -> bool:
@@ -118,3 +119,18 @@ def test_out_of_descriptors_the_node_refuses_new_connections_not_health_checks(
         probe.close()
         for sock in idle:
             sock.close()
+
+
+def test_websocket_sessions_outlive_the_http_idle_timeout(make_server) -> None:
+    """The timeout is for request heads: an upgraded /ws connection is a STOMP session, timed
+    by heart-beats and --idle-timeout-s, not by --http-idle-timeout-s."""
+    node = make_server(http_idle_timeout_s=1)
+    peer = RawWs.to(node)
+    try:
+        assert peer.connect(heart_beat="0,0").command == "CONNECTED"
+        peer.send("SUBSCRIBE", {"id": "s", "destination": "/topic/announcements"})
+        time.sleep(3)  # three timeouts' worth of silence on the upgraded connection
+        peer.send("UNSUBSCRIBE", {"id": "s", "receipt": "still-here"})
+        assert peer.read_until("RECEIPT")["receipt-id"] == "still-here"
+    finally:
+        peer.close()
