@@ -42,6 +42,27 @@ _ENCODE_1_0_VALUE = str.maketrans({"\n": " ", "\r": " "})
 _ENCODE_1_0_NAME = str.maketrans({"\n": " ", "\r": " ", ":": "_"})
 
 
+#: Every byte string a frame's first line can start with: the prefixes of each command, with
+#: the CR of a CR LF line end. Anything else buffered before a first LF cannot become a frame
+#: (a TLS ClientHello on the plain port, binary garbage) and is refused at once, not when a
+#: limit or a timeout is reached.
+_COMMAND_PREFIXES = frozenset(
+    line[:n]
+    for name in COMMANDS_BY_NAME
+    for line in (name + b"\r",)
+    for n in range(1, len(line) + 1)
+)
+_LONGEST_COMMAND_LINE = max(len(name) for name in COMMANDS_BY_NAME) + 1
+
+
+def _not_a_frame(start: bytes) -> UnknownCommand:
+    if start[:1] == b"\x16":
+        detail = "this port speaks STOMP in plain text, not TLS"
+    else:
+        detail = f"bytes that cannot begin a STOMP frame: {start[:16]!r}"
+    return UnknownCommand("unknown command", detail)
+
+
 def _identity(text: str) -> str:
     return text
 
@@ -213,6 +234,16 @@ class FrameParser:
             self._header_scan_from = 0
         if not buf:
             return None
+        # The command line first, whatever else is buffered, so that the outcome does not
+        # depend on how the input was split.
+        first_line_end = buf.find(b"\n", 0, _LONGEST_COMMAND_LINE + 1)
+        if first_line_end == -1:
+            head = bytes(buf[: _LONGEST_COMMAND_LINE + 1])
+            if head not in _COMMAND_PREFIXES:
+                raise _not_a_frame(head)
+        elif (name := bytes(buf[:first_line_end]).rstrip(b"\r")) not in COMMANDS_BY_NAME:
+            shown = name[:32].decode("utf-8", "replace")
+            raise UnknownCommand("unknown command", f"unknown command {shown!r}")
         limits = self.limits
         # The header section ends at the first empty line: "\n\n" or "\n\r\n".
         start = max(self._header_scan_from - 2, 0)

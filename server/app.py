@@ -15,15 +15,18 @@ The metric families (:mod:`server.metrics`) are registered first, and each resou
 the ones it feeds as it is built: the request middleware, the pool, the Redis engine, the
 booking hooks, the seat and queue streams, and the readiness and loop-lag timers.
 
-Stopping has one path (SPEC §1): the runner's cleanup stops both listeners, then
-:func:`_drain` (``on_shutdown``) tells every STOMP session and lets them flush, aiohttp lets
-in-flight requests finish, and the contexts above are torn down.
+Stopping has one path (SPEC §1): the runner calls :func:`stop_accepting` (``/readyz`` 503 at
+once), closes both listeners and drains the STOMP sessions (ERROR, then up to 2 s to flush)
+while connections it already has are still served; then its cleanup runs :func:`_drain`
+(``on_shutdown``, a no-op by then), aiohttp lets in-flight requests finish, and the contexts
+above are torn down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -241,8 +244,15 @@ async def _refresh_revocations(app: web.Application) -> None:
     app[TOKENS].versions = await app[BOOKING].customers.revocations(ttl)
 
 
+def stop_accepting(app: web.Application) -> None:
+    """The node is stopping: ``/readyz`` answers 503 and STOMP refuses new sessions from now
+    on (the runner calls this first on SIGTERM, before it closes the listeners)."""
+    app[STOMP].accepting = False
+    app[NODE_METRICS].infra.ready.set(0)
+
+
 async def _drain(app: web.Application) -> None:
-    app[NODE_METRICS].infra.ready.set(0)  # stopping: /readyz says 503 from now on
+    stop_accepting(app)
     await app[STOMP].drain()
 
 
@@ -284,5 +294,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """The Prometheus exposition; with ``--metrics-token`` only for a bearer of that token."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return web.Response(
+                status=401,
+                text="/metrics needs Authorization: Bearer <the --metrics-token>\n",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     data = generate_latest(request.app[METRICS].registry)
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})

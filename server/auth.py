@@ -110,8 +110,10 @@ class TokenAuthority:
                 options={"require": ["sub", "exp", "role"]},
             )
             name = str(claims["sub"])
-            if not name or len(name) > MAX_USER_LENGTH:
-                raise ValueError("user name too long")
+            if not name:
+                raise ValueError("the token names no user (empty sub)")
+            if len(name) > MAX_USER_LENGTH:
+                raise ValueError(f"user name too long (over {MAX_USER_LENGTH} characters)")
             version = claims.get("ver")
             if version is not None and int(version) < self.versions.get(name, 0):
                 raise ValueError("the token was revoked (signed out everywhere)")

@@ -18,7 +18,7 @@ from booking.migrate import upgrade
 from server import logs
 from server.auth import Role, TokenAuthority
 from server.database import make_engine
-from server.runner import serve
+from server.runner import CannotListen, serve
 from server.secret_store import SecretRequired, resolve_secret
 from server.settings import Settings, env_name
 
@@ -103,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
-    if uvloop is not None:
-        uvloop.run(serve(settings, secret))
-    else:
-        asyncio.run(serve(settings, secret))
+    try:
+        if uvloop is not None:
+            uvloop.run(serve(settings, secret))
+        else:
+            asyncio.run(serve(settings, secret))
+    except CannotListen as exc:
+        print(f"concert-hub: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -1,21 +1,24 @@
 """Running one node: its listeners, its signals, and the graceful stop of SPEC §1.
 
 The HTTP listener and the STOMP/TCP listener are two sites of one aiohttp runner. On SIGTERM (or
-SIGINT) the runner's cleanup is the whole stop: both sites stop accepting at once, every STOMP
-session is told (:meth:`~server.session.StompService.drain`), in-flight requests finish under the
-runner's shutdown timeout, and the app's resources are released, well within 10 s.
+SIGINT): ``/readyz`` turns 503 at once, both sites stop accepting at once, every STOMP session is
+told (:meth:`~server.session.StompService.drain`) while open HTTP connections are still served,
+then the runner's cleanup lets in-flight requests finish under its shutdown timeout and the
+app's resources are released, well within 10 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
 import signal
 
 from aiohttp import web
 
-from server.app import create_app
+from server.app import create_app, stop_accepting
+from server.bad_requests import NodeRunner
 from server.keys import STOMP
 from server.settings import Settings
 from server.tcp import StompTcpSite
@@ -46,17 +49,46 @@ def raise_open_files_limit(max_connections: int) -> int:
     return soft
 
 
+class CannotListen(Exception):
+    """A listener could not be opened; the message names the address and the flag."""
+
+    def __init__(self, host: str, port: int, flag: str, error: OSError) -> None:
+        if error.errno == errno.EADDRINUSE:
+            why = f"port {port} is already in use (address already in use)"
+        else:
+            why = f"cannot listen on {host}:{port}: {error.strerror or error}"
+        super().__init__(f"{why}; choose another with {flag} (or stop what holds it)")
+
+
+async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> None:
+    try:
+        await site.start()
+    except OSError as exc:
+        raise CannotListen(host, port, flag, exc) from None
+
+
 async def serve(settings: Settings, secret: str) -> None:
     raise_open_files_limit(settings.max_connections)
     app = create_app(settings, secret)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
+    runner = NodeRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=5.0,
+        access_log=None,
+        # aiohttp's keep-alive timer runs from the accept (and from each response) until a
+        # request's head is complete: a connection that sends nothing, or dribbles its headers
+        # (a slowloris, a stalled WebSocket handshake), is closed when it fires.
+        keepalive_timeout=settings.http_idle_timeout_s,
+    )
     await runner.setup()
     try:
-        await web.TCPSite(
+        http_site = web.TCPSite(
             runner, settings.host, settings.port, backlog=4096, reuse_address=True
-        ).start()
+        )
+        await _start_site(http_site, settings.host, settings.port, "--port")
         if settings.stomp_port:
-            await StompTcpSite(runner, app[STOMP], settings.host, settings.stomp_port).start()
+            stomp_site = StompTcpSite(runner, app[STOMP], settings.host, settings.stomp_port)
+            await _start_site(stomp_site, settings.host, settings.stomp_port, "--stomp-port")
         log.info(
             "serving http://%s:%d (WebSocket /ws)%s; %s backplane; database %s",
             settings.host, settings.port,
@@ -70,6 +102,13 @@ async def serve(settings: Settings, secret: str) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("stopping: %d sessions to close", len(app[STOMP].sessions))
+        # /readyz says 503 from this instant, both listeners stop accepting at once, and the
+        # STOMP sessions are told while HTTP connections the node has are still answered (a
+        # balancer's health check on one sees the 503, not a hang).
+        stop_accepting(app)
+        for site in tuple(runner.sites):
+            await site.stop()
+        await app[STOMP].drain()
     finally:
         await runner.cleanup()
     log.info("stopped")

@@ -10,6 +10,7 @@ with its traceback and the peer gets a generic ``internal error``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 from abc import ABC, abstractmethod
@@ -79,6 +80,8 @@ class StompService:
     #: Called after a SUBSCRIBE is registered (the seat map sends its snapshot here).
     subscribe_listeners: dict[Kind, SubscribeListener] = field(default_factory=dict)
     accepting: bool = True
+    #: Open sessions by client address (``--max-connections-per-ip``).
+    per_address: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -90,6 +93,7 @@ class StompService:
             max_unacked=s.max_unacked,
         )
         self._session_ids = itertools.count(1)
+        self._proxies = s.trusted_proxy_networks
         self._empty = asyncio.Event()
         self._empty.set()
         # Counted where they are, at scrape time: a subscription the broker holds back (a seat
@@ -102,19 +106,61 @@ class StompService:
     def next_session_id(self) -> str:
         return f"{self.settings.node_id}-s{next(self._session_ids)}"
 
+    def client_address(self, peer: str | None, forwarded: str | None = None) -> str | None:
+        """The address a connection from ``peer`` counts against (``--max-connections-per-ip``).
+
+        A peer in ``--trusted-proxies`` is a reverse proxy: its connection counts against the
+        address it forwards (``forwarded``, the ``X-Real-IP`` of a ``/ws`` handshake, which the
+        compose nginx sets), and is not capped here when it forwards none (STOMP/TCP: the
+        proxy caps those itself). Anyone else's forwarded address is ignored."""
+        if peer is None or not self._proxies:
+            return peer
+        try:
+            peer_ip = ipaddress.ip_address(peer)
+        except ValueError:
+            return peer
+        if not any(peer_ip in network for network in self._proxies):
+            return peer
+        if forwarded:
+            try:
+                return str(ipaddress.ip_address(forwarded.strip()))
+            except ValueError:
+                pass
+        return None
+
     def register(self, session: StompSession) -> None:
         self.sessions.add(session)
         self._empty.clear()
         self.metrics.connections.inc()
+        if session.address is not None:
+            self.per_address[session.address] = self.per_address.get(session.address, 0) + 1
 
     def forget(self, session: StompSession) -> None:
         self.sessions.discard(session)
         self.metrics.connections.dec()
         if not self.sessions:
             self._empty.set()
+        address = session.address
+        if address is not None:
+            left = self.per_address.get(address, 0) - 1
+            if left > 0:
+                self.per_address[address] = left
+            else:
+                self.per_address.pop(address, None)
 
-    def has_room(self) -> bool:
-        return self.accepting and len(self.sessions) < self.settings.max_connections
+    def refusal(self, address: str | None) -> LimitExceeded | None:
+        """Why a new session from ``address`` is refused (``None``: it is welcome)."""
+        settings = self.settings
+        if not self.accepting:
+            return LimitExceeded("server shutting down")
+        if len(self.sessions) >= settings.max_connections:
+            return LimitExceeded("too many connections", "the server is full")
+        cap = settings.max_connections_per_ip
+        if cap and address is not None and self.per_address.get(address, 0) >= cap:
+            return LimitExceeded(
+                "too many connections", f"at most {cap} connections from one client address"
+            )
+        return None
 
     async def drain(self) -> None:
         """Refuse new sessions, tell every session the server is going away (SPEC §1 SIGTERM:
@@ -139,13 +185,13 @@ class StompSession(ABC):
         "_frames_in",
         "_frames_out",
         "_loop",
-        "_rx_seen",
-        "_silent_intervals",
+        "_rx_at",
         "_slow_limit",
         "_timers",
         "_tokens",
         "_tokens_at",
         "_tx_seen",
+        "address",
         "closed",
         "conn",
         "principal",
@@ -158,18 +204,24 @@ class StompSession(ABC):
     framing: Framing
     transport_name: str
 
-    def __init__(self, service: StompService, transport: asyncio.BaseTransport) -> None:
+    def __init__(
+        self,
+        service: StompService,
+        transport: asyncio.BaseTransport,
+        address: str | None = None,
+    ) -> None:
         self.service = service
         self.transport = transport
+        #: The client's address for ``--max-connections-per-ip`` (``None``: not capped).
+        self.address = address
         self.conn = ServerConnection(service.limits, heart_beat=service.settings.heartbeat_ms)
         self.conn.on_frame = self._on_frame
         self.principal: Principal = ANONYMOUS
         self.session_id = service.next_session_id()
         self.closed = False
-        self._rx_seen = False
         self._tx_seen = False
-        self._silent_intervals = 0
         self._loop = asyncio.get_running_loop()
+        self._rx_at = self._loop.time()
         self._timers: list[asyncio.TimerHandle] = []
         self._tokens = float(service.settings.max_send_rate)
         self._tokens_at = self._loop.time()
@@ -183,10 +235,10 @@ class StompSession(ABC):
     def open(self) -> None:
         """Register the new connection, or refuse it when the node is full or closing."""
         service = self.service
-        if not service.has_room():
+        refused = service.refusal(self.address)
+        if refused is not None:
             service.metrics.rejected_connections.inc()
-            reason = "server shutting down" if not service.accepting else "too many connections"
-            self.fail(LimitExceeded(reason), close_code=1013)
+            self.fail(refused, close_code=1013)
             return
         service.register(self)
         self._after(service.settings.login_timeout_s, self._login_timeout)
@@ -212,7 +264,7 @@ class StompSession(ABC):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self._rx_seen = True
+        self._rx_at = self._loop.time()
         conn = self.conn
         conn.receive_data(data)
         try:
@@ -285,7 +337,9 @@ class StompSession(ABC):
         if self.conn.heartbeat_out_ms:
             self._every(self.conn.heartbeat_out_ms / 2000, self._beat_out)
         if self.conn.heartbeat_in_ms:
-            self._every(self.conn.heartbeat_in_ms / 1000, self._check_in)
+            self._watch_silence(3 * self.conn.heartbeat_in_ms / 1000, idle=False)
+        else:
+            self._watch_silence(service.settings.idle_timeout_s, idle=True)
 
     def _on_send(self, event: Send) -> None:
         destination = self._allowed(check_send, event.destination, "send to")
@@ -320,6 +374,13 @@ class StompSession(ABC):
 
     # -- output ------------------------------------------------------------------------------
 
+    # Output has one budget per session, ``--slow-consumer-bytes``: whatever the session queued
+    # and the client has not read yet (broker MESSAGEs, RECEIPTs, CONNECTED, heart-beats). Every
+    # write is followed by the same check, and a session over the budget is closed with ERROR
+    # ``slow consumer`` (written past the budget: it is the last frame) and cut after
+    # CLOSE_GRACE_S. The check is one call on the transport, so the fan-out stays a write and a
+    # comparison per recipient.
+
     def push(self, payload: bytes) -> None:
         """Write a pre-framed broker payload (the fan-out hot path)."""
         if self.closed:
@@ -328,7 +389,7 @@ class StompSession(ABC):
         transport.write(payload)  # type: ignore[attr-defined]
         self._tx_seen = True
         if transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
-            self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+            self._over_budget()
 
     def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None:
         """Like :meth:`push`, for a subscription that must ACK what it receives."""
@@ -344,8 +405,21 @@ class StompSession(ABC):
     def _flush(self) -> None:
         data = self.conn.data_to_send()
         if data and not self.closed:
-            self.write(data)
-            self._tx_seen = True
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        """Write protocol bytes (CONNECTED, RECEIPT, heart-beats) within the output budget."""
+        self.write(data)
+        self._tx_seen = True
+        if self.queued_bytes() > self._slow_limit:
+            self._over_budget()
+
+    def _over_budget(self) -> None:
+        self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+
+    def queued_bytes(self) -> int:
+        """Output written for the client and not sent yet (what the budget bounds)."""
+        return self.transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]
 
     @abstractmethod
     def write(self, data: bytes) -> None:
@@ -364,7 +438,10 @@ class StompSession(ABC):
         log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail,
                  extra=session_extra(self.session_id))  # fmt: skip
         self.conn.fail(error)
-        self._flush()
+        # Past the budget on purpose: the ERROR is the last thing the session writes.
+        data = self.conn.data_to_send()
+        if data:
+            self.write(data)
         if close_code is None:
             close_code = 1001 if isinstance(error, ServerShutdown) else 1000
         self.close(close_code)
@@ -392,14 +469,32 @@ class StompSession(ABC):
     def _beat_out(self) -> None:
         # Runs every half interval: a beat goes out only when nothing else did.
         if not self._tx_seen:
-            self.write(self.conn.heartbeat())
+            self._send(self.conn.heartbeat())
         self._tx_seen = False
 
-    def _check_in(self) -> None:
-        if self._rx_seen:
-            self._rx_seen = False
-            self._silent_intervals = 0
-            return
-        self._silent_intervals += 1
-        if self._silent_intervals >= 3:
-            self.fail(Timeout("heart-beat timeout", "no data from the client for 3 intervals"))
+    def _watch_silence(self, limit: float, *, idle: bool) -> None:
+        """Close the session once the client has sent nothing for ``limit`` seconds: three
+        negotiated heart-beat intervals (``heart-beat timeout``), or, without heart-beats,
+        ``--idle-timeout-s`` while it holds no subscription (``idle timeout``).
+
+        One timer, due when the limit would be reached counting from the last byte received,
+        so the close comes at the limit itself, not up to an interval later."""
+
+        def check() -> None:
+            if self.closed:
+                return
+            quiet = self._loop.time() - self._rx_at
+            if quiet >= limit:
+                if not idle:
+                    detail = "no data from the client for 3 intervals"
+                    self.fail(Timeout("heart-beat timeout", detail))
+                    return
+                if not self.conn.subscriptions:
+                    detail = f"no frame and no subscription for {limit:g} s"
+                    self.fail(Timeout("idle timeout", detail))
+                    return
+                quiet = 0.0  # subscribed: not idle; look again a limit later
+            self._timers[index] = self._loop.call_later(limit - quiet, check)
+
+        index = len(self._timers)
+        self._timers.append(self._loop.call_later(limit, check))

@@ -8,6 +8,7 @@ object; nothing reads the environment deeper in.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from typing import Annotated, Literal
@@ -47,6 +48,10 @@ class Settings(BaseModel):
         description="key for tokens and ticket signatures; generated and kept beside the "
         "SQLite file in embedded mode, required otherwise",
     )
+    metrics_token: str = Field(
+        "",
+        description="bearer token GET /metrics requires (Authorization: Bearer …); empty: open",
+    )
     demo: bool = Field(False, description="seed a demo event if the database is empty")
     node_id: str = Field(default_factory=_default_node_id, description="this node's name")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
@@ -56,9 +61,28 @@ class Settings(BaseModel):
     max_headers: int = Field(64, ge=1, description="most headers in a client frame")
     max_header_bytes: int = Field(8192, ge=64, description="largest header section of a frame")
     max_connections: int = Field(20000, ge=1, description="most concurrent STOMP sessions")
+    max_connections_per_ip: int = Field(
+        1000, ge=0, description="most concurrent STOMP sessions from one client address; 0: no cap"
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses or networks of reverse proxies: a /ws handshake "
+        "from one counts against the X-Real-IP it sets; empty: trust none",
+    )
     max_subscriptions: int = Field(256, ge=1, description="most subscriptions per session")
     max_send_rate: float = Field(100, gt=0, description="client frames per second per session")
+    http_idle_timeout_s: float = Field(
+        15,
+        gt=0,
+        description="HTTP: time allowed for a request's head, from connect or the previous "
+        "response (slow headers, idle keep-alive, WebSocket handshakes)",
+    )
     login_timeout_s: float = Field(10, gt=0, description="time allowed from connect to CONNECT")
+    idle_timeout_s: float = Field(
+        300,
+        gt=0,
+        description="close a session without heart-beats and subscriptions silent this long",
+    )
     heartbeat_ms: Annotated[tuple[int, int], Field(description="server heart-beat offer sx,sy")] = (
         10000,
         10000,
@@ -148,6 +172,16 @@ class Settings(BaseModel):
             return tuple(int(p) for p in parts)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        _networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return _networks(self.trusted_proxies)
+
     @property
     def embedded(self) -> bool:
         """SQLite and no Redis: one self-contained node, the out-of-the-box mode."""
@@ -164,6 +198,21 @@ class Settings(BaseModel):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: str) -> tuple[IPNetwork, ...]:
+    """``10.0.0.0/8, 127.0.0.1`` → networks; ValueError names a bad entry."""
+    found = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                found.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"not an address or network: {part.strip()!r}") from None
+    return tuple(found)
 
 
 def env_name(field: str) -> str:

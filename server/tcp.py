@@ -48,7 +48,9 @@ class StompTcpProtocol(asyncio.Protocol):
         self.session: TcpSession | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.session = TcpSession(self.service, transport)
+        peer = transport.get_extra_info("peername")
+        address = self.service.client_address(peer[0] if peer else None)
+        self.session = TcpSession(self.service, transport, address)
         self.session.open()
 
     def data_received(self, data: bytes) -> None:

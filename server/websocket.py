@@ -17,9 +17,8 @@ from collections import deque
 from aiohttp import WSMsgType, web
 
 from server import framing
-from server.errors import SlowConsumer
 from server.keys import STOMP
-from server.session import StompService, StompSession
+from server.session import CLOSE_GRACE_S, StompService, StompSession
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,13 @@ class WebSocketSession(StompSession):
     transport_name = "ws"
 
     def __init__(
-        self, service: StompService, ws: web.WebSocketResponse, transport: asyncio.Transport
+        self,
+        service: StompService,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        address: str | None = None,
     ) -> None:
-        super().__init__(service, transport)
+        super().__init__(service, transport, address)
         self.ws = ws
         self._reader = asyncio.current_task()
         self._close_code: int | None = None
@@ -67,6 +70,9 @@ class WebSocketSession(StompSession):
             return
         self.closed = True
         self._close_code = code
+        # The close handshake waits for our output to drain; a client that reads nothing never
+        # lets it, so the connection (and what it buffers) is cut after the grace period.
+        asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self.transport.abort)  # type: ignore[attr-defined]
         if asyncio.current_task() is not self._reader:
             self._closer = asyncio.ensure_future(self._close_ws(code))
 
@@ -89,9 +95,13 @@ class CompressedWebSocketSession(WebSocketSession):
     framing = staticmethod(framing.raw)
 
     def __init__(
-        self, service: StompService, ws: web.WebSocketResponse, transport: asyncio.Transport
+        self,
+        service: StompService,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        address: str | None = None,
     ) -> None:
-        super().__init__(service, ws, transport)
+        super().__init__(service, ws, transport, address)
         self._outbox: deque[bytes] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
@@ -108,11 +118,10 @@ class CompressedWebSocketSession(WebSocketSession):
     def push(self, payload: bytes) -> None:
         if self.closed:
             return
-        self.write(payload)
-        self._tx_seen = True
-        buffered = self._queued + self.transport.get_write_buffer_size()  # type: ignore[attr-defined]
-        if buffered > self._slow_limit:
-            self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
+        self._send(payload)
+
+    def queued_bytes(self) -> int:
+        return self._queued + self.transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]
 
     async def _close_ws(self, code: int) -> None:
         await self._idle.wait()  # what was written before the close goes out first
@@ -160,7 +169,8 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     transport = request.transport
     assert transport is not None
     session_type = CompressedWebSocketSession if ws.compress else WebSocketSession
-    session = session_type(service, ws, transport)
+    address = service.client_address(request.remote, request.headers.get("X-Real-IP"))
+    session = session_type(service, ws, transport, address)
     session.open()
     try:
         if session.closed:  # refused (too many connections, shutting down): close from here

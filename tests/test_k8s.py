@@ -52,6 +52,7 @@ FROM_SECRET = {
     "database_url": "database-url",
     "redis_url": "redis-url",
     "smtp_password": "smtp-password",
+    "metrics_token": "metrics-token",
 }
 FROM_POD = {"node_id": "metadata.name"}
 #: Kubernetes versions whose API schemas the rendered objects must satisfy.

@@ -138,7 +138,7 @@ class TestContentLength:
 
     def test_without_content_length_body_ends_at_first_nul(self) -> None:
         parser = FrameParser()
-        parser.feed(b"SEND\n\nab\x00cd")
+        parser.feed(b"SEND\n\nab\x00SE")
         assert parser.next_frame() == Frame(Command.SEND, [], b"ab")
         assert parser.next_frame() is None
         assert parser.buffered == 2
@@ -298,3 +298,60 @@ class TestEncodeMessage:
             data
             == b"MESSAGE\ndestination:/d\nmessage-id:m\nsubscription:s\ncontent-length:0\n\n\x00"
         )
+
+
+#: The first bytes of a TLS 1.2/1.3 ClientHello (record type 0x16, version 3.1, a length).
+TLS_CLIENT_HELLO = bytes.fromhex("160301020001000200030365")
+
+
+class TestBytesThatCannotBeginAFrame:
+    """Input that no more bytes could turn into a frame is refused as soon as it is read, not
+    when a size limit (or the server's login timeout) is reached (issue 14, item 15)."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [TLS_CLIENT_HELLO, b"\x00\xff\xfe binary", b"GET / HTTP/1.1", b"connect", b"CONNECTX"],
+        ids=["tls", "binary", "http", "lower-case", "longer-command"],
+    )
+    def test_refused_at_once(self, data: bytes) -> None:
+        parser = FrameParser()
+        parser.feed(data)
+        with pytest.raises(UnknownCommand) as info:
+            parser.next_frame()
+        assert info.value.message == "unknown command"
+
+    def test_tls_is_named(self) -> None:
+        parser = FrameParser()
+        parser.feed(TLS_CLIENT_HELLO)
+        with pytest.raises(UnknownCommand) as info:
+            parser.next_frame()
+        assert "TLS" in info.value.detail
+
+    @pytest.mark.parametrize(
+        "data", [b"C", b"CONN", b"CONNECT", b"CONNECT\r", b"\n\nSTO", b"UNSUBSCRIBE\r"]
+    )
+    def test_a_prefix_of_a_command_waits_for_more(self, data: bytes) -> None:
+        parser = FrameParser()
+        parser.feed(data)
+        assert parser.next_frame() is None
+
+    def test_unknown_command_line_is_refused_before_its_headers_end(self) -> None:
+        parser = FrameParser()
+        parser.feed(b"HELLO\nhost:x\n")
+        with pytest.raises(UnknownCommand):
+            parser.next_frame()
+
+    def test_byte_by_byte_command_still_parses(self) -> None:
+        parser = FrameParser()
+        for byte in b"CONNECT\r\naccept-version:1.2\r\n\r\n\x00":
+            assert parser.next_frame() is None
+            parser.feed(bytes([byte]))
+        assert parser.next_frame() == Frame(Command.CONNECT, [("accept-version", "1.2")])
+
+    def test_the_connection_answers_with_error_at_once(self) -> None:
+        conn = ServerConnection()
+        conn.receive_data(TLS_CLIENT_HELLO)
+        with pytest.raises(UnknownCommand) as info:
+            conn.next_event()
+        conn.fail(info.value)
+        assert conn.data_to_send().startswith(b"ERROR\nmessage:unknown command\n")

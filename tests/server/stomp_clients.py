@@ -584,13 +584,16 @@ class RawWs(RawTcp):
         subprotocols: list[str] | None = None,
         binary: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         parts = urlsplit(url)
         assert parts.hostname is not None and parts.port is not None, url
         super().__init__(parts.hostname, parts.port)
         self.binary = binary
         self.opcodes: list[int] = []  # opcode of every data frame received
-        self.ws = WebSocketClient(f"{parts.hostname}:{parts.port}", parts.path, subprotocols or ())
+        self.ws = WebSocketClient(
+            f"{parts.hostname}:{parts.port}", parts.path, subprotocols or (), headers=tuple(headers)
+        )
         self.sock.sendall(self.ws.data_to_send())
         deadline = time.monotonic() + timeout
         pending = b""

@@ -1,0 +1,128 @@
+"""Connection abuse (issue 14, items 5 and 15): one client address cannot take every STOMP
+slot, a session that promised no heart-beats and holds nothing is not kept for ever, and a
+silent session is closed after three heart-beat intervals, not four.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.server.stomp_clients import RawPeer, RawTcp, RawWs, Witness, raw_peer, unique
+
+
+def test_connections_per_client_address_are_capped_over_tcp_and_ws(make_server) -> None:
+    node = make_server(max_connections_per_ip=3)
+    witness = Witness(node)  # two connections from 127.0.0.1
+    peers: list[RawPeer] = []
+    try:
+        third = RawTcp.to(node)
+        peers.append(third)
+        assert third.connect(heart_beat="0,0").command == "CONNECTED"
+        for refused in (RawTcp.to(node), RawWs.to(node)):
+            peers.append(refused)
+            error = refused.expect_error()
+            assert error.message == "too many connections"
+            assert "client address" in error.body.decode()
+        # A forwarded address from a peer that is not a trusted proxy changes nothing.
+        spoofed = RawWs.to(node, headers=[("X-Real-IP", "203.0.113.9")])
+        peers.append(spoofed)
+        assert spoofed.expect_error().message == "too many connections"
+        # A slot that frees is taken again.
+        third.close()
+        deadline = time.monotonic() + 10
+        while True:
+            again = RawTcp.to(node)
+            peers.append(again)
+            reply = again.connect(heart_beat="0,0")
+            if reply.command == "CONNECTED":
+                break
+            assert time.monotonic() < deadline, "the freed slot was never given back"
+            time.sleep(0.2)
+        witness.check()
+    finally:
+        for peer in peers:
+            peer.close()
+        witness.close()
+
+
+def test_a_trusted_proxy_counts_each_forwarded_client_apart(make_server) -> None:
+    node = make_server(max_connections_per_ip=1, trusted_proxies="127.0.0.0/8")
+    peers: list[RawPeer] = []
+
+    def ws_from(address: str) -> RawWs:
+        peer = RawWs.to(node, headers=[("X-Real-IP", address)])
+        peers.append(peer)
+        return peer
+
+    try:
+        assert ws_from("203.0.113.1").connect(heart_beat="0,0").command == "CONNECTED"
+        assert ws_from("203.0.113.2").connect(heart_beat="0,0").command == "CONNECTED"
+        assert ws_from("203.0.113.1").expect_error().message == "too many connections"
+        # STOMP/TCP from the proxy names no client: the proxy caps those (deploy/nginx.conf).
+        for _ in range(3):
+            tcp = RawTcp.to(node)
+            peers.append(tcp)
+            assert tcp.connect(heart_beat="0,0").command == "CONNECTED"
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+def test_idle_sessions_without_heartbeats_or_subscriptions_are_closed(make_server) -> None:
+    node = make_server(idle_timeout_s=1)
+    idle = RawTcp.to(node)
+    idle_ws = RawWs.to(node)
+    subscribed = RawTcp.to(node)
+    try:
+        assert subscribed.connect(heart_beat="0,0").command == "CONNECTED"
+        subscribed.send("SUBSCRIBE", {"id": "s", "destination": "/topic/announcements",
+                                      "receipt": "r"})  # fmt: skip
+        subscribed.read_until("RECEIPT")
+        for peer in (idle, idle_ws):
+            assert peer.connect(heart_beat="0,0").command == "CONNECTED"
+        for peer in (idle, idle_ws):
+            assert peer.expect_error(timeout=10).message == "idle timeout"
+        # Holding a subscription, a session without heart-beats is not idle, though it was
+        # silent as long as those two.
+        subscribed.send("UNSUBSCRIBE", {"id": "unknown", "receipt": "alive"})
+        assert subscribed.read_until("RECEIPT")["receipt-id"] == "alive"
+    finally:
+        for peer in (idle, idle_ws, subscribed):
+            peer.close()
+
+
+def test_silent_session_is_closed_after_three_heartbeat_intervals(make_server) -> None:
+    """Closed after at least 3 and before 4 intervals of 2 s (the check used to run once an
+    interval, so the close came up to a whole interval late)."""
+    node = make_server(heartbeat_ms="2000,2000")
+    silent = RawTcp.to(node)
+    try:
+        reply = silent.connect(token=node.token(unique("hb")), heart_beat="2000,0")
+        last_sent = time.monotonic()
+        assert reply.command == "CONNECTED"
+        assert reply["heart-beat"].replace(" ", "") == "0,2000"
+        error = silent.expect_error(timeout=15)
+        elapsed = time.monotonic() - last_sent
+        assert error.message == "heart-beat timeout"
+        assert 6.0 <= elapsed < 8.0, f"closed {elapsed:.2f} s after the last byte (interval 2 s)"
+    finally:
+        silent.close()
+
+
+#: The first record of a TLS ClientHello, as a client configured for TLS sends it.
+TLS_CLIENT_HELLO = bytes.fromhex("16030100a5010000a10303") + bytes(32) + b"\x00\x00\x02\x13\x01"
+
+
+def test_bytes_that_cannot_begin_a_frame_get_error_at_once(server, transport: str) -> None:
+    """A TLS ClientHello on the plain port, or binary garbage without a newline, is answered
+    with ERROR straight away, not at the 10 s login timeout (a 5 s wait suffices here)."""
+    for garbage in (TLS_CLIENT_HELLO, b"\x00\x01\x02\xff\xfe binary without a newline"):
+        # (over WebSocket in a binary message: a text message must be UTF-8, which the
+        # WebSocket layer itself enforces)
+        peer = raw_peer(server, transport, **({"binary": True} if transport == "ws" else {}))
+        try:
+            peer.send_raw(garbage)
+            error = peer.expect_error(timeout=5)
+            assert error.message == "unknown command"
+        finally:
+            peer.close()
