@@ -28,7 +28,7 @@ from pydantic import (
 
 from booking.best_available import BlockRequest
 from booking.clock import from_unix, iso
-from booking.holds import Hold, SeatHolds
+from booking.holds import Hold, HoldClient, SeatHolds
 from booking.orders import Order, TicketCheck
 from booking.waiting_room import Position
 from server.errors import Problem
@@ -138,13 +138,21 @@ class HoldRequest(Request):
         return self
 
     async def place(
-        self, holds: SeatHolds, event_id: int, user: str, admission: str | None
+        self,
+        holds: SeatHolds,
+        event_id: int,
+        user: str,
+        admission: str | None,
+        client: HoldClient,
     ) -> Hold:
-        """Hold what this request asks for (REST and STOMP alike)."""
+        """Hold what this request asks for (REST and STOMP alike), for ``client`` (its IP and
+        verified e-mail address, counted against the per-client caps)."""
         if self.best_available is not None:
-            return await holds.hold_best(event_id, user, self.best_available.domain(), admission)
+            return await holds.hold_best(
+                event_id, user, self.best_available.domain(), admission, client
+            )
         assert self.seats is not None  # one of the two: _one_way
-        return await holds.hold(event_id, user, self.seats, admission)
+        return await holds.hold(event_id, user, self.seats, admission, client)
 
 
 # -- domain values, rendered -------------------------------------------------------------------
@@ -159,6 +167,9 @@ class HoldOut(BaseModel):
     expires_at: Timestamp
     amount_cents: int
     currency: str
+    order_id: str | None = Field(
+        default=None, description="the order that bought the hold (when it is `purchased`)"
+    )
 
 
 def hold_out(hold: Hold, now: datetime) -> HoldOut:
@@ -174,6 +185,7 @@ def hold_out(hold: Hold, now: datetime) -> HoldOut:
         expires_at=iso(hold.expires_at),
         amount_cents=hold.amount_cents,
         currency=hold.currency,
+        order_id=hold.order_id,
     )
 
 
