@@ -172,6 +172,8 @@ class EventInfo:
     #: Counts changes of ``access`` on this node, so what was worked out from the layout (an
     #: encoded layout, the best-available rows) knows when to be worked out again.
     layout_version: int = 0
+    #: When the event was created (naive UTC); ``None`` for an event not read from the table.
+    created_at: datetime | None = None
 
     def take_access(self, access: dict[str, str]) -> None:
         """Adopt these seat attributes (when they differ from the ones held)."""
@@ -278,6 +280,7 @@ def _event_row_to_info(row: object) -> EventInfo:
         hold_ttl_s=m["hold_ttl_s"],
         max_seats_per_user=m["max_seats_per_user"],
         refund_cutoff_hours=m["refund_cutoff_hours"],
+        created_at=m["created_at"],
     )
 
 

@@ -59,6 +59,7 @@ from booking.errors import (
     PaymentFailed,
     PaymentTimedOut,
     RequestInProgress,
+    Unavailable,
 )
 from booking.holds import Hold, get_hold, new_id
 from booking.hooks import BookingHooks, CheckoutOutcome, PaymentCall, RefundReason
@@ -183,6 +184,8 @@ class Checkout:
         # order is committed, and an admission left unmarked expires by itself.
         try:
             await self.admissions.complete(order.event_id, user)
+        except Unavailable:
+            log.warning("could not mark %s's admission used: the waiting room is unavailable", user)
         except Exception:
             log.warning("could not mark %s's admission used", user, exc_info=True)
 

@@ -119,6 +119,13 @@ class CheckoutInProgress(RequestInProgress):
     stored with the key: a retry gets the answer the hold has by then."""
 
 
+class Unavailable(BookingError):
+    """A shared service the request needs (the cluster's waiting room) is unreachable for a
+    moment (503, with ``retry_after_s``)."""
+
+    kind = "unavailable"
+
+
 class CancellationRefused(BookingError):
     """The event's refund policy does not let the buyer cancel (now, or at all) (409)."""
 
