@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, model_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,19 +23,51 @@ from booking.seatmap import AVAILABLE, BLOCKED, HELD, SOLD
 
 EventStatus = Literal["draft", "on_sale", "paused", "closed"]
 
+#: The largest integer an INT column holds on MariaDB (signed 32 bits): every id or count an
+#: admin may give is bounded by it or less, so that no input overflows a column.
+MAX_INT = 2**31 - 1
+#: Admissions per second a waiting room may be set to.
+MAX_ADMISSION_RATE = 10_000.0
+MAX_ACTIVE_SHOPPERS = 1_000_000
+FIRST_YEAR, LAST_YEAR = 2000, 9998
+
+
+def _instant(value: datetime) -> datetime:
+    """An instant the database and the clock can hold, in any offset: its UTC year within
+    [FIRST_YEAR, LAST_YEAR]."""
+    try:
+        year = to_db(value).year
+    except OverflowError:
+        year = 0
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"must be in the years {FIRST_YEAR} to {LAST_YEAR} (UTC)")
+    return value
+
+
+Instant = Annotated[
+    datetime,
+    AfterValidator(_instant),
+    Field(description=f"RFC 3339, in the years {FIRST_YEAR} to {LAST_YEAR} (UTC)"),
+]
+AdmissionRate = Annotated[
+    float,
+    Field(gt=0, le=MAX_ADMISSION_RATE, allow_inf_nan=False, description="admissions per second"),
+]
+ActiveShoppers = Annotated[int, Field(ge=1, le=MAX_ACTIVE_SHOPPERS)]
+
 
 class EventSpec(BaseModel):
     """What an admin gives to create an event (SPEC §5 ``POST /api/admin/events``)."""
 
     name: str = Field(min_length=1, max_length=200)
     venue: str = Field(min_length=1, max_length=200)
-    starts_at: datetime
-    sale_opens_at: datetime
-    sale_closes_at: datetime
+    starts_at: Instant
+    sale_opens_at: Instant
+    sale_closes_at: Instant
     status: EventStatus = "draft"
-    waiting_room: bool = False
-    admission_rate: float = Field(default=10.0, gt=0, description="admissions per second")
-    max_active_shoppers: int = Field(default=500, ge=1)
+    waiting_room: StrictBool = False
+    admission_rate: AdmissionRate = 10.0
+    max_active_shoppers: ActiveShoppers = 500
     hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
     refund_cutoff_hours: int | None = Field(
@@ -60,9 +92,9 @@ class EventPatch(BaseModel):
     """What an admin may change on a live event (SPEC §5 ``PATCH /api/admin/events/{id}``)."""
 
     status: EventStatus | None = None
-    waiting_room: bool | None = None
-    admission_rate: float | None = Field(default=None, gt=0)
-    max_active_shoppers: int | None = Field(default=None, ge=1)
+    waiting_room: StrictBool | None = None
+    admission_rate: AdmissionRate | None = None
+    max_active_shoppers: ActiveShoppers | None = None
     hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
     refund_cutoff_hours: int | None = Field(
@@ -140,6 +172,8 @@ class EventInfo:
     #: Counts changes of ``access`` on this node, so what was worked out from the layout (an
     #: encoded layout, the best-available rows) knows when to be worked out again.
     layout_version: int = 0
+    #: When the event was created (naive UTC); ``None`` for an event not read from the table.
+    created_at: datetime | None = None
 
     def take_access(self, access: dict[str, str]) -> None:
         """Adopt these seat attributes (when they differ from the ones held)."""
@@ -246,6 +280,7 @@ def _event_row_to_info(row: object) -> EventInfo:
         hold_ttl_s=m["hold_ttl_s"],
         max_seats_per_user=m["max_seats_per_user"],
         refund_cutoff_hours=m["refund_cutoff_hours"],
+        created_at=m["created_at"],
     )
 
 

@@ -3,8 +3,13 @@
 1. The ``Idempotency-Key`` is claimed (user, key, request hash). A replay gets the stored outcome;
    the same key with another request → :class:`IdempotencyMismatch`; a duplicate arriving while
    the first is still running → :class:`RequestInProgress`, so only one of them ever pays.
-2. The hold is checked (active, unexpired, this user's) and a ``pending`` payment is recorded
-   *before* the gateway is called: whatever happens next, the payment id is on record.
+2. The hold is checked (active, unexpired, this user's) and *claimed* for this checkout (a
+   conditional ``UPDATE`` of its ``checkout_until``), with a ``pending`` payment recorded in the
+   same transaction *before* the gateway is called: whatever happens next, the payment id is on
+   record, and a concurrent checkout of the same hold under another key is refused
+   (:class:`CheckoutInProgress`, not stored with its key) instead of charging the card a second
+   time. A decline or a failure gives the claim back; a crash leaves it to lapse with the grace
+   payment recovery waits for.
 3. The gateway charges under that payment id, with a timeout. A decline leaves no order and no
    charge. An error or a timeout may have charged, so the charge is refunded (voided) at once.
 4. One transaction converts the hold (only if still active and unexpired), marks the seats sold
@@ -13,6 +18,10 @@
 5. A crash between 3 and 4 leaves a ``pending`` payment: :func:`recover_payments` refunds it.
    Step 4 commits only a payment still ``pending`` and recovery first moves it to ``refunding``,
    so a slow commit and a recovery never both win.
+6. The order's transaction also stores the key's outcome: a node that dies after that commit
+   but before it answered leaves the key ``done``, and the client's retry with the same key
+   gets the order. (A key abandoned ``in_progress`` by a node that died earlier is taken over;
+   if its hold has an order of this user by then, that order is the answer.)
 
 Outcomes (the order, or the domain error) are stored with the key as domain data and replayed as
 they were; the edges render them, so a response body can change without breaking stored replays.
@@ -32,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -41,6 +50,7 @@ from booking.clock import utcnow
 from booking.customers import normalize_email
 from booking.errors import (
     BookingError,
+    CheckoutInProgress,
     HoldLost,
     HoldNotActive,
     IdempotencyMismatch,
@@ -49,11 +59,12 @@ from booking.errors import (
     PaymentFailed,
     PaymentTimedOut,
     RequestInProgress,
+    Unavailable,
 )
 from booking.holds import Hold, get_hold, new_id
 from booking.hooks import BookingHooks, CheckoutOutcome, PaymentCall, RefundReason
 from booking.inventory import Inventory
-from booking.orders import ORDER_CONFIRMATION, IssuedTicket, Order, cancellable_until
+from booking.orders import ORDER_CONFIRMATION, IssuedTicket, Order, cancellable_until, get_order
 from booking.outbox import Outbox, enqueue
 from booking.payments import ChargeOutcome, GatewayError, PaymentProvider, refund
 from booking.schema import holds, idempotency_keys, orders, payments, seats, tickets
@@ -144,18 +155,23 @@ class Checkout:
         if email is not None:
             email = normalize_email(email)
         digest = request_hash(hold_id, payment, email)
-        replay = await self._claim_key(user, key, digest)
+        replay = await self._claim_key(user, key, digest, hold_id)
         if replay is not None:
             return replay
         try:
-            outcome = Outcome(await self._pay(user, hold_id, payment, email))
+            outcome = Outcome(await self._pay(user, hold_id, payment, email, key))
+        except CheckoutInProgress:
+            await self._forget_key(user, key)  # not an answer to keep: the hold will have one
+            raise
         except BookingError as error:
             outcome = Outcome(None, error)
         except BaseException:
             await self._forget_key(user, key)  # an internal fault: let the client retry
             raise
-        await self._store_outcome(user, key, outcome)
-        if outcome.order is not None:
+        if outcome.order is None:
+            await self._store_outcome(user, key, outcome)
+        else:  # (stored in the order's own transaction)
+            self.hooks.order_committed(outcome.order.id)
             await self._sold(outcome.order, user)
             self.outbox.wake()
         return outcome
@@ -168,17 +184,23 @@ class Checkout:
         # order is committed, and an admission left unmarked expires by itself.
         try:
             await self.admissions.complete(order.event_id, user)
+        except Unavailable:
+            log.warning("could not mark %s's admission used: the waiting room is unavailable", user)
         except Exception:
             log.warning("could not mark %s's admission used", user, exc_info=True)
 
+    @property
+    def grace(self) -> timedelta:
+        """Longer than any checkout's gateway calls may take (its charge and its refund)."""
+        return timedelta(seconds=2 * self.payment_timeout_s + 1)
+
     async def recover(self) -> int:
         """Refund charges abandoned by a crash (at start-up and every 30 s)."""
-        grace = timedelta(seconds=2 * self.payment_timeout_s + 1)
-        return await recover_payments(self.engine, self.provider, grace, self.hooks)
+        return await recover_payments(self.engine, self.provider, self.grace, self.hooks)
 
     # -- idempotency -------------------------------------------------------------------------
 
-    async def _claim_key(self, user: str, key: str, digest: str) -> Outcome | None:
+    async def _claim_key(self, user: str, key: str, digest: str, hold_id: str) -> Outcome | None:
         """Claim the key for this request; a stored outcome means this is a replay."""
         for _ in range(3):
             now = utcnow()
@@ -206,7 +228,20 @@ class Checkout:
                     return Outcome.restore(row.response_body)
                 if now - row.created_at < ABANDONED_AFTER:
                     raise RequestInProgress("a request with this Idempotency-Key is in progress")
-                # Abandoned by a node that died mid-request: take it over.
+                # Abandoned by a node that died mid-request: take it over. Had its order
+                # committed, that order is the answer (and is stored as the key's outcome).
+                found = await conn.execute(
+                    select(orders.c.id).where(orders.c.hold_id == hold_id, orders.c.user_id == user)
+                )
+                order_id = found.scalar_one_or_none()
+                if order_id is not None:
+                    order = await get_order(conn, order_id, None)
+                    await conn.execute(
+                        update(idempotency_keys)
+                        .where(*where)
+                        .values(status="done", response_body=Outcome(order).record())
+                    )
+                    return Outcome(order, replayed=True)
                 await conn.execute(update(idempotency_keys).where(*where).values(created_at=now))
                 return None
         raise RequestInProgress("a request with this Idempotency-Key is in progress")
@@ -230,7 +265,7 @@ class Checkout:
     # -- payment -----------------------------------------------------------------------------
 
     async def _pay(
-        self, user: str, hold_id: str, payment: dict[str, Any], email: str | None
+        self, user: str, hold_id: str, payment: dict[str, Any], email: str | None, key: str
     ) -> Order:
         now = utcnow()
         async with self.engine.connect() as conn:
@@ -244,6 +279,21 @@ class Checkout:
             raise HoldNotActive(f"the hold is {_hold_state(hold, now)}")
         payment_id = new_id("pay")
         async with self.engine.begin() as conn:
+            claimed = await conn.execute(
+                update(holds)
+                .where(
+                    holds.c.id == hold.id, holds.c.status == "active", holds.c.expires_at > now,
+                    or_(holds.c.checkout_until.is_(None), holds.c.checkout_until <= now),
+                )
+                .values(checkout_until=now + self.grace)
+            )  # fmt: skip
+            if claimed.rowcount != 1:
+                hold = await get_hold(conn, hold_id)
+                if hold.status == "active" and hold.expires_at > now:
+                    raise CheckoutInProgress(
+                        "another checkout of this hold is in progress; nothing was charged"
+                    )
+                raise HoldNotActive(f"the hold is {_hold_state(hold, now)}")
             await conn.execute(
                 insert(payments).values(
                     id=payment_id, user_id=user, hold_id=hold.id, amount_cents=hold.amount_cents,
@@ -255,23 +305,23 @@ class Checkout:
             result = await self._charge(payment_id, hold, str(payment.get("token", "")))
         except (GatewayError, TimeoutError) as exc:
             await refund(self.provider, payment_id, RefundReason.PAYMENT_ERROR, self.hooks)
-            await self._set_payment(payment_id, "failed")
+            await self._set_payment(payment_id, "failed", hold.id)
             if isinstance(exc, TimeoutError):
                 raise PaymentTimedOut(
                     "the payment gateway did not answer in time; nothing was charged"
                 ) from None
             raise PaymentFailed("the payment gateway failed; nothing was charged") from None
         if result is ChargeOutcome.DECLINED:
-            await self._set_payment(payment_id, "declined")
+            await self._set_payment(payment_id, "declined", hold.id)
             raise PaymentDeclined("the payment was declined")
         self.hooks.charged(payment_id)
         try:
-            return await self._issue(hold, payment_id, email)
+            return await self._issue(hold, payment_id, email, key)
         except BaseException:
             refunded = await refund(
                 self.provider, payment_id, RefundReason.NOT_COMMITTED, self.hooks
             )
-            await self._set_payment(payment_id, "refunded" if refunded else "failed")
+            await self._set_payment(payment_id, "refunded" if refunded else "failed", hold.id)
             raise
 
     async def _charge(self, payment_id: str, hold: Hold, token: str) -> ChargeOutcome:
@@ -288,15 +338,21 @@ class Checkout:
         finally:
             self.hooks.payment_called(PaymentCall.CHARGE, time.perf_counter() - started)
 
-    async def _set_payment(self, payment_id: str, status: str) -> None:
+    async def _set_payment(self, payment_id: str, status: str, hold_id: str) -> None:
+        """Record how a payment that made no order ended, and give its hold's claim back."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(payments)
                 .where(payments.c.id == payment_id)
                 .values(status=status, updated_at=utcnow())
             )
+            await conn.execute(
+                update(holds)
+                .where(holds.c.id == hold_id, holds.c.status == "active")
+                .values(checkout_until=None)
+            )
 
-    async def _issue(self, hold: Hold, payment_id: str, email: str | None) -> Order:
+    async def _issue(self, hold: Hold, payment_id: str, email: str | None, key: str) -> Order:
         order_id = new_id("ord")
         event = await self.inventory.event(hold.event_id)
 
@@ -348,7 +404,7 @@ class Checkout:
             if charged.rowcount != 1:
                 # Recovery took this payment for abandoned (we were that slow) and refunds it.
                 raise PaymentTimedOut("the payment was refunded before the order could commit")
-            return Order(
+            order = Order(
                 id=order_id,
                 status="paid",
                 event_id=hold.event_id,
@@ -360,6 +416,13 @@ class Checkout:
                 email=email,
                 cancellable_until=cancellable_until(event.starts_at, event.refund_cutoff_hours),
             )  # fmt: skip
+            # The key's outcome commits with the order: a retry after a crash finds it.
+            await conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.user_id == hold.user_id, idempotency_keys.c.key == key)
+                .values(status="done", response_status=None, response_body=Outcome(order).record())
+            )  # fmt: skip
+            return order
 
         return await in_transaction(self.engine, work)
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from booking.admissions import Admissions, AdmissionSigner
 from booking.checkout import Checkout
 from booking.customers import Customers, SignInPolicy
-from booking.holds import SeatHolds
+from booking.holds import HoldCaps, SeatHolds
 from booking.hooks import BookingHooks
 from booking.inventory import EventDefaults, Inventory
 from booking.orders import OrderDesk, OrderKeys
@@ -47,6 +47,8 @@ class BookingPolicy:
     #: The longest wait between two attempts of a message or a refund that keeps failing.
     retry_max_s: float = 300.0
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
+    #: Seats held at once per event per client IP / verified e-mail address (0: no cap).
+    hold_caps: HoldCaps = field(default_factory=HoldCaps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ def build(
     return BookingCore(
         engine=engine,
         inventory=inventory,
-        holds=SeatHolds(engine, inventory, admissions.signer, hooks),
+        holds=SeatHolds(engine, inventory, admissions.signer, hooks, policy.hold_caps),
         checkout=Checkout(
             engine, provider, signer, inventory, admissions, hooks, outbox,
             policy.payment_timeout_s,

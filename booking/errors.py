@@ -114,6 +114,18 @@ class RequestInProgress(BookingError):
     kind = "in_progress"
 
 
+class CheckoutInProgress(RequestInProgress):
+    """Another checkout of the same hold (under another key) is paying right now (409). Not
+    stored with the key: a retry gets the answer the hold has by then."""
+
+
+class Unavailable(BookingError):
+    """A shared service the request needs (the cluster's waiting room) is unreachable for a
+    moment (503, with ``retry_after_s``)."""
+
+    kind = "unavailable"
+
+
 class CancellationRefused(BookingError):
     """The event's refund policy does not let the buyer cancel (now, or at all) (409)."""
 

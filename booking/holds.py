@@ -5,9 +5,12 @@ seat that is not blocked, not sold, and not held by an unexpired hold, and the h
 it claimed them all. An expired hold's seats are thereby free the moment it expires, whether or not
 the reaper (:func:`reap_expired`) has marked it yet.
 
-The per-user limit (holds plus valid tickets) is checked inside the same transaction; two
-concurrent holds by one user may both pass it (it is a fairness limit, not an integrity one, and
-serialising every user's holds would cost every user).
+The per-user limit (holds plus valid tickets) and the per-client caps on seats held at once
+(per client IP and per verified e-mail address, :class:`HoldCaps`) are checked inside the same
+transaction, after it has locked the holder's rows in ``hold_locks`` (one upsert: user, address,
+IP, in that order). Two holds by one holder therefore run one after the other, and the second
+counts the first's seats: neither limit can be passed by racing. Holds of different holders
+never wait for each other there.
 
 Best available (:meth:`SeatHolds.hold_best`) lets the node's seat map propose the block
 (:mod:`booking.best_available`) and then decides it exactly like a hold of those seats.
@@ -20,11 +23,12 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.admissions import AdmissionSigner
@@ -42,7 +46,7 @@ from booking.errors import (
 )
 from booking.hooks import BookingHooks, HoldDecision, HoldOutcome
 from booking.inventory import Inventory
-from booking.schema import holds, seats, tickets
+from booking.schema import hold_locks, holds, orders, seats, tickets
 from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap
 from booking.transactions import in_transaction
 
@@ -58,9 +62,33 @@ class Hold:
     status: str
     created_at: datetime
     expires_at: datetime
+    #: The order that bought it (a purchased hold, read by :meth:`SeatHolds.get`).
+    order_id: str | None = None
 
 
-_HOLD_FIELDS = tuple(f.name for f in fields(Hold))
+_HOLD_FIELDS = tuple(f.name for f in fields(Hold) if f.name != "order_id")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldClient:
+    """Who places a hold besides the user, as the edge knows it: the client's IP address and
+    the verified e-mail address of a signed-in customer (either may be unknown)."""
+
+    ip: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldCaps:
+    """Seats one client may hold at once per event, however many user names it uses: per
+    client IP and per verified e-mail address (0: no cap)."""
+
+    per_ip: int = 0
+    per_email: int = 0
+
+
+#: Lock rows untouched for this long are deleted by the reaper (longer than any hold lives).
+LOCKS_KEPT = timedelta(hours=2)
 
 #: Best available: how many blocks one request may lose to other nodes' claims before it gives
 #: up (with a 409 ``conflict``, not ``no_block``: blocks may be left).
@@ -134,10 +162,17 @@ _USER_SEATS = select(_HELD_BY_USER, _OWNED_BY_USER)
 
 
 async def place_hold(
-    engine: AsyncEngine, event: EventInfo, user: str, seat_ids: list[str], now: datetime
+    engine: AsyncEngine,
+    event: EventInfo,
+    user: str,
+    seat_ids: list[str],
+    now: datetime,
+    *,
+    client: HoldClient = HoldClient(),
+    caps: HoldCaps = HoldCaps(),
 ) -> Hold:
     """Claim ``seat_ids`` for ``user`` in one transaction, all or nothing (the request was
-    validated by :meth:`SeatHolds.hold`)."""
+    validated by :meth:`SeatHolds.hold`), within the per-user limit and the client's caps."""
     amount, currency = event.price(seat_ids)
     hold = Hold(
         id=new_id("h"),
@@ -152,7 +187,9 @@ async def place_hold(
     )
 
     async def work(conn: AsyncConnection) -> Hold:
+        await _lock_holder(conn, event.id, user, client, now)
         await _check_user_limit(conn, event, user, len(seat_ids), now)
+        await _check_client_caps(conn, event.id, client, caps, wanted=len(seat_ids), now=now)
         claimed = await conn.execute(
             _CLAIM,
             {"b_event": event.id, "b_seats": hold.seat_ids, "b_now": now,
@@ -170,7 +207,8 @@ async def place_hold(
             {"id": hold.id, "event_id": event.id, "user_id": user,
              "seat_ids": json.dumps(hold.seat_ids), "seat_count": len(seat_ids),
              "amount_cents": amount, "currency": currency, "status": "active",
-             "created_at": now, "expires_at": hold.expires_at},
+             "created_at": now, "expires_at": hold.expires_at, "client_ip": client.ip,
+             "holder_email": client.email},
         )  # fmt: skip
         return hold
 
@@ -188,6 +226,66 @@ async def _check_user_limit(
             limit=event.max_seats_per_user,
             have=have,
         )
+
+
+async def _lock_holder(
+    conn: AsyncConnection, event_id: int, user: str, client: HoldClient, now: datetime
+) -> None:
+    """Lock this holder's rows for the rest of the transaction (created on first use), always
+    in the same order, before anything else is read: the counts that follow then see every
+    hold of the holder that committed before."""
+    subjects = [f"u:{user}"]
+    if client.email is not None:
+        subjects.append(f"e:{client.email}")
+    if client.ip is not None:
+        subjects.append(f"i:{client.ip}")
+    rows = [{"event_id": event_id, "subject": s, "touched_at": now} for s in subjects]
+    if conn.dialect.name == "sqlite":
+        lite = sqlite.insert(hold_locks).values(rows)
+        upsert: Any = lite.on_conflict_do_update(
+            index_elements=["event_id", "subject"], set_={"touched_at": lite.excluded.touched_at}
+        )
+    else:
+        my = mysql.insert(hold_locks).values(rows)
+        upsert = my.on_duplicate_key_update(touched_at=my.inserted.touched_at)
+    await conn.execute(upsert)
+
+
+def _held_where(event_id: int, now: datetime, *who: Any) -> Any:
+    return (
+        select(func.coalesce(func.sum(holds.c.seat_count), 0))
+        .where(holds.c.event_id == event_id, *who, holds.c.status == "active",
+               holds.c.expires_at > now)
+    )  # fmt: skip
+
+
+async def _check_client_caps(
+    conn: AsyncConnection,
+    event_id: int,
+    client: HoldClient,
+    caps: HoldCaps,
+    *,
+    wanted: int,
+    now: datetime,
+) -> None:
+    """Refuse a hold that would take the seats held at once by this client IP or this e-mail
+    address (over all their user names) past its cap."""
+    checks = (
+        (client.ip, caps.per_ip, holds.c.client_ip, "client IP address", "client_ip"),
+        (client.email, caps.per_email, holds.c.holder_email, "e-mail address", "email"),
+    )
+    for value, cap, column, words, scope in checks:
+        if value is None or cap <= 0:
+            continue
+        held = int((await conn.execute(_held_where(event_id, now, column == value))).scalar_one())
+        if held + wanted > cap:
+            raise LimitExceeded(
+                f"at most {cap} seats of this event held at once per {words}; "
+                f"{held} are held already",
+                limit=cap,
+                have=held,
+                scope=scope,
+            )
 
 
 def _hold_from_row(row: Row[Any]) -> Hold:
@@ -264,6 +362,8 @@ async def reap_expired(
             if done.rowcount == 1:
                 expired += 1
                 freed.setdefault(event_id, []).extend(await _free_seats(conn, hold_id))
+        if len(rows) < limit:  # not behind: forget lock rows no hold needs any more
+            await conn.execute(delete(hold_locks).where(hold_locks.c.touched_at < now - LOCKS_KEPT))
         return expired, freed
 
     return await in_transaction(engine, work)
@@ -283,14 +383,20 @@ class SeatHolds:
     inventory: Inventory
     admissions: AdmissionSigner
     hooks: BookingHooks
+    caps: HoldCaps = HoldCaps()
     #: Seat claims under way on this node, by (event, seat).
     _claims: dict[tuple[int, str], asyncio.Future[None]] = field(default_factory=dict, init=False)
 
     async def hold(
-        self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None = None
+        self,
+        event_id: int,
+        user: str,
+        seat_ids: list[str],
+        admission_token: str | None = None,
+        client: HoldClient = HoldClient(),
     ) -> Hold:
         """Hold ``seat_ids`` for ``user``, all or nothing; tells the hooks how it ended."""
-        return await self._reported(self._hold(event_id, user, seat_ids, admission_token))
+        return await self._reported(self._hold(event_id, user, seat_ids, admission_token, client))
 
     async def _reported(self, request: Awaitable[Hold]) -> Hold:
         """``request``'s hold, telling the hooks how the request ended and how long it took."""
@@ -304,7 +410,12 @@ class SeatHolds:
         return hold
 
     async def _hold(
-        self, event_id: int, user: str, seat_ids: list[str], admission_token: str | None
+        self,
+        event_id: int,
+        user: str,
+        seat_ids: list[str],
+        admission_token: str | None,
+        client: HoldClient,
     ) -> Hold:
         info, seatmap = await self.inventory.load(event_id)
         now = utcnow()
@@ -324,7 +435,7 @@ class SeatHolds:
             await asyncio.wait(claims)
             now = utcnow()
         self.hooks.hold_decided(HoldDecision.DATABASE)
-        return await self._claim(info, seatmap, user, seat_ids, now)
+        return await self._claim(info, seatmap, user, seat_ids, now, client=client)
 
     async def hold_best(
         self,
@@ -332,15 +443,23 @@ class SeatHolds:
         user: str,
         request: BlockRequest,
         admission_token: str | None = None,
+        client: HoldClient = HoldClient(),
     ) -> Hold:
         """Hold the best ``request.count`` adjacent seats (:mod:`booking.best_available`), all
         or nothing, through the same claim as :meth:`hold`. A block lost to a race is
         believed taken and the next best is tried; :class:`NoBlockLeft` only when no block
         is left. Tells the hooks how it ended, as :meth:`hold` does."""
-        return await self._reported(self._hold_best(event_id, user, request, admission_token))
+        return await self._reported(
+            self._hold_best(event_id, user, request, admission_token, client)
+        )
 
     async def _hold_best(
-        self, event_id: int, user: str, request: BlockRequest, admission_token: str | None
+        self,
+        event_id: int,
+        user: str,
+        request: BlockRequest,
+        admission_token: str | None,
+        client: HoldClient,
     ) -> Hold:
         info, seatmap = await self.inventory.load(event_id)
         finder = self.inventory.block_finder(event_id)
@@ -369,7 +488,7 @@ class SeatHolds:
                 self.hooks.hold_decided(HoldDecision.DATABASE)
                 decided = True
             try:
-                return await self._claim(info, seatmap, user, block, now)
+                return await self._claim(info, seatmap, user, block, now, client=client)
             except SeatsUnavailable:
                 # Taken on another node: believed taken now (a hint), so the next round
                 # tries the next block; many such losses in a row mean the seats are going
@@ -382,7 +501,14 @@ class SeatHolds:
             now = utcnow()
 
     async def _claim(
-        self, info: EventInfo, seatmap: SeatMap, user: str, seat_ids: list[str], now: datetime
+        self,
+        info: EventInfo,
+        seatmap: SeatMap,
+        user: str,
+        seat_ids: list[str],
+        now: datetime,
+        *,
+        client: HoldClient,
     ) -> Hold:
         """Decide a hold in the database (:func:`place_hold`), known on this node as under
         way meanwhile; a refusal is remembered for a moment, a grant recorded."""
@@ -394,7 +520,9 @@ class SeatHolds:
         finder = self.inventory.block_finder(event_id)
         ticket = finder.claiming(seat_ids)  # best available offers these seats to nobody else
         try:
-            hold = await place_hold(self.engine, info, user, seat_ids, now)
+            hold = await place_hold(
+                self.engine, info, user, seat_ids, now, client=client, caps=self.caps
+            )
         except SeatsUnavailable as exc:
             # Taken by another node whose news has not arrived yet: believe it for a moment,
             # without publishing the guess, so the next request is answered from memory.
@@ -417,10 +545,14 @@ class SeatHolds:
         return hold
 
     async def get(self, hold_id: str, user: str) -> Hold:
+        """The user's hold; a purchased one names the order that bought it."""
         async with self.engine.connect() as conn:
             hold = await get_hold(conn, hold_id)
-        if hold.user_id != user:
-            raise NotFound(f"no hold {hold_id}")
+            if hold.user_id != user:
+                raise NotFound(f"no hold {hold_id}")
+            if hold.status == "purchased":
+                found = await conn.execute(select(orders.c.id).where(orders.c.hold_id == hold_id))
+                hold = replace(hold, order_id=found.scalar_one_or_none())
         return hold
 
     async def reap(self) -> int:

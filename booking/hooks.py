@@ -164,3 +164,6 @@ class BookingHooks:
     #: A payment was charged and its order is about to commit (the crash-injection point of
     #: the recovery tests: a host may end the process here).
     charged: Callable[[str], None] = field(default=_ignore)
+    #: This order and its key's outcome committed, before anybody was told (the crash-injection
+    #: point of the "retry finds the order" tests).
+    order_committed: Callable[[str], None] = field(default=_ignore)

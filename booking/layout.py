@@ -15,10 +15,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
+#: The highest seat price (100,000.00): a hold of 100 such seats still fits its INT amount.
+MAX_PRICE_CENTS = 10_000_000
+
 
 class TierSpec(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    price_cents: int = Field(ge=0)
+    price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS)
     currency: str = Field(default="EUR", min_length=3, max_length=3)
 
 
@@ -43,6 +46,14 @@ class LayoutSpec(BaseModel):
     companion: SeatIds = Field(
         default_factory=list, description="seat ids of companion seats, beside wheelchair spaces"
     )
+
+    @field_validator("tiers")
+    @classmethod
+    def _unique_tiers(cls, tiers: list[TierSpec]) -> list[TierSpec]:
+        names = [t.name for t in tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be unique")
+        return tiers
 
     @field_validator("sections")
     @classmethod

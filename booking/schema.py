@@ -147,8 +147,26 @@ holds = _table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTC, nullable=False),
     Column("expires_at", UTC, nullable=False),
+    # A checkout of this hold is under way until then (one charge per hold at a time).
+    Column("checkout_until", UTC, nullable=True),
+    # Who placed it, for the per-client caps on seats held at once (NULL: not known).
+    Column("client_ip", String(64), nullable=True),
+    Column("holder_email", EMAIL, nullable=True),
     Index(None, "event_id", "user_id", "status"),
     Index(None, "status", "expires_at"),
+    Index(None, "event_id", "client_ip", "status"),
+    Index(None, "event_id", "holder_email", "status"),
+)
+
+#: One row per (event, holder) that has held seats: a hold locks its holder's rows first (user,
+#: e-mail address, client IP), so that of two holds by one holder the second counts the first's
+#: seats (:mod:`booking.holds`). ``touched_at`` lets the reaper delete rows nobody needs.
+hold_locks = _table(
+    "hold_locks",
+    Column("event_id", Integer, primary_key=True, autoincrement=False),
+    Column("subject", String(320), primary_key=True),
+    Column("touched_at", UTC, nullable=False),
+    Index(None, "touched_at"),
 )
 
 orders = _table(

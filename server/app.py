@@ -38,6 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from booking import core
 from booking.core import BookingPolicy
 from booking.customers import SignInPolicy
+from booking.holds import HoldCaps
 from booking.migrate import upgrade
 from booking.payments import TestGateway
 from server import app_commands
@@ -76,7 +77,8 @@ from server.websocket import websocket_handler
 
 log = logging.getLogger(__name__)
 
-#: Exit status of the crash injected by ``--fault-crash-after-charge`` (tests only).
+#: Exit status of the crashes injected by ``--fault-crash-after-charge`` and
+#: ``--fault-crash-after-commit`` (tests only).
 CRASH_EXIT = 70
 #: How often ``concert_hub_ready`` is brought up to date (``/readyz`` also does, when asked).
 READY_EVERY_S = 5.0
@@ -128,6 +130,11 @@ def _crash_after_charge(payment_id: str) -> None:
     os._exit(CRASH_EXIT)
 
 
+def _crash_after_commit(order_id: str) -> None:
+    log.critical("crash injected after the commit of %s", order_id)
+    os._exit(CRASH_EXIT)
+
+
 async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = app[DATABASE]
@@ -136,6 +143,8 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
     hooks = app[NODE_METRICS].booking_hooks()
     if settings.fault_crash_after_charge:
         hooks.charged = _crash_after_charge
+    if settings.fault_crash_after_commit:
+        hooks.order_committed = _crash_after_commit
     booking = core.build(
         engine,
         TestGateway(engine, settings.payment_latency_ms / 1000, settings.fault_refund_failures),
@@ -143,6 +152,10 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
         policy=BookingPolicy(
             hold_ttl_s=settings.hold_ttl_s,
             max_seats_per_user=settings.max_seats_per_user,
+            hold_caps=HoldCaps(
+                per_ip=settings.max_held_seats_per_ip,
+                per_email=settings.max_held_seats_per_email,
+            ),
             payment_timeout_s=settings.payment_timeout_s,
             admission_ttl_s=settings.admission_ttl_s,
             retry_max_s=settings.retry_max_s,

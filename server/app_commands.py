@@ -30,6 +30,7 @@ from typing import Any
 from booking.clock import utcnow
 from booking.core import BookingCore
 from booking.errors import BookingError
+from booking.holds import HoldClient
 from server.bodies import HoldRequest, dumps, hold_out, parse, position_body
 from server.destinations import user_route
 from server.errors import Problem
@@ -60,6 +61,14 @@ def _user(session: StompSession) -> str:
     return name
 
 
+def _peer_ip(session: StompSession) -> str | None:
+    """The session's client address as the socket knows it (a proxy's, behind one)."""
+    peer = session.transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return None
+
+
 def ping(session: StompSession, _: dict[str, str], headers: Headers, __: bytes) -> None:
     reply(session.service, _user(session), headers, {"type": "pong"})
 
@@ -76,13 +85,14 @@ class BookingCommands:
              body: bytes) -> None:  # fmt: skip
         user = _user(session)
         admission = next((v for k, v in headers if k == "admission-token"), None)
-        self._run(user, headers, self._hold(int(params["event_id"]), user, body, admission))
+        client = HoldClient(_peer_ip(session), session.principal.email)
+        self._run(user, headers, self._hold(int(params["event_id"]), user, body, admission, client))
 
     async def _hold(
-        self, event_id: int, user: str, body: bytes, admission: str | None
+        self, event_id: int, user: str, body: bytes, admission: str | None, client: HoldClient
     ) -> dict[str, Any]:
         wanted = parse(body, HoldRequest)
-        hold = await wanted.place(self.booking.holds, event_id, user, admission)
+        hold = await wanted.place(self.booking.holds, event_id, user, admission, client)
         return {"type": "hold", **hold_out(hold, utcnow()).model_dump(mode="json")}
 
     def join(self, session: StompSession, params: dict[str, str], headers: Headers,

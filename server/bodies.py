@@ -12,6 +12,7 @@ they take their wire shape. Instants are RFC 3339 strings in UTC with ``Z``.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
@@ -21,14 +22,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     model_validator,
 )
 
 from booking.best_available import BlockRequest
+from booking.catalog import MAX_INT
 from booking.clock import from_unix, iso
-from booking.holds import Hold, SeatHolds
+from booking.holds import Hold, HoldClient, SeatHolds
 from booking.orders import Order, TicketCheck
 from booking.waiting_room import Position
 from server.errors import Problem
@@ -73,10 +76,27 @@ def parse(raw: bytes, model: type[M]) -> M:
     if not raw.strip():
         raise Problem.of("bad_request", "the request body must be a JSON document")
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except (ValueError, RecursionError) as exc:
         raise Problem.of("bad_request", f"the request body is not valid JSON: {exc}") from None
     return validate(data, model, "the request body")
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def loads(raw: bytes | str) -> object:
+    """The edges' one JSON reader (REST and STOMP bodies): standard JSON only, so ``NaN``,
+    ``Infinity`` and numbers too large for a double (``1e400``) are a :class:`ValueError`."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
 
 
 def validate(data: object, model: type[M], what: str) -> M:
@@ -98,7 +118,11 @@ class BestAvailable(Request):
     """Let the server pick: ``count`` adjacent seats in one row, the best that are left."""
 
     count: int = Field(ge=1, le=100, description="how many seats, side by side in one row")
-    tier: StrictInt | Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+    tier: (
+        Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+        | Annotated[str, Field(min_length=1, max_length=64)]
+        | None
+    ) = Field(
         default=None,
         description="only this price tier: its id (`tiers[].id` of the event, as the web UI "
         "sends it) or its name",
@@ -107,7 +131,7 @@ class BestAvailable(Request):
     section: str | None = Field(
         default=None, min_length=1, max_length=16, description="only this section (its name)"
     )
-    accessible: bool = Field(
+    accessible: StrictBool = Field(
         default=False,
         description="a wheelchair space, with a companion seat beside it when count >= 2; "
         "otherwise wheelchair spaces and companion seats are never picked",
@@ -138,13 +162,21 @@ class HoldRequest(Request):
         return self
 
     async def place(
-        self, holds: SeatHolds, event_id: int, user: str, admission: str | None
+        self,
+        holds: SeatHolds,
+        event_id: int,
+        user: str,
+        admission: str | None,
+        client: HoldClient,
     ) -> Hold:
-        """Hold what this request asks for (REST and STOMP alike)."""
+        """Hold what this request asks for (REST and STOMP alike), for ``client`` (its IP and
+        verified e-mail address, counted against the per-client caps)."""
         if self.best_available is not None:
-            return await holds.hold_best(event_id, user, self.best_available.domain(), admission)
+            return await holds.hold_best(
+                event_id, user, self.best_available.domain(), admission, client
+            )
         assert self.seats is not None  # one of the two: _one_way
-        return await holds.hold(event_id, user, self.seats, admission)
+        return await holds.hold(event_id, user, self.seats, admission, client)
 
 
 # -- domain values, rendered -------------------------------------------------------------------
@@ -159,6 +191,9 @@ class HoldOut(BaseModel):
     expires_at: Timestamp
     amount_cents: int
     currency: str
+    order_id: str | None = Field(
+        default=None, description="the order that bought the hold (when it is `purchased`)"
+    )
 
 
 def hold_out(hold: Hold, now: datetime) -> HoldOut:
@@ -174,6 +209,7 @@ def hold_out(hold: Hold, now: datetime) -> HoldOut:
         expires_at=iso(hold.expires_at),
         amount_cents=hold.amount_cents,
         currency=hold.currency,
+        order_id=hold.order_id,
     )
 
 
@@ -281,4 +317,4 @@ def position_out(position: Position) -> QueuePositionOut:
 
 def dumps(payload: object) -> bytes:
     """Compact JSON bytes of a plain payload (a STOMP body)."""
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()

@@ -41,6 +41,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "payment_failed": 502,
     "refund_closed": 409,
     "sign_in_failed": 400,
+    "unavailable": 503,
 }
 
 #: Kinds the HTTP edge adds for faults that never reach the booking core.
@@ -75,6 +76,8 @@ BOOKING_KINDS: dict[str, str] = {
     "`cancellable_until` says when it ended. The box office still can.",
     "sign_in_failed": "The sign-in link or code is wrong, expired or used, or had too many "
     "wrong tries: ask for a new e-mail.",
+    "unavailable": "The cluster's waiting room (Redis) is unreachable for a moment: try again "
+    "after `Retry-After` seconds; nothing was lost.",
 }
 
 
@@ -113,7 +116,10 @@ class Problem(Exception):
 
     @classmethod
     def from_booking(cls, error: BookingError) -> Problem:
-        return cls(status_for(error.kind), error.kind, error.detail, **error.extra)
+        headers = {}
+        if "retry_after_s" in error.extra:
+            headers["Retry-After"] = str(error.extra["retry_after_s"])
+        return cls(status_for(error.kind), error.kind, error.detail, headers=headers, **error.extra)
 
     def body(self) -> dict[str, Any]:
         """The RFC 9457 document (REST)."""

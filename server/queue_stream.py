@@ -26,6 +26,7 @@ import zlib
 
 from booking.admissions import Admissions
 from booking.clock import utcnow
+from booking.errors import Unavailable
 from booking.waiting_room import WAITING, Position, Stats
 from protocol.events import Subscription
 from server.bodies import dumps, position_body
@@ -89,7 +90,10 @@ class QueueStream:
     async def _greet(self, session: StompSession, subscription: Subscription, user: str) -> None:
         """Tell a new subscriber where they stand in every waiting room they joined."""
         for info in self.admissions.events():
-            found = await self.room.position(info.id, user, self.admissions.policy(info))
+            try:
+                found = await self.room.position(info.id, user, self.admissions.policy(info))
+            except Unavailable:
+                return  # the position loop tells them once the room is back
             if found is not None and not session.closed:
                 self.broker.send_to(session, subscription, JSON, self.body(found))
 
@@ -105,6 +109,8 @@ class QueueStream:
                     if not admitted:
                         continue
                     found = await self.room.positions(info.id, admitted, policy)
+                except Unavailable:
+                    continue  # the room logs the outage, once
                 except Exception:
                     log.exception("admission tick for event %d failed", info.id)
                     continue
@@ -150,6 +156,8 @@ class QueueStream:
             policy = self.admissions.policy(info)
             try:
                 found = await self.room.positions(info.id, live, policy)
+            except Unavailable:
+                continue
             except Exception:
                 log.exception("position lookup for event %d failed", info.id)
                 continue
@@ -170,6 +178,8 @@ class QueueStream:
                     continue
                 try:
                     stats = figures[info.id] = await self.room.stats(info.id)
+                except Unavailable:
+                    continue
                 except Exception:
                     log.exception("queue stats of event %d failed", info.id)
                     continue

@@ -96,6 +96,15 @@ class Settings(BaseModel):
     # Booking (SPEC §5-§7).
     hold_ttl_s: int = Field(300, ge=10, le=3600, description="default seat hold lifetime")
     max_seats_per_user: int = Field(4, ge=1, le=100, description="default seats per user")
+    max_held_seats_per_ip: int = Field(
+        40, ge=0, le=100000, description="seats of one event held at once per client IP (0: no cap)"
+    )
+    max_held_seats_per_email: int = Field(
+        8,
+        ge=0,
+        le=100000,
+        description="seats of one event held at once per signed-in e-mail address (0: no cap)",
+    )
     seat_tick_ms: int = Field(100, ge=10, le=10000, description="seat-map delta interval")
     seat_lease_ms: int = Field(
         1000,
@@ -157,6 +166,9 @@ class Settings(BaseModel):
     )
     fault_crash_after_charge: bool = Field(
         False, description="testing only: exit right after a successful charge"
+    )
+    fault_crash_after_commit: bool = Field(
+        False, description="testing only: exit right after an order committed, before answering"
     )
     fault_refund_failures: int = Field(
         0, ge=0, description="testing only: the test gateway fails this many refunds first"

@@ -124,6 +124,9 @@ class ServerProcess:
         ]  # fmt: skip
         if "database_url" not in self.flags:
             args += ["--database-url", f"sqlite+aiosqlite:///{self.workdir / 'test.db'}"]
+        if "max_held_seats_per_ip" not in self.flags:
+            # Every test client is 127.0.0.1: one "client IP" stands for all of a test's buyers.
+            args += ["--max-held-seats-per-ip", "0"]
         for name, value in self.flags.items():
             flag = "--" + name.replace("_", "-")
             if value is True:

@@ -37,7 +37,7 @@ async def create_event(request: web.Request, principal: Principal) -> web.Respon
     return detail_response(request, info, 201)
 
 
-async def get_event(request: web.Request, _: Principal) -> web.Response:
+async def get_event_admin(request: web.Request, _: Principal) -> web.Response:
     info = await request.app[BOOKING].inventory.event(event_id(request))
     return detail_response(request, info)
 
@@ -128,7 +128,7 @@ OPERATIONS: list[Operation] = [
               response=models.EventDetail, errors=(422,),
               description="Name, venue, start, sale window, price tiers and a layout of "
               "sections x rows x seats (seat ids `SECTION-ROW-NUMBER`)."),
-    Operation("GET", "/api/admin/events/{event_id}", get_event, "One event, drafts too",
+    Operation("GET", "/api/admin/events/{event_id}", get_event_admin, "One event, drafts too",
               "admin", access=Access.ADMIN, response=models.EventDetail, errors=(404,)),
     Operation("PATCH", "/api/admin/events/{event_id}", update_event, "Change an event",
               "admin", access=Access.ADMIN, body=models.EventUpdate,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from booking.clock import utcnow
+from booking.holds import HoldClient
 from server.api.auth import Access, user_name
 from server.api.operations import Header, Operation, event_id
 from server.api.payloads import json_response, read_model
+from server.api.ratelimit import client_ip
 from server.auth import Principal
 from server.bodies import HoldOut, HoldRequest, hold_out
 from server.keys import BOOKING
@@ -22,6 +24,7 @@ async def create_hold(request: web.Request, principal: Principal) -> web.Respons
         event_id(request),
         user_name(principal),
         request.headers.get(ADMISSION_HEADER),
+        HoldClient(client_ip(request), principal.email),
     )
     return json_response(
         hold_out(hold, utcnow()), 201, headers={"Location": f"/api/holds/{hold.id}"}
@@ -45,7 +48,9 @@ OPERATIONS: list[Operation] = [
               headers=(Header(ADMISSION_HEADER, "the admission token from the waiting room; "
                               "required when the event's waiting room is on"),),
               description="All or nothing: 409 with `conflicts` listing the seats that are not "
-              "available; 422 for unknown or repeated seats or over the per-user limit; 403 "
+              "available; 422 for unknown or repeated seats, over the per-user limit or over "
+              "the seats one client IP or e-mail address may hold at once (`limit`, with "
+              "`scope`); 403 "
               "without a valid admission token when the waiting room is on; 409 `sale_closed` "
               "outside the sale. With `best_available` instead of `seats` the server picks "
               "`count` adjacent seats in one row (first sections first, front rows first, "

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from booking.catalog import EventPatch, EventSpec, EventStatus, SeatAccessPatch
+from booking.catalog import MAX_INT, EventPatch, EventSpec, EventStatus, SeatAccessPatch
 from server.bodies import Email, OrderOut, Request, Timestamp
 
 SeatStatus = Literal["available", "held", "sold", "blocked"]
@@ -62,7 +62,9 @@ class OrderSearch(Request):
         min_length=1, max_length=256,
         description="an e-mail address, an order id, a ticket code or a seat id",
     )  # fmt: skip
-    event_id: int | None = Field(default=None, ge=1, description="only this event's seats")
+    event_id: int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="only this event's seats"
+    )
 
 
 class AuditQuery(Request):
@@ -76,7 +78,10 @@ class BroadcastRequest(Request):
     text: str = Field(min_length=1, max_length=2000)
     level: Level = "info"
     event_id: int | None = Field(
-        default=None, ge=1, description="announce on this event's topic instead of to everyone"
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="announce on this event's topic instead of to everyone",
     )
 
 

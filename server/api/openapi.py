@@ -91,7 +91,7 @@ def build_document(operations: list[Operation]) -> dict[str, Any]:
                 "in": "header",
                 "required": h.required,
                 "description": h.description,
-                "schema": {"type": "string"},
+                "schema": dict(h.schema),
             }
             for h in op.headers
         ]

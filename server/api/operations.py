@@ -23,7 +23,7 @@ Endpoint = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 #: Path parameters: the pattern aiohttp matches (anything else is a 404) and their schema.
 PATH_PARAMS: dict[str, tuple[str, dict[str, object]]] = {
-    "event_id": (r"[0-9]{1,9}", {"type": "integer", "minimum": 1}),
+    "event_id": (r"[0-9]{1,9}", {"type": "integer", "minimum": 1, "maximum": 999_999_999}),
     "hold_id": (r"[^/]{1,64}", {"type": "string"}),
     "order_id": (r"[^/]{1,64}", {"type": "string"}),
     "code": (r"[^/]{1,256}", {"type": "string"}),
@@ -35,6 +35,8 @@ class Header:
     name: str
     description: str
     required: bool = False
+    #: Its JSON schema in the OpenAPI document.
+    schema: tuple[tuple[str, object], ...] = (("type", "string"),)
 
 
 @dataclass(frozen=True, slots=True)

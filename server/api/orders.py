@@ -29,6 +29,9 @@ from server.keys import BOOKING
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
+KEY_SCHEMA = (
+    ("type", "string"), ("minLength", 1), ("maxLength", 200), ("pattern", "^[\\x21-\\x7e]+$"),
+)  # fmt: skip
 
 
 ORDER_KEY_HEADER = "X-Order-Key"
@@ -133,11 +136,13 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/api/holds/{hold_id}/checkout", checkout, "Pay for a hold", "orders",
               access=Access.USER, body=models.CheckoutRequest, status=201,
               response=OrderOut, errors=(402, 409, 422, 502),
-              headers=(Header(IDEMPOTENCY_HEADER, "your unique key for this purchase; a retry "
-                              "with the same key replays the first answer", required=True),),
+              headers=(Header(IDEMPOTENCY_HEADER, "your unique key for this purchase (1 to 200 "
+                              "visible ASCII characters); a retry with the same key replays the "
+                              "first answer", required=True, schema=KEY_SCHEMA),),
               description="Reservation, payment and ticket issuance are atomic: 402 declined "
               "and 502 gateway failure leave no order and no charge; 409 if the hold expired or "
-              "is not yours."),
+              "is not yours; 409 `in_progress` while another checkout of the same hold (or "
+              "one with the same key) is paying: the card is charged once."),
     Operation("GET", "/api/orders", list_orders, "Your orders", "orders",
               access=Access.USER, response=OrderOut, many=True,
               description="Newest first: the orders you bought, and (signed in by e-mail) every "

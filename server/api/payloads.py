@@ -51,5 +51,5 @@ def json_response(
     if isinstance(payload, BaseModel):
         body = payload.model_dump_json().encode()
     else:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)

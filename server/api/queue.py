@@ -26,14 +26,14 @@ async def me(request: web.Request, principal: Principal) -> web.Response:
 
 OPERATIONS: list[Operation] = [
     Operation("POST", "/api/events/{event_id}/queue", join, "Join the waiting room", "queue",
-              access=Access.USER, response=QueuePositionOut, errors=(404, 409, 422),
+              access=Access.USER, response=QueuePositionOut, errors=(404, 409, 422, 503),
               description="Idempotent: joining again keeps your place. Before the sale opens you "
               "wait in the pre-queue (no position yet), shuffled uniformly at opening; later "
               "arrivals are first come, first served. Live updates: SUBSCRIBE "
               "/user/queue/position. 422 when the event has no waiting room; 409 outside "
               "the sale."),
     Operation("GET", "/api/events/{event_id}/queue/me", me, "Where you stand", "queue",
-              access=Access.USER, response=QueuePositionOut, errors=(404,),
+              access=Access.USER, response=QueuePositionOut, errors=(404, 503),
               description="When admitted, carries the admission token (re-issued with the "
               "admission's own expiry, e.g. after a reconnect); state not_joined if you never "
               "joined; 404 only for an unknown event."),

@@ -103,3 +103,47 @@ def test_charge_without_order_is_refunded_after_a_crash(
     assert sorted(c.status for c in charges) == ["charged", "refunded"]
     (paid,) = table(db, orders)
     assert paid.status == "paid" and paid.id == order["order_id"]
+
+
+def test_retry_after_a_crash_between_commit_and_answer_returns_the_order(
+    database_url: str, db: Engine, make_server: Callable[..., ServerProcess]
+) -> None:
+    """Issue 14 item 3: the node commits the order and dies before it answers. The buyer (a
+    guest) retries with the same Idempotency-Key on the next node and gets the paid order, the
+    hold names it, and the buyer's order list shows it: nothing is charged twice."""
+    node = make_server(
+        database_url=database_url,
+        fault_crash_after_commit=True,
+        payment_timeout_s=PAYMENT_TIMEOUT_S,
+    )
+    event = create_event_via_api(node)
+    status, guest = call(node, "POST", "/api/auth/guest")
+    assert status == 201, guest
+    token = guest["token"]
+    status, hold = call(node, "POST", f"/api/events/{event['id']}/holds",
+                        {"seats": ["S-A-1", "S-A-2"]}, token=token)  # fmt: skip
+    assert status == 201, hold
+    checkout = {"payment": {"method": "card", "token": "tok_visa"}, "email": "g@example.com"}
+    path = f"/api/holds/{hold['hold_id']}/checkout"
+    with pytest.raises((OSError, http.client.HTTPException)):
+        call(node, "POST", path, checkout, token=token, headers={"Idempotency-Key": "k-1"})
+    assert node.proc is not None
+    assert node.proc.wait(15) == 70, node.log()
+    assert "crash injected after the commit" in node.log()
+    (paid,) = table(db, orders)
+
+    again = make_server(database_url=database_url, payment_timeout_s=PAYMENT_TIMEOUT_S)
+    status, order = call(again, "POST", path, checkout, token=token,
+                         headers={"Idempotency-Key": "k-1"})  # fmt: skip
+    assert status == 201, order
+    assert order["order_id"] == paid.id and order["status"] == "paid"
+    assert sorted(t["seat_id"] for t in order["tickets"]) == ["S-A-1", "S-A-2"]
+
+    status, seen = call(again, "GET", f"/api/holds/{hold['hold_id']}", token=token)
+    assert status == 200, seen
+    assert seen["status"] == "purchased" and seen["order_id"] == paid.id
+    status, mine = call(again, "GET", "/api/orders", token=token)
+    assert status == 200, mine
+    assert [o["order_id"] for o in mine] == [paid.id]
+    (charge,) = table(db, test_gateway_charges)
+    assert charge.status == "charged"

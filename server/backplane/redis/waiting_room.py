@@ -17,16 +17,34 @@ scripts, each atomic, so any node may run them at any time:
 two nodes admitting at once admit each user once and respect the shared rate and cap. Opening
 shuffles the pre-queue in Python (a cryptographic RNG) and hands the order to the script, which
 numbers exactly the users still in the pre-queue and appends any who arrived meanwhile.
+
+**Redis losing its data** (a restart without persistence, a failover to an empty replica) takes
+the queue with it. Joining and admitting tell whether Redis still has the event marked open; a
+node that had seen it open and finds the mark gone knows the data was lost (as the seat
+sequencer does with its status hash) and opens the queue again from the database's view (the
+event's settings say the sale is open): whoever joined since is numbered, and every waiting user
+who re-joins is numbered in the order they come back. Lost for good: the positions held before
+(nothing in the database records them), the admitted shoppers' count against the cap (their
+admission tokens stay valid until they expire) and who had finished. With the append-only file
+of ``docker-compose.yml`` a restart loses at most the last second instead.
+
+**Redis unreachable**: every call raises :class:`~booking.errors.Unavailable` (a 503 with
+``Retry-After`` at the edges). The outage is logged once when it starts and once when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from booking.errors import Unavailable
 from booking.waiting_room import (
     ADMITTED,
     WAITING,
@@ -36,10 +54,17 @@ from booking.waiting_room import (
     eta,
 )
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: What a client is told to wait (``Retry-After``) while Redis is unreachable.
+RETRY_AFTER_S = 5
+
 # Join many users at once (one call per event-loop turn, however many join): numbers each new
 # user (or puts them in the pre-queue before opening) and returns, per user, the sequence number
 # (-1 in the pre-queue), the finished state ('' if none) and the admission expiry ('' if none),
-# then last_seq, serving, the pre-queue size and the number of active shoppers: everything the
+# then last_seq, serving, the pre-queue size, the number of active shoppers and whether the queue
+# is open (1/0): everything the
 # replies need, in one round trip.
 _JOIN_MANY = """
 local opened = redis.call('HGET', KEYS[3], 'opened') == '1'
@@ -66,6 +91,7 @@ out[#out + 1] = meta[1] or '0'
 out[#out + 1] = meta[2] or '0'
 out[#out + 1] = redis.call('SCARD', KEYS[4])
 out[#out + 1] = redis.call('ZCARD', KEYS[5])
+out[#out + 1] = opened and 1 or 0
 return out
 """
 
@@ -117,6 +143,7 @@ if go and meta[5] == '1' then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 60)
 redis.call('HSET', KEYS[3], 'serving', serving, 'tokens', tokens, 'tokens_at', now)
+table.insert(admitted, 1, meta[5] == '1' and 1 or 0)
 return admitted
 """
 
@@ -133,8 +160,11 @@ class RedisWaitingRoom:
         #: Joins waiting for this event-loop turn's batch, per event.
         self._batches: dict[int, list[tuple[str, Policy, asyncio.Future[Position]]]] = {}
         self._flushes: set[asyncio.Task[None]] = set()
-        #: Events known opened (the flag never reverts), so joins skip the check.
+        #: Events known opened, so joins skip the check (the flag reverts only when Redis
+        #: loses its data, which joining and admitting detect).
         self._opened: set[int] = set()
+        #: When Redis became unreachable (``None``: it answers), so the outage is logged once.
+        self._down_since: float | None = None
         self._open = redis.register_script(_OPEN)
         self._admit = redis.register_script(_ADMIT)
 
@@ -142,9 +172,47 @@ class RedisWaitingRoom:
         tag = f"{self._prefix}{{wr:{event_id}}}"
         return [f"{tag}:{name}" for name in _KEY_NAMES]
 
+    # -- Redis outages ---------------------------------------------------------------------
+
+    async def _reach(self, call: Awaitable[T]) -> T:
+        """``call``'s result; Redis unreachable → :class:`Unavailable` (the outage logged when
+        it starts, and when it ends)."""
+        try:
+            result = await call
+        except (RedisError, OSError) as exc:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.warning("waiting room: Redis unreachable (%s); joins answer 503 until it "
+                            "is back", exc)  # fmt: skip
+            raise Unavailable(
+                "the waiting room is unavailable for a moment; try again",
+                retry_after_s=RETRY_AFTER_S,
+            ) from None
+        if self._down_since is not None:
+            log.warning("waiting room: Redis reachable again after %.1f s",
+                        time.monotonic() - self._down_since)  # fmt: skip
+            self._down_since = None
+        return result
+
+    def _lost(self, event_id: int) -> bool:
+        """Redis says the event's queue is not open: if this node had seen it open, Redis lost
+        its data. Forget it (so it is opened again) and say so once; ``True`` if it was lost."""
+        if event_id not in self._opened:
+            return False
+        self._opened.discard(event_id)
+        log.warning("waiting room of event %d: Redis lost its queue (restarted without its "
+                    "data?); reopened from the event's settings, the positions held before are "
+                    "lost and waiting users are numbered as they re-join", event_id)  # fmt: skip
+        return True
+
+    # -- the queue ---------------------------------------------------------------------------
+
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
         """Join; concurrent joins share one round trip (10,000 users arriving together are a
         few hundred script calls, not 30,000 commands)."""
+        return await self._reach(self._join(event_id, user, policy))
+
+    async def _join(self, event_id: int, user: str, policy: Policy) -> Position:
         if policy.open and event_id not in self._opened:
             await self._ensure_open(event_id)  # an open sale is first come, first served
         future: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
@@ -152,7 +220,19 @@ class RedisWaitingRoom:
         batch.append((user, policy, future))
         if len(batch) == 1:
             asyncio.get_running_loop().call_soon(self._start_flush, event_id)
-        return await future
+        position = await future
+        if (
+            position.seq is None
+            and position.state == WAITING
+            and policy.open
+            and self._lost(event_id)
+        ):
+            # Joined the pre-queue of a queue Redis lost: open it again, then look again.
+            await self._ensure_open(event_id)
+            again = await self.positions(event_id, [user], policy)
+            if again:
+                return again[0]
+        return position
 
     def _start_flush(self, event_id: int) -> None:
         task = asyncio.ensure_future(self._flush(event_id))
@@ -172,7 +252,7 @@ class RedisWaitingRoom:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        last, served, pre_count, active = (int(n) for n in reply[-4:])
+        last, served, pre_count, active = (int(n) for n in reply[-5:-1])
         waiting_total = last - served + pre_count
         for i, (user, policy, future) in enumerate(batch):
             number, end, score = reply[3 * i : 3 * i + 3]
@@ -196,15 +276,19 @@ class RedisWaitingRoom:
         if not users:
             return []
         seq, _, meta, pre, active, finished, _ = self._keys(event_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(meta, "last_seq", "serving")
-            pipe.scard(pre)
-            pipe.hmget(seq, users)
-            pipe.hmget(finished, users)
-            pipe.zmscore(active, users)
-            pipe.smismember(pre, users)
-            pipe.zcard(active)
-            replies = await pipe.execute()
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(meta, "last_seq", "serving")
+                pipe.scard(pre)
+                pipe.hmget(seq, users)
+                pipe.hmget(finished, users)
+                pipe.zmscore(active, users)
+                pipe.smismember(pre, users)
+                pipe.zcard(active)
+                return list(await pipe.execute())
+
+        replies = await self._reach(read())
         (last_seq, serving), pre_count, seqs, ended, scores, in_pre, active_count = replies
         last, served = int(last_seq or 0), int(serving or 0)
         waiting_total = last - served + int(pre_count)
@@ -225,14 +309,19 @@ class RedisWaitingRoom:
         return out
 
     async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
+        return await self._reach(self._admit_now(event_id, policy, now))
+
+    async def _admit_now(self, event_id: int, policy: Policy, now: float) -> list[str]:
         keys = self._keys(event_id)
         if policy.open and event_id not in self._opened:
             await self._ensure_open(event_id)
-        users = await self._admit(
+        opened, *users = await self._admit(
             keys=keys,
             args=[now, policy.rate_per_s, policy.max_active, policy.admission_ttl_s,
                   "1" if policy.open and not policy.paused else "0"],
         )  # fmt: skip
+        if policy.open and not int(opened) and self._lost(event_id):
+            await self._ensure_open(event_id)  # the next tick admits again
         return [u.decode() if isinstance(u, bytes) else str(u) for u in users]
 
     async def _ensure_open(self, event_id: int) -> None:
@@ -252,18 +341,22 @@ class RedisWaitingRoom:
 
     async def complete(self, event_id: int, user: str) -> None:
         keys = self._keys(event_id)
-        if await self._redis.zrem(keys[4], user):
-            await self._redis.hset(keys[5], user, "closed")
+        if await self._reach(self._redis.zrem(keys[4], user)):
+            await self._reach(self._redis.hset(keys[5], user, "closed"))
 
     async def stats(self, event_id: int) -> Stats:
         _, _, meta, pre, active, _, admits = self._keys(event_id)
         now = time.time()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(meta, "last_seq", "serving")
-            pipe.scard(pre)
-            pipe.zcard(active)
-            pipe.zcount(admits, now - 60, "+inf")
-            (last_seq, serving), pre_count, active_count, recent = await pipe.execute()
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(meta, "last_seq", "serving")
+                pipe.scard(pre)
+                pipe.zcard(active)
+                pipe.zcount(admits, now - 60, "+inf")
+                return list(await pipe.execute())
+
+        (last_seq, serving), pre_count, active_count, recent = await self._reach(read())
         last, served = int(last_seq or 0), int(serving or 0)
         return Stats(served, last - served + int(pre_count), float(recent), int(active_count))
 
