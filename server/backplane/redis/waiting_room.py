@@ -64,8 +64,7 @@ RETRY_AFTER_S = 5
 # user (or puts them in the pre-queue before opening) and returns, per user, the sequence number
 # (-1 in the pre-queue), the finished state ('' if none) and the admission expiry ('' if none),
 # then last_seq, serving, the pre-queue size, the number of active shoppers and whether the queue
-# is open (1/0): everything the
-# replies need, in one round trip.
+# is open (1/0): everything the replies need, in one round trip.
 _JOIN_MANY = """
 local opened = redis.call('HGET', KEYS[3], 'opened') == '1'
 local out = {}
