@@ -112,21 +112,15 @@ class StompService:
         A peer in ``--trusted-proxies`` is a reverse proxy: its connection counts against the
         address it forwards (``forwarded``, the ``X-Real-IP`` of a ``/ws`` handshake, which the
         compose nginx sets), and is not capped here when it forwards none (STOMP/TCP: the
-        proxy caps those itself). Anyone else's forwarded address is ignored."""
-        if peer is None or not self._proxies:
+        proxy caps those itself). Anyone else's forwarded address is ignored. An IPv6 client
+        counts by its /64, the block one subscriber line gets."""
+        peer_ip = _ip(peer)
+        if peer_ip is None:
             return peer
-        try:
-            peer_ip = ipaddress.ip_address(peer)
-        except ValueError:
-            return peer
-        if not any(peer_ip in network for network in self._proxies):
-            return peer
-        if forwarded:
-            try:
-                return str(ipaddress.ip_address(forwarded.strip()))
-            except ValueError:
-                pass
-        return None
+        if any(peer_ip in network for network in self._proxies):
+            client = _ip(forwarded.strip()) if forwarded else None
+            return None if client is None else _address_key(client)
+        return _address_key(peer_ip)
 
     def register(self, session: StompSession) -> None:
         self.sessions.add(session)
@@ -174,6 +168,28 @@ class StompService:
                 await self._empty.wait()
         except TimeoutError:
             log.warning("%d sessions did not close in time", len(self.sessions))
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _ip(text: str | None) -> IPAddress | None:
+    """``text`` as an address (an IPv4-mapped IPv6 address as IPv4), or ``None``."""
+    if not text:
+        return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _address_key(ip: IPAddress) -> str:
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class StompSession(ABC):

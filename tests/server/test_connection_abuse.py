@@ -97,8 +97,9 @@ def test_silent_session_is_closed_after_three_heartbeat_intervals(make_server) -
     node = make_server(heartbeat_ms="2000,2000")
     silent = RawTcp.to(node)
     try:
-        reply = silent.connect(token=node.token(unique("hb")), heart_beat="2000,0")
-        last_sent = time.monotonic()
+        token = node.token(unique("hb"))
+        last_sent = time.monotonic()  # the CONNECT below is the last byte the client sends
+        reply = silent.connect(token=token, heart_beat="2000,0")
         assert reply.command == "CONNECTED"
         assert reply["heart-beat"].replace(" ", "") == "0,2000"
         error = silent.expect_error(timeout=15)

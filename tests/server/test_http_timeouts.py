@@ -92,7 +92,8 @@ def fresh_get(node: ServerProcess, path: str, timeout: float = 2.0) -> int | Non
 def test_out_of_descriptors_the_node_refuses_new_connections_not_health_checks(
     make_server,
 ) -> None:
-    node = make_server(http_idle_timeout_s=3)
+    # 5 s: the probe's keep-alive connection waits at most ~2 s between its requests
+    node = make_server(http_idle_timeout_s=5)
     assert node.proc is not None
     probe = http.client.HTTPConnection(node.host, node.http_port, timeout=5)
     assert get(probe, "/healthz") == 200
@@ -107,7 +108,7 @@ def test_out_of_descriptors_the_node_refuses_new_connections_not_health_checks(
         assert fresh_get(node, "/healthz", timeout=1.0) is None
         # ... but health checks on a connection the node has keep answering, and once the
         # idle sockets are cut, new connections are served again.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             assert get(probe, "/healthz") == 200
             if fresh_get(node, "/healthz", timeout=1.0) == 200:

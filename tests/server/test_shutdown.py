@@ -31,17 +31,16 @@ def test_sigterm_turns_readyz_503_and_stops_the_http_listener_at_once(make_serve
         # The sessions are being told: the node is draining.
         assert reader.read_until("ERROR").message == "server shutting down"
 
-        # Both listeners refuse new connections ...
-        for port in (node.http_port, node.stomp_port):
-            with pytest.raises(ConnectionRefusedError):
-                socket.create_connection((node.host, port), timeout=2).close()
-        # ... while the connection the balancer has gets a 503 from /readyz, and /healthz
-        # still says the process is alive.
+        # The connection the balancer has gets a 503 from /readyz ...
         balancer.request("GET", "/readyz")
         answer = balancer.getresponse()
         body = json.loads(answer.read())
         assert answer.status == 503, body
         assert body["failed"].get("node") == "stopping", body
+        # ... while both listeners refuse new connections.
+        for port in (node.http_port, node.stomp_port):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((node.host, port), timeout=2).close()
 
         assert node.proc.wait(15) == 0, log_tail(node)
     finally:
