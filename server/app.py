@@ -178,6 +178,7 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
         backplane.seat_sequencer(booking.inventory),
         settings.seat_tick_ms,
         app[NODE_METRICS].live,
+        replay_deltas=settings.seat_replay_deltas,
     )
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
     EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
