@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict, deque
+
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
 from booking.waiting_room import InProcessWaitingRoom
@@ -71,6 +74,44 @@ class InProcessSequencer:
         return found
 
 
+class InProcessUserMessages:
+    """Messages to users, the last ``count`` per route for ``ttl_s``, in memory.
+
+    Routes are kept in the order of their latest message, so the expired ones are dropped from
+    the front as new messages come: memory is bounded by what users were sent in ``ttl_s``.
+    """
+
+    def __init__(self, engine: InProcessEngine, count: int, ttl_s: float) -> None:
+        self.engine = engine
+        self.count = count
+        self.ttl_s = ttl_s
+        self._kept: OrderedDict[str, deque[tuple[float, Message]]] = OrderedDict()
+
+    def publish(self, message: Message) -> None:
+        now = time.monotonic()
+        kept = self._kept.pop(message.route, None)
+        if kept is None:
+            kept = deque(maxlen=self.count)
+        kept.append((now, message))
+        self._kept[message.route] = kept
+        self._expire(now)
+        self.engine.publish(message)
+
+    def _expire(self, now: float) -> None:
+        while self._kept:
+            route, kept = next(iter(self._kept.items()))
+            if kept[-1][0] > now - self.ttl_s:
+                return
+            del self._kept[route]
+
+    async def after(self, route: str, message_id: str) -> list[Message]:
+        self._expire(time.monotonic())
+        horizon = time.monotonic() - self.ttl_s
+        kept = [m for at, m in self._kept.get(route, ()) if at > horizon]
+        ids = [m.message_id for m in kept]
+        return kept[ids.index(message_id) + 1 :] if message_id in ids else kept
+
+
 class InProcessBackplane:
     def __init__(self) -> None:
         self.engine = InProcessEngine()
@@ -78,6 +119,9 @@ class InProcessBackplane:
 
     def seat_sequencer(self, inventory: Inventory) -> InProcessSequencer:
         return InProcessSequencer(inventory)
+
+    def user_messages(self, count: int, ttl_s: float) -> InProcessUserMessages:
+        return InProcessUserMessages(self.engine, count, ttl_s)
 
     async def check_ready(self) -> str | None:
         return None
