@@ -1,0 +1,93 @@
+"""The SDK (``concert_hub_client.sdk``) against a real node: STOMP basics, receipts, transactions,
+``/app`` commands as typed calls, a live seat map, and a reconnect that resumes without a gap."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from concert_hub_client.sdk import Client, CommandError, ServerError, connect
+from concert_hub_client.state import Applied
+from tests.cluster.conftest import create_event
+from tests.conftest import ServerProcess
+from tests.server.stomp_clients import topic, unique
+
+
+async def test_send_subscribe_and_iterate(server: ServerProcess) -> None:
+    dest = topic("sdk")
+    async with connect(server.ws_url, token=server.token(unique("pub"), "publisher")) as client:
+        assert client.user_name is not None
+        async with await client.subscribe(dest) as sub:
+            for n in range(3):
+                await client.send(dest, f"m{n}", receipt=True, headers=[("x-n", str(n))])
+            got = []
+            async for message in sub:
+                got.append((message.body, message["x-n"]))
+                if len(got) == 3:
+                    break
+        assert got == [(b"m0", "0"), (b"m1", "1"), (b"m2", "2")]
+
+
+async def test_a_transaction_takes_effect_at_commit_and_not_at_all_on_abort(
+    server: ServerProcess,
+) -> None:
+    dest = topic("sdk-tx")
+    async with connect(server.ws_url, token=server.token(unique("pub"), "publisher")) as client:
+        sub = await client.subscribe(dest, ack="client-individual")
+        with pytest.raises(RuntimeError):
+            async with client.transaction() as tx:
+                await tx.send(dest, "dropped")
+                raise RuntimeError("changed my mind")
+        async with client.transaction() as tx:
+            await tx.send(dest, "kept")
+        message = await sub.get(5)
+        assert message.body == b"kept"
+        await client.ack(message)
+        await client.send(dest, "after", receipt=True)  # the ACK was accepted: still connected
+        assert (await sub.get(5)).body == b"after"
+
+
+async def test_commands_seat_map_and_resume_after_a_dropped_connection(
+    server: ServerProcess,
+) -> None:
+    event_id = create_event(server)
+    async with connect(server.ws_url, token=server.token(unique("fan"))) as client:
+        seats = await client.seat_map(event_id)
+        assert seats.last_applied is Applied.SNAPSHOT
+        assert set(seats.statuses.values()) == {"available"}
+        hold = await client.hold(event_id, seats=["S-A-1", "S-A-2"])
+        assert hold.seats == ["S-A-1", "S-A-2"] and hold.event_id == event_id
+        await seats.until(lambda s: s["S-A-1"] == s["S-A-2"] == "held")
+        with pytest.raises(CommandError) as refused:
+            await client.hold(event_id, seats=["S-A-2"])
+        assert refused.value.status == 409
+
+        client.drop()  # the network fails; changes go on meanwhile
+        other = unique("other")
+        async with connect(server.ws_url, token=server.token(other)) as second:
+            await second.hold(event_id, seats=["S-B-5"])
+        await client.wait_connected()
+        assert client.reconnects == 1
+        await seats.until(lambda s: s["S-B-5"] == "held")
+        assert seats.last_applied is Applied.DELTA  # resumed, not a fresh snapshot
+        await client.release(hold.hold_id)  # the replies' subscription came back too
+        await seats.until(lambda s: s["S-A-1"] == "available")
+
+
+async def test_a_refused_token_is_an_error_not_a_retry(server: ServerProcess) -> None:
+    with pytest.raises(ServerError, match="authentication failed"):
+        async with connect(server.ws_url, token="not-a-token"):
+            pass
+
+
+async def test_a_lost_client_fails_what_waits_and_ends_subscriptions(
+    server: ServerProcess,
+) -> None:
+    client = Client([server.ws_url], token=server.token(unique("u")), reconnect=False)
+    await client.start()
+    sub = await client.subscribe(topic("sdk-end"))
+    client.drop()
+    async with asyncio.timeout(5):
+        assert [m async for m in sub] == []
+    await client.close()
