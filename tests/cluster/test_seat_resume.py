@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from booking.catalog import load_seat_state
 from booking.clock import utcnow
+from concert_hub_client.sdk import connect
 from tests.cluster.conftest import Cluster, book, create_event, hold, release
 from tests.seat_feed import SeatFeed
-from tests.server.stomp_clients import Clients, unique
+from tests.server.stomp_clients import Clients, metric_sum, unique
 
 RING = 24
 #: Bookings of two seats each, in order; the connection dies after the third.
@@ -140,3 +141,24 @@ def test_a_too_old_seq_gets_a_snapshot_and_every_node_answers_alike(
     ahead = SeatFeed(clients("tcp", server=b), event_id)
     ahead.seq = watchers["b"].seq + 1000
     assert ahead.resume()["type"] == "snapshot"
+
+
+async def test_the_sdk_resumes_its_seat_map_on_the_next_node(cluster: Cluster) -> None:
+    a, b = cluster["a"], cluster["b"]
+    event_id = await asyncio.to_thread(create_event, a)
+    resumed = "concert_hub_seatmap_resumes"
+    async with connect(b.ws_url, token=b.token(unique("fan"))) as on_b:
+        await on_b.seat_map(event_id)  # node B follows the event from here on
+        async with connect([a.ws_url, b.ws_url], token=a.token(unique("fan"))) as client:
+            seats = await client.seat_map(event_id)
+            await asyncio.to_thread(book, a, event_id, SALE[0])
+            await seats.until(lambda s: s["S-A-1"] == "sold")
+            before = await asyncio.to_thread(metric_sum, b, resumed, answer="delta")
+            client.drop()  # mid-sale: the SDK reconnects to the next URL, node B
+            for seats_sold in SALE[1:4]:
+                await asyncio.to_thread(book, a, event_id, seats_sold)
+            truth = await asyncio.to_thread(database_map, cluster, event_id)
+            await seats.until(lambda s: s == truth)
+            assert client.url == b.ws_url and client.reconnects == 1
+            after = await asyncio.to_thread(metric_sum, b, resumed, answer="delta")
+            assert after == before + 1, "the SDK took a snapshot instead of resuming"
