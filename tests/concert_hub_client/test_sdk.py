@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
 from concert_hub_client.sdk import Client, CommandError, ServerError, connect
 from concert_hub_client.state import Applied
 from tests.cluster.conftest import create_event
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
 from tests.server.stomp_clients import topic, unique
 
 
@@ -91,3 +92,21 @@ async def test_a_lost_client_fails_what_waits_and_ends_subscriptions(
     async with asyncio.timeout(5):
         assert [m async for m in sub] == []
     await client.close()
+
+
+@pytest.fixture(scope="module")
+def beating_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A node that wants a heart-beat every 200 ms and closes a session silent for 600 ms."""
+    proc = ServerProcess(free_port(), free_port(), tmp_path_factory.mktemp("beats"),
+                         {"heartbeat_ms": "200,200"})  # fmt: skip
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+async def test_heart_beats_keep_an_idle_client_connected(beating_server: ServerProcess) -> None:
+    token = beating_server.token(unique("idle"))
+    async with connect(beating_server.ws_url, token=token, heart_beat=(200, 200)) as client:
+        await asyncio.sleep(2)  # idle for many times what the server tolerates without beats
+        await client.ping()
+        assert client.reconnects == 0
