@@ -18,6 +18,7 @@ replayed, so each missed message arrives once (replayed ones may come after newe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: The SUBSCRIBE header naming the last message a resuming client received on a user queue.
 RESUME_HEADER = "resume-after"
+#: How long a replay waits for the engine to carry the route to this node before reading.
+WATCH_TIMEOUT_S = 2.0
 
 
 class UserMessages(Protocol):
@@ -85,6 +88,11 @@ class UserReplay:
         seen: set[str],
     ) -> None:
         try:
+            # Anything published from here on reaches the subscription live (or the tap): in a
+            # cluster, once this node's Redis subscription to the route is in place.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_TIMEOUT_S):
+                    await self.broker.engine.watching(route)
             kept = await self.store.after(route, after)
         except Exception:
             log.exception("could not read the messages kept for %s", route)

@@ -34,6 +34,9 @@ class InProcessEngine:
     def unwatch(self, route: str) -> None:
         pass
 
+    async def watching(self, route: str) -> None:
+        pass  # every publish is delivered here
+
     def when_connected(self, callback: Connected) -> None:
         pass  # nothing to reconnect to
 
