@@ -36,7 +36,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection as WebSocket
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
 from concert_hub_client.state import (
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 SUBPROTOCOLS = ("v12.stomp",)
 REPLIES = "/user/queue/replies"
 ERRORS = "/user/queue/errors"
+#: Failures after which the client connects again.
+TRANSIENT = (WebSocketException, OSError, ProtocolError, TimeoutError)
 #: Longest wait between two reconnect attempts.
 MAX_BACKOFF_S = 5.0
 
@@ -301,8 +303,11 @@ class Client:
                 if exc.message == "authentication failed" or not self.reconnect:
                     self._fatal = exc
                     return
-            except (ConnectionClosed, OSError, ProtocolError, TimeoutError) as exc:
+            except TRANSIENT as exc:
                 self._lost(ConnectionLost(str(exc) or type(exc).__name__))
+            except Exception as exc:  # a bug here must not leave the client hanging
+                log.exception("the connection's reader failed")
+                self._lost(ConnectionLost(f"internal error: {exc!r}"))
             if self._closing or not self.reconnect:
                 self._fatal = self._fatal or ConnectionLost("the connection is closed")
                 self._end_all()
@@ -313,7 +318,7 @@ class Client:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 try:
                     await self._open()
-                except (ServerError, ConnectionClosed, OSError, TimeoutError) as exc:
+                except (ServerError, *TRANSIENT) as exc:
                     log.info("reconnect to %s failed: %s", self.url, exc)
                     continue
                 self.reconnects += 1
