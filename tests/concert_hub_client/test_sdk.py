@@ -12,7 +12,7 @@ from concert_hub_client.sdk import Client, CommandError, ServerError, connect
 from concert_hub_client.state import Applied
 from tests.cluster.conftest import create_event
 from tests.conftest import ServerProcess, free_port
-from tests.server.stomp_clients import topic, unique
+from tests.server.stomp_clients import metric_sum, topic, unique
 
 
 async def test_send_subscribe_and_iterate(server: ServerProcess) -> None:
@@ -64,6 +64,8 @@ async def test_commands_seat_map_and_resume_after_a_dropped_connection(
             await client.hold(event_id, seats=["S-A-2"])
         assert refused.value.status == 409
 
+        resumes = "concert_hub_seatmap_resumes"
+        before = await asyncio.to_thread(metric_sum, server, resumes, answer="delta")
         client.drop()  # the network fails; changes go on meanwhile
         other = unique("other")
         async with connect(server.ws_url, token=server.token(other)) as second:
@@ -71,7 +73,9 @@ async def test_commands_seat_map_and_resume_after_a_dropped_connection(
         await client.wait_connected()
         assert client.reconnects == 1
         await seats.until(lambda s: s["S-B-5"] == "held")
-        assert seats.last_applied is Applied.DELTA  # resumed, not a fresh snapshot
+        assert seats.last_applied is Applied.DELTA
+        after = await asyncio.to_thread(metric_sum, server, resumes, answer="delta")
+        assert after == before + 1, "resubscribed for a snapshot instead of resuming"
         await client.release(hold.hold_id)  # the replies' subscription came back too
         await seats.until(lambda s: s["S-A-1"] == "available")
 
