@@ -143,6 +143,9 @@ class SeatStream:
         self._published: dict[tuple[int, int], SeatDelta] = {}
         #: The latest snapshot value per event, encoded.
         self._encoded: dict[int, tuple[SeatSnapshot, bytes]] = {}
+        #: Resume answers per event since its latest delta, by the seq resumed from: a node's
+        #: clients reconnecting together mostly resume from one seq (encoded once, then).
+        self._resumes: dict[int, dict[int, tuple[int, bytes]]] = {}
         #: The seq of the latest delta this node received, per event.
         self._latest: dict[int, int] = {}
         #: Subscriptions whose snapshot is ahead of the deltas this node has received.
@@ -196,6 +199,7 @@ class SeatStream:
         delta = self._published.pop((event_id, seq), None) or decode_delta(message.body)
         self.inventory.learn(event_id, delta.seats, utcnow())
         self._recent[event_id].append((seq, message.body, delta.seats))
+        self._resumes.pop(event_id, None)
         self.broker.fan_out(message)
         self._latest[event_id] = seq
         waiting = self._waiting.get(event_id)
@@ -297,14 +301,21 @@ class SeatStream:
         latest = self._latest.get(event_id)
         if since < current and latest is None:
             return None  # this node has not received a delta of this event: it cannot vouch
-        later = [(s, seats) for s, _, seats in self._recent.get(event_id, ()) if s > since]
-        reached = latest if latest is not None and latest > since else since
-        if [s for s, _ in later] != list(range(since + 1, reached + 1)):
-            return None  # the ring does not hold every delta after it (too old, or a jump)
-        changes: dict[str, str] = {}
-        for _, seats in later:
-            changes.update(seats)
-        body = encode_resume(event_id, since, reached, tuple(changes.items()))
+        answers = self._resumes.setdefault(event_id, {})
+        answer = answers.get(since)  # valid until the next delta (which clears them)
+        if answer is None:
+            later = [(s, seats) for s, _, seats in self._recent.get(event_id, ()) if s > since]
+            reached = latest if latest is not None and latest > since else since
+            if [s for s, _ in later] != list(range(since + 1, reached + 1)):
+                return None  # the ring does not hold every delta after it (too old, a jump)
+            changes: dict[str, str] = {}
+            for _, seats in later:
+                changes.update(seats)
+            body = encode_resume(event_id, since, reached, tuple(changes.items()))
+            if len(answers) < self.replay_deltas:
+                answers[since] = (reached, body)
+        else:
+            reached, body = answer
         self.broker.send_to(session, subscription, headers_for(reached), body)
         self.metrics.resumes.labels("delta").inc()
         return reached
