@@ -139,6 +139,8 @@ class SeatMap(Subscription):
         self.state = SeatMapState(event_id)
         #: How the latest message was applied (a resume's answer is a ``DELTA``).
         self.last_applied: Applied | None = None
+        #: Why the map never got its first message (then it is not subscribed again).
+        self.failed: BaseException | None = None
         self._changed = asyncio.Event()
         self.on_message = self._apply
 
@@ -166,7 +168,15 @@ class SeatMap(Subscription):
         """Wait for the next message applied; the map after it."""
         self._changed.clear()
         await self._changed.wait()
+        if self.failed is not None:
+            raise self.failed
         return self.statuses
+
+    def _fail(self, why: BaseException) -> None:
+        """The connection died before the first message (the server refused the event, say)."""
+        self.failed = why
+        self._changed.set()
+        self._end()
 
     async def until(self, check: Callable[[dict[str, str]], bool]) -> dict[str, str]:
         """Wait until ``check(statuses)`` holds."""
@@ -373,6 +383,12 @@ class Client:
                 future.set_exception(why)
         self._receipts.clear()
         self._requests.clear()
+        # A seat map still waiting for its first message was likely what the server refused
+        # (ERROR unknown event): subscribing it again would only repeat that.
+        for sub in list(self._subscriptions.values()):
+            if isinstance(sub, SeatMap) and not sub.state.ready:
+                del self._subscriptions[sub.id]
+                sub._fail(why)
 
     def _end_all(self) -> None:
         for sub in self._subscriptions.values():

@@ -80,6 +80,17 @@ async def test_commands_seat_map_and_resume_after_a_dropped_connection(
         await seats.until(lambda s: s["S-A-1"] == "available")
 
 
+async def test_the_seat_map_of_no_event_is_an_error_and_the_client_carries_on(
+    server: ServerProcess,
+) -> None:
+    async with connect(server.ws_url, token=server.token(unique("lost"))) as client:
+        with pytest.raises(ServerError, match="unknown event"):
+            await client.seat_map(999_999)
+        await client.wait_connected()  # connected again, without that subscription
+        await client.ping()
+        assert client.reconnects == 1
+
+
 async def test_a_refused_token_is_an_error_not_a_retry(server: ServerProcess) -> None:
     with pytest.raises(ServerError, match="authentication failed"):
         async with connect(server.ws_url, token="not-a-token"):
