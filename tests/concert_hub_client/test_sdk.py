@@ -91,6 +91,17 @@ async def test_the_seat_map_of_no_event_is_an_error_and_the_client_carries_on(
         assert client.reconnects == 1
 
 
+async def test_a_forbidden_subscription_is_an_error_and_not_made_again(
+    server: ServerProcess,
+) -> None:
+    async with connect(server.ws_url, token=server.token(unique("nosy"))) as client:
+        with pytest.raises(ServerError, match="forbidden destination"):
+            await client.subscribe("/nowhere")
+        await client.wait_connected()
+        await client.ping()
+        assert client.reconnects == 1
+
+
 async def test_a_refused_token_is_an_error_not_a_retry(server: ServerProcess) -> None:
     with pytest.raises(ServerError, match="authentication failed"):
         async with connect(server.ws_url, token="not-a-token"):
