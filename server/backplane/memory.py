@@ -52,6 +52,9 @@ class InProcessSequencer:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+        #: Where this process's seqs start: milliseconds since the epoch when the event is first
+        #: sequenced here, so a restarted node never repeats a seq a client may resume from.
+        self._floor = int(time.time() * 1000)
         self._pending: dict[int, dict[str, str]] = {}
         self._seq: dict[int, int] = {}
         self._snapshots: dict[int, SeatSnapshot] = {}
@@ -64,7 +67,7 @@ class InProcessSequencer:
         pending = self._pending.pop(event_id, None)
         if not pending:
             return None
-        seq = self._seq[event_id] = self._seq.get(event_id, 0) + 1
+        seq = self._seq[event_id] = self._seq.get(event_id, self._floor) + 1
         self._snapshots.pop(event_id, None)
         return SeatDelta(event_id, seq, tuple(pending.items()))
 
@@ -72,7 +75,8 @@ class InProcessSequencer:
         found = self._snapshots.get(event_id)
         if found is None:
             statuses = (await self.inventory.seat_map(event_id)).statuses
-            found = SeatSnapshot(event_id, self._seq.get(event_id, 0), tuple(statuses.items()))
+            seq = self._seq.setdefault(event_id, self._floor)
+            found = SeatSnapshot(event_id, seq, tuple(statuses.items()))
             self._snapshots[event_id] = found
         return found
 

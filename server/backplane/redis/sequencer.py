@@ -61,7 +61,9 @@ end
 return out
 """
 
-# Build (ARGV[1] == '0': only if absent) or rebuild the shared map from the given statuses.
+# Build (ARGV[1] == '0': only if absent) or rebuild the shared map from the given statuses. A
+# first build starts seq at the time-based floor ARGV[3], so an event's seqs never repeat (a
+# client resuming with resume-seq from before Redis lost its data cannot be mistaken).
 # A rebuild moves seq past anything a client may have seen (at least ARGV[2] on, and at least
 # ARGV[3], a time-based floor that holds even if Redis lost the old seq), and queues an empty
 # batch so the next tick sends a delta: every subscriber then sees the gap and resubscribes.
@@ -70,7 +72,7 @@ _INIT = """
 if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[1])
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+local seq = tonumber(redis.call('GET', KEYS[3]) or ARGV[3])
 if ARGV[1] == '1' then
   seq = math.max(seq + tonumber(ARGV[2]), tonumber(ARGV[3]))
   redis.call('RPUSH', KEYS[1], '[]')
@@ -126,9 +128,10 @@ class RedisSequencer:
         flat: list[str] = []
         for seat, status in seatmap.statuses.items():
             flat += [seat, status]
-        # Deltas come at most once a tick (10 a second), so tenths of a second since the epoch
-        # exceed every seq this event can have had: a floor that survives Redis losing its data.
-        floor = int(time.time() * 10)
+        # Deltas come at most once a tick (100 a second at the shortest), so milliseconds since
+        # the epoch exceed every seq this event can have had: a floor that survives Redis
+        # losing its data.
+        floor = int(time.time() * 1000)
         await self._init(keys=keys, args=["1" if rebuild else "0", REBUILD_JUMP, floor, *flat])
         if rebuild:
             log.warning("seat map of event %d rebuilt from the database after an outage", event_id)
