@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from concert_hub_client.sdk import connect  # noqa: E402
+from concert_hub_client.sdk import ServerError, connect  # noqa: E402
 from protocol.client import Message  # noqa: E402
 
 QUEUE = "/queue/integration.orders"
@@ -93,7 +93,10 @@ def main() -> None:
     parser.add_argument("--seen", default="box-office-seen.sqlite", help="handled event ids")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many messages")
     args = parser.parse_args()
-    asyncio.run(consume(args.url, args.token, Seen(args.seen), limit=args.limit))
+    try:
+        asyncio.run(consume(args.url, args.token, Seen(args.seen), limit=args.limit))
+    except ServerError as exc:  # e.g. forbidden destination: a token without the role
+        sys.exit(f"box_office_consumer: the server refused: {exc}")
 
 
 if __name__ == "__main__":
