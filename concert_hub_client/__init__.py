@@ -1,9 +1,12 @@
-"""Concert-Hub's Python client: STOMP over WebSocket on asyncio.
+"""Concert-Hub's Python client: STOMP over WebSocket on asyncio, two ways.
 
-Two sans-I/O cores and thin glue: :mod:`protocol.client` speaks STOMP (the same codec as the
-server), :mod:`concert_hub_client.websocket` speaks RFC 6455, and
-:mod:`concert_hub_client.connection` runs them on an asyncio Protocol. The tests and the
-benchmarks use it; it is the seed of the product's Python SDK (issue 17).
+* :mod:`concert_hub_client.sdk` is the SDK for integrations and scripts (on the ``websockets``
+  library): reconnects, resumed subscriptions, receipts, transactions, ``/app`` helpers.
+* What this package exports is the benchmark core: two sans-I/O cores and thin glue.
+  :mod:`protocol.client` speaks STOMP (the same codec as the server),
+  :mod:`concert_hub_client.websocket` speaks RFC 6455, and :mod:`concert_hub_client.connection`
+  runs them on an asyncio Protocol with no task per connection; the fan-out benchmark and the
+  tests' raw peers use it.
 """
 
 from concert_hub_client.connection import Client, ClientError, connect

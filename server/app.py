@@ -41,6 +41,7 @@ from booking.customers import SignInPolicy
 from booking.holds import HoldCaps
 from booking.migrate import upgrade
 from booking.payments import TestGateway
+from protocol.events import Subscription
 from server import app_commands
 from server import web as web_ui
 from server.api import routes as api
@@ -71,8 +72,9 @@ from server.node_roster import NodeFigures, NodeRoster
 from server.queue_stream import QueueStream
 from server.request_metrics import measure_requests
 from server.seat_stream import SeatStream
-from server.session import StompService
+from server.session import StompService, StompSession, SubscribeListener
 from server.settings import Settings
+from server.user_replay import UserReplay
 from server.websocket import websocket_handler
 
 log = logging.getLogger(__name__)
@@ -188,12 +190,17 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
     await backplane.engine.start(broker.deliver)
     service = StompService(settings, app[TOKENS], broker, app[METRICS])
     app_commands.register(service, booking)
+    if settings.user_replay_count and settings.user_replay_s:
+        kept = backplane.user_messages(settings.user_replay_count, settings.user_replay_s)
+        broker.keep_user_messages(kept.publish)
+        service.subscribe_listeners[Kind.USER] = UserReplay(broker, kept).on_subscribe
     seats = SeatStream(
         booking.inventory,
         broker,
         backplane.seat_sequencer(booking.inventory),
         settings.seat_tick_ms,
         app[NODE_METRICS].live,
+        replay_deltas=settings.seat_replay_deltas,
     )
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
     EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
@@ -206,6 +213,14 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
     app[SEATS] = seats
     app[NODES] = NodeRoster(broker, figures)
     yield
+
+
+def _both(first: SubscribeListener, then: SubscribeListener) -> SubscribeListener:
+    def both(session: StompSession, subscription: Subscription, route: str) -> None:
+        first(session, subscription, route)
+        then(session, subscription, route)
+
+    return both
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -221,7 +236,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     queue = QueueStream(
         booking.admissions, service.broker, settings.position_interval_s, measured.queue
     )
-    service.subscribe_listeners[Kind.USER] = queue.on_subscribe
+    replay = service.subscribe_listeners.get(Kind.USER)
+    service.subscribe_listeners[Kind.USER] = (
+        queue.on_subscribe if replay is None else _both(replay, queue.on_subscribe)
+    )
     tasks = [
         asyncio.create_task(app[SEATS].run(), name="seat-ticker"),
         asyncio.create_task(queue.run_admissions(), name="admissions"),

@@ -62,6 +62,8 @@ class Broker:
         self._messages_out = metrics.frames_out.labels("MESSAGE")
         #: Routes whose messages a server component handles before (or instead of) fan-out.
         self._handlers: dict[str, Callable[[Message], None]] = {}
+        #: Where messages to users are kept for replay (:mod:`server.user_replay`), if anywhere.
+        self._user_messages: Callable[[Message], None] | None = None
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -108,6 +110,16 @@ class Broker:
             if route not in self._routes:
                 self.engine.watch(route)
 
+    def unlisten(self, route: str) -> None:
+        """Undo :meth:`listen`: the route's messages fan out again."""
+        if self._handlers.pop(route, None) is not None and route not in self._routes:
+            self.engine.unwatch(route)
+
+    def keep_user_messages(self, publish: Callable[[Message], None]) -> None:
+        """Publish every message to a user route (``/user/...``) through ``publish``, which
+        keeps it for replay and then hands it to the engine."""
+        self._user_messages = publish
+
     def subscriber_count(self, route: str) -> int:
         entry = self._routes.get(route)
         return entry.size if entry else 0
@@ -120,7 +132,11 @@ class Broker:
 
     def publish(self, route: str, headers: tuple[tuple[str, str], ...], body: bytes) -> None:
         """Publish to every subscriber of ``route`` on every node."""
-        self.engine.publish(Message(route, self.next_id(), headers, body))
+        message = Message(route, self.next_id(), headers, body)
+        if self._user_messages is not None and route.startswith("/user/"):
+            self._user_messages(message)
+        else:
+            self.engine.publish(message)
 
     def send_to(
         self,
@@ -128,9 +144,11 @@ class Broker:
         subscription: Subscription,
         headers: tuple[tuple[str, str], ...],
         body: bytes,
+        message_id: str | None = None,
     ) -> None:
-        """Deliver one message to one subscription only (a seat-map snapshot, say)."""
-        message_id = self.next_id()
+        """Deliver one message to one subscription only (a seat-map snapshot, say); a replayed
+        message keeps its ``message_id``."""
+        message_id = message_id or self.next_id()
         version = session.conn.version or StompVersion.V1_0
         tracked = subscription.ack is not AckMode.AUTO
         ack = (

@@ -44,6 +44,10 @@ class Engine(Protocol):
     def unwatch(self, route: str) -> None:
         """This node no longer has subscribers for ``route``."""
 
+    async def watching(self, route: str) -> None:
+        """Return once messages published on ``route`` from now on reach this node (a cluster
+        engine's subscription to it is in place); the caller bounds the wait."""
+
     def when_connected(self, callback: Connected) -> None:
         """Call ``callback`` each time the engine reconnects to the other nodes after losing
         them (whatever they published meanwhile did not reach this node). A single node's

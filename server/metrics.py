@@ -284,6 +284,9 @@ class LiveMetrics:
         self.delta_lag = _histogram(
             r, "seatmap_delta_lag_seconds", "Seat change commit to its delta sent", LAG_BUCKETS
         )
+        self.resumes = _counter(
+            r, "seatmap_resumes", "Seat-map SUBSCRIBEs with resume-seq, by answer", "answer"
+        )
 
 
 class InfraMetrics:

@@ -27,6 +27,12 @@ its snapshot holds, and joins with the first later delta. A client that sees a g
 (after a Redis outage, say) resubscribes and gets a fresh snapshot. Every seat-map MESSAGE carries
 its ``seq`` in a header.
 
+A SUBSCRIBE may carry ``resume-seq: N``, the last ``seq`` its client applied (after a lost
+connection, on any node): when this node's ring holds every delta after ``N`` in an unbroken run,
+the client gets them conflated into one delta (``"since": N``) instead of the snapshot, then joins
+as above; otherwise the snapshot. Every node receives the same deltas, so each answers alike once
+it has followed the event for as long as the ring reaches back (``--seat-replay-deltas``).
+
 Measured here: deltas published, the size of snapshots served, and the lag of each change this
 node committed, from its commit (``SeatChange.committed_at``) to the fan-out of the first delta
 that carries it. Which delta that is, the stream learns from the delta itself: the latest of
@@ -63,8 +69,10 @@ from server.session import StompSession
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = ("content-type", "application/json")
-#: Deltas kept per event, for subscribers whose snapshot was in flight (and resumes).
+#: Deltas this node published and may not have received back yet, at most.
 RING = 64
+#: The SUBSCRIBE header naming the last ``seq`` a resuming client applied.
+RESUME_HEADER = "resume-seq"
 #: This node's changes per event waiting for their delta, at most (for the lag; a change no
 #: delta ever carries, lost in a Redis outage, is dropped unmeasured past it).
 UNSENT = 1024
@@ -89,6 +97,14 @@ def encode_delta(delta: SeatDelta) -> bytes:
     ).encode()
 
 
+def encode_resume(event_id: int, since: int, seq: int, seats: SeatStatuses) -> bytes:
+    """The answer to a resume: every seat changed after ``since``, as of ``seq``."""
+    return json.dumps(
+        {"type": "delta", "event_id": event_id, "seq": seq, "since": since, "changes": seats},
+        separators=(",", ":"),
+    ).encode()
+
+
 def decode_delta(body: bytes) -> SeatDelta:
     """A delta another node encoded (:func:`encode_delta`'s inverse)."""
     data = json.loads(body)
@@ -108,21 +124,28 @@ class SeatStream:
         sequencer: SeatSequencer,
         tick_ms: int,
         metrics: LiveMetrics,
+        *,
+        replay_deltas: int = 600,
     ) -> None:
         self.inventory = inventory
         self.broker = broker
         self.sequencer = sequencer
         self.tick_s = tick_ms / 1000
         self.metrics = metrics
+        self.replay_deltas = replay_deltas
         #: Changes this node committed that no delta carried yet, per event, in commit order:
         #: (committed at, first seat, its status).
         self._unsent: dict[int, deque[tuple[datetime, str, str]]] = {}
-        #: Recent deltas per followed event: (seq, encoded body).
-        self._recent: dict[int, deque[tuple[int, bytes]]] = {}
+        #: Recent deltas per followed event (``--seat-replay-deltas``): (seq, encoded body,
+        #: seats), for subscribers whose snapshot was in flight and for resumes.
+        self._recent: dict[int, deque[tuple[int, bytes, SeatStatuses]]] = {}
         #: Deltas this node published and has not yet received back, as values.
         self._published: dict[tuple[int, int], SeatDelta] = {}
         #: The latest snapshot value per event, encoded.
         self._encoded: dict[int, tuple[SeatSnapshot, bytes]] = {}
+        #: Resume answers per event since its latest delta, by the seq resumed from: a node's
+        #: clients reconnecting together mostly resume from one seq (encoded once, then).
+        self._resumes: dict[int, dict[int, tuple[int, bytes]]] = {}
         #: The seq of the latest delta this node received, per event.
         self._latest: dict[int, int] = {}
         #: Subscriptions whose snapshot is ahead of the deltas this node has received.
@@ -159,7 +182,7 @@ class SeatStream:
         """Receive this event's deltas on this node, subscribers or not (the seat map and the
         ring need them)."""
         if event_id not in self._recent:
-            self._recent[event_id] = deque(maxlen=RING)
+            self._recent[event_id] = deque(maxlen=self.replay_deltas)
             self.broker.listen(seats_route(event_id), functools.partial(self._on_delta, event_id))
 
     def _publish(self, delta: SeatDelta) -> None:
@@ -175,7 +198,8 @@ class SeatStream:
         seq = int(dict(message.headers)["seq"])
         delta = self._published.pop((event_id, seq), None) or decode_delta(message.body)
         self.inventory.learn(event_id, delta.seats, utcnow())
-        self._recent[event_id].append((seq, message.body))
+        self._recent[event_id].append((seq, message.body, delta.seats))
+        self._resumes.pop(event_id, None)
         self.broker.fan_out(message)
         self._latest[event_id] = seq
         waiting = self._waiting.get(event_id)
@@ -246,21 +270,62 @@ class SeatStream:
             return
         if not _subscribed(session, subscription):
             return  # gone or unsubscribed meanwhile
-        self.broker.send_to(session, subscription, headers_for(seq), snapshot)
-        joiner = _Joiner(session, subscription, route, event_id, seq)
-        if seq == 0 or self._latest.get(event_id, -1) >= seq:  # nothing is on its way
-            self._join(joiner)
+        resumed = self._resume(session, subscription, event_id, seq)
+        if resumed is None:
+            if subscription_header(subscription, RESUME_HEADER) is not None:
+                self.metrics.resumes.labels("snapshot").inc()
+            self.broker.send_to(session, subscription, headers_for(seq), snapshot)
+        start = seq if resumed is None else resumed
+        joiner = _Joiner(session, subscription, route, event_id, start)
+        if joiner.seq == 0 or self._latest.get(event_id, -1) >= max(seq, joiner.seq):
+            self._join(joiner)  # nothing is on its way
         else:  # those gone meanwhile leave the queue as another arrives (it stays bounded)
             waiting = self._waiting.setdefault(event_id, [])
             waiting[:] = [j for j in waiting if _subscribed(j.session, j.subscription)]
             waiting.append(joiner)
+
+    def _resume(
+        self, session: StompSession, subscription: Subscription, event_id: int, current: int
+    ) -> int | None:
+        """Answer a SUBSCRIBE carrying ``resume-seq: N`` with one delta of every seat changed
+        after ``N`` (``"since": N``), from this node's ring; returns the ``seq`` that delta
+        brings the client to. ``None`` (the caller sends a snapshot) when there is no such
+        header, or ``N`` is not one this stream can continue from: newer than the cluster's
+        ``current`` seq, or older than the ring (or this node's deltas start after it)."""
+        wanted = subscription_header(subscription, RESUME_HEADER)
+        if wanted is None or not wanted.isdigit() or len(wanted) > 18:
+            return None
+        since = int(wanted)
+        if since > current:
+            return None
+        latest = self._latest.get(event_id)
+        if since < current and latest is None:
+            return None  # this node has not received a delta of this event: it cannot vouch
+        answers = self._resumes.setdefault(event_id, {})
+        answer = answers.get(since)  # valid until the next delta (which clears them)
+        if answer is None:
+            later = [(s, seats) for s, _, seats in self._recent.get(event_id, ()) if s > since]
+            reached = latest if latest is not None and latest > since else since
+            if [s for s, _ in later] != list(range(since + 1, reached + 1)):
+                return None  # the ring does not hold every delta after it (too old, a jump)
+            changes: dict[str, str] = {}
+            for _, seats in later:
+                changes.update(seats)
+            body = encode_resume(event_id, since, reached, tuple(changes.items()))
+            if len(answers) < self.replay_deltas:
+                answers[since] = (reached, body)
+        else:
+            reached, body = answer
+        self.broker.send_to(session, subscription, headers_for(reached), body)
+        self.metrics.resumes.labels("delta").inc()
+        return reached
 
     def _join(self, joiner: _Joiner) -> None:
         """Replay what the ring holds past the joiner's snapshot, then join the route."""
         session, subscription = joiner.session, joiner.subscription
         if not _subscribed(session, subscription):
             return
-        for delta_seq, delta in self._recent[joiner.event_id]:
+        for delta_seq, delta, _ in self._recent[joiner.event_id]:
             if delta_seq > joiner.seq:
                 self.broker.send_to(session, subscription, headers_for(delta_seq), delta)
         self.broker.subscribe(session, subscription, joiner.route)
@@ -276,6 +341,10 @@ class _Joiner:
     event_id: int
     #: The snapshot's seq: deltas up to it are in the snapshot.
     seq: int
+
+
+def subscription_header(subscription: Subscription, name: str) -> str | None:
+    return next((v for k, v in subscription.headers if k == name), None)
 
 
 def _subscribed(session: StompSession, subscription: Subscription) -> bool:

@@ -112,6 +112,21 @@ class Settings(BaseModel):
         le=60000,
         description="cluster: how long one node produces an event's deltas unless it renews",
     )
+    seat_replay_deltas: int = Field(
+        600,
+        ge=1,
+        le=100000,
+        description="seat-map deltas each node keeps per event to answer resume-seq",
+    )
+    user_replay_count: int = Field(
+        100,
+        ge=0,
+        le=10000,
+        description="messages kept per user destination for replay after a reconnect",
+    )
+    user_replay_s: float = Field(
+        300, ge=0, le=86400, description="how long a message to a user is kept for replay"
+    )
     position_interval_s: float = Field(
         2, gt=0, le=60, description="waiting-room position push interval"
     )

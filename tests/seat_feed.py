@@ -71,6 +71,29 @@ class SeatFeed:
         self.history = {self.seq: dict(self.statuses)}
         return dict(message)
 
+    def resume(self, timeout: float = DELTA_TIMEOUT_S) -> dict[str, Any]:
+        """Subscribe again (on this feed's client, perhaps another node's) with ``resume-seq``
+        the last seq this feed applied; returns the first MESSAGE, applied: a snapshot (the seq
+        was too old) or the one delta of every change since (``"since"`` that seq)."""
+        self.sub_id = unique("seats")
+        self.client.subscribe(
+            seats_topic(self.event_id), self.sub_id, timeout=timeout,
+            **{"resume-seq": str(self.seq)},
+        )  # fmt: skip
+        frame = self._frame(timeout)
+        message = json.loads(frame.body)
+        assert frame.headers["seq"] == str(message["seq"]), (frame.headers, message)
+        if message["type"] == "snapshot":
+            self.snapshot = message
+            self.statuses = statuses_of(message)
+        else:
+            assert message["type"] == "delta" and message["since"] == self.seq, message
+            self.statuses.update(dict(map(tuple, message["changes"])))
+            self.deltas.append(message)
+        self.seq = message["seq"]
+        self.history[self.seq] = dict(self.statuses)
+        return dict(message)
+
     def unsubscribe(self) -> None:
         receipt = unique("r")
         self.client.conn.unsubscribe(self.sub_id, receipt=receipt)

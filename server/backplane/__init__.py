@@ -23,6 +23,7 @@ from server.engine import Engine
 from server.metrics import InfraMetrics
 from server.seat_sequencer import SeatSequencer
 from server.settings import Settings
+from server.user_replay import UserMessages
 
 
 class Backplane(Protocol):
@@ -35,6 +36,10 @@ class Backplane(Protocol):
     def seat_sequencer(self, inventory: Inventory) -> SeatSequencer:
         """The sequencer of this node's seat maps (it reads their layout order from
         ``inventory`` and rebuilds shared state from it after an outage)."""
+
+    def user_messages(self, count: int, ttl_s: float) -> UserMessages:
+        """Where messages to users are kept for replay: the last ``count`` per route, for
+        ``ttl_s`` seconds (:mod:`server.user_replay`)."""
 
     async def check_ready(self) -> str | None:
         """``None`` when the backplane can carry messages, else why not (for ``/readyz``)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict, deque
+
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
 from booking.waiting_room import InProcessWaitingRoom
@@ -31,6 +34,9 @@ class InProcessEngine:
     def unwatch(self, route: str) -> None:
         pass
 
+    async def watching(self, route: str) -> None:
+        pass  # every publish is delivered here
+
     def when_connected(self, callback: Connected) -> None:
         pass  # nothing to reconnect to
 
@@ -46,6 +52,9 @@ class InProcessSequencer:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
+        #: Where this process's seqs start: milliseconds since the epoch when the event is first
+        #: sequenced here, so a restarted node never repeats a seq a client may resume from.
+        self._floor = int(time.time() * 1000)
         self._pending: dict[int, dict[str, str]] = {}
         self._seq: dict[int, int] = {}
         self._snapshots: dict[int, SeatSnapshot] = {}
@@ -58,7 +67,7 @@ class InProcessSequencer:
         pending = self._pending.pop(event_id, None)
         if not pending:
             return None
-        seq = self._seq[event_id] = self._seq.get(event_id, 0) + 1
+        seq = self._seq[event_id] = self._seq.get(event_id, self._floor) + 1
         self._snapshots.pop(event_id, None)
         return SeatDelta(event_id, seq, tuple(pending.items()))
 
@@ -66,9 +75,48 @@ class InProcessSequencer:
         found = self._snapshots.get(event_id)
         if found is None:
             statuses = (await self.inventory.seat_map(event_id)).statuses
-            found = SeatSnapshot(event_id, self._seq.get(event_id, 0), tuple(statuses.items()))
+            seq = self._seq.setdefault(event_id, self._floor)
+            found = SeatSnapshot(event_id, seq, tuple(statuses.items()))
             self._snapshots[event_id] = found
         return found
+
+
+class InProcessUserMessages:
+    """Messages to users, the last ``count`` per route for ``ttl_s``, in memory.
+
+    Routes are kept in the order of their latest message, so the expired ones are dropped from
+    the front as new messages come: memory is bounded by what users were sent in ``ttl_s``.
+    """
+
+    def __init__(self, engine: InProcessEngine, count: int, ttl_s: float) -> None:
+        self.engine = engine
+        self.count = count
+        self.ttl_s = ttl_s
+        self._kept: OrderedDict[str, deque[tuple[float, Message]]] = OrderedDict()
+
+    def publish(self, message: Message) -> None:
+        now = time.monotonic()
+        kept = self._kept.pop(message.route, None)
+        if kept is None:
+            kept = deque(maxlen=self.count)
+        kept.append((now, message))
+        self._kept[message.route] = kept
+        self._expire(now)
+        self.engine.publish(message)
+
+    def _expire(self, now: float) -> None:
+        while self._kept:
+            route, kept = next(iter(self._kept.items()))
+            if kept[-1][0] > now - self.ttl_s:
+                return
+            del self._kept[route]
+
+    async def after(self, route: str, message_id: str) -> list[Message]:
+        self._expire(time.monotonic())
+        horizon = time.monotonic() - self.ttl_s
+        kept = [m for at, m in self._kept.get(route, ()) if at > horizon]
+        ids = [m.message_id for m in kept]
+        return kept[ids.index(message_id) + 1 :] if message_id in ids else kept
 
 
 class InProcessBackplane:
@@ -78,6 +126,9 @@ class InProcessBackplane:
 
     def seat_sequencer(self, inventory: Inventory) -> InProcessSequencer:
         return InProcessSequencer(inventory)
+
+    def user_messages(self, count: int, ttl_s: float) -> InProcessUserMessages:
+        return InProcessUserMessages(self.engine, count, ttl_s)
 
     async def check_ready(self) -> str | None:
         return None

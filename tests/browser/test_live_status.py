@@ -28,6 +28,7 @@ from tests.browser.conftest import (
     wait_seat_status,
 )
 from tests.conftest import ServerProcess, free_port
+from tests.server.stomp_clients import metric_sum
 
 #: The node's heart-beat offer in these tests (the UI asks for 1 s, so the server's offer rules).
 HEARTBEAT_MS = 2_000
@@ -144,6 +145,8 @@ def test_a_silent_network_drop_shows_reconnecting_within_two_heartbeats_and_the_
     error = element(page, "error-message")
     expect(error).to_have_text("S row A seat 3 was just taken — please pick another seat.")
     assert page.evaluate("() => window.__concertHub.seatMap.selected()") == []
+    # It resumed: the changes since its last seq came as one delta, not a whole new snapshot.
+    assert metric_sum(beating_node, "concert_hub_seatmap_resumes", answer="delta") >= 1
     pages.snap(page, "back-and-told")
     print(f"reconnecting shown {noticed_s:.2f} s after the network stalled")
 

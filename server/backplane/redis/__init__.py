@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from booking.inventory import Inventory
 from server.backplane.redis.engine import RedisEngine
 from server.backplane.redis.sequencer import RedisSequencer
+from server.backplane.redis.user_messages import RedisUserMessages
 from server.backplane.redis.waiting_room import RedisWaitingRoom
 from server.metrics import InfraMetrics
 from server.settings import Settings
@@ -51,6 +52,7 @@ class RedisBackplane:
         self.engine = RedisEngine(self._redis, prefix, metrics)
         self.waiting_room = RedisWaitingRoom(self._redis, prefix)
         self._sequencers: list[RedisSequencer] = []
+        self._user_messages: list[RedisUserMessages] = []
 
     def seat_sequencer(self, inventory: Inventory) -> RedisSequencer:
         s = self._settings
@@ -59,6 +61,11 @@ class RedisBackplane:
         )
         self._sequencers.append(sequencer)
         return sequencer
+
+    def user_messages(self, count: int, ttl_s: float) -> RedisUserMessages:
+        store = RedisUserMessages(self._redis, self._settings.redis_key_prefix, count, ttl_s)
+        self._user_messages.append(store)
+        return store
 
     async def check_ready(self) -> str | None:
         try:
@@ -71,5 +78,7 @@ class RedisBackplane:
     async def close(self) -> None:
         for sequencer in self._sequencers:
             await sequencer.close()
+        for store in self._user_messages:
+            await store.close()
         await self.engine.close()
         await self._redis.aclose()

@@ -61,6 +61,10 @@ class RedisEngine:
         self._connected = False
         self._ever_connected = False
         self._on_reconnect: list[Connected] = []
+        #: Routes whose channels the subscriber connection is subscribed to right now, and an
+        #: event set (and replaced) whenever that changes.
+        self._live: set[str] = set()
+        self._live_changed = asyncio.Event()
         self.dropped = 0
 
     @property
@@ -123,6 +127,15 @@ class RedisEngine:
     def when_connected(self, callback: Connected) -> None:
         self._on_reconnect.append(callback)
 
+    async def watching(self, route: str) -> None:
+        while route not in self._live:
+            await self._live_changed.wait()
+
+    def _set_live(self, routes: set[str]) -> None:
+        self._live = routes
+        self._live_changed.set()
+        self._live_changed = asyncio.Event()
+
     async def _subscribe_loop(self) -> None:
         """Keep a pub/sub connection subscribed to exactly the watched routes; reconnect."""
         backoff = 0.1
@@ -147,6 +160,7 @@ class RedisEngine:
                         if drop:
                             await pubsub.unsubscribe(*(self._prefix + r for r in drop))
                         subscribed = wanted
+                        self._set_live(set(wanted))
                         if catch_up:  # subscribed again: now read what was missed
                             catch_up = False
                             log.warning("redis is back; catching up with the other nodes")
@@ -161,6 +175,7 @@ class RedisEngine:
                 raise
             except (RedisError, OSError) as exc:
                 self._set_connected(False)
+                self._set_live(set())
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 await pubsub.aclose()
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))

@@ -10,11 +10,7 @@ delta that follows it.
 
 If Redis was unreachable while changes were committed, or lost its data, the shared map is rebuilt
 from the database (the record) when it is back and ``seq`` jumps past anything a client may have
-seen, so every client sees a gap and resubscribes for a fresh snapshot: by 1,000 when Redis kept
-``seq``; when it lost it, to the larger of 1,000 and the event's age in units of the shortest
-tick (``--seat-tick-ms`` is at least 10 ms, and a tick makes at most one delta, so no earlier
-``seq`` of the event can have reached that). A day-old event restarts at 8,640,000; any event
-stays far below 2^53, which JavaScript clients read exactly.
+seen, so every client sees a gap and resubscribes for a fresh snapshot.
 
 Keys, under the backplane's prefix and one hash tag per event (a Redis Cluster keeps them on one
 shard): ``{sm:E}:pending``, ``{sm:E}:status``, ``{sm:E}:seq``, ``{sm:E}:lease``.
@@ -25,12 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime
+import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from booking.clock import utcnow
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
 from server.seat_sequencer import SeatDelta, SeatSnapshot
@@ -39,8 +34,6 @@ log = logging.getLogger(__name__)
 
 #: How far ``seq`` jumps after a rebuild, so that no client mistakes it for the next delta.
 REBUILD_JUMP = 1000
-#: The shortest tick (``--seat-tick-ms``'s lower bound): at most one delta per this many ms.
-MIN_TICK_MS = 10
 
 # KEYS: pending list, status hash, seq, lease. ARGV: node id, lease ms.
 # Returns nil when another node leads, {} when nothing changed, else {seq, seat, status, ...}.
@@ -68,23 +61,20 @@ end
 return out
 """
 
-# Build (ARGV[1] == '0': only if absent) or rebuild the shared map from the given statuses.
-# A rebuild moves seq past anything a client may have seen (ARGV[2] on; if Redis lost the old
-# seq, to ARGV[3], a floor from the event's age, or ARGV[2] if that is more), and queues an empty
+# Build (ARGV[1] == '0': only if absent) or rebuild the shared map from the given statuses. A
+# first build starts seq at the time-based floor ARGV[3], so an event's seqs never repeat (a
+# client resuming with resume-seq from before Redis lost its data cannot be mistaken).
+# A rebuild moves seq past anything a client may have seen (at least ARGV[2] on, and at least
+# ARGV[3], a time-based floor that holds even if Redis lost the old seq), and queues an empty
 # batch so the next tick sends a delta: every subscriber then sees the gap and resubscribes.
 # ARGV: rebuild flag, jump, floor, seat, status, seat, status, ...
 _INIT = """
 if ARGV[1] == '0' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[1])
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-local had = redis.call('GET', KEYS[3])
-local seq = tonumber(had or '0')
+local seq = tonumber(redis.call('GET', KEYS[3]) or ARGV[3])
 if ARGV[1] == '1' then
-  if had then
-    seq = seq + tonumber(ARGV[2])
-  else
-    seq = math.max(tonumber(ARGV[2]), tonumber(ARGV[3]))
-  end
+  seq = math.max(seq + tonumber(ARGV[2]), tonumber(ARGV[3]))
   redis.call('RPUSH', KEYS[1], '[]')
 end
 redis.call('SET', KEYS[3], seq)
@@ -138,12 +128,10 @@ class RedisSequencer:
         flat: list[str] = []
         for seat, status in seatmap.statuses.items():
             flat += [seat, status]
-        # Deltas come at most once a tick (every 10 ms at the most), so the event's age in
-        # ticks exceeds every seq it can have had: a floor that survives Redis losing its data.
-        info = await self.inventory.event(event_id)
-        created = info.created_at or datetime(2026, 1, 1)
-        age_ms = max(0.0, (utcnow() - created).total_seconds() * 1000)
-        floor = int(age_ms // MIN_TICK_MS) + 1
+        # Deltas come at most once a tick (100 a second at the shortest), so milliseconds since
+        # the epoch exceed every seq this event can have had: a floor that survives Redis
+        # losing its data.
+        floor = int(time.time() * 1000)
         await self._init(keys=keys, args=["1" if rebuild else "0", REBUILD_JUMP, floor, *flat])
         if rebuild:
             log.warning("seat map of event %d rebuilt from the database after an outage", event_id)

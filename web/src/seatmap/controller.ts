@@ -181,6 +181,12 @@ export class SeatMapController {
     this.state.reset();
   }
 
+  /** Headers of the next SUBSCRIBE: `resume-seq` when the map can continue where it was. */
+  subscribeHeaders(): Record<string, string> {
+    const from = this.state.resumeFrom();
+    return from === null ? {} : { 'resume-seq': String(from) };
+  }
+
   /** One MESSAGE of the seats topic; returns true when the caller must resubscribe (a gap). */
   onMessage(body: string): boolean {
     const message = parseSeatMessage(body);

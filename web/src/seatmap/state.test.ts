@@ -154,3 +154,33 @@ describe('reconciling picks with the live map', () => {
     expect(unavailablePicks(['S-A-1', 'S-A-2'], (id) => state.status(id))).toEqual(['S-A-1']);
   });
 });
+
+describe('resuming after a reconnect (resume-seq)', () => {
+  it('a live map resumes from its seq and applies the changes since', () => {
+    const state = fresh();
+    expect(state.resumeFrom()).toBeNull(); // nothing to resume from yet
+    state.apply(snapshot(4));
+    state.apply(delta(5, [['S-A-1', 'held']]));
+    state.reset(); // the connection dropped: SUBSCRIBE again
+    expect(state.resumeFrom()).toBe(5);
+    const answer = { ...delta(9, [['S-A-1', 'sold'], ['S-B-1', 'held']]), since: 5 };
+    expect(state.apply(answer)).toEqual({ kind: 'delta', changed: [0, 3] });
+    expect(state.phase).toBe('live');
+    expect(state.seq).toBe(9);
+    expect(state.apply(delta(10, [['S-A-2', 'held']]))).toEqual({ kind: 'delta', changed: [1] });
+  });
+
+  it('after a gap it does not resume, and an answer for another seq is not applied', () => {
+    const state = fresh();
+    state.apply(snapshot(4));
+    state.apply(delta(7, [['S-A-1', 'held']])); // a gap
+    state.reset();
+    expect(state.resumeFrom()).toBeNull();
+    expect(state.apply({ ...delta(9, [['S-A-1', 'sold']]), since: 4 })).toEqual({ kind: 'ignored', reason: 'awaiting' });
+    const other = fresh();
+    other.apply(snapshot(4));
+    other.reset();
+    expect(other.apply({ ...delta(9, [['S-A-1', 'sold']]), since: 3 })).toEqual({ kind: 'ignored', reason: 'awaiting' });
+    expect(other.apply(snapshot(9))).toEqual({ kind: 'snapshot' }); // the server's other answer
+  });
+});

@@ -13,6 +13,11 @@
 //                                                 repeat is harmless, but never roll back)
 //   live             delta, seq > last + 1        gap: phase resync, the caller resubscribes
 //   resync           delta                        ignored until the fresh snapshot arrives
+//   awaiting         delta with since == last,    a resume's answer (SUBSCRIBE with
+//                    after a live phase           `resume-seq: last`): applied, phase live
+//
+// After a reconnect the page subscribes with `resume-seq` (see `resumeFrom`) when its map was
+// live: the server answers with one delta of every change since (`since`), or a snapshot.
 //
 // No I/O and no DOM here: the canvas and the STOMP connection sit on either side.
 
@@ -57,6 +62,8 @@ export interface DeltaMessage {
   event_id?: number;
   seq: number;
   changes: [string, string][];
+  /** Only on the answer to a resume: the seq it continues from. */
+  since?: number;
 }
 
 export type SeatMessage = SnapshotMessage | DeltaMessage;
@@ -93,6 +100,8 @@ export class SeatMapState {
   private readonly codes: Uint8Array;
   private _seq = -1;
   private _phase: Phase = 'awaiting';
+  /** The statuses are those of `_seq` exactly (live until a reset, not after a gap). */
+  private _whole = false;
 
   /**
    * @param index seat id → index into the map's arrays (the geometry's order)
@@ -126,9 +135,16 @@ export class SeatMapState {
     return i === undefined ? undefined : statusOfCode(this.code(i));
   }
 
-  /** (Re)subscribing: keep the statuses on screen, but accept nothing until a snapshot. */
+  /** (Re)subscribing: keep the statuses on screen, but accept nothing until a snapshot (or
+   * the answer to a resume from `resumeFrom()`). */
   reset(): void {
+    this._whole = this._phase === 'live';
     this._phase = 'awaiting';
+  }
+
+  /** The seq to send as `resume-seq` with the next SUBSCRIBE, or null (then: a snapshot). */
+  resumeFrom(): number | null {
+    return this._seq >= 0 && (this._whole || this._phase === 'live') ? this._seq : null;
   }
 
   apply(message: SeatMessage): ApplyResult {
@@ -146,12 +162,24 @@ export class SeatMapState {
       this._phase = 'live';
       return { kind: 'snapshot' };
     }
+    if (message.since !== undefined) {
+      if (this._phase === 'awaiting' && this._whole && message.since === this._seq) {
+        this._phase = 'live';
+        return this.merge(message);
+      }
+      return { kind: 'ignored', reason: this._phase === 'live' ? 'stale' : this._phase };
+    }
     if (this._phase !== 'live') return { kind: 'ignored', reason: this._phase };
     if (message.seq <= this._seq) return { kind: 'ignored', reason: 'stale' };
     if (message.seq !== this._seq + 1) {
       this._phase = 'resync';
+      this._whole = false;
       return { kind: 'gap', expected: this._seq + 1, got: message.seq };
     }
+    return this.merge(message);
+  }
+
+  private merge(message: DeltaMessage): ApplyResult {
     const changed: number[] = [];
     for (const [id, status] of message.changes) {
       const i = this.index.get(id);

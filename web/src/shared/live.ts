@@ -46,6 +46,8 @@ export interface SubscribeOptions {
   onSubscribe?: () => void;
   /** Only for authenticated sessions (`/user/...`): skipped while connected anonymously. */
   needsAuth?: boolean;
+  /** Extra SUBSCRIBE headers, asked right after `onSubscribe` (the seat map's `resume-seq`). */
+  headers?: () => Record<string, string>;
 }
 
 export interface LiveOptions {
@@ -225,7 +227,8 @@ export class LiveConnection {
     // A fresh id per SUBSCRIBE: MESSAGEs still in flight for the previous one are then dropped
     // by stompjs instead of being mistaken for the new subscription's first message.
     const id = `sub-${this.nextId++}`;
-    entry.active = this.client.subscribe(entry.destination, (message) => entry.onMessage(message.body, message), { id });
+    const headers = { ...entry.options.headers?.(), id };
+    entry.active = this.client.subscribe(entry.destination, (message) => entry.onMessage(message.body, message), headers);
   }
 
   private detach(entry: Entry): void {

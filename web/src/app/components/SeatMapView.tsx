@@ -101,6 +101,7 @@ export function SeatMapView({ event }: { event: EventDetail }) {
           controller.onSubscribe();
           setIsLive(false);
         },
+        headers: () => controller.subscribeHeaders(), // resume where the map was, if it was live
       },
     );
     const dpr = window.matchMedia(`(resolution: ${window.devicePixelRatio}dppx)`);

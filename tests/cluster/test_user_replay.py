@@ -1,0 +1,116 @@
+"""Messages to a user replayed once after a reconnect to any node (issue 17).
+
+A user's session dies; meanwhile the user is sent replies (from their other device) and is
+admitted from the waiting room. Subscribing again on another node with ``resume-after`` (the
+last message-id received there) delivers exactly the missed messages, once each, with their
+original ``message-id``; then live messages flow as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.booking.conftest import call
+from tests.cluster.conftest import Cluster
+from tests.server.stomp_clients import Client, Clients, unique
+from tests.server.test_waiting_room_live import create_event as create_queued_event
+
+REPLIES = "/user/queue/replies"
+POSITION = "/user/queue/position"
+
+
+@pytest.fixture
+def clients(cluster: Cluster) -> Iterator[Clients]:
+    opened = Clients(cluster["a"])
+    yield opened
+    opened.close_all()
+
+
+def ping(client: Client, correlation: str) -> None:
+    client.send("/app/ping", "", **{"correlation-id": correlation})
+
+
+def replies(client: Client, sub_id: str, count: int) -> list[tuple[str, str]]:
+    """The next ``count`` replies of subscription ``sub_id``: (correlation-id, message-id)."""
+    got = []
+    for _ in range(count):
+        frame = client.listener.wait(
+            "MESSAGE", 10, lambda f: f.headers.get("subscription") == sub_id
+        )
+        got.append((frame.headers["correlation-id"], frame.headers["message-id"]))
+    return got
+
+
+def test_replies_missed_while_away_are_replayed_once_on_another_node(
+    cluster: Cluster, clients: Clients
+) -> None:
+    alice = unique("alice")
+    first = clients("tcp", server=cluster["a"], user=alice)
+    first_sub = first.subscribe(REPLIES)
+    ping(first, "1")
+    [(_, last_seen)] = replies(first, first_sub, 1)
+    first.conn.transport.disconnect_socket()  # gone, no DISCONNECT
+
+    other = clients("tcp", server=cluster["c"], user=alice)  # alice's other device
+    other_sub = other.subscribe(REPLIES)
+    ping(other, "2")
+    ping(other, "3")
+    missed = replies(other, other_sub, 2)
+    assert [c for c, _ in missed] == ["2", "3"]
+
+    back = clients("tcp", server=cluster["b"], user=alice)
+    back_sub = back.subscribe(REPLIES, **{"resume-after": last_seen})
+    assert replies(back, back_sub, 2) == missed  # the same message-ids
+    ping(back, "4")
+    [(correlation, _)] = replies(back, back_sub, 1)
+    assert correlation == "4"
+    assert back.listener.quiet("MESSAGE", 0.5) == [], "a message came twice"
+
+    # An id no longer (or never) kept replays everything kept; no header replays nothing.
+    everything = clients("tcp", server=cluster["a"], user=alice)
+    sub = everything.subscribe(REPLIES, **{"resume-after": "*"})
+    assert [c for c, _ in replies(everything, sub, 4)] == ["1", "2", "3", "4"]
+    fresh = clients("tcp", server=cluster["a"], user=alice)
+    fresh.subscribe(REPLIES)
+    assert fresh.listener.quiet("MESSAGE", 0.5) == []
+
+
+def admitted_ids(client: Client, sub_id: str) -> list[str]:
+    """Read position messages until one says admitted with a token; the message-ids of those
+    that said admitted."""
+    pushed: list[tuple[str, dict[str, object]]] = []
+    while not any(m["state"] == "admitted" and m.get("admission_token") for _, m in pushed):
+        frame = client.listener.wait(
+            "MESSAGE", 20, lambda f: f.headers.get("subscription") == sub_id
+        )
+        pushed.append((frame.headers["message-id"], json.loads(frame.body)))
+    return [mid for mid, m in pushed if m["state"] == "admitted"]
+
+
+def test_an_admission_made_while_away_is_not_missed(cluster: Cluster, clients: Clients) -> None:
+    a, b, c = cluster["a"], cluster["b"], cluster["c"]
+    event_id = create_queued_event(a, opens_in=3)  # a pre-queue: admitted when the sale opens
+    bob = unique("bob")
+    status, body = call(a, "POST", f"/api/events/{event_id}/queue", token=a.token(bob))
+    assert status in (200, 201, 202), body
+    first = clients("tcp", server=a, user=bob)
+    first_sub = first.subscribe(POSITION)
+    greeting = first.listener.wait(
+        "MESSAGE", 10, lambda f: f.headers.get("subscription") == first_sub
+    )
+    assert json.loads(greeting.body)["state"] != "admitted"
+    first.conn.transport.disconnect_socket()
+    witness = clients("tcp", server=c, user=bob)  # bob's other device stays connected
+    witness_sub = witness.subscribe(POSITION)
+
+    heard = admitted_ids(witness, witness_sub)
+    back = clients("tcp", server=b, user=bob)
+    back_sub = back.subscribe(POSITION, **{"resume-after": greeting.headers["message-id"]})
+    replayed = admitted_ids(back, back_sub)
+    # The admission as published (the same message-id on both devices), replayed once.
+    shared = set(heard) & set(replayed)
+    assert len(shared) == 1, (heard, replayed)
+    assert replayed.count(shared.pop()) == 1

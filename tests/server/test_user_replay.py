@@ -1,0 +1,59 @@
+"""Messages to a user kept in memory on one node and replayed once after a reconnect (issue 17).
+
+The cluster case (Redis, another node, the admission push) is ``tests/cluster/test_user_replay.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from server.backplane import memory
+from server.backplane.memory import InProcessEngine, InProcessUserMessages
+from server.engine import Message
+from tests.cluster.test_user_replay import REPLIES, ping, replies
+from tests.server.stomp_clients import Clients, unique
+
+
+def test_replies_missed_while_away_are_replayed_once(clients: Clients) -> None:
+    alice = unique("alice")
+    first = clients("tcp", user=alice)
+    first_sub = first.subscribe(REPLIES)
+    ping(first, "1")
+    [(_, last_seen)] = replies(first, first_sub, 1)
+    first.conn.transport.disconnect_socket()
+
+    other = clients("ws", user=alice)
+    other_sub = other.subscribe(REPLIES)
+    ping(other, "2")
+    missed = replies(other, other_sub, 1)
+
+    back = clients("ws", user=alice)
+    back_sub = back.subscribe(REPLIES, **{"resume-after": last_seen})
+    assert replies(back, back_sub, 1) == missed
+    assert back.listener.quiet("MESSAGE", 0.5) == []
+    # Another user's replies are never replayed to alice, nor hers to them.
+    mallory = clients("tcp", user=unique("mallory"))
+    mallory.subscribe(REPLIES, **{"resume-after": "*"})
+    assert mallory.listener.quiet("MESSAGE", 0.5) == []
+
+
+async def test_the_in_process_store_keeps_the_last_few_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(memory.time, "monotonic", lambda: now[0])
+    engine = InProcessEngine()
+    delivered: list[str] = []
+    await engine.start(lambda m: delivered.append(m.message_id))
+    store = InProcessUserMessages(engine, count=3, ttl_s=60)
+    route = "/user/alice/queue/replies"
+    for n in range(5):
+        store.publish(Message(route, f"m{n}", (), b""))
+    assert delivered == ["m0", "m1", "m2", "m3", "m4"]  # kept, and published
+    assert [m.message_id for m in await store.after(route, "m3")] == ["m4"]
+    assert [m.message_id for m in await store.after(route, "m0")] == ["m2", "m3", "m4"]  # gone
+    assert await store.after("/user/bob/queue/replies", "*") == []
+    now[0] += 61
+    store.publish(Message("/user/bob/queue/replies", "b0", (), b""))
+    assert await store.after(route, "*") == []
+    assert list(store._kept) == ["/user/bob/queue/replies"]  # alice's expired list is dropped
