@@ -135,7 +135,7 @@ class ServerProcess:
                 args += [flag, str(value)]
         return args
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         """Start and wait for ``/healthz``. Should a port have been taken since it was found
         free (by another xdist worker, or a client's ephemeral port), start on fresh ports."""
         for _ in range(3):
