@@ -117,9 +117,9 @@ def test_seat_map_seq_after_redis_lost_its_data_restarts_at_the_documented_floor
     after = wait_until(lambda: seq_of(node, event_id) > before and seq_of(node, event_id),
                        WAIT_S, "seq past the loss")  # fmt: skip
     # README: seq starts at the epoch in milliseconds; a rebuild moves it to at least the time
-    # of the rebuild (plus the rebuild's jump of 1,000), never back.
+    # of the rebuild (each rebuild jumps 1,000 more), never back, and never far ahead.
     assert before >= created * 1000, before
-    assert before < after and lost_ms <= after <= time.time() * 1000 + 1000 + 10, (before, after)
+    assert before < after and lost_ms <= after <= time.time() * 1000 + 5000, (before, after)
 
 
 def test_a_join_while_redis_is_down_is_a_503_with_retry_after_and_one_log_line(
