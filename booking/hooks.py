@@ -164,3 +164,6 @@ class BookingHooks:
     #: A payment was charged and its order is about to commit (the crash-injection point of
     #: the recovery tests: a host may end the process here).
     charged: Callable[[str], None] = field(default=_ignore)
+    #: A ticket was scanned at a door of this event, online or in an offline upload: the
+    #: reason of the answer (``admitted``, ``already_used``, ``void`` …, or ``conflict``).
+    ticket_scanned: Callable[[int, str], None] = field(default=_ignore)
