@@ -231,14 +231,17 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         log.warning("background task %s did not stop in time", task.get_name())
 
 
-#: How often a node reads which customers signed out everywhere (so another node's revocation
-#: takes effect here within this time).
+#: How often a node reads which customers signed out everywhere and which scanners were revoked
+#: (so another node's revocation takes effect here within this time).
 REVOCATIONS_EVERY_S = 5.0
 
 
 async def _refresh_revocations(app: web.Application) -> None:
     ttl = timedelta(seconds=app[SETTINGS].customer_token_ttl_s)
-    app[TOKENS].versions = await app[BOOKING].customers.revocations(ttl)
+    booking = app[BOOKING]
+    versions = await booking.customers.revocations(ttl)
+    versions.update(await booking.scanners.revocations())
+    app[TOKENS].versions = versions
 
 
 async def _drain(app: web.Application) -> None:
