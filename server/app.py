@@ -44,6 +44,7 @@ from server.auth import TokenAuthority
 from server.background import keep_long_lived_objects_out_of_gc, measure_loop_lag, run_every
 from server.backplane import open_backplane
 from server.broker import Broker
+from server.checkin_stream import CheckinStream
 from server.database import check_database, make_engine, pool_watch
 from server.destinations import Kind
 from server.event_sync import EventSync
@@ -193,9 +194,9 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The node's periodic work: seat-map deltas, admissions and positions, hold expiry,
-    payment recovery, the e-mail outbox, refund retries, token revocations, and the timers
-    behind ``concert_hub_ready`` and the event-loop lag."""
+    """The node's periodic work: seat-map deltas, admissions and positions, door check-in
+    progress, hold expiry, payment recovery, the e-mail outbox, refund retries, token
+    revocations, and the timers behind ``concert_hub_ready`` and the event-loop lag."""
     settings = app[SETTINGS]
     booking = app[BOOKING]
     service = app[STOMP]
@@ -206,11 +207,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         booking.admissions, service.broker, settings.position_interval_s, measured.queue
     )
     service.subscribe_listeners[Kind.USER] = queue.on_subscribe
+    checkin = CheckinStream(booking.door, service.broker)
+    service.subscribe_listeners[Kind.ADMIN] = checkin.on_subscribe
     tasks = [
         asyncio.create_task(app[SEATS].run(), name="seat-ticker"),
         asyncio.create_task(queue.run_admissions(), name="admissions"),
         asyncio.create_task(queue.run_positions(), name="queue-positions"),
         asyncio.create_task(queue.run_stats(), name="queue-stats"),
+        asyncio.create_task(checkin.run(), name="checkin-progress"),
         asyncio.create_task(run_every(1.0, booking.holds.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(app[NODES].run(), name="node-figures"),

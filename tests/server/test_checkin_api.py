@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tests.conftest import ServerProcess
-from tests.server.stomp_clients import unique
+from tests.server.stomp_clients import Clients, unique
 from tests.server.test_rest_api import Api, assert_problem, iso
 
 
@@ -206,3 +207,35 @@ def test_reentry_and_key_rotation(api: Api, event: dict[str, Any]) -> None:
     assert scan(api, scanner, fresh)["result"] == "admitted"
     listed = api.get(f"/api/checkin/events/{eid}/list", token=scanner).json()
     assert {k["kid"] for k in listed["keys"]} >= {code.split(".")[1], keys[-1]["kid"]}
+
+
+def test_admins_watch_checkin_progress_over_stomp(api: Api, event: dict[str, Any]) -> None:
+    eid = event["id"]
+    route = f"/topic/admin/events/{eid}/checkin"
+    opened = Clients(api.server)
+    try:
+        # only admins may watch, and nobody may send there
+        stranger = opened("tcp", user=unique("u"))
+        stranger.conn.subscribe(route, "sub-1")
+        assert stranger.listener.error().headers["message"] == "forbidden destination"
+        admin = opened("tcp", user="admin", role="admin")
+        admin.subscribe(route)
+        greeting = json.loads(admin.listener.message().body)
+        assert greeting == {
+            "type": "checkin", "event_id": eid, "sold": 0, "scanned": 0, "by_gate": {},
+            "per_minute": greeting["per_minute"],
+        }  # fmt: skip
+        assert len(greeting["per_minute"]) == 15
+        assert {m["admitted"] for m in greeting["per_minute"]} == {0}
+
+        codes = buy(api, eid, ["B-E-1", "B-E-2", "B-E-3"])
+        north = mint(api, "North", eid)["token"]
+        for code in codes[:2]:
+            assert scan(api, north, code)["admitted"]
+        latest = greeting
+        while latest["scanned"] < 2:  # pushed every 2 s
+            latest = json.loads(admin.listener.message().body)
+        assert (latest["sold"], latest["scanned"], latest["by_gate"]) == (3, 2, {"North": 2})
+        assert latest["per_minute"][-1]["admitted"] + latest["per_minute"][-2]["admitted"] == 2
+    finally:
+        opened.close_all()
