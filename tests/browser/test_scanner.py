@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ from tests.browser.conftest import (
     CHROMIUM_ARGS,
     DESKTOP,
     WAIT_MS,
+    Pages,
     admin_token,
     create_event,
+    element,
 )
 from tests.conftest import ServerProcess
 from tests.conftest import rest as api
@@ -139,3 +142,37 @@ def test_the_scanner_page_admits_once_and_keeps_working_offline(
         assert errors == []
     finally:
         context.close()
+
+
+def test_the_admin_console_shows_checkin_progress_and_conflicts(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    node = ui_server
+    event_id = create_event(node, "Conflict Night")
+    first, second = buy_codes(node, event_id, ["S-B-1", "S-B-2"])
+    admin = pages.open(node.http_url + "/admin", "admin")
+    element(admin, "admin-token").fill(admin_token(node))
+    element(admin, "admin-login").click()
+    element(admin, "checkin-event").fill(str(event_id))
+    element(admin, "checkin-event").press("Enter")
+    expect(element(admin, "checkin-progress")).to_contain_text("0 of 2 scanned")
+
+    online = mint_scanner(node, "North", event_id)
+    status, answer = api(node, "POST", "/api/checkin", {"code": first}, token=online)
+    assert (status, answer["result"]) == (200, "admitted")
+    # an offline scanner let the same ticket in a minute earlier, and syncs now
+    earlier = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    offline = mint_scanner(node, "South", event_id)
+    status, synced = api(node, "POST", f"/api/checkin/events/{event_id}/sync",
+                         {"redemptions": [{"code": first, "at": earlier},
+                                          {"code": second, "at": earlier}]},
+                         token=offline)  # fmt: skip
+    assert status == 200, (status, synced)
+
+    expect(element(admin, "checkin-progress")).to_contain_text("2 of 2 scanned")
+    expect(element(admin, "checkin-gates")).to_contain_text("South: 2")
+    expect(element(admin, "checkin-gates")).to_contain_text("North: 1")
+    conflicts = element(admin, "checkin-conflicts")
+    expect(conflicts).to_contain_text("Seat S-B-1: South")
+    expect(conflicts).to_contain_text("then North")
+    pages.snap(admin, "checkin-panel")
