@@ -6,9 +6,11 @@ the key ``kid``. A scanner that holds the public keys (the event's check-in list
 without any secret that could mint one.
 
 Keys live in ``ticket_keys``: every node signs with the newest key not retired; the private key is
-stored encrypted (AES-GCM under a key derived from ``--secret``). :meth:`TicketKeys.rotate` makes
-a new key and retires the others: a retired key keeps verifying the codes of events that are not
-over yet (:data:`EVENT_OVER_AFTER` past their start) and no others.
+stored encrypted (AES-GCM under a key derived from ``--secret``); a node whose secret unseals no
+key (the secret was rotated) makes a new one, and the old keys keep verifying.
+:meth:`TicketKeys.rotate` makes a new key and retires the others: a retired key keeps verifying
+the codes of events that are not over yet (:data:`EVENT_OVER_AFTER` past their start) and no
+others.
 
 The codes issued before (``<payload>.<mac>``, HMAC under the secret,
 :class:`~booking.tickets.TicketSigner`) keep verifying as a *legacy* format: the server checks
@@ -25,8 +27,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -140,22 +143,36 @@ class TicketKeys:
     async def _load(self, *, create: bool) -> None:
         async with self.engine.begin() as conn:
             rows = list((await conn.execute(select(ticket_keys))).all())
-            if create and not any(r.retired_at is None for r in rows):
+            signing = self._unseal_newest(rows)
+            if create and signing is None:
+                # none yet, or none this node's secret unseals (``--secret`` was rotated): a
+                # new key; the others keep verifying with their public halves
                 await self._insert_key(conn, utcnow())
                 rows = list((await conn.execute(select(ticket_keys))).all())
-        public: dict[str, tuple[Ed25519PublicKey, PublicKey]] = {}
-        newest: tuple[datetime, str, bytes] | None = None
-        for r in rows:
-            info = PublicKey(r.kid, r.public_key, r.created_at, r.retired_at)
-            public[r.kid] = (Ed25519PublicKey.from_public_bytes(unb64(r.public_key)), info)
-            if r.retired_at is None and (newest is None or (r.created_at, r.kid) > newest[:2]):
-                newest = (r.created_at, r.kid, unb64(r.private_key))
-        self._public = public
-        if newest is not None:
-            sealed = newest[2]
-            raw = self._box.decrypt(sealed[:12], sealed[12:], newest[1].encode())
-            self._signing = (newest[1], Ed25519PrivateKey.from_private_bytes(raw))
+                signing = self._unseal_newest(rows)
+        self._public = {
+            r.kid: (
+                Ed25519PublicKey.from_public_bytes(unb64(r.public_key)),
+                PublicKey(r.kid, r.public_key, r.created_at, r.retired_at),
+            )
+            for r in rows
+        }
+        if signing is not None:
+            self._signing = signing
         self._loaded_at = time.monotonic()
+
+    def _unseal_newest(self, rows: list[Any]) -> tuple[str, Ed25519PrivateKey] | None:
+        """The newest key not retired whose private half this node's secret unseals."""
+        live = sorted((r for r in rows if r.retired_at is None),
+                      key=lambda r: (r.created_at, r.kid), reverse=True)  # fmt: skip
+        for r in live:
+            sealed = unb64(r.private_key)
+            try:
+                raw = self._box.decrypt(sealed[:12], sealed[12:], r.kid.encode())
+            except InvalidTag:
+                continue
+            return r.kid, Ed25519PrivateKey.from_private_bytes(raw)
+        return None
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -9,12 +9,14 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
+from booking import core
 from booking.catalog import EventInfo
 from booking.checkin import Merged, OfflineScan, Reason
 from booking.clock import utcnow
 from booking.core import BookingCore
 from booking.holds import new_id
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
+from booking.payments import TestGateway
 from booking.schema import events, orders, tickets
 from booking.ticket_keys import ticket_id
 from booking.tickets import TicketSigner
@@ -260,3 +262,13 @@ async def test_scanners_are_minted_and_revoked(service: BookingCore, event: Even
     assert revoked.revoked_at is not None and revoked.token_version == 2
     assert await service.scanners.revocations() == {one.id: 2}
     assert [s.id for s in await service.scanners.list()] == [one.id, two.id]
+
+
+async def test_a_new_secret_signs_with_a_new_key_and_old_codes_still_verify(
+    service: BookingCore, event: EventInfo
+) -> None:
+    (old,) = await bought(service, event, "alice", ["A-A-1"])
+    rotated = core.build(service.engine, TestGateway(service.engine), "a brand new secret")
+    await rotated.codes.ready()
+    assert rotated.codes.keys.current_kid != old.split(".")[1]
+    assert (await rotated.door.redeem(event.id, old, "G", "d")).reason is Reason.ADMITTED
