@@ -248,6 +248,7 @@ class DoorCheckIn:
         tid = ticket_id(code)
         claim = await self._claim(event_id, code, now)
         if isinstance(claim, Reason):
+            self.hooks.ticket_scanned(event_id, claim.value)
             return ScanResult(claim, event_id, tid)
         async with self.engine.begin() as conn:
             done = await conn.execute(
@@ -260,6 +261,7 @@ class DoorCheckIn:
                 .values(admitted_at=None, admitted_gate=None, rearmed_at=now)
             )
         reason = Reason.EXITED if done.rowcount == 1 else Reason.NOT_INSIDE
+        self.hooks.ticket_scanned(event_id, reason.value)
         return ScanResult(reason, event_id, tid, seat_id=claim.seat_id, used_gate=gate)
 
     # -- offline ---------------------------------------------------------------------------------
