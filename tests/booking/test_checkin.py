@@ -166,8 +166,11 @@ async def test_fifty_gates_racing_for_one_code_admit_once(
 
 
 async def test_two_gates_interleaved_admit_every_ticket_once(service: BookingCore) -> None:
+    # 1,000 tickets on MariaDB (the issue's race); SQLite serialises every writer anyway, so a
+    # few hundred show the same there in a fraction of the time
+    tickets = 1000 if service.engine.dialect.name != "sqlite" else 300
     event = await big_event(service, 1000)
-    codes = await issue_directly(service, event, 1000)
+    codes = await issue_directly(service, event, tickets)
     admitted: dict[str, list[str]] = {}
 
     async def gate(name: str, queue: list[str]) -> None:
@@ -182,12 +185,12 @@ async def test_two_gates_interleaved_admit_every_ticket_once(service: BookingCor
         *(gate("East", codes[i::lanes]) for i in range(lanes)),
         *(gate("West", codes[::-1][i::lanes]) for i in range(lanes)),
     )
-    assert len(admitted) == 1000
+    assert len(admitted) == tickets
     assert all(len(gates) == 1 for gates in admitted.values())
     progress = await service.door.progress(event.id)
-    assert (progress.sold, progress.scanned) == (1000, 1000)
-    assert sum(progress.by_gate.values()) == 1000
-    assert sum(n for _, n in progress.per_minute) == 1000
+    assert (progress.sold, progress.scanned) == (tickets, tickets)
+    assert sum(progress.by_gate.values()) == tickets
+    assert sum(n for _, n in progress.per_minute) == tickets
 
 
 async def sync_state(service: BookingCore, event_id: int, codes: list[str]) -> Any:
