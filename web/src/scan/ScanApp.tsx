@@ -43,6 +43,7 @@ interface Queued {
 /** The same code is read again only after it was out of view this long. */
 const SAME_CODE_PAUSE_MS = 1500;
 const SYNC_EVERY_MS = 5000;
+const LIST_EVERY_MS = 60_000;
 const FRAME_EVERY_MS = 150;
 
 function readClaims(token: string): Claims {
@@ -189,12 +190,17 @@ export function ScanApp() {
     window.addEventListener('online', up);
     window.addEventListener('offline', down);
     const timer = setInterval(() => void sync(), SYNC_EVERY_MS);
+    // tickets sold and orders cancelled since: a fresh list while the network is there
+    const refresh = setInterval(() => {
+      if (navigator.onLine && queueRef.current.length === 0) void refreshList();
+    }, LIST_EVERY_MS);
     return () => {
       window.removeEventListener('online', up);
       window.removeEventListener('offline', down);
       clearInterval(timer);
+      clearInterval(refresh);
     };
-  }, [sync]);
+  }, [sync, refreshList]);
 
   const show = useCallback((next: Omit<Shown, 'at'>) => {
     setShown({ ...next, at: Date.now() });
