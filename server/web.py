@@ -71,6 +71,7 @@ def setup(app: web.Application, dist: Path | None = None) -> None:
     app.router.add_get("/scan", _page("scan.html"))
     app.router.add_get("/scan.html", _page("scan.html"))
     app.router.add_get("/scan/", _redirect("/scan"))
+    app.router.add_get("/scan-sw.js", _page("scan-sw.js"))  # the scanner's service worker
     app.router.add_get("/assets/{path:.+}", asset)
     app.router.add_get("/favicon.ico", favicon)
     app.middlewares.append(friendly_not_found)

@@ -118,8 +118,15 @@ def test_the_scanner_page_admits_once_and_keeps_working_offline(
         expect(result).to_contain_text("Door 1")
 
         expect(page.get_by_test_id("scan-list")).to_contain_text("2 tickets cached")
+        assert page.evaluate("navigator.serviceWorker.ready.then(r => r.active !== null)")
         context.set_offline(True)
+        # the page opens without a network (its service worker), with the list it cached: the
+        # filmed ticket is known as used
+        page.reload()
         expect(page.get_by_test_id("scan-status")).to_have_text("Offline")
+        expect(page.get_by_test_id("scan-list")).to_contain_text("2 tickets cached")
+        expect(result).to_have_attribute("data-reason", "already_used", timeout=WAIT_MS)
+        expect(result).to_contain_text("checked offline")
         page.get_by_test_id("manual-code").fill(typed)
         page.get_by_test_id("manual-submit").click()
         expect(result).to_have_attribute("data-reason", "admitted")
