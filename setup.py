@@ -33,7 +33,7 @@ def built_ui() -> Path:
     """web/dist, built first when the UI's sources are here."""
     if (WEB / "package.json").is_file():
         subprocess.run([str(ROOT / "scripts" / "build-ui")], check=True)
-    if not all((UI_DIST / page).is_file() for page in ("index.html", "admin.html")):
+    if not all((UI_DIST / page).is_file() for page in ("index.html", "admin.html", "scan.html")):
         raise SystemExit("concert-hub: no built UI in web/dist; run scripts/build-ui (Node.js)")
     return UI_DIST
 

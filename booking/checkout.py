@@ -69,7 +69,7 @@ from booking.outbox import Outbox, enqueue
 from booking.payments import ChargeOutcome, GatewayError, PaymentProvider, refund
 from booking.schema import holds, idempotency_keys, orders, payments, seats, tickets
 from booking.seatmap import SOLD, SeatChange
-from booking.tickets import TicketSigner
+from booking.ticket_keys import TicketCodes
 from booking.transactions import in_transaction
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def request_hash(hold_id: str, payment: dict[str, Any], email: str | None = None
 class Checkout:
     engine: AsyncEngine
     provider: PaymentProvider
-    signer: TicketSigner
+    signer: TicketCodes
     inventory: Inventory
     admissions: Admissions
     hooks: BookingHooks
@@ -354,6 +354,7 @@ class Checkout:
 
     async def _issue(self, hold: Hold, payment_id: str, email: str | None, key: str) -> Order:
         order_id = new_id("ord")
+        await self.signer.ready()  # the signing key, loaded (or made) outside the transaction
         event = await self.inventory.event(hold.event_id)
 
         async def work(conn: AsyncConnection) -> Order:

@@ -11,6 +11,9 @@
 | :class:`~booking.outbox.Outbox` | messages written with their change, delivered once each |
 | :class:`~booking.refunds.Refunds` | refunds of cancelled orders, retried until they succeed |
 | :class:`~booking.staff.BoxOffice` | the staff's order desk: search, override, resend, audit |
+| :class:`~booking.checkin.DoorCheckIn` | door check-in: redemption once, offline merge, progress |
+| :class:`~booking.scanners.Scanners` | door scanners and their revocable tokens |
+| :class:`~booking.ticket_keys.TicketCodes` | ticket codes: Ed25519 keys, rotation, legacy HMAC |
 
 :func:`build` wires them the one way the server, the tests and the benchmarks all use.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.admissions import Admissions, AdmissionSigner
+from booking.checkin import DoorCheckIn
 from booking.checkout import Checkout
 from booking.customers import Customers, SignInPolicy
 from booking.holds import HoldCaps, SeatHolds
@@ -31,7 +35,9 @@ from booking.orders import OrderDesk, OrderKeys
 from booking.outbox import Outbox
 from booking.payments import PaymentProvider
 from booking.refunds import Refunds
+from booking.scanners import Scanners
 from booking.staff import BoxOffice
+from booking.ticket_keys import TicketCodes, TicketKeys
 from booking.tickets import TicketSigner
 from booking.waiting_room import InProcessWaitingRoom, WaitingRoom
 
@@ -63,6 +69,9 @@ class BookingCore:
     outbox: Outbox
     refunds: Refunds
     box_office: BoxOffice
+    door: DoorCheckIn
+    scanners: Scanners
+    codes: TicketCodes
     hooks: BookingHooks = field(default_factory=BookingHooks)
 
 
@@ -79,7 +88,7 @@ def build(
     policy = policy or BookingPolicy()
     hooks = hooks or BookingHooks()
     inventory = Inventory(engine, EventDefaults(policy.hold_ttl_s, policy.max_seats_per_user))
-    signer = TicketSigner(secret)
+    signer = TicketCodes(TicketKeys(engine, secret), TicketSigner(secret))
     admissions = Admissions(
         inventory,
         waiting_room if waiting_room is not None else InProcessWaitingRoom(),
@@ -104,5 +113,8 @@ def build(
         outbox=outbox,
         refunds=refunds,
         box_office=BoxOffice(engine, orders, refunds, outbox),
+        door=DoorCheckIn(engine, inventory, signer, hooks),
+        scanners=Scanners(engine, inventory),
+        codes=signer,
         hooks=hooks,
     )  # fmt: skip

@@ -167,3 +167,6 @@ class BookingHooks:
     #: This order and its key's outcome committed, before anybody was told (the crash-injection
     #: point of the "retry finds the order" tests).
     order_committed: Callable[[str], None] = field(default=_ignore)
+    #: A ticket was scanned at a door of this event, online or in an offline upload: the
+    #: reason of the answer (``admitted``, ``already_used``, ``void`` …, or ``conflict``).
+    ticket_scanned: Callable[[int, str], None] = field(default=_ignore)

@@ -32,7 +32,7 @@ from booking.outbox import Outbox, enqueue
 from booking.refunds import Refunds, open_refund
 from booking.schema import events, orders, refunds, seats, tickets
 from booking.seatmap import AVAILABLE, SeatChange
-from booking.tickets import TicketSigner
+from booking.ticket_keys import TicketCodes
 from booking.transactions import in_transaction
 
 #: Outbox kinds of the messages about orders (the server e-mails them).
@@ -308,14 +308,15 @@ def _check_policy(row: Any, now: datetime) -> None:
         )
 
 
-async def verify_ticket(conn: AsyncConnection, signer: TicketSigner, code: str) -> TicketCheck:
-    claim = signer.verify(code)
+async def verify_ticket(conn: AsyncConnection, signer: TicketCodes, code: str) -> TicketCheck:
+    claim = await signer.verify(code)
     if claim is None:
         raise NotFound("not a genuine ticket code")
-    row = (await conn.execute(select(tickets.c.status).where(tickets.c.code == code))).first()
+    query = select(tickets.c.status, tickets.c.order_id).where(tickets.c.code == code)
+    row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound("not a genuine ticket code")
-    return TicketCheck(code, row.status, claim.event_id, claim.seat_id, claim.order_id)
+    return TicketCheck(code, row.status, claim.event_id, claim.seat_id, row.order_id)
 
 
 @dataclass
@@ -327,7 +328,7 @@ class OrderDesk:
     inventory: Inventory
     refunds: Refunds
     outbox: Outbox
-    signer: TicketSigner
+    signer: TicketCodes
     keys: OrderKeys
     hooks: BookingHooks = field(default_factory=BookingHooks)
 

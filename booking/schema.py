@@ -206,7 +206,8 @@ payments = _table(
 
 tickets = _table(
     "tickets",
-    Column("code", String(160), primary_key=True),
+    # Ed25519 codes (booking.ticket_keys) run to about 170 characters; legacy HMAC ones to 160.
+    Column("code", String(255), primary_key=True),
     Column("order_id", ID, ForeignKey("orders.id"), nullable=False),
     _of_event(),
     Column("seat_id", SEAT_ID, nullable=False),
@@ -216,6 +217,13 @@ tickets = _table(
     Column("active_seat_id", SEAT_ID, nullable=True),
     Column("status", String(16), nullable=False),  # valid | void
     Column("issued_at", UTC, nullable=False),
+    # Door check-in (booking.checkin): when and where the holder was last let in, NULL while
+    # not inside (never scanned, or an exit scan re-armed it). Redemption is one conditional
+    # UPDATE … WHERE admitted_at IS NULL.
+    Column("admitted_at", UTC, nullable=True),
+    Column("admitted_gate", String(64), nullable=True),
+    # The last exit scan: redemptions before it belong to an earlier visit.
+    Column("rearmed_at", UTC, nullable=True),
     UniqueConstraint("event_id", "active_seat_id"),
     Index(None, "order_id"),
     Index(None, "event_id", "user_id"),
@@ -322,4 +330,56 @@ audit_log = _table(
     Column("details", Text, nullable=True),  # JSON
     Index(None, "target"),
     Index(None, "at"),
+)
+
+
+#: Ed25519 keys that sign ticket codes (:mod:`booking.ticket_keys`); the private key is sealed
+#: (AES-GCM under a key derived from the node's secret).
+ticket_keys = _table(
+    "ticket_keys",
+    Column("kid", String(16), primary_key=True),
+    Column("public_key", String(64), nullable=False),
+    Column("private_key", Text, nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("retired_at", UTC, nullable=True),
+)
+
+#: Every admission the door let through (:mod:`booking.checkin`): online ones as they happen,
+#: offline ones when their scanner syncs. Of a ticket's redemptions in one visit, the one its
+#: ``tickets`` row names is the winner; any other is a conflict (two people got in).
+redemptions = _table(
+    "redemptions",
+    _serial_id(),
+    _of_event(),
+    Column("code", String(255), nullable=False),
+    Column("gate", String(64), nullable=False),
+    Column("device", ID, nullable=False),
+    Column("at", UTC, nullable=False),
+    Column("offline", Boolean, nullable=False, default=False),
+    # The same redemption uploaded twice is one row.
+    UniqueConstraint("code", "gate", "at"),
+    Index(None, "event_id", "at"),
+)
+
+#: Door scanners (:mod:`booking.checkin`): a device at a gate, holding a token of role
+#: ``scanner``; revoking raises ``token_version`` as a customer's sign-out everywhere does.
+scanners = _table(
+    "scanners",
+    Column("id", ID, primary_key=True),
+    Column("device", String(64), nullable=False),
+    Column("gate", String(64), nullable=False),
+    # NULL: every event's door.
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=True),
+    Column("token_version", Integer, nullable=False, default=1),
+    Column("created_by", USER, nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("revoked_at", UTC, nullable=True),
+)
+
+#: Per-event door settings (no row: the defaults).
+checkin_settings = _table(
+    "checkin_settings",
+    Column("event_id", Integer, ForeignKey("events.id"), primary_key=True),
+    # An exit scan re-arms a ticket for re-entry.
+    Column("reentry", Boolean, nullable=False, default=False),
 )

@@ -49,6 +49,7 @@ from server.auth import TokenAuthority
 from server.background import keep_long_lived_objects_out_of_gc, measure_loop_lag, run_every
 from server.backplane import open_backplane
 from server.broker import Broker
+from server.checkin_stream import CheckinStream
 from server.database import check_database, make_engine, pool_watch
 from server.destinations import Kind
 from server.event_sync import EventSync
@@ -224,9 +225,9 @@ def _both(first: SubscribeListener, then: SubscribeListener) -> SubscribeListene
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The node's periodic work: seat-map deltas, admissions and positions, hold expiry,
-    payment recovery, the e-mail outbox, refund retries, token revocations, and the timers
-    behind ``concert_hub_ready`` and the event-loop lag."""
+    """The node's periodic work: seat-map deltas, admissions and positions, door check-in
+    progress, hold expiry, payment recovery, the e-mail outbox, refund retries, token
+    revocations, and the timers behind ``concert_hub_ready`` and the event-loop lag."""
     settings = app[SETTINGS]
     booking = app[BOOKING]
     service = app[STOMP]
@@ -240,11 +241,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     service.subscribe_listeners[Kind.USER] = (
         queue.on_subscribe if replay is None else _both(replay, queue.on_subscribe)
     )
+    checkin = CheckinStream(booking.door, service.broker)
+    service.subscribe_listeners[Kind.ADMIN] = checkin.on_subscribe
     tasks = [
         asyncio.create_task(app[SEATS].run(), name="seat-ticker"),
         asyncio.create_task(queue.run_admissions(), name="admissions"),
         asyncio.create_task(queue.run_positions(), name="queue-positions"),
         asyncio.create_task(queue.run_stats(), name="queue-stats"),
+        asyncio.create_task(checkin.run(), name="checkin-progress"),
         asyncio.create_task(run_every(1.0, booking.holds.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(app[NODES].run(), name="node-figures"),
@@ -265,14 +269,17 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         log.warning("background task %s did not stop in time", task.get_name())
 
 
-#: How often a node reads which customers signed out everywhere (so another node's revocation
-#: takes effect here within this time).
+#: How often a node reads which customers signed out everywhere and which scanners were revoked
+#: (so another node's revocation takes effect here within this time).
 REVOCATIONS_EVERY_S = 5.0
 
 
 async def _refresh_revocations(app: web.Application) -> None:
     ttl = timedelta(seconds=app[SETTINGS].customer_token_ttl_s)
-    app[TOKENS].versions = await app[BOOKING].customers.revocations(ttl)
+    booking = app[BOOKING]
+    versions = await booking.customers.revocations(ttl)
+    versions.update(await booking.scanners.revocations())
+    app[TOKENS].versions = versions
 
 
 def stop_accepting(app: web.Application) -> None:

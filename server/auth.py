@@ -25,6 +25,8 @@ class Role(StrEnum):
     USER = "user"
     ADMIN = "admin"
     PUBLISHER = "publisher"
+    #: A door scanner (``POST /api/admin/scanners``): redeems tickets at its gate.
+    SCANNER = "scanner"
 
 
 #: Names of the demo's guest identities (``POST /api/auth/guest``).
@@ -43,6 +45,9 @@ class Principal:
     name: str | None
     role: Role | None
     email: str | None = None
+    #: A scanner's gate, and the event it is bound to (``None``: any event).
+    gate: str | None = None
+    event_id: int | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -60,10 +65,12 @@ class TokenAuthority:
     """Issues and verifies tokens with one shared secret.
 
     A customer's token (signed in by e-mail) also carries their address (``email``) and the
-    token version it was issued under (``ver``). :attr:`versions` holds the current version of
-    every customer who revoked their tokens within the longest token lifetime (the node
-    refreshes it from the database every few seconds); an older ``ver`` is refused. Tokens
-    without ``ver`` (guests, ``concert-hub token``) live until they expire.
+    token version it was issued under (``ver``); so does a door scanner's (with its ``gate``
+    and, when bound to one, its event ``evt``). :attr:`versions` holds the current version of
+    every customer who revoked their tokens within the longest token lifetime and of every
+    revoked scanner (the node refreshes it from the database every few seconds); an older
+    ``ver`` is refused. Tokens without ``ver`` (guests, ``concert-hub token``) live until they
+    expire.
     """
 
     def __init__(self, secret: str) -> None:
@@ -83,6 +90,8 @@ class TokenAuthority:
         *,
         email: str | None = None,
         version: int | None = None,
+        gate: str | None = None,
+        event_id: int | None = None,
     ) -> str:
         if not user or len(user) > MAX_USER_LENGTH:
             raise ValueError(f"a user name must have 1 to {MAX_USER_LENGTH} characters")
@@ -98,6 +107,10 @@ class TokenAuthority:
             claims["email"] = email
         if version is not None:
             claims["ver"] = version
+        if gate is not None:
+            claims["gate"] = gate
+        if event_id is not None:
+            claims["evt"] = event_id
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -118,7 +131,15 @@ class TokenAuthority:
             if version is not None and int(version) < self.versions.get(name, 0):
                 raise ValueError("the token was revoked (signed out everywhere)")
             email = claims.get("email")
-            return Principal(name, Role(claims["role"]), None if email is None else str(email))
+            gate = claims.get("gate")
+            event = claims.get("evt")
+            return Principal(
+                name,
+                Role(claims["role"]),
+                None if email is None else str(email),
+                None if gate is None else str(gate),
+                None if event is None else int(event),
+            )
         except (jwt.PyJWTError, ValueError) as exc:
             raise AuthenticationFailed(str(exc)) from None
 

@@ -15,6 +15,7 @@ from enum import Enum
 from server.auth import Principal, Role
 
 _EVENT_TOPIC = re.compile(r"/topic/events/([^/]+)/(seats|queue|announcements)")
+_ADMIN_TOPIC = re.compile(r"/topic/admin/events/([0-9]{1,9})/checkin")
 _USER_QUEUES = frozenset({"position", "replies", "errors"})
 _BROADCASTERS = frozenset({Role.ADMIN, Role.PUBLISHER})
 
@@ -26,6 +27,7 @@ class Kind(Enum):
     TOPIC = "topic"  # generic pub/sub for authenticated SDKs
     USER = "user"  # per-user queues, server-generated
     APP = "app"  # commands handled by the server
+    ADMIN = "admin"  # server-generated figures for the admin console (admins only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,9 @@ class Forbidden(Exception):
 
 def classify(destination: str) -> Destination | None:
     """What kind of destination this is, or ``None`` for one outside the contract."""
+    if destination.startswith("/topic/admin/"):
+        admin = _ADMIN_TOPIC.fullmatch(destination)
+        return Destination(Kind.ADMIN, destination, admin.group(1)) if admin else None
     if destination.startswith("/topic/"):
         if destination == "/topic/announcements":
             return Destination(Kind.ANNOUNCEMENTS, destination)
@@ -76,6 +81,10 @@ def subscription_route(principal: Principal, destination: str) -> str:
         return destination
     if not principal.authenticated or principal.name is None:
         raise Forbidden(destination)
+    if dest.kind is Kind.ADMIN:
+        if principal.role is not Role.ADMIN:
+            raise Forbidden(destination)
+        return destination
     if dest.kind is Kind.TOPIC:
         return destination
     if dest.kind is Kind.USER and dest.key is not None:

@@ -49,6 +49,10 @@ HTTP_KINDS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "The request is malformed: not JSON, or a required header is missing."),
     "unauthorized": (401, "No bearer token, or one that is expired or not genuine."),
     "not_admin": (403, "The operation needs the admin role."),
+    "not_scanner": (
+        403,
+        "The operation needs a door scanner's token (`POST /api/admin/scanners`).",
+    ),
     "validation": (422, "The JSON body does not match the schema; `errors` lists each fault."),
     "route_not_found": (404, "No such resource under /api."),
     "method_not_allowed": (405, "The resource exists but not with this method; see `Allow`."),

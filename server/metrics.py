@@ -50,6 +50,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from booking.checkin import Merged, Reason
 from booking.hooks import (
     BookingHooks,
     CheckoutOutcome,
@@ -74,6 +75,8 @@ PREFIX = "concert_hub_"
 HOLD_OUTCOMES = tuple(o.value for o in HoldOutcome)
 #: Outcomes of a checkout (``concert_hub_checkouts_total{outcome}``).
 CHECKOUT_OUTCOMES = tuple(o.value for o in CheckoutOutcome)
+#: Answers to door scans and outcomes of offline uploads (``concert_hub_checkin_scans_total``).
+CHECKIN_RESULTS = tuple(dict.fromkeys([*(r.value for r in Reason), *(m.value for m in Merged)]))
 #: Why a refund was made (``concert_hub_refunds_total{reason}``).
 REFUND_REASONS = tuple(r.value for r in RefundReason)
 #: How a refund went (``concert_hub_refunds_total{outcome}``).
@@ -224,6 +227,11 @@ class BookingMetrics:
         )  # fmt: skip
         self.refunds = _counter(r, "refunds", "Refunds by reason and outcome", "reason", "outcome")
         self.orders_cancelled = _counter(r, "orders_cancelled", "Paid orders cancelled")
+        self.checkin_scans = _counter(
+            r, "checkin_scans", "Door scans (online, and offline uploads), by result", "result"
+        )
+        for result in CHECKIN_RESULTS:
+            self.checkin_scans.labels(result)
         for outcome in HOLD_OUTCOMES:
             self.holds.labels(outcome)
         for outcome in CHECKOUT_OUTCOMES:
@@ -359,6 +367,7 @@ class NodeMetrics:
             for outcome in RefundOutcome
         }
         decision = booking.hold_decision
+        scans = {result: booking.checkin_scans.labels(result) for result in CHECKIN_RESULTS}
 
         def hold_ended(outcome: HoldOutcome, seconds: float) -> None:
             holds[outcome].inc()
@@ -372,6 +381,7 @@ class NodeMetrics:
             refunded=lambda reason, outcome: refunds[(reason, outcome)].inc(),
             order_cancelled=lambda _: booking.orders_cancelled.inc(),
             queue_joined=lambda event_id: joins.labels(str(event_id)).inc(),
+            ticket_scanned=lambda _, result: scans[result].inc(),
         )
 
 

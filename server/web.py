@@ -1,4 +1,5 @@
-"""The browser UI: ``/`` the audience app, ``/admin`` the admin console, ``/assets/…`` their files.
+"""The browser UI: ``/`` the audience app, ``/admin`` the admin console, ``/scan`` the door
+scanner, ``/assets/…`` their files.
 
 Both pages are built by Vite from ``web/`` into ``web/dist`` (``index.html``, ``admin.html`` and
 content-hashed files under ``assets/``). Routing inside the pages is by URL hash
@@ -67,6 +68,10 @@ def setup(app: web.Application, dist: Path | None = None) -> None:
     app.router.add_get("/admin", _page("admin.html"))
     app.router.add_get("/admin.html", _page("admin.html"))
     app.router.add_get("/admin/", _redirect("/admin"))
+    app.router.add_get("/scan", _page("scan.html"))
+    app.router.add_get("/scan.html", _page("scan.html"))
+    app.router.add_get("/scan/", _redirect("/scan"))
+    app.router.add_get("/scan-sw.js", _page("scan-sw.js"))  # the scanner's service worker
     app.router.add_get("/assets/{path:.+}", asset)
     app.router.add_get("/favicon.ico", favicon)
     app.middlewares.append(friendly_not_found)

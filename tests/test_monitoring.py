@@ -142,7 +142,7 @@ def test_a_fresh_node_exports_every_family_of_the_catalogue(
         "concert_hub_holds_total", "concert_hub_hold_decision_seconds_bucket",
         "concert_hub_holds_expired_total", "concert_hub_seats", "concert_hub_checkouts_total",
         "concert_hub_payment_duration_seconds_bucket", "concert_hub_refunds_total",
-        "concert_hub_orders_cancelled_total",
+        "concert_hub_orders_cancelled_total", "concert_hub_checkin_scans_total",
         # waiting room
         "concert_hub_queue_waiting", "concert_hub_queue_active_shoppers",
         "concert_hub_queue_admissions_total", "concert_hub_queue_joins_total",

@@ -17,11 +17,12 @@ export default defineConfig({
     // Every browser that runs this UI (ES modules, canvas roundRect) knows modulepreload.
     modulePreload: { polyfill: false },
     rollupOptions: {
-      input: { index: page('index.html'), admin: page('admin.html') },
+      input: { index: page('index.html'), admin: page('admin.html'), scan: page('scan.html') },
       output: {
         // Code both pages share gets a name that says what it is (else Rollup names the
         // chunk after whichever module it saw first).
         manualChunks(id) {
+          if (id.includes('/node_modules/jsqr/')) return 'jsqr'; // the scanner's alone
           if (id.includes('/node_modules/')) return 'vendor';
           if (id.includes('/src/shared/')) return 'shared';
           return undefined;

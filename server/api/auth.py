@@ -21,6 +21,8 @@ class Access(Enum):
     PUBLIC = "public"
     USER = "user"  # any authenticated principal
     ADMIN = "admin"
+    #: A door scanner's token (role ``scanner``).
+    SCANNER = "scanner"
     #: A token when one is sent (and then it must be valid), else anonymous: the endpoint
     #: decides (an order's link key is a credential of its own).
     OPTIONAL = "optional"
@@ -52,6 +54,8 @@ def authenticate(request: web.Request, access: Access) -> Principal:
         raise _unauthorized(f"the token is not valid: {exc}", "invalid_token") from None
     if access is Access.ADMIN and principal.role is not Role.ADMIN:
         raise Problem.of("not_admin", "this operation needs the admin role")
+    if access is Access.SCANNER and principal.role is not Role.SCANNER:
+        raise Problem.of("not_scanner", "this operation needs a scanner's token")
     return principal
 
 

@@ -39,7 +39,7 @@ def _error_statuses(op: Operation) -> list[int]:
         statuses.add(401)
     if op.query is not None:
         statuses.add(422)
-    if op.access is Access.ADMIN:
+    if op.access in (Access.ADMIN, Access.SCANNER):
         statuses.add(403)
     return sorted(statuses)
 
@@ -182,7 +182,7 @@ def build_page(operations: list[Operation], document: dict[str, Any]) -> str:
         out.append(f"<h2>{e(tag)}</h2>")
         for op in (o for o in operations if o.tag == tag):
             who = {Access.PUBLIC: "public", Access.USER: "bearer token",
-                   Access.ADMIN: "admin token",
+                   Access.ADMIN: "admin token", Access.SCANNER: "scanner token",
                    Access.OPTIONAL: "bearer token or order key"}[op.access]  # fmt: skip
             out.append(f'<div class=op id="{e(op.operation_id)}">')
             out.append(f"<span class=who>{who}</span>")

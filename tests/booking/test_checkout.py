@@ -303,13 +303,16 @@ async def test_ticket_verification(service: BookingCore, event: EventInfo, hold:
         "seat_id": "A-A-1",
         "order_id": rendered(paid)["order_id"],
     }
-    payload, mac = code.split(".")
-    tampered_mac = payload + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
+    # an Ed25519 code: T2.<kid>.<payload>.<signature>
+    version, kid, payload, signature = code.split(".")
+    tampered = f"{version}.{kid}.{payload}." + ("A" if signature[0] != "A" else "B") + signature[1:]
     order_id = rendered(paid)["order_id"]
-    other_payload = TicketSigner("x").issue(event.id, "A-A-1", order_id).split(".")[0]
+    other_payload = service.codes.issue(event.id, "A-A-9", order_id).split(".")[2]
     forged = [
-        tampered_mac,
-        f"{other_payload}.{mac}",
+        tampered,
+        f"{version}.{kid}.{other_payload}.{signature}",
+        f"{version}.nokey.{payload}.{signature}",
+        # legacy HMAC codes under another secret
         TicketSigner("another secret").issue(event.id, "A-A-1", rendered(paid)["order_id"]),
         # genuinely signed but never issued
         service.orders.signer.issue(event.id, "A-A-2", rendered(paid)["order_id"]),

@@ -1,6 +1,7 @@
 import { useEffect } from 'react';
 
 import { BroadcastForm } from './components/BroadcastForm';
+import { CheckinPanel } from './components/CheckinPanel';
 import { CreateEventForm } from './components/CreateEventForm';
 import { EventsPanel } from './components/EventsPanel';
 import { Login } from './components/Login';
@@ -12,6 +13,7 @@ import { pollStats } from './stats';
 export function AdminApp() {
   const api = useSession((s) => s.api);
   const logout = useSession((s) => s.logout);
+  const token = useSession((s) => s.token);
 
   // A token kept from an earlier visit is checked once at start.
   useEffect(() => {
@@ -52,6 +54,7 @@ export function AdminApp() {
             </div>
             <div className="admin-grid__side">
               <BroadcastForm api={api} />
+              {token && <CheckinPanel api={api} token={token} />}
             </div>
           </div>
         )}

@@ -3,6 +3,25 @@
 import { requestJson } from '../shared/http';
 import type { Announcement, AnnouncementLevel, AuditEntry, EventCreate, EventDetail, EventPatch, EventSummary, Order, OrderFile, RefundRecord, Stats } from '../shared/types';
 
+export interface CheckinProgress {
+  event_id: number;
+  sold: number;
+  scanned: number;
+  by_gate: Record<string, number>;
+  per_minute: { minute: string; admitted: number }[];
+}
+
+export interface CheckinConflict {
+  ticket_id: string;
+  seat_id: string;
+  first_gate: string;
+  first_at: string;
+  second_gate: string;
+  second_at: string;
+  second_device: string;
+  second_offline: boolean;
+}
+
 const orderPath = (id: string): string => `/api/admin/orders/${encodeURIComponent(id)}`;
 
 export function adminApi(token: string) {
@@ -27,6 +46,10 @@ export function adminApi(token: string) {
       requestJson('POST', `${orderPath(id)}/resend`, { token, body: email ? { reason, email } : { reason } }),
     refundManually: (id: string, reason: string): Promise<RefundRecord> => requestJson('POST', `${orderPath(id)}/refund/manual`, { token, body: { reason } }),
     audit: (): Promise<AuditEntry[]> => requestJson('GET', '/api/admin/audit?limit=50', { token }),
+    // Door check-in.
+    checkinConflicts: (eventId: number): Promise<CheckinConflict[]> =>
+      requestJson('GET', `/api/admin/events/${eventId}/checkin/conflicts`, { token }),
+    checkinProgress: (eventId: number): Promise<CheckinProgress> => requestJson('GET', `/api/admin/events/${eventId}/checkin`, { token }),
   };
 }
 

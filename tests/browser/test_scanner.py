@@ -1,0 +1,185 @@
+"""The door scanner page (``/scan``) in Chromium with a fake camera that films a real ticket's
+QR code: the first scan admits, the next says already used, and with the network cut the page
+still admits from its cached check-in list and syncs when the network is back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import segno
+from playwright.sync_api import Browser, Playwright, expect
+
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DESKTOP,
+    WAIT_MS,
+    Pages,
+    admin_token,
+    create_event,
+    element,
+)
+from tests.conftest import ServerProcess
+from tests.conftest import rest as api
+
+WIDTH, HEIGHT = 640, 480
+
+
+def render_y4m(code: str, path: Path, frames: int = 5) -> Path:
+    """A Y4M video (4:2:0, grey) of ``code``'s QR code, black on white, centred."""
+    qr = segno.make(code, error="m")
+    scale = max(1, min(WIDTH, HEIGHT) // (qr.symbol_size(scale=1, border=4)[0]))
+    rows = [bytes(0 if dark else 255 for dark in row)
+            for row in qr.matrix_iter(scale=scale, border=4)]  # fmt: skip
+    top, left = (HEIGHT - len(rows)) // 2, (WIDTH - len(rows[0])) // 2
+    luma = bytearray(b"\xff" * (WIDTH * HEIGHT))
+    for y, row in enumerate(rows):
+        start = (top + y) * WIDTH + left
+        luma[start : start + len(row)] = row
+    chroma = b"\x80" * (WIDTH // 2 * HEIGHT // 2)
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + bytes(luma) + chroma + chroma)
+    return path
+
+
+def buy_codes(node: ServerProcess, event_id: int, seats: list[str]) -> list[str]:
+    token = node.token(f"fan-{time.time_ns()}")
+    status, hold = api(node, "POST", f"/api/events/{event_id}/holds", {"seats": seats},
+                       token=token)  # fmt: skip
+    assert status == 201, (status, hold)
+    status, order = api(
+        node, "POST", f"/api/holds/{hold['hold_id']}/checkout",
+        {"payment": {"method": "card", "token": "tok_visa"}},
+        token=token, headers={"Idempotency-Key": f"k-{time.time_ns()}"},
+    )  # fmt: skip
+    assert status == 201, (status, order)
+    by_seat = {t["seat_id"]: t["code"] for t in order["tickets"]}
+    return [by_seat[s] for s in seats]
+
+
+def mint_scanner(node: ServerProcess, gate: str, event_id: int) -> str:
+    body = {"device": f"dev-{time.time_ns()}", "gate": gate, "event_id": event_id}
+    status, scanner = api(node, "POST", "/api/admin/scanners", body, token=admin_token(node))
+    assert status == 201, (status, scanner)
+    return str(scanner["token"])
+
+
+@pytest.fixture
+def camera_browser(playwright: Playwright, tmp_path: Path) -> Iterator[tuple[Browser, Path]]:
+    """A Chromium whose camera films ``tmp_path / "camera.y4m"`` (written before the page
+    asks for the camera)."""
+    video = tmp_path / "camera.y4m"
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    ]
+    assert CHROMIUM.exists()
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
+        yield browser, video
+    finally:
+        browser.close()
+
+
+def test_the_scanner_page_admits_once_and_keeps_working_offline(
+    ui_server: ServerProcess, camera_browser: tuple[Browser, Path]
+) -> None:
+    browser, video = camera_browser
+    node = ui_server
+    event_id = create_event(node, "Door Night")
+    filmed, typed = buy_codes(node, event_id, ["S-A-1", "S-A-2"])
+    render_y4m(filmed, video)
+    token = mint_scanner(node, "Door 1", event_id)
+
+    context = browser.new_context(**DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{node.http_url}/scan#token={token}")
+        result = page.get_by_test_id("scan-result")
+        expect(result).to_have_attribute("data-reason", "admitted", timeout=WAIT_MS)
+        expect(result).to_contain_text("Admitted")
+        expect(result).to_contain_text("S-A-1")
+        assert "token" not in page.url  # the token left the address bar (and the history)
+
+        page.reload()  # the camera still films the same ticket: a second scan
+        expect(result).to_have_attribute("data-reason", "already_used", timeout=WAIT_MS)
+        expect(result).to_contain_text("Already used")
+        expect(result).to_contain_text("Door 1")
+
+        expect(page.get_by_test_id("scan-list")).to_contain_text("2 tickets cached")
+        assert page.evaluate("navigator.serviceWorker.ready.then(r => r.active !== null)")
+        context.set_offline(True)
+        # the page opens without a network (its service worker), with the list it cached: the
+        # filmed ticket is known as used
+        page.reload()
+        expect(page.get_by_test_id("scan-status")).to_have_text("Offline")
+        expect(page.get_by_test_id("scan-list")).to_contain_text("2 tickets cached")
+        expect(result).to_have_attribute("data-reason", "already_used", timeout=WAIT_MS)
+        expect(result).to_contain_text("checked offline")
+        page.get_by_test_id("manual-code").fill(typed)
+        page.get_by_test_id("manual-submit").click()
+        expect(result).to_have_attribute("data-reason", "admitted")
+        expect(result).to_contain_text("checked offline")
+        expect(page.get_by_test_id("scan-queued")).to_have_text("1")
+        # offline, the same ticket again is already used (from this scanner's own record)
+        page.get_by_test_id("manual-code").fill(typed)
+        page.get_by_test_id("manual-submit").click()
+        expect(result).to_have_attribute("data-reason", "already_used")
+        expect(page.get_by_test_id("scan-queued")).to_have_text("1")
+
+        context.set_offline(False)
+        expect(page.get_by_test_id("scan-queued")).to_have_text("0", timeout=WAIT_MS)
+        expect(page.get_by_test_id("scan-status")).to_have_text("Online")
+        # the server has the offline redemption: another gate is told it was used at Door 1
+        other = mint_scanner(node, "Door 2", event_id)
+        status, answer = api(node, "POST", "/api/checkin", {"code": typed}, token=other)
+        assert status == 200, (status, answer)
+        assert (answer["result"], answer["used_gate"]) == ("already_used", "Door 1")
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_the_admin_console_shows_checkin_progress_and_conflicts(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    node = ui_server
+    event_id = create_event(node, "Conflict Night")
+    first, second = buy_codes(node, event_id, ["S-B-1", "S-B-2"])
+    admin = pages.open(node.http_url + "/admin", "admin")
+    element(admin, "admin-token").fill(admin_token(node))
+    element(admin, "admin-login").click()
+    element(admin, "checkin-event").fill(str(event_id))
+    element(admin, "checkin-event").press("Enter")
+    expect(element(admin, "checkin-progress")).to_contain_text("0 of 2 scanned")
+
+    online = mint_scanner(node, "North", event_id)
+    status, answer = api(node, "POST", "/api/checkin", {"code": first}, token=online)
+    assert (status, answer["result"]) == (200, "admitted")
+    # an offline scanner let the same ticket in a minute earlier, and syncs now
+    earlier = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    offline = mint_scanner(node, "South", event_id)
+    status, synced = api(node, "POST", f"/api/checkin/events/{event_id}/sync",
+                         {"redemptions": [{"code": first, "at": earlier},
+                                          {"code": second, "at": earlier}]},
+                         token=offline)  # fmt: skip
+    assert status == 200, (status, synced)
+
+    expect(element(admin, "checkin-progress")).to_contain_text("2 of 2 scanned")
+    expect(element(admin, "checkin-gates")).to_contain_text("South: 2")
+    expect(element(admin, "checkin-gates")).to_contain_text("North: 1")
+    conflicts = element(admin, "checkin-conflicts")
+    expect(conflicts).to_contain_text("Seat S-B-1: South")
+    expect(conflicts).to_contain_text("then North")
+    pages.snap(admin, "checkin-panel")

@@ -1,0 +1,417 @@
+// The door scanner (/scan): camera QR scanning (the browser's BarcodeDetector where it reads QR
+// codes, else jsQR), a big green or red answer with its reason, a beep and a buzz, manual entry,
+// and offline scanning from the cached check-in list with a queue that syncs when back online.
+
+import jsQR from 'jsqr';
+import { useCallback, useEffect, useRef, useState } from 'react';
+
+import { ApiError, describeError, isNetworkError, requestJson } from '../shared/http';
+import { load, save } from '../shared/storage';
+import { type CheckInList, type Reason, fromBase64Url, reasonText, verifyOffline } from './codes';
+import * as store from './store';
+
+interface Claims {
+  gate: string | null;
+  eventId: number | null;
+}
+
+interface ScanAnswer {
+  result: Reason;
+  admitted: boolean;
+  seat_id?: string | null;
+  tier?: string | null;
+  used_gate?: string | null;
+  used_at?: string | null;
+}
+
+interface Shown {
+  reason: Reason;
+  seat?: string | null;
+  tier?: string | null;
+  usedGate?: string | null;
+  usedAt?: string | null;
+  offline: boolean;
+  at: number;
+}
+
+interface Queued {
+  code: string;
+  at: string;
+  ticketId: string;
+}
+
+/** The same code is read again only after it was out of view this long. */
+const SAME_CODE_PAUSE_MS = 1500;
+const SYNC_EVERY_MS = 5000;
+const LIST_EVERY_MS = 60_000;
+const FRAME_EVERY_MS = 150;
+
+function readClaims(token: string): Claims {
+  try {
+    const body = JSON.parse(new TextDecoder().decode(fromBase64Url(token.split('.')[1] ?? ''))) as { gate?: string; evt?: number };
+    return { gate: body.gate ?? null, eventId: typeof body.evt === 'number' ? body.evt : null };
+  } catch {
+    return { gate: null, eventId: null };
+  }
+}
+
+function tokenFromHash(): string | null {
+  const match = /token=([^&]+)/.exec(window.location.hash);
+  if (!match) return null;
+  history.replaceState(null, '', window.location.pathname);
+  return decodeURIComponent(match[1] ?? '');
+}
+
+function feedback(admitted: boolean): void {
+  navigator.vibrate?.(admitted ? 120 : [120, 60, 120]);
+  try {
+    const audio = new AudioContext();
+    const tone = audio.createOscillator();
+    tone.frequency.value = admitted ? 880 : 220;
+    tone.connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + (admitted ? 0.12 : 0.35));
+    tone.onended = () => void audio.close();
+  } catch {
+    // no audio (autoplay policy before a gesture): the colour and the buzz remain
+  }
+}
+
+type Detector = { detect(source: CanvasImageSource): Promise<{ rawValue: string }[]> };
+
+async function qrDetector(): Promise<Detector | null> {
+  const Native = (window as unknown as { BarcodeDetector?: { new (o: { formats: string[] }): Detector; getSupportedFormats(): Promise<string[]> } }).BarcodeDetector;
+  if (!Native) return null;
+  try {
+    return (await Native.getSupportedFormats()).includes('qr_code') ? new Native({ formats: ['qr_code'] }) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function ScanApp() {
+  const [token, setToken] = useState<string | null>(() => {
+    const fresh = tokenFromHash();
+    if (fresh) save('scan.token', fresh);
+    return fresh ?? load<string>('scan.token');
+  });
+  const claims = token ? readClaims(token) : { gate: null, eventId: null };
+  const [eventId, setEventId] = useState<number | null>(claims.eventId ?? load<number>('scan.event'));
+  const [list, setList] = useState<CheckInList | null>(null);
+  const [queue, setQueue] = useState<Queued[]>([]);
+  const [online, setOnline] = useState(navigator.onLine);
+  const [shown, setShown] = useState<Shown | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [camera, setCamera] = useState<string>('starting');
+  const [manual, setManual] = useState('');
+  const usedHere = useRef(new Set<string>());
+  const queueRef = useRef<Queued[]>([]);
+  const listRef = useRef<CheckInList | null>(null);
+  const videoRef = useRef<HTMLVideoElement>(null);
+  const syncing = useRef(false);
+
+  const setQueued = useCallback(
+    (next: Queued[]) => {
+      queueRef.current = next;
+      setQueue(next);
+      if (eventId !== null) void store.put(`queue:${eventId}`, next);
+    },
+    [eventId],
+  );
+
+  const refreshList = useCallback(async () => {
+    if (!token || eventId === null) return;
+    try {
+      const fresh = await requestJson<CheckInList>('GET', `/api/checkin/events/${eventId}/list`, { token, timeoutMs: 10_000 });
+      listRef.current = fresh;
+      setList(fresh);
+      setOnline(true);
+      await store.put(`list:${eventId}`, fresh);
+    } catch (caught) {
+      if (isNetworkError(caught)) {
+        setOnline(false);
+        const cached = await store.get<CheckInList>(`list:${eventId}`);
+        if (cached) {
+          listRef.current = cached;
+          setList(cached);
+        }
+      } else setError(describeError(caught));
+    }
+  }, [token, eventId]);
+
+  const sync = useCallback(async () => {
+    const pending = queueRef.current;
+    if (!token || eventId === null || pending.length === 0 || syncing.current || !navigator.onLine) return;
+    syncing.current = true;
+    try {
+      const batch = pending.slice(0, 2000);
+      await requestJson('POST', `/api/checkin/events/${eventId}/sync`, {
+        token,
+        body: { redemptions: batch.map((q) => ({ code: q.code, at: q.at })) },
+        timeoutMs: 15_000,
+      });
+      const sent = new Set(batch.map((q) => q.ticketId + q.at));
+      setQueued(queueRef.current.filter((q) => !sent.has(q.ticketId + q.at)));
+      setOnline(true);
+      await refreshList();
+    } catch (caught) {
+      if (isNetworkError(caught)) setOnline(false);
+      else setError(describeError(caught));
+    } finally {
+      syncing.current = false;
+    }
+  }, [token, eventId, refreshList, setQueued]);
+
+  // start: the cached queue and list, then a fresh list
+  useEffect(() => {
+    if (eventId === null) return;
+    void (async () => {
+      const saved = await store.get<Queued[]>(`queue:${eventId}`);
+      if (saved) {
+        queueRef.current = saved;
+        setQueue(saved);
+        for (const q of saved) usedHere.current.add(q.ticketId);
+      }
+      const cached = await store.get<CheckInList>(`list:${eventId}`);
+      if (cached && listRef.current === null) {
+        listRef.current = cached;
+        setList(cached);
+      }
+      await refreshList();
+    })();
+  }, [eventId, refreshList]);
+
+  useEffect(() => {
+    const up = () => {
+      setOnline(true);
+      void sync();
+    };
+    const down = () => setOnline(false);
+    window.addEventListener('online', up);
+    window.addEventListener('offline', down);
+    const timer = setInterval(() => void sync(), SYNC_EVERY_MS);
+    // tickets sold and orders cancelled since: a fresh list while the network is there
+    const refresh = setInterval(() => {
+      if (navigator.onLine && queueRef.current.length === 0) void refreshList();
+    }, LIST_EVERY_MS);
+    return () => {
+      window.removeEventListener('online', up);
+      window.removeEventListener('offline', down);
+      clearInterval(timer);
+      clearInterval(refresh);
+    };
+  }, [sync, refreshList]);
+
+  const show = useCallback((next: Omit<Shown, 'at'>) => {
+    setShown({ ...next, at: Date.now() });
+    feedback(next.reason === 'admitted' || next.reason === 'exited');
+  }, []);
+
+  const offlineScan = useCallback(
+    async (code: string) => {
+      const cached = listRef.current;
+      if (cached === null || eventId === null) {
+        setError('Offline and no check-in list cached: connect once to download it.');
+        return;
+      }
+      const verdict = await verifyOffline(code, eventId, cached, usedHere.current);
+      if (verdict.reason === 'admitted') {
+        usedHere.current.add(verdict.ticketId);
+        setQueued([...queueRef.current, { code, at: new Date().toISOString(), ticketId: verdict.ticketId }]);
+      }
+      show({ reason: verdict.reason, seat: verdict.seatId, offline: true });
+    },
+    [eventId, setQueued, show],
+  );
+
+  const handle = useCallback(
+    async (code: string) => {
+      setError(null);
+      if (!token || eventId === null) return;
+      if (!navigator.onLine) {
+        setOnline(false);
+        await offlineScan(code);
+        return;
+      }
+      try {
+        const answer = await requestJson<ScanAnswer>('POST', '/api/checkin', { token, body: { code, event_id: eventId }, timeoutMs: 4000 });
+        setOnline(true);
+        show({ reason: answer.result, seat: answer.seat_id, tier: answer.tier, usedGate: answer.used_gate, usedAt: answer.used_at, offline: false });
+        void sync();
+      } catch (caught) {
+        if (isNetworkError(caught)) {
+          setOnline(false);
+          await offlineScan(code);
+        } else if (caught instanceof ApiError && caught.status === 401) {
+          setError('This scanner’s token is no longer valid (expired or revoked): ask for a new one.');
+        } else setError(describeError(caught));
+      }
+    },
+    [token, eventId, offlineScan, show, sync],
+  );
+
+  // the camera: frames to the detector, each new code once while it stays in view
+  useEffect(() => {
+    if (!token || eventId === null) return;
+    let stream: MediaStream | null = null;
+    let timer: ReturnType<typeof setInterval> | null = null;
+    let last: { code: string; seen: number } | null = null;
+    let busy = false;
+    const canvas = document.createElement('canvas');
+    const context = canvas.getContext('2d', { willReadFrequently: true });
+    void (async () => {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
+      } catch (caught) {
+        setCamera(`no camera (${caught instanceof Error ? caught.message : String(caught)}): enter codes by hand`);
+        return;
+      }
+      const video = videoRef.current;
+      if (!video) return;
+      video.srcObject = stream;
+      await video.play().catch(() => undefined);
+      const detector = await qrDetector();
+      setCamera(detector ? 'scanning (BarcodeDetector)' : 'scanning (jsQR)');
+      timer = setInterval(async () => {
+        if (busy || video.readyState < 2 || !context) return;
+        busy = true;
+        try {
+          let code: string | null = null;
+          if (detector) {
+            const found = await detector.detect(video);
+            code = found[0]?.rawValue ?? null;
+          } else {
+            canvas.width = video.videoWidth;
+            canvas.height = video.videoHeight;
+            context.drawImage(video, 0, 0);
+            const image = context.getImageData(0, 0, canvas.width, canvas.height);
+            code = jsQR(image.data, image.width, image.height, { inversionAttempts: 'dontInvert' })?.data ?? null;
+          }
+          const now = Date.now();
+          if (code) {
+            const fresh = last === null || last.code !== code || now - last.seen > SAME_CODE_PAUSE_MS;
+            last = { code, seen: now };
+            if (fresh) await handle(code);
+          }
+        } finally {
+          busy = false;
+        }
+      }, FRAME_EVERY_MS);
+    })();
+    return () => {
+      if (timer) clearInterval(timer);
+      stream?.getTracks().forEach((t) => t.stop());
+    };
+  }, [token, eventId, handle]);
+
+  if (!token) {
+    return (
+      <main className="scan-setup">
+        <h1>Door scanner</h1>
+        <p>Paste the scanner token an admin minted for this device (or open the link they sent).</p>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const value = (new FormData(e.currentTarget).get('token') as string).trim();
+            if (value) {
+              save('scan.token', value);
+              setToken(value);
+            }
+          }}
+        >
+          <input name="token" data-testid="scan-token" aria-label="Scanner token" />
+          <button type="submit">Start</button>
+        </form>
+      </main>
+    );
+  }
+
+  if (eventId === null) {
+    return (
+      <main className="scan-setup">
+        <h1>Door scanner — {claims.gate ?? 'gate'}</h1>
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            const value = Number(new FormData(e.currentTarget).get('event'));
+            if (Number.isInteger(value) && value > 0) {
+              save('scan.event', value);
+              setEventId(value);
+            }
+          }}
+        >
+          <label>
+            Event id <input name="event" inputMode="numeric" data-testid="scan-event" />
+          </label>
+          <button type="submit">Start</button>
+        </form>
+      </main>
+    );
+  }
+
+  const good = shown !== null && (shown.reason === 'admitted' || shown.reason === 'exited');
+  return (
+    <main className="scan">
+      <header className="scan-bar">
+        <strong>Gate {claims.gate ?? '?'}</strong> · event {eventId}
+        <span data-testid="scan-status" className={online ? 'scan-online' : 'scan-offline'}>
+          {online ? 'Online' : 'Offline'}
+        </span>
+        <span>
+          Queued: <span data-testid="scan-queued">{queue.length}</span>
+        </span>
+        <span data-testid="scan-list">{list ? `${list.valid.length} tickets cached` : 'no list yet'}</span>
+      </header>
+      <video ref={videoRef} className="scan-video" muted playsInline data-testid="scan-video" />
+      <p className="scan-camera" data-testid="scan-camera">
+        Camera: {camera}
+      </p>
+      <section
+        className={`scan-result ${shown === null ? '' : good ? 'scan-good' : 'scan-bad'}`}
+        data-testid="scan-result"
+        data-reason={shown?.reason ?? ''}
+        aria-live="assertive"
+      >
+        {shown === null ? (
+          <span>Point the camera at a ticket’s QR code</span>
+        ) : (
+          <>
+            <span className="scan-word">{reasonText(shown.reason)}</span>
+            {shown.seat && (
+              <span>
+                Seat {shown.seat}
+                {shown.tier ? ` · ${shown.tier}` : ''}
+              </span>
+            )}
+            {shown.reason === 'already_used' && shown.usedGate && (
+              <span>
+                at {shown.usedGate}
+                {shown.usedAt ? `, ${new Date(shown.usedAt).toLocaleTimeString()}` : ''}
+              </span>
+            )}
+            {shown.offline && <span>(checked offline)</span>}
+          </>
+        )}
+      </section>
+      {error && (
+        <p role="alert" data-testid="scan-error">
+          {error}
+        </p>
+      )}
+      <form
+        className="scan-manual"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const code = manual.trim();
+          if (code) void handle(code);
+          setManual('');
+        }}
+      >
+        <input value={manual} onChange={(e) => setManual(e.target.value)} placeholder="Ticket code" aria-label="Ticket code" data-testid="manual-code" />
+        <button type="submit" data-testid="manual-submit">
+          Check
+        </button>
+      </form>
+    </main>
+  );
+}

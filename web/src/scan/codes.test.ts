@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+
+import { type CheckInList, parseCode, ticketId, toBase64Url, verifyOffline } from './codes';
+
+const encoder = new TextEncoder();
+
+async function keyAndCode(eventId: number, seat: string) {
+  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const raw = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+  const kid = 'k1';
+  const signed = `T2.${kid}.${toBase64Url(encoder.encode(`${eventId}|${seat}|0badf00d`))}`;
+  const signature = new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, pair.privateKey, encoder.encode(signed)));
+  return { code: `${signed}.${toBase64Url(signature)}`, key: { kid, public_key: toBase64Url(raw), created_at: '', retired_at: null } };
+}
+
+function list(keys: CheckInList['keys'], extra: Partial<CheckInList> = {}): CheckInList {
+  return { event_id: 7, generated_at: '', reentry: false, valid: [], void: [], used: [], keys, ...extra };
+}
+
+describe('ticket codes', () => {
+  it('computes the same ticket id as the server', async () => {
+    // booking.ticket_keys.ticket_id of the same text
+    expect(await ticketId('T2.abcd1234.MTJ8QS1BLTF8ZGVhZGJlZWY.sig')).toBe('rhce8y5h_LoJAT3d');
+  });
+
+  it('parses what a code says without trusting it', () => {
+    expect(parseCode('T2.abcd1234.MTJ8QS1BLTF8ZGVhZGJlZWY.c2ln')).toMatchObject({ kind: 'ed25519', kid: 'abcd1234', eventId: 12, seatId: 'A-A-1' });
+    expect(parseCode('payload.mac')).toEqual({ kind: 'legacy' });
+    expect(parseCode('garbage')).toBeNull();
+  });
+
+  it('verifies offline: admitted, then already used, and refuses forged, void and other events', async () => {
+    const { code, key } = await keyAndCode(7, 'S-A-1');
+    const used = new Set<string>();
+    const cached = list([key]);
+    expect((await verifyOffline(code, 7, cached, used)).reason).toBe('admitted');
+    used.add(await ticketId(code));
+    expect((await verifyOffline(code, 7, cached, used)).reason).toBe('already_used');
+    expect((await verifyOffline(code, 8, cached, new Set())).reason).toBe('wrong_event');
+    const tampered = code.slice(0, -2) + (code.endsWith('A') ? 'BB' : 'AA');
+    expect((await verifyOffline(tampered, 7, cached, new Set())).reason).toBe('forged');
+    expect((await verifyOffline(code, 7, list([]), new Set())).reason).toBe('forged');
+    const voided = list([key], { void: [await ticketId(code)] });
+    expect((await verifyOffline(code, 7, voided, new Set())).reason).toBe('void');
+  });
+
+  it('admits a legacy code offline only when the list names it', async () => {
+    const legacy = 'cGF5bG9hZA.bWFj';
+    expect((await verifyOffline(legacy, 7, list([]), new Set())).reason).toBe('forged');
+    const known = list([], { valid: [await ticketId(legacy)] });
+    expect((await verifyOffline(legacy, 7, known, new Set())).reason).toBe('admitted');
+  });
+});
