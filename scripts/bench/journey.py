@@ -20,8 +20,10 @@ Redis instead, keys under a prefix of this run's own). ``--nodes`` concert-hub
 nodes (``python -m server serve``, REST/STOMP rate limits out of the way,
 ``--position-interval-s --interval``, ``--payment-latency-ms``; ``--server-cmd-extra`` adds
 flags). One event, created over REST by an admin: ``--seats`` seats in rows of 25 (front rows
-first), waiting room on, ``--admission-rate`` admissions/s, ``--max-active`` active shoppers,
-hold TTL 600 s, at most 4 seats per user, status ``paused`` (so joiners wait in the pre-queue).
+first), waiting room on, ``--admission-rate`` admissions/s, ``--max-active`` active shoppers
+(default: as many as users: a buyer who found nothing stays active until its admission lapses,
+so a cap stalls the queue), hold TTL 600 s, at most 4 seats per user, status ``paused`` (so
+joiners wait in the pre-queue).
 
 The journey
 -----------
@@ -718,7 +720,8 @@ def start_nodes(
             if args.profile_server and i == 0:
                 out = Path(args.profile_server).resolve()
                 out.mkdir(parents=True, exist_ok=True)
-                cmd[1:1] = ["-m", "cProfile", "-o", str(out / "node0.prof")]
+                assert cmd[1:3] == ["-m", "server"]
+                cmd[1:3] = [str(Path(__file__).with_name("profiled.py")), str(out / "node0.prof")]
             nodes.append((ChildProcess(cmd, tmp / f"node{i}.log", f"node {i}"), port))
         for child, port in nodes:
             child.wait_ready(
@@ -743,7 +746,7 @@ def create_event(args: argparse.Namespace, port: int, admin: str) -> int:
         "name": "Journey bench", "venue": "Arena", "starts_at": iso_in(30 * 86400),
         "sale_opens_at": iso_in(-60), "sale_closes_at": iso_in(86400), "status": "paused",
         "waiting_room": True, "admission_rate": args.admission_rate,
-        "max_active_shoppers": args.max_active, "hold_ttl_s": 600,
+        "max_active_shoppers": args.max_active or args.users, "hold_ttl_s": 600,
         "max_seats_per_user": MAX_SEATS_PER_USER,
         "layout": {"tiers": [{"name": "T", "price_cents": 5000}], "sections": sections},
     })  # fmt: skip
@@ -1072,9 +1075,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seats", type=int, default=2000, help="seats of the event (rows of 25)")
     p.add_argument("--nodes", type=int, default=1, help="concert-hub nodes (>1: own redis)")
     p.add_argument("--admission-rate", type=float, default=100.0, help="admissions per second")
-    p.add_argument("--max-active", type=int, default=1000, help="max active shoppers")
+    p.add_argument(
+        "--max-active", type=int, default=0, help="max active shoppers (0: as many as users)"
+    )
     p.add_argument("--interval", type=float, default=2.0, help="--position-interval-s")
-    p.add_argument("--attempts", type=int, default=5, help="hold attempts per buyer")
+    p.add_argument("--attempts", type=int, default=10, help="hold attempts per buyer")
     p.add_argument("--hot-share", type=float, default=0.6, help="picks among the best seats")
     p.add_argument("--hot-fraction", type=float, default=0.2, help="the best seats: this share")
     p.add_argument("--think-ms", type=float, default=200.0, help="hold → checkout pause")
