@@ -5,12 +5,24 @@ the client subscribed to, its subscription id, its STOMP version, its transport 
 whether it acknowledges. Browsers using one client library all subscribe with the same ids, so a
 message to 5,000 of them is usually encoded and framed once and the loop per recipient is just a
 transport write (STYLE.md point 5). No task or coroutine is created per recipient.
+
+Writing to 10,000 sockets takes the event loop tens of milliseconds, and a REST request that
+arrives meanwhile would wait for all of it. So a fan-out larger than :data:`SLICE` recipients
+(or any fan-out while another is still being written) becomes a *job* in one FIFO queue: each
+turn of the event loop writes at most :data:`SLICE` recipients, then yields, so requests and
+``/app`` commands are served between slices. The recipients of a job are fixed when it is
+queued, and every message to a session goes through the same queue while it is not empty
+(:meth:`Broker.send_to` too), so each session still gets its messages in publication order.
+:meth:`Broker.drained` lets a producer (the seat-map tick) wait until everything queued is
+written: a delta is never queued behind the previous one still going out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from protocol.codec import encode_message
@@ -23,6 +35,9 @@ from server.metrics import BrokerMetrics
 
 #: (destination as subscribed, subscription id, version, framing, client-acknowledged)
 GroupKey = tuple[str, str, StompVersion, Framing, bool]
+
+#: Most recipients written in one turn of the event loop (a few milliseconds of writes).
+SLICE = 500
 
 
 class Subscriber(Protocol):
@@ -62,6 +77,10 @@ class Broker:
         self._messages_out = metrics.frames_out.labels("MESSAGE")
         #: Routes whose messages a server component handles before (or instead of) fan-out.
         self._handlers: dict[str, Callable[[Message], None]] = {}
+        #: Fan-outs still being written, oldest first, and how far the first one got.
+        self._jobs: deque[_Job] = deque()
+        self._cursor = 0
+        self._idle: asyncio.Event | None = None
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -149,7 +168,9 @@ class Broker:
                 body=body,
             )
         )
-        if tracked:
+        if self._jobs:  # behind what is still being written to this session, not before it
+            self._queue(_Job(payload, ((session, subscription),), message_id, tracked))
+        elif tracked:
             session.push_tracked(payload, subscription, message_id)
         else:
             session.push(payload)
@@ -174,6 +195,7 @@ class Broker:
         if entry is None:
             return
         message_id = message.message_id
+        now = not self._jobs and entry.size <= SLICE  # small, and nothing queued: write now
         for (destination, sub_id, version, framing, tracked), members in tuple(
             entry.groups.items()
         ):
@@ -189,7 +211,10 @@ class Broker:
                     body=message.body,
                 )
             )
-            if tracked:
+            if not now:
+                recipients = tuple(members.items()) if tracked else tuple(members)
+                self._queue(_Job(payload, recipients, message_id, tracked))
+            elif tracked:
                 for session, subscription in tuple(members.items()):
                     session.push_tracked(payload, subscription, message_id)
             else:
@@ -197,3 +222,72 @@ class Broker:
                     session.push(payload)
         self._deliveries.inc(entry.size)
         self._messages_out.inc(entry.size)
+
+    # -- the queue of fan-outs being written ------------------------------------------------
+
+    def _queue(self, job: _Job) -> None:
+        if not self._jobs:
+            asyncio.get_running_loop().call_soon(self._write_slice)
+            if self._idle is not None:
+                self._idle.clear()
+        self._jobs.append(job)
+
+    def _write_slice(self) -> None:
+        """Write up to :data:`SLICE` recipients of the queued jobs, then yield to the loop."""
+        jobs = self._jobs
+        budget = SLICE
+        while jobs and budget > 0:
+            job = jobs[0]
+            start = self._cursor
+            end = min(len(job.recipients), start + budget)
+            payload = job.payload
+            if job.tracked:
+                message_id = job.message_id
+                for session, subscription in job.recipients[start:end]:  # type: ignore[misc]
+                    session.push_tracked(payload, subscription, message_id)
+            else:
+                for session in job.recipients[start:end]:
+                    session.push(payload)  # type: ignore[union-attr]
+            budget -= end - start
+            if end < len(job.recipients):
+                self._cursor = end
+            else:
+                jobs.popleft()
+                self._cursor = 0
+        if jobs:
+            asyncio.get_running_loop().call_soon(self._write_slice)
+        elif self._idle is not None:
+            self._idle.set()
+
+    @property
+    def backlog(self) -> int:
+        """Recipients queued and not yet written."""
+        return sum(len(job.recipients) for job in self._jobs) - self._cursor
+
+    async def drained(self) -> None:
+        """Return once every queued fan-out has been written (at once when none is)."""
+        if not self._jobs:
+            return
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        await self._idle.wait()
+
+
+class _Job:
+    """One queued fan-out: the bytes, and the recipients fixed when it was queued (sessions,
+    or (session, subscription) pairs when they acknowledge)."""
+
+    __slots__ = ("message_id", "payload", "recipients", "tracked")
+
+    def __init__(
+        self,
+        payload: bytes,
+        recipients: Sequence[Subscriber] | Sequence[tuple[Subscriber, Subscription]],
+        message_id: str,
+        tracked: bool,
+    ) -> None:
+        self.payload = payload
+        self.recipients = recipients
+        self.message_id = message_id
+        self.tracked = tracked
