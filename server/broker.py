@@ -14,7 +14,9 @@ turn of the event loop writes at most :data:`SLICE` recipients, then yields, so 
 queued, and every message to a session goes through the same queue while it is not empty
 (:meth:`Broker.send_to` too), so each session still gets its messages in publication order.
 :meth:`Broker.drained` lets a producer (the seat-map tick) wait until everything queued is
-written: a delta is never queued behind the previous one still going out.
+written: a delta is never queued behind the previous one still going out. The queue is bounded
+(:data:`MAX_BACKLOG` recipients): a node that falls that far behind writes everything at once,
+and its publishers wait on their sockets instead.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ GroupKey = tuple[str, str, StompVersion, Framing, bool]
 
 #: Most recipients written in one turn of the event loop (a few milliseconds of writes).
 SLICE = 500
+#: Most recipients queued. Past it the node is not keeping up: a fan-out then writes the whole
+#: queue and itself at once, holding the loop as an unsliced broker would, so that publishers
+#: wait on their sockets (TCP's back-pressure) rather than the queue growing without bound.
+MAX_BACKLOG = 40 * SLICE
 
 
 class Subscriber(Protocol):
@@ -80,6 +86,8 @@ class Broker:
         #: Fan-outs still being written, oldest first, and how far the first one got.
         self._jobs: deque[_Job] = deque()
         self._cursor = 0
+        self._backlog = 0  # recipients queued and not yet written
+        self._scheduled = False  # a _write_slice is due
         self._idle: asyncio.Event | None = None
 
     # -- subscriptions -----------------------------------------------------------------------
@@ -195,7 +203,10 @@ class Broker:
         if entry is None:
             return
         message_id = message.message_id
-        now = not self._jobs and entry.size <= SLICE  # small, and nothing queued: write now
+        overloaded = self._backlog + entry.size > MAX_BACKLOG
+        if overloaded:
+            self._write_all()  # falling behind: everything queued goes out now, then this
+        now = not self._jobs and (entry.size <= SLICE or overloaded)
         for (destination, sub_id, version, framing, tracked), members in tuple(
             entry.groups.items()
         ):
@@ -226,16 +237,28 @@ class Broker:
     # -- the queue of fan-outs being written ------------------------------------------------
 
     def _queue(self, job: _Job) -> None:
-        if not self._jobs:
+        if not self._jobs and self._idle is not None:
+            self._idle.clear()
+        if not self._scheduled:
             asyncio.get_running_loop().call_soon(self._write_slice)
-            if self._idle is not None:
-                self._idle.clear()
+            self._scheduled = True
         self._jobs.append(job)
+        self._backlog += len(job.recipients)
 
     def _write_slice(self) -> None:
         """Write up to :data:`SLICE` recipients of the queued jobs, then yield to the loop."""
+        self._scheduled = False
+        if self._write(SLICE):
+            asyncio.get_running_loop().call_soon(self._write_slice)
+            self._scheduled = True
+
+    def _write_all(self) -> None:
+        self._write(self._backlog)  # a _write_slice still scheduled finds the queue empty
+
+    def _write(self, budget: int) -> bool:
+        """Write up to ``budget`` queued recipients in order; whether any are left."""
         jobs = self._jobs
-        budget = SLICE
+        self._backlog -= budget
         while jobs and budget > 0:
             job = jobs[0]
             start = self._cursor
@@ -254,15 +277,12 @@ class Broker:
             else:
                 jobs.popleft()
                 self._cursor = 0
+        self._backlog += budget  # what the budget did not use
         if jobs:
-            asyncio.get_running_loop().call_soon(self._write_slice)
-        elif self._idle is not None:
+            return True
+        if self._idle is not None:
             self._idle.set()
-
-    @property
-    def backlog(self) -> int:
-        """Recipients queued and not yet written."""
-        return sum(len(job.recipients) for job in self._jobs) - self._cursor
+        return False
 
     async def drained(self) -> None:
         """Return once every queued fan-out has been written (at once when none is)."""
