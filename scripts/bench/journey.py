@@ -70,8 +70,10 @@ All times are CLOCK_MONOTONIC (shared by the processes of the machine), in ms.
 * ``outcomes`` {paid, sold_out, gave_up, expired, error, unfinished}; ``paid_by_node``; ``holds``,
   ``hold_conflicts``, ``checkouts``; ``seq_gaps`` (a seat delta whose ``seq`` was not the last
   plus one, over every session); ``dropped`` (sessions lost).
-* ``cpu_pct`` over the journey (100 = one core): each node, clients, redis, mariadbd, machine,
-  ``other`` (machine minus all of those: another load next door); ``rss_mib`` of each node.
+* ``cpu_pct`` over the journey (100 = one core): each node, each node's child processes (the
+  e-mail renderer, started during the journey: its whole CPU), clients, redis, mariadbd,
+  machine, ``other`` (machine minus all of those but the children: another load next door);
+  ``rss_mib`` of each node.
 * ``integrity`` (from the tables afterwards): ``seats_with_two_valid_tickets``,
   ``paid_orders_without_all_tickets`` (valid tickets ≠ the hold's seat count),
   ``paid_orders_without_charge`` (no test-gateway charge of the order's amount),
@@ -107,7 +109,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import CpuSample, machine_pct, other_pct, pct, rss_kib, used_us
+from bench.cpu import CpuSample, cpu_us, machine_pct, other_pct, pct, rss_kib, used_us
 from bench.cpu import mib as to_mib
 from bench.harness import (
     describe,
@@ -687,6 +689,18 @@ def exchange(
     return out
 
 
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (a node's e-mail renderer)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                raw = (entry / "stat").read_text()
+                if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
 def mariadb_pid() -> int | None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -994,6 +1008,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         machine = machine_pct(a, b)
         result["cpu_pct"] = {
             "nodes": [pct(used_us(a, b, [p]), span) for p in node_pids],
+            # born during the journey (the e-mail renderer): its whole life, over the journey
+            "node_children": [
+                pct(sum(cpu_us(c) or 0.0 for c in children_of(p)), span) for p in node_pids
+            ],
             "clients": pct(used_us(a, b, client_pids), span),
             "redis": pct(used_us(a, b, [redis_pid]), span) if redis_pid else None,
             "mariadbd": pct(used_us(a, b, [db_pid]), span) if db_pid else None,
