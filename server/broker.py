@@ -7,10 +7,14 @@ message to 5,000 of them is usually encoded and framed once and the loop per rec
 transport write (STYLE.md point 5). No task or coroutine is created per recipient.
 
 Writing to 10,000 sockets takes the event loop tens of milliseconds, and a REST request that
-arrives meanwhile would wait for all of it. So a fan-out larger than :data:`SLICE` recipients
-(or any fan-out while another is still being written) becomes a *job* in one FIFO queue: each
-turn of the event loop writes at most :data:`SLICE` recipients, then yields, so requests and
-``/app`` commands are served between slices. The recipients of a job are fixed when it is
+arrives meanwhile would wait for all of it. So a *sliced* fan-out (the seat map's deltas, which
+every buyer follows while others book) larger than :data:`SLICE` recipients, and any fan-out
+while another is still being written, becomes a *job* in one FIFO queue: each turn of the event
+loop writes at most :data:`SLICE` recipients, then yields, so requests and ``/app`` commands are
+served between slices. Other fan-outs (pub/sub topics, announcements, positions) are written at
+once when nothing is queued, as before: slicing costs CPU per delivery (a reader that idles
+between slices is woken again, and the sender's write pays for it), which only the seat map's
+deltas are worth. The recipients of a job are fixed when it is
 queued, and every message to a session goes through the same queue while it is not empty
 (:meth:`Broker.send_to` too), so each session still gets its messages in publication order.
 :meth:`Broker.drained` lets a producer (the seat-map tick) wait until everything queued is
@@ -38,12 +42,14 @@ from server.metrics import BrokerMetrics
 #: (destination as subscribed, subscription id, version, framing, client-acknowledged)
 GroupKey = tuple[str, str, StompVersion, Framing, bool]
 
-#: Most recipients written in one turn of the event loop (a few milliseconds of writes).
-SLICE = 500
+#: Most recipients written in one turn of the event loop (5 to 10 ms of writes). Smaller slices
+#: cost CPU per delivery: a subscriber's reader that idles between slices is woken again for
+#: the next, and the wake-up is paid in the sender's write.
+SLICE = 1000
 #: Most recipients queued. Past it the node is not keeping up: a fan-out then writes the whole
 #: queue and itself at once, holding the loop as an unsliced broker would, so that publishers
 #: wait on their sockets (TCP's back-pressure) rather than the queue growing without bound.
-MAX_BACKLOG = 40 * SLICE
+MAX_BACKLOG = 20 * SLICE
 
 
 class Subscriber(Protocol):
@@ -177,7 +183,8 @@ class Broker:
             )
         )
         if self._jobs:  # behind what is still being written to this session, not before it
-            self._queue(_Job(payload, ((session, subscription),), message_id, tracked))
+            recipients = ((session, subscription),) if tracked else (session,)
+            self._queue(_Job(payload, recipients, message_id, tracked))
         elif tracked:
             session.push_tracked(payload, subscription, message_id)
         else:
@@ -193,8 +200,9 @@ class Broker:
         else:
             self.fan_out(message)
 
-    def fan_out(self, message: Message) -> None:
-        """Write ``message`` to this node's subscribers of its route.
+    def fan_out(self, message: Message, *, sliced: bool = False) -> None:
+        """Write ``message`` to this node's subscribers of its route; ``sliced``: in slices that
+        yield to other work when there are more than :data:`SLICE` of them.
 
         Node-local pushes (a user's periodic position, which each node computes for its own
         sessions) call this directly.
@@ -206,7 +214,7 @@ class Broker:
         overloaded = self._backlog + entry.size > MAX_BACKLOG
         if overloaded:
             self._write_all()  # falling behind: everything queued goes out now, then this
-        now = not self._jobs and (entry.size <= SLICE or overloaded)
+        now = not self._jobs and (not sliced or entry.size <= SLICE or overloaded)
         for (destination, sub_id, version, framing, tracked), members in tuple(
             entry.groups.items()
         ):

@@ -193,7 +193,7 @@ class SeatStream:
         delta = self._published.pop((event_id, seq), None) or decode_delta(message.body)
         self.inventory.learn(event_id, delta.seats, utcnow())
         self._recent[event_id].append((seq, message.body))
-        self.broker.fan_out(message)
+        self.broker.fan_out(message, sliced=True)  # every buyer follows it: yield to booking
         self._latest[event_id] = seq
         waiting = self._waiting.get(event_id)
         if waiting:
