@@ -377,7 +377,7 @@ class Worker:
         self.held: list[tuple[str, float]] = []  # (first seat, 201 arrival)
         self.checkouts: list[tuple[float, float, int]] = []
         self.bought: list[str] = []  # seats this worker's users were told they bought
-        self.queue_stats: list[tuple[float, int, int, int]] = []  # (t, waiting, serving, active)
+        self.queue_stats: list[tuple[float, int, int, int]] = []  # (t, waiting, serving, -1)
 
     @property
     def seats_path(self) -> str:
@@ -859,7 +859,7 @@ def plot(out_dir: Path, t0: float, t1: float, data: dict[str, Any]) -> list[str]
     ax = axes[4]
     stats = data["queue_stats"]
     ax.plot([t - t0 for t, *_ in stats], [w for _, w, _, _ in stats], label="waiting")
-    ax.plot([t - t0 for t, *_ in stats], [a for *_, a in stats], label="active shoppers")
+    ax.plot([t - t0 for t, *_ in stats], [s for _, _, s, _ in stats], label="admitted so far")
     ax.set_ylabel("users")
     ax.set_xlabel("seconds since the sale opened")
     ax.legend()
