@@ -164,6 +164,9 @@ class InProcessWaitingRoom:
         queue = self._queues.get(event_id)
         if queue is None:
             return None
+        return self._position(queue, event_id, user, policy)
+
+    def _position(self, queue: _Queue, event_id: int, user: str, policy: Policy) -> Position | None:
         waiting_total = queue.last_seq - queue.serving + len(queue.prequeue)
         if user in queue.finished:
             return Position(event_id, user, queue.finished[user], queue.seq_of.get(user), None,
@@ -240,5 +243,10 @@ class InProcessWaitingRoom:
         )
 
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
-        found = [await self.position(event_id, user, policy) for user in users]
+        """All of them in one pass, no await per user (10,000 waiting users, every interval)."""
+        queue = self._queues.get(event_id)
+        if queue is None:
+            return []
+        position = self._position
+        found = [position(queue, event_id, user, policy) for user in users]
         return [p for p in found if p is not None]

@@ -5,12 +5,30 @@ the client subscribed to, its subscription id, its STOMP version, its transport 
 whether it acknowledges. Browsers using one client library all subscribe with the same ids, so a
 message to 5,000 of them is usually encoded and framed once and the loop per recipient is just a
 transport write (STYLE.md point 5). No task or coroutine is created per recipient.
+
+Writing to 10,000 sockets takes the event loop tens of milliseconds, and a REST request that
+arrives meanwhile would wait for all of it. So a *sliced* fan-out (the seat map's deltas, which
+every buyer follows while others book) larger than :data:`SLICE` recipients, and any fan-out
+while another is still being written, becomes a *job* in one FIFO queue: each turn of the event
+loop writes at most :data:`SLICE` recipients, then yields, so requests and ``/app`` commands are
+served between slices. Other fan-outs (pub/sub topics, announcements, positions) are written at
+once when nothing is queued, as before: slicing costs CPU per delivery (a reader that idles
+between slices is woken again, and the sender's write pays for it), which only the seat map's
+deltas are worth. The recipients of a job are fixed when it is
+queued, and every message to a session goes through the same queue while it is not empty
+(:meth:`Broker.send_to` too), so each session still gets its messages in publication order.
+:meth:`Broker.drained` lets a producer (the seat-map tick) wait until everything queued is
+written: a delta is never queued behind the previous one still going out. The queue is bounded
+(:data:`MAX_BACKLOG` recipients): a node that falls that far behind writes everything at once,
+and its publishers wait on their sockets instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from protocol.codec import encode_message
@@ -23,6 +41,15 @@ from server.metrics import BrokerMetrics
 
 #: (destination as subscribed, subscription id, version, framing, client-acknowledged)
 GroupKey = tuple[str, str, StompVersion, Framing, bool]
+
+#: Most recipients written in one turn of the event loop (5 to 10 ms of writes). Smaller slices
+#: cost CPU per delivery: a subscriber's reader that idles between slices is woken again for
+#: the next, and the wake-up is paid in the sender's write.
+SLICE = 1000
+#: Most recipients queued. Past it the node is not keeping up: a fan-out then writes the whole
+#: queue and itself at once, holding the loop as an unsliced broker would, so that publishers
+#: wait on their sockets (TCP's back-pressure) rather than the queue growing without bound.
+MAX_BACKLOG = 20 * SLICE
 
 
 class Subscriber(Protocol):
@@ -64,6 +91,12 @@ class Broker:
         self._handlers: dict[str, Callable[[Message], None]] = {}
         #: Where messages to users are kept for replay (:mod:`server.user_replay`), if anywhere.
         self._user_messages: Callable[[Message], None] | None = None
+        #: Fan-outs still being written, oldest first, and how far the first one got.
+        self._jobs: deque[_Job] = deque()
+        self._cursor = 0
+        self._backlog = 0  # recipients queued and not yet written
+        self._scheduled = False  # a _write_slice is due
+        self._idle: asyncio.Event | None = None
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -167,7 +200,10 @@ class Broker:
                 body=body,
             )
         )
-        if tracked:
+        if self._jobs:  # behind what is still being written to this session, not before it
+            recipients = ((session, subscription),) if tracked else (session,)
+            self._queue(_Job(payload, recipients, message_id, tracked))
+        elif tracked:
             session.push_tracked(payload, subscription, message_id)
         else:
             session.push(payload)
@@ -182,8 +218,9 @@ class Broker:
         else:
             self.fan_out(message)
 
-    def fan_out(self, message: Message) -> None:
-        """Write ``message`` to this node's subscribers of its route.
+    def fan_out(self, message: Message, *, sliced: bool = False) -> None:
+        """Write ``message`` to this node's subscribers of its route; ``sliced``: in slices that
+        yield to other work when there are more than :data:`SLICE` of them.
 
         Node-local pushes (a user's periodic position, which each node computes for its own
         sessions) call this directly.
@@ -192,6 +229,10 @@ class Broker:
         if entry is None:
             return
         message_id = message.message_id
+        overloaded = self._backlog + entry.size > MAX_BACKLOG
+        if overloaded:
+            self._write_all()  # falling behind: everything queued goes out now, then this
+        now = not self._jobs and (not sliced or entry.size <= SLICE or overloaded)
         for (destination, sub_id, version, framing, tracked), members in tuple(
             entry.groups.items()
         ):
@@ -207,7 +248,10 @@ class Broker:
                     body=message.body,
                 )
             )
-            if tracked:
+            if not now:
+                recipients = tuple(members.items()) if tracked else tuple(members)
+                self._queue(_Job(payload, recipients, message_id, tracked))
+            elif tracked:
                 for session, subscription in tuple(members.items()):
                     session.push_tracked(payload, subscription, message_id)
             else:
@@ -215,3 +259,81 @@ class Broker:
                     session.push(payload)
         self._deliveries.inc(entry.size)
         self._messages_out.inc(entry.size)
+
+    # -- the queue of fan-outs being written ------------------------------------------------
+
+    def _queue(self, job: _Job) -> None:
+        if not self._jobs and self._idle is not None:
+            self._idle.clear()
+        if not self._scheduled:
+            asyncio.get_running_loop().call_soon(self._write_slice)
+            self._scheduled = True
+        self._jobs.append(job)
+        self._backlog += len(job.recipients)
+
+    def _write_slice(self) -> None:
+        """Write up to :data:`SLICE` recipients of the queued jobs, then yield to the loop."""
+        self._scheduled = False
+        if self._write(SLICE):
+            asyncio.get_running_loop().call_soon(self._write_slice)
+            self._scheduled = True
+
+    def _write_all(self) -> None:
+        self._write(self._backlog)  # a _write_slice still scheduled finds the queue empty
+
+    def _write(self, budget: int) -> bool:
+        """Write up to ``budget`` queued recipients in order; whether any are left."""
+        jobs = self._jobs
+        self._backlog -= budget
+        while jobs and budget > 0:
+            job = jobs[0]
+            start = self._cursor
+            end = min(len(job.recipients), start + budget)
+            payload = job.payload
+            if job.tracked:
+                message_id = job.message_id
+                for session, subscription in job.recipients[start:end]:  # type: ignore[misc]
+                    session.push_tracked(payload, subscription, message_id)
+            else:
+                for session in job.recipients[start:end]:
+                    session.push(payload)  # type: ignore[union-attr]
+            budget -= end - start
+            if end < len(job.recipients):
+                self._cursor = end
+            else:
+                jobs.popleft()
+                self._cursor = 0
+        self._backlog += budget  # what the budget did not use
+        if jobs:
+            return True
+        if self._idle is not None:
+            self._idle.set()
+        return False
+
+    async def drained(self) -> None:
+        """Return once every queued fan-out has been written (at once when none is)."""
+        if not self._jobs:
+            return
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        await self._idle.wait()
+
+
+class _Job:
+    """One queued fan-out: the bytes, and the recipients fixed when it was queued (sessions,
+    or (session, subscription) pairs when they acknowledge)."""
+
+    __slots__ = ("message_id", "payload", "recipients", "tracked")
+
+    def __init__(
+        self,
+        payload: bytes,
+        recipients: Sequence[Subscriber] | Sequence[tuple[Subscriber, Subscription]],
+        message_id: str,
+        tracked: bool,
+    ) -> None:
+        self.payload = payload
+        self.recipients = recipients
+        self.message_id = message_id
+        self.tracked = tracked

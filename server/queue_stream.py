@@ -60,8 +60,8 @@ class QueueStream:
         self.broker = broker
         self.interval_s = interval_s
         self.metrics = metrics
-        #: Users with a local /user/queue/position subscription, by slot.
-        self._watchers: list[set[str]] = [set() for _ in range(SLOTS)]
+        #: Users with a local /user/queue/position subscription, by slot: user → its route.
+        self._watchers: list[dict[str, str]] = [{} for _ in range(SLOTS)]
         #: (event, user) → last state sent from this node.
         self._sent: dict[tuple[int, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -71,8 +71,7 @@ class QueueStream:
     def body(self, position: Position) -> bytes:
         return dumps(position_body(self.admissions.stamp(position)))
 
-    def _deliver_local(self, position: Position) -> None:
-        route = user_route(position.user, "position")
+    def _deliver_local(self, position: Position, route: str) -> None:
         self.broker.fan_out(Message(route, self.broker.next_id(), JSON, self.body(position)))
         self._sent[(position.event_id, position.user)] = position.state
 
@@ -82,7 +81,7 @@ class QueueStream:
         user = session.principal.name
         if user is None or subscription.destination != "/user/queue/position":
             return
-        self._watchers[zlib.crc32(user.encode()) % SLOTS].add(user)
+        self._watchers[zlib.crc32(user.encode()) % SLOTS][user] = user_route(user, "position")
         task = asyncio.ensure_future(self._greet(session, subscription, user))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -146,11 +145,13 @@ class QueueStream:
         """Push their positions to the slot's users who still subscribe here; returns how many
         were pushed."""
         watchers = self._watchers[slot]
-        live = [u for u in watchers if self.broker.subscriber_count(
-            user_route(u, "position"))]  # fmt: skip
-        watchers.intersection_update(live)
-        if not live:
+        count = self.broker.subscriber_count
+        gone = [user for user, route in watchers.items() if not count(route)]
+        for user in gone:
+            del watchers[user]
+        if not watchers:
             return 0
+        live = list(watchers)
         pushed = 0
         for info in self.admissions.events():
             policy = self.admissions.policy(info)
@@ -161,10 +162,11 @@ class QueueStream:
             except Exception:
                 log.exception("position lookup for event %d failed", info.id)
                 continue
+            sent = self._sent
             for position in found:
-                last = self._sent.get((info.id, position.user))
+                last = sent.get((info.id, position.user))
                 if position.state == WAITING or position.state != last:
-                    self._deliver_local(position)
+                    self._deliver_local(position, watchers[position.user])
                     pushed += 1
         return pushed
 

@@ -90,11 +90,15 @@ def encode_snapshot(snapshot: SeatSnapshot) -> bytes:
     ).encode()  # fmt: skip
 
 
-def encode_delta(delta: SeatDelta) -> bytes:
-    return json.dumps(
-        {"type": "delta", "event_id": delta.event_id, "seq": delta.seq, "changes": delta.seats},
-        separators=(",", ":"),
-    ).encode()
+def encode_delta(delta: SeatDelta, tick_ms: int | None = None) -> bytes:
+    """The delta's body; ``tick_ms``, when given, says how long this delta conflated (the tick
+    widens while the previous delta is still being written: see :meth:`SeatStream.run`)."""
+    body: dict[str, object] = {
+        "type": "delta", "event_id": delta.event_id, "seq": delta.seq, "changes": delta.seats,
+    }  # fmt: skip
+    if tick_ms is not None:
+        body["tick_ms"] = tick_ms
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def encode_resume(event_id: int, since: int, seq: int, seats: SeatStatuses) -> bytes:
@@ -165,9 +169,22 @@ class SeatStream:
         unsent.append((change.committed_at, seat, status))
 
     async def run(self) -> None:
-        """Every tick, ask each loaded event for its delta; publish what comes, once."""
+        """Every tick, ask each loaded event for its delta; publish what comes, once.
+
+        The conflation tick widens with the audience: the next tick waits until the broker has
+        written the previous deltas to every local subscriber (:meth:`Broker.drained`), so with
+        10,000 subscribers a delta is never queued behind the one still going out, and more
+        changes ride in each delta instead. Each delta says how long it conflated
+        (``tick_ms``); clients need not care.
+        """
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await asyncio.sleep(self.tick_s)
+            await self.broker.drained()
+            now = loop.time()
+            tick_ms = round((now - last) * 1000)
+            last = now
             for info in self.inventory.loaded():
                 self._follow(info.id)
                 try:
@@ -176,7 +193,7 @@ class SeatStream:
                     log.exception("seat tick of event %d failed", info.id)
                     continue
                 if delta is not None:
-                    self._publish(delta)
+                    self._publish(delta, tick_ms)
 
     def _follow(self, event_id: int) -> None:
         """Receive this event's deltas on this node, subscribers or not (the seat map and the
@@ -185,12 +202,12 @@ class SeatStream:
             self._recent[event_id] = deque(maxlen=self.replay_deltas)
             self.broker.listen(seats_route(event_id), functools.partial(self._on_delta, event_id))
 
-    def _publish(self, delta: SeatDelta) -> None:
+    def _publish(self, delta: SeatDelta, tick_ms: int) -> None:
         if len(self._published) > RING:  # deltas lost on the way (Redis outage) never return
             self._published.clear()
         self._published[(delta.event_id, delta.seq)] = delta
         self.broker.publish(
-            seats_route(delta.event_id), headers_for(delta.seq), encode_delta(delta)
+            seats_route(delta.event_id), headers_for(delta.seq), encode_delta(delta, tick_ms)
         )
         self.metrics.deltas.inc()
 
@@ -200,7 +217,7 @@ class SeatStream:
         self.inventory.learn(event_id, delta.seats, utcnow())
         self._recent[event_id].append((seq, message.body, delta.seats))
         self._resumes.pop(event_id, None)
-        self.broker.fan_out(message)
+        self.broker.fan_out(message, sliced=True)  # every buyer follows it: yield to booking
         self._latest[event_id] = seq
         waiting = self._waiting.get(event_id)
         if waiting:

@@ -230,6 +230,8 @@ def test_changes_within_one_tick_come_as_one_delta(
             ["S-A-2", "sold"],
             ["S-B-4", "available"],
         ]
+        # the delta says how long it conflated: a tick, or more while deltas were going out
+        assert isinstance(delta["tick_ms"], int) and delta["tick_ms"] >= 4000
         assert rest_seats(server, event_id)["seq"] == feed.seq
     finally:
         opened.close_all()

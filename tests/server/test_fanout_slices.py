@@ -1,0 +1,92 @@
+"""A sliced fan-out (the seat map's deltas) larger than one slice (server/broker.py ``SLICE``)
+is written over several turns of the event loop, so other work runs between slices; every
+subscriber still gets every message, in publication order, also when the node falls behind
+(``MAX_BACKLOG``) and when other messages and direct sends are mixed in."""
+
+from __future__ import annotations
+
+import asyncio
+
+from protocol.connection import ServerConnection
+from protocol.events import AckMode, Subscription
+from protocol.frames import StompVersion
+from protocol.limits import Limits
+from server.backplane.memory import InProcessEngine
+from server.broker import MAX_BACKLOG, SLICE, Broker
+from server.engine import Message
+from server.framing import raw
+from server.metrics import BrokerMetrics
+
+
+class _Session:
+    """A subscriber that records the bodies the broker writes to it."""
+
+    framing = staticmethod(raw)
+
+    def __init__(self) -> None:
+        self.conn = ServerConnection(Limits())
+        self.conn.version = StompVersion.V1_2
+        self.got: list[bytes] = []
+        self.subscription: Subscription | None = None
+
+    def push(self, payload: bytes) -> None:
+        self.got.append(payload.rsplit(b"\n\n", 1)[1].rstrip(b"\0"))
+
+    def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None:
+        self.push(payload)
+
+
+async def _broker(subscribers: int, route: str = "/topic/t") -> tuple[Broker, list[_Session]]:
+    engine = InProcessEngine()
+    broker = Broker(engine, BrokerMetrics(), "n")
+    await engine.start(broker.deliver)
+    sessions = [_Session() for _ in range(subscribers)]
+    for i, session in enumerate(sessions):
+        session.subscription = Subscription(f"s{i}", route, AckMode.AUTO, [])
+        broker.subscribe(session, session.subscription, route)
+    return broker, sessions
+
+
+def _message(broker: Broker, body: str, route: str = "/topic/t") -> Message:
+    return Message(route, broker.next_id(), (), body.encode())
+
+
+async def test_a_sliced_fan_out_lets_other_work_run_and_arrives_whole_and_in_order() -> None:
+    broker, sessions = await _broker(2 * SLICE + 100)
+    ran: list[int] = []  # how many subscribers had the first message when other work ran
+    asyncio.get_running_loop().call_soon(lambda: ran.append(sum(bool(s.got) for s in sessions)))
+    for n in range(6):
+        broker.fan_out(_message(broker, f"m{n}"), sliced=True)
+    await broker.drained()
+    assert ran and ran[0] < len(sessions)  # it ran before the first message reached everyone
+    expected = [f"m{n}".encode() for n in range(6)]
+    assert all(session.got == expected for session in sessions)
+
+
+async def test_unsliced_messages_and_direct_sends_keep_their_place_behind_a_sliced_one() -> None:
+    broker, sessions = await _broker(SLICE + 100)
+    broker.fan_out(_message(broker, "delta"), sliced=True)
+    broker.publish("/topic/t", (), b"after")  # a plain publish while the delta is queued
+    last = sessions[-1]
+    assert sessions[0].subscription is not None
+    broker.send_to(sessions[0], sessions[0].subscription, (), b"direct")
+    await broker.drained()
+    assert last.got == [b"delta", b"after"]
+    assert sessions[0].got == [b"delta", b"after", b"direct"]
+
+
+async def test_a_node_that_falls_behind_still_delivers_everything_in_order() -> None:
+    """Past MAX_BACKLOG queued recipients the broker stops queueing and writes what it holds:
+    nothing is lost or reordered, for the queued recipients nor for the latest."""
+    broker, sessions = await _broker(MAX_BACKLOG // 3 + 1)
+    for n in range(5):  # the fourth message overflows the backlog
+        broker.fan_out(_message(broker, f"m{n}"), sliced=True)
+    await broker.drained()
+    expected = [f"m{n}".encode() for n in range(5)]
+    assert all(session.got == expected for session in sessions)
+
+
+async def test_unsliced_fan_outs_are_written_at_once() -> None:
+    broker, sessions = await _broker(2 * SLICE)
+    broker.publish("/topic/t", (), b"now")
+    assert all(session.got == [b"now"] for session in sessions)
