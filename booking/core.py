@@ -91,7 +91,7 @@ def build(
     return BookingCore(
         engine=engine,
         inventory=inventory,
-        holds=SeatHolds(engine, inventory, admissions.signer, hooks),
+        holds=SeatHolds(engine, inventory, admissions.signer, hooks, admissions),
         checkout=Checkout(
             engine, provider, signer, inventory, admissions, hooks, outbox,
             policy.payment_timeout_s,

@@ -14,6 +14,13 @@ Admission is paced per event by two knobs an admin can change live: admissions p
 cap on *active shoppers* (admitted users whose admission has neither expired nor been used up by
 a purchase). Each admission yields a signed token (:mod:`booking.admission`) that holds require.
 
+The room also knows the sale behind it (:class:`Policy` carries the seats available outside
+holds): it never admits more users than there are seats left for the shoppers it has, so
+admission stops at sell-out; waiting users then read ``paused`` (every seat is held, some may come
+back) or ``sold_out`` (nothing held, nothing left) instead of ``waiting``, and stay in line.
+Seats that come back from a lapsed hold are *offered* (:meth:`WaitingRoom.offer`): the next users
+in line are admitted, one per seat, whatever the rate, and each gets one of the seats on hold.
+
 Two implementations share the :class:`WaitingRoom` interface: :class:`InProcessWaitingRoom`
 (embedded default, one node) and the cluster's, in Redis (one queue for all nodes, surviving a node
 restart), which the server's backplane provides.
@@ -33,6 +40,14 @@ ADMITTED = "admitted"
 EXPIRED = "expired"
 #: The user's turn is over: they bought, or the sale closed.
 CLOSED = "closed"
+#: Waiting, while every seat is held (some may come back).
+PAUSED = "paused"
+#: Waiting, while no seat is available and no hold is open (a waiting list).
+SOLD_OUT = "sold_out"
+#: The sale has seats to offer (a waiting user reads ``waiting``).
+SELLING = "selling"
+#: States of a user still in line.
+QUEUED = frozenset({WAITING, PAUSED, SOLD_OUT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +59,42 @@ class Policy:
     rate_per_s: float
     max_active: int
     admission_ttl_s: int
+    #: ``selling``, ``paused`` or ``sold_out`` (:func:`sale_state`).
+    sale: str = SELLING
+    #: Seats available outside holds (``None``: not known, admission is not bounded by it).
+    seats: int | None = None
+
+
+def sale_state(available: int, held: int) -> str:
+    """``paused`` when every seat left is held, ``sold_out`` when none is left at all."""
+    if available > 0:
+        return SELLING
+    return PAUSED if held > 0 else SOLD_OUT
+
+
+def queued(policy: Policy) -> str:
+    """The state a user still in line reads under ``policy``."""
+    return WAITING if policy.sale == SELLING else policy.sale
+
+
+def admissible(policy: Policy, active: int) -> int | None:
+    """How many more users the sale has seats for, beside the ``active`` shoppers it has
+    (``None``: unbounded). Each admitted shopper may want a seat, so no more are admitted than
+    seats are left for them: at sell-out admission stops."""
+    if policy.seats is None:
+        return None
+    return max(0, policy.seats - active)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Seats that came back, on hold for the user in line they were offered to."""
+
+    event_id: int
+    user: str
+    hold_id: str
+    seats: tuple[str, ...]
+    expires_at: float  # unix time the hold lapses
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +112,8 @@ class Position:
     admitted_until: float | None = None  # unix time the admission expires
     #: The signed admission token (:class:`~booking.admissions.Admissions` stamps it).
     admission_token: str | None = None
+    #: Seats offered to this admitted user, on hold for them (:meth:`WaitingRoom.offer`).
+    offer: Offer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +133,10 @@ class WaitingRoom(Protocol):
     async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
         """Open the pre-queue if due and admit whoever the policy allows now; returns users."""
 
+    async def offer(self, event_id: int, count: int, policy: Policy, now: float) -> list[str]:
+        """Admit the next ``count`` users in line at once, whatever the rate and the cap (seats
+        came back for them); returns them (fewer when fewer wait)."""
+
     async def complete(self, event_id: int, user: str) -> None:
         """The user bought: their admission is used up and leaves the active set."""
 
@@ -90,7 +147,7 @@ class WaitingRoom(Protocol):
 
 
 def eta(ahead: int, policy: Policy) -> int | None:
-    if policy.paused or policy.rate_per_s <= 0:
+    if policy.paused or policy.rate_per_s <= 0 or policy.sale != SELLING:
         return None
     return int(ahead / policy.rate_per_s + 0.999)
 
@@ -158,9 +215,9 @@ class InProcessWaitingRoom:
             if user not in queue.prequeue:
                 return None
             # Pre-queue: no place yet; everyone gets a uniformly random one at opening.
-            return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
+            return Position(event_id, user, queued(policy), None, None, None, waiting_total, None)
         ahead = seq - queue.serving - 1
-        return Position(event_id, user, WAITING, seq, ahead + 1, ahead, waiting_total,
+        return Position(event_id, user, queued(policy), seq, ahead + 1, ahead, waiting_total,
                         eta(ahead, policy))  # fmt: skip
 
     def _open(self, queue: _Queue) -> None:
@@ -192,9 +249,24 @@ class InProcessWaitingRoom:
             return []
         room = policy.max_active - len(queue.active)
         count = min(int(queue.tokens), room, queue.last_seq - queue.serving)
+        seats = admissible(policy, len(queue.active))
+        if seats is not None:
+            count = min(count, seats)
         if count <= 0:
             return []
         queue.tokens -= count
+        return self._admit_next(queue, count, policy, now)
+
+    async def offer(self, event_id: int, count: int, policy: Policy, now: float) -> list[str]:
+        queue = self._queue(event_id)
+        if policy.open and not queue.opened:
+            self._open(queue)
+        count = min(count, queue.last_seq - queue.serving)
+        if count <= 0:
+            return []
+        return self._admit_next(queue, count, policy, now)
+
+    def _admit_next(self, queue: _Queue, count: int, policy: Policy, now: float) -> list[str]:
         admitted = []
         for seq in range(queue.serving + 1, queue.serving + count + 1):
             user = queue.user_at[seq]

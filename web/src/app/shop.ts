@@ -26,6 +26,8 @@ import { seatWords, takenMessage } from './seats';
 /** How far along the waiting room a state is; positions never move backwards. */
 const STAGE: Record<QueuePosition['state'], number> = {
   waiting: 0,
+  paused: 0,
+  sold_out: 0,
   admitted: 1,
   expired: 2,
   closed: 2,
@@ -191,6 +193,18 @@ export const useShop = create<ShopState>()((set, get) => {
         setAdmission(eventId, { token: position.admission_token, expiresAt: position.expires_at });
       }
       if (get().errorCause === 'admission') set({ error: null, errorCause: null });
+      const offer = position.offer;
+      if (offer && get().hold?.hold_id !== offer.hold_id && !get().hold) {
+        // Seats came back and are on hold for us: that hold is ours to check out.
+        api.getHold(offer.hold_id).then(
+          (hold) => {
+            if (get().eventId !== eventId || get().hold) return;
+            setHold(eventId, { ...hold, deadline: deadlineOf(hold.created_at, hold.expires_at, Date.now()) });
+            setFor(eventId, { reveal: [...hold.seats] });
+          },
+          () => undefined,
+        );
+      }
     } else if (get().admission) {
       setAdmission(eventId, null);
       if (position.state === 'expired') {

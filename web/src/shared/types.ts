@@ -3,7 +3,12 @@
 
 export type SeatStatus = 'available' | 'held' | 'sold' | 'blocked';
 export type EventStatus = 'draft' | 'on_sale' | 'paused' | 'closed';
-export type QueueState = 'waiting' | 'admitted' | 'expired' | 'closed';
+export type QueueState = 'waiting' | 'paused' | 'sold_out' | 'admitted' | 'expired' | 'closed';
+
+/** Still in line: waiting, or waiting while the sale is paused (all held) or sold out. */
+export function inLine(state: QueueState | null | undefined): boolean {
+  return state === 'waiting' || state === 'paused' || state === 'sold_out';
+}
 export type AnnouncementLevel = 'info' | 'warning' | 'critical';
 
 export interface Tier {
@@ -83,6 +88,8 @@ export interface QueuePosition {
   eta_seconds: number | null;
   admission_token?: string | null;
   expires_at?: string | null;
+  /** Seats that came back, on hold for you (admitted for them). */
+  offer?: { hold_id: string; seats: string[]; expires_at: string } | null;
 }
 
 /** `/topic/events/{id}/queue`, once a second. */
