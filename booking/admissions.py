@@ -24,6 +24,8 @@ from booking.clock import utcnow
 from booking.errors import AdmissionRequired, InvalidRequest, NotFound, SaleNotOpen
 from booking.hooks import BookingHooks
 from booking.inventory import Inventory
+from booking.outflow import Outflow
+from booking.proof import ProofOfWork
 from booking.waiting_room import (
     ADMITTED,
     SELLING,
@@ -44,6 +46,7 @@ _OFFERS_KEPT = 10_000
 
 class AdmissionSigner:
     def __init__(self, secret: str) -> None:
+        self.secret = secret
         self._key = hashlib.sha256(b"concert-hub admission|" + secret.encode()).digest()
 
     def issue(self, event_id: int, user: str, expires_at: float) -> str:
@@ -83,6 +86,9 @@ class Admissions:
         self.signer = signer
         self.admission_ttl_s = admission_ttl_s
         self.hooks = hooks or BookingHooks()
+        self.proof = ProofOfWork(signer.secret)
+        #: Each event's admission rate (fixed, or adaptive: :mod:`booking.outflow`).
+        self.outflow = Outflow()
         #: event → (when counted, sale state, seats available or None).
         self._sales: dict[int, tuple[float, str, int | None]] = {}
         #: (event, user) → the seats offered to them, on hold (this node's offers).
@@ -96,7 +102,7 @@ class Admissions:
         return Policy(
             open=info.on_sale(now),
             paused=info.status == "paused",
-            rate_per_s=info.admission_rate,
+            rate_per_s=self.outflow.rate(info),
             max_active=info.max_active_shoppers,
             admission_ttl_s=self.admission_ttl_s,
             sale=sale,
@@ -139,14 +145,26 @@ class Admissions:
         """Loaded events whose waiting room is on (the admission scheduler's work list)."""
         return [info for info in self.inventory.loaded() if info.waiting_room]
 
-    async def join(self, event_id: int, user: str) -> Position:
-        """Join the event's waiting room (idempotent: re-joining keeps the place)."""
+    async def challenge(self, event_id: int, user: str) -> tuple[str, int, float]:
+        """A proof-of-work challenge for joining (:mod:`booking.proof`): the challenge, its
+        difficulty (the event's now; 0: no proof needed) and when it expires."""
+        info = await self.inventory.event(event_id)
+        if not info.waiting_room:
+            raise InvalidRequest("this event has no waiting room: hold seats directly")
+        challenge, expires = self.proof.challenge(event_id, user, info.pow_difficulty)
+        return challenge, info.pow_difficulty, expires
+
+    async def join(self, event_id: int, user: str, proof: str | None = None) -> Position:
+        """Join the event's waiting room (idempotent: re-joining keeps the place); with a
+        proof of work when the event asks for one."""
         info = await self.inventory.event(event_id)
         if not info.waiting_room:
             raise InvalidRequest("this event has no waiting room: hold seats directly")
         now = utcnow()
         if not info.live(now):
             raise SaleNotOpen("this sale is not open")
+        if info.pow_difficulty > 0:
+            self.proof.verify(proof, event_id, user)
         position = await self.room.join(event_id, user, self.policy(info, now))
         self.hooks.queue_joined(event_id)
         return self.stamp(position)

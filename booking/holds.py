@@ -149,7 +149,13 @@ _USER_SEATS = select(_HELD_BY_USER, _OWNED_BY_USER)
 
 
 async def place_hold(
-    engine: AsyncEngine, event: EventInfo, user: str, seat_ids: list[str], now: datetime
+    engine: AsyncEngine,
+    event: EventInfo,
+    user: str,
+    seat_ids: list[str],
+    now: datetime,
+    *,
+    delay: float = 0.0,
 ) -> Hold:
     """Claim ``seat_ids`` for ``user`` in one transaction, all or nothing (the request was
     validated by :meth:`SeatHolds.hold`)."""
@@ -167,6 +173,8 @@ async def place_hold(
     )
 
     async def work(conn: AsyncConnection) -> Hold:
+        if delay > 0:
+            await asyncio.sleep(delay)  # fault injection: a slow database (BookingHooks)
         await _check_user_limit(conn, event, user, len(seat_ids), now)
         claimed = await conn.execute(
             _CLAIM,
@@ -483,7 +491,8 @@ class SeatHolds:
         finder = self.inventory.block_finder(event_id)
         ticket = finder.claiming(seat_ids)  # best available offers these seats to nobody else
         try:
-            hold = await place_hold(self.engine, info, user, seat_ids, now)
+            delay = self.hooks.hold_delay()
+            hold = await place_hold(self.engine, info, user, seat_ids, now, delay=delay)
         except SeatsUnavailable as exc:
             # Taken by another node whose news has not arrived yet: believe it for a moment,
             # without publishing the guess, so the next request is answered from memory.

@@ -241,6 +241,14 @@ def ticket_check_out(check: TicketCheck) -> TicketCheckOut:
     )
 
 
+class ChallengeOut(BaseModel):
+    """A proof-of-work challenge for joining a waiting room (:mod:`booking.proof`)."""
+
+    challenge: str
+    difficulty: int = Field(description="leading zero bits the hash must have; 0: none needed")
+    expires_at: str
+
+
 class OfferOut(BaseModel):
     """Seats that came back, on hold for the user they were offered to."""
 

@@ -14,7 +14,7 @@
   (:meth:`booking.holds.SeatHolds.reap`) are told like any admitted user, with their offer.
 * Stats: once a second each node reads every live waiting room's figures, reports them to
   ``/metrics`` (waiting, active shoppers) and publishes
-  ``{"serving","waiting","admitted_per_min","sale"}`` to its own subscribers of
+  ``{"serving","waiting","admitted_per_min","sale","rate","rate_reason"}`` to its own subscribers of
   ``/topic/events/{id}/queue`` (every node reads the same shared state, so nothing is sent twice
   across the cluster).
 
@@ -199,8 +199,12 @@ class QueueStream:
                 route = queue_route(info.id)
                 if not self.broker.subscriber_count(route):
                     continue
-                body = dumps({"serving": stats.serving, "waiting": stats.waiting,
-                              "admitted_per_min": stats.admitted_per_min,
-                              "sale": self.admissions.sale(info)[0]})  # fmt: skip
+                rate = self.admissions.outflow.describe(info)
+                body = dumps({
+                    "serving": stats.serving, "waiting": stats.waiting,
+                    "admitted_per_min": stats.admitted_per_min,
+                    "sale": self.admissions.sale(info)[0],
+                    "rate": round(rate.per_s, 2), "rate_reason": rate.reason,
+                })  # fmt: skip
                 self.broker.fan_out(Message(route, self.broker.next_id(), JSON, body))
             self.metrics.report(figures)

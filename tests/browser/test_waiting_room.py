@@ -53,3 +53,16 @@ def test_the_second_user_waits_then_is_admitted_and_can_hold(
     hold_seats(bob, ["S-B-4"])
     pages.snap(bob, "bob-holding")
     assert api_seats(ui_server, event)["S-B-4"] == "held"
+
+
+def test_joining_solves_the_proof_of_work_in_a_worker_with_progress(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    # 2^16 tries on average: long enough to see the progress bar, short for a test.
+    event = create_event(ui_server, "Costly Night", waiting_room=True, pow_difficulty=16)
+    carol = pages.open(event_url(ui_server, event), "carol")
+    element(carol, "join-queue").click()
+    expect(element(carol, "pow-progress")).to_be_visible()
+    pages.snap(carol, "carol-proving")
+    expect(element(carol, "queue-state")).to_have_text("admitted")
+    expect(element(carol, "pow-progress")).to_have_count(0)

@@ -21,6 +21,7 @@ import { api } from './api';
 import { bestAvailableFailure } from './bestAvailable';
 import { randomKey } from './ids';
 import { keepOrder, rememberEmail, keptOrders } from './orders';
+import { solveProof } from './pow';
 import { seatWords, takenMessage } from './seats';
 
 /** How far along the waiting room a state is; positions never move backwards. */
@@ -74,6 +75,8 @@ export interface ShopState {
    *  seen yet); a new array each time. */
   reveal: string[] | null;
   busy: Busy;
+  /** Joining: the proof of work's progress (0..1) while the browser solves it, else null. */
+  proofProgress: number | null;
   /** The problem to show (data-testid="error-message"). */
   error: string | null;
   errorCause: ErrorCause | null;
@@ -122,6 +125,7 @@ const EMPTY = {
   bought: [],
   reveal: null,
   busy: null,
+  proofProgress: null,
   error: null,
   errorCause: null,
   notice: null,
@@ -268,11 +272,19 @@ export const useShop = create<ShopState>()((set, get) => {
       if (eventId === null) return;
       set({ busy: 'join', error: null, errorCause: null, notice: null });
       try {
-        applyPosition(await api.joinQueue(eventId));
+        let proof: string | undefined;
+        if ((get().event?.pow_difficulty ?? 0) > 0) {
+          const issued = await api.queueChallenge(eventId);
+          if (issued.difficulty > 0) {
+            setFor(eventId, { proofProgress: 0 });
+            proof = await solveProof(issued.challenge, issued.difficulty, (share) => setFor(eventId, { proofProgress: share }));
+          }
+        }
+        applyPosition(await api.joinQueue(eventId, proof));
       } catch (error) {
         setFor(eventId, failure(error));
       } finally {
-        setFor(eventId, { busy: null });
+        setFor(eventId, { busy: null, proofProgress: null });
       }
     },
 

@@ -54,6 +54,7 @@ export function StatsPanel() {
                 <th scope="col">Holds</th>
                 <th scope="col">Waiting</th>
                 <th scope="col">Shopping</th>
+                <th scope="col">Admitting</th>
               </tr>
             </thead>
             <tbody>
@@ -71,6 +72,10 @@ export function StatsPanel() {
                   <td>{e.holds_active}</td>
                   <td>{e.queue ? e.queue.waiting : '—'}</td>
                   <td>{e.queue ? e.queue.active : '—'}</td>
+                  <td data-testid={`stats-rate-${e.event_id}`}>
+                    {e.queue?.admission_rate != null ? `${e.queue.admission_rate.toLocaleString('en', { maximumFractionDigits: 2 })}/s` : '—'}
+                    {e.queue?.rate_reason && <div className="muted small">{e.queue.rate_reason}</div>}
+                  </td>
                 </tr>
               ))}
             </tbody>

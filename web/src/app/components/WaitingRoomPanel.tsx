@@ -17,6 +17,7 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
   const admission = useShop((s) => s.admission);
   const busy = useShop((s) => s.busy);
   const join = useShop((s) => s.join);
+  const proofProgress = useShop((s) => s.proofProgress);
   const [stats, setStats] = useState<QueueStatsMessage | null>(null);
 
   useEffect(() => {
@@ -100,6 +101,12 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
       )}
       {state === 'expired' && <p>Your admission expired before you bought tickets. You can join the queue again.</p>}
       {state === 'closed' && <p>You used your admission for a purchase. To buy more, join the queue again.</p>}
+      {proofProgress !== null && (
+        <div className="queue__proof" aria-live="polite">
+          <p className="small">Proving you are not a bot army: your device does a little work before you join (it keeps bots from taking many places).</p>
+          <progress max={1} value={proofProgress} data-testid="pow-progress" aria-label="Proof of work" />
+        </div>
+      )}
       {canJoin && (
         <button type="button" className="button button--primary button--wide" data-testid="join-queue" onClick={() => void join()} disabled={busy === 'join'}>
           {busy === 'join' ? 'Joining…' : state === null ? 'Join the queue' : 'Join the queue again'}
