@@ -19,6 +19,7 @@ from datetime import datetime
 
 import jwt
 
+from booking import fairness
 from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import AdmissionRequired, InvalidRequest, NotFound, SaleNotOpen
@@ -168,6 +169,15 @@ class Admissions:
         position = await self.room.join(event_id, user, self.policy(info, now))
         self.hooks.queue_joined(event_id)
         return self.stamp(position)
+
+    async def audit(self, event_id: int) -> dict[str, object]:
+        """The public fairness audit of the event's waiting room (:mod:`booking.fairness`):
+        the seed's commitment before opening; then the seed, the pre-queue (opaque ids) and the
+        hash-chained log of its placement."""
+        info = await self.inventory.public_event(event_id)
+        if not info.waiting_room:
+            raise InvalidRequest("this event has no waiting room")
+        return fairness.audit(event_id, await self.room.placement(event_id))
 
     async def standing(self, event_id: int, user: str) -> Position:
         info = await self.inventory.event(event_id)

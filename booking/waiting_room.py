@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 Every user who joins gets a *sequence number* once and keeps it (re-joining is idempotent).
 Users who join before the sale opens wait in a *pre-queue*; at opening they are shuffled uniformly
-and numbered 1..P (Queue-it and Cloudflare's pre-queue); later arrivals are numbered P+1, P+2, …
-in arrival order. Admission advances one *serving counter* (AWS Virtual Waiting Room): everyone
-numbered up to it has been admitted. So a waiting user's position is ``seq - serving``, derived
+(a seeded, verifiable shuffle: :mod:`booking.fairness`) and numbered 1..P (Queue-it and
+Cloudflare's pre-queue); later arrivals are numbered P+1, P+2, … in arrival order. Admission
+advances one *serving counter* (AWS Virtual Waiting Room): everyone numbered up to it has been
+admitted. So a waiting user's position is ``seq - serving``, derived
 from two integers, and the cost of telling 10,000 people where they stand does not grow with how
 often the queue moves.
 
@@ -33,6 +34,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from booking.fairness import Placement, place
 
 WAITING = "waiting"
 ADMITTED = "admitted"
@@ -145,6 +148,10 @@ class WaitingRoom(Protocol):
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
         """Positions of those of ``users`` who joined (one round trip in Redis)."""
 
+    async def placement(self, event_id: int) -> Placement:
+        """The seed (drawn on first use, so committed before opening) and the pre-queue's
+        placement at opening (:mod:`booking.fairness`)."""
+
 
 def eta(ahead: int, policy: Policy) -> int | None:
     if policy.paused or policy.rate_per_s <= 0 or policy.sale != SELLING:
@@ -169,6 +176,12 @@ class _Queue:
     tokens: float = 0.0
     tokens_at: float = 0.0
     admissions: deque[float] = field(default_factory=deque)
+    #: The shuffle's seed and the queue ids' salt (:mod:`booking.fairness`).
+    seed: bytes = b""
+    salt: bytes = b""
+    opened_at: float | None = None
+    #: The pre-queue in the order it was placed at opening.
+    placed: list[str] = field(default_factory=list)
 
 
 class InProcessWaitingRoom:
@@ -181,7 +194,9 @@ class InProcessWaitingRoom:
     def _queue(self, event_id: int) -> _Queue:
         queue = self._queues.get(event_id)
         if queue is None:
-            queue = self._queues[event_id] = _Queue()
+            queue = self._queues[event_id] = _Queue(
+                seed=self._rng.randbytes(32), salt=self._rng.randbytes(16)
+            )
         return queue
 
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
@@ -221,7 +236,9 @@ class InProcessWaitingRoom:
                         eta(ahead, policy))  # fmt: skip
 
     def _open(self, queue: _Queue) -> None:
-        self._rng.shuffle(queue.prequeue)
+        queue.prequeue = place(queue.prequeue, queue.seed, queue.salt)  # seeded: verifiable
+        queue.placed = list(queue.prequeue)
+        queue.opened_at = time.time()
         for user in queue.prequeue:
             queue.last_seq += 1
             queue.seq_of[user] = queue.last_seq
@@ -296,3 +313,7 @@ class InProcessWaitingRoom:
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
         found = [await self.position(event_id, user, policy) for user in users]
         return [p for p in found if p is not None]
+
+    async def placement(self, event_id: int) -> Placement:
+        queue = self._queue(event_id)
+        return Placement(queue.seed, queue.salt, queue.opened, queue.opened_at, queue.placed)

@@ -22,6 +22,10 @@ async def join(request: web.Request, principal: Principal) -> web.Response:
     return json_response(position_out(position))
 
 
+async def audit(request: web.Request, _: Principal) -> web.Response:
+    return json_response(await request.app[BOOKING].admissions.audit(event_id(request)))
+
+
 async def challenge(request: web.Request, principal: Principal) -> web.Response:
     admissions = request.app[BOOKING].admissions
     found, difficulty, expires = await admissions.challenge(event_id(request), user_name(principal))
@@ -46,6 +50,12 @@ OPERATIONS: list[Operation] = [
               "/user/queue/position. 422 when the event has no waiting room; 409 outside "
               "the sale; 403 `proof_required` without a valid proof of work when the event "
               "asks for one."),
+    Operation("GET", "/api/events/{event_id}/queue/audit", audit,
+              "Check the pre-queue shuffle", "queue", errors=(404, 422),
+              description="Before opening: `commitment` (SHA-256 of the shuffle's seed). After: "
+              "also `seed`, `opened_at`, `prequeue` (opaque queue ids, sorted) and `log`, the "
+              "hash-chained placement (`queue_id`, `position`, `time`, `prev`, `hash`). "
+              "`concert-hub audit verify EVENT` recomputes and checks it (README: fairness)."),
     Operation("POST", "/api/events/{event_id}/queue/challenge", challenge,
               "A proof-of-work challenge for joining", "queue", access=Access.USER,
               response=ChallengeOut, errors=(404, 422),

@@ -28,6 +28,7 @@ import time
 
 from redis.asyncio import Redis
 
+from booking.fairness import Placement, place
 from booking.waiting_room import (
     ADMITTED,
     Policy,
@@ -273,10 +274,34 @@ class RedisWaitingRoom:
             m.decode() if isinstance(m, bytes) else str(m)
             for m in await self._redis.smembers(keys[3])
         ]
-        members.sort()  # a canonical order first, so the shuffle alone decides
-        self._rng.shuffle(members)
-        await self._open(keys=keys, args=members)
+        seed, salt = await self._seed(event_id)
+        members = place(members, seed, salt)  # seeded, verifiable (booking.fairness)
+        if await self._open(keys=keys, args=members):
+            await self._redis.hset(keys[2], mapping={"placed": len(members),
+                                                     "opened_at": time.time()})  # fmt: skip
         self._opened.add(event_id)
+
+    async def _seed(self, event_id: int) -> tuple[bytes, bytes]:
+        """The event's shuffle seed and queue-id salt, drawn once (whoever comes first)."""
+        meta = self._keys(event_id)[2]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(meta, "seed", self._rng.randbytes(32).hex())
+            pipe.hsetnx(meta, "salt", self._rng.randbytes(16).hex())
+            pipe.hmget(meta, "seed", "salt")
+            *_, (seed, salt) = await pipe.execute()
+        return bytes.fromhex(_text(seed)), bytes.fromhex(_text(salt))
+
+    async def placement(self, event_id: int) -> Placement:
+        seed, salt = await self._seed(event_id)
+        keys = self._keys(event_id)
+        opened, placed, opened_at = await self._redis.hmget(
+            keys[2], "opened", "placed", "opened_at"
+        )
+        count = int(placed or 0)
+        users = await self._redis.hmget(keys[1], list(range(1, count + 1))) if count else []
+        return Placement(seed, salt, _text(opened or "") == "1",
+                         float(opened_at) if opened_at else None,
+                         [_text(u) for u in users])  # fmt: skip
 
     async def complete(self, event_id: int, user: str) -> None:
         keys = self._keys(event_id)
