@@ -88,6 +88,7 @@ import json
 import math
 import os
 import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -757,6 +758,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--scenario" in given or any(a.startswith("--scenario=") for a in given):
+        from bench import sellout  # noqa: PLC0415  (the sell-out scenario's own flags)
+
+        return sellout.main(given)
     args = parse_args(argv)
     setup_logging(args.quiet)
     raise_nofile()
