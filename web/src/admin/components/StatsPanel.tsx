@@ -1,4 +1,5 @@
 import { useStats } from '../stats';
+import { QueueCharts } from './QueueCharts';
 import { Sparkline } from './Sparkline';
 
 function Figure({ label, value, testId }: { label: string; value: number | string; testId?: string }) {
@@ -40,6 +41,7 @@ export function StatsPanel() {
         <div className="chart__title small muted">Sales per minute, last 2 minutes</div>
         <Sparkline values={history.map((s) => s.salesPerMin)} label="Sales per minute" />
       </div>
+      <QueueCharts history={history} />
       {latest && latest.events.length > 0 && (
         <div className="table-wrap">
           <table className="table">
