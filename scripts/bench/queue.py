@@ -4,6 +4,7 @@ Usage::
 
     python scripts/bench_queue.py --users 1000 --duration 10 --engine both
     python scripts/bench_queue.py --users 10000 --rate 50 --interval 2 --duration 20 --engine both
+    python scripts/bench_queue.py --scenario sellout --users 10000 --seats 2000  # bench/sellout.py
 
 Prints ONE JSON object on stdout; progress goes to stderr (``--quiet``: warnings only). Only
 127.0.0.1 is ever contacted. Targets (2-core machine): joins >= 5,000/s with the Redis engine;
