@@ -22,6 +22,9 @@ from booking.schema import events, price_tiers, seats
 from booking.seatmap import AVAILABLE, BLOCKED, HELD, SOLD
 
 EventStatus = Literal["draft", "on_sale", "paused", "closed"]
+AdmissionMode = Literal["fixed", "adaptive"]
+#: The highest proof-of-work difficulty (leading zero bits) an admin may ask for.
+MAX_DIFFICULTY = 32
 
 #: The largest integer an INT column holds on MariaDB (signed 32 bits): every id or count an
 #: admin may give is bounded by it or less, so that no input overflows a column.
@@ -68,6 +71,18 @@ class EventSpec(BaseModel):
     waiting_room: StrictBool = False
     admission_rate: AdmissionRate = 10.0
     max_active_shoppers: ActiveShoppers = 500
+    admission_mode: AdmissionMode = Field(
+        default="fixed",
+        description="fixed: admission_rate; adaptive: the rate follows the booking core's "
+        "health between admission_rate_min and admission_rate_max, starting at admission_rate",
+    )
+    admission_rate_min: AdmissionRate = Field(default=1.0, description="adaptive: lowest rate")
+    admission_rate_max: AdmissionRate = Field(default=100.0, description="adaptive: highest rate")
+    pow_difficulty: int = Field(
+        default=0, ge=0, le=MAX_DIFFICULTY,
+        description="joining the waiting room costs a proof of work with this many leading "
+        "zero bits (0: none)",
+    )  # fmt: skip
     hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
     refund_cutoff_hours: int | None = Field(
@@ -85,6 +100,8 @@ class EventSpec(BaseModel):
             raise ValueError("sale_closes_at must be after sale_opens_at")
         if self.layout.seat_count() > 100_000:
             raise ValueError("at most 100,000 seats per event")
+        if self.admission_rate_min > self.admission_rate_max:
+            raise ValueError("admission_rate_min must not exceed admission_rate_max")
         return self
 
 
@@ -95,6 +112,10 @@ class EventPatch(BaseModel):
     waiting_room: StrictBool | None = None
     admission_rate: AdmissionRate | None = None
     max_active_shoppers: ActiveShoppers | None = None
+    admission_mode: AdmissionMode | None = None
+    admission_rate_min: AdmissionRate | None = None
+    admission_rate_max: AdmissionRate | None = None
+    pow_difficulty: int | None = Field(default=None, ge=0, le=MAX_DIFFICULTY)
     hold_ttl_s: int | None = Field(default=None, ge=10, le=3600)
     max_seats_per_user: int | None = Field(default=None, ge=1, le=100)
     refund_cutoff_hours: int | None = Field(
@@ -163,6 +184,10 @@ class EventInfo:
     hold_ttl_s: int
     max_seats_per_user: int
     refund_cutoff_hours: int | None = 24
+    admission_mode: str = "fixed"
+    admission_rate_min: float = 1.0
+    admission_rate_max: float = 100.0
+    pow_difficulty: int = 0
     tiers: dict[int, Tier] = field(default_factory=dict)
     #: seat id → (section, row, number, tier id), in layout order.
     seats: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
@@ -227,6 +252,10 @@ async def create_event(
                 waiting_room=spec.waiting_room,
                 admission_rate=spec.admission_rate,
                 max_active_shoppers=spec.max_active_shoppers,
+                admission_mode=spec.admission_mode,
+                admission_rate_min=spec.admission_rate_min,
+                admission_rate_max=spec.admission_rate_max,
+                pow_difficulty=spec.pow_difficulty,
                 hold_ttl_s=spec.hold_ttl_s or hold_ttl_s,
                 max_seats_per_user=spec.max_seats_per_user or max_seats_per_user,
                 refund_cutoff_hours=spec.refund_cutoff_hours,
@@ -281,6 +310,10 @@ def _event_row_to_info(row: object) -> EventInfo:
         max_seats_per_user=m["max_seats_per_user"],
         refund_cutoff_hours=m["refund_cutoff_hours"],
         created_at=m["created_at"],
+        admission_mode=m["admission_mode"],
+        admission_rate_min=float(m["admission_rate_min"]),
+        admission_rate_max=float(m["admission_rate_max"]),
+        pow_difficulty=m["pow_difficulty"],
     )
 
 

@@ -102,7 +102,9 @@ def build(
     return BookingCore(
         engine=engine,
         inventory=inventory,
-        holds=SeatHolds(engine, inventory, admissions.signer, hooks, policy.hold_caps),
+        holds=SeatHolds(
+            engine, inventory, admissions.signer, hooks, policy.hold_caps, queue=admissions
+        ),
         checkout=Checkout(
             engine, provider, signer, inventory, admissions, hooks, outbox,
             policy.payment_timeout_s,

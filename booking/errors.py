@@ -53,6 +53,12 @@ class AdmissionRequired(BookingError):
     kind = "admission_required"
 
 
+class ProofRequired(BookingError):
+    """Joining this waiting room needs a valid proof of work (:mod:`booking.proof`) (403)."""
+
+    kind = "proof_required"
+
+
 class SeatsUnavailable(BookingError):
     """Some requested seats are held or sold; ``extra['conflicts']`` lists them (409)."""
 

@@ -12,6 +12,13 @@ IP, in that order). Two holds by one holder therefore run one after the other, a
 counts the first's seats: neither limit can be passed by racing. Holds of different holders
 never wait for each other there.
 
+On a sale with a waiting room, seats that come back from a lapsed hold go to the queue first
+(:meth:`SeatHolds.reap`): the hold is marked expired, the next users in line are admitted, one per
+seat, and each gets one of its seats on a hold of their own (shown ``held`` on the seat map until
+they buy it or it lapses in turn); seats nobody waits for are freed. So that no shopper admitted
+earlier takes them meanwhile, such a lapsed hold keeps its seats for :data:`LAPSE_GRACE` after it
+lapses (the reaper runs every second).
+
 Best available (:meth:`SeatHolds.hold_best`) lets the node's seat map propose the block
 (:mod:`booking.best_available`) and then decides it exactly like a hold of those seats.
 """
@@ -20,18 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from booking.admissions import AdmissionSigner
+from booking.admissions import Admissions, AdmissionSigner
 from booking.best_available import BlockRequest, resolve
 from booking.catalog import EventInfo
 from booking.clock import utcnow
@@ -49,6 +57,13 @@ from booking.inventory import Inventory
 from booking.schema import hold_locks, holds, orders, seats, tickets
 from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap
 from booking.transactions import in_transaction
+from booking.waiting_room import Offer
+
+log = logging.getLogger(__name__)
+
+#: On a sale with a waiting room, a lapsed hold's seats stay its own this long after it lapses,
+#: so the reaper offers them to the queue before anyone else can take them.
+LAPSE_GRACE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +185,7 @@ async def place_hold(
     *,
     client: HoldClient = HoldClient(),
     caps: HoldCaps = HoldCaps(),
+    delay: float = 0.0,
 ) -> Hold:
     """Claim ``seat_ids`` for ``user`` in one transaction, all or nothing (the request was
     validated by :meth:`SeatHolds.hold`), within the per-user limit and the client's caps."""
@@ -187,12 +203,15 @@ async def place_hold(
     )
 
     async def work(conn: AsyncConnection) -> Hold:
+        if delay > 0:
+            await asyncio.sleep(delay)  # fault injection: a slow database (BookingHooks)
         await _lock_holder(conn, event.id, user, client, now)
         await _check_user_limit(conn, event, user, len(seat_ids), now)
         await _check_client_caps(conn, event.id, client, caps, wanted=len(seat_ids), now=now)
         claimed = await conn.execute(
             _CLAIM,
-            {"b_event": event.id, "b_seats": hold.seat_ids, "b_now": now,
+            {"b_event": event.id, "b_seats": hold.seat_ids,
+             "b_now": now - LAPSE_GRACE if event.waiting_room else now,
              "new_hold": hold.id, "new_user": user, "new_expiry": hold.expires_at},
         )  # fmt: skip
         if claimed.rowcount != len(seat_ids):
@@ -369,6 +388,77 @@ async def reap_expired(
     return await in_transaction(engine, work)
 
 
+_LAPSED = (
+    select(holds.c.id, holds.c.event_id, holds.c.seat_count)
+    .where(holds.c.status == "active", holds.c.expires_at <= bindparam("now"))
+    .limit(500)
+)
+
+
+async def lapse_hold(engine: AsyncEngine, hold_id: str) -> bool:
+    """Mark a lapsed hold expired, its seats still its own; ``False`` if another node did."""
+
+    async def work(conn: AsyncConnection) -> bool:
+        done = await conn.execute(
+            update(holds)
+            .where(holds.c.id == hold_id, holds.c.status == "active")
+            .values(status="expired")
+        )
+        return bool(done.rowcount == 1)
+
+    return await in_transaction(engine, work)
+
+
+async def hand_over(
+    engine: AsyncEngine, event: EventInfo, hold_id: str, users: list[str], now: datetime
+) -> tuple[list[Hold], list[str]]:
+    """Put the seats of lapsed hold ``hold_id`` on hold for ``users``, one seat each in layout
+    order, and free the seats left over; returns the new holds and the freed seats."""
+
+    async def work(conn: AsyncConnection) -> tuple[list[Hold], list[str]]:
+        rows = await conn.execute(
+            select(seats.c.seat_id)
+            .where(
+                seats.c.event_id == event.id,
+                seats.c.hold_id == hold_id,
+                seats.c.order_id.is_(None),
+            )
+            .order_by(seats.c.ordinal, seats.c.seat_id)
+            .with_for_update()  # a locking read: seats claimed meanwhile are not ours
+        )
+        seat_ids = [r.seat_id for r in rows]
+        given: list[Hold] = []
+        for user, seat_id in zip(users, seat_ids, strict=False):
+            amount, currency = event.price([seat_id])
+            hold = Hold(new_id("h"), event.id, user, [seat_id], amount, currency, "active",
+                        now, now + timedelta(seconds=event.hold_ttl_s))  # fmt: skip
+            await conn.execute(
+                update(seats)
+                .where(seats.c.event_id == event.id)
+                .where(seats.c.seat_id == seat_id, seats.c.hold_id == hold_id)
+                .values(hold_id=hold.id, hold_user=user, hold_expires_at=hold.expires_at)
+            )
+            await conn.execute(
+                _INSERT_HOLD,
+                {"id": hold.id, "event_id": event.id, "user_id": user,
+                 "seat_ids": json.dumps(hold.seat_ids), "seat_count": 1,
+                 "amount_cents": amount, "currency": currency, "status": "active",
+                 "created_at": now, "expires_at": hold.expires_at},
+            )  # fmt: skip
+            given.append(hold)
+        rest = seat_ids[len(given) :]
+        if rest:
+            await conn.execute(
+                update(seats)
+                .where(seats.c.event_id == event.id)
+                .where(seats.c.seat_id.in_(rest), seats.c.hold_id == hold_id)
+                .values(hold_id=None, hold_user=None, hold_expires_at=None)
+            )
+        return given, rest
+
+    return await in_transaction(engine, work)
+
+
 @dataclass
 class SeatHolds:
     """Placing, releasing and expiring holds, with this node's seat maps in front.
@@ -384,6 +474,8 @@ class SeatHolds:
     admissions: AdmissionSigner
     hooks: BookingHooks
     caps: HoldCaps = HoldCaps()
+    #: The waiting rooms, to offer seats that come back to the users in line.
+    queue: Admissions | None = None
     #: Seat claims under way on this node, by (event, seat).
     _claims: dict[tuple[int, str], asyncio.Future[None]] = field(default_factory=dict, init=False)
 
@@ -520,8 +612,9 @@ class SeatHolds:
         finder = self.inventory.block_finder(event_id)
         ticket = finder.claiming(seat_ids)  # best available offers these seats to nobody else
         try:
+            delay = self.hooks.hold_delay()
             hold = await place_hold(
-                self.engine, info, user, seat_ids, now, client=client, caps=self.caps
+                self.engine, info, user, seat_ids, now, client=client, caps=self.caps, delay=delay
             )
         except SeatsUnavailable as exc:
             # Taken by another node whose news has not arrived yet: believe it for a moment,
@@ -558,9 +651,43 @@ class SeatHolds:
     async def reap(self) -> int:
         """Free lapsed holds (a background task calls this every second); returns how many
         seats it freed."""
-        expired, freed = await reap_expired(self.engine, utcnow())
+        now = utcnow()
+        returned = await self._offer_lapsed(now)
+        expired, freed = await reap_expired(self.engine, now)
         if expired:
             self.hooks.holds_expired(expired)
         for event_id, seat_ids in freed.items():
             self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in seat_ids)))
-        return sum(len(s) for s in freed.values())
+        return returned + sum(len(s) for s in freed.values())
+
+    async def _offer_lapsed(self, now: datetime) -> int:
+        """Lapsed holds of sales with a waiting room: their seats to the next users in line
+        (module docstring); returns how many seats came back."""
+        if self.queue is None:
+            return 0
+        async with self.engine.connect() as conn:
+            lapsed = (await conn.execute(_LAPSED, {"now": now})).all()
+        returned = 0
+        for hold_id, event_id, count in lapsed:
+            info = await self.inventory.event(event_id)
+            if not info.waiting_room or not await lapse_hold(self.engine, hold_id):
+                continue
+            self.hooks.holds_expired(1)
+            try:
+                users = await self.queue.admit_for_seats(info, int(count))
+            except Exception:
+                log.exception("offering the seats of hold %s to the queue failed", hold_id)
+                users = []
+            given, freed = await hand_over(self.engine, info, hold_id, users, utcnow())
+            returned += len(given) + len(freed)
+            for hold in given:
+                self.inventory.record(
+                    SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
+                )
+            if freed:
+                self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
+            offers = [Offer(event_id, h.user_id, h.id, tuple(h.seat_ids),
+                            h.expires_at.replace(tzinfo=UTC).timestamp())
+                  for h in given]  # fmt: skip
+            self.queue.offered(event_id, users, offers)
+        return returned

@@ -161,6 +161,9 @@ class BookingHooks:
     order_cancelled: Callable[[int], None] = field(default=_ignore)
     #: A user joined this event's waiting room (re-joins included: joining is idempotent).
     queue_joined: Callable[[int], None] = field(default=_ignore)
+    #: Seconds every hold decision waits inside its transaction (fault injection for the
+    #: adaptive-outflow tests: a slow database; 0 otherwise).
+    hold_delay: Callable[[], float] = field(default=lambda: 0.0)
     #: A payment was charged and its order is about to commit (the crash-injection point of
     #: the recovery tests: a host may end the process here).
     charged: Callable[[str], None] = field(default=_ignore)

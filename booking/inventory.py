@@ -15,6 +15,7 @@ is taken in with :meth:`Inventory.refresh`, which re-reads the settings from the
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from booking.catalog import EventInfo, EventPatch, EventSpec, SeatAccessPatch
 from booking.clock import utcnow
 from booking.demo import demo_event
 from booking.errors import NotFound
-from booking.seatmap import SeatChange, SeatMap, SeatStatuses
+from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap, SeatStatuses
 
 SeatChangeListener = Callable[[SeatChange], None]
 #: Told the id of an event whose settings this node changed.
@@ -135,6 +136,15 @@ class Inventory:
             for event_id, info in self._events.items()
             if info.live(now) and event_id in self._maps
         ]
+
+    def supply(self, event_id: int) -> tuple[int, int] | None:
+        """Seats of a loaded event that are available, and held (a lapsed hold not yet reaped
+        counts as held: its seats are about to be offered back), or ``None`` if not loaded."""
+        seatmap = self._maps.get(event_id)
+        if seatmap is None:
+            return None
+        counts = Counter(seatmap.statuses.values())
+        return counts[AVAILABLE], counts[HELD]
 
     async def events(self, *, drafts: bool = True) -> list[EventInfo]:
         async with self.engine.connect() as conn:

@@ -95,6 +95,12 @@ events = _table(
     Column("waiting_room", Boolean, nullable=False, default=False),
     Column("admission_rate", Float, nullable=False, default=10.0),
     Column("max_active_shoppers", Integer, nullable=False, default=500),
+    # fixed | adaptive (the rate follows the booking core's health between min and max)
+    Column("admission_mode", String(16), nullable=False, default="fixed", server_default="fixed"),
+    Column("admission_rate_min", Float, nullable=False, default=1.0, server_default="1"),
+    Column("admission_rate_max", Float, nullable=False, default=100.0, server_default="100"),
+    # leading zero bits a join's proof of work must have (0: no proof asked)
+    Column("pow_difficulty", Integer, nullable=False, default=0, server_default="0"),
     Column("hold_ttl_s", Integer, nullable=False),
     Column("max_seats_per_user", Integer, nullable=False),
     Column("created_at", UTC, nullable=False),

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from booking.catalog import EventInfo
 from booking.core import BookingCore
+from booking.outflow import Rate
 from booking.schema import holds, orders
 from booking.waiting_room import Stats as QueueStats
 
@@ -25,6 +26,8 @@ class EventFigures:
     holds_active: int
     #: The waiting room's figures, when it is on.
     queue: QueueStats | None
+    #: The admission rate now and why (adaptive mode: :mod:`booking.outflow`).
+    rate: Rate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ async def sale_stats(core: BookingCore, now: datetime) -> SaleStats:
                 seats=seatmap.counts(now),
                 holds_active=holds_by_event.get(info.id, 0),
                 queue=queue,
+                rate=core.admissions.outflow.describe(info) if info.waiting_room else None,
             )
         )
     return SaleStats(sum(holds_by_event.values()), int(sales or 0), figures)

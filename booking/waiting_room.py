@@ -4,15 +4,23 @@ Theory of operation
 -------------------
 Every user who joins gets a *sequence number* once and keeps it (re-joining is idempotent).
 Users who join before the sale opens wait in a *pre-queue*; at opening they are shuffled uniformly
-and numbered 1..P (Queue-it and Cloudflare's pre-queue); later arrivals are numbered P+1, P+2, …
-in arrival order. Admission advances one *serving counter* (AWS Virtual Waiting Room): everyone
-numbered up to it has been admitted. So a waiting user's position is ``seq - serving``, derived
+(a seeded, verifiable shuffle: :mod:`booking.fairness`) and numbered 1..P (Queue-it and
+Cloudflare's pre-queue); later arrivals are numbered P+1, P+2, … in arrival order. Admission
+advances one *serving counter* (AWS Virtual Waiting Room): everyone numbered up to it has been
+admitted. So a waiting user's position is ``seq - serving``, derived
 from two integers, and the cost of telling 10,000 people where they stand does not grow with how
 often the queue moves.
 
 Admission is paced per event by two knobs an admin can change live: admissions per second and a
 cap on *active shoppers* (admitted users whose admission has neither expired nor been used up by
 a purchase). Each admission yields a signed token (:mod:`booking.admission`) that holds require.
+
+The room also knows the sale behind it (:class:`Policy` carries the seats available outside
+holds): it never admits more users than there are seats left for the shoppers it has, so
+admission stops at sell-out; waiting users then read ``paused`` (every seat is held, some may come
+back) or ``sold_out`` (nothing held, nothing left) instead of ``waiting``, and stay in line.
+Seats that come back from a lapsed hold are *offered* (:meth:`WaitingRoom.offer`): the next users
+in line are admitted, one per seat, whatever the rate, and each gets one of the seats on hold.
 
 Two implementations share the :class:`WaitingRoom` interface: :class:`InProcessWaitingRoom`
 (embedded default, one node) and the cluster's, in Redis (one queue for all nodes, surviving a node
@@ -28,12 +36,22 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from booking.fairness import Placement, place
+
 WAITING = "waiting"
 ADMITTED = "admitted"
 #: The admission lapsed unused (the user may join again at the back).
 EXPIRED = "expired"
 #: The user's turn is over: they bought, or the sale closed.
 CLOSED = "closed"
+#: Waiting, while every seat is held (some may come back).
+PAUSED = "paused"
+#: Waiting, while no seat is available and no hold is open (a waiting list).
+SOLD_OUT = "sold_out"
+#: The sale has seats to offer (a waiting user reads ``waiting``).
+SELLING = "selling"
+#: States of a user still in line.
+QUEUED = frozenset({WAITING, PAUSED, SOLD_OUT})
 #: Not in this waiting room (never joined): a state to render, not an error.
 NOT_JOINED = "not_joined"
 
@@ -47,6 +65,42 @@ class Policy:
     rate_per_s: float
     max_active: int
     admission_ttl_s: int
+    #: ``selling``, ``paused`` or ``sold_out`` (:func:`sale_state`).
+    sale: str = SELLING
+    #: Seats available outside holds (``None``: not known, admission is not bounded by it).
+    seats: int | None = None
+
+
+def sale_state(available: int, held: int) -> str:
+    """``paused`` when every seat left is held, ``sold_out`` when none is left at all."""
+    if available > 0:
+        return SELLING
+    return PAUSED if held > 0 else SOLD_OUT
+
+
+def queued(policy: Policy) -> str:
+    """The state a user still in line reads under ``policy``."""
+    return WAITING if policy.sale == SELLING else policy.sale
+
+
+def admissible(policy: Policy, active: int) -> int | None:
+    """How many more users the sale has seats for, beside the ``active`` shoppers it has
+    (``None``: unbounded). Each admitted shopper may want a seat, so no more are admitted than
+    seats are left for them: at sell-out admission stops."""
+    if policy.seats is None:
+        return None
+    return max(0, policy.seats - active)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Seats that came back, on hold for the user in line they were offered to."""
+
+    event_id: int
+    user: str
+    hold_id: str
+    seats: tuple[str, ...]
+    expires_at: float  # unix time the hold lapses
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +118,8 @@ class Position:
     admitted_until: float | None = None  # unix time the admission expires
     #: The signed admission token (:class:`~booking.admissions.Admissions` stamps it).
     admission_token: str | None = None
+    #: Seats offered to this admitted user, on hold for them (:meth:`WaitingRoom.offer`).
+    offer: Offer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +139,10 @@ class WaitingRoom(Protocol):
     async def admit(self, event_id: int, policy: Policy, now: float) -> list[str]:
         """Open the pre-queue if due and admit whoever the policy allows now; returns users."""
 
+    async def offer(self, event_id: int, count: int, policy: Policy, now: float) -> list[str]:
+        """Admit the next ``count`` users in line at once, whatever the rate and the cap (seats
+        came back for them); returns them (fewer when fewer wait)."""
+
     async def complete(self, event_id: int, user: str) -> None:
         """The user bought: their admission is used up and leaves the active set."""
 
@@ -91,10 +151,15 @@ class WaitingRoom(Protocol):
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
         """Positions of those of ``users`` who joined (one round trip in Redis)."""
 
+    async def placement(self, event_id: int) -> Placement:
+        """The seed (drawn on first use, so committed before opening) and the pre-queue's
+        placement at opening (:mod:`booking.fairness`)."""
+
 
 def eta(ahead: int, policy: Policy, active: int) -> int | None:
     """Seconds until the user with ``ahead`` people in front of them is admitted; ``None``
-    ("unknown") while nobody is being admitted (paused, or no admission rate).
+    ("unknown") while nobody is being admitted (paused, no admission rate, or no seat to
+    sell).
 
     Two limits pace the queue: the admission rate, and the cap on active shoppers. The places
     free under the cap now are filled at the rate; after that a place frees only when an admitted
@@ -104,7 +169,7 @@ def eta(ahead: int, policy: Policy, active: int) -> int | None:
     the cap.
     """
     rate = policy.rate_per_s
-    if policy.paused or rate <= 0 or policy.max_active <= 0:
+    if policy.paused or rate <= 0 or policy.max_active <= 0 or policy.sale != SELLING:
         return None
     free = max(0, policy.max_active - active)
     if ahead < free:
@@ -130,6 +195,12 @@ class _Queue:
     tokens: float = 0.0
     tokens_at: float = 0.0
     admissions: deque[float] = field(default_factory=deque)
+    #: The shuffle's seed and the queue ids' salt (:mod:`booking.fairness`).
+    seed: bytes = b""
+    salt: bytes = b""
+    opened_at: float | None = None
+    #: The pre-queue in the order it was placed at opening.
+    placed: list[str] = field(default_factory=list)
 
 
 class InProcessWaitingRoom:
@@ -142,7 +213,9 @@ class InProcessWaitingRoom:
     def _queue(self, event_id: int) -> _Queue:
         queue = self._queues.get(event_id)
         if queue is None:
-            queue = self._queues[event_id] = _Queue()
+            queue = self._queues[event_id] = _Queue(
+                seed=self._rng.randbytes(32), salt=self._rng.randbytes(16)
+            )
         return queue
 
     async def join(self, event_id: int, user: str, policy: Policy) -> Position:
@@ -179,13 +252,15 @@ class InProcessWaitingRoom:
             if user not in queue.prequeue:
                 return None
             # Pre-queue: no place yet; everyone gets a uniformly random one at opening.
-            return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
+            return Position(event_id, user, queued(policy), None, None, None, waiting_total, None)
         ahead = seq - queue.serving - 1
-        return Position(event_id, user, WAITING, seq, ahead + 1, ahead, waiting_total,
+        return Position(event_id, user, queued(policy), seq, ahead + 1, ahead, waiting_total,
                         eta(ahead, policy, len(queue.active)))  # fmt: skip
 
     def _open(self, queue: _Queue) -> None:
-        self._rng.shuffle(queue.prequeue)
+        queue.prequeue = place(queue.prequeue, queue.seed, queue.salt)  # seeded: verifiable
+        queue.placed = list(queue.prequeue)
+        queue.opened_at = time.time()
         for user in queue.prequeue:
             queue.last_seq += 1
             queue.seq_of[user] = queue.last_seq
@@ -213,9 +288,24 @@ class InProcessWaitingRoom:
             return []
         room = policy.max_active - len(queue.active)
         count = min(int(queue.tokens), room, queue.last_seq - queue.serving)
+        seats = admissible(policy, len(queue.active))
+        if seats is not None:
+            count = min(count, seats)
         if count <= 0:
             return []
         queue.tokens -= count
+        return self._admit_next(queue, count, policy, now)
+
+    async def offer(self, event_id: int, count: int, policy: Policy, now: float) -> list[str]:
+        queue = self._queue(event_id)
+        if policy.open and not queue.opened:
+            self._open(queue)
+        count = min(count, queue.last_seq - queue.serving)
+        if count <= 0:
+            return []
+        return self._admit_next(queue, count, policy, now)
+
+    def _admit_next(self, queue: _Queue, count: int, policy: Policy, now: float) -> list[str]:
         admitted = []
         for seq in range(queue.serving + 1, queue.serving + count + 1):
             user = queue.user_at[seq]
@@ -250,3 +340,7 @@ class InProcessWaitingRoom:
         position = self._position
         found = [position(queue, event_id, user, policy) for user in users]
         return [p for p in found if p is not None]
+
+    async def placement(self, event_id: int) -> Placement:
+        queue = self._queue(event_id)
+        return Placement(queue.seed, queue.salt, queue.opened, queue.opened_at, queue.placed)

@@ -39,7 +39,9 @@ from booking import core
 from booking.core import BookingPolicy
 from booking.customers import SignInPolicy
 from booking.holds import HoldCaps
+from booking.hooks import HoldOutcome
 from booking.migrate import upgrade
+from booking.outflow import Budget
 from booking.payments import TestGateway
 from protocol.events import Subscription
 from server import app_commands
@@ -57,6 +59,7 @@ from server.keys import (
     BACKPLANE,
     BOOKING,
     DATABASE,
+    HEALTH,
     METRICS,
     NODE_METRICS,
     NODES,
@@ -70,6 +73,7 @@ from server.mail.sender import MailSender
 from server.mail.transport import open_transport
 from server.metrics import BrokerMetrics, node_metrics
 from server.node_roster import NodeFigures, NodeRoster
+from server.outflow import FileDelay, Health, run_outflow
 from server.queue_stream import QueueStream
 from server.request_metrics import measure_requests
 from server.seat_stream import SeatStream
@@ -98,6 +102,7 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app[TOKENS] = TokenAuthority(secret)
     app[METRICS] = broker_metrics
     app[NODE_METRICS] = measured
+    app[HEALTH] = Health()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_backplane)
     app.cleanup_ctx.append(functools.partial(_booking, secret=secret))
@@ -115,7 +120,15 @@ def create_app(settings: Settings, secret: str) -> web.Application:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(app[SETTINGS].database_url, app[SETTINGS].db_pool_size)
-    app[NODE_METRICS].infra.watch_pool(pool_watch(engine))
+    watch = pool_watch(engine)
+    app[NODE_METRICS].infra.watch_pool(watch)
+    observe, health = watch.waited, app[HEALTH]
+
+    def waited(seconds: float) -> None:
+        observe(seconds)
+        health.pool_wait(seconds)
+
+    watch.waited = waited
     app[DATABASE] = engine
     yield
     await engine.dispose()
@@ -148,6 +161,15 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
         hooks.charged = _crash_after_charge
     if settings.fault_crash_after_commit:
         hooks.order_committed = _crash_after_commit
+    if settings.fault_hold_delay_file:
+        hooks.hold_delay = FileDelay(settings.fault_hold_delay_file)
+    health, measured_hold = app[HEALTH], hooks.hold_ended
+
+    def hold_ended(outcome: HoldOutcome, seconds: float) -> None:
+        measured_hold(outcome, seconds)
+        health.hold(seconds)
+
+    hooks.hold_ended = hold_ended
     booking = core.build(
         engine,
         TestGateway(engine, settings.payment_latency_ms / 1000, settings.fault_refund_failures),
@@ -177,6 +199,11 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
             log.info("seeded demo event %d: %s (%d seats)", seeded.id, seeded.name,
                      len(seeded.seats))  # fmt: skip
     await booking.checkout.recover()
+    booking.admissions.outflow.budget = Budget(
+        settings.outflow_hold_p99_ms / 1000,
+        settings.outflow_pool_wait_ms / 1000,
+        settings.outflow_loop_lag_ms / 1000,
+    )
     app[NODE_METRICS].booking.seats.source = booking.inventory.live_seat_counts
     app[BOOKING] = booking
     await _refresh_revocations(app)
@@ -243,6 +270,12 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     )
     checkin = CheckinStream(booking.door, service.broker)
     service.subscribe_listeners[Kind.ADMIN] = checkin.on_subscribe
+    health = app[HEALTH]
+
+    def lagged(seconds: float) -> None:
+        measured.infra.loop_lag.observe(seconds)
+        health.lag(seconds)
+
     tasks = [
         asyncio.create_task(app[SEATS].run(), name="seat-ticker"),
         asyncio.create_task(queue.run_admissions(), name="admissions"),
@@ -256,7 +289,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(run_every(1.0, booking.refunds.retry_due), name="refund-retries"),
         asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
-        asyncio.create_task(measure_loop_lag(measured.infra.loop_lag.observe), name="loop-lag"),
+        asyncio.create_task(measure_loop_lag(lagged), name="loop-lag"),
+        asyncio.create_task(run_outflow(booking.admissions, health), name="adaptive-outflow"),
         asyncio.create_task(_watch_readiness(app), name="readiness"),
     ]
     yield

@@ -98,10 +98,11 @@ class BookingCommands:
     def join(self, session: StompSession, params: dict[str, str], headers: Headers,
              _: bytes) -> None:  # fmt: skip
         user = _user(session)
-        self._run(user, headers, self._join(int(params["event_id"]), user))
+        proof = next((v for k, v in headers if k == "queue-proof"), None)
+        self._run(user, headers, self._join(int(params["event_id"]), user, proof))
 
-    async def _join(self, event_id: int, user: str) -> dict[str, Any]:
-        position = await self.booking.admissions.join(event_id, user)
+    async def _join(self, event_id: int, user: str, proof: str | None) -> dict[str, Any]:
+        position = await self.booking.admissions.join(event_id, user, proof)
         return {"type": "queue", **position_body(position)}
 
     def release(self, session: StompSession, params: dict[str, str], headers: Headers,

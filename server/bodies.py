@@ -277,12 +277,32 @@ def ticket_check_out(check: TicketCheck) -> TicketCheckOut:
     )
 
 
+class ChallengeOut(BaseModel):
+    """A proof-of-work challenge for joining a waiting room (:mod:`booking.proof`)."""
+
+    challenge: str
+    difficulty: int = Field(description="leading zero bits the hash must have; 0: none needed")
+    expires_at: str
+
+
+class OfferOut(BaseModel):
+    """Seats that came back, on hold for the user they were offered to."""
+
+    hold_id: str
+    seats: list[str]
+    expires_at: str
+
+
 class QueuePositionOut(BaseModel):
     """Where a user stands in an event's waiting room (SPEC §6)."""
 
     event_id: int
-    state: Literal["waiting", "admitted", "expired", "closed", "not_joined"] = Field(
-        description="not_joined: you are not in this waiting room (GET only)"
+    state: Literal[
+        "waiting", "paused", "sold_out", "admitted", "expired", "closed", "not_joined"
+    ] = Field(
+        description="`paused`: still in line, every seat is held (some may come back); "
+        "`sold_out`: still in line, no seat left and no hold open (told if seats return); "
+        "`not_joined`: you are not in this waiting room (GET only)"
     )
     position: int | None = Field(description="1 = next to be admitted; null in the pre-queue")
     ahead: int | None
@@ -292,6 +312,10 @@ class QueuePositionOut(BaseModel):
         default=None, description="when admitted: send it as X-Admission-Token to hold seats"
     )
     expires_at: str | None = Field(default=None, description="when admitted: until when")
+    offer: OfferOut | None = Field(
+        default=None,
+        description="when admitted for seats that came back: the seats on hold for you",
+    )
 
 
 def position_body(position: Position) -> dict[str, object]:
@@ -308,6 +332,10 @@ def position_body(position: Position) -> dict[str, object]:
     if position.admission_token is not None and position.admitted_until is not None:
         body["admission_token"] = position.admission_token
         body["expires_at"] = iso(from_unix(position.admitted_until))
+        offer = position.offer
+        if offer is not None:
+            body["offer"] = {"hold_id": offer.hold_id, "seats": list(offer.seats),
+                             "expires_at": iso(from_unix(offer.expires_at))}  # fmt: skip
     return body
 
 

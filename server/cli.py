@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+import urllib.request
 from typing import Any
 
 from pydantic import ValidationError
 
+from booking import fairness
 from booking.migrate import upgrade
 from server import logs
 from server.auth import Role, TokenAuthority
@@ -74,11 +77,41 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     _add_settings_arguments(token, only={"secret", "database_url"})
+    audit = commands.add_parser("audit", help="check a waiting room's pre-queue shuffle")
+    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("event", type=int, help="the event id")
+    audit.add_argument("--url", default="http://127.0.0.1:8080", help="a node's HTTP address")
+    audit.add_argument("--file", help="verify a saved audit document instead of fetching it")
     return parser
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """``concert-hub audit verify EVENT``: fetch (or read) the audit and check it."""
+    if args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    else:
+        url = f"{args.url.rstrip('/')}/api/events/{args.event}/queue/audit"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            doc = json.load(response)
+    if doc.get("event_id") != args.event:
+        print(f"concert-hub: the audit is of event {doc.get('event_id')}, not {args.event}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    problems = fairness.verify(doc)
+    for problem in problems:
+        print(f"FAIL: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"OK: event {args.event}: {len(doc['log'])} pre-queue places match the seed "
+          f"committed before opening ({doc['commitment'][:16]}…), chain intact")  # fmt: skip
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "audit":
+        return _audit(args)
     try:
         settings = _settings_from(args)
     except ValidationError as exc:

@@ -33,6 +33,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "not_found": 404,
     "forbidden": 403,
     "admission_required": 403,
+    "proof_required": 403,
     "conflict": 409,
     "no_block": 409,
     "sale_closed": 409,
@@ -69,6 +70,8 @@ BOOKING_KINDS: dict[str, str] = {
     "not_found": "No such event, hold, order or ticket (or it is not yours).",
     "forbidden": "Not allowed for you.",
     "admission_required": "The event's waiting room is on: a valid admission token is needed.",
+    "proof_required": "Joining this waiting room needs a proof of work: POST "
+    "`/api/events/{id}/queue/challenge`, find a nonce, join with `X-Queue-Proof`.",
     "conflict": "Seats are taken (`conflicts` lists them), or the hold/order is not active.",
     "no_block": "Best available: no `count` adjacent seats in one row are left that match the "
     "request (tier, section, wheelchair access).",

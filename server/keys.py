@@ -17,6 +17,7 @@ from server.auth import TokenAuthority
 from server.backplane import Backplane
 from server.metrics import BrokerMetrics, NodeMetrics
 from server.node_roster import NodeRoster
+from server.outflow import Health
 from server.rate_limits import RateLimits
 from server.seat_stream import SeatStream
 from server.session import StompService
@@ -34,6 +35,8 @@ STOMP = web.AppKey("stomp", StompService)
 SEATS = web.AppKey("seats", SeatStream)
 #: Every node's figures, as this node last heard them.
 NODES = web.AppKey("nodes", NodeRoster)
+#: The node's health as adaptive admission reads it.
+HEALTH = web.AppKey("health", Health)
 #: Where the built browser UI is (``web/dist``, or the copy a wheel carries).
 WEB_DIST = web.AppKey("web_dist", Path)
 #: The REST API's rate limits.

@@ -8,10 +8,15 @@
   waiting users cost a steady trickle, not a burst every two seconds; one batched lookup per event
   per slot serves all of a slot's users. A user hears on SUBSCRIBE, whenever their state changes,
   and at least every ``--position-interval-s`` while waiting.
+* The sale: each tick also reads the sale's state from the seat map (selling, ``paused`` when
+  every seat left is held, ``sold_out`` when none is); when it changes, every local waiting user
+  hears their new state at once (not at their next slot). Users admitted for seats that came back
+  (:meth:`booking.holds.SeatHolds.reap`) are told like any admitted user, with their offer.
 * Stats: once a second each node reads every live waiting room's figures, reports them to
-  ``/metrics`` (waiting, active shoppers) and publishes ``{"serving","waiting","admitted_per_min"}``
-  to its own subscribers of ``/topic/events/{id}/queue`` (every node reads the same shared state,
-  so nothing is sent twice across the cluster).
+  ``/metrics`` (waiting, active shoppers) and publishes
+  ``{"serving","waiting","admitted_per_min","sale","rate","rate_reason"}`` to its own subscribers of
+  ``/topic/events/{id}/queue`` (every node reads the same shared state, so nothing is sent twice
+  across the cluster).
 
 Measured here: admissions (one count per tick and event), and how late each slot's position
 pushes went out past their deadline (one observation per slot, however many users it served).
@@ -23,11 +28,13 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Coroutine
 
 from booking.admissions import Admissions
+from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import Unavailable
-from booking.waiting_room import WAITING, Position, Stats
+from booking.waiting_room import QUEUED, Position, Stats
 from protocol.events import Subscription
 from server.bodies import dumps, position_body
 from server.broker import Broker
@@ -65,6 +72,8 @@ class QueueStream:
         #: (event, user) → last state sent from this node.
         self._sent: dict[tuple[int, str], str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: event → the sale state its waiting users were last told of.
+        self._sales: dict[int, str] = {}
 
     # -- bodies --------------------------------------------------------------------------------
 
@@ -98,13 +107,22 @@ class QueueStream:
 
     # -- loops ---------------------------------------------------------------------------------
 
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def run_admissions(self) -> None:
         while True:
             await asyncio.sleep(ADMISSION_TICK_S)
             for info in self.admissions.events():
                 policy = self.admissions.policy(info)
+                if self._sales.get(info.id, policy.sale) != policy.sale:
+                    self._spawn(self._push_event(info))  # everyone in line hears it now
+                self._sales[info.id] = policy.sale
                 try:
                     admitted = await self.room.admit(info.id, policy, time.time())
+                    admitted += self.admissions.take_offered(info.id)
                     if not admitted:
                         continue
                     found = await self.room.positions(info.id, admitted, policy)
@@ -141,9 +159,14 @@ class QueueStream:
                 lateness.observe(max(0.0, loop.time() - deadline))
             slot = (slot + 1) % SLOTS
 
-    async def _push(self, slot: int) -> int:
-        """Push their positions to the slot's users who still subscribe here; returns how many
-        were pushed."""
+    async def _push_event(self, info: EventInfo) -> None:
+        """Push their standing in ``info``'s waiting room to every local subscriber, now."""
+        for slot in range(SLOTS):
+            await self._push(slot, info)
+
+    async def _push(self, slot: int, only: EventInfo | None = None) -> int:
+        """Push their positions to the slot's users who still subscribe here (in every
+        waiting room, or ``only`` that one); returns how many were pushed."""
         watchers = self._watchers[slot]
         count = self.broker.subscriber_count
         gone = [user for user, route in watchers.items() if not count(route)]
@@ -153,7 +176,7 @@ class QueueStream:
             return 0
         live = list(watchers)
         pushed = 0
-        for info in self.admissions.events():
+        for info in self.admissions.events() if only is None else [only]:
             policy = self.admissions.policy(info)
             try:
                 found = await self.room.positions(info.id, live, policy)
@@ -165,7 +188,7 @@ class QueueStream:
             sent = self._sent
             for position in found:
                 last = sent.get((info.id, position.user))
-                if position.state == WAITING or position.state != last:
+                if position.state in QUEUED or position.state != last:
                     self._deliver_local(position, watchers[position.user])
                     pushed += 1
         return pushed
@@ -188,7 +211,12 @@ class QueueStream:
                 route = queue_route(info.id)
                 if not self.broker.subscriber_count(route):
                     continue
-                body = dumps({"serving": stats.serving, "waiting": stats.waiting,
-                              "admitted_per_min": stats.admitted_per_min})  # fmt: skip
+                rate = self.admissions.outflow.describe(info)
+                body = dumps({
+                    "serving": stats.serving, "waiting": stats.waiting,
+                    "admitted_per_min": stats.admitted_per_min,
+                    "sale": self.admissions.sale(info)[0],
+                    "rate": round(rate.per_s, 2), "rate_reason": rate.reason,
+                })  # fmt: skip
                 self.broker.fan_out(Message(route, self.broker.next_id(), JSON, body))
             self.metrics.report(figures)

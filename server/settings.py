@@ -188,6 +188,20 @@ class Settings(BaseModel):
     fault_refund_failures: int = Field(
         0, ge=0, description="testing only: the test gateway fails this many refunds first"
     )
+    fault_hold_delay_file: str | None = Field(
+        None,
+        description="testing only: a file holding milliseconds every hold decision waits in its "
+        "transaction (read live; absent or empty: none)",
+    )
+    outflow_hold_p99_ms: float = Field(
+        250, gt=0, description="adaptive admission: budget for the hold decision p99"
+    )
+    outflow_pool_wait_ms: float = Field(
+        50, gt=0, description="adaptive admission: budget for a database connection wait"
+    )
+    outflow_loop_lag_ms: float = Field(
+        100, gt=0, description="adaptive admission: budget for the event-loop lag"
+    )
 
     @field_validator("heartbeat_ms", mode="before")
     @classmethod

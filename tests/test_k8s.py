@@ -50,6 +50,7 @@ NOT_WIRED = {
     "fault_crash_after_charge",
     "fault_crash_after_commit",
     "fault_refund_failures",
+    "fault_hold_delay_file",
 }
 #: Settings that come from the Secret, by key, and the one that comes from the pod's name.
 FROM_SECRET = {

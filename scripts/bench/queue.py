@@ -4,6 +4,7 @@ Usage::
 
     python scripts/bench_queue.py --users 1000 --duration 10 --engine both
     python scripts/bench_queue.py --users 10000 --rate 50 --interval 2 --duration 20 --engine both
+    python scripts/bench_queue.py --scenario sellout --users 10000 --seats 2000  # bench/sellout.py
 
 Prints ONE JSON object on stdout; progress goes to stderr (``--quiet``: warnings only). Only
 127.0.0.1 is ever contacted. Targets (2-core machine): joins >= 5,000/s with the Redis engine;
@@ -88,6 +89,7 @@ import json
 import math
 import os
 import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -758,6 +760,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--scenario" in given or any(a.startswith("--scenario=") for a in given):
+        from bench import sellout  # noqa: PLC0415  (the sell-out scenario's own flags)
+
+        return sellout.main(given)
     args = parse_args(argv)
     setup_logging(args.quiet)
     raise_nofile()

@@ -97,6 +97,8 @@ async def stats(request: web.Request, _: Principal) -> web.Response:
                 serving=e.queue.serving,
                 active=e.queue.active,
                 admitted_per_min=e.queue.admitted_per_min,
+                admission_rate=None if e.rate is None else e.rate.per_s,
+                rate_reason=None if e.rate is None else e.rate.reason,
             ),
         )
         for e in figures.events

@@ -78,6 +78,10 @@ def detail_response(request: web.Request, info: EventInfo, status: int = 200) ->
     head = summary(info, utcnow()).model_dump(mode="json")
     head["admission_rate"] = info.admission_rate
     head["max_active_shoppers"] = info.max_active_shoppers
+    head["admission_mode"] = info.admission_mode
+    head["admission_rate_min"] = info.admission_rate_min
+    head["admission_rate_max"] = info.admission_rate_max
+    head["pow_difficulty"] = info.pow_difficulty
     encoded = json.dumps(head, separators=(",", ":")).encode()
     layouts = request.app[LAYOUTS]
     version, found = layouts.get(info.id, (-1, b""))

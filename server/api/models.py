@@ -161,6 +161,10 @@ class LayoutOut(BaseModel):
 class EventDetail(EventSummary):
     admission_rate: float
     max_active_shoppers: int
+    admission_mode: Literal["fixed", "adaptive"]
+    admission_rate_min: float
+    admission_rate_max: float
+    pow_difficulty: int = Field(description="joining costs a proof of work of this many bits")
     layout: LayoutOut
 
 
@@ -193,6 +197,12 @@ class QueueStats(BaseModel):
     serving: int
     active: int = Field(description="admitted shoppers not yet done")
     admitted_per_min: float
+    admission_rate: float | None = Field(
+        default=None, description="admissions per second now (adaptive mode: this node's)"
+    )
+    rate_reason: str | None = Field(
+        default=None, description="why: `fixed`, `within budget`, or the signal over budget"
+    )
 
 
 class EventStats(BaseModel):

@@ -40,3 +40,22 @@ def test_an_announcement_to_everyone_reaches_the_audience(
         expect(element(page, "announcement")).to_contain_text(text)
     pages.snap(on_list, "audience-list-announcement")
     pages.snap(on_event, "audience-event-announcement")
+
+
+def test_the_console_charts_the_waiting_rooms_and_shows_the_admission_rate(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    event = create_event(ui_server, "Charted Night", waiting_room=True,
+                         admission_mode="adaptive", admission_rate=20,
+                         admission_rate_min=2, admission_rate_max=40)  # fmt: skip
+    admin = pages.open(ui_server.http_url + "/admin", "admin-charts")
+    element(admin, "admin-token").fill(admin_token(ui_server))
+    element(admin, "admin-login").click()
+    # Pictures, not tables: uPlot draws on canvases.
+    for chart in ("chart-waiting", "chart-admissions"):
+        expect(element(admin, chart).locator("canvas")).to_have_count(1)
+    # The stats table says the rate now and why.
+    rate = element(admin, f"stats-rate-{event}")
+    expect(rate).to_contain_text("/s")
+    expect(rate).to_contain_text(re.compile(r"start|within budget|at maximum|over|budget"))
+    pages.snap(admin, "admin-queue-charts")

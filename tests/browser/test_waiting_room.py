@@ -53,3 +53,36 @@ def test_the_second_user_waits_then_is_admitted_and_can_hold(
     hold_seats(bob, ["S-B-4"])
     pages.snap(bob, "bob-holding")
     assert api_seats(ui_server, event)["S-B-4"] == "held"
+
+
+def test_joining_solves_the_proof_of_work_in_a_worker_with_progress(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    # 2^16 tries on average: long enough to see the progress bar, short for a test.
+    event = create_event(ui_server, "Costly Night", waiting_room=True, pow_difficulty=16)
+    carol = pages.open(event_url(ui_server, event), "carol")
+    element(carol, "join-queue").click()
+    expect(element(carol, "pow-progress")).to_be_visible()
+    pages.snap(carol, "carol-proving")
+    expect(element(carol, "queue-state")).to_have_text("admitted")
+    expect(element(carol, "pow-progress")).to_have_count(0)
+
+
+def test_a_user_in_line_is_told_when_every_seat_is_held(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    # Ten seats, one buyer may hold them all: once Dan holds them, Erin waits for a sale that
+    # is paused (every seat held, some may come back) and keeps her place.
+    event = create_event(ui_server, "Tiny Room", waiting_room=True, max_seats_per_user=10)
+    dan = pages.open(event_url(ui_server, event), "dan")
+    element(dan, "join-queue").click()
+    expect(element(dan, "queue-state")).to_have_text("admitted")
+    hold_seats(dan, [f"S-{row}-{n}" for row in "AB" for n in range(1, 6)])
+
+    erin = pages.open(event_url(ui_server, event), "erin")
+    element(erin, "join-queue").click()
+    expect(element(erin, "queue-state")).to_have_text("paused")
+    expect(element(erin, "queue-sale")).to_contain_text("Every seat is held")
+    expect(element(erin, "queue-position")).to_have_text(re.compile(r"1"))
+    expect(element(erin, "join-queue")).to_have_count(0)  # still in line: nothing to join
+    pages.snap(erin, "erin-paused")

@@ -771,7 +771,8 @@ def test_stats_show_waiting_room_queues(api: Api) -> None:
     eid = api.create_event(waiting_room=True)["id"]
     stats = api.get("/api/admin/stats", token=api.admin()).json()
     queue = next(e for e in stats["events"] if e["event_id"] == eid)["queue"]
-    assert set(queue) == {"waiting", "serving", "active", "admitted_per_min"}
+    assert set(queue) == {"waiting", "serving", "active", "admitted_per_min", "admission_rate",
+                          "rate_reason"}  # fmt: skip
     assert queue["waiting"] == 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import stomp
 
+from server.cli import main as cli_main
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
 from tests.redis_server import RedisServer
 
@@ -273,3 +274,16 @@ def test_two_nodes_share_one_queue_and_survive_a_restart(cluster: list[ServerPro
     for user in users[1:]:
         status, me = call(a, "GET", f"/api/events/{event}/queue/me", a.token(user))
         assert (status, me["position"]) == (200, places[user]["position"])
+
+
+def test_the_fairness_audit_is_published_and_verifies(node: ServerProcess) -> None:
+    event = create_event(node, opens_in=3)
+    for i in range(6):
+        assert call(node, "POST", f"/api/events/{event}/queue", node.token(f"audit{i}"))[0] == 200
+    status, before = call(node, "GET", f"/api/events/{event}/queue/audit")
+    assert status == 200 and before["seed"] is None and len(before["commitment"]) == 64
+    wait_for_state(node, event, "audit0", "admitted")
+    status, after = call(node, "GET", f"/api/events/{event}/queue/audit")
+    assert after["commitment"] == before["commitment"] and len(after["log"]) == 6
+    # The operator's command, against this node.
+    assert cli_main(["audit", "verify", str(event), "--url", node.http_url]) == 0

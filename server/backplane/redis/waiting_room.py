@@ -12,8 +12,9 @@ keeps them on one shard:
 ``{wr:E}:finished`` hash user → expired | closed
 ``{wr:E}:admits``   sorted set of admission times (for admitted-per-minute)
 
-Joining (batched: all joins of one event-loop turn in one call), opening and admitting are Lua
-scripts, each atomic, so any node may run them at any time:
+Joining (batched: all joins of one event-loop turn in one call), opening, admitting and offering
+returned seats (admitting the next users at once, whatever the rate) are Lua scripts, each
+atomic, so any node may run them at any time:
 two nodes admitting at once admit each user once and respect the shared rate and cap. Opening
 shuffles the pre-queue in Python (a cryptographic RNG) and hands the order to the script, which
 numbers exactly the users still in the pre-queue and appends any who arrived meanwhile.
@@ -45,13 +46,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from booking.errors import Unavailable
+from booking.fairness import Placement, place
 from booking.waiting_room import (
     ADMITTED,
-    WAITING,
+    QUEUED,
     Policy,
     Position,
     Stats,
     eta,
+    queued,
 )
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,7 @@ _ADMIT = """
 local now, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local go = ARGV[5] == '1'
+local seats = tonumber(ARGV[6] or '-1')  -- seats left (-1: not known)
 for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
   redis.call('HSET', KEYS[6], user, 'expired')
 end
@@ -129,6 +133,9 @@ local admitted = {}
 if go and meta[5] == '1' then
   local room = cap - redis.call('ZCARD', KEYS[5])
   local count = math.min(math.floor(tokens), room, last_seq - serving)
+  if seats >= 0 then  -- no more shoppers than seats left for them (booking.waiting_room)
+    count = math.min(count, math.max(0, seats - redis.call('ZCARD', KEYS[5])))
+  end
   if count > 0 then
     for seq = serving + 1, serving + count do
       local user = redis.call('HGET', KEYS[2], seq)
@@ -146,6 +153,24 @@ table.insert(admitted, 1, meta[5] == '1' and 1 or 0)
 return admitted
 """
 
+# Seats came back: admit the next ARGV[1] users in line at once (not paced, not capped).
+_OFFER = """
+local now, wanted, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving')
+local last_seq, serving = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
+local count = math.min(wanted, last_seq - serving)
+local admitted = {}
+if count > 0 then
+  for seq = serving + 1, serving + count do
+    local user = redis.call('HGET', KEYS[2], seq)
+    redis.call('ZADD', KEYS[5], now + ttl, user)
+    redis.call('ZADD', KEYS[7], now, seq)
+    admitted[#admitted + 1] = user
+  end
+  redis.call('HSET', KEYS[3], 'serving', serving + count)
+end
+return admitted
+"""
 
 _KEY_NAMES = ("seq", "at", "meta", "pre", "active", "finished", "admits")
 
@@ -166,6 +191,7 @@ class RedisWaitingRoom:
         self._down_since: float | None = None
         self._open = redis.register_script(_OPEN)
         self._admit = redis.register_script(_ADMIT)
+        self._offer = redis.register_script(_OFFER)
 
     def _keys(self, event_id: int) -> list[str]:
         tag = f"{self._prefix}{{wr:{event_id}}}"
@@ -222,7 +248,7 @@ class RedisWaitingRoom:
         position = await future
         if (
             position.seq is None
-            and position.state == WAITING
+            and position.state in QUEUED
             and policy.open
             and self._lost(event_id)
         ):
@@ -317,11 +343,20 @@ class RedisWaitingRoom:
         opened, *users = await self._admit(
             keys=keys,
             args=[now, policy.rate_per_s, policy.max_active, policy.admission_ttl_s,
-                  "1" if policy.open and not policy.paused else "0"],
+                  "1" if policy.open and not policy.paused else "0",
+                  -1 if policy.seats is None else policy.seats],
         )  # fmt: skip
         if policy.open and not int(opened) and self._lost(event_id):
             await self._ensure_open(event_id)  # the next tick admits again
         return [u.decode() if isinstance(u, bytes) else str(u) for u in users]
+
+    async def offer(self, event_id: int, count: int, policy: Policy, now: float) -> list[str]:
+        if policy.open and event_id not in self._opened:
+            await self._ensure_open(event_id)
+        users = await self._offer(
+            keys=self._keys(event_id), args=[now, count, policy.admission_ttl_s]
+        )
+        return [_text(u) for u in users]
 
     async def _ensure_open(self, event_id: int) -> None:
         """Number the pre-queue in a uniformly shuffled order, once (the script checks)."""
@@ -333,10 +368,34 @@ class RedisWaitingRoom:
             m.decode() if isinstance(m, bytes) else str(m)
             for m in await self._redis.smembers(keys[3])
         ]
-        members.sort()  # a canonical order first, so the shuffle alone decides
-        self._rng.shuffle(members)
-        await self._open(keys=keys, args=members)
+        seed, salt = await self._seed(event_id)
+        members = place(members, seed, salt)  # seeded, verifiable (booking.fairness)
+        if await self._open(keys=keys, args=members):
+            await self._redis.hset(keys[2], mapping={"placed": len(members),
+                                                     "opened_at": time.time()})  # fmt: skip
         self._opened.add(event_id)
+
+    async def _seed(self, event_id: int) -> tuple[bytes, bytes]:
+        """The event's shuffle seed and queue-id salt, drawn once (whoever comes first)."""
+        meta = self._keys(event_id)[2]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(meta, "seed", self._rng.randbytes(32).hex())
+            pipe.hsetnx(meta, "salt", self._rng.randbytes(16).hex())
+            pipe.hmget(meta, "seed", "salt")
+            *_, (seed, salt) = await pipe.execute()
+        return bytes.fromhex(_text(seed)), bytes.fromhex(_text(salt))
+
+    async def placement(self, event_id: int) -> Placement:
+        seed, salt = await self._seed(event_id)
+        keys = self._keys(event_id)
+        opened, placed, opened_at = await self._redis.hmget(
+            keys[2], "opened", "placed", "opened_at"
+        )
+        count = int(placed or 0)
+        users = await self._redis.hmget(keys[1], list(range(1, count + 1))) if count else []
+        return Placement(seed, salt, _text(opened or "") == "1",
+                         float(opened_at) if opened_at else None,
+                         [_text(u) for u in users])  # fmt: skip
 
     async def complete(self, event_id: int, user: str) -> None:
         keys = self._keys(event_id)
@@ -384,8 +443,8 @@ def _position(
         return Position(event_id, user, ADMITTED, number, 0, 0, waiting_total, 0, admitted_until)
     if number is not None:
         ahead = number - served - 1
-        return Position(event_id, user, WAITING, number, ahead + 1, ahead, waiting_total,
+        return Position(event_id, user, queued(policy), number, ahead + 1, ahead, waiting_total,
                         eta(ahead, policy, active))  # fmt: skip
     if in_pre:
-        return Position(event_id, user, WAITING, None, None, None, waiting_total, None)
+        return Position(event_id, user, queued(policy), None, None, None, waiting_total, None)
     return None

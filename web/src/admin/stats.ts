@@ -14,6 +14,11 @@ export interface Sample {
   at: number;
   salesPerMin: number;
   connections: number;
+  /** Users in every waiting room, admissions per minute, and the admission rate (per second)
+   *  summed over the events whose waiting room is on. */
+  waiting: number;
+  admittedPerMin: number;
+  admissionRate: number;
 }
 
 interface StatsState {
@@ -39,7 +44,17 @@ export function pollStats(api: AdminApi): () => void {
         latest: stats,
         error: null,
         updatedAt: at,
-        history: [...s.history, { at, salesPerMin: stats.sales_per_min, connections: stats.connections }].slice(-HISTORY),
+        history: [
+          ...s.history,
+          {
+            at,
+            salesPerMin: stats.sales_per_min,
+            connections: stats.connections,
+            waiting: stats.events.reduce((sum, e) => sum + (e.queue?.waiting ?? 0), 0),
+            admittedPerMin: stats.events.reduce((sum, e) => sum + (e.queue?.admitted_per_min ?? 0), 0),
+            admissionRate: stats.events.reduce((sum, e) => sum + (e.queue?.admission_rate ?? 0), 0),
+          },
+        ].slice(-HISTORY),
       }));
     } catch (error) {
       if (stopped) return;

@@ -35,7 +35,12 @@ export const api = {
   event: (id: number, signal?: AbortSignal): Promise<EventDetail> =>
     requestJson('GET', eventPath(id), { signal }),
 
-  joinQueue: (id: number): Promise<QueuePosition> => asGuest('POST', `${eventPath(id)}/queue`),
+  joinQueue: (id: number, proof?: string): Promise<QueuePosition> =>
+    asGuest('POST', `${eventPath(id)}/queue`, proof ? { headers: { 'X-Queue-Proof': proof } } : {}),
+
+  /** A proof-of-work challenge for joining (events with `pow_difficulty` > 0). */
+  queueChallenge: (id: number): Promise<{ challenge: string; difficulty: number; expires_at: string }> =>
+    asGuest('POST', `${eventPath(id)}/queue/challenge`),
 
   /** Where the user stands; null when they never joined (the API's `not_joined` state). */
   queueMe: async (id: number): Promise<QueuePosition | null> => {

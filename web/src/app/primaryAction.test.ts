@@ -29,6 +29,11 @@ describe('the sticky bar’s one action', () => {
     expect(primaryAction({ ...base, queue: { ...waiting, position: null } })).toEqual({ kind: 'none', label: 'In the pre-queue' });
   });
 
+  it('still in line (no join button) while the sale is paused or sold out', () => {
+    expect(primaryAction({ ...base, queue: { ...waiting, state: 'paused' } })).toEqual({ kind: 'none', label: 'Number 12 in line' });
+    expect(primaryAction({ ...base, queue: { ...waiting, state: 'sold_out' } })).toEqual({ kind: 'none', label: 'Number 12 in line' });
+  });
+
   it('hold once admitted (or without a waiting room), enabled by a pick', () => {
     expect(primaryAction({ ...base, admission })).toEqual({ kind: 'hold', label: 'Hold seat', disabled: true });
     expect(primaryAction({ ...base, admission, selected: ['a', 'b'] })).toEqual({ kind: 'hold', label: 'Hold 2 seats', disabled: false });

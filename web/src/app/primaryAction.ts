@@ -1,7 +1,7 @@
 // The one thing the user should do next on an event page, for the sticky bar on narrow screens:
 // join the waiting room, hold the picked seats, or check out the hold. Pure.
 
-import type { EventDetail } from '../shared/types';
+import { inLine, type EventDetail } from '../shared/types';
 import { isOnSale } from './sale';
 import { canShop, type ShopState } from './shop';
 
@@ -25,7 +25,7 @@ export function primaryAction(state: Inputs, now = Date.now()): PrimaryAction {
   if (!isOnSale(event, now)) return { kind: 'none', label: 'Not on sale' };
   if (!canShop(state)) {
     const queue = state.queue;
-    if (queue?.state === 'waiting') {
+    if (queue && inLine(queue.state)) {
       return { kind: 'none', label: queue.position === null ? 'In the pre-queue' : `Number ${queue.position} in line` };
     }
     if (!state.queueKnown) return { kind: 'none', label: 'Checking your place…' };

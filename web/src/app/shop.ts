@@ -21,11 +21,14 @@ import { api } from './api';
 import { bestAvailableFailure } from './bestAvailable';
 import { randomKey } from './ids';
 import { keepOrder, rememberEmail, keptOrders } from './orders';
+import { solveProof } from './pow';
 import { seatWords, takenMessage } from './seats';
 
 /** How far along the waiting room a state is; positions never move backwards. */
 const STAGE: Record<QueuePosition['state'], number> = {
   waiting: 0,
+  paused: 0,
+  sold_out: 0,
   admitted: 1,
   expired: 2,
   closed: 2,
@@ -73,6 +76,8 @@ export interface ShopState {
    *  seen yet); a new array each time. */
   reveal: string[] | null;
   busy: Busy;
+  /** Joining: the proof of work's progress (0..1) while the browser solves it, else null. */
+  proofProgress: number | null;
   /** The problem to show (data-testid="error-message"). */
   error: string | null;
   errorCause: ErrorCause | null;
@@ -121,6 +126,7 @@ const EMPTY = {
   bought: [],
   reveal: null,
   busy: null,
+  proofProgress: null,
   error: null,
   errorCause: null,
   notice: null,
@@ -192,6 +198,18 @@ export const useShop = create<ShopState>()((set, get) => {
         setAdmission(eventId, { token: position.admission_token, expiresAt: position.expires_at });
       }
       if (get().errorCause === 'admission') set({ error: null, errorCause: null });
+      const offer = position.offer;
+      if (offer && get().hold?.hold_id !== offer.hold_id && !get().hold) {
+        // Seats came back and are on hold for us: that hold is ours to check out.
+        api.getHold(offer.hold_id).then(
+          (hold) => {
+            if (get().eventId !== eventId || get().hold) return;
+            setHold(eventId, { ...hold, deadline: deadlineOf(hold.created_at, hold.expires_at, Date.now()) });
+            setFor(eventId, { reveal: [...hold.seats] });
+          },
+          () => undefined,
+        );
+      }
     } else if (get().admission) {
       setAdmission(eventId, null);
       if (position.state === 'expired') {
@@ -255,11 +273,19 @@ export const useShop = create<ShopState>()((set, get) => {
       if (eventId === null) return;
       set({ busy: 'join', error: null, errorCause: null, notice: null });
       try {
-        applyPosition(await api.joinQueue(eventId));
+        let proof: string | undefined;
+        if ((get().event?.pow_difficulty ?? 0) > 0) {
+          const issued = await api.queueChallenge(eventId);
+          if (issued.difficulty > 0) {
+            setFor(eventId, { proofProgress: 0 });
+            proof = await solveProof(issued.challenge, issued.difficulty, (share) => setFor(eventId, { proofProgress: share }));
+          }
+        }
+        applyPosition(await api.joinQueue(eventId, proof));
       } catch (error) {
         setFor(eventId, failure(error));
       } finally {
-        setFor(eventId, { busy: null });
+        setFor(eventId, { busy: null, proofProgress: null });
       }
     },
 

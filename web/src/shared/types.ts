@@ -3,7 +3,13 @@
 
 export type SeatStatus = 'available' | 'held' | 'sold' | 'blocked';
 export type EventStatus = 'draft' | 'on_sale' | 'paused' | 'closed';
-export type QueueState = 'waiting' | 'admitted' | 'expired' | 'closed' | 'not_joined';
+export type AdmissionMode = 'fixed' | 'adaptive';
+export type QueueState = 'waiting' | 'paused' | 'sold_out' | 'admitted' | 'expired' | 'closed' | 'not_joined';
+
+/** Still in line: waiting, or waiting while the sale is paused (all held) or sold out. */
+export function inLine(state: QueueState | null | undefined): boolean {
+  return state === 'waiting' || state === 'paused' || state === 'sold_out';
+}
 export type AnnouncementLevel = 'info' | 'warning' | 'critical';
 
 export interface Tier {
@@ -58,6 +64,11 @@ export interface Layout {
 export interface EventDetail extends EventSummary {
   admission_rate: number;
   max_active_shoppers: number;
+  admission_mode?: AdmissionMode;
+  admission_rate_min?: number;
+  admission_rate_max?: number;
+  /** Joining costs a proof of work of this many bits (0 or absent: none). */
+  pow_difficulty?: number;
   layout: Layout;
 }
 
@@ -83,6 +94,8 @@ export interface QueuePosition {
   eta_seconds: number | null;
   admission_token?: string | null;
   expires_at?: string | null;
+  /** Seats that came back, on hold for you (admitted for them). */
+  offer?: { hold_id: string; seats: string[]; expires_at: string } | null;
 }
 
 /** `/topic/events/{id}/queue`, once a second. */
@@ -202,6 +215,9 @@ export interface EventCreate {
 
 export interface EventPatch {
   status?: EventStatus;
+  admission_mode?: AdmissionMode;
+  admission_rate_min?: number;
+  admission_rate_max?: number;
   refund_cutoff_hours?: number | null;
   waiting_room?: boolean;
   admission_rate?: number;
@@ -215,6 +231,9 @@ export interface QueueStats {
   serving: number;
   active: number;
   admitted_per_min: number;
+  /** Admissions per second now, and why (`fixed`, `within budget`, the signal over budget…). */
+  admission_rate?: number | null;
+  rate_reason?: string | null;
 }
 
 export interface EventStats {

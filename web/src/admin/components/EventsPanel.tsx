@@ -17,6 +17,14 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
   const outcome = useEvents((s) => s.outcome[event.id]);
   const [rate, setRate] = useState(String(event.admission_rate));
   const [shoppers, setShoppers] = useState(String(event.max_active_shoppers));
+  const [mode, setMode] = useState(event.admission_mode ?? 'fixed');
+  const [rateMin, setRateMin] = useState(String(event.admission_rate_min ?? 1));
+  const [rateMax, setRateMax] = useState(String(event.admission_rate_max ?? 100));
+  useEffect(() => {
+    setMode(event.admission_mode ?? 'fixed');
+    setRateMin(String(event.admission_rate_min ?? 1));
+    setRateMax(String(event.admission_rate_max ?? 100));
+  }, [event.admission_mode, event.admission_rate_min, event.admission_rate_max]);
 
   // Show the server's values again after each change comes back.
   useEffect(() => {
@@ -30,7 +38,13 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
   }, [event.refund_cutoff_hours]);
 
   const savePacing = () => {
-    void patch(api, event.id, { admission_rate: Number(rate), max_active_shoppers: Number(shoppers) });
+    void patch(api, event.id, {
+      admission_rate: Number(rate),
+      max_active_shoppers: Number(shoppers),
+      admission_mode: mode,
+      admission_rate_min: Number(rateMin),
+      admission_rate_max: Number(rateMax),
+    });
   };
 
   return (
@@ -85,6 +99,25 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
             <span className="field__label">Admissions / s</span>
             <input type="number" min="0.01" step="any" value={rate} onChange={(e) => setRate(e.target.value)} data-testid={`admission-rate-${event.id}`} />
           </label>
+          <label className="field field--inline">
+            <span className="field__label">Mode</span>
+            <select value={mode} onChange={(e) => setMode(e.target.value === 'adaptive' ? 'adaptive' : 'fixed')} data-testid={`admission-mode-${event.id}`}>
+              <option value="fixed">Fixed rate</option>
+              <option value="adaptive">Adaptive (follows health)</option>
+            </select>
+          </label>
+          {mode === 'adaptive' && (
+            <>
+              <label className="field field--inline">
+                <span className="field__label">Min / s</span>
+                <input type="number" min="0.01" step="any" value={rateMin} onChange={(e) => setRateMin(e.target.value)} data-testid={`admission-rate-min-${event.id}`} />
+              </label>
+              <label className="field field--inline">
+                <span className="field__label">Max / s</span>
+                <input type="number" min="0.01" step="any" value={rateMax} onChange={(e) => setRateMax(e.target.value)} data-testid={`admission-rate-max-${event.id}`} />
+              </label>
+            </>
+          )}
           <label className="field field--inline">
             <span className="field__label">Max shoppers</span>
             <input type="number" min="1" step="1" value={shoppers} onChange={(e) => setShoppers(e.target.value)} data-testid={`max-shoppers-${event.id}`} />

@@ -1,4 +1,5 @@
 import { useStats } from '../stats';
+import { QueueCharts } from './QueueCharts';
 import { Sparkline } from './Sparkline';
 
 function Figure({ label, value, testId }: { label: string; value: number | string; testId?: string }) {
@@ -40,6 +41,7 @@ export function StatsPanel() {
         <div className="chart__title small muted">Sales per minute, last 2 minutes</div>
         <Sparkline values={history.map((s) => s.salesPerMin)} label="Sales per minute" />
       </div>
+      <QueueCharts history={history} />
       {latest && latest.events.length > 0 && (
         <div className="table-wrap">
           <table className="table">
@@ -54,6 +56,7 @@ export function StatsPanel() {
                 <th scope="col">Holds</th>
                 <th scope="col">Waiting</th>
                 <th scope="col">Shopping</th>
+                <th scope="col">Admitting</th>
               </tr>
             </thead>
             <tbody>
@@ -71,6 +74,10 @@ export function StatsPanel() {
                   <td>{e.holds_active}</td>
                   <td>{e.queue ? e.queue.waiting : '—'}</td>
                   <td>{e.queue ? e.queue.active : '—'}</td>
+                  <td data-testid={`stats-rate-${e.event_id}`}>
+                    {e.queue?.admission_rate != null ? `${e.queue.admission_rate.toLocaleString('en', { maximumFractionDigits: 2 })}/s` : '—'}
+                    {e.queue?.rate_reason && <div className="muted small">{e.queue.rate_reason}</div>}
+                  </td>
                 </tr>
               ))}
             </tbody>

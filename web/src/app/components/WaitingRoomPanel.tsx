@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 
 import { waitEstimate } from '../../shared/format';
-import type { QueueStatsMessage } from '../../shared/types';
+import { inLine, type QueueStatsMessage } from '../../shared/types';
 import { live } from '../live';
 import { useShop } from '../shop';
 
@@ -17,6 +17,7 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
   const admission = useShop((s) => s.admission);
   const busy = useShop((s) => s.busy);
   const join = useShop((s) => s.join);
+  const proofProgress = useShop((s) => s.proofProgress);
   const [stats, setStats] = useState<QueueStatsMessage | null>(null);
 
   useEffect(() => {
@@ -32,8 +33,9 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
 
   const state = queue?.state ?? null;
   const admitted = state === 'admitted' && admission !== null;
-  const preQueue = state === 'waiting' && queue?.position === null;
-  const canJoin = queueKnown && !admitted && state !== 'waiting';
+  const waiting = inLine(state);
+  const preQueue = waiting && queue?.position === null;
+  const canJoin = queueKnown && !admitted && !waiting;
 
   return (
     <section className={`card queue queue--${state ?? 'none'}`} aria-labelledby="queue-title">
@@ -50,7 +52,17 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
       )}
       {state === null && !queueKnown && <p className="muted">Checking your place…</p>}
       {state === null && queueKnown && <p>This sale uses a waiting room so everyone gets a fair chance. Join the queue; you can hold seats once it is your turn.</p>}
-      {state === 'waiting' && (
+      {state === 'paused' && (
+        <p className="queue__sale" data-testid="queue-sale">
+          Every seat is held right now. Some may come back: stay in line and they are offered in queue order.
+        </p>
+      )}
+      {state === 'sold_out' && (
+        <p className="queue__sale" data-testid="queue-sale">
+          Sold out. You keep your place on the waiting list and are told if seats come back.
+        </p>
+      )}
+      {waiting && (
         <div className="queue__position" aria-live="polite">
           <div className="queue__number" data-testid="queue-position">
             {queue?.position ?? ''}
@@ -66,7 +78,12 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
                   — {queue.ahead === 0 ? 'you are next' : `${queue.ahead.toLocaleString('en')} ahead of you`}
                 </>
               )}
-              . Estimated wait: <span data-testid="queue-eta">{waitEstimate(queue?.eta_seconds)}</span>.
+              {state === 'waiting' && (
+                <>
+                  . Estimated wait: <span data-testid="queue-eta">{waitEstimate(queue?.eta_seconds)}</span>
+                </>
+              )}
+              .
             </p>
           )}
           <div className="spinner-line" aria-hidden="true" />
@@ -77,8 +94,19 @@ export function WaitingRoomPanel({ eventId }: { eventId: number }) {
           It’s your turn! Pick your seats and hold them before your admission ends at <strong>{timeOfDay(admission.expiresAt)}</strong>.
         </p>
       )}
+      {admitted && queue?.offer && (
+        <p className="queue__offer" data-testid="queue-offer">
+          Seats came back for you: {queue.offer.seats.join(', ')}, on hold until <strong>{timeOfDay(queue.offer.expires_at)}</strong>.
+        </p>
+      )}
       {state === 'expired' && <p>Your admission expired before you bought tickets. You can join the queue again.</p>}
       {state === 'closed' && <p>You used your admission for a purchase. To buy more, join the queue again.</p>}
+      {proofProgress !== null && (
+        <div className="queue__proof" aria-live="polite">
+          <p className="small">Proving you are not a bot army: your device does a little work before you join (it keeps bots from taking many places).</p>
+          <progress max={1} value={proofProgress} data-testid="pow-progress" aria-label="Proof of work" />
+        </div>
+      )}
       {canJoin && (
         <button type="button" className="button button--primary button--wide" data-testid="join-queue" onClick={() => void join()} disabled={busy === 'join'}>
           {busy === 'join' ? 'Joining…' : state === null ? 'Join the queue' : 'Join the queue again'}

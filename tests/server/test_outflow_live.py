@@ -1,0 +1,106 @@
+"""Adaptive outflow through a real node: with database latency injected into every hold
+decision (``--fault-hold-delay-file``), an adaptive event's admission rate, as the public queue
+stats carry it over STOMP, falls; once the latency is gone it climbs back (issue 15)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from concert_hub_client import Message, connect
+from tests.conftest import ServerProcess, free_port, rest
+
+PATIENCE_S = 60  # a bound on waiting for what must come, not a timing claim
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
+    delay = tmp_path / "hold-delay-ms"
+    delay.write_text("0")
+    proc = ServerProcess(free_port(), free_port(), tmp_path, {"fault_hold_delay_file": delay})
+    proc.start()
+    yield proc, delay
+    proc.stop()
+
+
+def iso_in(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+def create(node: ServerProcess, **extra: object) -> int:
+    status, event = rest(node, "POST", "/api/admin/events", {
+        "name": "Adaptive", "venue": "Hall", "starts_at": iso_in(86400),
+        "sale_opens_at": iso_in(-60), "sale_closes_at": iso_in(3600), "status": "on_sale",
+        "layout": {"tiers": [{"name": "A", "price_cents": 5000}],
+                   "sections": [{"name": "S", "rows": 2, "seats_per_row": 10, "tier": "A"}]},
+        **extra,
+    }, token=node.token("admin", "admin"))  # fmt: skip
+    assert status == 201, event
+    return int(event["id"])
+
+
+def keep_holding(node: ServerProcess, event_id: int, stop: threading.Event) -> None:
+    """Hold a seat and let it go, again and again: hold decisions for the controller to time."""
+    token = node.token("loader")
+    while not stop.is_set():
+        status, hold = rest(node, "POST", f"/api/events/{event_id}/holds", {"seats": ["S-A-1"]},
+                            token=token)  # fmt: skip
+        if status == 201:
+            rest(node, "DELETE", f"/api/holds/{hold['hold_id']}", token=token)
+        stop.wait(0.05)
+
+
+async def test_admission_rate_falls_under_database_latency_and_recovers(
+    node: tuple[ServerProcess, Path],
+) -> None:
+    server, delay = node
+    watched = create(server, waiting_room=True, admission_mode="adaptive", admission_rate=40,
+                     admission_rate_min=1, admission_rate_max=40)  # fmt: skip
+    plain = create(server)
+    stats: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def on_message(message: Message) -> None:
+        stats.put_nowait(json.loads(message.body))
+
+    async def until(accept: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"not within {PATIENCE_S}s: {what}"
+            with contextlib.suppress(TimeoutError):
+                got = await asyncio.wait_for(stats.get(), left)
+                if accept(got):
+                    return got
+
+    stop = threading.Event()
+    loader = threading.Thread(target=keep_holding, args=(server, plain, stop), daemon=True)
+    client = await connect(server.ws_url, passcode=server.token("watcher"), on_message=on_message)
+    try:
+        await client.subscribe(f"/topic/events/{watched}/queue", "stats")
+        loader.start()
+        calm = await until(lambda m: m["rate_reason"] == "at maximum", "the top rate, healthy")
+        assert calm["rate"] == 40
+
+        delay.write_text("400")  # every hold decision now waits 0.4 s in its transaction
+        began = time.monotonic()
+        slow = await until(lambda m: m["rate"] <= 10, "the rate falling under latency")
+        fell_s = time.monotonic() - began
+        assert "hold p99" in slow["rate_reason"], slow
+
+        delay.write_text("0")
+        began = time.monotonic()
+        back = await until(lambda m: m["rate"] >= 20, "the rate recovering")
+        assert back["rate_reason"] in {"within budget", "at maximum"}, back
+        print(f"fell to <=10/s in {fell_s:.1f}s; back to >=20/s in {time.monotonic() - began:.1f}s")
+    finally:
+        stop.set()
+        await client.disconnect()
+        loader.join(timeout=10)
