@@ -6,6 +6,7 @@ MariaDB (where the races are real: the pool has many connections)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +19,17 @@ from booking.errors import CheckoutInProgress, HoldNotActive, LimitExceeded
 from booking.holds import Hold, HoldCaps, HoldClient
 from booking.hooks import CheckoutOutcome
 from booking.payments import ChargeOutcome, TestGateway
-from tests.booking.conftest import VISA, build_service, buy, event_spec, ledger, order_count
+from tests.booking.conftest import (
+    VISA,
+    build_service,
+    buy,
+    call,
+    create_event_via_api,
+    event_spec,
+    ledger,
+    order_count,
+)
+from tests.conftest import ServerProcess, migrate
 
 
 class GatedGateway:
@@ -159,3 +170,28 @@ async def test_simultaneous_holds_from_one_address_cannot_pass_its_cap_together(
         return_exceptions=True,
     )  # fmt: skip
     assert sum(len(h.seat_ids) for h in _granted(results)) == 4, results
+
+
+def test_guests_from_one_address_cannot_hoard_a_sale_through_the_api(
+    database_url: str, make_server: Callable[..., ServerProcess]
+) -> None:
+    """The probe's attack through a real node: fresh guest identities from one client IP hold
+    two seats each until the per-IP cap, by named seats and by best available alike."""
+    migrate(database_url)
+    node = make_server(database_url=database_url, max_held_seats_per_ip=5,
+                       guest_rate_per_ip=1000, rest_rate_per_ip=100000)  # fmt: skip
+    event = create_event_via_api(node, rows=4)
+
+    def guest() -> str:
+        status, body = call(node, "POST", "/api/auth/guest")
+        assert status == 201, body
+        return str(body["token"])
+
+    path = f"/api/events/{event['id']}/holds"
+    assert call(node, "POST", path, {"seats": ["S-A-1", "S-A-2"]}, token=guest())[0] == 201
+    assert call(node, "POST", path, {"best_available": {"count": 2}}, token=guest())[0] == 201
+    for wanted in ({"seats": ["S-D-1", "S-D-2"]}, {"best_available": {"count": 2}}):
+        status, problem = call(node, "POST", path, wanted, token=guest())
+        assert status == 422, problem
+        assert (problem["kind"], problem["scope"], problem["limit"]) == ("limit", "client_ip", 5)
+    assert call(node, "POST", path, {"seats": ["S-D-1"]}, token=guest())[0] == 201
