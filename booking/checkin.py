@@ -169,6 +169,15 @@ class DoorCheckIn:
                 return Reason.RETIRED_KEY
         return claim
 
+    async def _scannable(self, event_id: int, code: str, now: datetime) -> CodeClaim | ScanResult:
+        """The code's claim, or the refusal to answer (counted as a scan) when it cannot be let
+        in whatever the ticket's state."""
+        claim = await self._claim(event_id, code, now)
+        if isinstance(claim, Reason):
+            self.hooks.ticket_scanned(event_id, claim.value)
+            return ScanResult(claim, event_id, ticket_id(code))
+        return claim
+
     @staticmethod
     def _tier(info: EventInfo, seat_id: str) -> str | None:
         if seat_id not in info.seats:
@@ -183,10 +192,9 @@ class DoorCheckIn:
         info = await self.inventory.event(event_id)  # NotFound for an unknown event
         now = utcnow()
         tid = ticket_id(code)
-        claim = await self._claim(event_id, code, now)
-        if isinstance(claim, Reason):
-            self.hooks.ticket_scanned(event_id, claim.value)
-            return ScanResult(claim, event_id, tid)
+        claim = await self._scannable(event_id, code, now)
+        if isinstance(claim, ScanResult):
+            return claim
 
         async def work(conn: AsyncConnection) -> tuple[bool, Any]:
             done = await conn.execute(
@@ -246,10 +254,9 @@ class DoorCheckIn:
             raise InvalidRequest("this event has no re-entry: exit scans are off")
         now = utcnow()
         tid = ticket_id(code)
-        claim = await self._claim(event_id, code, now)
-        if isinstance(claim, Reason):
-            self.hooks.ticket_scanned(event_id, claim.value)
-            return ScanResult(claim, event_id, tid)
+        claim = await self._scannable(event_id, code, now)
+        if isinstance(claim, ScanResult):
+            return claim
         async with self.engine.begin() as conn:
             done = await conn.execute(
                 update(tickets)

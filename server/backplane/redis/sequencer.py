@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
+from server.backplane.redis.batches import InOrderBatches
 from server.seat_sequencer import SeatDelta, SeatSnapshot
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,8 @@ class RedisSequencer:
         self._stale: set[int] = set()
         self._snapshots: dict[int, SeatSnapshot] = {}
         self._fetching: dict[int, asyncio.Future[SeatSnapshot]] = {}
-        #: Committed changes not yet sent; one flusher sends them in order, batched.
-        self._outbox: list[SeatChange] = []
-        self._wakeup = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        #: Committed changes not yet sent, sent in commit order (conflation keeps the last).
+        self._outbox = InOrderBatches[SeatChange](self._flush)
 
     def _keys(self, event_id: int) -> list[str]:
         tag = f"{self._prefix}{{sm:{event_id}}}"
@@ -139,23 +138,10 @@ class RedisSequencer:
         self._stale.discard(event_id)
 
     def record(self, change: SeatChange) -> None:
-        self._outbox.append(change)
-        self._wakeup.set()
-        if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush_loop())
+        self._outbox.add(change)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-
-    async def _flush_loop(self) -> None:
-        """One flusher, so changes reach the list in commit order (conflation keeps the last)."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._outbox = self._outbox, []
-            await self._flush(batch)
+        await self._outbox.close()
 
     async def _flush(self, batch: list[SeatChange]) -> None:
         events = {change.event_id for change in batch}

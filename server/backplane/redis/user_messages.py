@@ -10,13 +10,13 @@ message. One flusher sends them in publish order, batched per event-loop turn.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from server.backplane.redis.batches import InOrderBatches
 from server.backplane.redis.engine import decode, encode
 from server.engine import Message
 
@@ -29,42 +29,31 @@ class RedisUserMessages:
         self._prefix = prefix
         self.count = count
         self.ttl_ms = int(ttl_s * 1000)
-        self._outbox: list[Message] = []
-        self._wakeup = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._outbox = InOrderBatches[Message](self._keep_and_publish)
 
     def _key(self, route: str) -> str:
         return f"{self._prefix}replay:{route}"
 
     def publish(self, message: Message) -> None:
-        self._outbox.append(message)
-        self._wakeup.set()
-        if self._flusher is None:
-            self._flusher = asyncio.ensure_future(self._flush_loop())
+        self._outbox.add(message)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._outbox.close()
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._outbox = self._outbox, []
-            now = str(int(time.time() * 1000)).encode()
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for message in batch:
-                        data = encode(message)
-                        key = self._key(message.route)
-                        pipe.rpush(key, now + b"\n" + data)
-                        pipe.ltrim(key, -self.count, -1)
-                        pipe.pexpire(key, self.ttl_ms)
-                        pipe.publish(self._prefix + message.route, data)
-                    await pipe.execute()
-            except (RedisError, OSError) as exc:
-                log.warning("redis unavailable, %d user messages dropped: %s", len(batch), exc)
+    async def _keep_and_publish(self, batch: list[Message]) -> None:
+        now = str(int(time.time() * 1000)).encode()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message in batch:
+                    data = encode(message)
+                    key = self._key(message.route)
+                    pipe.rpush(key, now + b"\n" + data)
+                    pipe.ltrim(key, -self.count, -1)
+                    pipe.pexpire(key, self.ttl_ms)
+                    pipe.publish(self._prefix + message.route, data)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, %d user messages dropped: %s", len(batch), exc)
 
     async def after(self, route: str, message_id: str) -> list[Message]:
         entries = await self._redis.lrange(self._key(route), 0, -1)

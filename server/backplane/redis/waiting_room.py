@@ -113,7 +113,21 @@ redis.call('HSET', KEYS[3], 'last_seq', n, 'opened', '1')
 return n
 """
 
-_ADMIT = """
+# Shared by the admission scripts: admit the next ``count`` users after ``serving`` into
+# ``admitted`` (their admission expires at now + ttl; the admissions log KEYS[7] gets their
+# numbers). Script locals are declared after it, so it takes them as arguments.
+_ADMIT_NEXT = """
+local function admit_next(serving, count, now, ttl, admitted)
+  for seq = serving + 1, serving + count do
+    local user = redis.call('HGET', KEYS[2], seq)
+    redis.call('ZADD', KEYS[5], now + ttl, user)
+    redis.call('ZADD', KEYS[7], now, seq)
+    admitted[#admitted + 1] = user
+  end
+end
+"""
+
+_ADMIT = _ADMIT_NEXT + """
 local now, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local go = ARGV[5] == '1'
@@ -137,12 +151,7 @@ if go and meta[5] == '1' then
     count = math.min(count, math.max(0, seats - redis.call('ZCARD', KEYS[5])))
   end
   if count > 0 then
-    for seq = serving + 1, serving + count do
-      local user = redis.call('HGET', KEYS[2], seq)
-      redis.call('ZADD', KEYS[5], now + ttl, user)
-      redis.call('ZADD', KEYS[7], now, seq)
-      admitted[#admitted + 1] = user
-    end
+    admit_next(serving, count, now, ttl, admitted)
     serving = serving + count
     tokens = tokens - count
   end
@@ -154,19 +163,14 @@ return admitted
 """
 
 # Seats came back: admit the next ARGV[1] users in line at once (not paced, not capped).
-_OFFER = """
+_OFFER = _ADMIT_NEXT + """
 local now, wanted, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving')
 local last_seq, serving = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
 local count = math.min(wanted, last_seq - serving)
 local admitted = {}
 if count > 0 then
-  for seq = serving + 1, serving + count do
-    local user = redis.call('HGET', KEYS[2], seq)
-    redis.call('ZADD', KEYS[5], now + ttl, user)
-    redis.call('ZADD', KEYS[7], now, seq)
-    admitted[#admitted + 1] = user
-  end
+  admit_next(serving, count, now, ttl, admitted)
   redis.call('HSET', KEYS[3], 'serving', serving + count)
 end
 return admitted
