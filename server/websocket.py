@@ -61,6 +61,10 @@ class WebSocketSession(StompSession):
         self._reader = asyncio.current_task()
         self._close_code: int | None = None
         self._closer: asyncio.Future[None] | None = None
+        self._start_output()
+
+    def _start_output(self) -> None:
+        """Output goes straight to the transport (a compressed session queues it instead)."""
 
     def write(self, data: bytes) -> None:
         self.transport.write(framing.websocket(data))  # type: ignore[attr-defined]
@@ -94,14 +98,7 @@ class CompressedWebSocketSession(WebSocketSession):
 
     framing = staticmethod(framing.raw)
 
-    def __init__(
-        self,
-        service: StompService,
-        ws: web.WebSocketResponse,
-        transport: asyncio.Transport,
-        address: str | None = None,
-    ) -> None:
-        super().__init__(service, ws, transport, address)
+    def _start_output(self) -> None:
         self._outbox: deque[bytes] = deque()
         self._queued = 0
         self._wakeup = asyncio.Event()
