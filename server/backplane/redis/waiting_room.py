@@ -127,7 +127,9 @@ local function admit_next(serving, count, now, ttl, admitted)
 end
 """
 
-_ADMIT = _ADMIT_NEXT + """
+_ADMIT = (
+    _ADMIT_NEXT
+    + """
 local now, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local go = ARGV[5] == '1'
@@ -161,9 +163,12 @@ redis.call('HSET', KEYS[3], 'serving', serving, 'tokens', tokens, 'tokens_at', n
 table.insert(admitted, 1, meta[5] == '1' and 1 or 0)
 return admitted
 """
+)
 
 # Seats came back: admit the next ARGV[1] users in line at once (not paced, not capped).
-_OFFER = _ADMIT_NEXT + """
+_OFFER = (
+    _ADMIT_NEXT
+    + """
 local now, wanted, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving')
 local last_seq, serving = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
@@ -175,6 +180,7 @@ if count > 0 then
 end
 return admitted
 """
+)
 
 _KEY_NAMES = ("seq", "at", "meta", "pre", "active", "finished", "admits")
 
