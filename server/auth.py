@@ -109,16 +109,22 @@ class TokenAuthority:
                 issuer=_ISSUER,
                 options={"require": ["sub", "exp", "role"]},
             )
-            name = str(claims["sub"])
-            if not name or len(name) > MAX_USER_LENGTH:
-                raise ValueError("user name too long")
+        except jwt.PyJWTError as exc:
+            raise AuthenticationFailed(_why_refused(exc)) from None
+        name = str(claims["sub"])
+        if not name or len(name) > MAX_USER_LENGTH:
+            raise AuthenticationFailed(f"the token's user name is not 1 to {MAX_USER_LENGTH} "
+                                       "characters")  # fmt: skip
+        try:
+            role = Role(claims["role"])
             version = claims.get("ver")
-            if version is not None and int(version) < self.versions.get(name, 0):
-                raise ValueError("the token was revoked (signed out everywhere)")
-            email = claims.get("email")
-            return Principal(name, Role(claims["role"]), None if email is None else str(email))
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise AuthenticationFailed(str(exc)) from None
+            revoked = version is not None and int(version) < self.versions.get(name, 0)
+        except (TypeError, ValueError):
+            raise AuthenticationFailed("the token names an unknown role or version") from None
+        if revoked:
+            raise AuthenticationFailed("the token was revoked (signed out everywhere)")
+        email = claims.get("email")
+        return Principal(name, role, None if email is None else str(email))
 
     def from_stomp(self, passcode: str | None, authorization: str | None) -> Principal:
         """Resolve CONNECT credentials; no credentials at all means anonymous."""
@@ -133,3 +139,22 @@ class TokenAuthority:
         if token is None:
             return ANONYMOUS
         return self.verify(token)
+
+
+def _why_refused(exc: jwt.PyJWTError) -> str:
+    """What is wrong with a token, in our words rather than the JWT library's."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "the token has expired"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "the token's signature does not verify (signed with another --secret?)"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "the token was not issued by Concert-Hub"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the token lacks its {exc.claim!r} claim"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "the token is not signed with HS256"
+    if isinstance(exc, jwt.DecodeError):
+        return "the token is not a JWT (expected three base64url parts separated by dots)"
+    return "the token is not valid"

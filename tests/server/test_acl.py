@@ -56,6 +56,17 @@ def test_authorization_bearer_header_authenticates(
     client.send(dest, "publisher role from the Authorization header")
 
 
+WHY_REFUSED = {
+    "garbage-token": "the token is not a JWT (expected three base64url parts separated by dots)",
+    "signed-with-another-secret": (
+        "the token's signature does not verify (signed with another --secret?)"
+    ),
+    "expired": "the token has expired",
+    "bearer-garbage": "the token is not a JWT (expected three base64url parts separated by dots)",
+    "basic-scheme": "Authorization must be 'Bearer <token>'",
+}
+
+
 @pytest.mark.parametrize(
     "credentials",
     ["garbage-token", "signed-with-another-secret", "expired", "bearer-garbage", "basic-scheme"],
@@ -80,6 +91,8 @@ def test_bad_credentials_are_refused(server, transport: str, credentials: str) -
         assert reply.command == "ERROR", f"bad credentials accepted: {reply}"
         assert reply.message == "authentication failed"
         assert "user-name" not in dict(reply.headers)
+        # The body says what is wrong in our words, not the JWT library's.
+        assert bytes(reply.body).decode() == WHY_REFUSED[credentials]
         peer.expect_closed()
 
 
