@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -304,4 +305,36 @@ audit_log = _table(
     Column("details", Text, nullable=True),  # JSON
     Index(None, "target"),
     Index(None, "at"),
+)
+
+#: A message body as stored: up to 16 MiB (MEDIUMBLOB on MariaDB; frames are far smaller).
+BODY = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+
+#: Messages of ``/queue/{name}`` destinations on a single node (issue 17;
+#: ``server/backplane/sql_queue.py``), kept until a consumer acknowledges them. Cluster mode keeps
+#: them in Redis streams instead.
+queue_messages = _table(
+    "queue_messages",
+    _serial_id(),
+    Column("queue", String(128), nullable=False),
+    Column("headers", Text, nullable=False),  # JSON [[name, value], ...]
+    Column("body", BODY, nullable=False),
+    # An event id, say: a message with a key already stored is not stored again.
+    Column("dedupe_key", String(191), nullable=True, unique=True),
+    Column("created_at", UTC, nullable=False),
+    Index(None, "queue", "id"),
+)
+
+#: Webhook endpoints integration events are posted to (issue 17; ``server/integrations.py``).
+webhooks = _table(
+    "webhooks",
+    _serial_id(),
+    Column("url", String(500), nullable=False),
+    #: The HMAC-SHA256 key of the signature header.
+    Column("secret", String(128), nullable=False),
+    #: Comma-separated event types, or ``*`` for every type.
+    Column("events", String(255), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", USER, nullable=False),
+    Column("created_at", UTC, nullable=False),
 )

@@ -65,6 +65,7 @@ from server.mail.transport import open_transport
 from server.metrics import BrokerMetrics, node_metrics
 from server.node_roster import NodeFigures, NodeRoster
 from server.queue_stream import QueueStream
+from server.queues import QueueBroker
 from server.request_metrics import measure_requests
 from server.seat_stream import SeatStream
 from server.session import StompService
@@ -114,7 +115,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _backplane(app: web.Application) -> AsyncIterator[None]:
-    backplane = open_backplane(app[SETTINGS], app[NODE_METRICS].infra)
+    backplane = open_backplane(app[SETTINGS], app[DATABASE], app[NODE_METRICS].infra)
     app[BACKPLANE] = backplane
     yield
     await backplane.close()
@@ -170,7 +171,16 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
     backplane = app[BACKPLANE]
     broker = Broker(backplane.engine, app[METRICS], settings.node_id)
     await backplane.engine.start(broker.deliver)
-    service = StompService(settings, app[TOKENS], broker, app[METRICS])
+    queues = QueueBroker(
+        backplane.queue_store,
+        broker,
+        app[METRICS],
+        settings.queue_policy,
+        default_prefetch=settings.queue_prefetch,
+        max_unacked=settings.max_unacked,
+        poll_s=settings.queue_poll_s,
+    )
+    service = StompService(settings, app[TOKENS], broker, app[METRICS], queues)
     app_commands.register(service, booking)
     seats = SeatStream(
         booking.inventory,
@@ -215,6 +225,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(app[NODES].run(), name="node-figures"),
         asyncio.create_task(mail.run(), name="mail-sender"),
+        asyncio.create_task(service.queues.run(), name="queue-writer"),
         asyncio.create_task(run_every(1.0, booking.refunds.retry_due), name="refund-retries"),
         asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),

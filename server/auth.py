@@ -25,6 +25,8 @@ class Role(StrEnum):
     USER = "user"
     ADMIN = "admin"
     PUBLISHER = "publisher"
+    #: A system behind the box office: may consume ``/queue/`` destinations (issue 17).
+    INTEGRATION = "integration"
 
 
 #: Names of the demo's guest identities (``POST /api/auth/guest``).

@@ -119,7 +119,9 @@ AUTHENTICATED = [
     "/user/queue/position",
 ]
 NOBODY = [
-    "/queue/x",
+    "/queue/",
+    "/queue/a/b",
+    "/queue/.hidden",
     "/user/bob/queue/replies",
     "/user/queue/other",
     "/app/ping",
@@ -164,6 +166,23 @@ def test_nobody_may_subscribe(
     assert_forbidden(client)
 
 
+@pytest.mark.parametrize("role", ["admin", "publisher", "integration"])
+def test_queue_consumers_may_subscribe_queues(clients: Clients, transport: str, role: str) -> None:
+    client = clients(transport, user=unique(role), role=role)
+    client.subscribe(f"/queue/{unique('acl')}")
+    client.subscribe("/queue/integration.orders")
+    assert not client.listener.pending("ERROR")
+
+
+@pytest.mark.parametrize("role", [None, "user"])
+def test_others_may_not_subscribe_queues(
+    clients: Clients, transport: str, role: str | None
+) -> None:
+    client = who(clients, transport, role)
+    client.conn.subscribe("/queue/x", "s", receipt="r-sub")
+    assert_forbidden(client)
+
+
 # -- send rules -------------------------------------------------------------------------------
 
 
@@ -187,7 +206,13 @@ def test_nobody_may_subscribe(
         ("publisher", "/topic/events/7/seats", False),
         ("admin", "/user/queue/replies", False),
         ("admin", "/user/bob/queue/replies", False),
-        ("admin", "/queue/x", False),
+        ("admin", "/queue/x", True),
+        ("publisher", "/queue/x", True),
+        (None, "/queue/x", False),
+        ("user", "/queue/x", False),
+        ("integration", "/queue/x", False),
+        ("admin", "/queue/integration.orders", False),
+        ("publisher", "/queue/integration.orders", False),
         ("admin", "foo", False),
     ],
 )
