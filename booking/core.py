@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +27,7 @@ from booking.checkout import Checkout
 from booking.customers import Customers, SignInPolicy
 from booking.holds import SeatHolds
 from booking.hooks import BookingHooks
+from booking.integration import Webhooks
 from booking.inventory import EventDefaults, Inventory
 from booking.orders import OrderDesk, OrderKeys
 from booking.outbox import Outbox
@@ -46,6 +48,8 @@ class BookingPolicy:
     admission_ttl_s: int = 600
     #: The longest wait between two attempts of a message or a refund that keeps failing.
     retry_max_s: float = 300.0
+    #: How long a claimed outbox message is left to its sender before another may take it.
+    outbox_lease_s: float = 60.0
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
 
 
@@ -61,6 +65,8 @@ class BookingCore:
     outbox: Outbox
     refunds: Refunds
     box_office: BoxOffice
+    #: Webhook endpoints of integration events (issue 17).
+    webhooks: Webhooks
     hooks: BookingHooks = field(default_factory=BookingHooks)
 
 
@@ -85,7 +91,7 @@ def build(
         policy.admission_ttl_s,
         hooks,
     )
-    outbox = Outbox(engine, policy.retry_max_s)
+    outbox = Outbox(engine, policy.retry_max_s, lease=timedelta(seconds=policy.outbox_lease_s))
     refunds = Refunds(engine, provider, hooks, policy.payment_timeout_s, policy.retry_max_s)
     orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(secret), hooks)
     return BookingCore(
@@ -102,5 +108,6 @@ def build(
         outbox=outbox,
         refunds=refunds,
         box_office=BoxOffice(engine, orders, refunds, outbox),
+        webhooks=Webhooks(engine),
         hooks=hooks,
     )  # fmt: skip

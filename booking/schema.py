@@ -22,7 +22,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -307,8 +306,9 @@ audit_log = _table(
     Index(None, "at"),
 )
 
-#: A message body as stored: up to 16 MiB (MEDIUMBLOB on MariaDB; frames are far smaller).
-BODY = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+#: A message body as stored, base64 (the MariaDB driver cannot bind bytes): up to 16 MiB
+#: (MEDIUMTEXT on MariaDB; frames are far smaller).
+BODY = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 #: Messages of ``/queue/{name}`` destinations on a single node (issue 17;
 #: ``server/backplane/sql_queue.py``), kept until a consumer acknowledges them. Cluster mode keeps
@@ -318,7 +318,7 @@ queue_messages = _table(
     _serial_id(),
     Column("queue", String(128), nullable=False),
     Column("headers", Text, nullable=False),  # JSON [[name, value], ...]
-    Column("body", BODY, nullable=False),
+    Column("body", BODY, nullable=False),  # base64
     # An event id, say: a message with a key already stored is not stored again.
     Column("dedupe_key", String(191), nullable=True, unique=True),
     Column("created_at", UTC, nullable=False),

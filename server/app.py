@@ -47,6 +47,7 @@ from server.broker import Broker
 from server.database import check_database, make_engine, pool_watch
 from server.destinations import Kind
 from server.event_sync import EventSync
+from server.integrations import IntegrationSender
 from server.keys import (
     BACKPLANE,
     BOOKING,
@@ -144,6 +145,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
             payment_timeout_s=settings.payment_timeout_s,
             admission_ttl_s=settings.admission_ttl_s,
             retry_max_s=settings.retry_max_s,
+            outbox_lease_s=settings.outbox_lease_s,
             sign_in=SignInPolicy(
                 ttl=timedelta(seconds=settings.sign_in_ttl_s),
                 max_attempts=settings.sign_in_max_attempts,
@@ -211,6 +213,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     service = app[STOMP]
     measured = app[NODE_METRICS]
     mail = MailSender(booking, open_transport(settings), settings)
+    integrations = IntegrationSender(booking, service.queues, settings)
     revocations = functools.partial(_refresh_revocations, app)
     queue = QueueStream(
         booking.admissions, service.broker, settings.position_interval_s, measured.queue
@@ -226,6 +229,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(app[NODES].run(), name="node-figures"),
         asyncio.create_task(mail.run(), name="mail-sender"),
         asyncio.create_task(service.queues.run(), name="queue-writer"),
+        asyncio.create_task(integrations.run(), name="integration-sender"),
         asyncio.create_task(run_every(1.0, booking.refunds.retry_due), name="refund-retries"),
         asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),

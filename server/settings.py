@@ -117,6 +117,13 @@ class Settings(BaseModel):
     outbox_poll_s: float = Field(
         2, gt=0, le=300, description="how often the e-mail sender looks for due messages"
     )
+    outbox_lease_s: float = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="how long a claimed e-mail or event is its node's; after "
+        "a crash, how long until another sends it",
+    )
     retry_max_s: float = Field(
         300, ge=1, le=86400, description="longest wait between retries of an e-mail or a refund"
     )
@@ -164,6 +171,9 @@ class Settings(BaseModel):
     )
     fault_crash_after_charge: bool = Field(
         False, description="testing only: exit right after a successful charge"
+    )
+    fault_crash_before_publish: bool = Field(
+        False, description="testing only: exit when an integration event is about to be published"
     )
     fault_refund_failures: int = Field(
         0, ge=0, description="testing only: the test gateway fails this many refunds first"

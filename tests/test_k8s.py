@@ -45,7 +45,12 @@ ARGO_APPLICATION = ROOT / "deploy" / "argocd" / "application.yaml"
 #: SPEC §1: after SIGTERM a node exits within this many seconds.
 DRAIN_S = 10
 #: Settings deliberately not wired into the cluster (a laptop demo; a test-only fault).
-NOT_WIRED = {"demo", "fault_crash_after_charge", "fault_refund_failures"}
+NOT_WIRED = {
+    "demo",
+    "fault_crash_after_charge",
+    "fault_crash_before_publish",
+    "fault_refund_failures",
+}
 #: Settings that come from the Secret, by key, and the one that comes from the pod's name.
 FROM_SECRET = {
     "secret": "secret",

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import admin, desk, events, guest, holds, openapi, orders, queue, signin, tickets
+from server.api import (
+    admin,
+    desk,
+    events,
+    guest,
+    holds,
+    openapi,
+    orders,
+    queue,
+    signin,
+    tickets,
+    webhooks,
+)
 from server.api.operations import Operation, install
 from server.api.payloads import body_limit_middleware
 from server.api.problems import problem_middleware
@@ -22,6 +34,7 @@ OPERATIONS: list[Operation] = [
     *tickets.OPERATIONS,
     *admin.OPERATIONS,
     *desk.OPERATIONS,
+    *webhooks.OPERATIONS,
     *openapi.OPERATIONS,
 ]
 

@@ -1,5 +1,6 @@
 """``/queue/`` messages of a single node, in its database (``queue_messages``).
 
+Bodies are kept as base64 text (aiomysql cannot bind ``bytes`` with the PyMySQL it runs on).
 The node is the only one reading its queues, so each queue's ready messages also live in memory,
 in order (a deque), loaded from the table the first time the queue is used after a start; the
 table is what survives a restart. Storing is one transaction per batch (a COMMIT's SENDs land
@@ -16,6 +17,7 @@ ready one (or refuses, when every message is out with a consumer).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections import deque
@@ -66,7 +68,8 @@ class SqlQueueStore:
             for row in rows:
                 headers = tuple((k, v) for k, v in json.loads(row.headers))
                 # It may have been out with a consumer when the node stopped.
-                message = Queued(str(row.id), headers, bytes(row.body), redelivered=True)
+                body = base64.b64decode(row.body)
+                message = Queued(str(row.id), headers, body, redelivered=True)
                 queue.ready.append((message, row.created_at.timestamp()))
         return queue
 
@@ -98,7 +101,7 @@ class SqlQueueStore:
                 statement = insert(queue_messages).values(
                     queue=message.queue,
                     headers=json.dumps(message.headers),
-                    body=message.body,
+                    body=base64.b64encode(message.body).decode("ascii"),
                     dedupe_key=message.dedupe,
                     created_at=now,
                 )

@@ -184,8 +184,10 @@ def test_who_may_use_queues(clients: Clients, transport: str) -> None:
     assert admin.listener.error().headers["message"] == "forbidden destination"
 
 
-def test_messages_survive_a_restart(make_server: Callable[..., ServerProcess]) -> None:
-    node = make_server()
+def test_messages_survive_a_restart(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    node = make_server(database_url=migrated_database)
     dest = queue()
     pub = open_stomp(node, user=unique("pub"), role="publisher")
     worker = open_stomp(node, user=unique("app"), role="integration")

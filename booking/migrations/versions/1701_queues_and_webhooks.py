@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 
 UTC = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-BODY = sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+BODY = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
 def upgrade() -> None:
