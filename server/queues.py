@@ -205,9 +205,10 @@ class QueueBroker:
                 if not (value.isascii() and value.isdigit() and 0 < len(value) <= 9):
                     raise MalformedFrame(
                         "invalid prefetch-count",
-                        f"prefetch-count {value[:32]!r}: expected 1 or more",
+                        f"prefetch-count {value[:32]!r} is not a number",
                     )
-                prefetch = int(value) or self.default_prefetch
+                # 0 is RabbitMQ's "unlimited": here, as many as a session may leave unacked.
+                prefetch = int(value) or self.max_unacked
         consumer = _Consumer(session, subscription, queue, min(prefetch, self.max_unacked))
         self._consumers[subscription] = consumer
         local = self._queues.get(queue)
@@ -232,9 +233,6 @@ class QueueBroker:
         if consumer.unsettled:
             self._requeue(consumer.queue, list(consumer.unsettled), local)
             consumer.unsettled.clear()
-
-    def is_queue_subscription(self, subscription: Subscription) -> bool:
-        return subscription in self._consumers
 
     # -- settlement ---------------------------------------------------------------------------
 
