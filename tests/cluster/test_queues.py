@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.cluster.conftest import Cluster, wait_ready
+from tests.cluster.conftest import VISA, Cluster, create_event, hold, wait_ready
+from tests.conftest import rest
 from tests.server.stomp_clients import Client, Clients, unique
 
 
 @pytest.fixture(scope="module")
 def cluster_flags() -> dict[str, object]:
     # A short lease: a dead node's unacked messages go to the others after 2 s.
-    return {"queue_lease_s": 2, "queue_poll_s": 0.5}
+    # An event a crashed node had claimed is sent again after 2 s.
+    return {"queue_lease_s": 2, "queue_poll_s": 0.5, "outbox_lease_s": 2}
 
 
 @pytest.fixture
@@ -74,3 +79,45 @@ def test_a_killed_nodes_unacked_messages_go_to_another_node(
     finally:
         victim.start()
         wait_ready([victim], 20)
+
+
+def test_an_event_is_published_once_after_its_node_died_before_publishing(
+    cluster: Cluster, clients: Clients
+) -> None:
+    """The only node left running dies right after committing a sale, before publishing its
+    event; after the restart the cluster publishes it once, to the Redis stream."""
+    victim, others = cluster["b"], [cluster["a"], cluster["c"]]
+    event_id = create_event(victim)
+    for node in others:
+        node.stop()
+    victim.stop()
+    victim.flags["fault_crash_before_publish"] = True
+    try:
+        victim.start()
+        user = unique("buyer")
+        hold_id = hold(victim, event_id, user, ["S-A-3"])
+        with contextlib.suppress(OSError):  # it may die before it answers
+            rest(victim, "POST", f"/api/holds/{hold_id}/checkout", VISA,
+                 token=victim.token(user), headers={"Idempotency-Key": unique("k")})  # fmt: skip
+        assert victim.proc is not None
+        assert victim.proc.wait(20) == 70, "the injected crash did not happen"
+    finally:
+        victim.flags.pop("fault_crash_before_publish")
+        with ThreadPoolExecutor(3) as pool:
+            for started in [pool.submit(n.start) for n in (victim, *others)]:
+                started.result()
+        wait_ready(cluster.alive(), 20)
+    status, mine = rest(victim, "GET", "/api/orders", token=victim.token(user))
+    assert status == 200 and len(mine) == 1, mine
+    erp = worker(clients, cluster, "c")
+    erp.subscribe("/queue/integration.orders", ack="client-individual")
+    paid = []
+    while not paid:
+        frame = erp.listener.message(timeout=30)
+        erp.conn.ack(frame.headers["ack"])
+        body = json.loads(frame.body)
+        if body["data"]["order_id"] == mine[0]["order_id"]:
+            paid.append(body)
+    assert paid[0]["type"] == "order.paid"
+    again = [json.loads(f.body) for f in erp.listener.quiet("MESSAGE", 1.5)]
+    assert all(b["id"] != paid[0]["id"] for b in again), "the event was published twice"
