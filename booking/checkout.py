@@ -45,6 +45,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking import integration
 from booking.admissions import Admissions
 from booking.clock import utcnow
 from booking.customers import normalize_email
@@ -397,6 +398,11 @@ class Checkout:
                 for seat_id in hold.seat_ids
             ]
             await conn.execute(insert(tickets), issued)
+            await integration.record(conn, integration.ORDER_PAID, order_id, {
+                "order_id": order_id, "event_id": hold.event_id, "user_id": hold.user_id,
+                "hold_id": hold.id, "seats": [t["seat_id"] for t in issued],
+                "amount_cents": hold.amount_cents, "currency": hold.currency,
+            })  # fmt: skip
             charged = await conn.execute(
                 update(payments)
                 .where(payments.c.id == payment_id, payments.c.status == "pending")

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,6 +31,7 @@ from booking.checkout import Checkout
 from booking.customers import Customers, SignInPolicy
 from booking.holds import HoldCaps, SeatHolds
 from booking.hooks import BookingHooks
+from booking.integration import Webhooks
 from booking.inventory import EventDefaults, Inventory
 from booking.orders import OrderDesk, OrderKeys
 from booking.outbox import Outbox
@@ -52,6 +54,8 @@ class BookingPolicy:
     admission_ttl_s: int = 600
     #: The longest wait between two attempts of a message or a refund that keeps failing.
     retry_max_s: float = 300.0
+    #: How long a claimed outbox message is left to its sender before another may take it.
+    outbox_lease_s: float = 60.0
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
     #: Seats held at once per event per client IP / verified e-mail address (0: no cap).
     hold_caps: HoldCaps = field(default_factory=HoldCaps)
@@ -72,6 +76,8 @@ class BookingCore:
     door: DoorCheckIn
     scanners: Scanners
     codes: TicketCodes
+    #: Webhook endpoints of integration events (issue 17).
+    webhooks: Webhooks
     hooks: BookingHooks = field(default_factory=BookingHooks)
 
 
@@ -96,7 +102,7 @@ def build(
         policy.admission_ttl_s,
         hooks,
     )
-    outbox = Outbox(engine, policy.retry_max_s)
+    outbox = Outbox(engine, policy.retry_max_s, lease=timedelta(seconds=policy.outbox_lease_s))
     refunds = Refunds(engine, provider, hooks, policy.payment_timeout_s, policy.retry_max_s)
     orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(secret), hooks)
     return BookingCore(
@@ -118,5 +124,6 @@ def build(
         door=DoorCheckIn(engine, inventory, signer, hooks),
         scanners=Scanners(engine, inventory),
         codes=signer,
+        webhooks=Webhooks(engine),
         hooks=hooks,
     )  # fmt: skip

@@ -40,6 +40,7 @@ from sqlalchemy import Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking import integration
 from booking.admissions import Admissions, AdmissionSigner
 from booking.best_available import BlockRequest, resolve
 from booking.catalog import EventInfo
@@ -370,14 +371,14 @@ async def reap_expired(
     async def work(conn: AsyncConnection) -> tuple[int, dict[int, list[str]]]:
         rows = (
             await conn.execute(
-                select(holds.c.id, holds.c.event_id)
+                select(holds.c.id, holds.c.event_id, holds.c.user_id)
                 .where(holds.c.status == "active", holds.c.expires_at <= now)
                 .limit(limit)
             )
         ).all()
         expired = 0
         freed: dict[int, list[str]] = {}
-        for hold_id, event_id in rows:
+        for hold_id, event_id, user_id in rows:
             done = await conn.execute(
                 update(holds)
                 .where(holds.c.id == hold_id, holds.c.status == "active")
@@ -385,7 +386,12 @@ async def reap_expired(
             )
             if done.rowcount == 1:
                 expired += 1
-                freed.setdefault(event_id, []).extend(await _free_seats(conn, hold_id))
+                seat_ids = await _free_seats(conn, hold_id)
+                freed.setdefault(event_id, []).extend(seat_ids)
+                await integration.record(conn, integration.HOLD_EXPIRED, hold_id, {
+                    "hold_id": hold_id, "event_id": event_id, "user_id": user_id,
+                    "seats": seat_ids,
+                })  # fmt: skip
         if len(rows) < limit:  # not behind: forget lock rows no hold needs any more
             await conn.execute(delete(hold_locks).where(hold_locks.c.touched_at < now - LOCKS_KEPT))
         return expired, freed

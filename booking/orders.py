@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from booking import audit
+from booking import audit, integration
 from booking.clock import iso, utcnow
 from booking.errors import CancellationRefused, HoldNotActive, NotFound
 from booking.hooks import BookingHooks
@@ -283,6 +283,11 @@ async def cancel_order(
         .values(order_id=None)
     )
     refund_id = await open_refund(conn, row, staff.actor if staff else row.user_id)
+    await integration.record(conn, integration.ORDER_CANCELLED, order_id, {
+        "order_id": order_id, "event_id": row.event_id, "user_id": row.user_id,
+        "seats": seat_ids, "refund_id": refund_id, "amount_cents": row.amount_cents,
+        "currency": row.currency, "by_staff": staff is not None,
+    })  # fmt: skip
     if row.email:
         await enqueue(conn, ORDER_CANCELLED, {"order_id": order_id, "email": row.email},
                       f"order:{order_id}:cancelled", ref=order_id)  # fmt: skip

@@ -124,9 +124,18 @@ class Retry:
 class Outbox:
     """Delivering the outbox's due messages through the host's handlers, by kind."""
 
-    def __init__(self, engine: AsyncEngine, retry_max_s: float = 300.0, batch: int = 20) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        retry_max_s: float = 300.0,
+        batch: int = 20,
+        lease: timedelta = LEASE,
+    ) -> None:
         self.engine = engine
         self.retry_max_s = retry_max_s
+        #: How long a claimed message is its sender's (after a crash: how long until it is
+        #: sent again).
+        self.lease = lease
         self.batch = batch
         self._wake = asyncio.Event()
 
@@ -184,7 +193,7 @@ class Outbox:
                 won = await conn.execute(
                     update(outbox)
                     .where(outbox.c.id == row.id, *due)
-                    .values(next_attempt_at=now + LEASE)
+                    .values(next_attempt_at=now + self.lease)
                 )
             if won.rowcount == 1:  # else another node took it, or it was sent meanwhile
                 claimed.append(
@@ -214,7 +223,8 @@ class Outbox:
 
 def _delivery(row: Any) -> Delivery:
     payload = json.loads(row.payload)
-    recipient = payload.get("email") if isinstance(payload, dict) else None
+    # An e-mail's address, or a webhook delivery's URL.
+    recipient = payload.get("email") or payload.get("url") if isinstance(payload, dict) else None
     return Delivery(
         id=row.id, kind=row.kind, ref=row.ref,
         recipient=str(recipient) if recipient is not None else None, attempts=row.attempts,

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking import integration
 from booking.clock import utcnow
 from booking.errors import HoldNotActive, NotFound
 from booking.holds import new_id
@@ -177,6 +178,10 @@ class Refunds:
             )
             if done.rowcount == 1:  # not taken over by staff meanwhile
                 await _set_payment(conn, refund.payment_id, "refunded", now)
+                await integration.record(conn, integration.ORDER_REFUNDED, refund.order_id, {
+                    "order_id": refund.order_id, "refund_id": refund.id,
+                    "amount_cents": refund.amount_cents, "currency": refund.currency,
+                })  # fmt: skip
 
     async def _failed(self, refund: Refund, exc: Exception) -> None:
         retry = Retry.after(refund.attempts, exc, self.retry_max_s)

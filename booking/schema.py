@@ -389,3 +389,36 @@ checkin_settings = _table(
     # An exit scan re-arms a ticket for re-entry.
     Column("reentry", Boolean, nullable=False, default=False),
 )
+
+#: A message body as stored, base64 (the MariaDB driver cannot bind bytes): up to 16 MiB
+#: (MEDIUMTEXT on MariaDB; frames are far smaller).
+BODY = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+#: Messages of ``/queue/{name}`` destinations on a single node (issue 17;
+#: ``server/backplane/sql_queue.py``), kept until a consumer acknowledges them. Cluster mode keeps
+#: them in Redis streams instead.
+queue_messages = _table(
+    "queue_messages",
+    _serial_id(),
+    Column("queue", String(128), nullable=False),
+    Column("headers", Text, nullable=False),  # JSON [[name, value], ...]
+    Column("body", BODY, nullable=False),  # base64
+    # An event id, say: a message with a key already stored is not stored again.
+    Column("dedupe_key", String(191), nullable=True, unique=True),
+    Column("created_at", UTC, nullable=False),
+    Index(None, "queue", "id"),
+)
+
+#: Webhook endpoints integration events are posted to (issue 17; ``server/integrations.py``).
+webhooks = _table(
+    "webhooks",
+    _serial_id(),
+    Column("url", String(500), nullable=False),
+    #: The HMAC-SHA256 key of the signature header.
+    Column("secret", String(128), nullable=False),
+    #: Comma-separated event types, or ``*`` for every type.
+    Column("events", String(255), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", USER, nullable=False),
+    Column("created_at", UTC, nullable=False),
+)

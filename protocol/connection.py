@@ -99,8 +99,9 @@ def _parse_heartbeat(value: str | None) -> tuple[int, int]:
 def _required(frame: Frame, name: str) -> str:
     value = frame.get(name)
     if value is None:
+        article = "an" if name[0] in "aeiou" else "a"
         raise MissingHeader(
-            f"missing header: {name}", f"{frame.command.value} requires a {name} header"
+            f"missing header: {name}", f"{frame.command.value} requires {article} {name} header"
         )
     return value
 
@@ -217,10 +218,14 @@ class ServerConnection:
         """Answer the pending CONNECT with CONNECTED (STOMP 1.2 §"CONNECTED Frame")."""
         if self.state is not ConnectionState.CONNECTING:
             raise LocalProtocolError(f"accept() in state {self.state.value}")
-        headers = [("version", (self.version or StompVersion.V1_0).value)]
-        if self.version is not StompVersion.V1_0:
-            headers.append(("heart-beat", f"{self.heartbeat_out_ms},{self.heartbeat_in_ms}"))
-        headers += [("session", session), ("server", server)]
+        # STOMP 1.0 has no heart-beating: its intervals stay 0,0, and CONNECTED says so (as
+        # RabbitMQ does), so every CONNECTED carries the header.
+        headers = [
+            ("version", (self.version or StompVersion.V1_0).value),
+            ("heart-beat", f"{self.heartbeat_out_ms},{self.heartbeat_in_ms}"),
+            ("session", session),
+            ("server", server),
+        ]
         if user_name is not None:
             headers.append(("user-name", user_name))
         self._emit(Frame(Command.CONNECTED, headers))
@@ -326,12 +331,9 @@ class ServerConnection:
                 f"at most {self.limits.max_transaction_frames} frames in open transactions",
             )
         self._transaction_frames += 1
-        # The frame is accepted into the transaction now; its own receipt says so. The effect
-        # comes at COMMIT, whose receipt follows it.
-        receipt, event.receipt = event.receipt, None
+        # The frame takes effect at COMMIT, and so its RECEIPT comes then, right after the effect
+        # (as RabbitMQ does); an ABORT drops the frame and its receipt with it.
         buffered.append(event)
-        if receipt is not None:
-            self._receipt(receipt)
         return None
 
     def _on_send(self, frame: Frame) -> Event | None:
@@ -418,7 +420,10 @@ class ServerConnection:
         message_id = _required(frame, "message-id")
         sub_id = frame.get("subscription")
         if sub_id is None and self.version is StompVersion.V1_1:
-            raise MissingHeader("missing header: subscription", "ACK requires subscription")
+            raise MissingHeader(
+                "missing header: subscription",
+                f"{frame.command.value} requires a subscription header",
+            )
         for subscription in self.subscriptions.values():
             if (sub_id is None or subscription.id == sub_id) and message_id in subscription.pending:
                 return subscription, message_id

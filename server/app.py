@@ -55,6 +55,7 @@ from server.checkin_stream import CheckinStream
 from server.database import check_database, make_engine, pool_watch
 from server.destinations import Kind
 from server.event_sync import EventSync
+from server.integrations import IntegrationSender
 from server.keys import (
     BACKPLANE,
     BOOKING,
@@ -75,6 +76,7 @@ from server.metrics import BrokerMetrics, node_metrics
 from server.node_roster import NodeFigures, NodeRoster
 from server.outflow import FileDelay, Health, run_outflow
 from server.queue_stream import QueueStream
+from server.queues import QueueBroker
 from server.request_metrics import measure_requests
 from server.seat_stream import SeatStream
 from server.session import StompService, StompSession, SubscribeListener
@@ -135,7 +137,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _backplane(app: web.Application) -> AsyncIterator[None]:
-    backplane = open_backplane(app[SETTINGS], app[NODE_METRICS].infra)
+    backplane = open_backplane(app[SETTINGS], app[DATABASE], app[NODE_METRICS].infra)
     app[BACKPLANE] = backplane
     yield
     await backplane.close()
@@ -184,6 +186,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
             payment_timeout_s=settings.payment_timeout_s,
             admission_ttl_s=settings.admission_ttl_s,
             retry_max_s=settings.retry_max_s,
+            outbox_lease_s=settings.outbox_lease_s,
             sign_in=SignInPolicy(
                 ttl=timedelta(seconds=settings.sign_in_ttl_s),
                 max_attempts=settings.sign_in_max_attempts,
@@ -216,7 +219,16 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
     backplane = app[BACKPLANE]
     broker = Broker(backplane.engine, app[METRICS], settings.node_id)
     await backplane.engine.start(broker.deliver)
-    service = StompService(settings, app[TOKENS], broker, app[METRICS])
+    queues = QueueBroker(
+        backplane.queue_store,
+        broker,
+        app[METRICS],
+        settings.queue_policy,
+        default_prefetch=settings.queue_prefetch,
+        max_unacked=settings.max_unacked,
+        poll_s=settings.queue_poll_s,
+    )
+    service = StompService(settings, app[TOKENS], broker, app[METRICS], queues)
     app_commands.register(service, booking)
     if settings.user_replay_count and settings.user_replay_s:
         kept = backplane.user_messages(settings.user_replay_count, settings.user_replay_s)
@@ -260,6 +272,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     service = app[STOMP]
     measured = app[NODE_METRICS]
     mail = MailSender(booking, open_transport(settings), settings)
+    integrations = IntegrationSender(booking, service.queues, settings)
     revocations = functools.partial(_refresh_revocations, app)
     queue = QueueStream(
         booking.admissions, service.broker, settings.position_interval_s, measured.queue
@@ -286,6 +299,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),
         asyncio.create_task(app[NODES].run(), name="node-figures"),
         asyncio.create_task(mail.run(), name="mail-sender"),
+        asyncio.create_task(service.queues.run(), name="queue-writer"),
+        asyncio.create_task(integrations.run(), name="integration-sender"),
         asyncio.create_task(run_every(1.0, booking.refunds.retry_due), name="refund-retries"),
         asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),

@@ -27,6 +27,8 @@ class Role(StrEnum):
     PUBLISHER = "publisher"
     #: A door scanner (``POST /api/admin/scanners``): redeems tickets at its gate.
     SCANNER = "scanner"
+    #: A system behind the box office: may consume ``/queue/`` destinations (issue 17).
+    INTEGRATION = "integration"
 
 
 #: Names of the demo's guest identities (``POST /api/auth/guest``).
@@ -122,26 +124,32 @@ class TokenAuthority:
                 issuer=_ISSUER,
                 options={"require": ["sub", "exp", "role"]},
             )
-            name = str(claims["sub"])
-            if not name:
-                raise ValueError("the token names no user (empty sub)")
-            if len(name) > MAX_USER_LENGTH:
-                raise ValueError(f"user name too long (over {MAX_USER_LENGTH} characters)")
+        except jwt.PyJWTError as exc:
+            raise AuthenticationFailed(_why_refused(exc)) from None
+        name = str(claims["sub"])
+        if not name:
+            raise AuthenticationFailed("the token names no user (empty sub)")
+        if len(name) > MAX_USER_LENGTH:
+            raise AuthenticationFailed(f"user name too long (over {MAX_USER_LENGTH} characters)")
+        try:
+            role = Role(claims["role"])
             version = claims.get("ver")
-            if version is not None and int(version) < self.versions.get(name, 0):
-                raise ValueError("the token was revoked (signed out everywhere)")
-            email = claims.get("email")
-            gate = claims.get("gate")
+            revoked = version is not None and int(version) < self.versions.get(name, 0)
             event = claims.get("evt")
-            return Principal(
-                name,
-                Role(claims["role"]),
-                None if email is None else str(email),
-                None if gate is None else str(gate),
-                None if event is None else int(event),
-            )
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise AuthenticationFailed(str(exc)) from None
+            event_id = None if event is None else int(event)
+        except (TypeError, ValueError):
+            raise AuthenticationFailed("the token names an unknown role, version or event") from None
+        if revoked:
+            raise AuthenticationFailed("the token was revoked (signed out everywhere)")
+        email = claims.get("email")
+        gate = claims.get("gate")
+        return Principal(
+            name,
+            role,
+            None if email is None else str(email),
+            None if gate is None else str(gate),
+            event_id,
+        )
 
     def from_stomp(self, passcode: str | None, authorization: str | None) -> Principal:
         """Resolve CONNECT credentials; no credentials at all means anonymous."""
@@ -156,3 +164,22 @@ class TokenAuthority:
         if token is None:
             return ANONYMOUS
         return self.verify(token)
+
+
+def _why_refused(exc: jwt.PyJWTError) -> str:
+    """What is wrong with a token, in our words rather than the JWT library's."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "the token has expired"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "the token's signature does not verify (signed with another --secret?)"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "the token was not issued by Concert-Hub"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"the token lacks its {exc.claim!r} claim"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "the token is not valid yet"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "the token is not signed with HS256"
+    if isinstance(exc, jwt.DecodeError):
+        return "the token is not a JWT (expected three base64url parts separated by dots)"
+    return "the token is not valid"

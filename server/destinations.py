@@ -18,6 +18,11 @@ _EVENT_TOPIC = re.compile(r"/topic/events/([^/]+)/(seats|queue|announcements)")
 _ADMIN_TOPIC = re.compile(r"/topic/admin/events/([0-9]{1,9})/checkin")
 _USER_QUEUES = frozenset({"position", "replies", "errors"})
 _BROADCASTERS = frozenset({Role.ADMIN, Role.PUBLISHER})
+#: ``/queue/{name}``: letters, digits, ``.``, ``_``, ``-``; up to 128 characters.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: Queues only the server sends to (integration events).
+SERVER_QUEUE_PREFIX = "integration."
+_QUEUE_CONSUMERS = frozenset({Role.ADMIN, Role.PUBLISHER, Role.INTEGRATION})
 
 
 class Kind(Enum):
@@ -28,13 +33,14 @@ class Kind(Enum):
     USER = "user"  # per-user queues, server-generated
     APP = "app"  # commands handled by the server
     ADMIN = "admin"  # server-generated figures for the admin console (admins only)
+    QUEUE = "p2p"  # /queue/{name}: point-to-point, durable, acknowledged
 
 
 @dataclass(frozen=True, slots=True)
 class Destination:
     kind: Kind
     name: str
-    #: The event id for per-event topics, the queue name for user destinations.
+    #: The event id for per-event topics, the queue name for user and ``/queue/`` destinations.
     key: str | None = None
 
 
@@ -62,6 +68,11 @@ def classify(destination: str) -> Destination | None:
     if destination.startswith("/user/queue/"):
         name = destination[len("/user/queue/") :]
         return Destination(Kind.USER, destination, name) if name in _USER_QUEUES else None
+    if destination.startswith("/queue/"):
+        name = destination[len("/queue/") :]
+        if _QUEUE_NAME.fullmatch(name):
+            return Destination(Kind.QUEUE, destination, name)
+        return None
     if destination.startswith("/app/") and len(destination) > len("/app/"):
         return Destination(Kind.APP, destination)
     return None
@@ -89,6 +100,8 @@ def subscription_route(principal: Principal, destination: str) -> str:
         return destination
     if dest.kind is Kind.USER and dest.key is not None:
         return user_route(principal.name, dest.key)
+    if dest.kind is Kind.QUEUE and principal.role in _QUEUE_CONSUMERS:
+        return destination
     raise Forbidden(destination)
 
 
@@ -100,5 +113,11 @@ def check_send(principal: Principal, destination: str) -> Destination:
     if dest.kind in (Kind.ANNOUNCEMENTS, Kind.TOPIC) and principal.role in _BROADCASTERS:
         return dest
     if dest.kind is Kind.APP and principal.authenticated:
+        return dest
+    if (
+        dest.kind is Kind.QUEUE
+        and principal.role in _BROADCASTERS
+        and not str(dest.key).startswith(SERVER_QUEUE_PREFIX)
+    ):
         return dest
     raise Forbidden(destination)

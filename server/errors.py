@@ -185,3 +185,9 @@ def stomp_error(error: BookingError) -> ProtocolError:
     if isinstance(error, NotFound):
         return UnknownEvent("unknown event", error.detail)
     return ProtocolError("internal error", "the server failed; see its log")
+
+
+class QueueFullError(ProtocolError):
+    """A SEND to a ``/queue/`` that holds ``--queue-max-length`` messages (overflow ``reject``)."""
+
+    reason = "queue_full"

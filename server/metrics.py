@@ -132,6 +132,13 @@ class BrokerMetrics:
         self.errors = Counter(
             "concert_hub_errors", "ERROR frames sent, by reason", ["reason"], registry=r
         )
+        self.queue_messages = Counter(
+            "concert_hub_queue_messages",
+            "/queue/ messages by what happened to them on this node: stored, refused (queue "
+            "full), delivered, redelivered, acked, requeued",
+            ["outcome"],
+            registry=r,
+        )
         self.rejected_connections = Counter(
             "concert_hub_rejected_connections",
             "Connections refused over --max-connections",

@@ -14,15 +14,19 @@ import ipaddress
 import itertools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from protocol.connection import ConnectionState, ServerConnection
 from protocol.errors import LimitExceeded, ProtocolError
 from protocol.events import (
+    Ack,
+    Commit,
     ConnectRequest,
+    Disconnect,
     Event,
+    Nack,
     Send,
     Subscribe,
     Subscription,
@@ -50,6 +54,7 @@ from server.errors import (
 from server.framing import Framing
 from server.logs import session_extra
 from server.metrics import BrokerMetrics
+from server.queues import QueueBroker
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,8 @@ class StompService:
     tokens: TokenAuthority
     broker: Broker
     metrics: BrokerMetrics
+    #: ``/queue/`` destinations: stored, then handed to one subscriber each.
+    queues: QueueBroker
     sessions: set[StompSession] = field(default_factory=set)
     #: Handlers for SEND to ``/app/...`` destinations, by destination template.
     app_commands: CommandRouter[StompSession] = field(default_factory=CommandRouter)
@@ -198,6 +205,7 @@ class StompSession(ABC):
     __slots__ = (
         "__weakref__",
         "_counted",
+        "_deferred",
         "_frames_in",
         "_frames_out",
         "_loop",
@@ -242,6 +250,9 @@ class StompSession(ABC):
         self._tokens = float(service.settings.max_send_rate)
         self._tokens_at = self._loop.time()
         self._counted = False
+        #: Frames whose effect (storing a queue message, settling one) is under way; their
+        #: RECEIPT, and a later COMMIT's or DISCONNECT's, wait for it.
+        self._deferred: set[asyncio.Task[None]] | None = None
         self._slow_limit = service.settings.slow_consumer_bytes
         self._frames_in = service.metrics.frames_in
         self._frames_out = service.metrics.frames_out
@@ -274,6 +285,7 @@ class StompSession(ABC):
         self._timers.clear()
         for subscription in tuple(self.conn.subscriptions.values()):
             service.broker.unsubscribe(self, subscription)
+            service.queues.unsubscribe(subscription)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -286,13 +298,20 @@ class StompSession(ABC):
         try:
             while (event := conn.next_event()) is not None:
                 try:
-                    self._handle(event)
+                    effect = self._handle(event)
                 except ProtocolError as exc:
                     # Refused by the server (ACL, auth, ...) rather than the parser: the ERROR
                     # still names the frame's receipt (SPEC §3 Errors).
                     if exc.receipt_id is None:
                         exc.receipt_id = event.receipt
                     raise
+                if effect is None and self._deferred and isinstance(event, Commit | Disconnect):
+                    effect = asyncio.gather(*self._deferred)
+                if effect is not None:
+                    self._complete_after(event, effect)
+                    if isinstance(event, Disconnect):
+                        break  # nothing after DISCONNECT counts
+                    continue
                 conn.complete(event)
                 if event.receipt is not None:
                     self._frames_out.labels("RECEIPT").inc()
@@ -321,18 +340,58 @@ class StompSession(ABC):
             raise LimitExceeded("rate limit exceeded", f"limit is {rate:g} frames per second")
         self._tokens -= 1
 
-    def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event) -> Awaitable[object] | None:
+        """Act on ``event``; an awaitable when its effect completes later (its RECEIPT waits)."""
         if isinstance(event, Send):
-            self._on_send(event)
-        elif isinstance(event, Subscribe):
+            return self._on_send(event)
+        if isinstance(event, Subscribe):
             self._on_subscribe(event)
         elif isinstance(event, Unsubscribe):
             self.service.broker.unsubscribe(self, event.subscription)
+            self.service.queues.unsubscribe(event.subscription)
+        elif isinstance(event, Ack):
+            return self.service.queues.ack(event.subscription, event.message_ids)
+        elif isinstance(event, Nack):
+            return self.service.queues.nack(event.subscription, event.message_ids)
         elif isinstance(event, ConnectRequest):
             self._on_connect(event)
-        # Ack, Nack, Commit: topics are at-most-once, so settling a delivery only releases the
-        # connection's bookkeeping, which ServerConnection already did. Disconnect: complete()
-        # closes the connection, and data_received() closes the transport after the RECEIPT.
+        # Ack and Nack of a topic: topics are at-most-once, so settling a delivery only releases
+        # the connection's bookkeeping, which ServerConnection already did (the queue broker
+        # knows no topic subscription). Disconnect: complete() closes the connection, and
+        # data_received() closes the transport after the RECEIPT.
+        return None
+
+    def _complete_after(self, event: Event, effect: Awaitable[object]) -> None:
+        """Complete ``event`` (its RECEIPT) once ``effect`` is done; fail the session if the
+        effect failed (a full queue, say)."""
+
+        async def complete() -> None:
+            try:
+                await effect
+            except ProtocolError as exc:
+                if exc.receipt_id is None:
+                    exc.receipt_id = event.receipt
+                self.fail(exc)
+                return
+            except Exception:
+                log.exception("internal error in session %s", self.session_id,
+                              extra=session_extra(self.session_id))  # fmt: skip
+                self.fail(ProtocolError("internal error", "the server failed; see its log"))
+                return
+            if self.closed:
+                return
+            self.conn.complete(event)
+            if event.receipt is not None:
+                self._frames_out.labels("RECEIPT").inc()
+            self._flush()
+            if self.conn.state is ConnectionState.CLOSED:
+                self.close()
+
+        if self._deferred is None:
+            self._deferred = set()
+        task = asyncio.create_task(complete())
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
 
     def _on_connect(self, event: ConnectRequest) -> None:
         service = self.service
@@ -357,8 +416,11 @@ class StompSession(ABC):
         else:
             self._watch_silence(service.settings.idle_timeout_s, idle=True)
 
-    def _on_send(self, event: Send) -> None:
+    def _on_send(self, event: Send) -> Awaitable[None] | None:
         destination = self._allowed(check_send, event.destination, "send to")
+        if destination.kind is Kind.QUEUE:
+            # Its RECEIPT means "stored".
+            return self.service.queues.send(str(destination.key), tuple(event.headers), event.body)
         if destination.kind is Kind.APP:
             resolved = self.service.app_commands.resolve(destination.name)
             if resolved is None:
@@ -367,14 +429,18 @@ class StompSession(ABC):
                 )
             command, params = resolved
             command(self, params, event.headers, event.body)
-            return
+            return None
         self.service.broker.publish(event.destination, tuple(event.headers), event.body)
+        return None
 
     def _on_subscribe(self, event: Subscribe) -> None:
         subscription = event.subscription
         route = self._allowed(subscription_route, subscription.destination, "subscribe to")
-        self.service.broker.subscribe(self, subscription, route)
         classified = classify(subscription.destination)
+        if classified is not None and classified.kind is Kind.QUEUE:
+            self.service.queues.subscribe(self, subscription, str(classified.key))
+            return
+        self.service.broker.subscribe(self, subscription, route)
         listener = self.service.subscribe_listeners.get(classified.kind) if classified else None
         if listener is not None:
             listener(self, subscription, route)

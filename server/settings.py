@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from server.queue_store import QueuePolicy
+
 ENV_PREFIX = "CONCERT_HUB_"
 
 
@@ -163,6 +165,13 @@ class Settings(BaseModel):
     outbox_poll_s: float = Field(
         2, gt=0, le=300, description="how often the e-mail sender looks for due messages"
     )
+    outbox_lease_s: float = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="how long a claimed e-mail or event is its node's; after "
+        "a crash, how long until another sends it",
+    )
     retry_max_s: float = Field(
         300, ge=1, le=86400, description="longest wait between retries of an e-mail or a refund"
     )
@@ -179,11 +188,43 @@ class Settings(BaseModel):
     customer_token_ttl_s: int = Field(
         30 * 86400, ge=300, le=365 * 86400, description="lifetime of a signed-in customer's token"
     )
+    # Point-to-point queues and integration events (issue 17).
+    queue_max_length: int = Field(
+        10000, ge=1, le=10_000_000, description="most messages a /queue/ holds (ready + unacked)"
+    )
+    queue_max_age_s: float = Field(
+        7 * 86400, gt=0, description="a /queue/ message older than this is dropped at the head"
+    )
+    queue_overflow: Literal["reject", "drop-head"] = Field(
+        "reject", description="a SEND to a full /queue/: reject (ERROR queue full) or drop-head"
+    )
+    queue_prefetch: int = Field(
+        100, ge=1, description="unacked messages per /queue/ subscription without prefetch-count"
+    )
+    queue_lease_s: float = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="cluster: after this, a dead node's unacked messages "
+        "are redelivered by another",
+    )
+    queue_poll_s: float = Field(
+        1,
+        gt=0,
+        le=60,
+        description="how often a /queue/ with subscribers looks for messages without being told",
+    )
+    webhook_timeout_s: float = Field(
+        10, gt=0, le=120, description="wait for a webhook endpoint's answer"
+    )
     fault_crash_after_charge: bool = Field(
         False, description="testing only: exit right after a successful charge"
     )
     fault_crash_after_commit: bool = Field(
         False, description="testing only: exit right after an order committed, before answering"
+    )
+    fault_crash_before_publish: bool = Field(
+        False, description="testing only: exit when an integration event is about to be published"
     )
     fault_refund_failures: int = Field(
         0, ge=0, description="testing only: the test gateway fails this many refunds first"
@@ -222,6 +263,15 @@ class Settings(BaseModel):
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
         return _networks(self.trusted_proxies)
+
+    @property
+    def queue_policy(self) -> QueuePolicy:
+        return QueuePolicy(
+            max_length=self.queue_max_length,
+            max_age_s=self.queue_max_age_s,
+            overflow=self.queue_overflow,
+            lease_s=self.queue_lease_s,
+        )
 
     @property
     def embedded(self) -> bool:

@@ -49,6 +49,7 @@ NOT_WIRED = {
     "demo",
     "fault_crash_after_charge",
     "fault_crash_after_commit",
+    "fault_crash_before_publish",
     "fault_refund_failures",
     "fault_hold_delay_file",
 }

@@ -28,6 +28,7 @@ PATH_PARAMS: dict[str, tuple[str, dict[str, object]]] = {
     "order_id": (r"[^/]{1,64}", {"type": "string"}),
     "code": (r"[^/]{1,256}", {"type": "string"}),
     "scanner_id": (r"[^/]{1,64}", {"type": "string"}),
+    "webhook_id": (r"[0-9]{1,18}", {"type": "integer", "minimum": 1}),
 }
 
 

@@ -16,6 +16,7 @@ from server.api import (
     queue,
     signin,
     tickets,
+    webhooks,
 )
 from server.api.operations import Operation, install
 from server.api.payloads import body_limit_middleware
@@ -35,6 +36,7 @@ OPERATIONS: list[Operation] = [
     *admin.OPERATIONS,
     *desk.OPERATIONS,
     *checkin.OPERATIONS,
+    *webhooks.OPERATIONS,
     *openapi.OPERATIONS,
 ]
 

@@ -1,12 +1,13 @@
 """What cluster mode changes, chosen once from the settings (SPEC §8).
 
-A :class:`Backplane` provides the three things that differ between one node and a cluster: the
-message engine that carries broker messages between nodes, the waiting-room store, and the seat
-sequencer. :func:`open_backplane` picks the implementation from ``--redis-url``, once, at start-up;
-everything downstream receives the pieces and never asks which kind it got (as Centrifugo's
-``configureEngines`` does).
+A :class:`Backplane` provides the four things that differ between one node and a cluster: the
+message engine that carries broker messages between nodes, the waiting-room store, the seat
+sequencer, and the store of ``/queue/`` messages. :func:`open_backplane` picks the implementation
+from ``--redis-url``, once, at start-up; everything downstream receives the pieces and never asks
+which kind it got (as Centrifugo's ``configureEngines`` does).
 
-* :mod:`server.backplane.memory`: one node, everything in this process.
+* :mod:`server.backplane.memory`: one node, everything in this process (``/queue/`` messages in
+  the node's database, :mod:`server.backplane.sql_queue`).
 * :mod:`server.backplane.redis`: any number of nodes sharing one Redis; it owns the Redis client,
   its pool size and key prefix (``--redis-pool-size``, ``--redis-key-prefix``).
 """
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from booking.inventory import Inventory
 from booking.waiting_room import WaitingRoom
 from server.backplane.memory import InProcessBackplane
 from server.backplane.redis import RedisBackplane
 from server.engine import Engine
 from server.metrics import InfraMetrics
+from server.queue_store import QueueStore
 from server.seat_sequencer import SeatSequencer
 from server.settings import Settings
 from server.user_replay import UserMessages
@@ -32,6 +36,9 @@ class Backplane(Protocol):
 
     @property
     def waiting_room(self) -> WaitingRoom: ...
+
+    @property
+    def queue_store(self) -> QueueStore: ...
 
     def seat_sequencer(self, inventory: Inventory) -> SeatSequencer:
         """The sequencer of this node's seat maps (it reads their layout order from
@@ -47,6 +54,11 @@ class Backplane(Protocol):
     async def close(self) -> None: ...
 
 
-def open_backplane(settings: Settings, metrics: InfraMetrics | None = None) -> Backplane:
-    """The backplane ``settings`` ask for; a Redis one reports its connection to ``metrics``."""
-    return RedisBackplane(settings, metrics) if settings.redis_url else InProcessBackplane()
+def open_backplane(
+    settings: Settings, database: AsyncEngine, metrics: InfraMetrics | None = None
+) -> Backplane:
+    """The backplane ``settings`` ask for; a Redis one reports its connection to ``metrics``.
+    A single node keeps its ``/queue/`` messages in ``database``."""
+    if settings.redis_url:
+        return RedisBackplane(settings, metrics)
+    return InProcessBackplane(database, settings.queue_policy)

@@ -1,14 +1,19 @@
-"""The single-node backplane: messages, waiting room and seat sequence all in this process."""
+"""The single-node backplane: messages, waiting room and seat sequence all in this process;
+``/queue/`` messages in the node's database."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
 from booking.waiting_room import InProcessWaitingRoom
+from server.backplane.sql_queue import SqlQueueStore
 from server.engine import Connected, Deliver, Message
+from server.queue_store import QueuePolicy
 from server.seat_sequencer import SeatDelta, SeatSnapshot
 
 
@@ -120,9 +125,10 @@ class InProcessUserMessages:
 
 
 class InProcessBackplane:
-    def __init__(self) -> None:
+    def __init__(self, database: AsyncEngine, queue_policy: QueuePolicy) -> None:
         self.engine = InProcessEngine()
         self.waiting_room = InProcessWaitingRoom()
+        self.queue_store = SqlQueueStore(database, queue_policy)
 
     def seat_sequencer(self, inventory: Inventory) -> InProcessSequencer:
         return InProcessSequencer(inventory)

@@ -234,7 +234,8 @@ class TestHeartBeatNegotiation:
         assert (conn.heartbeat_out_ms, conn.heartbeat_in_ms) == (0, 0)
         conn.accept(session=SESSION, server=SERVER, user_name=None)
         [connected] = sent(conn)
-        assert connected.get("heart-beat") is None
+        # 1.0 has no heart-beating; CONNECTED still says so, as RabbitMQ's does.
+        assert connected.get("heart-beat") == "0,0"
 
 
 class TestConnectedFrame:
@@ -275,7 +276,13 @@ class TestConnectedFrame:
         assert sent(conn) == [
             Frame(
                 Command.CONNECTED,
-                [("version", "1.0"), ("session", "s"), ("server", "srv"), ("user-name", "bob")],
+                [
+                    ("version", "1.0"),
+                    ("heart-beat", "0,0"),
+                    ("session", "s"),
+                    ("server", "srv"),
+                    ("user-name", "bob"),
+                ],
             )
         ]
 
@@ -590,6 +597,23 @@ class TestAck:
         assert refused(conn, "ACK", [("message-id", "m1")]).message == "unknown ack id"
 
     @pytest.mark.parametrize("command", ["ACK", "NACK"])
+    def test_1_1_without_subscription_names_the_command(self, command: str) -> None:
+        conn = connect("1.1")
+        conn.record_delivery(subscribe(conn, "s1", "client"), "m1")
+        error = refused(conn, command, [("message-id", "m1")])
+        assert isinstance(error, MissingHeader)
+        assert error.message == "missing header: subscription"
+        assert error.detail == f"{command} requires a subscription header"
+
+    @pytest.mark.parametrize("command", ["ACK", "NACK"])
+    def test_1_2_without_id(self, command: str) -> None:
+        conn = connect("1.2")
+        conn.record_delivery(subscribe(conn, "s1", "client"), "m1")
+        error = refused(conn, command, [("message-id", "m1")])
+        assert error.message == "missing header: id"
+        assert error.detail == f"{command} requires an id header"
+
+    @pytest.mark.parametrize("command", ["ACK", "NACK"])
     def test_client_mode_is_cumulative(self, command: str) -> None:
         conn = connect("1.2")
         subscription = subscribe(conn, "s1", "client")
@@ -672,15 +696,22 @@ class TestTransactions:
         send(conn, "BEGIN", [("transaction", "tx"), ("receipt", "b")])
         assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "b")])]
         send(conn, "SEND", [("destination", "/a"), ("transaction", "tx"), ("receipt", "s")])
-        # Accepted into the transaction: acknowledged now, and the buffered event asks no receipt.
-        assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "s")])]
+        # The SEND takes effect at COMMIT: no receipt before then (as RabbitMQ).
+        assert sent(conn) == []
         conn.receive_data(wire("COMMIT", [("transaction", "tx"), ("receipt", "c")]))
         send_event, commit = events(conn)
-        assert send_event.receipt is None
+        assert send_event.receipt == "s"
         conn.complete(send_event)
-        assert conn.data_to_send() == b""
+        assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "s")])]
         conn.complete(commit)
         assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "c")])]
+
+    def test_abort_drops_the_receipts_of_its_frames(self) -> None:
+        conn = connect()
+        send(conn, "BEGIN", [("transaction", "tx")])
+        send(conn, "SEND", [("destination", "/a"), ("transaction", "tx"), ("receipt", "s")])
+        send(conn, "ABORT", [("transaction", "tx"), ("receipt", "a")])
+        assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "a")])]
 
     def test_abort_drops_buffered_frames(self) -> None:
         conn = connect()

@@ -56,6 +56,17 @@ def test_authorization_bearer_header_authenticates(
     client.send(dest, "publisher role from the Authorization header")
 
 
+WHY_REFUSED = {
+    "garbage-token": "the token is not a JWT (expected three base64url parts separated by dots)",
+    "signed-with-another-secret": (
+        "the token's signature does not verify (signed with another --secret?)"
+    ),
+    "expired": "the token has expired",
+    "bearer-garbage": "the token is not a JWT (expected three base64url parts separated by dots)",
+    "basic-scheme": "Authorization must be 'Bearer <token>'",
+}
+
+
 @pytest.mark.parametrize(
     "credentials",
     ["garbage-token", "signed-with-another-secret", "expired", "bearer-garbage", "basic-scheme"],
@@ -80,6 +91,8 @@ def test_bad_credentials_are_refused(server, transport: str, credentials: str) -
         assert reply.command == "ERROR", f"bad credentials accepted: {reply}"
         assert reply.message == "authentication failed"
         assert "user-name" not in dict(reply.headers)
+        # The body says what is wrong in our words, not the JWT library's.
+        assert bytes(reply.body).decode() == WHY_REFUSED[credentials]
         peer.expect_closed()
 
 
@@ -106,7 +119,9 @@ AUTHENTICATED = [
     "/user/queue/position",
 ]
 NOBODY = [
-    "/queue/x",
+    "/queue/",
+    "/queue/a/b",
+    "/queue/.hidden",
     "/user/bob/queue/replies",
     "/user/queue/other",
     "/app/ping",
@@ -151,6 +166,23 @@ def test_nobody_may_subscribe(
     assert_forbidden(client)
 
 
+@pytest.mark.parametrize("role", ["admin", "publisher", "integration"])
+def test_queue_consumers_may_subscribe_queues(clients: Clients, transport: str, role: str) -> None:
+    client = clients(transport, user=unique(role), role=role)
+    client.subscribe(f"/queue/{unique('acl')}")
+    client.subscribe("/queue/integration.orders")
+    assert not client.listener.pending("ERROR")
+
+
+@pytest.mark.parametrize("role", [None, "user"])
+def test_others_may_not_subscribe_queues(
+    clients: Clients, transport: str, role: str | None
+) -> None:
+    client = who(clients, transport, role)
+    client.conn.subscribe("/queue/x", "s", receipt="r-sub")
+    assert_forbidden(client)
+
+
 # -- send rules -------------------------------------------------------------------------------
 
 
@@ -174,7 +206,13 @@ def test_nobody_may_subscribe(
         ("publisher", "/topic/events/7/seats", False),
         ("admin", "/user/queue/replies", False),
         ("admin", "/user/bob/queue/replies", False),
-        ("admin", "/queue/x", False),
+        ("admin", "/queue/x", True),
+        ("publisher", "/queue/x", True),
+        (None, "/queue/x", False),
+        ("user", "/queue/x", False),
+        ("integration", "/queue/x", False),
+        ("admin", "/queue/integration.orders", False),
+        ("publisher", "/queue/integration.orders", False),
         ("admin", "foo", False),
     ],
 )

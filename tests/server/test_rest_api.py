@@ -839,6 +839,10 @@ EXPECTED_OPERATIONS = {
     ("patch", "/api/admin/events/{event_id}"),
     ("post", "/api/admin/broadcast"),
     ("get", "/api/admin/stats"),
+    ("post", "/api/admin/webhooks"),
+    ("get", "/api/admin/webhooks"),
+    ("delete", "/api/admin/webhooks/{webhook_id}"),
+    ("get", "/api/admin/webhooks/{webhook_id}/deliveries"),
     ("get", "/api/openapi.json"),
     ("get", "/api/docs"),
 }
@@ -878,6 +882,7 @@ def test_openapi_document_lists_every_operation(api: Api, event: dict[str, Any])
         "{hold_id}": "h_x",
         "{order_id}": "o_x",
         "{code}": "c.x",
+        "{webhook_id}": "1",
     }
     for method, template in listed:
         path = template

@@ -402,10 +402,12 @@ def test_send_in_transaction_is_delivered_at_commit(clients: Clients, transport:
     pub.listener.receipt("b")
     pub.conn.send(dest, "tx-a", transaction="tx-1", receipt="sa")
     pub.conn.send(dest, "tx-b", transaction="tx-1", receipt="sb")
+    assert sub.listener.quiet("MESSAGE", 0.7) == [], "a transactional SEND leaked before COMMIT"
+    # A SEND's receipt means it took effect, which is at COMMIT (as RabbitMQ does).
+    assert pub.listener.pending("RECEIPT") == [], "a transactional SEND's receipt came early"
+    pub.conn.commit("tx-1", receipt="c")
     pub.listener.receipt("sa")
     pub.listener.receipt("sb")
-    assert sub.listener.quiet("MESSAGE", 0.7) == [], "a transactional SEND leaked before COMMIT"
-    pub.conn.commit("tx-1", receipt="c")
     pub.listener.receipt("c")
     assert [m.body for m in sub.listener.messages(2)] == ["tx-a", "tx-b"]
 
@@ -417,7 +419,6 @@ def test_abort_drops_transactional_sends(clients: Clients, transport: str) -> No
     pub.conn.begin("tx-2", receipt="b")
     pub.listener.receipt("b")
     pub.conn.send(dest, "dropped", transaction="tx-2", receipt="s")
-    pub.listener.receipt("s")
     pub.conn.abort("tx-2", receipt="a")
     pub.listener.receipt("a")
     pub.send(dest, "marker")
@@ -433,7 +434,6 @@ def test_disconnect_aborts_open_transactions(clients: Clients, transport: str) -
     pub.conn.begin("tx-3", receipt="b")
     pub.listener.receipt("b")
     pub.conn.send(dest, "never", transaction="tx-3", receipt="s")
-    pub.listener.receipt("s")
     pub.conn.send_frame("DISCONNECT", {"receipt": "bye"})
     pub.listener.receipt("bye")
     pub.listener.wait_disconnected()
@@ -449,9 +449,9 @@ def test_ack_in_aborted_transaction_is_dropped(clients: Clients, transport: str)
     sub.conn.begin("tx-ack", receipt="b")
     sub.listener.receipt("b")
     sub.conn.ack(ack_id, transaction="tx-ack", receipt="a-in-tx")
-    sub.listener.receipt("a-in-tx")
     sub.conn.abort("tx-ack", receipt="abort")
     sub.listener.receipt("abort")
+    assert not sub.listener.pending("RECEIPT"), "an aborted ACK got its receipt"
     sub.conn.ack(ack_id, receipt="a-after-abort")
     sub.listener.receipt("a-after-abort")
     assert not sub.listener.pending("ERROR")
@@ -463,8 +463,8 @@ def test_ack_in_committed_transaction_takes_effect(clients: Clients, transport: 
     sub.conn.begin("tx-ack2", receipt="b")
     sub.listener.receipt("b")
     sub.conn.ack(ack_id, transaction="tx-ack2", receipt="a-in-tx")
-    sub.listener.receipt("a-in-tx")
     sub.conn.commit("tx-ack2", receipt="commit")
+    sub.listener.receipt("a-in-tx")
     sub.listener.receipt("commit")
     sub.conn.ack(ack_id, receipt="a-again")
     error = sub.listener.error()

@@ -1,7 +1,8 @@
 """The cluster backplane: every node of the cluster shares one Redis (SPEC §8).
 
 This package is all the Redis code there is: the message engine (pub/sub), the seat sequencer
-(a pending list, a status hash and a lease per event) and the waiting room (Lua scripts). They
+(a pending list, a status hash and a lease per event), the waiting room (Lua scripts) and the
+``/queue/`` store (a stream and a consumer group per queue). They
 share one client, built here from the settings: ``--redis-url``, ``--redis-pool-size``
 connections (callers wait for a free one rather than fail: 10,000 users joining at once queue
 for the pool), and ``--redis-key-prefix`` in front of every key and channel, so several
@@ -21,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from booking.inventory import Inventory
 from server.backplane.redis.engine import RedisEngine
+from server.backplane.redis.queues import RedisQueueStore
 from server.backplane.redis.sequencer import RedisSequencer
 from server.backplane.redis.user_messages import RedisUserMessages
 from server.backplane.redis.waiting_room import RedisWaitingRoom
@@ -51,6 +53,9 @@ class RedisBackplane:
         prefix = settings.redis_key_prefix
         self.engine = RedisEngine(self._redis, prefix, metrics)
         self.waiting_room = RedisWaitingRoom(self._redis, prefix)
+        self.queue_store = RedisQueueStore(
+            self._redis, prefix, settings.node_id, settings.queue_policy
+        )
         self._sequencers: list[RedisSequencer] = []
         self._user_messages: list[RedisUserMessages] = []
 

@@ -1,0 +1,101 @@
+"""Admin endpoints for the webhooks of integration events (issue 17): register, list,
+deactivate, and read one webhook's delivery log."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import AnyHttpUrl, BaseModel, Field
+
+from booking.clock import iso
+from booking.integration import EVENT_TYPES, Webhook, delivery_ref
+from server.api.auth import Access, user_name
+from server.api.desk import delivery_out
+from server.api.models import DeliveryOut
+from server.api.operations import Operation
+from server.api.payloads import json_response, read_model
+from server.auth import Principal
+from server.bodies import Request, Timestamp
+from server.keys import BOOKING
+
+EventType = Literal["order.paid", "order.cancelled", "order.refunded", "hold.expired"]
+assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+
+
+class WebhookCreate(Request):
+    url: AnyHttpUrl = Field(description="where events are POSTed (http or https)")
+    events: list[EventType] = Field(
+        default_factory=list, description="event types to receive; empty or omitted: every type"
+    )
+    secret: str | None = Field(
+        None, min_length=16, max_length=128,
+        description="the HMAC-SHA256 key of the signature header; omitted: one is generated",
+    )  # fmt: skip
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str] = Field(description="empty: every type")
+    active: bool
+    created_by: str
+    created_at: Timestamp
+    secret: str | None = Field(None, description="only in the answer that created it")
+
+
+def webhook_out(hook: Webhook, *, with_secret: bool = False) -> WebhookOut:
+    return WebhookOut(
+        id=hook.id, url=hook.url, events=list(hook.events), active=hook.active,
+        created_by=hook.created_by, created_at=iso(hook.created_at),
+        secret=hook.secret if with_secret else None,
+    )  # fmt: skip
+
+
+def webhook_id(request: web.Request) -> int:
+    return int(request.match_info["webhook_id"])
+
+
+async def create_webhook(request: web.Request, principal: Principal) -> web.Response:
+    wanted = await read_model(request, WebhookCreate)
+    hook = await request.app[BOOKING].webhooks.create(
+        str(wanted.url), tuple(dict.fromkeys(wanted.events)), user_name(principal), wanted.secret
+    )
+    return json_response(webhook_out(hook, with_secret=True), 201)
+
+
+async def list_webhooks(request: web.Request, _: Principal) -> web.Response:
+    hooks = await request.app[BOOKING].webhooks.all()
+    return json_response([webhook_out(h).model_dump() for h in hooks])
+
+
+async def deactivate_webhook(request: web.Request, _: Principal) -> web.Response:
+    hook = await request.app[BOOKING].webhooks.deactivate(webhook_id(request))
+    return json_response(webhook_out(hook))
+
+
+async def webhook_deliveries(request: web.Request, _: Principal) -> web.Response:
+    booking = request.app[BOOKING]
+    hook = await booking.webhooks.get(webhook_id(request))
+    found = await booking.outbox.deliveries(delivery_ref(hook.id))
+    return json_response([delivery_out(d).model_dump() for d in found])
+
+
+OPERATIONS: list[Operation] = [
+    Operation("POST", "/api/admin/webhooks", create_webhook, "Register a webhook", "admin",
+              access=Access.ADMIN, body=WebhookCreate, status=201, response=WebhookOut,
+              errors=(422,),
+              description="Integration events (order paid, cancelled, refunded; hold expired) "
+              "are POSTed to `url` as JSON, signed with `X-Concert-Hub-Signature: sha256=<hex "
+              "HMAC-SHA256 of the body>`; retried with backoff until a 2xx answer."),
+    Operation("GET", "/api/admin/webhooks", list_webhooks, "The registered webhooks", "admin",
+              access=Access.ADMIN, response=WebhookOut, many=True),
+    Operation("DELETE", "/api/admin/webhooks/{webhook_id}", deactivate_webhook,
+              "Deactivate a webhook", "admin", access=Access.ADMIN, response=WebhookOut,
+              errors=(404,), description="Nothing more is sent to it; its log is kept."),
+    Operation("GET", "/api/admin/webhooks/{webhook_id}/deliveries", webhook_deliveries,
+              "A webhook's delivery log", "admin", access=Access.ADMIN, response=DeliveryOut,
+              many=True, errors=(404,),
+              description="One entry per event: attempts, the last error, when it was "
+              "delivered or when the next attempt is due."),
+]  # fmt: skip

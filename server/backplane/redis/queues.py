@@ -1,0 +1,150 @@
+"""``/queue/`` messages of a cluster: one Redis stream per queue, one consumer group.
+
+* Key ``<prefix>queue:<name>``; every node is a consumer (its ``--node-id``) of the group
+  ``consumers``. A SEND is an ``XADD`` (by a script that also applies the bounds and the
+  dedupe key, atomically); a batch of them goes in one ``MULTI``.
+* A node *takes* messages with ``XREADGROUP`` (new ones) and ``XAUTOCLAIM`` (ones whose holder
+  has not renewed its claim for ``--queue-lease-s``: a dead node, or a released message). What a
+  node took sits in the group's pending list under its name until it settles it (``XACK`` and
+  ``XDEL``) or releases it (``XCLAIM … IDLE``: marked long idle, so the next ``XAUTOCLAIM`` of
+  any node takes it again, oldest first, as a redelivery). A live node renews its claim on what
+  its consumers still have out (``XCLAIM … JUSTID``) every third of the lease.
+* Bounds: the script drops entries older than ``--queue-max-age-s`` (``XTRIM MINID``, from
+  Redis's clock) and then, when the stream holds ``--queue-max-length`` entries (counting those
+  out with consumers), refuses the message or adds it with ``MAXLEN`` (``drop-head``).
+* Dedupe keys (``<prefix>queue-dedupe:<key>``) live a day: an integration event sent again within
+  a day is stored once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from server.queue_store import Outgoing, Queued, QueuePolicy
+
+GROUP = "consumers"
+DEDUPE_TTL_S = 86400
+#: ``XCLAIM IDLE`` of a released message: far past any lease.
+RELEASED_IDLE_MS = 10**9
+
+# KEYS[1] stream, KEYS[2] dedupe key (the stream key again when there is none)
+# ARGV: max length, "1" to drop the head when full, max age ms, headers JSON, body,
+#       "1" when KEYS[2] is a dedupe key, dedupe TTL s, group
+# Returns 1 when stored (or stored before), 0 when refused.
+_APPEND = """
+if ARGV[6] == '1' then
+  if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[7]) then return 1 end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[8], '0', 'MKSTREAM')
+end
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
+if oldest > 0 then redis.call('XTRIM', KEYS[1], 'MINID', oldest) end
+local max = tonumber(ARGV[1])
+if redis.call('XLEN', KEYS[1]) >= max then
+  if ARGV[2] ~= '1' then
+    if ARGV[6] == '1' then redis.call('DEL', KEYS[2]) end
+    return 0
+  end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', max, '*', 'h', ARGV[4], 'b', ARGV[5])
+return 1
+"""
+
+
+def _message(entry_id: bytes, fields: dict[bytes, bytes], redelivered: bool) -> Queued:
+    headers = tuple((k, v) for k, v in json.loads(fields[b"h"]))
+    return Queued(entry_id.decode(), headers, fields[b"b"], redelivered)
+
+
+class RedisQueueStore:
+    def __init__(self, redis: Redis, prefix: str, consumer: str, policy: QueuePolicy) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._consumer = consumer
+        self._policy = policy
+        self._append = redis.register_script(_APPEND)
+        self._grouped: set[str] = set()
+
+    def _key(self, queue: str) -> str:
+        return f"{self._prefix}queue:{queue}"
+
+    async def append(self, messages: Sequence[Outgoing]) -> list[bool]:
+        policy = self._policy
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for message in messages:
+                key = self._key(message.queue)
+                dedupe = f"{self._prefix}queue-dedupe:{message.dedupe}" if message.dedupe else key
+                args: list[Any] = [
+                    policy.max_length,
+                    "1" if policy.overflow == "drop-head" else "0",
+                    int(policy.max_age_s * 1000),
+                    json.dumps(message.headers),
+                    message.body,
+                    "1" if message.dedupe else "0",
+                    DEDUPE_TTL_S,
+                    GROUP,
+                ]
+                await self._append(keys=[key, dedupe], args=args, client=pipe)
+            results = await pipe.execute()
+        return [bool(int(r)) for r in results]
+
+    async def _group(self, key: str) -> None:
+        if key in self._grouped:
+            return
+        try:
+            await self._redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._grouped.add(key)
+
+    async def take(self, queue: str, count: int) -> list[Queued]:
+        key = self._key(queue)
+        await self._group(key)
+        redis = self._redis
+        lease_ms = int(self._policy.lease_s * 1000)
+        taken: list[Queued] = []
+        try:
+            claimed: Any = await redis.xautoclaim(
+                key, GROUP, self._consumer, lease_ms, start_id="0-0", count=count
+            )
+            for entry_id, fields in claimed[1]:
+                if fields:
+                    taken.append(_message(entry_id, fields, redelivered=True))
+            if len(taken) < count:
+                read: Any = await redis.xreadgroup(
+                    GROUP, self._consumer, {key: ">"}, count=count - len(taken)
+                )
+                for _, entries in read:
+                    for entry_id, fields in entries:
+                        if fields:
+                            taken.append(_message(entry_id, fields, redelivered=False))
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):  # the stream was deleted under us: make it again
+                self._grouped.discard(key)
+                return []
+            raise
+        return taken
+
+    async def settle(self, queue: str, ids: Sequence[str]) -> None:
+        key = self._key(queue)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(key, GROUP, *ids)
+            pipe.xdel(key, *ids)
+            await pipe.execute()
+
+    async def release(self, queue: str, ids: Sequence[str]) -> None:
+        await self._redis.xclaim(
+            self._key(queue), GROUP, self._consumer, 0, list(ids),
+            idle=RELEASED_IDLE_MS, justid=True,
+        )  # fmt: skip
+
+    async def keep(self, queue: str, ids: Sequence[str]) -> None:
+        await self._redis.xclaim(self._key(queue), GROUP, self._consumer, 0, list(ids), justid=True)

@@ -1,0 +1,127 @@
+"""Integration events leave the node: to durable queues and to the admins' webhooks (issue 17).
+
+The booking core records each event in the outbox with its change (:mod:`booking.integration`);
+:class:`IntegrationSender` runs beside the e-mail sender over the same outbox, by kind:
+
+* ``integration_event`` → the event is stored on ``/queue/integration.orders`` (``order.*``) or
+  ``/queue/integration.holds`` (``hold.*``), with the event id as the store's dedupe key, so a
+  retry after a crash between storing and marking it sent stores nothing twice (a full queue,
+  one nobody consumes, is skipped with a warning); then one ``webhook`` outbox row is added per
+  active webhook that wants the event type.
+* ``webhook`` → one POST of the event to one endpoint. A 2xx answer delivers it; anything else
+  (or no answer within ``--webhook-timeout-s``) is retried by the outbox with its backoff
+  (1 s, 2 s, 4 s … at most ``--retry-max-s``), until delivered. The outbox rows are the delivery
+  log (``GET /api/admin/webhooks/{id}/deliveries``).
+
+Both carry the same JSON: ``{"id", "type", "occurred_at", "data"}``. A webhook POST is signed:
+``X-Concert-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body with the webhook's secret>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+from typing import Any
+
+import aiohttp
+
+from booking.core import BookingCore
+from booking.integration import INTEGRATION_EVENT, WEBHOOK_DELIVERY, queue_of
+from booking.outbox import Handler, OutboxMessage
+from server.errors import QueueFullError
+from server.queues import QueueBroker
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Exit status of the crash injected by ``--fault-crash-before-publish`` (tests only), the same
+#: as ``--fault-crash-after-charge``'s.
+CRASH_EXIT = 70
+SIGNATURE_HEADER = "X-Concert-Hub-Signature"
+EVENT_ID_HEADER = "X-Concert-Hub-Event-Id"
+EVENT_TYPE_HEADER = "X-Concert-Hub-Event-Type"
+DELIVERY_HEADER = "X-Concert-Hub-Delivery"
+
+
+class WebhookRefused(Exception):
+    """The endpoint answered, but not with 2xx."""
+
+
+def event_body(payload: dict[str, Any]) -> bytes:
+    """The bytes of an event, as queued and as POSTed (compact JSON, keys in a fixed order)."""
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class IntegrationSender:
+    def __init__(self, booking: BookingCore, queues: QueueBroker, settings: Settings) -> None:
+        self.booking = booking
+        self.queues = queues
+        self.settings = settings
+        self.handlers: dict[str, Handler] = {
+            INTEGRATION_EVENT: self._publish,
+            WEBHOOK_DELIVERY: self._post,
+        }
+        self._http: aiohttp.ClientSession | None = None
+
+    async def run(self) -> None:
+        """Deliver due events until cancelled."""
+        outbox = self.booking.outbox
+        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            self._http = http
+            while True:
+                try:
+                    await outbox.deliver_due(self.handlers)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("the integration sender failed; trying again")
+                await outbox.wait(self.settings.outbox_poll_s)
+
+    async def _publish(self, message: OutboxMessage) -> None:
+        payload = message.payload
+        if self.settings.fault_crash_before_publish:
+            log.critical("crash injected before publishing event %s", payload["id"])
+            os._exit(CRASH_EXIT)
+        headers = (
+            ("content-type", "application/json"),
+            ("event-id", str(payload["id"])),
+            ("event-type", str(payload["type"])),
+        )
+        queue = queue_of(str(payload["type"]))
+        try:
+            await self.queues.send(queue, headers, event_body(payload), dedupe=str(payload["id"]))
+        except QueueFullError:
+            # Nobody consumes it: retrying would only keep the event (and more behind it) in
+            # the outbox; the webhooks still get it.
+            log.warning("event %s not queued: /queue/%s is full", payload["id"], queue)
+        if await self.booking.webhooks.fan_out(payload):
+            self.booking.outbox.wake()
+
+    async def _post(self, message: OutboxMessage) -> dict[str, Any] | None:
+        payload = message.payload
+        hook = await self.booking.webhooks.get(int(payload["webhook_id"]))
+        if not hook.active:
+            return {**payload, "skipped": "the webhook was deactivated"}
+        event = payload["event"]
+        body = event_body(event)
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature(hook.secret, body),
+            EVENT_ID_HEADER: str(event["id"]),
+            EVENT_TYPE_HEADER: str(event["type"]),
+            DELIVERY_HEADER: str(message.id),
+        }
+        assert self._http is not None
+        async with self._http.post(hook.url, data=body, headers=headers) as response:
+            if not 200 <= response.status < 300:
+                raise WebhookRefused(f"{hook.url} answered HTTP {response.status}")
+        return None

@@ -1,0 +1,373 @@
+"""``/queue/{name}``: point-to-point destinations with acknowledgements (SPEC §4).
+
+The durable half is the backplane's :class:`~server.queue_store.QueueStore`; this module is the
+node-local half, :class:`QueueBroker`: it stores what sessions SEND and hands stored messages to
+this node's subscribers of each queue.
+
+* Each message goes to one subscriber: round-robin over the subscribers that have room. A
+  subscription's room is its ``prefetch-count`` (SUBSCRIBE header; default
+  ``--queue-prefetch``, at most ``--max-unacked``) minus its unsettled messages.
+* ``ack:auto`` settles a message when it is written to the subscriber; ``client`` and
+  ``client-individual`` settle on ACK (``client`` cumulatively, as ``protocol/`` resolves it).
+* NACK, UNSUBSCRIBE and a lost connection put unsettled messages back at the head of the queue;
+  they come again with ``redelivered:true``.
+* One pump task per queue with subscribers on this node takes messages from the store as room
+  appears; it wakes on a SEND anywhere in the cluster (an arrival notice on the backplane-internal
+  route :data:`ARRIVALS`), on an ACK or NACK, on a new subscriber, and every ``--queue-poll-s``
+  (to pick up what a dead node held, and to drop messages past their age).
+* Storing is batched: what arrives in one event-loop turn (a COMMIT's SENDs) is stored together,
+  in order, by one writer task; a SEND's future resolves once its message is stored, which is
+  when its RECEIPT goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from protocol.codec import encode_message
+from protocol.connection import ack_id
+from protocol.errors import MalformedFrame
+from protocol.events import AckMode, Subscription
+from protocol.frames import StompVersion
+from server.broker import Broker, Subscriber
+from server.engine import Message
+from server.errors import QueueFullError
+from server.metrics import BrokerMetrics
+from server.queue_store import Outgoing, Queued, QueuePolicy, QueueStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Backplane-internal route of arrival notices (header ``queue``: the queue that has new messages).
+ARRIVALS = "/_internal/queues/arrivals"
+PREFETCH_HEADER = "prefetch-count"
+#: How long a stopping node lets store operations under way finish.
+FINISH_S = 1.5
+REDELIVERED = ("redelivered", "true")
+
+
+@dataclass(eq=False, slots=True)
+class _Consumer:
+    session: Subscriber
+    subscription: Subscription
+    queue: str
+    prefetch: int
+    #: Message ids written and not yet settled, oldest first (client modes only).
+    unsettled: dict[str, None] = field(default_factory=dict)
+
+    @property
+    def tracked(self) -> bool:
+        return self.subscription.ack is not AckMode.AUTO
+
+    def settle(self, message_ids: list[str]) -> list[str]:
+        """Forget these messages as unsettled; those that were."""
+        settled = [i for i in message_ids if i in self.unsettled]
+        for message_id in settled:
+            del self.unsettled[message_id]
+        return settled
+
+    @property
+    def room(self) -> int:
+        if self.session.closed:
+            return 0
+        return self.prefetch - len(self.unsettled) if self.tracked else self.prefetch
+
+
+@dataclass(eq=False, slots=True)
+class _LocalQueue:
+    name: str
+    consumers: list[_Consumer] = field(default_factory=list)
+    turn: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pump: asyncio.Task[None] | None = None
+
+
+class QueueBroker:
+    def __init__(
+        self,
+        store: QueueStore,
+        broker: Broker,
+        metrics: BrokerMetrics,
+        policy: QueuePolicy,
+        *,
+        default_prefetch: int,
+        max_unacked: int,
+        poll_s: float,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.policy = policy
+        self.default_prefetch = default_prefetch
+        self.max_unacked = max_unacked
+        self.poll_s = poll_s
+        self._queues: dict[str, _LocalQueue] = {}
+        self._consumers: dict[Subscription, _Consumer] = {}
+        self._writes: list[tuple[Outgoing, asyncio.Future[None]]] = []
+        self._write_wake = asyncio.Event()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._stopping = False
+        self._outcomes = metrics.queue_messages
+        self._messages_out = metrics.frames_out.labels("MESSAGE")
+        self._deliveries = metrics.deliveries
+        broker.listen(ARRIVALS, self._on_arrival)
+
+    async def run(self) -> None:
+        """The writer and the lease renewal, until cancelled. Then the pumps stop taking, and
+        store operations under way are let finish (a database call cut in the middle can leave
+        its driver's thread behind), for up to :data:`FINISH_S`."""
+        renew = asyncio.create_task(self._renew_leases(), name="queue-leases")
+        try:
+            await self._write_loop()
+        finally:
+            renew.cancel()
+            self._stopping = True
+            pumps = [q.pump for q in self._queues.values() if q.pump is not None]
+            for queue in self._queues.values():
+                queue.wake.set()
+            under_way = [*pumps, *self._tasks]
+            if under_way:
+                await asyncio.wait(under_way, timeout=FINISH_S)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send(
+        self,
+        queue: str,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes,
+        dedupe: str | None = None,
+    ) -> asyncio.Future[None]:
+        """Store a message; the future resolves once it is stored (raises
+        :class:`~server.errors.QueueFullError` when refused)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writes.append((Outgoing(queue, headers, body, dedupe), future))
+        self._write_wake.set()
+        return future
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._write_wake.wait()
+            self._write_wake.clear()
+            batch, self._writes = self._writes, []
+            if not batch:
+                continue
+            appending = self._track(asyncio.create_task(self.store.append([m for m, _ in batch])))
+            try:
+                # Shielded: a stop lets the batch finish storing (see run()).
+                stored = await asyncio.shield(appending)
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                log.exception("storing %d queue messages failed", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            arrived: set[str] = set()
+            for (message, future), ok in zip(batch, stored, strict=True):
+                if ok:
+                    arrived.add(message.queue)
+                    self._outcomes.labels("stored").inc()
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    self._outcomes.labels("refused").inc()
+                    if not future.done():
+                        future.set_exception(
+                            QueueFullError(
+                                "queue full",
+                                f"{message.queue!r} holds {self.policy.max_length} messages",
+                            )
+                        )
+            for name in sorted(arrived):
+                self.broker.publish(ARRIVALS, (("queue", name),), b"")
+
+    def _on_arrival(self, message: Message) -> None:
+        for name, value in message.headers:
+            if name == "queue":
+                local = self._queues.get(value)
+                if local is not None:
+                    local.wake.set()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, session: Subscriber, subscription: Subscription, queue: str) -> None:
+        prefetch = self.default_prefetch
+        for name, value in subscription.headers:
+            if name == PREFETCH_HEADER:
+                if not (value.isascii() and value.isdigit() and 0 < len(value) <= 9):
+                    raise MalformedFrame(
+                        "invalid prefetch-count",
+                        f"prefetch-count {value[:32]!r} is not a number",
+                    )
+                # 0 is RabbitMQ's "unlimited": here, as many as a session may leave unacked.
+                prefetch = int(value) or self.max_unacked
+        consumer = _Consumer(session, subscription, queue, min(prefetch, self.max_unacked))
+        self._consumers[subscription] = consumer
+        local = self._queues.get(queue)
+        if local is None:
+            local = self._queues[queue] = _LocalQueue(queue)
+        local.consumers.append(consumer)
+        if local.pump is None or local.pump.done():
+            local.pump = asyncio.create_task(self._pump(local), name=f"queue-pump {queue}")
+        local.wake.set()
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """The subscription ended (UNSUBSCRIBE, DISCONNECT, lost connection): its unsettled
+        messages go back to the head of the queue."""
+        consumer = self._consumers.pop(subscription, None)
+        if consumer is None:
+            return
+        local = self._queues[consumer.queue]
+        local.consumers.remove(consumer)
+        if not local.consumers:
+            local.wake.set()  # its pump ends (not cancelled: it may be inside a store call)
+            del self._queues[consumer.queue]
+        if consumer.unsettled:
+            self._requeue(consumer.queue, list(consumer.unsettled), local)
+            consumer.unsettled.clear()
+
+    # -- settlement ---------------------------------------------------------------------------
+
+    def ack(self, subscription: Subscription, message_ids: list[str]) -> Awaitable[None] | None:
+        """ACK of ``message_ids``; an awaitable that is done once the store forgot them."""
+        consumer = self._consumers.get(subscription)
+        if consumer is None:
+            return None
+        ids = consumer.settle(message_ids)
+        self._outcomes.labels("acked").inc(len(ids))
+        self._queues[consumer.queue].wake.set()
+        return self._spawn(self.store.settle(consumer.queue, ids)) if ids else None
+
+    def nack(self, subscription: Subscription, message_ids: list[str]) -> Awaitable[None] | None:
+        """NACK of ``message_ids``: back at the head of the queue, redelivered."""
+        consumer = self._consumers.get(subscription)
+        if consumer is None:
+            return None
+        ids = consumer.settle(message_ids)
+        return self._requeue(consumer.queue, ids, self._queues[consumer.queue]) if ids else None
+
+    def _requeue(self, queue: str, ids: list[str], local: _LocalQueue | None) -> asyncio.Task[None]:
+        self._outcomes.labels("requeued").inc(len(ids))
+
+        async def release() -> None:
+            await self.store.release(queue, ids)
+            if local is not None:
+                local.wake.set()
+            # Other nodes' subscribers may take them too.
+            self.broker.publish(ARRIVALS, (("queue", queue),), b"")
+
+        return self._spawn(release())
+
+    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
+        """Keep ``task`` until it is done (a stop waits for it)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
+        async def logged() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("queue store operation failed")
+                raise
+
+        return self._track(asyncio.create_task(logged()))
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def _pump(self, local: _LocalQueue) -> None:
+        while local.consumers and not self._stopping:
+            local.wake.clear()
+            room = sum(c.room for c in local.consumers)
+            taken: list[Queued] = []
+            if room:
+                try:
+                    taken = await self.store.take(local.name, room)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("taking from queue %s failed", local.name)
+            if taken:
+                self._dispatch(local, taken)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await local.wake.wait()
+
+    def _dispatch(self, local: _LocalQueue, taken: list[Queued]) -> None:
+        auto: list[str] = []
+        back: list[str] = []
+        for message in taken:
+            consumer = self._next_with_room(local)
+            if consumer is None:  # its subscribers left while the store answered
+                back.append(message.id)
+                continue
+            self._deliver(consumer, message)
+            if not consumer.tracked:
+                auto.append(message.id)
+        if auto:
+            self._outcomes.labels("acked").inc(len(auto))
+            self._spawn(self.store.settle(local.name, auto))
+        if back:
+            self._requeue(local.name, back, None if not local.consumers else local)
+
+    def _next_with_room(self, local: _LocalQueue) -> _Consumer | None:
+        consumers = local.consumers
+        for _ in range(len(consumers)):
+            consumer = consumers[local.turn % len(consumers)]
+            local.turn = (local.turn + 1) % len(consumers)
+            if consumer.room > 0:
+                return consumer
+        return None
+
+    def _deliver(self, consumer: _Consumer, message: Queued) -> None:
+        session = consumer.session
+        subscription = consumer.subscription
+        version = session.conn.version or StompVersion.V1_0
+        tracked = consumer.tracked
+        headers = (*message.headers, REDELIVERED) if message.redelivered else message.headers
+        payload = session.framing(
+            encode_message(
+                version,
+                destination=subscription.destination,
+                subscription=subscription.id,
+                message_id=message.id,
+                ack=ack_id(subscription.id, message.id)
+                if tracked and version is StompVersion.V1_2
+                else None,
+                headers=headers,
+                body=message.body,
+            )
+        )
+        if tracked:
+            consumer.unsettled[message.id] = None
+            session.push_tracked(payload, subscription, message.id)
+        else:
+            session.push(payload)
+        self._outcomes.labels("redelivered" if message.redelivered else "delivered").inc()
+        self._deliveries.inc()
+        self._messages_out.inc()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.lease_s / 3)
+            for local in tuple(self._queues.values()):
+                ids = [i for c in local.consumers for i in c.unsettled]
+                if ids:
+                    try:
+                        await self.store.keep(local.name, ids)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("renewing the lease of queue %s failed", local.name)

@@ -1,0 +1,153 @@
+"""Integration events (issue 17): written with their change, then published to durable queues
+and to webhooks, on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.cluster.conftest import VISA, create_event, hold, wait_until
+from tests.conftest import ServerProcess, free_port, rest
+from tests.server.stomp_clients import Client, open_stomp, unique
+
+ORDERS = "/queue/integration.orders"
+
+
+class Receiver:
+    """A webhook endpoint: an aiohttp server in a thread, started and stopped by the test; it
+    answers 500 to the first ``refuse`` requests, then 200, and records every request."""
+
+    def __init__(self, port: int, refuse: int = 0) -> None:
+        self.port = port
+        self.refuse = refuse
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append((dict(request.headers), await request.read()))
+        if len(self.requests) <= self.refuse:
+            return web.Response(status=500, text="not now")
+        return web.Response(status=204)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def start(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def checkout(node: ServerProcess, user: str, hold_id: str) -> tuple[int, Any]:
+    return rest(node, "POST", f"/api/holds/{hold_id}/checkout", VISA, token=node.token(user),
+                headers={"Idempotency-Key": unique("k")})  # fmt: skip
+
+
+def events_on(client: Client, count: int) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    frames = client.listener.messages(count, timeout=20)
+    for frame in frames:
+        client.conn.ack(frame.headers["ack"])
+    return [(dict(f.headers), json.loads(f.body)) for f in frames]
+
+
+def test_events_reach_their_queue_and_a_webhook_that_was_down(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    port = free_port()
+    receiver = Receiver(port, refuse=1)
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1)
+    admin = node.token("root", "admin")
+    status, hook = rest(node, "POST", "/api/admin/webhooks",
+                        {"url": f"http://127.0.0.1:{port}/hook", "events": ["order.paid"]},
+                        token=admin)  # fmt: skip
+    assert status == 201, hook
+    consumer = open_stomp(node, user=unique("erp"), role="integration")
+    try:
+        consumer.subscribe(ORDERS, ack="client-individual")
+        event_id = create_event(node)
+        user = unique("buyer")
+        status, order = checkout(node, user, hold(node, event_id, user, ["S-A-1"]))
+        assert status == 201, order
+        [(headers, paid)] = events_on(consumer, 1)
+        assert paid["type"] == "order.paid" and headers["event-id"] == paid["id"]
+        assert paid["data"]["order_id"] == order["order_id"]
+        assert paid["data"]["seats"] == ["S-A-1"]
+
+        status, _ = rest(node, "POST", f"/api/orders/{order['order_id']}/cancel",
+                         token=node.token(user))  # fmt: skip
+        assert status == 200
+        later = {body["type"]: body for _, body in events_on(consumer, 2)}
+        assert later["order.cancelled"]["data"]["order_id"] == order["order_id"]
+        assert later["order.refunded"]["data"]["order_id"] == order["order_id"]
+
+        # The endpoint is down: the delivery is retried, and the log says why.
+        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        failed = wait_until(
+            lambda: [d for d in rest(node, "GET", log_path, token=admin)[1] if d["attempts"]],
+            20, "a failed webhook attempt in the delivery log",
+        )  # fmt: skip
+        assert failed[0]["status"] == "retrying" and failed[0]["last_error"]
+        receiver.start()  # up, but it refuses the first POST: one more retry
+        wait_until(lambda: len(receiver.requests) >= 2, 30, "the webhook delivered")
+        sent = wait_until(
+            lambda: [d for d in rest(node, "GET", log_path, token=admin)[1]
+                     if d["status"] == "sent"],
+            20, "the delivery logged as sent",
+        )  # fmt: skip
+        assert len(sent) == 1, "only order.paid was asked for"
+        for request_headers, body in receiver.requests:
+            expected = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+            assert request_headers["X-Concert-Hub-Signature"] == f"sha256={expected}"
+            # Every copy, the refused one too, carries the same event id.
+            assert request_headers["X-Concert-Hub-Event-Id"] == paid["id"]
+            assert json.loads(body) == paid
+    finally:
+        consumer.close()
+        receiver.stop()
+
+
+def test_an_event_is_published_once_after_a_crash_between_commit_and_publish(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    # The crashed node had claimed the event: it is sent again once that claim lapses.
+    node = make_server(
+        database_url=migrated_database, fault_crash_before_publish=True, outbox_lease_s=2
+    )
+    event_id = create_event(node)
+    user = unique("buyer")
+    hold_id = hold(node, event_id, user, ["S-A-2"])
+    with contextlib.suppress(OSError):  # it dies on publishing: maybe before it answers
+        checkout(node, user, hold_id)
+    assert node.proc is not None
+    assert node.proc.wait(20) == 70, "the injected crash did not happen"
+    node.flags.pop("fault_crash_before_publish")
+    node.start()
+    status, mine = rest(node, "GET", "/api/orders", token=node.token(user))
+    assert status == 200, mine
+    [order] = mine if isinstance(mine, list) else mine["orders"]
+    consumer = open_stomp(node, user=unique("erp"), role="integration")
+    try:
+        consumer.subscribe(ORDERS, ack="client-individual")
+        [(_, paid)] = events_on(consumer, 1)
+        assert (paid["type"], paid["data"]["order_id"]) == ("order.paid", order["order_id"])
+        assert consumer.listener.quiet("MESSAGE", 1.0) == [], "the event was published twice"
+    finally:
+        consumer.close()

@@ -1,0 +1,239 @@
+"""``/queue/{name}`` over stomp.py, TCP and WebSocket (SPEC §4, issue 17): competing consumers,
+acknowledgements, redelivery, prefetch, durability across a restart, transactions, bounds."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import ServerProcess
+from tests.server.stomp_clients import DEFAULT_TIMEOUT, Client, Clients, open_stomp, unique
+
+
+def queue() -> str:
+    return f"/queue/{unique('q')}"
+
+
+def publisher(clients: Clients, transport: str) -> Client:
+    return clients(transport, user=unique("pub"), role="publisher")
+
+
+def consumer(clients: Clients, transport: str, role: str = "integration") -> Client:
+    return clients(transport, user=unique("app"), role=role)
+
+
+def drop(client: Client) -> None:
+    """Lose the connection: no DISCONNECT, no ACK, the socket just goes (a WebSocket's too:
+    closing its socket object alone leaves the connection up while a thread reads it)."""
+    raw = client.conn.transport.socket
+    with contextlib.suppress(OSError):
+        getattr(raw, "sock", raw).shutdown(socket.SHUT_RDWR)
+    client.conn.transport.disconnect_socket()
+
+
+def ack(client: Client, frame: object) -> None:
+    headers = frame.headers  # type: ignore[attr-defined]
+    client.conn.ack(headers["ack"])  # STOMP 1.2: the ack header alone names the delivery
+
+
+def test_competing_consumers_get_disjoint_sets_covering_every_message(
+    clients: Clients, transport: str
+) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    workers = [consumer(clients, transport) for _ in range(3)]
+    for worker in workers:
+        worker.subscribe(dest, ack="client-individual")
+    sent = [f"job-{i}" for i in range(30)]
+    for body in sent:
+        pub.send(dest, body)
+    got: dict[int, list[str]] = {i: [] for i in range(len(workers))}
+    deadline = time.monotonic() + 10 * DEFAULT_TIMEOUT
+    while sum(len(v) for v in got.values()) < len(sent):
+        assert time.monotonic() < deadline, f"messages missing: {got}"
+        for i, worker in enumerate(workers):
+            while worker.listener.pending("MESSAGE"):
+                frame = worker.listener.message()
+                got[i].append(frame.body)
+                ack(worker, frame)
+        time.sleep(0.01)
+    received = [body for bodies in got.values() for body in bodies]
+    assert sorted(received) == sorted(sent), "a message was lost or delivered twice"
+    assert all(got.values()), f"round-robin skipped a ready consumer: {got}"
+    for worker in workers:
+        assert worker.listener.quiet("MESSAGE", 0.3) == []
+
+
+def test_messages_wait_for_a_subscriber_and_auto_ack_settles_them(
+    clients: Clients, transport: str
+) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    for i in range(3):
+        pub.send(dest, f"m{i}")  # its RECEIPT: stored
+    first = consumer(clients, transport)
+    first.subscribe(dest)  # ack:auto
+    assert [m.body for m in first.listener.messages(3)] == ["m0", "m1", "m2"]
+    first.close()
+    second = consumer(clients, transport)
+    second.subscribe(dest)
+    assert second.listener.quiet("MESSAGE", 0.5) == [], "an auto-acked message came back"
+
+
+def test_nack_redelivers_at_the_head_marked_redelivered(clients: Clients, transport: str) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    worker = consumer(clients, transport)
+    worker.subscribe(dest, ack="client-individual", **{"prefetch-count": "1"})
+    pub.send(dest, "first")
+    pub.send(dest, "second")
+    frame = worker.listener.message()
+    assert frame.body == "first" and "redelivered" not in frame.headers
+    worker.conn.nack(frame.headers["ack"])
+    again = worker.listener.message()
+    assert again.body == "first", "a NACKed message must come back at the head"
+    assert again.headers["redelivered"] == "true"
+    assert again.headers["message-id"] == frame.headers["message-id"]
+    ack(worker, again)
+    assert worker.listener.message().body == "second"
+
+
+def test_unacked_messages_of_a_lost_connection_are_redelivered(
+    clients: Clients, transport: str
+) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    doomed = consumer(clients, transport)
+    doomed.subscribe(dest, ack="client")
+    for body in ("a", "b"):
+        pub.send(dest, body)
+    assert [m.body for m in doomed.listener.messages(2)] == ["a", "b"]
+    drop(doomed)
+    heir = consumer(clients, transport)
+    heir.subscribe(dest, ack="client-individual")
+    frames = heir.listener.messages(2)
+    assert [m.body for m in frames] == ["a", "b"]
+    assert all(m.headers["redelivered"] == "true" for m in frames)
+
+
+def test_unsubscribe_requeues_what_it_did_not_ack(clients: Clients, transport: str) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    worker = consumer(clients, transport)
+    sub_id = worker.subscribe(dest, ack="client-individual")
+    pub.send(dest, "kept")
+    worker.listener.message()
+    worker.conn.unsubscribe(sub_id)
+    worker.subscribe(dest, ack="client-individual")
+    frame = worker.listener.message()
+    assert (frame.body, frame.headers["redelivered"]) == ("kept", "true")
+
+
+def test_prefetch_count_bounds_unacked_messages(clients: Clients, transport: str) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    worker = consumer(clients, transport)
+    worker.subscribe(dest, ack="client-individual", **{"prefetch-count": "2"})
+    for i in range(5):
+        pub.send(dest, f"m{i}")
+    first = worker.listener.messages(2)
+    assert worker.listener.quiet("MESSAGE", 0.7) == [], "more than prefetch-count outstanding"
+    ack(worker, first[0])
+    third = worker.listener.message()
+    assert third.body == "m2"
+    assert worker.listener.quiet("MESSAGE", 0.5) == []
+
+
+def test_transactions_cover_queue_sends_and_acks(clients: Clients, transport: str) -> None:
+    dest = queue()
+    pub = publisher(clients, transport)
+    worker = consumer(clients, transport)
+    worker.subscribe(dest, ack="client-individual", **{"prefetch-count": "1"})
+    pub.conn.begin("tx")
+    pub.conn.send(dest, "in-tx", transaction="tx")
+    assert worker.listener.quiet("MESSAGE", 0.5) == [], "a transactional SEND was stored early"
+    pub.conn.commit("tx", receipt="c")
+    pub.listener.receipt("c")
+    frame = worker.listener.message()
+    assert frame.body == "in-tx"
+    worker.conn.begin("ack-tx")
+    worker.conn.ack(frame.headers["ack"], transaction="ack-tx")
+    worker.conn.abort("ack-tx", receipt="a")
+    worker.listener.receipt("a")
+    # The aborted ACK settled nothing: dropping the subscription brings the message back.
+    sub_id = frame.headers["subscription"]
+    worker.conn.unsubscribe(sub_id)
+    worker.subscribe(dest, ack="client-individual")
+    assert worker.listener.message().headers["redelivered"] == "true"
+
+
+def test_who_may_use_queues(clients: Clients, transport: str) -> None:
+    dest = queue()
+    user = clients(transport, user=unique("u"))
+    user.conn.subscribe(dest, "s1")
+    assert user.listener.error().headers["message"] == "forbidden destination"
+    integration = consumer(clients, transport)
+    integration.conn.send(dest, "no", receipt="r")
+    assert integration.listener.error().headers["message"] == "forbidden destination"
+    admin = clients(transport, user=unique("admin"), role="admin")
+    admin.conn.send("/queue/integration.orders", "forged")
+    assert admin.listener.error().headers["message"] == "forbidden destination"
+
+
+def test_messages_survive_a_restart(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    node = make_server(database_url=migrated_database)
+    dest = queue()
+    pub = open_stomp(node, user=unique("pub"), role="publisher")
+    worker = open_stomp(node, user=unique("app"), role="integration")
+    try:
+        for body in ("one", "two", "three"):
+            pub.send(dest, body)
+        worker.subscribe(dest, ack="client-individual")
+        frames = worker.listener.messages(3)
+        ack(worker, frames[0])
+        worker.conn.send_frame("DISCONNECT", {"receipt": "bye"})
+        worker.listener.receipt("bye")
+    finally:
+        pub.close()
+        worker.close()
+    assert node.stop() == 0
+    node.start()
+    again = open_stomp(node, user=unique("app"), role="integration")
+    try:
+        again.subscribe(dest, ack="client-individual")
+        assert [m.body for m in again.listener.messages(2)] == ["two", "three"]
+        assert again.listener.quiet("MESSAGE", 0.5) == []
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("overflow", ["reject", "drop-head"])
+def test_length_bound(make_server: Callable[..., ServerProcess], overflow: str) -> None:
+    node = make_server(queue_max_length=2, queue_overflow=overflow)
+    dest = queue()
+    pub = open_stomp(node, user=unique("pub"), role="publisher")
+    try:
+        pub.send(dest, "1")
+        pub.send(dest, "2")
+        if overflow == "reject":
+            pub.conn.send(dest, "3", receipt="r3")
+            error = pub.listener.error()
+            assert (error.headers["message"], error.headers["receipt-id"]) == ("queue full", "r3")
+            expected = ["1", "2"]
+        else:
+            pub.send(dest, "3")
+            expected = ["2", "3"]
+        worker = open_stomp(node, user=unique("app"), role="integration")
+        try:
+            worker.subscribe(dest)
+            assert [m.body for m in worker.listener.messages(2)] == expected
+        finally:
+            worker.close()
+    finally:
+        pub.close()
