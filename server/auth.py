@@ -138,7 +138,8 @@ class TokenAuthority:
             event = claims.get("evt")
             event_id = None if event is None else int(event)
         except (TypeError, ValueError):
-            raise AuthenticationFailed("the token names an unknown role, version or event") from None
+            refused = "the token names an unknown role, version or event"
+            raise AuthenticationFailed(refused) from None
         if revoked:
             raise AuthenticationFailed("the token was revoked (signed out everywhere)")
         email = claims.get("email")
