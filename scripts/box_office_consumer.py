@@ -64,13 +64,14 @@ async def consume(
     on_event: Callable[[str, dict[str, Any]], None] = handle,
     limit: int | None = None,
     prefetch: int = 16,
+    queue: str = QUEUE,
 ) -> int:
     """Handle events until ``limit`` messages were settled (forever without one); returns how
     many were new."""
     new = settled = 0
     async with connect(url, token=token) as client:
         orders = await client.subscribe(
-            QUEUE, ack="client-individual", headers=[("prefetch-count", str(prefetch))]
+            queue, ack="client-individual", headers=[("prefetch-count", str(prefetch))]
         )
         async for message in orders:
             body = json.loads(message.body or b"{}")
@@ -92,9 +93,12 @@ def main() -> None:
     parser.add_argument("--token", required=True, help="a publisher or admin token")
     parser.add_argument("--seen", default="box-office-seen.sqlite", help="handled event ids")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many messages")
+    parser.add_argument("--queue", default=QUEUE, help="the queue to consume (%(default)s)")
     args = parser.parse_args()
     try:
-        asyncio.run(consume(args.url, args.token, Seen(args.seen), limit=args.limit))
+        asyncio.run(
+            consume(args.url, args.token, Seen(args.seen), limit=args.limit, queue=args.queue)
+        )
     except ServerError as exc:  # e.g. forbidden destination: a token without the role
         sys.exit(f"box_office_consumer: the server refused: {exc}")
 
