@@ -162,7 +162,8 @@ class Client(asyncio.Protocol):
             self.transport.close()
         elif not self._is_open and ws.open:
             self._is_open = True
-            self.opened.set_result(None)
+            if not self.opened.done():  # a refused upgrade already failed it
+                self.opened.set_result(None)
 
     def _on_frame(self, event: ReceivedFrame) -> None:
         if isinstance(event, Receipt):

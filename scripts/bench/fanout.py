@@ -371,7 +371,6 @@ def node_flags(args: argparse.Namespace, *extra: str) -> list[str]:
     return [
         *extra,
         "--max-connections", str(args.subscribers + 100),
-        "--max-connections-per-ip", "0",  # every subscriber connects from 127.0.0.1
         "--max-send-rate", "100000",
         *shlex.split(args.server_cmd_extra),
     ]  # fmt: skip

@@ -524,7 +524,6 @@ def start_server(
         migrate(args.python, database_url)
     flags = [
         "--max-connections", str(args.users + 500),
-        "--max-connections-per-ip", "0",  # every user connects from 127.0.0.1
         "--rest-rate-per-ip", "1e9", "--rest-rate-per-user", "1e9", "--max-send-rate", "1e9",
         "--position-interval-s", str(args.interval),
         *(["--redis-url", redis_url] if redis_url else []),

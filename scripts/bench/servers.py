@@ -147,8 +147,8 @@ def serve_cmd(
         python, "-m", "server", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--stomp-port", "0",
         "--database-url", database_url, "--secret", secret, "--log-level", "warning",
-        # every simulated buyer connects from 127.0.0.1: no per-IP cap on held seats
-        "--max-held-seats-per-ip", "0",
+        # every simulated client connects from 127.0.0.1: no per-IP caps
+        "--max-held-seats-per-ip", "0", "--max-connections-per-ip", "0",
         *flags,
     ]  # fmt: skip
 
