@@ -161,6 +161,8 @@ class ServerProcess:
             if self._listening():
                 return True
             time.sleep(0.05)
+        self.proc.kill()  # never leave a node running behind a failed test
+        self.proc.wait()
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def _listening(self) -> bool:
