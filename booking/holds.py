@@ -224,7 +224,7 @@ async def place_hold(
                 _CLAIMED, {"event_id": event.id, "new_hold": hold.id})}  # fmt: skip
             conflicts = sorted(set(hold.seat_ids) - got)
             raise SeatsUnavailable("some seats are not available", conflicts=conflicts)
-        await _lock_holder(conn, event.id, user, client, now)
+        await _lock_holder(conn, event.id, user, client, caps=caps, now=now)
         await _check_user_limit(conn, event, user, len(seat_ids), now)
         await _check_client_caps(conn, event.id, client, caps, wanted=len(seat_ids), now=now)
         await conn.execute(
@@ -254,15 +254,26 @@ async def _check_user_limit(
 
 
 async def _lock_holder(
-    conn: AsyncConnection, event_id: int, user: str, client: HoldClient, now: datetime
+    conn: AsyncConnection,
+    event_id: int,
+    user: str,
+    client: HoldClient,
+    *,
+    caps: HoldCaps,
+    now: datetime,
 ) -> None:
     """Lock this holder's rows for the rest of the transaction (created on first use), always
     in the same order, before anything else is read: the counts that follow then see every
-    hold of the holder that committed before."""
+    hold of the holder that committed before.
+
+    Only what a limit counts is locked: the user always, the e-mail address and the client
+    address only while their cap is on. A lock on an address nobody counts would serialize every
+    hold made through one proxy (all of a node's holds behind nginx) for nothing.
+    """
     subjects = [f"u:{user}"]
-    if client.email is not None:
+    if client.email is not None and caps.per_email > 0:
         subjects.append(f"e:{client.email}")
-    if client.ip is not None:
+    if client.ip is not None and caps.per_ip > 0:
         subjects.append(f"i:{client.ip}")
     rows = [{"event_id": event_id, "subject": s, "touched_at": now} for s in subjects]
     if conn.dialect.name == "sqlite":

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.best_available import BlockRequest
@@ -19,6 +20,7 @@ from booking.errors import CheckoutInProgress, HoldNotActive, LimitExceeded
 from booking.holds import Hold, HoldCaps, HoldClient
 from booking.hooks import CheckoutOutcome
 from booking.payments import ChargeOutcome, TestGateway
+from booking.schema import hold_locks
 from tests.booking.conftest import (
     VISA,
     build_service,
@@ -170,6 +172,18 @@ async def test_simultaneous_holds_from_one_address_cannot_pass_its_cap_together(
         return_exceptions=True,
     )  # fmt: skip
     assert sum(len(h.seat_ids) for h in _granted(results)) == 4, results
+
+
+async def test_an_address_without_a_cap_is_not_locked(engine: AsyncEngine) -> None:
+    """Behind a proxy every hold comes from one address: with the per-address cap off (as compose
+    and Kubernetes run it), holds must not queue up on that address's lock row."""
+    service = build_service(engine, hold_caps=HoldCaps(per_ip=0))
+    event = await service.inventory.create_event(event_spec())
+    proxy = HoldClient(ip="10.0.0.2", email="someone@example.com")
+    await service.holds.hold(event.id, "guest-1", ["A-A-1"], client=proxy)
+    async with engine.connect() as conn:
+        locked = set((await conn.execute(select(hold_locks.c.subject))).scalars())
+    assert locked == {"u:guest-1"}, locked
 
 
 def test_guests_from_one_address_cannot_hoard_a_sale_through_the_api(
