@@ -152,6 +152,21 @@ class Outbox:
             pass
         self._wake.clear()
 
+    async def deliver_forever(
+        self, handlers: Mapping[str, Handler], poll_s: float, *, what: str
+    ) -> None:
+        """Deliver what is due until cancelled: at every :meth:`wake` and every ``poll_s``. A
+        failure of one round is logged and the next round tries again (each sender of the node,
+        e-mail or integration events, runs one of these for its own kinds)."""
+        while True:
+            try:
+                await self.deliver_due(handlers)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the %s sender failed; trying again", what)
+            await self.wait(poll_s)
+
     async def deliver_due(self, handlers: Mapping[str, Handler]) -> int:
         """Hand every due message to its kind's handler; how many were sent."""
         sent = 0

@@ -19,7 +19,6 @@ Both carry the same JSON: ``{"id", "type", "occurred_at", "data"}``. A webhook P
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -77,14 +76,9 @@ class IntegrationSender:
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
-            while True:
-                try:
-                    await outbox.deliver_due(self.handlers)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("the integration sender failed; trying again")
-                await outbox.wait(self.settings.outbox_poll_s)
+            await outbox.deliver_forever(
+                self.handlers, self.settings.outbox_poll_s, what="integration"
+            )
 
     async def _publish(self, message: OutboxMessage) -> None:
         payload = message.payload

@@ -81,14 +81,7 @@ class MailSender:
         log.info("e-mail goes to %s", self.transport.description)
         outbox = self.booking.outbox
         try:
-            while True:
-                try:
-                    await outbox.deliver_due(self.handlers)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("the e-mail sender failed; trying again")
-                await outbox.wait(self.settings.outbox_poll_s)
+            await outbox.deliver_forever(self.handlers, self.settings.outbox_poll_s, what="e-mail")
         finally:
             if self._renderer is not None:
                 self._renderer.shutdown(wait=False, cancel_futures=True)
