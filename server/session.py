@@ -322,9 +322,7 @@ class StompSession(ABC):
             self.fail(exc)
             return
         except Exception:
-            log.exception("internal error in session %s", self.session_id,
-                          extra=session_extra(self.session_id))  # fmt: skip
-            self.fail(ProtocolError("internal error", "the server failed; see its log"))
+            self._internal_error()
             return
         self._flush()
         if conn.state is ConnectionState.CLOSED:
@@ -374,9 +372,7 @@ class StompSession(ABC):
                 self.fail(exc)
                 return
             except Exception:
-                log.exception("internal error in session %s", self.session_id,
-                              extra=session_extra(self.session_id))  # fmt: skip
-                self.fail(ProtocolError("internal error", "the server failed; see its log"))
+                self._internal_error()
                 return
             if self.closed:
                 return
@@ -529,6 +525,13 @@ class StompSession(ABC):
         self.close(close_code)
 
     # -- timers --------------------------------------------------------------------------------
+
+    def _internal_error(self) -> None:
+        """A bug of ours while handling the client's input: the whole traceback goes to the log,
+        the client gets a generic ERROR (never our internals) and the session ends."""
+        log.exception("internal error in session %s", self.session_id,
+                      extra=session_extra(self.session_id))  # fmt: skip
+        self.fail(ProtocolError("internal error", "the server failed; see its log"))
 
     def _after(self, delay: float, callback: Callable[[], None]) -> None:
         self._timers.append(self._loop.call_later(delay, callback))
