@@ -234,8 +234,8 @@ def ticket_check(node: ServerProcess, code: str) -> tuple[int, Any]:
     return api(node, "GET", f"/api/tickets/{urllib.parse.quote(code, safe='')}")
 
 
-def buy_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str]) -> None:
-    """Another user buys ``seats`` outright (waiting room off)."""
+def buy_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str]) -> dict[str, Any]:
+    """Another user buys ``seats`` outright (waiting room off); returns the order."""
     token = node.token(user)
     status, hold = api(node, "POST", f"/api/events/{event_id}/holds", {"seats": seats},
                        token=token)  # fmt: skip
@@ -246,6 +246,7 @@ def buy_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str])
         token=token, headers={"Idempotency-Key": f"k-{user}-{time.time_ns()}"},
     )  # fmt: skip
     assert status == 201, (status, order)
+    return dict(order)
 
 
 def hold_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str]) -> str:

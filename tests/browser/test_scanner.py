@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     WAIT_MS,
     Pages,
     admin_token,
+    buy_via_api,
     create_event,
     element,
 )
@@ -49,16 +50,7 @@ def render_y4m(code: str, path: Path, frames: int = 5) -> Path:
 
 
 def buy_codes(node: ServerProcess, event_id: int, seats: list[str]) -> list[str]:
-    token = node.token(f"fan-{time.time_ns()}")
-    status, hold = api(node, "POST", f"/api/events/{event_id}/holds", {"seats": seats},
-                       token=token)  # fmt: skip
-    assert status == 201, (status, hold)
-    status, order = api(
-        node, "POST", f"/api/holds/{hold['hold_id']}/checkout",
-        {"payment": {"method": "card", "token": "tok_visa"}},
-        token=token, headers={"Idempotency-Key": f"k-{time.time_ns()}"},
-    )  # fmt: skip
-    assert status == 201, (status, order)
+    order = buy_via_api(node, f"fan-{time.time_ns()}", event_id, seats)
     by_seat = {t["seat_id"]: t["code"] for t in order["tickets"]}
     return [by_seat[s] for s in seats]
 
