@@ -19,6 +19,11 @@ class BookingError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def __init_subclass__(cls, *, kind: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:  # a subclass without one keeps its parent's (HoldLost: "conflict")
+            cls.kind = kind
+
     def record(self) -> dict[str, Any]:
         r"""This error as data, to be stored (an idempotency outcome) and :meth:`restore`\ d."""
         return {"kind": self.kind, "detail": self.detail, "extra": self.extra}
@@ -31,51 +36,36 @@ class BookingError(Exception):
         return error
 
 
-class InvalidRequest(BookingError):
+class InvalidRequest(BookingError, kind="invalid"):
     """The request is malformed or names things that do not exist in it (422)."""
 
-    kind = "invalid"
+
+class NotFound(BookingError, kind="not_found"): ...
 
 
-class NotFound(BookingError):
-    kind = "not_found"
-
-
-class Forbidden(BookingError):
+class Forbidden(BookingError, kind="forbidden"):
     """Not yours, or not allowed for your role (403)."""
 
-    kind = "forbidden"
 
-
-class AdmissionRequired(BookingError):
+class AdmissionRequired(BookingError, kind="admission_required"):
     """The event's waiting room is on and no valid admission token was given (403)."""
 
-    kind = "admission_required"
 
-
-class ProofRequired(BookingError):
+class ProofRequired(BookingError, kind="proof_required"):
     """Joining this waiting room needs a valid proof of work (:mod:`booking.proof`) (403)."""
 
-    kind = "proof_required"
 
-
-class SeatsUnavailable(BookingError):
+class SeatsUnavailable(BookingError, kind="conflict"):
     """Some requested seats are held or sold; ``extra['conflicts']`` lists them (409)."""
 
-    kind = "conflict"
 
-
-class NoBlockLeft(BookingError):
+class NoBlockLeft(BookingError, kind="no_block"):
     """Best available: no block of the requested size (in the requested tier, section, with
     wheelchair access) is left; ``extra['count']`` says how many were asked for (409)."""
 
-    kind = "no_block"
 
-
-class HoldNotActive(BookingError):
+class HoldNotActive(BookingError, kind="conflict"):
     """The hold expired, was released, was bought already, or is not this user's (409)."""
-
-    kind = "conflict"
 
 
 class HoldLost(HoldNotActive):
@@ -83,24 +73,18 @@ class HoldLost(HoldNotActive):
     (409, as any hold not active)."""
 
 
-class LimitExceeded(BookingError):
+class LimitExceeded(BookingError, kind="limit"):
     """Over the per-user seat limit (422)."""
 
-    kind = "limit"
+
+class SaleNotOpen(BookingError, kind="sale_closed"): ...
 
 
-class SaleNotOpen(BookingError):
-    kind = "sale_closed"
+class PaymentDeclined(BookingError, kind="payment_declined"): ...
 
 
-class PaymentDeclined(BookingError):
-    kind = "payment_declined"
-
-
-class PaymentFailed(BookingError):
+class PaymentFailed(BookingError, kind="payment_failed"):
     """The gateway errored or did not answer in time; nothing was charged (502)."""
-
-    kind = "payment_failed"
 
 
 class PaymentTimedOut(PaymentFailed):
@@ -108,16 +92,12 @@ class PaymentTimedOut(PaymentFailed):
     nothing was charged (502, as any payment failure)."""
 
 
-class IdempotencyMismatch(BookingError):
+class IdempotencyMismatch(BookingError, kind="idempotency_mismatch"):
     """The Idempotency-Key was used before with a different request (422)."""
 
-    kind = "idempotency_mismatch"
 
-
-class RequestInProgress(BookingError):
+class RequestInProgress(BookingError, kind="in_progress"):
     """A request with the same Idempotency-Key is still being processed (409)."""
-
-    kind = "in_progress"
 
 
 class CheckoutInProgress(RequestInProgress):
@@ -125,27 +105,19 @@ class CheckoutInProgress(RequestInProgress):
     stored with the key: a retry gets the answer the hold has by then."""
 
 
-class Unavailable(BookingError):
+class Unavailable(BookingError, kind="unavailable"):
     """A shared service the request needs (the cluster's waiting room) is unreachable for a
     moment (503, with ``retry_after_s``)."""
 
-    kind = "unavailable"
 
-
-class CancellationRefused(BookingError):
+class CancellationRefused(BookingError, kind="refund_closed"):
     """The event's refund policy does not let the buyer cancel (now, or at all) (409)."""
 
-    kind = "refund_closed"
 
-
-class SignInFailed(BookingError):
+class SignInFailed(BookingError, kind="sign_in_failed"):
     """A sign-in link or code that is wrong, expired, used, or out of attempts (400). The
     detail is the same whether or not the address is known."""
 
-    kind = "sign_in_failed"
 
-
-class SignInLimited(BookingError):
+class SignInLimited(BookingError, kind="rate_limited"):
     """Too many sign-in requests for one address (429)."""
-
-    kind = "rate_limited"

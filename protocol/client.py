@@ -111,6 +111,18 @@ class ReceivedFrame:
         return f"<{type(self).__name__} {self.raw[:200]!r}>"
 
 
+class HeaderValue:
+    """A read-only frame attribute: the first value of one header, ``None`` when absent."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, frame: ReceivedFrame, owner: type[ReceivedFrame] | None = None) -> str | None:
+        return frame.get(self.name)
+
+
 class Connected(ReceivedFrame):
     __slots__ = ()
     command = Command.CONNECTED
@@ -119,37 +131,22 @@ class Connected(ReceivedFrame):
 class Message(ReceivedFrame):
     __slots__ = ()
     command = Command.MESSAGE
-
-    @property
-    def subscription(self) -> str | None:
-        return self.get("subscription")
-
-    @property
-    def message_id(self) -> str | None:
-        return self.get("message-id")
-
-    @property
-    def destination(self) -> str | None:
-        return self.get("destination")
+    subscription = HeaderValue("subscription")
+    message_id = HeaderValue("message-id")
+    destination = HeaderValue("destination")
 
 
 class Receipt(ReceivedFrame):
     __slots__ = ()
     command = Command.RECEIPT
-
-    @property
-    def receipt_id(self) -> str | None:
-        return self.get("receipt-id")
+    receipt_id = HeaderValue("receipt-id")
 
 
 class Error(ReceivedFrame):
     __slots__ = ()
     command = Command.ERROR
-
-    @property
-    def message(self) -> str | None:
-        """The ``message`` header: the short reason (the body has the detail)."""
-        return self.get("message")
+    #: The ``message`` header: the short reason (the body has the detail).
+    message = HeaderValue("message")
 
 
 class HeartBeat:

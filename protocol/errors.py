@@ -29,37 +29,34 @@ class ProtocolError(Exception):
         self.headers = headers
         self.receipt_id = receipt_id
 
-
-class FrameTooLarge(ProtocolError):
-    reason = "frame_too_large"
-
-
-class TooManyHeaders(ProtocolError):
-    reason = "too_many_headers"
+    def __init_subclass__(cls, *, reason: str, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.reason = reason
 
 
-class HeaderTooLarge(ProtocolError):
-    reason = "header_too_large"
+# One class per reason, so callers and tests can catch the kind they expect.
+class FrameTooLarge(ProtocolError, reason="frame_too_large"): ...
 
 
-class MalformedFrame(ProtocolError):
-    reason = "malformed_frame"
+class TooManyHeaders(ProtocolError, reason="too_many_headers"): ...
 
 
-class UnknownCommand(ProtocolError):
-    reason = "unknown_command"
+class HeaderTooLarge(ProtocolError, reason="header_too_large"): ...
 
 
-class MissingHeader(ProtocolError):
-    reason = "missing_header"
+class MalformedFrame(ProtocolError, reason="malformed_frame"): ...
 
 
-class VersionMismatch(ProtocolError):
-    reason = "version"
+class UnknownCommand(ProtocolError, reason="unknown_command"): ...
 
 
-class LimitExceeded(ProtocolError):
-    reason = "limit"
+class MissingHeader(ProtocolError, reason="missing_header"): ...
+
+
+class VersionMismatch(ProtocolError, reason="version"): ...
+
+
+class LimitExceeded(ProtocolError, reason="limit"): ...
 
 
 class LocalProtocolError(Exception):

@@ -156,28 +156,22 @@ class Problem(Exception):
 # a close at the session's one error boundary. ``reason`` labels the errors metric.
 
 
-class AuthenticationRefused(ProtocolError):
-    reason = "auth"
+class AuthenticationRefused(ProtocolError, reason="auth"): ...
 
 
-class ForbiddenDestination(ProtocolError):
-    reason = "forbidden"
+class ForbiddenDestination(ProtocolError, reason="forbidden"): ...
 
 
-class SlowConsumer(ProtocolError):
-    reason = "slow_consumer"
+class SlowConsumer(ProtocolError, reason="slow_consumer"): ...
 
 
-class Timeout(ProtocolError):
-    reason = "timeout"
+class Timeout(ProtocolError, reason="timeout"): ...
 
 
-class ServerShutdown(ProtocolError):
-    reason = "shutdown"
+class ServerShutdown(ProtocolError, reason="shutdown"): ...
 
 
-class UnknownEvent(ProtocolError):
-    reason = "unknown_event"
+class UnknownEvent(ProtocolError, reason="unknown_event"): ...
 
 
 def stomp_error(error: BookingError) -> ProtocolError:
@@ -187,7 +181,5 @@ def stomp_error(error: BookingError) -> ProtocolError:
     return ProtocolError("internal error", "the server failed; see its log")
 
 
-class QueueFullError(ProtocolError):
+class QueueFullError(ProtocolError, reason="queue_full"):
     """A SEND to a ``/queue/`` that holds ``--queue-max-length`` messages (overflow ``reject``)."""
-
-    reason = "queue_full"
