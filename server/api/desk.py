@@ -58,8 +58,10 @@ def audit_out(entry: AuditEntry) -> models.AuditEntryOut:
     )  # fmt: skip
 
 
-def _staff(principal: Principal, reason: str) -> Staff:
-    return Staff(user_name(principal), reason)
+async def _staff(request: web.Request, principal: Principal) -> Staff:
+    """Who makes a desk change, with the reason the body names (the audit log keeps both)."""
+    wanted = await read_model(request, models.StaffReason)
+    return Staff(user_name(principal), wanted.reason)
 
 
 async def list_all_events(request: web.Request, _: Principal) -> web.Response:
@@ -97,25 +99,23 @@ async def order_file(request: web.Request, _: Principal) -> web.Response:
 
 
 async def staff_cancel(request: web.Request, principal: Principal) -> web.Response:
-    wanted = await read_model(request, models.StaffReason)
-    order = await request.app[BOOKING].box_office.cancel(
-        request.match_info["order_id"], _staff(principal, wanted.reason)
-    )
+    staff = await _staff(request, principal)
+    order = await request.app[BOOKING].box_office.cancel(request.match_info["order_id"], staff)
     return json_response(order_out(order))
 
 
 async def resend_confirmation(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, models.ResendRequest)
     order = await request.app[BOOKING].box_office.resend_confirmation(
-        request.match_info["order_id"], _staff(principal, wanted.reason), wanted.email
+        request.match_info["order_id"], Staff(user_name(principal), wanted.reason), wanted.email
     )
     return json_response(order_out(order), 202)
 
 
 async def refund_manually(request: web.Request, principal: Principal) -> web.Response:
-    wanted = await read_model(request, models.StaffReason)
+    staff = await _staff(request, principal)
     refund = await request.app[BOOKING].box_office.refund_manually(
-        request.match_info["order_id"], _staff(principal, wanted.reason)
+        request.match_info["order_id"], staff
     )
     return json_response(refund_out(refund))
 
