@@ -7,7 +7,7 @@ Reads for the hot path come from :class:`EventInfo`, loaded once per event and k
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -230,6 +230,16 @@ class EventInfo:
         return total, currency
 
 
+#: The settings of an :class:`EventSpec` that its ``events`` row stores as given.
+_STORED_AS_GIVEN = (
+    "name", "venue", "status", "waiting_room", "admission_rate", "max_active_shoppers",
+    "admission_mode", "admission_rate_min", "admission_rate_max", "pow_difficulty",
+    "refund_cutoff_hours",
+)  # fmt: skip
+#: The fields of an :class:`EventInfo` read from its ``events`` row (one column each).
+_INFO_COLUMNS = tuple(f.name for f in fields(EventInfo) if f.name in events.c)
+
+
 async def create_event(
     engine: AsyncEngine, spec: EventSpec, *, hold_ttl_s: int, max_seats_per_user: int
 ) -> int:
@@ -243,22 +253,12 @@ async def create_event(
     async with engine.begin() as conn:
         result = await conn.execute(
             insert(events).values(
-                name=spec.name,
-                venue=spec.venue,
+                **{name: getattr(spec, name) for name in _STORED_AS_GIVEN},
                 starts_at=to_db(spec.starts_at),
                 sale_opens_at=to_db(spec.sale_opens_at),
                 sale_closes_at=to_db(spec.sale_closes_at),
-                status=spec.status,
-                waiting_room=spec.waiting_room,
-                admission_rate=spec.admission_rate,
-                max_active_shoppers=spec.max_active_shoppers,
-                admission_mode=spec.admission_mode,
-                admission_rate_min=spec.admission_rate_min,
-                admission_rate_max=spec.admission_rate_max,
-                pow_difficulty=spec.pow_difficulty,
                 hold_ttl_s=spec.hold_ttl_s or hold_ttl_s,
                 max_seats_per_user=spec.max_seats_per_user or max_seats_per_user,
-                refund_cutoff_hours=spec.refund_cutoff_hours,
                 created_at=utcnow(),
             )
         )
@@ -293,36 +293,12 @@ async def create_event(
     return event_id
 
 
-def _event_row_to_info(row: object) -> EventInfo:
-    m = row._mapping  # type: ignore[attr-defined]
-    return EventInfo(
-        id=m["id"],
-        name=m["name"],
-        venue=m["venue"],
-        starts_at=m["starts_at"],
-        sale_opens_at=m["sale_opens_at"],
-        sale_closes_at=m["sale_closes_at"],
-        status=m["status"],
-        waiting_room=bool(m["waiting_room"]),
-        admission_rate=float(m["admission_rate"]),
-        max_active_shoppers=m["max_active_shoppers"],
-        hold_ttl_s=m["hold_ttl_s"],
-        max_seats_per_user=m["max_seats_per_user"],
-        refund_cutoff_hours=m["refund_cutoff_hours"],
-        created_at=m["created_at"],
-        admission_mode=m["admission_mode"],
-        admission_rate_min=float(m["admission_rate_min"]),
-        admission_rate_max=float(m["admission_rate_max"]),
-        pow_difficulty=m["pow_difficulty"],
-    )
-
-
 async def load_settings(conn: AsyncConnection, event_id: int) -> EventInfo:
     """The event's row alone: its settings, without tiers and seats."""
     row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
     if row is None:
         raise NotFound(f"no event {event_id}")
-    return _event_row_to_info(row)
+    return EventInfo(**{name: row._mapping[name] for name in _INFO_COLUMNS})
 
 
 async def load_event(conn: AsyncConnection, event_id: int) -> EventInfo:

@@ -13,7 +13,7 @@ from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 #: The highest seat price (100,000.00): a hold of 100 such seats still fits its INT amount.
 MAX_PRICE_CENTS = 10_000_000
@@ -47,21 +47,16 @@ class LayoutSpec(BaseModel):
         default_factory=list, description="seat ids of companion seats, beside wheelchair spaces"
     )
 
-    @field_validator("tiers")
+    @field_validator("tiers", "sections")
     @classmethod
-    def _unique_tiers(cls, tiers: list[TierSpec]) -> list[TierSpec]:
-        names = [t.name for t in tiers]
+    def _unique_names(
+        cls, specs: list[TierSpec] | list[SectionSpec], info: ValidationInfo
+    ) -> list[TierSpec] | list[SectionSpec]:
+        """Seats and rows refer to tiers and sections by name: a name may stand once."""
+        names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
-            raise ValueError("tier names must be unique")
-        return tiers
-
-    @field_validator("sections")
-    @classmethod
-    def _unique_sections(cls, sections: list[SectionSpec]) -> list[SectionSpec]:
-        names = [s.name for s in sections]
-        if len(set(names)) != len(names):
-            raise ValueError("section names must be unique")
-        return sections
+            raise ValueError(f"{str(info.field_name).removesuffix('s')} names must be unique")
+        return specs
 
     def seat_count(self) -> int:
         return sum(s.rows * s.seats_per_row for s in self.sections)
