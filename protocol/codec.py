@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from protocol.errors import (
     FrameTooLarge,
@@ -161,23 +162,16 @@ def encode_message(
     return "".join(parts).encode("utf-8") + body + b"\x00"
 
 
+@dataclass(slots=True, eq=False)
 class _PendingFrame:
     """A frame whose headers are parsed and whose body is still arriving."""
 
-    __slots__ = ("body_start", "command", "content_length", "headers", "scan_from")
-
-    def __init__(
-        self,
-        command: Command,
-        headers: list[tuple[str, str]],
-        body_start: int,
-        content_length: int | None,
-    ) -> None:
-        self.command = command
-        self.headers = headers
-        self.body_start = body_start
-        self.content_length = content_length
-        self.scan_from = body_start
+    command: Command
+    headers: list[tuple[str, str]]
+    body_start: int
+    content_length: int | None
+    #: Where the search for the NUL resumes (a frame without ``content-length``).
+    scan_from: int
 
 
 class FrameParser:
@@ -297,7 +291,7 @@ class FrameParser:
             if key == "content-length" and content_length is None:
                 content_length = self._content_length(val, body_start)
             headers.append((key, val))
-        return _PendingFrame(command, headers, body_start, content_length)
+        return _PendingFrame(command, headers, body_start, content_length, scan_from=body_start)
 
     def _header_decoder(self, command: Command) -> Callable[[str], str]:
         version = self.version

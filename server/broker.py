@@ -29,6 +29,7 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from protocol.codec import encode_message
@@ -323,20 +324,12 @@ class Broker:
         await self._idle.wait()
 
 
+@dataclass(slots=True, eq=False)
 class _Job:
     """One queued fan-out: the bytes, and the recipients fixed when it was queued (sessions,
     or (session, subscription) pairs when they acknowledge)."""
 
-    __slots__ = ("message_id", "payload", "recipients", "tracked")
-
-    def __init__(
-        self,
-        payload: bytes,
-        recipients: Sequence[Subscriber] | Sequence[tuple[Subscriber, Subscription]],
-        message_id: str,
-        tracked: bool,
-    ) -> None:
-        self.payload = payload
-        self.recipients = recipients
-        self.message_id = message_id
-        self.tracked = tracked
+    payload: bytes
+    recipients: Sequence[Subscriber] | Sequence[tuple[Subscriber, Subscription]]
+    message_id: str
+    tracked: bool
