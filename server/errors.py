@@ -156,22 +156,28 @@ class Problem(Exception):
 # a close at the session's one error boundary. ``reason`` labels the errors metric.
 
 
-class AuthenticationRefused(ProtocolError, reason="auth"): ...
+class AuthenticationRefused(ProtocolError, reason="auth"):
+    """CONNECT without credentials, or with credentials that do not verify."""
 
 
-class ForbiddenDestination(ProtocolError, reason="forbidden"): ...
+class ForbiddenDestination(ProtocolError, reason="forbidden"):
+    """A SUBSCRIBE or SEND to a destination the session's principal may not use."""
 
 
-class SlowConsumer(ProtocolError, reason="slow_consumer"): ...
+class SlowConsumer(ProtocolError, reason="slow_consumer"):
+    """The client reads slower than it is sent to: its queued output went over the budget."""
 
 
-class Timeout(ProtocolError, reason="timeout"): ...
+class Timeout(ProtocolError, reason="timeout"):
+    """No CONNECT in time, or the client fell silent (heart-beat or idle timeout)."""
 
 
-class ServerShutdown(ProtocolError, reason="shutdown"): ...
+class ServerShutdown(ProtocolError, reason="shutdown"):
+    """The node is draining for shutdown (SPEC §1 SIGTERM)."""
 
 
-class UnknownEvent(ProtocolError, reason="unknown_event"): ...
+class UnknownEvent(ProtocolError, reason="unknown_event"):
+    """A subscription to the seat map of an event that does not exist."""
 
 
 def stomp_error(error: BookingError) -> ProtocolError:
