@@ -54,6 +54,8 @@ class Receiver:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
 
 def checkout(node: ServerProcess, user: str, hold_id: str) -> tuple[int, Any]:
