@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from concert_hub_client import sdk
+from tests.booking.conftest import event_body
 from tests.cluster.conftest import VISA, create_event, hold, wait_until
 from tests.conftest import ServerProcess, free_port, rest
 from tests.server.stomp_clients import Client, open_stomp, unique
@@ -153,3 +155,48 @@ def test_an_event_is_published_once_after_a_crash_between_commit_and_publish(
         assert consumer.listener.quiet("MESSAGE", 1.0) == [], "the event was published twice"
     finally:
         consumer.close()
+
+
+HOLDS = "/queue/integration.holds"
+
+
+async def test_an_expired_hold_reaches_the_holds_queue_once_through_the_sdk(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2)
+    admin = node.token("root", "admin")
+    status, created = await asyncio.to_thread(
+        rest, node, "POST", "/api/admin/events", event_body(hold_ttl_s=10), token=admin
+    )
+    assert status == 201, created
+    event_id = int(created["id"])
+    user = unique("lapser")
+    hold_id = await asyncio.to_thread(hold, node, event_id, user, ["S-A-1", "S-A-2"])
+    consumer = node.token(unique("erp"), "integration")
+    async with sdk.connect(node.ws_url, token=consumer) as client:
+        holds = await client.subscribe(HOLDS, ack="client-individual")
+        # Nobody pays: the hold lapses after its 10 s and the reaper expires it.
+        message = await holds.get(timeout=60)
+        event = json.loads(message.body)
+        assert event == {
+            "id": message["event-id"],
+            "type": "hold.expired",
+            "occurred_at": event["occurred_at"],
+            "data": {"hold_id": hold_id, "event_id": event_id, "user_id": user,
+                     "seats": ["S-A-1", "S-A-2"]},
+        }  # fmt: skip
+        assert message["event-type"] == "hold.expired"
+        assert event["id"].startswith("evt_") and event["occurred_at"].endswith("Z")
+        assert message.get("redelivered") is None
+        await client.ack(message)
+        # Once: nothing more comes for this hold, now or to a consumer that comes later.
+        with contextlib.suppress(TimeoutError):
+            extra = await holds.get(timeout=2)
+            raise AssertionError(f"a second message on {HOLDS}: {extra.body!r}")
+    async with sdk.connect(node.ws_url, token=consumer) as client:
+        holds = await client.subscribe(HOLDS, ack="client-individual")
+        with contextlib.suppress(TimeoutError):
+            extra = await holds.get(timeout=2)
+            raise AssertionError(f"the acknowledged event came again: {extra.body!r}")
+    status, seats = await asyncio.to_thread(rest, node, "GET", f"/api/events/{event_id}/seats")
+    assert {seat: s for seat, s in seats["seats"]}["S-A-1"] == "available"
