@@ -570,8 +570,13 @@ class Client:
     async def release(self, hold_id: str) -> None:
         await self.request(f"/app/holds/{hold_id}/release")
 
-    async def join_queue(self, event_id: int) -> QueuePosition:
-        return QueuePosition.from_reply(await self.request(f"/app/events/{event_id}/queue/join"))
+    async def join_queue(self, event_id: int, *, proof: str | None = None) -> QueuePosition:
+        """Join an event's waiting room; ``proof`` answers its proof-of-work challenge when it
+        asks for one (:func:`concert_hub_client.proof.solve`; without it such an event refuses
+        with ``CommandError`` kind ``proof_required``)."""
+        headers = [("queue-proof", proof)] if proof else []
+        reply = await self.request(f"/app/events/{event_id}/queue/join", headers=headers)
+        return QueuePosition.from_reply(reply)
 
     # -- closing ---------------------------------------------------------------------------
 
