@@ -18,8 +18,9 @@ with ``resume-after``, so a subscriber sees no gap and misses no reply. Receipts
 ``/app`` commands are requests answered on ``/user/queue/replies`` or ``errors`` by
 ``correlation-id``.
 
-The fan-out benchmark does not use this: :mod:`concert_hub_client.connection` is the cheap
-hand-written core that reads 10,000 connections in one process.
+The benchmarks do not use this: :mod:`concert_hub_client.connection` is the cheap hand-written
+core that reads 10,000 connections in one process with no task per connection (README, "Python
+SDK", for which tests and benchmarks use which client, and why).
 """
 
 from __future__ import annotations
