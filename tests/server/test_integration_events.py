@@ -109,6 +109,7 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
             20, "a failed webhook attempt in the delivery log",
         )  # fmt: skip
         assert failed[0]["status"] == "retrying" and failed[0]["last_error"]
+        assert failed[0]["http_status"] is None, "nothing answered yet"
         receiver.start()  # up, but it refuses the first POST: one more retry
         wait_until(lambda: len(receiver.requests) >= 2, 30, "the webhook delivered")
         sent = wait_until(
@@ -117,6 +118,10 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
             20, "the delivery logged as sent",
         )  # fmt: skip
         assert len(sent) == 1, "only order.paid was asked for"
+        assert (sent[0]["event_id"], sent[0]["event_type"]) == (paid["id"], "order.paid")
+        # Down (no answer), then HTTP 500, then HTTP 204.
+        assert sent[0]["http_status"] == 204 and sent[0]["attempts"] >= 3, sent[0]
+        assert sent[0]["next_attempt_at"] is None and sent[0]["sent_at"]
         for request_headers, body in receiver.requests:
             expected = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
             assert request_headers["X-Concert-Hub-Signature"] == f"sha256={expected}"
@@ -125,6 +130,62 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
             assert json.loads(body) == paid
     finally:
         consumer.close()
+        receiver.stop()
+
+
+def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothing_more(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    port = free_port()
+    receiver = Receiver(port, refuse=10**6)  # up, but answers HTTP 500 to everything
+    receiver.start()
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1)
+    admin = node.token("root", "admin")
+    try:
+        status, hook = rest(node, "POST", "/api/admin/webhooks",
+                            {"url": f"http://127.0.0.1:{port}/hook"}, token=admin)  # fmt: skip
+        assert status == 201, hook
+        event_id = create_event(node)
+        user = unique("buyer")
+        status, order = checkout(node, user, hold(node, event_id, user, ["S-A-3"]))
+        assert status == 201, order
+        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        [refused] = wait_until(
+            lambda: [d for d in rest(node, "GET", log_path, token=admin)[1]
+                     if d["attempts"] >= 2],
+            20, "two refused attempts in the log",
+        )  # fmt: skip
+        assert (refused["status"], refused["http_status"]) == ("retrying", 500), refused
+        assert "HTTP 500" in refused["last_error"] and refused["next_attempt_at"]
+        assert refused["event_type"] == "order.paid" and refused["event_id"].startswith("evt_")
+
+        status, _ = rest(node, "DELETE", f"/api/admin/webhooks/{hook['id']}", token=admin)
+        assert status == 200
+        wait_until(
+            lambda: rest(node, "GET", log_path, token=admin)[1][0]["status"] == "skipped",
+            20, "the pending delivery dropped",
+        )  # fmt: skip
+        posts = len(receiver.requests)
+        [skipped] = rest(node, "GET", log_path, token=admin)[1]
+        assert skipped["sent_at"] is None and skipped["next_attempt_at"] is None, skipped
+        # Nothing more reaches it, also for later events: once another webhook has the next
+        # event, the fan-out that left this one out is done.
+        witness = Receiver(free_port())
+        witness.start()
+        try:
+            status, _ = rest(node, "POST", "/api/admin/webhooks",
+                             {"url": f"http://127.0.0.1:{witness.port}/hook",
+                              "events": ["order.paid"]}, token=admin)  # fmt: skip
+            assert status == 201
+            user = unique("buyer")
+            status, later = checkout(node, user, hold(node, event_id, user, ["S-A-4"]))
+            assert status == 201, later
+            wait_until(lambda: witness.requests, 20, "the next event at the other webhook")
+            assert len(rest(node, "GET", log_path, token=admin)[1]) == 1
+            assert len(receiver.requests) == posts
+        finally:
+            witness.stop()
+    finally:
         receiver.stop()
 
 
