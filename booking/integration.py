@@ -11,11 +11,13 @@ An event's ``id`` is derived from what it is about (its type and subject), so re
 (a retried request) keeps one, and every copy a consumer may receive (at-least-once delivery)
 carries the same id: consumers act once per id.
 
-This module also keeps the webhook endpoints admins register (table ``webhooks``).
+This module also keeps the webhook endpoints admins register (table ``webhooks``) and reads
+their delivery log: one outbox row of kind :data:`WEBHOOK_DELIVERY` per event and webhook.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from booking.clock import iso, utcnow
 from booking.errors import NotFound
 from booking.outbox import enqueue
-from booking.schema import webhooks
+from booking.schema import outbox, webhooks
 
 #: The outbox kind of an integration event (one row per event).
 INTEGRATION_EVENT = "integration_event"
@@ -147,7 +149,61 @@ class Webhooks:
                 )  # fmt: skip
         return len(wanted)
 
+    async def deliveries(self, webhook_id: int) -> list[WebhookDelivery]:
+        """A webhook's delivery log, newest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(outbox)
+                .where(outbox.c.ref == delivery_ref(webhook_id), outbox.c.kind == WEBHOOK_DELIVERY)
+                .order_by(outbox.c.id.desc())
+            )
+            return [_webhook_delivery(row) for row in rows]
+
+    async def note_answer(self, delivery_id: int, payload: Mapping[str, Any]) -> None:
+        """Keep ``payload`` (with the latest answer's HTTP status) on a delivery that will be
+        retried: the outbox records only the error of a failed attempt."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox).where(outbox.c.id == delivery_id).values(payload=json.dumps(payload))
+            )
+
 
 def delivery_ref(webhook_id: int) -> str:
     """The outbox ``ref`` of a webhook's deliveries (its delivery log)."""
     return f"webhook:{webhook_id}"
+
+
+#: What the sender keeps in a delivery's payload: the HTTP status of the latest answer, and why
+#: a delivery was dropped unsent (the webhook was deactivated).
+HTTP_STATUS = "http_status"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event's delivery to one webhook, as its outbox row records it (the delivery log)."""
+
+    id: int
+    event_id: str
+    event_type: str
+    attempts: int
+    #: The HTTP status of the latest answer; ``None`` before one came (or with no answer).
+    http_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    created_at: datetime
+    #: Why it was not sent (the webhook was deactivated first); ``None`` otherwise.
+    skipped: str | None
+
+
+def _webhook_delivery(row: Any) -> WebhookDelivery:
+    payload = json.loads(row.payload)
+    event = payload.get("event", {})
+    status = payload.get(HTTP_STATUS)
+    return WebhookDelivery(
+        id=row.id, event_id=str(event.get("id", "")), event_type=str(event.get("type", "")),
+        attempts=row.attempts, http_status=int(status) if status is not None else None,
+        last_error=row.last_error, next_attempt_at=row.next_attempt_at, sent_at=row.sent_at,
+        created_at=row.created_at, skipped=payload.get(SKIPPED),
+    )  # fmt: skip

@@ -18,8 +18,9 @@ with ``resume-after``, so a subscriber sees no gap and misses no reply. Receipts
 ``/app`` commands are requests answered on ``/user/queue/replies`` or ``errors`` by
 ``correlation-id``.
 
-The fan-out benchmark does not use this: :mod:`concert_hub_client.connection` is the cheap
-hand-written core that reads 10,000 connections in one process.
+The benchmarks do not use this: :mod:`concert_hub_client.connection` is the cheap hand-written
+core that reads 10,000 connections in one process with no task per connection (README, "Python
+SDK", for which tests and benchmarks use which client, and why).
 """
 
 from __future__ import annotations
@@ -570,8 +571,13 @@ class Client:
     async def release(self, hold_id: str) -> None:
         await self.request(f"/app/holds/{hold_id}/release")
 
-    async def join_queue(self, event_id: int) -> QueuePosition:
-        return QueuePosition.from_reply(await self.request(f"/app/events/{event_id}/queue/join"))
+    async def join_queue(self, event_id: int, *, proof: str | None = None) -> QueuePosition:
+        """Join an event's waiting room; ``proof`` answers its proof-of-work challenge when it
+        asks for one (:func:`concert_hub_client.proof.solve`; without it such an event refuses
+        with ``CommandError`` kind ``proof_required``)."""
+        headers = [("queue-proof", proof)] if proof else []
+        reply = await self.request(f"/app/events/{event_id}/queue/join", headers=headers)
+        return QueuePosition.from_reply(reply)
 
     # -- closing ---------------------------------------------------------------------------
 

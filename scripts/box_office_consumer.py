@@ -7,7 +7,7 @@ ACK, say) is ACKed without being handled again, so the effect is exactly once. T
 by itself; unacknowledged messages come back from the queue, marked ``redelivered``.
 
     python scripts/box_office_consumer.py --url ws://127.0.0.1:8080/ws \\
-        --token "$(concert-hub token --user box-office --role publisher)"
+        --token "$(concert-hub token --user box-office --role integration)"
 
 Here "handling" prints one JSON line per new event; replace :func:`handle` with the real work
 (update the ERP, print the will-call list …).

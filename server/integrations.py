@@ -11,7 +11,8 @@ The booking core records each event in the outbox with its change (:mod:`booking
 * ``webhook`` → one POST of the event to one endpoint. A 2xx answer delivers it; anything else
   (or no answer within ``--webhook-timeout-s``) is retried by the outbox with its backoff
   (1 s, 2 s, 4 s … at most ``--retry-max-s``), until delivered. The outbox rows are the delivery
-  log (``GET /api/admin/webhooks/{id}/deliveries``).
+  log (``GET /api/admin/webhooks/{id}/deliveries``, and the admin console's Webhooks panel): each
+  keeps the HTTP status of its latest answer in its payload.
 
 Both carry the same JSON: ``{"id", "type", "occurred_at", "data"}``. A webhook POST is signed:
 ``X-Concert-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body with the webhook's secret>``.
@@ -29,7 +30,13 @@ from typing import Any
 import aiohttp
 
 from booking.core import BookingCore
-from booking.integration import INTEGRATION_EVENT, WEBHOOK_DELIVERY, queue_of
+from booking.integration import (
+    HTTP_STATUS,
+    INTEGRATION_EVENT,
+    SKIPPED,
+    WEBHOOK_DELIVERY,
+    queue_of,
+)
 from booking.outbox import Handler, OutboxMessage
 from server.errors import QueueFullError
 from server.queues import QueueBroker
@@ -102,9 +109,10 @@ class IntegrationSender:
 
     async def _post(self, message: OutboxMessage) -> dict[str, Any] | None:
         payload = message.payload
-        hook = await self.booking.webhooks.get(int(payload["webhook_id"]))
+        webhooks = self.booking.webhooks
+        hook = await webhooks.get(int(payload["webhook_id"]))
         if not hook.active:
-            return {**payload, "skipped": "the webhook was deactivated"}
+            return {**payload, SKIPPED: "the webhook was deactivated"}
         event = payload["event"]
         body = event_body(event)
         headers = {
@@ -115,7 +123,18 @@ class IntegrationSender:
             DELIVERY_HEADER: str(message.id),
         }
         assert self._http is not None
-        async with self._http.post(hook.url, data=body, headers=headers) as response:
-            if not 200 <= response.status < 300:
-                raise WebhookRefused(f"{hook.url} answered HTTP {response.status}")
-        return None
+        try:
+            async with self._http.post(hook.url, data=body, headers=headers) as response:
+                status = response.status
+        except Exception:
+            # No answer this time: the log must not show an earlier attempt's status as this
+            # one's.
+            if payload.get(HTTP_STATUS) is not None:
+                await webhooks.note_answer(message.id, {**payload, HTTP_STATUS: None})
+            raise
+        answered = {**payload, HTTP_STATUS: status}
+        if not 200 <= status < 300:
+            if payload.get(HTTP_STATUS) != status:
+                await webhooks.note_answer(message.id, answered)
+            raise WebhookRefused(f"{hook.url} answered HTTP {status}")
+        return answered

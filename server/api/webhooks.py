@@ -9,10 +9,8 @@ from aiohttp import web
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from booking.clock import iso
-from booking.integration import EVENT_TYPES, Webhook, delivery_ref
+from booking.integration import EVENT_TYPES, Webhook, WebhookDelivery
 from server.api.auth import Access, user_name
-from server.api.desk import delivery_out
-from server.api.models import DeliveryOut
 from server.api.operations import Operation
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
@@ -52,6 +50,45 @@ def webhook_out(hook: Webhook, *, with_secret: bool = False) -> WebhookOut:
     )  # fmt: skip
 
 
+class WebhookDeliveryOut(BaseModel):
+    """One event's delivery to one webhook."""
+
+    id: int = Field(description="the delivery (the X-Concert-Hub-Delivery header)")
+    event_id: str
+    event_type: str
+    status: Literal["sent", "pending", "retrying", "skipped"] = Field(
+        description="skipped: the webhook was deactivated before it was sent"
+    )
+    attempts: int
+    http_status: int | None = Field(description="the latest answer's; null before one came")
+    last_error: str | None
+    next_attempt_at: Timestamp | None = Field(description="while neither sent nor skipped")
+    sent_at: Timestamp | None
+    created_at: Timestamp
+
+
+def delivery_status(delivery: WebhookDelivery) -> str:
+    if delivery.skipped is not None:
+        return "skipped"
+    if delivery.sent_at is not None:
+        return "sent"
+    return "retrying" if delivery.attempts else "pending"
+
+
+def webhook_delivery_out(delivery: WebhookDelivery) -> WebhookDeliveryOut:
+    status = delivery_status(delivery)
+    done = status in ("sent", "skipped")
+    return WebhookDeliveryOut(
+        id=delivery.id, event_id=delivery.event_id, event_type=delivery.event_type,
+        status=status,  # type: ignore[arg-type]
+        attempts=delivery.attempts, http_status=delivery.http_status,
+        last_error=delivery.last_error,
+        next_attempt_at=None if done else iso(delivery.next_attempt_at),
+        sent_at=iso(delivery.sent_at) if delivery.sent_at and not delivery.skipped else None,
+        created_at=iso(delivery.created_at),
+    )  # fmt: skip
+
+
 def webhook_id(request: web.Request) -> int:
     return int(request.match_info["webhook_id"])
 
@@ -75,10 +112,10 @@ async def deactivate_webhook(request: web.Request, _: Principal) -> web.Response
 
 
 async def webhook_deliveries(request: web.Request, _: Principal) -> web.Response:
-    booking = request.app[BOOKING]
-    hook = await booking.webhooks.get(webhook_id(request))
-    found = await booking.outbox.deliveries(delivery_ref(hook.id))
-    return json_response([delivery_out(d).model_dump() for d in found])
+    webhooks = request.app[BOOKING].webhooks
+    hook = await webhooks.get(webhook_id(request))
+    found = await webhooks.deliveries(hook.id)
+    return json_response([webhook_delivery_out(d).model_dump() for d in found])
 
 
 OPERATIONS: list[Operation] = [
@@ -94,8 +131,9 @@ OPERATIONS: list[Operation] = [
               "Deactivate a webhook", "admin", access=Access.ADMIN, response=WebhookOut,
               errors=(404,), description="Nothing more is sent to it; its log is kept."),
     Operation("GET", "/api/admin/webhooks/{webhook_id}/deliveries", webhook_deliveries,
-              "A webhook's delivery log", "admin", access=Access.ADMIN, response=DeliveryOut,
-              many=True, errors=(404,),
-              description="One entry per event: attempts, the last error, when it was "
+              "A webhook's delivery log", "admin", access=Access.ADMIN,
+              response=WebhookDeliveryOut, many=True, errors=(404,),
+              description="One entry per event, newest first: the event's id and type, "
+              "attempts, the latest answer's HTTP status, the last error, when it was "
               "delivered or when the next attempt is due."),
 ]  # fmt: skip

@@ -1,19 +1,24 @@
 """The runnable SDK example, ``scripts/box_office_consumer.py``: each order event handled once.
 
-Only the server publishes to ``/queue/integration.orders``; the end-to-end test feeds the same
-messages (an ``event-id`` header and a JSON body with ``id``) through a queue of its own.
+Only the server publishes to ``/queue/integration.orders``: one test feeds messages of the same
+shape (an ``event-id`` header and a JSON body with ``id``), duplicates among them, through a
+queue of its own; another has the example hear a real order paid, cancelled and refunded, with a
+token of role ``integration``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from concert_hub_client.sdk import connect
-from tests.conftest import ServerProcess
+from tests.cluster.conftest import buy, create_event, hold
+from tests.conftest import ServerProcess, rest
 from tests.server.stomp_clients import unique
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "box_office_consumer.py"
@@ -52,3 +57,30 @@ async def test_the_example_consumes_the_orders_queue(server: ServerProcess, tmp_
                                 queue=queue)  # fmt: skip
     assert new == 2
     assert [k for k, _ in handled] == ["evt_a", "evt_b"]
+
+
+async def test_the_example_hears_a_real_order_paid_and_cancelled(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    # A node of its own: the session server's integration.orders queue may hold other tests'.
+    node = make_server(outbox_poll_s=0.2)
+    event_id = await asyncio.to_thread(create_event, node)
+    user = unique("buyer")
+    order = await asyncio.to_thread(
+        buy, node, user, await asyncio.to_thread(hold, node, event_id, user, ["S-A-1"])
+    )
+    status, _ = await asyncio.to_thread(
+        rest, node, "POST", f"/api/orders/{order['order_id']}/cancel", token=node.token(user)
+    )
+    assert status == 200
+    handled: list[tuple[str, dict[str, Any]]] = []
+    example = load()
+    # order.paid, order.cancelled and order.refunded, as a box office with role integration.
+    new = await example.consume(node.ws_url, node.token("box-office", "integration"),
+                                example.Seen(str(tmp_path / "seen.db")),
+                                on_event=lambda k, b: handled.append((k, b)),
+                                limit=3)  # fmt: skip
+    assert new == 3
+    assert {b["type"] for _, b in handled} == {"order.paid", "order.cancelled", "order.refunded"}
+    assert all(b["data"]["order_id"] == order["order_id"] for _, b in handled)
+    assert all(key == body["id"] for key, body in handled)

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from concert_hub_client import sdk
+from tests.booking.conftest import event_body
 from tests.cluster.conftest import VISA, create_event, hold, wait_until
 from tests.conftest import ServerProcess, free_port, rest
 from tests.server.stomp_clients import Client, open_stomp, unique
@@ -54,6 +56,8 @@ class Receiver:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
 
 def checkout(node: ServerProcess, user: str, hold_id: str) -> tuple[int, Any]:
@@ -105,6 +109,7 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
             20, "a failed webhook attempt in the delivery log",
         )  # fmt: skip
         assert failed[0]["status"] == "retrying" and failed[0]["last_error"]
+        assert failed[0]["http_status"] is None, "nothing answered yet"
         receiver.start()  # up, but it refuses the first POST: one more retry
         wait_until(lambda: len(receiver.requests) >= 2, 30, "the webhook delivered")
         sent = wait_until(
@@ -113,6 +118,10 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
             20, "the delivery logged as sent",
         )  # fmt: skip
         assert len(sent) == 1, "only order.paid was asked for"
+        assert (sent[0]["event_id"], sent[0]["event_type"]) == (paid["id"], "order.paid")
+        # Down (no answer), then HTTP 500, then HTTP 204.
+        assert sent[0]["http_status"] == 204 and sent[0]["attempts"] >= 3, sent[0]
+        assert sent[0]["next_attempt_at"] is None and sent[0]["sent_at"]
         for request_headers, body in receiver.requests:
             expected = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
             assert request_headers["X-Concert-Hub-Signature"] == f"sha256={expected}"
@@ -121,6 +130,62 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
             assert json.loads(body) == paid
     finally:
         consumer.close()
+        receiver.stop()
+
+
+def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothing_more(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    port = free_port()
+    receiver = Receiver(port, refuse=10**6)  # up, but answers HTTP 500 to everything
+    receiver.start()
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1)
+    admin = node.token("root", "admin")
+    try:
+        status, hook = rest(node, "POST", "/api/admin/webhooks",
+                            {"url": f"http://127.0.0.1:{port}/hook"}, token=admin)  # fmt: skip
+        assert status == 201, hook
+        event_id = create_event(node)
+        user = unique("buyer")
+        status, order = checkout(node, user, hold(node, event_id, user, ["S-A-3"]))
+        assert status == 201, order
+        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        [refused] = wait_until(
+            lambda: [d for d in rest(node, "GET", log_path, token=admin)[1]
+                     if d["attempts"] >= 2],
+            20, "two refused attempts in the log",
+        )  # fmt: skip
+        assert (refused["status"], refused["http_status"]) == ("retrying", 500), refused
+        assert "HTTP 500" in refused["last_error"] and refused["next_attempt_at"]
+        assert refused["event_type"] == "order.paid" and refused["event_id"].startswith("evt_")
+
+        status, _ = rest(node, "DELETE", f"/api/admin/webhooks/{hook['id']}", token=admin)
+        assert status == 200
+        wait_until(
+            lambda: rest(node, "GET", log_path, token=admin)[1][0]["status"] == "skipped",
+            20, "the pending delivery dropped",
+        )  # fmt: skip
+        posts = len(receiver.requests)
+        [skipped] = rest(node, "GET", log_path, token=admin)[1]
+        assert skipped["sent_at"] is None and skipped["next_attempt_at"] is None, skipped
+        # Nothing more reaches it, also for later events: once another webhook has the next
+        # event, the fan-out that left this one out is done.
+        witness = Receiver(free_port())
+        witness.start()
+        try:
+            status, _ = rest(node, "POST", "/api/admin/webhooks",
+                             {"url": f"http://127.0.0.1:{witness.port}/hook",
+                              "events": ["order.paid"]}, token=admin)  # fmt: skip
+            assert status == 201
+            user = unique("buyer")
+            status, later = checkout(node, user, hold(node, event_id, user, ["S-A-4"]))
+            assert status == 201, later
+            wait_until(lambda: witness.requests, 20, "the next event at the other webhook")
+            assert len(rest(node, "GET", log_path, token=admin)[1]) == 1
+            assert len(receiver.requests) == posts
+        finally:
+            witness.stop()
+    finally:
         receiver.stop()
 
 
@@ -151,3 +216,48 @@ def test_an_event_is_published_once_after_a_crash_between_commit_and_publish(
         assert consumer.listener.quiet("MESSAGE", 1.0) == [], "the event was published twice"
     finally:
         consumer.close()
+
+
+HOLDS = "/queue/integration.holds"
+
+
+async def test_an_expired_hold_reaches_the_holds_queue_once_through_the_sdk(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2)
+    admin = node.token("root", "admin")
+    status, created = await asyncio.to_thread(
+        rest, node, "POST", "/api/admin/events", event_body(hold_ttl_s=10), token=admin
+    )
+    assert status == 201, created
+    event_id = int(created["id"])
+    user = unique("lapser")
+    hold_id = await asyncio.to_thread(hold, node, event_id, user, ["S-A-1", "S-A-2"])
+    consumer = node.token(unique("erp"), "integration")
+    async with sdk.connect(node.ws_url, token=consumer) as client:
+        holds = await client.subscribe(HOLDS, ack="client-individual")
+        # Nobody pays: the hold lapses after its 10 s and the reaper expires it.
+        message = await holds.get(timeout=60)
+        event = json.loads(message.body)
+        assert event == {
+            "id": message["event-id"],
+            "type": "hold.expired",
+            "occurred_at": event["occurred_at"],
+            "data": {"hold_id": hold_id, "event_id": event_id, "user_id": user,
+                     "seats": ["S-A-1", "S-A-2"]},
+        }  # fmt: skip
+        assert message["event-type"] == "hold.expired"
+        assert event["id"].startswith("evt_") and event["occurred_at"].endswith("Z")
+        assert message.get("redelivered") is None
+        await client.ack(message)
+        # Once: nothing more comes for this hold, now or to a consumer that comes later.
+        with contextlib.suppress(TimeoutError):
+            extra = await holds.get(timeout=2)
+            raise AssertionError(f"a second message on {HOLDS}: {extra.body!r}")
+    async with sdk.connect(node.ws_url, token=consumer) as client:
+        holds = await client.subscribe(HOLDS, ack="client-individual")
+        with contextlib.suppress(TimeoutError):
+            extra = await holds.get(timeout=2)
+            raise AssertionError(f"the acknowledged event came again: {extra.body!r}")
+    status, seats = await asyncio.to_thread(rest, node, "GET", f"/api/events/{event_id}/seats")
+    assert {seat: s for seat, s in seats["seats"]}["S-A-1"] == "available"

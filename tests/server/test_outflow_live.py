@@ -4,7 +4,6 @@ stats carry it over STOMP, falls; once the latency is gone it climbs back (issue
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import threading
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from concert_hub_client import Message, connect
+from concert_hub_client.sdk import connect
 from tests.conftest import ServerProcess, free_port, rest
 
 PATIENCE_S = 60  # a bound on waiting for what must come, not a timing claim
@@ -65,42 +64,38 @@ async def test_admission_rate_falls_under_database_latency_and_recovers(
     watched = create(server, waiting_room=True, admission_mode="adaptive", admission_rate=40,
                      admission_rate_min=1, admission_rate_max=40)  # fmt: skip
     plain = create(server)
-    stats: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    def on_message(message: Message) -> None:
-        stats.put_nowait(json.loads(message.body))
-
-    async def until(accept: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + PATIENCE_S
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"not within {PATIENCE_S}s: {what}"
-            with contextlib.suppress(TimeoutError):
-                got = await asyncio.wait_for(stats.get(), left)
-                if accept(got):
-                    return got
-
     stop = threading.Event()
     loader = threading.Thread(target=keep_holding, args=(server, plain, stop), daemon=True)
-    client = await connect(server.ws_url, passcode=server.token("watcher"), on_message=on_message)
-    try:
-        await client.subscribe(f"/topic/events/{watched}/queue", "stats")
-        loader.start()
-        calm = await until(lambda m: m["rate_reason"] == "at maximum", "the top rate, healthy")
-        assert calm["rate"] == 40
+    async with connect(server.ws_url, token=server.token("watcher")) as client:
+        stats = await client.subscribe(f"/topic/events/{watched}/queue")
 
-        delay.write_text("400")  # every hold decision now waits 0.4 s in its transaction
-        began = time.monotonic()
-        slow = await until(lambda m: m["rate"] <= 10, "the rate falling under latency")
-        fell_s = time.monotonic() - began
-        assert "hold p99" in slow["rate_reason"], slow
+        async def until(accept: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+            deadline = time.monotonic() + PATIENCE_S
+            while True:
+                left = deadline - time.monotonic()
+                assert left > 0, f"not within {PATIENCE_S}s: {what}"
+                with contextlib.suppress(TimeoutError):
+                    got = json.loads((await stats.get(timeout=left)).body)
+                    if accept(got):
+                        return dict(got)
 
-        delay.write_text("0")
-        began = time.monotonic()
-        back = await until(lambda m: m["rate"] >= 20, "the rate recovering")
-        assert back["rate_reason"] in {"within budget", "at maximum"}, back
-        print(f"fell to <=10/s in {fell_s:.1f}s; back to >=20/s in {time.monotonic() - began:.1f}s")
-    finally:
-        stop.set()
-        await client.disconnect()
-        loader.join(timeout=10)
+        try:
+            loader.start()
+            calm = await until(lambda m: m["rate_reason"] == "at maximum", "the top rate, healthy")
+            assert calm["rate"] == 40
+
+            delay.write_text("400")  # every hold decision now waits 0.4 s in its transaction
+            began = time.monotonic()
+            slow = await until(lambda m: m["rate"] <= 10, "the rate falling under latency")
+            fell_s = time.monotonic() - began
+            assert "hold p99" in slow["rate_reason"], slow
+
+            delay.write_text("0")
+            began = time.monotonic()
+            back = await until(lambda m: m["rate"] >= 20, "the rate recovering")
+            assert back["rate_reason"] in {"within budget", "at maximum"}, back
+            print(f"fell to <=10/s in {fell_s:.1f}s; back to >=20/s in "
+                  f"{time.monotonic() - began:.1f}s")  # fmt: skip
+        finally:
+            stop.set()
+            loader.join(timeout=10)

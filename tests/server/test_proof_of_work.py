@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from booking.proof import work
-from concert_hub_client import connect
 from concert_hub_client.proof import solve
+from concert_hub_client.sdk import CommandError, connect
 from tests.conftest import ServerProcess, free_port, rest
 
 
@@ -97,16 +97,10 @@ async def test_the_python_client_solves_and_joins_over_stomp(node: ServerProcess
     event_id = event(node, 10)
     issued = challenge(node, event_id, "erin")
     proof = solve(issued["challenge"], issued["difficulty"])
-    async with await connect(node.ws_url, passcode=node.token("erin")) as client:
-        await client.subscribe("/user/queue/replies", "r")
-        await client.subscribe("/user/queue/errors", "e")
-        assert client.messages is not None
-        client.send(f"/app/events/{event_id}/queue/join", b"", headers=[("correlation-id", "1")])
-        refused = await client.messages.get()
-        assert refused.destination == "/user/queue/errors", refused.body
-        assert b"proof_required" in refused.body
-        client.send(f"/app/events/{event_id}/queue/join", b"",
-                    headers=[("correlation-id", "2"), ("queue-proof", proof)])  # fmt: skip
-        joined = await client.messages.get()
-        assert joined.destination == "/user/queue/replies", joined.body
-        assert b'"type":"queue"' in joined.body
+    async with connect(node.ws_url, token=node.token("erin")) as client:
+        with pytest.raises(CommandError) as refused:
+            await client.join_queue(event_id)
+        assert refused.value.kind == "proof_required", refused.value.reply
+        joined = await client.join_queue(event_id, proof=proof)
+        assert joined.event_id == event_id
+        assert joined.state in {"waiting", "admitted"}, joined

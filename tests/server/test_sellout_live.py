@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from concert_hub_client import Client, Message, connect
+from concert_hub_client.sdk import Subscription, connect
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
 from tests.redis_server import RedisServer
 
@@ -88,14 +88,13 @@ class Heard:
         self.by_user: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.changed = asyncio.Event()
 
-    def handler(self, user: str) -> Callable[[Message], None]:
-        def on_message(message: Message) -> None:
+    async def follow(self, user: str, positions: Subscription) -> None:
+        """Record what ``user`` hears on its ``/user/queue/position`` subscription."""
+        async for message in positions:
             body = json.loads(message.body)
             if body["event_id"] == self.event:
                 self.by_user[user].append(body)
                 self.changed.set()
-
-        return on_message
 
     def last(self, user: str) -> dict[str, Any]:
         return self.by_user[user][-1] if self.by_user[user] else {}
@@ -129,13 +128,12 @@ async def test_sell_out_pauses_the_queue_and_returned_seats_go_to_the_next_in_li
     event_id = int(event["id"])
     users = [f"fan{i:03d}" for i in range(USERS)]
     heard = Heard(event_id)
-    clients: list[Client] = []
-    try:
+    async with contextlib.AsyncExitStack() as opened:
         for user in users:
-            client = await connect(node.ws_url, passcode=node.token(user),
-                                   on_message=heard.handler(user))  # fmt: skip
-            clients.append(client)
-            await client.subscribe("/user/queue/position", "pos")
+            client = await opened.enter_async_context(connect(node.ws_url, token=node.token(user)))
+            positions = await client.subscribe("/user/queue/position")
+            follower = asyncio.create_task(heard.follow(user, positions))
+            opened.callback(follower.cancel)
         for user in users:  # in this order: first come, first served
             status, joined = await call(node, "POST", f"/api/events/{event_id}/queue", user)
             assert status == 200, joined
@@ -188,5 +186,3 @@ async def test_sell_out_pauses_the_queue_and_returned_seats_go_to_the_next_in_li
                           "every waiting user sold_out")  # fmt: skip
         status, me = await call(node, "GET", f"/api/events/{event_id}/queue/me", rest_[1])
         assert (status, me["state"], me["position"]) == (200, "sold_out", 1)
-    finally:
-        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)

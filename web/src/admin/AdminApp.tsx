@@ -7,6 +7,7 @@ import { EventsPanel } from './components/EventsPanel';
 import { Login } from './components/Login';
 import { OrderDesk } from './components/OrderDesk';
 import { StatsPanel } from './components/StatsPanel';
+import { WebhooksPanel } from './components/WebhooksPanel';
 import { keptToken, useSession } from './session';
 import { pollStats } from './stats';
 
@@ -33,6 +34,7 @@ export function AdminApp() {
           <nav className="topnav" aria-label="Main">
             <a href="/">Audience site</a>
             <a href="/api/docs">API docs</a>
+            {api && <a href="#webhooks">Webhooks</a>}
           </nav>
           {api && (
             <button type="button" className="button button--small button--ghost-dark" onClick={logout} data-testid="admin-logout">
@@ -51,6 +53,7 @@ export function AdminApp() {
               <EventsPanel api={api} />
               <OrderDesk api={api} />
               <CreateEventForm api={api} />
+              {token && <WebhooksPanel token={token} />}
             </div>
             <div className="admin-grid__side">
               <BroadcastForm api={api} />
