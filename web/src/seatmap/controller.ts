@@ -143,6 +143,8 @@ export class SeatMapController {
   private pointerAt = -Infinity;
   private readonly dirty = new Set<number>();
   private fullRedraw = true;
+  /** Every seat's style may have changed (a snapshot): the renderer's cached tiles are stale. */
+  private restyled = true;
   private frame = 0;
   private hover = -1;
   private samples: number[] | null = null;
@@ -195,6 +197,7 @@ export class SeatMapController {
     switch (result.kind) {
       case 'snapshot':
         this.fullRedraw = true;
+        this.restyled = true;
         this.schedule();
         this.checkPicked();
         return false;
@@ -218,6 +221,7 @@ export class SeatMapController {
     this.state.apply(snapshot);
     this.state.reset(); // still wait for the topic's own snapshot before taking deltas
     this.fullRedraw = true;
+    this.restyled = true;
     this.schedule();
   }
 
@@ -390,6 +394,9 @@ export class SeatMapController {
     const started = this.samples ? performance.now() : 0;
     const ring = this.hasFocus && this.keyboard ? this.focus : -1;
     if (!this.fullRedraw && this.dirty.size === 0) return;
+    if (this.restyled) this.renderer.forget();
+    else if (this.dirty.size > 0) this.renderer.repaintCached(this.dirty, this.styleOf);
+    this.restyled = false;
     const partial =
       !this.fullRedraw && isSnapped(this.view, this.dpr) && this.renderer.drawSeats(this.view, this.dirty, this.styleOf, ring);
     if (!partial) this.renderer.draw(this.view, this.styleOf, ring);
@@ -466,7 +473,7 @@ export class SeatMapController {
     if (!gesture) return;
     if (gesture.type === 'pan') {
       this.touched = true;
-      this.canvas.style.cursor = 'grabbing';
+      if (this.canvas.style.cursor !== 'grabbing') this.canvas.style.cursor = 'grabbing';
       this.setView(panBy(this.view, gesture.dx, gesture.dy), false);
     } else if (gesture.type === 'pinch' && this.pinchFrom) {
       this.touched = true;
