@@ -134,6 +134,8 @@ export class SeatMapController {
   private pinchFrom: View | null = null;
   private boxOrigin = { left: 0, top: 0 };
   private wheelTimer = 0;
+  /** A wheel zoom is going on (until its rest timer fires). */
+  private wheeling = false;
   private own = new Map<number, Ownership>();
   private focus = -1;
   private hasFocus = false;
@@ -393,12 +395,14 @@ export class SeatMapController {
     }
     const started = this.samples ? performance.now() : 0;
     const ring = this.hasFocus && this.keyboard ? this.focus : -1;
+    // Moving frames are drawn at a lower density, the frame at rest at the screen's own.
+    if (this.renderer.setMotion(this.animation !== null || this.tracker.moving || this.wheeling)) this.fullRedraw = true;
     if (!this.fullRedraw && this.dirty.size === 0) return;
     if (this.restyled) this.renderer.forget();
     else if (this.dirty.size > 0) this.renderer.repaintCached(this.dirty, this.styleOf);
     this.restyled = false;
     const partial =
-      !this.fullRedraw && isSnapped(this.view, this.dpr) && this.renderer.drawSeats(this.view, this.dirty, this.styleOf, ring);
+      !this.fullRedraw && isSnapped(this.view, this.renderer.pixelRatio) && this.renderer.drawSeats(this.view, this.dirty, this.styleOf, ring);
     if (!partial) this.renderer.draw(this.view, this.styleOf, ring);
     this.fullRedraw = false;
     this.dirty.clear();
@@ -497,6 +501,7 @@ export class SeatMapController {
     this.pinchFrom = null;
     this.canvas.style.cursor = '';
     this.setView(this.view, true);
+    this.schedule(); // the frame at rest, at the screen's full density (even if the view stays)
     this.notifySettled();
   }
 
@@ -529,9 +534,13 @@ export class SeatMapController {
     const factor = Math.exp(-Math.max(-100, Math.min(100, delta)) * 0.01);
     this.touched = true;
     this.animation = null;
+    this.wheeling = true;
     this.setView(zoomAt(this.view, factor, { x: e.clientX - rect.left, y: e.clientY - rect.top }), false);
     window.clearTimeout(this.wheelTimer);
-    this.wheelTimer = window.setTimeout(() => this.rest(), 150);
+    this.wheelTimer = window.setTimeout(() => {
+      this.wheeling = false;
+      this.rest();
+    }, 150);
   }
 
   private onHover(e: PointerEvent): void {

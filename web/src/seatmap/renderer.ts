@@ -23,6 +23,12 @@
 // repainted in the cached tiles too (repaintCached); a new snapshot, a resize or another scale
 // drops them. While the scale changes every frame (a pinch, a zoom animation) frames are drawn
 // directly, as before.
+//
+// While the map moves (a drag, a pinch, a wheel zoom, an animation: setMotion) the canvas keeps at
+// most MOTION_DPR device pixels per CSS pixel; at rest it is drawn again at the screen's full
+// density. On a 3x phone a frame then has 2.25x fewer pixels to draw, copy and hand to the
+// compositor, which is what most of a moving frame costs; a moving picture does not show the
+// difference, and the map is sharp again the moment it stops.
 
 import type { View } from './camera';
 import { MARGIN_X, MARGIN_Y, STAGE_UNITS, worldWidth, type SeatGeometry } from './geometry';
@@ -82,6 +88,8 @@ const PIXEL_PITCH = 12;
 /** Tiles of the seat layer: this many device pixels square, at most MAX_TILES kept. */
 const TILE = 256;
 const MAX_TILES = 192;
+/** Device pixels per CSS pixel, at most, while the map moves. */
+const MOTION_DPR = 2;
 
 interface Tile {
   tx: number;
@@ -106,7 +114,11 @@ export class SeatMapRenderer {
   private image: ImageData | null = null;
   private width = 0;
   private height = 0;
+  /** Device pixels per CSS pixel of the canvas now (less than the screen's while moving). */
   private dpr = 1;
+  /** The screen's device pixels per CSS pixel. */
+  private screenDpr = 1;
+  private motion = false;
   /** Cached seat-layer tiles (key `tx,ty`) at `tileScale`; insertion order = least recent first. */
   private tiles = new Map<string, Tile>();
   private tileScale = 0;
@@ -143,13 +155,38 @@ export class SeatMapRenderer {
   setSize(width: number, height: number, dpr: number): void {
     this.width = width;
     this.height = height;
-    this.dpr = dpr > 0 ? dpr : 1;
-    this.canvas.width = Math.max(1, Math.round(width * this.dpr));
-    this.canvas.height = Math.max(1, Math.round(height * this.dpr));
-    this.image = null;
-    this.forget();
+    this.screenDpr = dpr > 0 ? dpr : 1;
+    this.allocate();
     this.canvas.style.width = `${width}px`;
     this.canvas.style.height = `${height}px`;
+  }
+
+  /** Whether the map is moving (see MOTION_DPR). Returns true when the canvas was reallocated
+   *  (and so cleared): then the caller draws the whole frame. */
+  setMotion(moving: boolean): boolean {
+    if (moving === this.motion) return false;
+    this.motion = moving;
+    const before = this.dpr;
+    if (this.density() === before) return false;
+    this.allocate();
+    return true;
+  }
+
+  /** Device pixels per CSS pixel of the canvas now: a view on this grid draws crisp cells. */
+  get pixelRatio(): number {
+    return this.dpr;
+  }
+
+  private density(): number {
+    return this.motion ? Math.min(this.screenDpr, MOTION_DPR) : this.screenDpr;
+  }
+
+  private allocate(): void {
+    this.dpr = this.density();
+    this.canvas.width = Math.max(1, Math.round(this.width * this.dpr));
+    this.canvas.height = Math.max(1, Math.round(this.height * this.dpr));
+    this.image = null;
+    this.forget();
   }
 
   /** The whole frame. `focus` is the seat with the keyboard ring, or -1. */
