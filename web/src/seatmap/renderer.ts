@@ -29,9 +29,15 @@
 // density. On a 3x phone a frame then has 2.25x fewer pixels to draw, copy and hand to the
 // compositor, which is what most of a moving frame costs; a moving picture does not show the
 // difference, and the map is sharp again the moment it stops.
+//
+// A pinch changes the scale every frame, and zoomed out it has thousands of seats in view. Once
+// the map is at rest, an overview of the whole map (every seat at OVERVIEW_PITCH device px, at
+// most OVERVIEW_SIZE px a side) is drawn in idle time; a moving frame whose seats are no larger
+// than the overview's (or up to OVERVIEW_STRETCH larger) is one scaled copy of it (smoothed:
+// softer while the fingers move, sharp at rest). Changed seats are repainted in it as in the tiles.
 
 import type { View } from './camera';
-import { MARGIN_X, MARGIN_Y, STAGE_UNITS, worldWidth, type SeatGeometry } from './geometry';
+import { MARGIN_X, MARGIN_Y, STAGE_UNITS, worldHeight, worldWidth, type SeatGeometry } from './geometry';
 
 /** Seat styles: an index into the palette. The user's own seats carry a white mark. */
 export const Style = {
@@ -88,6 +94,11 @@ const PIXEL_PITCH = 12;
 /** Tiles of the seat layer: this many device pixels square, at most MAX_TILES kept. */
 const TILE = 256;
 const MAX_TILES = 192;
+/** The overview: at most this many pixels per seat and this many pixels a side. */
+const OVERVIEW_PITCH = 16;
+const OVERVIEW_SIZE = 2048;
+/** A moving frame uses the overview up to this much enlarged. */
+const OVERVIEW_STRETCH = 1.5;
 /** Device pixels per CSS pixel, at most, while the map moves. */
 const MOTION_DPR = 2;
 
@@ -124,6 +135,9 @@ export class SeatMapRenderer {
   private tileScale = 0;
   /** The scale of the last full frame: a scale drawn twice in a row is worth tiling. */
   private lastScale = 0;
+  /** The whole map at `pitch` pixels per unit (null until drawn, or after a snapshot). */
+  private overview: { canvas: HTMLCanvasElement; ctx: CanvasRenderingContext2D; pitch: number } | null = null;
+  private overviewPending = false;
   /** Seats drawn by the last full frame. */
   visibleSeats = 0;
   /** Whether the last full frame was copied from tiles (tests, the benchmark). */
@@ -186,7 +200,8 @@ export class SeatMapRenderer {
     this.canvas.width = Math.max(1, Math.round(this.width * this.dpr));
     this.canvas.height = Math.max(1, Math.round(this.height * this.dpr));
     this.image = null;
-    this.forget();
+    this.tiles.clear();
+    this.tileScale = 0;
   }
 
   /** The whole frame. `focus` is the seat with the keyboard ring, or -1. */
@@ -198,10 +213,20 @@ export class SeatMapRenderer {
     const tiled = scale === this.lastScale || (scale === this.tileScale && this.tiles.size > 0);
     this.lastScale = scale;
     this.lastFrameTiled = tiled;
-    const seen = this.collect(view, this.width, this.height, tiled ? null : styleOf, focus);
+    const overview = this.motion && !tiled && this.overview && scale * this.dpr <= this.overview.pitch * OVERVIEW_STRETCH ? this.overview : null;
+    const seen = this.collect(view, this.width, this.height, tiled || overview ? null : styleOf, focus);
     this.visibleSeats = seen.visible;
     if (tiled) {
       this.blitTiles(view, styleOf);
+      ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    } else if (overview) {
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = COLOURS.background;
+      ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+      const zoom = (scale * this.dpr) / overview.pitch;
+      const { width, height } = overview.canvas;
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(overview.canvas, view.x * this.dpr, view.y * this.dpr, width * zoom, height * zoom);
       ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     } else {
       ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
@@ -212,7 +237,8 @@ export class SeatMapRenderer {
       }
     }
     this.drawStage(view);
-    if (!tiled) {
+    if (!this.motion && !this.overview) this.prepareOverview(styleOf);
+    if (!tiled && !overview) {
       for (let style = Style.Selected; style <= Style.MineBought; style++) {
         for (const i of this.buckets[style] ?? []) this.mark(ctx, view, i);
       }
@@ -260,10 +286,15 @@ export class SeatMapRenderer {
   }
 
   /** Background and the bucketed seats (collect) as paths, onto a box of `width` x `height`. */
-  private paintBuckets(ctx: CanvasRenderingContext2D, view: View, width: number, height: number): void {
+  private paintBuckets(
+    ctx: CanvasRenderingContext2D,
+    view: View,
+    width: number,
+    height: number,
+    rounded = this.rounded(view.scale),
+  ): void {
     ctx.fillStyle = COLOURS.background;
     ctx.fillRect(0, 0, width, height);
-    const rounded = this.rounded(view.scale);
     this.buckets.forEach((seats, style) => {
       if (seats.length === 0) return;
       ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
@@ -281,10 +312,57 @@ export class SeatMapRenderer {
 
   // -- the tiled seat layer -------------------------------------------------------------------
 
-  /** Drop the cached tiles (the seats' styles all changed: a snapshot). */
+  /** Drop the cached tiles and the overview (the seats' styles all changed: a snapshot). */
   forget(): void {
     this.tiles.clear();
     this.tileScale = 0;
+    this.overview = null;
+  }
+
+  /** Draw the overview in idle time (soon after the map comes to rest). */
+  private prepareOverview(styleOf: (i: number) => number): void {
+    if (this.overviewPending) return;
+    this.overviewPending = true;
+    const build = () => {
+      this.overviewPending = false;
+      if (!this.overview) this.overview = this.drawOverview(styleOf);
+    };
+    if (typeof window.requestIdleCallback === 'function') window.requestIdleCallback(build, { timeout: 2000 });
+    else window.setTimeout(build, 200);
+  }
+
+  /** Every seat at one pitch onto a canvas of its own (world unit u at pixel u × pitch). */
+  private drawOverview(styleOf: (i: number) => number): { canvas: HTMLCanvasElement; ctx: CanvasRenderingContext2D; pitch: number } | null {
+    const w = worldWidth(this.g);
+    const h = worldHeight(this.g);
+    const pitch = Math.min(OVERVIEW_PITCH, Math.floor(OVERVIEW_SIZE / Math.max(w, h)));
+    if (pitch < 2) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = Math.ceil(w * pitch);
+    canvas.height = Math.ceil(h * pitch);
+    const ctx = canvas.getContext('2d', { alpha: false });
+    if (!ctx) return null;
+    const overview = { canvas, ctx, pitch };
+    this.onOverview(() => {
+      const view = { scale: pitch, x: 0, y: 0 };
+      this.collect(view, canvas.width, canvas.height, styleOf, -1);
+      this.paintBuckets(ctx, view, canvas.width, canvas.height, false);
+      for (let style = Style.Selected; style <= Style.MineBought; style++) {
+        for (const i of this.buckets[style] ?? []) this.mark(ctx, view, i);
+      }
+    });
+    return overview;
+  }
+
+  /** Run `paint` with the overview's pixel grid (one pixel per unit of its view). */
+  private onOverview(paint: () => void): void {
+    const dpr = this.dpr;
+    this.dpr = 1;
+    try {
+      paint();
+    } finally {
+      this.dpr = dpr;
+    }
   }
 
   /** Copy the tiles in view onto the canvas (drawing the ones missing), at whole device pixels. */
@@ -348,6 +426,14 @@ export class SeatMapRenderer {
 
   /** These seats changed: repaint their cells in the cached tiles that hold them. */
   repaintCached(seats: ReadonlySet<number>, styleOf: (i: number) => number): void {
+    const overview = this.overview;
+    if (overview) {
+      overview.ctx.setTransform(1, 0, 0, 1, 0, 0);
+      const view = { scale: overview.pitch, x: 0, y: 0 };
+      this.onOverview(() => {
+        for (const i of seats) if (i >= 0 && i < this.g.count) this.paintCell(overview.ctx, view, i, styleOf(i), false);
+      });
+    }
     if (this.tiles.size === 0) return;
     const scale = this.tileScale;
     const pitch = scale * this.dpr;
@@ -441,18 +527,24 @@ export class SeatMapRenderer {
     else ctx.rect(x / dpr, y / dpr, size / dpr, size / dpr);
   }
 
-  /** The frame's background and seats written as pixels (many small seats in view). */
+  /** The frame's background and seats written as pixels (many small seats in view). The same
+   *  squares as square(), computed inline: this runs for up to every seat of the map a frame. */
   private pixels(view: View): void {
-    const { canvas } = this;
+    const { canvas, dpr, g } = this;
     const w = canvas.width;
     const h = canvas.height;
     this.image ??= this.ctx.createImageData(w, h);
     const px = new Uint32Array(this.image.data.buffer);
     px.fill(pixelOf(COLOURS.background));
+    const { scale } = view;
+    const inset = this.inset(scale);
+    const size = Math.max(1, Math.round((scale - 2 * inset) * dpr));
     this.buckets.forEach((seats, style) => {
       const colour = this.palettePixels[style] ?? 0xff000000;
       for (const i of seats) {
-        const { x, y, size } = this.square(view, i);
+        const line = g.lines[g.line[i] ?? 0];
+        const x = Math.round((((g.col[i] ?? 0) + MARGIN_X) * scale + view.x + inset) * dpr);
+        const y = Math.round((((line?.y ?? 0) + MARGIN_Y) * scale + view.y + inset) * dpr);
         const left = Math.max(0, x);
         const right = Math.min(w, x + size);
         if (right <= left) continue;
@@ -499,7 +591,8 @@ export class SeatMapRenderer {
     ctx.fill();
     if (height < 10) return; // too thin for its name: the shape says it
     ctx.fillStyle = COLOURS.stageText;
-    ctx.font = `600 ${Math.max(7, Math.min(16, height * 0.5, width / 5))}px system-ui, sans-serif`;
+    // Whole pixels: every font size is a glyph cache of its own, and a pinch passes through many.
+    ctx.font = `600 ${Math.round(Math.max(7, Math.min(16, height * 0.5, width / 5)))}px system-ui, sans-serif`;
     ctx.textAlign = 'center';
     ctx.textBaseline = 'middle';
     // Centred on the part of the stage in view, so it reads even zoomed in on one side.
