@@ -52,7 +52,8 @@ it on a quiet machine: the server and the browser share its cores (``load_1m`` i
 Output fields: seats, sections, seats_per_row, viewport, dpr, cpu_throttle, duration_s,
 chromium, load_1m, scenarios {name: {pitch_px, visible_seats, frames, fps, frame_ms {p50, p90,
 p95, p99, max}, over_16_7ms_pct, draw_ms {p50, p95, p99, max}, draws, moves, moves_per_s,
-min_pitch_px, main_ms_per_frame {cpu, tasks, script}, renderer_cpu_ms_per_frame}}, input, checks {pan_default_60fps, pan_zoomed_out_60fps} (p95 frame time within
+min_pitch_px, main_ms_per_frame {cpu, tasks, script}, renderer_cpu_ms_per_frame}}, input,
+checks {pan_default_60fps, pan_zoomed_out_60fps} (p95 frame time within
 10% of 16.7 ms).
 """
 
