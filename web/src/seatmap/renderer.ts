@@ -33,7 +33,7 @@
 // A pinch changes the scale every frame, and zoomed out it has thousands of seats in view. Once
 // the map is at rest, an overview of the whole map (every seat at OVERVIEW_PITCH device px, at
 // most OVERVIEW_SIZE px a side) is drawn in idle time; a moving frame whose seats are no larger
-// than the overview's (or up to OVERVIEW_STRETCH larger) is one scaled copy of it (smoothed:
+// than the overview's (or up to OVERVIEW_STRETCH times larger) is one scaled copy of it (smoothed:
 // softer while the fingers move, sharp at rest). Changed seats are repainted in it as in the tiles.
 
 import type { View } from './camera';
@@ -93,12 +93,12 @@ const PIXEL_SEATS = 1_500;
 const PIXEL_PITCH = 12;
 /** Tiles of the seat layer: this many device pixels square, at most MAX_TILES kept. */
 const TILE = 256;
-const MAX_TILES = 192;
+const MAX_TILES = 128;
 /** The overview: at most this many pixels per seat and this many pixels a side. */
 const OVERVIEW_PITCH = 16;
 const OVERVIEW_SIZE = 2048;
 /** A moving frame uses the overview up to this much enlarged. */
-const OVERVIEW_STRETCH = 1.5;
+const OVERVIEW_STRETCH = 2;
 /** Device pixels per CSS pixel, at most, while the map moves. */
 const MOTION_DPR = 2;
 
@@ -140,8 +140,6 @@ export class SeatMapRenderer {
   private overviewPending = false;
   /** Seats drawn by the last full frame. */
   visibleSeats = 0;
-  /** Whether the last full frame was copied from tiles (tests, the benchmark). */
-  lastFrameTiled = false;
 
   constructor(
     private readonly canvas: HTMLCanvasElement,
@@ -212,7 +210,6 @@ export class SeatMapRenderer {
     const rowTo = Math.min(this.g.height - 1, Math.floor((this.height - view.y) / scale - MARGIN_Y));
     const tiled = scale === this.lastScale || (scale === this.tileScale && this.tiles.size > 0);
     this.lastScale = scale;
-    this.lastFrameTiled = tiled;
     const overview = this.motion && !tiled && this.overview && scale * this.dpr <= this.overview.pitch * OVERVIEW_STRETCH ? this.overview : null;
     const seen = this.collect(view, this.width, this.height, tiled || overview ? null : styleOf, focus);
     this.visibleSeats = seen.visible;
@@ -233,7 +230,9 @@ export class SeatMapRenderer {
       if (this.visibleSeats > PIXEL_SEATS && scale * this.dpr <= PIXEL_PITCH) {
         this.pixels(view);
       } else {
-        this.paintBuckets(ctx, view, this.width, this.height);
+        // A frame of a pinch or a zoom animation (the scale changes every frame): plain squares,
+        // as rounded corners cost several times more; the frame at rest rounds them again.
+        this.paintBuckets(ctx, view, this.width, this.height, !this.motion && this.rounded(scale));
       }
     }
     this.drawStage(view);
