@@ -37,7 +37,13 @@ Measured in the page: every ``requestAnimationFrame`` timestamp during the gestu
 the gap between consecutive frames; 16.7 ms is 60 fps), and how long the seat map's own drawing
 took per frame (``window.__concertHub.seatMap.measure``/``drawTimes``: the full-frame draws that
 the camera moves cause). ``over_16_7ms_pct`` = frames that took longer than a 60 Hz frame;
-``fps`` = frames / gesture time.
+``fps`` = frames / gesture time. On a loaded machine frame times measure the load as much as the
+page, so the renderer's own work is reported too, from CDP ``Performance.getMetrics`` over the
+gesture, per frame: ``main_ms_per_frame`` {``cpu``: CPU time of the renderer's main thread
+(``ThreadTime``, not slowed by the throttling nor by other processes: compare runs by this),
+``tasks``: wall time of its tasks (``TaskDuration``, throttled and loaded), ``script``
+(``ScriptDuration``)} and ``renderer_cpu_ms_per_frame`` (the renderer process's CPU time, all its
+threads: ``ProcessTime``).
 
 Caveats: headless Chromium paces frames with its own 60 Hz begin-frame source and rasterizes the
 canvas in software (no GPU here), so these numbers are a stand-in for a phone, not a phone. Run
@@ -46,7 +52,8 @@ it on a quiet machine: the server and the browser share its cores (``load_1m`` i
 Output fields: seats, sections, seats_per_row, viewport, dpr, cpu_throttle, duration_s,
 chromium, load_1m, scenarios {name: {pitch_px, visible_seats, frames, fps, frame_ms {p50, p90,
 p95, p99, max}, over_16_7ms_pct, draw_ms {p50, p95, p99, max}, draws, moves, moves_per_s,
-min_pitch_px}}, input, checks {pan_default_60fps, pan_zoomed_out_60fps} (p95 frame time within
+min_pitch_px, main_ms_per_frame {cpu, tasks, script}, renderer_cpu_ms_per_frame}}, input,
+checks {pan_default_60fps, pan_zoomed_out_60fps} (p95 frame time within
 10% of 16.7 ms).
 """
 
@@ -197,6 +204,15 @@ PAGE_FINGERS = """async ({seconds, pinch, cx, cy, rx, ry, small, large}) => {
 }"""
 
 
+#: CDP Performance.getMetrics counters (seconds) read around each gesture.
+METRICS = ("ThreadTime", "TaskDuration", "ScriptDuration", "ProcessTime")
+
+
+def metrics(cdp: Any) -> dict[str, float]:
+    found = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {name: float(found.get(name, 0.0)) for name in METRICS}
+
+
 def run_scenario(page: Any, touch: Touch, name: str, args: argparse.Namespace) -> dict[str, Any]:
     box = page.get_by_test_id("seat-map").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -213,6 +229,7 @@ def run_scenario(page: Any, touch: Touch, name: str, args: argparse.Namespace) -
 
     view = page.evaluate("() => window.__concertHub.seatMap.view()")
     visible = page.evaluate("() => window.__concertHub.seatMap.visibleSeats()")
+    before = metrics(touch.cdp)
     page.evaluate(RECORD_FRAMES)
     if args.input == "page":
         driven = page.evaluate(
@@ -222,10 +239,15 @@ def run_scenario(page: Any, touch: Touch, name: str, args: argparse.Namespace) -
         )  # fmt: skip
         moves, min_pitch = driven["moves"], driven["minPitch"]
     else:
-        before = touch.moves
+        moved = touch.moves
         touch.gesture(path, seconds)
-        moves, min_pitch = touch.moves - before, None
+        moves, min_pitch = touch.moves - moved, None
     result = page.evaluate(STOP_FRAMES)
+    after = metrics(touch.cdp)
+
+    def per_frame(metric: str) -> float | None:
+        return round(1000 * (after[metric] - before[metric]) / frames, 2) if frames else None
+
     gaps = [g for g in result["gaps"] if g > 0]
     frames = len(gaps)
     slow = sum(g > FRAME_60HZ_MS * 1.2 for g in gaps)
@@ -241,6 +263,12 @@ def run_scenario(page: Any, touch: Touch, name: str, args: argparse.Namespace) -
         "moves": moves,
         "moves_per_s": round(moves / seconds, 1),
         "min_pitch_px": None if min_pitch is None else round(min_pitch, 2),
+        "main_ms_per_frame": {
+            "cpu": per_frame("ThreadTime"),
+            "tasks": per_frame("TaskDuration"),
+            "script": per_frame("ScriptDuration"),
+        },
+        "renderer_cpu_ms_per_frame": per_frame("ProcessTime"),
     }
 
 
@@ -311,6 +339,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                     "el => el.scrollIntoView({block: 'center'})"
                 )
                 cdp.send("Emulation.setCPUThrottlingRate", {"rate": args.throttle})
+                cdp.send("Performance.enable")
                 scenarios: dict[str, Any] = {}
                 for name in args.scenarios:
                     if name == "pan_zoomed_out":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import (
     BUYER_EMAIL,
@@ -44,6 +44,16 @@ LAYOUT = {
 MIN_SEAT_PX = 24
 
 
+def wait_sharp(page: Page) -> None:
+    """The map at rest is drawn at the screen's full density (a moving map is drawn coarser)."""
+    page.wait_for_function(
+        """() => { const c = document.querySelector('[data-testid="seat-map"]');
+                   const css = c.getBoundingClientRect().width;
+                   return c.width === Math.round(css * devicePixelRatio); }""",
+        polling=50,
+    )
+
+
 @pytest.fixture
 def event(ui_server: ServerProcess) -> int:
     return create_event(ui_server, "Phone Night", layout=LAYOUT)
@@ -70,6 +80,7 @@ def test_pinch_and_drag_move_the_map_and_a_section_tap_zooms_to_it(
     dragged = map_view(page)
     assert dragged["scale"] == pinched["scale"]
     assert dragged["x"] > pinched["x"] and dragged["y"] > pinched["y"], (pinched, dragged)
+    wait_sharp(page)
 
     # Pinch all the way out: the whole map, seats too small to pick; a tap zooms to its section.
     fingers.pinch(map_centre(page), 260, 20)
@@ -85,6 +96,7 @@ def test_pinch_and_drag_move_the_map_and_a_section_tap_zooms_to_it(
         f"() => window.__concertHub.seatMap.view().scale >= {MIN_SEAT_PX}", polling=50
     )
     assert page.evaluate("() => window.__concertHub.seatMap.selected()") == []  # a zoom, no pick
+    wait_sharp(page)
     pages.snap(page, "phone-balcony", full_page=False)
 
 

@@ -134,6 +134,8 @@ export class SeatMapController {
   private pinchFrom: View | null = null;
   private boxOrigin = { left: 0, top: 0 };
   private wheelTimer = 0;
+  /** A wheel zoom is going on (until its rest timer fires). */
+  private wheeling = false;
   private own = new Map<number, Ownership>();
   private focus = -1;
   private hasFocus = false;
@@ -143,6 +145,8 @@ export class SeatMapController {
   private pointerAt = -Infinity;
   private readonly dirty = new Set<number>();
   private fullRedraw = true;
+  /** Every seat's style may have changed (a snapshot): the renderer's cached tiles are stale. */
+  private restyled = true;
   private frame = 0;
   private hover = -1;
   private samples: number[] | null = null;
@@ -195,6 +199,7 @@ export class SeatMapController {
     switch (result.kind) {
       case 'snapshot':
         this.fullRedraw = true;
+        this.restyled = true;
         this.schedule();
         this.checkPicked();
         return false;
@@ -218,6 +223,7 @@ export class SeatMapController {
     this.state.apply(snapshot);
     this.state.reset(); // still wait for the topic's own snapshot before taking deltas
     this.fullRedraw = true;
+    this.restyled = true;
     this.schedule();
   }
 
@@ -389,9 +395,14 @@ export class SeatMapController {
     }
     const started = this.samples ? performance.now() : 0;
     const ring = this.hasFocus && this.keyboard ? this.focus : -1;
+    // Moving frames are drawn at a lower density, the frame at rest at the screen's own.
+    if (this.renderer.setMotion(this.animation !== null || this.tracker.moving || this.wheeling)) this.fullRedraw = true;
     if (!this.fullRedraw && this.dirty.size === 0) return;
+    if (this.restyled) this.renderer.forget();
+    else if (this.dirty.size > 0) this.renderer.repaintCached(this.dirty, this.styleOf);
+    this.restyled = false;
     const partial =
-      !this.fullRedraw && isSnapped(this.view, this.dpr) && this.renderer.drawSeats(this.view, this.dirty, this.styleOf, ring);
+      !this.fullRedraw && isSnapped(this.view, this.renderer.pixelRatio) && this.renderer.drawSeats(this.view, this.dirty, this.styleOf, ring);
     if (!partial) this.renderer.draw(this.view, this.styleOf, ring);
     this.fullRedraw = false;
     this.dirty.clear();
@@ -466,7 +477,7 @@ export class SeatMapController {
     if (!gesture) return;
     if (gesture.type === 'pan') {
       this.touched = true;
-      this.canvas.style.cursor = 'grabbing';
+      if (this.canvas.style.cursor !== 'grabbing') this.canvas.style.cursor = 'grabbing';
       this.setView(panBy(this.view, gesture.dx, gesture.dy), false);
     } else if (gesture.type === 'pinch' && this.pinchFrom) {
       this.touched = true;
@@ -490,6 +501,7 @@ export class SeatMapController {
     this.pinchFrom = null;
     this.canvas.style.cursor = '';
     this.setView(this.view, true);
+    this.schedule(); // the frame at rest, at the screen's full density (even if the view stays)
     this.notifySettled();
   }
 
@@ -522,9 +534,13 @@ export class SeatMapController {
     const factor = Math.exp(-Math.max(-100, Math.min(100, delta)) * 0.01);
     this.touched = true;
     this.animation = null;
+    this.wheeling = true;
     this.setView(zoomAt(this.view, factor, { x: e.clientX - rect.left, y: e.clientY - rect.top }), false);
     window.clearTimeout(this.wheelTimer);
-    this.wheelTimer = window.setTimeout(() => this.rest(), 150);
+    this.wheelTimer = window.setTimeout(() => {
+      this.wheeling = false;
+      this.rest();
+    }, 150);
   }
 
   private onHover(e: PointerEvent): void {

@@ -11,9 +11,33 @@
 // Every seat owns a square cell and all its pixels (seat, "yours" mark, focus ring) stay inside
 // it, so while the view sits on the device pixel grid (camera.snapView) a changed seat is
 // redrawn by repainting its cell alone: deltas cost what changed, not the map.
+//
+// Panning keeps the zoom, so the seat layer (background, seats, the user's marks) does not change
+// under it, it only moves. Once a scale has been drawn twice in a row, the seat layer is cut into
+// TILE x TILE device-pixel tiles, each drawn once into a small canvas of its own, and a frame
+// copies the tiles in view (whole device pixels, no scaling: a plain copy) and draws the few
+// things that depend on the view on top (stage, row and section labels, the focus ring). A pan
+// then draws only the tiles it brings into view. Rasterizing hundreds of anti-aliased seat
+// shapes every frame was most of a frame's main-thread time on a throttled phone (Chromium
+// rasterizes a software canvas on the main thread): scripts/bench_seatmap.py. A changed seat is
+// repainted in the cached tiles too (repaintCached); a new snapshot, a resize or another scale
+// drops them. While the scale changes every frame (a pinch, a zoom animation) frames are drawn
+// directly, as before.
+//
+// While the map moves (a drag, a pinch, a wheel zoom, an animation: setMotion) the canvas keeps at
+// most MOTION_DPR device pixels per CSS pixel; at rest it is drawn again at the screen's full
+// density. On a 3x phone a frame then has 2.25x fewer pixels to draw, copy and hand to the
+// compositor, which is what most of a moving frame costs; a moving picture does not show the
+// difference, and the map is sharp again the moment it stops.
+//
+// A pinch changes the scale every frame, and zoomed out it has thousands of seats in view. Once
+// the map is at rest, an overview of the whole map (every seat at OVERVIEW_PITCH device px, at
+// most OVERVIEW_SIZE px a side) is drawn in idle time; a moving frame whose seats are no larger
+// than the overview's (or up to OVERVIEW_STRETCH times larger) is one scaled copy of it (smoothed:
+// softer while the fingers move, sharp at rest). Changed seats are repainted in it as in the tiles.
 
 import type { View } from './camera';
-import { MARGIN_X, MARGIN_Y, STAGE_UNITS, worldWidth, type SeatGeometry } from './geometry';
+import { MARGIN_X, MARGIN_Y, STAGE_UNITS, worldHeight, worldWidth, type SeatGeometry } from './geometry';
 
 /** Seat styles: an index into the palette. The user's own seats carry a white mark. */
 export const Style = {
@@ -67,6 +91,23 @@ const ROUNDED_PITCH = 10;
  *  few pixels does. (Larger seats have more pixels to write: a path is cheaper again.) */
 const PIXEL_SEATS = 1_500;
 const PIXEL_PITCH = 12;
+/** Tiles of the seat layer: this many device pixels square, at most MAX_TILES kept. */
+const TILE = 256;
+const MAX_TILES = 128;
+/** The overview: at most this many pixels per seat and this many pixels a side. */
+const OVERVIEW_PITCH = 16;
+const OVERVIEW_SIZE = 2048;
+/** A moving frame uses the overview up to this much enlarged. */
+const OVERVIEW_STRETCH = 2;
+/** Device pixels per CSS pixel, at most, while the map moves. */
+const MOTION_DPR = 2;
+
+interface Tile {
+  tx: number;
+  ty: number;
+  canvas: HTMLCanvasElement;
+  ctx: CanvasRenderingContext2D;
+}
 
 /** '#rrggbb' as one opaque pixel of a little-endian RGBA buffer (Uint32Array over ImageData). */
 function pixelOf(hex: string): number {
@@ -84,7 +125,19 @@ export class SeatMapRenderer {
   private image: ImageData | null = null;
   private width = 0;
   private height = 0;
+  /** Device pixels per CSS pixel of the canvas now (less than the screen's while moving). */
   private dpr = 1;
+  /** The screen's device pixels per CSS pixel. */
+  private screenDpr = 1;
+  private motion = false;
+  /** Cached seat-layer tiles (key `tx,ty`) at `tileScale`; insertion order = least recent first. */
+  private tiles = new Map<string, Tile>();
+  private tileScale = 0;
+  /** The scale of the last full frame: a scale drawn twice in a row is worth tiling. */
+  private lastScale = 0;
+  /** The whole map at `pitch` pixels per unit (null until drawn, or after a snapshot). */
+  private overview: { canvas: HTMLCanvasElement; ctx: CanvasRenderingContext2D; pitch: number } | null = null;
+  private overviewPending = false;
   /** Seats drawn by the last full frame. */
   visibleSeats = 0;
 
@@ -114,23 +167,104 @@ export class SeatMapRenderer {
   setSize(width: number, height: number, dpr: number): void {
     this.width = width;
     this.height = height;
-    this.dpr = dpr > 0 ? dpr : 1;
-    this.canvas.width = Math.max(1, Math.round(width * this.dpr));
-    this.canvas.height = Math.max(1, Math.round(height * this.dpr));
-    this.image = null;
+    this.screenDpr = dpr > 0 ? dpr : 1;
+    this.allocate();
     this.canvas.style.width = `${width}px`;
     this.canvas.style.height = `${height}px`;
   }
 
+  /** Whether the map is moving (see MOTION_DPR). Returns true when the canvas was reallocated
+   *  (and so cleared): then the caller draws the whole frame. */
+  setMotion(moving: boolean): boolean {
+    if (moving === this.motion) return false;
+    this.motion = moving;
+    const before = this.dpr;
+    if (this.density() === before) return false;
+    this.allocate();
+    return true;
+  }
+
+  /** Device pixels per CSS pixel of the canvas now: a view on this grid draws crisp cells. */
+  get pixelRatio(): number {
+    return this.dpr;
+  }
+
+  private density(): number {
+    return this.motion ? Math.min(this.screenDpr, MOTION_DPR) : this.screenDpr;
+  }
+
+  private allocate(): void {
+    this.dpr = this.density();
+    this.canvas.width = Math.max(1, Math.round(this.width * this.dpr));
+    this.canvas.height = Math.max(1, Math.round(this.height * this.dpr));
+    this.image = null;
+    this.tiles.clear();
+    this.tileScale = 0;
+  }
+
   /** The whole frame. `focus` is the seat with the keyboard ring, or -1. */
   draw(view: View, styleOf: (i: number) => number, focus: number): void {
-    const { ctx, g } = this;
-    for (const bucket of this.buckets) bucket.length = 0;
+    const { ctx } = this;
+    const { scale } = view;
+    const rowFrom = Math.max(0, Math.floor(-view.y / scale - MARGIN_Y));
+    const rowTo = Math.min(this.g.height - 1, Math.floor((this.height - view.y) / scale - MARGIN_Y));
+    const tiled = scale === this.lastScale || (scale === this.tileScale && this.tiles.size > 0);
+    this.lastScale = scale;
+    const overview = this.motion && !tiled && this.overview && scale * this.dpr <= this.overview.pitch * OVERVIEW_STRETCH ? this.overview : null;
+    const seen = this.collect(view, this.width, this.height, tiled || overview ? null : styleOf, focus);
+    this.visibleSeats = seen.visible;
+    if (tiled) {
+      this.blitTiles(view, styleOf);
+      ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    } else if (overview) {
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
+      ctx.fillStyle = COLOURS.background;
+      ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+      const zoom = (scale * this.dpr) / overview.pitch;
+      const { width, height } = overview.canvas;
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(overview.canvas, view.x * this.dpr, view.y * this.dpr, width * zoom, height * zoom);
+      ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    } else {
+      ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+      if (this.visibleSeats > PIXEL_SEATS && scale * this.dpr <= PIXEL_PITCH) {
+        this.pixels(view);
+      } else {
+        // A frame of a pinch or a zoom animation (the scale changes every frame): plain squares,
+        // as rounded corners cost several times more; the frame at rest rounds them again.
+        this.paintBuckets(ctx, view, this.width, this.height, !this.motion && this.rounded(scale));
+      }
+    }
+    this.drawStage(view);
+    if (!this.motion && !this.overview) this.prepareOverview(styleOf);
+    if (!tiled && !overview) {
+      for (let style = Style.Selected; style <= Style.MineBought; style++) {
+        for (const i of this.buckets[style] ?? []) this.mark(ctx, view, i);
+      }
+    }
+    if (seen.focusShown) this.ring(view, focus);
+    this.drawRowLabels(view, rowFrom, rowTo);
+    this.drawSectionLabels(view);
+  }
+
+  /**
+   * The seats whose cells cross a `width` x `height` (CSS px) box seen through `view`. With
+   * `styleOf`, they are put into the style buckets too. How many, and whether `focus` is one.
+   */
+  private collect(
+    view: View,
+    width: number,
+    height: number,
+    styleOf: ((i: number) => number) | null,
+    focus: number,
+  ): { visible: number; focusShown: boolean } {
+    const { g } = this;
+    if (styleOf) for (const bucket of this.buckets) bucket.length = 0;
     const { scale } = view;
     const x0 = -view.x / scale - MARGIN_X;
-    const x1 = (this.width - view.x) / scale - MARGIN_X;
+    const x1 = (width - view.x) / scale - MARGIN_X;
     const rowFrom = Math.max(0, Math.floor(-view.y / scale - MARGIN_Y));
-    const rowTo = Math.min(g.height - 1, Math.floor((this.height - view.y) / scale - MARGIN_Y));
+    const rowTo = Math.min(g.height - 1, Math.floor((height - view.y) / scale - MARGIN_Y));
     let visible = 0;
     let focusShown = false;
     for (let r = rowFrom; r <= rowTo; r++) {
@@ -138,37 +272,199 @@ export class SeatMapRenderer {
       if (!line) continue;
       const from = Math.max(0, Math.floor(x0) - line.col);
       const to = Math.min(line.count - 1, Math.floor(x1) - line.col);
+      if (to < from) continue;
+      visible += to - from + 1;
+      if (focus >= line.start + from && focus <= line.start + to) focusShown = true;
+      if (!styleOf) continue;
       for (let k = from; k <= to; k++) {
         const i = line.start + k;
         this.buckets[styleOf(i)]?.push(i);
-        if (i === focus) focusShown = true;
       }
-      if (to >= from) visible += to - from + 1;
     }
-    this.visibleSeats = visible;
+    return { visible, focusShown };
+  }
 
+  /** Background and the bucketed seats (collect) as paths, onto a box of `width` x `height`. */
+  private paintBuckets(
+    ctx: CanvasRenderingContext2D,
+    view: View,
+    width: number,
+    height: number,
+    rounded = this.rounded(view.scale),
+  ): void {
+    ctx.fillStyle = COLOURS.background;
+    ctx.fillRect(0, 0, width, height);
+    this.buckets.forEach((seats, style) => {
+      if (seats.length === 0) return;
+      ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
+      ctx.beginPath();
+      for (const i of seats) this.seatPath(ctx, view, i, rounded);
+      ctx.fill();
+    });
+  }
+
+  /** Whether seats get rounded corners at this pitch: where they show, and while the box holds
+   *  few enough seats for them to stay cheap. The same for every way a seat is drawn. */
+  private rounded(scale: number): boolean {
+    return scale >= ROUNDED_PITCH && (this.width / scale) * (this.height / scale) <= PIXEL_SEATS;
+  }
+
+  // -- the tiled seat layer -------------------------------------------------------------------
+
+  /** Drop the cached tiles and the overview (the seats' styles all changed: a snapshot). */
+  forget(): void {
+    this.tiles.clear();
+    this.tileScale = 0;
+    this.overview = null;
+  }
+
+  /** Draw the overview in idle time (soon after the map comes to rest). */
+  private prepareOverview(styleOf: (i: number) => number): void {
+    if (this.overviewPending) return;
+    this.overviewPending = true;
+    const build = () => {
+      this.overviewPending = false;
+      if (!this.overview) this.overview = this.drawOverview(styleOf);
+    };
+    if (typeof window.requestIdleCallback === 'function') window.requestIdleCallback(build, { timeout: 2000 });
+    else window.setTimeout(build, 200);
+  }
+
+  /** Every seat at one pitch onto a canvas of its own (world unit u at pixel u × pitch). */
+  private drawOverview(styleOf: (i: number) => number): { canvas: HTMLCanvasElement; ctx: CanvasRenderingContext2D; pitch: number } | null {
+    const w = worldWidth(this.g);
+    const h = worldHeight(this.g);
+    const pitch = Math.min(OVERVIEW_PITCH, Math.floor(OVERVIEW_SIZE / Math.max(w, h)));
+    if (pitch < 2) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = Math.ceil(w * pitch);
+    canvas.height = Math.ceil(h * pitch);
+    const ctx = canvas.getContext('2d', { alpha: false });
+    if (!ctx) return null;
+    const overview = { canvas, ctx, pitch };
+    this.onOverview(() => {
+      const view = { scale: pitch, x: 0, y: 0 };
+      this.collect(view, canvas.width, canvas.height, styleOf, -1);
+      this.paintBuckets(ctx, view, canvas.width, canvas.height, false);
+      for (let style = Style.Selected; style <= Style.MineBought; style++) {
+        for (const i of this.buckets[style] ?? []) this.mark(ctx, view, i);
+      }
+    });
+    return overview;
+  }
+
+  /** Run `paint` with the overview's pixel grid (one pixel per unit of its view). */
+  private onOverview(paint: () => void): void {
+    const dpr = this.dpr;
+    this.dpr = 1;
+    try {
+      paint();
+    } finally {
+      this.dpr = dpr;
+    }
+  }
+
+  /** Copy the tiles in view onto the canvas (drawing the ones missing), at whole device pixels. */
+  private blitTiles(view: View, styleOf: (i: number) => number): void {
+    if (view.scale !== this.tileScale) {
+      this.tiles.clear();
+      this.tileScale = view.scale;
+    }
+    const { ctx } = this;
+    const ox = Math.round(view.x * this.dpr);
+    const oy = Math.round(view.y * this.dpr);
+    const w = this.canvas.width;
+    const h = this.canvas.height;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    const tx0 = Math.floor(-ox / TILE);
+    const tx1 = Math.floor((w - 1 - ox) / TILE);
+    const ty0 = Math.floor(-oy / TILE);
+    const ty1 = Math.floor((h - 1 - oy) / TILE);
+    for (let ty = ty0; ty <= ty1; ty++) {
+      for (let tx = tx0; tx <= tx1; tx++) {
+        ctx.drawImage(this.tile(tx, ty, view.scale, styleOf).canvas, ox + tx * TILE, oy + ty * TILE);
+      }
+    }
+    // Least recently used first: drop the oldest beyond the cap (never the ones just drawn).
+    for (const key of this.tiles.keys()) {
+      if (this.tiles.size <= Math.max(MAX_TILES, (tx1 - tx0 + 1) * (ty1 - ty0 + 1))) break;
+      this.tiles.delete(key);
+    }
+  }
+
+  /** The view that draws tile (tx, ty) of the layer at `scale` onto its own canvas. */
+  private tileView(tx: number, ty: number, scale: number): View {
+    return { scale, x: (-tx * TILE) / this.dpr, y: (-ty * TILE) / this.dpr };
+  }
+
+  private tile(tx: number, ty: number, scale: number, styleOf: (i: number) => number): Tile {
+    const key = `${tx},${ty}`;
+    let tile = this.tiles.get(key);
+    if (tile) {
+      this.tiles.delete(key); // to the end: most recently used
+      this.tiles.set(key, tile);
+      return tile;
+    }
+    const canvas = document.createElement('canvas');
+    canvas.width = TILE;
+    canvas.height = TILE;
+    const ctx = canvas.getContext('2d', { alpha: false });
+    if (!ctx) throw new Error('canvas 2D is not available');
+    tile = { tx, ty, canvas, ctx };
+    const view = this.tileView(tx, ty, scale);
+    const size = TILE / this.dpr;
+    this.collect(view, size, size, styleOf, -1);
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    if (visible > PIXEL_SEATS && scale * this.dpr <= PIXEL_PITCH) {
-      this.pixels(view);
-    } else {
-      ctx.fillStyle = COLOURS.background;
-      ctx.fillRect(0, 0, this.width, this.height);
-      const rounded = scale >= ROUNDED_PITCH && visible <= PIXEL_SEATS;
-      this.buckets.forEach((seats, style) => {
-        if (seats.length === 0) return;
-        ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
-        ctx.beginPath();
-        for (const i of seats) this.seatPath(view, i, rounded);
-        ctx.fill();
+    this.paintBuckets(ctx, view, size, size);
+    for (let style = Style.Selected; style <= Style.MineBought; style++) {
+      for (const i of this.buckets[style] ?? []) this.mark(ctx, view, i);
+    }
+    this.tiles.set(key, tile);
+    return tile;
+  }
+
+  /** These seats changed: repaint their cells in the cached tiles that hold them. */
+  repaintCached(seats: ReadonlySet<number>, styleOf: (i: number) => number): void {
+    const overview = this.overview;
+    if (overview) {
+      overview.ctx.setTransform(1, 0, 0, 1, 0, 0);
+      const view = { scale: overview.pitch, x: 0, y: 0 };
+      this.onOverview(() => {
+        for (const i of seats) if (i >= 0 && i < this.g.count) this.paintCell(overview.ctx, view, i, styleOf(i), false);
       });
     }
-    this.drawStage(view);
-    for (let style = Style.Selected; style <= Style.MineBought; style++) {
-      for (const i of this.buckets[style] ?? []) this.mark(view, i);
+    if (this.tiles.size === 0) return;
+    const scale = this.tileScale;
+    const pitch = scale * this.dpr;
+    const rounded = this.rounded(scale);
+    for (const i of seats) {
+      if (i < 0 || i >= this.g.count) continue;
+      const cell = this.cell({ scale, x: 0, y: 0 }, i);
+      const left = cell.x * this.dpr;
+      const top = cell.y * this.dpr;
+      const style = styleOf(i);
+      for (let ty = Math.floor(top / TILE); ty <= Math.floor((top + pitch) / TILE); ty++) {
+        for (let tx = Math.floor(left / TILE); tx <= Math.floor((left + pitch) / TILE); tx++) {
+          const tile = this.tiles.get(`${tx},${ty}`);
+          if (!tile) continue;
+          const view = this.tileView(tx, ty, scale);
+          tile.ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+          this.paintCell(tile.ctx, view, i, style, rounded);
+        }
+      }
     }
-    if (focusShown) this.ring(view, focus);
-    this.drawRowLabels(view, rowFrom, rowTo);
-    this.drawSectionLabels(view);
+  }
+
+  /** Seat i's cell: background, the seat in `style`, the user's mark. */
+  private paintCell(ctx: CanvasRenderingContext2D, view: View, i: number, style: number, rounded: boolean): void {
+    const { x, y } = this.cell(view, i);
+    ctx.fillStyle = COLOURS.background;
+    ctx.fillRect(x, y, view.scale, view.scale);
+    ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
+    ctx.beginPath();
+    this.seatPath(ctx, view, i, rounded);
+    ctx.fill();
+    if (isMine(style)) this.mark(ctx, view, i);
   }
 
   /**
@@ -187,19 +483,12 @@ export class SeatMapRenderer {
       }
     }
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    const rounded = view.scale >= ROUNDED_PITCH && this.visibleSeats <= PIXEL_SEATS;
+    const rounded = this.rounded(view.scale);
     for (const i of seats) {
       if (i < 0 || i >= this.g.count) continue;
       const { x, y } = this.cell(view, i);
       if (x + view.scale < 0 || y + view.scale < 0 || x > this.width || y > this.height) continue;
-      ctx.fillStyle = COLOURS.background;
-      ctx.fillRect(x, y, view.scale, view.scale);
-      const style = styleOf(i);
-      ctx.fillStyle = this.palette[style] ?? COLOURS.unknown;
-      ctx.beginPath();
-      this.seatPath(view, i, rounded);
-      ctx.fill();
-      if (isMine(style)) this.mark(view, i);
+      this.paintCell(ctx, view, i, styleOf(i), rounded);
       if (i === focus) this.ring(view, i);
     }
     return true;
@@ -230,25 +519,31 @@ export class SeatMapRenderer {
     };
   }
 
-  private seatPath(view: View, i: number, rounded: boolean): void {
+  private seatPath(ctx: CanvasRenderingContext2D, view: View, i: number, rounded: boolean): void {
     const { x, y, size } = this.square(view, i);
     const { dpr } = this;
-    if (rounded) this.ctx.roundRect(x / dpr, y / dpr, size / dpr, size / dpr, (size / dpr) * 0.28);
-    else this.ctx.rect(x / dpr, y / dpr, size / dpr, size / dpr);
+    if (rounded) ctx.roundRect(x / dpr, y / dpr, size / dpr, size / dpr, (size / dpr) * 0.28);
+    else ctx.rect(x / dpr, y / dpr, size / dpr, size / dpr);
   }
 
-  /** The frame's background and seats written as pixels (many small seats in view). */
+  /** The frame's background and seats written as pixels (many small seats in view). The same
+   *  squares as square(), computed inline: this runs for up to every seat of the map a frame. */
   private pixels(view: View): void {
-    const { canvas } = this;
+    const { canvas, dpr, g } = this;
     const w = canvas.width;
     const h = canvas.height;
     this.image ??= this.ctx.createImageData(w, h);
     const px = new Uint32Array(this.image.data.buffer);
     px.fill(pixelOf(COLOURS.background));
+    const { scale } = view;
+    const inset = this.inset(scale);
+    const size = Math.max(1, Math.round((scale - 2 * inset) * dpr));
     this.buckets.forEach((seats, style) => {
       const colour = this.palettePixels[style] ?? 0xff000000;
       for (const i of seats) {
-        const { x, y, size } = this.square(view, i);
+        const line = g.lines[g.line[i] ?? 0];
+        const x = Math.round((((g.col[i] ?? 0) + MARGIN_X) * scale + view.x + inset) * dpr);
+        const y = Math.round((((line?.y ?? 0) + MARGIN_Y) * scale + view.y + inset) * dpr);
         const left = Math.max(0, x);
         const right = Math.min(w, x + size);
         if (right <= left) continue;
@@ -261,14 +556,14 @@ export class SeatMapRenderer {
   }
 
   /** The user's own seat: a white dot in the middle. */
-  private mark(view: View, i: number): void {
+  private mark(ctx: CanvasRenderingContext2D, view: View, i: number): void {
     if (view.scale < 5) return;
     const { x, y } = this.cell(view, i);
     const half = view.scale / 2;
-    this.ctx.fillStyle = COLOURS.mark;
-    this.ctx.beginPath();
-    this.ctx.arc(x + half, y + half, Math.max(1, view.scale * 0.14), 0, Math.PI * 2);
-    this.ctx.fill();
+    ctx.fillStyle = COLOURS.mark;
+    ctx.beginPath();
+    ctx.arc(x + half, y + half, Math.max(1, view.scale * 0.14), 0, Math.PI * 2);
+    ctx.fill();
   }
 
   /** Keyboard focus: a ring in the cell's margin. */
@@ -295,7 +590,8 @@ export class SeatMapRenderer {
     ctx.fill();
     if (height < 10) return; // too thin for its name: the shape says it
     ctx.fillStyle = COLOURS.stageText;
-    ctx.font = `600 ${Math.max(7, Math.min(16, height * 0.5, width / 5))}px system-ui, sans-serif`;
+    // Whole pixels: every font size is a glyph cache of its own, and a pinch passes through many.
+    ctx.font = `600 ${Math.round(Math.max(7, Math.min(16, height * 0.5, width / 5)))}px system-ui, sans-serif`;
     ctx.textAlign = 'center';
     ctx.textBaseline = 'middle';
     // Centred on the part of the stage in view, so it reads even zoomed in on one side.
