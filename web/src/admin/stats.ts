@@ -24,13 +24,13 @@ export interface Sample {
 }
 
 export interface WaitHistogram {
-  /** One label per bucket ("≤10 s" … "> 1 h"). */
+  /** One label per bucket, its upper edge ("10s", "1m" … ">1h"). */
   labels: string[];
   counts: number[];
 }
 
 function duration(seconds: number): string {
-  return seconds < 60 ? `${seconds} s` : seconds < 3600 ? `${seconds / 60} min` : `${seconds / 3600} h`;
+  return seconds < 60 ? `${seconds}s` : seconds < 3600 ? `${seconds / 60}m` : `${seconds / 3600}h`;
 }
 
 /** Time to admission over every event's waiting room (the server's buckets, summed). */
@@ -49,7 +49,7 @@ export function waitHistogram(stats: Stats | null): WaitHistogram {
     });
   }
   const last = edges[edges.length - 1];
-  const labels = [...edges.map((e) => `≤ ${duration(e)}`), ...(last === undefined ? [] : [`> ${duration(last)}`])];
+  const labels = [...edges.map(duration), ...(last === undefined ? [] : [`>${duration(last)}`])];
   return { labels, counts };
 }
 

@@ -111,7 +111,7 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
           <legend>Waiting room</legend>
           <div className="row">
             <label className="toggle">
-              <input type="checkbox" checked={form.waitingRoom} onChange={(e) => set('waitingRoom', e.target.checked)} />
+              <input type="checkbox" checked={form.waitingRoom} data-testid="create-waiting-room" onChange={(e) => set('waitingRoom', e.target.checked)} />
               Queue buyers before they can hold seats
             </label>
             <label className="field field--narrow">

@@ -64,7 +64,7 @@ function WaitChart({ histogram }: { histogram: WaitHistogram }) {
         width,
         height: 180,
         scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.5, hi + 0.5] } },
-        series: [{}, { label: 'admitted', stroke: '#7c3aed', fill: 'rgba(124, 58, 237, 0.35)', width: 1, paths: bars, points: { show: false } }],
+        series: [{ label: 'waited', value: (_u, v) => (v == null ? '--' : (labels.current[v] ?? '')) }, { label: 'admitted', stroke: '#7c3aed', fill: 'rgba(124, 58, 237, 0.35)', width: 1, paths: bars, points: { show: false } }],
         axes: [{ splits: () => labels.current.map((_, i) => i), values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (labels.current[t] ?? '') : '')) }, { size: 50 }],
       },
       data(),
