@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import time
 from datetime import datetime
 
@@ -37,6 +38,8 @@ from booking.waiting_room import (
     WaitingRoom,
     sale_state,
 )
+
+log = logging.getLogger(__name__)
 
 _PURPOSE = "admission"
 #: How long a sale's state (seats available, paused, sold out) is reused before it is counted
@@ -174,11 +177,22 @@ class Admissions:
     async def audit(self, event_id: int) -> dict[str, object]:
         """The public fairness audit of the event's waiting room (:mod:`booking.fairness`):
         the seed's commitment before opening; then the seed, the pre-queue (opaque ids) and the
-        hash-chained log of its placement."""
+        hash-chained log of its placement and of every admission. Checked before it is served:
+        a log that does not verify is an error (:class:`~booking.fairness.AuditBroken`), loud."""
         info = await self.inventory.public_event(event_id)
         if not info.waiting_room:
             raise InvalidRequest("this event has no waiting room")
-        return fairness.audit(event_id, await self.room.placement(event_id))
+        doc = fairness.audit(event_id, await self.room.placement(event_id))
+        if doc["seed"] is not None:
+            problems = fairness.verify(doc)
+            if problems:
+                log.error("the fairness audit of event %d does not verify: %s", event_id,
+                          "; ".join(problems))  # fmt: skip
+                raise fairness.AuditBroken(
+                    "the admission log does not verify: " + "; ".join(problems[:5]),
+                    problems=problems,
+                )
+        return doc
 
     async def standing(self, event_id: int, user: str) -> Position:
         info = await self.inventory.event(event_id)

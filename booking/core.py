@@ -104,13 +104,15 @@ def build(
     )
     outbox = Outbox(engine, policy.retry_max_s, lease=timedelta(seconds=policy.outbox_lease_s))
     refunds = Refunds(engine, provider, hooks, policy.payment_timeout_s, policy.retry_max_s)
-    orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(secret), hooks)
+    holds = SeatHolds(
+        engine, inventory, admissions.signer, hooks, policy.hold_caps, queue=admissions
+    )
+    orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(secret), hooks,
+                       returns=holds.offer_returned)  # fmt: skip
     return BookingCore(
         engine=engine,
         inventory=inventory,
-        holds=SeatHolds(
-            engine, inventory, admissions.signer, hooks, policy.hold_caps, queue=admissions
-        ),
+        holds=holds,
         checkout=Checkout(
             engine, provider, signer, inventory, admissions, hooks, outbox,
             policy.payment_timeout_s,

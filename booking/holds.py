@@ -13,8 +13,9 @@ after the other, and the second counts the first's seats: neither limit can be p
 Holds of different holders never wait for each other there, and a hold refused for its seats
 costs no more than before.
 
-On a sale with a waiting room, seats that come back from a lapsed hold go to the queue first
-(:meth:`SeatHolds.reap`): the hold is marked expired, the next users in line are admitted, one per
+On a sale with a waiting room, seats that come back (a hold lapses or is released, an order is
+cancelled) go to the queue first (:meth:`SeatHolds.offer_returned`; lapsed holds through
+:meth:`SeatHolds.reap`): the hold is marked expired, the next users in line are admitted, one per
 seat, and each gets one of its seats on a hold of their own (shown ``held`` on the seat map until
 they buy it or it lapses in turn); seats nobody waits for are freed. So that no shopper admitted
 earlier takes them meanwhile, such a lapsed hold keeps its seats for :data:`LAPSE_GRACE` after it
@@ -56,7 +57,7 @@ from booking.errors import (
 )
 from booking.hooks import BookingHooks, HoldDecision, HoldOutcome
 from booking.inventory import Inventory
-from booking.schema import hold_locks, holds, orders, seats, tickets
+from booking.schema import events, hold_locks, holds, orders, seats, tickets
 from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap
 from booking.transactions import in_transaction
 from booking.waiting_room import Offer
@@ -354,10 +355,15 @@ async def _free_seats(conn: AsyncConnection, hold_id: str) -> list[str]:
     return seat_ids
 
 
-async def release_hold(engine: AsyncEngine, hold_id: str, user: str) -> tuple[Hold, list[str]]:
-    """Release the user's own active hold; returns it and the seats it freed."""
+async def release_hold(
+    engine: AsyncEngine, hold_id: str, user: str, *, keep_queued: bool = False
+) -> tuple[Hold, list[str] | None]:
+    """Release the user's own active hold; returns it and the seats it freed. With
+    ``keep_queued``, on a sale with a waiting room the seats stay on the released hold (held,
+    so nobody takes them meanwhile) and ``None`` is returned: the caller offers them to the
+    queue (:meth:`SeatHolds.offer_returned`), which hands them over or frees them."""
 
-    async def work(conn: AsyncConnection) -> tuple[Hold, list[str]]:
+    async def work(conn: AsyncConnection) -> tuple[Hold, list[str] | None]:
         hold = await get_hold(conn, hold_id)
         if hold.user_id != user:
             raise NotFound(f"no hold {hold_id}")  # another's hold: do not confirm it exists
@@ -368,6 +374,10 @@ async def release_hold(engine: AsyncEngine, hold_id: str, user: str) -> tuple[Ho
         )
         if done.rowcount != 1:
             raise HoldNotActive(f"hold {hold_id} is {hold.status}")
+        if keep_queued:
+            queued = select(events.c.waiting_room).where(events.c.id == hold.event_id)
+            if (await conn.execute(queued)).scalar_one():
+                return hold, None
         return hold, await _free_seats(conn, hold_id)
 
     return await in_transaction(engine, work)
@@ -655,8 +665,15 @@ class SeatHolds:
         return hold
 
     async def release(self, hold_id: str, user: str) -> Hold:
-        hold, freed = await release_hold(self.engine, hold_id, user)
-        self.inventory.record(SeatChange(hold.event_id, tuple((s, AVAILABLE) for s in freed)))
+        """Release the user's hold; on a sale with a waiting room its seats are offered to the
+        queue first (:meth:`offer_returned`), as a lapsed hold's are."""
+        hold, freed = await release_hold(
+            self.engine, hold_id, user, keep_queued=self.queue is not None
+        )
+        if freed is None:
+            await self.offer_returned(hold.event_id, hold_id, len(hold.seat_ids))
+        else:
+            self.inventory.record(SeatChange(hold.event_id, tuple((s, AVAILABLE) for s in freed)))
         return hold
 
     async def get(self, hold_id: str, user: str) -> Hold:
@@ -695,21 +712,31 @@ class SeatHolds:
             if not info.waiting_room or not await lapse_hold(self.engine, hold_id):
                 continue
             self.hooks.holds_expired(1)
+            returned += await self.offer_returned(event_id, hold_id, int(count))
+        return returned
+
+    async def offer_returned(self, event_id: int, hold_id: str, count: int) -> int:
+        """Seats that came back on a sale with a waiting room, still on hold ``hold_id`` (it
+        lapsed, its holder released it, or its order was cancelled): admit the next ``count``
+        users in line, one per seat, put one seat on hold for each, and free the rest. The one
+        path for every returning seat; returns how many seats came back."""
+        info = await self.inventory.event(event_id)
+        users: list[str] = []
+        if self.queue is not None and info.waiting_room:
             try:
-                users = await self.queue.admit_for_seats(info, int(count))
+                users = await self.queue.admit_for_seats(info, count)
             except Exception:
                 log.exception("offering the seats of hold %s to the queue failed", hold_id)
-                users = []
-            given, freed = await hand_over(self.engine, info, hold_id, users, utcnow())
-            returned += len(given) + len(freed)
-            for hold in given:
-                self.inventory.record(
-                    SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
-                )
-            if freed:
-                self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
+        given, freed = await hand_over(self.engine, info, hold_id, users, utcnow())
+        for hold in given:
+            self.inventory.record(
+                SeatChange(event_id, tuple((s, HELD) for s in hold.seat_ids), hold.expires_at)
+            )
+        if freed:
+            self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
+        if self.queue is not None:
             offers = [Offer(event_id, h.user_id, h.id, tuple(h.seat_ids),
                             h.expires_at.replace(tzinfo=UTC).timestamp())
-                  for h in given]  # fmt: skip
+                      for h in given]  # fmt: skip
             self.queue.offered(event_id, users, offers)
-        return returned
+        return len(given) + len(freed)

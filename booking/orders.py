@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -246,14 +247,26 @@ async def list_orders_where(
     return [_order(row, issued[row.id]) for row in found]
 
 
+#: A cancelled order's seats on a sale with a waiting room stay held this long for the queue
+#: (were the node to stop before offering them, they free themselves after it).
+RETURNING = timedelta(seconds=10)
+
+
 async def cancel_order(
-    conn: AsyncConnection, order_id: str, reader: Reader, staff: Staff | None
-) -> tuple[int, list[str], str]:
+    conn: AsyncConnection,
+    order_id: str,
+    reader: Reader,
+    staff: Staff | None,
+    *,
+    keep_queued: bool = False,
+) -> tuple[int, list[str], str, str | None]:
     """Cancel a paid order in the caller's transaction: void its tickets, release its seats,
     open its refund, queue the e-mail saying so, and (staff) write the audit entry.
 
-    Returns the event, the freed seats and the refund's id. The buyer is bound by the event's
-    refund policy; staff are not.
+    Returns the event, the freed seats, the refund's id, and (``keep_queued`` on a sale with a
+    waiting room) the hold the seats are kept on for the queue: they stay held, on the order's
+    own hold, until the caller offers them (:meth:`booking.holds.SeatHolds.offer_returned`).
+    The buyer is bound by the event's refund policy; staff are not.
     """
     row = await _order_row(conn, order_id, reader)
     if row.status != "paid":
@@ -277,10 +290,18 @@ async def cancel_order(
         .where(tickets.c.order_id == order_id)
         .values(status="void", active_seat_id=None)
     )
+    returning = None
+    if keep_queued:
+        queued = select(events.c.waiting_room).where(events.c.id == row.event_id)
+        if (await conn.execute(queued)).scalar_one():
+            returning = row.hold_id
+    kept = {} if returning is None else {
+        "hold_id": returning, "hold_user": row.user_id, "hold_expires_at": now + RETURNING,
+    }  # fmt: skip
     await conn.execute(
         update(seats)
         .where(seats.c.event_id == row.event_id, seats.c.order_id == order_id)
-        .values(order_id=None)
+        .values(order_id=None, **kept)
     )
     refund_id = await open_refund(conn, row, staff.actor if staff else row.user_id)
     await integration.record(conn, integration.ORDER_CANCELLED, order_id, {
@@ -296,7 +317,7 @@ async def cancel_order(
         await audit.record(
             conn, staff.actor, "order.cancel", order_id, reason=staff.reason, details=spent
         )
-    return row.event_id, seat_ids, refund_id
+    return row.event_id, seat_ids, refund_id, returning
 
 
 def _check_policy(row: Any, now: datetime) -> None:
@@ -336,6 +357,9 @@ class OrderDesk:
     signer: TicketCodes
     keys: OrderKeys
     hooks: BookingHooks = field(default_factory=BookingHooks)
+    #: Offers seats that came back to the waiting room's queue (event, hold, count): set, a
+    #: cancelled order's seats on a sale with a waiting room go to the next in line first.
+    returns: Callable[[int, str, int], Awaitable[int]] | None = None
 
     async def get(self, order_id: str, reader: Reader) -> Order:
         async with self.engine.connect() as conn:
@@ -349,11 +373,16 @@ class OrderDesk:
         """Cancel a paid order: the seats are free at once, and its refund is tried at once
         (and retried in the background until it succeeds, if it fails)."""
 
-        async def work(conn: AsyncConnection) -> tuple[int, list[str], str]:
-            return await cancel_order(conn, order_id, reader, staff)
+        async def work(conn: AsyncConnection) -> tuple[int, list[str], str, str | None]:
+            return await cancel_order(
+                conn, order_id, reader, staff, keep_queued=self.returns is not None
+            )
 
-        event_id, freed, refund_id = await in_transaction(self.engine, work)
-        self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
+        event_id, freed, refund_id, returning = await in_transaction(self.engine, work)
+        if returning is not None and self.returns is not None:
+            await self.returns(event_id, returning, len(freed))
+        else:
+            self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
         self.hooks.order_cancelled(event_id)
         await self.refunds.attempt(refund_id)
         self.outbox.wake()

@@ -13,6 +13,10 @@ twentieth of the admin's maximum, at least one admission per second); as soon as
 it halves. It never leaves the admin's ``[admission_rate_min, admission_rate_max]`` and starts at
 ``admission_rate``. Each change carries its reason, for the admin console and the public stats.
 Sans-I/O: the server feeds the signals and reads the rates.
+
+In a cluster the rate is one for the event across nodes: each node reports its signals through
+Redis and one node a second steps the shared rate on the worst of them
+(:mod:`server.backplane.redis.outflow`); a single node steps its own.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ class Rate:
     #: Why it is what it is: ``start``, ``within budget``, ``at maximum``, ``at minimum``, or the
     #: signal over budget (``hold p99 0.412 s > 0.250 s``).
     reason: str
+
+
+def worst(reports: list[Signals]) -> Signals:
+    """The worst of several nodes' signals, each measure on its own (a cluster is as healthy as
+    its sickest node)."""
+    return Signals(
+        max((r.hold_p99_s for r in reports), default=0.0),
+        max((r.pool_wait_s for r in reports), default=0.0),
+        max((r.loop_lag_s for r in reports), default=0.0),
+    )
 
 
 def p99(samples: list[float]) -> float:

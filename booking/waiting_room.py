@@ -122,12 +122,29 @@ class Position:
     offer: Offer | None = None
 
 
+#: Upper edges (seconds) of the time-to-admission histogram's buckets; one more bucket counts
+#: the longer waits. Time to admission runs from joining (or the opening, for the pre-queue).
+WAIT_BUCKETS_S = (10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+def wait_bucket(seconds: float) -> int:
+    """The histogram bucket of a wait of ``seconds`` (:data:`WAIT_BUCKETS_S`)."""
+    for index, edge in enumerate(WAIT_BUCKETS_S):
+        if seconds <= edge:
+            return index
+    return len(WAIT_BUCKETS_S)
+
+
 @dataclass(frozen=True, slots=True)
 class Stats:
     serving: int
     waiting: int
     admitted_per_min: float
     active: int
+    #: Users who gave up: admissions that lapsed unused (timed out), since the queue began.
+    abandoned: int = 0
+    #: Time-to-admission histogram: counts per :data:`WAIT_BUCKETS_S` bucket (+ overflow).
+    waits: tuple[int, ...] = ()
 
 
 class WaitingRoom(Protocol):
@@ -201,6 +218,12 @@ class _Queue:
     opened_at: float | None = None
     #: The pre-queue in the order it was placed at opening.
     placed: list[str] = field(default_factory=list)
+    #: When each user joined (unix time), for time to admission.
+    joined_at: dict[str, float] = field(default_factory=dict)
+    #: The admission log's times: the admission of sequence number ``n`` at ``[n - 1]``.
+    admitted_at: list[float] = field(default_factory=list)
+    abandoned: int = 0
+    waits: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BUCKETS_S) + 1))
 
 
 class InProcessWaitingRoom:
@@ -223,6 +246,7 @@ class InProcessWaitingRoom:
         if policy.open and not queue.opened:
             self._open(queue)  # the sale is open already: this joiner is first come, first served
         if user not in queue.seq_of and user not in queue.prequeue:
+            queue.joined_at[user] = time.time()
             if queue.opened:
                 queue.last_seq += 1
                 queue.seq_of[user] = queue.last_seq
@@ -276,6 +300,7 @@ class InProcessWaitingRoom:
             if until <= now:
                 del queue.active[user]
                 queue.finished[user] = EXPIRED
+                queue.abandoned += 1
         # Token bucket holding at most one second of admissions; it starts full, so the
         # first second's worth is admitted as soon as the sale opens.
         burst = max(policy.rate_per_s, 1.0)
@@ -307,11 +332,14 @@ class InProcessWaitingRoom:
 
     def _admit_next(self, queue: _Queue, count: int, policy: Policy, now: float) -> list[str]:
         admitted = []
+        since = queue.opened_at or 0.0
         for seq in range(queue.serving + 1, queue.serving + count + 1):
             user = queue.user_at[seq]
             queue.active[user] = now + policy.admission_ttl_s
             admitted.append(user)
             queue.admissions.append(now)
+            queue.admitted_at.append(round(now, 3))
+            queue.waits[wait_bucket(now - max(queue.joined_at.get(user, now), since))] += 1
         queue.serving += count
         return admitted
 
@@ -330,6 +358,8 @@ class InProcessWaitingRoom:
             waiting=queue.last_seq - queue.serving + len(queue.prequeue),
             admitted_per_min=float(len(queue.admissions)),
             active=len(queue.active),
+            abandoned=queue.abandoned,
+            waits=tuple(queue.waits),
         )
 
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
@@ -343,4 +373,7 @@ class InProcessWaitingRoom:
 
     async def placement(self, event_id: int) -> Placement:
         queue = self._queue(event_id)
-        return Placement(queue.seed, queue.salt, queue.opened, queue.opened_at, queue.placed)
+        admitted = [(queue.user_at[n], at) for n, at in enumerate(queue.admitted_at, start=1)]
+        return Placement(
+            queue.seed, queue.salt, queue.opened, queue.opened_at, queue.placed, admitted
+        )

@@ -305,7 +305,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
         asyncio.create_task(measure_loop_lag(lagged), name="loop-lag"),
-        asyncio.create_task(run_outflow(booking.admissions, health), name="adaptive-outflow"),
+        asyncio.create_task(
+            run_outflow(booking.admissions, health, app[BACKPLANE].outflow),
+            name="adaptive-outflow",
+        ),
         asyncio.create_task(_watch_readiness(app), name="readiness"),
     ]
     yield

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("event", type=int, help="the event id")
     audit.add_argument("--url", default="http://127.0.0.1:8080", help="a node's HTTP address")
     audit.add_argument("--file", help="verify a saved audit document instead of fetching it")
+    audit.add_argument("--head", help="a head saved from an earlier audit: check that the "
+                       "log still holds it (nothing before it was rewritten)")  # fmt: skip
     return parser
 
 
@@ -92,19 +95,31 @@ def _audit(args: argparse.Namespace) -> int:
             doc = json.load(handle)
     else:
         url = f"{args.url.rstrip('/')}/api/events/{args.event}/queue/audit"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            doc = json.load(response)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                doc = json.load(response)
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read() or b"{}")
+            print(f"FAIL: the server answered {error.code}: {body.get('detail', '')}",
+                  file=sys.stderr)  # fmt: skip
+            for problem in body.get("problems") or []:
+                print(f"FAIL: {problem}", file=sys.stderr)
+            return 1
     if doc.get("event_id") != args.event:
         print(f"concert-hub: the audit is of event {doc.get('event_id')}, not {args.event}",
               file=sys.stderr)  # fmt: skip
         return 1
     problems = fairness.verify(doc)
+    if args.head and not fairness.extends(doc, args.head):
+        problems.append(f"the head {args.head[:16]}… saved earlier is not in the log: rewritten")
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     if problems:
         return 1
     print(f"OK: event {args.event}: {len(doc['log'])} pre-queue places match the seed "
-          f"committed before opening ({doc['commitment'][:16]}…), chain intact")  # fmt: skip
+          f"committed before opening ({doc['commitment'][:16]}…), "
+          f"{len(doc.get('admissions') or [])} admissions in order, chain intact "
+          f"(head {doc.get('head') or doc['commitment']})")  # fmt: skip
     return 0
 
 

@@ -43,6 +43,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "refund_closed": 409,
     "sign_in_failed": 400,
     "unavailable": 503,
+    "audit_broken": 500,
 }
 
 #: Kinds the HTTP edge adds for faults that never reach the booking core.
@@ -85,6 +86,8 @@ BOOKING_KINDS: dict[str, str] = {
     "wrong tries: ask for a new e-mail.",
     "unavailable": "The cluster's waiting room (Redis) is unreachable for a moment: try again "
     "after `Retry-After` seconds; nothing was lost.",
+    "audit_broken": "The waiting room's admission log does not verify (an entry was edited, "
+    "or entries are out of order): `problems` lists what is wrong.",
 }
 
 

@@ -12,9 +12,11 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 from booking.admissions import Admissions
-from booking.outflow import Signals, p99
+from booking.catalog import EventInfo
+from booking.outflow import Outflow, Rate, Signals, p99
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,17 @@ class Health:
         return signals
 
 
-async def run_outflow(admissions: Admissions, health: Health) -> None:
-    """Step every adaptive event's admission rate once a second."""
+class SharedOutflow(Protocol):
+    """The cluster's one rate per event (:class:`~server.backplane.redis.outflow.RedisOutflow`)."""
+
+    async def step(self, info: EventInfo, signals: Signals, outflow: Outflow) -> Rate: ...
+
+
+async def run_outflow(
+    admissions: Admissions, health: Health, shared: SharedOutflow | None = None
+) -> None:
+    """Step every adaptive event's admission rate once a second: this node's own, or (a
+    cluster, ``shared``) the one rate all nodes share, stepped on the worst node's signals."""
     outflow = admissions.outflow
     while True:
         await asyncio.sleep(STEP_S)
@@ -56,7 +67,10 @@ async def run_outflow(admissions: Admissions, health: Health) -> None:
             if info.admission_mode != "adaptive":
                 continue
             before = outflow.rates.get(info.id)
-            now = outflow.step(info, signals)
+            if shared is not None:
+                now = await shared.step(info, signals, outflow)
+            else:
+                now = outflow.step(info, signals)
             if before is not None and before.reason != now.reason:
                 log.info("event %d admission rate %.1f/s: %s", info.id, now.per_s, now.reason)
 

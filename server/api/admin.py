@@ -9,6 +9,7 @@ from aiohttp import web
 from booking.clock import from_unix, iso, utcnow
 from booking.orders import Staff
 from booking.stats import sale_stats
+from booking.waiting_room import WAIT_BUCKETS_S
 from server.api import models
 from server.api.auth import Access, user_name
 from server.api.events import detail_response
@@ -99,6 +100,11 @@ async def stats(request: web.Request, _: Principal) -> web.Response:
                 admitted_per_min=e.queue.admitted_per_min,
                 admission_rate=None if e.rate is None else e.rate.per_s,
                 rate_reason=None if e.rate is None else e.rate.reason,
+                abandoned=e.queue.abandoned,
+                time_to_admission=models.WaitHistogram(
+                    edges_s=list(WAIT_BUCKETS_S),
+                    counts=list(e.queue.waits) or [0] * (len(WAIT_BUCKETS_S) + 1),
+                ),
             ),
         )
         for e in figures.events

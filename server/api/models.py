@@ -192,6 +192,13 @@ class NodeStats(BaseModel):
     last_seen: Timestamp = Field(description="when this node's figures were last heard")
 
 
+class WaitHistogram(BaseModel):
+    edges_s: list[int] = Field(
+        description="upper bucket edges in seconds; `counts` has one more bucket (longer)"
+    )
+    counts: list[int] = Field(description="admissions per bucket, since the queue began")
+
+
 class QueueStats(BaseModel):
     waiting: int
     serving: int
@@ -202,6 +209,12 @@ class QueueStats(BaseModel):
     )
     rate_reason: str | None = Field(
         default=None, description="why: `fixed`, `within budget`, or the signal over budget"
+    )
+    abandoned: int = Field(
+        default=0, description="admissions that lapsed unused (users who left or timed out)"
+    )
+    time_to_admission: WaitHistogram | None = Field(
+        default=None, description="how long admitted users waited, as a histogram"
     )
 
 

@@ -51,11 +51,14 @@ OPERATIONS: list[Operation] = [
               "the sale; 403 `proof_required` without a valid proof of work when the event "
               "asks for one."),
     Operation("GET", "/api/events/{event_id}/queue/audit", audit,
-              "Check the pre-queue shuffle", "queue", errors=(404, 422),
+              "Check the pre-queue shuffle and the admission log", "queue", errors=(404, 422, 500),
               description="Before opening: `commitment` (SHA-256 of the shuffle's seed). After: "
-              "also `seed`, `opened_at`, `prequeue` (opaque queue ids, sorted) and `log`, the "
-              "hash-chained placement (`queue_id`, `position`, `time`, `prev`, `hash`). "
-              "`concert-hub audit verify EVENT` recomputes and checks it (README: fairness)."),
+              "also `seed`, `opened_at`, `prequeue` (opaque queue ids, sorted), `log`, the "
+              "hash-chained placement (`queue_id`, `position`, `time`, `prev`, `hash`), "
+              "`admissions`, every admission in order on the same chain, and `head`, its last "
+              "hash. The node verifies it before serving it: 500 `audit_broken` when it does "
+              "not. `concert-hub audit verify EVENT` recomputes and checks it (README: "
+              "fairness)."),
     Operation("POST", "/api/events/{event_id}/queue/challenge", challenge,
               "A proof-of-work challenge for joining", "queue", access=Access.USER,
               response=ChallengeOut, errors=(404, 422),

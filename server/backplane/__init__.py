@@ -24,6 +24,7 @@ from server.backplane.memory import InProcessBackplane
 from server.backplane.redis import RedisBackplane
 from server.engine import Engine
 from server.metrics import InfraMetrics
+from server.outflow import SharedOutflow
 from server.queue_store import QueueStore
 from server.seat_sequencer import SeatSequencer
 from server.settings import Settings
@@ -39,6 +40,10 @@ class Backplane(Protocol):
 
     @property
     def queue_store(self) -> QueueStore: ...
+
+    @property
+    def outflow(self) -> SharedOutflow | None:
+        """The cluster's shared adaptive admission rates (``None``: one node, its own)."""
 
     def seat_sequencer(self, inventory: Inventory) -> SeatSequencer:
         """The sequencer of this node's seat maps (it reads their layout order from

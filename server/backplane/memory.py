@@ -129,6 +129,7 @@ class InProcessBackplane:
         self.engine = InProcessEngine()
         self.waiting_room = InProcessWaitingRoom()
         self.queue_store = SqlQueueStore(database, queue_policy)
+        self.outflow = None  # one node: its adaptive rates are its own
 
     def seat_sequencer(self, inventory: Inventory) -> InProcessSequencer:
         return InProcessSequencer(inventory)

@@ -8,7 +8,7 @@ import uuid
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Pages, admin_token, create_event, element, event_url, numbers_in
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, rest
 
 
 def test_an_announcement_to_everyone_reaches_the_audience(
@@ -52,10 +52,36 @@ def test_the_console_charts_the_waiting_rooms_and_shows_the_admission_rate(
     element(admin, "admin-token").fill(admin_token(ui_server))
     element(admin, "admin-login").click()
     # Pictures, not tables: uPlot draws on canvases.
-    for chart in ("chart-waiting", "chart-admissions"):
+    for chart in ("chart-waiting", "chart-admissions", "chart-abandonment",
+                  "chart-time-to-admission"):  # fmt: skip
         expect(element(admin, chart).locator("canvas")).to_have_count(1)
     # The stats table says the rate now and why.
     rate = element(admin, f"stats-rate-{event}")
     expect(rate).to_contain_text("/s")
     expect(rate).to_contain_text(re.compile(r"start|within budget|at maximum|over|budget"))
     pages.snap(admin, "admin-queue-charts")
+
+
+def test_the_create_form_sets_the_waiting_room_mode_and_proof_of_work(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    admin = pages.open(ui_server.http_url + "/admin", "admin-create-adaptive")
+    element(admin, "admin-token").fill(admin_token(ui_server))
+    element(admin, "admin-login").click()
+    name = f"Adaptive Night {uuid.uuid4().hex[:6]}"
+    element(admin, "event-name").fill(name)
+    element(admin, "event-venue").fill("Hall")
+    element(admin, "create-waiting-room").check()
+    element(admin, "create-admission-mode").select_option("adaptive")
+    element(admin, "create-admission-rate-min").fill("3")
+    element(admin, "create-admission-rate-max").fill("60")
+    element(admin, "create-pow-difficulty").fill("12")
+    element(admin, "create-event").click()
+    result = element(admin, "create-result")
+    expect(result).to_contain_text(name)
+    event_id = numbers_in(result.inner_text())[0]
+    status, event = rest(ui_server, "GET", f"/api/events/{event_id}")
+    assert status == 200, event
+    assert (event["admission_mode"], event["admission_rate_min"], event["admission_rate_max"],
+            event["pow_difficulty"]) == ("adaptive", 3, 60, 12)  # fmt: skip
+    pages.snap(admin, "admin-create-adaptive")

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from concert_hub_client import connect as connect_core
 from concert_hub_client.sdk import connect
-from tests.conftest import ServerProcess, free_port, rest
+from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.redis_server import RedisServer
 
 PATIENCE_S = 60  # a bound on waiting for what must come, not a timing claim
 
@@ -99,3 +101,93 @@ async def test_admission_rate_falls_under_database_latency_and_recovers(
         finally:
             stop.set()
             loader.join(timeout=10)
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, redis_server: RedisServer
+) -> Iterator[tuple[ServerProcess, ServerProcess, Path]]:
+    """Two nodes over one Redis and one MariaDB; only node A's hold decisions can be slowed."""
+    redis_server.flush(3)
+    delay = tmp_path / "hold-delay-ms"
+    delay.write_text("0")
+    for url in database_url_for("mariadb", tmp_path):
+        migrate(url)
+        nodes: list[ServerProcess] = []
+        try:
+            for name in ("a", "b"):
+                # Only hold p99 counts here (a loaded test machine trips the pool and lag
+                # budgets of two nodes on their own): the slow node is the one reason.
+                flags: dict[str, object] = {"database_url": url, "node_id": f"node-{name}",
+                                            "redis_url": redis_server.url_for(3),
+                                            "outflow_pool_wait_ms": 5000,
+                                            "outflow_loop_lag_ms": 5000}  # fmt: skip
+                if name == "a":
+                    flags["fault_hold_delay_file"] = delay
+                proc = ServerProcess(free_port(), free_port(), tmp_path / name, flags)
+                proc.workdir.mkdir()
+                proc.start()
+                nodes.append(proc)
+            yield nodes[0], nodes[1], delay
+        finally:
+            for proc in nodes:
+                proc.stop()
+
+
+async def test_a_cluster_admits_at_one_rate_that_the_slow_node_brings_down(
+    cluster: tuple[ServerProcess, ServerProcess, Path],
+) -> None:
+    """Only node A is slow (its hold decisions wait 0.4 s) and only A takes holds; node B's
+    public queue stats carry the same falling rate, for A's reason: one rate per event for
+    the cluster, not one per node."""
+    a, b, delay = cluster
+    watched = create(a, waiting_room=True, admission_mode="adaptive", admission_rate=40,
+                     admission_rate_min=1, admission_rate_max=40)  # fmt: skip
+    plain = create(a)
+    # Users wait through both nodes (so each node serves the event's waiting room).
+    for node in (a, b):
+        status, _ = rest(node, "POST", f"/api/events/{watched}/queue", token=node.token("fan"))
+        assert status == 200
+    heard: dict[str, asyncio.Queue[dict[str, Any]]] = {"a": asyncio.Queue(), "b": asyncio.Queue()}
+
+    async def until(node: str, accept: Callable[[dict[str, Any]], bool], what: str
+                    ) -> dict[str, Any]:  # fmt: skip
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"not within {PATIENCE_S}s on node {node}: {what}"
+            with contextlib.suppress(TimeoutError):
+                got = await asyncio.wait_for(heard[node].get(), left)
+                if accept(got):
+                    return got
+
+    stop = threading.Event()
+    loader = threading.Thread(target=keep_holding, args=(a, plain, stop), daemon=True)
+    clients = [
+        await connect_core(node.ws_url, passcode=node.token("watcher"),
+                      on_message=lambda m, n=name: heard[n].put_nowait(json.loads(m.body)))
+        for name, node in (("a", a), ("b", b))
+    ]  # fmt: skip
+    try:
+        for client in clients:
+            await client.subscribe(f"/topic/events/{watched}/queue", "stats")
+        loader.start()
+        await until("b", lambda m: m["rate_reason"] == "at maximum", "the top rate, healthy")
+        delay.write_text("400")
+        slow = await until("b", lambda m: m["rate"] <= 10, "node B's rate falling")
+        assert "hold p99" in slow["rate_reason"], slow  # node A's trouble, decided for both
+        on_a = await until("a", lambda m: m["rate"] <= 10, "node A's rate falling")
+        assert "hold p99" in on_a["rate_reason"], on_a
+        delay.write_text("0")
+        await until("b", lambda m: m["rate"] >= 20, "node B's rate recovering")
+        # The admin stats of both nodes name the same rate for the event.
+        rates = []
+        for node in (a, b):
+            stats = rest(node, "GET", "/api/admin/stats", token=node.token("admin", "admin"))[1]
+            queue = next(e for e in stats["events"] if e["event_id"] == watched)["queue"]
+            rates.append(queue["admission_rate"])
+        assert abs(rates[0] - rates[1]) <= 2, rates  # one rate (a step apart at most)
+    finally:
+        stop.set()
+        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
+        loader.join(timeout=10)

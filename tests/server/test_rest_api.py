@@ -772,7 +772,7 @@ def test_stats_show_waiting_room_queues(api: Api) -> None:
     stats = api.get("/api/admin/stats", token=api.admin()).json()
     queue = next(e for e in stats["events"] if e["event_id"] == eid)["queue"]
     assert set(queue) == {"waiting", "serving", "active", "admitted_per_min", "admission_rate",
-                          "rate_reason"}  # fmt: skip
+                          "rate_reason", "abandoned", "time_to_admission"}  # fmt: skip
     assert queue["waiting"] == 0
 
 

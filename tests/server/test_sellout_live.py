@@ -186,3 +186,70 @@ async def test_sell_out_pauses_the_queue_and_returned_seats_go_to_the_next_in_li
                           "every waiting user sold_out")  # fmt: skip
         status, me = await call(node, "GET", f"/api/events/{event_id}/queue/me", rest_[1])
         assert (status, me["state"], me["position"]) == (200, "sold_out", 1)
+
+
+async def test_released_and_cancelled_seats_go_to_the_next_in_line(node: ServerProcess) -> None:
+    """A hold its holder releases, and an order its buyer cancels, return their seats the way
+    a lapsed hold does: one user in line admitted per seat, the seat on hold for them (``held``
+    on the seat map), and a shopper outside the queue cannot take it."""
+    status, event = await call(node, "POST", "/api/admin/events", "admin", {
+        "name": "Tiny room", "venue": "Club", "starts_at": iso_in(3 * 86400),
+        "sale_opens_at": iso_in(-60), "sale_closes_at": iso_in(3600), "status": "on_sale",
+        "waiting_room": True, "admission_rate": 50, "max_active_shoppers": 500,
+        "hold_ttl_s": 600, "refund_cutoff_hours": 1,
+        "layout": {"tiers": [{"name": "A", "price_cents": 5000}],
+                   "sections": [{"name": "S", "rows": 1, "seats_per_row": 3, "tier": "A"}]},
+    })  # fmt: skip
+    assert status == 201, event
+    event_id = int(event["id"])
+    seats = ["S-A-1", "S-A-2", "S-A-3"]
+    users = [f"fan{i}" for i in range(8)]
+    heard = Heard(event_id)
+    async with contextlib.AsyncExitStack() as opened:
+        for user in users:
+            client = await opened.enter_async_context(connect(node.ws_url, token=node.token(user)))
+            positions = await client.subscribe("/user/queue/position")
+            follower = asyncio.create_task(heard.follow(user, positions))
+            opened.callback(follower.cancel)
+        for user in users:
+            status, joined = await call(node, "POST", f"/api/events/{event_id}/queue", user)
+            assert status == 200, joined
+        first = users[:3]
+        await heard.until(lambda: all(heard.ever(u, "admitted") for u in first), "3 admitted")
+        tokens = {u: next(m["admission_token"] for m in heard.by_user[u]
+                          if m["state"] == "admitted") for u in first}  # fmt: skip
+        holds = {}
+        for user, seat in zip(first, seats, strict=True):
+            status, placed = await hold(node, event_id, user, seat, tokens[user])
+            assert status == 201, placed
+            holds[user] = placed["hold_id"]
+        await heard.until(lambda: heard.last(users[3]).get("state") == "paused", "paused")
+
+        async def returned_to(user: str, seat: str) -> dict[str, Any]:
+            await heard.until(lambda: heard.ever(user, "admitted"), f"{user} admitted")
+            offered = next(m for m in heard.by_user[user] if m["state"] == "admitted")
+            assert offered["offer"]["seats"] == [seat], offered
+            snapshot = (await call(node, "GET", f"/api/events/{event_id}/seats", user))[1]
+            assert dict(snapshot["seats"])[seat] == "held"
+            # fan2, admitted earlier and still holding a valid token, cannot take it.
+            assert (await hold(node, event_id, "fan2", seat, tokens["fan2"]))[0] == 409
+            return offered
+
+        # fan0 releases its hold: its seat goes to fan3, the next in line, and only to them.
+        status, _ = await call(node, "DELETE", f"/api/holds/{holds['fan0']}", "fan0")
+        assert status in (200, 204)
+        offered = await returned_to("fan3", seats[0])
+        assert heard.last(users[4]).get("state") == "paused"  # one seat back: one admitted
+
+        # fan1 buys, then cancels: the seat goes to fan4.
+        status, order = await checkout(node, holds["fan1"], "fan1")
+        assert status == 201, order
+        cancel = f"/api/orders/{order['order_id']}/cancel"
+        status, cancelled = await call(node, "POST", cancel, "fan1")
+        assert status == 200 and cancelled["status"] == "cancelled", cancelled
+        await returned_to("fan4", seats[1])
+        assert heard.last(users[5]).get("state") == "paused"
+
+        # The offered users can buy what they were offered.
+        status, bought = await checkout(node, offered["offer"]["hold_id"], "fan3")
+        assert status == 201, bought

@@ -5,6 +5,7 @@ sale; editing one entry, the seed, or swapping two entries makes it fail (both r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,17 @@ async def sale(make_room: RoomFactory, event_id: int) -> tuple[dict[str, Any], s
     assert before["seed"] is None and before["log"] == []  # only the commitment, before
     for user in users[2:]:
         await room.join(event_id, user, BEFORE)
-    await room.admit(event_id, OPEN, 1_000_000.0)  # opening places the pre-queue
+    slow = dataclasses.replace(OPEN, rate_per_s=7)
+    await room.admit(event_id, slow, 1_000_000.0)  # opening places the pre-queue; 7 admitted
+    await room.admit(event_id, slow, 1_000_002.0)  # 7 more, two seconds later
     await room.join(event_id, "late", OPEN)
     doc = audit(event_id, await room.placement(event_id))
+    # Every admission is in the chain, in the order of the placement, with its time.
+    assert [e["position"] for e in doc["admissions"]] == list(range(1, 15))
+    assert [e["queue_id"] for e in doc["admissions"]] == [e["queue_id"] for e in doc["log"][:14]]
+    assert {e["time"] for e in doc["admissions"]} == {1_000_000.0, 1_000_002.0}
+    assert doc["admissions"][0]["prev"] == doc["log"][-1]["hash"]
+    assert doc["head"] == doc["admissions"][-1]["hash"]
     placed = await room.positions(event_id, users, OPEN)
     # The log's order is the order users were given.
     by_seq = [p.user for p in sorted(placed, key=lambda p: p.seq or 0)]
@@ -48,9 +57,15 @@ async def test_an_honest_sale_verifies(make_room: RoomFactory, event_id: int,
     saved = tmp_path / "audit.json"
     saved.write_text(json.dumps(doc))
     assert main(["audit", "verify", str(event_id), "--file", str(saved)]) == 0
+    head = doc["admissions"][5]["hash"]  # a head saved earlier is still in the log
+    assert main(["audit", "verify", str(event_id), "--file", str(saved), "--head", head]) == 0
+    assert main(["audit", "verify", str(event_id), "--file", str(saved), "--head", "0" * 64]) == 1
 
 
-@pytest.mark.parametrize("tamper", ["entry", "seed", "swap", "time"])
+@pytest.mark.parametrize(
+    "tamper", ["entry", "seed", "swap", "time", "admission", "admission-swap", "admission-time",
+               "admission-dropped", "head"],
+)  # fmt: skip
 async def test_any_edit_fails(make_room: RoomFactory, event_id: int, tmp_path: Path,
                               tamper: str) -> None:  # fmt: skip
     doc, _ = await sale(make_room, event_id)
@@ -62,8 +77,19 @@ async def test_any_edit_fails(make_room: RoomFactory, event_id: int, tmp_path: P
         bad["seed"] = ("00" if bad["seed"][:2] != "00" else "11") + bad["seed"][2:]
     elif tamper == "swap":
         log[5], log[6] = log[6], log[5]
-    else:
+    elif tamper == "time":
         log[0]["time"] += 1
+    elif tamper == "admission":
+        bad["admissions"][3]["queue_id"] = log[20]["queue_id"]
+    elif tamper == "admission-swap":
+        admitted = bad["admissions"]
+        admitted[6], admitted[7] = admitted[7], admitted[6]
+    elif tamper == "admission-time":
+        bad["admissions"][2]["time"] -= 5
+    elif tamper == "admission-dropped":
+        del bad["admissions"][4]
+    else:
+        bad["head"] = bad["admissions"][5]["hash"]
     assert verify(bad) != []
     saved = tmp_path / "audit.json"
     saved.write_text(json.dumps(bad))

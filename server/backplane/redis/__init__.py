@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from booking.inventory import Inventory
 from server.backplane.redis.engine import RedisEngine
+from server.backplane.redis.outflow import RedisOutflow
 from server.backplane.redis.queues import RedisQueueStore
 from server.backplane.redis.sequencer import RedisSequencer
 from server.backplane.redis.user_messages import RedisUserMessages
@@ -53,6 +54,7 @@ class RedisBackplane:
         prefix = settings.redis_key_prefix
         self.engine = RedisEngine(self._redis, prefix, metrics)
         self.waiting_room = RedisWaitingRoom(self._redis, prefix)
+        self.outflow = RedisOutflow(self._redis, prefix, settings.node_id)
         self.queue_store = RedisQueueStore(
             self._redis, prefix, settings.node_id, settings.queue_policy
         )

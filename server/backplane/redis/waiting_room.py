@@ -11,6 +11,13 @@ keeps them on one shard:
 ``{wr:E}:active``   sorted set user → admission expiry (admitted, still shopping)
 ``{wr:E}:finished`` hash user → expired | closed
 ``{wr:E}:admits``   sorted set of admission times (for admitted-per-minute)
+``{wr:E}:log``      list of admission times, the admission of sequence number n at index n-1
+                    (the fairness audit's admission log, :mod:`booking.fairness`)
+``{wr:E}:joined``   hash user → when they joined (for time to admission)
+``{wr:E}:waits``    hash bucket → admissions whose time to admission fell in it
+                    (:data:`~booking.waiting_room.WAIT_BUCKETS_S`)
+
+``meta`` also counts ``abandoned`` (admissions that lapsed unused).
 
 Joining (batched: all joins of one event-loop turn in one call), opening, admitting and offering
 returned seats (admitting the next users at once, whatever the rate) are Lua scripts, each
@@ -50,6 +57,7 @@ from booking.fairness import Placement, place
 from booking.waiting_room import (
     ADMITTED,
     QUEUED,
+    WAIT_BUCKETS_S,
     Policy,
     Position,
     Stats,
@@ -71,10 +79,11 @@ RETRY_AFTER_S = 5
 _JOIN_MANY = """
 local opened = redis.call('HGET', KEYS[3], 'opened') == '1'
 local out = {}
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   local user = ARGV[i]
   local seq = redis.call('HGET', KEYS[1], user)
   if not seq then
+    redis.call('HSETNX', KEYS[9], user, ARGV[1])
     if opened then
       seq = redis.call('HINCRBY', KEYS[3], 'last_seq', 1)
       redis.call('HSET', KEYS[1], user, seq)
@@ -117,15 +126,25 @@ return n
 # ``admitted`` (their admission expires at now + ttl; the admissions log KEYS[7] gets their
 # numbers). Script locals are declared after it, so it takes them as arguments.
 _ADMIT_NEXT = """
+local edges = {EDGES}
 local function admit_next(serving, count, now, ttl, admitted)
+  local since = tonumber(redis.call('HGET', KEYS[3], 'opened_at') or '0')
+  local stamp = string.format('%.3f', now)
   for seq = serving + 1, serving + count do
     local user = redis.call('HGET', KEYS[2], seq)
     redis.call('ZADD', KEYS[5], now + ttl, user)
     redis.call('ZADD', KEYS[7], now, seq)
+    redis.call('RPUSH', KEYS[8], stamp)
+    local waited = now - math.max(tonumber(redis.call('HGET', KEYS[9], user) or now), since)
+    local bucket = #edges
+    for i, edge in ipairs(edges) do
+      if waited <= edge then bucket = i - 1 break end
+    end
+    redis.call('HINCRBY', KEYS[10], bucket, 1)
     admitted[#admitted + 1] = user
   end
 end
-"""
+""".replace("EDGES", ", ".join(str(edge) for edge in WAIT_BUCKETS_S))
 
 _ADMIT = (
     _ADMIT_NEXT
@@ -134,9 +153,11 @@ local now, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local go = ARGV[5] == '1'
 local seats = tonumber(ARGV[6] or '-1')  -- seats left (-1: not known)
-for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
+for _, user in ipairs(lapsed) do
   redis.call('HSET', KEYS[6], user, 'expired')
 end
+if #lapsed > 0 then redis.call('HINCRBY', KEYS[3], 'abandoned', #lapsed) end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local meta = redis.call('HMGET', KEYS[3], 'last_seq', 'serving', 'tokens', 'tokens_at', 'opened')
 local last_seq, serving = tonumber(meta[1] or '0'), tonumber(meta[2] or '0')
@@ -182,7 +203,7 @@ return admitted
 """
 )
 
-_KEY_NAMES = ("seq", "at", "meta", "pre", "active", "finished", "admits")
+_KEY_NAMES = ("seq", "at", "meta", "pre", "active", "finished", "admits", "log", "joined", "waits")
 
 
 class RedisWaitingRoom:
@@ -279,7 +300,9 @@ class RedisWaitingRoom:
         if not batch:
             return
         try:
-            reply = await self._join_many(keys=self._keys(event_id), args=[u for u, _, _ in batch])
+            reply = await self._join_many(
+                keys=self._keys(event_id), args=[time.time(), *(u for u, _, _ in batch)]
+            )
         except BaseException as exc:
             for _, _, future in batch:
                 if not future.done():
@@ -310,7 +333,7 @@ class RedisWaitingRoom:
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
         if not users:
             return []
-        seq, _, meta, pre, active, finished, _ = self._keys(event_id)
+        seq, _, meta, pre, active, finished, *_ = self._keys(event_id)
 
         async def read() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -403,9 +426,12 @@ class RedisWaitingRoom:
         )
         count = int(placed or 0)
         users = await self._redis.hmget(keys[1], list(range(1, count + 1))) if count else []
+        times = await self._redis.lrange(keys[7], 0, -1)
+        served = await self._redis.hmget(keys[1], list(range(1, len(times) + 1))) if times else []
+        admitted = [(_text(u), float(t)) for u, t in zip(served, times, strict=True)]
         return Placement(seed, salt, _text(opened or "") == "1",
                          float(opened_at) if opened_at else None,
-                         [_text(u) for u in users])  # fmt: skip
+                         [_text(u) for u in users], admitted)  # fmt: skip
 
     async def complete(self, event_id: int, user: str) -> None:
         keys = self._keys(event_id)
@@ -413,20 +439,24 @@ class RedisWaitingRoom:
             await self._reach(self._redis.hset(keys[5], user, "closed"))
 
     async def stats(self, event_id: int) -> Stats:
-        _, _, meta, pre, active, _, admits = self._keys(event_id)
+        _, _, meta, pre, active, _, admits, _, _, waits = self._keys(event_id)
         now = time.time()
 
         async def read() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(meta, "last_seq", "serving")
+                pipe.hmget(meta, "last_seq", "serving", "abandoned")
                 pipe.scard(pre)
                 pipe.zcard(active)
                 pipe.zcount(admits, now - 60, "+inf")
+                pipe.hgetall(waits)
                 return list(await pipe.execute())
 
-        (last_seq, serving), pre_count, active_count, recent = await self._reach(read())
+        (last_seq, serving, gone), pre_count, active_count, recent, hist = await self._reach(read())
         last, served = int(last_seq or 0), int(serving or 0)
-        return Stats(served, last - served + int(pre_count), float(recent), int(active_count))
+        counts = {int(_text(k)): int(v) for k, v in hist.items()}
+        return Stats(served, last - served + int(pre_count), float(recent), int(active_count),
+                     int(gone or 0), tuple(counts.get(i, 0)
+                                           for i in range(len(WAIT_BUCKETS_S) + 1)))  # fmt: skip
 
 
 def _text(value: object) -> str:

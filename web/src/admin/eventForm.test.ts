@@ -33,6 +33,29 @@ describe('buildEvent', () => {
     expect(built.spec).toMatchObject({ waiting_room: true, admission_rate: 2.5, max_active_shoppers: 50, hold_ttl_s: 120, max_seats_per_user: 6 });
   });
 
+  it('sends the waiting-room mode, its bounds and the proof-of-work difficulty', () => {
+    const built = buildEvent(
+      form({ waitingRoom: true, admissionMode: 'adaptive', admissionRateMin: '2', admissionRateMax: '80', powDifficulty: '18' }),
+    );
+    expect(built.ok).toBe(true);
+    if (!built.ok) return;
+    expect(built.spec).toMatchObject({ admission_mode: 'adaptive', admission_rate_min: 2, admission_rate_max: 80, pow_difficulty: 18 });
+    const fixed = buildEvent(form({ waitingRoom: true }));
+    expect(fixed.ok && fixed.spec).toMatchObject({ admission_mode: 'fixed', pow_difficulty: 0 });
+    expect(fixed.ok && fixed.spec.admission_rate_min).toBeUndefined();
+  });
+
+  it('refuses adaptive bounds the wrong way round and a difficulty out of range', () => {
+    const built = buildEvent(
+      form({ waitingRoom: true, admissionMode: 'adaptive', admissionRateMin: '50', admissionRateMax: '5', powDifficulty: '40' }),
+    );
+    expect(built.ok).toBe(false);
+    if (built.ok) return;
+    expect(built.errors).toEqual(
+      expect.arrayContaining(['The minimum rate must not exceed the maximum.', 'Proof-of-work difficulty is a whole number from 0 to 32 bits.']),
+    );
+  });
+
   it('lists every problem instead of sending a doomed request', () => {
     const built = buildEvent(
       form({

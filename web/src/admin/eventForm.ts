@@ -1,7 +1,10 @@
 // The "create event" form's values and their conversion into POST /api/admin/events's body.
 // Pure, so the rules (what is required, how local times and prices convert) are tested.
 
-import type { EventCreate, EventStatus } from '../shared/types';
+import type { AdmissionMode, EventCreate, EventStatus } from '../shared/types';
+
+/** The server's bound on proof-of-work difficulty (booking.catalog.MAX_DIFFICULTY). */
+export const MAX_POW_DIFFICULTY = 32;
 
 export interface TierRow {
   name: string;
@@ -28,6 +31,12 @@ export interface EventForm {
   waitingRoom: boolean;
   admissionRate: string;
   maxActiveShoppers: string;
+  /** `fixed`: admissionRate; `adaptive`: between admissionRateMin and admissionRateMax. */
+  admissionMode: AdmissionMode;
+  admissionRateMin: string;
+  admissionRateMax: string;
+  /** Proof-of-work difficulty on join, in leading zero bits (0: none). */
+  powDifficulty: string;
   holdTtl: string;
   maxSeatsPerUser: string;
   tiers: TierRow[];
@@ -55,6 +64,10 @@ export function defaultForm(now = new Date()): EventForm {
     waitingRoom: false,
     admissionRate: '10',
     maxActiveShoppers: '500',
+    admissionMode: 'fixed',
+    admissionRateMin: '1',
+    admissionRateMax: '100',
+    powDifficulty: '0',
     holdTtl: '',
     maxSeatsPerUser: '',
     tiers: [
@@ -121,9 +134,17 @@ export function buildEvent(form: EventForm): Built {
 
   const rate = Number(form.admissionRate);
   const shoppers = wholeNumber(form.maxActiveShoppers);
+  const rateMin = Number(form.admissionRateMin);
+  const rateMax = Number(form.admissionRateMax);
+  const pow = wholeNumber(form.powDifficulty);
   if (form.waitingRoom) {
     if (!(rate > 0)) errors.push('Admission rate must be above 0 per second.');
     if (shoppers === null || shoppers < 1) errors.push('Max active shoppers must be at least 1.');
+    if (form.admissionMode === 'adaptive') {
+      if (!(rateMin > 0) || !(rateMax > 0)) errors.push('Adaptive mode needs a minimum and a maximum rate above 0.');
+      else if (rateMin > rateMax) errors.push('The minimum rate must not exceed the maximum.');
+    }
+    if (pow === null || pow > MAX_POW_DIFFICULTY) errors.push(`Proof-of-work difficulty is a whole number from 0 to ${MAX_POW_DIFFICULTY} bits.`);
   }
   const holdTtl = form.holdTtl.trim() === '' ? null : wholeNumber(form.holdTtl);
   if (holdTtl !== null && (holdTtl < 10 || holdTtl > 3600)) errors.push('Hold time must be 10–3600 seconds.');
@@ -146,6 +167,12 @@ export function buildEvent(form: EventForm): Built {
   if (form.waitingRoom) {
     spec.admission_rate = rate;
     spec.max_active_shoppers = shoppers ?? 1;
+    spec.admission_mode = form.admissionMode;
+    if (form.admissionMode === 'adaptive') {
+      spec.admission_rate_min = rateMin;
+      spec.admission_rate_max = rateMax;
+    }
+    spec.pow_difficulty = pow ?? 0;
   }
   if (holdTtl !== null) spec.hold_ttl_s = holdTtl;
   if (perUser !== null) spec.max_seats_per_user = perUser;

@@ -8,7 +8,7 @@ import type { EventDetail, EventPatch, EventSummary } from '../shared/types';
 import type { AdminApi } from './api';
 
 export type AdminEvent = EventSummary &
-  Pick<EventDetail, 'admission_rate' | 'max_active_shoppers' | 'admission_mode' | 'admission_rate_min' | 'admission_rate_max'>;
+  Pick<EventDetail, 'admission_rate' | 'max_active_shoppers' | 'admission_mode' | 'admission_rate_min' | 'admission_rate_max' | 'pow_difficulty'>;
 
 function strip(detail: EventDetail): AdminEvent {
   const { layout: _layout, ...rest } = detail;

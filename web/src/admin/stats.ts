@@ -19,6 +19,38 @@ export interface Sample {
   waiting: number;
   admittedPerMin: number;
   admissionRate: number;
+  /** Users who left or timed out (admissions lapsed unused), cumulative, every event. */
+  abandoned: number;
+}
+
+export interface WaitHistogram {
+  /** One label per bucket, its upper edge ("10s", "1m" … ">1h"). */
+  labels: string[];
+  counts: number[];
+}
+
+function duration(seconds: number): string {
+  return seconds < 60 ? `${seconds}s` : seconds < 3600 ? `${seconds / 60}m` : `${seconds / 3600}h`;
+}
+
+/** Time to admission over every event's waiting room (the server's buckets, summed). */
+export function waitHistogram(stats: Stats | null): WaitHistogram {
+  let edges: number[] = [];
+  let counts: number[] = [];
+  for (const event of stats?.events ?? []) {
+    const hist = event.queue?.time_to_admission;
+    if (!hist) continue;
+    if (edges.length === 0) {
+      edges = hist.edges_s;
+      counts = hist.counts.map(() => 0);
+    }
+    hist.counts.forEach((n, i) => {
+      if (i < counts.length) counts[i] = (counts[i] ?? 0) + n;
+    });
+  }
+  const last = edges[edges.length - 1];
+  const labels = [...edges.map(duration), ...(last === undefined ? [] : [`>${duration(last)}`])];
+  return { labels, counts };
 }
 
 interface StatsState {
@@ -53,6 +85,7 @@ export function pollStats(api: AdminApi): () => void {
             waiting: stats.events.reduce((sum, e) => sum + (e.queue?.waiting ?? 0), 0),
             admittedPerMin: stats.events.reduce((sum, e) => sum + (e.queue?.admitted_per_min ?? 0), 0),
             admissionRate: stats.events.reduce((sum, e) => sum + (e.queue?.admission_rate ?? 0), 0),
+            abandoned: stats.events.reduce((sum, e) => sum + (e.queue?.abandoned ?? 0), 0),
           },
         ].slice(-HISTORY),
       }));

@@ -207,6 +207,12 @@ export interface EventCreate {
   waiting_room?: boolean;
   admission_rate?: number;
   max_active_shoppers?: number;
+  /** `adaptive`: the rate follows the booking core's health between min and max. */
+  admission_mode?: AdmissionMode;
+  admission_rate_min?: number;
+  admission_rate_max?: number;
+  /** Joining costs a proof of work of this many leading zero bits (0: none). */
+  pow_difficulty?: number;
   hold_ttl_s?: number;
   max_seats_per_user?: number;
   /** `accessible`, `companion`: seat ids of wheelchair spaces and of companion seats. */
@@ -215,6 +221,7 @@ export interface EventCreate {
 
 export interface EventPatch {
   status?: EventStatus;
+  pow_difficulty?: number;
   admission_mode?: AdmissionMode;
   admission_rate_min?: number;
   admission_rate_max?: number;
@@ -234,6 +241,10 @@ export interface QueueStats {
   /** Admissions per second now, and why (`fixed`, `within budget`, the signal over budget…). */
   admission_rate?: number | null;
   rate_reason?: string | null;
+  /** Admissions that lapsed unused (users who left or timed out), since the queue began. */
+  abandoned?: number;
+  /** Time to admission: admissions per bucket; `counts` has one more bucket than `edges_s`. */
+  time_to_admission?: { edges_s: number[]; counts: number[] } | null;
 }
 
 export interface EventStats {

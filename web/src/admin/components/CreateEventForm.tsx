@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { describeError } from '../../shared/http';
 import type { EventStatus } from '../../shared/types';
 import type { AdminApi } from '../api';
-import { buildEvent, defaultForm, seatCount, type EventForm, type SectionRow, type TierRow } from '../eventForm';
+import { buildEvent, defaultForm, MAX_POW_DIFFICULTY, seatCount, type EventForm, type SectionRow, type TierRow } from '../eventForm';
 import { useEvents } from '../events';
 
 /** POST /api/admin/events from a form: tiers, then sections × rows × seats. */
@@ -111,7 +111,7 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
           <legend>Waiting room</legend>
           <div className="row">
             <label className="toggle">
-              <input type="checkbox" checked={form.waitingRoom} onChange={(e) => set('waitingRoom', e.target.checked)} />
+              <input type="checkbox" checked={form.waitingRoom} data-testid="create-waiting-room" onChange={(e) => set('waitingRoom', e.target.checked)} />
               Queue buyers before they can hold seats
             </label>
             <label className="field field--narrow">
@@ -121,6 +121,36 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
             <label className="field field--narrow">
               <span className="field__label">Max shoppers</span>
               <input type="number" min="1" value={form.maxActiveShoppers} disabled={!form.waitingRoom} onChange={(e) => set('maxActiveShoppers', e.target.value)} />
+            </label>
+          </div>
+          <div className="row">
+            <label className="field field--narrow">
+              <span className="field__label">Mode</span>
+              <select
+                value={form.admissionMode}
+                disabled={!form.waitingRoom}
+                data-testid="create-admission-mode"
+                onChange={(e) => set('admissionMode', e.target.value === 'adaptive' ? 'adaptive' : 'fixed')}
+              >
+                <option value="fixed">Fixed rate</option>
+                <option value="adaptive">Adaptive (follows health)</option>
+              </select>
+            </label>
+            {form.admissionMode === 'adaptive' && (
+              <>
+                <label className="field field--narrow">
+                  <span className="field__label">Min / s</span>
+                  <input type="number" min="0.01" step="any" value={form.admissionRateMin} disabled={!form.waitingRoom} data-testid="create-admission-rate-min" onChange={(e) => set('admissionRateMin', e.target.value)} />
+                </label>
+                <label className="field field--narrow">
+                  <span className="field__label">Max / s</span>
+                  <input type="number" min="0.01" step="any" value={form.admissionRateMax} disabled={!form.waitingRoom} data-testid="create-admission-rate-max" onChange={(e) => set('admissionRateMax', e.target.value)} />
+                </label>
+              </>
+            )}
+            <label className="field field--narrow">
+              <span className="field__label">Proof of work (bits)</span>
+              <input type="number" min="0" max={MAX_POW_DIFFICULTY} step="1" value={form.powDifficulty} disabled={!form.waitingRoom} data-testid="create-pow-difficulty" onChange={(e) => set('powDifficulty', e.target.value)} />
             </label>
           </div>
         </fieldset>

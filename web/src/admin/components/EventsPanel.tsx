@@ -20,11 +20,13 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
   const [mode, setMode] = useState(event.admission_mode ?? 'fixed');
   const [rateMin, setRateMin] = useState(String(event.admission_rate_min ?? 1));
   const [rateMax, setRateMax] = useState(String(event.admission_rate_max ?? 100));
+  const [pow, setPow] = useState(String(event.pow_difficulty ?? 0));
   useEffect(() => {
     setMode(event.admission_mode ?? 'fixed');
     setRateMin(String(event.admission_rate_min ?? 1));
     setRateMax(String(event.admission_rate_max ?? 100));
-  }, [event.admission_mode, event.admission_rate_min, event.admission_rate_max]);
+    setPow(String(event.pow_difficulty ?? 0));
+  }, [event.admission_mode, event.admission_rate_min, event.admission_rate_max, event.pow_difficulty]);
 
   // Show the server's values again after each change comes back.
   useEffect(() => {
@@ -44,6 +46,7 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
       admission_mode: mode,
       admission_rate_min: Number(rateMin),
       admission_rate_max: Number(rateMax),
+      pow_difficulty: Number(pow),
     });
   };
 
@@ -121,6 +124,10 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
           <label className="field field--inline">
             <span className="field__label">Max shoppers</span>
             <input type="number" min="1" step="1" value={shoppers} onChange={(e) => setShoppers(e.target.value)} data-testid={`max-shoppers-${event.id}`} />
+          </label>
+          <label className="field field--inline">
+            <span className="field__label">Proof of work (bits)</span>
+            <input type="number" min="0" max="32" step="1" value={pow} onChange={(e) => setPow(e.target.value)} data-testid={`pow-difficulty-${event.id}`} />
           </label>
           <button type="submit" className="button button--small" disabled={busy} data-testid={`save-pacing-${event.id}`}>
             Save pacing

@@ -2,7 +2,7 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-import type { Sample } from '../stats';
+import type { Sample, WaitHistogram } from '../stats';
 
 interface Series {
   label: string;
@@ -46,9 +46,48 @@ function Chart({ title, series, history, testId }: { title: string; series: Seri
   return <div className="queue-chart" ref={box} data-testid={testId} />;
 }
 
-/** Waiting-room analytics: people waiting, and admissions per minute beside the admission rate
- *  (adaptive mode moves it), over the last two minutes. */
-export function QueueCharts({ history }: { history: Sample[] }) {
+/** The time-to-admission histogram (uPlot bars): admissions per waiting-time bucket. */
+function WaitChart({ histogram }: { histogram: WaitHistogram }) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const labels = useRef<string[]>(histogram.labels);
+  labels.current = histogram.labels;
+  const data = (): uPlot.AlignedData => [histogram.counts.map((_, i) => i), histogram.counts];
+
+  useEffect(() => {
+    if (!box.current) return;
+    const width = box.current.clientWidth || 480;
+    const bars = uPlot.paths.bars?.({ size: [0.7, 60] });
+    plot.current = new uPlot(
+      {
+        title: 'Time to admission',
+        width,
+        height: 180,
+        scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.5, hi + 0.5] } },
+        series: [{ label: 'waited', value: (_u, v) => (v == null ? '--' : (labels.current[v] ?? '')) }, { label: 'admitted', stroke: '#7c3aed', fill: 'rgba(124, 58, 237, 0.35)', width: 1, paths: bars, points: { show: false } }],
+        axes: [{ splits: () => labels.current.map((_, i) => i), values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (labels.current[t] ?? '') : '')) }, { size: 50 }],
+      },
+      data(),
+      box.current,
+    );
+    return () => {
+      plot.current?.destroy();
+      plot.current = null;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    plot.current?.setData(data());
+  });
+
+  return <div className="queue-chart" ref={box} data-testid="chart-time-to-admission" />;
+}
+
+/** Waiting-room analytics: people waiting, admissions per minute beside the admission rate
+ *  (adaptive mode moves it), abandonment (users who left or timed out) over the last two
+ *  minutes, and how long admitted users waited (a histogram since the queues began). */
+export function QueueCharts({ history, histogram }: { history: Sample[]; histogram: WaitHistogram }) {
   return (
     <div className="queue-charts">
       <Chart title="Waiting" testId="chart-waiting" history={history} series={[{ label: 'waiting', value: (s) => s.waiting, stroke: '#2563eb' }]} />
@@ -61,6 +100,8 @@ export function QueueCharts({ history }: { history: Sample[] }) {
           { label: 'rate / s', value: (s) => s.admissionRate, stroke: '#d97706' },
         ]}
       />
+      <Chart title="Abandonment" testId="chart-abandonment" history={history} series={[{ label: 'left or timed out', value: (s) => s.abandoned, stroke: '#dc2626' }]} />
+      <WaitChart histogram={histogram} />
     </div>
   );
 }

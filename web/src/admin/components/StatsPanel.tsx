@@ -1,4 +1,4 @@
-import { useStats } from '../stats';
+import { useStats, waitHistogram } from '../stats';
 import { QueueCharts } from './QueueCharts';
 import { Sparkline } from './Sparkline';
 
@@ -41,7 +41,7 @@ export function StatsPanel() {
         <div className="chart__title small muted">Sales per minute, last 2 minutes</div>
         <Sparkline values={history.map((s) => s.salesPerMin)} label="Sales per minute" />
       </div>
-      <QueueCharts history={history} />
+      <QueueCharts history={history} histogram={waitHistogram(latest)} />
       {latest && latest.events.length > 0 && (
         <div className="table-wrap">
           <table className="table">
