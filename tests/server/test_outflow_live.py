@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from concert_hub_client import connect as connect_core
 from concert_hub_client.sdk import connect
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
 from tests.redis_server import RedisServer
@@ -148,46 +147,44 @@ async def test_a_cluster_admits_at_one_rate_that_the_slow_node_brings_down(
     for node in (a, b):
         status, _ = rest(node, "POST", f"/api/events/{watched}/queue", token=node.token("fan"))
         assert status == 200
-    heard: dict[str, asyncio.Queue[dict[str, Any]]] = {"a": asyncio.Queue(), "b": asyncio.Queue()}
-
-    async def until(node: str, accept: Callable[[dict[str, Any]], bool], what: str
-                    ) -> dict[str, Any]:  # fmt: skip
-        deadline = time.monotonic() + PATIENCE_S
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"not within {PATIENCE_S}s on node {node}: {what}"
-            with contextlib.suppress(TimeoutError):
-                got = await asyncio.wait_for(heard[node].get(), left)
-                if accept(got):
-                    return got
-
     stop = threading.Event()
     loader = threading.Thread(target=keep_holding, args=(a, plain, stop), daemon=True)
-    clients = [
-        await connect_core(node.ws_url, passcode=node.token("watcher"),
-                      on_message=lambda m, n=name: heard[n].put_nowait(json.loads(m.body)))
-        for name, node in (("a", a), ("b", b))
-    ]  # fmt: skip
-    try:
-        for client in clients:
-            await client.subscribe(f"/topic/events/{watched}/queue", "stats")
-        loader.start()
-        await until("b", lambda m: m["rate_reason"] == "at maximum", "the top rate, healthy")
-        delay.write_text("400")
-        slow = await until("b", lambda m: m["rate"] <= 10, "node B's rate falling")
-        assert "hold p99" in slow["rate_reason"], slow  # node A's trouble, decided for both
-        on_a = await until("a", lambda m: m["rate"] <= 10, "node A's rate falling")
-        assert "hold p99" in on_a["rate_reason"], on_a
-        delay.write_text("0")
-        await until("b", lambda m: m["rate"] >= 20, "node B's rate recovering")
-        # The admin stats of both nodes name the same rate for the event.
-        rates = []
-        for node in (a, b):
-            stats = rest(node, "GET", "/api/admin/stats", token=node.token("admin", "admin"))[1]
-            queue = next(e for e in stats["events"] if e["event_id"] == watched)["queue"]
-            rates.append(queue["admission_rate"])
-        assert abs(rates[0] - rates[1]) <= 2, rates  # one rate (a step apart at most)
-    finally:
-        stop.set()
-        await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
-        loader.join(timeout=10)
+    async with contextlib.AsyncExitStack() as opened:
+        heard = {}
+        for name, node in (("a", a), ("b", b)):
+            client = await opened.enter_async_context(
+                connect(node.ws_url, token=node.token("watcher"))
+            )
+            heard[name] = await client.subscribe(f"/topic/events/{watched}/queue")
+
+        async def until(node: str, accept: Callable[[dict[str, Any]], bool], what: str
+                        ) -> dict[str, Any]:  # fmt: skip
+            deadline = time.monotonic() + PATIENCE_S
+            while True:
+                left = deadline - time.monotonic()
+                assert left > 0, f"not within {PATIENCE_S}s on node {node}: {what}"
+                with contextlib.suppress(TimeoutError):
+                    got = json.loads((await heard[node].get(timeout=left)).body)
+                    if accept(got):
+                        return dict(got)
+
+        try:
+            loader.start()
+            await until("b", lambda m: m["rate_reason"] == "at maximum", "the top rate, healthy")
+            delay.write_text("400")
+            slow = await until("b", lambda m: m["rate"] <= 10, "node B's rate falling")
+            assert "hold p99" in slow["rate_reason"], slow  # node A's trouble, decided for both
+            on_a = await until("a", lambda m: m["rate"] <= 10, "node A's rate falling")
+            assert "hold p99" in on_a["rate_reason"], on_a
+            delay.write_text("0")
+            await until("b", lambda m: m["rate"] >= 20, "node B's rate recovering")
+            # The admin stats of both nodes name the same rate for the event.
+            rates = []
+            for node in (a, b):
+                stats = rest(node, "GET", "/api/admin/stats", token=node.token("admin", "admin"))[1]
+                queue = next(e for e in stats["events"] if e["event_id"] == watched)["queue"]
+                rates.append(queue["admission_rate"])
+            assert abs(rates[0] - rates[1]) <= 2, rates  # one rate (a step apart at most)
+        finally:
+            stop.set()
+            loader.join(timeout=10)
