@@ -428,7 +428,10 @@ _LAPSED = (
 
 
 async def lapse_hold(engine: AsyncEngine, hold_id: str) -> bool:
-    """Mark a lapsed hold expired, its seats still its own; ``False`` if another node did."""
+    """Mark a lapsed hold expired, its seats still its own; ``False`` if another node did.
+
+    It expired like any other, so integrations hear ``hold.expired`` as from
+    :func:`reap_expired`; what the queue is offered next is a new hold of its own."""
 
     async def work(conn: AsyncConnection) -> bool:
         done = await conn.execute(
@@ -436,7 +439,17 @@ async def lapse_hold(engine: AsyncEngine, hold_id: str) -> bool:
             .where(holds.c.id == hold_id, holds.c.status == "active")
             .values(status="expired")
         )
-        return bool(done.rowcount == 1)
+        if done.rowcount != 1:
+            return False
+        hold = await get_hold(conn, hold_id)
+        kept = await conn.execute(
+            select(seats.c.seat_id).where(seats.c.hold_id == hold_id, seats.c.order_id.is_(None))
+        )
+        await integration.record(conn, integration.HOLD_EXPIRED, hold_id, {
+            "hold_id": hold_id, "event_id": hold.event_id, "user_id": hold.user_id,
+            "seats": [r.seat_id for r in kept],
+        })  # fmt: skip
+        return True
 
     return await in_transaction(engine, work)
 

@@ -225,18 +225,55 @@ async def test_an_expired_hold_reaches_the_holds_queue_once_through_the_sdk(
     make_server: Callable[..., ServerProcess], migrated_database: str
 ) -> None:
     node = make_server(database_url=migrated_database, outbox_poll_s=0.2)
-    admin = node.token("root", "admin")
-    status, created = await asyncio.to_thread(
-        rest, node, "POST", "/api/admin/events", event_body(hold_ttl_s=10), token=admin
-    )
-    assert status == 201, created
-    event_id = int(created["id"])
+    event_id = await create_lapsing_event(node)
     user = unique("lapser")
     hold_id = await asyncio.to_thread(hold, node, event_id, user, ["S-A-1", "S-A-2"])
+    # Nobody pays: the hold lapses after its 10 s and the reaper expires it.
+    await expect_expired_once(node, event_id, user, hold_id)
+
+
+async def test_an_expired_hold_in_a_waiting_room_sale_is_published_too(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    """With a waiting room a lapsed hold's seats are first offered to the queue (another
+    path than the reaper's); integrations hear of the expiry all the same."""
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2)
+    event_id = await create_lapsing_event(node, waiting_room=True, admission_rate=50)
+    user = unique("lapser")
+    queue = f"/api/events/{event_id}/queue"
+    status, joined = await asyncio.to_thread(rest, node, "POST", queue, token=node.token(user))
+    assert status == 200, joined
+
+    def admitted() -> str | None:
+        me = rest(node, "GET", f"{queue}/me", token=node.token(user))[1]
+        return me.get("admission_token") if me.get("state") == "admitted" else None
+
+    token = await asyncio.to_thread(wait_until, admitted, 30, "admitted")
+    status, placed = await asyncio.to_thread(
+        rest, node, "POST", f"/api/events/{event_id}/holds", {"seats": ["S-A-1", "S-A-2"]},
+        token=node.token(user), headers={"X-Admission-Token": token},
+    )  # fmt: skip
+    assert status == 201, placed
+    await expect_expired_once(node, event_id, user, placed["hold_id"])
+
+
+async def create_lapsing_event(node: ServerProcess, **overrides: Any) -> int:
+    """An event on sale whose holds lapse after 10 s."""
+    body = event_body(hold_ttl_s=10, **overrides)
+    admin = node.token("root", "admin")
+    status, created = await asyncio.to_thread(
+        rest, node, "POST", "/api/admin/events", body, token=admin
+    )
+    assert status == 201, created
+    return int(created["id"])
+
+
+async def expect_expired_once(node: ServerProcess, event_id: int, user: str, hold_id: str) -> None:
+    """``hold_id`` lapses: one ``hold.expired`` with the documented payload on the holds
+    queue, never again, and its seats free."""
     consumer = node.token(unique("erp"), "integration")
     async with sdk.connect(node.ws_url, token=consumer) as client:
         holds = await client.subscribe(HOLDS, ack="client-individual")
-        # Nobody pays: the hold lapses after its 10 s and the reaper expires it.
         message = await holds.get(timeout=60)
         event = json.loads(message.body)
         assert event == {
@@ -259,5 +296,9 @@ async def test_an_expired_hold_reaches_the_holds_queue_once_through_the_sdk(
         with contextlib.suppress(TimeoutError):
             extra = await holds.get(timeout=2)
             raise AssertionError(f"the acknowledged event came again: {extra.body!r}")
-    status, seats = await asyncio.to_thread(rest, node, "GET", f"/api/events/{event_id}/seats")
-    assert {seat: s for seat, s in seats["seats"]}["S-A-1"] == "available"
+
+    def freed() -> bool:
+        seats = rest(node, "GET", f"/api/events/{event_id}/seats")[1]
+        return {seat: s for seat, s in seats["seats"]}["S-A-1"] == "available"
+
+    await asyncio.to_thread(wait_until, freed, 30, "the lapsed seats free again")
