@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, update
 
 from booking import core
@@ -20,6 +21,7 @@ from booking.payments import TestGateway
 from booking.schema import events, orders, tickets
 from booking.ticket_keys import ticket_id
 from booking.tickets import TicketSigner
+from server.database import make_engine
 from tests.booking.conftest import VISA, build_service, buy, event_spec, rendered, rows
 from tests.conftest import SECRET
 
@@ -191,6 +193,64 @@ async def test_two_gates_interleaved_admit_every_ticket_once(service: BookingCor
     assert (progress.sold, progress.scanned) == (tickets, tickets)
     assert sum(progress.by_gate.values()) == tickets
     assert sum(n for _, n in progress.per_minute) == tickets
+
+
+async def test_two_nodes_racing_admit_each_ticket_once(
+    service: BookingCore, database_url: str
+) -> None:
+    """Each node groups its own scans into shared transactions; only the database keeps the
+    nodes apart: every ticket scanned at four gates on two nodes at once is let in once, and the
+    gates that lost name the gate that won."""
+    if service.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite is one node's database")
+    other_engine = make_engine(database_url)
+    try:
+        other = build_service(other_engine)
+        event = await big_event(service, 300)
+        codes = await issue_directly(service, event, 300)
+        scans = [
+            (node, code, f"{name}-{lane}")
+            for code in codes
+            for node, name in ((service, "A"), (other, "B"))
+            for lane in range(2)
+        ]
+        results = await asyncio.gather(
+            *(node.door.redeem(event.id, code, gate, gate) for node, code, gate in scans)
+        )
+    finally:
+        await other_engine.dispose()
+    winners: dict[str, str] = {}
+    for (_, code, gate), result in zip(scans, results, strict=True):
+        if result.admitted:
+            assert code not in winners, "a ticket let in twice"
+            winners[code] = gate
+    assert set(winners) == set(codes)
+    for (_, code, _), result in zip(scans, results, strict=True):
+        if not result.admitted:
+            assert result.reason is Reason.ALREADY_USED
+            assert result.used_gate == winners[code]
+    found = await rows(service.engine, tickets, tickets.c.event_id == event.id)
+    assert {r.code: r.admitted_gate for r in found} == winners
+    progress = await service.door.progress(event.id)
+    assert (progress.scanned, sum(progress.by_gate.values())) == (300, 300)
+
+
+async def test_one_code_scanned_at_two_gates_at_once_names_the_winner(
+    service: BookingCore,
+) -> None:
+    event = await big_event(service, 100)
+    codes = await issue_directly(service, event, 60)
+    results = await asyncio.gather(
+        *(service.door.redeem(event.id, code, gate, gate) for code in codes
+          for gate in ("North", "South"))
+    )  # fmt: skip
+    for pair in zip(results[::2], results[1::2], strict=True):
+        won = [r for r in pair if r.admitted]
+        lost = [r for r in pair if not r.admitted]
+        assert len(won) == 1 and won[0].holder == "crowd@example.com"
+        assert lost[0].reason is Reason.ALREADY_USED
+        assert lost[0].used_gate == ("North", "South")[pair.index(won[0])]
+        assert lost[0].seat_id == won[0].seat_id and lost[0].used_at is not None
 
 
 async def sync_state(service: BookingCore, event_id: int, codes: list[str]) -> Any:
