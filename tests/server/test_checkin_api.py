@@ -7,14 +7,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tests.conftest import ServerProcess
+from server.auth import AuthenticationFailed, Role, TokenAuthority
+from tests.conftest import SECRET, ServerProcess
 from tests.server.stomp_clients import Clients, unique
 from tests.server.test_rest_api import Api, assert_problem, iso
 
@@ -108,6 +111,8 @@ def test_only_scanners_scan_and_revoked_ones_no_longer(api: Api, event: dict[str
     listed = api.get("/api/admin/scanners", token=api.admin()).json()
     assert scanner["id"] in [s["id"] for s in listed]
     assert all("token" not in s or s["token"] is None for s in listed)
+    # the node has verified (and remembers) the token before it is revoked
+    assert scan(api, scanner["token"], "not-a-code")["result"] == "forged"
     revoked = api.post(f"/api/admin/scanners/{scanner['id']}/revoke", token=api.admin())
     assert revoked.status == 200 and revoked.json()["revoked_at"] is not None
     assert_problem(api.post("/api/checkin", {"code": code}, token=scanner["token"]), 401)
@@ -239,3 +244,18 @@ def test_admins_watch_checkin_progress_over_stomp(api: Api, event: dict[str, Any
         assert latest["per_minute"][-1]["admitted"] + latest["per_minute"][-2]["admitted"] == 2
     finally:
         opened.close_all()
+
+
+def test_a_remembered_token_still_expires_and_is_still_revoked() -> None:
+    tokens = TokenAuthority(SECRET)
+    token = tokens.issue("scn_1", Role.SCANNER, 1, version=1, gate="North")
+    assert tokens.verify(token).gate == "North"
+    assert tokens.verify(token).gate == "North"  # remembered
+    tokens.versions["scn_1"] = 2
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        tokens.verify(token)
+    del tokens.versions["scn_1"]
+    while time.time() < int(jwt.decode(token, options={"verify_signature": False})["exp"]):
+        time.sleep(0.05)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        tokens.verify(token)
