@@ -87,6 +87,10 @@ class SyncOut(BaseModel):
     results: list[SyncItemOut]
     admitted: int
     conflicts: int
+    void: int = Field(
+        description="tickets let in offline whose order had been cancelled: recorded, not "
+        "counted as scanned (the scanner tells the door staff)"
+    )
 
 
 class PublicKeyOut(BaseModel):
@@ -257,6 +261,7 @@ async def sync(request: web.Request, principal: Principal) -> web.Response:
             results=results,
             admitted=sum(r.outcome == "admitted" for r in results),
             conflicts=sum(r.outcome == "conflict" for r in results),
+            void=sum(r.outcome == "void" for r in results),
         )
     )
 

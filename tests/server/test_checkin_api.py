@@ -187,6 +187,33 @@ def test_offline_sync_in_either_order_ends_the_same(api: Api) -> None:
     assert finals[0] == finals[1]
 
 
+def test_a_ticket_voided_while_the_scanner_was_offline_is_not_counted(
+    api: Api, event: dict[str, Any]
+) -> None:
+    eid = event["id"]
+    (kept,) = buy(api, eid, ["A-C-1"])
+    _, token = api.user()
+    hold = api.hold(eid, token, ["A-C-2"]).json()
+    order = api.checkout(hold["hold_id"], token).json()
+    voided = order["tickets"][0]["code"]
+    scanner = mint(api, "Dock", eid)["token"]
+    # the scanner, offline, lets both in; meanwhile the second order is cancelled
+    assert api.post(f"/api/orders/{order['order_id']}/cancel", token=token).status == 200
+    now = datetime.now(UTC)
+    upload = [{"code": kept, "at": iso(now - timedelta(seconds=30))},
+              {"code": voided, "at": iso(now - timedelta(seconds=20))}]  # fmt: skip
+    reply = api.post(f"/api/checkin/events/{eid}/sync", {"redemptions": upload}, token=scanner)
+    assert reply.status == 200, reply
+    synced = reply.json()
+    assert [r["outcome"] for r in synced["results"]] == ["admitted", "void"]
+    assert (synced["admitted"], synced["void"], synced["conflicts"]) == (1, 1, 0)
+    progress = api.get(f"/api/admin/events/{eid}/checkin", token=api.admin()).json()
+    assert (progress["sold"], progress["scanned"]) == (1, 1)
+    assert progress["by_gate"] == {"Dock": 1}
+    assert sum(m["admitted"] for m in progress["per_minute"]) == 1
+    assert scan(api, scanner, voided)["result"] == "void"
+
+
 def test_reentry_and_key_rotation(api: Api, event: dict[str, Any]) -> None:
     eid = event["id"]
     admin = api.admin()
