@@ -34,10 +34,19 @@ interface Shown {
   at: number;
 }
 
+interface SyncAnswer {
+  admitted: number;
+  conflicts: number;
+  void: number;
+  results: { ticket_id: string; outcome: string }[];
+}
+
 interface Queued {
   code: string;
   at: string;
   ticketId: string;
+  /** The seat the code names (for telling the door staff about it later). */
+  seat?: string;
 }
 
 /** The same code is read again only after it was out of view this long. */
@@ -102,6 +111,7 @@ export function ScanApp() {
   const [online, setOnline] = useState(navigator.onLine);
   const [shown, setShown] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [camera, setCamera] = useState<string>('starting');
   const [manual, setManual] = useState('');
   const usedHere = useRef(new Set<string>());
@@ -145,13 +155,21 @@ export function ScanApp() {
     syncing.current = true;
     try {
       const batch = pending.slice(0, 2000);
-      await requestJson('POST', `/api/checkin/events/${eventId}/sync`, {
+      const answer = await requestJson<SyncAnswer>('POST', `/api/checkin/events/${eventId}/sync`, {
         token,
         body: { redemptions: batch.map((q) => ({ code: q.code, at: q.at })) },
         timeoutMs: 15_000,
       });
       const sent = new Set(batch.map((q) => q.ticketId + q.at));
       setQueued(queueRef.current.filter((q) => !sent.has(q.ticketId + q.at)));
+      if (answer.void > 0) {
+        // let in offline, but the order had been cancelled meanwhile: not counted as scanned
+        const seats = batch.filter((q) => answer.results.some((r) => r.ticket_id === q.ticketId && r.outcome === 'void'));
+        setNotice(
+          `${answer.void} ticket${answer.void === 1 ? '' : 's'} let in offline ${answer.void === 1 ? 'was' : 'were'} void ` +
+            `(order cancelled), not counted${seats.length ? `: seat ${seats.map((q) => q.seat ?? q.ticketId).join(', ')}` : ''}`,
+        );
+      }
       setOnline(true);
       await refreshList();
     } catch (caught) {
@@ -217,7 +235,7 @@ export function ScanApp() {
       const verdict = await verifyOffline(code, eventId, cached, usedHere.current);
       if (verdict.reason === 'admitted') {
         usedHere.current.add(verdict.ticketId);
-        setQueued([...queueRef.current, { code, at: new Date().toISOString(), ticketId: verdict.ticketId }]);
+        setQueued([...queueRef.current, { code, at: new Date().toISOString(), ticketId: verdict.ticketId, seat: verdict.seatId }]);
       }
       show({ reason: verdict.reason, seat: verdict.seatId, offline: true });
     },
@@ -396,6 +414,14 @@ export function ScanApp() {
       {error && (
         <p role="alert" data-testid="scan-error">
           {error}
+        </p>
+      )}
+      {notice && (
+        <p role="status" className="scan-notice" data-testid="scan-notice">
+          {notice}{' '}
+          <button type="button" onClick={() => setNotice(null)}>
+            OK
+          </button>
         </p>
       )}
       <form
