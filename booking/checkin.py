@@ -54,7 +54,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 #: Most online scans one group-commit transaction redeems.
 BATCH_MAX = 200
 #: Group-commit transactions one node runs at once (scans arriving meanwhile wait for the next).
-BATCHES_IN_FLIGHT = 2
+BATCHES_IN_FLIGHT = 1
 
 
 class Reason(StrEnum):
