@@ -330,8 +330,9 @@ async def rotate_ticket_keys(request: web.Request, _: Principal) -> web.Response
 OPERATIONS: list[Operation] = [
     Operation("POST", "/api/checkin", scan, "Scan a ticket at the door", "check-in",
               access=Access.SCANNER, body=ScanRequest, response=ScanOut, errors=(404,),
-              description="Admits the ticket once (one atomic conditional write: of two gates "
-              "scanning one code at once exactly one admits), or says why not: `already_used` "
+              description="Admits the ticket once (the node redeems concurrent scans together, "
+              "one transaction per batch under row locks: of two gates scanning one code at "
+              "once exactly one admits), or says why not: `already_used` "
               "(`used_at`, `used_gate`), `void` (order cancelled), `wrong_event`, `forged`, "
               "`retired_key` (signed by a key rotated out, after its event). A refusal is a "
               "200: the scan was answered. `direction: out` re-arms the ticket where the event "
