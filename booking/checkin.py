@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -78,6 +78,8 @@ class Merged(StrEnum):
     WRONG_EVENT = "wrong_event"
     FORGED = "forged"
     RETIRED_KEY = "retired_key"
+    EXITED = "exited"  # an exit while inside: re-armed
+    NOT_INSIDE = "not_inside"  # an exit while not inside: recorded, nothing changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +112,21 @@ class _Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class _Step:
+    """One entry or exit of a ticket's history, as :meth:`DoorCheckIn._merge_one` replays it."""
+
+    id: int | None
+    at: datetime
+    gate: str
+    exit: bool
+
+
+@dataclass(frozen=True, slots=True)
 class OfflineScan:
     code: str
     at: datetime
+    #: An exit scan (re-entry events).
+    exit: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +369,9 @@ class DoorCheckIn:
                                       used_gate=row.admitted_gate, **details))  # fmt: skip
         return out
 
-    async def leave(self, event_id: int, code: str, gate: str) -> ScanResult:
-        """An exit scan: re-arm the ticket for re-entry (refused unless the event allows it)."""
+    async def leave(self, event_id: int, code: str, gate: str, device: str = "?") -> ScanResult:
+        """An exit scan: re-arm the ticket for re-entry (refused unless the event allows it).
+        The exit is on record (``redemptions.exit``), so offline uploads merge around it."""
         if not await self.reentry(event_id):
             raise InvalidRequest("this event has no re-entry: exit scans are off")
         now = utcnow()
@@ -374,6 +389,13 @@ class DoorCheckIn:
                 )
                 .values(admitted_at=None, admitted_gate=None, rearmed_at=now)
             )
+            if done.rowcount == 1:
+                await conn.execute(
+                    insert(redemptions).values(
+                        event_id=event_id, code=code, gate=gate, device=device, at=now,
+                        offline=False, exit=True,
+                    )
+                )  # fmt: skip
         reason = Reason.EXITED if done.rowcount == 1 else Reason.NOT_INSIDE
         self.hooks.ticket_scanned(event_id, reason.value)
         return ScanResult(reason, event_id, tid, seat_id=claim.seat_id, used_gate=gate)
@@ -383,11 +405,15 @@ class DoorCheckIn:
     async def merge(
         self, event_id: int, gate: str, device: str, scans: list[OfflineScan]
     ) -> list[MergeOutcome]:
-        """Merge redemptions a scanner made offline: the earliest redemption of a ticket wins,
-        whatever the order of uploads; the others are recorded (conflicts)."""
+        """Merge redemptions (entries and exits) a scanner made offline: a ticket's entries and
+        exits are replayed in time order, whatever the order of uploads — an entry while the
+        holder is outside lets them in, one while they are inside is a conflict, an exit while
+        inside re-arms the ticket; every one is recorded."""
         if len(scans) > MAX_UPLOAD:
             raise InvalidRequest(f"at most {MAX_UPLOAD} redemptions per upload")
         await self.inventory.event(event_id)
+        if any(scan.exit for scan in scans) and not await self.reentry(event_id):
+            raise InvalidRequest("this event has no re-entry: exit scans are off")
         now = utcnow()
         out: list[MergeOutcome] = []
         for scan in scans:
@@ -397,46 +423,74 @@ class DoorCheckIn:
             if isinstance(claim, Reason):
                 out.append(MergeOutcome(tid, Merged(claim.value)))
                 continue
-            out.append(MergeOutcome(tid, await self._merge_one(event_id, scan.code, gate,
-                                                              device, at)))  # fmt: skip
+            merged = await self._merge_one(event_id, scan.code, gate, device, at, exit=scan.exit)
+            out.append(MergeOutcome(tid, merged))
         for item in out:
             self.hooks.ticket_scanned(event_id, item.outcome.value)
         return out
 
     async def _merge_one(
-        self, event_id: int, code: str, gate: str, device: str, at: datetime
+        self, event_id: int, code: str, gate: str, device: str, at: datetime, *, exit: bool
     ) -> Merged:
         async def work(conn: AsyncConnection) -> Merged:
-            exists = await conn.execute(
-                select(tickets.c.status).where(
-                    tickets.c.code == code, tickets.c.event_id == event_id
-                )
+            found = await conn.execute(
+                select(tickets.c.status, tickets.c.rearmed_at)
+                .where(tickets.c.code == code, tickets.c.event_id == event_id)
+                .with_for_update()  # one merge of a ticket at a time: the replay sees all
             )
-            row = exists.first()
+            row = found.first()
             if row is None:
                 return Merged.FORGED
-            await conn.execute(
+            added = await conn.execute(
                 insert(redemptions).values(
-                    event_id=event_id, code=code, gate=gate, device=device, at=at, offline=True
+                    event_id=event_id, code=code, gate=gate, device=device, at=at,
+                    offline=True, exit=exit,
                 )
-            )
+            )  # fmt: skip
             if row.status != "valid":
                 return Merged.VOID
-            won = await conn.execute(
-                update(tickets)
-                .where(
-                    tickets.c.code == code,
-                    tickets.c.status == "valid",
-                    or_(tickets.c.rearmed_at.is_(None), tickets.c.rearmed_at < at),
-                    or_(
-                        tickets.c.admitted_at.is_(None),
-                        tickets.c.admitted_at > at,
-                        and_(tickets.c.admitted_at == at, tickets.c.admitted_gate > gate),
-                    ),
+            assert added.inserted_primary_key is not None
+            mine = added.inserted_primary_key[0]
+            r = redemptions.c
+            steps = select(r.id, r.at, r.gate, r.exit)
+            history: list[Any] = list(
+                await conn.execute(
+                    steps.where(redemptions.c.code == code).order_by(
+                        redemptions.c.at, redemptions.c.exit, redemptions.c.gate
+                    )
                 )
-                .values(admitted_at=at, admitted_gate=gate)
             )
-            return Merged.ADMITTED if won.rowcount == 1 else Merged.CONFLICT
+            if row.rearmed_at is not None and not any(
+                h.exit and h.at == row.rearmed_at for h in history
+            ):  # an exit scanned online before exits were on record left only ``rearmed_at``
+                history.append(_Step(None, row.rearmed_at, "", True))
+                history.sort(key=lambda h: (h.at, h.exit, h.gate))
+            # replay: entries and exits in time order (at one instant, entries first)
+            inside: Any = None
+            rearmed: datetime | None = None
+            outcome = Merged.CONFLICT
+            for h in history:
+                if h.exit:
+                    took = inside is not None
+                    if took:
+                        inside, rearmed = None, h.at
+                elif took := inside is None:
+                    inside = h
+                if h.id == mine:
+                    if exit:
+                        outcome = Merged.EXITED if took else Merged.NOT_INSIDE
+                    else:
+                        outcome = Merged.ADMITTED if took else Merged.CONFLICT
+            await conn.execute(
+                update(tickets)
+                .where(tickets.c.code == code)
+                .values(
+                    admitted_at=None if inside is None else inside.at,
+                    admitted_gate=None if inside is None else inside.gate,
+                    rearmed_at=rearmed,
+                )
+            )
+            return outcome
 
         try:
             return await in_transaction(self.engine, work)
@@ -510,6 +564,7 @@ class DoorCheckIn:
                 .join(tickets, tickets.c.code == redemptions.c.code)
                 .where(
                     redemptions.c.event_id == event_id,
+                    redemptions.c.exit.is_(False),
                     tickets.c.admitted_at.is_not(None),
                     or_(tickets.c.rearmed_at.is_(None), redemptions.c.at > tickets.c.rearmed_at),
                     or_(
@@ -541,7 +596,11 @@ class DoorCheckIn:
             # a void ticket's redemption (let in offline after its order was cancelled) is on
             # record but not counted: it is not sold, so it is not scanned either
             counted = redemptions.join(tickets, tickets.c.code == redemptions.c.code)
-            valid = (redemptions.c.event_id == event_id, tickets.c.status == "valid")
+            valid = (
+                redemptions.c.event_id == event_id,
+                redemptions.c.exit.is_(False),
+                tickets.c.status == "valid",
+            )
             scanned = await conn.execute(
                 select(func.count(func.distinct(redemptions.c.code)))
                 .select_from(counted)

@@ -68,6 +68,9 @@ class ScanOut(BaseModel):
 class OfflineRedemption(Request):
     code: str = Field(min_length=1, max_length=512)
     at: AwareDatetime = Field(description="when the scanner let the holder in (its clock)")
+    direction: Literal["in", "out"] = Field(
+        default="in", description="`out`: an exit scan made offline (events with re-entry)"
+    )
 
 
 class SyncRequest(Request):
@@ -77,8 +80,9 @@ class SyncRequest(Request):
 class SyncItemOut(BaseModel):
     ticket_id: str
     outcome: str = Field(
-        description="admitted (first redemption so far), conflict (an earlier one exists: "
-        "recorded), duplicate (uploaded before), void, wrong_event, forged, retired_key"
+        description="admitted (let in: the holder was outside at that time), conflict (the "
+        "holder was inside already: recorded), duplicate (uploaded before), void, wrong_event, "
+        "forged, retired_key; for exits: exited (re-armed), not_inside"
     )
 
 
@@ -237,7 +241,7 @@ async def scan(request: web.Request, principal: Principal) -> web.Response:
     event, gate = _door(principal, wanted.event_id)
     door = request.app[BOOKING].door
     if wanted.direction == "out":
-        result = await door.leave(event, wanted.code, gate)
+        result = await door.leave(event, wanted.code, gate, user_name(principal))
     else:
         result = await door.redeem(event, wanted.code, gate, user_name(principal))
     return json_response(scan_out(result, gate))
@@ -252,7 +256,7 @@ async def checkin_list(request: web.Request, principal: Principal) -> web.Respon
 async def sync(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, SyncRequest)
     event, gate = _door(principal, event_id(request))
-    scans = [OfflineScan(r.code, to_db(r.at)) for r in wanted.redemptions]
+    scans = [OfflineScan(r.code, to_db(r.at), r.direction == "out") for r in wanted.redemptions]
     merged = await request.app[BOOKING].door.merge(event, gate, user_name(principal), scans)
     results = [SyncItemOut(ticket_id=m.ticket_id, outcome=m.outcome.value) for m in merged]
     return json_response(
@@ -346,8 +350,9 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/api/checkin/events/{event_id}/sync", sync,
               "Upload redemptions made offline", "check-in", access=Access.SCANNER,
               body=SyncRequest, response=SyncOut, errors=(404,),
-              description="The earliest redemption of a ticket wins, whatever the order "
-              "scanners sync in; any other becomes a conflict (both gates and times, "
+              description="A ticket's entries and exits (`direction: out`, re-entry events) are "
+              "replayed in time order, whatever the order scanners sync in: the earliest "
+              "entry wins, any other entry while inside becomes a conflict (both gates and times, "
               "`GET /api/admin/events/{event_id}/checkin/conflicts`). Uploading the same "
               f"redemption twice changes nothing. At most {MAX_UPLOAD} per request."),
     Operation("POST", "/api/admin/scanners", mint_scanner, "Mint a door scanner's token",

@@ -4,6 +4,7 @@ gates race for it), refusals say why, offline uploads merge to the same state in
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from booking.catalog import EventInfo
 from booking.checkin import Merged, OfflineScan, Reason
 from booking.clock import utcnow
 from booking.core import BookingCore
+from booking.errors import InvalidRequest
 from booking.holds import new_id
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.payments import TestGateway
@@ -318,6 +320,63 @@ async def test_reentry_rearms_a_ticket(service: BookingCore, event: EventInfo) -
     assert await service.door.conflicts(event.id) == []
     progress = await service.door.progress(event.id)
     assert progress.scanned == 1 and progress.by_gate == {"G": 1, "H": 1}
+
+
+async def test_offline_exits_merge_in_time_order_whatever_the_upload_order(
+    service: BookingCore,
+) -> None:
+    """In at A (t0), out at B (t1), in again at C (t2), then a second entry at A while inside
+    (t3): each scanner uploads its own scans, in every order; the replay always ends the same."""
+    start = utcnow() - timedelta(minutes=10)
+    at = [start + timedelta(seconds=s) for s in (0, 10, 20, 30)]
+    finals = []
+    for order in itertools.permutations("ABC"):
+        event = await big_event(service, 100)
+        await service.door.set_reentry(event.id, True)
+        (code,) = await issue_directly(service, event, 1)
+        uploads = {
+            "A": [OfflineScan(code, at[0]), OfflineScan(code, at[3])],
+            "B": [OfflineScan(code, at[1], exit=True)],
+            "C": [OfflineScan(code, at[2])],
+        }
+        for name in order:
+            await service.door.merge(event.id, name, f"dev-{name}", uploads[name])
+        (ticket,) = await rows(service.engine, tickets, tickets.c.event_id == event.id)
+        assert (ticket.admitted_at, ticket.admitted_gate, ticket.rearmed_at) == (at[2], "C", at[1])
+        (conflict,) = await service.door.conflicts(event.id)
+        assert (conflict.first_gate, conflict.second_gate, conflict.second_at) == ("C", "A", at[3])
+        # the answers, uploaded again, say what each scan was
+        answers = {
+            name: [m.outcome for m in await service.door.merge(event.id, name, "x", scans)]
+            for name, scans in uploads.items()
+        }
+        assert answers == {"A": [Merged.DUPLICATE] * 2, "B": [Merged.DUPLICATE],
+                           "C": [Merged.DUPLICATE]}  # fmt: skip
+        progress = await service.door.progress(event.id)
+        assert progress.scanned == 1 and progress.by_gate == {"A": 2, "C": 1}
+        finals.append((ticket.admitted_gate, ticket.rearmed_at, conflict.second_at))
+    assert len(set(finals)) == 1
+
+
+async def test_an_offline_exit_outside_changes_nothing_and_needs_reentry(
+    service: BookingCore, event: EventInfo
+) -> None:
+    (code,) = await bought(service, event, "alice", ["A-A-1"])
+    earlier = utcnow() - timedelta(minutes=1)
+    with pytest.raises(InvalidRequest, match="re-entry"):
+        await service.door.merge(event.id, "Out", "d", [OfflineScan(code, earlier, exit=True)])
+    await service.door.set_reentry(event.id, True)
+    out = [OfflineScan(code, earlier, exit=True)]
+    (merged,) = await service.door.merge(event.id, "Out", "d", out)
+    assert merged.outcome is Merged.NOT_INSIDE
+    # online: in, out (on record), in again; the replay of a later upload keeps all three
+    assert (await service.door.redeem(event.id, code, "In", "d")).admitted
+    assert (await service.door.leave(event.id, code, "Out", "d")).reason is Reason.EXITED
+    assert (await service.door.redeem(event.id, code, "In", "d")).admitted
+    (late,) = await service.door.merge(event.id, "Late", "d", [OfflineScan(code, utcnow())])
+    assert late.outcome is Merged.CONFLICT
+    (conflict,) = await service.door.conflicts(event.id)
+    assert (conflict.first_gate, conflict.second_gate) == ("In", "Late")
 
 
 async def test_scanners_are_minted_and_revoked(service: BookingCore, event: EventInfo) -> None:

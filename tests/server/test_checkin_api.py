@@ -214,6 +214,27 @@ def test_a_ticket_voided_while_the_scanner_was_offline_is_not_counted(
     assert scan(api, scanner, voided)["result"] == "void"
 
 
+def test_offline_exits_sync_like_entries(api: Api, event: dict[str, Any]) -> None:
+    eid = event["id"]
+    (code,) = buy(api, eid, ["A-D-1"])
+    scanner = mint(api, "Side", eid)["token"]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    queue = [{"code": code, "at": iso(start)},
+             {"code": code, "at": iso(start + timedelta(seconds=10)), "direction": "out"},
+             {"code": code, "at": iso(start + timedelta(seconds=20))}]  # fmt: skip
+    path = f"/api/checkin/events/{eid}/sync"
+    assert_problem(api.post(path, {"redemptions": queue}, token=scanner), 422)  # no re-entry
+    admin = api.admin()
+    assert api.call("PUT", f"/api/admin/events/{eid}/checkin", {"reentry": True},
+                    token=admin).status == 200  # fmt: skip
+    reply = api.post(path, {"redemptions": queue}, token=scanner)
+    assert reply.status == 200, reply
+    assert [r["outcome"] for r in reply.json()["results"]] == ["admitted", "exited", "admitted"]
+    assert api.get(f"/api/admin/events/{eid}/checkin/conflicts", token=admin).json() == []
+    answer = scan(api, scanner, code)
+    assert (answer["result"], answer["used_at"]) == ("already_used", queue[2]["at"])
+
+
 def test_reentry_and_key_rotation(api: Api, event: dict[str, Any]) -> None:
     eid = event["id"]
     admin = api.admin()
