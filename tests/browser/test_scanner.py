@@ -271,3 +271,60 @@ def test_a_ticket_voided_while_the_scanner_was_offline_is_reported_at_sync(
         assert status == 200 and (progress["sold"], progress["scanned"]) == (0, 0), progress
     finally:
         context.close()
+
+
+def test_exit_scans_work_offline_and_sync_in_order(
+    ui_server: ServerProcess, camera_browser: tuple[Browser, Path]
+) -> None:
+    browser, video = camera_browser
+    node = ui_server
+    event_id = create_event(node, "Re-entry Night")
+    admin = admin_token(node)
+    status, _ = api(node, "PUT", f"/api/admin/events/{event_id}/checkin", {"reentry": True},
+                    token=admin)  # fmt: skip
+    assert status == 200
+    (code,) = buy_codes(node, event_id, ["S-A-4"])
+    render_blank(video)
+    token = mint_scanner(node, "Door 5", event_id)
+
+    context = browser.new_context(**DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+
+    def enter(text: str) -> None:
+        page.get_by_test_id("manual-code").fill(text)
+        page.get_by_test_id("manual-submit").click()
+
+    try:
+        page.goto(f"{node.http_url}/scan#token={token}")
+        result = page.get_by_test_id("scan-result")
+        exit_mode = page.get_by_test_id("scan-exit")
+        enter(code)  # online: in
+        expect(result).to_have_attribute("data-reason", "admitted")
+        expect(page.get_by_test_id("scan-list")).to_contain_text("1 tickets cached")
+        context.set_offline(True)
+        exit_mode.check()
+        enter(code)  # offline: out
+        expect(result).to_have_attribute("data-reason", "exited")
+        expect(result).to_contain_text("checked offline")
+        enter(code)  # out again: not inside
+        expect(result).to_have_attribute("data-reason", "not_inside")
+        exit_mode.uncheck()
+        enter(code)  # offline: in again
+        expect(result).to_have_attribute("data-reason", "admitted")
+        expect(page.get_by_test_id("scan-queued")).to_have_text("2")
+        enter(code)
+        expect(result).to_have_attribute("data-reason", "already_used")
+
+        context.set_offline(False)
+        expect(page.get_by_test_id("scan-queued")).to_have_text("0", timeout=WAIT_MS)
+        # the server replayed in, out, in: the holder is inside, no conflict
+        other = mint_scanner(node, "Door 6", event_id)
+        status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=other)
+        assert status == 200 and answer["result"] == "already_used", (status, answer)
+        assert answer["used_gate"] == "Door 5"
+        status, conflicts = api(node, "GET", f"/api/admin/events/{event_id}/checkin/conflicts",
+                                token=admin)  # fmt: skip
+        assert status == 200 and conflicts == [], conflicts
+    finally:
+        context.close()
