@@ -362,6 +362,8 @@ redemptions = _table(
     Column("device", ID, nullable=False),
     Column("at", UTC, nullable=False),
     Column("offline", Boolean, nullable=False, default=False),
+    # An exit scan (re-entry events): it re-armed the ticket.
+    Column("exit", Boolean, nullable=False, default=False, server_default="0"),
     # The same redemption uploaded twice is one row.
     UniqueConstraint("code", "gate", "at"),
     Index(None, "event_id", "at"),

@@ -68,6 +68,9 @@ class ScanOut(BaseModel):
 class OfflineRedemption(Request):
     code: str = Field(min_length=1, max_length=512)
     at: AwareDatetime = Field(description="when the scanner let the holder in (its clock)")
+    direction: Literal["in", "out"] = Field(
+        default="in", description="`out`: an exit scan made offline (events with re-entry)"
+    )
 
 
 class SyncRequest(Request):
@@ -77,8 +80,9 @@ class SyncRequest(Request):
 class SyncItemOut(BaseModel):
     ticket_id: str
     outcome: str = Field(
-        description="admitted (first redemption so far), conflict (an earlier one exists: "
-        "recorded), duplicate (uploaded before), void, wrong_event, forged, retired_key"
+        description="admitted (let in: the holder was outside at that time), conflict (the "
+        "holder was inside already: recorded), duplicate (uploaded before), void, wrong_event, "
+        "forged, retired_key; for exits: exited (re-armed), not_inside"
     )
 
 
@@ -87,6 +91,10 @@ class SyncOut(BaseModel):
     results: list[SyncItemOut]
     admitted: int
     conflicts: int
+    void: int = Field(
+        description="tickets let in offline whose order had been cancelled: recorded, not "
+        "counted as scanned (the scanner tells the door staff)"
+    )
 
 
 class PublicKeyOut(BaseModel):
@@ -233,7 +241,7 @@ async def scan(request: web.Request, principal: Principal) -> web.Response:
     event, gate = _door(principal, wanted.event_id)
     door = request.app[BOOKING].door
     if wanted.direction == "out":
-        result = await door.leave(event, wanted.code, gate)
+        result = await door.leave(event, wanted.code, gate, user_name(principal))
     else:
         result = await door.redeem(event, wanted.code, gate, user_name(principal))
     return json_response(scan_out(result, gate))
@@ -248,7 +256,7 @@ async def checkin_list(request: web.Request, principal: Principal) -> web.Respon
 async def sync(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, SyncRequest)
     event, gate = _door(principal, event_id(request))
-    scans = [OfflineScan(r.code, to_db(r.at)) for r in wanted.redemptions]
+    scans = [OfflineScan(r.code, to_db(r.at), r.direction == "out") for r in wanted.redemptions]
     merged = await request.app[BOOKING].door.merge(event, gate, user_name(principal), scans)
     results = [SyncItemOut(ticket_id=m.ticket_id, outcome=m.outcome.value) for m in merged]
     return json_response(
@@ -257,6 +265,7 @@ async def sync(request: web.Request, principal: Principal) -> web.Response:
             results=results,
             admitted=sum(r.outcome == "admitted" for r in results),
             conflicts=sum(r.outcome == "conflict" for r in results),
+            void=sum(r.outcome == "void" for r in results),
         )
     )
 
@@ -325,8 +334,9 @@ async def rotate_ticket_keys(request: web.Request, _: Principal) -> web.Response
 OPERATIONS: list[Operation] = [
     Operation("POST", "/api/checkin", scan, "Scan a ticket at the door", "check-in",
               access=Access.SCANNER, body=ScanRequest, response=ScanOut, errors=(404,),
-              description="Admits the ticket once (one atomic conditional write: of two gates "
-              "scanning one code at once exactly one admits), or says why not: `already_used` "
+              description="Admits the ticket once (the node redeems concurrent scans together, "
+              "one transaction per batch under row locks: of two gates scanning one code at "
+              "once exactly one admits), or says why not: `already_used` "
               "(`used_at`, `used_gate`), `void` (order cancelled), `wrong_event`, `forged`, "
               "`retired_key` (signed by a key rotated out, after its event). A refusal is a "
               "200: the scan was answered. `direction: out` re-arms the ticket where the event "
@@ -340,8 +350,9 @@ OPERATIONS: list[Operation] = [
     Operation("POST", "/api/checkin/events/{event_id}/sync", sync,
               "Upload redemptions made offline", "check-in", access=Access.SCANNER,
               body=SyncRequest, response=SyncOut, errors=(404,),
-              description="The earliest redemption of a ticket wins, whatever the order "
-              "scanners sync in; any other becomes a conflict (both gates and times, "
+              description="A ticket's entries and exits (`direction: out`, re-entry events) are "
+              "replayed in time order, whatever the order scanners sync in: the earliest "
+              "entry wins, any other entry while inside becomes a conflict (both gates and times, "
               "`GET /api/admin/events/{event_id}/checkin/conflicts`). Uploading the same "
               f"redemption twice changes nothing. At most {MAX_UPLOAD} per request."),
     Operation("POST", "/api/admin/scanners", mint_scanner, "Mint a door scanner's token",

@@ -4,6 +4,7 @@ still admits from its cached check-in list and syncs when the network is back.""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,31 @@ def render_y4m(code: str, path: Path, frames: int = 5) -> Path:
         for _ in range(frames):
             out.write(b"FRAME\n" + bytes(luma) + chroma + chroma)
     return path
+
+
+def render_blank(path: Path, frames: int = 5) -> Path:
+    """A Y4M video of a white wall: no QR code for a decoder of the page's own to find."""
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F10:1 Ip A1:1 C420jpeg\n".encode())
+        frame = b"\xff" * (WIDTH * HEIGHT) + b"\x80" * (WIDTH * HEIGHT // 2)
+        for _ in range(frames):
+            out.write(b"FRAME\n" + frame)
+    return path
+
+
+#: A stand-in for the browser's BarcodeDetector (Chromium on Linux has none) that "sees"
+#: ``CODE`` in every video frame and counts its calls.
+BARCODE_DETECTOR_SHIM = """
+window.__detections = 0;
+window.BarcodeDetector = class {
+  constructor(options) { this.formats = options.formats; }
+  static async getSupportedFormats() { return ['qr_code', 'ean_13']; }
+  async detect(source) {
+    window.__detections += 1;
+    return source instanceof HTMLVideoElement ? [{ rawValue: CODE, format: 'qr_code' }] : [];
+  }
+};
+"""
 
 
 def buy_codes(node: ServerProcess, event_id: int, seats: list[str]) -> list[str]:
@@ -175,3 +201,130 @@ def test_the_admin_console_shows_checkin_progress_and_conflicts(
     expect(conflicts).to_contain_text("Seat S-B-1: South")
     expect(conflicts).to_contain_text("then North")
     pages.snap(admin, "checkin-panel")
+
+
+def test_the_scanner_page_uses_the_browsers_barcode_detector_where_present(
+    ui_server: ServerProcess, camera_browser: tuple[Browser, Path]
+) -> None:
+    browser, video = camera_browser
+    node = ui_server
+    event_id = create_event(node, "Detector Night")
+    (code,) = buy_codes(node, event_id, ["S-B-1"])
+    render_blank(video)  # only the detector can find the code
+    token = mint_scanner(node, "Door 3", event_id)
+
+    context = browser.new_context(**DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    context.add_init_script(BARCODE_DETECTOR_SHIM.replace("CODE", json.dumps(code)))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{node.http_url}/scan#token={token}")
+        expect(page.get_by_test_id("scan-camera")).to_contain_text("BarcodeDetector")
+        result = page.get_by_test_id("scan-result")
+        expect(result).to_have_attribute("data-reason", "admitted", timeout=WAIT_MS)
+        expect(result).to_contain_text("S-B-1")
+        assert page.evaluate("window.__detections") >= 1
+        status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=token)
+        assert status == 200 and answer["result"] == "already_used", (status, answer)
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_ticket_voided_while_the_scanner_was_offline_is_reported_at_sync(
+    ui_server: ServerProcess, camera_browser: tuple[Browser, Path]
+) -> None:
+    browser, video = camera_browser
+    node = ui_server
+    event_id = create_event(node, "Void Night")
+    user = f"fan-{time.time_ns()}"
+    order = buy_via_api(node, user, event_id, ["S-A-3"])
+    (code,) = [t["code"] for t in order["tickets"]]
+    render_blank(video)
+    token = mint_scanner(node, "Door 4", event_id)
+
+    context = browser.new_context(**DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    try:
+        page.goto(f"{node.http_url}/scan#token={token}")
+        expect(page.get_by_test_id("scan-list")).to_contain_text("1 tickets cached")
+        context.set_offline(True)
+        page.get_by_test_id("manual-code").fill(code)
+        page.get_by_test_id("manual-submit").click()
+        result = page.get_by_test_id("scan-result")
+        expect(result).to_have_attribute("data-reason", "admitted")
+        expect(page.get_by_test_id("scan-queued")).to_have_text("1")
+        # meanwhile the holder cancels the order
+        status, body = api(node, "POST", f"/api/orders/{order['order_id']}/cancel",
+                           token=node.token(user))  # fmt: skip
+        assert status == 200, (status, body)
+        context.set_offline(False)
+        expect(page.get_by_test_id("scan-queued")).to_have_text("0", timeout=WAIT_MS)
+        notice = page.get_by_test_id("scan-notice")
+        expect(notice).to_contain_text("void")
+        expect(notice).to_contain_text("S-A-3")
+        status, progress = api(node, "GET", f"/api/admin/events/{event_id}/checkin",
+                               token=admin_token(node))  # fmt: skip
+        assert status == 200 and (progress["sold"], progress["scanned"]) == (0, 0), progress
+    finally:
+        context.close()
+
+
+def test_exit_scans_work_offline_and_sync_in_order(
+    ui_server: ServerProcess, camera_browser: tuple[Browser, Path]
+) -> None:
+    browser, video = camera_browser
+    node = ui_server
+    event_id = create_event(node, "Re-entry Night")
+    admin = admin_token(node)
+    status, _ = api(node, "PUT", f"/api/admin/events/{event_id}/checkin", {"reentry": True},
+                    token=admin)  # fmt: skip
+    assert status == 200
+    (code,) = buy_codes(node, event_id, ["S-A-4"])
+    render_blank(video)
+    token = mint_scanner(node, "Door 5", event_id)
+
+    context = browser.new_context(**DESKTOP)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+
+    def enter(text: str) -> None:
+        page.get_by_test_id("manual-code").fill(text)
+        page.get_by_test_id("manual-submit").click()
+
+    try:
+        page.goto(f"{node.http_url}/scan#token={token}")
+        result = page.get_by_test_id("scan-result")
+        exit_mode = page.get_by_test_id("scan-exit")
+        enter(code)  # online: in
+        expect(result).to_have_attribute("data-reason", "admitted")
+        expect(page.get_by_test_id("scan-list")).to_contain_text("1 tickets cached")
+        context.set_offline(True)
+        exit_mode.check()
+        enter(code)  # offline: out
+        expect(result).to_have_attribute("data-reason", "exited")
+        expect(result).to_contain_text("checked offline")
+        enter(code)  # out again: not inside
+        expect(result).to_have_attribute("data-reason", "not_inside")
+        exit_mode.uncheck()
+        enter(code)  # offline: in again
+        expect(result).to_have_attribute("data-reason", "admitted")
+        expect(page.get_by_test_id("scan-queued")).to_have_text("2")
+        enter(code)
+        expect(result).to_have_attribute("data-reason", "already_used")
+
+        context.set_offline(False)
+        expect(page.get_by_test_id("scan-queued")).to_have_text("0", timeout=WAIT_MS)
+        # the server replayed in, out, in: the holder is inside, no conflict
+        other = mint_scanner(node, "Door 6", event_id)
+        status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=other)
+        assert status == 200 and answer["result"] == "already_used", (status, answer)
+        assert answer["used_gate"] == "Door 5"
+        status, conflicts = api(node, "GET", f"/api/admin/events/{event_id}/checkin/conflicts",
+                                token=admin)  # fmt: skip
+        assert status == 200 and conflicts == [], conflicts
+    finally:
+        context.close()

@@ -7,14 +7,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tests.conftest import ServerProcess
+from server.auth import AuthenticationFailed, Role, TokenAuthority
+from tests.conftest import SECRET, ServerProcess
 from tests.server.stomp_clients import Clients, unique
 from tests.server.test_rest_api import Api, assert_problem, iso
 
@@ -108,6 +111,8 @@ def test_only_scanners_scan_and_revoked_ones_no_longer(api: Api, event: dict[str
     listed = api.get("/api/admin/scanners", token=api.admin()).json()
     assert scanner["id"] in [s["id"] for s in listed]
     assert all("token" not in s or s["token"] is None for s in listed)
+    # the node has verified (and remembers) the token before it is revoked
+    assert scan(api, scanner["token"], "not-a-code")["result"] == "forged"
     revoked = api.post(f"/api/admin/scanners/{scanner['id']}/revoke", token=api.admin())
     assert revoked.status == 200 and revoked.json()["revoked_at"] is not None
     assert_problem(api.post("/api/checkin", {"code": code}, token=scanner["token"]), 401)
@@ -182,6 +187,54 @@ def test_offline_sync_in_either_order_ends_the_same(api: Api) -> None:
     assert finals[0] == finals[1]
 
 
+def test_a_ticket_voided_while_the_scanner_was_offline_is_not_counted(
+    api: Api, event: dict[str, Any]
+) -> None:
+    eid = event["id"]
+    (kept,) = buy(api, eid, ["A-C-1"])
+    _, token = api.user()
+    hold = api.hold(eid, token, ["A-C-2"]).json()
+    order = api.checkout(hold["hold_id"], token).json()
+    voided = order["tickets"][0]["code"]
+    scanner = mint(api, "Dock", eid)["token"]
+    # the scanner, offline, lets both in; meanwhile the second order is cancelled
+    assert api.post(f"/api/orders/{order['order_id']}/cancel", token=token).status == 200
+    now = datetime.now(UTC)
+    upload = [{"code": kept, "at": iso(now - timedelta(seconds=30))},
+              {"code": voided, "at": iso(now - timedelta(seconds=20))}]  # fmt: skip
+    reply = api.post(f"/api/checkin/events/{eid}/sync", {"redemptions": upload}, token=scanner)
+    assert reply.status == 200, reply
+    synced = reply.json()
+    assert [r["outcome"] for r in synced["results"]] == ["admitted", "void"]
+    assert (synced["admitted"], synced["void"], synced["conflicts"]) == (1, 1, 0)
+    progress = api.get(f"/api/admin/events/{eid}/checkin", token=api.admin()).json()
+    assert (progress["sold"], progress["scanned"]) == (1, 1)
+    assert progress["by_gate"] == {"Dock": 1}
+    assert sum(m["admitted"] for m in progress["per_minute"]) == 1
+    assert scan(api, scanner, voided)["result"] == "void"
+
+
+def test_offline_exits_sync_like_entries(api: Api, event: dict[str, Any]) -> None:
+    eid = event["id"]
+    (code,) = buy(api, eid, ["A-D-1"])
+    scanner = mint(api, "Side", eid)["token"]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    queue = [{"code": code, "at": iso(start)},
+             {"code": code, "at": iso(start + timedelta(seconds=10)), "direction": "out"},
+             {"code": code, "at": iso(start + timedelta(seconds=20))}]  # fmt: skip
+    path = f"/api/checkin/events/{eid}/sync"
+    assert_problem(api.post(path, {"redemptions": queue}, token=scanner), 422)  # no re-entry
+    admin = api.admin()
+    assert api.call("PUT", f"/api/admin/events/{eid}/checkin", {"reentry": True},
+                    token=admin).status == 200  # fmt: skip
+    reply = api.post(path, {"redemptions": queue}, token=scanner)
+    assert reply.status == 200, reply
+    assert [r["outcome"] for r in reply.json()["results"]] == ["admitted", "exited", "admitted"]
+    assert api.get(f"/api/admin/events/{eid}/checkin/conflicts", token=admin).json() == []
+    answer = scan(api, scanner, code)
+    assert (answer["result"], answer["used_at"]) == ("already_used", queue[2]["at"])
+
+
 def test_reentry_and_key_rotation(api: Api, event: dict[str, Any]) -> None:
     eid = event["id"]
     admin = api.admin()
@@ -239,3 +292,18 @@ def test_admins_watch_checkin_progress_over_stomp(api: Api, event: dict[str, Any
         assert latest["per_minute"][-1]["admitted"] + latest["per_minute"][-2]["admitted"] == 2
     finally:
         opened.close_all()
+
+
+def test_a_remembered_token_still_expires_and_is_still_revoked() -> None:
+    tokens = TokenAuthority(SECRET)
+    token = tokens.issue("scn_1", Role.SCANNER, 1, version=1, gate="North")
+    assert tokens.verify(token).gate == "North"
+    assert tokens.verify(token).gate == "North"  # remembered
+    tokens.versions["scn_1"] = 2
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        tokens.verify(token)
+    del tokens.versions["scn_1"]
+    while time.time() < int(jwt.decode(token, options={"verify_signature": False})["exp"]):
+        time.sleep(0.05)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        tokens.verify(token)

@@ -7,7 +7,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { ApiError, describeError, isNetworkError, requestJson } from '../shared/http';
 import { load, save } from '../shared/storage';
-import { type CheckInList, type Reason, fromBase64Url, reasonText, verifyOffline } from './codes';
+import { type CheckInList, type Reason, fromBase64Url, reasonText, ticketId, verifyExitOffline, verifyOffline } from './codes';
 import * as store from './store';
 
 interface Claims {
@@ -34,10 +34,21 @@ interface Shown {
   at: number;
 }
 
+interface SyncAnswer {
+  admitted: number;
+  conflicts: number;
+  void: number;
+  results: { ticket_id: string; outcome: string }[];
+}
+
 interface Queued {
   code: string;
   at: string;
   ticketId: string;
+  /** The seat the code names (for telling the door staff about it later). */
+  seat?: string;
+  /** An exit scan (re-entry events). */
+  direction?: 'out';
 }
 
 /** The same code is read again only after it was out of view this long. */
@@ -102,9 +113,13 @@ export function ScanApp() {
   const [online, setOnline] = useState(navigator.onLine);
   const [shown, setShown] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [camera, setCamera] = useState<string>('starting');
   const [manual, setManual] = useState('');
   const usedHere = useRef(new Set<string>());
+  const leftHere = useRef(new Set<string>());
+  const [exitMode, setExitMode] = useState(false);
+  const exitRef = useRef(false);
   const queueRef = useRef<Queued[]>([]);
   const listRef = useRef<CheckInList | null>(null);
   const videoRef = useRef<HTMLVideoElement>(null);
@@ -126,6 +141,9 @@ export function ScanApp() {
       listRef.current = fresh;
       setList(fresh);
       setOnline(true);
+      // the fresh list knows every entry and exit uploaded: keep only what is still queued
+      const queued = new Set(queueRef.current.map((q) => q.ticketId));
+      for (const seen of [usedHere.current, leftHere.current]) for (const id of [...seen]) if (!queued.has(id)) seen.delete(id);
       await store.put(`list:${eventId}`, fresh);
     } catch (caught) {
       if (isNetworkError(caught)) {
@@ -145,13 +163,21 @@ export function ScanApp() {
     syncing.current = true;
     try {
       const batch = pending.slice(0, 2000);
-      await requestJson('POST', `/api/checkin/events/${eventId}/sync`, {
+      const answer = await requestJson<SyncAnswer>('POST', `/api/checkin/events/${eventId}/sync`, {
         token,
-        body: { redemptions: batch.map((q) => ({ code: q.code, at: q.at })) },
+        body: { redemptions: batch.map((q) => (q.direction ? { code: q.code, at: q.at, direction: q.direction } : { code: q.code, at: q.at })) },
         timeoutMs: 15_000,
       });
       const sent = new Set(batch.map((q) => q.ticketId + q.at));
       setQueued(queueRef.current.filter((q) => !sent.has(q.ticketId + q.at)));
+      if (answer.void > 0) {
+        // let in offline, but the order had been cancelled meanwhile: not counted as scanned
+        const seats = batch.filter((q) => answer.results.some((r) => r.ticket_id === q.ticketId && r.outcome === 'void'));
+        setNotice(
+          `${answer.void} ticket${answer.void === 1 ? '' : 's'} let in offline ${answer.void === 1 ? 'was' : 'were'} void ` +
+            `(order cancelled), not counted${seats.length ? `: seat ${seats.map((q) => q.seat ?? q.ticketId).join(', ')}` : ''}`,
+        );
+      }
       setOnline(true);
       await refreshList();
     } catch (caught) {
@@ -170,7 +196,15 @@ export function ScanApp() {
       if (saved) {
         queueRef.current = saved;
         setQueue(saved);
-        for (const q of saved) usedHere.current.add(q.ticketId);
+        for (const q of saved) {
+          if (q.direction === 'out') {
+            usedHere.current.delete(q.ticketId);
+            leftHere.current.add(q.ticketId);
+          } else {
+            usedHere.current.add(q.ticketId);
+            leftHere.current.delete(q.ticketId);
+          }
+        }
       }
       const cached = await store.get<CheckInList>(`list:${eventId}`);
       if (cached && listRef.current === null) {
@@ -214,10 +248,19 @@ export function ScanApp() {
         setError('Offline and no check-in list cached: connect once to download it.');
         return;
       }
-      const verdict = await verifyOffline(code, eventId, cached, usedHere.current);
+      const exit = exitRef.current && cached.reentry;
+      const verdict = exit
+        ? await verifyExitOffline(code, eventId, cached, usedHere.current, leftHere.current)
+        : await verifyOffline(code, eventId, cached, usedHere.current, leftHere.current);
+      const queued: Queued = { code, at: new Date().toISOString(), ticketId: verdict.ticketId, seat: verdict.seatId };
       if (verdict.reason === 'admitted') {
         usedHere.current.add(verdict.ticketId);
-        setQueued([...queueRef.current, { code, at: new Date().toISOString(), ticketId: verdict.ticketId }]);
+        leftHere.current.delete(verdict.ticketId);
+        setQueued([...queueRef.current, queued]);
+      } else if (verdict.reason === 'exited') {
+        usedHere.current.delete(verdict.ticketId);
+        leftHere.current.add(verdict.ticketId);
+        setQueued([...queueRef.current, { ...queued, direction: 'out' }]);
       }
       show({ reason: verdict.reason, seat: verdict.seatId, offline: true });
     },
@@ -234,8 +277,18 @@ export function ScanApp() {
         return;
       }
       try {
-        const answer = await requestJson<ScanAnswer>('POST', '/api/checkin', { token, body: { code, event_id: eventId }, timeoutMs: 4000 });
+        const direction = exitRef.current && listRef.current?.reentry ? 'out' : 'in';
+        const answer = await requestJson<ScanAnswer>('POST', '/api/checkin', { token, body: { code, event_id: eventId, direction }, timeoutMs: 4000 });
         setOnline(true);
+        // what this scanner saw online, for answering offline until the next fresh list
+        const id = await ticketId(code);
+        if (answer.result === 'admitted') {
+          usedHere.current.add(id);
+          leftHere.current.delete(id);
+        } else if (answer.result === 'exited') {
+          usedHere.current.delete(id);
+          leftHere.current.add(id);
+        }
         show({ reason: answer.result, seat: answer.seat_id, tier: answer.tier, usedGate: answer.used_gate, usedAt: answer.used_at, offline: false });
         void sync();
       } catch (caught) {
@@ -361,6 +414,20 @@ export function ScanApp() {
           Queued: <span data-testid="scan-queued">{queue.length}</span>
         </span>
         <span data-testid="scan-list">{list ? `${list.valid.length} tickets cached` : 'no list yet'}</span>
+        {list?.reentry && (
+          <label>
+            <input
+              type="checkbox"
+              checked={exitMode}
+              data-testid="scan-exit"
+              onChange={(e) => {
+                exitRef.current = e.target.checked;
+                setExitMode(e.target.checked);
+              }}
+            />{' '}
+            Exit scans
+          </label>
+        )}
       </header>
       <video ref={videoRef} className="scan-video" muted playsInline data-testid="scan-video" />
       <p className="scan-camera" data-testid="scan-camera">
@@ -396,6 +463,14 @@ export function ScanApp() {
       {error && (
         <p role="alert" data-testid="scan-error">
           {error}
+        </p>
+      )}
+      {notice && (
+        <p role="status" className="scan-notice" data-testid="scan-notice">
+          {notice}{' '}
+          <button type="button" onClick={() => setNotice(null)}>
+            OK
+          </button>
         </p>
       )}
       <form

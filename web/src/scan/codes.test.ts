@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { type CheckInList, parseCode, ticketId, toBase64Url, verifyOffline } from './codes';
+import { type CheckInList, parseCode, ticketId, toBase64Url, verifyExitOffline, verifyOffline } from './codes';
 
 const encoder = new TextEncoder();
 
@@ -52,5 +52,18 @@ describe('ticket codes', () => {
     expect((await verifyOffline(legacy, 7, list([]), new Set())).reason).toBe('forged');
     const known = list([], { valid: [await ticketId(legacy)] });
     expect((await verifyOffline(legacy, 7, known, new Set())).reason).toBe('admitted');
+  });
+
+  it('answers exit scans offline from the list and what this scanner saw since', async () => {
+    const { code, key } = await keyAndCode(7, 'S-A-2');
+    const id = await ticketId(code);
+    const inside = list([key], { reentry: true, used: [id] });
+    const used = new Set<string>();
+    const left = new Set<string>();
+    expect((await verifyExitOffline(code, 7, inside, used, left)).reason).toBe('exited');
+    left.add(id); // let out here: outside now, so an entry admits again
+    expect((await verifyExitOffline(code, 7, inside, used, left)).reason).toBe('not_inside');
+    expect((await verifyOffline(code, 7, inside, used, left)).reason).toBe('admitted');
+    expect((await verifyExitOffline(code, 8, inside, used, left)).reason).toBe('wrong_event');
   });
 });

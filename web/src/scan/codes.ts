@@ -95,8 +95,14 @@ export interface OfflineVerdict {
 }
 
 /** The offline answer for `code` at `eventId`'s door, from the cached list and what this
- *  scanner let in since (`usedHere`). */
-export async function verifyOffline(code: string, eventId: number, list: CheckInList, usedHere: Set<string>): Promise<OfflineVerdict> {
+ *  scanner let in since (`usedHere`) and let out since (`leftHere`, exit scans). */
+export async function verifyOffline(
+  code: string,
+  eventId: number,
+  list: CheckInList,
+  usedHere: Set<string>,
+  leftHere: Set<string> = new Set(),
+): Promise<OfflineVerdict> {
   const id = await ticketId(code);
   const parsed = parseCode(code);
   if (parsed === null) return { reason: 'forged', ticketId: id };
@@ -109,8 +115,23 @@ export async function verifyOffline(code: string, eventId: number, list: CheckIn
   }
   const seatId = parsed.seatId;
   if (list.void.includes(id)) return { reason: 'void', ticketId: id, seatId };
-  if (list.used.includes(id) || usedHere.has(id)) return { reason: 'already_used', ticketId: id, seatId };
+  if (usedHere.has(id) || (list.used.includes(id) && !leftHere.has(id))) return { reason: 'already_used', ticketId: id, seatId };
   return { reason: 'admitted', ticketId: id, seatId };
+}
+
+/** The offline answer to an exit scan (re-entry events): `exited` for a holder inside,
+ *  `not_inside` for one outside, else why the code is no ticket of this door. */
+export async function verifyExitOffline(
+  code: string,
+  eventId: number,
+  list: CheckInList,
+  usedHere: Set<string>,
+  leftHere: Set<string>,
+): Promise<OfflineVerdict> {
+  const verdict = await verifyOffline(code, eventId, list, usedHere, leftHere);
+  if (verdict.reason === 'already_used') return { ...verdict, reason: 'exited' };
+  if (verdict.reason === 'admitted') return { ...verdict, reason: 'not_inside' };
+  return verdict;
 }
 
 const WORDS: Record<Reason, string> = {
