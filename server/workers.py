@@ -157,7 +157,10 @@ def supervise(settings: Settings, secret: str) -> int:
             ended = wait([p.sentinel for p in workers], timeout=0.5)
             if ended and not stopping:
                 for process in workers:
-                    if process.exitcode is not None:
+                    if process.sentinel in ended:
+                        # the sentinel closes as the process exits, a moment before the kernel
+                        # has its exit status: wait for that
+                        process.join(5)
                         log.error("worker %s (pid %d) exited with %s; stopping the others",
                                   process.name, process.pid, process.exitcode)  # fmt: skip
                 failed = True

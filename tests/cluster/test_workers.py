@@ -28,7 +28,6 @@ from tests.redis_server import RedisServer
 from tests.seat_feed import SeatFeed
 from tests.server.stomp_clients import Client, Clients, unique
 
-NODE_ID = "hub"
 WORKERS = ("w1", "w2")
 
 
@@ -49,14 +48,26 @@ def backing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
 def start_node(backing: tuple[Path, str, str], name: str) -> ServerProcess:
     workdir, redis_url, database_url = backing
     flags: dict[str, object] = {
-        "database_url": database_url, "redis_url": redis_url, "node_id": NODE_ID,
+        "database_url": database_url, "redis_url": redis_url, "node_id": name,
         "workers": len(WORKERS), "rest_rate_per_ip": 100000, "rest_rate_per_user": 100000,
     }  # fmt: skip
     node = ServerProcess(free_port(), free_port(), workdir / name, flags)
     node.workdir.mkdir()
     node.start()
     wait_ready([node], 30)
+    wait_until(lambda: listed(node) >= worker_ids(node), 30, "both workers up")
     return node
+
+
+def worker_ids(node: ServerProcess) -> set[str]:
+    return {f"{node.flags['node_id']}-{w}" for w in WORKERS}
+
+
+def listed(node: ServerProcess) -> set[str]:
+    """The node ids ``/api/admin/stats`` lists (each worker is a node)."""
+    status, body = call(node, "GET", "/api/admin/stats", token=node.token("root", "admin"))
+    assert status == 200, body
+    return {n["node_id"] for n in body["nodes"]}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +85,9 @@ def clients(node: ServerProcess) -> Iterator[Clients]:
 
 
 def session_worker(client: Client) -> str:
-    """``hub-w2-s17`` → ``w2``: the worker that accepted the session."""
+    """``shared-w2-s17`` → ``w2``: the worker that accepted the session."""
     session = client.reply.headers["session"]
-    assert session.startswith(f"{NODE_ID}-w"), session
+    assert session.startswith("shared-w"), session
     return str(session.split("-")[1])
 
 
@@ -146,13 +157,8 @@ def test_every_worker_serves_the_same_ports_as_a_node_of_its_own(
     sessions = one_session_per_worker(clients)
     assert sorted(sessions) == list(WORKERS)
 
-    def listed() -> set[str]:
-        status, body = call(node, "GET", "/api/admin/stats", token=node.token("root", "admin"))
-        assert status == 200, body
-        return {n["node_id"] for n in body["nodes"]}
-
-    expected = {f"{NODE_ID}-{w}" for w in WORKERS}
-    wait_until(lambda: expected <= listed(), 20, "admin stats listing both workers as nodes")
+    # each worker is a node of the cluster; the one answering lists the other once it heard it
+    wait_until(lambda: listed(node) >= worker_ids(node), 20, "admin stats listing both workers")
 
     # /metrics reaches one worker and answers for all of them, each sample labelled.
     def labelled() -> set[str]:
