@@ -168,6 +168,7 @@ def supervise(settings: Settings, secret: str) -> int:
         if stopping:
             log.info("stopping %d workers (%s)", len(workers), signal.Signals(stopping[0]).name)
         ended_badly = _stop(workers)
+        log.info("workers stopped: exit codes %s", ", ".join(str(p.exitcode) for p in workers))
         return 1 if failed or ended_badly else 0
     finally:
         for process in workers:
