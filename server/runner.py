@@ -5,6 +5,10 @@ SIGINT): ``/readyz`` turns 503 at once, both sites stop accepting at once, every
 told (:meth:`~server.session.StompService.drain`) while open HTTP connections are still served,
 then the runner's cleanup lets in-flight requests finish under its shutdown timeout and the
 app's resources are released, well within 10 s.
+
+With ``--workers N`` (:mod:`server.workers`) each worker process runs :func:`run` with
+``reuse_port`` (both listeners share the node's ports) and a directory where the workers' metrics
+meet, so ``/metrics`` answers for all of them.
 """
 
 from __future__ import annotations
