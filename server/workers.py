@@ -149,9 +149,11 @@ def supervise(settings: Settings, secret: str) -> int:
             )
             process.start()
             workers.append(process)
-        log.info("supervising %d workers on port %d%s: %s", len(workers), settings.port,
+        log.info("supervising %d workers on port %d%s: %s; up to %d database connections "
+                 "(%d x --db-pool-size)", len(workers), settings.port,
                  f" and STOMP port {settings.stomp_port}" if settings.stomp_port else "",
-                 ", ".join(f"{p.name} (pid {p.pid})" for p in workers))  # fmt: skip
+                 ", ".join(f"{p.name} (pid {p.pid})" for p in workers),
+                 len(workers) * settings.db_pool_size, len(workers))  # fmt: skip
         failed = False
         while not stopping:
             ended = wait([p.sentinel for p in workers], timeout=0.5)
