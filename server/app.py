@@ -60,6 +60,7 @@ from server.keys import (
     BACKPLANE,
     BOOKING,
     DATABASE,
+    EXPOSITION,
     HEALTH,
     METRICS,
     NODE_METRICS,
@@ -396,5 +397,6 @@ async def metrics(request: web.Request) -> web.Response:
                 text="/metrics needs Authorization: Bearer <the --metrics-token>\n",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    data = generate_latest(request.app[METRICS].registry)
+    expose = request.app.get(EXPOSITION)
+    data = expose() if expose is not None else generate_latest(request.app[METRICS].registry)
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})

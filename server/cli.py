@@ -19,17 +19,12 @@ from pydantic import ValidationError
 
 from booking import fairness
 from booking.migrate import upgrade
-from server import logs
+from server import logs, workers
 from server.auth import Role, TokenAuthority
 from server.database import make_engine
-from server.runner import CannotListen, serve
+from server.runner import CannotListen, run
 from server.secret_store import SecretRequired, resolve_secret
 from server.settings import Settings, env_name
-
-try:
-    import uvloop
-except ImportError:  # not on this platform: the stock loop works, only slower
-    uvloop = None  # type: ignore[assignment]
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
@@ -69,7 +64,7 @@ async def _migrate(url: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="concert-hub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run one node")
+    serve = commands.add_parser("serve", help="run one node (--workers: in several processes)")
     _add_settings_arguments(serve)
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     _add_settings_arguments(migrate, only={"database_url"})
@@ -150,12 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"concert-hub: --user: {exc}", file=sys.stderr)
             return 2
         return 0
+    try:
+        workers.check(settings)
+    except workers.WorkersRefused as exc:
+        print(f"concert-hub: {exc}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
     try:
-        if uvloop is not None:
-            uvloop.run(serve(settings, secret))
-        else:
-            asyncio.run(serve(settings, secret))
+        if settings.workers > 1:
+            return workers.supervise(settings, secret)
+        run(settings, secret)
     except CannotListen as exc:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ imports this module does either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -47,3 +48,5 @@ LAYOUTS: web.AppKey[dict[int, tuple[int, bytes]]] = web.AppKey("layouts")
 #: The OpenAPI document and the ``/api/docs`` page, built once at start.
 OPENAPI_DOCUMENT = web.AppKey("openapi_document", bytes)
 API_DOCS_PAGE = web.AppKey("api_docs_page", bytes)
+#: What ``GET /metrics`` answers when not this node's own registry (a worker's: every worker's).
+EXPOSITION: web.AppKey[Callable[[], bytes]] = web.AppKey("exposition")

@@ -5,23 +5,35 @@ SIGINT): ``/readyz`` turns 503 at once, both sites stop accepting at once, every
 told (:meth:`~server.session.StompService.drain`) while open HTTP connections are still served,
 then the runner's cleanup lets in-flight requests finish under its shutdown timeout and the
 app's resources are released, well within 10 s.
+
+With ``--workers N`` (:mod:`server.workers`) each worker process runs :func:`run` with
+``reuse_port`` (both listeners share the node's ports) and a directory where the workers' metrics
+meet, so ``/metrics`` answers for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import resource
 import signal
+from pathlib import Path
 
 from aiohttp import web
 
 from server.app import create_app, stop_accepting
 from server.bad_requests import NodeRunner
-from server.keys import STOMP
+from server.keys import EXPOSITION, METRICS, STOMP
 from server.settings import Settings
 from server.tcp import StompTcpSite
+from server.workers import METRICS_EVERY_S, merged_metrics, worker_name, write_metrics
+
+try:
+    import uvloop
+except ImportError:  # not on this platform: the stock loop works, only slower
+    uvloop = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +79,40 @@ async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> No
         raise CannotListen(host, port, flag, exc) from None
 
 
-async def serve(settings: Settings, secret: str) -> None:
+def run(settings: Settings, secret: str, *, reuse_port: bool = False,
+        metrics_dir: str | None = None) -> None:  # fmt: skip
+    """Serve one node in this process until SIGTERM/SIGINT (on uvloop where there is one)."""
+    node = serve(settings, secret, reuse_port=reuse_port, metrics_dir=metrics_dir)
+    if uvloop is not None:
+        uvloop.run(node)
+    else:
+        asyncio.run(node)
+
+
+async def _share_metrics(metrics_dir: str, settings: Settings, app: web.Application) -> None:
+    """A worker's metrics, written for the others to serve, every ``METRICS_EVERY_S``."""
+    while True:
+        try:
+            write_metrics(metrics_dir, settings.node_id, app[METRICS].registry)
+        except OSError as exc:
+            log.warning("could not write this worker's metrics to %s: %s", metrics_dir, exc)
+        await asyncio.sleep(METRICS_EVERY_S)
+
+
+async def serve(
+    settings: Settings, secret: str, *, reuse_port: bool = False, metrics_dir: str | None = None
+) -> None:
+    """One node. ``reuse_port``: share the ports with the other workers of the node (SO_REUSEPORT);
+    ``metrics_dir``: where the workers' metrics meet (:mod:`server.workers`)."""
     raise_open_files_limit(settings.max_connections)
     app = create_app(settings, secret)
+    if metrics_dir is not None:
+        registry = app[METRICS].registry
+
+        def exposition() -> bytes:
+            return merged_metrics(metrics_dir, settings.node_id, registry)
+
+        app[EXPOSITION] = exposition
     runner = NodeRunner(
         app,
         handle_signals=False,
@@ -83,11 +126,18 @@ async def serve(settings: Settings, secret: str) -> None:
     await runner.setup()
     try:
         http_site = web.TCPSite(
-            runner, settings.host, settings.port, backlog=4096, reuse_address=True
+            runner,
+            settings.host,
+            settings.port,
+            backlog=4096,
+            reuse_address=True,
+            reuse_port=reuse_port or None,
         )
         await _start_site(http_site, settings.host, settings.port, "--port")
         if settings.stomp_port:
-            stomp_site = StompTcpSite(runner, app[STOMP], settings.host, settings.stomp_port)
+            stomp_site = StompTcpSite(
+                runner, app[STOMP], settings.host, settings.stomp_port, reuse_port=reuse_port
+            )
             await _start_site(stomp_site, settings.host, settings.stomp_port, "--stomp-port")
         log.info(
             "serving http://%s:%d (WebSocket /ws)%s; %s backplane; database %s",
@@ -100,7 +150,14 @@ async def serve(settings: Settings, secret: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        sharing = None
+        if metrics_dir is not None:
+            sharing = asyncio.create_task(_share_metrics(metrics_dir, settings, app))
         await stop.wait()
+        if sharing is not None:
+            sharing.cancel()
+            with contextlib.suppress(OSError):
+                (Path(metrics_dir or ".") / f"{worker_name(settings.node_id)}.prom").unlink()
         log.info("stopping: %d sessions to close", len(app[STOMP].sessions))
         # /readyz says 503 from this instant, both listeners stop accepting at once, and the
         # STOMP sessions are told while HTTP connections the node has are still answered (a

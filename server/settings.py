@@ -56,6 +56,13 @@ class Settings(BaseModel):
     )
     demo: bool = Field(False, description="seed a demo event if the database is empty")
     node_id: str = Field(default_factory=_default_node_id, description="this node's name")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="processes serving this node's ports (SO_REUSEPORT), each a node "
+        "<node-id>-w<i> of the cluster; more than 1 needs --redis-url",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     log_format: Literal["text", "json"] = Field("text", description="log line format")
     # SPEC §7 limits.

@@ -1,7 +1,8 @@
 """STOMP over raw TCP (SPEC §2): an asyncio Protocol feeding a :class:`StompSession`.
 
 The listener is an aiohttp site beside the HTTP one, so the runner starts and stops both the same
-way: on SIGTERM both stop accepting at once, before the sessions are drained.
+way: on SIGTERM both stop accepting at once, before the sessions are drained. The workers of one
+node (``--workers``) each open it with ``SO_REUSEPORT`` on the same port.
 """
 
 from __future__ import annotations
@@ -69,13 +70,22 @@ class StompTcpProtocol(asyncio.Protocol):
 class StompTcpSite(web.BaseSite):
     """The STOMP/TCP listener (``--stomp-port``) as a site of the node's runner."""
 
-    __slots__ = ("_host", "_port", "_service")
+    __slots__ = ("_host", "_port", "_reuse_port", "_service")
 
-    def __init__(self, runner: web.BaseRunner, service: StompService, host: str, port: int) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        service: StompService,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
         super().__init__(runner, backlog=4096)
         self._service = service
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port
 
     @property
     def name(self) -> str:
@@ -89,5 +99,6 @@ class StompTcpSite(web.BaseSite):
             self._host,
             self._port,
             reuse_address=True,
+            reuse_port=self._reuse_port or None,
             backlog=self._backlog,
         )

@@ -5,6 +5,7 @@ Usage::
     python scripts/bench_journey.py --users 2000                       # one node
     python scripts/bench_journey.py --users 10000 --seats 2000         # the issue's target run
     python scripts/bench_journey.py --users 200 --nodes 2 --seats 100  # a cluster (own Redis)
+    python scripts/bench_journey.py --users 2000 --workers 2           # one node, 2 processes
     python scripts/bench_journey.py --users 2000 --profile-server prof # cProfile node 0
 
 Prints ONE JSON object on stdout; progress goes to stderr (``--quiet``: warnings only). Only
@@ -14,10 +15,12 @@ finished and the integrity check passed, 1 otherwise, 3 from the watchdog.
 Set-up
 ------
 A fresh MariaDB database ``ch_journey_<hex>`` on ``--server-url`` (dropped at the end unless
-``--keep``), migrated with ``concert-hub migrate``; with ``--nodes`` > 1 a private
-``redis-server`` on a free port and every node in cluster mode over it (``--redis-url``: that
-Redis instead, keys under a prefix of this run's own). ``--nodes`` concert-hub
-nodes (``python -m server serve``, REST/STOMP rate limits out of the way,
+``--keep``), migrated with ``concert-hub migrate``; with ``--nodes`` or ``--workers`` > 1 a
+private ``redis-server`` on a free port and every node in cluster mode over it (``--redis-url``:
+that Redis instead, keys under a prefix of this run's own). ``--nodes`` concert-hub
+nodes (``python -m server serve``, each ``--workers`` processes on its port (``serve
+--workers``; ready once ``/api/admin/stats`` lists every worker), REST/STOMP rate limits out of
+the way,
 ``--position-interval-s --interval``, ``--payment-latency-ms``; ``--server-cmd-extra`` adds
 flags). One event, created over REST by an admin: ``--seats`` seats in rows of 25 (front rows
 first), waiting room on, ``--admission-rate`` admissions/s, ``--max-active`` active shoppers
@@ -70,10 +73,12 @@ All times are CLOCK_MONOTONIC (shared by the processes of the machine), in ms.
 * ``outcomes`` {paid, sold_out, gave_up, expired, error, unfinished}; ``paid_by_node``; ``holds``,
   ``hold_conflicts``, ``checkouts``; ``seq_gaps`` (a seat delta whose ``seq`` was not the last
   plus one, over every session); ``dropped`` (sessions lost).
-* ``cpu_pct`` over the journey (100 = one core): each node, each node's child processes (the
-  e-mail renderer, started during the journey: its whole CPU), clients, redis, mariadbd,
-  machine, ``other`` (machine minus all of those but the children: another load next door);
-  ``rss_mib`` of each node.
+* ``cpu_pct`` over the journey (100 = one core): each node (with ``--workers`` > 1: its
+  supervisor and its workers together), each node's workers (``workers``: a list per node,
+  empty for one worker), each node's other child processes (the e-mail renderers, started
+  during the journey: their whole CPU), clients, redis, mariadbd, machine, ``other`` (machine
+  minus all of those but the children: another load next door); ``rss_mib`` of each node (all
+  its processes but the renderers) and of each worker.
 * ``integrity`` (from the tables afterwards): ``seats_with_two_valid_tickets``,
   ``paid_orders_without_all_tickets`` (valid tickets ≠ the hold's seat count),
   ``paid_orders_without_charge`` (no test-gateway charge of the order's amount),
@@ -690,7 +695,7 @@ def exchange(
 
 
 def children_of(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (a node's e-mail renderer)."""
+    """Processes whose parent is ``pid`` (a node's e-mail renderer, or its workers)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -699,6 +704,23 @@ def children_of(pid: int) -> list[int]:
                 if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
                     found.append(int(entry.name))
     return found
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of the node ``pid`` (``--workers`` > 1; none for one worker)."""
+    found = []
+    for child in children_of(pid):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return sorted(found)
+
+
+def renderers_us(processes: Sequence[int]) -> float:
+    """The whole CPU time of the children of ``processes`` but the processes themselves (a
+    supervisor's workers are among its children)."""
+    children = (c for q in processes for c in children_of(q) if c not in processes)
+    return sum(cpu_us(c) or 0.0 for c in children)
 
 
 def mariadb_pid() -> int | None:
@@ -723,6 +745,7 @@ def start_nodes(
         *(["--redis-url", redis_url] if redis_url else []),
         # a run of its own in a Redis it may share (--redis-url): keys apart from anyone's
         *(["--redis-key-prefix", f"journey-{uuid.uuid4().hex[:8]}:"] if redis_url else []),
+        *(["--workers", str(args.workers)] if args.workers > 1 else []),
         *shlex.split(args.server_cmd_extra),
     ]  # fmt: skip
     nodes: list[tuple[ChildProcess, int]] = []
@@ -743,11 +766,29 @@ def start_nodes(
                 args.startup_timeout,
                 "GET /readyz not 200",
             )
+        if args.workers > 1:  # /readyz reached one worker: wait until the cluster has them all
+            (admin,) = mint_tokens(args.secret, [("bench-admin", "admin")])
+            wanted = {f"journey-{i}-w{w}" for i in range(args.nodes)
+                      for w in range(1, args.workers + 1)}  # fmt: skip
+            nodes[0][0].wait_ready(
+                lambda: wanted <= listed_nodes(nodes[0][1], admin),
+                args.startup_timeout,
+                f"{len(wanted)} workers in /api/admin/stats",
+            )
     except BaseException:
         for child, _ in nodes:
             child.stop()
         raise
     return nodes
+
+
+def listed_nodes(port: int, admin: str) -> set[str]:
+    """The node ids ``/api/admin/stats`` lists (every worker of every node, once up)."""
+    try:
+        status, body = http_json(port, "GET", "/api/admin/stats", admin, timeout=5)
+    except OSError:
+        return set()
+    return {n["node_id"] for n in body["nodes"]} if status == 200 else set()
 
 
 def create_event(args: argparse.Namespace, port: int, admin: str) -> int:
@@ -928,7 +969,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         result["database"] = database
         migrate(args.python, database_url)
         redis_url = args.redis_url or None
-        if args.nodes > 1 and redis_url is None:
+        if (args.nodes > 1 or args.workers > 1) and redis_url is None:
             redis, redis_port = start_redis(tmp, args.startup_timeout)
             redis_url = f"redis://127.0.0.1:{redis_port}/0"
         nodes = start_nodes(args, database_url, redis_url, tmp)
@@ -983,9 +1024,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         time.sleep(args.settle)
 
         node_pids = [child.pid for child, _ in nodes]
+        # --workers > 1: a node is its supervisor and its workers (each a process on a core)
+        workers_of = {p: worker_pids(p) for p in node_pids}
+        processes_of = {p: [p, *workers_of[p]] for p in node_pids}
         db_pid = mariadb_pid()
         redis_pid = redis.pid if redis else None
-        all_pids = [*node_pids, *client_pids, db_pid or 0, redis_pid or 0]
+        all_pids = [*(q for p in node_pids for q in processes_of[p]), *client_pids,
+                    db_pid or 0, redis_pid or 0]  # fmt: skip
         prober = Prober(ports, args.probe_ms / 1000)
         prober.start()
         a = CpuSample.take(all_pids)
@@ -1007,18 +1052,20 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         span = b.mono - a.mono
         machine = machine_pct(a, b)
         result["cpu_pct"] = {
-            "nodes": [pct(used_us(a, b, [p]), span) for p in node_pids],
+            "nodes": [pct(used_us(a, b, processes_of[p]), span) for p in node_pids],
+            "workers": [[pct(used_us(a, b, [w]), span) for w in workers_of[p]] for p in node_pids],
             # born during the journey (the e-mail renderer): its whole life, over the journey
-            "node_children": [
-                pct(sum(cpu_us(c) or 0.0 for c in children_of(p)), span) for p in node_pids
-            ],
+            "node_children": [pct(renderers_us(processes_of[p]), span) for p in node_pids],
             "clients": pct(used_us(a, b, client_pids), span),
             "redis": pct(used_us(a, b, [redis_pid]), span) if redis_pid else None,
             "mariadbd": pct(used_us(a, b, [db_pid]), span) if db_pid else None,
             "machine": None if machine is None else round(machine * (os.cpu_count() or 1), 1),
             "other": other_pct(a, b),
         }
-        result["rss_mib"] = {"nodes": [to_mib(rss_kib(p)) for p in node_pids]}
+        result["rss_mib"] = {
+            "nodes": [to_mib(sum(rss_kib(q) or 0 for q in processes_of[p])) for p in node_pids],
+            "workers": [[to_mib(rss_kib(w)) for w in workers_of[p]] for p in node_pids],
+        }
         reports = exchange(workers, {"type": "report", "t_end": t_end}, 120)
         for r in reports:
             errors.merge([r["errors"]])
@@ -1092,6 +1139,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=2000, help="buyers (sessions)")
     p.add_argument("--seats", type=int, default=2000, help="seats of the event (rows of 25)")
     p.add_argument("--nodes", type=int, default=1, help="concert-hub nodes (>1: own redis)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="processes per node: serve --workers (>1: own redis)"
+    )
     p.add_argument("--admission-rate", type=float, default=100.0, help="admissions per second")
     p.add_argument(
         "--max-active", type=int, default=0, help="max active shoppers (0: as many as users)"
@@ -1133,8 +1183,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quiet", action="store_true", help="only warnings and errors on stderr")
     args = p.parse_args(argv)
-    if args.users < 1 or args.seats < 1 or args.nodes < 1:
-        p.error("--users, --seats and --nodes must be positive")
+    if args.users < 1 or args.seats < 1 or args.nodes < 1 or args.workers < 1:
+        p.error("--users, --seats, --nodes and --workers must be positive")
+    if args.profile_server and args.workers > 1:
+        p.error("--profile-server profiles one process: use it with --workers 1")
     return args
 
 
@@ -1148,6 +1200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "users": args.users,
         "seats": args.seats,
         "nodes": args.nodes,
+        "workers": args.workers,
         "admission_rate": args.admission_rate,
         "max_active": args.max_active,
         "client_procs": args.client_procs,
