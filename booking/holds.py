@@ -330,11 +330,19 @@ def _hold_from_row(row: Row[Any]) -> Hold:
     return Hold(**{name: values[name] for name in _HOLD_FIELDS})
 
 
+_HOLD_BY_ID = select(holds).where(holds.c.id == bindparam("b_hold"))
+
+
+async def find_hold(conn: AsyncConnection, hold_id: str) -> Hold | None:
+    row = (await conn.execute(_HOLD_BY_ID, {"b_hold": hold_id})).first()
+    return None if row is None else _hold_from_row(row)
+
+
 async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold:
-    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
-    if row is None:
+    hold = await find_hold(conn, hold_id)
+    if hold is None:
         raise NotFound(f"no hold {hold_id}")
-    return _hold_from_row(row)
+    return hold
 
 
 async def _free_seats(conn: AsyncConnection, hold_id: str) -> list[str]:
