@@ -13,7 +13,7 @@ Set-up (not timed): a fresh database ``ch_bench_<hex>`` on ``--server-url`` (dro
 ``--keep`` keeps it), migrated; a concert-hub node on a free port (REST rate limits lifted,
 e-mails written as files), started through this script so that it counts what it sends to the
 database (SQLAlchemy events on every engine and pool of the node: statements, commits,
-rollbacks, pool checkouts, each a round trip; a checkout is one more, a ``COM_PING``, while the
+rollbacks (also the pool's on return), pool checkouts, each a round trip; a checkout is one more, a ``COM_PING``, while the
 pool pre-pings); an event on sale with ``--buyers`` seats; one token per buyer; ``--warmup``
 buyers go through the whole path first, unmeasured.
 
@@ -98,6 +98,13 @@ def counting_node(out: str, args: list[str]) -> None:
     event.listen(Engine, "commit", bump("commits"))
     event.listen(Engine, "rollback", bump("rollbacks"))
     event.listen(Pool, "checkout", bump("checkouts"))
+    reset = bump("rollbacks")
+
+    def on_reset(_dbapi: Any, _record: Any, state: Any) -> None:
+        if not state.transaction_was_reset:  # the pool's rollback on return (a round trip)
+            reset()
+
+    event.listen(Pool, "reset", on_reset)
 
     def dump(*_: Any) -> None:
         Path(out + ".tmp").write_text(json.dumps(counts))
