@@ -13,9 +13,9 @@ Set-up (not timed): a fresh database ``ch_bench_<hex>`` on ``--server-url`` (dro
 ``--keep`` keeps it), migrated; a concert-hub node on a free port (REST rate limits lifted,
 e-mails written as files), started through this script so that it counts what it sends to the
 database (SQLAlchemy events on every engine and pool of the node: statements, commits,
-rollbacks (also the pool's on return), pool checkouts, each a round trip; a checkout is one more, a ``COM_PING``, while the
-pool pre-pings); an event on sale with ``--buyers`` seats; one token per buyer; ``--warmup``
-buyers go through the whole path first, unmeasured.
+rollbacks (also the pool's on return), and the pool's pings before it hands out a connection
+(``pool_pre_ping``), each a round trip); an event on sale with ``--buyers`` seats; one token per
+buyer; ``--warmup`` buyers go through the whole path first, unmeasured.
 
 Workload: one buyer after another (nothing concurrent), each over its own keep-alive
 connection: phase ``hold``, every buyer ``POST /api/events/{id}/holds`` one seat; then phase
@@ -27,10 +27,11 @@ idle CPU (``idle_ms_per_s``, measured for ``--idle-s`` before the phases) is wha
 tasks cost whatever the load; it is not subtracted.
 
 Fields: per phase ``cpu_ms_per_request``, ``children_cpu_ms_per_request``, ``wall_ms`` {p50,
-p99, mean}, ``round_trips_per_request`` {statements, commits, rollbacks, checkouts, total} and
+p99, mean}, ``round_trips_per_request`` {statements, commits, rollbacks, pings, total} and
 ``statements`` by kind (first word), counted in the requests' own tasks;
 ``background_round_trips_per_request``: those of the node's background tasks meanwhile (the
-reaper, the outbox senders delivering what the checkouts queued, …); ``errors``. Exit status 0, 1 if a request failed.
+reaper, the outbox senders delivering what the checkouts queued, …); ``errors``. Exit status 0,
+1 if a request failed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from typing import Any
 log = logging.getLogger("bench")
 
 _COUNTING = "--as-counting-node"
+_SCRIPT = str(Path(__file__).resolve())
 
 
 # -- the node, counting its round trips --------------------------------------------------------
@@ -61,13 +63,12 @@ _COUNTING = "--as-counting-node"
 def counting_node(out: str, args: list[str]) -> None:
     """Run ``python -m server *args`` counting every engine's round trips; SIGUSR1 writes the
     counts to ``out`` (as JSON), and so does the exit."""
+    import asyncio  # noqa: PLC0415
     import runpy  # noqa: PLC0415
 
     from sqlalchemy import event  # noqa: PLC0415
     from sqlalchemy.engine import Engine  # noqa: PLC0415
     from sqlalchemy.pool import Pool  # noqa: PLC0415
-
-    import asyncio  # noqa: PLC0415
 
     counts: Counter[str] = Counter()
 
@@ -97,7 +98,14 @@ def counting_node(out: str, args: list[str]) -> None:
     event.listen(Engine, "before_cursor_execute", on_execute)
     event.listen(Engine, "commit", bump("commits"))
     event.listen(Engine, "rollback", bump("rollbacks"))
-    event.listen(Pool, "checkout", bump("checkouts"))
+    checkout = bump("pings")
+
+    def on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        pool = getattr(record, "_ConnectionRecord__pool", None)
+        if getattr(pool, "_pre_ping", False):  # a COM_PING before the connection is handed out
+            checkout()
+
+    event.listen(Pool, "checkout", on_checkout)
     reset = bump("rollbacks")
 
     def on_reset(_dbapi: Any, _record: Any, state: Any) -> None:
@@ -124,7 +132,7 @@ def counting_node(out: str, args: list[str]) -> None:
     except SystemExit:
         pass
     finally:
-        if profile is not None:
+        if profile is not None and profile_to:
             profile.disable()
             profile.dump_stats(profile_to)
         dump()
@@ -203,7 +211,7 @@ class Buyer:
 
 
 async def call(
-    port: int, method: str, path: str, token: str, body: object, extra: str = ""
+    port: int, method: str, path: str, token: str, body: object, *, extra: str = ""
 ) -> tuple[int, Any, float]:
     from bench.rest import HttpConn  # noqa: PLC0415
 
@@ -237,7 +245,7 @@ async def checkout(port: int, buyer: Buyer, email: bool) -> tuple[int, Any, floa
         body["email"] = f"{buyer.name}@example.com"
     return await call(
         port, "POST", f"/api/holds/{buyer.hold_id}/checkout", buyer.token, body,
-        f"Idempotency-Key: {uuid.uuid4().hex}\r\n",
+        extra=f"Idempotency-Key: {uuid.uuid4().hex}\r\n",
     )  # fmt: skip
 
 
@@ -260,9 +268,7 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         "--outbox-dir", str(workdir / "outbox"), *args.node_flag,
     ])  # fmt: skip
     counts_path = workdir / "counts.json"
-    cmd = [args.python, str(Path(__file__).resolve()), _COUNTING, str(counts_path), *serve[3:]]
-    if args.profile:
-        os.environ["BENCH_PROFILE"] = str(Path(args.profile).resolve())
+    cmd = [args.python, _SCRIPT, _COUNTING, str(counts_path), *serve[3:]]
     node = ChildProcess(cmd, workdir / "node.log", "server")
     errors: Counter[str] = Counter()
     try:
@@ -309,7 +315,7 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
             kids_used = children_cpu_us(pid) - kids_before
             counts = read_counts(pid, counts_path) - counts_before
             n = max(len(walls), 1)
-            kinds = ("statements", "commits", "rollbacks", "checkouts")
+            kinds = ("statements", "commits", "rollbacks", "pings")
             trips = {k: counts[f"request {k}"] for k in kinds}
             background = sum(counts[f"background {k}"] for k in kinds)
             phases[phase] = {
@@ -356,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.servers import migrate  # noqa: PLC0415
 
     args = parse_args(argv)
+    if args.profile:  # (the node reads it)
+        os.environ["BENCH_PROFILE"] = str(Path(args.profile).resolve())
     setup_logging(args.json_only)
     install_uvloop()
     name, url = create_database(args.server_url)
