@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +20,8 @@ _ALGORITHM = "HS256"
 #: Longest user name a token may carry (the booking tables store names up to this length).
 MAX_USER_LENGTH = 128
 _ISSUER = "concert-hub"
+#: Verified tokens remembered (:meth:`TokenAuthority.verify`): a few per active user.
+VERIFIED_KEPT = 32_768
 
 
 class Role(StrEnum):
@@ -83,6 +86,11 @@ class TokenAuthority:
         self._secret = hashlib.sha256(b"concert-hub jwt|" + secret.encode()).digest()
         #: customer id → the oldest token version still valid (see the class docstring).
         self.versions: dict[str, int] = {}
+        #: token → (its expiry, its principal, its version): tokens verified before, most
+        #: recently used last. A token's signature and claims never change, so only its expiry
+        #: and its revocation are checked again (about 90 µs of HMAC, base64 and JSON saved per
+        #: request).
+        self._verified: OrderedDict[str, tuple[float, Principal, int | None]] = OrderedDict()
 
     def issue(
         self,
@@ -116,6 +124,24 @@ class TokenAuthority:
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            expires, principal, version = known
+            if time.time() < expires:
+                self._verified.move_to_end(token)
+                assert principal.name is not None
+                if version is not None and version < self.versions.get(principal.name, 0):
+                    raise AuthenticationFailed("the token was revoked (signed out everywhere)")
+                return principal
+            del self._verified[token]
+        principal, expires, version = self._decode(token)
+        self._verified[token] = (expires, principal, version)
+        if len(self._verified) > VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float, int | None]:
+        """Verify ``token`` from scratch: its principal, expiry and version."""
         try:
             claims = jwt.decode(
                 token,
@@ -133,10 +159,12 @@ class TokenAuthority:
             raise AuthenticationFailed(f"user name too long (over {MAX_USER_LENGTH} characters)")
         try:
             role = Role(claims["role"])
-            version = claims.get("ver")
-            revoked = version is not None and int(version) < self.versions.get(name, 0)
+            ver = claims.get("ver")
+            version = None if ver is None else int(ver)
+            revoked = version is not None and version < self.versions.get(name, 0)
             event = claims.get("evt")
             event_id = None if event is None else int(event)
+            expires = float(claims["exp"])
         except (TypeError, ValueError):
             refused = "the token names an unknown role, version or event"
             raise AuthenticationFailed(refused) from None
@@ -144,13 +172,14 @@ class TokenAuthority:
             raise AuthenticationFailed("the token was revoked (signed out everywhere)")
         email = claims.get("email")
         gate = claims.get("gate")
-        return Principal(
+        principal = Principal(
             name,
             role,
             None if email is None else str(email),
             None if gate is None else str(gate),
             event_id,
         )
+        return principal, expires, version
 
     def from_stomp(self, passcode: str | None, authorization: str | None) -> Principal:
         """Resolve CONNECT credentials; no credentials at all means anonymous."""
