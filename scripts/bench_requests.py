@@ -12,9 +12,9 @@ Prints ONE JSON object on stdout; progress goes to stderr (``--json-only``: warn
 Set-up (not timed): a fresh database ``ch_bench_<hex>`` on ``--server-url`` (dropped at the end,
 ``--keep`` keeps it), migrated; a concert-hub node on a free port (REST rate limits lifted,
 e-mails written as files), started through this script so that it counts what it sends to the
-database (SQLAlchemy events on every engine and pool of the node: statements, commits,
-rollbacks (also the pool's on return), and the pool's pings before it hands out a connection
-(``pool_pre_ping``), each a round trip); an event on sale with ``--buyers`` seats; one token per
+database (statements: SQLAlchemy's event on every engine of the node; commits, rollbacks (the
+pool's on return too) and pings (``pool_pre_ping``) as the aiomysql adapter sends them; each a
+round trip); an event on sale with ``--buyers`` seats; one token per
 buyer; ``--warmup`` buyers go through the whole path first, unmeasured.
 
 Workload: one buyer after another (nothing concurrent), each over its own keep-alive
@@ -63,25 +63,32 @@ _SCRIPT = str(Path(__file__).resolve())
 def counting_node(out: str, args: list[str]) -> None:
     """Run ``python -m server *args`` counting every engine's round trips; SIGUSR1 writes the
     counts to ``out`` (as JSON), and so does the exit."""
-    import asyncio  # noqa: PLC0415
+    import contextvars  # noqa: PLC0415
     import runpy  # noqa: PLC0415
 
     from sqlalchemy import event  # noqa: PLC0415
+    from sqlalchemy.dialects.mysql.aiomysql import (  # noqa: PLC0415
+        AsyncAdapt_aiomysql_connection,
+    )
     from sqlalchemy.engine import Engine  # noqa: PLC0415
-    from sqlalchemy.pool import Pool  # noqa: PLC0415
 
     counts: Counter[str] = Counter()
 
+    from aiohttp import web_protocol  # noqa: PLC0415
+
+    in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
+    handle_request = web_protocol.RequestHandler._handle_request
+
+    async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+        in_request.set(True)  # (in the request's own task: its child tasks inherit it)
+        return await handle_request(self, *args, **kwargs)
+
+    web_protocol.RequestHandler._handle_request = handle  # type: ignore[method-assign]
+
     def whose() -> str:
-        """``request`` inside an HTTP request's task (aiohttp's ``_handle_request``),
-        else ``background``."""
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:
-            return "background"
-        coro = task.get_coro() if task is not None else None
-        name = getattr(coro, "__qualname__", "")
-        return "request" if name == "RequestHandler._handle_request" else "background"
+        """``request`` inside an HTTP request's task or a task it started (SQLAlchemy closes
+        a connection in a shielded task of its own), else ``background``."""
+        return "request" if in_request.get() else "background"
 
     def on_execute(*params: Any) -> None:
         statement = str(params[2]).lstrip()
@@ -96,23 +103,17 @@ def counting_node(out: str, args: list[str]) -> None:
         return handler
 
     event.listen(Engine, "before_cursor_execute", on_execute)
-    event.listen(Engine, "commit", bump("commits"))
-    event.listen(Engine, "rollback", bump("rollbacks"))
-    checkout = bump("pings")
+    # Commits, rollbacks (the Connection's and the pool's on return) and pings as the driver
+    # sends them: each a round trip, whichever layer asked for it.
+    for method, name in (("commit", "commits"), ("rollback", "rollbacks"), ("ping", "pings")):
+        real = getattr(AsyncAdapt_aiomysql_connection, method)
+        counted = bump(name)
 
-    def on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
-        pool = getattr(record, "_ConnectionRecord__pool", None)
-        if getattr(pool, "_pre_ping", False):  # a COM_PING before the connection is handed out
-            checkout()
+        def wrapper(self: Any, *args: Any, _real: Any = real, _counted: Any = counted) -> Any:
+            _counted()
+            return _real(self, *args)
 
-    event.listen(Pool, "checkout", on_checkout)
-    reset = bump("rollbacks")
-
-    def on_reset(_dbapi: Any, _record: Any, state: Any) -> None:
-        if not state.transaction_was_reset:  # the pool's rollback on return (a round trip)
-            reset()
-
-    event.listen(Pool, "reset", on_reset)
+        setattr(AsyncAdapt_aiomysql_connection, method, wrapper)
 
     def dump(*_: Any) -> None:
         Path(out + ".tmp").write_text(json.dumps(counts))
@@ -334,6 +335,7 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
                     if k.startswith("request statement ")
                 },
                 "background_round_trips_per_request": round(background / n, 2),
+                "counted": dict(sorted(counts.items())),
             }
     finally:
         node.stop()
