@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from booking.clock import utcnow
 from booking.hooks import BookingHooks, PaymentCall, RefundOutcome, RefundReason
 from booking.schema import test_gateway_charges
-from booking.transactions import in_transaction
+from booking.transactions import in_transaction, skip_reset_after_commit
 
 
 class ChargeOutcome(Enum):
@@ -99,8 +99,9 @@ class TestGateway:
         if self._own is None:
             own = create_async_engine(
                 self._engine.url, pool_size=LEDGER_POOL_SIZE, max_overflow=LEDGER_POOL_SIZE,
-                pool_recycle=1800,
+                pool_recycle=1800, pool_reset_on_return=None,
             )  # fmt: skip
+            skip_reset_after_commit(own)
             self._own = own
 
             def close(_: object) -> None:

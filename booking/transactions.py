@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -53,3 +54,38 @@ async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], 
                 raise
             await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
     raise AssertionError("unreachable")
+
+
+#: In a pooled connection's ``info``: its last transaction committed, nothing ran since.
+_COMMITTED = "concert_hub_committed"
+
+
+def skip_reset_after_commit(engine: AsyncEngine) -> None:
+    """The pool's reset on return, without the ``ROLLBACK`` after a successful commit, for an
+    engine made with ``pool_reset_on_return=None``.
+
+    SQLAlchemy skips that rollback only when the ``Connection`` itself just rolled back; after
+    ``engine.begin()`` committed, it sends one more. Here the dialect's commit marks the
+    connection once the server has acknowledged the commit, any later transaction unmarks it,
+    and the reset rolls back every connection that is not marked (as SQLAlchemy's would).
+    """
+    sync = engine.sync_engine
+    dialect = sync.dialect
+    commit = dialect.do_commit
+
+    def do_commit(dbapi_connection: Any) -> None:
+        commit(dbapi_connection)
+        dbapi_connection.info[_COMMITTED] = True  # (only once the commit succeeded)
+
+    def began(connection: Any) -> None:
+        connection.connection.info.pop(_COMMITTED, None)
+
+    def reset(dbapi_connection: Any, record: Any, state: Any) -> None:
+        committed = record.info.pop(_COMMITTED, False)
+        if state.transaction_was_reset or committed or not state.asyncio_safe:
+            return  # (not asyncio-safe: the pool terminates the connection instead)
+        dbapi_connection.rollback()
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    event.listen(sync, "begin", began)
+    event.listen(sync.pool, "reset", reset)

@@ -11,6 +11,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
+from booking.transactions import skip_reset_after_commit
+
 #: Connections per node to MariaDB/MySQL (``--db-pool-size``). A hot sale opens with a wave of
 #: hundreds of concurrent hold transactions; with 30 connections they queued for the pool and the
 #: p99 of hold decisions at 500 clients was 250-360 ms, with 50 it was 200-210 ms. Two nodes at
@@ -37,6 +39,11 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     that finds its connection dead marks every connection of the pool made before as stale
     (each is replaced when next taken), and :func:`booking.transactions.in_transaction` runs
     its work again on a fresh connection, unless the commit itself was under way.
+
+    Nor does it roll back a connection that comes back right after its transaction committed
+    (SQLAlchemy's reset on return would: one more round trip per transaction); any other
+    connection is rolled back as before
+    (:func:`booking.transactions.skip_reset_after_commit`).
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(
@@ -47,8 +54,10 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
         return engine
     engine = create_async_engine(
         url, poolclass=WatchedPool, pool_size=pool_size, max_overflow=10, pool_recycle=RECYCLE_S,
+        pool_reset_on_return=None,  # skip_reset_after_commit
     )  # fmt: skip
     event.listen(engine.sync_engine, "connect", _mysql_session)
+    skip_reset_after_commit(engine)
     return engine
 
 
