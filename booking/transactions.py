@@ -57,7 +57,7 @@ async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], 
 
 
 #: In a pooled connection's ``info``: its last transaction committed, nothing ran since.
-_COMMITTED = "concert_hub_committed"
+COMMITTED = "concert_hub_committed"
 
 
 def skip_reset_after_commit(engine: AsyncEngine) -> None:
@@ -75,13 +75,13 @@ def skip_reset_after_commit(engine: AsyncEngine) -> None:
 
     def do_commit(dbapi_connection: Any) -> None:
         commit(dbapi_connection)
-        dbapi_connection.info[_COMMITTED] = True  # (only once the commit succeeded)
+        dbapi_connection.info[COMMITTED] = True  # (only once the commit succeeded)
 
     def began(connection: Any) -> None:
-        connection.connection.info.pop(_COMMITTED, None)
+        connection.connection.info.pop(COMMITTED, None)
 
     def reset(dbapi_connection: Any, record: Any, state: Any) -> None:
-        committed = record.info.pop(_COMMITTED, False)
+        committed = record.info.get(COMMITTED, False)
         if state.transaction_was_reset or committed or not state.asyncio_safe:
             return  # (not asyncio-safe: the pool terminates the connection instead)
         dbapi_connection.rollback()
