@@ -12,6 +12,7 @@ answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -56,36 +57,49 @@ async def in_transaction(engine: AsyncEngine, work: Callable[[AsyncConnection], 
     raise AssertionError("unreachable")
 
 
-#: In a pooled connection's ``info``: its last transaction committed, nothing ran since.
-COMMITTED = "concert_hub_committed"
+#: In a pooled connection's ``info``: its last transaction ended (committed or rolled back, the
+#: server said so), and nothing ran since.
+COMMITTED = "concert_hub_transaction_ended"
 
 
 def skip_reset_after_commit(engine: AsyncEngine) -> None:
-    """The pool's reset on return, without the ``ROLLBACK`` after a successful commit, for an
-    engine made with ``pool_reset_on_return=None``.
+    """The pool's reset on return, without a needless ``ROLLBACK``, for an engine made with
+    ``pool_reset_on_return=None``.
 
-    SQLAlchemy skips that rollback only when the ``Connection`` itself just rolled back; after
-    ``engine.begin()`` committed, it sends one more. Here the dialect's commit marks the
-    connection once the server has acknowledged the commit, any later transaction unmarks it,
-    and the reset rolls back every connection that is not marked (as SQLAlchemy's would).
+    SQLAlchemy's reset rolls back every connection that comes back unless the ``Connection``
+    said it just rolled back by itself when it closed: after ``engine.begin()`` committed, or
+    rolled back on an exception (a refused hold), it sends one more ``ROLLBACK``, a round trip
+    each time. Here the dialect's commit and rollback mark the connection once the server has
+    acknowledged them, any later transaction unmarks it, and the reset rolls back every
+    connection that is not marked (as SQLAlchemy's would).
     """
     sync = engine.sync_engine
     dialect = sync.dialect
-    commit = dialect.do_commit
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def mark(dbapi_connection: Any) -> None:
+        # (the first connect's ad-hoc proxy has no pool record to mark)
+        with contextlib.suppress(NotImplementedError):
+            dbapi_connection.info[COMMITTED] = True
 
     def do_commit(dbapi_connection: Any) -> None:
         commit(dbapi_connection)
-        dbapi_connection.info[COMMITTED] = True  # (only once the commit succeeded)
+        mark(dbapi_connection)  # (only once the commit succeeded)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        rollback(dbapi_connection)
+        mark(dbapi_connection)
 
     def began(connection: Any) -> None:
         connection.connection.info.pop(COMMITTED, None)
 
     def reset(dbapi_connection: Any, record: Any, state: Any) -> None:
-        committed = record.info.get(COMMITTED, False)
-        if state.transaction_was_reset or committed or not state.asyncio_safe:
+        ended = record.info.get(COMMITTED, False)
+        if state.transaction_was_reset or ended or not state.asyncio_safe:
             return  # (not asyncio-safe: the pool terminates the connection instead)
         dbapi_connection.rollback()
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
     event.listen(sync, "begin", began)
     event.listen(sync.pool, "reset", reset)

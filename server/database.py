@@ -41,8 +41,8 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     its work again on a fresh connection, unless the commit itself was under way.
 
     Nor does it roll back a connection that comes back right after its transaction committed
-    (SQLAlchemy's reset on return would: one more round trip per transaction); any other
-    connection is rolled back as before
+    or rolled back (SQLAlchemy's reset on return would: one more round trip per transaction);
+    any other connection is rolled back as before
     (:func:`booking.transactions.skip_reset_after_commit`).
     """
     if url.startswith("sqlite"):

@@ -617,7 +617,7 @@ class RoundTrips:
     ``checkouts``: pool checkouts that pinged the server first (``pool_pre_ping``, which
     ``make_engine`` no longer sets); ``statements``: cursor executions;
     ``commits``/``rollbacks``: by the ``Connection``; ``reset_rollbacks``: rollbacks the pool
-    issued on return (all but those after a commit, see ``booking.transactions``).
+    issued on return (none right after a commit or a rollback, see ``booking.transactions``).
     """
 
     checkouts: int = 0
@@ -642,7 +642,7 @@ class RoundTrips:
             sa_event.listen(sync.pool, "checkout", lambda *_: trips.bump("checkouts"))
 
         def on_reset(_dbapi: Any, record: Any, state: Any) -> None:
-            # (a connection marked committed is not rolled back: booking.transactions)
+            # (a connection marked so is not rolled back: booking.transactions)
             if not state.transaction_was_reset and not record.info.get(COMMITTED, False):
                 trips.bump("reset_rollbacks")
 
