@@ -39,9 +39,10 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -55,14 +56,13 @@ from booking.errors import (
     HoldLost,
     HoldNotActive,
     IdempotencyMismatch,
-    NotFound,
     PaymentDeclined,
     PaymentFailed,
     PaymentTimedOut,
     RequestInProgress,
     Unavailable,
 )
-from booking.holds import Hold, get_hold, new_id
+from booking.holds import Hold, find_hold, new_id
 from booking.hooks import BookingHooks, CheckoutOutcome, PaymentCall, RefundReason
 from booking.inventory import Inventory
 from booking.orders import ORDER_CONFIRMATION, IssuedTicket, Order, cancellable_until, get_order
@@ -77,6 +77,45 @@ log = logging.getLogger(__name__)
 
 #: An in-progress key older than this is taken as abandoned (its node died mid-request).
 ABANDONED_AFTER = timedelta(minutes=2)
+
+# Checkout's statements, built once (building them, and their cache keys, on every call costs
+# more CPU than running them). Bind names in an UPDATE may not be column names: b_/new_.
+_INSERT_KEY = insert(idempotency_keys)
+_STORE_OUTCOME = (
+    update(idempotency_keys)
+    .where(idempotency_keys.c.user_id == bindparam("b_user"),
+           idempotency_keys.c.key == bindparam("b_key"))
+    .values(status="done", response_status=None, response_body=bindparam("body"))
+)  # fmt: skip
+#: Claims the user's active, unexpired hold for this checkout (no other checkout under way).
+_CLAIM_HOLD = (
+    update(holds)
+    .where(
+        holds.c.id == bindparam("b_hold"), holds.c.user_id == bindparam("b_user"),
+        holds.c.status == "active", holds.c.expires_at > bindparam("b_now"),
+        or_(holds.c.checkout_until.is_(None), holds.c.checkout_until <= bindparam("b_now")),
+    )
+    .values(checkout_until=bindparam("new_until"))
+)  # fmt: skip
+_INSERT_PAYMENT = insert(payments)
+_CONVERT_HOLD = (
+    update(holds)
+    .where(holds.c.id == bindparam("b_hold"), holds.c.status == "active",
+           holds.c.expires_at > bindparam("b_now"))
+    .values(status="purchased")
+)  # fmt: skip
+_SELL_SEATS = (
+    update(seats)
+    .where(seats.c.hold_id == bindparam("b_hold"), seats.c.order_id.is_(None))
+    .values(order_id=bindparam("new_order"), hold_id=None, hold_user=None, hold_expires_at=None)
+)
+_INSERT_ORDER = insert(orders)
+_INSERT_TICKETS = insert(tickets)
+_PAYMENT_CHARGED = (
+    update(payments)
+    .where(payments.c.id == bindparam("b_payment"), payments.c.status == "pending")
+    .values(status="charged", order_id=bindparam("new_order"), updated_at=bindparam("b_now"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,22 +195,16 @@ class Checkout:
         if email is not None:
             email = normalize_email(email)
         digest = request_hash(hold_id, payment, email)
-        replay = await self._claim_key(user, key, digest, hold_id)
-        if replay is not None:
-            return replay
+        started = await self._start(user, hold_id, key, digest)
+        if isinstance(started, Outcome):
+            return started  # a replay, or a refusal stored with the key
+        hold, payment_id = started
         try:
-            outcome = Outcome(await self._pay(user, hold_id, payment, email, key))
-        except CheckoutInProgress:
-            await self._forget_key(user, key)  # not an answer to keep: the hold will have one
-            raise
-        except BookingError as error:
-            outcome = Outcome(None, error)
+            outcome = await self._pay(hold, payment_id, payment, email, key)
         except BaseException:
             await self._forget_key(user, key)  # an internal fault: let the client retry
             raise
-        if outcome.order is None:
-            await self._store_outcome(user, key, outcome)
-        else:  # (stored in the order's own transaction)
+        if outcome.order is not None:  # (every outcome is stored with the key by now)
             self.hooks.order_committed(outcome.order.id)
             await self._sold(outcome.order, user)
             self.outbox.wake()
@@ -199,61 +232,109 @@ class Checkout:
         """Refund charges abandoned by a crash (at start-up and every 30 s)."""
         return await recover_payments(self.engine, self.provider, self.grace, self.hooks)
 
-    # -- idempotency -------------------------------------------------------------------------
+    # -- the key, the hold and the pending payment ------------------------------------------
 
-    async def _claim_key(self, user: str, key: str, digest: str, hold_id: str) -> Outcome | None:
-        """Claim the key for this request; a stored outcome means this is a replay."""
+    async def _start(
+        self, user: str, hold_id: str, key: str, digest: str
+    ) -> Outcome | tuple[Hold, str]:
+        """Steps 1 and 2 in one transaction: claim the key, claim the hold, record the
+        ``pending`` payment; returns the hold and the payment id, or the outcome to answer (a
+        replay, or a refusal stored with the key). A key already on record is looked at in a
+        transaction of its own (:meth:`_existing_key`)."""
+        fresh = True
         for _ in range(3):
-            now = utcnow()
             try:
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        insert(idempotency_keys).values(
-                            user_id=user, key=key, request_hash=digest, status="in_progress",
-                            created_at=now,
-                        )
-                    )  # fmt: skip
-                return None
-            except IntegrityError:
-                pass
-            async with self.engine.begin() as conn:
-                where = (idempotency_keys.c.user_id == user, idempotency_keys.c.key == key)
-                row = (await conn.execute(select(idempotency_keys).where(*where))).first()
-                if row is None:
-                    continue  # deleted meanwhile (its request failed): claim it afresh
-                if row.request_hash != digest:
-                    raise IdempotencyMismatch(
-                        "this Idempotency-Key was used with a different request"
-                    )
-                if row.status == "done":
-                    return Outcome.restore(row.response_body)
-                if now - row.created_at < ABANDONED_AFTER:
-                    raise RequestInProgress("a request with this Idempotency-Key is in progress")
-                # Abandoned by a node that died mid-request: take it over. Had its order
-                # committed, that order is the answer (and is stored as the key's outcome).
-                found = await conn.execute(
-                    select(orders.c.id).where(orders.c.hold_id == hold_id, orders.c.user_id == user)
+                return await in_transaction(
+                    self.engine, partial(self._open, user, hold_id, key, digest, fresh=fresh)
                 )
-                order_id = found.scalar_one_or_none()
-                if order_id is not None:
-                    order = await get_order(conn, order_id, None)
-                    await conn.execute(
-                        update(idempotency_keys)
-                        .where(*where)
-                        .values(status="done", response_body=Outcome(order).record())
-                    )
-                    return Outcome(order, replayed=True)
-                await conn.execute(update(idempotency_keys).where(*where).values(created_at=now))
-                return None
+            except IntegrityError:
+                if not fresh:
+                    raise
+            except BaseException:
+                if not fresh:
+                    # A key taken over and no payment under way: not an answer to keep.
+                    await self._forget_key(user, key)
+                raise
+            found = await self._existing_key(user, key, digest, hold_id)
+            if isinstance(found, Outcome):
+                return found
+            fresh = not found
         raise RequestInProgress("a request with this Idempotency-Key is in progress")
 
-    async def _store_outcome(self, user: str, key: str, outcome: Outcome) -> None:
-        async with self.engine.begin() as conn:
+    async def _open(
+        self, user: str, hold_id: str, key: str, digest: str, conn: AsyncConnection, *, fresh: bool
+    ) -> Outcome | tuple[Hold, str]:
+        now = utcnow()
+        if fresh:  # (a key on record already: IntegrityError, and nothing of this is kept)
             await conn.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.user_id == user, idempotency_keys.c.key == key)
-                .values(status="done", response_status=None, response_body=outcome.record())
+                _INSERT_KEY,
+                {"user_id": user, "key": key, "request_hash": digest, "status": "in_progress",
+                 "created_at": now},
             )  # fmt: skip
+        claimed = await conn.execute(
+            _CLAIM_HOLD,
+            {"b_hold": hold_id, "b_user": user, "b_now": now, "new_until": now + self.grace},
+        )
+        # Read after the claim: the transaction's snapshot then sees its own claim, and a hold
+        # it could not claim as it is now.
+        hold = await find_hold(conn, hold_id)
+        if claimed.rowcount != 1:
+            if hold is None or hold.user_id != user:
+                error: BookingError = HoldNotActive("no such hold of yours")
+            elif hold.status == "active" and hold.expires_at > now:
+                # Not an answer to keep with the key: the hold will have one.
+                raise CheckoutInProgress(
+                    "another checkout of this hold is in progress; nothing was charged"
+                )
+            else:
+                error = HoldNotActive(f"the hold is {_hold_state(hold, now)}")
+            outcome = Outcome(None, error)
+            await conn.execute(
+                _STORE_OUTCOME, {"b_user": user, "b_key": key, "body": outcome.record()}
+            )
+            return outcome
+        assert hold is not None
+        payment_id = new_id("pay")
+        await conn.execute(
+            _INSERT_PAYMENT,
+            {"id": payment_id, "user_id": user, "hold_id": hold.id,
+             "amount_cents": hold.amount_cents, "currency": hold.currency,
+             "provider": self.provider.name, "status": "pending", "created_at": now,
+             "updated_at": now},
+        )  # fmt: skip
+        return hold, payment_id
+
+    async def _existing_key(self, user: str, key: str, digest: str, hold_id: str) -> Outcome | bool:
+        """A key on record: its stored outcome (a replay); ``True`` if it was abandoned and
+        is now this request's; ``False`` if it is gone (its request failed), to claim afresh."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            where = (idempotency_keys.c.user_id == user, idempotency_keys.c.key == key)
+            row = (await conn.execute(select(idempotency_keys).where(*where))).first()
+            if row is None:
+                return False  # deleted meanwhile (its request failed): claim it afresh
+            if row.request_hash != digest:
+                raise IdempotencyMismatch("this Idempotency-Key was used with a different request")
+            if row.status == "done":
+                return Outcome.restore(row.response_body)
+            if now - row.created_at < ABANDONED_AFTER:
+                raise RequestInProgress("a request with this Idempotency-Key is in progress")
+            # Abandoned by a node that died mid-request: take it over. Had its order
+            # committed, that order is the answer (and is stored as the key's outcome).
+            found = await conn.execute(
+                select(orders.c.id).where(orders.c.hold_id == hold_id, orders.c.user_id == user)
+            )
+            order_id = found.scalar_one_or_none()
+            if order_id is not None:
+                order = await get_order(conn, order_id, None)
+                await conn.execute(
+                    update(idempotency_keys)
+                    .where(*where)
+                    .values(status="done", response_body=Outcome(order).record())
+                )
+                return Outcome(order, replayed=True)
+            await conn.execute(update(idempotency_keys).where(*where).values(created_at=now))
+            return True
 
     async def _forget_key(self, user: str, key: str) -> None:
         async with self.engine.begin() as conn:
@@ -266,63 +347,35 @@ class Checkout:
     # -- payment -----------------------------------------------------------------------------
 
     async def _pay(
-        self, user: str, hold_id: str, payment: dict[str, Any], email: str | None, key: str
-    ) -> Order:
-        now = utcnow()
-        async with self.engine.connect() as conn:
-            try:
-                hold = await get_hold(conn, hold_id)
-            except NotFound:
-                raise HoldNotActive("no such hold of yours") from None
-        if hold.user_id != user:
-            raise HoldNotActive("no such hold of yours")
-        if hold.status != "active" or hold.expires_at <= now:
-            raise HoldNotActive(f"the hold is {_hold_state(hold, now)}")
-        payment_id = new_id("pay")
-        async with self.engine.begin() as conn:
-            claimed = await conn.execute(
-                update(holds)
-                .where(
-                    holds.c.id == hold.id, holds.c.status == "active", holds.c.expires_at > now,
-                    or_(holds.c.checkout_until.is_(None), holds.c.checkout_until <= now),
-                )
-                .values(checkout_until=now + self.grace)
-            )  # fmt: skip
-            if claimed.rowcount != 1:
-                hold = await get_hold(conn, hold_id)
-                if hold.status == "active" and hold.expires_at > now:
-                    raise CheckoutInProgress(
-                        "another checkout of this hold is in progress; nothing was charged"
-                    )
-                raise HoldNotActive(f"the hold is {_hold_state(hold, now)}")
-            await conn.execute(
-                insert(payments).values(
-                    id=payment_id, user_id=user, hold_id=hold.id, amount_cents=hold.amount_cents,
-                    currency=hold.currency, provider=self.provider.name, status="pending",
-                    created_at=now, updated_at=now,
-                )
-            )  # fmt: skip
+        self, hold: Hold, payment_id: str, payment: dict[str, Any], email: str | None, key: str
+    ) -> Outcome:
+        """Steps 3 and 4: charge, then issue. A payment that made no order is settled with the
+        outcome stored under its key in one transaction (:meth:`_settle`)."""
         try:
             result = await self._charge(payment_id, hold, str(payment.get("token", "")))
         except (GatewayError, TimeoutError) as exc:
             await refund(self.provider, payment_id, RefundReason.PAYMENT_ERROR, self.hooks)
-            await self._set_payment(payment_id, "failed", hold.id)
             if isinstance(exc, TimeoutError):
-                raise PaymentTimedOut(
+                error: BookingError = PaymentTimedOut(
                     "the payment gateway did not answer in time; nothing was charged"
-                ) from None
-            raise PaymentFailed("the payment gateway failed; nothing was charged") from None
+                )
+            else:
+                error = PaymentFailed("the payment gateway failed; nothing was charged")
+            return await self._settle(payment_id, "failed", hold, key, error)
         if result is ChargeOutcome.DECLINED:
-            await self._set_payment(payment_id, "declined", hold.id)
-            raise PaymentDeclined("the payment was declined")
+            declined = PaymentDeclined("the payment was declined")
+            return await self._settle(payment_id, "declined", hold, key, declined)
         self.hooks.charged(payment_id)
         try:
-            return await self._issue(hold, payment_id, email, key)
-        except BaseException:
+            return Outcome(await self._issue(hold, payment_id, email, key))
+        except BaseException as exc:
             refunded = await refund(
                 self.provider, payment_id, RefundReason.NOT_COMMITTED, self.hooks
             )
-            await self._set_payment(payment_id, "refunded" if refunded else "failed", hold.id)
+            status = "refunded" if refunded else "failed"
+            if isinstance(exc, BookingError):
+                return await self._settle(payment_id, status, hold, key, exc)
+            await self._settle(payment_id, status, hold, None, None)
             raise
 
     async def _charge(self, payment_id: str, hold: Hold, token: str) -> ChargeOutcome:
@@ -339,8 +392,17 @@ class Checkout:
         finally:
             self.hooks.payment_called(PaymentCall.CHARGE, time.perf_counter() - started)
 
-    async def _set_payment(self, payment_id: str, status: str, hold_id: str) -> None:
-        """Record how a payment that made no order ended, and give its hold's claim back."""
+    async def _settle(
+        self,
+        payment_id: str,
+        status: str,
+        hold: Hold,
+        key: str | None,
+        error: BookingError | None,
+    ) -> Outcome:
+        """Record how a payment that made no order ended, give its hold's claim back, and store
+        the request's outcome (``error``) with its ``key``: one transaction."""
+        outcome = Outcome(None, error)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(payments)
@@ -349,9 +411,15 @@ class Checkout:
             )
             await conn.execute(
                 update(holds)
-                .where(holds.c.id == hold_id, holds.c.status == "active")
+                .where(holds.c.id == hold.id, holds.c.status == "active")
                 .values(checkout_until=None)
             )
+            if key is not None:
+                await conn.execute(
+                    _STORE_OUTCOME, {"b_user": hold.user_id, "b_key": key,
+                                     "body": outcome.record()}
+                )  # fmt: skip
+        return outcome
 
     async def _issue(self, hold: Hold, payment_id: str, email: str | None, key: str) -> Order:
         order_id = new_id("ord")
@@ -360,26 +428,18 @@ class Checkout:
 
         async def work(conn: AsyncConnection) -> Order:
             now = utcnow()
-            converted = await conn.execute(
-                update(holds)
-                .where(holds.c.id == hold.id, holds.c.status == "active", holds.c.expires_at > now)
-                .values(status="purchased")
-            )
+            converted = await conn.execute(_CONVERT_HOLD, {"b_hold": hold.id, "b_now": now})
             if converted.rowcount != 1:
                 raise HoldLost("the hold expired while paying; the charge was refunded")
-            sold = await conn.execute(
-                update(seats)
-                .where(seats.c.hold_id == hold.id, seats.c.order_id.is_(None))
-                .values(order_id=order_id, hold_id=None, hold_user=None, hold_expires_at=None)
-            )
+            sold = await conn.execute(_SELL_SEATS, {"b_hold": hold.id, "new_order": order_id})
             if sold.rowcount != len(hold.seat_ids):
                 raise HoldLost("the hold lost its seats; the charge was refunded")
             await conn.execute(
-                insert(orders).values(
-                    id=order_id, event_id=hold.event_id, user_id=hold.user_id, hold_id=hold.id,
-                    status="paid", amount_cents=hold.amount_cents, currency=hold.currency,
-                    payment_id=payment_id, created_at=now, email=email,
-                )
+                _INSERT_ORDER,
+                {"id": order_id, "event_id": hold.event_id, "user_id": hold.user_id,
+                 "hold_id": hold.id, "status": "paid", "amount_cents": hold.amount_cents,
+                 "currency": hold.currency, "payment_id": payment_id, "created_at": now,
+                 "email": email},
             )  # fmt: skip
             if email is not None:
                 await enqueue(conn, ORDER_CONFIRMATION, {"order_id": order_id, "email": email},
@@ -397,16 +457,14 @@ class Checkout:
                 }
                 for seat_id in hold.seat_ids
             ]
-            await conn.execute(insert(tickets), issued)
+            await conn.execute(_INSERT_TICKETS, issued)
             await integration.record(conn, integration.ORDER_PAID, order_id, {
                 "order_id": order_id, "event_id": hold.event_id, "user_id": hold.user_id,
                 "hold_id": hold.id, "seats": [t["seat_id"] for t in issued],
                 "amount_cents": hold.amount_cents, "currency": hold.currency,
             })  # fmt: skip
             charged = await conn.execute(
-                update(payments)
-                .where(payments.c.id == payment_id, payments.c.status == "pending")
-                .values(status="charged", order_id=order_id, updated_at=now)
+                _PAYMENT_CHARGED, {"b_payment": payment_id, "new_order": order_id, "b_now": now}
             )
             if charged.rowcount != 1:
                 # Recovery took this payment for abandoned (we were that slow) and refunds it.
@@ -425,10 +483,9 @@ class Checkout:
             )  # fmt: skip
             # The key's outcome commits with the order: a retry after a crash finds it.
             await conn.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.user_id == hold.user_id, idempotency_keys.c.key == key)
-                .values(status="done", response_status=None, response_body=Outcome(order).record())
-            )  # fmt: skip
+                _STORE_OUTCOME,
+                {"b_user": hold.user_id, "b_key": key, "body": Outcome(order).record()},
+            )
             return order
 
         return await in_transaction(self.engine, work)

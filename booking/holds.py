@@ -156,16 +156,18 @@ _CLAIMED = select(seats.c.seat_id).where(
     seats.c.event_id == bindparam("event_id"), seats.c.hold_id == bindparam("new_hold")
 )
 _INSERT_HOLD = insert(holds)
-_HELD_BY_USER = (
-    select(func.coalesce(func.sum(holds.c.seat_count), 0))
-    .where(
-        holds.c.event_id == bindparam("event_id"),
-        holds.c.user_id == bindparam("user"),
-        holds.c.status == "active",
-        holds.c.expires_at > bindparam("now"),
-    )
-    .scalar_subquery()
-)
+
+
+def _held(*who: Any) -> Any:
+    """Seats held right now (active, unexpired holds) by ``who``, as a scalar subquery."""
+    return (
+        select(func.coalesce(func.sum(holds.c.seat_count), 0))
+        .where(holds.c.event_id == bindparam("event_id"), *who, holds.c.status == "active",
+               holds.c.expires_at > bindparam("now"))
+        .scalar_subquery()
+    )  # fmt: skip
+
+
 _OWNED_BY_USER = (
     select(func.count())
     .select_from(tickets)
@@ -176,7 +178,18 @@ _OWNED_BY_USER = (
     )
     .scalar_subquery()
 )
-_USER_SEATS = select(_HELD_BY_USER, _OWNED_BY_USER)
+#: Everything the limits count, in one statement: the user's seats (held, owned), and while
+#: their cap is on the seats held by the client IP and by the e-mail address; by (ip, email).
+_COUNTS = {
+    (ip, email): select(
+        _held(holds.c.user_id == bindparam("user")),
+        _OWNED_BY_USER,
+        *([_held(holds.c.client_ip == bindparam("ip"))] if ip else []),
+        *([_held(holds.c.holder_email == bindparam("email"))] if email else []),
+    )
+    for ip in (False, True)
+    for email in (False, True)
+}
 
 
 async def place_hold(
@@ -226,8 +239,7 @@ async def place_hold(
             conflicts = sorted(set(hold.seat_ids) - got)
             raise SeatsUnavailable("some seats are not available", conflicts=conflicts)
         await _lock_holder(conn, event.id, user, client, caps=caps, now=now)
-        await _check_user_limit(conn, event, user, len(seat_ids), now)
-        await _check_client_caps(conn, event.id, client, caps, wanted=len(seat_ids), now=now)
+        await _check_limits(conn, event, user, client, caps, wanted=len(seat_ids), now=now)
         await conn.execute(
             _INSERT_HOLD,
             {"id": hold.id, "event_id": event.id, "user_id": user,
@@ -241,10 +253,24 @@ async def place_hold(
     return await in_transaction(engine, work)
 
 
-async def _check_user_limit(
-    conn: AsyncConnection, event: EventInfo, user: str, wanted: int, now: datetime
+async def _check_limits(
+    conn: AsyncConnection,
+    event: EventInfo,
+    user: str,
+    client: HoldClient,
+    caps: HoldCaps,
+    *,
+    wanted: int,
+    now: datetime,
 ) -> None:
-    row = (await conn.execute(_USER_SEATS, {"event_id": event.id, "user": user, "now": now})).one()
+    """Refuse a hold that would take the user past the per-user limit (seats held and owned),
+    or the seats held at once by this client IP or this e-mail address (over all their user
+    names) past its cap: one read for all of them."""
+    by_ip = client.ip is not None and caps.per_ip > 0
+    by_email = client.email is not None and caps.per_email > 0
+    params = {"event_id": event.id, "user": user, "now": now, "ip": client.ip,
+              "email": client.email}  # fmt: skip
+    row = (await conn.execute(_COUNTS[by_ip, by_email], params)).one()
     have = int(row[0]) + int(row[1])
     if have + wanted > event.max_seats_per_user:
         raise LimitExceeded(
@@ -252,6 +278,23 @@ async def _check_user_limit(
             limit=event.max_seats_per_user,
             have=have,
         )
+    held = iter(row[2:])
+    checks = (
+        (by_ip, caps.per_ip, "client IP address", "client_ip"),
+        (by_email, caps.per_email, "e-mail address", "email"),
+    )
+    for counted, cap, words, scope in checks:
+        if not counted:
+            continue
+        seats_held = int(next(held))
+        if seats_held + wanted > cap:
+            raise LimitExceeded(
+                f"at most {cap} seats of this event held at once per {words}; "
+                f"{seats_held} are held already",
+                limit=cap,
+                have=seats_held,
+                scope=scope,
+            )
 
 
 async def _lock_holder(
@@ -276,8 +319,26 @@ async def _lock_holder(
         subjects.append(f"e:{client.email}")
     if client.ip is not None and caps.per_ip > 0:
         subjects.append(f"i:{client.ip}")
-    rows = [{"event_id": event_id, "subject": s, "touched_at": now} for s in subjects]
-    if conn.dialect.name == "sqlite":
+    params: dict[str, Any] = {"event_id": event_id, "touched_at": now}
+    params.update((f"s{i}", s) for i, s in enumerate(subjects))
+    await conn.execute(_lock_upsert(conn.dialect.name, len(subjects)), params)
+
+
+_LOCK_UPSERTS: dict[tuple[str, int], Any] = {}
+
+
+def _lock_upsert(dialect: str, subjects: int) -> Any:
+    """The upsert of ``subjects`` lock rows (bind names ``event_id``, ``touched_at``, ``s0``…),
+    built once per dialect and count."""
+    found = _LOCK_UPSERTS.get((dialect, subjects))
+    if found is not None:
+        return found
+    rows: list[dict[str, Any]] = [
+        {"event_id": bindparam("event_id"), "subject": bindparam(f"s{i}"),
+         "touched_at": bindparam("touched_at")}
+        for i in range(subjects)
+    ]  # fmt: skip
+    if dialect == "sqlite":
         lite = sqlite.insert(hold_locks).values(rows)
         upsert: Any = lite.on_conflict_do_update(
             index_elements=["event_id", "subject"], set_={"touched_at": lite.excluded.touched_at}
@@ -285,44 +346,8 @@ async def _lock_holder(
     else:
         my = mysql.insert(hold_locks).values(rows)
         upsert = my.on_duplicate_key_update(touched_at=my.inserted.touched_at)
-    await conn.execute(upsert)
-
-
-def _held_where(event_id: int, now: datetime, *who: Any) -> Any:
-    return (
-        select(func.coalesce(func.sum(holds.c.seat_count), 0))
-        .where(holds.c.event_id == event_id, *who, holds.c.status == "active",
-               holds.c.expires_at > now)
-    )  # fmt: skip
-
-
-async def _check_client_caps(
-    conn: AsyncConnection,
-    event_id: int,
-    client: HoldClient,
-    caps: HoldCaps,
-    *,
-    wanted: int,
-    now: datetime,
-) -> None:
-    """Refuse a hold that would take the seats held at once by this client IP or this e-mail
-    address (over all their user names) past its cap."""
-    checks = (
-        (client.ip, caps.per_ip, holds.c.client_ip, "client IP address", "client_ip"),
-        (client.email, caps.per_email, holds.c.holder_email, "e-mail address", "email"),
-    )
-    for value, cap, column, words, scope in checks:
-        if value is None or cap <= 0:
-            continue
-        held = int((await conn.execute(_held_where(event_id, now, column == value))).scalar_one())
-        if held + wanted > cap:
-            raise LimitExceeded(
-                f"at most {cap} seats of this event held at once per {words}; "
-                f"{held} are held already",
-                limit=cap,
-                have=held,
-                scope=scope,
-            )
+    _LOCK_UPSERTS[dialect, subjects] = upsert
+    return upsert
 
 
 def _hold_from_row(row: Row[Any]) -> Hold:
@@ -331,11 +356,19 @@ def _hold_from_row(row: Row[Any]) -> Hold:
     return Hold(**{name: values[name] for name in _HOLD_FIELDS})
 
 
+_HOLD_BY_ID = select(holds).where(holds.c.id == bindparam("b_hold"))
+
+
+async def find_hold(conn: AsyncConnection, hold_id: str) -> Hold | None:
+    row = (await conn.execute(_HOLD_BY_ID, {"b_hold": hold_id})).first()
+    return None if row is None else _hold_from_row(row)
+
+
 async def get_hold(conn: AsyncConnection, hold_id: str) -> Hold:
-    row = (await conn.execute(select(holds).where(holds.c.id == hold_id))).first()
-    if row is None:
+    hold = await find_hold(conn, hold_id)
+    if hold is None:
         raise NotFound(f"no hold {hold_id}")
-    return _hold_from_row(row)
+    return hold
 
 
 async def _free_seats(conn: AsyncConnection, hold_id: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,9 +20,9 @@ _ALGORITHM = "HS256"
 #: Longest user name a token may carry (the booking tables store names up to this length).
 MAX_USER_LENGTH = 128
 _ISSUER = "concert-hub"
-#: Tokens a node remembers as verified (:meth:`TokenAuthority.verify`): a door scanner sends its
-#: token with every scan, and decoding it again each time was a tenth of a scan's CPU.
-VERIFIED_CACHE = 4096
+#: Verified tokens remembered (:meth:`TokenAuthority.verify`): a few per active user, and each
+#: door scanner's (it sends its token with every scan).
+VERIFIED_KEPT = 32_768
 
 
 class Role(StrEnum):
@@ -86,10 +87,11 @@ class TokenAuthority:
         self._secret = hashlib.sha256(b"concert-hub jwt|" + secret.encode()).digest()
         #: customer id → the oldest token version still valid (see the class docstring).
         self.versions: dict[str, int] = {}
-        #: token → (its principal, its ``exp``, its ``ver``): tokens verified before. A hit
-        #: checks expiry and :attr:`versions` again, so it is refused exactly when decoding
-        #: it afresh would be (revocation takes effect as promptly as without the cache).
-        self._verified: dict[str, tuple[Principal, float, int | None]] = {}
+        #: token → (its expiry, its principal, its version): tokens verified before, most
+        #: recently used last. A token's signature and claims never change, so only its expiry
+        #: and its revocation are checked again (about 90 µs of HMAC, base64 and JSON saved per
+        #: request).
+        self._verified: OrderedDict[str, tuple[float, Principal, int | None]] = OrderedDict()
 
     def issue(
         self,
@@ -125,21 +127,22 @@ class TokenAuthority:
     def verify(self, token: str) -> Principal:
         known = self._verified.get(token)
         if known is not None:
-            principal, expires, version = known
+            expires, principal, version = known
             if time.time() < expires:
+                self._verified.move_to_end(token)
                 assert principal.name is not None
                 if version is not None and version < self.versions.get(principal.name, 0):
                     raise AuthenticationFailed("the token was revoked (signed out everywhere)")
                 return principal
-            del self._verified[token]  # expired: decoding it says so
+            del self._verified[token]
         principal, expires, version = self._decode(token)
-        if len(self._verified) >= VERIFIED_CACHE:  # forget the oldest half
-            for old in list(self._verified)[: VERIFIED_CACHE // 2]:
-                del self._verified[old]
-        self._verified[token] = (principal, expires, version)
+        self._verified[token] = (expires, principal, version)
+        if len(self._verified) > VERIFIED_KEPT:
+            self._verified.popitem(last=False)
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, float, int | None]:
+        """Verify ``token`` from scratch: its principal, expiry and version."""
         try:
             claims = jwt.decode(
                 token,
@@ -157,10 +160,12 @@ class TokenAuthority:
             raise AuthenticationFailed(f"user name too long (over {MAX_USER_LENGTH} characters)")
         try:
             role = Role(claims["role"])
-            version = claims.get("ver")
-            revoked = version is not None and int(version) < self.versions.get(name, 0)
+            ver = claims.get("ver")
+            version = None if ver is None else int(ver)
+            revoked = version is not None and version < self.versions.get(name, 0)
             event = claims.get("evt")
             event_id = None if event is None else int(event)
+            expires = float(claims["exp"])
         except (TypeError, ValueError):
             refused = "the token names an unknown role, version or event"
             raise AuthenticationFailed(refused) from None
@@ -175,7 +180,7 @@ class TokenAuthority:
             None if gate is None else str(gate),
             event_id,
         )
-        return principal, float(claims["exp"]), None if version is None else int(version)
+        return principal, expires, version
 
     def from_stomp(self, passcode: str | None, authorization: str | None) -> Principal:
         """Resolve CONNECT credentials; no credentials at all means anonymous."""

@@ -11,11 +11,17 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
+from booking.transactions import skip_reset_after_commit
+
 #: Connections per node to MariaDB/MySQL (``--db-pool-size``). A hot sale opens with a wave of
 #: hundreds of concurrent hold transactions; with 30 connections they queued for the pool and the
 #: p99 of hold decisions at 500 clients was 250-360 ms, with 50 it was 200-210 ms. Two nodes at
 #: 50 (+10 overflow) stay under MariaDB's default max_connections of 151.
 DEFAULT_POOL_SIZE = 50
+
+
+#: A pooled MariaDB/MySQL connection older than this is replaced when next taken from the pool.
+RECYCLE_S = 1800
 
 
 def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
@@ -25,6 +31,19 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     queueing for the connection is kinder than failing with "database is locked". WAL lets
     readers proceed beside that writer. MariaDB/MySQL gets ``pool_size`` connections (see
     ``DEFAULT_POOL_SIZE``).
+
+    The pool does not ping a connection each time it hands one out (``pool_pre_ping`` was one
+    more round trip per transaction, about a tenth of a checkout's): the optimistic handling
+    SQLAlchemy describes instead. Connections are replaced after :data:`RECYCLE_S`, and each
+    asks the server not to close it for idleness before then (``wait_timeout``); a statement
+    that finds its connection dead marks every connection of the pool made before as stale
+    (each is replaced when next taken), and :func:`booking.transactions.in_transaction` runs
+    its work again on a fresh connection, unless the commit itself was under way.
+
+    Nor does it roll back a connection that comes back right after its transaction committed
+    or rolled back (SQLAlchemy's reset on return would: one more round trip per transaction);
+    any other connection is rolled back as before
+    (:func:`booking.transactions.skip_reset_after_commit`).
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(
@@ -33,10 +52,13 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
         )  # fmt: skip
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
-        url, poolclass=WatchedPool, pool_pre_ping=True, pool_size=pool_size, max_overflow=10,
-        pool_recycle=1800,
+    engine = create_async_engine(
+        url, poolclass=WatchedPool, pool_size=pool_size, max_overflow=10, pool_recycle=RECYCLE_S,
+        pool_reset_on_return=None,  # skip_reset_after_commit
     )  # fmt: skip
+    event.listen(engine.sync_engine, "connect", _mysql_session)
+    skip_reset_after_commit(engine)
+    return engine
 
 
 def _ignore(_: float) -> None:
@@ -99,6 +121,15 @@ def pool_watch(engine: AsyncEngine) -> PoolWatch:
     pool = engine.sync_engine.pool
     assert isinstance(pool, WatchedPool)
     return pool.watch
+
+
+def _mysql_session(dbapi_connection: Any, _: Any) -> None:
+    """Idle in the pool for up to :data:`RECYCLE_S`, a connection must not be closed by the
+    server meanwhile (a server with a lower ``wait_timeout`` would, and without the pre-ping
+    the next transaction on it would find out)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET SESSION wait_timeout = GREATEST(@@session.wait_timeout, {2 * RECYCLE_S})")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

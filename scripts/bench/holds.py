@@ -108,9 +108,9 @@ question as the service does, a few set operations per request): ``database_atte
 (requests the seat map let through to the database), ``database_conflicts`` (of those, refused
 by the database), ``overlapping_in_flight`` (database attempts that shared a seat with another
 database attempt of this process still in flight when they started), ``overlapping_conflicts``
-(of those, refused). ``round_trips`` (``--count-round-trips`` only): pool checkouts (each a
-``COM_PING``: ``pool_pre_ping``), statements, commits, rollbacks by the code, rollbacks by the
-pool on return, and their sum per decision.
+(of those, refused). ``round_trips`` (``--count-round-trips`` only): pool checkouts that
+pinged (a ``COM_PING`` each while the pool has ``pool_pre_ping``), statements, commits,
+rollbacks by the code, rollbacks by the pool on return, and their sum per decision.
 
 Top level: ``users``, ``seats``, ``concurrency``, workload parameters, ``strategies``,
 ``ratio_vs_baseline`` (decisions/s of each strategy over the baseline's), ``best_vs_explicit``
@@ -173,7 +173,7 @@ from booking.payments import TestGateway
 from booking.schema import holds as holds_table
 from booking.schema import seats as seats_table
 from booking.schema import tickets as tickets_table
-from booking.transactions import in_transaction
+from booking.transactions import COMMITTED, in_transaction
 from server.database import make_engine
 
 LATENCY_NAMES = ("p50", "p90", "p99", "max", "mean")
@@ -614,9 +614,10 @@ def verify_blocks(info: EventInfo, result: RunResult, refused: list[int]) -> dic
 class RoundTrips:
     """Client-side counts of what reaches the server (``--count-round-trips``; adds event hooks).
 
-    ``checkouts``: pool checkouts, each a ``COM_PING`` since ``make_engine`` sets
-    ``pool_pre_ping``; ``statements``: cursor executions; ``commits``/``rollbacks``: by the
-    ``Connection``; ``reset_rollbacks``: rollbacks the pool issued on return.
+    ``checkouts``: pool checkouts that pinged the server first (``pool_pre_ping``, which
+    ``make_engine`` no longer sets); ``statements``: cursor executions;
+    ``commits``/``rollbacks``: by the ``Connection``; ``reset_rollbacks``: rollbacks the pool
+    issued on return (none right after a commit or a rollback, see ``booking.transactions``).
     """
 
     checkouts: int = 0
@@ -637,10 +638,12 @@ class RoundTrips:
         sa_event.listen(sync, "before_cursor_execute", lambda *_: trips.bump("statements"))
         sa_event.listen(sync, "commit", lambda *_: trips.bump("commits"))
         sa_event.listen(sync, "rollback", lambda *_: trips.bump("rollbacks"))
-        sa_event.listen(sync.pool, "checkout", lambda *_: trips.bump("checkouts"))
+        if getattr(sync.pool, "_pre_ping", False):
+            sa_event.listen(sync.pool, "checkout", lambda *_: trips.bump("checkouts"))
 
-        def on_reset(_dbapi: Any, _record: Any, state: Any) -> None:
-            if not state.transaction_was_reset:
+        def on_reset(_dbapi: Any, record: Any, state: Any) -> None:
+            # (a connection marked so is not rolled back: booking.transactions)
+            if not state.transaction_was_reset and not record.info.get(COMMITTED, False):
                 trips.bump("reset_rollbacks")
 
         sa_event.listen(sync.pool, "reset", on_reset)
