@@ -516,9 +516,11 @@ class StompSession(ABC):
         log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail,
                  extra=session_extra(self.session_id))  # fmt: skip
         self.conn.fail(error)
-        # Past the budget on purpose: the ERROR is the last thing the session writes.
+        # Past the budget on purpose: the ERROR is the last thing the session writes, unless
+        # the connection is already gone (a drain at shutdown meets such sessions; uvloop
+        # refuses a write to a closed transport with RuntimeError).
         data = self.conn.data_to_send()
-        if data:
+        if data and not self.transport.is_closing():
             self.write(data)
         if close_code is None:
             close_code = 1001 if isinstance(error, ServerShutdown) else 1000
