@@ -14,7 +14,7 @@ holds (event with a room)    granted: alice 2 seats, alice 1 seat, bob 1 seat, b
                              sale_closed: a draft event
 checkouts                    paid: alice twice; replayed: alice's first again (same key);
                              declined: bob (``tok_declined``); gateway_error: bob (``tok_error``)
-orders                       alice cancels her first order (refunded)
+orders                       once carol is admitted, alice cancels her first order (refunded)
 expiry                       bob's two holds lapse (moved into the past in the database, as the
                              booking tests do: a hold TTL is at least 10 s) and the reaper frees
                              them
@@ -243,6 +243,10 @@ def run_sale(node: ServerProcess, database_url: str) -> Sale:
     sale.holds["bob-error"] = granted(bob, ["S-B-2"])
     failed = checkout(bob, sale.holds["bob-error"], "tok_error", unique("k"))
     assert failed[0] == 502, failed
+    # Alice's purchase made room: carol is admitted by the waiting room's tick. Only then the
+    # cancel, so its seats go back on sale (with someone still in line they would be offered
+    # to her first, on hold for her: tests/server/test_sellout_live.py).
+    wait_for(lambda: admitted(node, event_id, carol), "carol admitted in alice's place")
     cancelled = call(node, "POST", f"/api/orders/{order['order_id']}/cancel", alice)
     assert cancelled[0] == 200 and cancelled[1]["status"] == "cancelled", cancelled
 
