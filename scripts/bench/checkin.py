@@ -5,6 +5,7 @@ Usage::
     python scripts/bench_checkin.py                          # 20,000 tickets, 20 gates, REST
     python scripts/bench_checkin.py --tickets 2000 --gates 4  # a short run
     python scripts/bench_checkin.py --via core               # the booking core, no HTTP
+    python scripts/bench_checkin.py --workers 2              # one node on both cores
 
 Prints ONE JSON object on stdout; progress goes to stderr (``--json-only``: warnings only).
 
@@ -13,7 +14,8 @@ Set-up (not timed): a fresh database ``ch_bench_<hex>`` on the MariaDB server of
 seats; ``--tickets`` valid tickets of one order written straight to the tables, their codes
 signed with the database's Ed25519 key (as checkout signs them); with ``--via rest`` (default) a
 concert-hub node on a free port (REST rate limits lifted) and one scanner per gate minted
-through ``POST /api/admin/scanners``.
+through ``POST /api/admin/scanners``; with ``--workers N`` > 1 that node is N processes on one
+port (``serve --workers``, ``--db-pool-size`` each) over a private redis-server.
 
 Workload: the tickets are shuffled (``--seed``) and dealt to ``--gates`` gates; every gate scans
 its tickets one after another (``--lanes`` scans in flight per gate, default 1: a scanner waits
@@ -27,7 +29,8 @@ Fields: ``redemptions_per_s`` = answered scans / ``elapsed_s`` (first request to
 ``results`` by reason; ``errors`` (non-200 answers, timeouts); ``verification``: tickets let in
 (``admitted_in_db``) and redemption rows, each must equal ``--tickets`` (every ticket admitted
 exactly once), and ``answers_admitted`` the same; ``targets``: the issue's (>= 2,000
-redemptions/s, p99 < 100 ms); ``cpu_pct`` of this process, the node and ``mariadbd``.
+redemptions/s, p99 < 100 ms); ``cpu_pct`` of this process, the node (its supervisor with ``--workers``), each
+``worker_N`` and ``mariadbd``.
 Exit status 0, 1 if the verification failed.
 """
 
@@ -51,8 +54,16 @@ from bench.cpu import CpuSample, machine_pct, other_pct, pct, used_us
 from bench.harness import describe, install_uvloop, print_json, setup_logging
 from bench.holds import find_mariadbd
 from bench.mariadb import DEFAULT_SERVER_URL, create_database, drop_database
-from bench.rest import HttpConn, http_json, iso_in
-from bench.servers import BENCH_SECRET, DEFAULT_PYTHON, migrate, mint_tokens, start_node
+from bench.rest import HttpConn, http_json, iso_in, listed_nodes
+from bench.servers import (
+    BENCH_SECRET,
+    DEFAULT_PYTHON,
+    migrate,
+    mint_tokens,
+    start_node,
+    start_redis,
+    worker_pids,
+)
 from bench.stats import ms_summary
 
 log = logging.getLogger("bench")
@@ -68,6 +79,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lanes", type=int, default=1, help="scans in flight per gate")
     p.add_argument("--rescan-share", type=float, default=0.0)
     p.add_argument("--via", choices=("rest", "core"), default="rest")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="the node's processes (serve --workers; >1 starts a private redis)",
+    )
+    p.add_argument("--db-pool-size", type=int, default=25, help="per worker, with --workers > 1")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     p.add_argument("--keep", action="store_true", help="keep the database")
@@ -238,13 +256,22 @@ def lanes_of(queue: list[str], lanes: int) -> list[list[str]]:
 
 
 async def rush(args: argparse.Namespace, database_url: str, workdir: Path) -> dict[str, Any]:
-    node = None
+    node = redis = None
     pids: list[int] = []
     if args.via == "rest":
         flags = ["--rest-rate-per-ip", "1000000", "--rest-rate-per-user", "1000000"]
+        if args.workers > 1:
+            redis, redis_port = start_redis(workdir)
+            flags += ["--workers", str(args.workers), "--db-pool-size", str(args.db_pool_size),
+                      "--redis-url", f"redis://127.0.0.1:{redis_port}/0"]  # fmt: skip
         node, port = start_node(args.python, database_url, BENCH_SECRET, flags,
                                 workdir / "node.log")  # fmt: skip
         pids.append(node.pid)
+        if args.workers > 1:  # /healthz reached one worker: wait until the node has them all
+            (admin,) = mint_tokens(BENCH_SECRET, [("bench-admin", "admin")])
+            node.wait_ready(lambda: len(listed_nodes(port, admin)) >= args.workers, 60,
+                            f"{args.workers} workers in /api/admin/stats")  # fmt: skip
+            pids += worker_pids(node.pid)
     try:
         (admin,) = mint_tokens(BENCH_SECRET, [("bench-admin", "admin")])
         if args.via == "rest":
@@ -260,6 +287,7 @@ async def rush(args: argparse.Namespace, database_url: str, workdir: Path) -> di
         mariadbd = find_mariadbd()
         watched = {"bench_process": os.getpid(), "node": pids[0] if pids else None,
                    "mariadbd": mariadbd}  # fmt: skip
+        watched |= {f"worker_{i + 1}": pid for i, pid in enumerate(pids[1:])}
         if args.via == "rest":
             tokens = []
             for g in range(args.gates):
@@ -304,6 +332,8 @@ async def rush(args: argparse.Namespace, database_url: str, workdir: Path) -> di
     finally:
         if node is not None:
             node.stop()
+        if redis is not None:
+            redis.stop()
     answered = len(tally.latencies)
     latency = ms_summary(tally.latencies, ("p50", "p90", "p99", "max", "mean"))
     per_s = answered / elapsed if elapsed > 0 else 0.0

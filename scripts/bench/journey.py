@@ -130,12 +130,13 @@ from bench.harness import (
     stop_workers,
 )
 from bench.mariadb import DEFAULT_SERVER_URL, _admin, create_database, drop_database
-from bench.rest import HttpConn, HttpError, http_json, iso_in
+from bench.rest import HttpConn, HttpError, http_json, iso_in, listed_nodes
 from bench.servers import (
     BENCH_SECRET,
     DEFAULT_PYTHON,
     ChildProcess,
     SetupError,
+    children_of,
     free_port,
     http_status,
     log_summary,
@@ -143,6 +144,7 @@ from bench.servers import (
     mint_tokens,
     serve_cmd,
     start_redis,
+    worker_pids,
 )
 from bench.sessions import Endpoint, open_many, open_session
 from bench.stats import Errors, ms_summary
@@ -694,28 +696,6 @@ def exchange(
     return out
 
 
-def children_of(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (a node's e-mail renderer, or its workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                raw = (entry / "stat").read_text()
-                if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
-def worker_pids(pid: int) -> list[int]:
-    """The worker processes of the node ``pid`` (``--workers`` > 1; none for one worker)."""
-    found = []
-    for child in children_of(pid):
-        with contextlib.suppress(OSError):
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(child)
-    return sorted(found)
-
-
 def renderers_us(processes: Sequence[int]) -> float:
     """The whole CPU time of the children of ``processes`` but the processes themselves (a
     supervisor's workers are among its children)."""
@@ -780,15 +760,6 @@ def start_nodes(
             child.stop()
         raise
     return nodes
-
-
-def listed_nodes(port: int, admin: str) -> set[str]:
-    """The node ids ``/api/admin/stats`` lists (every worker of every node, once up)."""
-    try:
-        status, body = http_json(port, "GET", "/api/admin/stats", admin, timeout=5)
-    except OSError:
-        return set()
-    return {n["node_id"] for n in body["nodes"]} if status == 200 else set()
 
 
 def create_event(args: argparse.Namespace, port: int, admin: str) -> int:

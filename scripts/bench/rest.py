@@ -104,3 +104,12 @@ def http_json(
 def iso_in(seconds: float) -> str:
     """An RFC 3339 UTC instant ``seconds`` from now (negative: in the past)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+def listed_nodes(port: int, admin: str) -> set[str]:
+    """The node ids ``/api/admin/stats`` lists (every worker of every node, once up)."""
+    try:
+        status, body = http_json(port, "GET", "/api/admin/stats", admin, timeout=5)
+    except OSError:
+        return set()
+    return {n["node_id"] for n in body["nodes"]} if status == 200 else set()
