@@ -29,8 +29,8 @@ Fields: ``redemptions_per_s`` = answered scans / ``elapsed_s`` (first request to
 ``results`` by reason; ``errors`` (non-200 answers, timeouts); ``verification``: tickets let in
 (``admitted_in_db``) and redemption rows, each must equal ``--tickets`` (every ticket admitted
 exactly once), and ``answers_admitted`` the same; ``targets``: the issue's (>= 2,000
-redemptions/s, p99 < 100 ms); ``cpu_pct`` of this process, the node (its supervisor with ``--workers``), each
-``worker_N`` and ``mariadbd``.
+redemptions/s, p99 < 100 ms); ``cpu_pct`` of this process, the node (its supervisor with
+``--workers``), each ``worker_N`` and ``mariadbd``.
 Exit status 0, 1 if the verification failed.
 """
 
