@@ -64,13 +64,14 @@ def counting_node(out: str, args: list[str]) -> None:
     """Run ``python -m server *args`` counting every engine's round trips; SIGUSR1 writes the
     counts to ``out`` (as JSON), and so does the exit."""
     import contextvars  # noqa: PLC0415
-    import runpy  # noqa: PLC0415
 
     from sqlalchemy import event  # noqa: PLC0415
     from sqlalchemy.dialects.mysql.aiomysql import (  # noqa: PLC0415
         AsyncAdapt_aiomysql_connection,
     )
     from sqlalchemy.engine import Engine  # noqa: PLC0415
+
+    from bench.profiled import run_server  # noqa: PLC0415
 
     counts: Counter[str] = Counter()
 
@@ -120,22 +121,9 @@ def counting_node(out: str, args: list[str]) -> None:
         os.replace(out + ".tmp", out)
 
     signal.signal(signal.SIGUSR1, dump)
-    sys.argv = ["server", *args]
-    profile_to = os.environ.get("BENCH_PROFILE")
-    profile = None
-    if profile_to:
-        import cProfile  # noqa: PLC0415
-
-        profile = cProfile.Profile(time.thread_time)
-        profile.enable()
     try:
-        runpy.run_module("server", run_name="__main__", alter_sys=True)
-    except SystemExit:
-        pass
+        run_server(args, os.environ.get("BENCH_PROFILE") or None)
     finally:
-        if profile is not None and profile_to:
-            profile.disable()
-            profile.dump_stats(profile_to)
         dump()
 
 
@@ -360,7 +348,7 @@ def _seat_ids(body: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from bench.harness import install_uvloop, print_json, setup_logging  # noqa: PLC0415
-    from bench.mariadb import create_database, drop_database  # noqa: PLC0415
+    from bench.mariadb import fresh_database  # noqa: PLC0415
     from bench.servers import migrate  # noqa: PLC0415
 
     args = parse_args(argv)
@@ -368,17 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENCH_PROFILE"] = str(Path(args.profile).resolve())
     setup_logging(args.json_only)
     install_uvloop()
-    name, url = create_database(args.server_url)
-    out: dict[str, Any] = {"database": name}
-    try:
+    out: dict[str, Any] = {}
+    with fresh_database(args.server_url, out, keep=args.keep) as url:
         migrate(args.python, url)
         with tempfile.TemporaryDirectory(prefix="bench-requests-") as tmp:
             out |= asyncio.run(measure(args, url, Path(tmp)))
-    finally:
-        if not args.keep:
-            with contextlib.suppress(Exception):
-                drop_database(args.server_url, name)
-            out["dropped"] = True
     print_json(out)
     return 0 if not out.get("errors") else 1
 
@@ -387,7 +369,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == _COUNTING:
         # the node: the repository first on the path, as ``python -m server`` from its root
         root = Path(__file__).resolve().parent.parent
-        sys.path[0] = str(root)
+        sys.path[0:1] = [str(root), str(root / "scripts")]  # (and `bench` for its runner)
         counting_node(sys.argv[2], sys.argv[3:])
     else:
         sys.exit(main())

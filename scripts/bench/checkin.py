@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -53,7 +52,7 @@ from typing import Any
 from bench.cpu import CpuSample, machine_pct, other_pct, pct, used_us
 from bench.harness import describe, install_uvloop, print_json, setup_logging
 from bench.holds import find_mariadbd
-from bench.mariadb import DEFAULT_SERVER_URL, create_database, drop_database
+from bench.mariadb import DEFAULT_SERVER_URL, fresh_database
 from bench.rest import HttpConn, http_json, iso_in, listed_nodes
 from bench.servers import (
     BENCH_SECRET,
@@ -390,17 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.json_only)
     install_uvloop()
-    name, url = create_database(args.server_url)
-    out: dict[str, Any] = {"database": name}
-    try:
+    out: dict[str, Any] = {}
+    with fresh_database(args.server_url, out, keep=args.keep) as url:
         migrate(args.python, url)
         with tempfile.TemporaryDirectory(prefix="bench-checkin-") as tmp:
             out |= asyncio.run(rush(args, url, Path(tmp)))
-    finally:
-        if not args.keep:
-            with contextlib.suppress(Exception):
-                drop_database(args.server_url, name)
-            out["dropped"] = True
     print_json(out)
     return 0 if out.get("verification", {}).get("ok") else 1
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped]  # aiomysql's own dependency
@@ -48,3 +50,18 @@ def create_database(
 def drop_database(server_url: str, name: str) -> None:
     # never wait forever on a lock held by a connection that is still closing
     _execute(server_url, "SET SESSION lock_wait_timeout = 20", f"DROP DATABASE IF EXISTS {name}")
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str, out: dict[str, Any], *, keep: bool = False) -> Iterator[str]:
+    """A database of its own for one run (its URL), dropped afterwards unless ``keep``: the
+    benchmark's JSON ``out`` gets its name (``database``) and ``dropped``."""
+    name, url = create_database(server_url)
+    out["database"] = name
+    try:
+        yield url
+    finally:
+        if not keep:
+            with contextlib.suppress(Exception):
+                drop_database(server_url, name)
+            out["dropped"] = True

@@ -16,20 +16,28 @@ import time
 from pathlib import Path
 
 
-def main() -> None:
-    out, *args = sys.argv[1:]
-    # not this script's folder first on the path: scripts/bench/queue.py would shadow `queue`
-    sys.path[0] = str(Path(__file__).resolve().parent.parent.parent)
+def run_server(args: list[str], profile_to: str | None = None) -> None:
+    """Run ``python -m server *args`` in this process until it exits; with ``profile_to``,
+    under cProfile on the loop thread's CPU clock, the profile written there at the exit."""
     sys.argv = ["server", *args]
-    profile = cProfile.Profile(time.thread_time)
-    profile.enable()
+    profile = cProfile.Profile(time.thread_time) if profile_to else None
+    if profile is not None:
+        profile.enable()
     try:
         runpy.run_module("server", run_name="__main__", alter_sys=True)
     except SystemExit:
         pass
     finally:
-        profile.disable()
-        profile.dump_stats(out)
+        if profile is not None and profile_to:
+            profile.disable()
+            profile.dump_stats(profile_to)
+
+
+def main() -> None:
+    out, *args = sys.argv[1:]
+    # not this script's folder first on the path: scripts/bench/queue.py would shadow `queue`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent.parent)
+    run_server(args, out)
 
 
 if __name__ == "__main__":
