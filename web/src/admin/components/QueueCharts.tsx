@@ -10,27 +10,15 @@ interface Series {
   stroke: string;
 }
 
-/** One time-series chart (uPlot) over the console's stats history. */
-function Chart({ title, series, history, testId }: { title: string; series: Series[]; history: Sample[]; testId: string }) {
+/** A uPlot chart in a box: made once (with the box's width) from ``options``, given new
+ *  ``data`` on every render, destroyed with the component. Returns the box's ref. */
+function usePlot(options: (width: number) => uPlot.Options, data: () => uPlot.AlignedData) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
 
-  const data = (): uPlot.AlignedData => [history.map((s) => s.at / 1000), ...series.map((line) => history.map(line.value))];
-
   useEffect(() => {
     if (!box.current) return;
-    const width = box.current.clientWidth || 480;
-    plot.current = new uPlot(
-      {
-        title,
-        width,
-        height: 180,
-        series: [{}, ...series.map((line) => ({ label: line.label, stroke: line.stroke, width: 2 }))],
-        axes: [{}, { size: 50 }],
-      },
-      data(),
-      box.current,
-    );
+    plot.current = new uPlot(options(box.current.clientWidth || 480), data(), box.current);
     return () => {
       plot.current?.destroy();
       plot.current = null;
@@ -43,44 +31,39 @@ function Chart({ title, series, history, testId }: { title: string; series: Seri
     plot.current?.setData(data());
   });
 
+  return box;
+}
+
+/** One time-series chart (uPlot) over the console's stats history. */
+function Chart({ title, series, history, testId }: { title: string; series: Series[]; history: Sample[]; testId: string }) {
+  const box = usePlot(
+    (width) => ({
+      title,
+      width,
+      height: 180,
+      series: [{}, ...series.map((line) => ({ label: line.label, stroke: line.stroke, width: 2 }))],
+      axes: [{}, { size: 50 }],
+    }),
+    () => [history.map((s) => s.at / 1000), ...series.map((line) => history.map(line.value))],
+  );
   return <div className="queue-chart" ref={box} data-testid={testId} />;
 }
 
 /** The time-to-admission histogram (uPlot bars): admissions per waiting-time bucket. */
 function WaitChart({ histogram }: { histogram: WaitHistogram }) {
-  const box = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
   const labels = useRef<string[]>(histogram.labels);
   labels.current = histogram.labels;
-  const data = (): uPlot.AlignedData => [histogram.counts.map((_, i) => i), histogram.counts];
-
-  useEffect(() => {
-    if (!box.current) return;
-    const width = box.current.clientWidth || 480;
-    const bars = uPlot.paths.bars?.({ size: [0.7, 60] });
-    plot.current = new uPlot(
-      {
-        title: 'Time to admission',
-        width,
-        height: 180,
-        scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.5, hi + 0.5] } },
-        series: [{ label: 'waited', value: (_u, v) => (v == null ? '--' : (labels.current[v] ?? '')) }, { label: 'admitted', stroke: '#7c3aed', fill: 'rgba(124, 58, 237, 0.35)', width: 1, paths: bars, points: { show: false } }],
-        axes: [{ splits: () => labels.current.map((_, i) => i), values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (labels.current[t] ?? '') : '')) }, { size: 50 }],
-      },
-      data(),
-      box.current,
-    );
-    return () => {
-      plot.current?.destroy();
-      plot.current = null;
-    };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
-
-  useEffect(() => {
-    plot.current?.setData(data());
-  });
-
+  const box = usePlot(
+    (width) => ({
+      title: 'Time to admission',
+      width,
+      height: 180,
+      scales: { x: { time: false, range: (_u, lo, hi) => [lo - 0.5, hi + 0.5] } },
+      series: [{ label: 'waited', value: (_u, v) => (v == null ? '--' : (labels.current[v] ?? '')) }, { label: 'admitted', stroke: '#7c3aed', fill: 'rgba(124, 58, 237, 0.35)', width: 1, paths: uPlot.paths.bars?.({ size: [0.7, 60] }), points: { show: false } }],
+      axes: [{ splits: () => labels.current.map((_, i) => i), values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? (labels.current[t] ?? '') : '')) }, { size: 50 }],
+    }),
+    () => [histogram.counts.map((_, i) => i), histogram.counts],
+  );
   return <div className="queue-chart" ref={box} data-testid="chart-time-to-admission" />;
 }
 
