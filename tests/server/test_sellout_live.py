@@ -96,6 +96,16 @@ class Heard:
                 self.by_user[user].append(body)
                 self.changed.set()
 
+    async def listen(
+        self, opened: contextlib.AsyncExitStack, node: ServerProcess, users: list[str]
+    ) -> None:
+        """Connect each of ``users`` (closed with ``opened``) and follow their positions."""
+        for user in users:
+            client = await opened.enter_async_context(connect(node.ws_url, token=node.token(user)))
+            positions = await client.subscribe("/user/queue/position")
+            follower = asyncio.create_task(self.follow(user, positions))
+            opened.callback(follower.cancel)
+
     def last(self, user: str) -> dict[str, Any]:
         return self.by_user[user][-1] if self.by_user[user] else {}
 
@@ -129,11 +139,7 @@ async def test_sell_out_pauses_the_queue_and_returned_seats_go_to_the_next_in_li
     users = [f"fan{i:03d}" for i in range(USERS)]
     heard = Heard(event_id)
     async with contextlib.AsyncExitStack() as opened:
-        for user in users:
-            client = await opened.enter_async_context(connect(node.ws_url, token=node.token(user)))
-            positions = await client.subscribe("/user/queue/position")
-            follower = asyncio.create_task(heard.follow(user, positions))
-            opened.callback(follower.cancel)
+        await heard.listen(opened, node, users)
         for user in users:  # in this order: first come, first served
             status, joined = await call(node, "POST", f"/api/events/{event_id}/queue", user)
             assert status == 200, joined
@@ -206,11 +212,7 @@ async def test_released_and_cancelled_seats_go_to_the_next_in_line(node: ServerP
     users = [f"fan{i}" for i in range(8)]
     heard = Heard(event_id)
     async with contextlib.AsyncExitStack() as opened:
-        for user in users:
-            client = await opened.enter_async_context(connect(node.ws_url, token=node.token(user)))
-            positions = await client.subscribe("/user/queue/position")
-            follower = asyncio.create_task(heard.follow(user, positions))
-            opened.callback(follower.cancel)
+        await heard.listen(opened, node, users)
         for user in users:
             status, joined = await call(node, "POST", f"/api/events/{event_id}/queue", user)
             assert status == 200, joined
