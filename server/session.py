@@ -464,7 +464,11 @@ class StompSession(ABC):
         if self.closed:
             return
         transport = self.transport
-        transport.write(payload)  # type: ignore[attr-defined]
+        try:
+            transport.write(payload)  # type: ignore[attr-defined]
+        except RuntimeError:  # uvloop: the connection is gone, and the session not told yet
+            self.closed = True
+            return
         self._tx_seen = True
         if transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
             self._over_budget()
@@ -516,11 +520,9 @@ class StompSession(ABC):
         log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail,
                  extra=session_extra(self.session_id))  # fmt: skip
         self.conn.fail(error)
-        # Past the budget on purpose: the ERROR is the last thing the session writes, unless
-        # the connection is already gone (a drain at shutdown meets such sessions; uvloop
-        # refuses a write to a closed transport with RuntimeError).
+        # Past the budget on purpose: the ERROR is the last thing the session writes.
         data = self.conn.data_to_send()
-        if data and not self.transport.is_closing():
+        if data:
             self.write(data)
         if close_code is None:
             close_code = 1001 if isinstance(error, ServerShutdown) else 1000

@@ -67,7 +67,10 @@ class WebSocketSession(StompSession):
         """Output goes straight to the transport (a compressed session queues it instead)."""
 
     def write(self, data: bytes) -> None:
-        self.transport.write(framing.websocket(data))  # type: ignore[attr-defined]
+        try:
+            self.transport.write(framing.websocket(data))  # type: ignore[attr-defined]
+        except RuntimeError:  # uvloop: the connection is gone, and the session not told yet
+            self.closed = True
 
     def close(self, code: int = 1000) -> None:
         if self.closed:
