@@ -197,20 +197,24 @@ class TokenAuthority:
         return self.verify(token)
 
 
+#: What is wrong with a refused token, in our words rather than the JWT library's, by the
+#: library's exception: the first type that matches answers (an InvalidSignatureError is also a
+#: DecodeError, so it comes first).
+_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (
+        jwt.InvalidSignatureError,
+        "the token's signature does not verify (signed with another --secret?)",
+    ),
+    (jwt.InvalidIssuerError, "the token was not issued by Concert-Hub"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet"),
+    (jwt.InvalidAlgorithmError, "the token is not signed with HS256"),
+    (jwt.DecodeError, "the token is not a JWT (expected three base64url parts separated by dots)"),
+)
+
+
 def _why_refused(exc: jwt.PyJWTError) -> str:
-    """What is wrong with a token, in our words rather than the JWT library's."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "the token has expired"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "the token's signature does not verify (signed with another --secret?)"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "the token was not issued by Concert-Hub"
+    """What is wrong with a token (:data:`_REFUSALS`; a missing claim is named)."""
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"the token lacks its {exc.claim!r} claim"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "the token is not valid yet"
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "the token is not signed with HS256"
-    if isinstance(exc, jwt.DecodeError):
-        return "the token is not a JWT (expected three base64url parts separated by dots)"
-    return "the token is not valid"
+    return next((why for kind, why in _REFUSALS if isinstance(exc, kind)), "the token is not valid")
