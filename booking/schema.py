@@ -13,6 +13,8 @@ Double-selling is impossible at the database, not merely checked by the applicat
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -82,6 +84,31 @@ def _money() -> tuple[Column[int], Column[str]]:
     )
 
 
+def _status() -> Column[str]:
+    """A row's state: one of a few short words, listed where the table declares it."""
+    return Column("status", String(16), nullable=False)
+
+
+def _created_at() -> Column[datetime]:
+    """When the row was written."""
+    return Column("created_at", UTC, nullable=False)
+
+
+def _timestamps() -> tuple[Column[datetime], Column[datetime]]:
+    """When the row was written, and when it last changed."""
+    return _created_at(), Column("updated_at", UTC, nullable=False)
+
+
+def _retry_schedule() -> tuple[Column[int], Column[datetime], Column[str]]:
+    """Work retried until it succeeds (an outbox message, a refund): the attempts so far, when
+    the next is due, and why the last one failed."""
+    return (
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UTC, nullable=False),
+        Column("last_error", Text, nullable=True),
+    )
+
+
 events = _table(
     "events",
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -91,7 +118,7 @@ events = _table(
     Column("sale_opens_at", UTC, nullable=False),
     Column("sale_closes_at", UTC, nullable=False),
     # draft | on_sale | paused | closed
-    Column("status", String(16), nullable=False),
+    _status(),
     Column("waiting_room", Boolean, nullable=False, default=False),
     Column("admission_rate", Float, nullable=False, default=10.0),
     Column("max_active_shoppers", Integer, nullable=False, default=500),
@@ -103,7 +130,7 @@ events = _table(
     Column("pow_difficulty", Integer, nullable=False, default=0, server_default="0"),
     Column("hold_ttl_s", Integer, nullable=False),
     Column("max_seats_per_user", Integer, nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     # Refund policy: a buyer may cancel until this many hours before the start; NULL: buyers
     # may not cancel at all (staff still may).
     Column("refund_cutoff_hours", Integer, nullable=True),
@@ -150,8 +177,8 @@ holds = _table(
     Column("seat_count", Integer, nullable=False),
     *_money(),
     # active | released | expired | purchased
-    Column("status", String(16), nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _status(),
+    _created_at(),
     Column("expires_at", UTC, nullable=False),
     # A checkout of this hold is under way until then (one charge per hold at a time).
     Column("checkout_until", UTC, nullable=True),
@@ -180,10 +207,10 @@ orders = _table(
     *_owned_by_user(),
     Column("hold_id", ID, nullable=False, unique=True),
     # paid | cancelled
-    Column("status", String(16), nullable=False),
+    _status(),
     *_money(),
     Column("payment_id", ID, nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Column("cancelled_at", UTC, nullable=True),
     # Where the confirmation goes; a customer signed in with this address sees the order.
     Column("email", EMAIL, nullable=True),
@@ -204,9 +231,8 @@ payments = _table(
     # pending (charge under way) | charged | declined | failed | refunding (recovery under
     # way) | refunded | refund_pending (a cancelled order's refund, see ``refunds``) |
     # refund_manual (staff handle it outside the gateway)
-    Column("status", String(16), nullable=False),
-    Column("created_at", UTC, nullable=False),
-    Column("updated_at", UTC, nullable=False),
+    _status(),
+    *_timestamps(),
     Index(None, "status", "updated_at"),
 )
 
@@ -221,7 +247,7 @@ tickets = _table(
     # The seat while the ticket is valid, NULL once void: the unique index below is the
     # database's own guarantee of one valid ticket per seat.
     Column("active_seat_id", SEAT_ID, nullable=True),
-    Column("status", String(16), nullable=False),  # valid | void
+    _status(),  # valid | void
     Column("issued_at", UTC, nullable=False),
     # Door check-in (booking.checkin): when and where the holder was last let in, NULL while
     # not inside (never scanned, or an exit scan re-armed it). Redemption is one conditional
@@ -240,10 +266,10 @@ idempotency_keys = _table(
     Column("user_id", USER, primary_key=True),
     Column("key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # in_progress | done
+    _status(),  # in_progress | done
     Column("response_status", Integer, nullable=True),
     Column("response_body", Text, nullable=True),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
 )
 
 #: The built-in test payment gateway's own ledger. A real gateway keeps this on its side; the
@@ -254,8 +280,8 @@ test_gateway_charges = _table(
     _serial_id(),
     Column("payment_id", ID, nullable=False, unique=True),
     *_money(),
-    Column("status", String(16), nullable=False),  # charged | refunded
-    Column("created_at", UTC, nullable=False),
+    _status(),  # charged | refunded
+    _created_at(),
 )
 
 #: Customers known by e-mail (:mod:`booking.customers`). A customer's tokens carry the
@@ -266,7 +292,7 @@ customers = _table(
     Column("email", EMAIL, nullable=False, unique=True),
     Column("token_version", Integer, nullable=False, default=1),
     Column("tokens_revoked_at", UTC, nullable=True),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Column("signed_in_at", UTC, nullable=True),
     Index(None, "tokens_revoked_at"),
 )
@@ -280,7 +306,7 @@ sign_ins = _table(
     Column("code_hash", String(64), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("client_ip", String(64), nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Column("expires_at", UTC, nullable=False),
     Column("used_at", UTC, nullable=True),
     Index(None, "email", "created_at"),
@@ -296,11 +322,9 @@ outbox = _table(
     Column("ref", String(64), nullable=True),
     Column("payload", Text, nullable=False),  # JSON
     Column("dedupe_key", String(191), nullable=False, unique=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTC, nullable=False),
-    Column("last_error", Text, nullable=True),
+    *_retry_schedule(),
     Column("sent_at", UTC, nullable=True),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Index(None, "sent_at", "next_attempt_at"),
     Index(None, "ref"),
 )
@@ -314,13 +338,10 @@ refunds = _table(
     Column("payment_id", ID, nullable=False),
     *_money(),
     # pending | refunded | manual
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTC, nullable=False),
-    Column("last_error", Text, nullable=True),
+    _status(),
+    *_retry_schedule(),
     Column("requested_by", USER, nullable=False),
-    Column("created_at", UTC, nullable=False),
-    Column("updated_at", UTC, nullable=False),
+    *_timestamps(),
     Index(None, "status", "next_attempt_at"),
 )
 
@@ -346,7 +367,7 @@ ticket_keys = _table(
     Column("kid", String(16), primary_key=True),
     Column("public_key", String(64), nullable=False),
     Column("private_key", Text, nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Column("retired_at", UTC, nullable=True),
 )
 
@@ -380,7 +401,7 @@ scanners = _table(
     Column("event_id", Integer, ForeignKey("events.id"), nullable=True),
     Column("token_version", Integer, nullable=False, default=1),
     Column("created_by", USER, nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Column("revoked_at", UTC, nullable=True),
 )
 
@@ -407,7 +428,7 @@ queue_messages = _table(
     Column("body", BODY, nullable=False),  # base64
     # An event id, say: a message with a key already stored is not stored again.
     Column("dedupe_key", String(191), nullable=True, unique=True),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
     Index(None, "queue", "id"),
 )
 
@@ -422,5 +443,5 @@ webhooks = _table(
     Column("events", String(255), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_by", USER, nullable=False),
-    Column("created_at", UTC, nullable=False),
+    _created_at(),
 )
