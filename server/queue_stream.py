@@ -36,7 +36,7 @@ from booking.clock import utcnow
 from booking.errors import Unavailable
 from booking.waiting_room import QUEUED, Position, Stats
 from protocol.events import Subscription
-from server.bodies import dumps, position_body
+from server.bodies import dumps, position_json
 from server.broker import Broker
 from server.destinations import user_route
 from server.engine import Message
@@ -78,11 +78,7 @@ class QueueStream:
     # -- bodies --------------------------------------------------------------------------------
 
     def body(self, position: Position) -> bytes:
-        return dumps(position_body(self.admissions.stamp(position)))
-
-    def _deliver_local(self, position: Position, route: str) -> None:
-        self.broker.fan_out(Message(route, self.broker.next_id(), JSON, self.body(position)))
-        self._sent[(position.event_id, position.user)] = position.state
+        return position_json(self.admissions.stamp(position))
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -186,11 +182,14 @@ class QueueStream:
                 log.exception("position lookup for event %d failed", info.id)
                 continue
             sent = self._sent
-            for position in found:
-                last = sent.get((info.id, position.user))
-                if position.state in QUEUED or position.state != last:
-                    self._deliver_local(position, watchers[position.user])
-                    pushed += 1
+            due = [
+                p for p in found if p.state in QUEUED or p.state != sent.get((info.id, p.user))
+            ]
+            body = self.body
+            self.broker.fan_out_each([(watchers[p.user], body(p)) for p in due], JSON)
+            for position in due:
+                sent[(info.id, position.user)] = position.state
+            pushed += len(due)
         return pushed
 
     async def run_stats(self) -> None:
