@@ -13,7 +13,7 @@ tests' blocking peers.
 Receiving is built for a process that reads many connections at once (the fan-out benchmark
 holds 10,000): frame boundaries are found by byte search (the blank line closing the header
 section, then ``content-length`` or the NUL, STOMP 1.2 §"Augmented BNF"), and a frame's headers
-are decoded by the codec's :class:`~protocol.codec.FrameParser`, with the escaping of the version
+are decoded by the codec's :func:`~protocol.codec.decode_head`, with the escaping of the version
 in force, only when first read. A reader that wants only a MESSAGE's body pays for no header
 decoding. The search is bounded by :class:`~protocol.limits.Limits` like the server's parser.
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from protocol.codec import FrameParser, serialize
+from protocol.codec import decode_head, serialize
 from protocol.connection import negotiate_heartbeat
 from protocol.errors import (
     FrameTooLarge,
@@ -85,12 +85,12 @@ class ReceivedFrame:
             return self._frame
         except AttributeError:
             pass
-        parser = FrameParser(*self._decoding)
-        parser.feed(self.raw)
-        frame = parser.next_frame()
-        if frame is None:  # the boundaries were checked on receipt; this is a bug
-            raise AssertionError(f"codec found no frame in {self.raw[:80]!r}")
-        self._frame = frame
+        raw, start = self.raw, self._body_start
+        # The header section ends before the blank line: "\n\n", or "\n\r\n".
+        end = start - 3 if raw[start - 3 : start] == b"\n\r\n" else start - 2
+        limits, version = self._decoding
+        command, headers = decode_head(raw[:end], version, limits)
+        frame = self._frame = Frame(command, headers, raw[start:-1])
         return frame
 
     @property

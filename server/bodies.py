@@ -33,7 +33,7 @@ from booking.catalog import MAX_INT
 from booking.clock import from_unix, iso
 from booking.holds import Hold, HoldClient, SeatHolds
 from booking.orders import Order, TicketCheck
-from booking.waiting_room import Position
+from booking.waiting_room import QUEUED, Position
 from server.errors import Problem
 
 Timestamp = Annotated[
@@ -337,6 +337,28 @@ def position_body(position: Position) -> dict[str, object]:
             body["offer"] = {"hold_id": offer.hold_id, "seats": list(offer.seats),
                              "expires_at": iso(from_unix(offer.expires_at))}  # fmt: skip
     return body
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def position_json(position: Position) -> bytes:
+    """``dumps(position_body(position))``, byte for byte.
+
+    Written directly for a user still in line (every waiting user's body, every
+    ``--position-interval-s``: at 10,000 users the generic encoder took a tenth of the node's
+    CPU). Their states are plain words, written as they are; any other body goes through
+    :func:`position_body`.
+    """
+    if position.state not in QUEUED or position.admission_token is not None:
+        return dumps(position_body(position))
+    return (
+        f'{{"event_id":{position.event_id},"state":"{position.state}",'
+        f'"position":{_number(position.position)},"ahead":{_number(position.ahead)},'
+        f'"waiting_total":{position.waiting_total},'
+        f'"eta_seconds":{_number(position.eta_seconds)}}}'
+    ).encode()
 
 
 def position_out(position: Position) -> QueuePositionOut:

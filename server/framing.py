@@ -22,14 +22,17 @@ def raw(payload: bytes) -> bytes:
 
 
 def websocket(payload: bytes) -> bytes:
-    try:
-        payload.decode("utf-8")
+    if payload.isascii():  # no copy, unlike decoding: JSON bodies are ASCII as a rule
         first = _OP_TEXT
-    except UnicodeDecodeError:
-        first = _OP_BINARY
+    else:
+        try:
+            payload.decode("utf-8")
+            first = _OP_TEXT
+        except UnicodeDecodeError:
+            first = _OP_BINARY
     size = len(payload)
     if size < 126:
-        header = struct.pack("!BB", first, size)
+        header = bytes((first, size))
     elif size < 65536:
         header = struct.pack("!BBH", first, 126, size)
     else:
