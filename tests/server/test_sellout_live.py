@@ -231,8 +231,14 @@ async def test_released_and_cancelled_seats_go_to_the_next_in_line(node: ServerP
             await heard.until(lambda: heard.ever(user, "admitted"), f"{user} admitted")
             offered = next(m for m in heard.by_user[user] if m["state"] == "admitted")
             assert offered["offer"]["seats"] == [seat], offered
-            snapshot = (await call(node, "GET", f"/api/events/{event_id}/seats", user))[1]
-            assert dict(snapshot["seats"])[seat] == "held"
+            # The seat map shows it held by the next tick (the admission may be heard first).
+            deadline = time.monotonic() + PATIENCE_S
+            while True:
+                snapshot = (await call(node, "GET", f"/api/events/{event_id}/seats", user))[1]
+                if dict(snapshot["seats"])[seat] == "held":
+                    break
+                assert time.monotonic() < deadline, f"{seat} not shown held: {snapshot}"
+                await asyncio.sleep(0.05)
             # fan2, admitted earlier and still holding a valid token, cannot take it.
             assert (await hold(node, event_id, "fan2", seat, tokens["fan2"]))[0] == 409
             return offered
