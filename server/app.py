@@ -353,11 +353,14 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readiness(app: web.Application) -> dict[str, str]:
     """What keeps the node from being ready, by dependency (nothing: ready); also sets
-    ``concert_hub_ready``."""
+    ``concert_hub_ready``. A stopping node is not ready whatever its dependencies say, and is
+    answered without asking them (at once, and with nothing left in flight to its teardown)."""
+    if not app[STOMP].accepting:
+        app[NODE_METRICS].infra.ready.set(0)
+        return {"node": "stopping"}
     checks = {
         "database": await check_database(app[DATABASE]),
         "engine": await app[BACKPLANE].check_ready(),
-        "node": None if app[STOMP].accepting else "stopping",
     }
     failed = {name: why for name, why in checks.items() if why is not None}
     app[NODE_METRICS].infra.ready.set(0 if failed else 1)
