@@ -292,9 +292,12 @@ class Outbox:
                     await attempt(message)
         finally:
             # Also when the sender is cancelled mid-round (the node stops): what went out must
-            # not go out again after the lease.
-            if sent or failed:
-                await asyncio.shield(self._record(sent, failed))
+            # not go out again after the lease, and what it did not get to is released now
+            # rather than when the lease lapses (a restart sends it at once).
+            handled = {m.id for m, _ in sent} | {m.id for m, _ in failed}
+            released = [m for m in claimed if m.id not in handled]
+            if sent or failed or released:
+                await asyncio.shield(self._record(sent, failed, released))
         done.sent = len(sent)
         return done
 
@@ -347,10 +350,18 @@ class Outbox:
         self,
         sent: Sequence[tuple[OutboxMessage, dict[str, Any] | None]],
         failed: Sequence[tuple[OutboxMessage, Retry]],
+        released: Sequence[OutboxMessage] = (),
     ) -> None:
         """Write a round's outcomes in one transaction: one ``UPDATE`` for all that were sent
-        (with the payloads their handlers kept), one per failure (each its own backoff)."""
+        (with the payloads their handlers kept), one per failure (each its own backoff), one
+        for the claims given back unattempted (due again at once)."""
         async with self.engine.begin() as conn:
+            if released:
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([m.id for m in released]), outbox.c.sent_at.is_(None))
+                    .values(next_attempt_at=utcnow())
+                )
             if sent:
                 values: dict[str, Any] = {"sent_at": utcnow(), "attempts": outbox.c.attempts + 1}
                 kept = {m.id: json.dumps(k) for m, k in sent if k is not None}
