@@ -16,10 +16,10 @@ the ones it feeds as it is built: the request middleware, the pool, the Redis en
 booking hooks, the seat and queue streams, and the readiness and loop-lag timers.
 
 Stopping has one path (SPEC §1): the runner calls :func:`stop_accepting` (``/readyz`` 503 at
-once), closes both listeners and drains the STOMP sessions (ERROR, then up to 2 s to flush)
-while connections it already has are still served; then its cleanup runs :func:`_drain`
-(``on_shutdown``, a no-op by then), aiohttp lets in-flight requests finish, and the contexts
-above are torn down.
+once), closes both listeners and drains the STOMP sessions (ERROR, then up to 2 s to flush;
+what is left is cut) while connections it already has are still served; then its cleanup runs
+:func:`_drain` (``on_shutdown``, a no-op by then), aiohttp lets in-flight requests finish, and
+the contexts above are torn down.
 """
 
 from __future__ import annotations
