@@ -207,7 +207,6 @@ class Checkout:
         if outcome.order is not None:  # (every outcome is stored with the key by now)
             self.hooks.order_committed(outcome.order.id)
             await self._sold(outcome.order, user)
-            self.outbox.wake()
         return outcome
 
     async def _sold(self, order: Order, user: str) -> None:

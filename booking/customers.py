@@ -116,7 +116,6 @@ class Customers:
                 "expires_at": expires.isoformat(),
             }
             await enqueue(conn, SIGN_IN, payload, f"sign-in:{request_id}")
-        self.outbox.wake()
 
     async def redeem_link(self, link: str) -> Customer:
         now = utcnow()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,10 +134,15 @@ class Webhooks:
             )
         return await self.get(webhook_id)
 
-    async def fan_out(self, payload: Mapping[str, Any]) -> int:
+    async def fan_out(
+        self, payload: Mapping[str, Any], hooks: Sequence[Webhook] | None = None
+    ) -> int:
         """Queue the delivery of one event to every active webhook that wants it (one outbox row
-        each, retried on its own); how many."""
-        wanted = [w for w in await self.all() if w.wants(str(payload["type"]))]
+        each, retried on its own); how many. ``hooks``: the webhooks as the caller just read
+        them (else they are read here)."""
+        if hooks is None:
+            hooks = await self.all()
+        wanted = [w for w in hooks if w.wants(str(payload["type"]))]
         if not wanted:
             return 0
         async with self.engine.begin() as conn:

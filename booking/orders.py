@@ -385,7 +385,6 @@ class OrderDesk:
             self.inventory.record(SeatChange(event_id, tuple((s, AVAILABLE) for s in freed)))
         self.hooks.order_cancelled(event_id)
         await self.refunds.attempt(refund_id)
-        self.outbox.wake()
         return await self.get(order_id, None)
 
     async def verify(self, code: str) -> TicketCheck:

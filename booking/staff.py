@@ -133,7 +133,6 @@ class BoxOffice:
             )
 
         await in_transaction(self.engine, work)
-        self.outbox.wake()
         return await self.orders.get(order_id, None)
 
     async def refund_manually(self, order_id: str, staff: Staff) -> Refund:

@@ -16,10 +16,10 @@ the ones it feeds as it is built: the request middleware, the pool, the Redis en
 booking hooks, the seat and queue streams, and the readiness and loop-lag timers.
 
 Stopping has one path (SPEC §1): the runner calls :func:`stop_accepting` (``/readyz`` 503 at
-once), closes both listeners and drains the STOMP sessions (ERROR, then up to 2 s to flush)
-while connections it already has are still served; then its cleanup runs :func:`_drain`
-(``on_shutdown``, a no-op by then), aiohttp lets in-flight requests finish, and the contexts
-above are torn down.
+once), closes both listeners and drains the STOMP sessions (ERROR, then up to 2 s to flush;
+what is left is cut) while connections it already has are still served; then its cleanup runs
+:func:`_drain` (``on_shutdown``, a no-op by then), aiohttp lets in-flight requests finish, and
+the contexts above are torn down.
 """
 
 from __future__ import annotations
@@ -353,11 +353,14 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def readiness(app: web.Application) -> dict[str, str]:
     """What keeps the node from being ready, by dependency (nothing: ready); also sets
-    ``concert_hub_ready``."""
+    ``concert_hub_ready``. A stopping node is not ready whatever its dependencies say, and is
+    answered without asking them (at once, and with nothing left in flight to its teardown)."""
+    if not app[STOMP].accepting:
+        app[NODE_METRICS].infra.ready.set(0)
+        return {"node": "stopping"}
     checks = {
         "database": await check_database(app[DATABASE]),
         "engine": await app[BACKPLANE].check_ready(),
-        "node": None if app[STOMP].accepting else "stopping",
     }
     failed = {name: why for name, why in checks.items() if why is not None}
     app[NODE_METRICS].infra.ready.set(0 if failed else 1)

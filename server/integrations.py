@@ -20,11 +20,13 @@ Both carry the same JSON: ``{"id", "type", "occurred_at", "data"}``. A webhook P
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import os
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -35,6 +37,7 @@ from booking.integration import (
     INTEGRATION_EVENT,
     SKIPPED,
     WEBHOOK_DELIVERY,
+    Webhook,
     queue_of,
 )
 from booking.outbox import Handler, OutboxMessage
@@ -76,6 +79,8 @@ class IntegrationSender:
             WEBHOOK_DELIVERY: self._post,
         }
         self._http: aiohttp.ClientSession | None = None
+        #: The webhooks as read for one round of the outbox (the claim time of its messages).
+        self._hooks: tuple[datetime | None, asyncio.Future[dict[int, Webhook]]] | None = None
 
     async def run(self) -> None:
         """Deliver due events until cancelled."""
@@ -83,8 +88,10 @@ class IntegrationSender:
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
+            # A round's events are handled together: their queue messages are stored in one
+            # batch (see _publish), and a slow webhook does not hold up the others.
             await outbox.deliver_forever(
-                self.handlers, self.settings.outbox_poll_s, what="integration"
+                self.handlers, self.settings.outbox_poll_s, what="integration", together=True
             )
 
     async def _publish(self, message: OutboxMessage) -> None:
@@ -98,19 +105,39 @@ class IntegrationSender:
             ("event-type", str(payload["type"])),
         )
         queue = queue_of(str(payload["type"]))
+        # Stored before this handler's first await: the events of a round, handled together, are
+        # stored in one batch and in their order.
+        stored = self.queues.send(queue, headers, event_body(payload), dedupe=str(payload["id"]))
         try:
-            await self.queues.send(queue, headers, event_body(payload), dedupe=str(payload["id"]))
+            await stored
         except QueueFullError:
             # Nobody consumes it: retrying would only keep the event (and more behind it) in
             # the outbox; the webhooks still get it.
             log.warning("event %s not queued: /queue/%s is full", payload["id"], queue)
-        if await self.booking.webhooks.fan_out(payload):
-            self.booking.outbox.wake()
+        hooks = await self._webhooks(message)
+        await self.booking.webhooks.fan_out(payload, tuple(hooks.values()))
+
+    async def _webhooks(self, message: OutboxMessage) -> dict[int, Webhook]:
+        """The registered webhooks, read once per round of the outbox: after the round's claim,
+        so after the commit of every event in it (a webhook registered before an event's change
+        hears of it), and without a read per event."""
+        if (
+            self._hooks is None
+            or self._hooks[0] != message.claimed_at
+            or message.claimed_at is None
+        ):
+            # One read for the round's handlers, which run together.
+            self._hooks = (message.claimed_at, asyncio.ensure_future(self._read_webhooks()))
+        return await asyncio.shield(self._hooks[1])
+
+    async def _read_webhooks(self) -> dict[int, Webhook]:
+        return {hook.id: hook for hook in await self.booking.webhooks.all()}
 
     async def _post(self, message: OutboxMessage) -> dict[str, Any] | None:
         payload = message.payload
         webhooks = self.booking.webhooks
-        hook = await webhooks.get(int(payload["webhook_id"]))
+        webhook_id = int(payload["webhook_id"])
+        hook = (await self._webhooks(message)).get(webhook_id) or await webhooks.get(webhook_id)
         if not hook.active:
             return {**payload, SKIPPED: "the webhook was deactivated"}
         event = payload["event"]

@@ -37,6 +37,9 @@ except ImportError:  # not on this platform: the stock loop works, only slower
 
 log = logging.getLogger(__name__)
 
+#: How long requests in flight when the node stops may take after the sessions are drained
+#: (aiohttp's shutdown timeout): a checkout under way gets this beside the drain to commit.
+REQUESTS_GRACE_S = 3.0
 #: File descriptors a node needs beside its client connections (listeners, database, logs...).
 FD_HEADROOM = 64
 
@@ -116,7 +119,9 @@ async def serve(
     runner = NodeRunner(
         app,
         handle_signals=False,
-        shutdown_timeout=5.0,
+        # In-flight requests have had the sessions' drain already; the whole stop, with the
+        # teardown after this, must fit in SPEC §1's 10 s (see server.workers.STOP_TIMEOUT_S).
+        shutdown_timeout=REQUESTS_GRACE_S,
         access_log=None,
         # aiohttp's keep-alive timer runs from the accept (and from each response) until a
         # request's head is complete: a connection that sends nothing, or dribbles its headers

@@ -65,6 +65,9 @@ SERVER_NAME = "concert-hub/0.1.0"
 CLOSE_GRACE_S = 5.0
 #: How long sessions get to flush their ERROR frames when the node stops.
 DRAIN_S = 2.0
+#: How long, after cutting the sessions left at the end of :data:`DRAIN_S`, their readers get to
+#: notice (each a callback and the end of its handler, all at once).
+CUT_S = 1.0
 
 T = TypeVar("T")
 
@@ -166,15 +169,32 @@ class StompService:
     async def drain(self) -> None:
         """Refuse new sessions, tell every session the server is going away (SPEC §1 SIGTERM:
         ERROR ``server shutting down``, WebSocket close 1001) and give them ``DRAIN_S`` to
-        flush it."""
+        flush it and close; then cut the connections of those left, all at once.
+
+        Bounded whatever the number of sessions (SPEC §1: exit within 10 s): the sessions are
+        told in one pass and close concurrently, and those whose clients have not answered the
+        close by then are not left to their own grace timers (:data:`CLOSE_GRACE_S` after each
+        close) or to the runner's shutdown timeout per connection."""
         self.accepting = False
+        shutdown = ServerShutdown("server shutting down")
         for session in tuple(self.sessions):
-            session.fail(ServerShutdown("server shutting down"))
+            session.fail(shutdown)
+        if await self._emptied(DRAIN_S) or not self.sessions:
+            return
+        log.warning("%d sessions did not close in time; cutting them", len(self.sessions))
+        for session in tuple(self.sessions):
+            session.transport.abort()  # type: ignore[attr-defined]
+        if not await self._emptied(CUT_S):
+            log.warning("%d sessions still open after the cut", len(self.sessions))
+
+    async def _emptied(self, timeout_s: float) -> bool:
+        """Whether every session is gone within ``timeout_s``."""
         try:
-            async with asyncio.timeout(DRAIN_S):
+            async with asyncio.timeout(timeout_s):
                 await self._empty.wait()
         except TimeoutError:
-            log.warning("%d sessions did not close in time", len(self.sessions))
+            return not self.sessions
+        return True
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -170,7 +170,11 @@ class Settings(BaseModel):
         "file (<name>-outbox), else ./concert-hub-outbox",
     )
     outbox_poll_s: float = Field(
-        2, gt=0, le=300, description="how often the e-mail sender looks for due messages"
+        30,
+        gt=0,
+        le=300,
+        description="how often the outbox senders (e-mail, integration events) look for due "
+        "messages unasked; a commit on this node wakes them at once, a retry when it is due",
     )
     outbox_lease_s: float = Field(
         60,

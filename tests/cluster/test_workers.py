@@ -26,7 +26,7 @@ from tests.cluster.conftest import create_event, wait_ready, wait_until
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate
 from tests.redis_server import RedisServer
 from tests.seat_feed import SeatFeed
-from tests.server.stomp_clients import Client, Clients, unique
+from tests.server.stomp_clients import Client, Clients, RawPeer, RawTcp, RawWs, unique
 
 WORKERS = ("w1", "w2")
 
@@ -208,6 +208,39 @@ def test_sigterm_stops_every_process_of_the_node(backing: tuple[Path, str, str])
     log = node.log()
     assert "Traceback" not in log, log
     assert log.count("stopped") >= len(WORKERS), log
+
+
+def test_sigterm_tells_every_session_of_every_worker_and_the_node_exits_0(
+    backing: tuple[Path, str, str],
+) -> None:
+    """SPEC §1 with ``--workers``: every session of every worker gets ERROR ``server shutting
+    down`` (a WebSocket the close 1001), also while one client reads nothing (its connection is
+    cut after the drain), and the node exits 0."""
+    node = start_node(backing, "told")
+    assert node.proc is not None
+    peers: list[RawPeer] = [RawWs.to(node) for _ in range(24)]
+    peers += [RawTcp.to(node) for _ in range(8)]
+    deaf = RawWs.to(node)
+    try:
+        accepted_by = set()
+        for peer in (*peers, deaf):
+            connected = peer.connect(token=node.token(unique("fan")))
+            assert connected.command == "CONNECTED", connected
+            session = dict(connected.headers)["session"]  # told-w2-s17
+            accepted_by.add(session.split("-")[1])
+        assert accepted_by == set(WORKERS), accepted_by  # (the kernel spread them)
+
+        node.proc.terminate()  # SIGTERM, to the supervisor alone
+        for peer in peers:
+            assert peer.expect_error().message == "server shutting down"
+            if isinstance(peer, RawWs):
+                assert peer.close_code == 1001, (peer.close_code, peer.close_reason)
+        assert node.proc.wait(15) == 0, node.log()
+    finally:
+        for peer in (*peers, deaf):
+            peer.close()
+    log = node.log()
+    assert "Traceback" not in log, log
 
 
 def test_a_worker_that_dies_takes_the_node_down_with_a_failure(
