@@ -201,7 +201,10 @@ class _Queue:
 
     seq_of: dict[str, int] = field(default_factory=dict)
     user_at: dict[int, str] = field(default_factory=dict)
-    prequeue: list[str] = field(default_factory=list)
+    #: Who joined before opening, in joining order: a dict as an ordered set, since every
+    #: waiting user's position asks whether they are in it (a list made each interval's
+    #: positions quadratic in the pre-queue).
+    prequeue: dict[str, None] = field(default_factory=dict)
     opened: bool = False
     last_seq: int = 0
     serving: int = 0
@@ -252,7 +255,7 @@ class InProcessWaitingRoom:
                 queue.seq_of[user] = queue.last_seq
                 queue.user_at[queue.last_seq] = user
             else:
-                queue.prequeue.append(user)
+                queue.prequeue[user] = None
         found = await self.position(event_id, user, policy)
         assert found is not None
         return found
@@ -282,10 +285,9 @@ class InProcessWaitingRoom:
                         eta(ahead, policy, len(queue.active)))  # fmt: skip
 
     def _open(self, queue: _Queue) -> None:
-        queue.prequeue = place(queue.prequeue, queue.seed, queue.salt)  # seeded: verifiable
-        queue.placed = list(queue.prequeue)
+        queue.placed = place(list(queue.prequeue), queue.seed, queue.salt)  # seeded: verifiable
         queue.opened_at = time.time()
-        for user in queue.prequeue:
+        for user in queue.placed:
             queue.last_seq += 1
             queue.seq_of[user] = queue.last_seq
             queue.user_at[queue.last_seq] = user
