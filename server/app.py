@@ -122,7 +122,9 @@ def create_app(settings: Settings, secret: str) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = make_engine(app[SETTINGS].database_url, app[SETTINGS].db_pool_size)
+    engine = make_engine(
+        app[SETTINGS].database_url, app[SETTINGS].db_pool_size, app[SETTINGS].db_pool_timeout_s
+    )
     watch = pool_watch(engine)
     app[NODE_METRICS].infra.watch_pool(watch)
     observe, health = watch.waited, app[HEALTH]

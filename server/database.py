@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
+from booking.errors import Unavailable
 from booking.transactions import skip_reset_after_commit
 
 #: Connections per node to MariaDB/MySQL (``--db-pool-size``). A hot sale opens with a wave of
@@ -23,8 +25,18 @@ DEFAULT_POOL_SIZE = 50
 #: A pooled MariaDB/MySQL connection older than this is replaced when next taken from the pool.
 RECYCLE_S = 1800
 
+#: The longest a request waits for a MariaDB/MySQL connection (``--db-pool-timeout-s``) before
+#: it is answered 503 with ``Retry-After`` (:class:`WatchedPool`).
+DEFAULT_POOL_TIMEOUT_S = 10.0
 
-def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
+#: The ``Retry-After`` of that 503: a second, since the wait was long but any connection that
+#: comes back serves the next waiter.
+BUSY_RETRY_AFTER_S = 1
+
+
+def make_engine(
+    url: str, pool_size: int = DEFAULT_POOL_SIZE, pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S
+) -> AsyncEngine:
     """An engine tuned for the backend.
 
     SQLite (embedded mode) gets one connection: SQLite admits one writer at a time anyway, and
@@ -54,7 +66,7 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
         return engine
     engine = create_async_engine(
         url, poolclass=WatchedPool, pool_size=pool_size, max_overflow=10, pool_recycle=RECYCLE_S,
-        pool_reset_on_return=None,  # skip_reset_after_commit
+        pool_timeout=pool_timeout_s, pool_reset_on_return=None,  # skip_reset_after_commit
     )  # fmt: skip
     event.listen(engine.sync_engine, "connect", _mysql_session)
     skip_reset_after_commit(engine)
@@ -103,6 +115,10 @@ class WatchedPool(AsyncAdaptedQueuePool):
         started = time.perf_counter()
         try:
             return super().connect()
+        except sqlalchemy.exc.TimeoutError:
+            raise Unavailable(
+                "the database is busy; try again", retry_after_s=BUSY_RETRY_AFTER_S
+            ) from None
         finally:
             watch.waiting -= 1
             watch.waited(time.perf_counter() - started)

@@ -36,6 +36,13 @@ class Settings(BaseModel):
     db_pool_size: int = Field(
         50, ge=1, le=1000, description="database connections per node (MariaDB/MySQL)"
     )
+    db_pool_timeout_s: float = Field(
+        10,
+        gt=0,
+        le=300,
+        description="longest wait for a database connection before a request is answered 503 "
+        "with Retry-After (MariaDB/MySQL)",
+    )
     redis_url: str = Field("", description="empty: in-process engine; redis://…: cluster mode")
     redis_pool_size: int = Field(
         64, ge=2, le=10000, description="Redis connections per node (cluster mode)"
