@@ -106,8 +106,8 @@ class CheckoutInProgress(RequestInProgress):
 
 
 class Unavailable(BookingError, kind="unavailable"):
-    """A shared service the request needs (the cluster's waiting room) is unreachable for a
-    moment (503, with ``retry_after_s``)."""
+    """A shared service the request needs (the cluster's waiting room, a database connection)
+    is unreachable or busy for a moment (503, with ``retry_after_s``)."""
 
 
 class CancellationRefused(BookingError, kind="refund_closed"):

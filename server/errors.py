@@ -84,8 +84,9 @@ BOOKING_KINDS: dict[str, str] = {
     "`cancellable_until` says when it ended. The box office still can.",
     "sign_in_failed": "The sign-in link or code is wrong, expired or used, or had too many "
     "wrong tries: ask for a new e-mail.",
-    "unavailable": "The cluster's waiting room (Redis) is unreachable for a moment: try again "
-    "after `Retry-After` seconds; nothing was lost.",
+    "unavailable": "The cluster's waiting room (Redis) is unreachable for a moment, or every "
+    "database connection stayed busy for `--db-pool-timeout-s`: try again after `Retry-After` "
+    "seconds; nothing was lost.",
     "audit_broken": "The waiting room's admission log does not verify (an entry was edited, "
     "or entries are out of order): `problems` lists what is wrong.",
 }
