@@ -101,6 +101,20 @@ class ReceivedFrame:
         """The first value of header ``name`` (STOMP 1.2 §"Repeated Header Entries")."""
         return self.frame.get(name, default)
 
+    def peek(self, name: str) -> str | None:
+        """The first value of header ``name`` read straight from the wire, without decoding
+        the frame's other headers: for a hot path reading a header whose values never need
+        unescaping (an id, a number; an escaped value reads as sent). The journey benchmark
+        reads ``subscription`` and ``seq`` of every seat delta of 10,000 sessions; decoding
+        every header of each took a third of its client's CPU."""
+        raw, end = self.raw, self._body_start
+        key = b"\n" + name.encode() + b":"
+        at = raw.find(key, 0, end)
+        if at < 0:
+            return None
+        at += len(key)
+        return raw[at : raw.find(b"\n", at, end)].rstrip(b"\r").decode()
+
     def __getitem__(self, name: str) -> str:
         value = self.frame.get(name)
         if value is None:
@@ -373,8 +387,9 @@ class ClientConnection:
                 continue
             # The header section ends at the first empty line: "\n\n" or "\n\r\n".
             head_end = buf.find(b"\n\n", pos)
-            # A CR before that (rare: servers write LF) may start an earlier "\n\r\n".
-            limit = head_end if head_end >= 0 else size
+            # A CR before that (rare: servers write LF) may start an earlier "\n\r\n", which
+            # may end on the first LF of that "\n\n" (a CRLF frame whose body starts with LF).
+            limit = head_end + 1 if head_end >= 0 else size
             crlf = buf.find(b"\n\r\n", pos, limit) if buf.find(b"\r", pos, limit) >= 0 else -1
             if crlf >= 0:
                 head_end, body_start = crlf, crlf + 3

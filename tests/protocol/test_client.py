@@ -130,6 +130,32 @@ class TestReceiving:
             assert message.body == b"\x00body\x00" and message["k"] == "a:b"
             assert message.raw == data and client.buffered == 0
 
+    def test_a_crlf_frame_whose_body_starts_with_a_newline_arrives_whole(self) -> None:
+        client, _ = handshake()
+        crlf = b"MESSAGE\r\nsubscription:s\r\nmessage-id:m\r\ncontent-length:3\r\n\r\n\nab\x00"
+        (message,) = client.receive_data(crlf)
+        assert isinstance(message, Message)
+        assert message.body == b"\nab" and message["message-id"] == "m"
+        assert client.buffered == 0
+
+    def test_peek_reads_the_first_value_of_a_header_as_get_does(self) -> None:
+        client, _ = handshake()
+        data = encode_message(StompVersion.V1_2, destination="/t", subscription="seats",
+                              message_id="m-7", ack=None,
+                              headers=[("seq", "41"), ("seq", "42"), ("k", "a:b")],
+                              body=b"\nseq:99\n")  # fmt: skip
+        blank = data.index(b"\n\n") + 2
+        crlf = data[:blank].replace(b"\n", b"\r\n") + data[blank:]  # CRLF line ends
+        for raw in (data, crlf):
+            (message,) = client.receive_data(raw)
+            assert isinstance(message, Message)
+            for name in ("subscription", "seq", "message-id", "destination"):
+                assert message.peek(name) == message.get(name), name
+            assert message.peek("seq") == "41"
+            assert message.peek("k") == "a\\cb"  # as sent: peek does not unescape
+            assert message.peek("id") is None  # not "message-id", nor anything in the body
+            assert message.peek("nine") is None
+
     def test_heart_beats_between_frames_are_events(self) -> None:
         client, _ = handshake()
         events = client.receive_data(b"\n\r\n" + wire("RECEIPT", [("receipt-id", "r")]) + b"\n")
