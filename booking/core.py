@@ -50,6 +50,8 @@ class BookingPolicy:
 
     hold_ttl_s: int = 300
     max_seats_per_user: int = 4
+    #: Seats held at once per event per client IP / verified e-mail address (0: no cap).
+    hold_caps: HoldCaps = field(default_factory=HoldCaps)
     payment_timeout_s: float = 10.0
     admission_ttl_s: int = 600
     #: The longest wait between two attempts of a message or a refund that keeps failing.
@@ -57,8 +59,6 @@ class BookingPolicy:
     #: How long a claimed outbox message is left to its sender before another may take it.
     outbox_lease_s: float = 60.0
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
-    #: Seats held at once per event per client IP / verified e-mail address (0: no cap).
-    hold_caps: HoldCaps = field(default_factory=HoldCaps)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,11 +62,11 @@ from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap
 from booking.transactions import in_transaction
 from booking.waiting_room import Offer
 
-log = logging.getLogger(__name__)
-
 #: On a sale with a waiting room, a lapsed hold's seats stay its own this long after it lapses,
 #: so the reaper offers them to the queue before anyone else can take them.
 LAPSE_GRACE = timedelta(seconds=5)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

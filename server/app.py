@@ -175,6 +175,9 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
         health.hold(seconds)
 
     hooks.hold_ended = hold_ended
+    hold_caps = HoldCaps(
+        per_ip=settings.max_held_seats_per_ip, per_email=settings.max_held_seats_per_email
+    )
     booking = core.build(
         engine,
         TestGateway(engine, settings.payment_latency_ms / 1000, settings.fault_refund_failures),
@@ -182,10 +185,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
         policy=BookingPolicy(
             hold_ttl_s=settings.hold_ttl_s,
             max_seats_per_user=settings.max_seats_per_user,
-            hold_caps=HoldCaps(
-                per_ip=settings.max_held_seats_per_ip,
-                per_email=settings.max_held_seats_per_email,
-            ),
+            hold_caps=hold_caps,
             payment_timeout_s=settings.payment_timeout_s,
             admission_ttl_s=settings.admission_ttl_s,
             retry_max_s=settings.retry_max_s,

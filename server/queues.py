@@ -101,6 +101,9 @@ class QueueBroker:
     ) -> None:
         self.store = store
         self.broker = broker
+        self._outcomes = metrics.queue_messages
+        self._messages_out = metrics.frames_out.labels("MESSAGE")
+        self._deliveries = metrics.deliveries
         self.policy = policy
         self.default_prefetch = default_prefetch
         self.max_unacked = max_unacked
@@ -111,9 +114,6 @@ class QueueBroker:
         self._write_wake = asyncio.Event()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._stopping = False
-        self._outcomes = metrics.queue_messages
-        self._messages_out = metrics.frames_out.labels("MESSAGE")
-        self._deliveries = metrics.deliveries
         broker.listen(ARRIVALS, self._on_arrival)
 
     async def run(self) -> None:

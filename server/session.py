@@ -18,20 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from protocol import events
 from protocol.connection import ConnectionState, ServerConnection
 from protocol.errors import LimitExceeded, ProtocolError
-from protocol.events import (
-    Ack,
-    Commit,
-    ConnectRequest,
-    Disconnect,
-    Event,
-    Nack,
-    Send,
-    Subscribe,
-    Subscription,
-    Unsubscribe,
-)
 from protocol.frames import Frame
 from protocol.limits import Limits
 from server.auth import ANONYMOUS, AuthenticationFailed, Principal, TokenAuthority
@@ -71,7 +60,7 @@ CUT_S = 1.0
 
 T = TypeVar("T")
 
-SubscribeListener = Callable[["StompSession", Subscription, str], None]
+SubscribeListener = Callable[["StompSession", events.Subscription, str], None]
 
 
 @dataclass
@@ -325,11 +314,15 @@ class StompSession(ABC):
                     if exc.receipt_id is None:
                         exc.receipt_id = event.receipt
                     raise
-                if effect is None and self._deferred and isinstance(event, Commit | Disconnect):
+                if (
+                    effect is None
+                    and self._deferred
+                    and isinstance(event, events.Commit | events.Disconnect)
+                ):
                     effect = asyncio.gather(*self._deferred)
                 if effect is not None:
                     self._complete_after(event, effect)
-                    if isinstance(event, Disconnect):
+                    if isinstance(event, events.Disconnect):
                         break  # nothing after DISCONNECT counts
                     continue
                 conn.complete(event)
@@ -358,20 +351,20 @@ class StompSession(ABC):
             raise LimitExceeded("rate limit exceeded", f"limit is {rate:g} frames per second")
         self._tokens -= 1
 
-    def _handle(self, event: Event) -> Awaitable[object] | None:
+    def _handle(self, event: events.Event) -> Awaitable[object] | None:
         """Act on ``event``; an awaitable when its effect completes later (its RECEIPT waits)."""
-        if isinstance(event, Send):
+        if isinstance(event, events.Send):
             return self._on_send(event)
-        if isinstance(event, Subscribe):
+        if isinstance(event, events.Subscribe):
             self._on_subscribe(event)
-        elif isinstance(event, Unsubscribe):
+        elif isinstance(event, events.Unsubscribe):
             self.service.broker.unsubscribe(self, event.subscription)
             self.service.queues.unsubscribe(event.subscription)
-        elif isinstance(event, Ack):
+        elif isinstance(event, events.Ack):
             return self.service.queues.ack(event.subscription, event.message_ids)
-        elif isinstance(event, Nack):
+        elif isinstance(event, events.Nack):
             return self.service.queues.nack(event.subscription, event.message_ids)
-        elif isinstance(event, ConnectRequest):
+        elif isinstance(event, events.ConnectRequest):
             self._on_connect(event)
         # Ack and Nack of a topic: topics are at-most-once, so settling a delivery only releases
         # the connection's bookkeeping, which ServerConnection already did (the queue broker
@@ -379,7 +372,7 @@ class StompSession(ABC):
         # data_received() closes the transport after the RECEIPT.
         return None
 
-    def _complete_after(self, event: Event, effect: Awaitable[object]) -> None:
+    def _complete_after(self, event: events.Event, effect: Awaitable[object]) -> None:
         """Complete ``event`` (its RECEIPT) once ``effect`` is done; fail the session if the
         effect failed (a full queue, say)."""
 
@@ -409,7 +402,7 @@ class StompSession(ABC):
         self._deferred.add(task)
         task.add_done_callback(self._deferred.discard)
 
-    def _on_connect(self, event: ConnectRequest) -> None:
+    def _on_connect(self, event: events.ConnectRequest) -> None:
         service = self.service
         try:
             principal = service.tokens.from_stomp(event.passcode, event.authorization)
@@ -432,7 +425,7 @@ class StompSession(ABC):
         else:
             self._watch_silence(service.settings.idle_timeout_s, idle=True)
 
-    def _on_send(self, event: Send) -> Awaitable[None] | None:
+    def _on_send(self, event: events.Send) -> Awaitable[None] | None:
         destination = self._allowed(check_send, event.destination, "send to")
         if destination.kind is Kind.QUEUE:
             # Its RECEIPT means "stored".
@@ -449,7 +442,7 @@ class StompSession(ABC):
         self.service.broker.publish(event.destination, tuple(event.headers), event.body)
         return None
 
-    def _on_subscribe(self, event: Subscribe) -> None:
+    def _on_subscribe(self, event: events.Subscribe) -> None:
         subscription = event.subscription
         route = self._allowed(subscription_route, subscription.destination, "subscribe to")
         classified = classify(subscription.destination)
@@ -493,7 +486,9 @@ class StompSession(ABC):
         if transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
             self._over_budget()
 
-    def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None:
+    def push_tracked(
+        self, payload: bytes, subscription: events.Subscription, message_id: str
+    ) -> None:
         """Like :meth:`push`, for a subscription that must ACK what it receives."""
         if self.closed:
             return

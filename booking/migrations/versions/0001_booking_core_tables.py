@@ -5,8 +5,6 @@ Revises:
 Create Date: 2026-11-24 06:52:31.946869
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -14,8 +12,6 @@ from sqlalchemy.sql.schema import SchemaItem
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 #: Naive UTC instants with microseconds (booking.schema.UTC as it was at this revision).
 UTC = (

@@ -8,16 +8,12 @@ Orders keep the e-mail address their confirmation goes to; events get a refund p
 events: buyers may cancel until 24 hours before the start).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "1101"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UTC = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

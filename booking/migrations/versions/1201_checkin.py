@@ -9,16 +9,12 @@ scanners hold revocable tokens, ticket codes are signed with rotating Ed25519 ke
 ``tickets.code`` grows to 255 characters).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "1201"
 down_revision: str | None = "1401"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UTC = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -8,15 +8,11 @@ Issue 12: an exit scan made offline is uploaded like an entry; the server replay
 entries and exits in time order, so it keeps every exit (online ones too) beside the entries.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "1202"
 down_revision: str | None = "1701"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -8,15 +8,11 @@ Issue 13: best available keeps wheelchair spaces and their companion seats for t
 for them. NULL is an ordinary seat.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "1301"
 down_revision: str | None = "1101"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -10,16 +10,12 @@ e-mail address that placed it, for the caps on seats held at once per client; an
 ``hold_locks`` serialises the holds of one holder, so the per-user limit is race-free.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "1401"
 down_revision: str | None = "1301"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UTC = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 

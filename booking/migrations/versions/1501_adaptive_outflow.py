@@ -9,15 +9,11 @@ Issue 15: in adaptive mode the waiting room's admission rate follows the booking
 the queue may cost a proof of work of ``pow_difficulty`` leading zero bits (0: none).
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "1501"
 down_revision: str | None = "1201"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -9,16 +9,12 @@ node; a cluster keeps them in Redis streams), and admins register webhook endpoi
 integration events (order paid, cancelled, refunded, hold expired) are posted to.
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "1701"
 down_revision: str | None = "1501"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 UTC = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

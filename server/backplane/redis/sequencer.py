@@ -94,13 +94,13 @@ class RedisSequencer:
         self, redis: Redis, prefix: str, inventory: Inventory, node_id: str, lease_ms: int
     ) -> None:
         self._redis = redis
+        self._tick = redis.register_script(_TICK)
+        self._init = redis.register_script(_INIT)
+        self._snapshot = redis.register_script(_SNAPSHOT)
         self._prefix = prefix
         self.inventory = inventory
         self.node_id = node_id
         self.lease_ms = lease_ms
-        self._tick = redis.register_script(_TICK)
-        self._init = redis.register_script(_INIT)
-        self._snapshot = redis.register_script(_SNAPSHOT)
         self._ready: set[int] = set()
         #: Events whose changes could not be recorded: rebuild from the database when possible.
         self._stale: set[int] = set()
