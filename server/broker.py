@@ -43,14 +43,20 @@ from server.metrics import BrokerMetrics
 #: (destination as subscribed, subscription id, version, framing, client-acknowledged)
 GroupKey = tuple[str, str, StompVersion, Framing, bool]
 
-#: Most recipients written in one turn of the event loop (5 to 10 ms of writes). Smaller slices
-#: cost CPU per delivery: a subscriber's reader that idles between slices is woken again for
-#: the next, and the wake-up is paid in the sender's write.
-SLICE = 1000
-#: Most recipients queued. Past it the node is not keeping up: a fan-out then writes the whole
-#: queue and itself at once, holding the loop as an unsliced broker would, so that publishers
-#: wait on their sockets (TCP's back-pressure) rather than the queue growing without bound.
-MAX_BACKLOG = 20 * SLICE
+#: Most recipients written in one turn of the event loop (1 to 4 ms of writes). Every database
+#: round trip of a request waiting meanwhile waits for one slice: a checkout is 16 of them. In
+#: the 10,000-user journey, slices of 1,000 (10 to 15 ms on a small machine) put the node's own
+#: hold p99 at 500 ms and checkout p99 at 1 s; slices of 250 brought them under 100 ms and
+#: 500 ms (docs/journey-runs.md). Smaller slices cost some CPU per delivery: a subscriber's
+#: reader that idles between slices is woken again for the next, and the wake-up is paid in
+#: the sender's write.
+SLICE = 250
+#: Most recipients queued before a fan-out. Past it the node is not keeping up: the next
+#: fan-out writes the whole queue and itself at once, holding the loop as an unsliced broker
+#: would, so that publishers wait on their sockets (TCP's back-pressure) rather than the queue
+#: growing without bound (it holds at most this plus one fan-out's recipients). One fan-out to
+#: more subscribers than this is still sliced.
+MAX_BACKLOG = 20_000
 
 
 class Subscriber(Protocol):
@@ -211,7 +217,7 @@ class Broker:
         if entry is None:
             return
         message_id = message.message_id
-        overloaded = self._backlog + entry.size > MAX_BACKLOG
+        overloaded = self._backlog > MAX_BACKLOG
         if overloaded:
             self._write_all()  # falling behind: everything queued goes out now, then this
         now = not self._jobs and (not sliced or entry.size <= SLICE or overloaded)
@@ -230,7 +236,7 @@ class Broker:
         positions are thousands of one-recipient messages a second.
         """
         routes = self._routes
-        if self._backlog + len(messages) > MAX_BACKLOG:
+        if self._backlog > MAX_BACKLOG:
             self._write_all()  # falling behind: as in fan_out
         now = not self._jobs
         delivered = 0

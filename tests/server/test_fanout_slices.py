@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from protocol.connection import ServerConnection
 from protocol.events import AckMode, Subscription
 from protocol.frames import StompVersion
 from protocol.limits import Limits
+from server import broker as broker_module
 from server.backplane.memory import InProcessEngine
 from server.broker import MAX_BACKLOG, SLICE, Broker
 from server.engine import Message
@@ -61,6 +64,21 @@ async def test_a_sliced_fan_out_lets_other_work_run_and_arrives_whole_and_in_ord
     assert ran and ran[0] < len(sessions)  # it ran before the first message reached everyone
     expected = [f"m{n}".encode() for n in range(6)]
     assert all(session.got == expected for session in sessions)
+
+
+async def test_one_fan_out_larger_than_the_backlog_bound_is_still_sliced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bound is on what is queued already: a node whose subscribers outnumber it (10,000
+    buyers following the seat map) still writes each delta in slices."""
+    monkeypatch.setattr(broker_module, "MAX_BACKLOG", SLICE)
+    broker, sessions = await _broker(2 * SLICE + 1)
+    ran: list[int] = []
+    asyncio.get_running_loop().call_soon(lambda: ran.append(sum(bool(s.got) for s in sessions)))
+    broker.fan_out(_message(broker, "delta"), sliced=True)
+    await broker.drained()
+    assert ran and ran[0] < len(sessions)
+    assert all(session.got == [b"delta"] for session in sessions)
 
 
 async def test_unsliced_messages_and_direct_sends_keep_their_place_behind_a_sliced_one() -> None:
