@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET, free_port
+from tests.conftest import SECRET, database_url_for, free_port, migrate
+from tests.redis_server import RedisServer
 
 
-@pytest.mark.parametrize("taken", ["--port", "--stomp-port"])
-def test_a_port_in_use_is_named_with_its_flag(tmp_path: Path, taken: str) -> None:
+def serve_with_a_port_taken(
+    workdir: Path, taken: str, *flags: str
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """``serve`` with the port of flag ``taken`` held by another socket: (that port, result)."""
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
@@ -25,15 +28,39 @@ def test_a_port_in_use_is_named_with_its_flag(tmp_path: Path, taken: str) -> Non
         result = subprocess.run(
             [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
              "--port", str(ports["--port"]), "--stomp-port", str(ports["--stomp-port"]),
-             "--secret", SECRET,
-             "--database-url", f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"],
-            check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+             "--secret", SECRET, *flags],
+            check=False, capture_output=True, text=True, timeout=60, cwd=workdir,
         )  # fmt: skip
     finally:
         holder.close()
+    return busy, result
+
+
+def assert_named(busy: int, taken: str, result: subprocess.CompletedProcess[str]) -> None:
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "Traceback" not in output, output
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("concert-hub:")]
     assert f"port {busy} is already in use" in line, line
     assert taken in line, line
+
+
+@pytest.mark.parametrize("taken", ["--port", "--stomp-port"])
+def test_a_port_in_use_is_named_with_its_flag(tmp_path: Path, taken: str) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'db.db'}"
+    busy, result = serve_with_a_port_taken(tmp_path, taken, "--database-url", database)
+    assert_named(busy, taken, result)
+
+
+def test_a_cluster_node_with_a_port_in_use_exits_too(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """On the way out the Redis backplane's loops stop even when a command was in flight (the
+    node publishes at start), which redis-py turns from a cancellation into a connection
+    error: the node used to hang there instead of exiting."""
+    for url in database_url_for("mariadb", tmp_path):
+        migrate(url)
+        busy, result = serve_with_a_port_taken(
+            tmp_path, "--stomp-port", "--database-url", url, "--redis-url", redis_server.url_for(5)
+        )
+        assert_named(busy, "--stomp-port", result)

@@ -58,6 +58,8 @@ class RedisEngine:
         self._wakeup = asyncio.Event()
         self._changes = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: Set by :meth:`close`: each loop stops when it sees it (see there).
+        self._closing = False
         self._connected = False
         self._ever_connected = False
         self._on_reconnect: list[Connected] = []
@@ -89,6 +91,16 @@ class RedisEngine:
         ]
 
     async def close(self) -> None:
+        """Stop both loops.
+
+        Cancelling is not enough: redis-py turns the cancellation of a command in flight into
+        a connection error, which a loop takes for an outage and carries on from, waiting for
+        work that never comes (a node that failed to start, stopping while it published, hung
+        here). So each loop also stops once it sees ``_closing``, and both are woken.
+        """
+        self._closing = True
+        self._wakeup.set()
+        self._changes.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -100,7 +112,7 @@ class RedisEngine:
         self._wakeup.set()
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._outbox:
@@ -139,7 +151,7 @@ class RedisEngine:
     async def _subscribe_loop(self) -> None:
         """Keep a pub/sub connection subscribed to exactly the watched routes; reconnect."""
         backoff = 0.1
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.ping()
@@ -150,7 +162,7 @@ class RedisEngine:
                 self._changes.set()
                 reader = asyncio.create_task(self._read(pubsub))
                 try:
-                    while True:
+                    while not self._closing:
                         await self._changes.wait()
                         self._changes.clear()
                         wanted = set(self._watched)
@@ -170,14 +182,17 @@ class RedisEngine:
                             reader.result()  # re-raise the reader's connection error
                 finally:
                     reader.cancel()
+                await pubsub.aclose()  # closing
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
             except (RedisError, OSError) as exc:
                 self._set_connected(False)
                 self._set_live(set())
-                log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 await pubsub.aclose()
+                if self._closing:
+                    return
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
