@@ -90,7 +90,10 @@ def build_service(
         engine,
         provider if provider is not None else TestGateway(engine),
         SECRET,
-        policy=BookingPolicy(**{"payment_timeout_s": 0.3, **policy}),
+        # 2 s: the test gateway's ledger is in the database, and on a test machine loaded by
+        # parallel workers 0.3 s was sometimes too short for it (PaymentTimedOut in tests that
+        # expect a payment); the timeout test waits this long once.
+        policy=BookingPolicy(**{"payment_timeout_s": 2.0, **policy}),
         hooks=CountingHooks(),
     )
 

@@ -122,7 +122,7 @@ async def test_timeout_refunds_the_charge(
     outcome = await asyncio.wait_for(
         buy(service, "alice", hold.id, "key-1", card("tok_timeout")), 10
     )
-    assert time.monotonic() - started < 8  # payment_timeout_s is 0.3
+    assert time.monotonic() - started < 8  # payment_timeout_s is 2
     assert not outcome.ok and rendered(outcome)["kind"] == "payment_failed"
     assert "in time" in rendered(outcome)["detail"]
     assert await order_count(service.engine) == 0
@@ -348,7 +348,7 @@ async def test_recover_refunds_stale_pending_payments(
                          token="tok_visa")  # fmt: skip
     await gateway.charge(payment_id="pay_recent", amount_cents=7500, currency="EUR",
                          token="tok_visa")  # fmt: skip
-    assert await service.checkout.recover() == 1  # grace is 2 x 0.3 s + 1 s
+    assert await service.checkout.recover() == 1  # grace is 2 x 2 s + 1 s
     statuses = {c.payment_id: c.status for c in await ledger(engine)}
     assert statuses == {"pay_stale": "refunded", "pay_recent": "charged"}
     (stale,) = await rows(engine, payments, payments.c.id == "pay_stale")
