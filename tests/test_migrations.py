@@ -12,7 +12,7 @@ from datetime import datetime
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import column, create_engine, insert, select, table
+from sqlalchemy import column, create_engine, insert, inspect, select, table
 
 from booking.checkout import Outcome
 from booking.migrate import alembic_config
@@ -30,6 +30,18 @@ def test_migrations_match_the_declared_schema(database_url: str) -> None:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_leaves_no_table_behind(database_url: str) -> None:
+    migrate(database_url)
+    sync_url = database_url.replace("+aiosqlite", "").replace("+aiomysql", "+pymysql")
+    engine = create_engine(sync_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     finally:
         engine.dispose()
 

@@ -205,24 +205,15 @@ def upgrade() -> None:
             batch_op.create_index(batch_op.f(name), columns, unique=False)
 
 
-#: Tables as downgrade drops them (dependents first), with their indexes.
-_DROP_ORDER: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tickets", ("ix_tickets_order_id", "ix_tickets_event_id_user_id")),
-    ("seats", ("ix_seats_hold_id", "ix_seats_event_id_hold_expires_at")),
-    ("price_tiers", ()),
-    ("orders", ("ix_orders_event_id_user_id",)),
-    ("holds", ("ix_holds_status_expires_at", "ix_holds_event_id_user_id_status")),
-    ("test_gateway_charges", ()),
-    ("payments", ("ix_payments_status_updated_at",)),
-    ("idempotency_keys", ()),
-    ("events", ()),
-)
+#: Tables as downgrade drops them: each before the tables its foreign keys point at.
+_DROP_ORDER = (
+    "tickets", "seats", "price_tiers", "orders", "holds", "test_gateway_charges", "payments",
+    "idempotency_keys", "events",
+)  # fmt: skip
 
 
 def downgrade() -> None:
-    for table, indexes in _DROP_ORDER:
-        if indexes:
-            with op.batch_alter_table(table, schema=None) as batch_op:
-                for name in indexes:
-                    batch_op.drop_index(batch_op.f(name))
+    # A table's indexes go with it. Dropping them first failed on MariaDB: an index that a
+    # foreign key uses (ix_tickets_order_id) cannot be dropped while the key is there.
+    for table in _DROP_ORDER:
         op.drop_table(table)
