@@ -6,13 +6,15 @@ production.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import datetime
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import column, create_engine, insert, inspect, select, table
+from sqlalchemy import Engine, column, create_engine, insert, inspect, select, table
 
 from booking.checkout import Outcome
 from booking.migrate import alembic_config
@@ -22,28 +24,29 @@ from server.errors import Problem
 from tests.conftest import migrate
 
 
-def test_migrations_match_the_declared_schema(database_url: str) -> None:
-    migrate(database_url)
-    sync_url = database_url.replace("+aiosqlite", "").replace("+aiomysql", "+pymysql")
-    engine = create_engine(sync_url)
+@contextlib.contextmanager
+def sync_engine(database_url: str) -> Iterator[Engine]:
+    """A synchronous engine on the test database: Alembic's commands and inspection are sync."""
+    engine = create_engine(database_url.replace("+aiosqlite", "").replace("+aiomysql", "+pymysql"))
     try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, metadata) == []
+        yield engine
     finally:
         engine.dispose()
+
+
+def test_migrations_match_the_declared_schema(database_url: str) -> None:
+    migrate(database_url)
+    with sync_engine(database_url) as engine, engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
 
 
 def test_downgrade_to_base_leaves_no_table_behind(database_url: str) -> None:
     migrate(database_url)
-    sync_url = database_url.replace("+aiosqlite", "").replace("+aiomysql", "+pymysql")
-    engine = create_engine(sync_url)
-    try:
+    with sync_engine(database_url) as engine:
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
-    finally:
-        engine.dispose()
 
 
 OLD_PAID = {
@@ -64,14 +67,12 @@ OLD_CONFLICT = {
 def test_stored_checkout_outcomes_are_converted_to_domain_data(database_url: str) -> None:
     """Revision 0003 turns the REST bodies stored with idempotency keys into domain outcomes
     that replay as they were, and turns them back on downgrade."""
-    sync_url = database_url.replace("+aiosqlite", "").replace("+aiomysql", "+pymysql")
-    engine = create_engine(sync_url)
     keys = table(
         "idempotency_keys", column("user_id"), column("key"), column("request_hash"),
         column("status"), column("response_body"), column("created_at"),
     )  # fmt: skip
     stored = {"paid": OLD_PAID, "declined": OLD_DECLINED, "conflict": OLD_CONFLICT}
-    try:
+    with sync_engine(database_url) as engine:
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), "0002")
             for key, outcome in stored.items():
@@ -97,5 +98,3 @@ def test_stored_checkout_outcomes_are_converted_to_domain_data(database_url: str
             command.downgrade(alembic_config(conn), "0002")
             back = dict(conn.execute(select(keys.c.key, keys.c.response_body)).all())
         assert {key: json.loads(text) for key, text in back.items()} == stored
-    finally:
-        engine.dispose()
