@@ -78,9 +78,10 @@ def when(event: EventInfo) -> str:
     return event.starts_at.strftime("%A %d %B %Y, %H:%M UTC")
 
 
-def latin1(value: str) -> bool:
+def _latin1(text: str) -> bool:
+    """Whether the core fonts can write ``text`` as it is."""
     try:
-        value.encode("latin-1")
+        text.encode("latin-1")
     except UnicodeEncodeError:
         return False
     return True
@@ -115,8 +116,9 @@ class _Document(FPDF):
 def render(order: Order, event: EventInfo) -> bytes:
     """The order's tickets, one page each."""
     seats = seat_lines(order, event)
+    # Everything printed that is not our own (ASCII) wording.
     printed = [event.name, event.venue, order.id, *(f"{s.words} {s.tier} {s.code}" for s in seats)]
-    pdf = _Document(unicode=not all(map(latin1, printed)))
+    pdf = _Document(unicode=not _latin1(" ".join(printed)))
     pdf.set_title(pdf.text_of(f"Tickets: {event.name}"))
     for seat in seats:
         pdf.add_page()
