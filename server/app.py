@@ -244,17 +244,22 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
         settings.seat_tick_ms,
         app[NODE_METRICS].live,
         replay_deltas=settings.seat_replay_deltas,
+        delivery_budget=settings.seat_delivery_budget,
+        audience=lambda: max(seats.followers(), roster.most_seat_followers()),
     )
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
     EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
 
     def figures() -> NodeFigures:
         subscriptions = app[METRICS].registry.get_sample_value("concert_hub_subscriptions")
-        return NodeFigures(settings.node_id, len(service.sessions), int(subscriptions or 0))
+        return NodeFigures(
+            settings.node_id, len(service.sessions), int(subscriptions or 0), seats.followers()
+        )
 
+    roster = NodeRoster(broker, figures)
     app[STOMP] = service
     app[SEATS] = seats
-    app[NODES] = NodeRoster(broker, figures)
+    app[NODES] = roster
     yield
 
 

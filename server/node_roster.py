@@ -28,6 +28,9 @@ class NodeFigures:
     node_id: str
     connections: int
     subscriptions: int
+    #: Subscriptions to seat maps (they set the seat-map tick: :func:`server.seat_stream.tick_for`);
+    #: 0 from a node of an older release, during a rolling upgrade.
+    seat_followers: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,13 @@ class NodeRoster:
         while True:
             self.publish()
             await asyncio.sleep(REPORT_EVERY_S)
+
+    def most_seat_followers(self) -> int:
+        """The most seat-map followers a node reported lately (this one too, as of its last
+        report): read every tick, so nothing is computed afresh."""
+        horizon = time.time() - FORGET_AFTER_S
+        reports = self._reports.values()
+        return max((r.figures.seat_followers for r in reports if r.seen_at >= horizon), default=0)
 
     def nodes(self) -> list[NodeReport]:
         """Every node heard lately, this one with its figures as of now; by node id."""

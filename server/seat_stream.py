@@ -7,7 +7,8 @@
                       ─► every node: SeatStream._on_delta ─► replay ring, seat map ─► fan-out
 
 This module owns the stream: the hand-off of committed changes to the sequencer, the tick that
-turns them into conflated deltas (at most one per event per ``--seat-tick-ms``), the encoding of
+turns them into conflated deltas (at most one per event per tick: ``--seat-tick-ms``, widened for
+a large audience, see :func:`tick_for`), the encoding of
 snapshots and deltas (one function each, once per value), the hand-over to new subscribers and a
 short replay ring of recent deltas per event. The sequencer (from the backplane) owns ``seq``.
 
@@ -48,6 +49,7 @@ import functools
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -76,6 +78,25 @@ RESUME_HEADER = "resume-seq"
 #: This node's changes per event waiting for their delta, at most (for the lag; a change no
 #: delta ever carries, lost in a Redis outage, is dropped unmeasured past it).
 UNSENT = 1024
+
+
+#: The widest tick an audience makes (a ``--seat-tick-ms`` above it is kept as it is).
+MAX_TICK_S = 1.0
+
+
+def tick_for(tick_s: float, followers: int, budget: int) -> float:
+    """The seat-map tick, in seconds, for a node with ``followers`` seat-map subscriptions.
+
+    Each delta costs one socket write per follower, and on a small machine those writes are most
+    of a node's CPU in an on-sale: at 10,000 followers, deltas every 100 ms take half of it and
+    every request waits behind them. So the tick widens until the node writes at most ``budget``
+    MESSAGEs a second (``--seat-delivery-budget``; 0: never widens), up to :data:`MAX_TICK_S`.
+    Measured with the journey benchmark (docs/journey-runs.md): 10,000 followers at 100 ms put
+    hold p99 at 282 to 373 ms; at 200 ms (the default budget's tick), under 100 ms.
+    """
+    if budget <= 0:
+        return tick_s
+    return max(tick_s, min(MAX_TICK_S, followers / budget))
 
 
 def seats_route(event_id: int) -> str:
@@ -130,13 +151,20 @@ class SeatStream:
         metrics: LiveMetrics,
         *,
         replay_deltas: int = 600,
+        delivery_budget: int = 0,
+        audience: Callable[[], int] | None = None,
     ) -> None:
+        """``audience``: the most seat-map followers on any one node of the cluster (default:
+        this node's). Every node ticks at the pace it sets, so whichever node produces the deltas,
+        the busiest node writes at most ``delivery_budget`` a second (see :func:`tick_for`)."""
         self.inventory = inventory
         self.broker = broker
         self.sequencer = sequencer
         self.tick_s = tick_ms / 1000
         self.metrics = metrics
         self.replay_deltas = replay_deltas
+        self.delivery_budget = delivery_budget
+        self.audience = audience or self.followers
         #: Changes this node committed that no delta carried yet, per event, in commit order:
         #: (committed at, first seat, its status).
         self._unsent: dict[int, deque[tuple[datetime, str, str]]] = {}
@@ -171,16 +199,16 @@ class SeatStream:
     async def run(self) -> None:
         """Every tick, ask each loaded event for its delta; publish what comes, once.
 
-        The conflation tick widens with the audience: the next tick waits until the broker has
-        written the previous deltas to every local subscriber (:meth:`Broker.drained`), so with
-        10,000 subscribers a delta is never queued behind the one still going out, and more
-        changes ride in each delta instead. Each delta says how long it conflated
-        (``tick_ms``); clients need not care.
+        The conflation tick widens with the audience, twice over: it is longer for more
+        followers (:func:`tick_for`), and the next tick waits until the broker has written the
+        previous deltas to every local subscriber (:meth:`Broker.drained`), so a delta is never
+        queued behind the one still going out, and more changes ride in each delta instead.
+        Each delta says how long it conflated (``tick_ms``); clients need not care.
         """
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(tick_for(self.tick_s, self.audience(), self.delivery_budget))
             await self.broker.drained()
             now = loop.time()
             tick_ms = round((now - last) * 1000)
@@ -194,6 +222,11 @@ class SeatStream:
                     continue
                 if delta is not None:
                     self._publish(delta, tick_ms)
+
+    def followers(self) -> int:
+        """This node's subscriptions to the seat maps of the events it follows."""
+        count = self.broker.subscriber_count
+        return sum(count(seats_route(event_id)) for event_id in self._recent)
 
     def _follow(self, event_id: int) -> None:
         """Receive this event's deltas on this node, subscribers or not (the seat map and the

@@ -122,6 +122,13 @@ class Settings(BaseModel):
         description="seats of one event held at once per signed-in e-mail address (0: no cap)",
     )
     seat_tick_ms: int = Field(100, ge=10, le=10000, description="seat-map delta interval")
+    seat_delivery_budget: int = Field(
+        50_000,
+        ge=0,
+        le=10_000_000,
+        description="seat-map MESSAGEs per second a node aims to write at most: past it the "
+        "delta interval widens with the followers (0: never)",
+    )
     seat_lease_ms: int = Field(
         1000,
         ge=100,

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, update
 
 from booking.clock import utcnow
 from booking.schema import holds, seats
+from server.seat_stream import MAX_TICK_S, tick_for
 from tests.booking.conftest import call, create_event_via_api, sync_url
 from tests.conftest import ServerProcess
 from tests.seat_feed import DELTA_TIMEOUT_S, SeatFeed
@@ -233,6 +234,40 @@ def test_changes_within_one_tick_come_as_one_delta(
         # the delta says how long it conflated: a tick, or more while deltas were going out
         assert isinstance(delta["tick_ms"], int) and delta["tick_ms"] >= 4000
         assert rest_seats(server, event_id)["seq"] == feed.seq
+    finally:
+        opened.close_all()
+
+
+@pytest.mark.parametrize(
+    ("followers", "budget", "tick_s"),
+    [
+        (2_000, 50_000, 0.1),  # under the budget: --seat-tick-ms
+        (10_000, 50_000, 0.2),  # the journey benchmark's 10,000 buyers
+        (10_000, 0, 0.1),  # 0: the tick never widens
+        (10**6, 50_000, MAX_TICK_S),  # at most a second
+    ],
+)
+def test_the_tick_widens_with_the_followers(followers: int, budget: int, tick_s: float) -> None:
+    assert tick_for(0.1, followers, budget) == pytest.approx(tick_s)
+    assert tick_for(4.0, followers, budget) == 4.0  # a long --seat-tick-ms stays as it is
+
+
+def test_a_node_with_more_followers_than_its_budget_sends_deltas_less_often(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """Two MESSAGEs a second for one follower: a delta every 500 ms, not every 100 ms."""
+    server = make_server(seat_tick_ms=100, seat_delivery_budget=2)
+    event_id = create_event_via_api(server)["id"]
+    opened = Clients(server)
+    try:
+        feed = SeatFeed(opened("tcp"), event_id)
+        feed.subscribe()
+        hold(server, event_id, unique("alice"), ["S-A-1"])
+        feed.until({"S-A-1": "held"})  # the tick after this one began with the follower counted
+        hold(server, event_id, unique("bob"), ["S-A-2"])
+        delta = feed.next_delta()
+        assert delta["changes"] == [["S-A-2", "held"]]
+        assert delta["tick_ms"] >= 500
     finally:
         opened.close_all()
 
