@@ -47,6 +47,7 @@ def test_a_small_journey_on_two_nodes_completes_without_a_double_sale(
     assert out["seats_sold"] == 100  # it sells out
     assert out["integrity"]["ok"], out["integrity"]
     assert out["seq_gaps"] == 0 and out["dropped"] == 0
+    assert out["delta_spread_ms"]["max"] is not None  # observers on both nodes saw deltas
     assert out["node_exit_codes"] == [0, 0]
     assert [Path(p).name for p in out["plots"]] == ["journey.png"]
     assert done.returncode == 0

@@ -64,6 +64,9 @@ All times are CLOCK_MONOTONIC (shared by the processes of the machine), in ms.
   arrival at each observer session of the delta that shows its first seat held (or sold);
   ``--observers`` sessions per worker (spread over its users and nodes) decode every delta,
   clipped at 0 (a delta may beat the 201).
+* ``delta_spread_ms`` {p50, p99, max}: for each delta, its first arrival at an observer → its
+  last: how long one delta takes to reach every follower (the node writing it to each socket in
+  turn, and the clients reading it). Propagation is the wait for the tick plus up to this.
 * ``position_lateness_ms`` {p50, p99, max}: as in the queue benchmark, the gaps between one
   user's consecutive position messages while waiting (from ``t_open`` on), lateness =
   max(0, gap - interval), plus the open gap of a user still waiting at its end.
@@ -284,11 +287,12 @@ class SeatView:
 class Observer:
     """A session that decodes every seat message: feeds the view, times first sightings."""
 
-    __slots__ = ("seen", "view")
+    __slots__ = ("arrived", "seen", "view")
 
     def __init__(self, view: SeatView) -> None:
         self.view = view
         self.seen: dict[str, float] = {}  # seat → first arrival showing it held or sold
+        self.arrived: dict[int, float] = {}  # seq → arrival of that delta
 
     def on_seats(self, message: Message, now: float) -> None:
         data = json.loads(message.body)
@@ -296,6 +300,7 @@ class Observer:
             self.view.snapshot(data)
             return
         self.view.delta(data)
+        self.arrived[data["seq"]] = now
         seen = self.seen
         for seat, status in data["changes"]:
             if status != "available" and seat not in seen:
@@ -609,6 +614,7 @@ class Worker:
             "checkouts": self.checkouts,
             "bought": self.bought,
             "seen": [o.observer.seen for o in self.buyers if o.observer is not None],
+            "arrived": [o.observer.arrived for o in self.buyers if o.observer is not None],
             "queue_stats": self.queue_stats,
             "seq_gaps": self.seq_gaps,
             "dropped": dropped,
@@ -914,6 +920,10 @@ def summarize(
             t = seen.get(seat)
             if t is not None:
                 propagation.append(max(0.0, t - t201))
+    arrivals: dict[int, list[float]] = {}
+    for arrived in (a for r in reports for a in r["arrived"]):
+        for seq, t in arrived.items():
+            arrivals.setdefault(seq, []).append(t)
     paid_at = [t for t, _, s in checkouts if s == 201]
     return {
         "outcomes": outcomes,
@@ -927,6 +937,7 @@ def summarize(
         "checkout_ms": ms_summary(s for _, s, _ in checkouts),
         "propagation_ms": ms_summary(propagation),
         "propagation_samples": len(propagation),
+        "delta_spread_ms": ms_summary(max(ts) - min(ts) for ts in arrivals.values() if len(ts) > 1),
         "position_lateness_ms": ms_summary(x for r in reports for x in r["lateness"]),
         "last_paid_s": round(max(paid_at) - t_open, 2) if paid_at else None,
         "journey_s": round(t_end - t_open, 2),
