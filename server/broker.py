@@ -30,7 +30,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from protocol.codec import encode_message
 from protocol.connection import ServerConnection, ack_id
@@ -39,6 +39,8 @@ from protocol.frames import StompVersion
 from server.engine import Engine, Message
 from server.framing import Framing
 from server.metrics import BrokerMetrics
+
+T = TypeVar("T")
 
 #: (destination as subscribed, subscription id, version, framing, client-acknowledged)
 GroupKey = tuple[str, str, StompVersion, Framing, bool]
@@ -76,14 +78,26 @@ class Subscriber(Protocol):
     def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None: ...
 
 
-class Route:
-    """The local subscribers of one route, grouped by the bytes they need."""
+#: How far the first recipient moves through a group from one message to the next, as a share
+#: of the group (the golden ratio's: starts spread evenly over the group whatever its size).
+TURN_STEP = 0.6180339887498949
 
-    __slots__ = ("groups", "size")
+
+class Route:
+    """The local subscribers of one route, grouped by the bytes they need.
+
+    Each message starts at another point of the groups and of each group (``turn``, a share
+    of their number advanced by :data:`TURN_STEP`), so no subscriber is always written last:
+    writing to 10,000 sockets takes about 100 ms, and a buyer always at the end would see every
+    freed seat that much later than everyone else, in every delta of the sale.
+    """
+
+    __slots__ = ("groups", "size", "turn")
 
     def __init__(self) -> None:
         self.groups: dict[GroupKey, dict[Subscriber, Subscription]] = {}
         self.size = 0
+        self.turn = 0.0
 
 
 class Broker:
@@ -257,19 +271,27 @@ class Broker:
         body: bytes,
         now: bool,
     ) -> None:
-        """Encode the message once per group of ``entry``; write it ``now``, or queue it."""
-        for key, members in tuple(entry.groups.items()):
+        """Encode the message once per group of ``entry``; write it ``now``, or queue it; the
+        groups, and each group's subscribers, from the turn's starting point on (:class:`Route`)."""
+        turn = entry.turn
+        if entry.size > 1:
+            entry.turn = (turn + TURN_STEP) % 1.0
+        for key, members in _rotated(tuple(entry.groups.items()), turn):
             payload = _payload(key, message_id, headers, body)
             tracked = key[4]
+            recipients = (
+                _rotated(tuple(members.items()), turn)
+                if tracked
+                else _rotated(tuple(members), turn)
+            )
             if not now:
-                recipients = tuple(members.items()) if tracked else tuple(members)
                 self._queue(_Job(payload, recipients, message_id, tracked))
             elif tracked:
-                for session, subscription in tuple(members.items()):
+                for session, subscription in recipients:  # type: ignore[misc]
                     session.push_tracked(payload, subscription, message_id)
             else:
-                for session in tuple(members):
-                    session.push(payload)
+                for session in recipients:
+                    session.push(payload)  # type: ignore[union-attr]
 
     # -- the queue of fan-outs being written ------------------------------------------------
 
@@ -329,6 +351,12 @@ class Broker:
             self._idle = asyncio.Event()
         self._idle.clear()
         await self._idle.wait()
+
+
+def _rotated(items: tuple[T, ...], turn: float) -> tuple[T, ...]:
+    """``items`` from the one at ``turn`` (a share of their number) on, then the rest."""
+    start = int(turn * len(items))
+    return items[start:] + items[:start] if start else items
 
 
 def group_key(session: Subscriber, subscription: Subscription) -> GroupKey:

@@ -108,3 +108,31 @@ async def test_unsliced_fan_outs_are_written_at_once() -> None:
     broker, sessions = await _broker(2 * SLICE)
     broker.publish("/topic/t", (), b"now")
     assert all(session.got == [b"now"] for session in sessions)
+
+
+@pytest.mark.parametrize("sliced", [False, True])
+@pytest.mark.parametrize("one_id", [False, True])  # one group (browsers) | a group each
+async def test_no_subscriber_is_always_written_last(sliced: bool, one_id: bool) -> None:
+    """Writing a delta to 10,000 sockets takes ~100 ms: the order turns from one message to the
+    next, so every subscriber is sometimes first and sometimes last."""
+    broker, sessions = await _broker(2 * SLICE + 3 if sliced else 10)
+    order: list[_Session] = []
+    for session in sessions:
+        session.push = lambda payload, s=session: order.append(s)  # type: ignore[method-assign]
+        if one_id:
+            assert session.subscription is not None
+            broker.unsubscribe(session, session.subscription)
+            session.subscription = Subscription("sub-0", "/topic/t", AckMode.AUTO, [])
+            broker.subscribe(session, session.subscription, "/topic/t")
+    firsts, lasts = set(), set()
+    for n in range(40 if sliced else 20):
+        order.clear()
+        broker.fan_out(_message(broker, f"m{n}"), sliced=sliced)
+        await broker.drained()
+        assert sorted(map(id, order)) == sorted(map(id, sessions))  # each once
+        firsts.add(id(order[0]))
+        lasts.add(id(order[-1]))
+    if sliced:  # 40 turns over 503 subscribers: forty different first and last ones
+        assert len(firsts) == len(lasts) == 40
+    else:
+        assert firsts == lasts == {id(s) for s in sessions}
