@@ -6,9 +6,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import ServerProcess
+from tests.ports import free_port
 from tests.server.stomp_clients import RawTcp, log_tail, unique
 
 
@@ -47,3 +51,21 @@ def test_sigterm_turns_readyz_503_and_stops_the_http_listener_at_once(make_serve
         balancer.close()
         reader.close()
         deaf.close()
+
+
+def test_a_thread_left_by_a_library_does_not_hold_a_stopped_node(tmp_path: Path) -> None:
+    """Once the node has stopped, the process ends within SPEC §1's 10 s even if a non-daemon
+    thread would keep the interpreter waiting (as one of a library's did, in a CI run)."""
+    node = ServerProcess(free_port(), free_port(), tmp_path, {})
+    serve = node.command()[1:]  # -m server serve ...
+    stuck = (
+        "import runpy, sys, threading, time;"
+        "threading.Thread(target=time.sleep, args=(3600,), name='stuck-thread').start();"
+        f"sys.argv = {['server', *serve[2:]]!r};"
+        "runpy.run_module('server', run_name='__main__')"
+    )
+    node.command = lambda: [sys.executable, "-c", stuck]  # type: ignore[method-assign]
+    node.start()
+    assert node.stop(timeout=10) == 0
+    log = node.log()
+    assert "stopped" in log and "exit held up" in log and "stuck-thread" in log, log[-2000:]
