@@ -59,6 +59,7 @@ from server.integrations import IntegrationSender
 from server.keys import (
     BACKPLANE,
     BOOKING,
+    CLIENT_ADDRESSES,
     DATABASE,
     EXPOSITION,
     HEALTH,
@@ -258,6 +259,7 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
 
     roster = NodeRoster(broker, figures)
     app[STOMP] = service
+    app[CLIENT_ADDRESSES] = service.addresses
     app[SEATS] = seats
     app[NODES] = roster
     yield

@@ -61,14 +61,6 @@ def _user(session: StompSession) -> str:
     return name
 
 
-def _peer_ip(session: StompSession) -> str | None:
-    """The session's client address as the socket knows it (a proxy's, behind one)."""
-    peer = session.transport.get_extra_info("peername")
-    if isinstance(peer, tuple) and peer:
-        return str(peer[0])
-    return None
-
-
 def ping(session: StompSession, _: dict[str, str], headers: Headers, __: bytes) -> None:
     reply(session.service, _user(session), headers, {"type": "pong"})
 
@@ -85,7 +77,7 @@ class BookingCommands:
              body: bytes) -> None:  # fmt: skip
         user = _user(session)
         admission = next((v for k, v in headers if k == "admission-token"), None)
-        client = HoldClient(_peer_ip(session), session.principal.email)
+        client = HoldClient(session.address, session.principal.email)
         self._run(user, headers, self._hold(int(params["event_id"]), user, body, admission, client))
 
     async def _hold(

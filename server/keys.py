@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from booking.core import BookingCore
 from server.auth import TokenAuthority
 from server.backplane import Backplane
+from server.client_addresses import ClientAddresses
 from server.metrics import BrokerMetrics, NodeMetrics
 from server.node_roster import NodeRoster
 from server.outflow import Health
@@ -40,6 +41,8 @@ NODES = web.AppKey("nodes", NodeRoster)
 HEALTH = web.AppKey("health", Health)
 #: Where the built browser UI is (``web/dist``, or the copy a wheel carries).
 WEB_DIST = web.AppKey("web_dist", Path)
+#: Whose address a request counts against (the STOMP service's: one rule for both).
+CLIENT_ADDRESSES = web.AppKey("client_addresses", ClientAddresses)
 #: The REST API's rate limits.
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 #: Encoded event layouts by event id, with the ``layout_version`` they were encoded from (only

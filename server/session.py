@@ -10,7 +10,6 @@ with its traceback and the peer gets a generic ``internal error``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
 from abc import ABC, abstractmethod
@@ -25,6 +24,7 @@ from protocol.frames import Frame
 from protocol.limits import Limits
 from server.auth import ANONYMOUS, AuthenticationFailed, Principal, TokenAuthority
 from server.broker import Broker
+from server.client_addresses import ClientAddresses
 from server.command_router import CommandRouter
 from server.destinations import (
     Forbidden,
@@ -92,7 +92,8 @@ class StompService:
             max_unacked=s.max_unacked,
         )
         self._session_ids = itertools.count(1)
-        self._proxies = s.trusted_proxy_networks
+        #: Whose address a session counts against (``--max-connections-per-ip``).
+        self.addresses = ClientAddresses(s.trusted_proxy_networks)
         self._empty = asyncio.Event()
         self._empty.set()
         # Counted where they are, at scrape time: a subscription the broker holds back (a seat
@@ -104,22 +105,6 @@ class StompService:
 
     def next_session_id(self) -> str:
         return f"{self.settings.node_id}-s{next(self._session_ids)}"
-
-    def client_address(self, peer: str | None, forwarded: str | None = None) -> str | None:
-        """The address a connection from ``peer`` counts against (``--max-connections-per-ip``).
-
-        A peer in ``--trusted-proxies`` is a reverse proxy: its connection counts against the
-        address it forwards (``forwarded``, the ``X-Real-IP`` of a ``/ws`` handshake, which the
-        compose nginx sets), and is not capped here when it forwards none (STOMP/TCP: the
-        proxy caps those itself). Anyone else's forwarded address is ignored. An IPv6 client
-        counts by its /64, the block one subscriber line gets."""
-        peer_ip = _ip(peer)
-        if peer_ip is None:
-            return peer
-        if any(peer_ip in network for network in self._proxies):
-            client = _ip(forwarded.strip()) if forwarded else None
-            return None if client is None else _address_key(client)
-        return _address_key(peer_ip)
 
     def register(self, session: StompSession) -> None:
         self.sessions.add(session)
@@ -184,28 +169,6 @@ class StompService:
         except TimeoutError:
             return not self.sessions
         return True
-
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _ip(text: str | None) -> IPAddress | None:
-    """``text`` as an address (an IPv4-mapped IPv6 address as IPv4), or ``None``."""
-    if not text:
-        return None
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def _address_key(ip: IPAddress) -> str:
-    if isinstance(ip, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 class StompSession(ABC):

@@ -82,8 +82,8 @@ class Settings(BaseModel):
     )
     trusted_proxies: str = Field(
         "",
-        description="comma-separated addresses or networks of reverse proxies: a /ws handshake "
-        "from one counts against the X-Real-IP it sets; empty: trust none",
+        description="comma-separated addresses or networks of reverse proxies: a request or /ws "
+        "handshake from one counts against the X-Real-IP it sets; empty: trust none",
     )
     max_subscriptions: int = Field(256, ge=1, description="most subscriptions per session")
     max_send_rate: float = Field(100, gt=0, description="client frames per second per session")

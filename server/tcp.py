@@ -50,7 +50,7 @@ class StompTcpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        address = self.service.client_address(peer[0] if peer else None)
+        address = self.service.addresses.resolve(peer[0] if peer else None)
         self.session = TcpSession(self.service, transport, address)
         self.session.open()
 

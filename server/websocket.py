@@ -17,6 +17,7 @@ from collections import deque
 from aiohttp import WSMsgType, web
 
 from server import framing
+from server.client_addresses import FORWARDED_HEADER
 from server.keys import STOMP
 from server.session import CLOSE_GRACE_S, StompService, StompSession
 
@@ -169,7 +170,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     transport = request.transport
     assert transport is not None
     session_type = CompressedWebSocketSession if ws.compress else WebSocketSession
-    address = service.client_address(request.remote, request.headers.get("X-Real-IP"))
+    address = service.addresses.resolve(request.remote, request.headers.get(FORWARDED_HEADER))
     session = session_type(service, ws, transport, address)
     session.open()
     try:

@@ -25,7 +25,7 @@ from booking.errors import SignInLimited
 from server.api.auth import Access, user_name
 from server.api.operations import Operation
 from server.api.payloads import json_response, read_model
-from server.api.ratelimit import check_sign_in, client_ip
+from server.api.ratelimit import check_sign_in, client_ip_or_peer
 from server.auth import Principal, Role
 from server.bodies import Email, Request, Timestamp
 from server.errors import Problem
@@ -72,7 +72,8 @@ async def request_sign_in(request: web.Request, _: Principal) -> web.Response:
     check_sign_in(request)
     wanted = await read_model(request, SignInRequest)
     try:
-        await request.app[BOOKING].customers.request_sign_in(wanted.email, client_ip(request))
+        customers = request.app[BOOKING].customers
+        await customers.request_sign_in(wanted.email, client_ip_or_peer(request))
     except SignInLimited as limited:
         problem = Problem.from_booking(limited)
         problem.headers["Retry-After"] = str(limited.extra.get("retry_after_s", 3600))

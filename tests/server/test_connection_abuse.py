@@ -6,7 +6,10 @@ silent session is closed after three heart-beat intervals, not four.
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from tests.booking.conftest import create_event_via_api
+from tests.conftest import ServerProcess, rest
 from tests.server.stomp_clients import RawPeer, RawTcp, RawWs, Witness, raw_peer, unique
 
 
@@ -127,3 +130,34 @@ def test_bytes_that_cannot_begin_a_frame_get_error_at_once(server, transport: st
             assert error.message == "unknown command"
         finally:
             peer.close()
+
+
+def test_behind_a_trusted_proxy_rest_limits_count_each_forwarded_client(make_server) -> None:
+    """The rule of the STOMP cap holds for REST: one guest identity a second per client IP is
+    counted per X-Real-IP a trusted proxy sets, and per peer for anyone else."""
+    behind = make_server(guest_rate_per_ip=1, trusted_proxies="127.0.0.0/8")
+    exposed = make_server(guest_rate_per_ip=1)
+
+    def guest(node: ServerProcess, address: str | None) -> int:
+        headers = {"X-Real-IP": address} if address else {}
+        return rest(node, "POST", "/api/auth/guest", headers=headers)[0]
+
+    assert [guest(behind, "203.0.113.1"), guest(behind, "203.0.113.1")] == [201, 429]
+    assert guest(behind, "203.0.113.2") == 201  # another client of the proxy
+    assert [guest(behind, None), guest(behind, None)] == [201, 429]  # the proxy's own
+    # From a peer not trusted, X-Real-IP is the client's own claim: ignored.
+    assert [guest(exposed, "203.0.113.1"), guest(exposed, "203.0.113.2")] == [201, 429]
+
+
+def test_behind_a_trusted_proxy_held_seats_are_capped_per_forwarded_client(make_server) -> None:
+    node = make_server(max_held_seats_per_ip=1, trusted_proxies="127.0.0.0/8")
+    event_id = create_event_via_api(node)["id"]
+
+    def hold(seat: str, address: str) -> tuple[int, Any]:
+        return rest(node, "POST", f"/api/events/{event_id}/holds", {"seats": [seat]},
+                    token=node.token(unique("buyer")), headers={"X-Real-IP": address})  # fmt: skip
+
+    assert hold("S-A-1", "203.0.113.1")[0] == 201
+    status, problem = hold("S-A-2", "203.0.113.1")  # another user, the same client
+    assert (status, problem["kind"], problem.get("scope")) == (422, "limit", "client_ip"), problem
+    assert hold("S-A-3", "203.0.113.2")[0] == 201  # another client of the same proxy
