@@ -299,16 +299,25 @@ class Broker:
         if not self._jobs and self._idle is not None:
             self._idle.clear()
         if not self._scheduled:
-            asyncio.get_running_loop().call_soon(self._write_slice)
+            asyncio.get_running_loop().call_soon(self._next_slice)
             self._scheduled = True
         self._jobs.append(job)
         self._backlog += len(job.recipients)
+
+    def _next_slice(self) -> None:
+        """Schedule the next slice from here, one turn of the event loop on: behind what became
+        ready meanwhile. A database answer that arrived while a slice was written resumes its
+        request before the next slice, not after it; else each of a checkout's 16 round trips
+        waits for one more slice (uvloop runs the callbacks that were ready when its turn began:
+        the next slice, scheduled from the slice, came first). In the 10,000-user journey,
+        checkout p50 went from 128 to 138 ms to 106 ms (one run each)."""
+        asyncio.get_running_loop().call_soon(self._write_slice)
 
     def _write_slice(self) -> None:
         """Write up to :data:`SLICE` recipients of the queued jobs, then yield to the loop."""
         self._scheduled = False
         if self._write(SLICE):
-            asyncio.get_running_loop().call_soon(self._write_slice)
+            asyncio.get_running_loop().call_soon(self._next_slice)
             self._scheduled = True
 
     def _write_all(self) -> None:

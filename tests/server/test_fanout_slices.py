@@ -6,6 +6,7 @@ subscriber still gets every message, in publication order, also when the node fa
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -136,3 +137,37 @@ async def test_no_subscriber_is_always_written_last(sliced: bool, one_id: bool) 
         assert len(firsts) == len(lasts) == 40
     else:
         assert firsts == lasts == {id(s) for s in sessions}
+
+
+def test_an_answer_that_comes_during_a_slice_is_taken_before_the_next_slice() -> None:
+    """A request waiting on the database (a stream, as aiomysql's) resumes as soon as its answer
+    is in: between two slices, not after one more. On the node's event loop, uvloop."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> list[str]:
+        broker, sessions = await _broker(3 * SLICE)
+        events: list[str] = []
+        database, node_end = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=node_end)
+
+        def answer(payload: bytes) -> None:  # the database answers while slice 1 is written
+            database.send(b"x")
+            events.append("slice 1")
+
+        sessions[0].push = answer  # type: ignore[method-assign]
+        sessions[SLICE].push = lambda payload: events.append("slice 2")  # type: ignore[method-assign]
+
+        async def request() -> None:
+            await reader.readexactly(1)
+            events.append("answer")
+
+        waiting = asyncio.ensure_future(request())
+        await asyncio.sleep(0)
+        broker.fan_out(_message(broker, "delta"), sliced=True)
+        await broker.drained()
+        await waiting
+        writer.close()
+        database.close()
+        return events
+
+    assert uvloop.run(scenario()) == ["slice 1", "answer", "slice 2"]
