@@ -90,12 +90,17 @@ async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> No
 
 def run(settings: Settings, secret: str, *, reuse_port: bool = False,
         metrics_dir: str | None = None) -> None:  # fmt: skip
-    """Serve one node in this process until SIGTERM/SIGINT (on uvloop where there is one)."""
-    node = serve(settings, secret, reuse_port=reuse_port, metrics_dir=metrics_dir)
+    """Serve one node in this process until SIGTERM/SIGINT (on uvloop where there is one), then
+    end the process within :data:`EXIT_GRACE_S` (:func:`_exit_within`)."""
+
+    async def node() -> None:
+        await serve(settings, secret, reuse_port=reuse_port, metrics_dir=metrics_dir)
+        _exit_within(EXIT_GRACE_S)
+
     if uvloop is not None:
-        uvloop.run(node)
+        uvloop.run(node())
     else:
-        asyncio.run(node)
+        asyncio.run(node())
 
 
 async def _share_metrics(metrics_dir: str, settings: Settings, app: web.Application) -> None:
@@ -180,7 +185,6 @@ async def serve(
     finally:
         await runner.cleanup()
     log.info("stopped")
-    _exit_within(EXIT_GRACE_S)
 
 
 def _exit_within(seconds: float) -> None:
