@@ -58,6 +58,11 @@ HTTP_KINDS: dict[str, tuple[int, str]] = {
     "validation": (422, "The JSON body does not match the schema; `errors` lists each fault."),
     "route_not_found": (404, "No such resource under /api."),
     "method_not_allowed": (405, "The resource exists but not with this method; see `Allow`."),
+    "request_timeout": (
+        408,
+        "The request body did not arrive within `--http-idle-timeout-s` of its head; the "
+        "connection is closed.",
+    ),
     "too_large": (413, "The request body is over 1 MiB."),
     "rate_limited": (429, "Too many requests from this client IP or user; see `Retry-After`."),
     "internal": (500, "The server failed; the details are in its log, not in the response."),

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 #: How long requests in flight when the node stops may take after the sessions are drained
 #: (aiohttp's shutdown timeout): a checkout under way gets this beside the drain to commit.
 REQUESTS_GRACE_S = 3.0
+#: aiohttp's default lingering close: the most a connection is read after an early answer.
+LINGERING_S = 10.0
 #: How long the process may take to end once the node has stopped (the event loop's own close,
 #: the interpreter's exit) before it ends anyway: see :func:`_exit_within`.
 EXIT_GRACE_S = 2.0
@@ -138,6 +140,10 @@ async def serve(
         # request's head is complete: a connection that sends nothing, or dribbles its headers
         # (a slowloris, a stalled WebSocket handshake), is closed when it fires.
         keepalive_timeout=settings.http_idle_timeout_s,
+        # After an answer given before the body was all read (a 408 for a body that did not
+        # arrive, a 413), aiohttp reads and drops what still comes, so that a client still
+        # sending can read the answer, then closes: for at most this long, not its 10 s default.
+        lingering_time=min(LINGERING_S, settings.http_idle_timeout_s),
     )
     await runner.setup()
     try:

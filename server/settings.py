@@ -91,7 +91,7 @@ class Settings(BaseModel):
         15,
         gt=0,
         description="HTTP: time allowed for a request's head, from connect or the previous "
-        "response (slow headers, idle keep-alive, WebSocket handshakes)",
+        "response (slow headers, idle keep-alive, WebSocket handshakes), and then for its body",
     )
     login_timeout_s: float = Field(10, gt=0, description="time allowed from connect to CONNECT")
     idle_timeout_s: float = Field(

@@ -2,10 +2,16 @@
 JSON, 422 naming each fault), and writing JSON responses. The 1 MiB body limit is aiohttp's
 ``client_max_size``: a 413 problem, at once when the request declares a longer
 ``Content-Length``, else when reading passes the limit.
+
+A body is read within ``--http-idle-timeout-s`` of its head, the deadline the head itself had:
+else a 408 problem and the connection is closed. Without it, a client that sends a head and then
+a byte a minute holds a handler and a socket for as long as it likes; the head's timer alone
+cannot see it (aiohttp stops that timer once the head is in).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -15,18 +21,33 @@ from pydantic import BaseModel
 from server.api.problems import Handler, is_api
 from server.bodies import parse, validate
 from server.errors import Problem
+from server.keys import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
-    return parse(await request.read(), model)
+    return parse(await read_body(request), model)
 
 
 async def read_optional_model(request: web.Request, model: type[M]) -> M:
     """The body as ``model``, or ``model()`` when there is no body at all."""
-    raw = await request.read()
+    raw = await read_body(request)
     return parse(raw, model) if raw.strip() else model()
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, within the deadline (see the module docstring)."""
+    timeout = request.app[SETTINGS].http_idle_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        problem = Problem.of(
+            "request_timeout", f"the request body did not arrive within {timeout:g} s"
+        )
+        problem.headers["Connection"] = "close"
+        raise problem from None
 
 
 def read_query(request: web.Request, model: type[M]) -> M:

@@ -135,3 +135,39 @@ def test_websocket_sessions_outlive_the_http_idle_timeout(make_server) -> None:
         assert peer.read_until("RECEIPT")["receipt-id"] == "still-here"
     finally:
         peer.close()
+
+
+def test_a_body_that_does_not_arrive_gets_408_and_the_connection_is_closed(make_server) -> None:
+    node = make_server(http_idle_timeout_s=2)
+    slow = socket.create_connection((node.host, node.http_port))
+    try:
+        # a head that promises 200 bytes, then one byte of body every 0.25 s
+        slow.sendall(
+            b"POST /api/auth/email/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 200\r\n\r\n{"
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer and time.monotonic() - started < 15:
+            try:
+                slow.sendall(b" ")
+            except OSError:
+                break
+            slow.settimeout(0.25)
+            try:
+                chunk = slow.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                break
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b"application/problem+json" in answer
+        assert closed_by_server(slow, 5), "the connection of a body that never came was kept"
+        assert time.monotonic() - started < 10
+        # others are served meanwhile and after
+        probe = http.client.HTTPConnection(node.host, node.http_port, timeout=5)
+        assert get(probe, "/healthz") == 200
+        probe.close()
+    finally:
+        slow.close()
