@@ -6,7 +6,7 @@ Reads for the hot path come from :class:`EventInfo`, loaded once per event and k
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -199,6 +199,8 @@ class EventInfo:
     layout_version: int = 0
     #: When the event was created (naive UTC); ``None`` for an event not read from the table.
     created_at: datetime | None = None
+    #: seat id → its place in the layout, worked out on first use (:meth:`in_layout_order`).
+    _ordinals: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     def take_access(self, access: dict[str, str]) -> None:
         """Adopt these seat attributes (when they differ from the ones held)."""
@@ -219,6 +221,16 @@ class EventInfo:
         reports it (seats, queue) in ``/metrics``. Before opening, an event on sale is live
         already (its pre-queue fills)."""
         return self.status in ("on_sale", "paused") and now < self.sale_closes_at
+
+    def in_layout_order(self, seat_ids: Iterable[str]) -> list[str]:
+        """``seat_ids`` as the layout has them (row C's seat 9 before its seat 10, which the ids'
+        own order puts after it): holds, conflicts and tickets are listed this way. Ids the
+        layout lacks go last."""
+        ordinals = self._ordinals
+        if ordinals is None:
+            ordinals = self._ordinals = {seat_id: i for i, seat_id in enumerate(self.seats)}
+        last = len(ordinals)
+        return sorted(seat_ids, key=lambda seat_id: (ordinals.get(seat_id, last), seat_id))
 
     def price(self, seat_ids: list[str]) -> tuple[int, str]:
         """Total price and currency of ``seat_ids`` (all tiers of an event share a currency)."""

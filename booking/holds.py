@@ -210,7 +210,7 @@ async def place_hold(
         id=new_id("h"),
         event_id=event.id,
         user_id=user,
-        seat_ids=sorted(seat_ids),
+        seat_ids=event.in_layout_order(seat_ids),
         amount_cents=amount,
         currency=currency,
         status="active",
@@ -236,7 +236,7 @@ async def place_hold(
             # the ids were validated), then roll the partial claim back by raising.
             got = {r.seat_id for r in await conn.execute(
                 _CLAIMED, {"event_id": event.id, "new_hold": hold.id})}  # fmt: skip
-            conflicts = sorted(set(hold.seat_ids) - got)
+            conflicts = event.in_layout_order(set(hold.seat_ids) - got)
             raise SeatsUnavailable("some seats are not available", conflicts=conflicts)
         await _lock_holder(conn, event.id, user, client, caps=caps, now=now)
         await _check_limits(conn, event, user, client, caps, wanted=len(seat_ids), now=now)
@@ -598,7 +598,9 @@ class SeatHolds:
                 # Known taken on this node: answer without a round trip. (The database would
                 # say the same; a stale "available" here is harmless, the database decides.)
                 self.hooks.hold_decided(HoldDecision.MEMORY)
-                raise SeatsUnavailable("some seats are not available", conflicts=sorted(taken))
+                raise SeatsUnavailable(
+                    "some seats are not available", conflicts=info.in_layout_order(taken)
+                )
             claims = {c for s in seat_ids if (c := self._claims.get((event_id, s))) is not None}
             if not claims:
                 break

@@ -196,9 +196,11 @@ async def _tickets_by_order(
         return found
     issued = await conn.execute(
         select(tickets.c.order_id, tickets.c.code, tickets.c.seat_id, tickets.c.status)
+        .join(seats, (seats.c.event_id == tickets.c.event_id)
+              & (seats.c.seat_id == tickets.c.seat_id))
         .where(tickets.c.order_id.in_(order_ids))
-        .order_by(tickets.c.seat_id)
-    )
+        .order_by(seats.c.ordinal, tickets.c.seat_id)  # as the layout has them
+    )  # fmt: skip
     for t in issued:
         found[t.order_id].append(IssuedTicket(t.code, t.seat_id, t.status))
     return found

@@ -22,6 +22,7 @@ from booking.errors import (
     SaleNotOpen,
     SeatsUnavailable,
 )
+from booking.layout import SectionSpec
 from booking.schema import holds, seats
 from server.auth import TokenAuthority
 from server.backplane.memory import InProcessSequencer
@@ -351,3 +352,21 @@ async def test_release_after_purchase_is_refused(service: BookingCore, event: Ev
     with pytest.raises(HoldNotActive):
         await service.holds.release(hold.id, "alice")
     assert (await seat_row(service.engine, event.id, "A-A-1")).order_id is not None
+
+
+async def test_seats_are_listed_as_the_layout_has_them(service: BookingCore) -> None:
+    layout = event_spec().layout.model_copy(
+        update={"sections": [SectionSpec(name="A", rows=1, seats_per_row=12, tier="Gold")]}
+    )
+    event = await service.inventory.create_event(event_spec(layout=layout))
+    # as strings "A-A-10" sorts before "A-A-9": a buyer's seats are listed by the layout
+    hold = await service.holds.hold(event.id, "alice", ["A-A-10", "A-A-2", "A-A-9"])
+    assert hold.seat_ids == ["A-A-2", "A-A-9", "A-A-10"]
+    with pytest.raises(SeatsUnavailable) as caught:
+        await service.holds.hold(event.id, "bob", ["A-A-11", "A-A-10", "A-A-9"])
+    assert caught.value.extra["conflicts"] == ["A-A-9", "A-A-10"]
+    outcome = await buy(service, "alice", hold.id, "k", VISA)
+    assert outcome.order is not None
+    assert [t.seat_id for t in outcome.order.tickets] == ["A-A-2", "A-A-9", "A-A-10"]
+    listed = await service.orders.get(outcome.order.id, "alice")
+    assert [t.seat_id for t in listed.tickets] == ["A-A-2", "A-A-9", "A-A-10"]
