@@ -44,6 +44,13 @@ FROM python:3.11-slim-bookworm AS runtime
 RUN groupadd --system --gid 10001 concert-hub \
     && useradd --system --uid 10001 --gid concert-hub --home-dir /var/lib/concert-hub \
        --create-home --shell /usr/sbin/nologin concert-hub
+# DejaVu Sans, for ticket PDFs whose names or venue need more than Latin-1 (Greek, Cyrillic,
+# Polish …): server/ticket_pdf.py embeds Debian's copy, and without it prints "?" for them.
+# Not pinned: Debian's bookworm only takes security fixes, and a pin breaks the build on each.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -52,6 +52,7 @@ from sqlalchemy.engine import make_url
 
 from server.cli import build_parser
 from server.settings import ENV_PREFIX, Settings, env_name
+from server.ticket_pdf import DEJAVU
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1233,6 +1234,8 @@ def dockerfile_problems(text: str, dockerignore: str) -> list[str]:
     args = parse_cli(cmd[-1].exec_form or []) if cmd else None
     if args is None or args.command != "serve" or args.host != "0.0.0.0":
         problems.append("CMD is not `serve --host 0.0.0.0`")
+    if not any("fonts-dejavu-core" in i.args for i in final.all("RUN")):
+        problems.append(f"no fonts-dejavu-core: ticket PDFs beyond Latin-1 need {DEJAVU}")
     if not any("pip install --no-cache-dir" in i.args for s in stages for i in s.all("RUN")):
         problems.append("pip install without --no-cache-dir")
     problems += _ui_problems(stages, {s.name for s in web})
@@ -1267,6 +1270,7 @@ def test_dockerfile_builds_a_small_unprivileged_image(dockerfile_text: str) -> N
             "",
             "WEB_DIST",
         ),
+        ("fonts-dejavu-core", "fonts-noto-core", "", "fonts-dejavu-core"),
         ("RUN scripts/build-ui && test", "RUN npm run build && test", "", "npm itself"),
         ("RUN scripts/build-ui --deps", "RUN npm ci", "", "npm itself"),
         ("COPY README.md setup.py MANIFEST.in", "COPY README.md MANIFEST.in", "", "setup.py"),
