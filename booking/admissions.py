@@ -13,7 +13,6 @@ is refused with :class:`~booking.errors.AdmissionRequired`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from datetime import datetime
@@ -26,6 +25,7 @@ from booking.clock import utcnow
 from booking.errors import AdmissionRequired, InvalidRequest, SaleNotOpen
 from booking.hooks import BookingHooks
 from booking.inventory import Inventory
+from booking.keyring import Keyring, decode_with_any
 from booking.outflow import Outflow
 from booking.proof import ProofOfWork
 from booking.waiting_room import (
@@ -50,22 +50,22 @@ _OFFERS_KEPT = 10_000
 
 
 class AdmissionSigner:
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-        self._key = hashlib.sha256(b"concert-hub admission|" + secret.encode()).digest()
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self._keys = keyring.keys("admission")
 
     def issue(self, event_id: int, user: str, expires_at: float) -> str:
         """A token valid until ``expires_at`` (unix seconds): the admission's own expiry, so a
         token re-issued to a reconnecting user never outlives the admission."""
         claims = {"sub": user, "evt": event_id, "exp": int(expires_at), "pur": _PURPOSE}
-        return jwt.encode(claims, self._key, algorithm="HS256")
+        return jwt.encode(claims, self._keys[0], algorithm="HS256")
 
     def verify(self, token: str | None, event_id: int, user: str) -> None:
         if not token:
             raise AdmissionRequired("this sale has a waiting room: an admission token is required")
         try:
-            claims = jwt.decode(
-                token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+            claims = decode_with_any(
+                token, self._keys, algorithms=["HS256"], options={"require": ["exp", "sub"]}
             )
         except jwt.ExpiredSignatureError:
             raise AdmissionRequired("the admission token has expired") from None
@@ -91,7 +91,7 @@ class Admissions:
         self.signer = signer
         self.admission_ttl_s = admission_ttl_s
         self.hooks = hooks or BookingHooks()
-        self.proof = ProofOfWork(signer.secret)
+        self.proof = ProofOfWork(signer.keyring)
         #: Each event's admission rate (fixed, or adaptive: :mod:`booking.outflow`).
         self.outflow = Outflow()
         #: event → (when counted, sale state, seats available or None).

@@ -33,6 +33,7 @@ from booking.holds import HoldCaps, SeatHolds
 from booking.hooks import BookingHooks
 from booking.integration import Webhooks
 from booking.inventory import EventDefaults, Inventory
+from booking.keyring import Keyring
 from booking.orders import OrderDesk, OrderKeys
 from booking.outbox import Outbox
 from booking.payments import PaymentProvider
@@ -84,21 +85,22 @@ class BookingCore:
 def build(
     engine: AsyncEngine,
     provider: PaymentProvider,
-    secret: str,
+    keyring: Keyring,
     *,
     policy: BookingPolicy | None = None,
     waiting_room: WaitingRoom | None = None,
     hooks: BookingHooks | None = None,
 ) -> BookingCore:
-    """The booking core over ``engine``, signing tickets and admissions with ``secret``."""
+    """The booking core over ``engine``, signing tickets, admissions, order links and sign-ins
+    with ``keyring``'s secret (and accepting its previous ones)."""
     policy = policy or BookingPolicy()
     hooks = hooks or BookingHooks()
     inventory = Inventory(engine, EventDefaults(policy.hold_ttl_s, policy.max_seats_per_user))
-    signer = TicketCodes(TicketKeys(engine, secret), TicketSigner(secret))
+    signer = TicketCodes(TicketKeys(engine, keyring), TicketSigner(keyring))
     admissions = Admissions(
         inventory,
         waiting_room if waiting_room is not None else InProcessWaitingRoom(),
-        AdmissionSigner(secret),
+        AdmissionSigner(keyring),
         policy.admission_ttl_s,
         hooks,
     )
@@ -107,7 +109,7 @@ def build(
     holds = SeatHolds(
         engine, inventory, admissions.signer, hooks, policy.hold_caps, queue=admissions
     )
-    orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(secret), hooks,
+    orders = OrderDesk(engine, inventory, refunds, outbox, signer, OrderKeys(keyring), hooks,
                        returns=holds.offer_returned)  # fmt: skip
     return BookingCore(
         engine=engine,
@@ -119,7 +121,7 @@ def build(
         ),
         orders=orders,
         admissions=admissions,
-        customers=Customers(engine, secret, outbox, policy.sign_in),
+        customers=Customers(engine, keyring, outbox, policy.sign_in),
         outbox=outbox,
         refunds=refunds,
         box_office=BoxOffice(engine, orders, refunds, outbox),

@@ -21,7 +21,6 @@ request.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from booking.clock import utcnow
 from booking.errors import InvalidRequest, NotFound, SignInFailed, SignInLimited
 from booking.holds import new_id
+from booking.keyring import Keyring, mac
 from booking.outbox import Outbox, enqueue
 from booking.schema import customers, sign_ins
 
@@ -70,15 +70,24 @@ class SignInPolicy:
 
 class Customers:
     def __init__(
-        self, engine: AsyncEngine, secret: str, outbox: Outbox, policy: SignInPolicy | None = None
+        self,
+        engine: AsyncEngine,
+        keyring: Keyring,
+        outbox: Outbox,
+        policy: SignInPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.policy = policy or SignInPolicy()
-        self._key = hashlib.sha256(b"concert-hub sign-in v1|" + secret.encode()).digest()
+        self._keys = keyring.keys("sign-in v1")
 
     def _hash(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        return mac(self._keys[0], text.encode()).hex()
+
+    def _hashes(self, text: str) -> list[str]:
+        """What ``text`` hashes to under the secret and each previous one (a request made
+        before a rotation still signs in after it)."""
+        return [mac(key, text.encode()).hex() for key in self._keys]
 
     # -- signing in --------------------------------------------------------------------------
 
@@ -121,7 +130,9 @@ class Customers:
         now = utcnow()
         async with self.engine.begin() as conn:
             row = (
-                await conn.execute(select(sign_ins).where(sign_ins.c.link_hash == self._hash(link)))
+                await conn.execute(
+                    select(sign_ins).where(sign_ins.c.link_hash.in_(self._hashes(link)))
+                )
             ).first()
             if row is None or not self._live(row, now):
                 raise SignInFailed(_FAILED)
@@ -141,7 +152,9 @@ class Customers:
             ).first()
             if row is None or not self._live(row, now):
                 failure = SignInFailed(_FAILED)
-            elif hmac.compare_digest(row.code_hash, self._hash(f"{row.id}|{code}")):
+            elif any(
+                hmac.compare_digest(row.code_hash, h) for h in self._hashes(f"{row.id}|{code}")
+            ):
                 return await self._use(conn, row.id, email, now)
             else:
                 # Counted in this transaction, which commits: the refusal is raised after it.

@@ -14,7 +14,6 @@ be replayed exactly as it was first answered (a checkout's idempotency outcome).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from booking.clock import iso, utcnow
 from booking.errors import CancellationRefused, HoldNotActive, NotFound
 from booking.hooks import BookingHooks
 from booking.inventory import Inventory
+from booking.keyring import Keyring, mac
 from booking.outbox import Outbox, enqueue
 from booking.refunds import Refunds, open_refund
 from booking.schema import events, orders, refunds, seats, tickets
@@ -146,15 +146,20 @@ class OrderKeys:
     """The key in an order's e-mailed link: whoever holds it may see and cancel that order
     (as with the order links of pretix), without signing in."""
 
-    def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"concert-hub order link v1|" + secret.encode()).digest()
+    def __init__(self, keyring: Keyring) -> None:
+        self._keys = keyring.keys("order link v1")
 
     def key(self, order_id: str) -> str:
-        mac = hmac.new(self._key, order_id.encode(), hashlib.sha256).digest()[:18]
-        return base64.urlsafe_b64encode(mac).decode()
+        return _link_key(self._keys[0], order_id)
 
     def opens(self, order_id: str, key: str) -> bool:
-        return hmac.compare_digest(self.key(order_id).encode(), key.encode())
+        """Whether ``key`` is this order's, under the secret or a previous one."""
+        given = key.encode()
+        return any(hmac.compare_digest(_link_key(k, order_id).encode(), given) for k in self._keys)
+
+
+def _link_key(key: bytes, order_id: str) -> str:
+    return base64.urlsafe_b64encode(mac(key, order_id.encode(), 18)).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import secrets
 import time
 
 from booking.errors import ProofRequired
+from booking.keyring import Keyring, mac
 
 #: How long a challenge may be solved and used.
 CHALLENGE_TTL_S = 300
@@ -60,11 +61,16 @@ def _unb64(text: str) -> bytes:
 
 
 class ProofOfWork:
-    def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(b"concert-hub queue proof|" + secret.encode()).digest()
+    def __init__(self, keyring: Keyring) -> None:
+        self._keys = keyring.keys("queue proof")
 
     def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:16])
+        return _b64(mac(self._keys[0], payload.encode(), 16))
+
+    def _signed(self, payload: str, signature: str) -> bool:
+        """Whether this node (under its secret or a previous one) signed the challenge."""
+        signed = payload.encode()
+        return any(hmac.compare_digest(signature, _b64(mac(k, signed, 16))) for k in self._keys)
 
     def challenge(self, event_id: int, user: str, difficulty: int, now: float | None = None
                   ) -> tuple[str, float]:  # fmt: skip
@@ -83,11 +89,7 @@ class ProofOfWork:
                                 "challenge and solve it")  # fmt: skip
         challenge, _, nonce = proof.rpartition(":")
         payload, _, signature = challenge.partition(".")
-        if (
-            not nonce
-            or len(nonce) > _MAX_NONCE
-            or not hmac.compare_digest(signature, self._sign(payload))
-        ):
+        if not nonce or len(nonce) > _MAX_NONCE or not self._signed(payload, signature):
             raise ProofRequired("the proof of work is not valid")
         try:
             claims = json.loads(_unb64(payload))

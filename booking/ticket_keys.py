@@ -37,6 +37,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.clock import utcnow
+from booking.keyring import Keyring
 from booking.schema import ticket_keys
 from booking.tickets import TicketClaim, TicketSigner
 
@@ -90,11 +91,10 @@ class CodeClaim:
 
 
 class TicketKeys:
-    def __init__(self, engine: AsyncEngine, secret: str) -> None:
+    def __init__(self, engine: AsyncEngine, keyring: Keyring) -> None:
         self.engine = engine
-        self._box = AESGCM(
-            hashlib.sha256(b"concert-hub ticket keys v2|" + secret.encode()).digest()
-        )
+        # Sealed under the current secret only (see booking.keyring).
+        self._box = AESGCM(keyring.key("ticket keys v2"))
         self._public: dict[str, tuple[Ed25519PublicKey, PublicKey]] = {}
         self._signing: tuple[str, Ed25519PrivateKey] | None = None
         self._loaded_at = 0.0

@@ -40,6 +40,7 @@ from booking.core import BookingPolicy
 from booking.customers import SignInPolicy
 from booking.holds import HoldCaps
 from booking.hooks import HoldOutcome
+from booking.keyring import Keyring
 from booking.migrate import upgrade
 from booking.outflow import Budget
 from booking.payments import TestGateway
@@ -95,7 +96,7 @@ CRASH_EXIT = 70
 READY_EVERY_S = 5.0
 
 
-def create_app(settings: Settings, secret: str) -> web.Application:
+def create_app(settings: Settings, keyring: Keyring) -> web.Application:
     broker_metrics = BrokerMetrics()
     measured = node_metrics(broker_metrics, settings)
     app = web.Application(
@@ -103,13 +104,13 @@ def create_app(settings: Settings, secret: str) -> web.Application:
         middlewares=[request_context, measure_requests(measured.http)],
     )
     app[SETTINGS] = settings
-    app[TOKENS] = TokenAuthority(secret)
+    app[TOKENS] = TokenAuthority(keyring)
     app[METRICS] = broker_metrics
     app[NODE_METRICS] = measured
     app[HEALTH] = Health()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_backplane)
-    app.cleanup_ctx.append(functools.partial(_booking, secret=secret))
+    app.cleanup_ctx.append(functools.partial(_booking, keyring=keyring))
     app.cleanup_ctx.append(_stomp)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_drain)
@@ -157,7 +158,7 @@ def _crash_after_commit(order_id: str) -> None:
     os._exit(CRASH_EXIT)
 
 
-async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
+async def _booking(app: web.Application, *, keyring: Keyring) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = app[DATABASE]
     if settings.embedded:
@@ -182,7 +183,7 @@ async def _booking(app: web.Application, *, secret: str) -> AsyncIterator[None]:
     booking = core.build(
         engine,
         TestGateway(engine, settings.payment_latency_ms / 1000, settings.fault_refund_failures),
-        secret,
+        keyring,
         policy=BookingPolicy(
             hold_ttl_s=settings.hold_ttl_s,
             max_seats_per_user=settings.max_seats_per_user,

@@ -8,13 +8,14 @@ that shares ``--secret`` accepts every other node's tokens.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
 import jwt
+
+from booking.keyring import Keyring, decode_with_any
 
 _ALGORITHM = "HS256"
 #: Longest user name a token may carry (the booking tables store names up to this length).
@@ -79,12 +80,11 @@ class TokenAuthority:
     expire.
     """
 
-    def __init__(self, secret: str) -> None:
-        if not secret:
-            raise ValueError("a token secret must not be empty")
+    def __init__(self, keyring: Keyring) -> None:
         # HS256 wants a key of at least 32 bytes; deriving one lets any --secret work and keeps
-        # token keys apart from the ticket-signing key derived from the same secret.
-        self._secret = hashlib.sha256(b"concert-hub jwt|" + secret.encode()).digest()
+        # token keys apart from the ticket-signing key derived from the same secret. Tokens
+        # signed under a previous secret are accepted (:mod:`booking.keyring`).
+        self._keys = keyring.keys("jwt")
         #: customer id → the oldest token version still valid (see the class docstring).
         self.versions: dict[str, int] = {}
         #: token → (its expiry, its principal, its version): tokens verified before, most
@@ -122,7 +122,7 @@ class TokenAuthority:
             claims["gate"] = gate
         if event_id is not None:
             claims["evt"] = event_id
-        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return jwt.encode(claims, self._keys[0], algorithm=_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
         known = self._verified.get(token)
@@ -144,9 +144,9 @@ class TokenAuthority:
     def _decode(self, token: str) -> tuple[Principal, float, int | None]:
         """Verify ``token`` from scratch: its principal, expiry and version."""
         try:
-            claims = jwt.decode(
+            claims = decode_with_any(
                 token,
-                self._secret,
+                self._keys,
                 algorithms=[_ALGORITHM],
                 issuer=_ISSUER,
                 options={"require": ["sub", "exp", "role"]},

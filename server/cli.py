@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from booking import fairness
+from booking.keyring import Keyring
 from booking.migrate import upgrade
 from server import logs, workers
 from server.auth import Role, TokenAuthority
@@ -134,13 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concert-hub: schema is up to date ({settings.database_url.split('@')[-1]})")
         return 0
     try:
-        secret = resolve_secret(settings.secret, settings.database_url)
+        keyring = Keyring(
+            resolve_secret(settings.secret, settings.database_url), settings.previous_secret_list
+        )
     except SecretRequired as exc:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 2
     if args.command == "token":
         try:
-            print(TokenAuthority(secret).issue(args.user, args.role, args.ttl))
+            print(TokenAuthority(keyring).issue(args.user, args.role, args.ttl))
         except ValueError as exc:
             print(f"concert-hub: --user: {exc}", file=sys.stderr)
             return 2
@@ -153,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
     try:
         if settings.workers > 1:
-            return workers.supervise(settings, secret)
-        run(settings, secret)
+            return workers.supervise(settings, keyring)
+        run(settings, keyring)
     except CannotListen as exc:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 1

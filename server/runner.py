@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from booking.keyring import Keyring
 from server.app import create_app, stop_accepting
 from server.bad_requests import NodeRunner
 from server.keys import EXPOSITION, METRICS, STOMP
@@ -90,13 +91,13 @@ async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> No
         raise CannotListen(host, port, flag, exc) from None
 
 
-def run(settings: Settings, secret: str, *, reuse_port: bool = False,
+def run(settings: Settings, keyring: Keyring, *, reuse_port: bool = False,
         metrics_dir: str | None = None) -> None:  # fmt: skip
     """Serve one node in this process until SIGTERM/SIGINT (on uvloop where there is one), then
     end the process within :data:`EXIT_GRACE_S` (:func:`_exit_within`)."""
 
     async def node() -> None:
-        await serve(settings, secret, reuse_port=reuse_port, metrics_dir=metrics_dir)
+        await serve(settings, keyring, reuse_port=reuse_port, metrics_dir=metrics_dir)
         _exit_within(EXIT_GRACE_S)
 
     if uvloop is not None:
@@ -116,12 +117,16 @@ async def _share_metrics(metrics_dir: str, settings: Settings, app: web.Applicat
 
 
 async def serve(
-    settings: Settings, secret: str, *, reuse_port: bool = False, metrics_dir: str | None = None
+    settings: Settings,
+    keyring: Keyring,
+    *,
+    reuse_port: bool = False,
+    metrics_dir: str | None = None,
 ) -> None:
     """One node. ``reuse_port``: share the ports with the other workers of the node (SO_REUSEPORT);
     ``metrics_dir``: where the workers' metrics meet (:mod:`server.workers`)."""
     raise_open_files_limit(settings.max_connections)
-    app = create_app(settings, secret)
+    app = create_app(settings, keyring)
     if metrics_dir is not None:
         registry = app[METRICS].registry
 

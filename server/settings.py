@@ -57,6 +57,12 @@ class Settings(BaseModel):
         description="key for tokens and ticket signatures; generated and kept beside the "
         "SQLite file in embedded mode, required otherwise",
     )
+    previous_secrets: str = Field(
+        "",
+        description="comma-separated secrets --secret replaced: what they signed (tokens, "
+        "admissions, order links, legacy ticket codes) is still accepted; nothing new is signed "
+        "with them",
+    )
     metrics_token: str = Field(
         "",
         description="bearer token GET /metrics requires (Authorization: Bearer …); empty: open",
@@ -297,6 +303,10 @@ class Settings(BaseModel):
             overflow=self.queue_overflow,
             lease_s=self.queue_lease_s,
         )
+
+    @property
+    def previous_secret_list(self) -> tuple[str, ...]:
+        return tuple(s for s in (p.strip() for p in self.previous_secrets.split(",")) if s)
 
     @property
     def embedded(self) -> bool:

@@ -43,6 +43,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from booking.keyring import Keyring
 from server import logs
 from server.settings import Settings
 
@@ -126,7 +127,7 @@ async def _seed_demo(settings: Settings) -> None:
         await engine.dispose()
 
 
-def supervise(settings: Settings, secret: str) -> int:
+def supervise(settings: Settings, keyring: Keyring) -> int:
     """Run ``settings.workers`` worker processes until a signal or a worker's death; the exit
     status of the command (0: stopped as asked; 1: a worker failed)."""
     check_ports_free(settings)
@@ -150,7 +151,7 @@ def supervise(settings: Settings, secret: str) -> int:
         for index in range(1, settings.workers + 1):
             process = context.Process(
                 target=run_worker,
-                args=(worker_settings(settings, index), secret, metrics_dir, os.getpid()),
+                args=(worker_settings(settings, index), keyring, metrics_dir, os.getpid()),
                 name=f"{settings.node_id}-w{index}",
             )
             process.start()
@@ -221,7 +222,7 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
 
-def run_worker(settings: Settings, secret: str, metrics_dir: str, parent: int) -> None:
+def run_worker(settings: Settings, keyring: Keyring, metrics_dir: str, parent: int) -> None:
     """A worker process: one node on the shared ports (the target of ``multiprocessing``)."""
     _die_with_parent()
     if os.getppid() != parent:  # the supervisor died before the request above took effect
@@ -230,7 +231,7 @@ def run_worker(settings: Settings, secret: str, metrics_dir: str, parent: int) -
 
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
     try:
-        run(settings, secret, reuse_port=True, metrics_dir=metrics_dir)
+        run(settings, keyring, reuse_port=True, metrics_dir=metrics_dir)
     except CannotListen as exc:
         print(f"concert-hub: {settings.node_id}: {exc}", file=sys.stderr)
         sys.exit(1)

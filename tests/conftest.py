@@ -25,6 +25,7 @@ import hypothesis  # noqa: F401  (imported early on purpose; see below)
 import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
 
+from booking.keyring import Keyring
 from server.auth import TokenAuthority
 from tests.ports import free_port
 from tests.redis_server import RedisServer
@@ -111,7 +112,7 @@ class ServerProcess:
         return self.workdir / "server.log"
 
     def token(self, user: str, role: str = "user", ttl: int = 3600) -> str:
-        return TokenAuthority(self.secret).issue(user, role, ttl)
+        return TokenAuthority(Keyring(self.secret)).issue(user, role, ttl)
 
     def command(self) -> list[str]:
         args = [

@@ -59,6 +59,7 @@ FROM_SECRET = {
     "database_url": "database-url",
     "redis_url": "redis-url",
     "smtp_password": "smtp-password",
+    "previous_secrets": "previous-secrets",
     "metrics_token": "metrics-token",
 }
 FROM_POD = {"node_id": "metadata.name"}

@@ -123,14 +123,16 @@ async def issue_tickets(database_url: str, event_id: int, count: int) -> list[st
 
     from booking.clock import utcnow  # noqa: PLC0415
     from booking.holds import new_id  # noqa: PLC0415
+    from booking.keyring import Keyring  # noqa: PLC0415
     from booking.schema import orders, seats, tickets  # noqa: PLC0415
     from booking.ticket_keys import TicketCodes, TicketKeys  # noqa: PLC0415
     from booking.tickets import TicketSigner  # noqa: PLC0415
     from server.database import make_engine  # noqa: PLC0415
 
     engine = make_engine(database_url)
+    keyring = Keyring(BENCH_SECRET)
     try:
-        codes = TicketCodes(TicketKeys(engine, BENCH_SECRET), TicketSigner(BENCH_SECRET))
+        codes = TicketCodes(TicketKeys(engine, keyring), TicketSigner(keyring))
         await codes.ready()
         async with engine.begin() as conn:
             found = await conn.execute(
@@ -377,11 +379,12 @@ async def create_event_in_core(database_url: str, tickets: int) -> int:
 async def core_door(database_url: str) -> tuple[Any, Any]:
     """The booking core's door, built like ``server/app.py`` builds it."""
     from booking import core  # noqa: PLC0415
+    from booking.keyring import Keyring  # noqa: PLC0415
     from booking.payments import TestGateway  # noqa: PLC0415
     from server.database import make_engine  # noqa: PLC0415
 
     engine = make_engine(database_url)
-    booking = core.build(engine, TestGateway(engine), BENCH_SECRET)
+    booking = core.build(engine, TestGateway(engine), Keyring(BENCH_SECRET))
     return booking.door, engine.dispose
 
 

@@ -167,6 +167,7 @@ from booking.clock import utcnow
 from booking.core import BookingPolicy
 from booking.errors import LimitExceeded, NoBlockLeft, SeatsUnavailable
 from booking.hooks import BookingHooks, HoldDecision
+from booking.keyring import Keyring
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.migrate import upgrade
 from booking.payments import TestGateway
@@ -718,7 +719,7 @@ async def run_strategy(
             svc = core.build(
                 engine,
                 TestGateway(engine, 0.0),
-                SECRET,
+                Keyring(SECRET),
                 policy=BookingPolicy(hold_ttl_s=HOLD_TTL_S, max_seats_per_user=MAX_SEATS_PER_USER),
                 hooks=BookingHooks(hold_decided=count),
             )

@@ -242,9 +242,10 @@ def start_redis(workdir: Path, timeout: float = 60.0) -> tuple[ChildProcess, int
 
 def mint_tokens(secret: str, grants: Sequence[tuple[str, str]], ttl: int = 7200) -> list[str]:
     """Signed tokens for ``(user, role)`` pairs, as ``concert-hub token`` makes them."""
-    from server.auth import TokenAuthority  # noqa: PLC0415  (only the main process needs it)
+    from booking.keyring import Keyring  # noqa: PLC0415  (only the main process needs it)
+    from server.auth import TokenAuthority  # noqa: PLC0415
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyJWT warns about the short fixed bench secret
-        authority = TokenAuthority(secret)
+        authority = TokenAuthority(Keyring(secret))
         return [authority.issue(user, role, ttl) for user, role in grants]

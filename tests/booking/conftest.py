@@ -26,6 +26,7 @@ from booking.clock import utcnow
 from booking.core import BookingCore, BookingPolicy
 from booking.holds import Hold
 from booking.hooks import BookingHooks, HoldDecision
+from booking.keyring import Keyring
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.orders import Order
 from booking.payments import ChargeOutcome, PaymentProvider, TestGateway
@@ -89,7 +90,7 @@ def build_service(
     return core.build(
         engine,
         provider if provider is not None else TestGateway(engine),
-        SECRET,
+        Keyring(SECRET),
         # 2 s: the test gateway's ledger is in the database, and on a test machine loaded by
         # parallel workers 0.3 s was sometimes too short for it (PaymentTimedOut in tests that
         # expect a payment); the timeout test waits this long once.

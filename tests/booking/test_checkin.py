@@ -18,6 +18,7 @@ from booking.clock import utcnow
 from booking.core import BookingCore
 from booking.errors import InvalidRequest
 from booking.holds import new_id
+from booking.keyring import Keyring
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.payments import TestGateway
 from booking.schema import events, orders, tickets
@@ -106,7 +107,7 @@ async def test_refusals(service: BookingCore, event: EventInfo) -> None:
     forged = [
         f"{version}.{kid}.{payload}.{flipped}",
         "garbage",
-        TicketSigner("another secret").issue(event.id, "A-A-1", "ord_x"),
+        TicketSigner(Keyring("another secret")).issue(event.id, "A-A-1", "ord_x"),
         # genuinely signed, never sold
         service.codes.issue(event.id, "A-A-5", "ord_x"),
         # the real code with its signature's letters in the other case (MariaDB compares the
@@ -124,7 +125,7 @@ async def test_refusals(service: BookingCore, event: EventInfo) -> None:
 
 async def test_legacy_hmac_codes_still_admit_online(service: BookingCore, event: EventInfo) -> None:
     (code,) = await bought(service, event, "alice", ["A-A-1"])
-    legacy = TicketSigner(SECRET).issue(event.id, "A-A-1", "ord_legacy")
+    legacy = TicketSigner(Keyring(SECRET)).issue(event.id, "A-A-1", "ord_legacy")
     async with service.engine.begin() as conn:
         await conn.execute(update(tickets).where(tickets.c.code == code).values(code=legacy))
     assert (await service.door.redeem(event.id, legacy, "G", "d")).reason is Reason.ADMITTED
@@ -393,7 +394,7 @@ async def test_a_new_secret_signs_with_a_new_key_and_old_codes_still_verify(
     service: BookingCore, event: EventInfo
 ) -> None:
     (old,) = await bought(service, event, "alice", ["A-A-1"])
-    rotated = core.build(service.engine, TestGateway(service.engine), "a brand new secret")
+    rotated = core.build(service.engine, TestGateway(service.engine), Keyring("a brand new secret"))
     await rotated.codes.ready()
     assert rotated.codes.keys.current_kid != old.split(".")[1]
     assert (await rotated.door.redeem(event.id, old, "G", "d")).reason is Reason.ADMITTED

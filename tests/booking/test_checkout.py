@@ -15,6 +15,7 @@ from booking.clock import utcnow
 from booking.core import BookingCore
 from booking.errors import HoldNotActive, IdempotencyMismatch, NotFound, RequestInProgress
 from booking.holds import Hold
+from booking.keyring import Keyring
 from booking.payments import TestGateway as Gateway
 from booking.schema import holds, orders, payments, tickets
 from booking.tickets import TicketSigner
@@ -313,7 +314,9 @@ async def test_ticket_verification(service: BookingCore, event: EventInfo, hold:
         f"{version}.{kid}.{other_payload}.{signature}",
         f"{version}.nokey.{payload}.{signature}",
         # legacy HMAC codes under another secret
-        TicketSigner("another secret").issue(event.id, "A-A-1", rendered(paid)["order_id"]),
+        TicketSigner(Keyring("another secret")).issue(
+            event.id, "A-A-1", rendered(paid)["order_id"]
+        ),
         # genuinely signed but never issued
         service.orders.signer.issue(event.id, "A-A-2", rendered(paid)["order_id"]),
         "garbage",

@@ -22,6 +22,7 @@ from booking.errors import (
     SaleNotOpen,
     SeatsUnavailable,
 )
+from booking.keyring import Keyring
 from booking.layout import SectionSpec
 from booking.schema import holds, seats
 from server.auth import TokenAuthority
@@ -209,7 +210,7 @@ async def test_waiting_room_requires_admission_for_that_event_and_user(
     admission = service.admissions.signer
     soon = time.time() + 60
     good = admission.issue(info.id, "alice", soon)
-    forged_key = AdmissionSigner("another secret").issue(info.id, "alice", soon)
+    forged_key = AdmissionSigner(Keyring("another secret")).issue(info.id, "alice", soon)
     payload = jwt.decode(good, options={"verify_signature": False})
     unsigned = jwt.encode(payload, "a guessed key of at least 32 bytes!", algorithm="HS256")
     refused = {
@@ -231,7 +232,7 @@ async def test_waiting_room_requires_admission_for_that_event_and_user(
     hold = await service.holds.hold(info.id, "alice", ["A-A-1"], admission_token=good)
     assert hold.seat_ids == ["A-A-1"]
     # a session token signed with the same secret is not an admission
-    session_token = TokenAuthority(SECRET).issue("alice", "user", 60)
+    session_token = TokenAuthority(Keyring(SECRET)).issue("alice", "user", 60)
     with pytest.raises(AdmissionRequired):
         await service.holds.hold(info.id, "alice", ["A-A-2"], admission_token=session_token)
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from booking.keyring import Keyring
 from server.auth import TokenAuthority
 from tests.server.stomp_clients import (
     Client,
@@ -77,7 +78,7 @@ def test_bad_credentials_are_refused(server, transport: str, credentials: str) -
     if credentials == "garbage-token":
         token = "not.a.jwt"
     elif credentials == "signed-with-another-secret":
-        token = TokenAuthority("some-other-secret-that-is-long-enough-for-hs256").issue(
+        token = TokenAuthority(Keyring("some-other-secret-that-is-long-enough-for-hs256")).issue(
             "mallory", "admin"
         )
     elif credentials == "expired":

@@ -16,6 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from booking.keyring import Keyring
 from server.auth import AuthenticationFailed, Role, TokenAuthority
 from tests.conftest import SECRET, ServerProcess
 from tests.server.stomp_clients import Clients, unique
@@ -295,7 +296,7 @@ def test_admins_watch_checkin_progress_over_stomp(api: Api, event: dict[str, Any
 
 
 def test_a_remembered_token_still_expires_and_is_still_revoked() -> None:
-    tokens = TokenAuthority(SECRET)
+    tokens = TokenAuthority(Keyring(SECRET))
     token = tokens.issue("scn_1", Role.SCANNER, 1, version=1, gate="North")
     assert tokens.verify(token).gate == "North"
     assert tokens.verify(token).gate == "North"  # remembered

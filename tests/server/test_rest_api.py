@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from booking.admissions import AdmissionSigner
+from booking.keyring import Keyring
 from tests.conftest import SECRET, ServerProcess, migrate
 from tests.server.stomp_clients import Clients, unique
 
@@ -157,7 +158,7 @@ def event_spec(**overrides: Any) -> dict[str, Any]:
 
 def admission_token(event_id: int, user: str, ttl_s: float = 60, secret: str = SECRET) -> str:
     """What the waiting room hands an admitted user (minted here with the node's secret)."""
-    return AdmissionSigner(secret).issue(event_id, user, time.time() + ttl_s)
+    return AdmissionSigner(Keyring(secret)).issue(event_id, user, time.time() + ttl_s)
 
 
 def assert_problem(reply: Reply, status: int, kind: str | None = None) -> dict[str, Any]:

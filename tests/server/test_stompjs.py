@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from booking.keyring import Keyring
 from server.auth import TokenAuthority
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
@@ -438,7 +439,7 @@ def test_anonymous_send_is_forbidden(server: Any) -> None:
 
 @pytest.mark.parametrize("kind", ["garbage", "wrong-secret", "expired"])
 def test_bad_token_gets_authentication_failed(server: Any, kind: str) -> None:
-    other = TokenAuthority("some-other-secret-that-is-long-enough-for-hs256")
+    other = TokenAuthority(Keyring("some-other-secret-that-is-long-enough-for-hs256"))
     token = {
         "garbage": "not-a-token",
         "wrong-secret": other.issue("mallory", "admin"),

@@ -14,6 +14,7 @@ from booking.catalog import EventSpec
 from booking.clock import utcnow
 from booking.core import BookingCore, BookingPolicy
 from booking.errors import AdmissionRequired
+from booking.keyring import Keyring
 from booking.layout import LayoutSpec, SectionSpec, TierSpec
 from booking.migrate import upgrade
 from booking.payments import TestGateway
@@ -131,7 +132,9 @@ async def booking(database_url: str) -> AsyncIterator[BookingCore]:
     migrate(database_url)
     engine = make_engine(database_url)
     await upgrade(engine)
-    yield core.build(engine, TestGateway(engine), SECRET, policy=BookingPolicy(admission_ttl_s=60))
+    yield core.build(
+        engine, TestGateway(engine), Keyring(SECRET), policy=BookingPolicy(admission_ttl_s=60)
+    )
     await engine.dispose()
 
 
