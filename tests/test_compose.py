@@ -373,7 +373,29 @@ def _nginx_service_problems(doc: Mapping[str, Any]) -> list[str]:
 
 
 #: Services that publish a port to this machine only (127.0.0.1), and which.
-LOCAL_ONLY = {"prometheus": 9090, "grafana": 3000}
+LOCAL_ONLY = {"prometheus": 9090, "grafana": 3000, "mail": 8025}
+#: Mailpit's SMTP port (its web UI is on 8025).
+MAILPIT_SMTP = 1025
+
+
+def _mail_problems(doc: dict[str, Any]) -> list[str]:
+    """Every node sends its e-mail to the compose file's Mailpit, with links to the published UI."""
+    services = doc["services"]
+    problems = []
+    for node in app_nodes(doc):
+        env = environment_of(services[node])
+        host = env.get(env_name("smtp_host"), "")
+        image = str(services.get(host, {}).get("image", ""))
+        if not image.startswith("axllent/mailpit:"):
+            problems.append(f"{node}: --smtp-host {host!r} is not the compose file's Mailpit")
+        elif (env.get(env_name("smtp_port")), env.get(env_name("smtp_security"))) != (
+            str(MAILPIT_SMTP),
+            "none",
+        ):
+            problems.append(f"{node}: Mailpit takes plain SMTP on {MAILPIT_SMTP}")
+        if not env.get(env_name("public_url"), "").startswith("http://localhost:"):
+            problems.append(f"{node}: e-mailed links do not point at the published UI")
+    return problems
 
 
 def prometheus_target_problems(config: Any, nodes: list[str]) -> list[str]:
@@ -436,6 +458,7 @@ def compose_problems(doc: dict[str, Any]) -> list[str]:
         + _cluster_problems(doc)
         + _nginx_service_problems(doc)
         + _monitoring_problems(doc)
+        + _mail_problems(doc)
     )
 
 
@@ -538,6 +561,10 @@ def _mutate(doc: dict[str, Any], path: str, value: Any) -> None:
             "deploy/grafana/dashboards is not mounted",
         ),
         ("services/grafana/depends_on", None, "wait for prometheus"),
+        ("services/mail/ports", ["8025:8025"], "on 127.0.0.1"),
+        ("services/app2/environment/CONCERT_HUB_SMTP_HOST", "mailer", "not the compose file's"),
+        ("services/app1/environment/CONCERT_HUB_SMTP_PORT", "25", "plain SMTP on 1025"),
+        ("services/app1/environment/CONCERT_HUB_PUBLIC_URL", "", "links"),
         ("services/grafana", None, "no prometheus and grafana"),
     ],
 )
