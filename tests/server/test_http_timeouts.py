@@ -171,3 +171,27 @@ def test_a_body_that_does_not_arrive_gets_408_and_the_connection_is_closed(make_
         probe.close()
     finally:
         slow.close()
+
+
+def test_a_client_gone_in_the_middle_of_its_body_is_not_a_server_error(make_server) -> None:
+    node = make_server()
+    gone = socket.create_connection((node.host, node.http_port))
+    gone.sendall(
+        b"POST /api/auth/email/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 200\r\n\r\n{"
+    )
+    time.sleep(0.3)  # the handler is waiting for the rest
+    gone.close()
+    deadline = time.monotonic() + 10
+    metrics = ""
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(node.host, node.http_port, timeout=5)
+        conn.request("GET", "/metrics")
+        metrics = conn.getresponse().read().decode()
+        conn.close()
+        if 'route="/api/auth/email/token",status_class="4xx"' in metrics:
+            break
+        time.sleep(0.2)
+    assert 'route="/api/auth/email/token",status_class="4xx"' in metrics
+    assert 'route="/api/auth/email/token",status_class="5xx"' not in metrics
+    assert "internal error" not in node.log_path.read_text()
