@@ -70,16 +70,12 @@ class SignInPolicy:
 
 class Customers:
     def __init__(
-        self,
-        engine: AsyncEngine,
-        keyring: Keyring,
-        outbox: Outbox,
-        policy: SignInPolicy | None = None,
+        self, engine: AsyncEngine, keys: Keyring, outbox: Outbox, policy: SignInPolicy | None = None
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.policy = policy or SignInPolicy()
-        self._keys = keyring.keys("sign-in v1")
+        self._keys = keys.keys("sign-in v1")
 
     def _hash(self, text: str) -> str:
         return mac(self._keys[0], text.encode()).hex()
