@@ -14,7 +14,6 @@ be replayed exactly as it was first answered (a checkout's idempotency outcome).
 from __future__ import annotations
 
 import base64
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from booking.clock import iso, utcnow
 from booking.errors import CancellationRefused, HoldNotActive, NotFound
 from booking.hooks import BookingHooks
 from booking.inventory import Inventory
-from booking.keyring import Keyring, mac
+from booking.keyring import Keyring, mac, signed_by_any
 from booking.outbox import Outbox, enqueue
 from booking.refunds import Refunds, open_refund
 from booking.schema import events, orders, refunds, seats, tickets
@@ -154,8 +153,7 @@ class OrderKeys:
 
     def opens(self, order_id: str, key: str) -> bool:
         """Whether ``key`` is this order's, under the secret or a previous one."""
-        given = key.encode()
-        return any(hmac.compare_digest(_link_key(k, order_id).encode(), given) for k in self._keys)
+        return signed_by_any(self._keys, lambda k: _link_key(k, order_id).encode(), key)
 
 
 def _link_key(key: bytes, order_id: str) -> str:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import secrets
 import time
 
 from booking.errors import ProofRequired
-from booking.keyring import Keyring, mac
+from booking.keyring import Keyring, mac, signed_by_any
 
 #: How long a challenge may be solved and used.
 CHALLENGE_TTL_S = 300
@@ -70,7 +69,7 @@ class ProofOfWork:
     def _signed(self, payload: str, signature: str) -> bool:
         """Whether this node (under its secret or a previous one) signed the challenge."""
         signed = payload.encode()
-        return any(hmac.compare_digest(signature, _b64(mac(k, signed, 16))) for k in self._keys)
+        return signed_by_any(self._keys, lambda k: _b64(mac(k, signed, 16)).encode(), signature)
 
     def challenge(self, event_id: int, user: str, difficulty: int, now: float | None = None
                   ) -> tuple[str, float]:  # fmt: skip

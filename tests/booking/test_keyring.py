@@ -95,3 +95,15 @@ async def test_a_sign_in_link_sent_before_the_rotation_still_signs_in(engine: As
     with pytest.raises(SignInFailed):
         await dropped.customers.redeem_code("ada@example.com", second["code"])
     assert (await after.customers.redeem_code("ada@example.com", second["code"])).email
+
+
+def test_a_signature_in_any_characters_is_refused_not_a_crash() -> None:
+    """A client's header may carry any character; the comparison is of bytes, so a stray one
+    is a refusal, not a TypeError (a 500) from ``hmac.compare_digest`` on a non-ASCII string."""
+    challenge, _ = ProofOfWork(ROTATED).challenge(7, "alice", 0)
+    payload = challenge.partition(".")[0]
+    for signature in ("é", "\udcff"):
+        with pytest.raises(ProofRequired, match="not valid"):
+            ProofOfWork(ROTATED).verify(f"{payload}.{signature}:1", 7, "alice")
+        assert not OrderKeys(ROTATED).opens("ord_1", signature)
+    assert TicketSigner(ROTATED).verify("cGF5.é") is None
