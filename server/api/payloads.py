@@ -4,11 +4,11 @@ JSON, 422 naming each fault), and writing JSON responses. The 1 MiB body limit i
 ``Content-Length``, else when reading passes the limit.
 
 A body is read within ``--http-idle-timeout-s`` of its head, the deadline the head itself had:
-else a 408 problem and the connection is closed. A client that goes away in the middle of its
-body made a bad request, not the server an internal error: a 400 (that nobody reads), counted as
-a client error, with no traceback in the log. Without it, a client that sends a head and then
+else a 408 problem and the connection is closed. Without it, a client that sends a head and then
 a byte a minute holds a handler and a socket for as long as it likes; the head's timer alone
-cannot see it (aiohttp stops that timer once the head is in).
+cannot see it (aiohttp stops that timer once the head is in). A client that goes away in the
+middle of its body made a bad request, not the server an internal error: a 400 (that nobody
+reads), counted as a client error, with no traceback in the log.
 """
 
 from __future__ import annotations
