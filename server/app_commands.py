@@ -16,13 +16,12 @@ The booking commands are the REST calls of SPEC §5 over STOMP, with the same JS
 A failure goes to ``/user/queue/errors`` as ``{"type": "error", "status", "kind", "detail",
 ...}``: the status and members of the REST problem for the same failure (:mod:`server.errors`
 translates for both edges; :mod:`server.bodies` holds the bodies both speak). Each command runs
-as one task, so a slow database never stalls the session's input; the task set keeps them
-referenced until they finish.
+as one task, so a slow database never stalls the session's input; the service's task set keeps
+them until they finish, and a stopping node lets them finish (:meth:`StompService.drain`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -71,7 +70,6 @@ class BookingCommands:
     def __init__(self, service: StompService, booking: BookingCore) -> None:
         self.service = service
         self.booking = booking
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def hold(self, session: StompSession, params: dict[str, str], headers: Headers,
              body: bytes) -> None:  # fmt: skip
@@ -107,9 +105,7 @@ class BookingCommands:
         return {"type": "released", "hold_id": hold_id}
 
     def _run(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
-        task = asyncio.create_task(self._answer(user, headers, work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.service.commands.start(self._answer(user, headers, work))
 
     async def _answer(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
         try:

@@ -19,6 +19,7 @@ from server.broker import Broker
 from server.destinations import Kind, classify
 from server.engine import Message
 from server.session import StompSession
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class CheckinStream:
         self.broker = broker
         #: Events with (or lately with) a subscriber on this node.
         self._watched: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     def on_subscribe(self, session: StompSession, subscription: Subscription, _: str) -> None:
         dest = classify(subscription.destination)
@@ -57,9 +58,7 @@ class CheckinStream:
             return
         event_id = int(dest.key)
         self._watched.add(event_id)
-        task = asyncio.ensure_future(self._greet(session, subscription, event_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._greet(session, subscription, event_id))
 
     async def _greet(self, session: StompSession, subscription: Subscription, event: int) -> None:
         try:

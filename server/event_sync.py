@@ -10,13 +10,12 @@ every event it holds.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
 
 from booking.inventory import Inventory
 from server.broker import Broker
 from server.engine import Engine, Message
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ class EventSync:
         self.inventory = inventory
         self.broker = broker
         self.node_id = node_id
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         inventory.listen_to_events(self._announce)
         broker.listen(ROUTE, self._heard)
         engine.when_connected(self._catch_up)
@@ -41,15 +40,10 @@ class EventSync:
     def _heard(self, message: Message) -> None:
         if dict(message.headers).get(ORIGIN) == self.node_id:
             return  # this node made the change
-        self._run(self._refresh([int(message.body)]))
+        self._tasks.start(self._refresh([int(message.body)]))
 
     def _catch_up(self) -> None:
-        self._run(self._refresh([info.id for info in self.inventory.loaded()]))
-
-    def _run(self, work: Coroutine[object, object, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._refresh([info.id for info in self.inventory.loaded()]))
 
     async def _refresh(self, event_ids: list[int]) -> None:
         for event_id in event_ids:

@@ -31,7 +31,6 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Coroutine
 
 from booking.admissions import Admissions
 from booking.catalog import EventInfo
@@ -45,6 +44,7 @@ from server.destinations import user_route
 from server.engine import Message
 from server.metrics import QueueMetrics
 from server.session import StompSession
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class QueueStream:
         self._watchers: list[dict[str, str]] = [{} for _ in range(SLOTS)]
         #: (event, user) → last state sent from this node.
         self._sent: dict[tuple[int, str], str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         #: event → the sale state its waiting users were last told of.
         self._sales: dict[int, str] = {}
 
@@ -90,9 +90,7 @@ class QueueStream:
         if user is None or subscription.destination != "/user/queue/position":
             return
         self._watchers[zlib.crc32(user.encode()) % SLOTS][user] = user_route(user, "position")
-        task = asyncio.ensure_future(self._greet(session, subscription, user))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._greet(session, subscription, user))
 
     async def _greet(self, session: StompSession, subscription: Subscription, user: str) -> None:
         """Tell a new subscriber where they stand in every waiting room they joined."""
@@ -106,18 +104,13 @@ class QueueStream:
 
     # -- loops ---------------------------------------------------------------------------------
 
-    def _spawn(self, work: Coroutine[object, object, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def run_admissions(self) -> None:
         while True:
             await asyncio.sleep(ADMISSION_TICK_S)
             for info in self.admissions.events():
                 policy = self.admissions.policy(info)
                 if self._sales.get(info.id, policy.sale) != policy.sale:
-                    self._spawn(self._push_event(info))  # everyone in line hears it now
+                    self._tasks.start(self._push_event(info))  # everyone in line hears it now
                 self._sales[info.id] = policy.sale
                 try:
                     admitted = await self.room.admit(info.id, policy, time.time())

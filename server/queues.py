@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from protocol.codec import encode_message
 from protocol.connection import ack_id
@@ -39,6 +39,7 @@ from server.engine import Message
 from server.errors import QueueFullError
 from server.metrics import BrokerMetrics
 from server.queue_store import Outgoing, Queued, QueuePolicy, QueueStore
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,7 +113,8 @@ class QueueBroker:
         self._consumers: dict[Subscription, _Consumer] = {}
         self._writes: list[tuple[Outgoing, asyncio.Future[None]]] = []
         self._write_wake = asyncio.Event()
-        self._tasks: set[asyncio.Future[Any]] = set()
+        #: Store operations under way (a stop waits for them).
+        self._tasks = TaskSet()
         self._stopping = False
         broker.listen(ARRIVALS, self._on_arrival)
 
@@ -129,9 +131,11 @@ class QueueBroker:
             pumps = [q.pump for q in self._queues.values() if q.pump is not None]
             for queue in self._queues.values():
                 queue.wake.set()
-            under_way = [*pumps, *self._tasks]
-            if under_way:
-                await asyncio.wait(under_way, timeout=FINISH_S)
+            loop = asyncio.get_running_loop()
+            until = loop.time() + FINISH_S
+            if pumps:
+                await asyncio.wait(pumps, timeout=FINISH_S)
+            await self._tasks.finish(until - loop.time())
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -156,7 +160,7 @@ class QueueBroker:
             batch, self._writes = self._writes, []
             if not batch:
                 continue
-            appending = self._track(asyncio.create_task(self.store.append([m for m, _ in batch])))
+            appending = self._tasks.start(self.store.append([m for m, _ in batch]))
             try:
                 # Shielded: a stop lets the batch finish storing (see run()).
                 stored = await asyncio.shield(appending)
@@ -266,12 +270,6 @@ class QueueBroker:
 
         return self._spawn(release())
 
-    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
-        """Keep ``task`` until it is done (a stop waits for it)."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
         async def logged() -> None:
             try:
@@ -282,7 +280,7 @@ class QueueBroker:
                 log.exception("queue store operation failed")
                 raise
 
-        return self._track(asyncio.create_task(logged()))
+        return self._tasks.start(logged())
 
     # -- delivery -----------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ from server.errors import UnknownEvent, stomp_error
 from server.metrics import LiveMetrics
 from server.seat_sequencer import SeatDelta, SeatSequencer, SeatSnapshot
 from server.session import StompSession
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class SeatStream:
         self._latest: dict[int, int] = {}
         #: Subscriptions whose snapshot is ahead of the deltas this node has received.
         self._waiting: dict[int, list[_Joiner]] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._hand_overs = TaskSet()
         inventory.listen(self.record)
 
     # -- changes in, deltas out --------------------------------------------------------------
@@ -298,9 +299,7 @@ class SeatStream:
             return
         # Held back from the route until its snapshot is out (see the module docstring).
         self.broker.unsubscribe(session, subscription)
-        task = asyncio.ensure_future(self._hand_over(session, subscription, int(key), route))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._hand_overs.start(self._hand_over(session, subscription, int(key), route))
 
     async def _hand_over(
         self, session: StompSession, subscription: Subscription, event_id: int, route: str

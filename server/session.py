@@ -45,6 +45,7 @@ from server.logs import session_extra
 from server.metrics import BrokerMetrics
 from server.queues import QueueBroker
 from server.settings import Settings
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class StompService:
     accepting: bool = True
     #: Open sessions by client address (``--max-connections-per-ip``).
     per_address: dict[str, int] = field(default_factory=dict)
+    #: ``/app`` commands under way (:mod:`server.app_commands`): a stop lets them finish.
+    commands: TaskSet = field(default_factory=TaskSet)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -143,23 +146,31 @@ class StompService:
     async def drain(self) -> None:
         """Refuse new sessions, tell every session the server is going away (SPEC §1 SIGTERM:
         ERROR ``server shutting down``, WebSocket close 1001) and give them ``DRAIN_S`` to
-        flush it and close; then cut the connections of those left, all at once.
+        flush it and close; then cut the connections of those left, all at once. ``/app``
+        commands under way get the same ``DRAIN_S`` to finish, as in-flight REST requests get
+        the runner's grace: a hold being decided commits, and its reply reaches the user's
+        other sessions and the replay kept for their reconnect, instead of being cut off
+        unanswered with the database and backplane closing under it.
 
         Bounded whatever the number of sessions (SPEC §1: exit within 10 s): the sessions are
         told in one pass and close concurrently, and those whose clients have not answered the
         close by then are not left to their own grace timers (:data:`CLOSE_GRACE_S` after each
         close) or to the runner's shutdown timeout per connection."""
         self.accepting = False
+        loop = asyncio.get_running_loop()
+        until = loop.time() + DRAIN_S
         shutdown = ServerShutdown("server shutting down")
         for session in tuple(self.sessions):
             session.fail(shutdown)
-        if await self._emptied(DRAIN_S) or not self.sessions:
-            return
-        log.warning("%d sessions did not close in time; cutting them", len(self.sessions))
-        for session in tuple(self.sessions):
-            session.transport.abort()  # type: ignore[attr-defined]
-        if not await self._emptied(CUT_S):
-            log.warning("%d sessions still open after the cut", len(self.sessions))
+        if not await self._emptied(DRAIN_S) and self.sessions:
+            log.warning("%d sessions did not close in time; cutting them", len(self.sessions))
+            for session in tuple(self.sessions):
+                session.transport.abort()  # type: ignore[attr-defined]
+            if not await self._emptied(CUT_S):
+                log.warning("%d sessions still open after the cut", len(self.sessions))
+        cut_short = await self.commands.finish(until - loop.time())
+        if cut_short:
+            log.warning("%d /app commands did not finish in time; cancelled", cut_short)
 
     async def _emptied(self, timeout_s: float) -> bool:
         """Whether every session is gone within ``timeout_s``."""

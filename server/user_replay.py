@@ -26,6 +26,7 @@ from protocol.events import Subscription
 from server.broker import Broker
 from server.engine import Message
 from server.session import StompSession
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class UserReplay:
         self.store = store
         #: Message ids delivered live on a route while a replay of it is read, per route.
         self._taps: dict[str, list[set[str]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     def on_subscribe(self, session: StompSession, subscription: Subscription, route: str) -> None:
         after = _header(subscription, RESUME_HEADER)
@@ -70,9 +71,7 @@ class UserReplay:
             taps = self._taps[route] = []
             self.broker.listen(route, self._tapped)
         taps.append(seen)
-        task = asyncio.ensure_future(self._replay(session, subscription, route, after, seen))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._replay(session, subscription, route, after, seen))
 
     def _tapped(self, message: Message) -> None:
         for seen in self._taps.get(message.route, ()):

@@ -9,12 +9,15 @@ original ``message-id``; then live messages flow as before.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.booking.conftest import call
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, create_event, rest_seats, wait_ready
+from tests.seat_feed import statuses_of
 from tests.server.stomp_clients import Client, Clients, unique
 from tests.server.test_waiting_room_live import create_event as create_queued_event
 
@@ -114,3 +117,39 @@ def test_an_admission_made_while_away_is_not_missed(cluster: Cluster, clients: C
     shared = set(heard) & set(replayed)
     assert len(shared) == 1, (heard, replayed)
     assert replayed.count(shared.pop()) == 1
+
+
+def test_a_hold_under_way_when_its_node_stops_is_answered_on_another_node(
+    cluster: Cluster, clients: Clients, tmp_path: Path
+) -> None:
+    """SIGTERM while an ``/app`` hold is deciding: the node lets the command finish before it
+    closes its database and backplane, so the hold commits and its reply is kept; the user,
+    back on another node, gets it replayed (before, the command was cut off with no answer)."""
+    a, b = cluster["a"], cluster["b"]
+    event_id = create_event(b)
+    delay = tmp_path / "hold-delay-ms"
+    delay.write_text("1200")  # the database is slow: the hold takes 1.2 s
+    a.stop()
+    a.flags["fault_hold_delay_file"] = str(delay)
+    a.start()
+    try:
+        alice = unique("alice")
+        first = clients("tcp", server=a, user=alice)
+        first.subscribe(REPLIES)
+        first.send(f"/app/events/{event_id}/holds", json.dumps({"seats": ["S-A-1"]}),
+                   **{"correlation-id": "mine", "content-type": "application/json"})  # fmt: skip
+        time.sleep(0.3)  # the hold is under way
+        assert a.stop() == 0
+
+        back = clients("tcp", server=b, user=alice)
+        sub = back.subscribe(REPLIES, **{"resume-after": "*"})
+        frame = back.listener.wait("MESSAGE", 10, lambda f: f.headers.get("subscription") == sub)
+        assert frame.headers["correlation-id"] == "mine"
+        answer = json.loads(frame.body)
+        assert answer["type"] == "hold", answer
+        assert answer["seats"] == ["S-A-1"]
+        assert statuses_of(rest_seats(b, event_id))["S-A-1"] == "held"
+    finally:
+        a.flags.pop("fault_hold_delay_file")
+        a.start()
+        wait_ready([a], 20)
