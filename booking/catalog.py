@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from booking.clock import to_db, utcnow
 from booking.errors import InvalidRequest, NotFound
 from booking.layout import LayoutSpec, SeatIds, access_of, expand
+from booking.rows import row_by_id
 from booking.schema import events, price_tiers, seats
 from booking.seatmap import AVAILABLE, BLOCKED, HELD, SOLD
 
@@ -307,9 +308,7 @@ async def create_event(
 
 async def load_settings(conn: AsyncConnection, event_id: int) -> EventInfo:
     """The event's row alone: its settings, without tiers and seats."""
-    row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
-    if row is None:
-        raise NotFound(f"no event {event_id}")
+    row = await row_by_id(conn, events, event_id, f"no event {event_id}")
     return EventInfo(**{name: row._mapping[name] for name in _INFO_COLUMNS})
 
 

@@ -35,6 +35,7 @@ from booking.errors import InvalidRequest, NotFound, SignInFailed, SignInLimited
 from booking.holds import new_id
 from booking.keyring import Keyring, mac
 from booking.outbox import Outbox, enqueue
+from booking.rows import row_by_id
 from booking.schema import customers, sign_ins
 
 SIGN_IN = "sign_in"
@@ -210,11 +211,7 @@ class Customers:
 
     async def get(self, customer_id: str) -> Customer:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(customers).where(customers.c.id == customer_id))
-            ).first()
-        if row is None:
-            raise NotFound("no such customer")
+            row = await row_by_id(conn, customers, customer_id, "no such customer")
         return Customer(row.id, row.email, row.token_version)
 
     async def revoke_tokens(self, customer_id: str) -> Customer:

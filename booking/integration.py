@@ -29,8 +29,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.clock import iso, utcnow
-from booking.errors import NotFound
 from booking.outbox import enqueue
+from booking.rows import row_by_id
 from booking.schema import outbox, webhooks
 
 #: The outbox kind of an integration event (one row per event).
@@ -117,9 +117,7 @@ class Webhooks:
 
     async def get(self, webhook_id: int) -> Webhook:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(webhooks).where(webhooks.c.id == webhook_id))).first()
-        if row is None:
-            raise NotFound(f"no webhook {webhook_id}")
+            row = await row_by_id(conn, webhooks, webhook_id, f"no webhook {webhook_id}")
         return _webhook(row)
 
     async def all(self) -> list[Webhook]:

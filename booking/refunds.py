@@ -33,6 +33,7 @@ from booking.hooks import BookingHooks, RefundReason
 from booking.outbox import LEASE, Retry
 from booking.payments import PaymentProvider
 from booking.payments import refund as refund_payment
+from booking.rows import row_by_id
 from booking.schema import payments, refunds
 
 log = logging.getLogger(__name__)
@@ -134,9 +135,7 @@ class Refunds:
 
     async def get(self, refund_id: str) -> Refund:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(refunds).where(refunds.c.id == refund_id))).first()
-        if row is None:
-            raise NotFound(f"no refund {refund_id}")
+            row = await row_by_id(conn, refunds, refund_id, f"no refund {refund_id}")
         return _refund(row)
 
     async def take_over(self, conn: AsyncConnection, order_id: str) -> Refund:

@@ -17,9 +17,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from booking.clock import utcnow
-from booking.errors import NotFound
 from booking.holds import new_id
 from booking.inventory import Inventory
+from booking.rows import row_by_id
 from booking.schema import scanners
 
 #: Most scanners one event (or the venue, unbound) may have minted: every one stays in the
@@ -67,9 +67,7 @@ class Scanners:
 
     async def get(self, scanner_id: str) -> Scanner:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(select(scanners).where(scanners.c.id == scanner_id))).first()
-        if row is None:
-            raise NotFound("no such scanner")
+            row = await row_by_id(conn, scanners, scanner_id, "no such scanner")
         return _scanner(row)
 
     async def list(self, event_id: int | None = None) -> list[Scanner]:
