@@ -16,15 +16,12 @@ import pytest
 
 from tests.conftest import ServerProcess
 from tests.server.stomp_clients import Client, Clients, unique
-from tests.server.test_rest_api import Api, admission_token
+from tests.server.test_rest_api import Api, admission_token, traceback_free
 
 
 @pytest.fixture
 def api(booking_server: ServerProcess) -> Iterator[Api]:
-    before = len(booking_server.log())
-    yield Api(booking_server)
-    fresh = booking_server.log()[before:]
-    assert "Traceback" not in fresh, fresh[-3000:]
+    yield from traceback_free(booking_server)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ServerProcess, database_url_for, free_port, migrate
 from tests.server.stomp_clients import raw_peer, unique
-from tests.server.test_rest_api import Api, assert_problem, iso
+from tests.server.test_rest_api import Api, assert_problem, iso, traceback_free
 from tests.smtp import MailCatcher, mail
 
 __all__ = ["mail"]  # the fixture, imported for this module
@@ -57,10 +57,7 @@ def office(
 
 @pytest.fixture
 def api(office: ServerProcess) -> Iterator[Api]:
-    before = len(office.log())
-    yield Api(office)
-    fresh = office.log()[before:]
-    assert "Traceback" not in fresh, fresh[-3000:]
+    yield from traceback_free(office)
 
 
 def address(prefix: str = "fan") -> str:

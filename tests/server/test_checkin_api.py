@@ -20,16 +20,12 @@ from booking.keyring import Keyring
 from server.auth import AuthenticationFailed, Role, TokenAuthority
 from tests.conftest import SECRET, ServerProcess
 from tests.server.stomp_clients import Clients, unique
-from tests.server.test_rest_api import Api, assert_problem, iso
+from tests.server.test_rest_api import Api, assert_problem, iso, traceback_free
 
 
 @pytest.fixture
 def api(booking_server: ServerProcess) -> Iterator[Api]:
-    """The module's node; no test may leave a traceback in its log."""
-    before = len(booking_server.log())
-    yield Api(booking_server)
-    fresh = booking_server.log()[before:]
-    assert "Traceback" not in fresh, fresh[-3000:]
+    yield from traceback_free(booking_server)
 
 
 @pytest.fixture

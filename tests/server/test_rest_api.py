@@ -175,13 +175,18 @@ def assert_problem(reply: Reply, status: int, kind: str | None = None) -> dict[s
     return body
 
 
+def traceback_free(node: ServerProcess) -> Iterator[Api]:
+    """An :class:`Api` on ``node`` for one test, which may leave no traceback in its log."""
+    before = len(node.log())
+    yield Api(node)
+    fresh = node.log()[before:]
+    assert "Traceback" not in fresh, fresh[-3000:]
+
+
 @pytest.fixture
 def api(booking_server: ServerProcess) -> Iterator[Api]:
-    """The module's node; no test may leave a traceback in its log."""
-    before = len(booking_server.log())
-    yield Api(booking_server)
-    fresh = booking_server.log()[before:]
-    assert "Traceback" not in fresh, fresh[-3000:]
+    """The module's node."""
+    yield from traceback_free(booking_server)
 
 
 @pytest.fixture
