@@ -41,7 +41,8 @@ __all__ = ["free_port"]  # re-exported: test modules import it from here
 SECRET = "test-secret-not-for-production"
 
 #: Where the MariaDB tests connect (scripts/setup --test makes sure a server answers there).
-MARIADB = {
+#: pymysql.connect() keywords of the test MariaDB server.
+MARIADB: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 3306,
     "user": os.environ.get("CONCERT_HUB_TEST_MARIADB_USER", "root"),
@@ -229,7 +230,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 def _fresh_mariadb_database() -> str:
     """Create an empty MariaDB database with a unique name; returns its name."""
     name = f"ch_test_{uuid.uuid4().hex[:12]}"
-    conn = pymysql.connect(**MARIADB)  # type: ignore[arg-type]
+    conn = pymysql.connect(**MARIADB)
     try:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
@@ -239,7 +240,7 @@ def _fresh_mariadb_database() -> str:
 
 
 def _drop_mariadb_database(name: str) -> None:
-    conn = pymysql.connect(**MARIADB)  # type: ignore[arg-type]
+    conn = pymysql.connect(**MARIADB)
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -24,6 +24,7 @@ seat map                     ``GET /api/events/{id}/seats`` serves a snapshot
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import time
@@ -178,7 +179,7 @@ def run_sale(node: ServerProcess, database_url: str) -> Sale:
     # The waiting room: two admitted, the third waits and hears her position.
     for user in (alice, bob):
         assert call(node, "POST", f"/api/events/{event_id}/queue", user)[0] == 200
-    tokens = {u: wait_for(lambda u=u: admitted(node, event_id, u), f"{u} admitted")
+    tokens = {u: wait_for(functools.partial(admitted, node, event_id, u), f"{u} admitted")
               for u in (alice, bob)}  # fmt: skip
     status, position = call(node, "POST", f"/api/events/{event_id}/queue", carol)
     assert (status, position["state"]) == (200, "waiting"), position

@@ -38,15 +38,15 @@ class Received:
     def text(self) -> str:
         part = self.message.get_body(("plain",))
         assert part is not None, "no text/plain part"
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     def html(self) -> str:
         part = self.message.get_body(("html",))
         assert part is not None, "no text/html part"
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     def parts(self, content_type: str) -> list[EmailMessage]:
-        return [p for p in self.message.walk() if p.get_content_type() == content_type]  # type: ignore[misc]
+        return [p for p in self.message.walk() if p.get_content_type() == content_type]
 
     def links(self) -> list[str]:
         return re.findall(r"https?://\S+", self.text())

@@ -640,7 +640,7 @@ _TOKEN = re.compile(r"""#[^\n]*|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[{};]|[^\s{}
 def parse_nginx(text: str) -> Directive:
     """nginx's configuration syntax: directives with arguments, ended by `;` or a `{}` block."""
     root = Directive("(main)", [], [])
-    stack, words = [root], []
+    stack, words = [root], list[str]()
     for token in _TOKEN.findall(text):
         if token.startswith("#"):
             continue
@@ -1152,13 +1152,15 @@ def _copy_sources(instruction: Instruction) -> tuple[list[str], str, dict[str, s
 
 
 def _env_of(stage: Stage) -> dict[str, str]:
-    env = {}
+    env: dict[str, str] = {}
     for instruction in stage.all("ENV"):
         words = shlex.split(instruction.args)
         if words and "=" not in words[0]:
             env[words[0]] = " ".join(words[1:])
         else:
-            env.update(w.split("=", 1) for w in words)
+            for word in words:
+                name, _, value = word.partition("=")
+                env[name] = value
     return env
 
 

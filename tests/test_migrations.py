@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -49,7 +50,7 @@ def test_downgrade_to_base_leaves_no_table_behind(database_url: str) -> None:
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
 
 
-OLD_PAID = {
+OLD_PAID: dict[str, Any] = {
     "ok": True,
     "body": {
         "order_id": "ord_1", "status": "paid", "event_id": 7, "amount_cents": 5000,
@@ -57,8 +58,11 @@ OLD_PAID = {
         "tickets": [{"code": "c1.m1", "seat_id": "A-A-1", "status": "valid"}],
     },
 }  # fmt: skip
-OLD_DECLINED = {"ok": False, "body": {"kind": "payment_declined", "detail": "declined"}}
-OLD_CONFLICT = {
+OLD_DECLINED: dict[str, Any] = {
+    "ok": False,
+    "body": {"kind": "payment_declined", "detail": "declined"},
+}
+OLD_CONFLICT: dict[str, Any] = {
     "ok": False,
     "body": {"kind": "conflict", "detail": "taken", "conflicts": ["A-A-2"]},
 }

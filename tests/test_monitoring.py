@@ -275,7 +275,7 @@ def test_infrastructure_figures_are_reported(sale: Sale) -> None:
     after = final(sale)
     assert after.value("concert_hub_ready") == 1
     size = after.value("concert_hub_db_pool_size")
-    mariadb = sale.node.flags["database_url"].startswith("mysql")  # type: ignore[union-attr]
+    mariadb = str(sale.node.flags["database_url"]).startswith("mysql")
     assert size == (60 if mariadb else 1)  # --db-pool-size 50 + 10 overflow; SQLite: 1
     assert 0 <= after.value("concert_hub_db_pool_in_use") <= size
     assert after.value("concert_hub_db_pool_waiting") >= 0
@@ -574,7 +574,8 @@ def provisioned_datasource() -> dict[str, Any]:
 
 
 def _grid_problems(panels: list[dict[str, Any]]) -> list[str]:
-    problems, cells = [], {}
+    problems: list[str] = []
+    cells: dict[tuple[int, int], Any] = {}
     for panel in panels:
         grid = panel.get("gridPos") or {}
         if not all(isinstance(grid.get(k), int) for k in "hwxy"):

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pymysql  # type: ignore[import-untyped]  # aiomysql's own dependency
+import pymysql  # aiomysql's own dependency (typed by types-PyMySQL)
 from sqlalchemy.engine import make_url
 
 #: The MariaDB server the tests use too (scripts/setup --test makes sure one answers).

@@ -34,10 +34,12 @@ from booking.schema import holds, orders, payments, seats, test_gateway_charges,
 from booking.seatmap import HELD, SeatChange
 from server.bodies import order_out
 from server.database import make_engine
-from tests.conftest import SECRET, migrate
-from tests.conftest import rest as call
+from tests.conftest import SECRET, migrate, rest
 
 VISA = {"method": "card", "token": "tok_visa"}
+
+#: The REST call the booking suites (and the cluster's) make.
+call = rest
 
 
 def card(token: str) -> dict[str, str]:
@@ -80,6 +82,12 @@ class CountingHooks(BookingHooks):
 
     def _count(self, where: HoldDecision) -> None:
         self.decisions[where.value] += 1
+
+
+def decisions(booking: BookingCore) -> dict[str, int]:
+    """Where ``booking``'s hold requests were decided (``build_service`` counts them)."""
+    assert isinstance(booking.hooks, CountingHooks)
+    return booking.hooks.decisions
 
 
 def build_service(

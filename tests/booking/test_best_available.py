@@ -289,7 +289,7 @@ def test_the_finder_follows_the_map_through_changes(data: st.DataObject) -> None
         elif how == "guess":
             seatmap.hint_taken(seats, now, now + timedelta(seconds=1))
         elif how == "claim":  # a claim starts, or the oldest one ends
-            if claims and data.draw(st.booleans()):
+            if len(claims) > 0 and data.draw(st.booleans()):
                 finder.claimed(*claims.pop(0))
             else:
                 claims.append((seats, finder.claiming(seats)))

@@ -16,6 +16,7 @@ from booking.core import BookingCore
 from booking.errors import HoldNotActive, IdempotencyMismatch, NotFound, RequestInProgress
 from booking.holds import Hold
 from booking.keyring import Keyring
+from booking.payments import ChargeOutcome
 from booking.payments import TestGateway as Gateway
 from booking.schema import holds, orders, payments, tickets
 from booking.tickets import TicketSigner
@@ -233,8 +234,12 @@ async def test_seats_taken_while_paying_are_refunded(
     thief = build_service(engine)
 
     class StealingGateway(ExpiringProvider):
-        async def charge(self, **kwargs: object) -> object:  # type: ignore[override]
-            result = await super().charge(**kwargs)  # type: ignore[arg-type]
+        async def charge(
+            self, *, payment_id: str, amount_cents: int, currency: str, token: str
+        ) -> ChargeOutcome:
+            result = await super().charge(
+                payment_id=payment_id, amount_cents=amount_cents, currency=currency, token=token
+            )
             await thief.holds.hold(event.id, "bob", ["A-A-4"])
             return result
 

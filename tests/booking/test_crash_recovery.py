@@ -12,9 +12,10 @@ import http.client
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import ColumnElement, Engine, Row, Table, create_engine, select
 
 from booking.clock import utcnow
 from booking.schema import holds, orders, payments, seats, test_gateway_charges, tickets
@@ -35,7 +36,7 @@ def db(database_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def table(db: Engine, t, *where) -> list:  # type: ignore[no-untyped-def]
+def table(db: Engine, t: Table, *where: ColumnElement[bool]) -> list[Row[Any]]:
     with db.connect() as conn:
         return list(conn.execute(select(t).where(*where)).all())
 

@@ -32,7 +32,7 @@ async def _open_connections(engine: AsyncEngine, how_many: int) -> None:
 def _drop_connections(engine: AsyncEngine) -> int:
     """Kill every server connection to the engine's database, as a restart would."""
     database = engine.url.database
-    admin = pymysql.connect(**MARIADB)  # type: ignore[arg-type]
+    admin = pymysql.connect(**MARIADB)
     killed = 0
     try:
         with admin.cursor() as cur:

@@ -6,8 +6,7 @@ MariaDB (where the races are real: the pool has many connections)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import select
@@ -107,7 +106,7 @@ async def test_a_declined_checkout_gives_the_hold_back_for_another_card(
     assert paid.ok, paid
 
 
-def _granted(results: list[Any]) -> list[Hold]:
+def _granted(results: Sequence[Hold | BaseException]) -> list[Hold]:
     for r in results:
         if isinstance(r, BaseException) and not isinstance(r, LimitExceeded):
             raise r

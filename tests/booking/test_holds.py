@@ -32,6 +32,7 @@ from tests.booking.conftest import (
     build_service,
     buy,
     count,
+    decisions,
     event_spec,
     expire_hold,
     expire_in_db,
@@ -92,13 +93,13 @@ async def test_the_database_decides_when_a_node_does_not_know(
     with pytest.raises(SeatsUnavailable) as caught:
         await other.holds.hold(event.id, "bob", ["A-B-3", "A-B-2", "A-B-4"])
     assert caught.value.extra["conflicts"] == ["A-B-2"]
-    assert other.hooks.decisions["database"] == 1
+    assert decisions(other)["database"] == 1
     assert await held_seats(service, event.id) == {"A-B-1": first.id, "A-B-2": first.id}
     assert await count(service.engine, holds, holds.c.user_id == "bob") == 0
     # the node learnt it: the next attempt is refused from memory
     with pytest.raises(SeatsUnavailable):
         await other.holds.hold(event.id, "bob", ["A-B-2"])
-    assert other.hooks.decisions == {"memory": 1, "database": 1}
+    assert decisions(other) == {"memory": 1, "database": 1}
 
 
 async def test_conflicts_name_held_and_sold_seats(service: BookingCore, event: EventInfo) -> None:

@@ -16,7 +16,7 @@ from booking.errors import SeatsUnavailable
 from booking.holds import Hold
 from server.backplane.memory import InProcessSequencer
 from server.seat_stream import encode_delta
-from tests.booking.conftest import VISA, build_service, buy, rendered
+from tests.booking.conftest import VISA, build_service, buy, decisions, rendered
 
 
 async def test_map_follows_every_kind_of_change(service: BookingCore, event: EventInfo) -> None:
@@ -91,4 +91,4 @@ async def test_concurrent_requests_for_one_seat_make_one_database_attempt(
     lost = [r for r in results if isinstance(r, SeatsUnavailable)]
     assert (len(won), len(lost)) == (1, 19)
     assert all(r.extra["conflicts"] == ["A-A-2"] for r in lost)
-    assert service.hooks.decisions["database"] == 1
+    assert decisions(service)["database"] == 1

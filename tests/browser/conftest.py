@@ -33,8 +33,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.conftest import ServerProcess, free_port
-from tests.conftest import rest as api
+from tests.conftest import ServerProcess, free_port, rest
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "web" / "dist"
@@ -70,6 +69,9 @@ SERVER_FLAGS: dict[str, object] = {
     "guest_rate_per_ip": 100000,
     "position_interval_s": 0.5,
 }
+
+#: The REST call the browser suites make beside the page.
+api = rest
 
 
 # -- the browser ---------------------------------------------------------------------------

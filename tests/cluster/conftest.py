@@ -10,6 +10,7 @@ attached to its report.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -150,7 +151,11 @@ def readyz(node: ServerProcess) -> tuple[int, Any]:
 
 def wait_ready(nodes: list[ServerProcess], timeout: float) -> None:
     for node in nodes:
-        wait_until(lambda n=node: readyz(n)[0] == 200, timeout, f"{node.http_url}/readyz 200")
+        wait_until(functools.partial(_ready, node), timeout, f"{node.http_url}/readyz 200")
+
+
+def _ready(node: ServerProcess) -> bool:
+    return readyz(node)[0] == 200
 
 
 # -- REST ------------------------------------------------------------------------------------

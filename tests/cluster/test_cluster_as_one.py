@@ -4,6 +4,7 @@ node at once, also after a Redis outage; the admin statistics list every node.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from tests.booking.conftest import call
@@ -29,6 +30,19 @@ def event(node: ServerProcess, event_id: int) -> dict[str, Any]:
     return dict(body)
 
 
+def event_has(node: ServerProcess, event_id: int, key: str, value: object) -> bool:
+    return bool(event(node, event_id)[key] == value)
+
+
+def event_on_sale(node: ServerProcess, event_id: int) -> dict[str, Any] | bool:
+    """The event as ``node`` serves it once its sale is open (``False`` until then)."""
+    return (e := event(node, event_id))["status"] == "on_sale" and e
+
+
+def answers_ready(node: ServerProcess) -> bool:
+    return readyz(node)[0] == 200
+
+
 def try_hold(node: ServerProcess, event_id: int, seat: str) -> tuple[int, Any]:
     user = unique("shopper")
     return call(node, "POST", f"/api/events/{event_id}/holds", {"seats": [seat]},
@@ -40,13 +54,13 @@ def test_a_change_through_one_node_holds_on_every_node_at_once(cluster: Cluster)
     event_id = create_event(a)
     patch(a, event_id, status="paused")
     for node in (b, c):  # every node has the event loaded, paused
-        wait_until(lambda n=node: event(n, event_id)["status"] == "paused", 5, "paused")
+        wait_until(functools.partial(event_has, node, event_id, "status", "paused"), 5, "paused")
         assert try_hold(node, event_id, "S-A-1")[0] == 409
 
     patch(a, event_id, status="on_sale", hold_ttl_s=120, max_seats_per_user=2)
     for node in (b, c):
         seen = wait_until(
-            lambda n=node: (e := event(n, event_id))["status"] == "on_sale" and e,
+            functools.partial(event_on_sale, node, event_id),
             EVERY_NODE_S * 5,  # the bound is 1 s; the test allows for a loaded machine
             f"{node.flags['node_id']} sees the sale open",
         )
@@ -70,10 +84,10 @@ def test_a_change_made_during_a_redis_outage_reaches_every_node_after_it(
     finally:
         cluster.redis.start()
     for node in (a, b, c):
-        wait_until(lambda n=node: readyz(n)[0] == 200, READY_AGAIN_S, "ready again")
+        wait_until(functools.partial(answers_ready, node), READY_AGAIN_S, "ready again")
     for node in (b, c):
         wait_until(
-            lambda n=node: event(n, event_id)["max_seats_per_user"] == 3,
+            functools.partial(event_has, node, event_id, "max_seats_per_user", 3),
             READY_AGAIN_S,
             f"{node.flags['node_id']} catches up after the outage",
         )
@@ -87,7 +101,7 @@ def test_the_admin_statistics_list_every_node(cluster: Cluster) -> None:
         assert status == 200, (status, body)
         return dict(body)
 
-    expected = sorted(node.flags["node_id"] for node in cluster.alive())
+    expected = sorted(str(node.flags["node_id"]) for node in cluster.alive())
     body = wait_until(
         lambda: (s := stats()) and [n["node_id"] for n in s["nodes"]] == expected and s,
         10,

@@ -9,6 +9,7 @@ consistent with REST. No committed booking is lost.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -59,6 +60,10 @@ def bodies(client: Client, prefix: str) -> list[str]:
     ]
 
 
+def has_bodies(client: Client, prefix: str, count: int) -> bool:
+    return len(bodies(client, prefix)) == count
+
+
 def test_killing_a_node_loses_nothing_and_its_clients_fail_over(
     cluster: Cluster, clients: Clients
 ) -> None:
@@ -95,7 +100,7 @@ def test_killing_a_node_loses_nothing_and_its_clients_fail_over(
     for node_id, publisher in publishers.items():
         publisher.send(topic, f"before-{node_id}")
     for node_id, listener in listeners.items():
-        wait_until(lambda lst=listener: len(bodies(lst, "before-")) == 3, 5,
+        wait_until(functools.partial(has_bodies, listener, "before-", 3), 5,
                    f"messages from every node on {node_id}")  # fmt: skip
     user, order = book(first, event_id, ["S-B-1"])
     orders.append((first, user, order))
@@ -119,7 +124,7 @@ def test_killing_a_node_loses_nothing_and_its_clients_fail_over(
         listener = listeners[str(node.flags["node_id"])]
         assert not listener.listener.disconnected, listener.listener.describe()
         for node_id, sent in expected.items():
-            wait_until(lambda lst=listener, n=node_id: bodies(lst, f"after-{n}-end"), 5,
+            wait_until(functools.partial(bodies, listener, f"after-{node_id}-end"), 5,
                        f"'after-{node_id}-end' on {node.flags['node_id']}")  # fmt: skip
             assert bodies(listener, f"after-{node_id}-")[:-1] == sent, node.flags["node_id"]
 

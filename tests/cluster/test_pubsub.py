@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -81,8 +83,9 @@ def _publish(client: Client, destination: str, name: str, errors: list[BaseExcep
     try:
         for n in range(PER_PUBLISHER):
             last = n == PER_PUBLISHER - 1
-            client.send(destination, f"{name}:{n}", receipt=last,
-                        **{"x-publisher": name, "x-n": str(n)})  # fmt: skip
+            # Any: mypy would match a **dict[str, str] to receipt and timeout too
+            headers: dict[str, Any] = {"x-publisher": name, "x-n": str(n)}
+            client.send(destination, f"{name}:{n}", receipt=last, **headers)
     except BaseException as exc:  # reported by the test
         errors.append(exc)
 
@@ -150,8 +153,8 @@ def test_every_subscriber_on_every_node_gets_every_message_once_in_order(
 
     for client in subscribers.values():
         with contextlib.suppress(AssertionError):  # the checks below name what is missing
-            wait_until(lambda c=client: c.listener.count("MESSAGE") >= total,
-                       DELIVERY_TIMEOUT_S, "all messages")  # fmt: skip
+            wait_until(functools.partial(_has_messages, client, total), DELIVERY_TIMEOUT_S,
+                       "all messages")  # fmt: skip
     time.sleep(0.3)  # anything more would be a duplicate
     for who, client in subscribers.items():
         frames = [f for kind, f in client.listener.frames if kind == "MESSAGE" and f is not None]
@@ -167,6 +170,10 @@ def test_every_subscriber_on_every_node_gets_every_message_once_in_order(
     _check_stream(f"stompjs@{js_node.flags['node_id']}", js_seen, publishers)
 
 
+def _has_messages(client: Client, total: int) -> bool:
+    return client.listener.count("MESSAGE") >= total
+
+
 def _pongs(client: Client) -> list[str]:
     """Correlation ids of the pongs this session received so far."""
     out = []
@@ -176,6 +183,10 @@ def _pongs(client: Client) -> list[str]:
             assert json.loads(frame.body) == {"type": "pong"}, frame.body
             out.append(frame.headers.get("correlation-id", "(none)"))
     return out
+
+
+def _has_pongs(sessions: dict[str, Client], who: str, count: int) -> bool:
+    return len(_pongs(sessions[who])) >= count
 
 
 def test_user_replies_reach_that_users_sessions_on_every_node_only(
@@ -192,12 +203,14 @@ def test_user_replies_reach_that_users_sessions_on_every_node_only(
         client.subscribe("/user/queue/replies")
 
     def ping(who: str, correlation: str) -> None:
-        sessions[who].send("/app/ping", "", **{"correlation-id": correlation})
+        # Any: mypy would match a **dict[str, str] to receipt and timeout too
+        headers: dict[str, Any] = {"correlation-id": correlation}
+        sessions[who].send("/app/ping", "", **headers)
 
     def settle(expected: dict[str, list[str]]) -> None:
         for who, ids in expected.items():
             count = len(ids)
-            wait_until(lambda w=who, n=count: len(_pongs(sessions[w])) >= n, 10,
+            wait_until(functools.partial(_has_pongs, sessions, who, count), 10,
                        f"{who} gets {ids}")  # fmt: skip
         # A reply that should not come would come through Redis as fast as the ones that did.
         time.sleep(1.0)

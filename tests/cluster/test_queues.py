@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -35,8 +36,10 @@ def worker(clients: Clients, cluster: Cluster, node: str) -> Client:
 def test_two_nodes_share_one_queue(cluster: Cluster, clients: Clients) -> None:
     dest = f"/queue/{unique('shared')}"
     on_a, on_b = worker(clients, cluster, "a"), worker(clients, cluster, "b")
+    # Any: mypy would match a **dict[str, str] to timeout too
+    prefetch: dict[str, Any] = {"prefetch-count": "5"}
     for client in (on_a, on_b):
-        client.subscribe(dest, ack="client-individual", **{"prefetch-count": "5"})
+        client.subscribe(dest, ack="client-individual", **prefetch)
     pub = clients("tcp", server=cluster["c"], user=unique("pub"), role="publisher")
     sent = [f"m{i}" for i in range(10)]
     for body in sent:
@@ -111,7 +114,7 @@ def test_an_event_is_published_once_after_its_node_died_before_publishing(
     assert status == 200 and len(mine) == 1, mine
     erp = worker(clients, cluster, "c")
     erp.subscribe("/queue/integration.orders", ack="client-individual")
-    paid = []
+    paid: list[dict[str, Any]] = []
     while not paid:
         frame = erp.listener.message(timeout=30)
         erp.conn.ack(frame.headers["ack"])

@@ -12,6 +12,7 @@ readiness).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -66,6 +67,19 @@ def redis_figures(node: ServerProcess) -> tuple[float, float, float]:
         metric_sum(node, "concert_hub_redis_reconnects"),
         metric_sum(node, "concert_hub_ready"),
     )
+
+
+def redis_figures_are(node: ServerProcess, expected: tuple[float, float, float]) -> bool:
+    return redis_figures(node) == expected
+
+
+def unready_answer(node: ServerProcess) -> tuple[int, Any] | bool:
+    """``node``'s ``/readyz`` answer once it is a 503 (``False`` until then)."""
+    return (r := readyz(node))[0] == 503 and r
+
+
+def answers_ready(node: ServerProcess) -> bool:
+    return readyz(node)[0] == 200
 
 
 def read_until(feed: SeatFeed, done: Callable[[], bool], timeout: float) -> bool:
@@ -125,12 +139,12 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
     # Before: messages and seat changes flow across nodes.
     publisher_a.send(topic, "before")
     for name, listener in listeners.items():
-        wait_until(lambda lst=listener: bodies(lst, "before"), 5, f"'before' on node {name}")
+        wait_until(functools.partial(bodies, listener, "before"), 5, f"'before' on node {name}")
     before_user, before_order = book(a, event_id, ["S-A-1", "S-A-2"])
     feed.until({"S-A-1": "sold", "S-A-2": "sold"})
     seq_before = feed.seq
     for node in nodes:  # (ready: every READY_EVERY_S, or as soon as /readyz is asked)
-        wait_until(lambda n=node: redis_figures(n) == (1, 0, 1), 10,
+        wait_until(functools.partial(redis_figures_are, node, (1, 0, 1)), 10,
                    f"{node.http_url}/metrics: Redis up, no reconnect, ready")  # fmt: skip
 
     problems: list[str] = []  # SPEC violations noted on the way, asserted at the end
@@ -158,12 +172,12 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
         # Every node says it is not ready, and names Redis.
         for node in nodes:
             status, body = wait_until(
-                lambda n=node: (r := readyz(n))[0] == 503 and r,
+                functools.partial(unready_answer, node),
                 5, f"{node.http_url}/readyz 503 without Redis",
             )  # fmt: skip
             assert "redis" in json.dumps(body).lower(), body
             assert "database" not in body.get("failed", {}), body
-            wait_until(lambda n=node: redis_figures(n) == (0, 0, 0), 5,
+            wait_until(functools.partial(redis_figures_are, node, (0, 0, 0)), 5,
                        f"{node.http_url}/metrics: Redis disconnected, not ready")  # fmt: skip
 
         # STOMP sessions stay connected: heart-beats keep coming, receipts still come.
@@ -192,7 +206,7 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
     cluster.redis.start()
     restarted = time.monotonic()
     for node in nodes:
-        wait_until(lambda n=node: readyz(n)[0] == 200,
+        wait_until(functools.partial(answers_ready, node),
                    READY_AGAIN_S - (time.monotonic() - restarted),
                    f"{node.http_url}/readyz 200 again after a {outage_s:.1f}s outage")  # fmt: skip
         connected, reconnects, ready = redis_figures(node)
@@ -210,7 +224,7 @@ def test_redis_outage_loses_no_booking_and_the_cluster_recovers(
         publisher_a.send(topic, body, receipt=False)
     publisher_a.send(topic, "after-end")
     for name, listener in listeners.items():
-        wait_until(lambda lst=listener: bodies(lst, "after-end"), 5, f"'after-end' on {name}")
+        wait_until(functools.partial(bodies, listener, "after-end"), 5, f"'after-end' on {name}")
         assert bodies(listener, "after-") == [*expected, "after-end"], name
 
     # What got through of the traffic around the outage came at most once and in order.

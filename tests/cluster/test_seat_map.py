@@ -178,7 +178,7 @@ def test_a_seat_change_crosses_redis_once_and_is_published_once(
     seat = "S-B-7"
     seen: list[dict[str, Any]] = []
     watcher = redis.Redis(port=cluster.redis.port, socket_timeout=10)
-    monitor = watcher.monitor()
+    monitor = watcher.monitor()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     monitor.connection.send_command("MONITOR")  # start it here, so nothing done below escapes
     assert monitor.connection.read_response() in (b"OK", "OK")
 

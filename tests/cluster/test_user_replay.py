@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,15 @@ def clients(cluster: Cluster) -> Iterator[Clients]:
 
 
 def ping(client: Client, correlation: str) -> None:
-    client.send("/app/ping", "", **{"correlation-id": correlation})
+    # Any: mypy would match a **dict[str, str] to receipt and timeout too
+    headers: dict[str, Any] = {"correlation-id": correlation}
+    client.send("/app/ping", "", **headers)
+
+
+def resume_after(seen: str) -> dict[str, Any]:
+    """The SUBSCRIBE header asking for the replies after ``seen`` (``Any``: mypy would match a
+    ``**dict[str, str]`` to ``Client.subscribe``'s ``timeout``)."""
+    return {"resume-after": seen}
 
 
 def replies(client: Client, sub_id: str, count: int) -> list[tuple[str, str]]:
@@ -65,7 +74,7 @@ def test_replies_missed_while_away_are_replayed_once_on_another_node(
     assert [c for c, _ in missed] == ["2", "3"]
 
     back = clients("tcp", server=cluster["b"], user=alice)
-    back_sub = back.subscribe(REPLIES, **{"resume-after": last_seen})
+    back_sub = back.subscribe(REPLIES, **resume_after(last_seen))
     assert replies(back, back_sub, 2) == missed  # the same message-ids
     ping(back, "4")
     [(correlation, _)] = replies(back, back_sub, 1)
@@ -74,7 +83,7 @@ def test_replies_missed_while_away_are_replayed_once_on_another_node(
 
     # An id no longer (or never) kept replays everything kept; no header replays nothing.
     everything = clients("tcp", server=cluster["a"], user=alice)
-    sub = everything.subscribe(REPLIES, **{"resume-after": "*"})
+    sub = everything.subscribe(REPLIES, **resume_after("*"))
     assert [c for c, _ in replies(everything, sub, 4)] == ["1", "2", "3", "4"]
     fresh = clients("tcp", server=cluster["a"], user=alice)
     fresh.subscribe(REPLIES)
@@ -136,13 +145,13 @@ def test_a_hold_under_way_when_its_node_stops_is_answered_on_another_node(
         alice = unique("alice")
         first = clients("tcp", server=a, user=alice)
         first.subscribe(REPLIES)
-        first.send(f"/app/events/{event_id}/holds", json.dumps({"seats": ["S-A-1"]}),
-                   **{"correlation-id": "mine", "content-type": "application/json"})  # fmt: skip
+        headers: dict[str, Any] = {"correlation-id": "mine", "content-type": "application/json"}
+        first.send(f"/app/events/{event_id}/holds", json.dumps({"seats": ["S-A-1"]}), **headers)
         time.sleep(0.3)  # the hold is under way
         assert a.stop() == 0
 
         back = clients("tcp", server=b, user=alice)
-        sub = back.subscribe(REPLIES, **{"resume-after": "*"})
+        sub = back.subscribe(REPLIES, **resume_after("*"))
         frame = back.listener.wait("MESSAGE", 10, lambda f: f.headers.get("subscription") == sub)
         assert frame.headers["correlation-id"] == "mine"
         answer = json.loads(frame.body)

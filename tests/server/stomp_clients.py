@@ -68,7 +68,7 @@ def topic(prefix: str = "test") -> str:
 # -------------------------------------------------------------------------------------------
 
 
-class Collector(stomp.ConnectionListener):
+class Collector(stomp.ConnectionListener):  # type: ignore[misc]  # stomp.py is untyped
     """Records what a stomp.py connection receives; every wait has a timeout."""
 
     def __init__(self) -> None:
@@ -206,7 +206,7 @@ class Client:
 
     @property
     def connected(self) -> bool:
-        return self.reply.cmd == "CONNECTED"
+        return bool(self.reply.cmd == "CONNECTED")
 
     def subscribe(
         self,
@@ -605,7 +605,7 @@ class RawWs(RawTcp):
             self._feed(pending)
 
     @classmethod
-    def to(cls, server: ServerLike, **kw: Any) -> RawWs:  # type: ignore[override]
+    def to(cls, server: ServerLike, **kw: Any) -> RawWs:
         return cls(f"ws://{server.host}:{server.http_port}/ws", **kw)
 
     @property

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from booking.keyring import Keyring
+from protocol.client import Error
 from server.auth import TokenAuthority
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
     Client,
     Clients,
@@ -47,7 +51,7 @@ def test_passcode_token_authenticates(clients: Clients, transport: str) -> None:
 
 
 def test_authorization_bearer_header_authenticates(
-    server, clients: Clients, transport: str
+    server: ServerProcess, clients: Clients, transport: str
 ) -> None:
     user = unique("bearer")
     token = server.token(user, "publisher")
@@ -72,7 +76,9 @@ WHY_REFUSED = {
     "credentials",
     ["garbage-token", "signed-with-another-secret", "expired", "bearer-garbage", "basic-scheme"],
 )
-def test_bad_credentials_are_refused(server, transport: str, credentials: str) -> None:
+def test_bad_credentials_are_refused(
+    server: ServerProcess, transport: str, credentials: str
+) -> None:
     extra: dict[str, str] = {}
     token: str | None = None
     if credentials == "garbage-token":
@@ -90,6 +96,7 @@ def test_bad_credentials_are_refused(server, transport: str, credentials: str) -
     with raw_peer(server, transport) as peer:
         reply = peer.connect(token=token, extra=extra)
         assert reply.command == "ERROR", f"bad credentials accepted: {reply}"
+        assert isinstance(reply, Error)
         assert reply.message == "authentication failed"
         assert "user-name" not in dict(reply.headers)
         # The body says what is wrong in our words, not the JWT library's.
@@ -97,11 +104,14 @@ def test_bad_credentials_are_refused(server, transport: str, credentials: str) -
         peer.expect_closed()
 
 
-def test_no_anonymous_refuses_credential_less_connect(make_server, transport: str) -> None:
+def test_no_anonymous_refuses_credential_less_connect(
+    make_server: Callable[..., ServerProcess], transport: str
+) -> None:
     node = make_server(no_anonymous=True)
     with raw_peer(node, transport) as peer:
         reply = peer.connect()
         assert reply.command == "ERROR", f"anonymous CONNECT accepted with --no-anonymous: {reply}"
+        assert isinstance(reply, Error)
         assert reply.message == "authentication failed"
         peer.expect_closed()
     with raw_peer(node, transport) as peer:
@@ -260,7 +270,8 @@ def test_ping_pong_reaches_all_of_the_senders_sessions_and_nobody_else(
         session.subscribe("/user/queue/replies", "replies")
     alice_other_sub.subscribe("/user/queue/errors", "errors")  # a different user queue
     sender = alice_tcp if transport == "tcp" else alice_ws
-    sender.send("/app/ping", "{}", content_type="application/json", **{"correlation-id": "c-42"})
+    extra: dict[str, Any] = {"correlation-id": "c-42"}
+    sender.send("/app/ping", "{}", content_type="application/json", **extra)
     for session in (alice_tcp, alice_ws):
         pong = session.listener.message()
         assert json.loads(pong.body) == {"type": "pong"}
@@ -273,7 +284,7 @@ def test_ping_pong_reaches_all_of_the_senders_sessions_and_nobody_else(
     assert alice_tcp.listener.quiet("MESSAGE", 0.2) == [], "more than one pong per session"
 
 
-def test_user_queue_of_another_user_is_unreachable(server) -> None:
+def test_user_queue_of_another_user_is_unreachable(server: ServerProcess) -> None:
     """Subscribing to another user's queue by name is forbidden over both transports."""
     for peer in (RawTcp.to(server), RawWs.to(server)):
         with peer:

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -124,7 +124,9 @@ def test_every_admission_is_in_the_verified_chain_and_the_console_counts_the_wai
     # soon after joining (time to admission).
     def queue_stats() -> dict[str, Any]:
         stats = rest(server, "GET", "/api/admin/stats", token=admin)[1]
-        return next(e for e in stats["events"] if e["event_id"] == event_id)["queue"]
+        found = next(e for e in stats["events"] if e["event_id"] == event_id)
+        queue_part: dict[str, Any] = found["queue"]
+        return queue_part
 
     queue = eventually(lambda: (q := queue_stats())["abandoned"] == 9 and q,
                        "the unused admissions lapsing")  # fmt: skip
@@ -138,8 +140,9 @@ def test_every_admission_is_in_the_verified_chain_and_the_console_counts_the_wai
         client = redis.client(4)
         (key,) = client.keys(f"*{{wr:{event_id}}}:log")
         first, second = client.lindex(key, 0), client.lindex(key, 8)
-        client.lset(key, 0, second)
-        client.lset(key, 8, first)
+        # redis-py annotates lset's value as str, but it takes the bytes lindex returns as is.
+        client.lset(key, 0, cast(str, second))
+        client.lset(key, 8, cast(str, first))
         status, problem = rest(server, "GET", f"/api/events/{event_id}/queue/audit")
         assert status == 500 and problem["type"].endswith("audit_broken"), problem
         assert any("out of order" in p for p in problem["problems"]), problem

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import RawPeer, RawTcp, RawWs, Witness, encode_frame, unique
 
 DEST = "/topic/bad-input"
@@ -39,7 +40,7 @@ CONTRACT_MESSAGES = _documented_messages()
 
 def frame(
     command: str,
-    headers: dict[str, str] | list[tuple[str, str]] = (),
+    headers: dict[str, str] | Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     **kw: object,
 ) -> bytes:
@@ -263,14 +264,16 @@ CASES = [
 ]
 
 
-def open_peer(server, transport: str) -> RawPeer:
+def open_peer(server: ServerProcess, transport: str) -> RawPeer:
     if transport == "tcp":
         return RawTcp.to(server)
     return RawWs.to(server, binary=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gets_error_and_others_carry_on(server, transport: str, case: Case) -> None:
+def test_bad_input_gets_error_and_others_carry_on(
+    server: ServerProcess, transport: str, case: Case
+) -> None:
     witness = Witness(server)
     try:
         with open_peer(server, transport) as peer:
@@ -281,6 +284,7 @@ def test_bad_input_gets_error_and_others_carry_on(server, transport: str, case: 
             for chunk in case.data():
                 peer.send_raw(chunk)
             error = peer.expect_error(timeout=8)
+            assert error.message is not None  # expect_error already asserted it is set
             assert error.message in CONTRACT_MESSAGES or error.message.startswith(
                 "missing header: "
             ), f"undocumented ERROR message {error.message!r}"

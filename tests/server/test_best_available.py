@@ -67,6 +67,7 @@ def test_bad_best_available_requests_are_refused_and_change_nothing(
     _, token = api.user()
     before = api.seats(eid)
     path = f"/api/events/{eid}/holds"
+    body: dict[str, Any]
     for body in (
         {},  # neither
         {"seats": ["A-A-1"], "best_available": {"count": 1}},  # both

@@ -48,13 +48,15 @@ def mint(api: Api, gate: str, event_id: int | None = None) -> dict[str, Any]:
         body["event_id"] = event_id
     reply = api.post("/api/admin/scanners", body, token=api.admin())
     assert reply.status == 201, reply
-    return reply.json()
+    scanner: dict[str, Any] = reply.json()
+    return scanner
 
 
 def scan(api: Api, token: str, code: str, **more: Any) -> dict[str, Any]:
     reply = api.post("/api/checkin", {"code": code, **more}, token=token)
     assert reply.status == 200, reply
-    return reply.json()
+    result: dict[str, Any] = reply.json()
+    return result
 
 
 def ticket_id(code: str) -> str:

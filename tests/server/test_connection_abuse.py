@@ -6,6 +6,7 @@ silent session is closed after three heart-beat intervals, not four.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.booking.conftest import create_event_via_api
@@ -13,7 +14,9 @@ from tests.conftest import ServerProcess, rest
 from tests.server.stomp_clients import RawPeer, RawTcp, RawWs, Witness, raw_peer, unique
 
 
-def test_connections_per_client_address_are_capped_over_tcp_and_ws(make_server) -> None:
+def test_connections_per_client_address_are_capped_over_tcp_and_ws(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(max_connections_per_ip=3)
     witness = Witness(node)  # two connections from 127.0.0.1
     peers: list[RawPeer] = []
@@ -48,7 +51,9 @@ def test_connections_per_client_address_are_capped_over_tcp_and_ws(make_server) 
         witness.close()
 
 
-def test_a_trusted_proxy_counts_each_forwarded_client_apart(make_server) -> None:
+def test_a_trusted_proxy_counts_each_forwarded_client_apart(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(max_connections_per_ip=1, trusted_proxies="127.0.0.0/8")
     peers: list[RawPeer] = []
 
@@ -71,7 +76,9 @@ def test_a_trusted_proxy_counts_each_forwarded_client_apart(make_server) -> None
             peer.close()
 
 
-def test_idle_sessions_without_heartbeats_or_subscriptions_are_closed(make_server) -> None:
+def test_idle_sessions_without_heartbeats_or_subscriptions_are_closed(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(idle_timeout_s=1)
     idle = RawTcp.to(node)
     idle_ws = RawWs.to(node)
@@ -94,7 +101,9 @@ def test_idle_sessions_without_heartbeats_or_subscriptions_are_closed(make_serve
             peer.close()
 
 
-def test_silent_session_is_closed_after_three_heartbeat_intervals(make_server) -> None:
+def test_silent_session_is_closed_after_three_heartbeat_intervals(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     """Closed after at least 3 and before 4 intervals of 2 s (the check used to run once an
     interval, so the close came up to a whole interval late)."""
     node = make_server(heartbeat_ms="2000,2000")
@@ -117,7 +126,9 @@ def test_silent_session_is_closed_after_three_heartbeat_intervals(make_server) -
 TLS_CLIENT_HELLO = bytes.fromhex("16030100a5010000a10303") + bytes(32) + b"\x00\x00\x02\x13\x01"
 
 
-def test_bytes_that_cannot_begin_a_frame_get_error_at_once(server, transport: str) -> None:
+def test_bytes_that_cannot_begin_a_frame_get_error_at_once(
+    server: ServerProcess, transport: str
+) -> None:
     """A TLS ClientHello on the plain port, or binary garbage without a newline, is answered
     with ERROR straight away, not at the 10 s login timeout (a 5 s wait suffices here)."""
     for garbage in (TLS_CLIENT_HELLO, b"\x00\x01\x02\xff\xfe binary without a newline"):
@@ -132,7 +143,9 @@ def test_bytes_that_cannot_begin_a_frame_get_error_at_once(server, transport: st
             peer.close()
 
 
-def test_behind_a_trusted_proxy_rest_limits_count_each_forwarded_client(make_server) -> None:
+def test_behind_a_trusted_proxy_rest_limits_count_each_forwarded_client(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     """The rule of the STOMP cap holds for REST: one guest identity a second per client IP is
     counted per X-Real-IP a trusted proxy sets, and per peer for anyone else."""
     behind = make_server(guest_rate_per_ip=1, trusted_proxies="127.0.0.0/8")
@@ -149,7 +162,9 @@ def test_behind_a_trusted_proxy_rest_limits_count_each_forwarded_client(make_ser
     assert [guest(exposed, "203.0.113.1"), guest(exposed, "203.0.113.2")] == [201, 429]
 
 
-def test_behind_a_trusted_proxy_held_seats_are_capped_per_forwarded_client(make_server) -> None:
+def test_behind_a_trusted_proxy_held_seats_are_capped_per_forwarded_client(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(max_held_seats_per_ip=1, trusted_proxies="127.0.0.0/8")
     event_id = create_event_via_api(node)["id"]
 

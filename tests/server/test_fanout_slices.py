@@ -26,6 +26,7 @@ class _Session:
     """A subscriber that records the bodies the broker writes to it."""
 
     framing = staticmethod(raw)
+    closed = False  # a member of the Subscriber protocol; these sessions never close
 
     def __init__(self) -> None:
         self.conn = ServerConnection(Limits())
@@ -119,7 +120,11 @@ async def test_no_subscriber_is_always_written_last(sliced: bool, one_id: bool) 
     broker, sessions = await _broker(2 * SLICE + 3 if sliced else 10)
     order: list[_Session] = []
     for session in sessions:
-        session.push = lambda payload, s=session: order.append(s)  # type: ignore[method-assign]
+
+        def record(payload: bytes, s: _Session = session) -> None:
+            order.append(s)
+
+        session.push = record  # type: ignore[method-assign]
         if one_id:
             assert session.subscription is not None
             broker.unsubscribe(session, session.subscription)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
     Clients,
     RawTcp,
@@ -18,7 +21,7 @@ from tests.server.stomp_clients import (
 )
 
 
-def metrics(server) -> dict[str, list]:
+def metrics(server: ServerProcess) -> dict[str, list[Any]]:
     """Family name → samples, from the server's Prometheus text."""
     status, content_type, body = http_get(f"{server.http_url}/metrics")
     assert status == 200, body
@@ -26,12 +29,12 @@ def metrics(server) -> dict[str, list]:
     return {family.name: family.samples for family in text_string_to_metric_families(body)}
 
 
-def test_healthz(server) -> None:
+def test_healthz(server: ServerProcess) -> None:
     status, _, _ = http_get(f"{server.http_url}/healthz")
     assert status == 200
 
 
-def test_readyz_is_ready_with_the_database_answering(server) -> None:
+def test_readyz_is_ready_with_the_database_answering(server: ServerProcess) -> None:
     status, content_type, body = http_get(f"{server.http_url}/readyz")
     assert status == 200, body
     if "json" in content_type:
@@ -41,7 +44,7 @@ def test_readyz_is_ready_with_the_database_answering(server) -> None:
         assert "database" not in json.dumps(data.get("failed", {})), data
 
 
-def test_metrics_count_connections_frames_deliveries_and_errors(server) -> None:
+def test_metrics_count_connections_frames_deliveries_and_errors(server: ServerProcess) -> None:
     opened = Clients(server)
     try:
         dest = topic()
@@ -76,7 +79,9 @@ def test_metrics_count_connections_frames_deliveries_and_errors(server) -> None:
         opened.close_all()
 
 
-def test_sigterm_tells_every_session_and_exits_zero(make_server) -> None:
+def test_sigterm_tells_every_session_and_exits_zero(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server()
     opened = Clients(node)
     raw_ws = RawWs.to(node)
@@ -109,7 +114,9 @@ def test_sigterm_tells_every_session_and_exits_zero(make_server) -> None:
         opened.close_all()
 
 
-def test_sigterm_exits_in_time_even_with_peers_that_do_not_react(make_server) -> None:
+def test_sigterm_exits_in_time_even_with_peers_that_do_not_react(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     """Sessions that neither read nor close must not hold the exit past 10 s."""
     node = make_server()
     deaf_tcp = RawTcp.to(node)

@@ -11,14 +11,15 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import jwt
 
-from tests.conftest import SECRET, rest
+from tests.conftest import SECRET, ServerProcess, rest
 from tests.server.stomp_clients import RawTcp, http_get
 
 
-def test_a_header_over_8_kib_gets_a_problem_document(server) -> None:
+def test_a_header_over_8_kib_gets_a_problem_document(server: ServerProcess) -> None:
     for path in ("/api/events", "/healthz", "/"):
         conn = http.client.HTTPConnection(server.host, server.http_port, timeout=5)
         try:
@@ -34,7 +35,7 @@ def test_a_header_over_8_kib_gets_a_problem_document(server) -> None:
             conn.close()
 
 
-def test_a_malformed_request_line_gets_a_problem_document(server) -> None:
+def test_a_malformed_request_line_gets_a_problem_document(server: ServerProcess) -> None:
     with socket.create_connection((server.host, server.http_port), timeout=5) as sock:
         sock.sendall(b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""
@@ -54,7 +55,7 @@ def empty_sub_token() -> str:
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def test_a_token_with_an_empty_subject_is_refused_for_that(server) -> None:
+def test_a_token_with_an_empty_subject_is_refused_for_that(server: ServerProcess) -> None:
     token = empty_sub_token()
     status, problem = rest(server, "GET", "/api/orders/none", token=token)
     assert status == 401, problem
@@ -66,7 +67,9 @@ def test_a_token_with_an_empty_subject_is_refused_for_that(server) -> None:
         assert "names no user" in error.body.decode()
 
 
-def test_metrics_are_open_by_default_and_behind_the_token_when_set(server, make_server) -> None:
+def test_metrics_are_open_by_default_and_behind_the_token_when_set(
+    server: ServerProcess, make_server: Callable[..., ServerProcess]
+) -> None:
     assert http_get(f"{server.http_url}/metrics")[0] == 200
     node = make_server(metrics_token="scrape-me")
     url = f"{node.http_url}/metrics"

@@ -12,6 +12,7 @@ import http.client
 import resource
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,9 @@ def closed_by_server(sock: socket.socket, timeout: float) -> bool:
     return False
 
 
-def test_silent_and_slow_http_connections_are_closed(make_server) -> None:
+def test_silent_and_slow_http_connections_are_closed(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(http_idle_timeout_s=2)
     silent = socket.create_connection((node.host, node.http_port))
     handshake = socket.create_connection((node.host, node.http_port))
@@ -90,7 +93,7 @@ def fresh_get(node: ServerProcess, path: str, timeout: float = 2.0) -> int | Non
 
 @pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs prlimit (Linux)")
 def test_out_of_descriptors_the_node_refuses_new_connections_not_health_checks(
-    make_server,
+    make_server: Callable[..., ServerProcess],
 ) -> None:
     # 5 s: the probe's keep-alive connection waits at most ~2 s between its requests
     node = make_server(http_idle_timeout_s=5)
@@ -122,7 +125,9 @@ def test_out_of_descriptors_the_node_refuses_new_connections_not_health_checks(
             sock.close()
 
 
-def test_websocket_sessions_outlive_the_http_idle_timeout(make_server) -> None:
+def test_websocket_sessions_outlive_the_http_idle_timeout(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     """The timeout is for request heads: an upgraded /ws connection is a STOMP session, timed
     by heart-beats and --idle-timeout-s, not by --http-idle-timeout-s."""
     node = make_server(http_idle_timeout_s=1)
@@ -137,7 +142,9 @@ def test_websocket_sessions_outlive_the_http_idle_timeout(make_server) -> None:
         peer.close()
 
 
-def test_a_body_that_does_not_arrive_gets_408_and_the_connection_is_closed(make_server) -> None:
+def test_a_body_that_does_not_arrive_gets_408_and_the_connection_is_closed(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(http_idle_timeout_s=2)
     slow = socket.create_connection((node.host, node.http_port))
     try:
@@ -173,7 +180,9 @@ def test_a_body_that_does_not_arrive_gets_408_and_the_connection_is_closed(make_
         slow.close()
 
 
-def test_a_client_gone_in_the_middle_of_its_body_is_not_a_server_error(make_server) -> None:
+def test_a_client_gone_in_the_middle_of_its_body_is_not_a_server_error(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server()
     gone = socket.create_connection((node.host, node.http_port))
     gone.sendall(

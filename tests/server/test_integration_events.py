@@ -299,6 +299,7 @@ async def expect_expired_once(node: ServerProcess, event_id: int, user: str, hol
 
     def freed() -> bool:
         seats = rest(node, "GET", f"/api/events/{event_id}/seats")[1]
-        return {seat: s for seat, s in seats["seats"]}["S-A-1"] == "available"
+        state: str = {seat: s for seat, s in seats["seats"]}["S-A-1"]
+        return state == "available"
 
     await asyncio.to_thread(wait_until, freed, 30, "the lapsed seats free again")

@@ -8,7 +8,10 @@ checks the witness still completes a publish/subscribe round trip.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from protocol.client import Error
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
     Clients,
     RawTcp,
@@ -22,7 +25,7 @@ from tests.server.stomp_clients import (
 )
 
 
-def test_too_many_connections_tcp_and_ws(make_server) -> None:
+def test_too_many_connections_tcp_and_ws(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(max_connections=3)
     witness = Witness(node)  # two connections
     third = RawTcp.to(node)
@@ -37,17 +40,20 @@ def test_too_many_connections_tcp_and_ws(make_server) -> None:
                 reply = over_tcp.connect(token=node.token(unique("x")))
             assert reply is not None, f"closed without ERROR; {log_tail(node)}"
             assert reply.command == "ERROR", f"connection over the limit accepted: {reply}"
+            assert isinstance(reply, Error)
             assert reply.message == "too many connections"
             over_tcp.expect_closed()
 
         # WebSocket: the handshake completes, then ERROR and close code 1013
-        with RawWs.to(node) as over_ws:
+        over_ws = RawWs.to(node)
+        with over_ws:
             frame = over_ws.read_frame(timeout=5)
             if frame is None or frame.command != "ERROR":
                 assert frame is None, f"expected ERROR, got {frame}"
                 raise AssertionError(
                     f"closed without ERROR (close code {over_ws.close_code}); {log_tail(node)}"
                 )
+            assert isinstance(frame, Error)
             assert frame.message == "too many connections"
             over_ws.expect_closed()
             assert over_ws.close_code == 1013
@@ -66,6 +72,7 @@ def test_too_many_connections_tcp_and_ws(make_server) -> None:
                 reply = again.connect(token=node.token(unique("again")))
                 if reply.command == "CONNECTED":
                     break
+                assert isinstance(reply, Error), reply
                 assert reply.message == "too many connections"
             assert time.monotonic() < deadline, "the closed session's slot was never released"
             time.sleep(0.2)
@@ -74,7 +81,7 @@ def test_too_many_connections_tcp_and_ws(make_server) -> None:
         witness.close()
 
 
-def test_send_rate_limit(make_server) -> None:
+def test_send_rate_limit(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(max_send_rate=10)
     witness = Witness(node)
     try:
@@ -109,7 +116,7 @@ def test_send_rate_limit(make_server) -> None:
         witness.close()
 
 
-def test_login_timeout(make_server) -> None:
+def test_login_timeout(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(login_timeout_s=1)
     witness = Witness(node)
     silent_tcp = RawTcp.to(node)
@@ -128,17 +135,19 @@ def test_login_timeout(make_server) -> None:
         witness.close()
 
 
-def slow_consumer_errors(node) -> float:
+def slow_consumer_errors(node: ServerProcess) -> float:
     """concert_hub_errors{reason="slow_consumer"} from /metrics (0 before the first)."""
     return metric_sum(node, "concert_hub_errors", reason="slow_consumer")
 
 
-def errors_counted(node) -> float:
+def errors_counted(node: ServerProcess) -> float:
     """Every ERROR the node counted in /metrics, whatever the reason."""
     return metric_sum(node, "concert_hub_errors")
 
 
-def test_slow_consumer_is_cut_off_while_others_get_everything(make_server) -> None:
+def test_slow_consumer_is_cut_off_while_others_get_everything(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     """A subscriber that stops reading is cut off; the others miss nothing.
 
     The slow subscriber reads nothing until /metrics shows the cut, then drains what it was sent:
@@ -206,6 +215,7 @@ def test_slow_consumer_is_cut_off_while_others_get_everything(make_server) -> No
         assert last is not None and last.command == "ERROR", (
             f"slow consumer closed without ERROR after {received} messages; last frame {last}"
         )
+        assert isinstance(last, Error)
         assert last.message == "slow consumer"
 
         for client in normals:
@@ -226,7 +236,7 @@ def test_slow_consumer_is_cut_off_while_others_get_everything(make_server) -> No
         opened.close_all()
 
 
-def test_max_subscriptions(make_server) -> None:
+def test_max_subscriptions(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(max_subscriptions=3)
     witness = Witness(node)
     try:
@@ -245,7 +255,7 @@ def test_max_subscriptions(make_server) -> None:
         witness.close()
 
 
-def test_max_unacked(make_server) -> None:
+def test_max_unacked(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(max_unacked=3)
     witness = Witness(node)
     opened = Clients(node)
@@ -271,7 +281,7 @@ def test_max_unacked(make_server) -> None:
         witness.close()
 
 
-def test_frame_and_header_limit_flags(make_server) -> None:
+def test_frame_and_header_limit_flags(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(max_frame_bytes=2048, max_headers=8, max_header_bytes=512)
     witness = Witness(node)
     token = node.token(unique("pub"), "publisher")

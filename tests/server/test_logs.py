@@ -10,13 +10,14 @@ import logging
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server import logs
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import RawTcp
 
 log = logging.getLogger("tests.logs")
@@ -106,7 +107,7 @@ def test_text_lines_name_the_request_and_the_session() -> None:
     assert line.endswith("boom request=r-1 session=node-7-s3")
 
 
-def test_a_running_node_echoes_request_ids_on_rest_responses(server) -> None:
+def test_a_running_node_echoes_request_ids_on_rest_responses(server: ServerProcess) -> None:
     request = urllib.request.Request(
         f"{server.http_url}/api/events", headers={"X-Request-Id": "probe-1"}
     )
@@ -120,7 +121,9 @@ def test_a_running_node_echoes_request_ids_on_rest_responses(server) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", error.value.headers["X-Request-Id"])
 
 
-def test_a_running_node_names_the_session_on_its_lines_about_one(make_server) -> None:
+def test_a_running_node_names_the_session_on_its_lines_about_one(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(log_format="json")
     with RawTcp.to(node) as peer:
         connected = peer.connect()

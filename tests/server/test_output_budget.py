@@ -9,9 +9,11 @@ well-behaved session on the same node keeps working.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from concert_hub_client.websocket import Opcode
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
     RawPeer,
     RawTcp,
@@ -56,7 +58,9 @@ def try_send(peer: RawPeer, data: bytes, timeout: float = 1.0) -> bool:
     return True
 
 
-def test_receipts_count_against_the_output_budget(make_server) -> None:
+def test_receipts_count_against_the_output_budget(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(slow_consumer_bytes=BUDGET, max_send_rate=1_000_000)
     assert node.proc is not None
     witness = Witness(node)

@@ -13,7 +13,8 @@ import pytest
 
 from booking.proof import work
 from concert_hub_client.proof import solve
-from concert_hub_client.sdk import CommandError, connect
+from concert_hub_client.sdk import connect
+from concert_hub_client.state import CommandError
 from tests.conftest import ServerProcess, free_port, rest
 
 
@@ -50,7 +51,8 @@ def challenge(node: ServerProcess, event_id: int, user: str) -> dict[str, Any]:
     status, found = rest(node, "POST", f"/api/events/{event_id}/queue/challenge",
                          token=node.token(user))  # fmt: skip
     assert status == 200, found
-    return found
+    answer: dict[str, Any] = found
+    return answer
 
 
 def join(node: ServerProcess, event_id: int, user: str, proof: str | None) -> tuple[int, Any]:

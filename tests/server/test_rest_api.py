@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -98,7 +98,8 @@ class Api:
     def create_event(self, **overrides: Any) -> dict[str, Any]:
         reply = self.post("/api/admin/events", event_spec(**overrides), token=self.admin())
         assert reply.status == 201, reply
-        return reply.json()
+        event: dict[str, Any] = reply.json()
+        return event
 
     def seats(self, event_id: int) -> dict[str, str]:
         reply = self.get(f"/api/events/{event_id}/seats")
@@ -166,7 +167,7 @@ def assert_problem(reply: Reply, status: int, kind: str | None = None) -> dict[s
     assert reply.status == status, reply
     assert reply.content_type == PROBLEM_JSON, reply
     assert b"Traceback" not in reply.body, reply
-    body = reply.json()
+    body: dict[str, Any] = reply.json()
     assert body["status"] == status, body
     for member in ("type", "title", "detail", "kind"):
         assert isinstance(body.get(member), str), (member, body)
@@ -243,7 +244,9 @@ def test_admin_operations_refuse_other_roles(api: Api, event: dict[str, Any]) ->
     assert api.get(f"/api/events/{event['id']}").json()["status"] == "on_sale"
 
 
-def test_rate_limits_per_ip_per_user_and_for_guests(make_server) -> None:
+def test_rate_limits_per_ip_per_user_and_for_guests(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(rest_rate_per_ip=20, rest_rate_per_user=3, guest_rate_per_ip=1)
     api = Api(node)
     assert api.post("/api/auth/guest").status == 201
@@ -607,7 +610,7 @@ def test_checkout_of_a_released_hold_conflicts(api: Api, event: dict[str, Any]) 
 
 
 @pytest.fixture
-def timeout_node(make_server, database_url: str) -> ServerProcess:
+def timeout_node(make_server: Callable[..., ServerProcess], database_url: str) -> ServerProcess:
     """A node whose gateway times out after 1 s, on each backend."""
     migrate(database_url)
     return make_server(payment_timeout_s=1, database_url=database_url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from booking.keyring import Keyring
 from server.auth import TokenAuthority
@@ -33,7 +34,9 @@ def stomp_connects(node: ServerProcess, token: str) -> bool:
         return peer.connect(token=token).command == "CONNECTED"
 
 
-def test_tokens_of_a_previous_secret_are_accepted_while_it_is_listed(make_server) -> None:
+def test_tokens_of_a_previous_secret_are_accepted_while_it_is_listed(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     old_token = TokenAuthority(Keyring(OLD_SECRET)).issue("alice", "user", 600)
     rotated = make_server(previous_secrets=f"{OLD_SECRET},another-retired-one")
     assert orders_status(rotated, old_token) == 200

@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ from tests.ports import free_port
 from tests.server.stomp_clients import RawTcp, log_tail, unique
 
 
-def test_sigterm_turns_readyz_503_and_stops_the_http_listener_at_once(make_server) -> None:
+def test_sigterm_turns_readyz_503_and_stops_the_http_listener_at_once(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server()
     assert node.proc is not None
     # A balancer's kept-alive connection, ready before the signal.
@@ -33,7 +36,7 @@ def test_sigterm_turns_readyz_503_and_stops_the_http_listener_at_once(make_serve
         assert deaf.connect(token=node.token(unique("d"))).command == "CONNECTED"
         node.proc.terminate()  # SIGTERM
         # The sessions are being told: the node is draining.
-        assert reader.read_until("ERROR").message == "server shutting down"
+        assert reader.read_until("ERROR").get("message") == "server shutting down"
 
         # The connection the balancer has gets a 503 from /readyz ...
         balancer.request("GET", "/readyz")

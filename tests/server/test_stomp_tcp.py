@@ -10,10 +10,14 @@ or unsupported ``accept-version``, silence) use the raw TCP peer; WebSocket-only
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
+    Client,
     Clients,
     RawTcp,
     encode_frame,
@@ -23,7 +27,9 @@ from tests.server.stomp_clients import (
 )
 
 
-def pubsub(clients: Clients, transport: str, sub_transport: str | None = None):
+def pubsub(
+    clients: Clients, transport: str, sub_transport: str | None = None
+) -> tuple[Client, Client]:
     """A publisher and an authenticated subscriber (both ``transport`` unless told)."""
     pub = clients(transport, user=unique("pub"), role="publisher")
     sub = clients(sub_transport or transport, user=unique("sub"))
@@ -65,7 +71,8 @@ def test_stomp_py_versions_negotiate_and_exchange_messages(clients: Clients, ver
     pub = clients("tcp", user=unique("pub"), role="publisher", version=version)
     assert pub.reply.headers["version"] == version
     sub_id = sub.subscribe(dest, "s-" + version.replace(".", ""))
-    pub.send(dest, f"hello {version}", **{"x-version": version})
+    extra: dict[str, Any] = {"x-version": version}
+    pub.send(dest, f"hello {version}", **extra)
     message = sub.listener.message(body=f"hello {version}")
     assert message.headers["destination"] == dest
     assert message.headers["subscription"] == sub_id
@@ -85,7 +92,9 @@ def test_stomp_py_versions_negotiate_and_exchange_messages(clients: Clients, ver
         ("1.2,2.0", "1.2"),
     ],
 )
-def test_version_negotiation_raw(server, accept_version: str | None, expected: str) -> None:
+def test_version_negotiation_raw(
+    server: ServerProcess, accept_version: str | None, expected: str
+) -> None:
     with RawTcp.to(server) as peer:
         reply = peer.connect(accept_version=accept_version)
         assert reply.command == "CONNECTED", str(reply)
@@ -95,7 +104,9 @@ def test_version_negotiation_raw(server, accept_version: str | None, expected: s
 
 
 @pytest.mark.parametrize("accept_version", ["2.0", "0.9,3.0", "1.3"])
-def test_no_common_version_is_an_error_with_the_supported_list(server, accept_version: str) -> None:
+def test_no_common_version_is_an_error_with_the_supported_list(
+    server: ServerProcess, accept_version: str
+) -> None:
     with RawTcp.to(server) as peer:
         peer.send_raw(encode_frame("CONNECT", {"accept-version": accept_version, "host": "x"}))
         error = peer.expect_error()
@@ -111,7 +122,8 @@ def test_publish_subscribe_round_trip(clients: Clients, transport: str) -> None:
     pub, sub = pubsub(clients, transport)
     sub_id = sub.subscribe(dest, "s-1")
     body = '{"n": 1, "text": "caf\u00e9"}'
-    pub.send(dest, body, content_type="application/json", **{"x-custom": "hello"})
+    extra: dict[str, Any] = {"x-custom": "hello"}
+    pub.send(dest, body, content_type="application/json", **extra)
     message = sub.listener.message(body=body)
     headers = message.headers
     assert headers["destination"] == dest
@@ -173,7 +185,8 @@ def test_header_escaping_round_trip_across_versions(clients: Clients, transport:
         sub.subscribe(dest)
     value = "key:value\nsecond line \\ back:slash"
     pub = clients(transport, user=unique("pub"), role="publisher")
-    pub.send(dest, "escaped", **{"x-tricky": value, "x-plain": "plain"})
+    extra: dict[str, Any] = {"x-tricky": value, "x-plain": "plain"}
+    pub.send(dest, "escaped", **extra)
     for sub in subscribers:
         message = sub.listener.message(body="escaped")
         assert message.headers["x-tricky"] == value, (sub.version, sub.transport)
@@ -181,7 +194,7 @@ def test_header_escaping_round_trip_across_versions(clients: Clients, transport:
         assert message.headers["destination"] == dest
 
 
-def test_header_escaping_on_the_wire_for_1_1_and_1_2(server) -> None:
+def test_header_escaping_on_the_wire_for_1_1_and_1_2(server: ServerProcess) -> None:
     """What the raw bytes of MESSAGE look like for a 1.1 and a 1.2 subscriber."""
     dest = topic()
     peers = {v: RawTcp.to(server) for v in ("1.1", "1.2")}
@@ -225,7 +238,7 @@ def test_content_length_carries_nul_bytes(clients: Clients, transport: str) -> N
     assert message.headers["content-length"] == str(len(body.encode()))
 
 
-def test_binary_body_with_nul_survives_exactly(server) -> None:
+def test_binary_body_with_nul_survives_exactly(server: ServerProcess) -> None:
     dest = topic()
     body = bytes([0, 1, 2, 0, 255, 254, 0, 10, 13, 0]) * 50
     with RawTcp.to(server) as sub, RawTcp.to(server) as pub:
@@ -245,7 +258,7 @@ def test_binary_body_with_nul_survives_exactly(server) -> None:
         assert message["content-type"] == "application/octet-stream"
 
 
-def test_cr_lf_line_ends(server) -> None:
+def test_cr_lf_line_ends(server: ServerProcess) -> None:
     dest = topic()
     crlf = b"\r\n"
     with RawTcp.to(server) as sub, RawTcp.to(server) as pub:
@@ -310,7 +323,7 @@ def test_error_has_message_and_receipt_id_then_closes(clients: Clients, transpor
 # -- acknowledgements ---------------------------------------------------------------------------
 
 
-def _three_messages(clients: Clients, transport: str, ack: str):
+def _three_messages(clients: Clients, transport: str, ack: str) -> tuple[Client, Client, list[Any]]:
     dest = topic()
     pub, sub = pubsub(clients, transport)
     sub.subscribe(dest, "acked", ack=ack)
@@ -475,7 +488,7 @@ def test_ack_in_committed_transaction_takes_effect(clients: Clients, transport: 
 
 
 def test_server_heartbeats_arrive_and_client_beats_keep_the_session(
-    make_server, transport: str
+    make_server: Callable[..., ServerProcess], transport: str
 ) -> None:
     node = make_server(heartbeat_ms="500,500")
     opened = Clients(node)
@@ -496,7 +509,9 @@ def test_server_heartbeats_arrive_and_client_beats_keep_the_session(
         opened.close_all()
 
 
-def test_heartbeat_timeout_and_beats_keep_alive_raw(make_server) -> None:
+def test_heartbeat_timeout_and_beats_keep_alive_raw(
+    make_server: Callable[..., ServerProcess],
+) -> None:
     node = make_server(heartbeat_ms="500,500")
     silent = RawTcp.to(node)
     beating = RawTcp.to(node)

@@ -9,10 +9,14 @@ binary messages and close codes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from concert_hub_client.websocket import Opcode
+from protocol.client import Error
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
     Clients,
     RawWs,
@@ -23,7 +27,9 @@ from tests.server.stomp_clients import (
 )
 
 
-def connected_ws(server, user: str | None = None, role: str = "user", **kw) -> RawWs:
+def connected_ws(
+    server: ServerProcess, user: str | None = None, role: str = "user", **kw: Any
+) -> RawWs:
     peer = RawWs.to(server, **kw)
     token = server.token(user or unique("ws"), role)
     reply = peer.connect(token=token)
@@ -42,9 +48,10 @@ def connected_ws(server, user: str | None = None, role: str = "user", **kw) -> R
     ],
 )
 def test_subprotocol_is_the_highest_offered(
-    server, offered: list[str] | None, chosen: str | None, accept_version: str
+    server: ServerProcess, offered: list[str] | None, chosen: str | None, accept_version: str
 ) -> None:
-    with RawWs.to(server, subprotocols=offered) as peer:
+    peer = RawWs.to(server, subprotocols=offered)
+    with peer:
         assert peer.subprotocol == chosen
         reply = peer.connect(accept_version=accept_version)
         assert reply.command == "CONNECTED", str(reply)
@@ -60,7 +67,7 @@ def test_stomp_py_binary_mode_round_trip(clients: Clients) -> None:
     assert sub.listener.message().body == "sent as binary websocket messages"
 
 
-def test_several_frames_in_one_websocket_message(server) -> None:
+def test_several_frames_in_one_websocket_message(server: ServerProcess) -> None:
     dest = topic()
     token = server.token(unique("multi"), "publisher")
     with RawWs.to(server) as peer:
@@ -84,7 +91,7 @@ def test_several_frames_in_one_websocket_message(server) -> None:
 
 
 @pytest.mark.parametrize("binary", [False, True])
-def test_frame_split_across_websocket_messages(server, binary: bool) -> None:
+def test_frame_split_across_websocket_messages(server: ServerProcess, binary: bool) -> None:
     dest = topic()
     sub = connected_ws(server)
     pub = connected_ws(server, role="publisher", binary=binary)
@@ -109,7 +116,7 @@ def test_frame_split_across_websocket_messages(server, binary: bool) -> None:
         pub.close()
 
 
-def test_large_frame_in_chunks_like_stompjs(server) -> None:
+def test_large_frame_in_chunks_like_stompjs(server: ServerProcess) -> None:
     """stompjs splits frames over maxWebSocketChunkSize (8 KiB) into several messages."""
     dest = topic()
     sub = connected_ws(server)
@@ -128,7 +135,7 @@ def test_large_frame_in_chunks_like_stompjs(server) -> None:
         pub.close()
 
 
-def test_text_messages_for_text_frames_binary_for_the_rest(server) -> None:
+def test_text_messages_for_text_frames_binary_for_the_rest(server: ServerProcess) -> None:
     dest = topic()
     sub = connected_ws(server)
     pub = connected_ws(server, role="publisher", binary=True)
@@ -151,7 +158,7 @@ def test_text_messages_for_text_frames_binary_for_the_rest(server) -> None:
         pub.close()
 
 
-def test_version_mismatch_over_websocket(server) -> None:
+def test_version_mismatch_over_websocket(server: ServerProcess) -> None:
     with RawWs.to(server, subprotocols=["v12.stomp"]) as peer:
         peer.send_raw(encode_frame("CONNECT", {"accept-version": "3.0", "host": "x"}))
         error = peer.expect_error()
@@ -159,7 +166,7 @@ def test_version_mismatch_over_websocket(server) -> None:
         assert error["version"] == "1.0,1.1,1.2"
 
 
-def test_error_then_close_over_websocket(server) -> None:
+def test_error_then_close_over_websocket(server: ServerProcess) -> None:
     peer = connected_ws(server)
     try:
         peer.send("SEND", {"destination": "/queue/nope", "receipt": "r-bad"}, "x")
@@ -171,7 +178,7 @@ def test_error_then_close_over_websocket(server) -> None:
         peer.close()
 
 
-def test_heartbeat_timeout_over_websocket(make_server) -> None:
+def test_heartbeat_timeout_over_websocket(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(heartbeat_ms="500,500")
     silent = RawWs.to(node)
     beating = RawWs.to(node)
@@ -195,11 +202,12 @@ def test_heartbeat_timeout_over_websocket(make_server) -> None:
         beating.close()
 
 
-def test_oversized_websocket_message_gets_a_stomp_error(server) -> None:
+def test_oversized_websocket_message_gets_a_stomp_error(server: ServerProcess) -> None:
     """A frame far over --max-frame-bytes in one WebSocket message: ERROR, not a bare close."""
     witness = Witness(server)
     try:
-        with RawWs.to(server) as peer:
+        peer = RawWs.to(server)
+        with peer:
             assert peer.connect(token=server.token(unique("big"), "publisher")).command == (
                 "CONNECTED"
             )
@@ -209,6 +217,7 @@ def test_oversized_websocket_message_gets_a_stomp_error(server) -> None:
                 f"closed with WebSocket code {peer.close_code} and no STOMP ERROR"
             )
             assert frame.command == "ERROR", str(frame)
+            assert isinstance(frame, Error)
             assert frame.message == "frame too large"
             peer.expect_closed()
         witness.check()

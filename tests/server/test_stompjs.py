@@ -26,6 +26,7 @@ import pytest
 
 from booking.keyring import Keyring
 from server.auth import TokenAuthority
+from tests.conftest import ServerProcess
 
 JS_DIR = Path(__file__).resolve().parents[1] / "js"
 SCENARIO = JS_DIR / "scenario.mjs"
@@ -42,14 +43,16 @@ def node_binary() -> str:
     return node
 
 
-def log_offset(server: Any) -> int:
+def log_offset(server: ServerProcess) -> int:
     try:
         return server.log_path.stat().st_size
     except OSError:
         return 0
 
 
-def print_evidence(name: str, server: Any, offset: int, stderr: str, result: object) -> None:
+def print_evidence(
+    name: str, server: ServerProcess, offset: int, stderr: str, result: object
+) -> None:
     """Printed for every run; pytest only shows it when the test fails."""
     print(f"===== stompjs scenario {name}: result =====")
     print(json.dumps(result, indent=1, ensure_ascii=False)[:20000])
@@ -68,13 +71,15 @@ def parse_result(name: str, stdout: str) -> Result | None:
     for raw in reversed(stdout.splitlines()):
         line = raw.strip()
         if line.startswith("{"):
-            data = json.loads(line)
+            data: Result = json.loads(line)
             if data.get("result"):
                 return data
     return None
 
 
-def run_scenario(name: str, args: dict[str, Any], server: Any, timeout: float = 60) -> Result:
+def run_scenario(
+    name: str, args: dict[str, Any], server: ServerProcess, timeout: float = 60
+) -> Result:
     """Run one scenario to completion and return its result line (asserting it completed)."""
     offset = log_offset(server)
     args = {"url": server.ws_url, **args}
@@ -99,7 +104,7 @@ def creds(token: str) -> dict[str, Any]:
 
 
 def only_message(result: Result) -> Result:
-    received = result["received"]
+    received: list[Result] = result["received"]
     assert len(received) == 1, f"expected exactly one MESSAGE, got {len(received)}"
     return received[0]
 
@@ -116,7 +121,7 @@ def topic(prefix: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["passcode", "authorization-header"])
-def test_connect_with_token_reports_user_name(server: Any, how: str) -> None:
+def test_connect_with_token_reports_user_name(server: ServerProcess, how: str) -> None:
     token = server.token("alice", "user")
     spec = creds(token) if how == "passcode" else {"headers": {"Authorization": f"Bearer {token}"}}
     result = run_scenario("connect", {"client": spec}, server)
@@ -132,14 +137,14 @@ def test_connect_with_token_reports_user_name(server: Any, how: str) -> None:
     assert client["stompErrors"] == []
 
 
-def test_permessage_deflate_off_by_default(server: Any) -> None:
+def test_permessage_deflate_off_by_default(server: ServerProcess) -> None:
     result = run_scenario("connect", {"client": {}}, server)
     assert result["connected"]
     # The ws client offers permessage-deflate; the server must not accept it by default.
     assert result["client"]["wsExtensions"] == [""]
 
 
-def test_anonymous_subscriber_receives_publisher_announcement(server: Any) -> None:
+def test_anonymous_subscriber_receives_publisher_announcement(server: ServerProcess) -> None:
     body = json.dumps({"id": "a1", "level": "info", "text": "Doors open at 19:00"})
     headers = {
         "content-type": "application/json",
@@ -175,7 +180,7 @@ def test_anonymous_subscriber_receives_publisher_announcement(server: Any) -> No
     assert result["subscriber"]["stompErrors"] == []
 
 
-def test_escaped_header_values_survive_round_trip(server: Any) -> None:
+def test_escaped_header_values_survive_round_trip(server: ServerProcess) -> None:
     headers = {
         "x-colon": "seat:A-12",
         "x-backslash": "C:\\tickets\\a",
@@ -200,7 +205,7 @@ def test_escaped_header_values_survive_round_trip(server: Any) -> None:
 # --- 2. large frames ----------------------------------------------------------------------------
 
 
-def test_large_frame_split_into_websocket_chunks_arrives_intact(server: Any) -> None:
+def test_large_frame_split_into_websocket_chunks_arrives_intact(server: ServerProcess) -> None:
     body = "".join(f"{i:05d}," for i in range(10_000))  # 60,000 bytes, order-sensitive
     assert len(body) == 60_000
     result = run_scenario(
@@ -226,7 +231,9 @@ def test_large_frame_split_into_websocket_chunks_arrives_intact(server: Any) -> 
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split-1024", "one-ws-message"])
-def test_frame_over_limit_gets_error_and_connection_closes(server: Any, split: bool) -> None:
+def test_frame_over_limit_gets_error_and_connection_closes(
+    server: ServerProcess, split: bool
+) -> None:
     # split-1024: how stompjs users send big frames (SPEC §2); the ERROR must still reach them
     # although the rest of the frame is still in flight when the server gives up on it.
     config = {"splitLargeFrames": True, "maxWebSocketChunkSize": 1024} if split else {}
@@ -255,7 +262,7 @@ def test_frame_over_limit_gets_error_and_connection_closes(server: Any, split: b
 # --- 3./4. binary and text bodies ---------------------------------------------------------------
 
 
-def test_binary_body_with_nul_bytes_round_trip(server: Any) -> None:
+def test_binary_body_with_nul_bytes_round_trip(server: ServerProcess) -> None:
     payload = b"\x00\x00start\x00" + bytes(range(256)) * 2 + b"\x00end\x00"
     binary = {"config": {"forceBinaryWSFrames": True}}
     result = run_scenario(
@@ -281,7 +288,7 @@ def test_binary_body_with_nul_bytes_round_trip(server: Any) -> None:
     assert msg["headers"]["content-type"] == "application/octet-stream"
 
 
-def test_utf8_text_body_round_trip(server: Any) -> None:
+def test_utf8_text_body_round_trip(server: ServerProcess) -> None:
     body = "Grüße aus Köln \u2013 東京ドーム 🎫🎶 ñandú"
     result = run_scenario(
         "pubsub",
@@ -332,7 +339,7 @@ class LineReader:
                 continue
             self.seen.append(line.rstrip())
             if line.startswith("{"):
-                data = json.loads(line)
+                data: dict[str, Any] = json.loads(line)
                 if accept(data):
                     return data
 
@@ -341,7 +348,7 @@ class LineReader:
 
 
 def test_reconnect_and_resubscribe_after_server_restart(
-    make_server: Callable[..., Any], tmp_path: Path
+    make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     node = make_server()
     destination = topic("reconnect")
@@ -411,7 +418,7 @@ def test_reconnect_and_resubscribe_after_server_restart(
 # --- 6. ACL -------------------------------------------------------------------------------------
 
 
-def test_anonymous_send_is_forbidden(server: Any) -> None:
+def test_anonymous_send_is_forbidden(server: ServerProcess) -> None:
     result = run_scenario(
         "error",
         {
@@ -438,7 +445,7 @@ def test_anonymous_send_is_forbidden(server: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", ["garbage", "wrong-secret", "expired"])
-def test_bad_token_gets_authentication_failed(server: Any, kind: str) -> None:
+def test_bad_token_gets_authentication_failed(server: ServerProcess, kind: str) -> None:
     other = TokenAuthority(Keyring("some-other-secret-that-is-long-enough-for-hs256"))
     token = {
         "garbage": "not-a-token",
@@ -453,7 +460,7 @@ def test_bad_token_gets_authentication_failed(server: Any, kind: str) -> None:
     assert client["wsCloses"], "connection not closed after ERROR"
 
 
-def test_user_replies_reach_only_that_users_sessions(server: Any) -> None:
+def test_user_replies_reach_only_that_users_sessions(server: ServerProcess) -> None:
     result = run_scenario(
         "ping",
         {
@@ -486,7 +493,7 @@ def test_user_replies_reach_only_that_users_sessions(server: Any) -> None:
 # --- 7. receipts --------------------------------------------------------------------------------
 
 
-def test_receipts_fire_for_send_and_disconnect(server: Any) -> None:
+def test_receipts_fire_for_send_and_disconnect(server: ServerProcess) -> None:
     result = run_scenario(
         "pubsub",
         {
@@ -511,7 +518,7 @@ def test_receipts_fire_for_send_and_disconnect(server: Any) -> None:
 # --- 8. heart-beats -----------------------------------------------------------------------------
 
 
-def test_heartbeats_keep_idle_connection_open(make_server: Callable[..., Any]) -> None:
+def test_heartbeats_keep_idle_connection_open(make_server: Callable[..., ServerProcess]) -> None:
     node = make_server(heartbeat_ms="1000,1000")
     result = run_scenario(
         "heartbeat",

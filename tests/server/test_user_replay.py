@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.backplane import memory
 from server.backplane.memory import InProcessEngine, InProcessUserMessages
 from server.engine import Message
-from tests.cluster.test_user_replay import REPLIES, ping, replies
+from tests.cluster.test_user_replay import REPLIES, ping, replies, resume_after
 from tests.server.stomp_clients import Clients, unique
 
 
@@ -28,12 +27,12 @@ def test_replies_missed_while_away_are_replayed_once(clients: Clients) -> None:
     missed = replies(other, other_sub, 1)
 
     back = clients("ws", user=alice)
-    back_sub = back.subscribe(REPLIES, **{"resume-after": last_seen})
+    back_sub = back.subscribe(REPLIES, **resume_after(last_seen))
     assert replies(back, back_sub, 1) == missed
     assert back.listener.quiet("MESSAGE", 0.5) == []
     # Another user's replies are never replayed to alice, nor hers to them.
     mallory = clients("tcp", user=unique("mallory"))
-    mallory.subscribe(REPLIES, **{"resume-after": "*"})
+    mallory.subscribe(REPLIES, **resume_after("*"))
     assert mallory.listener.quiet("MESSAGE", 0.5) == []
 
 
@@ -41,7 +40,7 @@ async def test_the_in_process_store_keeps_the_last_few_for_a_while(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(memory.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("server.backplane.memory.time.monotonic", lambda: now[0])
     engine = InProcessEngine()
     delivered: list[str] = []
     await engine.start(lambda m: delivered.append(m.message_id))

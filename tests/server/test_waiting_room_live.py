@@ -54,7 +54,7 @@ def create_event(node: ServerProcess, *, opens_in: float = -60, rate: float = 50
     return int(event["id"])
 
 
-class Positions(stomp.ConnectionListener):
+class Positions(stomp.ConnectionListener):  # type: ignore[misc]  # stomp.py is untyped
     """Collects /user/queue/position messages with their arrival time."""
 
     def __init__(self) -> None:

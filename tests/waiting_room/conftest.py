@@ -19,11 +19,15 @@ RoomFactory = Callable[[random.Random | None], WaitingRoom]
 @pytest.fixture(params=["in-process", "redis"])
 async def make_room(request: pytest.FixtureRequest) -> AsyncIterator[RoomFactory]:
     if request.param == "in-process":
-        yield lambda rng=None: InProcessWaitingRoom(rng)
+        yield InProcessWaitingRoom
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     redis = Redis(connection_pool=BlockingConnectionPool(host="127.0.0.1", port=server.port))
-    yield lambda rng=None: RedisWaitingRoom(redis, rng=rng)
+
+    def redis_room(rng: random.Random | None = None) -> WaitingRoom:
+        return RedisWaitingRoom(redis, rng=rng)
+
+    yield redis_room
     await redis.aclose()
 
 
