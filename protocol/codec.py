@@ -182,7 +182,7 @@ def decode_head(
     (:class:`protocol.client.ReceivedFrame`).
     """
     lines = section.split(b"\n")
-    command_name = lines[0].rstrip(b"\r")
+    command_name = lines[0].removesuffix(b"\r")  # EOL is [CR] LF: one CR, no more
     command = COMMANDS_BY_NAME.get(command_name)
     if command is None:
         shown = command_name[:32].decode("utf-8", "replace")
@@ -283,7 +283,7 @@ class FrameParser:
             head = bytes(buf[: _LONGEST_COMMAND_LINE + 1])
             if head not in _COMMAND_PREFIXES:
                 raise _not_a_frame(head)
-        elif (name := bytes(buf[:first_line_end]).rstrip(b"\r")) not in COMMANDS_BY_NAME:
+        elif (name := bytes(buf[:first_line_end]).removesuffix(b"\r")) not in COMMANDS_BY_NAME:
             shown = name[:32].decode("utf-8", "replace")
             raise UnknownCommand("unknown command", f"unknown command {shown!r}")
         limits = self.limits

@@ -341,6 +341,20 @@ class TestBytesThatCannotBeginAFrame:
         with pytest.raises(UnknownCommand):
             parser.next_frame()
 
+    @pytest.mark.parametrize("split", [None, 6], ids=["whole", "before-the-lf"])
+    def test_a_command_line_with_two_crs_is_unknown_however_it_is_split(
+        self, split: int | None
+    ) -> None:
+        """EOL is an optional CR and a LF (STOMP 1.2 §"Augmented BNF"): in ``SEND\\r\\r\\n``
+        the command is ``SEND\\r``. Hypothesis found the whole line taken for ``SEND`` while the
+        same bytes split before the LF were refused."""
+        data = b"SEND\r\r\ndestination:/topic/a\n\nx\x00"
+        parser = FrameParser()
+        with pytest.raises(UnknownCommand):
+            for chunk in (data,) if split is None else (data[:split], data[split:]):
+                parser.feed(chunk)
+                parser.next_frame()
+
     def test_byte_by_byte_command_still_parses(self) -> None:
         parser = FrameParser()
         for byte in b"CONNECT\r\naccept-version:1.2\r\n\r\n\x00":
