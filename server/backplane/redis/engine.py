@@ -28,12 +28,15 @@ from collections import deque
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from server.backplane.redis.batches import FLUSH_S
 from server.engine import Connected, Deliver, Message
 from server.metrics import InfraMetrics
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
+#: The name of the task that publishes (a close lets it finish what is pending).
+PUBLISHER = "redis-publish"
 
 
 def encode(message: Message) -> bytes:
@@ -86,12 +89,12 @@ class RedisEngine:
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
         self._tasks = [
-            asyncio.create_task(self._flush_loop(), name="redis-publish"),
+            asyncio.create_task(self._flush_loop(), name=PUBLISHER),
             asyncio.create_task(self._subscribe_loop(), name="redis-subscribe"),
         ]
 
     async def close(self) -> None:
-        """Stop both loops.
+        """Publish what is still pending (for up to :data:`FLUSH_S`), then stop both loops.
 
         Cancelling is not enough: redis-py turns the cancellation of a command in flight into
         a connection error, which a loop takes for an outage and carries on from, waiting for
@@ -101,6 +104,9 @@ class RedisEngine:
         self._closing = True
         self._wakeup.set()
         self._changes.set()
+        publishing = [t for t in self._tasks if t.get_name() == PUBLISHER]
+        if publishing:
+            await asyncio.wait(publishing, timeout=FLUSH_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -112,7 +118,7 @@ class RedisEngine:
         self._wakeup.set()
 
     async def _flush_loop(self) -> None:
-        while not self._closing:
+        while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._outbox:
@@ -125,6 +131,8 @@ class RedisEngine:
                 except (RedisError, OSError) as exc:
                     self.dropped += len(batch)
                     log.warning("redis publish failed, %d messages dropped: %s", len(batch), exc)
+            if self._closing:
+                return  # after what was pending went out (close() woke this loop)
 
     # -- subscriptions -------------------------------------------------------------------------
 
