@@ -64,6 +64,7 @@ from booking.waiting_room import (
     eta,
     queued,
 )
+from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -214,7 +215,7 @@ class RedisWaitingRoom:
         self._join_many = redis.register_script(_JOIN_MANY)
         #: Joins waiting for this event-loop turn's batch, per event.
         self._batches: dict[int, list[tuple[str, Policy, asyncio.Future[Position]]]] = {}
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._flushes = TaskSet()
         #: Events known opened, so joins skip the check (the flag reverts only when Redis
         #: loses its data, which joining and admitting detect).
         self._opened: set[int] = set()
@@ -291,9 +292,7 @@ class RedisWaitingRoom:
         return position
 
     def _start_flush(self, event_id: int) -> None:
-        task = asyncio.ensure_future(self._flush(event_id))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        self._flushes.start(self._flush(event_id))
 
     async def _flush(self, event_id: int) -> None:
         batch = self._batches.pop(event_id, [])
