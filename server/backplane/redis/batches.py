@@ -1,9 +1,10 @@
 """Writes to Redis in the order they were made, batched per event-loop turn.
 
-The seat-change list and the users' replay lists both need the same thing: callers on the hot
-path hand over an item without waiting, and one task sends whatever gathered since its last round
-trip, in order, as one pipeline. One task (never one per item) keeps the order; a batch per
-round trip keeps Redis calls few when thousands of items arrive at once.
+The engine's published messages, the seat-change list and the users' replay lists all need the
+same thing: callers on the hot path hand over an item without waiting, and one task sends
+whatever gathered since its last round trip, in order, in pipelines. One task (never one per
+item) keeps the order; a batch per round trip keeps Redis calls few when thousands of items
+arrive at once.
 
 Closing sends what is still pending first: the last items of a stopping node are a hold that
 committed while the node drained (its seat change, its reply to the user), and dropping them

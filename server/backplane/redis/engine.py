@@ -23,20 +23,19 @@ import asyncio
 import json
 import logging
 import random
-from collections import deque
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.backplane.redis.batches import FLUSH_S
+from server.backplane.redis.batches import InOrderBatches
 from server.engine import Connected, Deliver, Message
 from server.metrics import InfraMetrics
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
-#: The name of the task that publishes (a close lets it finish what is pending).
-PUBLISHER = "redis-publish"
+#: Most messages in one pipeline.
+PIPELINE = 512
 
 
 def encode(message: Message) -> bytes:
@@ -57,11 +56,10 @@ class RedisEngine:
         self._prefix = prefix
         self._deliver: Deliver | None = None
         self._watched: set[str] = set()
-        self._outbox: deque[Message] = deque()
-        self._wakeup = asyncio.Event()
+        self._outbox = InOrderBatches[Message](self._publish)
         self._changes = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        #: Set by :meth:`close`: each loop stops when it sees it (see there).
+        self._subscriber: asyncio.Task[None] | None = None
+        #: Set by :meth:`close`: the subscriber loop stops when it sees it (see there).
         self._closing = False
         self._connected = False
         self._ever_connected = False
@@ -88,51 +86,41 @@ class RedisEngine:
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        self._tasks = [
-            asyncio.create_task(self._flush_loop(), name=PUBLISHER),
-            asyncio.create_task(self._subscribe_loop(), name="redis-subscribe"),
-        ]
+        self._subscriber = asyncio.create_task(self._subscribe_loop(), name="redis-subscribe")
 
     async def close(self) -> None:
-        """Publish what is still pending (for up to :data:`FLUSH_S`), then stop both loops.
+        """Publish what is still pending (the batches' close: for up to ``FLUSH_S``), then
+        stop the subscriber loop.
 
         Cancelling is not enough: redis-py turns the cancellation of a command in flight into
         a connection error, which a loop takes for an outage and carries on from, waiting for
         work that never comes (a node that failed to start, stopping while it published, hung
-        here). So each loop also stops once it sees ``_closing``, and both are woken.
+        here). So the subscriber loop also stops once it sees ``_closing``, and is woken.
         """
         self._closing = True
-        self._wakeup.set()
         self._changes.set()
-        publishing = [t for t in self._tasks if t.get_name() == PUBLISHER]
-        if publishing:
-            await asyncio.wait(publishing, timeout=FLUSH_S)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._outbox.close()
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+            await asyncio.gather(self._subscriber, return_exceptions=True)
 
     # -- publishing ----------------------------------------------------------------------------
 
     def publish(self, message: Message) -> None:
-        self._outbox.append(message)
-        self._wakeup.set()
+        self._outbox.add(message)
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._outbox:
-                batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), 512))]
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(self._prefix + message.route, encode(message))
-                        await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    self.dropped += len(batch)
-                    log.warning("redis publish failed, %d messages dropped: %s", len(batch), exc)
-            if self._closing:
-                return  # after what was pending went out (close() woke this loop)
+    async def _publish(self, messages: list[Message]) -> None:
+        """Publish what gathered since the last round trip, :data:`PIPELINE` to a pipeline."""
+        for start in range(0, len(messages), PIPELINE):
+            batch = messages[start : start + PIPELINE]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self._prefix + message.route, encode(message))
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self.dropped += len(batch)
+                log.warning("redis publish failed, %d messages dropped: %s", len(batch), exc)
 
     # -- subscriptions -------------------------------------------------------------------------
 
