@@ -151,10 +151,11 @@ def readyz(node: ServerProcess) -> tuple[int, Any]:
 
 def wait_ready(nodes: list[ServerProcess], timeout: float) -> None:
     for node in nodes:
-        wait_until(functools.partial(_ready, node), timeout, f"{node.http_url}/readyz 200")
+        wait_until(functools.partial(answers_ready, node), timeout, f"{node.http_url}/readyz 200")
 
 
-def _ready(node: ServerProcess) -> bool:
+def answers_ready(node: ServerProcess) -> bool:
+    """Whether ``node``'s ``/readyz`` answers 200 (a check for :func:`wait_until`)."""
     return readyz(node)[0] == 200
 
 

@@ -8,7 +8,7 @@ import functools
 from typing import Any
 
 from tests.booking.conftest import call
-from tests.cluster.conftest import Cluster, create_event, readyz, wait_until
+from tests.cluster.conftest import Cluster, answers_ready, create_event, wait_until
 from tests.conftest import ServerProcess
 from tests.server.stomp_clients import unique
 
@@ -37,10 +37,6 @@ def event_has(node: ServerProcess, event_id: int, key: str, value: object) -> bo
 def event_on_sale(node: ServerProcess, event_id: int) -> dict[str, Any] | bool:
     """The event as ``node`` serves it once its sale is open (``False`` until then)."""
     return (e := event(node, event_id))["status"] == "on_sale" and e
-
-
-def answers_ready(node: ServerProcess) -> bool:
-    return readyz(node)[0] == 200
 
 
 def try_hold(node: ServerProcess, event_id: int, seat: str) -> tuple[int, Any]:

@@ -25,6 +25,7 @@ from tests.booking.conftest import call
 from tests.cluster.conftest import (
     VISA,
     Cluster,
+    answers_ready,
     book,
     create_event,
     hold,
@@ -76,10 +77,6 @@ def redis_figures_are(node: ServerProcess, expected: tuple[float, float, float])
 def unready_answer(node: ServerProcess) -> tuple[int, Any] | bool:
     """``node``'s ``/readyz`` answer once it is a 503 (``False`` until then)."""
     return (r := readyz(node))[0] == 503 and r
-
-
-def answers_ready(node: ServerProcess) -> bool:
-    return readyz(node)[0] == 200
 
 
 def read_until(feed: SeatFeed, done: Callable[[], bool], timeout: float) -> bool:
