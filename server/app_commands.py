@@ -31,7 +31,7 @@ from booking.core import BookingCore
 from booking.errors import BookingError
 from booking.holds import HoldClient
 from server.bodies import HoldRequest, dumps, hold_out, parse, position_body
-from server.destinations import user_route
+from server.destinations import EVENT_ID, user_route
 from server.errors import Problem
 from server.session import StompService, StompSession
 
@@ -126,6 +126,6 @@ def register(service: StompService, booking: BookingCore) -> None:
     router = service.app_commands
     router.add("/app/ping", ping)
     commands = BookingCommands(service, booking)
-    router.add("/app/events/{event_id}/holds", commands.hold, event_id=r"[0-9]{1,9}")
-    router.add("/app/events/{event_id}/queue/join", commands.join, event_id=r"[0-9]{1,9}")
+    router.add("/app/events/{event_id}/holds", commands.hold, event_id=EVENT_ID)
+    router.add("/app/events/{event_id}/queue/join", commands.join, event_id=EVENT_ID)
     router.add("/app/holds/{hold_id}/release", commands.release, hold_id=r"[^/]{1,64}")

@@ -14,8 +14,12 @@ from enum import Enum
 
 from server.auth import Principal, Role
 
+#: An event id as a destination or a REST path writes it: up to nine digits, so that every id a
+#: client can name fits the database's INTEGER (a longer one is refused before any query).
+EVENT_ID = "[0-9]{1,9}"
+_EVENT_ID = re.compile(EVENT_ID)
 _EVENT_TOPIC = re.compile(r"/topic/events/([^/]+)/(seats|queue|announcements)")
-_ADMIN_TOPIC = re.compile(r"/topic/admin/events/([0-9]{1,9})/checkin")
+_ADMIN_TOPIC = re.compile(rf"/topic/admin/events/({EVENT_ID})/checkin")
 _USER_QUEUES = frozenset({"position", "replies", "errors"})
 _BROADCASTERS = frozenset({Role.ADMIN, Role.PUBLISHER})
 #: ``/queue/{name}``: letters, digits, ``.``, ``_``, ``-``; up to 128 characters.
@@ -76,6 +80,13 @@ def classify(destination: str) -> Destination | None:
     if destination.startswith("/app/") and len(destination) > len("/app/"):
         return Destination(Kind.APP, destination)
     return None
+
+
+def event_of(dest: Destination | None) -> int | None:
+    """The event a per-event destination names, or ``None`` when its key is not an event id
+    (``/topic/events/x/seats`` is an event topic for no event)."""
+    key = dest.key if dest else None
+    return int(key) if key is not None and _EVENT_ID.fullmatch(key) else None
 
 
 def user_route(user: str, queue: str) -> str:

@@ -61,7 +61,7 @@ from protocol.errors import ProtocolError
 from protocol.events import Subscription
 from server.auth import Role
 from server.broker import Broker
-from server.destinations import classify
+from server.destinations import classify, event_of
 from server.engine import Message
 from server.errors import UnknownEvent, stomp_error
 from server.metrics import LiveMetrics
@@ -293,13 +293,14 @@ class SeatStream:
 
     def on_subscribe(self, session: StompSession, subscription: Subscription, route: str) -> None:
         dest = classify(subscription.destination)
-        key = dest.key if dest else None
-        if key is None or not key.isdigit():
+        event = event_of(dest)
+        if event is None:
+            key = dest.key if dest else None
             session.fail(UnknownEvent("unknown event", f"no event {key!r}"))
             return
         # Held back from the route until its snapshot is out (see the module docstring).
         self.broker.unsubscribe(session, subscription)
-        self._hand_overs.start(self._hand_over(session, subscription, int(key), route))
+        self._hand_overs.start(self._hand_over(session, subscription, event, route))
 
     async def _hand_over(
         self, session: StompSession, subscription: Subscription, event_id: int, route: str
@@ -355,8 +356,12 @@ class SeatStream:
         if answer is None:
             later = [(s, seats) for s, _, seats in self._recent.get(event_id, ()) if s > since]
             reached = latest if latest is not None and latest > since else since
-            if [s for s, _ in later] != list(range(since + 1, reached + 1)):
-                return None  # the ring does not hold every delta after it (too old, a jump)
+            # The ring must hold every delta after it (not too old, no jump). The length is
+            # compared first: seqs start from the clock, so a client's ``resume-seq: 1`` is a
+            # trillion deltas ago, a range that must never be built.
+            seqs = [s for s, _ in later]
+            if len(seqs) != reached - since or seqs != list(range(since + 1, reached + 1)):
+                return None
             changes: dict[str, str] = {}
             for _, seats in later:
                 changes.update(seats)

@@ -18,12 +18,13 @@ from pydantic import BaseModel
 from server.api.auth import Access, authenticate
 from server.api.ratelimit import check_user
 from server.auth import Principal
+from server.destinations import EVENT_ID
 
 Endpoint = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 #: Path parameters: the pattern aiohttp matches (anything else is a 404) and their schema.
 PATH_PARAMS: dict[str, tuple[str, dict[str, object]]] = {
-    "event_id": (r"[0-9]{1,9}", {"type": "integer", "minimum": 1, "maximum": 999_999_999}),
+    "event_id": (EVENT_ID, {"type": "integer", "minimum": 1, "maximum": 999_999_999}),
     "hold_id": (r"[^/]{1,64}", {"type": "string"}),
     "order_id": (r"[^/]{1,64}", {"type": "string"}),
     "code": (r"[^/]{1,256}", {"type": "string"}),

@@ -322,10 +322,28 @@ def test_snapshot_then_deltas_add_up_while_seats_churn(
         assert set(truth.values()) == {"available"}
 
 
-@pytest.mark.parametrize("target", ["999999", "not-a-number"])
+@pytest.mark.parametrize("target", ["999999", "not-a-number", "99999999999999999999"])
 def test_unknown_event_is_an_error(clients: Clients, target: str) -> None:
+    """An id too large for the database is as unknown as any other (not an internal error)."""
     client = clients("tcp")
     client.conn.subscribe(f"/topic/events/{target}/seats", unique("sub"))
     error = client.listener.error()
-    assert error.headers["message"], error.headers
+    assert error.headers["message"] == "unknown event", error.headers
     client.listener.wait_disconnected()
+
+
+def test_a_resume_from_long_ago_gets_a_snapshot(
+    booking_server: ServerProcess, clients: Clients
+) -> None:
+    """``resume-seq`` far behind the ring is answered with a fresh snapshot. Seqs start from the
+    clock, so ``1`` is about a trillion deltas ago; the node must not try to count them."""
+    event_id = create_event_via_api(booking_server)["id"]
+    feed = SeatFeed(clients("tcp"), event_id)
+    feed.subscribe()
+    hold(booking_server, event_id, unique("u"), ["S-A-1"])
+    feed.next_delta()  # the node has a delta in its ring: it will look there
+    feed.unsubscribe()
+    feed.seq = 1
+    answer = feed.resume()
+    assert answer["type"] == "snapshot" and answer["seq"] > 1, answer
+    assert feed.statuses == dict(map(tuple, rest_seats(booking_server, event_id)["seats"]))
