@@ -39,6 +39,8 @@ def _error_statuses(op: Operation) -> list[int]:
         statuses.add(401)
     if op.query is not None:
         statuses.add(422)
+    if op.path_params():
+        statuses.add(404)  # a parameter the route's pattern refuses (too long, say) is a 404
     if op.access in (Access.ADMIN, Access.SCANNER):
         statuses.add(403)
     return sorted(statuses)
