@@ -62,16 +62,11 @@ MAX_BACKLOG = 20_000
 
 
 class Subscriber(Protocol):
-    """What the broker needs of a session (:class:`~server.session.Subscriber` is one)."""
+    """What the broker needs of a session (:class:`~server.session.StompSession` is one)."""
 
-    @property
-    def conn(self) -> ServerConnection: ...
-
-    @property
-    def framing(self) -> Framing: ...
-
-    @property
-    def closed(self) -> bool: ...
+    conn: ServerConnection
+    framing: Framing
+    closed: bool
 
     def push(self, payload: bytes) -> None: ...
 

@@ -18,14 +18,14 @@ from server import broker as broker_module
 from server.backplane.memory import InProcessEngine
 from server.broker import MAX_BACKLOG, SLICE, Broker
 from server.engine import Message
-from server.framing import raw
+from server.framing import Framing, raw
 from server.metrics import BrokerMetrics
 
 
 class _Session:
     """A subscriber that records the bodies the broker writes to it."""
 
-    framing = staticmethod(raw)
+    framing: Framing = staticmethod(raw)
     closed = False  # a member of the Subscriber protocol; these sessions never close
 
     def __init__(self) -> None:
