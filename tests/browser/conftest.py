@@ -10,7 +10,9 @@ testability contract: ``data-testid`` attributes and ``window.__concertHub.seatM
 - ``pages``: ``pages.open(url, name)`` opens a page in a fresh browser context (its own storage,
   so its own guest identity), at desktop size or, with ``profile=PHONE``, as a 390x844 touch
   phone; contexts are closed after the test. ``pages.snap(page, step)``
-  saves a screenshot of a key step under ``test-artifacts/browser/<test>/`` (git-ignored); when
+  saves a screenshot of a key step under ``test-artifacts/browser/<test>/`` (git-ignored) and
+  checks the page as it stands against WCAG 2.2 A and AA with axe-core (tests/js): every state a
+  test snaps (waiting room, seat map, checkout, order, admin console, scanner) is audited. When
   the test fails, every open page's screenshot, URL, ``data-testid`` texts, console messages and
   page errors are written there too.
 - ``ui_server``: a fresh node per test module with generous rate limits; tests create their own
@@ -51,6 +53,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+#: Deque's axe-core (installed in tests/js by ``scripts/setup --test``), and the rule sets a
+#: snapped page must pass: WCAG 2.0, 2.1 and 2.2 at levels A and AA, which the European
+#: Accessibility Act asks of ticket sales. Best-practice rules are advice, not failures.
+AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 #: A desktop window, and a mid-range phone (iPhone 12/13/14 class: 390x844 CSS px, 3 device
 #: pixels per CSS pixel, touch, mobile viewport).
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 1000}}
@@ -94,6 +101,23 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+def accessibility_violations(page: Page) -> list[str]:
+    """What axe-core finds against WCAG 2.2 A/AA on ``page`` as it is now, one line per rule
+    and element (evaluated rather than added as a script tag, which the UI's CSP refuses)."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    found: list[str] = page.evaluate(
+        """async (tags) => {
+             const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+             return result.violations.flatMap(v => v.nodes.map(n =>
+               `${v.impact} ${v.id}: ${v.help} at ${n.target.join(' ')}: ` +
+               n.failureSummary.replace(/\\s+/g, ' ')));
+           }""",
+        WCAG_AA,
+    )
+    return found
+
+
 class Pages:
     """Pages of one test, each in its own browser context, with what they logged."""
 
@@ -128,6 +152,8 @@ class Pages:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         path = self.artifacts / f"{self.shots:02d}-{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
+        violations = accessibility_violations(page)
+        assert violations == [], f"{name}: WCAG violations\n" + "\n".join(violations)
         return path
 
     def dump(self) -> None:

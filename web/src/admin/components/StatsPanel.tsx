@@ -1,6 +1,7 @@
 import { useStats, waitHistogram } from '../stats';
 import { QueueCharts } from './QueueCharts';
 import { Sparkline } from './Sparkline';
+import { TableWrap } from './TableWrap';
 
 function Figure({ label, value, testId }: { label: string; value: number | string; testId?: string }) {
   return (
@@ -43,7 +44,7 @@ export function StatsPanel() {
       </div>
       <QueueCharts history={history} histogram={waitHistogram(latest)} />
       {latest && latest.events.length > 0 && (
-        <div className="table-wrap">
+        <TableWrap label="Per event">
           <table className="table">
             <caption className="visually-hidden">Per event</caption>
             <thead>
@@ -82,7 +83,7 @@ export function StatsPanel() {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       )}
     </section>
   );

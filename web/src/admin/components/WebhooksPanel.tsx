@@ -16,6 +16,7 @@ import {
   timeOf,
   webhooksApi,
 } from '../webhooks';
+import { TableWrap } from './TableWrap';
 
 /** The registered webhooks; `selected` is the one whose log is open. */
 export function WebhookList({
@@ -31,7 +32,7 @@ export function WebhookList({
 }) {
   if (hooks.length === 0) return <p className="muted small" data-testid="webhooks-empty">No webhook yet.</p>;
   return (
-    <div className="table-wrap">
+    <TableWrap label="Registered webhooks">
       <table className="table" data-testid="webhook-list">
         <caption className="visually-hidden">Registered webhooks</caption>
         <thead>
@@ -72,7 +73,7 @@ export function WebhookList({
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }
 
@@ -80,7 +81,7 @@ export function WebhookList({
 export function DeliveryLog({ deliveries }: { deliveries: WebhookDelivery[] }) {
   if (deliveries.length === 0) return <p className="muted small" data-testid="webhook-deliveries-empty">Nothing sent to it yet.</p>;
   return (
-    <div className="table-wrap">
+    <TableWrap label="Deliveries">
       <table className="table" data-testid="webhook-deliveries">
         <caption className="visually-hidden">Deliveries</caption>
         <thead>
@@ -114,7 +115,7 @@ export function DeliveryLog({ deliveries }: { deliveries: WebhookDelivery[] }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }
 
