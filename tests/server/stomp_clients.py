@@ -27,7 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import stomp
@@ -525,7 +525,7 @@ class RawPeer:
         assert frame is not None, f"closed without a reply to CONNECT over {self.transport}"
         return frame
 
-    def __enter__(self) -> RawPeer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
