@@ -1,13 +1,15 @@
 """Buying seats in the browser: the live seat map between two users, the whole purchase ending
-on a ticket that verifies, and a declined card that keeps the hold."""
+on a ticket that verifies (with a mouse, and from the keyboard alone), and a declined card that
+keeps the hold."""
 
 from __future__ import annotations
 
 import re
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import (
+    BUYER_EMAIL,
     Pages,
     api_seats,
     create_event,
@@ -114,3 +116,47 @@ def test_a_declined_card_says_so_and_keeps_the_hold(ui_server: ServerProcess, pa
         status, check = ticket_check(ui_server, code)
         assert (status, check["valid"]) == (200, True), check
     assert {s: api_seats(ui_server, event)[s] for s in seats} == dict.fromkeys(seats, "sold")
+
+
+#: How many Tab presses may stand between two controls before the test says focus is lost.
+MAX_TABS = 40
+
+
+def tab_to(page: Page, testid: str) -> None:
+    """Press Tab until the element with ``testid`` has the focus, as a keyboard user would."""
+    for _ in range(MAX_TABS):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement?.dataset?.testid") == testid:
+            return
+    focused = page.evaluate("() => document.activeElement?.outerHTML?.slice(0, 200)")
+    raise AssertionError(f"{MAX_TABS} Tabs did not reach {testid}; focus is on {focused}")
+
+
+def test_a_purchase_from_the_keyboard_alone(ui_server: ServerProcess, pages: Pages) -> None:
+    """From the list of events to a ticket with Tab, arrows, Enter and typing: no mouse, no
+    touch (WCAG 2.1.1). Each control is reached in the page's own focus order."""
+    event = create_event(ui_server, "Keyboard Night")
+    page = pages.open(ui_server.http_url + "/", "keyboard-buyer")
+    tab_to(page, f"event-link-{event}")
+    page.keyboard.press("Enter")
+    wait_seat_map(page, "S-A-1")
+    tab_to(page, "seat-map")
+    page.keyboard.press("Home")
+    expect(element(page, "seat-announcer")).to_have_text(re.compile(r"^S row A seat 1, available"))
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => window.__concertHub.seatMap.selected()") == ["S-A-1"]
+    tab_to(page, "hold-button")
+    page.keyboard.press("Enter")
+    element(page, "hold-countdown").wait_for(state="visible")
+    tab_to(page, "checkout-email")
+    page.keyboard.type(BUYER_EMAIL)
+    tab_to(page, "card-select")
+    page.keyboard.press("ArrowDown")  # from the first card (approves) to "declined", and back
+    page.keyboard.press("ArrowUp")
+    assert element(page, "card-select").input_value() == "tok_visa"
+    tab_to(page, "pay-button")
+    page.keyboard.press("Enter")
+    (code,) = ticket_codes(page)
+    pages.snap(page, "keyboard-ticket")
+    status, check = ticket_check(ui_server, code)
+    assert status == 200 and check["valid"] is True and check["seat_id"] == "S-A-1", check
