@@ -180,12 +180,6 @@ def utf8(data: bytes) -> bool:
     return True
 
 
-def refused(peer: RawPeer, frame: Error) -> None:
-    """An ERROR as the contract has it: a message, no traceback, then the connection closes."""
-    assert frame.message and "Traceback" not in frame.body.decode("utf-8", "replace"), frame
-    peer.expect_closed(SETTLE_S)
-
-
 def finish(peer: RawPeer) -> None:
     """Read the session to its end: an ERROR, or the DISCONNECT's receipt and a close."""
     deadline = time.monotonic() + SETTLE_S
@@ -193,7 +187,7 @@ def finish(peer: RawPeer) -> None:
         frame = peer.read_frame(max(deadline - time.monotonic(), 0.01))
         assert frame is not None, f"closed without ERROR or RECEIPT: {peer.frames}"
         if isinstance(frame, Error):
-            refused(peer, frame)
+            peer.ended_by(frame, SETTLE_S)
             return
         if isinstance(frame, Receipt) and frame.receipt_id == "bye":
             peer.expect_closed(SETTLE_S)
@@ -212,7 +206,7 @@ def play(node: ServerProcess, session: dict[str, Any]) -> None:
             accept_version=session["version"],
         )
         if isinstance(reply, Error):
-            refused(peer, reply)
+            peer.ended_by(reply, SETTLE_S)
             return
         for frame in session["frames"]:
             if isinstance(peer, RawWs) and not utf8(frame):

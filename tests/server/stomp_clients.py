@@ -482,10 +482,15 @@ class RawPeer:
                 )
             if isinstance(frame, Error):
                 break
+        return self.ended_by(frame, max(deadline - time.monotonic(), 2.0))
+
+    def ended_by(self, frame: Error, timeout: float = DEFAULT_TIMEOUT) -> Error:
+        """Assert ``frame`` is an ERROR as SPEC §3 has it (a ``message``, no traceback) and
+        that the server then closes the connection."""
         body = frame.body.decode("utf-8", "replace")
         assert "Traceback" not in body, f"traceback sent to the client: {body}"
         assert frame.message, f"ERROR without a message header: {frame}"
-        self.expect_closed(max(deadline - time.monotonic(), 2.0))
+        self.expect_closed(timeout)
         return frame
 
     def expect_closed(self, timeout: float = DEFAULT_TIMEOUT) -> None:
