@@ -21,6 +21,7 @@ testability contract: ``data-testid`` attributes and ``window.__concertHub.seatM
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import time
@@ -101,13 +102,25 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+@functools.cache
+def axe_source() -> str:
+    """axe-core's script (about 550 kB), read once for the session's pages."""
+    return AXE.read_text()
+
+
 def accessibility_violations(page: Page) -> list[str]:
-    """What axe-core finds against WCAG 2.2 A/AA on ``page`` as it is now, one line per rule
-    and element (evaluated rather than added as a script tag, which the UI's CSP refuses)."""
+    """What axe-core finds against WCAG 2.2 A/AA on ``page`` once its finite animations have
+    ended, one line per rule and element (evaluated rather than added as a script tag, which the
+    UI's CSP refuses)."""
     if not page.evaluate("typeof axe !== 'undefined'"):
-        page.evaluate(AXE.read_text())
+        page.evaluate(axe_source())
     found: list[str] = page.evaluate(
         """async (tags) => {
+             // The page at rest: finite CSS animations and transitions (a message sliding in,
+             // a button's colour easing back) would show contrast no user is left looking at.
+             await Promise.all(document.getAnimations()
+               .filter(a => a.effect?.getComputedTiming().iterations !== Infinity)
+               .map(a => a.finished.catch(() => undefined)));
              const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
              return result.violations.flatMap(v => v.nodes.map(n =>
                `${v.impact} ${v.id}: ${v.help} at ${n.target.join(' ')}: ` +
