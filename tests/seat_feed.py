@@ -78,7 +78,7 @@ class SeatFeed:
         self.sub_id = unique("seats")
         self.client.subscribe(
             seats_topic(self.event_id), self.sub_id, timeout=timeout,
-            **{"resume-seq": str(self.seq)},
+            headers={"resume-seq": str(self.seq)},
         )  # fmt: skip
         frame = self._frame(timeout)
         message = json.loads(frame.body)

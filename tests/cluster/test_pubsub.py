@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -83,9 +82,8 @@ def _publish(client: Client, destination: str, name: str, errors: list[BaseExcep
     try:
         for n in range(PER_PUBLISHER):
             last = n == PER_PUBLISHER - 1
-            # Any: mypy would match a **dict[str, str] to receipt and timeout too
-            headers: dict[str, Any] = {"x-publisher": name, "x-n": str(n)}
-            client.send(destination, f"{name}:{n}", receipt=last, **headers)
+            headers = {"x-publisher": name, "x-n": str(n)}
+            client.send(destination, f"{name}:{n}", receipt=last, headers=headers)
     except BaseException as exc:  # reported by the test
         errors.append(exc)
 
@@ -203,9 +201,7 @@ def test_user_replies_reach_that_users_sessions_on_every_node_only(
         client.subscribe("/user/queue/replies")
 
     def ping(who: str, correlation: str) -> None:
-        # Any: mypy would match a **dict[str, str] to receipt and timeout too
-        headers: dict[str, Any] = {"correlation-id": correlation}
-        sessions[who].send("/app/ping", "", **headers)
+        sessions[who].send("/app/ping", "", headers={"correlation-id": correlation})
 
     def settle(expected: dict[str, list[str]]) -> None:
         for who, ids in expected.items():

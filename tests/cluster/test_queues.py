@@ -36,10 +36,8 @@ def worker(clients: Clients, cluster: Cluster, node: str) -> Client:
 def test_two_nodes_share_one_queue(cluster: Cluster, clients: Clients) -> None:
     dest = f"/queue/{unique('shared')}"
     on_a, on_b = worker(clients, cluster, "a"), worker(clients, cluster, "b")
-    # Any: mypy would match a **dict[str, str] to timeout too
-    prefetch: dict[str, Any] = {"prefetch-count": "5"}
     for client in (on_a, on_b):
-        client.subscribe(dest, ack="client-individual", **prefetch)
+        client.subscribe(dest, ack="client-individual", headers={"prefetch-count": "5"})
     pub = clients("tcp", server=cluster["c"], user=unique("pub"), role="publisher")
     sent = [f"m{i}" for i in range(10)]
     for body in sent:

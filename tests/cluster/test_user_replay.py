@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,14 +33,11 @@ def clients(cluster: Cluster) -> Iterator[Clients]:
 
 
 def ping(client: Client, correlation: str) -> None:
-    # Any: mypy would match a **dict[str, str] to receipt and timeout too
-    headers: dict[str, Any] = {"correlation-id": correlation}
-    client.send("/app/ping", "", **headers)
+    client.send("/app/ping", "", headers={"correlation-id": correlation})
 
 
-def resume_after(seen: str) -> dict[str, Any]:
-    """The SUBSCRIBE header asking for the replies after ``seen`` (``Any``: mypy would match a
-    ``**dict[str, str]`` to ``Client.subscribe``'s ``timeout``)."""
+def resume_after(seen: str) -> dict[str, str]:
+    """The SUBSCRIBE header asking for the replies after ``seen``."""
     return {"resume-after": seen}
 
 
@@ -74,7 +70,7 @@ def test_replies_missed_while_away_are_replayed_once_on_another_node(
     assert [c for c, _ in missed] == ["2", "3"]
 
     back = clients("tcp", server=cluster["b"], user=alice)
-    back_sub = back.subscribe(REPLIES, **resume_after(last_seen))
+    back_sub = back.subscribe(REPLIES, headers=resume_after(last_seen))
     assert replies(back, back_sub, 2) == missed  # the same message-ids
     ping(back, "4")
     [(correlation, _)] = replies(back, back_sub, 1)
@@ -83,7 +79,7 @@ def test_replies_missed_while_away_are_replayed_once_on_another_node(
 
     # An id no longer (or never) kept replays everything kept; no header replays nothing.
     everything = clients("tcp", server=cluster["a"], user=alice)
-    sub = everything.subscribe(REPLIES, **resume_after("*"))
+    sub = everything.subscribe(REPLIES, headers=resume_after("*"))
     assert [c for c, _ in replies(everything, sub, 4)] == ["1", "2", "3", "4"]
     fresh = clients("tcp", server=cluster["a"], user=alice)
     fresh.subscribe(REPLIES)
@@ -120,7 +116,7 @@ def test_an_admission_made_while_away_is_not_missed(cluster: Cluster, clients: C
 
     heard = admitted_ids(witness, witness_sub)
     back = clients("tcp", server=b, user=bob)
-    back_sub = back.subscribe(POSITION, **{"resume-after": greeting.headers["message-id"]})
+    back_sub = back.subscribe(POSITION, headers=resume_after(greeting.headers["message-id"]))
     replayed = admitted_ids(back, back_sub)
     # The admission as published (the same message-id on both devices), replayed once.
     shared = set(heard) & set(replayed)
@@ -145,13 +141,17 @@ def test_a_hold_under_way_when_its_node_stops_is_answered_on_another_node(
         alice = unique("alice")
         first = clients("tcp", server=a, user=alice)
         first.subscribe(REPLIES)
-        headers: dict[str, Any] = {"correlation-id": "mine", "content-type": "application/json"}
-        first.send(f"/app/events/{event_id}/holds", json.dumps({"seats": ["S-A-1"]}), **headers)
+        first.send(
+            f"/app/events/{event_id}/holds",
+            json.dumps({"seats": ["S-A-1"]}),
+            content_type="application/json",
+            headers={"correlation-id": "mine"},
+        )
         time.sleep(0.3)  # the hold is under way
         assert a.stop() == 0
 
         back = clients("tcp", server=b, user=alice)
-        sub = back.subscribe(REPLIES, **resume_after("*"))
+        sub = back.subscribe(REPLIES, headers=resume_after("*"))
         frame = back.listener.wait("MESSAGE", 10, lambda f: f.headers.get("subscription") == sub)
         assert frame.headers["correlation-id"] == "mine"
         answer = json.loads(frame.body)

@@ -181,13 +181,11 @@ def test_a_hold_through_one_worker_reaches_a_seat_map_on_the_other(
 
     shopper.subscribe("/user/queue/replies")
     correlation = unique("c")
-    # Any: mypy would match a **dict[str, str] to receipt and timeout too
-    headers: dict[str, Any] = {"correlation-id": correlation}
     shopper.send(
         f"/app/events/{event_id}/holds",
         json.dumps({"seats": ["S-A-1", "S-A-2"]}),
         content_type="application/json",
-        **headers,
+        headers={"correlation-id": correlation},
     )
     reply = shopper.listener.wait(
         "MESSAGE", 10, lambda f: f.headers.get("correlation-id") == correlation

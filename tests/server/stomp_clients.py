@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
@@ -214,15 +214,17 @@ class Client:
         sub_id: str | None = None,
         ack: str = "auto",
         timeout: float = DEFAULT_TIMEOUT,
-        **headers: str,
+        headers: Mapping[str, str] | None = None,
     ) -> str:
-        """SUBSCRIBE and wait for its RECEIPT, so later publishes are sure to reach it."""
+        """SUBSCRIBE (with any further ``headers``, hyphenated STOMP names as they are) and wait
+        for its RECEIPT, so later publishes are sure to reach it."""
         sub_id = sub_id or unique("sub")
         receipt = unique("r")
+        extra = dict(headers or {})
         if self.version == "1.0":
-            self.conn.subscribe(destination, id=sub_id, ack=ack, receipt=receipt, **headers)
+            self.conn.subscribe(destination, id=sub_id, ack=ack, receipt=receipt, headers=extra)
         else:
-            self.conn.subscribe(destination, sub_id, ack=ack, receipt=receipt, **headers)
+            self.conn.subscribe(destination, sub_id, ack=ack, receipt=receipt, headers=extra)
         self.listener.receipt(receipt, timeout)
         return sub_id
 
@@ -231,17 +233,20 @@ class Client:
         destination: str,
         body: str | bytes = "",
         *,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
         receipt: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
-        **headers: Any,
     ) -> None:
-        """SEND; with ``receipt`` wait for the RECEIPT (the message was routed)."""
+        """SEND (with any further ``headers``); with ``receipt`` wait for the RECEIPT (the message
+        was routed)."""
+        extra = dict(headers or {})
         if receipt:
             rid = unique("r")
-            self.conn.send(destination, body, receipt=rid, **headers)
+            self.conn.send(destination, body, content_type, extra, receipt=rid)
             self.listener.receipt(rid, timeout)
         else:
-            self.conn.send(destination, body, **headers)
+            self.conn.send(destination, body, content_type, extra)
 
     def close(self) -> None:
         """DISCONNECT politely if still connected, then drop the socket; never raises."""

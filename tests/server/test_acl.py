@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -270,8 +269,9 @@ def test_ping_pong_reaches_all_of_the_senders_sessions_and_nobody_else(
         session.subscribe("/user/queue/replies", "replies")
     alice_other_sub.subscribe("/user/queue/errors", "errors")  # a different user queue
     sender = alice_tcp if transport == "tcp" else alice_ws
-    extra: dict[str, Any] = {"correlation-id": "c-42"}
-    sender.send("/app/ping", "{}", content_type="application/json", **extra)
+    sender.send(
+        "/app/ping", "{}", content_type="application/json", headers={"correlation-id": "c-42"}
+    )
     for session in (alice_tcp, alice_ws):
         pong = session.listener.message()
         assert json.loads(pong.body) == {"type": "pong"}

@@ -49,9 +49,12 @@ class Shopper:
         """SEND a command; returns its correlation id."""
         correlation = unique("c")
         text = body if isinstance(body, str) else ("" if body is None else json.dumps(body))
-        # Typed as ``Client.send``'s ``**headers: Any``, so mypy does not match it to ``receipt``.
-        command_headers: dict[str, Any] = {"correlation-id": correlation, **headers}
-        self.client.send(destination, text, content_type="application/json", **command_headers)
+        self.client.send(
+            destination,
+            text,
+            content_type="application/json",
+            headers={"correlation-id": correlation, **headers},
+        )
         return correlation
 
     def answer(self, correlation: str, timeout: float = 10.0) -> tuple[str, dict[str, Any]]:

@@ -7,7 +7,6 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -15,9 +14,8 @@ from tests.conftest import ServerProcess
 from tests.server.stomp_clients import DEFAULT_TIMEOUT, Client, Clients, open_stomp, unique
 
 
-def prefetch(count: int) -> dict[str, Any]:
-    """The SUBSCRIBE header ``prefetch-count`` (as Any: mypy would match a ``**dict[str, str]``
-    against the client's ``timeout: float`` too)."""
+def prefetch(count: int) -> dict[str, str]:
+    """The SUBSCRIBE header ``prefetch-count``."""
     return {"prefetch-count": str(count)}
 
 
@@ -95,7 +93,7 @@ def test_nack_redelivers_at_the_head_marked_redelivered(clients: Clients, transp
     dest = queue()
     pub = publisher(clients, transport)
     worker = consumer(clients, transport)
-    worker.subscribe(dest, ack="client-individual", **prefetch(1))
+    worker.subscribe(dest, ack="client-individual", headers=prefetch(1))
     pub.send(dest, "first")
     pub.send(dest, "second")
     frame = worker.listener.message()
@@ -144,7 +142,7 @@ def test_prefetch_count_bounds_unacked_messages(clients: Clients, transport: str
     dest = queue()
     pub = publisher(clients, transport)
     worker = consumer(clients, transport)
-    worker.subscribe(dest, ack="client-individual", **prefetch(2))
+    worker.subscribe(dest, ack="client-individual", headers=prefetch(2))
     for i in range(5):
         pub.send(dest, f"m{i}")
     first = worker.listener.messages(2)
@@ -159,7 +157,7 @@ def test_transactions_cover_queue_sends_and_acks(clients: Clients, transport: st
     dest = queue()
     pub = publisher(clients, transport)
     worker = consumer(clients, transport)
-    worker.subscribe(dest, ack="client-individual", **prefetch(1))
+    worker.subscribe(dest, ack="client-individual", headers=prefetch(1))
     pub.conn.begin("tx")
     pub.conn.send(dest, "in-tx", transaction="tx")
     assert worker.listener.quiet("MESSAGE", 0.5) == [], "a transactional SEND was stored early"

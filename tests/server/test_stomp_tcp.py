@@ -71,8 +71,7 @@ def test_stomp_py_versions_negotiate_and_exchange_messages(clients: Clients, ver
     pub = clients("tcp", user=unique("pub"), role="publisher", version=version)
     assert pub.reply.headers["version"] == version
     sub_id = sub.subscribe(dest, "s-" + version.replace(".", ""))
-    extra: dict[str, Any] = {"x-version": version}
-    pub.send(dest, f"hello {version}", **extra)
+    pub.send(dest, f"hello {version}", headers={"x-version": version})
     message = sub.listener.message(body=f"hello {version}")
     assert message.headers["destination"] == dest
     assert message.headers["subscription"] == sub_id
@@ -122,8 +121,7 @@ def test_publish_subscribe_round_trip(clients: Clients, transport: str) -> None:
     pub, sub = pubsub(clients, transport)
     sub_id = sub.subscribe(dest, "s-1")
     body = '{"n": 1, "text": "caf\u00e9"}'
-    extra: dict[str, Any] = {"x-custom": "hello"}
-    pub.send(dest, body, content_type="application/json", **extra)
+    pub.send(dest, body, content_type="application/json", headers={"x-custom": "hello"})
     message = sub.listener.message(body=body)
     headers = message.headers
     assert headers["destination"] == dest
@@ -185,8 +183,7 @@ def test_header_escaping_round_trip_across_versions(clients: Clients, transport:
         sub.subscribe(dest)
     value = "key:value\nsecond line \\ back:slash"
     pub = clients(transport, user=unique("pub"), role="publisher")
-    extra: dict[str, Any] = {"x-tricky": value, "x-plain": "plain"}
-    pub.send(dest, "escaped", **extra)
+    pub.send(dest, "escaped", headers={"x-tricky": value, "x-plain": "plain"})
     for sub in subscribers:
         message = sub.listener.message(body="escaped")
         assert message.headers["x-tricky"] == value, (sub.version, sub.transport)

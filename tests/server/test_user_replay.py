@@ -27,12 +27,12 @@ def test_replies_missed_while_away_are_replayed_once(clients: Clients) -> None:
     missed = replies(other, other_sub, 1)
 
     back = clients("ws", user=alice)
-    back_sub = back.subscribe(REPLIES, **resume_after(last_seen))
+    back_sub = back.subscribe(REPLIES, headers=resume_after(last_seen))
     assert replies(back, back_sub, 1) == missed
     assert back.listener.quiet("MESSAGE", 0.5) == []
     # Another user's replies are never replayed to alice, nor hers to them.
     mallory = clients("tcp", user=unique("mallory"))
-    mallory.subscribe(REPLIES, **resume_after("*"))
+    mallory.subscribe(REPLIES, headers=resume_after("*"))
     assert mallory.listener.quiet("MESSAGE", 0.5) == []
 
 
