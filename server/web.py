@@ -123,7 +123,9 @@ _PAGE = """<!doctype html>
 </style>
 </head>
 <body>
+<main>
 {body}
+</main>
 </body>
 </html>
 """

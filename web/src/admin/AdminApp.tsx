@@ -48,6 +48,9 @@ export function AdminApp() {
           <Login />
         ) : (
           <div className="admin-grid">
+            {/* The panels' headings are h2s: this is the page's h1, for those who move by headings
+                (absolutely placed, it takes no cell of the grid). */}
+            <h1 className="visually-hidden">Admin console</h1>
             <div className="admin-grid__main">
               <StatsPanel />
               <EventsPanel api={api} />
