@@ -1,13 +1,15 @@
-"""Small things found in use: a friendly page for links that lead nowhere, and a favicon that
-loads."""
+"""Small things found in use: a friendly page for links that lead nowhere, a favicon that
+loads, and the pages a visitor lands on first passing the accessibility audit."""
 
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Callable
 
-from playwright.sync_api import expect
+import pytest
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Pages, element
+from tests.browser.conftest import DESKTOP, PHONE, Pages, create_event, element
 from tests.conftest import ServerProcess
 
 
@@ -52,3 +54,26 @@ def test_a_link_without_the_hash_gets_a_page_with_the_way_back(
     pages.snap(page, "server-not-found")
     page.get_by_role("link", name="/#/events/987654").click()
     expect(element(page, "not-found")).to_contain_text("Event not found")
+
+
+@pytest.mark.parametrize("profile", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_first_pages_a_visitor_lands_on_pass_the_accessibility_audit(
+    ui_server: ServerProcess, pages: Pages, profile: dict[str, object]
+) -> None:
+    """The pages other tests pass through without a snap: the list of events, sign-in, my
+    tickets with none, the console's and the scanner's token forms (``snap`` audits each)."""
+    create_event(ui_server, "Audit Night")
+    landings: dict[str, Callable[[Page], None]] = {
+        "/#/": lambda page: expect(page.get_by_text("Audit Night").first).to_be_visible(),
+        "/#/signin": lambda page: expect(element(page, "signin-email")).to_be_visible(),
+        "/#/tickets": lambda page: expect(
+            page.get_by_role("heading", name="My tickets")
+        ).to_be_visible(),
+        "/admin": lambda page: expect(element(page, "admin-token")).to_be_visible(),
+        "/scan": lambda page: expect(element(page, "scan-token")).to_be_visible(),
+    }
+    for path, shown in landings.items():
+        name = path.strip("/#") or "events"
+        page = pages.open(f"{ui_server.http_url}{path}", name, profile)
+        shown(page)
+        pages.snap(page, f"landing-{name}")
