@@ -70,7 +70,9 @@ _VERSION_LIST = ",".join(v.value for v in SUPPORTED_VERSIONS)
 
 
 def ack_id(subscription_id: str, message_id: str) -> str:
-    """The STOMP 1.2 ``ack`` header of a MESSAGE: unique per delivery within a session."""
+    """The STOMP 1.2 ``ack`` header of a MESSAGE: unique among a session's unacknowledged
+    deliveries (a redelivery of a message to the same subscription has the same one, once the
+    first delivery is settled; what tells them apart is the delivery number each records)."""
     return f"{message_id}/{subscription_id}"
 
 
@@ -112,6 +114,7 @@ class ServerConnection:
     # Thousands of these live at once: slots keep each one small.
     __slots__ = (
         "_acks",
+        "_deliveries",
         "_events",
         "_out",
         "_parser",
@@ -149,6 +152,7 @@ class ServerConnection:
         self._transactions: dict[str, list[Event]] = {}
         self._transaction_frames = 0
         self._acks: dict[str, tuple[Subscription, str]] = {}
+        self._deliveries = 0
         #: Observer of every frame read, before it is acted on (the server counts frames and
         #: applies its rate limit here); it may raise ProtocolError to refuse the frame.
         self.on_frame: Callable[[Frame], None] | None = None
@@ -272,6 +276,12 @@ class ServerConnection:
 
     # -- deliveries --------------------------------------------------------------------------
 
+    @property
+    def unacked(self) -> int:
+        """Deliveries awaiting an ACK or NACK, on all subscriptions (at most
+        ``limits.max_unacked``: one more is refused by :meth:`record_delivery`)."""
+        return len(self._acks)
+
     def record_delivery(self, subscription: Subscription, message_id: str) -> None:
         """Remember a MESSAGE sent on a client-ack subscription until it is ACKed or NACKed."""
         if len(self._acks) >= self.limits.max_unacked:
@@ -279,9 +289,9 @@ class ServerConnection:
                 "too many unacknowledged messages",
                 f"limit is {self.limits.max_unacked}; ACK or NACK what you received",
             )
-        key = ack_id(subscription.id, message_id)
-        subscription.pending[message_id] = key
-        self._acks[key] = (subscription, message_id)
+        self._deliveries += 1
+        subscription.pending[message_id] = self._deliveries
+        self._acks[ack_id(subscription.id, message_id)] = (subscription, message_id)
 
     # -- frame handlers ----------------------------------------------------------------------
 
@@ -373,8 +383,8 @@ class ServerConnection:
             # Like RabbitMQ: unsubscribing what is not subscribed is a no-op, not an error.
             self._receipt_for(frame)
             return None
-        for key in subscription.pending.values():
-            self._acks.pop(key, None)
+        for message_id in subscription.pending:
+            self._acks.pop(ack_id(subscription.id, message_id), None)
         return Unsubscribe(frame.get("receipt"), subscription)
 
     def _on_ack(self, frame: Frame) -> Event | None:
@@ -389,10 +399,11 @@ class ServerConnection:
         else:
             covered = [message_id]
         receipt = frame.get("receipt")
+        deliveries = [subscription.pending[mid] for mid in covered]
         if frame.command is Command.ACK:
-            event: Ack | Nack = Ack(receipt, subscription, covered)
+            event: Ack | Nack = Ack(receipt, subscription, covered, deliveries)
         else:
-            event = Nack(receipt, subscription, covered)
+            event = Nack(receipt, subscription, covered, deliveries)
         if frame.get("transaction") is None:
             self._settle(event)
         # Inside a transaction the delivery stays unacknowledged until COMMIT (and again
@@ -400,12 +411,20 @@ class ServerConnection:
         return self._in_transaction(frame, event)
 
     def _settle(self, event: Ack | Nack) -> None:
-        """Forget the deliveries an ACK/NACK covers (those still pending at this point)."""
-        pending = event.subscription.pending
-        still = [mid for mid in event.message_ids if mid in pending]
-        for mid in still:
-            self._acks.pop(pending.pop(mid), None)
-        event.message_ids = still
+        """Forget the deliveries an ACK/NACK covers (those still pending at this point: one
+        settled since, or made again since, is left alone)."""
+        subscription = event.subscription
+        pending = subscription.pending
+        still = [
+            (mid, delivery)
+            for mid, delivery in zip(event.message_ids, event.deliveries, strict=True)
+            if pending.get(mid) == delivery
+        ]
+        for mid, _ in still:
+            del pending[mid]
+            self._acks.pop(ack_id(subscription.id, mid), None)
+        event.message_ids = [mid for mid, _ in still]
+        event.deliveries = [delivery for _, delivery in still]
 
     def _find_delivery(self, frame: Frame) -> tuple[Subscription, str]:
         """Resolve an ACK/NACK to the delivery it settles, per version's headers."""

@@ -28,8 +28,9 @@ class Subscription:
     destination: str
     ack: AckMode
     headers: list[tuple[str, str]]
-    #: Message ids delivered and not yet acknowledged, oldest first (client modes only).
-    pending: dict[str, str] = field(default_factory=dict)
+    #: Message ids delivered and not yet acknowledged, oldest first (client modes only), each
+    #: with the number its connection gave that delivery (a redelivery gets a new one).
+    pending: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -68,12 +69,18 @@ class Unsubscribe(Event):
 class Ack(Event):
     subscription: Subscription
     message_ids: list[str]
+    #: The delivery of each message the frame named (see :attr:`Subscription.pending`): an ACK
+    #: held in a transaction settles, at COMMIT, only the delivery it named, not a redelivery
+    #: of the same message made since. (The connection's bookkeeping: not compared.)
+    deliveries: list[int] = field(default_factory=list, compare=False)
 
 
 @dataclass(slots=True)
 class Nack(Event):
     subscription: Subscription
     message_ids: list[str]
+    #: As :attr:`Ack.deliveries`.
+    deliveries: list[int] = field(default_factory=list, compare=False)
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from protocol.codec import encode_message
 from protocol.connection import ack_id
@@ -52,9 +52,18 @@ FINISH_S = 1.5
 REDELIVERED = ("redelivered", "true")
 
 
+class QueueSubscriber(Subscriber, Protocol):
+    """What a queue's consumer needs besides a broker subscriber's."""
+
+    @property
+    def gone(self) -> bool:
+        """True once a message written to it would be lost (see ``StompSession.gone``)."""
+        ...
+
+
 @dataclass(eq=False, slots=True)
 class _Consumer:
-    session: Subscriber
+    session: QueueSubscriber
     subscription: Subscription
     queue: str
     prefetch: int
@@ -74,9 +83,17 @@ class _Consumer:
 
     @property
     def room(self) -> int:
-        if self.session.closed:
+        # A session whose peer has gone gets nothing: an ``ack:auto`` message written to it
+        # would be settled, and lost.
+        if self.session.gone:
             return 0
-        return self.prefetch - len(self.unsettled) if self.tracked else self.prefetch
+        if not self.tracked:
+            return self.prefetch
+        # Prefetch counts are each within --max-unacked, but a session's subscriptions may add
+        # up to more: the session's own budget is the bound too (one more would end it).
+        conn = self.session.conn
+        budget = conn.limits.max_unacked - conn.unacked
+        return min(self.prefetch - len(self.unsettled), budget)
 
 
 @dataclass(eq=False, slots=True)
@@ -202,7 +219,7 @@ class QueueBroker:
 
     # -- subscriptions ------------------------------------------------------------------------
 
-    def subscribe(self, session: Subscriber, subscription: Subscription, queue: str) -> None:
+    def subscribe(self, session: QueueSubscriber, subscription: Subscription, queue: str) -> None:
         prefetch = self.default_prefetch
         for name, value in subscription.headers:
             if name == PREFETCH_HEADER:

@@ -446,6 +446,12 @@ class StompSession(ABC):
     # CLOSE_GRACE_S. The check is one call on the transport, so the fan-out stays a write and a
     # comparison per recipient.
 
+    @property
+    def gone(self) -> bool:
+        """Closed, or about to be: the transport is closing (the peer left, and the session's
+        ``connection_lost`` has not run yet), so what is written now is dropped unread."""
+        return self.closed or self.transport.is_closing()
+
     def push(self, payload: bytes) -> None:
         """Write a pre-framed broker payload (the fan-out hot path)."""
         if self.closed:

@@ -686,6 +686,22 @@ class TestTransactions:
             Commit("c", "tx"),
         ]
 
+    def test_an_ack_held_in_a_transaction_does_not_settle_a_redelivery(self) -> None:
+        """ACK in a transaction, then NACK outside it (the client changed its mind): the message
+        is delivered again, with the same ``ack`` id. The COMMIT's ACK named the first
+        delivery, settled already: it must leave the redelivery unacknowledged."""
+        conn = connect("1.2")
+        subscription = subscribe(conn, "s1", "client-individual")
+        conn.record_delivery(subscription, "m1")
+        send(conn, "BEGIN", [("transaction", "tx")])
+        send(conn, "ACK", [("id", ack_id("s1", "m1")), ("transaction", "tx")])
+        assert send(conn, "NACK", [("id", ack_id("s1", "m1"))]) == Nack(None, subscription, ["m1"])
+        conn.record_delivery(subscription, "m1")  # the redelivery
+        conn.receive_data(wire("COMMIT", [("transaction", "tx")]))
+        assert events(conn) == [Ack(None, subscription, []), Commit(None, "tx")]
+        assert list(subscription.pending) == ["m1"]
+        assert send(conn, "ACK", [("id", ack_id("s1", "m1"))]) == Ack(None, subscription, ["m1"])
+
     def test_frames_outside_a_transaction_pass_straight_through(self) -> None:
         conn = connect()
         send(conn, "BEGIN", [("transaction", "tx")])
