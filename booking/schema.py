@@ -14,6 +14,7 @@ Double-selling is impossible at the database, not merely checked by the applicat
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -52,8 +53,9 @@ SEAT_ID = String(32)
 EMAIL = String(254)
 
 
-def _table(name: str, *parts: SchemaItem) -> Table:
-    return Table(name, metadata, *parts)
+def _table(name: str, *parts: SchemaItem, **options: Any) -> Table:
+    """A table of :data:`metadata`; ``options`` are dialect options (``sqlite_autoincrement``)."""
+    return Table(name, metadata, *parts, **options)
 
 
 def _of_event() -> Column[int]:
@@ -419,7 +421,9 @@ BODY = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 #: Messages of ``/queue/{name}`` destinations on a single node (issue 17;
 #: ``server/backplane/sql_queue.py``), kept until a consumer acknowledges them. Cluster mode keeps
-#: them in Redis streams instead.
+#: them in Redis streams instead. A row's id is its STOMP ``message-id`` (and its ack ids), so no
+#: id may come back once its row is deleted: SQLite reuses the largest rowid after it is deleted
+#: unless the table has AUTOINCREMENT (MariaDB's AUTO_INCREMENT never goes back while it runs).
 queue_messages = _table(
     "queue_messages",
     _serial_id(),
@@ -430,6 +434,7 @@ queue_messages = _table(
     Column("dedupe_key", String(191), nullable=True, unique=True),
     _created_at(),
     Index(None, "queue", "id"),
+    sqlite_autoincrement=True,
 )
 
 #: Webhook endpoints integration events are posted to (issue 17; ``server/integrations.py``).

@@ -15,7 +15,18 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, column, create_engine, insert, inspect, select, table
+from sqlalchemy import (
+    Connection,
+    Engine,
+    column,
+    create_engine,
+    delete,
+    insert,
+    inspect,
+    select,
+    table,
+    text,
+)
 
 from booking.checkout import Outcome
 from booking.migrate import alembic_config
@@ -48,6 +59,42 @@ def test_downgrade_to_base_leaves_no_table_behind(database_url: str) -> None:
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "base")
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_queue_message_ids_are_never_reused(database_url: str) -> None:
+    """Revision 1801 rebuilds ``queue_messages`` with AUTOINCREMENT on SQLite, keeping its rows
+    and ids: a message's id is its STOMP message-id, so the id of a deleted (acknowledged) newest
+    row must not come back. MariaDB's AUTO_INCREMENT never goes back anyway."""
+    messages = table(
+        "queue_messages", column("id"), column("queue"), column("headers"), column("body"),
+        column("dedupe_key"), column("created_at"),
+    )  # fmt: skip
+
+    def send(conn: Connection, key: str | None = None) -> int:
+        row = {"queue": "q", "headers": "[]", "body": "", "created_at": datetime(2026, 12, 7)}
+        result = conn.execute(insert(messages).values(**row, dedupe_key=key))
+        return int(result.lastrowid)
+
+    def stored(conn: Connection) -> list[tuple[int, str | None]]:
+        query = select(messages.c.id, messages.c.dedupe_key).order_by(messages.c.id)
+        return [(int(id_), key) for id_, key in conn.execute(query).all()]
+
+    with sync_engine(database_url) as engine, engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "1202")
+        ids = [send(conn, key) for key in ("a", "b", "c")]
+        conn.execute(delete(messages).where(messages.c.id == ids[1]))
+        command.upgrade(alembic_config(conn), "head")
+        assert stored(conn) == [(ids[0], "a"), (ids[2], "c")]
+        conn.execute(delete(messages).where(messages.c.id == ids[2]))  # the newest, ACKed
+        again = send(conn)
+        assert again > ids[2]
+        if engine.dialect.name == "sqlite":
+            ddl = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'queue_messages'")
+            ).scalar_one()
+            assert "AUTOINCREMENT" in ddl
+        command.downgrade(alembic_config(conn), "1202")
+        assert stored(conn) == [(ids[0], "a"), (again, None)]
 
 
 OLD_PAID: dict[str, Any] = {
