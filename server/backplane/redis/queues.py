@@ -3,11 +3,14 @@
 * Key ``<prefix>queue:<name>``; every node is a consumer (its ``--node-id``) of the group
   ``consumers``. A SEND is an ``XADD`` (by a script that also applies the bounds and the
   dedupe key, atomically); a batch of them goes in one ``MULTI``.
-* A node *takes* messages with ``XREADGROUP`` (new ones) and ``XAUTOCLAIM`` (ones whose holder
-  has not renewed its claim for ``--queue-lease-s``: a dead node, or a released message). What a
-  node took sits in the group's pending list under its name until it settles it (``XACK`` and
-  ``XDEL``) or releases it (``XCLAIM … IDLE``: marked long idle, so the next ``XAUTOCLAIM`` of
-  any node takes it again, oldest first, as a redelivery). A live node renews its claim on what
+* A node *takes* messages with ``XAUTOCLAIM`` (ones whose holder has not renewed its claim for
+  ``--queue-lease-s``: a dead node, or a released message), then ``XREADGROUP`` (new ones). One
+  ``XAUTOCLAIM`` examines at most ten times ``COUNT`` entries of the pending list, so a take
+  goes on from the cursor it returns until it has enough or has been through the whole list: a
+  claimable entry is found however many unacked ones sit before it. What a node took sits in
+  the group's pending list under its name until it settles it (``XACK`` and ``XDEL``) or
+  releases it (``XCLAIM … IDLE``: marked long idle, so the next take of any node takes it again,
+  oldest first, ahead of new messages, as a redelivery). A live node renews its claim on what
   its consumers still have out (``XCLAIM … JUSTID``) every third of the lease.
 * Bounds: the script drops entries older than ``--queue-max-age-s`` (``XTRIM MINID``, from
   Redis's clock) and then, when the stream holds ``--queue-max-length`` entries (counting those
@@ -112,12 +115,35 @@ class RedisQueueStore:
         lease_ms = int(self._policy.lease_s * 1000)
         taken: list[Queued] = []
         try:
-            claimed: Any = await redis.xautoclaim(
-                key, GROUP, self._consumer, lease_ms, start_id="0-0", count=count
-            )
-            for entry_id, fields in claimed[1]:
-                if fields:
-                    taken.append(_message(entry_id, fields, redelivered=True))
+            # The pending list in id order, from the cursor each XAUTOCLAIM returns: released and
+            # expired messages oldest first, however many unacked ones sit before them.
+            cursor: bytes | str = "0-0"
+            rounds_left: int | None = None
+            while True:
+                claimed: Any = await redis.xautoclaim(
+                    key, GROUP, self._consumer, lease_ms, start_id=cursor, count=count - len(taken)
+                )
+                # An entry deleted from the stream while pending is skipped: Redis 7 drops it
+                # from the pending list and lists its id apart (the third element, unused here);
+                # one that comes back without fields is skipped too. It counts against COUNT,
+                # so a round may return fewer messages than asked and the walk goes on.
+                for entry_id, fields in claimed[1]:
+                    if fields:
+                        taken.append(_message(entry_id, fields, redelivered=True))
+                cursor = claimed[0]
+                if len(taken) >= count or cursor in (b"0-0", "0-0"):
+                    break
+                if rounds_left is None:
+                    # Bound the walk: each round examines at least one pending entry and the
+                    # cursor only moves forward, while entries added meanwhile (new deliveries,
+                    # not claimable) go to the end; so as many more rounds as the list holds now
+                    # examine every entry it holds, and the walk cannot chase a busy queue's
+                    # growing tail for ever. Asked only when one round was not enough.
+                    summary: Any = await redis.xpending(key, GROUP)
+                    rounds_left = int(summary["pending"])
+                if rounds_left <= 0:
+                    break
+                rounds_left -= 1
             if len(taken) < count:
                 read: Any = await redis.xreadgroup(
                     GROUP, self._consumer, {key: ">"}, count=count - len(taken)
