@@ -349,7 +349,9 @@ class ServerConnection:
     def _on_send(self, frame: Frame) -> Event | None:
         destination = _required(frame, "destination")
         headers = [(k, v) for k, v in frame.headers if k not in _SEND_PROTOCOL_HEADERS]
-        event = Send(frame.get("receipt"), destination, headers, frame.body)
+        event = Send(
+            frame.get("receipt"), destination, headers, frame.body, frame.get("transaction")
+        )
         return self._in_transaction(frame, event)
 
     def _on_subscribe(self, frame: Frame) -> Event:

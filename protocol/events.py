@@ -53,6 +53,8 @@ class Send(Event):
     destination: str
     headers: list[tuple[str, str]]
     body: bytes
+    #: The transaction it was sent in (emitted at its COMMIT, just before the ``Commit``).
+    transaction: str | None = None
 
 
 @dataclass(slots=True)

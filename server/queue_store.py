@@ -38,12 +38,29 @@ class QueuePolicy:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message to store; ``dedupe`` (an event id, say) stores it once however often sent."""
+    """A message to store; ``dedupe`` (an event id, say) stores it once however often sent.
+
+    Messages with the same ``group`` (the SENDs of one COMMIT; they stand together in a batch)
+    are stored all or none: when one does not fit its queue, none is stored.
+    """
 
     queue: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
     dedupe: str | None = None
+    group: object | None = None
+
+
+def groups(messages: Sequence[Outgoing]) -> list[list[Outgoing]]:
+    """``messages`` cut into what is stored all or none: runs of one ``group``, and each
+    message without one alone."""
+    cut: list[list[Outgoing]] = []
+    for message in messages:
+        if cut and message.group is not None and cut[-1][0].group is message.group:
+            cut[-1].append(message)
+        else:
+            cut.append([message])
+    return cut
 
 
 @dataclass(frozen=True, slots=True)

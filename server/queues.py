@@ -162,11 +162,14 @@ class QueueBroker:
         headers: tuple[tuple[str, str], ...],
         body: bytes,
         dedupe: str | None = None,
+        group: object | None = None,
     ) -> asyncio.Future[None]:
         """Store a message; the future resolves once it is stored (raises
-        :class:`~server.errors.QueueFullError` when refused)."""
+        :class:`~server.errors.QueueFullError` when refused). Messages sent one after another
+        with the same ``group`` (a COMMIT's) are stored all or none (they reach the store in
+        one batch: nothing yields between them)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._writes.append((Outgoing(queue, headers, body, dedupe), future))
+        self._writes.append((Outgoing(queue, headers, body, dedupe, group), future))
         self._write_wake.set()
         return future
 

@@ -187,6 +187,7 @@ class StompSession(ABC):
 
     __slots__ = (
         "__weakref__",
+        "_commit_group",
         "_counted",
         "_deferred",
         "_frames_in",
@@ -227,6 +228,8 @@ class StompSession(ABC):
         self.session_id = service.next_session_id()
         self.closed = False
         self._tx_seen = False
+        #: What ties together the queue SENDs of the COMMIT being handled (stored all or none).
+        self._commit_group: object | None = None
         self._loop = asyncio.get_running_loop()
         self._rx_at = self._loop.time()
         self._timers: list[asyncio.TimerHandle] = []
@@ -340,6 +343,8 @@ class StompSession(ABC):
             return self.service.queues.nack(event.subscription, event.message_ids)
         elif isinstance(event, events.ConnectRequest):
             self._on_connect(event)
+        elif isinstance(event, events.Commit):
+            self._commit_group = None  # its SENDs came just before it
         # Ack and Nack of a topic: topics are at-most-once, so settling a delivery only releases
         # the connection's bookkeeping, which ServerConnection already did (the queue broker
         # knows no topic subscription). Disconnect: complete() closes the connection, and
@@ -403,7 +408,12 @@ class StompSession(ABC):
         destination = self._allowed(check_send, event.destination, "send to")
         if destination.kind is Kind.QUEUE:
             # Its RECEIPT means "stored".
-            return self.service.queues.send(str(destination.key), tuple(event.headers), event.body)
+            group = None
+            if event.transaction is not None:
+                group = self._commit_group = self._commit_group or object()
+            return self.service.queues.send(
+                str(destination.key), tuple(event.headers), event.body, group=group
+            )
         if destination.kind is Kind.APP:
             resolved = self.service.app_commands.resolve(destination.name)
             if resolved is None:

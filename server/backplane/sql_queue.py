@@ -3,10 +3,10 @@
 Bodies are kept as base64 text (aiomysql cannot bind ``bytes`` with the PyMySQL it runs on).
 The node is the only one reading its queues, so each queue's ready messages also live in memory,
 in order (a deque), loaded from the table the first time the queue is used after a start; the
-table is what survives a restart. Storing is one transaction per batch (a COMMIT's SENDs land
-together); an acknowledgement is one ``DELETE``. What was ready or out with a consumer when the
-node stopped is ready again after the restart, and is marked ``redelivered`` (it may have been
-delivered before, as RabbitMQ's flag means).
+table is what survives a restart. Storing is one transaction per batch, and a COMMIT's SENDs
+are stored all or none; an acknowledgement is one ``DELETE``. What was ready or out with a
+consumer when the node stopped is ready again after the restart, and is marked ``redelivered``
+(it may have been delivered before, as RabbitMQ's flag means).
 
 Bounds (:class:`~server.queue_store.QueuePolicy`): a queue holds at most ``max_length`` messages,
 counting those out with consumers; a message older than ``max_age_s`` is dropped when it reaches
@@ -23,13 +23,14 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.clock import utcnow
 from booking.schema import queue_messages
-from server.queue_store import Outgoing, Queued, QueuePolicy
+from server.queue_store import Outgoing, Queued, QueuePolicy, groups
 
 
 @dataclass(slots=True)
@@ -84,43 +85,62 @@ class SqlQueueStore:
         room = {name: policy.max_length - len(q) for name, q in queues.items()}
         droppable = {name: len(q.ready) for name, q in queues.items()}
         async with self._engine.begin() as conn:
-            for message in messages:
-                queue = queues[message.queue]
-                if room[message.queue] <= 0:
-                    if policy.overflow == "reject" or droppable[message.queue] <= 0:
-                        stored.append(False)
-                        continue
-                    head = queue.ready[len(queue.ready) - droppable[message.queue]]
-                    droppable[message.queue] -= 1
-                    dropped.append((queue, head))
-                    await conn.execute(
-                        delete(queue_messages).where(queue_messages.c.id == int(head[0].id))
-                    )
-                else:
-                    room[message.queue] -= 1
-                statement = insert(queue_messages).values(
-                    queue=message.queue,
-                    headers=json.dumps(message.headers),
-                    body=base64.b64encode(message.body).decode("ascii"),
-                    dedupe_key=message.dedupe,
-                    created_at=now,
-                )
-                if message.dedupe is not None:
-                    statement = statement.prefix_with("IGNORE", dialect="mysql").prefix_with(
-                        "OR IGNORE", dialect="sqlite"
-                    )
-                result = await conn.execute(statement)
-                stored.append(True)
-                if result.rowcount == 1:
-                    new_id = str(result.inserted_primary_key[0])  # type: ignore[index]
-                    added.append(
-                        (queue, Queued(new_id, message.headers, message.body, False), time.time())
-                    )
+            for group in groups(messages):
+                # The whole group's room first: it is stored all or none (a COMMIT's SENDs).
+                group_room, group_droppable = dict(room), dict(droppable)
+                heads: list[tuple[Queued, float] | None] = []
+                for message in group:
+                    name = message.queue
+                    if group_room[name] > 0:
+                        group_room[name] -= 1
+                        heads.append(None)
+                    elif policy.overflow == "drop-head" and group_droppable[name] > 0:
+                        ready = queues[name].ready
+                        heads.append(ready[len(ready) - group_droppable[name]])
+                        group_droppable[name] -= 1
+                    else:
+                        break
+                if len(heads) < len(group):
+                    stored.extend(False for _ in group)
+                    continue
+                room, droppable = group_room, group_droppable
+                for message, head in zip(group, heads, strict=True):
+                    queue = queues[message.queue]
+                    if head is not None:
+                        dropped.append((queue, head))
+                        await conn.execute(
+                            delete(queue_messages).where(queue_messages.c.id == int(head[0].id))
+                        )
+                    added_now = await self._insert(conn, message, now)
+                    stored.append(True)
+                    if added_now is not None:
+                        added.append((queue, added_now, time.time()))
         for queue, head in dropped:
             queue.ready.remove(head)
         for queue, queued, at in added:
             queue.ready.append((queued, at))
         return stored
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection, message: Outgoing, now: datetime) -> Queued | None:
+        """Insert ``message``'s row; the message as stored, or ``None`` when its dedupe key was
+        stored before."""
+        statement = insert(queue_messages).values(
+            queue=message.queue,
+            headers=json.dumps(message.headers),
+            body=base64.b64encode(message.body).decode("ascii"),
+            dedupe_key=message.dedupe,
+            created_at=now,
+        )
+        if message.dedupe is not None:
+            statement = statement.prefix_with("IGNORE", dialect="mysql").prefix_with(
+                "OR IGNORE", dialect="sqlite"
+            )
+        result = await conn.execute(statement)
+        if result.rowcount != 1:
+            return None
+        new_id = str(result.inserted_primary_key[0])  # type: ignore[index]
+        return Queued(new_id, message.headers, message.body, False)
 
     async def take(self, queue_name: str, count: int) -> list[Queued]:
         queue = await self._queue(queue_name)

@@ -680,9 +680,9 @@ class TestTransactions:
         assert send(conn, "SEND", [("destination", "/b"), ("transaction", "tx")], b"2") is None
         conn.receive_data(wire("COMMIT", [("transaction", "tx"), ("receipt", "c")]))
         assert events(conn) == [
-            Send(None, "/a", [], b"1"),
+            Send(None, "/a", [], b"1", "tx"),
             Ack(None, subscription, ["m1"]),
-            Send(None, "/b", [], b"2"),
+            Send(None, "/b", [], b"2", "tx"),
             Commit("c", "tx"),
         ]
 
@@ -746,7 +746,7 @@ class TestTransactions:
         send(conn, "SEND", [("destination", "/2"), ("transaction", "t2")])
         send(conn, "ABORT", [("transaction", "t1")])
         conn.receive_data(wire("COMMIT", [("transaction", "t2")]))
-        assert events(conn) == [Send(None, "/2", [], b""), Commit(None, "t2")]
+        assert events(conn) == [Send(None, "/2", [], b"", "t2"), Commit(None, "t2")]
 
     def test_name_can_be_reused_after_commit(self) -> None:
         conn = connect()
@@ -754,7 +754,7 @@ class TestTransactions:
             send(conn, "BEGIN", [("transaction", "tx")])
             send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], body)
             conn.receive_data(wire("COMMIT", [("transaction", "tx")]))
-            assert events(conn) == [Send(None, "/a", [], body), Commit(None, "tx")]
+            assert events(conn) == [Send(None, "/a", [], body, "tx"), Commit(None, "tx")]
 
     @pytest.mark.parametrize(
         ("command", "headers"),

@@ -7,10 +7,12 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, database_url_for, migrate
+from tests.redis_server import RedisServer
 from tests.server.stomp_clients import DEFAULT_TIMEOUT, Client, Clients, open_stomp, unique
 
 
@@ -242,3 +244,53 @@ def test_length_bound(make_server: Callable[..., ServerProcess], overflow: str) 
             worker.close()
     finally:
         pub.close()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_commit_that_does_not_fit_the_queue_stores_nothing(
+    make_server: Callable[..., ServerProcess],
+    redis_server: RedisServer,
+    tmp_path: Path,
+    store: str,
+) -> None:
+    """``--queue-max-length 3`` (``reject``) holding one message; a COMMIT of one SEND, then
+    BEGIN, two SENDs, COMMIT. STOMP 1.2 §"BEGIN": a transaction's frames are "processed
+    atomically". The second COMMIT gets ERROR ``queue full`` and neither of its SENDs is stored
+    (the first used to be, so a client sending the transaction again duplicated it); the COMMIT
+    that fits is stored whole. On a node's database, and on a cluster's Redis streams."""
+    if store == "sqlite":
+        check_commits(make_server(queue_max_length=3))
+        return
+    for url in database_url_for("mariadb", tmp_path):
+        migrate(url)
+        node = make_server(
+            queue_max_length=3, database_url=url, redis_url=redis_server.url,
+            node_id="commit-1", redis_key_prefix=f"{unique('commit')}:",
+        )  # fmt: skip
+        check_commits(node)
+
+
+def check_commits(node: ServerProcess) -> None:
+    dest = queue()
+    pub = open_stomp(node, user=unique("pub"), role="publisher")
+    try:
+        pub.send(dest, "before")
+        pub.conn.begin("fits")
+        pub.conn.send(dest, "fits-1", transaction="fits")
+        pub.conn.commit("fits", receipt="c-fits")
+        pub.listener.receipt("c-fits")
+        pub.conn.begin("too-big")
+        for body in ("big-1", "big-2"):
+            pub.conn.send(dest, body, transaction="too-big")
+        pub.conn.commit("too-big", receipt="c-big")
+        assert pub.listener.error().headers["message"] == "queue full"
+    finally:
+        pub.close()
+    worker = open_stomp(node, user=unique("app"), role="integration")
+    try:
+        worker.subscribe(dest)
+        assert [m.body for m in worker.listener.messages(2)] == ["before", "fits-1"]
+        time.sleep(0.5)  # and nothing more comes
+        assert [kind for kind, _ in worker.listener.frames].count("MESSAGE") == 2
+    finally:
+        worker.close()

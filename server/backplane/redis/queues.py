@@ -2,7 +2,8 @@
 
 * Key ``<prefix>queue:<name>``; every node is a consumer (its ``--node-id``) of the group
   ``consumers``. A SEND is an ``XADD`` (by a script that also applies the bounds and the
-  dedupe key, atomically); a batch of them goes in one ``MULTI``.
+  dedupe key, atomically, and stores a COMMIT's SENDs all or none); a batch of them goes in one
+  ``MULTI``.
 * A node *takes* messages with ``XAUTOCLAIM`` (ones whose holder has not renewed its claim for
   ``--queue-lease-s``: a dead node, or a released message), then ``XREADGROUP`` (new ones). One
   ``XAUTOCLAIM`` examines at most ten times ``COUNT`` entries of the pending list, so a take
@@ -28,35 +29,54 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.queue_store import Outgoing, Queued, QueuePolicy
+from server.queue_store import Outgoing, Queued, QueuePolicy, groups
 
 GROUP = "consumers"
 DEDUPE_TTL_S = 86400
 #: ``XCLAIM IDLE`` of a released message: far past any lease.
 RELEASED_IDLE_MS = 10**9
 
-# KEYS[1] stream, KEYS[2] dedupe key (the stream key again when there is none)
-# ARGV: max length, "1" to drop the head when full, max age ms, headers JSON, body,
-#       "1" when KEYS[2] is a dedupe key, dedupe TTL s, group
-# Returns 1 when stored (or stored before), 0 when refused.
+# One script call stores a group (a COMMIT's SENDs, or one message) all or none.
+# KEYS: per message, its stream and its dedupe key (the stream key again when there is none).
+# ARGV: max length, "1" to drop the head when full, max age ms, dedupe TTL s, group; then per
+#       message: headers JSON, body, "1" when its dedupe key is one.
+# Returns 1 when stored (a message whose dedupe key was stored before counts as stored), 0 when
+# refused: with "reject", some stream would hold more than max length.
 _APPEND = """
-if ARGV[6] == '1' then
-  if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[7]) then return 1 end
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[8], '0', 'MKSTREAM')
-end
+local n = #KEYS / 2
+local max = tonumber(ARGV[1])
 local now = redis.call('TIME')
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
-if oldest > 0 then redis.call('XTRIM', KEYS[1], 'MINID', oldest) end
-local max = tonumber(ARGV[1])
-if redis.call('XLEN', KEYS[1]) >= max then
-  if ARGV[2] ~= '1' then
-    if ARGV[6] == '1' then redis.call('DEL', KEYS[2]) end
-    return 0
+local adding, skip, claimed = {}, {}, {}
+for i = 1, n do
+  local stream, dedupe = KEYS[2 * i - 1], KEYS[2 * i]
+  local deduped = ARGV[3 * i + 5] == '1'
+  if deduped and (claimed[dedupe] or redis.call('EXISTS', dedupe) == 1) then
+    skip[i] = true
+  else
+    if deduped then claimed[dedupe] = true end
+    if adding[stream] == nil then
+      if redis.call('EXISTS', stream) == 0 then
+        redis.call('XGROUP', 'CREATE', stream, ARGV[5], '0', 'MKSTREAM')
+      end
+      if oldest > 0 then redis.call('XTRIM', stream, 'MINID', oldest) end
+      adding[stream] = 0
+    end
+    adding[stream] = adding[stream] + 1
   end
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', max, '*', 'h', ARGV[4], 'b', ARGV[5])
+if ARGV[2] ~= '1' then
+  for stream, count in pairs(adding) do
+    if redis.call('XLEN', stream) + count > max then return 0 end
+  end
+end
+for i = 1, n do
+  if not skip[i] then
+    if ARGV[3 * i + 5] == '1' then redis.call('SET', KEYS[2 * i], '1', 'EX', ARGV[4]) end
+    local headers, body = ARGV[3 * i + 3], ARGV[3 * i + 4]
+    redis.call('XADD', KEYS[2 * i - 1], 'MAXLEN', max, '*', 'h', headers, 'b', body)
+  end
+end
 return 1
 """
 
@@ -80,23 +100,25 @@ class RedisQueueStore:
 
     async def append(self, messages: Sequence[Outgoing]) -> list[bool]:
         policy = self._policy
+        cut = groups(messages)
         async with self._redis.pipeline(transaction=True) as pipe:
-            for message in messages:
-                key = self._key(message.queue)
-                dedupe = f"{self._prefix}queue-dedupe:{message.dedupe}" if message.dedupe else key
+            for group in cut:
+                keys: list[str] = []
                 args: list[Any] = [
                     policy.max_length,
                     "1" if policy.overflow == "drop-head" else "0",
                     int(policy.max_age_s * 1000),
-                    json.dumps(message.headers),
-                    message.body,
-                    "1" if message.dedupe else "0",
                     DEDUPE_TTL_S,
                     GROUP,
                 ]
-                await self._append(keys=[key, dedupe], args=args, client=pipe)
+                for message in group:
+                    key = self._key(message.queue)
+                    dedupe = message.dedupe
+                    keys += [key, f"{self._prefix}queue-dedupe:{dedupe}" if dedupe else key]
+                    args += [json.dumps(message.headers), message.body, "1" if dedupe else "0"]
+                await self._append(keys=keys, args=args, client=pipe)
             results = await pipe.execute()
-        return [bool(int(r)) for r in results]
+        return [bool(int(r)) for r, group in zip(results, cut, strict=True) for _ in group]
 
     async def _group(self, key: str) -> None:
         if key in self._grouped:
