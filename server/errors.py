@@ -66,6 +66,13 @@ HTTP_KINDS: dict[str, tuple[int, str]] = {
     "too_large": (413, "The request body is over 1 MiB."),
     "rate_limited": (429, "Too many requests from this client IP or user; see `Retry-After`."),
     "internal": (500, "The server failed; the details are in its log, not in the response."),
+    # The door's refusals (`POST /api/checkin`), each with the scan's fields.
+    "already_used": (409, "The ticket was let in before: `used_at`, `used_gate`."),
+    "void": (409, "The ticket's order was cancelled."),
+    "wrong_event": (409, "The ticket is for another event (`event_id`)."),
+    "not_inside": (409, "An exit scan of a ticket that is not inside: nothing changed."),
+    "forged": (404, "The code does not verify: no genuine signature, or no such ticket."),
+    "retired_key": (404, "The code is signed by a key rotated out, after its event."),
 }
 
 #: What each booking kind means, for ``/api/docs``.

@@ -28,6 +28,7 @@ from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal, Role
 from server.bodies import Request, Timestamp
+from server.errors import Problem
 from server.keys import BOOKING, TOKENS
 
 #: A scanner token lives this long unless the admin asks otherwise (at most a week).
@@ -169,6 +170,17 @@ class ProgressOut(BaseModel):
 # -- rendering --------------------------------------------------------------------------------
 
 
+#: The ``detail`` of each refusal of a scan (its problem's ``kind`` is the reason).
+REFUSALS: dict[Reason, str] = {
+    Reason.ALREADY_USED: "this ticket was let in before",
+    Reason.VOID: "this ticket's order was cancelled",
+    Reason.WRONG_EVENT: "this ticket is for another event",
+    Reason.NOT_INSIDE: "this ticket is not inside: nothing changed",
+    Reason.FORGED: "this code does not verify",
+    Reason.RETIRED_KEY: "this code is signed by a key rotated out after its event",
+}
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else iso(value)
 
@@ -244,7 +256,16 @@ async def scan(request: web.Request, principal: Principal) -> web.Response:
         result = await door.leave(event, wanted.code, gate, user_name(principal))
     else:
         result = await door.redeem(event, wanted.code, gate, user_name(principal))
-    return json_response(scan_out(result, gate))
+    answer = scan_out(result, gate)
+    if result.reason in (Reason.ADMITTED, Reason.EXITED):
+        return json_response(answer)
+    # A refusal is a problem (SPEC §5): a client that reads only the status never lets a used,
+    # void or forged ticket in. The scan's fields (when, where) ride along as extensions.
+    raise Problem.of(
+        result.reason.value,
+        REFUSALS[result.reason],
+        **answer.model_dump(mode="json", exclude_none=True),
+    )
 
 
 async def checkin_list(request: web.Request, principal: Principal) -> web.Response:
@@ -333,14 +354,14 @@ async def rotate_ticket_keys(request: web.Request, _: Principal) -> web.Response
 
 OPERATIONS: list[Operation] = [
     Operation("POST", "/api/checkin", scan, "Scan a ticket at the door", "check-in",
-              access=Access.SCANNER, body=ScanRequest, response=ScanOut, errors=(404,),
+              access=Access.SCANNER, body=ScanRequest, response=ScanOut, errors=(404, 409),
               description="Admits the ticket once (the node redeems concurrent scans together, "
               "one transaction per batch under row locks: of two gates scanning one code at "
-              "once exactly one admits), or says why not: `already_used` "
-              "(`used_at`, `used_gate`), `void` (order cancelled), `wrong_event`, `forged`, "
-              "`retired_key` (signed by a key rotated out, after its event). A refusal is a "
-              "200: the scan was answered. `direction: out` re-arms the ticket where the event "
-              "allows re-entry (`exited` or `not_inside`)."),
+              "once exactly one admits): 200 `admitted`. Else a problem says why not, with the "
+              "scan's fields: 409 `already_used` (`used_at`, `used_gate`), `void` (order "
+              "cancelled), `wrong_event`; 404 `forged`, `retired_key` (signed by a key rotated "
+              "out, after its event). `direction: out` re-arms the ticket where the event "
+              "allows re-entry: 200 `exited`, or 409 `not_inside`."),
     Operation("GET", "/api/checkin/events/{event_id}/list", checkin_list,
               "The event's check-in list, for scanning offline", "check-in",
               access=Access.SCANNER, response=CheckInListOut, errors=(404,),

@@ -162,7 +162,7 @@ def test_the_scanner_page_admits_once_and_keeps_working_offline(
         # the server has the offline redemption: another gate is told it was used at Door 1
         other = mint_scanner(node, "Door 2", event_id)
         status, answer = api(node, "POST", "/api/checkin", {"code": typed}, token=other)
-        assert status == 200, (status, answer)
+        assert status == 409, (status, answer)  # a refusal (SPEC §5)
         assert (answer["result"], answer["used_gate"]) == ("already_used", "Door 1")
         assert errors == []
     finally:
@@ -227,7 +227,7 @@ def test_the_scanner_page_uses_the_browsers_barcode_detector_where_present(
         expect(result).to_contain_text("S-B-1")
         assert page.evaluate("window.__detections") >= 1
         status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=token)
-        assert status == 200 and answer["result"] == "already_used", (status, answer)
+        assert status == 409 and answer["result"] == "already_used", (status, answer)
         assert errors == []
     finally:
         context.close()
@@ -321,7 +321,7 @@ def test_exit_scans_work_offline_and_sync_in_order(
         # the server replayed in, out, in: the holder is inside, no conflict
         other = mint_scanner(node, "Door 6", event_id)
         status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=other)
-        assert status == 200 and answer["result"] == "already_used", (status, answer)
+        assert status == 409 and answer["result"] == "already_used", (status, answer)
         assert answer["used_gate"] == "Door 5"
         status, conflicts = api(node, "GET", f"/api/admin/events/{event_id}/checkin/conflicts",
                                 token=admin)  # fmt: skip

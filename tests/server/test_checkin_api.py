@@ -52,10 +52,21 @@ def mint(api: Api, gate: str, event_id: int | None = None) -> dict[str, Any]:
     return scanner
 
 
+#: SPEC §5: 200 when admitted (or let out), 404 for a code that does not verify, 409 for any
+#: other refusal; a refusal is a problem whose ``kind`` is the ``result``.
+SCAN_STATUS = {"admitted": 200, "exited": 200, "forged": 404, "retired_key": 404}
+
+
 def scan(api: Api, token: str, code: str, **more: Any) -> dict[str, Any]:
+    """The scan's answer (its ``result`` and fields), whatever the status its result calls for."""
     reply = api.post("/api/checkin", {"code": code, **more}, token=token)
-    assert reply.status == 200, reply
     result: dict[str, Any] = reply.json()
+    status = SCAN_STATUS.get(result.get("result", ""), 409)
+    if status == 200:
+        assert reply.status == 200, reply
+    else:
+        assert_problem(reply, status, result["result"])
+        assert result["admitted"] is False
     return result
 
 

@@ -24,6 +24,20 @@ interface ScanAnswer {
   used_at?: string | null;
 }
 
+/**
+ * One scan at the server: 200 with the answer when admitted (or let out); a refusal is a 409 or
+ * 404 problem (SPEC §5) carrying the same fields, shown like any other answer.
+ */
+async function scanOnline(token: string, body: { code: string; event_id: number; direction: 'in' | 'out' }): Promise<ScanAnswer> {
+  try {
+    return await requestJson<ScanAnswer>('POST', '/api/checkin', { token, body, timeoutMs: 4000 });
+  } catch (caught) {
+    const refused = caught instanceof ApiError && (caught.status === 409 || caught.status === 404) ? (caught.problem as Partial<ScanAnswer>) : null;
+    if (refused?.result) return refused as ScanAnswer;
+    throw caught;
+  }
+}
+
 interface Shown {
   reason: Reason;
   seat?: string | null;
@@ -278,7 +292,7 @@ export function ScanApp() {
       }
       try {
         const direction = exitRef.current && listRef.current?.reentry ? 'out' : 'in';
-        const answer = await requestJson<ScanAnswer>('POST', '/api/checkin', { token, body: { code, event_id: eventId, direction }, timeoutMs: 4000 });
+        const answer = await scanOnline(token, { code, event_id: eventId, direction });
         setOnline(true);
         // what this scanner saw online, for answering offline until the next fresh list
         const id = await ticketId(code);
