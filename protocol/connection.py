@@ -377,7 +377,15 @@ class ServerConnection:
 
     def _on_unsubscribe(self, frame: Frame) -> Event | None:
         if self.version is StompVersion.V1_0:
-            sub_id = frame.get("id") or _required(frame, "destination")
+            # STOMP 1.0: by ``id``, or by ``destination``: the subscription to it, whatever id
+            # it was given (one without an id has its destination as id).
+            sub_id = frame.get("id")
+            if sub_id is None:
+                destination = _required(frame, "destination")
+                sub_id = next(
+                    (s.id for s in self.subscriptions.values() if s.destination == destination),
+                    destination,
+                )
         else:
             sub_id = _required(frame, "id")
         subscription = self.subscriptions.pop(sub_id, None)

@@ -517,6 +517,14 @@ class TestUnsubscribe:
         assert isinstance(event, Unsubscribe)
         assert conn.subscriptions == {}
 
+    def test_1_0_by_destination_of_a_subscription_with_an_id(self) -> None:
+        """STOMP 1.0 lets UNSUBSCRIBE name the destination even when SUBSCRIBE gave an id."""
+        conn = connect("1.0")
+        send(conn, "SUBSCRIBE", [("destination", "/queue/q"), ("id", "mine")])
+        event = send(conn, "UNSUBSCRIBE", [("destination", "/queue/q")])
+        assert isinstance(event, Unsubscribe) and event.subscription.id == "mine"
+        assert conn.subscriptions == {}
+
     def test_1_0_needs_id_or_destination(self) -> None:
         error = refused(connect("1.0"), "UNSUBSCRIBE", [])
         assert error.message == "missing header: destination"
