@@ -24,7 +24,6 @@ this module (``_TRANSITIONS``) is a protocol error naming the state and the comm
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
@@ -115,7 +114,6 @@ class ServerConnection:
     __slots__ = (
         "_acks",
         "_deliveries",
-        "_events",
         "_out",
         "_parser",
         "_server_heart_beat",
@@ -146,10 +144,7 @@ class ServerConnection:
         self._server_heart_beat = heart_beat
         self._parser = FrameParser(self.limits)
         self._out: list[bytes] = []
-        # Events waiting to be handed out (only a COMMIT releases more than one at a time);
-        # created on first use because most connections never need it.
-        self._events: deque[Event] | None = None
-        self._transactions: dict[str, list[Event]] = {}
+        self._transactions: dict[str, list[Send | Ack | Nack]] = {}
         self._transaction_frames = 0
         self._acks: dict[str, tuple[Subscription, str]] = {}
         self._deliveries = 0
@@ -175,8 +170,6 @@ class ServerConnection:
         caller answers with :meth:`fail`.
         """
         while True:
-            if self._events:
-                return self._events.popleft()
             if self.state in (ConnectionState.CONNECTING, ConnectionState.CLOSED):
                 return None
             frame = self._parser.next_frame()
@@ -250,7 +243,13 @@ class ServerConnection:
 
     def complete(self, event: Event) -> None:
         """The server has carried ``event`` out: send its RECEIPT if one was asked for."""
-        if event.receipt is not None and self.state is not ConnectionState.CLOSED:
+        if self.state is ConnectionState.CLOSED:
+            return
+        if isinstance(event, Commit):
+            for held in event.events:
+                if held.receipt is not None:
+                    self._receipt(held.receipt)
+        if event.receipt is not None:
             self._receipt(event.receipt)
         if isinstance(event, Disconnect):
             self._close()
@@ -270,7 +269,6 @@ class ServerConnection:
 
     def _close(self) -> None:
         self.state = ConnectionState.CLOSED
-        self._events = None
         self._transactions.clear()
         self._acks.clear()
 
@@ -327,7 +325,7 @@ class ServerConnection:
             headers=frame.headers,
         )
 
-    def _in_transaction(self, frame: Frame, event: Event) -> Event | None:
+    def _in_transaction(self, frame: Frame, event: Send | Ack | Nack) -> Event | None:
         """Buffer ``event`` if ``frame`` names a transaction; else return it to act on now."""
         name = frame.get("transaction")
         if name is None:
@@ -349,9 +347,7 @@ class ServerConnection:
     def _on_send(self, frame: Frame) -> Event | None:
         destination = _required(frame, "destination")
         headers = [(k, v) for k, v in frame.headers if k not in _SEND_PROTOCOL_HEADERS]
-        event = Send(
-            frame.get("receipt"), destination, headers, frame.body, frame.get("transaction")
-        )
+        event = Send(frame.get("receipt"), destination, headers, frame.body)
         return self._in_transaction(frame, event)
 
     def _on_subscribe(self, frame: Frame) -> Event:
@@ -465,7 +461,7 @@ class ServerConnection:
         self._transactions[name] = []
         self._receipt_for(frame)
 
-    def _end_transaction(self, frame: Frame) -> tuple[str, list[Event]]:
+    def _end_transaction(self, frame: Frame) -> tuple[str, list[Send | Ack | Nack]]:
         """Close the frame's transaction; returns its name and what it buffered."""
         name = _required(frame, "transaction")
         buffered = self._transactions.pop(name, None)
@@ -479,11 +475,7 @@ class ServerConnection:
         for event in buffered:
             if isinstance(event, Ack | Nack):
                 self._settle(event)
-        if self._events is None:
-            self._events = deque()
-        self._events.extend(buffered)
-        self._events.append(Commit(frame.get("receipt"), name))
-        return self._events.popleft()
+        return Commit(frame.get("receipt"), name, buffered)
 
     def _on_abort(self, frame: Frame) -> None:
         self._end_transaction(frame)

@@ -53,8 +53,6 @@ class Send(Event):
     destination: str
     headers: list[tuple[str, str]]
     body: bytes
-    #: The transaction it was sent in (emitted at its COMMIT, just before the ``Commit``).
-    transaction: str | None = None
 
 
 @dataclass(slots=True)
@@ -87,9 +85,12 @@ class Nack(Event):
 
 @dataclass(slots=True)
 class Commit(Event):
-    """Marks the end of a committed transaction; its frames were emitted just before."""
+    """A committed transaction: the frames it held act now, in the order they came, as one
+    (STOMP 1.2 §"BEGIN": "processed atomically"). Completing it sends their RECEIPTs, then its
+    own; when it fails, the ERROR names the COMMIT's receipt. Its frames are not emitted alone."""
 
     transaction: str
+    events: list[Send | Ack | Nack] = field(default_factory=list)
 
 
 @dataclass(slots=True)

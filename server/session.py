@@ -187,11 +187,10 @@ class StompSession(ABC):
 
     __slots__ = (
         "__weakref__",
-        "_commit_group",
         "_counted",
-        "_deferred",
         "_frames_in",
         "_frames_out",
+        "_last_completion",
         "_loop",
         "_rx_at",
         "_slow_limit",
@@ -228,17 +227,16 @@ class StompSession(ABC):
         self.session_id = service.next_session_id()
         self.closed = False
         self._tx_seen = False
-        #: What ties together the queue SENDs of the COMMIT being handled (stored all or none).
-        self._commit_group: object | None = None
         self._loop = asyncio.get_running_loop()
         self._rx_at = self._loop.time()
         self._timers: list[asyncio.TimerHandle] = []
         self._tokens = float(service.settings.max_send_rate)
         self._tokens_at = self._loop.time()
         self._counted = False
-        #: Frames whose effect (storing a queue message, settling one) is under way; their
-        #: RECEIPT, and a later COMMIT's or DISCONNECT's, wait for it.
-        self._deferred: set[asyncio.Task[None]] | None = None
+        #: The completion of the last frame whose RECEIPT waits (for its effect, storing a
+        #: queue message or settling one, or for the frames before it): while it runs, every
+        #: later frame's RECEIPT waits behind it, so RECEIPTs go out in the order frames came.
+        self._last_completion: asyncio.Task[None] | None = None
         self._slow_limit = service.settings.slow_consumer_bytes
         self._frames_in = service.metrics.frames_in
         self._frames_out = service.metrics.frames_out
@@ -291,20 +289,12 @@ class StompSession(ABC):
                     if exc.receipt_id is None:
                         exc.receipt_id = event.receipt
                     raise
-                if (
-                    effect is None
-                    and self._deferred
-                    and isinstance(event, events.Commit | events.Disconnect)
-                ):
-                    effect = asyncio.gather(*self._deferred)
-                if effect is not None:
+                if effect is not None or self._last_completion is not None:
                     self._complete_after(event, effect)
                     if isinstance(event, events.Disconnect):
                         break  # nothing after DISCONNECT counts
                     continue
-                conn.complete(event)
-                if event.receipt is not None:
-                    self._frames_out.labels("RECEIPT").inc()
+                self._complete(event)
                 # Out before the next event: CONNECTED and RECEIPTs must precede any MESSAGE
                 # that handling a later frame of the same batch writes straight to the socket.
                 self._flush()
@@ -328,10 +318,11 @@ class StompSession(ABC):
             raise LimitExceeded("rate limit exceeded", f"limit is {rate:g} frames per second")
         self._tokens -= 1
 
-    def _handle(self, event: events.Event) -> Awaitable[object] | None:
-        """Act on ``event``; an awaitable when its effect completes later (its RECEIPT waits)."""
+    def _handle(self, event: events.Event, group: object | None = None) -> Awaitable[object] | None:
+        """Act on ``event``; an awaitable when its effect completes later (its RECEIPT waits).
+        ``group``: the COMMIT it is part of."""
         if isinstance(event, events.Send):
-            return self._on_send(event)
+            return self._on_send(event, group)
         if isinstance(event, events.Subscribe):
             self._on_subscribe(event)
         elif isinstance(event, events.Unsubscribe):
@@ -344,20 +335,32 @@ class StompSession(ABC):
         elif isinstance(event, events.ConnectRequest):
             self._on_connect(event)
         elif isinstance(event, events.Commit):
-            self._commit_group = None  # its SENDs came just before it
+            return self._on_commit(event)
         # Ack and Nack of a topic: topics are at-most-once, so settling a delivery only releases
         # the connection's bookkeeping, which ServerConnection already did (the queue broker
         # knows no topic subscription). Disconnect: complete() closes the connection, and
         # data_received() closes the transport after the RECEIPT.
         return None
 
-    def _complete_after(self, event: events.Event, effect: Awaitable[object]) -> None:
-        """Complete ``event`` (its RECEIPT) once ``effect`` is done; fail the session if the
-        effect failed (a full queue, say)."""
+    def _complete(self, event: events.Event) -> None:
+        """Send ``event``'s RECEIPT (a COMMIT's frames' first), now that it took effect."""
+        self.conn.complete(event)
+        held = event.events if isinstance(event, events.Commit) else ()
+        receipts = sum(e.receipt is not None for e in held) + (event.receipt is not None)
+        if receipts:
+            self._frames_out.labels("RECEIPT").inc(receipts)
+
+    def _complete_after(self, event: events.Event, effect: Awaitable[object] | None) -> None:
+        """Complete ``event`` once ``effect`` is done and the frames before it completed; fail
+        the session if the effect failed (a full queue, say)."""
+        before = self._last_completion
 
         async def complete() -> None:
             try:
-                await effect
+                if effect is not None:
+                    await effect
+                if before is not None:
+                    await before
             except ProtocolError as exc:
                 if exc.receipt_id is None:
                     exc.receipt_id = event.receipt
@@ -368,18 +371,17 @@ class StompSession(ABC):
                 return
             if self.closed:
                 return
-            self.conn.complete(event)
-            if event.receipt is not None:
-                self._frames_out.labels("RECEIPT").inc()
+            self._complete(event)
             self._flush()
             if self.conn.state is ConnectionState.CLOSED:
                 self.close()
 
-        if self._deferred is None:
-            self._deferred = set()
-        task = asyncio.create_task(complete())
-        self._deferred.add(task)
-        task.add_done_callback(self._deferred.discard)
+        task = self._last_completion = asyncio.create_task(complete())
+        task.add_done_callback(self._completion_done)
+
+    def _completion_done(self, task: asyncio.Task[None]) -> None:
+        if self._last_completion is task:
+            self._last_completion = None  # all before it are done too
 
     def _on_connect(self, event: events.ConnectRequest) -> None:
         service = self.service
@@ -404,13 +406,22 @@ class StompSession(ABC):
         else:
             self._watch_silence(service.settings.idle_timeout_s, idle=True)
 
-    def _on_send(self, event: events.Send) -> Awaitable[None] | None:
+    def _on_commit(self, event: events.Commit) -> Awaitable[object] | None:
+        """Act on a COMMIT's frames, in order: it completes once they all took effect. A SEND
+        this session may not make refuses the whole COMMIT before any of its frames acts, and
+        its queue SENDs are stored all or none (one ``group``)."""
+        for held in event.events:
+            if isinstance(held, events.Send):
+                self._allowed(check_send, held.destination, "send to")
+        effects = [
+            effect for held in event.events if (effect := self._handle(held, event)) is not None
+        ]
+        return asyncio.gather(*effects) if effects else None
+
+    def _on_send(self, event: events.Send, group: object | None) -> Awaitable[None] | None:
         destination = self._allowed(check_send, event.destination, "send to")
         if destination.kind is Kind.QUEUE:
             # Its RECEIPT means "stored".
-            group = None
-            if event.transaction is not None:
-                group = self._commit_group = self._commit_group or object()
             return self.service.queues.send(
                 str(destination.key), tuple(event.headers), event.body, group=group
             )

@@ -678,7 +678,7 @@ class TestAck:
 class TestTransactions:
     """STOMP 1.2 §"BEGIN", §"COMMIT", §"ABORT": frames in a transaction take effect at COMMIT."""
 
-    def test_commit_emits_buffered_frames_then_commit(self) -> None:
+    def test_commit_carries_the_buffered_frames(self) -> None:
         conn = connect("1.2")
         subscription = subscribe(conn, "s1", "client-individual")
         conn.record_delivery(subscription, "m1")
@@ -688,10 +688,15 @@ class TestTransactions:
         assert send(conn, "SEND", [("destination", "/b"), ("transaction", "tx")], b"2") is None
         conn.receive_data(wire("COMMIT", [("transaction", "tx"), ("receipt", "c")]))
         assert events(conn) == [
-            Send(None, "/a", [], b"1", "tx"),
-            Ack(None, subscription, ["m1"]),
-            Send(None, "/b", [], b"2", "tx"),
-            Commit("c", "tx"),
+            Commit(
+                "c",
+                "tx",
+                [
+                    Send(None, "/a", [], b"1"),
+                    Ack(None, subscription, ["m1"]),
+                    Send(None, "/b", [], b"2"),
+                ],
+            )
         ]
 
     def test_an_ack_held_in_a_transaction_does_not_settle_a_redelivery(self) -> None:
@@ -706,7 +711,7 @@ class TestTransactions:
         assert send(conn, "NACK", [("id", ack_id("s1", "m1"))]) == Nack(None, subscription, ["m1"])
         conn.record_delivery(subscription, "m1")  # the redelivery
         conn.receive_data(wire("COMMIT", [("transaction", "tx")]))
-        assert events(conn) == [Ack(None, subscription, []), Commit(None, "tx")]
+        assert events(conn) == [Commit(None, "tx", [Ack(None, subscription, [])])]
         assert list(subscription.pending) == ["m1"]
         assert send(conn, "ACK", [("id", ack_id("s1", "m1"))]) == Ack(None, subscription, ["m1"])
 
@@ -723,12 +728,14 @@ class TestTransactions:
         # The SEND takes effect at COMMIT: no receipt before then (as RabbitMQ).
         assert sent(conn) == []
         conn.receive_data(wire("COMMIT", [("transaction", "tx"), ("receipt", "c")]))
-        send_event, commit = events(conn)
-        assert send_event.receipt == "s"
-        conn.complete(send_event)
-        assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "s")])]
+        (commit,) = events(conn)
+        assert sent(conn) == []
+        # Completing the COMMIT sends its frames' RECEIPTs, then its own.
         conn.complete(commit)
-        assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "c")])]
+        assert sent(conn) == [
+            Frame(Command.RECEIPT, [("receipt-id", "s")]),
+            Frame(Command.RECEIPT, [("receipt-id", "c")]),
+        ]
 
     def test_abort_drops_the_receipts_of_its_frames(self) -> None:
         conn = connect()
@@ -754,7 +761,7 @@ class TestTransactions:
         send(conn, "SEND", [("destination", "/2"), ("transaction", "t2")])
         send(conn, "ABORT", [("transaction", "t1")])
         conn.receive_data(wire("COMMIT", [("transaction", "t2")]))
-        assert events(conn) == [Send(None, "/2", [], b"", "t2"), Commit(None, "t2")]
+        assert events(conn) == [Commit(None, "t2", [Send(None, "/2", [], b"")])]
 
     def test_name_can_be_reused_after_commit(self) -> None:
         conn = connect()
@@ -762,7 +769,7 @@ class TestTransactions:
             send(conn, "BEGIN", [("transaction", "tx")])
             send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], body)
             conn.receive_data(wire("COMMIT", [("transaction", "tx")]))
-            assert events(conn) == [Send(None, "/a", [], body, "tx"), Commit(None, "tx")]
+            assert events(conn) == [Commit(None, "tx", [Send(None, "/a", [], body)])]
 
     @pytest.mark.parametrize(
         ("command", "headers"),
@@ -940,13 +947,14 @@ class TestError:
         assert conn.next_event() is None
         assert conn.state is ConnectionState.CLOSED
 
-    def test_fail_discards_events_not_yet_pulled(self) -> None:
+    def test_fail_discards_frames_not_yet_pulled(self) -> None:
         conn = connect()
         send(conn, "BEGIN", [("transaction", "tx")])
         send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")])
-        send(conn, "SEND", [("destination", "/b"), ("transaction", "tx")])
-        conn.receive_data(wire("COMMIT", [("transaction", "tx")]))
-        assert isinstance(conn.next_event(), Send)
+        conn.receive_data(
+            wire("COMMIT", [("transaction", "tx")]) + wire("SEND", [("destination", "/b")])
+        )
+        assert isinstance(conn.next_event(), Commit)
         conn.fail(ProtocolError("server shutting down"))
         assert conn.next_event() is None
 

@@ -178,6 +178,50 @@ def test_transactions_cover_queue_sends_and_acks(clients: Clients, transport: st
     assert worker.listener.message().headers["redelivered"] == "true"
 
 
+def test_a_commits_receipts_come_in_frame_order_once_it_took_effect(
+    clients: Clients, transport: str
+) -> None:
+    """BEGIN; a SEND to a queue, one to a topic, one more to the queue, each with a receipt;
+    COMMIT with a receipt. The README: a frame of a transaction gets its RECEIPT at COMMIT, just
+    before the COMMIT's own, so they come s1, s2, s3, c (the topic SEND's, which needs no
+    storing, used to overtake the queue SENDs' receipts), and the queue then holds both."""
+    dest = queue()
+    pub = publisher(clients, transport)
+    pub.conn.begin("tx")
+    pub.conn.send(dest, "one", transaction="tx", receipt="s1")
+    pub.conn.send(f"/topic/{unique('t')}", "aside", transaction="tx", receipt="s2")
+    pub.conn.send(dest, "two", transaction="tx", receipt="s3")
+    pub.conn.commit("tx", receipt="c")
+    pub.listener.receipt("c")
+    receipts = [
+        f.headers["receipt-id"] for kind, f in pub.listener.frames if f and kind == "RECEIPT"
+    ]
+    assert receipts == ["s1", "s2", "s3", "c"]
+    worker = consumer(clients, transport)
+    worker.subscribe(dest)
+    assert [m.body for m in worker.listener.messages(2)] == ["one", "two"]
+
+
+def test_a_commit_with_a_forbidden_send_stores_nothing(clients: Clients, transport: str) -> None:
+    """BEGIN; a SEND to a queue the publisher may use, then one to a node's own queue, which it
+    may not; COMMIT with a receipt. The whole COMMIT is refused: ERROR ``forbidden destination``
+    naming the COMMIT's receipt, and the first SEND is not stored either."""
+    dest = queue()
+    pub = publisher(clients, transport)
+    pub.conn.begin("tx")
+    pub.conn.send(dest, "allowed", transaction="tx")
+    pub.conn.send("/queue/integration.orders", "forged", transaction="tx")
+    pub.conn.commit("tx", receipt="c")
+    error = pub.listener.error()
+    assert (error.headers["message"], error.headers.get("receipt-id")) == (
+        "forbidden destination",
+        "c",
+    )
+    worker = consumer(clients, transport)
+    worker.subscribe(dest)
+    assert worker.listener.quiet("MESSAGE", 0.5) == []
+
+
 def test_who_may_use_queues(clients: Clients, transport: str) -> None:
     dest = queue()
     user = clients(transport, user=unique("u"))
@@ -283,7 +327,12 @@ def check_commits(node: ServerProcess) -> None:
         for body in ("big-1", "big-2"):
             pub.conn.send(dest, body, transaction="too-big")
         pub.conn.commit("too-big", receipt="c-big")
-        assert pub.listener.error().headers["message"] == "queue full"
+        # The frame that failed is the COMMIT (SPEC §3: the ERROR names its receipt).
+        error = pub.listener.error()
+        assert (error.headers["message"], error.headers.get("receipt-id")) == (
+            "queue full",
+            "c-big",
+        )
     finally:
         pub.close()
     worker = open_stomp(node, user=unique("app"), role="integration")
