@@ -88,5 +88,9 @@ class QueueStore(Protocol):
     async def release(self, queue: str, ids: Sequence[str]) -> None:
         """Put these taken messages back at the head of ``queue``, marked redelivered."""
 
+    async def give_back(self, queue: str, messages: Sequence[Queued]) -> None:
+        """Put these taken messages, which no client was sent, back at the head of ``queue``
+        as they were: the next take delivers a first delivery as one, not as redelivered."""
+
     async def keep(self, queue: str, ids: Sequence[str]) -> None:
         """These taken messages are still out with this node's consumers (renews the lease)."""

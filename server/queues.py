@@ -279,16 +279,23 @@ class QueueBroker:
         return self._requeue(consumer.queue, ids, self._queues[consumer.queue]) if ids else None
 
     def _requeue(self, queue: str, ids: list[str], local: _LocalQueue | None) -> asyncio.Task[None]:
+        """Delivered messages back to the queue (NACK, a subscription's end), redelivered."""
         self._outcomes.labels("requeued").inc(len(ids))
+        return self._return(queue, self.store.release(queue, ids), local)
 
-        async def release() -> None:
-            await self.store.release(queue, ids)
-            if local is not None:
+    def _return(
+        self, queue: str, putting_back: Awaitable[None], local: _LocalQueue | None
+    ) -> asyncio.Task[None]:
+        """Once ``putting_back`` put messages back, wake whoever may take them."""
+
+        async def returned() -> None:
+            await putting_back
+            if local is not None and local.consumers:
                 local.wake.set()
             # Other nodes' subscribers may take them too.
             self.broker.publish(ARRIVALS, (("queue", queue),), b"")
 
-        return self._spawn(release())
+        return self._spawn(returned())
 
     def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
         async def logged() -> None:
@@ -325,11 +332,11 @@ class QueueBroker:
 
     def _dispatch(self, local: _LocalQueue, taken: list[Queued]) -> None:
         auto: list[str] = []
-        back: list[str] = []
+        back: list[Queued] = []
         for message in taken:
             consumer = self._next_with_room(local)
             if consumer is None:  # its subscribers left while the store answered
-                back.append(message.id)
+                back.append(message)
                 continue
             self._deliver(consumer, message)
             if not consumer.tracked:
@@ -338,7 +345,7 @@ class QueueBroker:
             self._outcomes.labels("acked").inc(len(auto))
             self._spawn(self.store.settle(local.name, auto))
         if back:
-            self._requeue(local.name, back, None if not local.consumers else local)
+            self._return(local.name, self.store.give_back(local.name, back), local)
 
     def _next_with_room(self, local: _LocalQueue) -> _Consumer | None:
         consumers = local.consumers

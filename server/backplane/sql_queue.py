@@ -165,11 +165,20 @@ class SqlQueueStore:
         await self._delete([int(i) for i in ids])
 
     async def release(self, queue_name: str, ids: Sequence[str]) -> None:
+        await self._back(queue_name, ids, seen=True)
+
+    async def give_back(self, queue_name: str, messages: Sequence[Queued]) -> None:
+        await self._back(queue_name, [m.id for m in messages], seen=False)
+
+    async def _back(self, queue_name: str, ids: Sequence[str], *, seen: bool) -> None:
+        """Taken messages back at the head, in id order; marked redelivered when a client may
+        have seen them."""
         queue = await self._queue(queue_name)
         back = [queue.taken.pop(i) for i in ids if i in queue.taken]
         back.sort(key=lambda item: int(item[0].id))
         queue.ready.extendleft(
-            (replace(message, redelivered=True), at) for message, at in reversed(back)
+            (replace(message, redelivered=True) if seen else message, at)
+            for message, at in reversed(back)
         )
 
     async def keep(self, queue_name: str, ids: Sequence[str]) -> None:

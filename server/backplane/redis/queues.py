@@ -13,6 +13,11 @@
   releases it (``XCLAIM … IDLE``: marked long idle, so the next take of any node takes it again,
   oldest first, ahead of new messages, as a redelivery). A live node renews its claim on what
   its consumers still have out (``XCLAIM … JUSTID``) every third of the lease.
+* ``redelivered`` comes from the entry's delivery counter: ``XREADGROUP`` sets it to 1,
+  ``XAUTOCLAIM`` adds one, ``XCLAIM … JUSTID`` (a release, a renewal) leaves it, so a claimed
+  entry with a count over 1 may have been seen by a client. A message taken but sent to no
+  client (its subscribers left while the take was under way) is given back with its count set
+  back (``RETRYCOUNT``) to what it was before the take: its next delivery is still a first one.
 * Bounds: the script drops entries older than ``--queue-max-age-s`` (``XTRIM MINID``, from
   Redis's clock) and then, when the stream holds ``--queue-max-length`` entries (counting those
   out with consumers), refuses the message or adds it with ``MAXLEN`` (``drop-head``).
@@ -28,6 +33,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import StreamIdT
 
 from server.queue_store import Outgoing, Queued, QueuePolicy, groups
 
@@ -149,9 +155,13 @@ class RedisQueueStore:
                 # from the pending list and lists its id apart (the third element, unused here);
                 # one that comes back without fields is skipped too. It counts against COUNT,
                 # so a round may return fewer messages than asked and the walk goes on.
-                for entry_id, fields in claimed[1]:
-                    if fields:
-                        taken.append(_message(entry_id, fields, redelivered=True))
+                entries = [(i, fields) for i, fields in claimed[1] if fields]
+                if entries:
+                    counts = await self._delivery_counts(key, [i for i, _ in entries])
+                    taken += [
+                        _message(i, fields, redelivered=n > 1)
+                        for (i, fields), n in zip(entries, counts, strict=True)
+                    ]
                 cursor = claimed[0]
                 if len(taken) >= count or cursor in (b"0-0", "0-0"):
                     break
@@ -193,6 +203,27 @@ class RedisQueueStore:
             self._key(queue), GROUP, self._consumer, 0, list(ids),
             idle=RELEASED_IDLE_MS, justid=True,
         )  # fmt: skip
+
+    async def _delivery_counts(self, key: str, ids: Sequence[bytes]) -> list[int]:
+        """Each pending entry's delivery counter (1 when just claimed: sent to no client yet)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xpending_range(key, GROUP, min=entry_id, max=entry_id, count=1)
+            found: list[Any] = await pipe.execute()
+        # An entry settled between the claim and this read has no row: it counts as seen.
+        return [int(rows[0]["times_delivered"]) if rows else 2 for rows in found]
+
+    async def give_back(self, queue: str, messages: Sequence[Queued]) -> None:
+        key = self._key(queue)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for seen in (False, True):
+                ids: list[StreamIdT] = [m.id for m in messages if m.redelivered is seen]
+                if ids:
+                    pipe.xclaim(
+                        key, GROUP, self._consumer, 0, ids,
+                        idle=RELEASED_IDLE_MS, retrycount=int(seen), justid=True,
+                    )  # fmt: skip
+            await pipe.execute()
 
     async def keep(self, queue: str, ids: Sequence[str]) -> None:
         await self._redis.xclaim(self._key(queue), GROUP, self._consumer, 0, list(ids), justid=True)
