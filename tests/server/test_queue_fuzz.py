@@ -1,5 +1,6 @@
-"""Random consumers of a ``/queue/`` against a live node, on both backends (hypothesis, over TCP
-and WebSocket, STOMP 1.0, 1.1 and 1.2): real deliveries, and what clients do with them.
+"""Random consumers of a ``/queue/`` against a live node, on each queue store (a node's SQLite or
+MariaDB database, a cluster node's Redis streams; hypothesis, over TCP and WebSocket, STOMP 1.0,
+1.1 and 1.2): real deliveries, and what clients do with them.
 
 Each example is one scenario on a fresh queue. A publisher SENDs messages with distinct bodies
 (alone, or in a transaction it commits or aborts); one to three consumers, each with one or two
@@ -40,7 +41,7 @@ SEND, ACK, NACK, a subscriber coming or going), so a missed wake-up shows as a m
 does not come within the drain's few seconds rather than being hidden by the one-second poll.
 Afterwards the node logged no traceback and holds no connection.
 
-``CONCERT_HUB_QUEUE_FUZZ_EXAMPLES`` changes the number of scenarios per backend (for exploring).
+``CONCERT_HUB_QUEUE_FUZZ_EXAMPLES`` changes the number of scenarios per store (for exploring).
 
 The tests at the end reproduce, each in a few frames, the bugs found while exploring with this
 module; they stay as regression tests.
@@ -195,14 +196,18 @@ def plans() -> st.SearchStrategy[Plan]:
     )
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[*BACKENDS, "redis"])
 def queue_node(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
 ) -> Iterator[ServerProcess]:
-    """A node per backend; after the scenarios it logged no traceback and holds no connection,
-    and the scenarios did deliver, settle and redeliver messages."""
+    """A node per queue store (a node's SQLite or MariaDB database, a cluster's Redis streams);
+    after the scenarios it logged no traceback and holds no connection, and the scenarios did
+    deliver, settle and redeliver messages."""
     workdir = tmp_path_factory.mktemp(f"queues-{request.param}")
-    for url in database_url_for(request.param, workdir):
+    cluster = request.param == "redis"
+    for url in database_url_for("mariadb" if cluster else request.param, workdir):
         migrate(url)
         flags: dict[str, object] = {
             "database_url": url,
@@ -210,6 +215,12 @@ def queue_node(
             "queue_prefetch": DEFAULT_PREFETCH,
             "max_send_rate": 100000,
         }
+        if cluster:
+            flags |= {
+                "redis_url": redis_server.url,
+                "node_id": "fz-cluster",
+                "redis_key_prefix": f"fz-{uuid.uuid4().hex[:8]}:",
+            }
         node = ServerProcess(free_port(), free_port(), workdir, flags)
         node.start()
         STATS.clear()

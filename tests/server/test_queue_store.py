@@ -90,3 +90,15 @@ async def test_a_dead_nodes_messages_come_to_another_node_redelivered(redis: Red
         (b"1", True),
         (b"2", True),
     ]
+
+
+async def test_a_released_message_behind_many_unacked_ones_is_taken_next(redis: Redis) -> None:
+    """5,000 messages out with a consumer, unacked, and the newest one NACKed: the next take
+    finds it behind them all (one take, however long the pending list)."""
+    store = RedisQueueStore(redis, f"t{uuid.uuid4().hex[:8]}:", "node-a", QueuePolicy())
+    await store.append([Outgoing(QUEUE, (), str(n).encode()) for n in range(5001)])
+    out = await store.take(QUEUE, 5001)
+    await store.release(QUEUE, [out[-1].id])
+    (again,) = await store.take(QUEUE, 1)
+    assert (again.id, again.body, again.redelivered) == (out[-1].id, b"5000", True)
+    assert await store.take(QUEUE, 1) == []

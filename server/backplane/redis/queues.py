@@ -4,20 +4,23 @@
   ``consumers``. A SEND is an ``XADD`` (by a script that also applies the bounds and the
   dedupe key, atomically, and stores a COMMIT's SENDs all or none); a batch of them goes in one
   ``MULTI``.
-* A node *takes* messages with ``XAUTOCLAIM`` (ones whose holder has not renewed its claim for
-  ``--queue-lease-s``: a dead node, or a released message), then ``XREADGROUP`` (new ones). One
-  ``XAUTOCLAIM`` examines at most ten times ``COUNT`` entries of the pending list, so a take
-  goes on from the cursor it returns until it has enough or has been through the whole list: a
-  claimable entry is found however many unacked ones sit before it. What a node took sits in
-  the group's pending list under its name until it settles it (``XACK`` and ``XDEL``) or
-  releases it (``XCLAIM … IDLE``: marked long idle, so the next take of any node takes it again,
-  oldest first, ahead of new messages, as a redelivery). A live node renews its claim on what
-  its consumers still have out (``XCLAIM … JUSTID``) every third of the lease.
-* ``redelivered`` comes from the entry's delivery counter: ``XREADGROUP`` sets it to 1,
-  ``XAUTOCLAIM`` adds one, ``XCLAIM … JUSTID`` (a release, a renewal) leaves it, so a claimed
-  entry with a count over 1 may have been seen by a client. A message taken but sent to no
-  client (its subscribers left while the take was under way) is given back with its count set
-  back (``RETRYCOUNT``) to what it was before the take: its next delivery is still a first one.
+* A node *takes* messages with a script (ones whose holder has not renewed its claim for
+  ``--queue-lease-s``: a dead node's, or released ones), then ``XREADGROUP`` (new ones). The
+  script finds them with ``XPENDING … IDLE <lease>``, which walks the pending list inside Redis,
+  oldest first, and claims them with ``XCLAIM`` (which checks the idle time again), in one round
+  trip however many unacked entries sit before them. (``XAUTOCLAIM`` examines at most ten times
+  ``COUNT`` entries a call: a take behind 10,000 unacked messages needed a thousand round
+  trips.) What a node took sits in the group's pending list under its name until it settles it
+  (``XACK`` and ``XDEL``) or releases it (``XCLAIM … IDLE``: marked long idle, so the next take
+  of any node takes it again, oldest first, ahead of new messages, as a redelivery). A live
+  node renews its claim on what its consumers still have out (``XCLAIM … JUSTID``) every third
+  of the lease.
+* ``redelivered`` comes from the entry's delivery counter, read before the claim:
+  ``XREADGROUP`` sets it to 1, a claim adds one, ``XCLAIM … JUSTID`` (a release, a renewal)
+  leaves it, so an entry with a count of 1 or more may have been seen by a client. A message
+  taken but sent to no client (its subscribers left while the take was under way) is given back
+  with its count set back (``RETRYCOUNT``) to what it was before the take: its next delivery is
+  still a first one.
 * Bounds: the script drops entries older than ``--queue-max-age-s`` (``XTRIM MINID``, from
   Redis's clock) and then, when the stream holds ``--queue-max-length`` entries (counting those
   out with consumers), refuses the message or adds it with ``MAXLEN`` (``drop-head``).
@@ -87,6 +90,29 @@ return 1
 """
 
 
+# Claims up to COUNT entries of the pending list idle for at least the lease, oldest first.
+# KEYS: the stream. ARGV: group, consumer, lease ms, count.
+# Returns per entry claimed: its id, its delivery count before the claim, its fields (a flat
+# list). An entry deleted from the stream while pending is not returned (XCLAIM drops it from
+# the pending list). XCLAIM takes the ids in slices: Lua's unpack has a bound on arguments.
+_CLAIM = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', ARGV[4])
+local taken = {}
+for first = 1, #pending, 500 do
+  local ids, counts = {}, {}
+  for i = first, math.min(first + 499, #pending) do
+    ids[#ids + 1] = pending[i][1]
+    counts[pending[i][1]] = pending[i][4]
+  end
+  local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], unpack(ids))
+  for _, entry in ipairs(claimed) do
+    if entry and entry[2] then taken[#taken + 1] = {entry[1], counts[entry[1]], entry[2]} end
+  end
+end
+return taken
+"""
+
+
 def _message(entry_id: bytes, fields: dict[bytes, bytes], redelivered: bool) -> Queued:
     headers = tuple((k, v) for k, v in json.loads(fields[b"h"]))
     return Queued(entry_id.decode(), headers, fields[b"b"], redelivered)
@@ -99,6 +125,7 @@ class RedisQueueStore:
         self._consumer = consumer
         self._policy = policy
         self._append = redis.register_script(_APPEND)
+        self._claim = redis.register_script(_CLAIM)
         self._grouped: set[str] = set()
 
     def _key(self, queue: str) -> str:
@@ -141,41 +168,14 @@ class RedisQueueStore:
         await self._group(key)
         redis = self._redis
         lease_ms = int(self._policy.lease_s * 1000)
-        taken: list[Queued] = []
         try:
-            # The pending list in id order, from the cursor each XAUTOCLAIM returns: released and
-            # expired messages oldest first, however many unacked ones sit before them.
-            cursor: bytes | str = "0-0"
-            rounds_left: int | None = None
-            while True:
-                claimed: Any = await redis.xautoclaim(
-                    key, GROUP, self._consumer, lease_ms, start_id=cursor, count=count - len(taken)
-                )
-                # An entry deleted from the stream while pending is skipped: Redis 7 drops it
-                # from the pending list and lists its id apart (the third element, unused here);
-                # one that comes back without fields is skipped too. It counts against COUNT,
-                # so a round may return fewer messages than asked and the walk goes on.
-                entries = [(i, fields) for i, fields in claimed[1] if fields]
-                if entries:
-                    counts = await self._delivery_counts(key, [i for i, _ in entries])
-                    taken += [
-                        _message(i, fields, redelivered=n > 1)
-                        for (i, fields), n in zip(entries, counts, strict=True)
-                    ]
-                cursor = claimed[0]
-                if len(taken) >= count or cursor in (b"0-0", "0-0"):
-                    break
-                if rounds_left is None:
-                    # Bound the walk: each round examines at least one pending entry and the
-                    # cursor only moves forward, while entries added meanwhile (new deliveries,
-                    # not claimable) go to the end; so as many more rounds as the list holds now
-                    # examine every entry it holds, and the walk cannot chase a busy queue's
-                    # growing tail for ever. Asked only when one round was not enough.
-                    summary: Any = await redis.xpending(key, GROUP)
-                    rounds_left = int(summary["pending"])
-                if rounds_left <= 0:
-                    break
-                rounds_left -= 1
+            claimed: Any = await self._claim(
+                keys=[key], args=[GROUP, self._consumer, lease_ms, count]
+            )
+            taken = [
+                _message(i, dict(zip(flat[::2], flat[1::2], strict=True)), redelivered=n > 0)
+                for i, n, flat in claimed
+            ]
             if len(taken) < count:
                 read: Any = await redis.xreadgroup(
                     GROUP, self._consumer, {key: ">"}, count=count - len(taken)
@@ -203,15 +203,6 @@ class RedisQueueStore:
             self._key(queue), GROUP, self._consumer, 0, list(ids),
             idle=RELEASED_IDLE_MS, justid=True,
         )  # fmt: skip
-
-    async def _delivery_counts(self, key: str, ids: Sequence[bytes]) -> list[int]:
-        """Each pending entry's delivery counter (1 when just claimed: sent to no client yet)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry_id in ids:
-                pipe.xpending_range(key, GROUP, min=entry_id, max=entry_id, count=1)
-            found: list[Any] = await pipe.execute()
-        # An entry settled between the claim and this read has no row: it counts as seen.
-        return [int(rows[0]["times_delivered"]) if rows else 2 for rows in found]
 
     async def give_back(self, queue: str, messages: Sequence[Queued]) -> None:
         key = self._key(queue)
