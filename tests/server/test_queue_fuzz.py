@@ -24,7 +24,8 @@ frame (SPEC §3-§4, STOMP 1.2, README "Queues"):
   or NACK settles every earlier delivery of the subscription (cumulative), with
   ``client-individual`` that one alone; an ACK in a transaction settles nothing before COMMIT,
   nothing after ABORT;
-- every delivery after a message's first carries ``redelivered:true``; first deliveries reach
+- every delivery after a message's first carries ``redelivered:true``, a first delivery does not
+  (unless a connection was reset: the message may have reached it unread); first deliveries reach
   each subscription in the order they were sent;
 - a client-ack subscription never holds more unsettled deliveries than its ``prefetch-count``
   (the node's ``--queue-prefetch`` without one);
@@ -767,11 +768,10 @@ class QueueRun:
         else:
             STATS["delivered"] += 1
             if redelivered:
-                # Allowed ("it may have been delivered"): it may have gone to a connection that
-                # was reset before it was read, or back when its subscriber left as it was taken.
+                # Only after a reset: the message may have gone to that connection unread. (One
+                # taken as its subscribers left is given back unflagged.)
+                self.check(self.resets > 0, f"{name}: {body}'s first delivery says redelivered")
                 STATS["first delivery flagged redelivered"] += 1
-                if not self.resets:
-                    STATS["... with no reset before it"] += 1
             else:
                 index = self.sent[body]
                 self.check(index > sub.last_fresh, f"{name}: {body} overtook a later message")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -35,18 +35,28 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+#: A store of the kind under test, with the queue bounds given.
+StoreFactory = Callable[[QueuePolicy], QueueStore]
+
+
 @pytest.fixture(params=["sqlite", "redis"])
-async def store(
+async def make_store(
     request: pytest.FixtureRequest, redis: Redis, tmp_path: Path
-) -> AsyncIterator[QueueStore]:
+) -> AsyncIterator[StoreFactory]:
     if request.param == "redis":
-        yield RedisQueueStore(redis, f"t{uuid.uuid4().hex[:8]}:", "node-a", QueuePolicy())
+        prefix = f"t{uuid.uuid4().hex[:8]}:"
+        yield lambda policy: RedisQueueStore(redis, prefix, "node-a", policy)
         return
     url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
     migrate(url)
     engine = create_async_engine(url)
-    yield SqlQueueStore(engine, QueuePolicy())
+    yield lambda policy: SqlQueueStore(engine, policy)
     await engine.dispose()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> QueueStore:
+    return make_store(QueuePolicy())
 
 
 async def test_a_message_given_back_unsent_is_still_a_first_delivery(store: QueueStore) -> None:
@@ -102,3 +112,23 @@ async def test_a_released_message_behind_many_unacked_ones_is_taken_next(redis: 
     (again,) = await store.take(QUEUE, 1)
     assert (again.id, again.body, again.redelivered) == (out[-1].id, b"5000", True)
     assert await store.take(QUEUE, 1) == []
+
+
+async def test_drop_head_drops_the_oldest_ready_message_not_one_out_with_a_consumer(
+    make_store: StoreFactory,
+) -> None:
+    """``--queue-overflow drop-head``, ``--queue-max-length 3``: messages 1, 2, 3, and a consumer
+    has 1 out, unacked. 4 arrives: the oldest *ready* message, 2, goes (README: "the oldest
+    ready message goes"), while 1 stays the consumer's and comes back when it NACKs. With all
+    three out and nothing ready to drop, the next SEND is refused."""
+    store = make_store(QueuePolicy(max_length=3, overflow="drop-head"))
+    assert await store.append([Outgoing(QUEUE, (), b) for b in (b"1", b"2", b"3")]) == [True] * 3
+    (one,) = await store.take(QUEUE, 1)
+    assert await store.append([Outgoing(QUEUE, (), b"4")]) == [True]
+    await store.release(QUEUE, [one.id])
+    assert [(m.body, m.redelivered) for m in await store.take(QUEUE, 3)] == [
+        (b"1", True),
+        (b"3", False),
+        (b"4", False),
+    ]
+    assert await store.append([Outgoing(QUEUE, (), b"5")]) == [False]

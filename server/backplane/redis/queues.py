@@ -23,7 +23,8 @@
   still a first one.
 * Bounds: the script drops entries older than ``--queue-max-age-s`` (``XTRIM MINID``, from
   Redis's clock) and then, when the stream holds ``--queue-max-length`` entries (counting those
-  out with consumers), refuses the message or adds it with ``MAXLEN`` (``drop-head``).
+  out with consumers), refuses the message or (``drop-head``) deletes the oldest ready ones to
+  make room, never one out with a consumer, and refuses when too few are ready.
 * Dedupe keys (``<prefix>queue-dedupe:<key>``) live a day: an integration event sent again within
   a day is stored once.
 """
@@ -47,43 +48,82 @@ RELEASED_IDLE_MS = 10**9
 
 # One script call stores a group (a COMMIT's SENDs, or one message) all or none.
 # KEYS: per message, its stream and its dedupe key (the stream key again when there is none).
-# ARGV: max length, "1" to drop the head when full, max age ms, dedupe TTL s, group; then per
-#       message: headers JSON, body, "1" when its dedupe key is one.
+# ARGV: max length, "1" to drop the head when full, max age ms, dedupe TTL s, group, lease ms;
+#       then per message: headers JSON, body, "1" when its dedupe key is one.
 # Returns 1 when stored (a message whose dedupe key was stored before counts as stored), 0 when
-# refused: with "reject", some stream would hold more than max length.
+# refused: some stream would hold more than max length, and (drop-head) it has too few ready
+# messages to drop for the group. A ready message is one no consumer holds: released or a dead
+# node's (pending, idle past the lease; the oldest) or never delivered (after the group's
+# last-delivered id). MAXLEN would trim the oldest entries, which are those out with consumers.
 _APPEND = """
 local n = #KEYS / 2
-local max = tonumber(ARGV[1])
+local max, group, lease = tonumber(ARGV[1]), ARGV[5], ARGV[6]
 local now = redis.call('TIME')
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
-local adding, skip, claimed = {}, {}, {}
+local adding, order, skip, claimed = {}, {}, {}, {}
 for i = 1, n do
   local stream, dedupe = KEYS[2 * i - 1], KEYS[2 * i]
-  local deduped = ARGV[3 * i + 5] == '1'
+  local deduped = ARGV[3 * i + 6] == '1'
   if deduped and (claimed[dedupe] or redis.call('EXISTS', dedupe) == 1) then
     skip[i] = true
   else
     if deduped then claimed[dedupe] = true end
     if adding[stream] == nil then
       if redis.call('EXISTS', stream) == 0 then
-        redis.call('XGROUP', 'CREATE', stream, ARGV[5], '0', 'MKSTREAM')
+        redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
       end
       if oldest > 0 then redis.call('XTRIM', stream, 'MINID', oldest) end
       adding[stream] = 0
+      order[#order + 1] = stream
     end
     adding[stream] = adding[stream] + 1
   end
 end
-if ARGV[2] ~= '1' then
-  for stream, count in pairs(adding) do
-    if redis.call('XLEN', stream) + count > max then return 0 end
+local function last_delivered(stream)
+  for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local fields = {}
+    for j = 1, #info, 2 do fields[info[j]] = info[j + 1] end
+    if fields['name'] == group then return fields['last-delivered-id'] end
   end
+  return '0-0'
+end
+local function ready(stream, need)
+  local taken, fresh = {}, {}
+  for _, entry in ipairs(redis.call('XPENDING', stream, group, 'IDLE', lease, '-', '+', need)) do
+    if #redis.call('XRANGE', stream, entry[1], entry[1]) > 0 then taken[#taken + 1] = entry[1] end
+  end
+  if #taken < need then
+    local after = '(' .. last_delivered(stream)
+    for _, entry in ipairs(redis.call('XRANGE', stream, after, '+', 'COUNT', need - #taken)) do
+      fresh[#fresh + 1] = entry[1]
+    end
+  end
+  if #taken + #fresh < need then return nil end
+  return {taken, fresh}
+end
+local drops = {}
+for _, stream in ipairs(order) do
+  local need = redis.call('XLEN', stream) + adding[stream] - max
+  if need > 0 then
+    if ARGV[2] ~= '1' then return 0 end
+    local found = ready(stream, need)
+    if found == nil then return 0 end
+    drops[stream] = found
+  end
+end
+for stream, found in pairs(drops) do
+  local taken, fresh = found[1], found[2]
+  if #taken > 0 then
+    redis.call('XACK', stream, group, unpack(taken))
+    redis.call('XDEL', stream, unpack(taken))
+  end
+  if #fresh > 0 then redis.call('XDEL', stream, unpack(fresh)) end
 end
 for i = 1, n do
   if not skip[i] then
-    if ARGV[3 * i + 5] == '1' then redis.call('SET', KEYS[2 * i], '1', 'EX', ARGV[4]) end
-    local headers, body = ARGV[3 * i + 3], ARGV[3 * i + 4]
-    redis.call('XADD', KEYS[2 * i - 1], 'MAXLEN', max, '*', 'h', headers, 'b', body)
+    if ARGV[3 * i + 6] == '1' then redis.call('SET', KEYS[2 * i], '1', 'EX', ARGV[4]) end
+    local headers, body = ARGV[3 * i + 4], ARGV[3 * i + 5]
+    redis.call('XADD', KEYS[2 * i - 1], '*', 'h', headers, 'b', body)
   end
 end
 return 1
@@ -143,6 +183,7 @@ class RedisQueueStore:
                     int(policy.max_age_s * 1000),
                     DEDUPE_TTL_S,
                     GROUP,
+                    int(policy.lease_s * 1000),
                 ]
                 for message in group:
                     key = self._key(message.queue)
