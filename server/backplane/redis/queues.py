@@ -4,17 +4,20 @@
   ``consumers``. A SEND is an ``XADD`` (by a script that also applies the bounds and the
   dedupe key, atomically, and stores a COMMIT's SENDs all or none); a batch of them goes in one
   ``MULTI``.
-* A node *takes* messages with a script (ones whose holder has not renewed its claim for
-  ``--queue-lease-s``: a dead node's, or released ones), then ``XREADGROUP`` (new ones). The
-  script finds them with ``XPENDING … IDLE <lease>``, which walks the pending list inside Redis,
-  oldest first, and claims them with ``XCLAIM`` (which checks the idle time again), in one round
-  trip however many unacked entries sit before them. (``XAUTOCLAIM`` examines at most ten times
-  ``COUNT`` entries a call: a take behind 10,000 unacked messages needed a thousand round
-  trips.) What a node took sits in the group's pending list under its name until it settles it
-  (``XACK`` and ``XDEL``) or releases it (``XCLAIM … IDLE``: marked long idle, so the next take
-  of any node takes it again, oldest first, ahead of new messages, as a redelivery). A live
-  node renews its claim on what its consumers still have out (``XCLAIM … JUSTID``) every third
-  of the lease.
+* A node *takes* messages with one script, one round trip: first claimable ones (whose holder
+  has not renewed its claim for ``--queue-lease-s``: a dead node's, or released ones), then new
+  ones (``XREADGROUP``). It finds claimable ones with ``XPENDING … IDLE <lease>``, which walks the
+  pending list inside Redis, oldest first, and claims them with ``XCLAIM`` (which checks the idle
+  time again). (``XAUTOCLAIM`` examines at most ten times ``COUNT`` entries a call: a take behind
+  10,000 unacked messages needed a thousand round trips.) The walk costs Redis time in
+  proportion to the unacked messages, so it is made only when something may be claimable: a
+  release since the last walk that left nothing (the hint ``<prefix>queue-claims:<name>``
+  counts them), or a tenth of a lease since the last walk (a node may have died; its messages
+  come back within 1.1 leases). What a node took sits in the group's pending list under its
+  name until it settles it (``XACK`` and ``XDEL``) or releases it (``XCLAIM … IDLE``: marked
+  long idle, so the next take of any node takes it again, oldest first, ahead of new messages,
+  as a redelivery). A live node renews its claim on what its consumers still have out
+  (``XCLAIM … JUSTID``) every third of the lease.
 * ``redelivered`` comes from the entry's delivery counter, read before the claim:
   ``XREADGROUP`` sets it to 1, a claim adds one, ``XCLAIM … JUSTID`` (a release, a renewal)
   leaves it, so an entry with a count of 1 or more may have been seen by a client. A message
@@ -130,23 +133,43 @@ return 1
 """
 
 
-# Claims up to COUNT entries of the pending list idle for at least the lease, oldest first.
-# KEYS: the stream. ARGV: group, consumer, lease ms, count.
-# Returns per entry claimed: its id, its delivery count before the claim, its fields (a flat
-# list). An entry deleted from the stream while pending is not returned (XCLAIM drops it from
-# the pending list). XCLAIM takes the ids in slices: Lua's unpack has a bound on arguments.
-_CLAIM = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', '+', ARGV[4])
+# A take: up to COUNT messages for this node, claimable ones first, then new ones.
+# KEYS: the stream, its claim hint. ARGV: group, consumer, lease ms, count.
+# Returns per message: its id, its delivery count before this take (0: never sent), its fields
+# (a flat list). Claimable: pending and idle for at least the lease (released, or a dead
+# node's), oldest first; XCLAIM checks the idle time again, and drops an entry deleted from the
+# stream from the pending list without returning it. It takes the ids in slices: Lua's unpack
+# has a bound on arguments. The pending list is walked only when something may be claimable:
+# the hint counts releases since the last walk that left nothing claimable, and a walk is due
+# anyway every tenth of a lease, when a node may have died.
+_TAKE = """
+local stream, hint = KEYS[1], KEYS[2]
+local group, consumer, lease, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local state = redis.call('HMGET', hint, 'released', 'walked')
 local taken = {}
-for first = 1, #pending, 500 do
-  local ids, counts = {}, {}
-  for i = first, math.min(first + 499, #pending) do
-    ids[#ids + 1] = pending[i][1]
-    counts[pending[i][1]] = pending[i][4]
+if (tonumber(state[1]) or 0) > 0 or now_ms - (tonumber(state[2]) or 0) >= tonumber(lease) / 10 then
+  local pending = redis.call('XPENDING', stream, group, 'IDLE', lease, '-', '+', count)
+  for first = 1, #pending, 500 do
+    local ids, counts = {}, {}
+    for i = first, math.min(first + 499, #pending) do
+      ids[#ids + 1] = pending[i][1]
+      counts[pending[i][1]] = pending[i][4]
+    end
+    for _, entry in ipairs(redis.call('XCLAIM', stream, group, consumer, lease, unpack(ids))) do
+      if entry and entry[2] then taken[#taken + 1] = {entry[1], counts[entry[1]], entry[2]} end
+    end
   end
-  local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], unpack(ids))
-  for _, entry in ipairs(claimed) do
-    if entry and entry[2] then taken[#taken + 1] = {entry[1], counts[entry[1]], entry[2]} end
+  if #pending < count then redis.call('HSET', hint, 'released', 0, 'walked', now_ms) end
+end
+if #taken < count then
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - #taken,
+                          'STREAMS', stream, '>')
+  if read then
+    for _, entry in ipairs(read[1][2]) do
+      if entry[2] then taken[#taken + 1] = {entry[1], 0, entry[2]} end
+    end
   end
 end
 return taken
@@ -165,7 +188,7 @@ class RedisQueueStore:
         self._consumer = consumer
         self._policy = policy
         self._append = redis.register_script(_APPEND)
-        self._claim = redis.register_script(_CLAIM)
+        self._take = redis.register_script(_TAKE)
         self._grouped: set[str] = set()
 
     def _key(self, queue: str) -> str:
@@ -204,33 +227,26 @@ class RedisQueueStore:
                 raise
         self._grouped.add(key)
 
+    def _hint(self, queue: str) -> str:
+        return f"{self._prefix}queue-claims:{queue}"
+
     async def take(self, queue: str, count: int) -> list[Queued]:
         key = self._key(queue)
         await self._group(key)
-        redis = self._redis
         lease_ms = int(self._policy.lease_s * 1000)
         try:
-            claimed: Any = await self._claim(
-                keys=[key], args=[GROUP, self._consumer, lease_ms, count]
+            taken: Any = await self._take(
+                keys=[key, self._hint(queue)], args=[GROUP, self._consumer, lease_ms, count]
             )
-            taken = [
-                _message(i, dict(zip(flat[::2], flat[1::2], strict=True)), redelivered=n > 0)
-                for i, n, flat in claimed
-            ]
-            if len(taken) < count:
-                read: Any = await redis.xreadgroup(
-                    GROUP, self._consumer, {key: ">"}, count=count - len(taken)
-                )
-                for _, entries in read:
-                    for entry_id, fields in entries:
-                        if fields:
-                            taken.append(_message(entry_id, fields, redelivered=False))
         except ResponseError as exc:
             if "NOGROUP" in str(exc):  # the stream was deleted under us: make it again
                 self._grouped.discard(key)
                 return []
             raise
-        return taken
+        return [
+            _message(i, dict(zip(flat[::2], flat[1::2], strict=True)), redelivered=n > 0)
+            for i, n, flat in taken
+        ]
 
     async def settle(self, queue: str, ids: Sequence[str]) -> None:
         key = self._key(queue)
@@ -240,21 +256,30 @@ class RedisQueueStore:
             await pipe.execute()
 
     async def release(self, queue: str, ids: Sequence[str]) -> None:
-        await self._redis.xclaim(
-            self._key(queue), GROUP, self._consumer, 0, list(ids),
-            idle=RELEASED_IDLE_MS, justid=True,
-        )  # fmt: skip
+        await self._back(queue, [(list(ids), None)])
 
     async def give_back(self, queue: str, messages: Sequence[Queued]) -> None:
+        await self._back(
+            queue,
+            [
+                ([m.id for m in messages if m.redelivered is seen], int(seen))
+                for seen in (False, True)
+            ],
+        )
+
+    async def _back(self, queue: str, batches: Sequence[tuple[list[str], int | None]]) -> None:
+        """Mark taken entries long idle (claimable by the next take of any node), each batch with
+        its delivery count (``RETRYCOUNT``; ``None``: as it is), then tell takes to walk the
+        pending list (in that order: a walk between the two would reset the hint)."""
         key = self._key(queue)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for seen in (False, True):
-                ids: list[StreamIdT] = [m.id for m in messages if m.redelivered is seen]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for ids, count in batches:
                 if ids:
                     pipe.xclaim(
-                        key, GROUP, self._consumer, 0, ids,
-                        idle=RELEASED_IDLE_MS, retrycount=int(seen), justid=True,
+                        key, GROUP, self._consumer, 0, list[StreamIdT](ids),
+                        idle=RELEASED_IDLE_MS, retrycount=count, justid=True,
                     )  # fmt: skip
+            pipe.hincrby(self._hint(queue), "released", 1)
             await pipe.execute()
 
     async def keep(self, queue: str, ids: Sequence[str]) -> None:
