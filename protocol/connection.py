@@ -45,6 +45,7 @@ from protocol.events import (
     Event,
     Nack,
     Send,
+    Settled,
     Subscribe,
     Subscription,
     Unsubscribe,
@@ -257,11 +258,11 @@ class ServerConnection:
     def _receipt(self, receipt: str) -> None:
         self._emit(Frame(Command.RECEIPT, [("receipt-id", receipt)]))
 
-    def _receipt_for(self, frame: Frame) -> None:
-        """The RECEIPT of a frame that takes effect here, if it asked for one."""
+    @staticmethod
+    def _settled(frame: Frame) -> Settled | None:
+        """A frame that took effect here: the event for its RECEIPT, if it asked for one."""
         receipt = frame.get("receipt")
-        if receipt is not None:
-            self._receipt(receipt)
+        return None if receipt is None else Settled(receipt)
 
     def heartbeat(self) -> bytes:
         """One heart-beat EOL (STOMP 1.2 §"Heart-beating")."""
@@ -387,8 +388,7 @@ class ServerConnection:
         subscription = self.subscriptions.pop(sub_id, None)
         if subscription is None:
             # Like RabbitMQ: unsubscribing what is not subscribed is a no-op, not an error.
-            self._receipt_for(frame)
-            return None
+            return self._settled(frame)
         for message_id in subscription.pending:
             self._acks.pop(ack_id(subscription.id, message_id), None)
         return Unsubscribe(frame.get("receipt"), subscription)
@@ -454,12 +454,12 @@ class ServerConnection:
                 return subscription, message_id
         raise unknown
 
-    def _on_begin(self, frame: Frame) -> None:
+    def _on_begin(self, frame: Frame) -> Settled | None:
         name = _required(frame, "transaction")
         if name in self._transactions:
             raise MalformedFrame("transaction already open", f"transaction {name!r}")
         self._transactions[name] = []
-        self._receipt_for(frame)
+        return self._settled(frame)
 
     def _end_transaction(self, frame: Frame) -> tuple[str, list[Send | Ack | Nack]]:
         """Close the frame's transaction; returns its name and what it buffered."""
@@ -477,9 +477,9 @@ class ServerConnection:
                 self._settle(event)
         return Commit(frame.get("receipt"), name, buffered)
 
-    def _on_abort(self, frame: Frame) -> None:
+    def _on_abort(self, frame: Frame) -> Settled | None:
         self._end_transaction(frame)
-        self._receipt_for(frame)
+        return self._settled(frame)
 
     def _on_disconnect(self, frame: Frame) -> Event:
         # Open transactions are aborted (STOMP 1.2 §"DISCONNECT" / §"BEGIN").

@@ -1,9 +1,10 @@
 """Events a :class:`~protocol.connection.ServerConnection` hands to the server.
 
 Each is something the server must act on (authenticate, route, register); frames the state
-machine settles by itself (BEGIN, ABORT, frames buffered in a transaction) produce no event.
-After acting, the server calls ``connection.complete(event)`` so that a requested RECEIPT is sent
-only once the frame took effect (STOMP 1.2 §"Header receipt").
+machine settles by itself (BEGIN, ABORT, frames buffered in a transaction) produce no event, or
+a :class:`Settled` when they ask for a RECEIPT. After acting, the server calls
+``connection.complete(event)`` so that a requested RECEIPT is sent only once the frame took
+effect (STOMP 1.2 §"Header receipt"), in its turn behind the frames before it.
 """
 
 from __future__ import annotations
@@ -96,3 +97,12 @@ class Commit(Event):
 @dataclass(slots=True)
 class Disconnect(Event):
     pass
+
+
+@dataclass(slots=True)
+class Settled(Event):
+    """A frame the connection carried out itself (BEGIN, ABORT, an UNSUBSCRIBE of an unknown id)
+    that asks for a RECEIPT: the server has nothing to do but complete it, so that its RECEIPT
+    comes after those of the frames before it that are still taking effect."""
+
+    receipt: str

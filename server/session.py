@@ -339,7 +339,8 @@ class StompSession(ABC):
         # Ack and Nack of a topic: topics are at-most-once, so settling a delivery only releases
         # the connection's bookkeeping, which ServerConnection already did (the queue broker
         # knows no topic subscription). Disconnect: complete() closes the connection, and
-        # data_received() closes the transport after the RECEIPT.
+        # data_received() closes the transport after the RECEIPT. Settled: the connection did
+        # it; only its RECEIPT is left, in its turn.
         return None
 
     def _complete(self, event: events.Event) -> None:

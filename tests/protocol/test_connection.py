@@ -24,6 +24,7 @@ from protocol.events import (
     Disconnect,
     Nack,
     Send,
+    Settled,
     Subscribe,
     Unsubscribe,
 )
@@ -496,7 +497,11 @@ class TestUnsubscribe:
     def test_unknown_id_is_a_no_op_with_receipt(self) -> None:
         conn = connect()
         subscribe(conn, "s1")
-        assert send(conn, "UNSUBSCRIBE", [("id", "nope"), ("receipt", "r")]) is None
+        # Nothing for the server to do but send the RECEIPT, in its turn.
+        settled = send(conn, "UNSUBSCRIBE", [("id", "nope"), ("receipt", "r")])
+        assert settled == Settled("r")
+        assert sent(conn) == []
+        conn.complete(settled)
         assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "r")])]
         assert list(conn.subscriptions) == ["s1"]
         assert conn.state is ConnectionState.CONNECTED
@@ -722,7 +727,9 @@ class TestTransactions:
 
     def test_receipts(self) -> None:
         conn = connect()
-        send(conn, "BEGIN", [("transaction", "tx"), ("receipt", "b")])
+        begun = send(conn, "BEGIN", [("transaction", "tx"), ("receipt", "b")])
+        assert begun == Settled("b")
+        conn.complete(begun)
         assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "b")])]
         send(conn, "SEND", [("destination", "/a"), ("transaction", "tx"), ("receipt", "s")])
         # The SEND takes effect at COMMIT: no receipt before then (as RabbitMQ).
@@ -741,15 +748,16 @@ class TestTransactions:
         conn = connect()
         send(conn, "BEGIN", [("transaction", "tx")])
         send(conn, "SEND", [("destination", "/a"), ("transaction", "tx"), ("receipt", "s")])
-        send(conn, "ABORT", [("transaction", "tx"), ("receipt", "a")])
+        aborted = send(conn, "ABORT", [("transaction", "tx"), ("receipt", "a")])
+        assert aborted == Settled("a")
+        conn.complete(aborted)
         assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "a")])]
 
     def test_abort_drops_buffered_frames(self) -> None:
         conn = connect()
         send(conn, "BEGIN", [("transaction", "tx")])
         send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")])
-        assert send(conn, "ABORT", [("transaction", "tx"), ("receipt", "a")]) is None
-        assert sent(conn) == [Frame(Command.RECEIPT, [("receipt-id", "a")])]
+        assert send(conn, "ABORT", [("transaction", "tx")]) is None
         assert events(conn) == []
         assert refused(conn, "COMMIT", [("transaction", "tx")]).message == "unknown transaction"
 

@@ -30,8 +30,9 @@ frame (SPEC §3-§4, STOMP 1.2, README "Queues"):
 - a client-ack subscription never holds more unsettled deliveries than its ``prefetch-count``
   (the node's ``--queue-prefetch`` without one);
 - RECEIPTs: each comes once the frame took effect (a frame of a transaction's at COMMIT, none
-  after ABORT or when a DISCONNECT aborts it), all before the DISCONNECT's, and no MESSAGE after
-  that; no ERROR but the one asked for, and the node closes the connection after it;
+  after ABORT or when a DISCONNECT aborts it), in the order the frames came (a transaction's
+  frames' just before their COMMIT's), all before the DISCONNECT's, and no MESSAGE after that;
+  no ERROR but the one asked for, and the node closes the connection after it;
 - at the end every message sent was ACKed or consumed in ``auto`` mode exactly as the model
   says: the drain receives each message not yet settled once, and nothing else (none lost, none
   left behind). An ACK sent just before a connection was reset may or may not have reached the
@@ -281,7 +282,7 @@ class Consumer:
     tx_ops: list[tuple[str, Sub, list[Delivery]]] = field(default_factory=list)
     #: Receipts of the open transaction's frames (they come at COMMIT).
     tx_receipts: list[str] = field(default_factory=list)
-    #: Receipt id → the sequence number it confirms when it comes.
+    #: Receipt id → the sequence number it confirms when it comes, in the order they must come.
     receipts: dict[str, int] = field(default_factory=dict)
     #: Receipts that must not come (their frames were dropped by ABORT or DISCONNECT).
     dropped: set[str] = field(default_factory=set)
@@ -544,16 +545,16 @@ class QueueRun:
         headers = [("transaction", consumer.tx)]
         rid = self.receipt(consumer, headers, step.receipt)
         seq = self.send(consumer, command, headers)
-        if rid is not None:
-            consumer.receipts[rid] = seq
         if command == "COMMIT":
             for op, sub, covered in consumer.tx_ops:
                 self.apply(consumer, op, sub, covered, seq)
-            for tx_rid in consumer.tx_receipts:
+            for tx_rid in consumer.tx_receipts:  # first, in the order their frames came
                 consumer.receipts[tx_rid] = seq
             STATS["committed"] += 1
         else:
             self.drop_transaction(consumer)
+        if rid is not None:
+            consumer.receipts[rid] = seq
         consumer.tx = None
         consumer.tx_ops = []
         consumer.tx_receipts = []
@@ -721,6 +722,8 @@ class QueueRun:
             self.check(rid not in consumer.dropped, f"{name}: RECEIPT {rid} of a dropped frame")
             self.check(rid not in consumer.tx_receipts, f"{name}: RECEIPT {rid} before its COMMIT")
             self.check(rid in consumer.receipts, f"{name}: unexpected RECEIPT {rid}")
+            first = next(iter(consumer.receipts))
+            self.check(rid == first, f"{name}: RECEIPT {rid} came before {first}'s")
             upto = consumer.receipts.pop(rid)
             consumer.unconfirmed = [(s, b) for s, b in consumer.unconfirmed if s > upto]
         elif frame.command == "ERROR":

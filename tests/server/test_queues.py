@@ -33,6 +33,12 @@ def consumer(clients: Clients, transport: str, role: str = "integration") -> Cli
     return clients(transport, user=unique("app"), role=role)
 
 
+def receipt_ids(client: Client) -> list[str]:
+    """The ``receipt-id`` of every RECEIPT ``client`` got, in the order they came."""
+    frames = client.listener.frames
+    return [f.headers["receipt-id"] for kind, f in frames if f and kind == "RECEIPT"]
+
+
 def drop(client: Client) -> None:
     """Lose the connection: no DISCONNECT, no ACK, the socket just goes (a WebSocket's too:
     closing its socket object alone leaves the connection up while a thread reads it)."""
@@ -193,13 +199,25 @@ def test_a_commits_receipts_come_in_frame_order_once_it_took_effect(
     pub.conn.send(dest, "two", transaction="tx", receipt="s3")
     pub.conn.commit("tx", receipt="c")
     pub.listener.receipt("c")
-    receipts = [
-        f.headers["receipt-id"] for kind, f in pub.listener.frames if f and kind == "RECEIPT"
-    ]
-    assert receipts == ["s1", "s2", "s3", "c"]
+    assert receipt_ids(pub) == ["s1", "s2", "s3", "c"]
     worker = consumer(clients, transport)
     worker.subscribe(dest)
     assert [m.body for m in worker.listener.messages(2)] == ["one", "two"]
+
+
+def test_receipts_come_in_the_order_of_their_frames(clients: Clients, transport: str) -> None:
+    """A queue SEND's RECEIPT waits until the message is stored. The frames right behind it get
+    theirs after it, in order: a BEGIN, a topic SEND, an UNSUBSCRIBE of an unknown id and an
+    ABORT, which need no storing (the connection carries out three of them itself), used to
+    overtake it."""
+    pub = publisher(clients, transport)
+    pub.conn.send(queue(), "stored", receipt="s")
+    pub.conn.begin("tx", receipt="b")
+    pub.conn.send(f"/topic/{unique('t')}", "aside", receipt="t")
+    pub.conn.unsubscribe("nope", receipt="u")
+    pub.conn.abort("tx", receipt="a")
+    pub.listener.receipt("a")
+    assert receipt_ids(pub) == ["s", "b", "t", "u", "a"]
 
 
 def test_a_commit_with_a_forbidden_send_stores_nothing(clients: Clients, transport: str) -> None:
