@@ -252,8 +252,13 @@ class QueueBroker:
         local = self._queues[consumer.queue]
         local.consumers.remove(consumer)
         if not local.consumers:
-            local.wake.set()  # its pump ends (not cancelled: it may be inside a store call)
-            del self._queues[consumer.queue]
+            # Its pump ends and forgets the queue (not cancelled: it may be inside a store
+            # call). Until then a new subscriber joins this queue and its pump: a second pump
+            # would take newer messages while this one's take, answered once its subscribers
+            # left, puts older ones back behind them.
+            local.wake.set()
+            if local.pump is None or local.pump.done():
+                del self._queues[consumer.queue]
         if consumer.unsettled:
             self._requeue(consumer.queue, list(consumer.unsettled), local)
             consumer.unsettled.clear()
@@ -312,6 +317,13 @@ class QueueBroker:
     # -- delivery -----------------------------------------------------------------------------
 
     async def _pump(self, local: _LocalQueue) -> None:
+        try:
+            await self._pump_while_subscribed(local)
+        finally:
+            if not local.consumers and self._queues.get(local.name) is local:
+                del self._queues[local.name]
+
+    async def _pump_while_subscribed(self, local: _LocalQueue) -> None:
         while local.consumers and not self._stopping:
             local.wake.clear()
             room = sum(c.room for c in local.consumers)
