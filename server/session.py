@@ -25,7 +25,7 @@ from protocol.limits import Limits
 from server.auth import ANONYMOUS, AuthenticationFailed, Principal, TokenAuthority
 from server.broker import Broker
 from server.client_addresses import ClientAddresses
-from server.command_router import CommandRouter
+from server.command_router import AppCommand, CommandRouter
 from server.destinations import (
     Forbidden,
     Kind,
@@ -413,7 +413,9 @@ class StompSession(ABC):
         its queue SENDs are stored all or none (one ``group``)."""
         for held in event.events:
             if isinstance(held, events.Send):
-                self._allowed(check_send, held.destination, "send to")
+                destination = self._allowed(check_send, held.destination, "send to")
+                if destination.kind is Kind.APP:
+                    self._app_command(destination.name, held.destination)
         effects = [
             effect for held in event.events if (effect := self._handle(held, event)) is not None
         ]
@@ -427,16 +429,20 @@ class StompSession(ABC):
                 str(destination.key), tuple(event.headers), event.body, group=group
             )
         if destination.kind is Kind.APP:
-            resolved = self.service.app_commands.resolve(destination.name)
-            if resolved is None:
-                raise ForbiddenDestination(
-                    "forbidden destination", f"no command at {event.destination!r}"
-                )
-            command, params = resolved
+            command, params = self._app_command(destination.name, event.destination)
             command(self, params, event.headers, event.body)
             return None
         self.service.broker.publish(event.destination, tuple(event.headers), event.body)
         return None
+
+    def _app_command(
+        self, name: str, destination: str
+    ) -> tuple[AppCommand[StompSession], dict[str, str]]:
+        """The ``/app`` command ``name`` and its parameters, or the ERROR when there is none."""
+        resolved = self.service.app_commands.resolve(name)
+        if resolved is None:
+            raise ForbiddenDestination("forbidden destination", f"no command at {destination!r}")
+        return resolved
 
     def _on_subscribe(self, event: events.Subscribe) -> None:
         subscription = event.subscription

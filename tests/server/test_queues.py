@@ -220,15 +220,19 @@ def test_receipts_come_in_the_order_of_their_frames(clients: Clients, transport:
     assert receipt_ids(pub) == ["s", "b", "t", "u", "a"]
 
 
-def test_a_commit_with_a_forbidden_send_stores_nothing(clients: Clients, transport: str) -> None:
-    """BEGIN; a SEND to a queue the publisher may use, then one to a node's own queue, which it
-    may not; COMMIT with a receipt. The whole COMMIT is refused: ERROR ``forbidden destination``
-    naming the COMMIT's receipt, and the first SEND is not stored either."""
+@pytest.mark.parametrize("forbidden", ["/queue/integration.orders", "/app/no/such/command"])
+def test_a_commit_with_a_forbidden_send_stores_nothing(
+    clients: Clients, transport: str, forbidden: str
+) -> None:
+    """BEGIN; a SEND to a queue the publisher may use, then one it may not make (to a node's own
+    queue, or to an ``/app`` command that does not exist); COMMIT with a receipt. The whole
+    COMMIT is refused: ERROR ``forbidden destination`` naming the COMMIT's receipt, and the
+    first SEND is not stored either."""
     dest = queue()
     pub = publisher(clients, transport)
     pub.conn.begin("tx")
     pub.conn.send(dest, "allowed", transaction="tx")
-    pub.conn.send("/queue/integration.orders", "forged", transaction="tx")
+    pub.conn.send(forbidden, "forged", transaction="tx")
     pub.conn.commit("tx", receipt="c")
     error = pub.listener.error()
     assert (error.headers["message"], error.headers.get("receipt-id")) == (
