@@ -299,9 +299,10 @@ def test_exit_scans_work_offline_and_sync_in_order(
         page.goto(f"{node.http_url}/scan#token={token}")
         result = page.get_by_test_id("scan-result")
         exit_mode = page.get_by_test_id("scan-exit")
-        enter(code)  # online: in
-        expect(result).to_have_attribute("data-reason", "admitted")
+        # The page is up once it has the list (a code entered before it runs goes nowhere).
         expect(page.get_by_test_id("scan-list")).to_contain_text("1 tickets cached")
+        enter(code)  # online: in
+        expect(result).to_have_attribute("data-reason", "admitted", timeout=WAIT_MS)
         context.set_offline(True)
         exit_mode.check()
         enter(code)  # offline: out
