@@ -346,8 +346,9 @@ class StompSession(ABC):
     def _complete(self, event: events.Event) -> None:
         """Send ``event``'s RECEIPT (a COMMIT's frames' first), now that it took effect."""
         self.conn.complete(event)
-        held = event.events if isinstance(event, events.Commit) else ()
-        receipts = sum(e.receipt is not None for e in held) + (event.receipt is not None)
+        receipts = int(event.receipt is not None)
+        if isinstance(event, events.Commit):
+            receipts += sum(held.receipt is not None for held in event.events)
         if receipts:
             self._frames_out.labels("RECEIPT").inc(receipts)
 

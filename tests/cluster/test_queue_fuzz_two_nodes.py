@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.client import ReceivedFrame
@@ -164,12 +164,7 @@ class TwoNodeRun(fuzz.QueueRun):
         super().on_message(consumer, frame)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
+@settings(fuzz.SCENARIOS, max_examples=EXAMPLES)
 @given(spread=two_node_plans())
 def test_random_consumers_on_two_nodes_settle_every_message_once(
     queue_nodes: list[ServerProcess], spread: TwoNodePlan

@@ -896,7 +896,8 @@ class QueueRun:
             self.producer.close()
 
 
-@settings(
+#: How scenarios run (the two-node variant, tests/cluster, uses it too).
+SCENARIOS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=list(HealthCheck),
@@ -904,6 +905,9 @@ class QueueRun:
     # chases failures that do not come back, for minutes; the failure's transcript says more.
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
+
+
+@SCENARIOS
 @given(plan=plans())
 def test_random_consumers_settle_every_message_once(queue_node: ServerProcess, plan: Plan) -> None:
     run = QueueRun(queue_node, plan)
