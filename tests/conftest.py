@@ -24,6 +24,8 @@ from typing import Any
 import hypothesis  # noqa: F401  (imported early on purpose; see below)
 import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
+import schemathesis.reporting.html.writer  # noqa: F401  (the same)
+import schemathesis.reporting.junitxml  # noqa: F401  (the same)
 
 from booking.keyring import Keyring
 from server.auth import TokenAuthority
@@ -35,8 +37,10 @@ __all__ = ["free_port"]  # re-exported: test modules import it from here
 # Why hypothesis is imported above: on CPython 3.11.7, after the redis client has run in a test,
 # pytest's assertion rewriter fails to compile a module imported later with "SystemError: AST
 # constructor recursion depth mismatch" (a CPython AST-validation state bug). Test modules and
-# conftests are compiled at collection; the one module rewritten late is hypothesis, imported by
-# its plugin's end-of-session summary. Importing it here keeps that compile at start-up.
+# conftests are compiled at collection; the modules rewritten late are hypothesis, imported by
+# its plugin's end-of-session summary, and schemathesis's report writers, imported by its xdist
+# plugin's session finish (in every worker too). Importing them here keeps those compiles at
+# start-up.
 
 SECRET = "test-secret-not-for-production"
 
