@@ -188,11 +188,14 @@ def eta(ahead: int, policy: Policy, active: int) -> int | None:
     rate = policy.rate_per_s
     if policy.paused or rate <= 0 or policy.max_active <= 0 or policy.sale != SELLING:
         return None
+    # The user's own admission is one of those to wait for: position 1 behind a full cap waits
+    # for a place to free, not for nothing.
+    needed = ahead + 1
     free = max(0, policy.max_active - active)
-    if ahead < free:
-        return math.ceil(ahead / rate)
+    if needed <= free:
+        return math.ceil(needed / rate)
     recycle = min(rate, policy.max_active / max(policy.admission_ttl_s, 1))
-    return math.ceil(free / rate + (ahead - free) / recycle)
+    return math.ceil(free / rate + (needed - free) / recycle)
 
 
 @dataclass

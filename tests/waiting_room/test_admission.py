@@ -87,6 +87,22 @@ async def test_the_estimate_counts_the_shopper_cap_not_only_the_rate(
     assert paused is not None and paused.eta_seconds is None
 
 
+async def test_the_estimate_counts_the_users_own_admission(
+    make_room: RoomFactory, event_id: int
+) -> None:
+    """Next in line is not "0 s" when the cap is full or the rate slow: the user waits for a
+    place to free (a lapse, at worst) or for the next admission the rate allows."""
+    room = make_room(None)
+    users = await fill(room, event_id, 3)
+    capped = policy(rate=10, cap=1, ttl=10)
+    assert await room.admit(event_id, capped, T0 + 1) == users[:1]
+    etas = [(await room.position(event_id, user, capped)) for user in users[1:]]
+    assert [(p.position, p.eta_seconds) for p in etas if p is not None] == [(1, 10), (2, 20)]
+    slow = policy(rate=0.1, cap=100)
+    etas = [(await room.position(event_id, user, slow)) for user in users[1:]]
+    assert [(p.position, p.eta_seconds) for p in etas if p is not None] == [(1, 10), (2, 20)]
+
+
 async def test_an_unused_admission_expires_and_makes_room(
     make_room: RoomFactory, event_id: int
 ) -> None:
