@@ -22,7 +22,7 @@ import jwt
 from booking import fairness
 from booking.catalog import EventInfo
 from booking.clock import utcnow
-from booking.errors import AdmissionRequired, InvalidRequest, SaleNotOpen
+from booking.errors import AdmissionRequired, InvalidRequest, SaleNotOpen, Unavailable
 from booking.hooks import BookingHooks
 from booking.inventory import Inventory
 from booking.keyring import Keyring, decode_with_any
@@ -219,3 +219,12 @@ class Admissions:
     async def complete(self, event_id: int, user: str) -> None:
         """The user bought: their admission is used up and makes room for the next in line."""
         await self.room.complete(event_id, user)
+
+    async def used_up(self, event_id: int, user: str) -> bool:
+        """Whether a purchase used the user's admission up. While the waiting room cannot be
+        reached the token's word stands: marking an admission used is best effort too, and a
+        sale goes on through an outage of the cluster's Redis."""
+        try:
+            return await self.room.used(event_id, user)
+        except Unavailable:
+            return False

@@ -47,6 +47,7 @@ from booking.best_available import BlockRequest, resolve
 from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.errors import (
+    AdmissionRequired,
     HoldNotActive,
     InvalidRequest,
     LimitExceeded,
@@ -590,8 +591,7 @@ class SeatHolds:
         info, seatmap = await self.inventory.load(event_id)
         now = utcnow()
         validate_request(info, seat_ids, now)
-        if info.waiting_room:
-            self.admissions.verify(admission_token, event_id, user)
+        await self._admitted(info, user, admission_token)
         while True:
             taken = seatmap.unavailable(seat_ids, now)
             if taken:
@@ -639,8 +639,7 @@ class SeatHolds:
         now = utcnow()
         if not info.on_sale(now):
             raise SaleNotOpen("this event is not on sale")
-        if info.waiting_room:
-            self.admissions.verify(admission_token, event_id, user)
+        await self._admitted(info, user, admission_token)
         decided = False
         lost = 0
         while True:
@@ -671,6 +670,16 @@ class SeatHolds:
                         "the seats kept being taken while we tried: try again", conflicts=[]
                     ) from None
             now = utcnow()
+
+    async def _admitted(self, info: EventInfo, user: str, admission_token: str | None) -> None:
+        """A sale with a waiting room sells to admitted users only: a valid admission token for
+        this event and user, whose admission no purchase has used up yet (else a buyer would
+        go on shopping outside the cap on active shoppers, beside the next in line)."""
+        if not info.waiting_room:
+            return
+        self.admissions.verify(admission_token, info.id, user)
+        if self.queue is not None and await self.queue.used_up(info.id, user):
+            raise AdmissionRequired("this admission was used up by a purchase")
 
     async def _claim(
         self,

@@ -163,6 +163,9 @@ class WaitingRoom(Protocol):
     async def complete(self, event_id: int, user: str) -> None:
         """The user bought: their admission is used up and leaves the active set."""
 
+    async def used(self, event_id: int, user: str) -> bool:
+        """Whether a purchase used the user's admission up (:meth:`complete`)."""
+
     async def stats(self, event_id: int) -> Stats: ...
 
     async def positions(self, event_id: int, users: list[str], policy: Policy) -> list[Position]:
@@ -352,6 +355,10 @@ class InProcessWaitingRoom:
         queue = self._queues.get(event_id)
         if queue is not None and queue.active.pop(user, None) is not None:
             queue.finished[user] = CLOSED
+
+    async def used(self, event_id: int, user: str) -> bool:
+        queue = self._queues.get(event_id)
+        return queue is not None and queue.finished.get(user) == CLOSED
 
     async def stats(self, event_id: int) -> Stats:
         queue = self._queue(event_id)

@@ -63,7 +63,9 @@ async def test_active_shoppers_are_capped_and_a_purchase_frees_a_place(
     assert first == users[:3]
     assert await room.admit(event_id, policy(cap=3), T0 + 2) == []
     assert (await room.stats(event_id)).active == 3
+    assert not await room.used(event_id, users[0])
     await room.complete(event_id, users[0])
+    assert await room.used(event_id, users[0]) and not await room.used(event_id, users[1])
     assert await room.admit(event_id, policy(cap=3), T0 + 3) == [users[3]]
 
 
@@ -195,3 +197,28 @@ async def test_admission_token_lets_the_admitted_user_hold_and_no_one_else(
 
     hold = await booking.holds.hold(event_id, "ann", ["S-A-1"], token)
     assert hold.seat_ids == ["S-A-1"]
+
+
+async def test_a_purchase_uses_the_admission_up(booking: BookingCore) -> None:
+    """After paying, the buyer's token holds no more seats (their place under the cap went to
+    the next in line); a hold placed before the purchase stays payable."""
+    event_id = await waiting_room_event(booking)
+    await booking.admissions.join(event_id, "ann")
+    info = await booking.inventory.event(event_id)
+    await booking.admissions.room.admit(event_id, booking.admissions.policy(info), time.time())
+    ann = await booking.admissions.standing(event_id, "ann")
+    assert ann.admission_token is not None
+    first = await booking.holds.hold(event_id, "ann", ["S-A-1"], ann.admission_token)
+    second = await booking.holds.hold(event_id, "ann", ["S-A-2"], ann.admission_token)
+    paid = await booking.checkout.run(
+        user="ann", hold_id=first.id, key="k1", payment={"method": "card", "token": "tok_visa"}
+    )
+    assert paid.order is not None
+    assert (await booking.admissions.standing(event_id, "ann")).state == "closed"
+
+    with pytest.raises(AdmissionRequired, match="used up"):
+        await booking.holds.hold(event_id, "ann", ["S-A-3"], ann.admission_token)
+    again = await booking.checkout.run(
+        user="ann", hold_id=second.id, key="k2", payment={"method": "card", "token": "tok_visa"}
+    )
+    assert again.order is not None

@@ -56,6 +56,7 @@ from booking.errors import Unavailable
 from booking.fairness import Placement, place
 from booking.waiting_room import (
     ADMITTED,
+    CLOSED,
     QUEUED,
     WAIT_BUCKETS_S,
     Policy,
@@ -435,7 +436,11 @@ class RedisWaitingRoom:
     async def complete(self, event_id: int, user: str) -> None:
         keys = self._keys(event_id)
         if await self._reach(self._redis.zrem(keys[4], user)):
-            await self._reach(self._redis.hset(keys[5], user, "closed"))
+            await self._reach(self._redis.hset(keys[5], user, CLOSED))
+
+    async def used(self, event_id: int, user: str) -> bool:
+        ended = await self._reach(self._redis.hget(self._keys(event_id)[5], user))
+        return ended is not None and _text(ended) == CLOSED
 
     async def stats(self, event_id: int) -> Stats:
         _, _, meta, pre, active, _, admits, _, _, waits = self._keys(event_id)
