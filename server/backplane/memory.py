@@ -57,12 +57,18 @@ class InProcessSequencer:
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
-        #: Where this process's seqs start: milliseconds since the epoch when the event is first
-        #: sequenced here, so a restarted node never repeats a seq a client may resume from.
-        self._floor = int(time.time() * 1000)
         self._pending: dict[int, dict[str, str]] = {}
         self._seq: dict[int, int] = {}
         self._snapshots: dict[int, SeatSnapshot] = {}
+
+    def _latest(self, event_id: int) -> int:
+        """The event's latest seq. The first is the milliseconds since the epoch when the event
+        is first sequenced here, past every seq a node that ran before this one can have given
+        it (at most one a tick), so a restarted node never repeats a seq a client resumes from."""
+        seq = self._seq.get(event_id)
+        if seq is None:
+            seq = self._seq[event_id] = int(time.time() * 1000)
+        return seq
 
     def record(self, change: SeatChange) -> None:
         self._pending.setdefault(change.event_id, {}).update(change.seats)
@@ -72,7 +78,7 @@ class InProcessSequencer:
         pending = self._pending.pop(event_id, None)
         if not pending:
             return None
-        seq = self._seq[event_id] = self._seq.get(event_id, self._floor) + 1
+        seq = self._seq[event_id] = self._latest(event_id) + 1
         self._snapshots.pop(event_id, None)
         return SeatDelta(event_id, seq, tuple(pending.items()))
 
@@ -80,7 +86,7 @@ class InProcessSequencer:
         found = self._snapshots.get(event_id)
         if found is None:
             statuses = (await self.inventory.seat_map(event_id)).statuses
-            seq = self._seq.setdefault(event_id, self._floor)
+            seq = self._latest(event_id)
             found = SeatSnapshot(event_id, seq, tuple(statuses.items()))
             self._snapshots[event_id] = found
         return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -26,6 +27,12 @@ async def test_map_follows_every_kind_of_change(service: BookingCore, event: Eve
     service.inventory.listen(sequencer.record)
     seatmap = await service.inventory.seat_map(event.id)
     assert await sequencer.tick(event.id) is None
+    # seq starts at the milliseconds since the epoch when the event is first sequenced (README),
+    # not when the node started
+    await asyncio.sleep(0.05)
+    before = int(time.time() * 1000)
+    start = (await sequencer.snapshot(event.id)).seq
+    assert before <= start <= time.time() * 1000
     hold = await service.holds.hold(event.id, "alice", ["A-A-1", "A-A-2"])
     other = await service.holds.hold(event.id, "bob", ["B-A-1"])
     await service.holds.release(other.id, "bob")
@@ -33,6 +40,7 @@ async def test_map_follows_every_kind_of_change(service: BookingCore, event: Eve
     assert delta is not None
     encoded = encode_delta(delta)
     first = json.loads(encoded)["seq"]
+    assert first == start + 1
     assert b'["A-A-1","held"]' in encoded and b'["B-A-1","available"]' in encoded
     paid = await buy(service, "alice", hold.id, "k", VISA)
     assert seatmap.statuses["A-A-1"] == "sold"
