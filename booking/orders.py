@@ -32,7 +32,7 @@ from booking.outbox import Outbox, enqueue
 from booking.refunds import Refunds, open_refund
 from booking.schema import events, orders, refunds, seats, tickets
 from booking.seatmap import AVAILABLE, SeatChange
-from booking.ticket_keys import TicketCodes
+from booking.ticket_keys import CodeClaim, TicketCodes
 from booking.transactions import in_transaction
 
 #: Outbox kinds of the messages about orders (the server e-mails them).
@@ -339,10 +339,8 @@ def _check_policy(row: Any, now: datetime) -> None:
         )
 
 
-async def verify_ticket(conn: AsyncConnection, signer: TicketCodes, code: str) -> TicketCheck:
-    claim = await signer.verify(code)
-    if claim is None:
-        raise NotFound("not a genuine ticket code")
+async def check_ticket(conn: AsyncConnection, claim: CodeClaim, code: str) -> TicketCheck:
+    """The issued ticket behind ``code``, whose ``claim`` its signature proved."""
     query = select(tickets.c.status, tickets.c.order_id).where(tickets.c.code == code)
     row = (await conn.execute(query)).first()
     if row is None:
@@ -393,5 +391,12 @@ class OrderDesk:
         return await self.get(order_id, None)
 
     async def verify(self, code: str) -> TicketCheck:
+        # The signature before the connection: a code naming a key this node does not know
+        # reloads the keys from the database, which must not wait behind a connection held
+        # here (the embedded SQLite pool has one: every such code froze the node's database
+        # for the pool timeout).
+        claim = await self.signer.verify(code)
+        if claim is None:
+            raise NotFound("not a genuine ticket code")
         async with self.engine.connect() as conn:
-            return await verify_ticket(conn, self.signer, code)
+            return await check_ticket(conn, claim, code)

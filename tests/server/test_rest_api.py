@@ -20,6 +20,7 @@ import pytest
 
 from booking.admissions import AdmissionSigner
 from booking.keyring import Keyring
+from booking.ticket_keys import RELOAD_EVERY_S
 from tests.conftest import SECRET, ServerProcess, migrate
 from tests.server.stomp_clients import Clients, unique
 
@@ -691,6 +692,12 @@ def test_tickets_verify_and_render_as_qr(api: Api, event: dict[str, Any]) -> Non
     assert_problem(api.get(f"/api/tickets/{forged}"), 404, "not_found")
     assert_problem(api.get(f"/api/tickets/{forged}/qr.svg"), 404, "not_found")
     assert_problem(api.get("/api/tickets/nonsense"), 404, "not_found")
+    # A key id the node does not know makes it reload its keys (at most once a second): that
+    # must not wait for a database connection the request holds (embedded SQLite has one, so
+    # this answered 503 after the pool timeout, the whole node's database frozen meanwhile).
+    time.sleep(RELOAD_EVERY_S)
+    assert_problem(api.get("/api/tickets/T2.deadbeef.a.b"), 404, "not_found")
+    assert api.get("/readyz").status == 200
 
 
 # -------------------------------------------------------------------------------------------
