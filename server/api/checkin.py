@@ -10,6 +10,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, Field
 
+from booking.catalog import MAX_INT
 from booking.checkin import (
     MAX_UPLOAD,
     CheckInList,
@@ -44,8 +45,8 @@ Gate = Field(min_length=1, max_length=64, examples=["North"])
 class ScanRequest(Request):
     code: str = Field(min_length=1, max_length=512, description="the ticket code the QR holds")
     event_id: int | None = Field(
-        default=None, ge=1, description="the event at this door; a scanner bound to an event "
-        "may leave it out",
+        default=None, ge=1, le=MAX_INT, description="the event at this door; a scanner bound "
+        "to an event may leave it out",
     )  # fmt: skip
     direction: Literal["in", "out"] = Field(
         default="in", description="`out`: an exit scan, which re-arms the ticket (events with "
@@ -118,7 +119,9 @@ class CheckInListOut(BaseModel):
 class ScannerCreate(Request):
     device: str = Field(min_length=1, max_length=64, examples=["ipad-north-1"])
     gate: str = Gate
-    event_id: int | None = Field(default=None, ge=1, description="bind it to this event")
+    event_id: int | None = Field(
+        default=None, ge=1, le=MAX_INT, description="bind it to this event"
+    )
     ttl_hours: int = Field(default=SCANNER_TTL_HOURS, ge=1, le=MAX_SCANNER_TTL_HOURS)
 
 

@@ -103,10 +103,46 @@ def test_non_finite_numbers_are_refused_everywhere_json_is_read(node: ServerProc
         json.loads(got.read(), parse_constant=lambda c: pytest.fail(f"{c} in the response"))
 
 
-def test_broadcast_to_an_event_id_out_of_range_is_a_422(node: ServerProcess) -> None:
-    status, reply = call(node, "POST", "/api/admin/broadcast",
-                         {"text": "hi", "event_id": BIG}, token=_admin(node))  # fmt: skip
+@pytest.mark.parametrize(
+    ("path", "body", "role"),
+    [
+        ("/api/admin/broadcast", {"text": "hi"}, "admin"),
+        ("/api/admin/scanners", {"device": "d", "gate": "g"}, "admin"),
+        ("/api/checkin", {"code": "garbage"}, "scanner"),
+    ],
+)
+def test_an_event_id_out_of_range_is_a_422(
+    node: ServerProcess, path: str, body: dict[str, Any], role: str
+) -> None:
+    status, reply = call(node, "POST", path, {**body, "event_id": BIG},
+                         token=node.token("root", role))  # fmt: skip
     assert status == 422 and "event_id" in _faults(reply), reply
+
+
+def test_every_event_id_a_request_names_is_bounded(node: ServerProcess) -> None:
+    """The document says how large an event id may be wherever a request body or a query
+    names one."""
+    document = _document(node)
+    schemas = document["components"]["schemas"]
+    fields: dict[str, Any] = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                name = content["schema"]["$ref"].rpartition("/")[2]
+                field = schemas[name].get("properties", {}).get("event_id")
+                if field is not None:
+                    fields[name] = field
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "event_id" and parameter["in"] == "query":
+                    fields[f"{method} {path}"] = parameter["schema"]
+    assert len(fields) >= 4, fields
+    unbounded = [
+        where
+        for where, field in fields.items()
+        for integer in field.get("anyOf", [field])
+        if integer.get("type") == "integer" and integer.get("maximum", MAX_INT + 1) > MAX_INT
+    ]
+    assert unbounded == []
 
 
 def _document(node: ServerProcess) -> dict[str, Any]:
