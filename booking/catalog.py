@@ -367,6 +367,15 @@ async def update_event(conn: AsyncConnection, event_id: int, patch: EventPatch) 
     result = await conn.execute(update(events).where(events.c.id == event_id).values(**values))
     if result.rowcount == 0:
         raise NotFound(f"no event {event_id}")
+    if values.keys() & {"admission_rate_min", "admission_rate_max"}:
+        # One bound may be patched against the other's stored value: check the outcome (the
+        # caller's transaction rolls the change back).
+        bounds = select(events.c.admission_rate_min, events.c.admission_rate_max)
+        low, high = (await conn.execute(bounds.where(events.c.id == event_id))).one()
+        if low > high:
+            raise InvalidRequest(
+                f"admission_rate_min ({low:g}) must not exceed admission_rate_max ({high:g})"
+            )
 
 
 async def load_seat_state(

@@ -185,3 +185,19 @@ def test_schemathesis_finds_no_server_error(
         capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+
+
+def test_a_patch_cannot_cross_the_adaptive_rate_bounds(node: ServerProcess) -> None:
+    """POST refuses a lowest rate above the highest; a PATCH of one bound is checked against
+    the other's stored value, and a refused PATCH changes nothing."""
+    status, event = _create(node, event_body(admission_rate_min=2, admission_rate_max=40))
+    assert status == 201, event
+    path = f"/api/admin/events/{event['id']}"
+    for patch in ({"admission_rate_min": 50}, {"admission_rate_max": 1},
+                  {"admission_rate_min": 50, "admission_rate_max": 5}):  # fmt: skip
+        status, reply = call(node, "PATCH", path, patch, token=_admin(node))
+        assert status == 422 and reply["kind"] == "invalid", (patch, reply)
+    status, reply = call(node, "PATCH", path, {"admission_rate_min": 40}, token=_admin(node))
+    assert status == 200, reply
+    status, got = call(node, "GET", f"/api/events/{event['id']}", token=_admin(node))
+    assert (got["admission_rate_min"], got["admission_rate_max"]) == (40, 40), got
