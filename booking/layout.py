@@ -9,23 +9,31 @@ companion seat beside one (``companion``), never both.
 from __future__ import annotations
 
 import string
+from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 #: The highest seat price (100,000.00): a hold of 100 such seats still fits its INT amount.
 MAX_PRICE_CENTS = 10_000_000
 
 
-class TierSpec(BaseModel):
+class _Spec(BaseModel):
+    """A part of a layout an admin sends: a misspelt member (``acessible``) is refused, not
+    dropped (the event would be made without what it meant)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TierSpec(_Spec):
     name: str = Field(min_length=1, max_length=64)
     price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS)
     currency: str = Field(default="EUR", min_length=3, max_length=3)
 
 
-class SectionSpec(BaseModel):
+class SectionSpec(_Spec):
     name: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")
     rows: int = Field(ge=1, le=200)
     seats_per_row: int = Field(ge=1, le=500)
@@ -39,7 +47,7 @@ MAX_MARKED = 10_000
 SeatIds = Annotated[list[str], Field(max_length=MAX_MARKED)]
 
 
-class LayoutSpec(BaseModel):
+class LayoutSpec(_Spec):
     tiers: list[TierSpec] = Field(min_length=1)
     sections: list[SectionSpec] = Field(min_length=1, description="from the stage outwards")
     accessible: SeatIds = Field(default_factory=list, description="seat ids of wheelchair spaces")
@@ -86,11 +94,14 @@ def row_label(index: int) -> str:
 
 def access_of(accessible: list[str], companion: list[str], known: Container[str]) -> dict[str, str]:
     """seat id → ``"accessible"`` or ``"companion"`` for the seats the lists mark; a seat that
-    does not exist or is in both lists is a :class:`ValueError`."""
+    does not exist or is named twice (in one list or in both) is a :class:`ValueError`."""
+    repeated = sorted(seat for seat, n in Counter([*accessible, *companion]).items() if n > 1)
     access = dict.fromkeys(accessible, "accessible")
     both = sorted(set(companion) & access.keys())
     if both:
         raise ValueError(f"seats both accessible and companion: {', '.join(both[:20])}")
+    if repeated:
+        raise ValueError(f"seats named twice: {', '.join(repeated[:20])}")
     access.update(dict.fromkeys(companion, "companion"))
     unknown = [s for s in access if s not in known]
     if unknown:

@@ -5,13 +5,14 @@ spaces and companion seats in the layout an admin creates or changes, as ``GET
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.scripted_sale import Scrape
 from tests.server import test_app_commands
 from tests.server.stomp_clients import Clients
 from tests.server.test_app_commands import Shopper
-from tests.server.test_rest_api import Api, admission_token, assert_problem
+from tests.server.test_rest_api import Api, admission_token, assert_problem, event_spec
 
 # The booking node's fixtures, as the /app command tests have them: `api` (no test may leave a
 # traceback in the node's log), `clients` and a fresh `event`.
@@ -147,9 +148,22 @@ def test_wheelchair_spaces_in_the_layout_and_for_those_who_ask(api: Api) -> None
     for body, status, kind in (
         ({"accessible": ["S-Z-9"]}, 422, "invalid"),
         ({"accessible": ["S-A-1"], "standard": ["S-A-1"]}, 422, "invalid"),
+        ({"accessible": ["S-A-1", "S-A-1"]}, 422, "invalid"),
+        ({"standard": ["S-B-6", "S-B-6"]}, 422, "invalid"),
         ({"wheelchair": ["S-A-1"]}, 422, "validation"),
     ):
         assert_problem(api.call("PATCH", path, body, token=admin), status, kind)
+    public = seats_of(api.get(f"/api/events/{eid}").json()["layout"])
+    assert "accessible" not in public["S-A-1"] and public["S-B-6"]["accessible"] is True
+    # a misspelt member anywhere in a layout is refused, not dropped
+    misspellings = (("layout", {"acessible": ["S-A-1"]}), ("tiers", {"curency": "USD"}),
+                    ("sections", {"row_tier": {}}))  # fmt: skip
+    for where, misspelt in misspellings:
+        wrong = copy.deepcopy(layout)
+        part = wrong if where == "layout" else wrong[where][0]
+        part.update(misspelt)
+        refused = api.post("/api/admin/events", event_spec(layout=wrong), token=admin)
+        assert_problem(refused, 422, "validation")
     assert_problem(api.call("PATCH", path, {"standard": []}, token=api.user()[1]), 403,
                    "not_admin")  # fmt: skip
     assert_problem(api.call("PATCH", "/api/admin/events/987654/seats", {}, token=admin), 404)
