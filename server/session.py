@@ -61,7 +61,9 @@ CUT_S = 1.0
 
 T = TypeVar("T")
 
-SubscribeListener = Callable[["StompSession", events.Subscription, str], None]
+#: Told of a SUBSCRIBE after the broker registered it; what it returns, the SUBSCRIBE's RECEIPT
+#: waits for (its failure with a ProtocolError is the SUBSCRIBE's ERROR).
+SubscribeListener = Callable[["StompSession", events.Subscription, str], Awaitable[object] | None]
 
 
 @dataclass
@@ -267,6 +269,17 @@ class StompSession(ABC):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        self._unsubscribe_all()
+
+    def _end(self, code: int = 1000) -> None:
+        """Close the transport and end the subscriptions now: the session delivers nothing
+        more, and a queue's unacked messages go back to its head at once, not when a lingering
+        close lets the transport go (up to ``CLOSE_GRACE_S`` later, after a DISCONNECT)."""
+        self.close(code)
+        self._unsubscribe_all()
+
+    def _unsubscribe_all(self) -> None:
+        service = self.service
         for subscription in tuple(self.conn.subscriptions.values()):
             service.broker.unsubscribe(self, subscription)
             service.queues.unsubscribe(subscription)
@@ -306,7 +319,7 @@ class StompSession(ABC):
             return
         self._flush()
         if conn.state is ConnectionState.CLOSED:
-            self.close()
+            self._end()
 
     def _on_frame(self, frame: Frame) -> None:
         self._frames_in.labels(frame.command.value).inc()
@@ -324,8 +337,8 @@ class StompSession(ABC):
         if isinstance(event, events.Send):
             return self._on_send(event, group)
         if isinstance(event, events.Subscribe):
-            self._on_subscribe(event)
-        elif isinstance(event, events.Unsubscribe):
+            return self._on_subscribe(event)
+        if isinstance(event, events.Unsubscribe):
             self.service.broker.unsubscribe(self, event.subscription)
             self.service.queues.unsubscribe(event.subscription)
         elif isinstance(event, events.Ack):
@@ -376,7 +389,7 @@ class StompSession(ABC):
             self._complete(event)
             self._flush()
             if self.conn.state is ConnectionState.CLOSED:
-                self.close()
+                self._end()
 
         task = self._last_completion = asyncio.create_task(complete())
         task.add_done_callback(self._completion_done)
@@ -445,17 +458,16 @@ class StompSession(ABC):
             raise ForbiddenDestination("forbidden destination", f"no command at {destination!r}")
         return resolved
 
-    def _on_subscribe(self, event: events.Subscribe) -> None:
+    def _on_subscribe(self, event: events.Subscribe) -> Awaitable[object] | None:
         subscription = event.subscription
         route = self._allowed(subscription_route, subscription.destination, "subscribe to")
         classified = classify(subscription.destination)
         if classified is not None and classified.kind is Kind.QUEUE:
             self.service.queues.subscribe(self, subscription, str(classified.key))
-            return
+            return None
         self.service.broker.subscribe(self, subscription, route)
         listener = self.service.subscribe_listeners.get(classified.kind) if classified else None
-        if listener is not None:
-            listener(self, subscription, route)
+        return None if listener is None else listener(self, subscription, route)
 
     def _allowed(self, rule: Callable[[Principal, str], T], destination: str, verb: str) -> T:
         """What ``rule`` makes of this principal using ``destination``, or the ERROR."""
@@ -550,7 +562,7 @@ class StompSession(ABC):
             self.write(data)
         if close_code is None:
             close_code = 1001 if isinstance(error, ServerShutdown) else 1000
-        self.close(close_code)
+        self._end(close_code)
 
     # -- timers --------------------------------------------------------------------------------
 

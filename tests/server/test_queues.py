@@ -13,7 +13,14 @@ import pytest
 
 from tests.conftest import ServerProcess, database_url_for, migrate
 from tests.redis_server import RedisServer
-from tests.server.stomp_clients import DEFAULT_TIMEOUT, Client, Clients, open_stomp, unique
+from tests.server.stomp_clients import (
+    DEFAULT_TIMEOUT,
+    Client,
+    Clients,
+    open_stomp,
+    raw_peer,
+    unique,
+)
 
 
 def prefetch(count: int) -> dict[str, str]:
@@ -131,6 +138,31 @@ def test_unacked_messages_of_a_lost_connection_are_redelivered(
     frames = heir.listener.messages(2)
     assert [m.body for m in frames] == ["a", "b"]
     assert all(m.headers["redelivered"] == "true" for m in frames)
+
+
+def test_a_disconnect_requeues_at_once_what_it_did_not_ack(
+    clients: Clients, transport: str
+) -> None:
+    """After a DISCONNECT the unacked messages go back to the head at once, ahead of a message
+    sent after it, even while the client keeps its socket open (the server lingers before it
+    closes it: the messages came back only then, 5 s later, behind newer ones)."""
+    dest = queue()
+    pub = publisher(clients, transport)
+    heir = consumer(clients, transport)
+    with raw_peer(clients.server, transport) as leaving:
+        leaving.connect(token=clients.server.token(unique("app"), "integration"))
+        leaving.send("SUBSCRIBE", {"id": "s", "destination": dest, "ack": "client"})
+        for body in ("a", "b"):
+            pub.send(dest, body)
+        assert [leaving.read_until("MESSAGE").body for _ in range(2)] == [b"a", b"b"]
+        heir.subscribe(dest, ack="client-individual")
+        leaving.send("DISCONNECT", {"receipt": "bye"})
+        assert leaving.read_until("RECEIPT")["receipt-id"] == "bye"
+        pub.send(dest, "c")
+        frames = heir.listener.messages(3)
+    assert [(m.body, m.headers.get("redelivered")) for m in frames] == [
+        ("a", "true"), ("b", "true"), ("c", None)
+    ]  # fmt: skip
 
 
 def test_unsubscribe_requeues_what_it_did_not_ack(clients: Clients, transport: str) -> None:
