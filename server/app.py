@@ -29,7 +29,7 @@ import functools
 import hmac
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 
 from aiohttp import web
@@ -267,9 +267,15 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
 
 
 def _both(first: SubscribeListener, then: SubscribeListener) -> SubscribeListener:
-    def both(session: StompSession, subscription: Subscription, route: str) -> None:
-        first(session, subscription, route)
-        then(session, subscription, route)
+    def both(
+        session: StompSession, subscription: Subscription, route: str
+    ) -> Awaitable[object] | None:
+        effects = [
+            effect
+            for listener in (first, then)
+            if (effect := listener(session, subscription, route)) is not None
+        ]
+        return asyncio.gather(*effects) if effects else None
 
     return both
 

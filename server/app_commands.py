@@ -16,8 +16,9 @@ The booking commands are the REST calls of SPEC §5 over STOMP, with the same JS
 A failure goes to ``/user/queue/errors`` as ``{"type": "error", "status", "kind", "detail",
 ...}``: the status and members of the REST problem for the same failure (:mod:`server.errors`
 translates for both edges; :mod:`server.bodies` holds the bodies both speak). Each command runs
-as one task, so a slow database never stalls the session's input; the service's task set keeps
-them until they finish, and a stopping node lets them finish (:meth:`StompService.drain`).
+as one task, so a slow database never stalls the session's input (the SEND's RECEIPT waits
+for it: it goes once the reply is published); the service's task set keeps them until they
+finish, and a stopping node lets them finish (:meth:`StompService.drain`).
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ class BookingCommands:
         self.booking = booking
 
     def hold(self, session: StompSession, params: dict[str, str], headers: Headers,
-             body: bytes) -> None:  # fmt: skip
+             body: bytes) -> Awaitable[None]:  # fmt: skip
         user = _user(session)
         admission = next((v for k, v in headers if k == "admission-token"), None)
         client = HoldClient(session.address, session.principal.email)
-        self._run(user, headers, self._hold(int(params["event_id"]), user, body, admission, client))
+        return self._run(
+            user, headers, self._hold(int(params["event_id"]), user, body, admission, client)
+        )
 
     async def _hold(
         self, event_id: int, user: str, body: bytes, admission: str | None, client: HoldClient
@@ -86,26 +89,26 @@ class BookingCommands:
         return {"type": "hold", **hold_out(hold, utcnow()).model_dump(mode="json")}
 
     def join(self, session: StompSession, params: dict[str, str], headers: Headers,
-             _: bytes) -> None:  # fmt: skip
+             _: bytes) -> Awaitable[None]:  # fmt: skip
         user = _user(session)
         proof = next((v for k, v in headers if k == "queue-proof"), None)
-        self._run(user, headers, self._join(int(params["event_id"]), user, proof))
+        return self._run(user, headers, self._join(int(params["event_id"]), user, proof))
 
     async def _join(self, event_id: int, user: str, proof: str | None) -> dict[str, Any]:
         position = await self.booking.admissions.join(event_id, user, proof)
         return {"type": "queue", **position_body(position)}
 
     def release(self, session: StompSession, params: dict[str, str], headers: Headers,
-                _: bytes) -> None:  # fmt: skip
+                _: bytes) -> Awaitable[None]:  # fmt: skip
         user = _user(session)
-        self._run(user, headers, self._release(params["hold_id"], user))
+        return self._run(user, headers, self._release(params["hold_id"], user))
 
     async def _release(self, hold_id: str, user: str) -> dict[str, Any]:
         await self.booking.holds.release(hold_id, user)
         return {"type": "released", "hold_id": hold_id}
 
-    def _run(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
-        self.service.commands.start(self._answer(user, headers, work))
+    def _run(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> Awaitable[None]:
+        return self.service.commands.start(self._answer(user, headers, work))
 
     async def _answer(self, user: str, headers: Headers, work: Awaitable[dict[str, Any]]) -> None:
         try:

@@ -9,14 +9,16 @@ template matches has no command (the session answers ERROR ``forbidden destinati
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 #: The session type commands are called with (the router does not need to know it).
 S = TypeVar("S")
 
-#: A command: (session, path parameters, request headers, body); it must not block.
-AppCommand = Callable[[S, dict[str, str], list[tuple[str, str]], bytes], None]
+#: A command: (session, path parameters, request headers, body); it must not block. What it
+#: returns is its work under way: the SEND's RECEIPT waits for it (SPEC §3: "after the frame
+#: took effect").
+AppCommand = Callable[[S, dict[str, str], list[tuple[str, str]], bytes], Awaitable[None] | None]
 
 _PARAM = re.compile(r"\{(\w+)\}")
 

@@ -291,16 +291,19 @@ class SeatStream:
         self.metrics.snapshot_size.observe(len(cached[1]))
         return snapshot.seq, cached[1]
 
-    def on_subscribe(self, session: StompSession, subscription: Subscription, route: str) -> None:
+    def on_subscribe(
+        self, session: StompSession, subscription: Subscription, route: str
+    ) -> asyncio.Task[None]:
+        """Start the hand-over; the SUBSCRIBE's RECEIPT waits for it (the snapshot is out, or
+        the event does not exist: the ERROR, which names the receipt, comes instead)."""
         dest = classify(subscription.destination)
         event = event_of(dest)
         if event is None:
             key = dest.key if dest else None
-            session.fail(UnknownEvent("unknown event", f"no event {key!r}"))
-            return
+            raise UnknownEvent("unknown event", f"no event {key!r}")
         # Held back from the route until its snapshot is out (see the module docstring).
         self.broker.unsubscribe(session, subscription)
-        self._hand_overs.start(self._hand_over(session, subscription, event, route))
+        return self._hand_overs.start(self._hand_over(session, subscription, event, route))
 
     async def _hand_over(
         self, session: StompSession, subscription: Subscription, event_id: int, route: str
@@ -312,12 +315,10 @@ class SeatStream:
             self._follow(event_id)  # listen before reading: later deltas will reach this node
             seq, snapshot = await self.snapshot(event_id)
         except BookingError as error:
-            session.fail(stomp_error(error))
-            return
+            raise stomp_error(error) from None
         except Exception:
             log.exception("snapshot of event %d failed", event_id)
-            session.fail(ProtocolError("internal error", "the seat map is unavailable"))
-            return
+            raise ProtocolError("internal error", "the seat map is unavailable") from None
         if not _subscribed(session, subscription):
             return  # gone or unsubscribed meanwhile
         resumed = self._resume(session, subscription, event_id, seq)

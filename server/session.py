@@ -444,8 +444,7 @@ class StompSession(ABC):
             )
         if destination.kind is Kind.APP:
             command, params = self._app_command(destination.name, event.destination)
-            command(self, params, event.headers, event.body)
-            return None
+            return command(self, params, event.headers, event.body)
         self.service.broker.publish(event.destination, tuple(event.headers), event.body)
         return None
 

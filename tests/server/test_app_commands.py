@@ -106,6 +106,23 @@ def test_hold_and_release_over_stomp(api: Api, clients: Clients, event: dict[str
     assert not shopper.client.listener.disconnected  # an error reply, not a STOMP ERROR
 
 
+def test_a_commands_receipt_comes_once_it_took_effect(
+    api: Api, clients: Clients, event: dict[str, Any]
+) -> None:
+    """The RECEIPT of a SEND to /app (``Shopper.send`` waits for it) follows the command's
+    reply: the seats are held by then."""
+    shopper = Shopper(clients)
+    for seat in ("A-C-1", "A-C-2", "A-C-3"):
+        correlation = shopper.hold(event["id"], [seat])
+        replies = [
+            f
+            for kind, f in shopper.client.listener.frames
+            if kind == "MESSAGE" and f and f.headers.get("correlation-id") == correlation
+        ]
+        assert replies, "the RECEIPT came before the reply"  # fmt: skip
+        assert api.seats(event["id"])[seat] == "held"
+
+
 def test_conflicts_go_to_the_errors_queue(
     api: Api, clients: Clients, event: dict[str, Any]
 ) -> None:

@@ -326,10 +326,13 @@ def test_snapshot_then_deltas_add_up_while_seats_churn(
 def test_unknown_event_is_an_error(clients: Clients, target: str) -> None:
     """An id too large for the database is as unknown as any other (not an internal error)."""
     client = clients("tcp")
-    client.conn.subscribe(f"/topic/events/{target}/seats", unique("sub"))
+    client.conn.subscribe(f"/topic/events/{target}/seats", unique("sub"), receipt="r1")
     error = client.listener.error()
     assert error.headers["message"] == "unknown event", error.headers
+    # the refused SUBSCRIBE never took effect: no RECEIPT, and the ERROR names its receipt
+    assert error.headers.get("receipt-id") == "r1", error.headers
     client.listener.wait_disconnected()
+    assert not [f for kind, f in client.listener.frames if kind == "RECEIPT"]
 
 
 def test_a_resume_from_long_ago_gets_a_snapshot(
