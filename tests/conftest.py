@@ -24,7 +24,7 @@ from typing import Any
 import hypothesis  # noqa: F401  (imported early on purpose; see below)
 import pymysql  # aiomysql's own dependency; sync is right for fixtures
 import pytest
-import schemathesis.reporting.html.writer  # noqa: F401  (the same)
+import schemathesis.reporting.html.writer  # imported early on purpose, as hypothesis is
 import schemathesis.reporting.junitxml  # noqa: F401  (the same)
 
 from booking.keyring import Keyring
