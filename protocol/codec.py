@@ -198,6 +198,8 @@ def decode_head(
         name, sep, value = line.partition(b":")
         if not sep:
             raise MalformedFrame("malformed header", "a header line has no colon")
+        if not name:  # the grammar: header-name = 1*<any OCTET except CR or LF or ":">
+            raise MalformedFrame("malformed header", "a header has an empty name")
         try:
             key = name.decode("utf-8")
             val = value.decode("utf-8")

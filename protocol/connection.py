@@ -61,10 +61,13 @@ class ConnectionState(Enum):
     CLOSED = "closed"
 
 
-#: Headers of SEND that belong to the exchange, not to the message (STOMP 1.2 §"SEND").
+#: Headers of SEND that belong to the exchange, not to the message (STOMP 1.2 §"SEND"), and
+#: those the broker sets on a MESSAGE: a publisher's ``redelivered`` would pass for the
+#: broker's (the first of repeated headers wins), on a first delivery or hiding a redelivery.
 _SEND_PROTOCOL_HEADERS = frozenset(
-    {"destination", "receipt", "transaction", "content-length", "message-id", "subscription", "ack"}
-)
+    {"destination", "receipt", "transaction", "content-length", "message-id", "subscription",
+     "ack", "redelivered"}
+)  # fmt: skip
 
 _VERSION_LIST = ",".join(v.value for v in SUPPORTED_VERSIONS)
 

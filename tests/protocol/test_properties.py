@@ -40,25 +40,26 @@ SPECIALS = ":\\\n\r\x00 c"
 EOLS = "\n\r"
 
 
-def header_text(excluded: str = "") -> st.SearchStrategy[str]:
+def header_text(excluded: str = "", min_size: int = 0) -> st.SearchStrategy[str]:
     """Text rich in the characters escaping is about, minus ``excluded``."""
     specials = [c for c in SPECIALS if c not in excluded]
     alphabet = st.one_of(
         st.sampled_from(specials), st.characters(codec="utf-8", exclude_characters=excluded or None)
     )
-    return st.text(alphabet, max_size=12)
+    return st.text(alphabet, min_size=min_size, max_size=12)
 
 
 def headers_for(
     version: StompVersion, command: Command
 ) -> st.SearchStrategy[list[tuple[str, str]]]:
     """Headers ``serialize`` can carry losslessly for ``command`` in ``version``."""
+    # A header's name has one character or more (the grammar); its value may be empty.
     if command in UNESCAPED_COMMANDS or version is StompVersion.V1_0:
-        names, values = header_text(":" + EOLS), header_text(EOLS)
+        names, values = header_text(":" + EOLS, min_size=1), header_text(EOLS)
     elif version is StompVersion.V1_1:
-        names, values = header_text("\r"), header_text("\r")
+        names, values = header_text("\r", min_size=1), header_text("\r")
     else:
-        names, values = header_text(), header_text()
+        names, values = header_text(min_size=1), header_text()
     # content-length is the codec's own business; explicit ones are tested on their own.
     names = names.filter(lambda name: name != "content-length")
     return st.lists(st.tuples(names, values), max_size=8)
