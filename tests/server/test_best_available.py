@@ -156,10 +156,12 @@ def test_wheelchair_spaces_in_the_layout_and_for_those_who_ask(api: Api) -> None
     public = seats_of(api.get(f"/api/events/{eid}").json()["layout"])
     assert "accessible" not in public["S-A-1"] and public["S-B-6"]["accessible"] is True
     # a misspelt member anywhere in a layout is refused, not dropped
-    misspellings = (("layout", {"acessible": ["S-A-1"]}), ("tiers", {"curency": "USD"}),
-                    ("sections", {"row_tier": {}}))  # fmt: skip
+    misspellings: list[tuple[str, dict[str, Any]]] = [
+        ("layout", {"acessible": ["S-A-1"]}), ("tiers", {"curency": "USD"}),
+        ("sections", {"row_tier": {}}),
+    ]  # fmt: skip
     for where, misspelt in misspellings:
-        wrong = copy.deepcopy(layout)
+        wrong: dict[str, Any] = copy.deepcopy(layout)
         part = wrong if where == "layout" else wrong[where][0]
         part.update(misspelt)
         refused = api.post("/api/admin/events", event_spec(layout=wrong), token=admin)
