@@ -506,6 +506,27 @@ def test_server_heartbeats_arrive_and_client_beats_keep_the_session(
         opened.close_all()
 
 
+def test_the_server_beats_within_half_an_interval_of_silence(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """The README's promise: a beat when the server has sent nothing for half the negotiated
+    interval (here 2 s), so the first one comes about 1 s after CONNECTED, not at the 2 s
+    bound itself."""
+    node = make_server(heartbeat_ms="2000,2000")
+    peer = RawTcp.to(node)
+    try:
+        reply = peer.connect(token=node.token(unique("hb")), heart_beat="0,2000")
+        connected = time.monotonic()
+        assert reply["heart-beat"].replace(" ", "") == "2000,0"
+        while not peer.heartbeats and time.monotonic() - connected < 3.0:
+            peer._receive(0.05)
+        assert peer.heartbeats, "no heart-beat within 3 s"
+        first = peer.heartbeats[0] - connected
+        assert first < 1.6, f"the first heart-beat came {first:.2f} s after CONNECTED"
+    finally:
+        peer.close()
+
+
 def test_heartbeat_timeout_and_beats_keep_alive_raw(
     make_server: Callable[..., ServerProcess],
 ) -> None:
