@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    #: Largest whole frame (command, headers and body) accepted from a client.
+    #: Largest whole frame (command, headers and body: every byte before the closing NUL)
+    #: accepted from a client.
     max_frame_bytes: int = 65536
     #: Most headers in one client frame.
     max_headers: int = 64

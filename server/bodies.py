@@ -44,9 +44,13 @@ SeatId = Annotated[str, Field(min_length=1, max_length=32, examples=["A-C-12"])]
 
 def _address(value: str) -> str:
     """An address alone (no display name, no list), as email-validator normalises it; its
-    syntax check refuses CR, LF and anything else a mail header could be smuggled in with."""
+    syntax check refuses CR, LF and anything else a mail header could be smuggled in with.
+    The part before the @ must be ASCII: one that is not needs SMTPUTF8, which neither the
+    .eml outbox nor every relay speaks, so its e-mails would wait to be sent for ever (a
+    non-ASCII domain is fine: it goes out as IDNA)."""
     try:
-        return str(validate_email(value, check_deliverability=False).normalized)
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        return str(checked.normalized)
     except EmailNotValidError as exc:
         raise ValueError(f"not an e-mail address: {exc}") from None
 

@@ -522,6 +522,7 @@ BAD_ADDRESSES = [
     "eve@example.com, ada@example.com",
     "a" * 250 + "@example.com",
     "",
+    "müller@example.com",  # a non-ASCII local part needs SMTPUTF8: its e-mail could not go
 ]
 
 
