@@ -231,12 +231,16 @@ def run_sale(node: ServerProcess, database_url: str) -> Sale:
         return call(node, "POST", f"/api/holds/{hold_id}/checkout", user, body,
                     **{"Idempotency-Key": key})  # fmt: skip
 
+    # Alice's second hold comes before her first purchase, which uses her admission up (a hold
+    # placed before it stays payable; one after it is refused).
+    sale.holds["alice-kept"] = granted(alice, ["S-A-9"])
     first_key = unique("k")
     status, order = checkout(alice, sale.holds["alice"], "tok_visa", first_key)
     assert status == 201, order
     replay = checkout(alice, sale.holds["alice"], "tok_visa", first_key)
     assert replay == (201, order), replay
-    sale.holds["alice-kept"] = granted(alice, ["S-A-9"])
+    used = hold(alice, ["S-A-8"], tokens[alice])
+    assert used[0] == 403 and used[1]["kind"] == "admission_required", used
     assert checkout(alice, sale.holds["alice-kept"], "tok_visa", unique("k"))[0] == 201
     sale.holds["bob-declined"] = granted(bob, ["S-B-1"])
     declined = checkout(bob, sale.holds["bob-declined"], "tok_declined", unique("k"))

@@ -167,9 +167,10 @@ async def test_sell_out_pauses_the_queue_and_returned_seats_go_to_the_next_in_li
             status, order = await checkout(node, holds[user], user)
             assert status == 201, order
 
-        # A shopper admitted earlier (still holding a valid token) tries for the returning
-        # seat the whole time; the seat goes to the next in line instead, on hold for them.
-        outsider, nxt = first[0], rest_[0]
+        # A shopper admitted earlier (still holding a valid token: the one whose hold lapses;
+        # a buyer's is used up) tries for the returning seat the whole time; the seat goes to
+        # the next in line instead, on hold for them.
+        outsider, nxt = first[-1], rest_[0]
         tries = []
         while not heard.ever(nxt, "admitted"):
             status, _ = await hold(node, event_id, outsider, seat, tokens[outsider])
