@@ -7,9 +7,10 @@ it rather than a silently ignored wish. Instants are RFC 3339 strings in UTC wit
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from booking.catalog import MAX_INT, EventPatch, EventSpec, EventStatus, SeatAccessPatch
 from server.bodies import Email, OrderOut, Request, Timestamp
@@ -87,6 +88,22 @@ class BroadcastRequest(Request):
 
 class EventCreate(EventSpec):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("starts_at", "sale_opens_at", "sale_closes_at", mode="before")
+    @classmethod
+    def _with_offset(cls, value: object) -> object:
+        """RFC 3339 times, offset included. The domain reads a naive time as UTC (its own
+        convention); from an admin it more likely meant local time, and a sale would open
+        hours off. A number would be read as unix seconds."""
+        if not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value  # the field's own validation says what is wrong with it
+        if parsed.tzinfo is None:
+            raise ValueError("must carry its offset from UTC (Z, +01:00, …)")
+        return value
 
 
 class EventUpdate(EventPatch):

@@ -57,6 +57,8 @@ def _faults(reply: Any) -> list[str]:
         (event_body(starts_at="9999-12-31T23:59:59-14:00"), "starts_at"),
         (event_body(sale_opens_at="0001-01-01T00:00:00+14:00"), "sale_opens_at"),
         (event_body(waiting_room=0), "waiting_room"),
+        (event_body(starts_at="2030-05-01T19:30:00"), "starts_at"),  # no offset: whose time?
+        (event_body(sale_opens_at=1830000000), "sale_opens_at"),  # a number, not a date-time
         (_tiers(4000, "Main", "Main"), "layout.tiers"),
     ],
 )
@@ -175,15 +177,21 @@ def test_schemathesis_finds_no_server_error(
     exercised too) against a live node: no 500 and no response outside the document."""
     node = make_server(rest_rate_per_ip=100000, rest_rate_per_user=100000,
                        guest_rate_per_ip=100000)  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{node.http_url}/api/openapi.json",
-         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
-         "--max-examples", "12", "--phases", "examples,fuzzing", "--seed", "14",
-         "--workers", "2", "--no-shrink", "--suppress-health-check", "all",
-         "--header", f"Authorization: Bearer {_admin(node)}",
-         "--report", "junit", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
-    )  # fmt: skip
+    for attempt in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "schemathesis.cli", "run", f"{node.http_url}/api/openapi.json",
+             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
+             "--max-examples", "12", "--phases", "examples,fuzzing", "--seed", "14",
+             "--workers", "2", "--no-shrink", "--suppress-health-check", "all",
+             "--header", f"Authorization: Bearer {_admin(node)}",
+             "--report", "junit", "--report-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        # CPython 3.11.7's AST constructor can fail with this (gh-106905, fixed in later
+        # releases) inside hypothesis as it describes a strategy: the checker crashed, it
+        # found nothing about the node; it is run once more.
+        if attempt or "AST constructor recursion depth mismatch" not in done.stdout + done.stderr:
+            break
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
