@@ -36,7 +36,7 @@ MAX_ACTIVE_SHOPPERS = 1_000_000
 FIRST_YEAR, LAST_YEAR = 2000, 9998
 
 
-def _instant(value: datetime) -> datetime:
+def in_clock_range(value: datetime) -> datetime:
     """An instant the database and the clock can hold, in any offset: its UTC year within
     [FIRST_YEAR, LAST_YEAR]."""
     try:
@@ -50,7 +50,7 @@ def _instant(value: datetime) -> datetime:
 
 Instant = Annotated[
     datetime,
-    AfterValidator(_instant),
+    AfterValidator(in_clock_range),
     Field(description=f"RFC 3339, in the years {FIRST_YEAR} to {LAST_YEAR} (UTC)"),
 ]
 AdmissionRate = Annotated[

@@ -387,8 +387,9 @@ redemptions = _table(
     Column("offline", Boolean, nullable=False, default=False),
     # An exit scan (re-entry events): it re-armed the ticket.
     Column("exit", Boolean, nullable=False, default=False, server_default="0"),
-    # The same redemption uploaded twice is one row.
-    UniqueConstraint("code", "gate", "at"),
+    # The same redemption uploaded twice is one row; an entry and an exit at one instant are
+    # two.
+    UniqueConstraint("code", "gate", "at", "exit"),
     Index(None, "event_id", "at"),
 )
 

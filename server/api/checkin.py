@@ -5,12 +5,12 @@ re-entry and read progress and conflicts. The rules are :mod:`booking.checkin`'s
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StrictBool
 
-from booking.catalog import MAX_INT
+from booking.catalog import MAX_INT, in_clock_range
 from booking.checkin import (
     MAX_UPLOAD,
     CheckInList,
@@ -69,7 +69,9 @@ class ScanOut(BaseModel):
 
 class OfflineRedemption(Request):
     code: str = Field(min_length=1, max_length=512)
-    at: AwareDatetime = Field(description="when the scanner let the holder in (its clock)")
+    at: Annotated[AwareDatetime, AfterValidator(in_clock_range)] = Field(
+        description="when the scanner let the holder in (its clock)"
+    )
     direction: Literal["in", "out"] = Field(
         default="in", description="`out`: an exit scan made offline (events with re-entry)"
     )
@@ -138,7 +140,7 @@ class ScannerOut(BaseModel):
 
 
 class ReentryUpdate(Request):
-    reentry: bool
+    reentry: StrictBool
 
 
 class CheckInSettingsOut(BaseModel):

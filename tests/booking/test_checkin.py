@@ -380,6 +380,43 @@ async def test_an_offline_exit_outside_changes_nothing_and_needs_reentry(
     assert (conflict.first_gate, conflict.second_gate) == ("In", "Late")
 
 
+@pytest.mark.parametrize("exit_first", [False, True])
+async def test_an_entry_and_an_exit_at_one_instant_are_both_kept(
+    service: BookingCore, exit_first: bool
+) -> None:
+    """At one gate at one instant (a scanner's clock ticks in seconds), in and out are two
+    scans, not one uploaded twice: replayed entry first, the holder is outside after them,
+    and comes in again later."""
+    event = await big_event(service, 100)
+    await service.door.set_reentry(event.id, True)
+    (code,) = await issue_directly(service, event, 1)
+    at = utcnow() - timedelta(minutes=1)
+    scans = [OfflineScan(code, at), OfflineScan(code, at, exit=True)]
+    for scan in reversed(scans) if exit_first else scans:
+        (merged,) = await service.door.merge(event.id, "A", "d", [scan])
+        assert merged.outcome is not Merged.DUPLICATE
+    (ticket,) = await rows(service.engine, tickets, tickets.c.event_id == event.id)
+    assert (ticket.admitted_at, ticket.rearmed_at) == (None, at)
+    assert [m.outcome for m in await service.door.merge(event.id, "A", "d", scans)] == [
+        Merged.DUPLICATE, Merged.DUPLICATE
+    ]  # fmt: skip
+    assert (await service.door.redeem(event.id, code, "B", "d")).admitted
+    assert await service.door.conflicts(event.id) == []
+
+
+async def test_an_offline_time_far_ahead_counts_as_now(
+    service: BookingCore, event: EventInfo
+) -> None:
+    (code,) = await bought(service, event, "alice", ["A-A-2"])
+    before = utcnow()
+    (merged,) = await service.door.merge(
+        event.id, "A", "d", [OfflineScan(code, before + timedelta(hours=3))]
+    )
+    assert merged.outcome is Merged.ADMITTED
+    (ticket,) = await rows(service.engine, tickets, tickets.c.code == code)
+    assert before <= ticket.admitted_at <= utcnow()
+
+
 async def test_scanners_are_minted_and_revoked(service: BookingCore, event: EventInfo) -> None:
     one = await service.scanners.mint("ipad-1", "North", event.id, "admin")
     two = await service.scanners.mint("ipad-2", "South", None, "admin")

@@ -243,6 +243,13 @@ def test_offline_exits_sync_like_entries(api: Api, event: dict[str, Any]) -> Non
     assert api.get(f"/api/admin/events/{eid}/checkin/conflicts", token=admin).json() == []
     answer = scan(api, scanner, code)
     assert (answer["result"], answer["used_at"]) == ("already_used", queue[2]["at"])
+    # times whose UTC is out of the clock's range, and a re-entry that is not a boolean: 422
+    for at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-01:00"):
+        far = api.post(path, {"redemptions": [{"code": code, "at": at}]}, token=scanner)
+        assert_problem(far, 422, "validation")
+    for loose in ("yes", 1, "0"):
+        put = api.call("PUT", f"/api/admin/events/{eid}/checkin", {"reentry": loose}, token=admin)
+        assert_problem(put, 422, "validation")
 
 
 def test_reentry_and_key_rotation(api: Api, event: dict[str, Any]) -> None:
