@@ -10,8 +10,10 @@ Signing in (SPEC §5 ``/api/auth/...``):
    the database, so across nodes); the edge limits them per client IP too.
 2. :meth:`Customers.redeem_link` or :meth:`Customers.redeem_code` exchanges one for the
    customer (created on first sign-in). A request is used once: a conditional ``UPDATE`` marks
-   it used, so of two racing redemptions one wins. Each wrong code counts against the newest
-   request of the address; after ``max_attempts`` it is dead and a new one must be asked for.
+   it used, so of two racing redemptions one wins. A code is taken from any live request of
+   the address (a user may type the code of the first of two e-mails). A wrong one counts
+   against every live request of the address, so asking for more e-mails gives a guesser no
+   more tries; after ``max_attempts`` a request is dead and a new one must be asked for.
 
 A customer's tokens carry the ``token_version`` they were issued under. :meth:`revoke_tokens`
 raises it (signing out everywhere); :meth:`revocations` lists the versions raised within the
@@ -139,32 +141,34 @@ class Customers:
         email = normalize_email(email)
         now = utcnow()
         async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(sign_ins)
-                    .where(sign_ins.c.email == email)
-                    .order_by(sign_ins.c.created_at.desc())
-                    .limit(1)
+            # The live ones: a few (the address's requests are limited per hour).
+            requests = await conn.execute(
+                select(sign_ins)
+                .where(
+                    sign_ins.c.email == email,
+                    sign_ins.c.used_at.is_(None),
+                    sign_ins.c.expires_at > now,
+                    sign_ins.c.attempts < self.policy.max_attempts,
                 )
-            ).first()
-            if row is None or not self._live(row, now):
+                .order_by(sign_ins.c.created_at.desc())
+            )
+            live = list(requests)
+            for row in live:
+                hashes = self._hashes(f"{row.id}|{code}")
+                if any(hmac.compare_digest(row.code_hash, h) for h in hashes):
+                    return await self._use(conn, row.id, email, now)
+            if not live:
                 failure = SignInFailed(_FAILED)
-            elif any(
-                hmac.compare_digest(row.code_hash, h) for h in self._hashes(f"{row.id}|{code}")
-            ):
-                return await self._use(conn, row.id, email, now)
             else:
                 # Counted in this transaction, which commits: the refusal is raised after it.
                 await conn.execute(
                     update(sign_ins)
-                    .where(sign_ins.c.id == row.id)
+                    .where(sign_ins.c.id.in_([row.id for row in live]))
                     .values(attempts=sign_ins.c.attempts + 1)
                 )
-                left = self.policy.max_attempts - row.attempts - 1
-                failure = (
-                    SignInFailed(_FAILED)
-                    if left > 0
-                    else SignInFailed("too many wrong codes; ask for a new sign-in e-mail")
+                dead = all(row.attempts + 1 >= self.policy.max_attempts for row in live)
+                failure = SignInFailed(
+                    "too many wrong codes; ask for a new sign-in e-mail" if dead else _FAILED
                 )
         raise failure
 

@@ -278,6 +278,32 @@ def test_sign_in_by_code_and_wrong_codes_are_limited(api: Api, mail: MailCatcher
     assert signed.status == 201, signed
 
 
+def test_the_code_of_an_earlier_e_mail_works_and_wrong_codes_count_against_all(
+    api: Api, mail: MailCatcher
+) -> None:
+    """Two e-mails asked for: the first one's code signs in (it was refused, and counted as a
+    wrong code against the second); five wrong codes kill both, not only the newest."""
+    to = address("twice")
+    for _ in range(2):
+        assert api.post("/api/auth/email", {"email": to}).status == 202
+    _secret, first = sign_in_mail(mail, to, 1)
+    sign_in_mail(mail, to, 2)  # both e-mails are out
+    assert api.post("/api/auth/email/token", {"email": to, "code": first}).status == 201
+
+    other = address("guess")
+    for _ in range(2):
+        assert api.post("/api/auth/email", {"email": other}).status == 202
+    codes = {sign_in_mail(mail, other, n)[1] for n in (1, 2)}
+    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in codes)
+    for _ in range(5):
+        refused = api.post("/api/auth/email/token", {"email": other, "code": wrong})
+        assert_problem(refused, 400, "sign_in_failed")
+    assert "too many" in refused.json()["detail"]
+    for code in codes:
+        dead = api.post("/api/auth/email/token", {"email": other, "code": code})
+        assert_problem(dead, 400, "sign_in_failed")
+
+
 def test_sign_in_answers_the_same_for_known_and_unknown_addresses(
     api: Api, mail: MailCatcher
 ) -> None:
