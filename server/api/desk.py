@@ -143,9 +143,9 @@ OPERATIONS: list[Operation] = [
               description="Whatever the event's refund policy says; the reason is audited."),
     Operation("POST", "/api/admin/orders/{order_id}/resend", resend_confirmation,
               "Resend the confirmation", "order desk", access=Access.ADMIN,
-              body=models.ResendRequest, status=202, response=OrderOut, errors=(404, 422),
+              body=models.ResendRequest, status=202, response=OrderOut, errors=(404, 409, 422),
               description="Queued at once; with `email`, to that address (which becomes the "
-              "order's). Audited."),
+              "order's). Audited. 409 for a cancelled order (its tickets are void)."),
     Operation("POST", "/api/admin/orders/{order_id}/refund/manual", refund_manually,
               "Take a failing refund over", "order desk", access=Access.ADMIN,
               body=models.StaffReason, response=models.RefundOut, errors=(404, 409),

@@ -15,7 +15,7 @@ import re
 
 from aiohttp import web
 
-from booking.errors import HoldNotActive, NotFound
+from booking.errors import NotFound
 from booking.orders import Owner, Reader, Staff
 from server import ticket_pdf
 from server.api import models
@@ -106,8 +106,7 @@ async def get_order(request: web.Request, principal: Principal) -> web.Response:
 async def order_tickets_pdf(request: web.Request, principal: Principal) -> web.Response:
     booking = request.app[BOOKING]
     order = await booking.orders.get(request.match_info["order_id"], _reader(request, principal))
-    if order.status != "paid":
-        raise HoldNotActive(f"order {order.id} is {order.status}: its tickets are void")
+    order.valid_tickets()
     event = await booking.inventory.event(order.event_id)
     pdf = await asyncio.to_thread(ticket_pdf.render, order, event)
     return web.Response(

@@ -520,6 +520,12 @@ def test_the_order_desk_finds_orders_and_resends_confirmations(api: Api, mail: M
     (entry,) = file["audit"]
     assert entry["action"] == "order.resend"
     assert entry["details"] == {"email": moved, "previous_email": to}
+    # a cancelled order's tickets are void: they are not sent again as if they were valid
+    path = f"/api/admin/orders/{order['order_id']}/cancel"
+    assert api.post(path, {"reason": "test"}, token=admin).status == 200
+    resent = api.post(f"/api/admin/orders/{order['order_id']}/resend", {"reason": "again"},
+                      token=admin)  # fmt: skip
+    assert_problem(resent, 409, "conflict")
 
 
 # -- drafts and bad input ----------------------------------------------------------------------
