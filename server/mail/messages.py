@@ -110,7 +110,7 @@ def order_confirmation(
     for n, seat in enumerate(lines):
         page.add_related(
             qr_png(seat.code), "image", "png", cid=f"<qr{n}@concert-hub>",
-            filename=f"ticket-{seat.seat_id}.png",
+            disposition="inline", filename=f"ticket-{seat.seat_id}.png",
         )  # fmt: skip
     message.add_attachment(
         pdf, maintype="application", subtype="pdf", filename=f"tickets-{order.id}.pdf"

@@ -140,6 +140,7 @@ def test_a_paid_order_is_emailed_with_qr_codes_the_pdf_and_a_link_that_works(
     for image in images:
         assert image.get_content().startswith(PNG)
         assert f"cid:{image['Content-ID'].strip('<>')}" in letter.html()
+        assert image.get_content_disposition() == "inline"  # shown in the HTML, not a file
     # The PDF: one page per ticket, its text readable.
     (attached,) = letter.parts("application/pdf")
     assert attached.get_filename() == f"tickets-{order['order_id']}.pdf"
