@@ -53,9 +53,14 @@ async def update_event(request: web.Request, principal: Principal) -> web.Respon
     return detail_response(request, info)
 
 
-async def mark_seats(request: web.Request, _: Principal) -> web.Response:
+async def mark_seats(request: web.Request, principal: Principal) -> web.Response:
     changes = await read_model(request, models.SeatAccessUpdate)
-    info = await request.app[BOOKING].inventory.mark_seats(event_id(request), changes)
+    booking = request.app[BOOKING]
+    info = await booking.inventory.mark_seats(event_id(request), changes)
+    await booking.box_office.note(
+        Staff(user_name(principal), ""), "event.seats", f"event:{info.id}",
+        changes.model_dump(exclude_defaults=True),
+    )  # fmt: skip
     return detail_response(request, info)
 
 

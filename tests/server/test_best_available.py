@@ -145,6 +145,10 @@ def test_wheelchair_spaces_in_the_layout_and_for_those_who_ask(api: Api) -> None
     assert changed.status == 200, changed
     public = seats_of(api.get(f"/api/events/{eid}").json()["layout"])
     assert public["S-B-6"]["accessible"] is True and public["S-B-5"]["companion"] is True
+    audit = api.get(f"/api/admin/audit?target=event:{eid}", token=admin).json()
+    assert [e["details"] for e in audit if e["action"] == "event.seats"] == [
+        {"accessible": ["S-B-6"], "companion": ["S-B-5"]}
+    ]  # staff changes are audited, this one too
     for body, status, kind in (
         ({"accessible": ["S-Z-9"]}, 422, "invalid"),
         ({"accessible": ["S-A-1"], "standard": ["S-A-1"]}, 422, "invalid"),
