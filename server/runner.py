@@ -150,6 +150,13 @@ async def serve(
         # sending can read the answer, then closes: for at most this long, not its 10 s default.
         lingering_time=min(LINGERING_S, settings.http_idle_timeout_s),
     )
+    # Signals are taken from here on: a SIGTERM while the node is still setting up (migrating
+    # an embedded database, say) lets that finish, then stops the node as usual (the default
+    # handler would end the process in the middle of a migration).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await runner.setup()
     try:
         http_site = web.TCPSite(
@@ -173,10 +180,6 @@ async def serve(
             "redis" if settings.redis_url else "in-process",
             settings.database_url.split("@")[-1],
         )  # fmt: skip
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         sharing = None
         if metrics_dir is not None:
             sharing = asyncio.create_task(_share_metrics(metrics_dir, settings, app))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -72,3 +74,32 @@ def test_a_thread_left_by_a_library_does_not_hold_a_stopped_node(tmp_path: Path)
     assert node.stop(timeout=10) == 0
     log = node.log()
     assert "stopped" in log and "exit held up" in log and "stuck-thread" in log, log[-2000:]
+
+
+def test_a_sigterm_while_the_first_start_migrates_stops_cleanly(tmp_path: Path) -> None:
+    """SPEC 1: exit 0 on SIGTERM, also while an embedded node still migrates its new
+    database: the migration finishes, the node stops, and the database is whole (the default
+    signal handler ended the process mid-migration: exit 143, and a file that neither
+    ``serve`` nor ``migrate`` could use again)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(free_port()), "--stomp-port",
+         "0", "--database-url", url, "--log-level", "info"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.decode(errors="replace"))
+        if "Running upgrade" in seen[-1]:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=30)
+    log = "".join(seen) + rest.decode(errors="replace")
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log, log
+    migrated = subprocess.run(
+        [sys.executable, "-m", "server", "migrate", "--database-url", url],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
