@@ -85,7 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    """``concert-hub audit verify EVENT``: fetch (or read) the audit and check it."""
+    """``concert-hub audit verify EVENT``: fetch (or read) the audit and check it; a node or
+    file it cannot read is a one-line error (exit 1), not a traceback."""
+    try:
+        return _verify_audit(args)
+    except (OSError, ValueError) as exc:  # unreachable, no such file, not JSON, a bad URL
+        where = args.file or args.url
+        print(f"concert-hub: audit: cannot read the audit from {where}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _verify_audit(args: argparse.Namespace) -> int:
     if args.file:
         with open(args.file, encoding="utf-8") as handle:
             doc = json.load(handle)
@@ -142,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 2
     if args.command == "token":
+        if args.ttl <= 0:
+            print("concert-hub: --ttl: a lifetime of 1 second or more", file=sys.stderr)
+            return 2
         try:
             print(TokenAuthority(keyring).issue(args.user, args.role, args.ttl))
         except ValueError as exc:

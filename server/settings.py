@@ -12,8 +12,11 @@ import ipaddress
 import os
 import socket
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from server.queue_store import QueuePolicy
 
@@ -283,6 +286,43 @@ class Settings(BaseModel):
             if len(parts) != 2:
                 raise ValueError("expected two comma-separated integers, e.g. 10000,10000")
             return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("heartbeat_ms")
+    @classmethod
+    def _non_negative(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 0:
+            raise ValueError("each interval is 0 (no beats) or a number of milliseconds")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        """A URL SQLAlchemy reads, of an installed asyncio driver: said at start, in one line,
+        not as the engine's traceback."""
+        try:
+            dialect = make_url(value).get_dialect()
+            dialect.import_dbapi()  # the driver is installed
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise ValueError(f"not a database URL this node can use ({exc})") from None
+        if not dialect.is_async:
+            raise ValueError(
+                "needs an asyncio driver: sqlite+aiosqlite:///FILE or mysql+aiomysql://…"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            parsed = urlsplit(value)
+            parsed.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL ({exc})") from None
+        if parsed.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
         return value
 
     @field_validator("trusted_proxies")
