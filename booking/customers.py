@@ -28,7 +28,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -130,10 +130,12 @@ class Customers:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(sign_ins).where(sign_ins.c.link_hash.in_(self._hashes(link)))
+                    select(sign_ins).where(
+                        sign_ins.c.link_hash.in_(self._hashes(link)), self._live(now)
+                    )
                 )
             ).first()
-            if row is None or not self._live(row, now):
+            if row is None:
                 raise SignInFailed(_FAILED)
             return await self._use(conn, row.id, row.email, now)
 
@@ -142,17 +144,13 @@ class Customers:
         now = utcnow()
         async with self.engine.begin() as conn:
             # The live ones: a few (the address's requests are limited per hour).
-            requests = await conn.execute(
-                select(sign_ins)
-                .where(
-                    sign_ins.c.email == email,
-                    sign_ins.c.used_at.is_(None),
-                    sign_ins.c.expires_at > now,
-                    sign_ins.c.attempts < self.policy.max_attempts,
+            live = list(
+                await conn.execute(
+                    select(sign_ins)
+                    .where(sign_ins.c.email == email, self._live(now))
+                    .order_by(sign_ins.c.created_at.desc())
                 )
-                .order_by(sign_ins.c.created_at.desc())
             )
-            live = list(requests)
             for row in live:
                 hashes = self._hashes(f"{row.id}|{code}")
                 if any(hmac.compare_digest(row.code_hash, h) for h in hashes):
@@ -172,11 +170,13 @@ class Customers:
                 )
         raise failure
 
-    def _live(self, row: object, now: datetime) -> bool:
-        return (
-            row.used_at is None  # type: ignore[attr-defined]
-            and row.expires_at > now  # type: ignore[attr-defined]
-            and row.attempts < self.policy.max_attempts  # type: ignore[attr-defined]
+    def _live(self, now: datetime) -> ColumnElement[bool]:
+        """A sign-in request that may still be redeemed: unused, unexpired, not killed by
+        wrong codes."""
+        return and_(
+            sign_ins.c.used_at.is_(None),
+            sign_ins.c.expires_at > now,
+            sign_ins.c.attempts < self.policy.max_attempts,
         )
 
     async def _use(

@@ -63,11 +63,10 @@ class Order:
     #: The refund of a cancelled order: pending | refunded | manual.
     refund: str | None = None
 
-    def valid_tickets(self) -> tuple[IssuedTicket, ...]:
-        """The tickets to print or send; a cancelled order's are void: a conflict (409)."""
+    def require_valid_tickets(self) -> None:
+        """Before printing or sending the tickets: a cancelled order's are void (409)."""
         if self.status != "paid":
             raise HoldNotActive(f"order {self.id} is {self.status}: its tickets are void")
-        return self.tickets
 
     def record(self) -> dict[str, Any]:
         """This order as data (JSON-ready), as :meth:`restore` reads it back."""

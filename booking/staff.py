@@ -118,7 +118,7 @@ class BoxOffice:
 
         async def work(conn: AsyncConnection) -> None:
             order = await get_order(conn, order_id, None)
-            order.valid_tickets()  # a cancelled order's tickets are not sent as valid ones
+            order.require_valid_tickets()  # a cancelled order's tickets are not sent as valid ones
             to = order.email if email is None else normalize_email(email)
             if to is None:
                 raise InvalidRequest("the order has no e-mail address: give one")

@@ -106,7 +106,7 @@ async def get_order(request: web.Request, principal: Principal) -> web.Response:
 async def order_tickets_pdf(request: web.Request, principal: Principal) -> web.Response:
     booking = request.app[BOOKING]
     order = await booking.orders.get(request.match_info["order_id"], _reader(request, principal))
-    order.valid_tickets()
+    order.require_valid_tickets()
     event = await booking.inventory.event(order.event_id)
     pdf = await asyncio.to_thread(ticket_pdf.render, order, event)
     return web.Response(
