@@ -19,6 +19,15 @@ from booking.schema import audit_log
 
 
 @dataclass(frozen=True, slots=True)
+class Staff:
+    """A staff member acting (on an order, an event): the sale's policy does not bind them, the
+    audit log records them, with the reason they gave (``""``: none)."""
+
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     at: datetime

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, model_validator
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.clock import to_db, utcnow
 from booking.errors import InvalidRequest, NotFound
@@ -254,8 +254,9 @@ _INFO_COLUMNS = tuple(f.name for f in fields(EventInfo) if f.name in events.c)
 
 
 async def create_event(
-    engine: AsyncEngine, spec: EventSpec, *, hold_ttl_s: int, max_seats_per_user: int
+    conn: AsyncConnection, spec: EventSpec, *, hold_ttl_s: int, max_seats_per_user: int
 ) -> int:
+    """Store a new event (in the caller's transaction); its id."""
     currencies = {t.currency for t in spec.layout.tiers}
     if len(currencies) != 1:
         raise InvalidRequest("all price tiers of an event must use one currency")
@@ -263,46 +264,45 @@ async def create_event(
         layout = expand(spec.layout)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            insert(events).values(
-                **{name: getattr(spec, name) for name in _STORED_AS_GIVEN},
-                starts_at=to_db(spec.starts_at),
-                sale_opens_at=to_db(spec.sale_opens_at),
-                sale_closes_at=to_db(spec.sale_closes_at),
-                hold_ttl_s=spec.hold_ttl_s or hold_ttl_s,
-                max_seats_per_user=spec.max_seats_per_user or max_seats_per_user,
-                created_at=utcnow(),
+    result = await conn.execute(
+        insert(events).values(
+            **{name: getattr(spec, name) for name in _STORED_AS_GIVEN},
+            starts_at=to_db(spec.starts_at),
+            sale_opens_at=to_db(spec.sale_opens_at),
+            sale_closes_at=to_db(spec.sale_closes_at),
+            hold_ttl_s=spec.hold_ttl_s or hold_ttl_s,
+            max_seats_per_user=spec.max_seats_per_user or max_seats_per_user,
+            created_at=utcnow(),
+        )
+    )
+    event_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    tier_ids = {}
+    for tier in spec.layout.tiers:
+        res = await conn.execute(
+            insert(price_tiers).values(
+                event_id=event_id,
+                name=tier.name,
+                price_cents=tier.price_cents,
+                currency=tier.currency,
             )
         )
-        event_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        tier_ids = {}
-        for tier in spec.layout.tiers:
-            res = await conn.execute(
-                insert(price_tiers).values(
-                    event_id=event_id,
-                    name=tier.name,
-                    price_cents=tier.price_cents,
-                    currency=tier.currency,
-                )
-            )
-            tier_ids[tier.name] = int(res.inserted_primary_key[0])  # type: ignore[index]
-        rows = [
-            {
-                "event_id": event_id,
-                "seat_id": s.seat_id,
-                "section": s.section,
-                "row": s.row,
-                "number": s.number,
-                "tier_id": tier_ids[s.tier],
-                "ordinal": ordinal,
-                "blocked": False,
-                "access": s.access or None,
-            }
-            for ordinal, s in enumerate(layout)
-        ]
-        for start in range(0, len(rows), 1000):
-            await conn.execute(insert(seats), rows[start : start + 1000])
+        tier_ids[tier.name] = int(res.inserted_primary_key[0])  # type: ignore[index]
+    rows = [
+        {
+            "event_id": event_id,
+            "seat_id": s.seat_id,
+            "section": s.section,
+            "row": s.row,
+            "number": s.number,
+            "tier_id": tier_ids[s.tier],
+            "ordinal": ordinal,
+            "blocked": False,
+            "access": s.access or None,
+        }
+        for ordinal, s in enumerate(layout)
+    ]
+    for start in range(0, len(rows), 1000):
+        await conn.execute(insert(seats), rows[start : start + 1000])
     return event_id
 
 

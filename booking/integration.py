@@ -28,7 +28,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from booking import audit
+from booking.audit import Staff
 from booking.clock import iso, utcnow
+from booking.errors import NotFound
 from booking.outbox import enqueue
 from booking.rows import row_by_id
 from booking.schema import outbox, webhooks
@@ -100,20 +103,25 @@ class Webhooks:
         self.engine = engine
 
     async def create(
-        self, url: str, events: tuple[str, ...], created_by: str, secret: str | None = None
+        self, url: str, events: tuple[str, ...], by: Staff, secret: str | None = None
     ) -> Webhook:
+        """Register an endpoint; audited (it will receive every order's buyer data)."""
         values = {
             "url": url,
             "secret": secret or secrets.token_urlsafe(32),
             "events": ",".join(events) if events else "*",
             "active": True,
-            "created_by": created_by,
+            "created_by": by.actor,
             "created_at": utcnow(),
         }
         async with self.engine.begin() as conn:
             result = await conn.execute(insert(webhooks).values(**values))
-            new_id = result.inserted_primary_key[0]  # type: ignore[index]
-        return await self.get(int(new_id))
+            new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            details = {"url": url, "events": list(events)}
+            await audit.record(
+                conn, by.actor, "webhook.create", f"webhook:{new_id}", details=details
+            )
+        return await self.get(new_id)
 
     async def get(self, webhook_id: int) -> Webhook:
         async with self.engine.connect() as conn:
@@ -125,11 +133,15 @@ class Webhooks:
             rows = await conn.execute(select(webhooks).order_by(webhooks.c.id))
             return [_webhook(row) for row in rows]
 
-    async def deactivate(self, webhook_id: int) -> Webhook:
+    async def deactivate(self, webhook_id: int, by: Staff) -> Webhook:
+        """Stop deliveries to an endpoint (its pending ones are dropped unsent); audited."""
         async with self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(webhooks).where(webhooks.c.id == webhook_id).values(active=False)
             )
+            if result.rowcount == 0:
+                raise NotFound(f"no webhook {webhook_id}")
+            await audit.record(conn, by.actor, "webhook.deactivate", f"webhook:{webhook_id}")
         return await self.get(webhook_id)
 
     async def fan_out(

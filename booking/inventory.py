@@ -19,10 +19,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from booking import catalog
+from booking import audit, catalog
+from booking.audit import Staff
 from booking.best_available import BlockFinder
 from booking.catalog import EventInfo, EventPatch, EventSpec, SeatAccessPatch
 from booking.clock import utcnow
@@ -45,6 +47,16 @@ class EventDefaults:
 
 def _nobody(_: object) -> None:
     pass
+
+
+async def _audit(
+    conn: AsyncConnection, by: Staff | None, action: str, event_id: int, details: dict[str, Any]
+) -> None:
+    """Record a staff member's change of an event in the change's own transaction (none for
+    the node's own changes: the demo event, tests)."""
+    if by is not None:
+        target = f"event:{event_id}"
+        await audit.record(conn, by.actor, action, target, reason=by.reason, details=details)
 
 
 class Inventory:
@@ -151,18 +163,25 @@ class Inventory:
             ids = await catalog.list_event_ids(conn, drafts=drafts)
         return [await self.event(i) for i in ids]
 
-    async def create_event(self, spec: EventSpec) -> EventInfo:
-        event_id = await catalog.create_event(
-            self.engine,
-            spec,
-            hold_ttl_s=self.defaults.hold_ttl_s,
-            max_seats_per_user=self.defaults.max_seats_per_user,
-        )
+    async def create_event(self, spec: EventSpec, by: Staff | None = None) -> EventInfo:
+        """Store a new event; ``by``: the staff member it is audited for, in its transaction."""
+        async with self.engine.begin() as conn:
+            event_id = await catalog.create_event(
+                conn,
+                spec,
+                hold_ttl_s=self.defaults.hold_ttl_s,
+                max_seats_per_user=self.defaults.max_seats_per_user,
+            )
+            details = {"name": spec.name, "status": spec.status, "seats": spec.layout.seat_count()}
+            await _audit(conn, by, "event.create", event_id, details)
         return await self.event(event_id)
 
-    async def update_event(self, event_id: int, patch: EventPatch) -> EventInfo:
+    async def update_event(
+        self, event_id: int, patch: EventPatch, by: Staff | None = None
+    ) -> EventInfo:
         async with self.engine.begin() as conn:
             await catalog.update_event(conn, event_id, patch)
+            await _audit(conn, by, "event.update", event_id, patch.changes())
             fresh = await catalog.load_settings(conn, event_id)
         current = self._events.get(event_id)
         if current is not None:
@@ -187,12 +206,15 @@ class Inventory:
         if info.layout_version != version:
             self._finders[info.id].relayout(info)
 
-    async def mark_seats(self, event_id: int, patch: SeatAccessPatch) -> EventInfo:
+    async def mark_seats(
+        self, event_id: int, patch: SeatAccessPatch, by: Staff | None = None
+    ) -> EventInfo:
         """Mark seats as wheelchair spaces, companion seats or ordinary seats (admin)."""
         info = await self.event(event_id)
         changes = patch.changes(info.seats)
         async with self.engine.begin() as conn:
             await catalog.mark_seats(conn, event_id, changes)
+            await _audit(conn, by, "event.seats", event_id, patch.model_dump(exclude_defaults=True))
         access = {**info.access, **changes}
         self._take_access(info, {seat_id: kind for seat_id, kind in access.items() if kind})
         self._event_listener(event_id)  # every other node re-reads them

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking import audit, integration
+from booking.audit import Staff
 from booking.clock import iso, utcnow
 from booking.errors import CancellationRefused, HoldNotActive, NotFound
 from booking.hooks import BookingHooks
@@ -126,15 +127,6 @@ class Owner:
         if self.email is None:
             return orders.c.user_id == self.user
         return or_(orders.c.user_id == self.user, orders.c.email == self.email)
-
-
-@dataclass(frozen=True, slots=True)
-class Staff:
-    """A staff member acting on an order: the policy does not bind them, the audit log
-    records them."""
-
-    actor: str
-    reason: str
 
 
 #: Who reads or changes an order: an owner, a bare user name (an owner without an address), or

@@ -18,14 +18,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking import audit
-from booking.audit import AuditEntry
+from booking.audit import AuditEntry, Staff
 from booking.customers import normalize_email
 from booking.errors import InvalidRequest
 from booking.orders import (
     ORDER_CONFIRMATION,
     Order,
     OrderDesk,
-    Staff,
     get_order,
     list_orders_where,
 )
@@ -149,15 +148,6 @@ class BoxOffice:
             return refund
 
         return await in_transaction(self.engine, work)
-
-    async def note(
-        self, staff: Staff, action: str, target: str, details: dict[str, Any] | None = None
-    ) -> None:
-        """Audit a staff action done elsewhere (creating or changing an event)."""
-        async with self.engine.begin() as conn:
-            await audit.record(
-                conn, staff.actor, action, target, reason=staff.reason, details=details
-            )
 
     async def audit_log(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
         async with self.engine.connect() as conn:

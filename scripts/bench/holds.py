@@ -695,12 +695,13 @@ async def run_strategy(
     try:
         pool = engine.pool
         connections = pool.size() + getattr(pool, "_max_overflow", 0)  # type: ignore[attr-defined]
-        event_id = await catalog.create_event(
-            engine,
-            event_spec(args.seats, name),
-            hold_ttl_s=HOLD_TTL_S,
-            max_seats_per_user=MAX_SEATS_PER_USER,
-        )
+        async with engine.begin() as conn:
+            event_id = await catalog.create_event(
+                conn,
+                event_spec(args.seats, name),
+                hold_ttl_s=HOLD_TTL_S,
+                max_seats_per_user=MAX_SEATS_PER_USER,
+            )
         async with engine.connect() as conn:
             info = await catalog.load_event(conn, event_id)
         workload = Workload(

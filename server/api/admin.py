@@ -6,8 +6,8 @@ import secrets
 
 from aiohttp import web
 
+from booking.audit import Staff
 from booking.clock import from_unix, iso, utcnow
-from booking.orders import Staff
 from booking.stats import sale_stats
 from booking.waiting_room import WAIT_BUCKETS_S
 from server.api import models
@@ -29,12 +29,7 @@ def event_announcements(event: int) -> str:
 
 async def create_event(request: web.Request, principal: Principal) -> web.Response:
     spec = await read_model(request, models.EventCreate)
-    booking = request.app[BOOKING]
-    info = await booking.inventory.create_event(spec)
-    await booking.box_office.note(
-        Staff(user_name(principal), ""), "event.create", f"event:{info.id}",
-        {"name": info.name, "status": info.status, "seats": len(info.seats)},
-    )  # fmt: skip
+    info = await request.app[BOOKING].inventory.create_event(spec, Staff(user_name(principal)))
     return detail_response(request, info, 201)
 
 
@@ -45,22 +40,15 @@ async def get_event_admin(request: web.Request, _: Principal) -> web.Response:
 
 async def update_event(request: web.Request, principal: Principal) -> web.Response:
     patch = await read_model(request, models.EventUpdate)
-    booking = request.app[BOOKING]
-    info = await booking.inventory.update_event(event_id(request), patch)
-    await booking.box_office.note(
-        Staff(user_name(principal), ""), "event.update", f"event:{info.id}", patch.changes()
-    )
+    by = Staff(user_name(principal))
+    info = await request.app[BOOKING].inventory.update_event(event_id(request), patch, by)
     return detail_response(request, info)
 
 
 async def mark_seats(request: web.Request, principal: Principal) -> web.Response:
     changes = await read_model(request, models.SeatAccessUpdate)
-    booking = request.app[BOOKING]
-    info = await booking.inventory.mark_seats(event_id(request), changes)
-    await booking.box_office.note(
-        Staff(user_name(principal), ""), "event.seats", f"event:{info.id}",
-        changes.model_dump(exclude_defaults=True),
-    )  # fmt: skip
+    by = Staff(user_name(principal))
+    info = await request.app[BOOKING].inventory.mark_seats(event_id(request), changes, by)
     return detail_response(request, info)
 
 

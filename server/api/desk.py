@@ -8,9 +8,8 @@ from datetime import datetime
 
 from aiohttp import web
 
-from booking.audit import AuditEntry
+from booking.audit import AuditEntry, Staff
 from booking.clock import iso
-from booking.orders import Staff
 from booking.outbox import Delivery
 from booking.refunds import Refund
 from server.api import models

@@ -15,8 +15,9 @@ import re
 
 from aiohttp import web
 
+from booking.audit import Staff
 from booking.errors import NotFound
-from booking.orders import Owner, Reader, Staff
+from booking.orders import Owner, Reader
 from server import ticket_pdf
 from server.api import models
 from server.api.auth import Access, unauthorized, user_name

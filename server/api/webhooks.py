@@ -8,6 +8,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import AnyHttpUrl, BaseModel, Field
 
+from booking.audit import Staff
 from booking.clock import iso
 from booking.integration import EVENT_TYPES, Webhook, WebhookDelivery
 from server.api.auth import Access, user_name
@@ -96,7 +97,10 @@ def webhook_id(request: web.Request) -> int:
 async def create_webhook(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, WebhookCreate)
     hook = await request.app[BOOKING].webhooks.create(
-        str(wanted.url), tuple(dict.fromkeys(wanted.events)), user_name(principal), wanted.secret
+        str(wanted.url),
+        tuple(dict.fromkeys(wanted.events)),
+        Staff(user_name(principal)),
+        wanted.secret,
     )
     return json_response(webhook_out(hook, with_secret=True), 201)
 
@@ -106,8 +110,9 @@ async def list_webhooks(request: web.Request, _: Principal) -> web.Response:
     return json_response([webhook_out(h).model_dump() for h in hooks])
 
 
-async def deactivate_webhook(request: web.Request, _: Principal) -> web.Response:
-    hook = await request.app[BOOKING].webhooks.deactivate(webhook_id(request))
+async def deactivate_webhook(request: web.Request, principal: Principal) -> web.Response:
+    by = Staff(user_name(principal))
+    hook = await request.app[BOOKING].webhooks.deactivate(webhook_id(request), by)
     return json_response(webhook_out(hook))
 
 

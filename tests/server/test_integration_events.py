@@ -161,6 +161,16 @@ def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothin
 
         status, _ = rest(node, "DELETE", f"/api/admin/webhooks/{hook['id']}", token=admin)
         assert status == 200
+        status, _ = rest(node, "DELETE", "/api/admin/webhooks/424242", token=admin)
+        assert status == 404
+        # Both staff actions are on record (an endpoint receives every buyer's data); the
+        # refused one is not.
+        target = f"webhook:{hook['id']}"
+        audit = rest(node, "GET", f"/api/admin/audit?target={target}", token=admin)[1]
+        assert [(e["actor"], e["action"], e["target"]) for e in audit] == [
+            ("root", "webhook.deactivate", target), ("root", "webhook.create", target),
+        ]  # fmt: skip
+        assert audit[1]["details"] == {"url": f"http://127.0.0.1:{port}/hook", "events": []}
         wait_until(
             lambda: rest(node, "GET", log_path, token=admin)[1][0]["status"] == "skipped",
             20, "the pending delivery dropped",
