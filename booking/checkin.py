@@ -380,23 +380,26 @@ class DoorCheckIn:
         if isinstance(claim, ScanResult):
             return claim
         async with self.engine.begin() as conn:
-            done = await conn.execute(
-                update(tickets)
-                .where(
-                    tickets.c.code == code,
-                    tickets.c.event_id == event_id,
-                    tickets.c.admitted_at.is_not(None),
+            ticket = tickets.c.code == code, tickets.c.event_id == event_id
+            status = await conn.scalar(select(tickets.c.status).where(*ticket).with_for_update())
+            if status not in (None, "valid"):
+                # the order was cancelled: refused as an entry would be, and as an offline
+                # upload of this exit is (:class:`Merged` ``void``); nothing re-armed
+                reason = Reason.VOID
+            else:
+                done = await conn.execute(
+                    update(tickets)
+                    .where(*ticket, tickets.c.admitted_at.is_not(None))
+                    .values(admitted_at=None, admitted_gate=None, rearmed_at=now)
                 )
-                .values(admitted_at=None, admitted_gate=None, rearmed_at=now)
-            )
-            if done.rowcount == 1:
+                reason = Reason.EXITED if done.rowcount == 1 else Reason.NOT_INSIDE
+            if reason is Reason.EXITED:
                 await conn.execute(
                     insert(redemptions).values(
                         event_id=event_id, code=code, gate=gate, device=device, at=now,
                         offline=False, exit=True,
                     )
                 )  # fmt: skip
-        reason = Reason.EXITED if done.rowcount == 1 else Reason.NOT_INSIDE
         self.hooks.ticket_scanned(event_id, reason.value)
         return ScanResult(reason, event_id, tid, seat_id=claim.seat_id, used_gate=gate)
 

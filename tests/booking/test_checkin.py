@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from booking import core
+from booking.audit import Staff
 from booking.catalog import EventInfo
 from booking.checkin import Merged, OfflineScan, Reason
 from booking.clock import utcnow
@@ -435,3 +436,21 @@ async def test_a_new_secret_signs_with_a_new_key_and_old_codes_still_verify(
     await rotated.codes.ready()
     assert rotated.codes.keys.current_kid != old.split(".")[1]
     assert (await rotated.door.redeem(event.id, old, "G", "d")).reason is Reason.ADMITTED
+
+
+async def test_an_exit_scan_of_a_cancelled_ticket_is_void_online_and_offline(
+    service: BookingCore, event: EventInfo
+) -> None:
+    """The holder got in, then the order was cancelled: their exit re-arms nothing (the ticket
+    cannot let anyone in again), and the scanner says ``void`` whether it was online or not."""
+    hold = await service.holds.hold(event.id, "alice", ["A-A-1"])
+    paid = rendered(await buy(service, "alice", hold.id, f"key-{hold.id}", VISA))
+    (code,) = [t["code"] for t in paid["tickets"]]
+    await service.door.set_reentry(event.id, True)
+    assert (await service.door.redeem(event.id, code, "G", "d")).admitted
+    await service.orders.cancel(paid["order_id"], None, Staff("root", "show moved"))
+    assert (await service.door.leave(event.id, code, "G")).reason is Reason.VOID
+    later = utcnow() + timedelta(seconds=1)
+    (merged,) = await service.door.merge(event.id, "G", "d2", [OfflineScan(code, later, True)])
+    assert merged.outcome is Merged.VOID
+    assert (await service.door.redeem(event.id, code, "G", "d")).reason is Reason.VOID
