@@ -41,7 +41,7 @@ from booking.customers import SignInPolicy
 from booking.holds import HoldCaps
 from booking.hooks import HoldOutcome
 from booking.keyring import Keyring
-from booking.migrate import upgrade
+from booking.migrate import require_current, upgrade
 from booking.outflow import Budget
 from booking.payments import TestGateway
 from protocol.events import Subscription
@@ -161,8 +161,9 @@ def _crash_after_commit(order_id: str) -> None:
 async def _booking(app: web.Application, *, keyring: Keyring) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = app[DATABASE]
-    if settings.embedded:
-        await upgrade(engine)
+    # Embedded, the node migrates its own file; else `concert-hub migrate` does (the deploy's
+    # job), and a node refuses a database it cannot reach or that lacks migrations.
+    await (upgrade if settings.embedded else require_current)(engine)
     hooks = app[NODE_METRICS].booking_hooks()
     if settings.fault_crash_after_charge:
         hooks.charged = _crash_after_charge

@@ -19,11 +19,11 @@ from pydantic import ValidationError
 
 from booking import fairness
 from booking.keyring import Keyring
-from booking.migrate import upgrade
+from booking.migrate import DatabaseNotReady, upgrade
 from server import logs, workers
 from server.auth import Role, TokenAuthority
 from server.database import make_engine
-from server.runner import CannotListen, run
+from server.runner import StartRefused, run
 from server.secret_store import SecretRequired, resolve_secret
 from server.settings import Settings, env_name
 
@@ -141,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"concert-hub: {where}: {error['msg']}", file=sys.stderr)
         return 2
     if args.command == "migrate":
-        asyncio.run(_migrate(settings.database_url))
+        try:
+            asyncio.run(_migrate(settings.database_url))
+        except DatabaseNotReady as exc:
+            print(f"concert-hub: {exc}", file=sys.stderr)
+            return 1
         print(f"concert-hub: schema is up to date ({settings.database_url.split('@')[-1]})")
         return 0
     try:
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.workers > 1:
             return workers.supervise(settings, keyring)
         run(settings, keyring)
-    except CannotListen as exc:
+    except StartRefused as exc:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 1
     return 0

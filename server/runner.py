@@ -27,6 +27,7 @@ from pathlib import Path
 from aiohttp import web
 
 from booking.keyring import Keyring
+from booking.migrate import DatabaseNotReady
 from server.app import create_app, stop_accepting
 from server.bad_requests import NodeRunner
 from server.keys import EXPOSITION, METRICS, STOMP
@@ -82,6 +83,11 @@ class CannotListen(Exception):
         else:
             why = f"cannot listen on {host}:{port}: {error.strerror or error}"
         super().__init__(f"{why}; choose another with {flag} (or stop what holds it)")
+
+
+#: Why a node may refuse to start, each with a one-line message for the operator (the command
+#: line prints it and exits 1, not a traceback).
+StartRefused = (CannotListen, DatabaseNotReady)
 
 
 async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> None:

@@ -112,12 +112,18 @@ def worker_settings(settings: Settings, index: int) -> Settings:
     )
 
 
-async def _seed_demo(settings: Settings) -> None:
+async def _prepare(settings: Settings) -> None:
+    """What the supervisor does once, before any worker starts: refuse a database the workers
+    would each refuse (one line, not one per worker), and seed the demo event if asked."""
     from booking.inventory import EventDefaults, Inventory  # noqa: PLC0415
+    from booking.migrate import require_current  # noqa: PLC0415
     from server.database import make_engine  # noqa: PLC0415
 
     engine = make_engine(settings.database_url, 1)
     try:
+        await require_current(engine)
+        if not settings.demo:
+            return
         defaults = EventDefaults(settings.hold_ttl_s, settings.max_seats_per_user)
         seeded = await Inventory(engine, defaults).ensure_demo()
         if seeded is not None:
@@ -131,8 +137,7 @@ def supervise(settings: Settings, keyring: Keyring) -> int:
     """Run ``settings.workers`` worker processes until a signal or a worker's death; the exit
     status of the command (0: stopped as asked; 1: a worker failed)."""
     check_ports_free(settings)
-    if settings.demo:
-        asyncio.run(_seed_demo(settings))
+    asyncio.run(_prepare(settings))
     metrics_dir = tempfile.mkdtemp(prefix="concert-hub-metrics-")
     #: The signals received, with when (the stop's deadline runs from the first).
     stopping: list[tuple[int, float]] = []
@@ -227,12 +232,12 @@ def run_worker(settings: Settings, keyring: Keyring, metrics_dir: str, parent: i
     _die_with_parent()
     if os.getppid() != parent:  # the supervisor died before the request above took effect
         sys.exit(1)
-    from server.runner import CannotListen, run  # noqa: PLC0415
+    from server.runner import StartRefused, run  # noqa: PLC0415
 
     logs.configure(settings.log_level, settings.log_format, settings.node_id)
     try:
         run(settings, keyring, reuse_port=True, metrics_dir=metrics_dir)
-    except CannotListen as exc:
+    except StartRefused as exc:
         print(f"concert-hub: {settings.node_id}: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # SIGINT from a terminal before the loop took the signals

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
+from tests.conftest import ServerProcess, database_url_for, migrate, rest
 from tests.ports import free_port
+from tests.redis_server import RedisServer
 
 
 def concert_hub(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -51,3 +55,49 @@ def test_an_audit_it_cannot_read_is_one_line(source: str, tmp_path: Path) -> Non
     assert done.returncode == 1, done
     assert done.stderr.startswith("concert-hub: audit: cannot read the audit"), done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def _serve(url: str, cwd: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    return concert_hub("serve", "--port", str(free_port()), "--stomp-port", "0",
+                       "--secret", "s" * 32, "--database-url", url, *more, cwd=cwd)  # fmt: skip
+
+
+def test_a_node_refuses_a_database_it_cannot_use_in_one_line(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Outside embedded mode a node does not migrate: on a database that was never migrated it
+    says to run ``concert-hub migrate``; on one it cannot reach, why (exit 1, no traceback)."""
+    for url in database_url_for("mariadb", tmp_path):
+        for workers in ("1", "2"):
+            done = _serve(url, tmp_path, "--workers", workers, "--redis-url", redis_server.url)
+            last = done.stderr.strip().splitlines()[-1]
+            assert done.returncode == 1, done
+            assert last.startswith("concert-hub: the database at "), done.stderr
+            assert last.endswith("run `concert-hub migrate`"), last
+            assert "Traceback" not in done.stderr, done.stderr
+    unreachable = f"mysql+aiomysql://root@127.0.0.1:{free_port()}/nothing"
+    done = _serve(unreachable, tmp_path)
+    assert done.returncode == 1, done
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("concert-hub: cannot reach the database at 127.0.0.1:")
+    ), done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    done = concert_hub("migrate", "--database-url", unreachable, cwd=tmp_path)
+    assert (done.returncode, "Traceback" in done.stderr) == (1, False), done
+    assert done.stderr.startswith("concert-hub: cannot migrate the database at "), done.stderr
+
+
+def test_a_node_starts_on_a_database_a_newer_version_migrated(
+    tmp_path: Path, make_server: Callable[..., ServerProcess]
+) -> None:
+    """A rolling upgrade: the new version's migration ran, old nodes keep starting."""
+    for url in database_url_for("mariadb", tmp_path):
+        migrate(url)
+        engine = sqlalchemy.create_engine(url.replace("+aiomysql", "+pymysql"))
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = 'newer'"))
+        engine.dispose()
+        node = make_server(database_url=url)
+        assert rest(node, "GET", "/readyz")[0] == 200
