@@ -118,9 +118,8 @@ class Webhooks:
             result = await conn.execute(insert(webhooks).values(**values))
             new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             details = {"url": url, "events": list(events)}
-            await audit.record(
-                conn, by.actor, "webhook.create", f"webhook:{new_id}", details=details
-            )
+            await audit.record(conn, by.actor, "webhook.create", f"webhook:{new_id}",
+                               reason=by.reason, details=details)  # fmt: skip
         return await self.get(new_id)
 
     async def get(self, webhook_id: int) -> Webhook:
@@ -141,7 +140,8 @@ class Webhooks:
             )
             if result.rowcount == 0:
                 raise NotFound(f"no webhook {webhook_id}")
-            await audit.record(conn, by.actor, "webhook.deactivate", f"webhook:{webhook_id}")
+            await audit.record(conn, by.actor, "webhook.deactivate", f"webhook:{webhook_id}",
+                               reason=by.reason)  # fmt: skip
         return await self.get(webhook_id)
 
     async def fan_out(
