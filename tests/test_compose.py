@@ -19,7 +19,8 @@ parser, and each check is shown to reject a broken copy of its file:
   the image inside the package (scripts/build-ui, then ``pip install .``).
 * The prometheus and grafana services run the files of deploy/ (checked themselves by
   tests/test_monitoring.py): Prometheus scrapes every app node, Grafana mounts its provisioning
-  and dashboards where the provider looks, and both publish to 127.0.0.1 only.
+  and dashboards where the provider looks, and both publish to 127.0.0.1 only, as nginx does
+  (the nodes may run with the public default secret).
 """
 
 from __future__ import annotations
@@ -357,6 +358,9 @@ def _nginx_service_problems(doc: Mapping[str, Any]) -> list[str]:
     nginx = services.get("nginx", {})
     if container_ports(nginx) != {8080, 61613}:
         problems.append(f"nginx: publishes {container_ports(nginx)}, not 8080 and 61613")
+    elif {host for host, _ in published_ports(nginx)} != {"127.0.0.1"}:
+        # The nodes fall back to a public default secret: whoever reaches them can forge tokens.
+        problems.append("nginx: must publish on 127.0.0.1 only, as the secret may be the default")
     for name, service in services.items():
         if name == "nginx" or not service.get("ports"):
             continue
@@ -548,6 +552,12 @@ def _mutate(doc: dict[str, Any], path: str, value: Any) -> None:
         ("services/redis/volumes", ["cache-data:/data"], "not declared"),
         ("services/nginx/volumes", ["./deploy/ngnix.conf:/etc/nginx/nginx.conf:ro"], "missing"),
         ("services/nginx/ports", ["8080:8080"], "publishes"),
+        ("services/nginx/ports", ["8080:8080", "127.0.0.1:61613:61613"], "127.0.0.1 only"),
+        (
+            "services/nginx/ports",
+            [{"target": 8080, "published": "8080"}, "127.0.0.1:61613:61613"],
+            "127.0.0.1 only",
+        ),
         ("services/mariadb/ports", ["3306:3306"], "only nginx"),
         ("services/nginx/image", "nginx:latest", "not pinned"),
         ("services/mariadb/depends_on", {"app1": {"condition": "service_started"}}, "cycle"),

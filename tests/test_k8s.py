@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -32,6 +33,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
+from booking.keyring import Keyring
+from server.app import create_app
 from server.cli import build_parser
 from server.settings import ENV_PREFIX, Settings, env_name
 
@@ -41,6 +44,7 @@ BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "two-node"
 SERVICEMONITOR = K8S / "components" / "servicemonitor"
 ARGO_APPLICATION = ROOT / "deploy" / "argocd" / "application.yaml"
+RUNBOOK = ROOT / "docs" / "operations.md"
 
 #: SPEC §1: after SIGTERM a node exits within this many seconds.
 DRAIN_S = 10
@@ -63,6 +67,17 @@ FROM_SECRET = {
     "metrics_token": "metrics-token",
 }
 FROM_POD = {"node_id": "metadata.name"}
+#: What the nodes serve that the Ingress must not route: read inside the cluster only.
+NOT_ROUTED = {"/metrics", "/healthz", "/readyz"}
+#: MariaDB's default max_connections, and the overflow each node's pool adds to its size
+#: (server/database.py).
+MARIADB_MAX_CONNECTIONS = 151
+POOL_OVERFLOW = 10
+#: An order confirmation with its PDF tickets is about 24 KB: the file outbox must hold tens of
+#: thousands of them, not fill a pod's /tmp and get it evicted.
+MIN_OUTBOX_BYTES = 1 << 30
+#: Argo CD's sync phases, in the order it runs them.
+ARGO_PHASES = ("PreSync", "Sync", "PostSync")
 #: Kubernetes versions whose API schemas the rendered objects must satisfy.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 
@@ -176,6 +191,23 @@ CUSTOM_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                                 "scrapeTimeout": {
                                     "type": "string",
                                     "pattern": r"^\d+(ms|s|m|h)$",
+                                },
+                                "authorization": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "type": {"type": "string"},
+                                        "credentials": {
+                                            "type": "object",
+                                            "required": ["key"],
+                                            "additionalProperties": False,
+                                            "properties": {
+                                                "name": {"type": "string"},
+                                                "key": {"type": "string"},
+                                                "optional": {"type": "boolean"},
+                                            },
+                                        },
+                                    },
                                 },
                             },
                         },
@@ -314,6 +346,61 @@ def test_the_servicemonitor_component_renders_and_validates(tmp_path: Path) -> N
     assert not find(render("overlay"), "ServiceMonitor")
 
 
+def runbook_servicemonitor_patch() -> list[dict[str, Any]]:
+    """The overlay ``patches`` the runbook gives for scraping with the metrics token."""
+    text = RUNBOOK.read_text()
+    after = text.split("For the ServiceMonitor, add to the overlay:", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", after, re.DOTALL)
+    assert block is not None, "no YAML block after the runbook's ServiceMonitor advice"
+    patches: list[dict[str, Any]] = YAML(typ="safe", pure=True).load(block.group(1))["patches"]
+    return patches
+
+
+def with_metrics_token(workdir: Path, patches: list[dict[str, Any]]) -> Path:
+    """The overlay with the ServiceMonitor component and the given extra patches."""
+    overlay = with_servicemonitor(workdir)
+    kustomization = overlay / "kustomization.yaml"
+    yaml = YAML(typ="safe", pure=True)
+    doc = yaml.load(kustomization.read_text())
+    doc["patches"] = [*doc.get("patches", []), *patches]
+    with kustomization.open("w") as f:
+        yaml.dump(doc, f)
+    return overlay
+
+
+def scrape_token_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """With the Secret's metrics-token the nodes want, does the ServiceMonitor send it?"""
+    (node,) = one(objects, "Deployment", "concert-hub")["spec"]["template"]["spec"]["containers"]
+    wanted = {v["name"]: v for v in node.get("env", [])}[env_name("metrics_token")]
+    ref = wanted["valueFrom"]["secretKeyRef"]
+    problems = []
+    for endpoint in one(objects, "ServiceMonitor", "concert-hub")["spec"]["endpoints"]:
+        auth = endpoint.get("authorization", {})
+        credentials = auth.get("credentials", {})
+        if auth.get("type", "Bearer") != "Bearer" or (
+            credentials.get("name"),
+            credentials.get("key"),
+        ) != (ref["name"], ref["key"]):
+            problems.append(f"endpoint {endpoint['port']}: no bearer token from {ref['key']}")
+    return problems
+
+
+def test_the_runbooks_metrics_token_patch_makes_prometheus_send_the_token(
+    tmp_path: Path,
+) -> None:
+    patches = runbook_servicemonitor_patch()
+    objects = kustomize(with_metrics_token(tmp_path / "with", patches))
+    assert schema_problems(objects) == []
+    assert scrape_token_problems(objects) == []
+    # The component alone sends none: the Operator would refuse it without the Secret's key.
+    plain = kustomize(with_servicemonitor(tmp_path / "plain"))
+    assert scrape_token_problems(plain) == ["endpoint http: no bearer token from metrics-token"]
+    # A patch naming another key is noticed.
+    patches[0]["patch"] = patches[0]["patch"].replace("key: metrics-token", "key: metrics")
+    wrong = kustomize(with_metrics_token(tmp_path / "wrong", patches))
+    assert scrape_token_problems(wrong) == ["endpoint http: no bearer token from metrics-token"]
+
+
 @pytest.mark.parametrize(
     ("kind", "path", "value", "expected"),
     [
@@ -382,6 +469,43 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def seconds(value: str) -> float:
     return float(value.rstrip("s"))
+
+
+_BINARY = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def quantity_bytes(value: str) -> float:
+    """A Kubernetes quantity of bytes (``64Mi``, ``2Gi``, ``1G``, ``500``)."""
+    for suffix, factor in {**_BINARY, **_DECIMAL}.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
+
+
+def _outbox_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """Without an SMTP host, e-mails are files: on a volume of their own, big enough."""
+    config = next(iter(find(objects, "ConfigMap")), {}).get("data", {})
+    outbox = config.get(env_name("outbox_dir"), "")
+    if not outbox.startswith("/"):
+        return [f"the file outbox {outbox!r} is not an absolute path on a volume"]
+    spec = one(objects, "Deployment", "concert-hub")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    mounts = sorted(
+        (m for m in container.get("volumeMounts", [])
+         if outbox == m["mountPath"] or outbox.startswith(m["mountPath"].rstrip("/") + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )  # fmt: skip
+    if not mounts:
+        return [f"the file outbox {outbox} is on the read-only root filesystem"]
+    mount = mounts[-1]
+    if mount["mountPath"] == "/tmp":
+        return [f"the file outbox {outbox} shares /tmp's emptyDir with temporary files"]
+    volume = {v["name"]: v for v in spec.get("volumes", [])}.get(mount["name"], {})
+    limit = volume.get("emptyDir", {}).get("sizeLimit")
+    if limit is None or quantity_bytes(str(limit)) < MIN_OUTBOX_BYTES:
+        return [f"the file outbox {outbox} has a sizeLimit of {limit}, under 1Gi: pods evicted"]
+    return []
 
 
 def _security_problems(objects: list[dict[str, Any]]) -> list[str]:
@@ -558,6 +682,64 @@ def _ingress_problems(objects: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
+def node_paths() -> list[str]:
+    """A request path for every route of a real node's app (``{var}`` filled in)."""
+    app = create_app(Settings.model_validate({}), Keyring("not-a-secret-only-the-routes-are-read"))
+    return sorted({re.sub(r"\{[^}]*\}", "x", r.canonical) for r in app.router.resources()})
+
+
+def ingress_matches(rule: dict[str, Any], path: str) -> bool:
+    """Whether an Ingress path rule takes ``path`` (Kubernetes' Exact and Prefix semantics)."""
+    if rule["pathType"] == "Exact":
+        return bool(path == rule["path"])
+    prefix = str(rule["path"]).rstrip("/")
+    return prefix in ("", path) or path.startswith(prefix + "/")
+
+
+def ingress_route_problems(objects: list[dict[str, Any]], paths: list[str]) -> list[str]:
+    rules = [
+        p
+        for i in find(objects, "Ingress")
+        for r in i["spec"]["rules"]
+        for p in r["http"]["paths"]
+    ]  # fmt: skip
+    problems = []
+    for path in paths:
+        routed = any(ingress_matches(rule, path) for rule in rules)
+        if path in NOT_ROUTED and routed:
+            problems.append(f"{path}: routed out of the cluster")
+        elif path not in NOT_ROUTED and not routed:
+            problems.append(f"{path}: the nodes serve it, the Ingress does not route it (404)")
+    return problems
+
+
+def argo_order(obj: dict[str, Any]) -> tuple[int, int]:
+    """When Argo CD applies an object in a sync: (phase, wave); hooks run in their phase."""
+    annotations = obj["metadata"].get("annotations") or {}
+    phase = str(annotations.get("argocd.argoproj.io/hook", "Sync")).split(",")[0].strip()
+    wave = int(annotations.get("argocd.argoproj.io/sync-wave", "0"))
+    return (ARGO_PHASES.index(phase) if phase in ARGO_PHASES else len(ARGO_PHASES), wave)
+
+
+def _argo_problems(objects: list[dict[str, Any]], job: dict[str, Any]) -> list[str]:
+    """The Job is a hook (rerun each sync), after what it needs to reach the database (the
+    Namespace, the ExternalName Services the Secret's URLs name) and before the nodes."""
+    problems = []
+    hook = job["metadata"].get("annotations", {}).get("argocd.argoproj.io/hook")
+    if hook not in ("PreSync", "Sync"):
+        problems.append("Argo CD does not run the Job as a hook on every sync")
+    needed = find(objects, "Namespace") + [
+        s for s in find(objects, "Service") if s["spec"].get("type") == "ExternalName"
+    ]
+    for obj in needed:
+        if argo_order(obj) >= argo_order(job):
+            where = f"{obj['kind']}/{obj['metadata']['name']}"
+            problems.append(f"Argo CD runs the migrate Job before {where} exists")
+    if argo_order(one(objects, "Deployment", "concert-hub")) <= argo_order(job):
+        problems.append("Argo CD starts the nodes before the migrate Job has run")
+    return problems
+
+
 def _migrate_problems(objects: list[dict[str, Any]]) -> list[str]:
     jobs = find(objects, "Job")
     if len(jobs) != 1:
@@ -577,9 +759,7 @@ def _migrate_problems(objects: list[dict[str, Any]]) -> list[str]:
     ]  # fmt: skip
     if refs[0] is None or refs[0] != refs[1]:
         problems.append("the Job migrates another database than the nodes use")
-    if job["metadata"].get("annotations", {}).get("argocd.argoproj.io/hook") != "PreSync":
-        problems.append("Argo CD does not run the Job before a sync")
-    return problems
+    return problems + _argo_problems(objects, job)
 
 
 def cluster_problems(objects: list[dict[str, Any]]) -> list[str]:
@@ -589,6 +769,7 @@ def cluster_problems(objects: list[dict[str, Any]]) -> list[str]:
         + _env_problems(objects)
         + _ingress_problems(objects)
         + _migrate_problems(objects)
+        + _outbox_problems(objects)
     )
 
 
@@ -672,7 +853,31 @@ CONTAINER = "spec/template/spec/containers/0"
             "server",
             "migrate Job's pods",
         ),
-        ("Job", "concert-hub-migrate", "metadata/annotations", {}, "before a sync"),
+        ("Job", "concert-hub-migrate", "metadata/annotations", {}, "as a hook"),
+        (
+            "Job",
+            "concert-hub-migrate",
+            "metadata/annotations/argocd.argoproj.io~1hook",
+            "PreSync",
+            "before Service/mariadb exists",
+        ),
+        ("Service", "mariadb", "metadata/annotations", {}, "before Service/mariadb exists"),
+        ("Namespace", "concert-hub", "metadata/annotations", {}, "before Namespace/concert-hub"),
+        (
+            "Deployment",
+            "concert-hub",
+            "metadata/annotations",
+            {"argocd.argoproj.io/sync-wave": "-1"},
+            "starts the nodes before",
+        ),
+        (
+            "Deployment",
+            "concert-hub",
+            "spec/template/spec/volumes/1/emptyDir/sizeLimit",
+            "64Mi",
+            "under 1Gi",
+        ),
+        ("Deployment", "concert-hub", f"{CONTAINER}/volumeMounts/1", None, "read-only root"),
         ("Service", "concert-hub-stomp", "spec/ports/0/targetPort", "http", "61613"),
         (
             "Service",
@@ -690,7 +895,7 @@ CONTAINER = "spec/template/spec/containers/0"
             "30",
             "heart-beat",
         ),
-        ("Ingress", "concert-hub", "spec/rules/0/http/paths/6/pathType", "Prefix", "/metrics"),
+        ("Ingress", "concert-hub", "spec/rules/0/http/paths/10/pathType", "Prefix", "/metrics"),
         (
             "Ingress",
             "concert-hub",
@@ -729,6 +934,8 @@ def _unescape(obj: Any) -> None:
         ("CONCERT_HUB_HEARTBEAT_MS", "10000", "invalid settings"),
         ("CONCERT_HUB_MAX_CONECTIONS", "100", "not a concert-hub setting"),
         ("CONCERT_HUB_HEARTBEAT_MS", "1300000,1300000", "heart-beat"),
+        ("CONCERT_HUB_OUTBOX_DIR", "/tmp/concert-hub-outbox", "shares /tmp"),
+        ("CONCERT_HUB_OUTBOX_DIR", "concert-hub-outbox", "not an absolute path"),
     ],
 )
 def test_configmap_checks_reject_a_bad_setting(key: str, value: str, expected: str) -> None:
@@ -760,6 +967,37 @@ def test_the_overlay_is_a_two_node_cluster_with_external_mariadb_and_redis() -> 
     assert not find(objects, "StatefulSet")
     config = find(objects, "ConfigMap")[0]["data"]
     assert not {env_name(k) for k in FROM_SECRET} & set(config)
+
+
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_the_ingress_routes_every_page_and_api_a_node_serves(which: str) -> None:
+    paths = node_paths()
+    assert {"/scan", "/scan.html", "/scan-sw.js", "/favicon.ico", "/api/events"} <= set(paths)
+    assert ingress_route_problems(render(which), paths) == []
+
+
+def test_the_route_check_notices_a_page_the_ingress_leaves_out() -> None:
+    objects = render("overlay")
+    assert ingress_route_problems(objects, [*node_paths(), "/tickets"]) == [
+        "/tickets: the nodes serve it, the Ingress does not route it (404)"
+    ]
+    rule = one(objects, "Ingress", "concert-hub")["spec"]["rules"][0]["http"]
+    rule["paths"] = [p for p in rule["paths"] if p["path"] != "/scan"]
+    assert ingress_route_problems(objects, node_paths()) == [
+        f"{p}: the nodes serve it, the Ingress does not route it (404)" for p in ("/scan", "/scan/")
+    ]
+    rule["paths"].append({**rule["paths"][0], "path": "/", "pathType": "Prefix"})
+    assert "/metrics: routed out of the cluster" in ingress_route_problems(objects, node_paths())
+
+
+def test_the_overlays_largest_cluster_fits_mariadbs_default_connections() -> None:
+    objects = render("overlay")
+    config = find(objects, "ConfigMap")[0]["data"]
+    pods = one(objects, "HorizontalPodAutoscaler", "concert-hub")["spec"]["maxReplicas"]
+    nodes = pods * int(config[env_name("workers")])
+    connections = nodes * (int(config[env_name("db_pool_size")]) + POOL_OVERFLOW)
+    # Room for the migrate Job and an administrator besides the nodes.
+    assert connections + 2 <= MARIADB_MAX_CONNECTIONS, (nodes, connections)
 
 
 def test_the_argo_cd_application_deploys_the_overlay() -> None:

@@ -403,6 +403,49 @@ def test_promtool_accepts_the_config_rules_and_their_tests() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def nodes_scraped_query() -> str:
+    """The Nodes dashboard's "Nodes ready" panel: its "scraped" line."""
+    doc = load_dashboard(GRAFANA_DIR / "dashboards" / "nodes.json")
+    (panel,) = [p for p in doc["panels"] if p.get("title") == "Nodes ready"]
+    (target,) = [t for t in panel["targets"] if t.get("legendFormat") == "scraped"]
+    return str(target["expr"])
+
+
+def scraped_count_test(tmp_path: Path, expr: str) -> subprocess.CompletedProcess[str]:
+    """promtool evaluates ``expr`` with three nodes, one of which cannot be scraped."""
+    test = {
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [
+                    {"series": 'up{job="concert-hub", instance="app1:8080"}', "values": "1x4"},
+                    {"series": 'up{job="concert-hub", instance="app2:8080"}', "values": "1x4"},
+                    {"series": 'up{job="concert-hub", instance="app3:8080"}', "values": "0x4"},
+                    {"series": 'up{job="node", instance="host:9100"}', "values": "1x4"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "30s",
+                        "exp_samples": [{"labels": "{}", "value": 2}],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "scraped.test.yml").write_text(json.dumps(test))
+    return run_promtool("test", "rules", "scraped.test.yml", cwd=tmp_path)
+
+
+def test_the_nodes_dashboard_counts_only_nodes_that_answer_their_scrape(tmp_path: Path) -> None:
+    result = scraped_count_test(tmp_path, nodes_scraped_query())
+    assert result.returncode == 0, result.stdout + result.stderr
+    # count() would show the node that cannot be scraped too: the check notices.
+    counted = scraped_count_test(tmp_path, 'count(up{job="concert-hub"})')
+    assert counted.returncode != 0
+
+
 @pytest.mark.parametrize(
     ("file", "old", "new", "args"),
     [
