@@ -237,7 +237,9 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
     service = StompService(settings, app[TOKENS], broker, app[METRICS], queues)
     app_commands.register(service, booking)
     if settings.user_replay_count and settings.user_replay_s:
-        kept = backplane.user_messages(settings.user_replay_count, settings.user_replay_s)
+        kept = backplane.user_messages(
+            settings.user_replay_count, settings.user_replay_s, settings.user_replay_max_bytes
+        )
         broker.keep_user_messages(kept.publish)
         service.subscribe_listeners[Kind.USER] = UserReplay(broker, kept).on_subscribe
     seats = SeatStream(

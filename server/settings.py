@@ -159,6 +159,12 @@ class Settings(BaseModel):
     user_replay_s: float = Field(
         300, ge=0, le=86400, description="how long a message to a user is kept for replay"
     )
+    user_replay_max_bytes: int = Field(
+        64 * 2**20,
+        ge=0,
+        description="one node: most bytes of user messages kept for replay in all (the oldest "
+        "of the least recently written destinations go first)",
+    )
     position_interval_s: float = Field(
         2, gt=0, le=60, description="waiting-room position push interval"
     )

@@ -49,9 +49,11 @@ class Backplane(Protocol):
         """The sequencer of this node's seat maps (it reads their layout order from
         ``inventory`` and rebuilds shared state from it after an outage)."""
 
-    def user_messages(self, count: int, ttl_s: float) -> UserMessages:
+    def user_messages(self, count: int, ttl_s: float, max_bytes: int) -> UserMessages:
         """Where messages to users are kept for replay: the last ``count`` per route, for
-        ``ttl_s`` seconds (:mod:`server.user_replay`)."""
+        ``ttl_s`` seconds (:mod:`server.user_replay`); in memory, at most ``max_bytes`` in all
+        (Redis bounds its lists with its own ``maxmemory``: each list has an expiry, so a
+        ``volatile-*`` eviction policy takes them first)."""
 
     async def check_ready(self) -> str | None:
         """``None`` when the backplane can carry messages, else why not (for ``/readyz``)."""

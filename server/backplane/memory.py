@@ -92,25 +92,40 @@ class InProcessSequencer:
         return found
 
 
+def _size(message: Message) -> int:
+    """What keeping ``message`` costs, roughly: its body and header text."""
+    return len(message.body) + sum(len(k) + len(v) for k, v in message.headers)
+
+
 class InProcessUserMessages:
-    """Messages to users, the last ``count`` per route for ``ttl_s``, in memory.
+    """Messages to users, the last ``count`` per route for ``ttl_s``, in memory, at most
+    ``max_bytes`` of them in all.
 
     Routes are kept in the order of their latest message, so the expired ones are dropped from
-    the front as new messages come: memory is bounded by what users were sent in ``ttl_s``.
+    the front as new messages come. The per-route bounds alone would let memory grow with the
+    number of users (a guest identity costs nothing to make), so the store also has a total
+    budget: over it, the oldest messages of the least recently written routes go first (a
+    reconnecting client then gets what is left, as after an expiry).
     """
 
-    def __init__(self, engine: InProcessEngine, count: int, ttl_s: float) -> None:
+    def __init__(self, engine: InProcessEngine, count: int, ttl_s: float, max_bytes: int) -> None:
         self.engine = engine
         self.count = count
         self.ttl_s = ttl_s
+        self.max_bytes = max_bytes
+        #: The bytes kept now (:func:`_size` of every kept message).
+        self.kept_bytes = 0
         self._kept: OrderedDict[str, deque[tuple[float, Message]]] = OrderedDict()
 
     def publish(self, message: Message) -> None:
         now = time.monotonic()
         kept = self._kept.pop(message.route, None)
         if kept is None:
-            kept = deque(maxlen=self.count)
+            kept = deque()
+        elif len(kept) == self.count:
+            self.kept_bytes -= _size(kept.popleft()[1])
         kept.append((now, message))
+        self.kept_bytes += _size(message)
         self._kept[message.route] = kept
         self._expire(now)
         self.engine.publish(message)
@@ -118,8 +133,14 @@ class InProcessUserMessages:
     def _expire(self, now: float) -> None:
         while self._kept:
             route, kept = next(iter(self._kept.items()))
-            if kept[-1][0] > now - self.ttl_s:
+            if kept[-1][0] > now - self.ttl_s and self.kept_bytes <= self.max_bytes:
                 return
+            if kept[-1][0] > now - self.ttl_s:  # live, but over the budget: its oldest goes
+                self.kept_bytes -= _size(kept.popleft()[1])
+                if kept:
+                    continue
+            else:
+                self.kept_bytes -= sum(_size(m) for _, m in kept)
             del self._kept[route]
 
     async def after(self, route: str, message_id: str) -> list[Message]:
@@ -140,8 +161,8 @@ class InProcessBackplane:
     def seat_sequencer(self, inventory: Inventory) -> InProcessSequencer:
         return InProcessSequencer(inventory)
 
-    def user_messages(self, count: int, ttl_s: float) -> InProcessUserMessages:
-        return InProcessUserMessages(self.engine, count, ttl_s)
+    def user_messages(self, count: int, ttl_s: float, max_bytes: int) -> InProcessUserMessages:
+        return InProcessUserMessages(self.engine, count, ttl_s, max_bytes)
 
     async def check_ready(self) -> str | None:
         return None

@@ -44,7 +44,7 @@ async def test_the_in_process_store_keeps_the_last_few_for_a_while(
     engine = InProcessEngine()
     delivered: list[str] = []
     await engine.start(lambda m: delivered.append(m.message_id))
-    store = InProcessUserMessages(engine, count=3, ttl_s=60)
+    store = InProcessUserMessages(engine, count=3, ttl_s=60, max_bytes=2**20)
     route = "/user/alice/queue/replies"
     for n in range(5):
         store.publish(Message(route, f"m{n}", (), b""))
@@ -56,3 +56,22 @@ async def test_the_in_process_store_keeps_the_last_few_for_a_while(
     store.publish(Message("/user/bob/queue/replies", "b0", (), b""))
     assert await store.after(route, "*") == []
     assert list(store._kept) == ["/user/bob/queue/replies"]  # alice's expired list is dropped
+
+
+async def test_the_in_process_store_has_a_total_budget() -> None:
+    """Guest identities cost nothing, so the per-route bounds alone would grow with the number
+    of users: over the budget, the least recently written routes lose their oldest first."""
+    engine = InProcessEngine()
+    await engine.start(lambda m: None)
+    store = InProcessUserMessages(engine, count=100, ttl_s=300, max_bytes=10_000)
+    big = b"x" * 1000
+    for guest in range(30):
+        route = f"/user/guest-{guest}/queue/replies"
+        for n in range(2):
+            store.publish(Message(route, f"{guest}.{n}", (("correlation-id", "c"),), big))
+    assert store.kept_bytes <= 10_000
+    last = [m.message_id for m in await store.after("/user/guest-29/queue/replies", "*")]
+    assert last == ["29.0", "29.1"]  # the newest are whole
+    assert await store.after("/user/guest-0/queue/replies", "*") == []  # the oldest went
+    kept = [r for r in store._kept if store._kept[r]]
+    assert len(kept) == 5 and kept[-1] == "/user/guest-29/queue/replies", kept

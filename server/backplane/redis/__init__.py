@@ -69,7 +69,8 @@ class RedisBackplane:
         self._sequencers.append(sequencer)
         return sequencer
 
-    def user_messages(self, count: int, ttl_s: float) -> RedisUserMessages:
+    def user_messages(self, count: int, ttl_s: float, max_bytes: int) -> RedisUserMessages:
+        del max_bytes  # the in-process store's; Redis is bounded by its maxmemory
         store = RedisUserMessages(self._redis, self._settings.redis_key_prefix, count, ttl_s)
         self._user_messages.append(store)
         return store
