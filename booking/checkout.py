@@ -356,10 +356,10 @@ class Checkout:
             await refund(self.provider, payment_id, RefundReason.PAYMENT_ERROR, self.hooks)
             if isinstance(exc, TimeoutError):
                 error: BookingError = PaymentTimedOut(
-                    "the payment gateway did not answer in time; nothing was charged"
+                    "the payment gateway did not answer in time; anything it charged is refunded"
                 )
             else:
-                error = PaymentFailed("the payment gateway failed; nothing was charged")
+                error = PaymentFailed("the payment gateway failed; anything it charged is refunded")
             return await self._settle(payment_id, "failed", hold, key, error)
         if result is ChargeOutcome.DECLINED:
             declined = PaymentDeclined("the payment was declined")

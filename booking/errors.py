@@ -84,12 +84,13 @@ class PaymentDeclined(BookingError, kind="payment_declined"): ...
 
 
 class PaymentFailed(BookingError, kind="payment_failed"):
-    """The gateway errored or did not answer in time; nothing was charged (502)."""
+    """The gateway errored or did not answer in time; whatever it may have charged was refunded
+    at once (502)."""
 
 
 class PaymentTimedOut(PaymentFailed):
     """The gateway did not answer in time, or the order committed too late to keep the charge;
-    nothing was charged (502, as any payment failure)."""
+    the charge is refunded (502, as any payment failure)."""
 
 
 class IdempotencyMismatch(BookingError, kind="idempotency_mismatch"):

@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from booking import audit
 from booking.audit import Staff
 from booking.clock import iso, utcnow
-from booking.errors import NotFound
 from booking.outbox import enqueue
 from booking.rows import row_by_id
 from booking.schema import outbox, webhooks
@@ -136,10 +135,14 @@ class Webhooks:
         """Stop deliveries to an endpoint (its pending ones are dropped unsent); audited."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                update(webhooks).where(webhooks.c.id == webhook_id).values(active=False)
+                update(webhooks)
+                .where(webhooks.c.id == webhook_id, webhooks.c.active.is_(True))
+                .values(active=False)
             )
-            if result.rowcount == 0:
-                raise NotFound(f"no webhook {webhook_id}")
+            if result.rowcount == 0:  # unknown (404), or inactive already: nothing to record
+                return _webhook(
+                    await row_by_id(conn, webhooks, webhook_id, f"no webhook {webhook_id}")
+                )
             await audit.record(conn, by.actor, "webhook.deactivate", f"webhook:{webhook_id}",
                                reason=by.reason)  # fmt: skip
         return await self.get(webhook_id)

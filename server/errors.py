@@ -91,7 +91,7 @@ BOOKING_KINDS: dict[str, str] = {
     "sale_closed": "The event is not on sale now.",
     "in_progress": "A request with this Idempotency-Key is still being processed.",
     "payment_declined": "The card was declined; no order, no charge.",
-    "payment_failed": "The payment gateway failed or timed out; nothing was charged.",
+    "payment_failed": "The payment gateway failed or timed out; anything charged is refunded.",
     "refund_closed": "The event's refund policy does not let buyers cancel (any more); "
     "`cancellable_until` says when it ended. The box office still can.",
     "sign_in_failed": "The sign-in link or code is wrong, expired or used, or had too many "

@@ -161,6 +161,8 @@ def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothin
 
         status, _ = rest(node, "DELETE", f"/api/admin/webhooks/{hook['id']}", token=admin)
         assert status == 200
+        status, again = rest(node, "DELETE", f"/api/admin/webhooks/{hook['id']}", token=admin)
+        assert (status, again["active"]) == (200, False)  # inactive already: not audited again
         status, _ = rest(node, "DELETE", "/api/admin/webhooks/424242", token=admin)
         assert status == 404
         # Both staff actions are on record (an endpoint receives every buyer's data); the

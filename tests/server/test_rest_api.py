@@ -617,7 +617,9 @@ def timeout_node(make_server: Callable[..., ServerProcess], database_url: str) -
     return make_server(payment_timeout_s=1, database_url=database_url)
 
 
-def test_a_gateway_timeout_is_a_502_and_charges_nothing(timeout_node: ServerProcess) -> None:
+def test_a_gateway_timeout_is_a_502_that_says_the_charge_is_refunded(
+    timeout_node: ServerProcess,
+) -> None:
     api = Api(timeout_node)
     eid = api.create_event()["id"]
     _, token = api.user()
@@ -627,7 +629,8 @@ def test_a_gateway_timeout_is_a_502_and_charges_nothing(timeout_node: ServerProc
         api.checkout(hold["hold_id"], token, card="tok_timeout"), 502, "payment_failed"
     )
     assert time.monotonic() - started < 5
-    assert "nothing was charged" in problem["detail"]
+    # the gateway may have charged before it went quiet: the buyer is told it is refunded
+    assert "anything it charged is refunded" in problem["detail"]
     assert api.seats(eid)["A-A-1"] == "held"
     assert "Traceback" not in timeout_node.log()
 
