@@ -127,7 +127,7 @@ def test_the_scanner_page_admits_once_and_keeps_working_offline(
         result = page.get_by_test_id("scan-result")
         expect(result).to_have_attribute("data-reason", "admitted", timeout=WAIT_MS)
         expect(result).to_contain_text("Admitted")
-        expect(result).to_contain_text("S-A-1")
+        expect(result).to_contain_text("S row A seat 1")
         assert "token" not in page.url  # the token left the address bar (and the history)
 
         page.reload()  # the camera still films the same ticket: a second scan
@@ -224,7 +224,7 @@ def test_the_scanner_page_uses_the_browsers_barcode_detector_where_present(
         expect(page.get_by_test_id("scan-camera")).to_contain_text("BarcodeDetector")
         result = page.get_by_test_id("scan-result")
         expect(result).to_have_attribute("data-reason", "admitted", timeout=WAIT_MS)
-        expect(result).to_contain_text("S-B-1")
+        expect(result).to_contain_text("S row B seat 1")
         assert page.evaluate("window.__detections") >= 1
         status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=token)
         assert status == 409 and answer["result"] == "already_used", (status, answer)

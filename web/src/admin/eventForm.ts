@@ -94,12 +94,19 @@ function wholeNumber(text: string): number | null {
   return /^\s*\d+\s*$/.test(text) ? Number(text) : null;
 }
 
+/** The server's limits on an event's name and venue (booking/catalog.py `EventSpec`): the
+ *  inputs stop there, and a longer value (pasted past maxLength by a script) is named here. */
+export const MAX_NAME_LENGTH = 200;
+export const MAX_VENUE_LENGTH = 200;
+
 export type Built = { ok: true; spec: EventCreate } | { ok: false; errors: string[] };
 
 export function buildEvent(form: EventForm): Built {
   const errors: string[] = [];
   if (!form.name.trim()) errors.push('Name is required.');
   if (!form.venue.trim()) errors.push('Venue is required.');
+  if (form.name.trim().length > MAX_NAME_LENGTH) errors.push(`Name is at most ${MAX_NAME_LENGTH} characters.`);
+  if (form.venue.trim().length > MAX_VENUE_LENGTH) errors.push(`Venue is at most ${MAX_VENUE_LENGTH} characters.`);
   const startsAt = isoOf(form.startsAt);
   const opens = isoOf(form.saleOpensAt);
   const closes = isoOf(form.saleClosesAt);

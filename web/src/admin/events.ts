@@ -22,9 +22,14 @@ interface EventsState {
   /** Per event: the last change's outcome ("saved" or the problem). */
   outcome: Record<number, { ok: boolean; text: string }>;
   busy: Record<number, boolean>;
+  /** Counts the console's own changes to events (created, patched): each is audited on the
+   *  server, so the audit log reads itself again when this moves. */
+  changes: number;
   refresh(api: AdminApi): Promise<void>;
   patch(api: AdminApi, id: number, patch: EventPatch): Promise<void>;
   added(detail: EventDetail): void;
+  /** A change refused before it was sent (a field left empty): shown like the server's refusal. */
+  refused(id: number, text: string): void;
 }
 
 export const useEvents = create<EventsState>()((set, get) => ({
@@ -33,6 +38,7 @@ export const useEvents = create<EventsState>()((set, get) => ({
   error: null,
   outcome: {},
   busy: {},
+  changes: 0,
 
   async refresh(api) {
     set({ loading: true });
@@ -54,6 +60,7 @@ export const useEvents = create<EventsState>()((set, get) => ({
       set({
         events: get().events.map((e) => (e.id === id ? detail : e)),
         outcome: { ...get().outcome, [id]: { ok: true, text: 'Saved.' } },
+        changes: get().changes + 1,
       });
     } catch (error) {
       set({ outcome: { ...get().outcome, [id]: { ok: false, text: describeError(error) } } });
@@ -63,6 +70,10 @@ export const useEvents = create<EventsState>()((set, get) => ({
   },
 
   added(detail) {
-    set({ events: [...get().events.filter((e) => e.id !== detail.id), strip(detail)] });
+    set({ events: [...get().events.filter((e) => e.id !== detail.id), strip(detail)], changes: get().changes + 1 });
+  },
+
+  refused(id, text) {
+    set({ outcome: { ...get().outcome, [id]: { ok: false, text } } });
   },
 }));

@@ -1,3 +1,6 @@
+import { useEffect, useRef, type RefObject } from 'react';
+
+import { focusHeadingWhenShown } from '../shared/focus';
 import { AnnouncementBanners } from './components/AnnouncementBanners';
 import { ConnectionBadge } from './components/ConnectionBadge';
 import { NotFound } from './components/NotFound';
@@ -31,8 +34,23 @@ function Page({ route }: { route: Route }) {
   }
 }
 
+/** On each route change after the first, focus the new page's h1 (a single-page app never
+ *  loads a page, so without this focus stays on <body> or on the link that was clicked). */
+function useFocusOnRouteChange(main: RefObject<HTMLElement | null>, key: string): void {
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false; // the first page: the browser's own start, as on any page load
+      return undefined;
+    }
+    return main.current ? focusHeadingWhenShown(main.current) : undefined;
+  }, [main, key]);
+}
+
 export function App() {
   const route = useRoute();
+  const main = useRef<HTMLElement>(null);
+  useFocusOnRouteChange(main, JSON.stringify(route));
   return (
     <>
       <header className="topbar">
@@ -51,7 +69,7 @@ export function App() {
           <ConnectionBadge />
         </div>
       </header>
-      <main className="container">
+      <main className="container" ref={main}>
         <AnnouncementBanners />
         <Page route={route} />
       </main>

@@ -46,3 +46,11 @@ export function rememberedEmail(): string {
 export function looksLikeEmail(text: string): boolean {
   return /^[^\s@<>,;]+@[^\s@<>,;]+\.[^\s@<>,;]+$/.test(text.trim());
 }
+
+/** Why `text` cannot be the tickets' address (shown under the field, so a disabled Pay button
+ *  is never left unexplained), or null when it can. */
+export function emailProblem(text: string): string | null {
+  if (text.trim() === '') return 'Enter the e-mail address your tickets should go to.';
+  if (!looksLikeEmail(text)) return 'Enter a valid e-mail address, such as you@example.com.';
+  return null;
+}

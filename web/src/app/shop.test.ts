@@ -5,6 +5,7 @@ import type { EventDetail, Hold, QueuePosition } from '../shared/types';
 
 vi.mock('./api', () => ({
   api: {
+    event: vi.fn(),
     hold: vi.fn(),
     holdBest: vi.fn(),
     queueMe: vi.fn(),
@@ -55,6 +56,7 @@ beforeEach(() => {
   vi.mocked(api.hold).mockReset();
   vi.mocked(api.holdBest).mockReset();
   vi.mocked(api.queueMe).mockReset();
+  vi.mocked(api.event).mockReset();
   useShop.setState({ ...useShop.getInitialState(), eventId: 5, event: EVENT });
 });
 
@@ -218,5 +220,33 @@ describe('errors that end by themselves', () => {
     expect(useShop.getState()).toMatchObject({ error: 'an admission is required', errorCause: 'admission' });
     useShop.getState().applyPosition(position('admitted', { admission_token: 'tok', expires_at: '2030-05-01T19:10:00Z' }));
     expect(useShop.getState().error).toBeNull();
+  });
+});
+
+describe('a sale paused after the page loaded', () => {
+  it('is learnt when a hold is refused for it, keeping the seat map', async () => {
+    const paused: EventDetail = { ...structuredClone(EVENT), status: 'paused', on_sale: false };
+    vi.mocked(api.event).mockResolvedValue(paused);
+    vi.mocked(api.hold).mockRejectedValue(new ApiError({ status: 409, kind: 'sale_closed', detail: 'The event is not on sale now.' }));
+    useShop.setState({ selected: ['S-A-1'], admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } });
+    await useShop.getState().placeHold();
+    await vi.waitFor(() => expect(useShop.getState().event?.status).toBe('paused'));
+    const event = useShop.getState().event;
+    expect(event?.on_sale).toBe(false);
+    expect(event?.layout).toBe(EVENT.layout); // the same layout: the map is not rebuilt
+    expect(useShop.getState().error).toBe('The event is not on sale now.');
+  });
+
+  it('is learnt when the connection comes back', async () => {
+    vi.mocked(api.event).mockResolvedValue({ ...EVENT, status: 'paused', on_sale: false });
+    useShop.getState().connectionBack();
+    await vi.waitFor(() => expect(useShop.getState().event?.status).toBe('paused'));
+  });
+
+  it('other refusals do not read the event again', async () => {
+    vi.mocked(api.hold).mockRejectedValue(new ApiError({ status: 409, kind: 'conflict', conflicts: ['S-A-1'] }));
+    useShop.setState({ selected: ['S-A-1'], admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } });
+    await useShop.getState().placeHold();
+    expect(api.event).not.toHaveBeenCalled();
   });
 });

@@ -87,6 +87,9 @@ export interface ShopState {
   payment: { key: string; card: string; email: string } | null;
 
   open(eventId: number): Promise<void>;
+  /** Read the event again (its sale may have been paused, closed or reopened since it loaded);
+   *  the layout stays as loaded, so the seat map is not rebuilt. */
+  refreshEvent(): Promise<void>;
   leave(): void;
   applyPosition(position: QueuePosition): void;
   join(): Promise<void>;
@@ -173,6 +176,9 @@ export const useShop = create<ShopState>()((set, get) => {
       setFor(eventId, { selected: [], busy: null, reveal: reveal ? [...hold.seats] : null });
     } catch (error) {
       const update: Partial<ShopState> = { busy: null, ...failed(error) };
+      // Refused because the sale is not open: the page still says what it loaded. No event
+      // pushes sale changes, so the refusal is the moment to learn it (the badge and hints).
+      if (saleRefused(error)) void get().refreshEvent();
       if (error instanceof ApiError && error.status === 403 && event.waiting_room) {
         update.errorCause = 'admission';
         // The admission is missing or lapsed: ask the waiting room where we stand.
@@ -259,6 +265,18 @@ export const useShop = create<ShopState>()((set, get) => {
         } catch {
           setHold(eventId, null);
         }
+      }
+    },
+
+    async refreshEvent() {
+      const { eventId, event } = get();
+      if (eventId === null || !event) return;
+      try {
+        const fresh = await api.event(eventId);
+        const current = get().event;
+        if (current) setFor(eventId, { event: keepLayout(current, fresh) });
+      } catch {
+        // keep what we have: the next refusal or reconnection tries again
       }
     },
 
@@ -401,6 +419,7 @@ export const useShop = create<ShopState>()((set, get) => {
           // server can tell it is the same purchase.
           payment: answered ? null : payment,
         };
+        if (saleRefused(error)) void get().refreshEvent();
         if (error instanceof ApiError) {
           if (error.status === 402) update.error = `Payment declined: ${error.message}`;
           if (error.status === 502) update.error = `Payment failed: ${error.message}`;
@@ -424,9 +443,23 @@ export const useShop = create<ShopState>()((set, get) => {
       if (state.errorCause === 'network') {
         set({ error: null, errorCause: null, notice: 'The connection is back. Please try again.' });
       }
+      // The sale may have been paused or reopened while we were away.
+      if (state.event) void get().refreshEvent();
     },
   };
 });
+
+/** Whether `error` is the server refusing because the event is not on sale (paused, closed). */
+export function saleRefused(error: unknown): boolean {
+  return error instanceof ApiError && error.kind === 'sale_closed';
+}
+
+/** `fresh` with the layout and tiers of `current` when the seats are the same, so the seat map,
+ *  built from them, is kept with its zoom and selection. */
+export function keepLayout(current: EventDetail, fresh: EventDetail): EventDetail {
+  const same = JSON.stringify(current.layout) === JSON.stringify(fresh.layout) && JSON.stringify(current.tiers) === JSON.stringify(fresh.tiers);
+  return same ? { ...fresh, layout: current.layout, tiers: current.tiers } : fresh;
+}
 
 /** Seats of `eventId` in the orders bought in this browser. */
 function boughtSeats(eventId: number): string[] {

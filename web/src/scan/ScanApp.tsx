@@ -5,6 +5,7 @@
 import jsQR from 'jsqr';
 import { useCallback, useEffect, useRef, useState } from 'react';
 
+import { seatIdName } from '../shared/format';
 import { ApiError, describeError, isNetworkError, requestJson } from '../shared/http';
 import { load, save } from '../shared/storage';
 import { type CheckInList, type Reason, fromBase64Url, reasonText, ticketId, verifyExitOffline, verifyOffline } from './codes';
@@ -70,6 +71,7 @@ const SAME_CODE_PAUSE_MS = 1500;
 const SYNC_EVERY_MS = 5000;
 const LIST_EVERY_MS = 60_000;
 const FRAME_EVERY_MS = 150;
+const TOKEN_REFUSED = 'This scanner’s token is no longer valid (expired or revoked): ask for a new one.';
 
 function readClaims(token: string): Claims {
   try {
@@ -128,6 +130,8 @@ export function ScanApp() {
   const [shown, setShown] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  /** The server refused the token (401): the error offers to enter another. */
+  const [tokenRefused, setTokenRefused] = useState(false);
   const [camera, setCamera] = useState<string>('starting');
   const [manual, setManual] = useState('');
   const usedHere = useRef(new Set<string>());
@@ -138,6 +142,32 @@ export function ScanApp() {
   const listRef = useRef<CheckInList | null>(null);
   const videoRef = useRef<HTMLVideoElement>(null);
   const syncing = useRef(false);
+
+  /** Forget the event (a mistyped id, the next night's show) and ask for it again. The offline
+   *  queue is kept per event in IndexedDB, so scans not yet uploaded are not lost: they sync
+   *  when this event is chosen again. */
+  const changeEvent = () => {
+    save('scan.event', null);
+    listRef.current = null;
+    queueRef.current = [];
+    usedHere.current.clear();
+    leftHere.current.clear();
+    setList(null);
+    setQueue([]);
+    setShown(null);
+    setError(null);
+    setNotice(null);
+    setEventId(null);
+  };
+
+  /** Forget the token (expired, revoked, or for another gate) and the event, and ask for a new
+   *  one: without this only clearing the site's data would get a door scanner out of it. */
+  const signOut = () => {
+    save('scan.token', null);
+    changeEvent();
+    setTokenRefused(false);
+    setToken(null);
+  };
 
   const setQueued = useCallback(
     (next: Queued[]) => {
@@ -167,6 +197,9 @@ export function ScanApp() {
           listRef.current = cached;
           setList(cached);
         }
+      } else if (caught instanceof ApiError && caught.status === 401) {
+        setTokenRefused(true);
+        setError(TOKEN_REFUSED);
       } else setError(describeError(caught));
     }
   }, [token, eventId]);
@@ -310,7 +343,8 @@ export function ScanApp() {
           setOnline(false);
           await offlineScan(code);
         } else if (caught instanceof ApiError && caught.status === 401) {
-          setError('This scanner’s token is no longer valid (expired or revoked): ask for a new one.');
+          setTokenRefused(true);
+          setError(TOKEN_REFUSED);
         } else setError(describeError(caught));
       }
     },
@@ -396,7 +430,7 @@ export function ScanApp() {
   if (eventId === null) {
     return (
       <main className="scan-setup">
-        <h1>Door scanner — {claims.gate ?? 'gate'}</h1>
+        <h1>Door scanner{claims.gate ? ` — ${claims.gate}` : ''}</h1>
         <form
           onSubmit={(e) => {
             e.preventDefault();
@@ -412,6 +446,11 @@ export function ScanApp() {
           </label>
           <button type="submit">Start</button>
         </form>
+        <p>
+          <button type="button" onClick={signOut} data-testid="scan-sign-out">
+            Use another token
+          </button>
+        </p>
       </main>
     );
   }
@@ -420,7 +459,19 @@ export function ScanApp() {
   return (
     <main className="scan">
       <header className="scan-bar">
-        <strong>Gate {claims.gate ?? '?'}</strong> · event {eventId}
+        {/* The page's h1 (every page has one, for those who move by headings), kept bar-sized. */}
+        <h1 className="scan-bar__title">
+          {claims.gate ? `Gate ${claims.gate}` : 'No gate'} · event {eventId}
+        </h1>
+        {/* A token bound to one event (claim `evt`) decides it: nothing to change then. */}
+        {claims.eventId === null && (
+          <button type="button" onClick={changeEvent} data-testid="scan-change-event">
+            Change event
+          </button>
+        )}
+        <button type="button" onClick={signOut} data-testid="scan-sign-out">
+          Sign out
+        </button>
         <span data-testid="scan-status" className={online ? 'scan-online' : 'scan-offline'}>
           {online ? 'Online' : 'Offline'}
         </span>
@@ -460,7 +511,7 @@ export function ScanApp() {
             <span className="scan-word">{reasonText(shown.reason)}</span>
             {shown.seat && (
               <span>
-                Seat {shown.seat}
+                {seatIdName(shown.seat)}
                 {shown.tier ? ` · ${shown.tier}` : ''}
               </span>
             )}
@@ -477,6 +528,14 @@ export function ScanApp() {
       {error && (
         <p role="alert" data-testid="scan-error">
           {error}
+          {tokenRefused && (
+            <>
+              {' '}
+              <button type="button" onClick={signOut}>
+                Enter a new token
+              </button>
+            </>
+          )}
         </p>
       )}
       {notice && (

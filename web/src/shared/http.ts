@@ -104,9 +104,29 @@ export function isNetworkError(error: unknown): boolean {
   return error instanceof ApiError && error.status === 0;
 }
 
+/** At most this many field errors are spelled out; the rest are counted. */
+const MAX_FIELD_ERRORS = 5;
+
+/** A problem's field errors (a 400/422 `errors` array) as "name: String should have at most 200
+ *  characters", one per field, so a form says which field is wrong and why rather than only
+ *  "the request body does not match the schema". */
+export function fieldErrors(problem: Problem): string[] {
+  const errors = Array.isArray(problem.errors) ? problem.errors : [];
+  const lines = errors.slice(0, MAX_FIELD_ERRORS).map((e) => {
+    // "body" leads some paths (where the value sat in the request), which tells an admin nothing
+    const path = (Array.isArray(e.loc) ? e.loc : []).filter((p, i) => !(i === 0 && p === 'body')).join('.');
+    return path ? `${path}: ${e.msg}` : String(e.msg);
+  });
+  if (errors.length > MAX_FIELD_ERRORS) lines.push(`and ${errors.length - MAX_FIELD_ERRORS} more`);
+  return lines;
+}
+
 /** The message to show a user for any failure. */
 export function describeError(error: unknown): string {
-  if (error instanceof ApiError) return error.message;
+  if (error instanceof ApiError) {
+    const fields = fieldErrors(error.problem);
+    return fields.length === 0 ? error.message : `${error.message.replace(/[.:]\s*$/, '')}: ${fields.join('; ')}`;
+  }
   if (error instanceof Error) return error.message;
   return String(error);
 }

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { describeError } from '../../shared/http';
 import type { EventStatus } from '../../shared/types';
 import type { AdminApi } from '../api';
-import { buildEvent, defaultForm, MAX_POW_DIFFICULTY, seatCount, type EventForm, type SectionRow, type TierRow } from '../eventForm';
+import { buildEvent, defaultForm, MAX_NAME_LENGTH, MAX_POW_DIFFICULTY, MAX_VENUE_LENGTH, seatCount, type EventForm, type SectionRow, type TierRow } from '../eventForm';
 import { useEvents } from '../events';
 
 /** POST /api/admin/events from a form: tiers, then sections × rows × seats. */
@@ -63,11 +63,11 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
         <div className="row">
           <label className="field field--grow">
             <span className="field__label">Name</span>
-            <input type="text" value={form.name} onChange={(e) => set('name', e.target.value)} required data-testid="event-name" />
+            <input type="text" value={form.name} onChange={(e) => set('name', e.target.value)} required maxLength={MAX_NAME_LENGTH} data-testid="event-name" />
           </label>
           <label className="field field--grow">
             <span className="field__label">Venue</span>
-            <input type="text" value={form.venue} onChange={(e) => set('venue', e.target.value)} required data-testid="event-venue" />
+            <input type="text" value={form.venue} onChange={(e) => set('venue', e.target.value)} required maxLength={MAX_VENUE_LENGTH} data-testid="event-venue" />
           </label>
         </div>
         <div className="row">

@@ -4,6 +4,7 @@ import { dateTime } from '../../shared/format';
 import type { EventStatus } from '../../shared/types';
 import type { AdminApi } from '../api';
 import { useEvents, type AdminEvent } from '../events';
+import { pacingPatch } from '../pacing';
 
 const STATUS_ACTIONS: { status: EventStatus; label: string }[] = [
   { status: 'on_sale', label: 'Open sale' },
@@ -39,15 +40,11 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
     setRefundHours(event.refund_cutoff_hours == null ? '' : String(event.refund_cutoff_hours));
   }, [event.refund_cutoff_hours]);
 
+  const refused = useEvents((s) => s.refused);
   const savePacing = () => {
-    void patch(api, event.id, {
-      admission_rate: Number(rate),
-      max_active_shoppers: Number(shoppers),
-      admission_mode: mode,
-      admission_rate_min: Number(rateMin),
-      admission_rate_max: Number(rateMax),
-      pow_difficulty: Number(pow),
-    });
+    const built = pacingPatch({ rate, shoppers, mode, rateMin, rateMax, pow });
+    if (built.ok) void patch(api, event.id, built.patch);
+    else refused(event.id, built.errors.join(' '));
   };
 
   return (

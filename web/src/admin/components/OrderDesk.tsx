@@ -4,6 +4,7 @@ import { dateTime, money, seatIdName } from '../../shared/format';
 import { describeError } from '../../shared/http';
 import type { AuditEntry, Order, OrderFile } from '../../shared/types';
 import type { AdminApi } from '../api';
+import { useEvents } from '../events';
 
 /** One staff action: a reason (required, audited), then the button. */
 function StaffAction({ label, testid, extra, run }: { label: string; testid: string; extra?: 'email'; run: (reason: string, email: string | null) => Promise<unknown> }) {
@@ -160,10 +161,18 @@ export function OrderDesk({ api }: { api: AdminApi }) {
   const [audit, setAudit] = useState<AuditEntry[]>([]);
   const [error, setError] = useState<string | null>(null);
 
+  const [auditBusy, setAuditBusy] = useState(false);
+  // Events created or changed from this console are audited too: read the log again after each.
+  const eventChanges = useEvents((s) => s.changes);
+
   const loadAudit = useCallback(() => {
-    api.audit().then(setAudit, (e: unknown) => setError(describeError(e)));
+    setAuditBusy(true);
+    api
+      .audit()
+      .then(setAudit, (e: unknown) => setError(describeError(e)))
+      .finally(() => setAuditBusy(false));
   }, [api]);
-  useEffect(loadAudit, [loadAudit]);
+  useEffect(loadAudit, [loadAudit, eventChanges]);
 
   const open = async (id: string) => {
     try {
@@ -231,7 +240,13 @@ export function OrderDesk({ api }: { api: AdminApi }) {
         </ul>
       )}
       {file && <FileView file={file} api={api} changed={changed} />}
-      <h3>Audit log</h3>
+      <div className="card__head">
+        <h3>Audit log</h3>
+        {/* Other staff act too (and the server audits more than this console does): on demand. */}
+        <button type="button" className="button button--small button--ghost" onClick={loadAudit} disabled={auditBusy} data-testid="audit-refresh">
+          {auditBusy ? 'Refreshing…' : 'Refresh'}
+        </button>
+      </div>
       <AuditTable entries={audit} />
     </section>
   );

@@ -1,9 +1,10 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 
 import { fractionLeft, msToNextTick, secondsLeft, urgency } from '../../hold/countdown';
 import { clock, money } from '../../shared/format';
+import { focusElement, focusLost } from '../../shared/focus';
 import { currentCustomer } from '../../shared/identity';
-import { looksLikeEmail, rememberedEmail } from '../orders';
+import { emailProblem, rememberedEmail } from '../orders';
 import { navigate, href } from '../router';
 import { seatWords } from '../seats';
 import { TEST_CARDS, useShop, type ActiveHold } from '../shop';
@@ -35,9 +36,34 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
   const [card, setCard] = useState<string>(TEST_CARDS[0].token);
   const customer = currentCustomer();
   const [email, setEmail] = useState<string>(() => customer?.email ?? rememberedEmail());
-  const emailOk = looksLikeEmail(email);
+  const problem = emailProblem(email);
+  const emailOk = problem === null;
+  // The problem shows once the user has been in the field and left it, not while they are
+  // still typing the address.
+  const [touched, setTouched] = useState(false);
+  const showProblem = touched && problem !== null;
+  const id = useId();
   const left = secondsLeft(hold.deadline, now);
   const mood = urgency(hold.deadline, now);
+  const heading = useRef<HTMLHeadingElement>(null);
+  const payButton = useRef<HTMLButtonElement>(null);
+
+  // This panel replaces the Hold button that had focus: take focus to its heading, so the
+  // countdown and the payment form are what a keyboard or screen-reader user meets next.
+  useEffect(() => {
+    if (heading.current && focusLost()) focusElement(heading.current);
+  }, []);
+
+  // A payment that failed (declined, gateway error) leaves the Pay button, disabled while it
+  // worked, unfocused: give focus back to it, beside the error the page now shows.
+  const wasBusy = useRef(busy);
+  useEffect(() => {
+    if (wasBusy.current === 'pay' && busy === null && payButton.current && focusLost()) {
+      if (payButton.current.disabled) focusElement(heading.current ?? payButton.current);
+      else payButton.current.focus();
+    }
+    wasBusy.current = busy;
+  }, [busy]);
 
   useEffect(() => {
     if (left === 0 && busy !== 'pay') lapsed();
@@ -51,7 +77,7 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
 
   return (
     <section className={`card hold hold--${mood}`} aria-labelledby="hold-title" id="hold-panel">
-      <h2 id="hold-title" className="card__title">
+      <h2 id="hold-title" className="card__title" ref={heading} tabIndex={-1}>
         Your seats are held
       </h2>
       <div className="hold__timer" role="timer" aria-label={`${clock(left)} left to pay`}>
@@ -82,11 +108,20 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
           maxLength={254}
           value={email}
           onChange={(e) => setEmail(e.target.value)}
+          onBlur={() => setTouched(true)}
           disabled={busy === 'pay'}
-          aria-invalid={email !== '' && !emailOk}
+          aria-invalid={showProblem}
+          aria-describedby={showProblem ? `${id}-email-error ${id}-email-help` : `${id}-email-help`}
           placeholder="you@example.com"
         />
-        <span className="muted small">The tickets (QR codes and a PDF) and a link to your order are sent there.</span>
+        {showProblem && (
+          <span id={`${id}-email-error`} className="field__error small" data-testid="checkout-email-error">
+            {problem}
+          </span>
+        )}
+        <span id={`${id}-email-help`} className="muted small">
+          The tickets (QR codes and a PDF) and a link to your order are sent there.
+        </span>
       </label>
       <label className="field">
         <span className="field__label">Test card</span>
@@ -98,7 +133,15 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
           ))}
         </select>
       </label>
-      <button type="button" className="button button--primary button--wide" data-testid="pay-button" onClick={() => void onPay()} disabled={busy !== null || left === 0 || !emailOk}>
+      <button
+        type="button"
+        ref={payButton}
+        className="button button--primary button--wide"
+        data-testid="pay-button"
+        onClick={() => void onPay()}
+        disabled={busy !== null || left === 0 || !emailOk}
+        aria-describedby={showProblem ? `${id}-email-error` : undefined}
+      >
         {busy === 'pay' ? 'Processing payment…' : `Pay ${money(hold.amount_cents, hold.currency)}`}
       </button>
       <button type="button" className="button button--ghost button--wide" onClick={() => void release()} disabled={busy !== null}>

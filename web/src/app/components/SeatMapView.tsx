@@ -48,7 +48,9 @@ export function SeatMapView({ event }: { event: EventDetail }) {
   const [isLive, setIsLive] = useState(false);
   // Only once the map was live: the first connect is not "paused".
   const paused = useConnection((s) => s.everConnected && s.state !== 'connected');
-  const geometry = useMemo(() => buildGeometry(event.layout, event.tiers), [event]);
+  // From the layout alone: the event is read again when its sale changes (shop.refreshEvent),
+  // which must not rebuild the map.
+  const geometry = useMemo(() => buildGeometry(event.layout, event.tiers), [event.layout, event.tiers]);
   const hasOwnTickets = useShop((s) => s.bought.length > 0);
 
   useEffect(() => {

@@ -26,7 +26,14 @@ export function EventPage({ id }: { id: number }) {
   useEffect(() => {
     void useShop.getState().open(id);
     const stop = listenForAnnouncements(`/topic/events/${id}/announcements`);
+    // Nothing pushes a paused or reopened sale: read the event again when the user comes back
+    // to a tab left open.
+    const onVisible = () => {
+      if (document.visibilityState === 'visible') void useShop.getState().refreshEvent();
+    };
+    document.addEventListener('visibilitychange', onVisible);
     return () => {
+      document.removeEventListener('visibilitychange', onVisible);
       stop();
       useShop.getState().leave();
     };
