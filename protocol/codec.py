@@ -34,6 +34,8 @@ from protocol.limits import Limits
 _ESCAPES_1_1 = {"\\\\": "\\", "\\n": "\n", "\\c": ":"}
 _ESCAPES_1_2 = {**_ESCAPES_1_1, "\\r": "\r"}
 _ESCAPE_RE = re.compile(r"\\.?", re.DOTALL)
+#: A run of EOLs: heart-beats, between frames (matched in C, whatever its length).
+_EOLS = re.compile(rb"[\r\n]*")
 
 _ENCODE_1_1 = str.maketrans({"\\": "\\\\", "\n": "\\n", ":": "\\c"})
 _ENCODE_1_2 = str.maketrans({"\\": "\\\\", "\n": "\\n", ":": "\\c", "\r": "\\r"})
@@ -269,10 +271,8 @@ class FrameParser:
     def _parse_head(self) -> _PendingFrame | None:
         buf = self._buffer
         # Heart-beats: EOLs between frames (STOMP 1.2 §"Heart-beating").
-        skip = 0
-        size = len(buf)
-        while skip < size and buf[skip] in (0x0A, 0x0D):
-            skip += 1
+        eols = _EOLS.match(buf)
+        skip = eols.end() if eols else 0
         if skip:
             del buf[:skip]
             self._header_scan_from = 0
@@ -362,3 +362,8 @@ class FrameParser:
         del buf[: end + 1]
         self._pending = None
         return frame
+
+
+def only_eols(data: bytes) -> bool:
+    """Whether ``data`` holds nothing but heart-beat EOLs (or nothing at all)."""
+    return _EOLS.fullmatch(data) is not None

@@ -101,6 +101,22 @@ def _parse_heartbeat(value: str | None) -> tuple[int, int]:
     return int(parts[0].lstrip("0") or "0"), int(parts[1].lstrip("0") or "0")
 
 
+def _buffered_size(frame: Frame) -> int:
+    """What buffering ``frame`` in a transaction costs: its body and headers, in bytes (as
+    characters: headers are decoded; close enough to bound the memory they hold)."""
+    return len(frame.body) + sum(len(k) + len(v) + 2 for k, v in frame.headers)
+
+
+class _Transaction:
+    """An open transaction: the events it holds until COMMIT, and what they cost."""
+
+    __slots__ = ("events", "size")
+
+    def __init__(self) -> None:
+        self.events: list[Send | Ack | Nack] = []
+        self.size = 0
+
+
 def _required(frame: Frame, name: str) -> str:
     value = frame.get(name)
     if value is None:
@@ -121,6 +137,7 @@ class ServerConnection:
         "_out",
         "_parser",
         "_server_heart_beat",
+        "_transaction_bytes",
         "_transaction_frames",
         "_transactions",
         "heartbeat_in_ms",
@@ -148,8 +165,9 @@ class ServerConnection:
         self._server_heart_beat = heart_beat
         self._parser = FrameParser(self.limits)
         self._out: list[bytes] = []
-        self._transactions: dict[str, list[Send | Ack | Nack]] = {}
+        self._transactions: dict[str, _Transaction] = {}
         self._transaction_frames = 0
+        self._transaction_bytes = 0
         self._acks: dict[str, tuple[Subscription, str]] = {}
         self._deliveries = 0
         #: Observer of every frame read, before it is acted on (the server counts frames and
@@ -274,6 +292,8 @@ class ServerConnection:
     def _close(self) -> None:
         self.state = ConnectionState.CLOSED
         self._transactions.clear()
+        self._transaction_frames = 0
+        self._transaction_bytes = 0
         self._acks.clear()
 
     # -- deliveries --------------------------------------------------------------------------
@@ -334,18 +354,27 @@ class ServerConnection:
         name = frame.get("transaction")
         if name is None:
             return event
-        buffered = self._transactions.get(name)
-        if buffered is None:
+        transaction = self._transactions.get(name)
+        if transaction is None:
             raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
-        if self._transaction_frames >= self.limits.max_transaction_frames:
+        limits = self.limits
+        if self._transaction_frames >= limits.max_transaction_frames:
             raise LimitExceeded(
                 "transaction too large",
-                f"at most {self.limits.max_transaction_frames} frames in open transactions",
+                f"at most {limits.max_transaction_frames} frames in open transactions",
+            )
+        size = _buffered_size(frame)
+        if self._transaction_bytes + size > limits.max_transaction_bytes:
+            raise LimitExceeded(
+                "transaction too large",
+                f"at most {limits.max_transaction_bytes} bytes in open transactions",
             )
         self._transaction_frames += 1
+        self._transaction_bytes += size
+        transaction.size += size
         # The frame takes effect at COMMIT, and so its RECEIPT comes then, right after the effect
         # (as RabbitMQ does); an ABORT drops the frame and its receipt with it.
-        buffered.append(event)
+        transaction.events.append(event)
         return None
 
     def _on_send(self, frame: Frame) -> Event | None:
@@ -461,17 +490,23 @@ class ServerConnection:
         name = _required(frame, "transaction")
         if name in self._transactions:
             raise MalformedFrame("transaction already open", f"transaction {name!r}")
-        self._transactions[name] = []
+        if len(self._transactions) >= self.limits.max_transactions:
+            raise LimitExceeded(
+                "too many transactions",
+                f"limit is {self.limits.max_transactions} open transactions per session",
+            )
+        self._transactions[name] = _Transaction()
         return self._settled(frame)
 
     def _end_transaction(self, frame: Frame) -> tuple[str, list[Send | Ack | Nack]]:
         """Close the frame's transaction; returns its name and what it buffered."""
         name = _required(frame, "transaction")
-        buffered = self._transactions.pop(name, None)
-        if buffered is None:
+        transaction = self._transactions.pop(name, None)
+        if transaction is None:
             raise MalformedFrame("unknown transaction", f"transaction {name!r} is not open")
-        self._transaction_frames -= len(buffered)
-        return name, buffered
+        self._transaction_frames -= len(transaction.events)
+        self._transaction_bytes -= transaction.size
+        return name, transaction.events
 
     def _on_commit(self, frame: Frame) -> Event:
         name, buffered = self._end_transaction(frame)
@@ -488,6 +523,7 @@ class ServerConnection:
         # Open transactions are aborted (STOMP 1.2 §"DISCONNECT" / §"BEGIN").
         self._transactions.clear()
         self._transaction_frames = 0
+        self._transaction_bytes = 0
         return Disconnect(frame.get("receipt"))
 
 

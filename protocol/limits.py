@@ -23,3 +23,8 @@ class Limits:
     max_unacked: int = 4096
     #: Most frames buffered across a session's open transactions.
     max_transaction_frames: int = 1024
+    #: Most transactions one session has open at once (BEGIN without COMMIT or ABORT yet).
+    max_transactions: int = 16
+    #: Most bytes (bodies and headers of the frames) buffered across a session's open
+    #: transactions.
+    max_transaction_bytes: int = 1 << 20

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from protocol import events
+from protocol.codec import only_eols
 from protocol.connection import ConnectionState, ServerConnection
 from protocol.errors import LimitExceeded, ProtocolError
 from protocol.frames import Frame
@@ -95,6 +96,8 @@ class StompService:
             max_header_bytes=s.max_header_bytes,
             max_subscriptions=s.max_subscriptions,
             max_unacked=s.max_unacked,
+            max_transactions=s.max_transactions,
+            max_transaction_bytes=s.max_transaction_bytes,
         )
         self._session_ids = itertools.count(1)
         #: Whose address a session counts against (``--max-connections-per-ip``).
@@ -293,6 +296,11 @@ class StompSession(ABC):
         conn = self.conn
         conn.receive_data(data)
         try:
+            if only_eols(data):
+                # Heart-beats alone (or an empty WebSocket message): no frame to charge to the
+                # rate bucket, so the input is charged instead, one token a read or message. A
+                # client beating every interval spends a token now and then; a flood runs dry.
+                self._take_token("a read or message of heart-beats alone counts as one")
             while (event := conn.next_event()) is not None:
                 try:
                     effect = self._handle(event)
@@ -323,12 +331,20 @@ class StompSession(ABC):
 
     def _on_frame(self, frame: Frame) -> None:
         self._frames_in.labels(frame.command.value).inc()
+        self._take_token()
+
+    def _take_token(self, counted: str = "") -> None:
+        """Charge one client frame (or heart-beat-only input) to the ``--max-send-rate``
+        bucket: refused with ERROR ``rate limit exceeded`` when it is empty."""
         now = self._loop.time()
         rate = self.service.settings.max_send_rate
         self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
         if self._tokens < 1:
-            raise LimitExceeded("rate limit exceeded", f"limit is {rate:g} frames per second")
+            detail = f"limit is {rate:g} frames per second"
+            raise LimitExceeded(
+                "rate limit exceeded", f"{detail}; {counted}" if counted else detail
+            )
         self._tokens -= 1
 
     def _handle(self, event: events.Event, group: object | None = None) -> Awaitable[object] | None:

@@ -116,6 +116,12 @@ class Settings(BaseModel):
         1048576, ge=1024, description="unsent output that makes a session a slow consumer"
     )
     max_unacked: int = Field(4096, ge=1, description="unacknowledged client-ack deliveries")
+    max_transactions: int = Field(16, ge=1, description="most open transactions per session")
+    max_transaction_bytes: int = Field(
+        1048576,
+        ge=1024,
+        description="bytes (bodies and headers) one session's open transactions may buffer",
+    )
     no_anonymous: bool = Field(False, description="refuse CONNECT without credentials")
     ws_compress: bool = Field(False, description="offer permessage-deflate on /ws")
     # Booking (SPEC §5-§7).

@@ -185,6 +185,10 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
             if session.closed:
                 break
         await session.finish()
+    except ConnectionError as exc:
+        # The client went away (a reset while aiohttp answered its pings or closed): a normal
+        # end of the session, not a server error to log with a traceback.
+        log.debug("session %s: connection lost: %r", session.session_id, exc)
     finally:
         session.connection_lost()
     return ws

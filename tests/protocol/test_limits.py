@@ -39,6 +39,8 @@ def test_defaults_are_the_documented_flag_defaults() -> None:
         max_subscriptions=256,
         max_unacked=4096,
         max_transaction_frames=1024,
+        max_transactions=16,
+        max_transaction_bytes=1048576,
     )
 
 
@@ -258,6 +260,89 @@ class TestMaxTransactionFrames:
         for _ in range(3):
             assert isinstance(send(conn, "SEND", [("destination", "/a")]), Send)
         assert send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")]) is None
+
+
+class TestMaxTransactions:
+    def test_one_more_begin_is_refused(self) -> None:
+        conn = connect(limits=Limits(max_transactions=3))
+        for n in range(3):
+            send(conn, "BEGIN", [("transaction", f"t{n}")])
+        with pytest.raises(LimitExceeded) as info:
+            send(conn, "BEGIN", [("transaction", "t3"), ("receipt", "r")])
+        assert info.value.message == "too many transactions"
+        assert "3" in info.value.detail
+        assert info.value.receipt_id == "r"
+        conn.fail(info.value)
+        assert conn.state is ConnectionState.CLOSED
+        (error,) = sent(conn)
+        assert (error.command, error.get("message")) == (Command.ERROR, "too many transactions")
+
+    @pytest.mark.parametrize("end", ["COMMIT", "ABORT"])
+    def test_ending_a_transaction_frees_its_slot(self, end: str) -> None:
+        conn = connect(limits=Limits(max_transactions=2))
+        send(conn, "BEGIN", [("transaction", "keep")])
+        for n in range(5):
+            send(conn, "BEGIN", [("transaction", f"t{n}")])
+            conn.receive_data(wire(end, [("transaction", f"t{n}")]))
+            events(conn)
+        with pytest.raises(LimitExceeded):
+            for n in range(2):
+                send(conn, "BEGIN", [("transaction", f"more{n}")])
+
+
+class TestMaxTransactionBytes:
+    """The bytes of what open transactions buffer (bodies and headers), across all of them."""
+
+    def test_counted_in_bytes_across_open_transactions(self) -> None:
+        conn = connect(limits=Limits(max_transaction_bytes=1000))
+        send(conn, "BEGIN", [("transaction", "t1")])
+        send(conn, "BEGIN", [("transaction", "t2")])
+        body = b"x" * 300
+        send(conn, "SEND", [("destination", "/a"), ("transaction", "t1")], body)
+        send(conn, "SEND", [("destination", "/a"), ("transaction", "t2")], body)
+        send(conn, "SEND", [("destination", "/a"), ("transaction", "t2")], body)
+        with pytest.raises(LimitExceeded) as info:
+            send(conn, "SEND", [("destination", "/a"), ("transaction", "t1"), ("receipt", "r")],
+                 body)  # fmt: skip
+        assert info.value.message == "transaction too large"
+        assert "1000 bytes" in info.value.detail
+        assert info.value.receipt_id == "r"
+
+    def test_far_under_the_frame_count(self) -> None:
+        """1,024 frames of 64 KiB used to be buffered (64 MiB a session): bytes bound it."""
+        conn = connect(limits=Limits(max_frame_bytes=70000, max_transaction_bytes=1 << 20))
+        send(conn, "BEGIN", [("transaction", "t")])
+        body = b"x" * 65000
+        with pytest.raises(LimitExceeded) as info:
+            for _ in range(1024):
+                send(conn, "SEND", [("destination", "/a"), ("transaction", "t")], body)
+        assert info.value.message == "transaction too large"
+        assert conn._transaction_bytes <= 1 << 20
+
+    @pytest.mark.parametrize("end", ["COMMIT", "ABORT"])
+    def test_ending_a_transaction_frees_its_bytes(self, end: str) -> None:
+        conn = connect(limits=Limits(max_transaction_bytes=1000))
+        for _ in range(5):
+            send(conn, "BEGIN", [("transaction", "tx")])
+            send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x" * 400)
+            send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x" * 400)
+            conn.receive_data(wire(end, [("transaction", "tx")]))
+            events(conn)
+        assert conn._transaction_bytes == 0
+        send(conn, "BEGIN", [("transaction", "tx")])
+        send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x" * 400)
+        send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x" * 400)
+        with pytest.raises(LimitExceeded):
+            send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x" * 400)
+
+    def test_frames_outside_transactions_do_not_count(self) -> None:
+        conn = connect(limits=Limits(max_transaction_bytes=1024))
+        send(conn, "BEGIN", [("transaction", "tx")])
+        for _ in range(3):
+            assert isinstance(send(conn, "SEND", [("destination", "/a")], b"x" * 800), Send)
+        assert send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x") is None
+        with pytest.raises(LimitExceeded):
+            send(conn, "SEND", [("destination", "/a"), ("transaction", "tx")], b"x" * 1000)
 
 
 @pytest.mark.parametrize(
