@@ -263,6 +263,13 @@ class Checkout:
     async def _open(
         self, user: str, hold_id: str, key: str, digest: str, conn: AsyncConnection, *, fresh: bool
     ) -> Outcome | tuple[Hold, str]:
+        """Claim the key, then the hold. A refusal is stored with the key like any outcome, also
+        "no such hold of yours" (a hold unknown or another user's), as Stripe stores a 404 of a
+        request that started executing: the key is bound to its request from then on, so a
+        replay is flagged ``Idempotent-Replayed`` and the same key with another body is a 422
+        whatever the hold was. (Only a concurrent checkout of the hold, which will have an
+        answer, is not stored.) What bounds these rows is their TTL (:mod:`booking.retention`)
+        and the REST rate limits, not who owns the hold."""
         now = utcnow()
         if fresh:  # (a key on record already: IntegrityError, and nothing of this is kept)
             await conn.execute(

@@ -10,6 +10,7 @@
 | :class:`~booking.customers.Customers` | customers by e-mail: one-time sign-in, token revocation |
 | :class:`~booking.outbox.Outbox` | messages written with their change, delivered once each |
 | :class:`~booking.refunds.Refunds` | refunds of cancelled orders, retried until they succeed |
+| :class:`~booking.retention.Retention` | forgetting old idempotency keys, sign-ins, sent messages |
 | :class:`~booking.staff.BoxOffice` | the staff's order desk: search, override, resend, audit |
 | :class:`~booking.checkin.DoorCheckIn` | door check-in: redemption once, offline merge, progress |
 | :class:`~booking.scanners.Scanners` | door scanners and their revocable tokens |
@@ -38,6 +39,7 @@ from booking.orders import OrderDesk, OrderKeys
 from booking.outbox import Outbox
 from booking.payments import PaymentProvider
 from booking.refunds import Refunds
+from booking.retention import Retention, RetentionPolicy
 from booking.scanners import Scanners
 from booking.staff import BoxOffice
 from booking.ticket_keys import TicketCodes, TicketKeys
@@ -60,6 +62,8 @@ class BookingPolicy:
     #: How long a claimed outbox message is left to its sender before another may take it.
     outbox_lease_s: float = 60.0
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
+    #: How long idempotency keys, spent sign-in requests and sent messages are kept.
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class BookingCore:
     codes: TicketCodes
     #: Webhook endpoints of integration events (issue 17).
     webhooks: Webhooks
+    retention: Retention
     hooks: BookingHooks = field(default_factory=BookingHooks)
 
 
@@ -129,5 +134,6 @@ def build(
         scanners=Scanners(engine, inventory),
         codes=signer,
         webhooks=Webhooks(engine),
+        retention=Retention(engine, policy.retention),
         hooks=hooks,
     )  # fmt: skip

@@ -44,6 +44,12 @@ SIGN_IN = "sign_in"
 MAX_EMAIL = 254
 
 
+def sign_in_dedupe_key(request_id: str) -> str:
+    """The outbox dedupe key of a sign-in request's e-mail (it goes with the request:
+    :mod:`booking.retention`)."""
+    return f"sign-in:{request_id}"
+
+
 def normalize_email(address: str) -> str:
     """The stored form of an address: trimmed, lower-cased. The edges validate the syntax
     fully; this refuses what must never reach a table or a mail header whatever the edge did."""
@@ -123,7 +129,7 @@ class Customers:
                 "code": code,
                 "expires_at": expires.isoformat(),
             }
-            await enqueue(conn, SIGN_IN, payload, f"sign-in:{request_id}")
+            await enqueue(conn, SIGN_IN, payload, sign_in_dedupe_key(request_id))
 
     async def redeem_link(self, link: str) -> Customer:
         now = utcnow()

@@ -272,6 +272,8 @@ idempotency_keys = _table(
     Column("response_status", Integer, nullable=True),
     Column("response_body", Text, nullable=True),
     _created_at(),
+    # Keys older than the TTL are deleted, oldest first (booking.retention).
+    Index(None, "created_at"),
 )
 
 #: The built-in test payment gateway's own ledger. A real gateway keeps this on its side; the
@@ -312,6 +314,8 @@ sign_ins = _table(
     Column("expires_at", UTC, nullable=False),
     Column("used_at", UTC, nullable=True),
     Index(None, "email", "created_at"),
+    # Requests long expired are deleted, oldest first (booking.retention).
+    Index(None, "expires_at"),
 )
 
 #: The transactional outbox (:mod:`booking.outbox`): messages written in the same transaction
@@ -329,6 +333,8 @@ outbox = _table(
     _created_at(),
     Index(None, "sent_at", "next_attempt_at"),
     Index(None, "ref"),
+    # Sent messages that nothing lists (no ref) are deleted after a while (booking.retention).
+    Index(None, "ref", "sent_at"),
 )
 
 #: Refunds of cancelled orders (:mod:`booking.refunds`), retried until the gateway confirms

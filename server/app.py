@@ -44,6 +44,7 @@ from booking.keyring import Keyring
 from booking.migrate import require_current, upgrade
 from booking.outflow import Budget
 from booking.payments import TestGateway
+from booking.retention import RetentionPolicy
 from protocol.events import Subscription
 from server import app_commands
 from server import web as web_ui
@@ -198,6 +199,11 @@ async def _booking(app: web.Application, *, keyring: Keyring) -> AsyncIterator[N
                 max_attempts=settings.sign_in_max_attempts,
                 per_address_per_hour=settings.sign_in_rate_per_address,
             ),
+            retention=RetentionPolicy(
+                idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
+                sign_in_kept=timedelta(seconds=settings.sign_in_retention_s),
+                outbox_kept=timedelta(seconds=settings.outbox_retention_s),
+            ),
         ),
         waiting_room=app[BACKPLANE].waiting_room,
         hooks=hooks,
@@ -286,7 +292,8 @@ def _both(first: SubscribeListener, then: SubscribeListener) -> SubscribeListene
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The node's periodic work: seat-map deltas, admissions and positions, door check-in
     progress, hold expiry, payment recovery, the e-mail outbox, refund retries, token
-    revocations, and the timers behind ``concert_hub_ready`` and the event-loop lag."""
+    revocations, retention (old idempotency keys, sign-ins and sent messages forgotten), and
+    the timers behind ``concert_hub_ready`` and the event-loop lag."""
     settings = app[SETTINGS]
     booking = app[BOOKING]
     service = app[STOMP]
@@ -322,6 +329,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(service.queues.run(), name="queue-writer"),
         asyncio.create_task(integrations.run(), name="integration-sender"),
         asyncio.create_task(run_every(1.0, booking.refunds.retry_due), name="refund-retries"),
+        asyncio.create_task(
+            run_every(RETENTION_EVERY_S, booking.retention.sweep, at_once=True), name="retention"
+        ),
         asyncio.create_task(run_every(REVOCATIONS_EVERY_S, revocations), name="revocations"),
         asyncio.create_task(keep_long_lived_objects_out_of_gc(), name="gc-freeze"),
         asyncio.create_task(measure_loop_lag(lagged), name="loop-lag"),
@@ -340,6 +350,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in stuck:
         log.warning("background task %s did not stop in time", task.get_name())
 
+
+#: How often a node deletes what its retention lets go (old idempotency keys, spent sign-in
+#: requests, sent messages): a probe of one index per table when there is nothing to delete.
+RETENTION_EVERY_S = 60.0
 
 #: How often a node reads which customers signed out everywhere and which scanners were revoked
 #: (so another node's revocation takes effect here within this time).

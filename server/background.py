@@ -11,10 +11,16 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
-async def run_every(period_s: float, work: Callable[[], Awaitable[object]]) -> None:
-    """Run ``work`` every ``period_s`` until cancelled; a failure is logged, not fatal."""
+async def run_every(
+    period_s: float, work: Callable[[], Awaitable[object]], *, at_once: bool = False
+) -> None:
+    """Run ``work`` every ``period_s`` until cancelled (``at_once``: first right away); a
+    failure is logged, not fatal."""
+    first = at_once
     while True:
-        await asyncio.sleep(period_s)
+        if not first:
+            await asyncio.sleep(period_s)
+        first = False
         try:
             await work()
         except asyncio.CancelledError:

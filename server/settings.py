@@ -176,6 +176,13 @@ class Settings(BaseModel):
     )
     admission_ttl_s: int = Field(600, ge=10, description="how long an admission lasts unused")
     payment_timeout_s: float = Field(10, gt=0, description="wait for the payment gateway")
+    idempotency_ttl_s: int = Field(
+        86400,
+        ge=3600,
+        le=30 * 86400,
+        description="how long a checkout's Idempotency-Key replays its answer; then it is "
+        "deleted, and the same key is a new request",
+    )
     payment_latency_ms: int = Field(0, ge=0, description="simulated test-gateway latency")
     rest_rate_per_ip: float = Field(1000, gt=0, description="REST requests/s per client IP")
     rest_rate_per_user: float = Field(50, gt=0, description="REST requests/s per user")
@@ -218,10 +225,23 @@ class Settings(BaseModel):
         description="how long a claimed e-mail or event is its node's; after "
         "a crash, how long until another sends it",
     )
+    outbox_retention_s: int = Field(
+        7 * 86400,
+        ge=3600,
+        le=3650 * 86400,
+        description="how long a sent e-mail or integration event that no order or webhook "
+        "lists is kept (an order's e-mails and a webhook's deliveries are kept)",
+    )
     retry_max_s: float = Field(
         300, ge=1, le=86400, description="longest wait between retries of an e-mail or a refund"
     )
     sign_in_ttl_s: int = Field(900, ge=60, le=86400, description="sign-in link/code lifetime")
+    sign_in_retention_s: int = Field(
+        86400,
+        ge=3600,
+        le=365 * 86400,
+        description="how long a sign-in request and its e-mail are kept after they expired",
+    )
     sign_in_max_attempts: int = Field(
         5, ge=1, le=20, description="wrong codes before a sign-in request is dead"
     )
