@@ -259,7 +259,8 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
         audience=lambda: max(seats.followers(), roster.most_seat_followers()),
     )
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
-    EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
+    events = EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
+    service.subscribe_listeners[Kind.STATUS] = events.on_subscribe
 
     def figures() -> NodeFigures:
         subscriptions = app[METRICS].registry.get_sample_value("concert_hub_subscriptions")

@@ -18,7 +18,7 @@ from server.auth import Principal, Role
 #: client can name fits the database's INTEGER (a longer one is refused before any query).
 EVENT_ID = "[0-9]{1,9}"
 _EVENT_ID = re.compile(EVENT_ID)
-_EVENT_TOPIC = re.compile(r"/topic/events/([^/]+)/(seats|queue|announcements)")
+_EVENT_TOPIC = re.compile(r"/topic/events/([^/]+)/(seats|queue|status|announcements)")
 _ADMIN_TOPIC = re.compile(rf"/topic/admin/events/({EVENT_ID})/checkin")
 _USER_QUEUES = frozenset({"position", "replies", "errors"})
 _BROADCASTERS = frozenset({Role.ADMIN, Role.PUBLISHER})
@@ -32,6 +32,7 @@ _QUEUE_CONSUMERS = frozenset({Role.ADMIN, Role.PUBLISHER, Role.INTEGRATION})
 class Kind(Enum):
     SEATS = "seats"  # server-generated seat-map snapshot + deltas
     QUEUE_STATS = "queue"  # server-generated waiting-room stats
+    STATUS = "status"  # server-generated: the event's sale status, at subscribe and on change
     ANNOUNCEMENTS = "announcements"  # admin broadcasts, public
     TOPIC = "topic"  # generic pub/sub for authenticated SDKs
     USER = "user"  # per-user queues, server-generated
@@ -62,7 +63,7 @@ def classify(destination: str) -> Destination | None:
             return Destination(Kind.ANNOUNCEMENTS, destination)
         match = _EVENT_TOPIC.fullmatch(destination)
         if match:
-            kind = {"seats": Kind.SEATS, "queue": Kind.QUEUE_STATS}.get(
+            kind = {"seats": Kind.SEATS, "queue": Kind.QUEUE_STATS, "status": Kind.STATUS}.get(
                 match.group(2), Kind.ANNOUNCEMENTS
             )
             return Destination(kind, destination, match.group(1))
@@ -99,7 +100,7 @@ def subscription_route(principal: Principal, destination: str) -> str:
     dest = classify(destination)
     if dest is None:
         raise Forbidden(destination)
-    if dest.kind in (Kind.SEATS, Kind.QUEUE_STATS, Kind.ANNOUNCEMENTS):
+    if dest.kind in (Kind.SEATS, Kind.QUEUE_STATS, Kind.STATUS, Kind.ANNOUNCEMENTS):
         return destination
     if not principal.authenticated or principal.name is None:
         raise Forbidden(destination)

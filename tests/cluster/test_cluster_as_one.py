@@ -5,12 +5,13 @@ node at once, also after a Redis outage; the admin statistics list every node.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from tests.booking.conftest import call
 from tests.cluster.conftest import Cluster, answers_ready, create_event, wait_until
 from tests.conftest import ServerProcess
-from tests.server.stomp_clients import unique
+from tests.server.stomp_clients import open_stomp, unique
 
 #: The issue's bound for a change to reach every node.
 EVERY_NODE_S = 1.0
@@ -105,3 +106,22 @@ def test_the_admin_statistics_list_every_node(cluster: Cluster) -> None:
     )
     assert all(n["last_seen"].endswith("Z") for n in body["nodes"])
     assert body["connections"] == sum(n["connections"] for n in body["nodes"])
+
+
+def test_a_page_on_another_node_hears_of_a_pause_once_that_node_holds_it(
+    cluster: Cluster,
+) -> None:
+    """The status topic is pushed by each node once it re-read the change: a page told "paused"
+    by node b and re-reading the event from node b reads it paused."""
+    a, b = cluster["a"], cluster["b"]
+    event_id = create_event(a)
+    page = open_stomp(b, "ws", user=unique("buyer"))
+    try:
+        page.subscribe(f"/topic/events/{event_id}/status")
+        assert json.loads(page.listener.messages(1)[0].body)["status"] == "on_sale"
+        patch(a, event_id, status="paused")
+        told = json.loads(page.listener.messages(1)[0].body)
+        assert (told["status"], told["on_sale"]) == ("paused", False)
+        assert event(b, event_id)["status"] == "paused"
+    finally:
+        page.close()

@@ -1,5 +1,6 @@
 // The audience page's one live connection, its state as a store, and the page-wide
-// subscriptions (announcements to everyone, the user's waiting-room positions).
+// subscriptions (announcements to everyone, the user's waiting-room positions), and the
+// event page's own (its announcements, its sale status).
 //
 // REST calls that get no answer tell the connection (so the badge never says "connected" beside
 // a "could not reach the server" error), and the connection coming back tells the event page
@@ -11,7 +12,7 @@ import { onUnanswered } from '../shared/http';
 import { invalidateToken, userToken } from '../shared/identity';
 import { LiveConnection, type ConnectionState } from '../shared/live';
 import { useAnnouncements } from './announcements';
-import type { Announcement, QueuePosition } from '../shared/types';
+import type { Announcement, EventStatusPush, QueuePosition } from '../shared/types';
 import { useShop } from './shop';
 
 export const live = new LiveConnection({
@@ -37,6 +38,16 @@ export function listenForAnnouncements(destination: string): () => void {
   const subscription = live.subscribe(destination, (body) => {
     const announcement = parse<Announcement>(body);
     if (announcement && typeof announcement.text === 'string') useAnnouncements.getState().add(announcement);
+  });
+  return () => subscription.unsubscribe();
+}
+
+/** The event's sale status (`/topic/events/{id}/status`) keeps the page's badge and hints
+ *  true: an admin's pause shows at once, not at the next refused hold. */
+export function listenForStatus(eventId: number): () => void {
+  const subscription = live.subscribe(`/topic/events/${eventId}/status`, (body) => {
+    const push = parse<EventStatusPush>(body);
+    if (push && push.type === 'status' && push.event_id === eventId) useShop.getState().applyStatus(push);
   });
   return () => subscription.unsubscribe();
 }

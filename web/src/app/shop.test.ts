@@ -243,6 +243,18 @@ describe('a sale paused after the page loaded', () => {
     await vi.waitFor(() => expect(useShop.getState().event?.status).toBe('paused'));
   });
 
+  it('is taken from the status topic at once, keeping the seat map', () => {
+    const push = { type: 'status', event_id: EVENT.id, status: 'paused', on_sale: false, waiting_room: true,
+                   sale_opens_at: EVENT.sale_opens_at, sale_closes_at: EVENT.sale_closes_at } as const;
+    useShop.getState().applyStatus({ ...push, event_id: EVENT.id + 1 }); // another event's: ignored
+    expect(useShop.getState().event?.status).toBe('on_sale');
+    useShop.getState().applyStatus(push);
+    const event = useShop.getState().event;
+    expect([event?.status, event?.on_sale, event?.waiting_room]).toEqual(['paused', false, true]);
+    expect(event?.layout).toBe(EVENT.layout);
+    expect(api.event).not.toHaveBeenCalled(); // no re-read needed
+  });
+
   it('other refusals do not read the event again', async () => {
     vi.mocked(api.hold).mockRejectedValue(new ApiError({ status: 409, kind: 'conflict', conflicts: ['S-A-1'] }));
     useShop.setState({ selected: ['S-A-1'], admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } });

@@ -16,7 +16,7 @@ import { create } from 'zustand';
 import { deadlineOf, type Deadline } from '../hold/countdown';
 import { ApiError, describeError, isNetworkError } from '../shared/http';
 import { load, save } from '../shared/storage';
-import type { BestAvailableRequest, EventDetail, Hold, Order, QueuePosition, SeatStatus } from '../shared/types';
+import type { BestAvailableRequest, EventDetail, EventStatusPush, Hold, Order, QueuePosition, SeatStatus } from '../shared/types';
 import { api } from './api';
 import { bestAvailableFailure } from './bestAvailable';
 import { randomKey } from './ids';
@@ -90,6 +90,9 @@ export interface ShopState {
   /** Read the event again (its sale may have been paused, closed or reopened since it loaded);
    *  the layout stays as loaded, so the seat map is not rebuilt. */
   refreshEvent(): Promise<void>;
+  /** The event's status topic says its sale changed (paused, reopened, closed, the waiting
+   *  room turned on or off): take it in, keeping the rest of the event as loaded. */
+  applyStatus(push: EventStatusPush): void;
   leave(): void;
   applyPosition(position: QueuePosition): void;
   join(): Promise<void>;
@@ -176,8 +179,8 @@ export const useShop = create<ShopState>()((set, get) => {
       setFor(eventId, { selected: [], busy: null, reveal: reveal ? [...hold.seats] : null });
     } catch (error) {
       const update: Partial<ShopState> = { busy: null, ...failed(error) };
-      // Refused because the sale is not open: the page still says what it loaded. No event
-      // pushes sale changes, so the refusal is the moment to learn it (the badge and hints).
+      // Refused because the sale is not open: the page may still say what it loaded (a status
+      // push lost to a dropped connection), so the refusal is a moment to learn it.
       if (saleRefused(error)) void get().refreshEvent();
       if (error instanceof ApiError && error.status === 403 && event.waiting_room) {
         update.errorCause = 'admission';
@@ -278,6 +281,13 @@ export const useShop = create<ShopState>()((set, get) => {
       } catch {
         // keep what we have: the next refusal or reconnection tries again
       }
+    },
+
+    applyStatus(push) {
+      const { eventId, event } = get();
+      if (eventId !== push.event_id || !event) return;
+      const { status, on_sale, waiting_room, sale_opens_at, sale_closes_at } = push;
+      setFor(eventId, { event: { ...event, status, on_sale, waiting_room, sale_opens_at, sale_closes_at } });
     },
 
     leave() {

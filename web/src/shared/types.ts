@@ -37,6 +37,17 @@ export interface EventSummary {
   tiers: Tier[];
 }
 
+/** `/topic/events/{id}/status`: an event's sale status, at subscribe and on every change. */
+export interface EventStatusPush {
+  type: 'status';
+  event_id: number;
+  status: EventStatus;
+  on_sale: boolean;
+  waiting_room: boolean;
+  sale_opens_at: string;
+  sale_closes_at: string;
+}
+
 export interface LayoutSeat {
   id: string;
   number: number;

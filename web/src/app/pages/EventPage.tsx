@@ -8,7 +8,7 @@ import { SeatMapView } from '../components/SeatMapView';
 import { SelectionPanel } from '../components/SelectionPanel';
 import { NARROW, StickyBar, useMedia } from '../components/StickyBar';
 import { WaitingRoomPanel } from '../components/WaitingRoomPanel';
-import { listenForAnnouncements } from '../live';
+import { listenForAnnouncements, listenForStatus } from '../live';
 import { href } from '../router';
 import { saleLabel } from '../sale';
 import { useShop } from '../shop';
@@ -26,8 +26,9 @@ export function EventPage({ id }: { id: number }) {
   useEffect(() => {
     void useShop.getState().open(id);
     const stop = listenForAnnouncements(`/topic/events/${id}/announcements`);
-    // Nothing pushes a paused or reopened sale: read the event again when the user comes back
-    // to a tab left open.
+    const stopStatus = listenForStatus(id);
+    // A tab left in the background may have missed pushes (a suspended connection): read the
+    // event again when the user comes back to it.
     const onVisible = () => {
       if (document.visibilityState === 'visible') void useShop.getState().refreshEvent();
     };
@@ -35,6 +36,7 @@ export function EventPage({ id }: { id: number }) {
     return () => {
       document.removeEventListener('visibilitychange', onVisible);
       stop();
+      stopStatus();
       useShop.getState().leave();
     };
   }, [id]);
