@@ -2,13 +2,14 @@
 
 ::
 
-    async with connect("ws://127.0.0.1:8080/ws", token=token) as client:
-        async with client.subscribe("/topic/news") as news:
+    async with connect("ws://127.0.0.1:8080/ws", token=token) as client:  # role publisher
+        async with await client.subscribe("/topic/news") as news:
             await client.send("/topic/news", b"hello", receipt=True)
             message = await anext(news)
-        seats = await client.seat_map(7)         # kept up to date, resumed after reconnects
-        hold = await client.hold(7, seats=["STALLS-A-1"])
-        await client.release(hold.hold_id)
+        seats = await client.seat_map(1)         # kept up to date, resumed after reconnects
+        await client.ping()                      # an /app command, answered by correlation-id
+
+(README, "Python SDK", for holds behind a waiting room and which role each call needs.)
 
 Built on the ``websockets`` library (its asyncio client) and the project's sans-I/O STOMP client
 (:mod:`protocol.client`), with the SDK's own state in :mod:`concert_hub_client.state`. One
@@ -62,6 +63,8 @@ ERRORS = "/user/queue/errors"
 TRANSIENT = (WebSocketException, OSError, ProtocolError, TimeoutError)
 #: Longest wait between two reconnect attempts.
 MAX_BACKOFF_S = 5.0
+#: The ERROR for a refused token: it ends the client (on any connection, not only the first).
+AUTHENTICATION_FAILED = "authentication failed"
 
 
 class ConnectionLost(Exception):
@@ -90,6 +93,9 @@ class Subscription:
         self.resume = ResumePoint(destination)
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self.closed = False
+        #: Why the client ended (a :class:`ServerError` such as a token refused on a reconnect):
+        #: raised by the iteration once the messages before it are taken.
+        self.error: BaseException | None = None
         #: Called with each MESSAGE before it is queued (a seat map applies it).
         self.on_message: Callable[[Message], None] | None = None
 
@@ -99,8 +105,10 @@ class Subscription:
             self.on_message(message)
         self._queue.put_nowait(message)
 
-    def _end(self) -> None:
+    def _end(self, why: BaseException | None = None) -> None:
         self.closed = True
+        if why is not None and self.error is None:
+            self.error = why
         self._queue.put_nowait(None)
 
     def resume_headers(self) -> list[tuple[str, str]]:
@@ -110,12 +118,13 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Message:
-        if self.closed and self._queue.empty():
-            raise StopAsyncIteration
-        message = await self._queue.get()
-        if message is None:
-            raise StopAsyncIteration
-        return message
+        if not (self.closed and self._queue.empty()):
+            message = await self._queue.get()
+            if message is not None:
+                return message
+        if self.error is not None:
+            raise self.error
+        raise StopAsyncIteration
 
     async def get(self, timeout: float | None = None) -> Message:  # noqa: ASYNC109
         """The next MESSAGE, waiting at most ``timeout`` seconds."""
@@ -167,17 +176,26 @@ class SeatMap(Subscription):
 
     async def changed(self) -> dict[str, str]:
         """Wait for the next message applied; the map after it."""
-        self._changed.clear()
-        await self._changed.wait()
+        if not self.closed:
+            self._changed.clear()
+            await self._changed.wait()
         if self.failed is not None:
             raise self.failed
+        if self.closed:
+            raise ConnectionLost("the seat map is closed")
         return self.statuses
 
     def _fail(self, why: BaseException) -> None:
         """The connection died before the first message (the server refused the event, say)."""
         self.failed = why
         self._changed.set()
-        self._end()
+        super()._end()
+
+    def _end(self, why: BaseException | None = None) -> None:
+        if why is not None and self.failed is None:
+            self.failed = why
+        super()._end(why)
+        self._changed.set()
 
     async def until(self, check: Callable[[dict[str, str]], bool]) -> dict[str, str]:
         """Wait until ``check(statuses)`` holds."""
@@ -204,6 +222,7 @@ class Transaction:
         await self.client.nack(message, transaction=self.id)
 
     async def __aenter__(self) -> Transaction:
+        await self.client.wait_connected()  # during a reconnect, as every call does
         self.client._stomp().begin(self.id)
         await self.client._flush()
         return self
@@ -250,6 +269,8 @@ class Client:
         self._ws: WebSocket | None = None
         self._conn: ClientConnection | None = None
         self._up = asyncio.Event()
+        #: Set when the client ended (closed, or a fatal error): wakes what waits for ``_up``.
+        self._ended = asyncio.Event()
         self._closing = False
         self._fatal: BaseException | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -263,6 +284,11 @@ class Client:
     @property
     def url(self) -> str:
         return self.urls[self._url_index % len(self.urls)]
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (not lost, reconnecting or ended)."""
+        return self._up.is_set()
 
     @property
     def user_name(self) -> str | None:
@@ -291,17 +317,21 @@ class Client:
                     found = next((e for e in events if isinstance(e, Connected)), None)
                     if found is not None:
                         break
+            subscriptions = list(self._subscriptions.values())
+            for sub in subscriptions:
+                conn.subscribe(sub.destination, sub.id, ack=sub.ack,
+                               headers=[*sub.headers, *sub.resume_headers()])  # fmt: skip
+            data = conn.data_to_send()
+            if data:
+                await ws.send(data.decode("utf-8") if data.isascii() else data)
         except BaseException:
             await ws.close()
             raise
+        for sub in subscriptions:
+            sub.resume.subscribed = True
         self._ws, self._conn, self.connected_frame = ws, conn, found
         self.generation += 1
         self._delivered.clear()
-        for sub in self._subscriptions.values():
-            conn.subscribe(sub.destination, sub.id, ack=sub.ack,
-                           headers=[*sub.headers, *sub.resume_headers()])  # fmt: skip
-            sub.resume.subscribed = True
-        await self._flush()
         self._up.set()
 
     async def _run(self) -> None:
@@ -311,8 +341,8 @@ class Client:
                 await self._serve()
             except ServerError as exc:
                 self._lost(exc)
-                if exc.message == "authentication failed" or not self.reconnect:
-                    self._fatal = exc
+                if exc.message == AUTHENTICATION_FAILED or not self.reconnect:
+                    self._end_client(exc)
                     return
             except TRANSIENT as exc:
                 self._lost(ConnectionLost(str(exc) or type(exc).__name__))
@@ -320,8 +350,7 @@ class Client:
                 log.exception("the connection's reader failed")
                 self._lost(ConnectionLost(f"internal error: {exc!r}"))
             if self._closing or not self.reconnect:
-                self._fatal = self._fatal or ConnectionLost("the connection is closed")
-                self._end_all()
+                self._end_client(self._fatal or ConnectionLost("the connection is closed"))
                 return
             while not self._closing:
                 self._url_index += 1
@@ -329,7 +358,16 @@ class Client:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 try:
                     await self._open()
-                except (ServerError, *TRANSIENT) as exc:
+                except ServerError as exc:
+                    if exc.message == AUTHENTICATION_FAILED:
+                        # The token expired or was revoked meanwhile: another try would only
+                        # be refused again. End the client as the first connection would.
+                        log.warning("reconnect to %s refused: %s", self.url, exc)
+                        self._end_client(exc)
+                        return
+                    log.info("reconnect to %s failed: %s", self.url, exc)
+                    continue
+                except TRANSIENT as exc:
                     log.info("reconnect to %s failed: %s", self.url, exc)
                     continue
                 self.reconnects += 1
@@ -391,9 +429,17 @@ class Client:
                 del self._subscriptions[sub.id]
                 sub._fail(why)
 
-    def _end_all(self) -> None:
+    def _end_all(self, why: BaseException | None = None) -> None:
         for sub in self._subscriptions.values():
-            sub._end()
+            sub._end(why)
+
+    def _end_client(self, why: BaseException) -> None:
+        """The client will not connect again: calls waiting for the connection and the
+        subscriptions' iterators get ``why`` when it is the server's (a :class:`ServerError`),
+        else the iterators just end."""
+        self._fatal = self._fatal or why
+        self._end_all(self._fatal if isinstance(self._fatal, ServerError) else None)
+        self._ended.set()
 
     def _stomp(self) -> ClientConnection:
         if self._conn is None:
@@ -401,19 +447,37 @@ class Client:
         return self._conn
 
     async def _flush(self) -> None:
+        """Send what the STOMP connection has to send; a socket that failed (before the reader
+        noticed) raises :class:`ConnectionLost`, never the ``websockets`` exception."""
         conn, ws = self._stomp(), self._ws
         data = conn.data_to_send()
         if data and ws is not None:
-            await ws.send(data.decode("utf-8") if data.isascii() else data)
+            try:
+                await ws.send(data.decode("utf-8") if data.isascii() else data)
+            except (WebSocketException, OSError) as exc:
+                if ws is self._ws:
+                    # The connection is lost: later calls wait for the reconnect, and its
+                    # deliveries can no longer be settled. The reader finds out on its own.
+                    self._up.clear()
+                raise ConnectionLost(str(exc) or type(exc).__name__) from exc
 
     async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        """Wait until the connection is up (again)."""
+        """Wait until the connection is up (again); raises the error that ended the client
+        (``ServerError`` for a token refused on a reconnect) if it ends instead."""
         if self._up.is_set():
             return
         if self._fatal is not None or self._closing:
             raise self._fatal or ConnectionLost("the client is closed")
-        async with asyncio.timeout(timeout if timeout is not None else self.timeout):
-            await self._up.wait()
+        up = asyncio.ensure_future(self._up.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            async with asyncio.timeout(timeout if timeout is not None else self.timeout):
+                await asyncio.wait((up, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+            ended.cancel()
+        if not self._up.is_set():
+            raise self._fatal or ConnectionLost("the client is closed")
 
     def _next(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
@@ -423,10 +487,13 @@ class Client:
         receipt = self._next("r")
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._receipts[receipt] = future
-        emit(receipt)
-        await self._flush()
-        async with asyncio.timeout(self.timeout):
-            return await future
+        try:
+            emit(receipt)
+            await self._flush()
+            async with asyncio.timeout(self.timeout):
+                return await future
+        finally:
+            self._receipts.pop(receipt, None)
 
     # -- STOMP -----------------------------------------------------------------------------
 
@@ -495,19 +562,25 @@ class Client:
             await self._with_receipt(lambda r: self._stomp().unsubscribe(sub.id, receipt=r))
 
     def _settleable(self, message: Message) -> bool:
-        """Whether ``message`` came on this connection: the server forgot the deliveries of a
-        lost one (an ACK of them would be an ERROR), so settling those is a no-op."""
-        return self._delivered.pop(message.message_id or "", None) == self.generation
+        """Whether ``message`` came on this connection and it is still up: the server forgot
+        the deliveries of a lost one (an ACK of them would be an ERROR), so settling those is a
+        no-op, from the moment the loss is seen (by the reader or by a failed send)."""
+        generation = self._delivered.pop(message.message_id or "", None)
+        return generation == self.generation and self._up.is_set()
 
     async def ack(self, message: Message, *, transaction: str | None = None) -> None:
+        """ACK ``message``; a no-op when its connection is lost (it will be redelivered)."""
         if self._settleable(message):
-            self._stomp().ack(message, transaction=transaction)
-            await self._flush()
+            with contextlib.suppress(ConnectionLost):  # the socket failed under this ACK
+                self._stomp().ack(message, transaction=transaction)
+                await self._flush()
 
     async def nack(self, message: Message, *, transaction: str | None = None) -> None:
+        """NACK ``message``; a no-op when its connection is lost (it will be redelivered)."""
         if self._settleable(message):
-            self._stomp().nack(message, transaction=transaction)
-            await self._flush()
+            with contextlib.suppress(ConnectionLost):
+                self._stomp().nack(message, transaction=transaction)
+                await self._flush()
 
     def transaction(self) -> Transaction:
         return Transaction(self, self._next("tx"))
@@ -594,6 +667,7 @@ class Client:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         self._end_all()
+        self._ended.set()
 
     def drop(self) -> None:
         """Cut the connection without DISCONNECT (as a network failure would); the client

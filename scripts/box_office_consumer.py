@@ -1,10 +1,19 @@
 #!/usr/bin/env python3
 """A box-office integration on the Python SDK: consume ``/queue/integration.orders``.
 
-Each order event (paid, cancelled, refunded …) is handled once by its event id, kept in a small
-SQLite file, then ACKed; an event seen before (a redelivery after a crash between handling and
-ACK, say) is ACKed without being handled again, so the effect is exactly once. The SDK reconnects
-by itself; unacknowledged messages come back from the queue, marked ``redelivered``.
+Each order event (paid, cancelled, refunded …) is handled by its event id, kept in a small
+SQLite file, then ACKed; an event recorded before (a redelivery after a crash between recording
+and ACK, say) is ACKed without being handled again. The SDK reconnects by itself;
+unacknowledged messages come back from the queue, marked ``redelivered``.
+
+The id is recorded in the same SQLite transaction as the handling, committed only once the
+handler returned (:meth:`Seen.handle_once`): a handler that fails (or a crash while it runs)
+records nothing and ACKs nothing, so the event comes again and is handled again; it is never
+lost. What the handler writes to that same database (``seen.db``) commits or rolls back with the
+record: that effect is exactly once. An effect elsewhere (this script's printed line, an ERP
+call) is at least once: a crash after the handler but before the commit repeats it on the
+redelivery, which is why such a handler should be idempotent (the event id makes a good
+idempotency key). Recording first instead would lose the event whenever the handler fails.
 
     python scripts/box_office_consumer.py --url ws://127.0.0.1:8080/ws \\
         --token "$(concert-hub token --user box-office --role integration)"
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sqlite3
 import sys
@@ -44,12 +54,19 @@ class Seen:
 
     def __init__(self, path: str) -> None:
         self.db = sqlite3.connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
-
-    def first_time(self, key: str) -> bool:
         with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
+
+    def handle_once(self, key: str, handler: Callable[[], None]) -> bool:
+        """Run ``handler`` unless ``key`` was handled before, and record ``key`` in the same
+        transaction: committed when the handler returns, rolled back (nothing recorded) when it
+        raises. Whether it ran."""
+        with self.db:  # one transaction: COMMIT on return, ROLLBACK on an exception
             cursor = self.db.execute("INSERT OR IGNORE INTO seen (id) VALUES (?)", (key,))
-        return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            handler()
+        return True
 
 
 def handle(key: str, body: dict[str, Any]) -> None:
@@ -76,10 +93,9 @@ async def consume(
         async for message in orders:
             body = json.loads(message.body or b"{}")
             key = event_key(message, body)
-            if seen.first_time(key):
-                on_event(key, body)
+            if seen.handle_once(key, functools.partial(on_event, key, body)):
                 new += 1
-            await client.ack(message)
+            await client.ack(message)  # after the commit: a crash before it only repeats the ACK
             settled += 1
             if limit is not None and settled >= limit:
                 break
@@ -90,7 +106,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", action="append", required=True, help="a node's ws://…/ws "
                         "(repeat for the nodes of a cluster)")  # fmt: skip
-    parser.add_argument("--token", required=True, help="a publisher or admin token")
+    parser.add_argument("--token", required=True,
+                        help="a token of role integration (or publisher, admin)")  # fmt: skip
     parser.add_argument("--seen", default="box-office-seen.sqlite", help="handled event ids")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many messages")
     parser.add_argument("--queue", default=QUEUE, help="the queue to consume (%(default)s)")

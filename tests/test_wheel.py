@@ -60,6 +60,8 @@ def test_the_sdist_and_the_wheel_carry_the_built_ui(distributions: tuple[Path, P
     assert any(n.endswith(".js") for n in assets)
     assert not any("/." in n for n in names)  # no build stamps
     assert "booking/migrations/env.py" in names
+    # PEP 561 markers: a user's mypy reads the SDK's hints (and the protocol's it imports).
+    assert {"concert_hub_client/py.typed", "protocol/py.typed"} <= names
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +147,33 @@ def test_the_installed_node_serves_the_ui_without_node(installed: Path, tmp_path
         node.send_signal(signal.SIGTERM)
         assert node.wait(timeout=15) == 0
         log.close()
+
+
+USER_SCRIPT = """
+from concert_hub_client.sdk import connect
+from concert_hub_client.state import Hold
+from protocol.client import Message
+
+
+async def main(token: str) -> Hold:
+    async with connect("ws://127.0.0.1:8080/ws", token=token) as client:
+        async with await client.subscribe("/topic/news") as news:
+            message: Message = await anext(news)
+            print(message.body)
+        return await client.hold(1, seats=["STALLS-A-1"])
+"""
+
+
+def test_a_users_strict_mypy_reads_the_installed_sdks_types(
+    installed: Path, tmp_path: Path
+) -> None:
+    """PEP 561: without ``py.typed`` in the wheel, mypy --strict refuses the import
+    (``import-untyped``)."""
+    script = tmp_path / "user.py"
+    script.write_text(USER_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--python-executable",
+         str(installed / "python"), str(script)],
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=_clean_env(), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr

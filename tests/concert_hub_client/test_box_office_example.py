@@ -16,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from concert_hub_client.sdk import connect
 from tests.cluster.conftest import buy, create_event, hold
 from tests.conftest import ServerProcess, rest
@@ -35,9 +37,53 @@ def load() -> ModuleType:
 def test_an_event_id_is_handled_once_across_restarts(tmp_path: Path) -> None:
     example = load()
     path = str(tmp_path / "seen.sqlite")
-    assert example.Seen(path).first_time("evt_1")
-    assert not example.Seen(path).first_time("evt_1")  # a new process, the same file
-    assert example.Seen(path).first_time("evt_2")
+    ran: list[str] = []
+    assert example.Seen(path).handle_once("evt_1", lambda: ran.append("evt_1"))
+    # a new process, the same file
+    assert not example.Seen(path).handle_once("evt_1", lambda: ran.append("evt_1 again"))
+    assert example.Seen(path).handle_once("evt_2", lambda: ran.append("evt_2"))
+    assert ran == ["evt_1", "evt_2"]
+
+
+def test_a_failed_handler_records_nothing_and_its_writes_roll_back(tmp_path: Path) -> None:
+    example = load()
+    seen = example.Seen(str(tmp_path / "seen.sqlite"))
+    with seen.db:
+        seen.db.execute("CREATE TABLE effects (id TEXT)")
+
+    def failing() -> None:
+        seen.db.execute("INSERT INTO effects VALUES ('evt_1')")  # the effect, in the same file
+        raise RuntimeError("ERP down")
+
+    with pytest.raises(RuntimeError):
+        seen.handle_once("evt_1", failing)
+    assert seen.db.execute("SELECT count(*) FROM effects").fetchone() == (0,)
+    assert seen.handle_once("evt_1", lambda: seen.db.execute("INSERT INTO effects VALUES ('x')"))
+    assert seen.db.execute("SELECT count(*) FROM effects").fetchone() == (1,)
+
+
+async def test_an_event_whose_handler_failed_is_handled_on_its_redelivery(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    example = load()
+    token = server.token(unique("box-office"), "publisher")
+    queue = f"/queue/{unique('orders')}"
+    async with connect(server.ws_url, token=token) as producer:
+        await producer.send(queue, json.dumps({"id": "evt_x", "type": "order.paid"}),
+                            receipt=True, content_type="application/json")  # fmt: skip
+    path = str(tmp_path / "seen.sqlite")
+
+    def crash(key: str, body: dict[str, Any]) -> None:
+        raise RuntimeError(f"ERP down while handling {key}")
+
+    with pytest.raises(RuntimeError, match="ERP down"):  # the integration stops
+        await example.consume(server.ws_url, token, example.Seen(path), on_event=crash,
+                              limit=1, queue=queue)  # fmt: skip
+    handled: list[str] = []
+    new = await example.consume(server.ws_url, token, example.Seen(path),
+                                on_event=lambda k, b: handled.append(k), limit=1,
+                                queue=queue)  # fmt: skip
+    assert (new, handled) == (1, ["evt_x"])  # redelivered, and handled this time
 
 
 async def test_the_example_consumes_the_orders_queue(server: ServerProcess, tmp_path: Path) -> None:

@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from concert_hub_client.sdk import Client, SeatMap, ServerError, connect
+from concert_hub_client.sdk import (
+    Client,
+    ConnectionLost,
+    SeatMap,
+    ServerError,
+    Subscription,
+    connect,
+)
 from concert_hub_client.state import Applied, CommandError
 from tests.cluster.conftest import create_event
 from tests.conftest import ServerProcess, free_port
@@ -142,3 +149,88 @@ async def test_heart_beats_keep_an_idle_client_connected(beating_server: ServerP
         await asyncio.sleep(2)  # idle for many times what the server tolerates without beats
         await client.ping()
         assert client.reconnects == 0
+
+
+async def _after_the_loss(call: Callable[[], Awaitable[object]]) -> BaseException:
+    """What ``call`` raises once the loss is seen: a call racing it (made on the connection
+    being lost) fails with ConnectionLost and is made again."""
+    while True:
+        try:
+            await call()
+        except ConnectionLost:
+            continue
+        except Exception as exc:
+            return exc
+        raise AssertionError("the call succeeded")
+
+
+async def test_a_token_refused_on_a_reconnect_ends_the_client(server: ServerProcess) -> None:
+    client = Client([server.ws_url], token=server.token(unique("brief"), ttl=1))
+    await client.start()
+    try:
+        sub = await client.subscribe(topic("sdk-expired"))
+        await client.ping()
+        await asyncio.sleep(2.5)  # the token expires; the connection outlives it
+        client.drop()  # the reconnect presents the expired token
+        refused = await _after_the_loss(client.ping)
+        assert isinstance(refused, ServerError), repr(refused)
+        assert refused.message == "authentication failed"
+        with pytest.raises(ServerError, match="authentication failed"):
+            await client.wait_connected()
+        with pytest.raises(ServerError, match="authentication failed"):
+            await sub.get()  # the iterator ends with the error, not silently
+        assert client.reconnects == 0
+    finally:
+        await client.close()
+
+
+async def _queued(client: Client, queue: str, count: int) -> Subscription:
+    for n in range(count):
+        await client.send(queue, f"m{n}", receipt=True)
+    return await client.subscribe(queue, ack="client-individual")
+
+
+async def test_ack_and_nack_right_after_a_loss_are_no_ops(server: ServerProcess) -> None:
+    queue = f"/queue/{unique('sdk-ack')}"
+    async with connect(server.ws_url, token=server.token(unique("pub"), "publisher")) as client:
+        sub = await _queued(client, queue, 2)
+        first, second = await sub.get(5), await sub.get(5)
+        client.drop()  # before the reader sees it: the sends fail on the socket
+        await client.ack(first)
+        await client.nack(second)
+        await client.wait_connected()
+        again = {(await sub.get(5)).body, (await sub.get(5)).body}
+        assert again == {b"m0", b"m1"}  # redelivered: neither settlement reached the server
+        await client.send(queue, "after", receipt=True)  # still connected: no ERROR
+
+
+async def test_ack_while_reconnecting_is_a_no_op_and_calls_wait(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    node = make_server()
+    queue = f"/queue/{unique('sdk-ack')}"
+    news = topic("sdk-tx-wait")
+    token = node.token(unique("pub"), "publisher")
+    # timeout: the calls made while the node is down wait for it to start again, however slowly
+    async with connect(node.ws_url, token=token, timeout=120) as client:
+        sub = await _queued(client, queue, 1)
+        listener = await client.subscribe(news)
+        message = await sub.get(5)
+        await asyncio.to_thread(node.stop)
+        while client.connected:  # noqa: ASYNC110  (until the reader has seen the loss)
+            await asyncio.sleep(0.01)
+        await client.ack(message)  # the node is gone: nothing to settle, no error
+
+        async def publish() -> None:
+            async with client.transaction() as tx:  # waits for the connection
+                await tx.send(news, "committed")
+
+        publishing = asyncio.create_task(publish())  # runs while the node is still down
+        await asyncio.to_thread(node.start)
+        assert node.ws_url == client.url, "the node came back on other ports"
+        await publishing
+        assert (await listener.get(5)).body == b"committed"
+        redelivered = await sub.get(5)
+        assert redelivered.body == b"m0" and redelivered.get("redelivered") == "true"
+        await client.ack(redelivered)
+        await client.send(queue, "after", receipt=True)
