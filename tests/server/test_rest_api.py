@@ -260,9 +260,12 @@ def test_rate_limits_per_ip_per_user_and_for_guests(
     _, bob = api.user("bob")
     assert api.get("/api/holds/h_none", token=bob).status == 404  # another user is unaffected
 
-    statuses = [api.get("/api/events").status for _ in range(30)]
-    assert 429 in statuses, statuses
-    reply = api.get("/api/events")
+    # Over 20/s from one address some are refused. (Which ones depends on how fast this
+    # machine sends them: the bucket refills meanwhile, so the refused reply is looked for.)
+    replies = [api.get("/api/events") for _ in range(40)]
+    refused = [r for r in replies if r.status != 200]
+    assert refused, [r.status for r in replies]
+    reply = refused[-1]
     problem = assert_problem(reply, 429, "rate_limited")
     assert "client IP" in problem["detail"]
     wait = int(reply.headers["Retry-After"])
