@@ -5,26 +5,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import ServerProcess
 from tests.server.stomp_clients import Clients, raw_peer, unique
-from tests.server.test_rest_api import Api, traceback_free
+from tests.server.test_app_commands import api, clients
+from tests.server.test_rest_api import Api
 
-
-@pytest.fixture
-def api(booking_server: ServerProcess) -> Iterator[Api]:
-    yield from traceback_free(booking_server)
-
-
-@pytest.fixture
-def clients(booking_server: ServerProcess) -> Iterator[Clients]:
-    opened = Clients(booking_server)
-    yield opened
-    opened.close_all()
+__all__ = ["api", "clients"]  # the fixtures: this module's node and its clients
 
 
 def statuses(client: Any, count: int) -> list[dict[str, Any]]:
