@@ -10,7 +10,7 @@
 | :class:`~booking.customers.Customers` | customers by e-mail: one-time sign-in, token revocation |
 | :class:`~booking.outbox.Outbox` | messages written with their change, delivered once each |
 | :class:`~booking.refunds.Refunds` | refunds of cancelled orders, retried until they succeed |
-| :class:`~booking.retention.Retention` | forgetting old idempotency keys, sign-ins, sent messages |
+| :class:`~booking.retention.Retention` | forgetting old keys, sign-ins, sent mail, ended holds |
 | :class:`~booking.staff.BoxOffice` | the staff's order desk: search, override, resend, audit |
 | :class:`~booking.checkin.DoorCheckIn` | door check-in: redemption once, offline merge, progress |
 | :class:`~booking.scanners.Scanners` | door scanners and their revocable tokens |
@@ -62,7 +62,7 @@ class BookingPolicy:
     #: How long a claimed outbox message is left to its sender before another may take it.
     outbox_lease_s: float = 60.0
     sign_in: SignInPolicy = field(default_factory=SignInPolicy)
-    #: How long idempotency keys, spent sign-in requests and sent messages are kept.
+    #: How long idempotency keys, spent sign-in requests, sent messages and ended holds are kept.
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 

@@ -8,6 +8,10 @@ no more use, so that none of their tables grows without bound.
 * a sign-in request (its hashes) and its e-mail in the outbox: ``sign_in_kept`` after it expired
   (a used or dead request expires too). It can never sign anybody in again, and the per-address
   limit counts only the last hour.
+* a hold that ended without an order (released or expired) and without a payment attempt:
+  ``holds_kept`` after it lapsed (7 days). Its seats went back long ago; only its owner could
+  still read it (``GET /api/holds/{id}``, then 404). A hold with an order or a payment row (a
+  declined or refunded attempt) is kept: those records name it.
 * an outbox message that was sent and that nothing lists (no ``ref``: an integration event
   already handed on): ``outbox_kept`` after it was sent. It was delivered, and its change
   enqueued it once, so its dedupe key has nothing left to guard.
@@ -31,18 +35,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, delete, select
+from sqlalchemy import Column, ColumnElement, Table, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking.clock import utcnow
 from booking.customers import sign_in_dedupe_key
-from booking.schema import idempotency_keys, outbox, sign_ins
+from booking.schema import holds, idempotency_keys, outbox, payments, sign_ins
 from booking.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 
 #: The most rows one ``DELETE`` of a sweep removes.
 BATCH = 1000
+#: The statuses of a hold that ended without becoming an order.
+ENDED_WITHOUT_ORDER = ("released", "expired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,8 @@ class RetentionPolicy:
     sign_in_kept: timedelta = timedelta(days=1)
     #: How long a sent outbox message that nothing lists is kept.
     outbox_kept: timedelta = timedelta(days=7)
+    #: How long a hold that ended without an order or a payment is kept after it lapsed.
+    holds_kept: timedelta = timedelta(days=7)
     batch: int = BATCH
 
 
@@ -63,10 +71,11 @@ class Swept:
     idempotency_keys: int = 0
     sign_ins: int = 0
     outbox: int = 0
+    holds: int = 0
 
     @property
     def total(self) -> int:
-        return self.idempotency_keys + self.sign_ins + self.outbox
+        return self.idempotency_keys + self.sign_ins + self.outbox + self.holds
 
 
 class Retention:
@@ -83,11 +92,13 @@ class Retention:
             idempotency_keys=await self.forget_idempotency_keys(now),
             sign_ins=await self.forget_sign_ins(now),
             outbox=await self.forget_sent_messages(now),
+            holds=await self.forget_holds(now),
         )
         if swept.total:
             log.info(
-                "retention: deleted %d idempotency keys, %d sign-in requests, %d sent messages",
-                swept.idempotency_keys, swept.sign_ins, swept.outbox,
+                "retention: deleted %d idempotency keys, %d sign-in requests, %d sent messages, "
+                "%d holds",
+                swept.idempotency_keys, swept.sign_ins, swept.outbox, swept.holds,
             )  # fmt: skip
         return swept
 
@@ -100,6 +111,14 @@ class Retention:
         """Outbox messages sent longer ago than the retention that nothing lists (no ``ref``)."""
         cutoff = now - self.policy.outbox_kept
         return await self._delete_before(outbox, outbox.c.sent_at, cutoff, outbox.c.ref.is_(None))
+
+    async def forget_holds(self, now: datetime) -> int:
+        """Holds released or expired longer ago than the retention that no payment names (an
+        order's hold is ``purchased``, and its payment names it too)."""
+        cutoff = now - self.policy.holds_kept
+        paid_for = exists().where(payments.c.hold_id == holds.c.id)
+        ended = holds.c.status.in_(ENDED_WITHOUT_ORDER)
+        return await self._delete_before(holds, holds.c.expires_at, cutoff, ended, ~paid_for)
 
     async def forget_sign_ins(self, now: datetime) -> int:
         """Sign-in requests expired longer ago than the retention, with their e-mails."""

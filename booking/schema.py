@@ -236,6 +236,8 @@ payments = _table(
     _status(),
     *_timestamps(),
     Index(None, "status", "updated_at"),
+    # Retention keeps a hold a payment names (booking.retention).
+    Index(None, "hold_id"),
 )
 
 tickets = _table(

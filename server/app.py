@@ -203,6 +203,7 @@ async def _booking(app: web.Application, *, keyring: Keyring) -> AsyncIterator[N
                 idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
                 sign_in_kept=timedelta(seconds=settings.sign_in_retention_s),
                 outbox_kept=timedelta(seconds=settings.outbox_retention_s),
+                holds_kept=timedelta(seconds=settings.hold_retention_s),
             ),
         ),
         waiting_room=app[BACKPLANE].waiting_room,
@@ -293,7 +294,7 @@ def _both(first: SubscribeListener, then: SubscribeListener) -> SubscribeListene
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The node's periodic work: seat-map deltas, admissions and positions, door check-in
     progress, hold expiry, payment recovery, the e-mail outbox, refund retries, token
-    revocations, retention (old idempotency keys, sign-ins and sent messages forgotten), and
+    revocations, retention (old idempotency keys, sign-ins, sent messages and holds forgotten), and
     the timers behind ``concert_hub_ready`` and the event-loop lag."""
     settings = app[SETTINGS]
     booking = app[BOOKING]
@@ -353,7 +354,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 #: How often a node deletes what its retention lets go (old idempotency keys, spent sign-in
-#: requests, sent messages): a probe of one index per table when there is nothing to delete.
+#: requests, sent messages, ended holds): a probe of one index per table when there is nothing
+#: to delete.
 RETENTION_EVERY_S = 60.0
 
 #: How often a node reads which customers signed out everywhere and which scanners were revoked

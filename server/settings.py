@@ -236,6 +236,13 @@ class Settings(BaseModel):
         300, ge=1, le=86400, description="longest wait between retries of an e-mail or a refund"
     )
     sign_in_ttl_s: int = Field(900, ge=60, le=86400, description="sign-in link/code lifetime")
+    hold_retention_s: int = Field(
+        7 * 86400,
+        ge=3600,
+        le=3650 * 86400,
+        description="how long a hold that ended without an order or a payment is kept after it "
+        "lapsed (then GET /api/holds/{id} is 404)",
+    )
     sign_in_retention_s: int = Field(
         86400,
         ge=3600,

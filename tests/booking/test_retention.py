@@ -19,11 +19,12 @@ from booking.catalog import EventInfo
 from booking.clock import utcnow
 from booking.core import BookingCore
 from booking.customers import SIGN_IN
+from booking.errors import NotFound
 from booking.holds import Hold
 from booking.orders import ORDER_CONFIRMATION
 from booking.outbox import Outbox, OutboxMessage, enqueue
 from booking.retention import Retention, RetentionPolicy
-from booking.schema import idempotency_keys, outbox, sign_ins
+from booking.schema import holds, idempotency_keys, outbox, sign_ins
 from tests.booking.conftest import VISA, buy, card, count, ledger, rendered, rows
 
 DAY = timedelta(days=1)
@@ -194,3 +195,33 @@ async def test_sent_messages_nothing_lists_go_and_an_orders_emails_stay(
     # The order desk still lists the order's e-mail, sent.
     (mail,) = await service.outbox.deliveries(paid.order.id)
     assert mail.kind == ORDER_CONFIRMATION and mail.sent_at is not None
+
+
+async def test_holds_that_ended_without_an_order_or_a_payment_go(
+    service: BookingCore, event: EventInfo
+) -> None:
+    """A guest may place and release holds all day: those that ended with nothing naming them
+    go after their retention, while a hold a payment or an order names stays."""
+    engine = service.engine
+    released = await service.holds.hold(event.id, "alice", ["A-A-1"])
+    await service.holds.release(released.id, "alice")
+    lapsed = await service.holds.hold(event.id, "erin", ["A-A-5"])
+    declined = await service.holds.hold(event.id, "bob", ["A-A-2"])
+    attempt = await buy(service, "bob", declined.id, "k-declined", card("tok_declined"))
+    assert rendered(attempt)["kind"] == "payment_declined"
+    await service.holds.release(declined.id, "bob")
+    bought = await service.holds.hold(event.id, "carol", ["A-A-3"])
+    assert (await buy(service, "carol", bought.id, "k-paid", VISA)).ok
+    fresh = await service.holds.hold(event.id, "dave", ["A-A-4"])
+    await service.holds.release(fresh.id, "dave")
+    old = (released.id, lapsed.id, declined.id, bought.id)
+    await age(engine, holds, 8 * DAY, ("created_at", "expires_at"), holds.c.id.in_(old))
+    await service.holds.reap()  # the lapsed one is marked expired, its seat offered back
+    assert (await Retention(engine).sweep()).holds == 2
+    for gone, user in ((released, "alice"), (lapsed, "erin")):
+        with pytest.raises(NotFound):
+            await service.holds.get(gone.id, user)
+    assert (await service.holds.get(declined.id, "bob")).status == "released"
+    assert (await service.holds.get(bought.id, "carol")).order_id is not None
+    assert (await service.holds.get(fresh.id, "dave")).status == "released"
+    assert (await Retention(engine).sweep()).total == 0

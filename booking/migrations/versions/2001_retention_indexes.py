@@ -8,7 +8,9 @@ Idempotency keys, sign-in requests and sent outbox messages were kept forever; a
 (``booking.retention``) now deletes them after their retention, oldest first, in batches. Each
 sweep reads one index range: ``idempotency_keys`` by ``created_at``, ``sign_ins`` by
 ``expires_at``, and ``outbox`` by ``(ref, sent_at)`` (only messages without a ``ref`` go: an
-order's e-mails and a webhook's deliveries are kept for the order desk and the delivery log).
+order's e-mails and a webhook's deliveries are kept for the order desk and the delivery log);
+``holds`` by ``(status, expires_at)`` (an index it had), keeping those a payment names
+(``payments.hold_id``).
 """
 
 from alembic import op
@@ -20,6 +22,7 @@ INDEXES = (
     ("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"]),
     ("ix_sign_ins_expires_at", "sign_ins", ["expires_at"]),
     ("ix_outbox_ref_sent_at", "outbox", ["ref", "sent_at"]),
+    ("ix_payments_hold_id", "payments", ["hold_id"]),
 )
 
 
