@@ -31,6 +31,7 @@ costs one index probe per table. Deletes are idempotent: several nodes may sweep
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,33 +125,20 @@ class Retention:
         """Sign-in requests expired longer ago than the retention, with their e-mails."""
         cutoff = now - self.policy.sign_in_kept
         batch = self.policy.batch
-        deleted = 0
-        while True:
 
-            async def work(conn: AsyncConnection) -> int:
-                ids = list(
-                    (
-                        await conn.scalars(
-                            select(sign_ins.c.id)
-                            .where(sign_ins.c.expires_at < cutoff)
-                            .order_by(sign_ins.c.expires_at)
-                            .limit(batch)
-                        )
-                    ).all()
-                )
-                if not ids:
-                    return 0
-                keys = [sign_in_dedupe_key(request_id) for request_id in ids]
-                await conn.execute(delete(outbox).where(outbox.c.dedupe_key.in_(keys)))
-                done = await conn.execute(
-                    delete(sign_ins).where(sign_ins.c.id.in_(ids), sign_ins.c.expires_at < cutoff)
-                )
-                return len(ids) if done.rowcount < 0 else int(done.rowcount)
+        async def work(conn: AsyncConnection) -> int:
+            oldest = select(sign_ins.c.id).where(sign_ins.c.expires_at < cutoff)
+            ids = list(await conn.scalars(oldest.order_by(sign_ins.c.expires_at).limit(batch)))
+            if not ids:
+                return 0
+            keys = [sign_in_dedupe_key(request_id) for request_id in ids]
+            await conn.execute(delete(outbox).where(outbox.c.dedupe_key.in_(keys)))
+            done = await conn.execute(
+                delete(sign_ins).where(sign_ins.c.id.in_(ids), sign_ins.c.expires_at < cutoff)
+            )
+            return len(ids) if done.rowcount < 0 else int(done.rowcount)
 
-            found = await in_transaction(self.engine, work)
-            deleted += found
-            if found < batch:
-                return deleted
+        return await self._in_batches(work)
 
     async def _delete_before(
         self, table: Table, column: Column[Any], cutoff: datetime, *where: ColumnElement[bool]
@@ -161,22 +149,27 @@ class Retention:
         backend (SQLite has no ``DELETE … LIMIT``, MariaDB no ``LIMIT`` in an ``IN``
         subquery)."""
         batch = self.policy.batch
+
+        async def work(conn: AsyncConnection) -> int:
+            edge = await conn.scalar(
+                select(column)
+                .where(column < cutoff, *where)
+                .order_by(column)
+                .offset(batch - 1)
+                .limit(1)
+            )
+            upto = column < cutoff if edge is None else column <= edge
+            done = await conn.execute(delete(table).where(upto, *where))
+            return int(done.rowcount)
+
+        return await self._in_batches(work)
+
+    async def _in_batches(self, work: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+        """Run ``work`` (one batch's deletes: how many rows) in a transaction of its own until a
+        batch deletes fewer than :attr:`RetentionPolicy.batch` rows; how many in all."""
         deleted = 0
         while True:
-
-            async def work(conn: AsyncConnection) -> int:
-                edge = await conn.scalar(
-                    select(column)
-                    .where(column < cutoff, *where)
-                    .order_by(column)
-                    .offset(batch - 1)
-                    .limit(1)
-                )
-                upto = column < cutoff if edge is None else column <= edge
-                done = await conn.execute(delete(table).where(upto, *where))
-                return int(done.rowcount)
-
             found = await in_transaction(self.engine, work)
             deleted += found
-            if found < batch:
+            if found < self.policy.batch:
                 return deleted

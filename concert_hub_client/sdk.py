@@ -358,16 +358,13 @@ class Client:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 try:
                     await self._open()
-                except ServerError as exc:
-                    if exc.message == AUTHENTICATION_FAILED:
+                except (ServerError, *TRANSIENT) as exc:
+                    if isinstance(exc, ServerError) and exc.message == AUTHENTICATION_FAILED:
                         # The token expired or was revoked meanwhile: another try would only
                         # be refused again. End the client as the first connection would.
                         log.warning("reconnect to %s refused: %s", self.url, exc)
                         self._end_client(exc)
                         return
-                    log.info("reconnect to %s failed: %s", self.url, exc)
-                    continue
-                except TRANSIENT as exc:
                     log.info("reconnect to %s failed: %s", self.url, exc)
                     continue
                 self.reconnects += 1
@@ -568,19 +565,21 @@ class Client:
         generation = self._delivered.pop(message.message_id or "", None)
         return generation == self.generation and self._up.is_set()
 
+    async def _settle(self, message: Message, settle: Callable[[ClientConnection], None]) -> None:
+        """ACK or NACK ``message``; a no-op when its connection is lost (it will be redelivered),
+        also when the socket fails under this very frame."""
+        if self._settleable(message):
+            with contextlib.suppress(ConnectionLost):
+                settle(self._stomp())
+                await self._flush()
+
     async def ack(self, message: Message, *, transaction: str | None = None) -> None:
         """ACK ``message``; a no-op when its connection is lost (it will be redelivered)."""
-        if self._settleable(message):
-            with contextlib.suppress(ConnectionLost):  # the socket failed under this ACK
-                self._stomp().ack(message, transaction=transaction)
-                await self._flush()
+        await self._settle(message, lambda conn: conn.ack(message, transaction=transaction))
 
     async def nack(self, message: Message, *, transaction: str | None = None) -> None:
         """NACK ``message``; a no-op when its connection is lost (it will be redelivered)."""
-        if self._settleable(message):
-            with contextlib.suppress(ConnectionLost):
-                self._stomp().nack(message, transaction=transaction)
-                await self._flush()
+        await self._settle(message, lambda conn: conn.nack(message, transaction=transaction))
 
     def transaction(self) -> Transaction:
         return Transaction(self, self._next("tx"))

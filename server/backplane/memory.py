@@ -133,15 +133,15 @@ class InProcessUserMessages:
     def _expire(self, now: float) -> None:
         while self._kept:
             route, kept = next(iter(self._kept.items()))
-            if kept[-1][0] > now - self.ttl_s and self.kept_bytes <= self.max_bytes:
-                return
-            if kept[-1][0] > now - self.ttl_s:  # live, but over the budget: its oldest goes
-                self.kept_bytes -= _size(kept.popleft()[1])
-                if kept:
-                    continue
-            else:
+            if kept[-1][0] <= now - self.ttl_s:  # the least recently written route expired
                 self.kept_bytes -= sum(_size(m) for _, m in kept)
-            del self._kept[route]
+                del self._kept[route]
+            elif self.kept_bytes > self.max_bytes:  # over the budget: its oldest message goes
+                self.kept_bytes -= _size(kept.popleft()[1])
+                if not kept:
+                    del self._kept[route]
+            else:
+                return
 
     async def after(self, route: str, message_id: str) -> list[Message]:
         self._expire(time.monotonic())
