@@ -118,6 +118,10 @@ def main() -> None:
         )
     except ServerError as exc:  # e.g. forbidden destination: a token without the role
         sys.exit(f"box_office_consumer: the server refused: {exc}")
+    except KeyboardInterrupt:
+        # Ctrl-C is how a consumer in a terminal is stopped: what was handled is committed and
+        # the unacknowledged messages go back to the queue, so there is nothing to report.
+        sys.exit(130)
 
 
 if __name__ == "__main__":

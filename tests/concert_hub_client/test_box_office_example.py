@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -130,3 +132,26 @@ async def test_the_example_hears_a_real_order_paid_and_cancelled(
     assert {b["type"] for _, b in handled} == {"order.paid", "order.cancelled", "order.refunded"}
     assert all(b["data"]["order_id"] == order["order_id"] for _, b in handled)
     assert all(key == body["id"] for key, body in handled)
+
+
+async def test_ctrl_c_stops_the_example_without_a_traceback(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    token = server.token(unique("box-office"), "publisher")
+    queue = f"/queue/{unique('orders')}"
+    consumer = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), "--url", server.ws_url, "--token", token,
+        "--seen", str(tmp_path / "seen.db"), "--queue", queue,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert consumer.stdout is not None and consumer.stderr is not None
+    async with connect(server.ws_url, token=token) as producer:
+        await producer.send(queue, json.dumps({"id": "evt_c", "type": "order.paid"}),
+                            receipt=True, content_type="application/json")  # fmt: skip
+    # It printed the event, so it is consuming when the operator presses Ctrl-C.
+    line = await asyncio.wait_for(consumer.stdout.readline(), 30)
+    assert json.loads(line)["event"] == "evt_c"
+    consumer.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(consumer.communicate(), 30)
+    assert consumer.returncode == 130
+    assert b"Traceback" not in stderr, stderr.decode()
