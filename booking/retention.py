@@ -8,10 +8,12 @@ no more use, so that none of their tables grows without bound.
 * a sign-in request (its hashes) and its e-mail in the outbox: ``sign_in_kept`` after it expired
   (a used or dead request expires too). It can never sign anybody in again, and the per-address
   limit counts only the last hour.
-* a hold that ended without an order (released or expired) and without a payment attempt:
-  ``holds_kept`` after it lapsed (7 days). Its seats went back long ago; only its owner could
-  still read it (``GET /api/holds/{id}``, then 404). A hold with an order or a payment row (a
-  declined or refunded attempt) is kept: those records name it.
+* a hold that ended without an order (released or expired): ``holds_kept`` after it lapsed
+  (7 days), with the declined payment attempts made on it (the gateway declined, so no money
+  moved). Its seats went back long ago; only its owner could still read it
+  (``GET /api/holds/{id}``, then 404). A guest may hold, be declined and release all day, so
+  neither table may keep these for ever. A hold with an order, or with any other payment (the
+  gateway failed, or a charge was refunded: money may have moved), is kept with that record.
 * an outbox message that was sent and that nothing lists (no ``ref``: an integration event
   already handed on): ``outbox_kept`` after it was sent. It was delivered, and its change
   enqueued it once, so its dedupe key has nothing left to guard.
@@ -60,7 +62,8 @@ class RetentionPolicy:
     sign_in_kept: timedelta = timedelta(days=1)
     #: How long a sent outbox message that nothing lists is kept.
     outbox_kept: timedelta = timedelta(days=7)
-    #: How long a hold that ended without an order or a payment is kept after it lapsed.
+    #: How long a hold that ended without an order (and its declined payments) is kept after it
+    #: lapsed.
     holds_kept: timedelta = timedelta(days=7)
     batch: int = BATCH
 
@@ -72,11 +75,12 @@ class Swept:
     idempotency_keys: int = 0
     sign_ins: int = 0
     outbox: int = 0
+    payments: int = 0
     holds: int = 0
 
     @property
     def total(self) -> int:
-        return self.idempotency_keys + self.sign_ins + self.outbox + self.holds
+        return self.idempotency_keys + self.sign_ins + self.outbox + self.payments + self.holds
 
 
 class Retention:
@@ -93,13 +97,15 @@ class Retention:
             idempotency_keys=await self.forget_idempotency_keys(now),
             sign_ins=await self.forget_sign_ins(now),
             outbox=await self.forget_sent_messages(now),
+            # Before the holds: a hold whose declined attempts go is then named by nothing.
+            payments=await self.forget_declined_payments(now),
             holds=await self.forget_holds(now),
         )
         if swept.total:
             log.info(
                 "retention: deleted %d idempotency keys, %d sign-in requests, %d sent messages, "
-                "%d holds",
-                swept.idempotency_keys, swept.sign_ins, swept.outbox, swept.holds,
+                "%d declined payments, %d holds",
+                swept.idempotency_keys, swept.sign_ins, swept.outbox, swept.payments, swept.holds,
             )  # fmt: skip
         return swept
 
@@ -112,6 +118,18 @@ class Retention:
         """Outbox messages sent longer ago than the retention that nothing lists (no ``ref``)."""
         cutoff = now - self.policy.outbox_kept
         return await self._delete_before(outbox, outbox.c.sent_at, cutoff, outbox.c.ref.is_(None))
+
+    async def forget_declined_payments(self, now: datetime) -> int:
+        """Declined attempts older than the hold retention on holds that ended without an order
+        (an attempt declined before a card that paid stays with the order's hold)."""
+        cutoff = now - self.policy.holds_kept
+        on_ended_hold = exists().where(
+            holds.c.id == payments.c.hold_id, holds.c.status.in_(ENDED_WITHOUT_ORDER)
+        )
+        declined = payments.c.status == "declined"  # the statuses: booking.schema.payments
+        return await self._delete_before(
+            payments, payments.c.updated_at, cutoff, declined, on_ended_hold
+        )
 
     async def forget_holds(self, now: datetime) -> int:
         """Holds released or expired longer ago than the retention that no payment names (an

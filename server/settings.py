@@ -240,8 +240,8 @@ class Settings(BaseModel):
         7 * 86400,
         ge=3600,
         le=3650 * 86400,
-        description="how long a hold that ended without an order or a payment is kept after it "
-        "lapsed (then GET /api/holds/{id} is 404)",
+        description="how long a hold that ended without an order is kept after it lapsed, with "
+        "its declined payment attempts (then GET /api/holds/{id} is 404)",
     )
     sign_in_retention_s: int = Field(
         86400,

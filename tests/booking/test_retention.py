@@ -24,7 +24,7 @@ from booking.holds import Hold
 from booking.orders import ORDER_CONFIRMATION
 from booking.outbox import Outbox, OutboxMessage, enqueue
 from booking.retention import Retention, RetentionPolicy
-from booking.schema import holds, idempotency_keys, outbox, sign_ins
+from booking.schema import holds, idempotency_keys, outbox, payments, sign_ins
 from tests.booking.conftest import VISA, buy, card, count, ledger, rendered, rows
 
 DAY = timedelta(days=1)
@@ -197,11 +197,12 @@ async def test_sent_messages_nothing_lists_go_and_an_orders_emails_stay(
     assert mail.kind == ORDER_CONFIRMATION and mail.sent_at is not None
 
 
-async def test_holds_that_ended_without_an_order_or_a_payment_go(
+async def test_holds_that_ended_without_an_order_go_with_their_declined_payments(
     service: BookingCore, event: EventInfo
 ) -> None:
-    """A guest may place and release holds all day: those that ended with nothing naming them
-    go after their retention, while a hold a payment or an order names stays."""
+    """A guest may place, be declined on and release holds all day: those that ended without an
+    order go after their retention with their declined attempts, while an order's hold stays
+    with every attempt made on it."""
     engine = service.engine
     released = await service.holds.hold(event.id, "alice", ["A-A-1"])
     await service.holds.release(released.id, "alice")
@@ -211,17 +212,23 @@ async def test_holds_that_ended_without_an_order_or_a_payment_go(
     assert rendered(attempt)["kind"] == "payment_declined"
     await service.holds.release(declined.id, "bob")
     bought = await service.holds.hold(event.id, "carol", ["A-A-3"])
+    first = await buy(service, "carol", bought.id, "k-first", card("tok_declined"))
+    assert rendered(first)["kind"] == "payment_declined"
     assert (await buy(service, "carol", bought.id, "k-paid", VISA)).ok
     fresh = await service.holds.hold(event.id, "dave", ["A-A-4"])
     await service.holds.release(fresh.id, "dave")
     old = (released.id, lapsed.id, declined.id, bought.id)
     await age(engine, holds, 8 * DAY, ("created_at", "expires_at"), holds.c.id.in_(old))
+    await age(engine, payments, 8 * DAY, ("created_at", "updated_at"))
     await service.holds.reap()  # the lapsed one is marked expired, its seat offered back
-    assert (await Retention(engine).sweep()).holds == 2
-    for gone, user in ((released, "alice"), (lapsed, "erin")):
+    swept = await Retention(engine).sweep()
+    assert (swept.holds, swept.payments) == (3, 1)
+    for gone, user in ((released, "alice"), (lapsed, "erin"), (declined, "bob")):
         with pytest.raises(NotFound):
             await service.holds.get(gone.id, user)
-    assert (await service.holds.get(declined.id, "bob")).status == "released"
+    assert await count(engine, payments, payments.c.hold_id == declined.id) == 0
     assert (await service.holds.get(bought.id, "carol")).order_id is not None
+    statuses = await rows(engine, payments.c.status, payments.c.hold_id == bought.id)
+    assert sorted(status for (status,) in statuses) == ["charged", "declined"]
     assert (await service.holds.get(fresh.id, "dave")).status == "released"
     assert (await Retention(engine).sweep()).total == 0
