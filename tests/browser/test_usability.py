@@ -1,13 +1,14 @@
 """What the UI tells and where it leaves the user: a ticket that fits a phone, keyboard focus
 that follows what happens (a new page, a hold, a failed payment), an e-mail field that says
-what is wrong with it, an admission a screen reader announces, a sale paused while the page is
-open, the admin console's field errors and audit log, and a door scanner that can be set up
-again."""
+what is wrong with it, an admission a screen reader announces, a sale that opens or is paused
+while the page is open, the admin console's field errors and audit log, and a door scanner
+that can be set up again."""
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
@@ -140,6 +141,28 @@ def test_the_admission_is_announced_by_the_live_region_that_gave_the_position(
     assert YOUR_TURN in announced, f"no live region announces the admission: {announced}"
     assert "admitted" in announced, announced
     pages.snap(bob, "admitted-announced")
+
+
+def test_a_page_open_before_the_sale_opens_is_on_sale_at_the_opening_time(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    # Buyers sit on the page for the opening minute: it must turn at that minute, by itself.
+    opens = datetime.now(UTC) + timedelta(seconds=6)
+    event = create_event(ui_server, "Opening Night",
+                         sale_opens_at=opens.isoformat().replace("+00:00", "Z"))  # fmt: skip
+    page = pages.open(event_url(ui_server, event), "early-bird")
+    expect(page.get_by_text(re.compile(r"^Sale opens "))).to_be_visible()
+    wait_seat_map(page, "S-A-3")
+    expect(page.get_by_text("This event is not on sale right now.")).to_be_visible()
+    # No click, no reload, no push: the clock alone opens the sale on the page.
+    expect(page.get_by_text("On sale", exact=True)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("This event is not on sale right now.")).to_have_count(0)
+    element(page, "seat-map").focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("Enter")
+    element(page, "hold-button").click()
+    expect(page.get_by_text("Your seats are held")).to_be_visible()
+    pages.snap(page, "opened")
 
 
 def test_a_sale_paused_while_the_page_is_open_shows_as_paused(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { EventSummary } from '../shared/types';
-import { isOnSale, saleLabel } from './sale';
+import { isOnSale, nextSaleChange, saleLabel } from './sale';
 
 const BASE: EventSummary = {
   id: 1,
@@ -36,5 +36,32 @@ describe('isOnSale', () => {
     expect(isOnSale(BASE, NOW)).toBe(false);
     expect(isOnSale(BASE, Date.parse('2030-04-02T00:00:00Z'))).toBe(true);
     expect(isOnSale({ ...BASE, status: 'paused' }, Date.parse('2030-04-02T00:00:00Z'))).toBe(false);
+  });
+});
+
+describe('the clock alone', () => {
+  const OPENED = Date.parse('2030-04-02T00:00:00Z');
+  const CLOSED = Date.parse('2030-06-01T00:00:00Z');
+
+  it('turns a page loaded before the opening to "On sale" once it passed', () => {
+    expect(saleLabel(BASE, OPENED).text).toBe('On sale');
+  });
+
+  it('ends a sale loaded as on sale at its closing time', () => {
+    const loaded = { ...BASE, on_sale: true };
+    expect(isOnSale(loaded, CLOSED)).toBe(false);
+    expect(saleLabel(loaded, CLOSED).text).toBe('Sale closed');
+  });
+
+  it('is on sale before the opening by this clock when the server says so (a clock running late)', () => {
+    expect(isOnSale({ ...BASE, on_sale: true }, NOW)).toBe(true);
+  });
+
+  it('names the next opening or closing time ahead of now', () => {
+    const other = { ...BASE, id: 2, sale_opens_at: '2030-03-15T00:00:00Z' };
+    expect(nextSaleChange([BASE, other], NOW)).toBe(Date.parse('2030-03-15T00:00:00Z'));
+    expect(nextSaleChange([BASE], OPENED)).toBe(Date.parse(BASE.sale_closes_at));
+    expect(nextSaleChange([BASE], CLOSED)).toBeNull();
+    expect(nextSaleChange([], NOW)).toBeNull();
   });
 });

@@ -6,7 +6,7 @@ import type { EventSummary } from '../../shared/types';
 import { api } from '../api';
 import { Feedback } from '../components/Feedback';
 import { href } from '../router';
-import { saleLabel } from '../sale';
+import { saleLabel, useSaleClock } from '../sale';
 
 function priceRange(event: EventSummary): string {
   if (event.tiers.length === 0) return '';
@@ -17,9 +17,12 @@ function priceRange(event: EventSummary): string {
   return low === high ? money(low, currency) : `${money(low, currency)} – ${money(high, currency)}`;
 }
 
+const NO_EVENTS: EventSummary[] = [];
+
 export function EventList() {
   const [events, setEvents] = useState<EventSummary[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const now = useSaleClock(events ?? NO_EVENTS);
 
   useEffect(() => {
     let current = true;
@@ -40,7 +43,7 @@ export function EventList() {
       {events?.length === 0 && <p className="muted">No events yet. An admin can create one in the console.</p>}
       <ul className="event-grid">
         {events?.map((event) => {
-          const sale = saleLabel(event);
+          const sale = saleLabel(event, now);
           return (
             <li key={event.id}>
               <a className="event-card" href={href.event(event.id)} data-testid={`event-link-${event.id}`}>

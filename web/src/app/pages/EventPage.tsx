@@ -1,4 +1,4 @@
-import { useEffect } from 'react';
+import { useEffect, useMemo } from 'react';
 
 import { dateTime } from '../../shared/format';
 import { Feedback } from '../components/Feedback';
@@ -10,7 +10,7 @@ import { NARROW, StickyBar, useMedia } from '../components/StickyBar';
 import { WaitingRoomPanel } from '../components/WaitingRoomPanel';
 import { listenForAnnouncements, listenForStatus } from '../live';
 import { href } from '../router';
-import { saleLabel } from '../sale';
+import { saleLabel, useSaleClock } from '../sale';
 import { useShop } from '../shop';
 
 export function EventPage({ id }: { id: number }) {
@@ -22,6 +22,8 @@ export function EventPage({ id }: { id: number }) {
   const error = useShop((s) => s.error);
   const notice = useShop((s) => s.notice);
   const dismiss = useShop((s) => s.dismiss);
+  // Re-renders the page (the badge, the selection panel, the sticky bar) as the sale opens.
+  const now = useSaleClock(useMemo(() => (event ? [event] : []), [event]));
 
   useEffect(() => {
     void useShop.getState().open(id);
@@ -59,7 +61,7 @@ export function EventPage({ id }: { id: number }) {
     );
   }
   if (!event) return <p className="muted">Loading event…</p>;
-  const sale = saleLabel(event);
+  const sale = saleLabel(event, now);
 
   return (
     <div className={narrow ? 'event-page event-page--bar' : 'event-page'}>
