@@ -7,16 +7,21 @@ tight limits, and stops it after the test.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,9 +236,9 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         proc.stop()
 
 
-def _fresh_mariadb_database() -> str:
+def _fresh_mariadb_database(prefix: str = "ch_test") -> str:
     """Create an empty MariaDB database with a unique name; returns its name."""
-    name = f"ch_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     conn = pymysql.connect(**MARIADB)
     try:
         with conn.cursor() as cur:
@@ -252,6 +257,12 @@ def _drop_mariadb_database(name: str) -> None:
         conn.close()
 
 
+def _mariadb_url(name: str) -> str:
+    m = MARIADB
+    auth = f"{m['user']}:{m['password']}" if m["password"] else str(m["user"])
+    return f"mysql+aiomysql://{auth}@{m['host']}:{m['port']}/{name}?charset=utf8mb4"
+
+
 def database_url_for(backend: str, workdir: Path) -> Iterator[str]:
     """A fresh, empty database of ``backend``; dropped afterwards (MariaDB)."""
     if backend == "sqlite":
@@ -259,17 +270,89 @@ def database_url_for(backend: str, workdir: Path) -> Iterator[str]:
         return
     name = _fresh_mariadb_database()
     try:
-        m = MARIADB
-        auth = f"{m['user']}:{m['password']}" if m["password"] else str(m["user"])
-        yield f"mysql+aiomysql://{auth}@{m['host']}:{m['port']}/{name}?charset=utf8mb4"
+        yield _mariadb_url(name)
     finally:
         _drop_mariadb_database(name)
+
+
+def migrated_database_url_for(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh database of ``backend`` holding the migrated schema; dropped afterwards (MariaDB).
+
+    It is a copy of a template that this test process migrated once with ``concert-hub migrate``
+    (:func:`migrate`): the same tables, indexes, foreign keys and rows (the Alembic revision).
+    Migrating in a subprocess for each test cost about 1.7 s a test, most of it the CLI's
+    imports, which was a third of the booking suite's time; a copy costs a few milliseconds on
+    SQLite and a few hundred on MariaDB. Tests of migrating itself use :func:`database_url_for`
+    and :func:`migrate`.
+    """
+    template = _migrated_template(backend)
+    if backend == "sqlite":
+        path = workdir / f"db-{uuid.uuid4().hex[:8]}.db"
+        with closing(sqlite3.connect(template)) as source, closing(sqlite3.connect(path)) as copy:
+            source.backup(copy)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = _fresh_mariadb_database()
+    try:
+        _copy_mariadb_database(template, name)
+        yield _mariadb_url(name)
+    finally:
+        _drop_mariadb_database(name)
+
+
+#: This process's migrated templates, by backend: a SQLite file's path or a MariaDB database's
+#: name (dropped when the process exits).
+_TEMPLATES: dict[str, str] = {}
+
+
+def _migrated_template(backend: str) -> str:
+    if backend not in _TEMPLATES:
+        if backend == "sqlite":
+            path = Path(tempfile.mkdtemp(prefix="ch-template-")) / "migrated.db"
+            migrate(f"sqlite+aiosqlite:///{path}")
+            atexit.register(shutil.rmtree, path.parent, True)
+            _TEMPLATES[backend] = str(path)
+        else:
+            name = _fresh_mariadb_database("ch_template")
+            atexit.register(_drop_mariadb_database, name)
+            migrate(_mariadb_url(name))
+            _TEMPLATES[backend] = name
+    return _TEMPLATES[backend]
+
+
+def _copy_mariadb_database(source: str, target: str) -> None:
+    """Create ``source``'s tables in ``target`` as ``SHOW CREATE TABLE`` gives them (with their
+    foreign keys, which ``CREATE TABLE … LIKE`` would drop), and copy their rows."""
+    conn = pymysql.connect(**MARIADB, database=target)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET foreign_key_checks = 0")  # the tables come in any order
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = %s AND table_type = 'BASE TABLE'",
+                (source,),
+            )
+            for (table,) in cur.fetchall():
+                cur.execute(f"SHOW CREATE TABLE `{source}`.`{table}`")
+                (_, ddl) = cur.fetchone()
+                cur.execute(ddl)  # unqualified, so in ``target``, references included
+                cur.execute(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`")
+        conn.commit()
+    finally:
+        conn.close()
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh empty database, once on SQLite and once on MariaDB (no schema yet)."""
     yield from database_url_for(request.param, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh migrated database, once on SQLite and once on MariaDB (for an in-process booking
+    core, or for ``make_server(database_url=…)``)."""
+    yield from migrated_database_url_for(request.param, tmp_path)
 
 
 def migrate(url: str) -> None:
@@ -287,8 +370,7 @@ def booking_server(
     """A node per backend (module-wide) with a migrated, empty database and generous REST
     rate limits; tests create their own events through the admin API."""
     workdir = tmp_path_factory.mktemp(f"booking-{request.param}")
-    for url in database_url_for(request.param, workdir):
-        migrate(url)
+    for url in migrated_database_url_for(request.param, workdir):
         proc = ServerProcess(
             free_port(), free_port(), workdir,
             {"database_url": url, "rest_rate_per_ip": 100000, "rest_rate_per_user": 100000,

@@ -37,7 +37,7 @@ import promql_parser
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import BACKENDS, ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import BACKENDS, ServerProcess, free_port, migrated_database_url_for
 from tests.scripted_sale import POSITION_INTERVAL_S, SEAT_CHANGES, Sale, Scrape, run_sale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,8 +107,7 @@ def sale(
 ) -> Iterator[Sale]:
     """A node (on each backend) after the scripted sale, with its scrapes."""
     workdir = tmp_path_factory.mktemp(f"sale-{request.param}")
-    for url in database_url_for(request.param, workdir):
-        migrate(url)
+    for url in migrated_database_url_for(request.param, workdir):
         node = ServerProcess(
             free_port(), free_port(), workdir,
             {"database_url": url, "position_interval_s": POSITION_INTERVAL_S},

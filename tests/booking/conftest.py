@@ -2,9 +2,9 @@
 and helpers for tests that drive a real server through the REST API.
 
 ``service`` is a :class:`BookingCore` built the way ``server/app.py`` builds one, over a fresh
-database migrated with ``concert-hub migrate`` (SQLite and MariaDB, via ``database_url``). Helpers
-create events from layouts, read the tables directly, and move a hold's expiry into the past in
-the database (EventSpec forbids a hold TTL short enough to wait for).
+database migrated with ``concert-hub migrate`` (SQLite and MariaDB: ``migrated_database``).
+Helpers create events from layouts, read the tables directly, and move a hold's expiry into the
+past in the database (EventSpec forbids a hold TTL short enough to wait for).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from booking.schema import holds, orders, payments, seats, test_gateway_charges,
 from booking.seatmap import HELD, SeatChange
 from server.bodies import order_out
 from server.database import make_engine
-from tests.conftest import SECRET, migrate, rest
+from tests.conftest import SECRET, rest
 
 VISA = {"method": "card", "token": "tok_visa"}
 
@@ -124,9 +124,8 @@ def rendered(found: Outcome | Order) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    migrate(database_url)
-    engine = make_engine(database_url)
+async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(migrated_database)
     try:
         yield engine
     finally:

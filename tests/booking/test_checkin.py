@@ -203,14 +203,14 @@ async def test_two_gates_interleaved_admit_every_ticket_once(service: BookingCor
 
 
 async def test_two_nodes_racing_admit_each_ticket_once(
-    service: BookingCore, database_url: str
+    service: BookingCore, migrated_database: str
 ) -> None:
     """Each node groups its own scans into shared transactions; only the database keeps the
     nodes apart: every ticket scanned at four gates on two nodes at once is let in once, and the
     gates that lost name the gate that won."""
     if service.engine.dialect.name == "sqlite":
         pytest.skip("SQLite is one node's database")
-    other_engine = make_engine(database_url)
+    other_engine = make_engine(migrated_database)
     try:
         other = build_service(other_engine)
         event = await big_event(service, 300)

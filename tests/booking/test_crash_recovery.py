@@ -20,16 +20,15 @@ from sqlalchemy import ColumnElement, Engine, Row, Table, create_engine, select
 from booking.clock import utcnow
 from booking.schema import holds, orders, payments, seats, test_gateway_charges, tickets
 from tests.booking.conftest import call, create_event_via_api, sync_url
-from tests.conftest import ServerProcess, migrate
+from tests.conftest import ServerProcess
 
 PAYMENT_TIMEOUT_S = 1
 GRACE_S = 2 * PAYMENT_TIMEOUT_S + 1
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Engine]:
-    migrate(database_url)
-    engine = create_engine(sync_url(database_url))
+def db(migrated_database: str) -> Iterator[Engine]:
+    engine = create_engine(sync_url(migrated_database))
     try:
         yield engine
     finally:
@@ -42,10 +41,10 @@ def table(db: Engine, t: Table, *where: ColumnElement[bool]) -> list[Row[Any]]:
 
 
 def test_charge_without_order_is_refunded_after_a_crash(
-    database_url: str, db: Engine, make_server: Callable[..., ServerProcess]
+    migrated_database: str, db: Engine, make_server: Callable[..., ServerProcess]
 ) -> None:
     node = make_server(
-        database_url=database_url,
+        database_url=migrated_database,
         fault_crash_after_charge=True,
         payment_timeout_s=PAYMENT_TIMEOUT_S,
     )
@@ -75,7 +74,7 @@ def test_charge_without_order_is_refunded_after_a_crash(
     # recovery takes only payments pending for longer than any gateway call could take
     ready_at: datetime = pay.updated_at + timedelta(seconds=GRACE_S + 0.5)
     time.sleep(max((ready_at - utcnow()).total_seconds(), 0))
-    again = make_server(database_url=database_url, payment_timeout_s=PAYMENT_TIMEOUT_S)
+    again = make_server(database_url=migrated_database, payment_timeout_s=PAYMENT_TIMEOUT_S)
     assert "recovered payment" in again.log()
 
     (charge,) = table(db, test_gateway_charges)
@@ -107,13 +106,13 @@ def test_charge_without_order_is_refunded_after_a_crash(
 
 
 def test_retry_after_a_crash_between_commit_and_answer_returns_the_order(
-    database_url: str, db: Engine, make_server: Callable[..., ServerProcess]
+    migrated_database: str, db: Engine, make_server: Callable[..., ServerProcess]
 ) -> None:
     """Issue 14 item 3: the node commits the order and dies before it answers. The buyer (a
     guest) retries with the same Idempotency-Key on the next node and gets the paid order, the
     hold names it, and the buyer's order list shows it: nothing is charged twice."""
     node = make_server(
-        database_url=database_url,
+        database_url=migrated_database,
         fault_crash_after_commit=True,
         payment_timeout_s=PAYMENT_TIMEOUT_S,
     )
@@ -133,7 +132,7 @@ def test_retry_after_a_crash_between_commit_and_answer_returns_the_order(
     assert "crash injected after the commit" in node.log()
     (paid,) = table(db, orders)
 
-    again = make_server(database_url=database_url, payment_timeout_s=PAYMENT_TIMEOUT_S)
+    again = make_server(database_url=migrated_database, payment_timeout_s=PAYMENT_TIMEOUT_S)
     status, order = call(again, "POST", path, checkout, token=token,
                          headers={"Idempotency-Key": "k-1"})  # fmt: skip
     assert status == 201, order

@@ -30,7 +30,7 @@ from tests.booking.conftest import (
     ledger,
     order_count,
 )
-from tests.conftest import ServerProcess, migrate
+from tests.conftest import ServerProcess
 
 
 class GatedGateway:
@@ -186,12 +186,11 @@ async def test_an_address_without_a_cap_is_not_locked(engine: AsyncEngine) -> No
 
 
 def test_guests_from_one_address_cannot_hoard_a_sale_through_the_api(
-    database_url: str, make_server: Callable[..., ServerProcess]
+    migrated_database: str, make_server: Callable[..., ServerProcess]
 ) -> None:
     """The probe's attack through a real node: fresh guest identities from one client IP hold
     two seats each until the per-IP cap, by named seats and by best available alike."""
-    migrate(database_url)
-    node = make_server(database_url=database_url, max_held_seats_per_ip=5,
+    node = make_server(database_url=migrated_database, max_held_seats_per_ip=5,
                        guest_rate_per_ip=1000, rest_rate_per_ip=100000)  # fmt: skip
     event = create_event_via_api(node, rows=4)
 

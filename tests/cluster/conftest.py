@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.booking.conftest import call, event_body
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for
 from tests.redis_server import RedisServer
 from tests.server.stomp_clients import unique
 
@@ -63,8 +63,7 @@ def cluster(
     server = RedisServer(free_port(), workdir)
     server.start()
     try:
-        for url in database_url_for("mariadb", workdir):
-            migrate(url)
+        for url in migrated_database_url_for("mariadb", workdir):
             built = Cluster(server, url)
             for name in NODE_NAMES:
                 flags: dict[str, object] = {

@@ -31,7 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.client import ReceivedFrame
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for
 from tests.redis_server import RedisServer
 from tests.server import test_queue_fuzz as fuzz
 from tests.server.stomp_clients import RawTcp
@@ -71,8 +71,7 @@ def queue_nodes(
     """Two cluster nodes sharing one Redis (and key prefix) and one MariaDB database."""
     workdir = tmp_path_factory.mktemp("queues-two-nodes")
     prefix = f"fz2-{uuid.uuid4().hex[:8]}:"
-    for url in database_url_for("mariadb", workdir):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", workdir):
         nodes = []
         for index in range(NODES):
             flags: dict[str, object] = {

@@ -18,7 +18,7 @@ import pytest
 
 from tests.booking.conftest import call, event_body
 from tests.cluster.conftest import wait_until
-from tests.conftest import ServerProcess, migrate
+from tests.conftest import ServerProcess
 from tests.ports import free_port
 from tests.redis_server import RedisServer
 
@@ -36,10 +36,9 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def node(
-    database_url: str, redis: RedisServer, make_server: Callable[..., ServerProcess]
+    migrated_database: str, redis: RedisServer, make_server: Callable[..., ServerProcess]
 ) -> ServerProcess:
-    migrate(database_url)  # (a node in cluster mode does not migrate by itself)
-    return make_server(database_url=database_url, redis_url=redis.url, position_interval_s=0.5,
+    return make_server(database_url=migrated_database, redis_url=redis.url, position_interval_s=0.5,
                        rest_rate_per_ip=100000, rest_rate_per_user=100000)  # fmt: skip
 
 

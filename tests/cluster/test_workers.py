@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.booking.conftest import call
 from tests.cluster.conftest import create_event, wait_ready, wait_until
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for
 from tests.redis_server import RedisServer
 from tests.seat_feed import SeatFeed
 from tests.server.stomp_clients import Client, Clients, RawPeer, RawTcp, RawWs, unique
@@ -38,8 +38,7 @@ def backing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
     redis = RedisServer(free_port(), workdir)
     redis.start()
     try:
-        for url in database_url_for("mariadb", workdir):
-            migrate(url)
+        for url in migrated_database_url_for("mariadb", workdir):
             yield workdir, redis.url, url
     finally:
         redis.stop()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, ServerProcess, database_url_for, migrate
+from tests.conftest import ServerProcess
 from tests.server.stomp_clients import Clients
 
 
@@ -23,11 +22,3 @@ def clients(server: ServerProcess) -> Iterator[Clients]:
     opened = Clients(server)
     yield opened
     opened.close_all()
-
-
-@pytest.fixture(params=BACKENDS)
-def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh migrated database, once on SQLite and once on MariaDB, for ``make_server``."""
-    for url in database_url_for(request.param, tmp_path):
-        migrate(url)
-        yield url

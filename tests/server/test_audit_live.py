@@ -20,7 +20,7 @@ from typing import Any, cast
 import pytest
 
 from server.cli import main as cli_main
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for, rest
 from tests.redis_server import RedisServer
 
 PATIENCE_S = 60  # a bound on waiting for what must come, not a timing claim
@@ -41,8 +41,7 @@ def node(
         return
     redis: RedisServer = request.getfixturevalue("redis_server")
     redis.flush(4)
-    for url in database_url_for("mariadb", workdir):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", workdir):
         flags |= {"database_url": url, "redis_url": redis.url_for(4), "node_id": "solo"}
         proc = ServerProcess(free_port(), free_port(), workdir, flags)
         proc.start()

@@ -18,7 +18,7 @@ from typing import Any
 import pypdf
 import pytest
 
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for
 from tests.server.stomp_clients import raw_peer, unique
 from tests.server.test_rest_api import Api, assert_problem, iso, traceback_free
 from tests.smtp import MailCatcher, mail
@@ -42,8 +42,7 @@ def office(
 ) -> Iterator[ServerProcess]:
     """A node per backend sending its mail to the module's SMTP server."""
     workdir = tmp_path_factory.mktemp(f"office-{request.param}")
-    for url in database_url_for(request.param, workdir):
-        migrate(url)
+    for url in migrated_database_url_for(request.param, workdir):
         node = ServerProcess(
             free_port(), free_port(), workdir,
             {"database_url": url, **OPEN_LIMITS, **mail.flags()},
@@ -416,12 +415,12 @@ def test_an_event_without_refunds_refuses_buyers_but_not_staff(api: Api) -> None
 
 
 def test_a_failing_refund_is_retried_until_it_succeeds(
-    database_url: str, tmp_path: Any, mail: MailCatcher
+    migrated_database: str, tmp_path: Any, mail: MailCatcher
 ) -> None:
-    migrate(database_url)
     node = ServerProcess(
         free_port(), free_port(), tmp_path,
-        {"database_url": database_url, **OPEN_LIMITS, **mail.flags(), "fault_refund_failures": 3},
+        {"database_url": migrated_database, **OPEN_LIMITS, **mail.flags(),
+         "fault_refund_failures": 3},
     )  # fmt: skip
     node.start()
     try:
@@ -460,12 +459,11 @@ def test_a_failing_refund_is_retried_until_it_succeeds(
 
 
 def test_staff_take_over_a_refund_that_keeps_failing(
-    database_url: str, tmp_path: Any, mail: MailCatcher
+    migrated_database: str, tmp_path: Any, mail: MailCatcher
 ) -> None:
-    migrate(database_url)
     node = ServerProcess(
         free_port(), free_port(), tmp_path,
-        {"database_url": database_url, **OPEN_LIMITS, **mail.flags(),
+        {"database_url": migrated_database, **OPEN_LIMITS, **mail.flags(),
          "fault_refund_failures": 1_000_000},
     )  # fmt: skip
     node.start()

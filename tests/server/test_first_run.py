@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SECRET, database_url_for, free_port, migrate
+from tests.conftest import SECRET, free_port, migrated_database_url_for
 from tests.redis_server import RedisServer
 
 
@@ -58,8 +58,7 @@ def test_a_cluster_node_with_a_port_in_use_exits_too(
     """On the way out the Redis backplane's loops stop even when a command was in flight (the
     node publishes at start), which redis-py turns from a cancellation into a connection
     error: the node used to hang there instead of exiting."""
-    for url in database_url_for("mariadb", tmp_path):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", tmp_path):
         busy, result = serve_with_a_port_taken(
             tmp_path, "--stomp-port", "--database-url", url, "--redis-url", redis_server.url_for(5)
         )

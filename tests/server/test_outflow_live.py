@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from concert_hub_client.sdk import connect
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for, rest
 from tests.redis_server import RedisServer
 
 PATIENCE_S = 60  # a bound on waiting for what must come, not a timing claim
@@ -110,8 +110,7 @@ def cluster(
     redis_server.flush(3)
     delay = tmp_path / "hold-delay-ms"
     delay.write_text("0")
-    for url in database_url_for("mariadb", tmp_path):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", tmp_path):
         nodes: list[ServerProcess] = []
         try:
             for name in ("a", "b"):

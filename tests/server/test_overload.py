@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for, rest
 from tests.server.test_outflow_live import create
 
 SEATS = [f"S-{row}-{n}" for row in "AB" for n in range(1, 11)]
@@ -24,8 +24,7 @@ def node(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
     decision held 2 s in its transaction while the delay file says so."""
     delay = tmp_path / "hold-delay-ms"
     delay.write_text("0")
-    for url in database_url_for("mariadb", tmp_path):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", tmp_path):
         flags: dict[str, object] = {
             "database_url": url,
             "db_pool_size": 1,

@@ -66,7 +66,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from protocol.client import ReceivedFrame
-from tests.conftest import BACKENDS, ServerProcess, database_url_for, free_port, migrate
+from tests.conftest import BACKENDS, ServerProcess, free_port, migrated_database_url_for
 from tests.redis_server import RedisServer
 from tests.server.stomp_clients import RawTcp, RawWs, encode_frame, raw_peer
 from tests.stomp_fuzz import settled, utf8
@@ -209,8 +209,7 @@ def queue_node(
     deliver, settle and redeliver messages."""
     workdir = tmp_path_factory.mktemp(f"queues-{request.param}")
     cluster = request.param == "redis"
-    for url in database_url_for("mariadb" if cluster else request.param, workdir):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb" if cluster else request.param, workdir):
         flags: dict[str, object] = {
             "database_url": url,
             "queue_poll_s": 60,
@@ -1042,8 +1041,7 @@ def test_cluster_nack_comes_back_at_the_head_behind_others_unacked(
     ``XAUTOCLAIM … 0-0 COUNT <room>`` once, and one XAUTOCLAIM examines at most ten times COUNT
     entries of the pending list (Redis 7). The same bound hid a dead node's messages
     (``--queue-lease-s``) behind live consumers' unacked ones."""
-    for url in database_url_for("mariadb", tmp_path):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", tmp_path):
         node = make_server(
             database_url=url, redis_url=redis_server.url, node_id="fz-n1",
             redis_key_prefix=f"fz-{uuid.uuid4().hex[:8]}:",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess, database_url_for, migrate
+from tests.conftest import ServerProcess, migrated_database_url_for
 from tests.redis_server import RedisServer
 from tests.server.stomp_clients import (
     DEFAULT_TIMEOUT,
@@ -361,8 +361,7 @@ def test_a_commit_that_does_not_fit_the_queue_stores_nothing(
     if store == "sqlite":
         check_commits(make_server(queue_max_length=3))
         return
-    for url in database_url_for("mariadb", tmp_path):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", tmp_path):
         node = make_server(
             queue_max_length=3, database_url=url, redis_url=redis_server.url,
             node_id="commit-1", redis_key_prefix=f"{unique('commit')}:",

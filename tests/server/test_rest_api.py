@@ -21,7 +21,7 @@ import pytest
 from booking.admissions import AdmissionSigner
 from booking.keyring import Keyring
 from booking.ticket_keys import RELOAD_EVERY_S
-from tests.conftest import SECRET, ServerProcess, migrate
+from tests.conftest import SECRET, ServerProcess
 from tests.server.stomp_clients import Clients, unique
 
 PROBLEM_JSON = "application/problem+json"
@@ -614,10 +614,11 @@ def test_checkout_of_a_released_hold_conflicts(api: Api, event: dict[str, Any]) 
 
 
 @pytest.fixture
-def timeout_node(make_server: Callable[..., ServerProcess], database_url: str) -> ServerProcess:
+def timeout_node(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> ServerProcess:
     """A node whose gateway times out after 1 s, on each backend."""
-    migrate(database_url)
-    return make_server(payment_timeout_s=1, database_url=database_url)
+    return make_server(payment_timeout_s=1, database_url=migrated_database)
 
 
 def test_a_gateway_timeout_is_a_502_that_says_the_charge_is_refunded(

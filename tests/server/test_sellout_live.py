@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from concert_hub_client.sdk import Subscription, connect
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for, rest
 from tests.redis_server import RedisServer
 
 ROWS, PER_ROW, USERS = 5, 10, 200
@@ -42,8 +42,7 @@ def node(
         return
     redis: RedisServer = request.getfixturevalue("redis_server")
     redis.flush(2)
-    for url in database_url_for("mariadb", workdir):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", workdir):
         flags |= {"database_url": url, "redis_url": redis.url_for(2), "node_id": "solo"}
         proc = ServerProcess(free_port(), free_port(), workdir, flags)
         proc.start()

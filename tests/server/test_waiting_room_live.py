@@ -19,7 +19,7 @@ import pytest
 import stomp
 
 from server.cli import main as cli_main
-from tests.conftest import ServerProcess, database_url_for, free_port, migrate, rest
+from tests.conftest import ServerProcess, free_port, migrated_database_url_for, rest
 from tests.redis_server import RedisServer
 
 INTERVAL = 0.5
@@ -221,8 +221,7 @@ def cluster(
 ) -> Iterator[list[ServerProcess]]:
     redis_server.flush(1)
     workdir = tmp_path_factory.mktemp("cluster")
-    for url in database_url_for("mariadb", workdir):
-        migrate(url)
+    for url in migrated_database_url_for("mariadb", workdir):
         nodes = []
         try:
             for name in ("a", "b"):

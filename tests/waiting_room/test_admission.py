@@ -20,7 +20,7 @@ from booking.migrate import upgrade
 from booking.payments import TestGateway
 from booking.waiting_room import ADMITTED, EXPIRED, Policy
 from server.database import make_engine
-from tests.conftest import SECRET, migrate
+from tests.conftest import SECRET
 from tests.waiting_room.conftest import RoomFactory
 
 T0 = 1_000_000.0
@@ -146,9 +146,8 @@ async def test_concurrent_joins_and_admissions_never_exceed_the_cap(
 
 
 @pytest.fixture
-async def booking(database_url: str) -> AsyncIterator[BookingCore]:
-    migrate(database_url)
-    engine = make_engine(database_url)
+async def booking(migrated_database: str) -> AsyncIterator[BookingCore]:
+    engine = make_engine(migrated_database)
     await upgrade(engine)
     yield core.build(
         engine, TestGateway(engine), Keyring(SECRET), policy=BookingPolicy(admission_ttl_s=60)
