@@ -69,6 +69,9 @@ class _Consumer:
     prefetch: int
     #: Message ids written and not yet settled, oldest first (client modes only).
     unsettled: dict[str, None] = field(default_factory=dict)
+    #: How many NACKed messages are on their way back to the store. Their slots stay taken
+    #: until they are back: a take in between would deliver the messages behind them first.
+    returning: int = 0
 
     @property
     def tracked(self) -> bool:
@@ -93,7 +96,15 @@ class _Consumer:
         # up to more: the session's own budget is the bound too (one more would end it).
         conn = self.session.conn
         budget = conn.limits.max_unacked - conn.unacked
-        return min(self.prefetch - len(self.unsettled), budget)
+        return min(self.prefetch - len(self.unsettled) - self.returning, budget)
+
+
+async def _then_give_back(work: Awaitable[None], consumer: _Consumer, slots: int) -> None:
+    """``work`` (putting NACKed messages back), then ``consumer``'s ``slots`` free again."""
+    try:
+        await work
+    finally:
+        consumer.returning -= slots
 
 
 @dataclass(eq=False, slots=True)
@@ -281,12 +292,21 @@ class QueueBroker:
         if consumer is None:
             return None
         ids = consumer.settle(message_ids)
-        return self._requeue(consumer.queue, ids, self._queues[consumer.queue]) if ids else None
+        if not ids:
+            return None
+        consumer.returning += len(ids)
+        return self._requeue(consumer.queue, ids, self._queues[consumer.queue], consumer)
 
-    def _requeue(self, queue: str, ids: list[str], local: _LocalQueue | None) -> asyncio.Task[None]:
-        """Delivered messages back to the queue (NACK, a subscription's end), redelivered."""
+    def _requeue(
+        self, queue: str, ids: list[str], local: _LocalQueue | None, by: _Consumer | None = None
+    ) -> asyncio.Task[None]:
+        """Delivered messages back to the queue (NACK, a subscription's end), redelivered; a
+        NACK ``by`` a consumer has taken their slots in its ``returning``, given back here."""
         self._outcomes.labels("requeued").inc(len(ids))
-        return self._return(queue, self.store.release(queue, ids), local)
+        release = self.store.release(queue, ids)
+        if by is not None:
+            release = _then_give_back(release, by, len(ids))
+        return self._return(queue, release, local)
 
     def _return(
         self, queue: str, putting_back: Awaitable[None], local: _LocalQueue | None

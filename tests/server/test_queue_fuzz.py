@@ -1045,6 +1045,9 @@ def test_cluster_nack_comes_back_at_the_head_behind_others_unacked(
         node = make_server(
             database_url=url, redis_url=redis_server.url, node_id="fz-n1",
             redis_key_prefix=f"fz-{uuid.uuid4().hex[:8]}:",
+            # The pump looks for messages every 5 ms as well as when told: a look between the
+            # NACK and the message's return to the store used to take the one behind it.
+            queue_poll_s=0.005,
         )  # fmt: skip
         queue = f"/queue/fz-head-{uuid.uuid4().hex[:10]}"
         with RawTcp.to(node) as b, RawTcp.to(node) as a:
@@ -1062,9 +1065,10 @@ def test_cluster_nack_comes_back_at_the_head_behind_others_unacked(
                     ]
             first = a.read_until("MESSAGE")
             assert first.body == b"m20"
-            a.send("NACK", [("id", first.get("ack") or "")])
-            again = a.read_until("MESSAGE", 3.0)
-            assert (again.body, again.get("redelivered")) == (b"m20", "true")
+            for _ in range(30):  # each time, the NACKed message is A's next one
+                a.send("NACK", [("id", first.get("ack") or "")])
+                first = a.read_until("MESSAGE", 3.0)
+                assert (first.body, first.get("redelivered")) == (b"m20", "true")
 
 
 def test_an_ack_of_a_nacked_delivery_does_not_settle_its_redelivery(
