@@ -135,23 +135,35 @@ async def test_the_example_hears_a_real_order_paid_and_cancelled(
 
 
 async def test_ctrl_c_stops_the_example_without_a_traceback(
-    server: ServerProcess, tmp_path: Path
+    make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    token = server.token(unique("box-office"), "publisher")
+    node = make_server()
+    token = node.token(unique("box-office"), "publisher")
     queue = f"/queue/{unique('orders')}"
     consumer = await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), "--url", server.ws_url, "--token", token,
+        sys.executable, str(SCRIPT), "--url", node.ws_url, "--token", token,
         "--seen", str(tmp_path / "seen.db"), "--queue", queue,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert consumer.stdout is not None and consumer.stderr is not None
-    async with connect(server.ws_url, token=token) as producer:
-        await producer.send(queue, json.dumps({"id": "evt_c", "type": "order.paid"}),
-                            receipt=True, content_type="application/json")  # fmt: skip
-    # It printed the event, so it is consuming when the operator presses Ctrl-C.
-    line = await asyncio.wait_for(consumer.stdout.readline(), 30)
-    assert json.loads(line)["event"] == "evt_c"
-    consumer.send_signal(signal.SIGINT)
-    _, stderr = await asyncio.wait_for(consumer.communicate(), 30)
-    assert consumer.returncode == 130
-    assert b"Traceback" not in stderr, stderr.decode()
+    try:
+        async with connect(node.ws_url, token=token) as producer:
+            await producer.send(queue, json.dumps({"id": "evt_c", "type": "order.paid"}),
+                                receipt=True, content_type="application/json")  # fmt: skip
+        # It printed the event, so it is consuming when the operator presses Ctrl-C.
+        line = await asyncio.wait_for(consumer.stdout.readline(), 30)
+        assert json.loads(line)["event"] == "evt_c"
+        consumer.send_signal(signal.SIGINT)
+        await asyncio.wait_for(consumer.wait(), 30)
+    finally:
+        if consumer.returncode is None:
+            # It did not stop: a second Ctrl-C raises KeyboardInterrupt where it hangs, so the
+            # failure shows that traceback.
+            consumer.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(consumer.wait(), 10)
+            except TimeoutError:
+                consumer.kill()
+        stderr = (await consumer.communicate())[1].decode()
+    assert consumer.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
