@@ -178,8 +178,8 @@ class WaitingRoom(Protocol):
 
 def eta(ahead: int, policy: Policy, active: int) -> int | None:
     """Seconds until the user with ``ahead`` people in front of them is admitted; ``None``
-    ("unknown") while nobody is being admitted (paused, no admission rate, or no seat to
-    sell).
+    ("unknown") while nobody is being admitted (paused, closed, no admission rate, or no seat
+    to sell).
 
     Two limits pace the queue: the admission rate, and the cap on active shoppers. The places
     free under the cap now are filled at the rate; after that a place frees only when an admitted
@@ -189,7 +189,8 @@ def eta(ahead: int, policy: Policy, active: int) -> int | None:
     the cap.
     """
     rate = policy.rate_per_s
-    if policy.paused or rate <= 0 or policy.max_active <= 0 or policy.sale != SELLING:
+    admitting = policy.open and not policy.paused and policy.sale == SELLING
+    if not admitting or rate <= 0 or policy.max_active <= 0:
         return None
     # The user's own admission is one of those to wait for: position 1 behind a full cap waits
     # for a place to free, not for nothing.

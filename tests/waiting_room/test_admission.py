@@ -26,8 +26,10 @@ from tests.waiting_room.conftest import RoomFactory
 T0 = 1_000_000.0
 
 
-def policy(rate: float = 1000, cap: int = 10**6, ttl: int = 600, paused: bool = False) -> Policy:
-    return Policy(open=True, paused=paused, rate_per_s=rate, max_active=cap, admission_ttl_s=ttl)
+def policy(
+    rate: float = 1000, cap: int = 10**6, ttl: int = 600, paused: bool = False, open: bool = True
+) -> Policy:
+    return Policy(open=open, paused=paused, rate_per_s=rate, max_active=cap, admission_ttl_s=ttl)
 
 
 async def fill(room, event_id: int, count: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -87,6 +89,9 @@ async def test_the_estimate_counts_the_shopper_cap_not_only_the_rate(
     assert free is not None and free.eta_seconds == 1
     paused = await room.position(event_id, users[-1], policy(paused=True))
     assert paused is not None and paused.eta_seconds is None
+    # Closed (by an admin, or past its closing time): nobody is admitted, so no wait is known.
+    closed = await room.position(event_id, users[-1], policy(open=False))
+    assert closed is not None and closed.eta_seconds is None
 
 
 async def test_the_estimate_counts_the_users_own_admission(
