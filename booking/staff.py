@@ -149,6 +149,18 @@ class BoxOffice:
 
         return await in_transaction(self.engine, work)
 
+    async def note(self, staff: Staff, action: str, target: str, details: dict[str, Any]) -> None:
+        """Record a staff action that changes nothing here (an announcement pushed to buyers),
+        before the caller carries it out: should the record fail, the action is not taken, so
+        the log never misses one."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await audit.record(
+                conn, staff.actor, action, target, reason=staff.reason, details=details
+            )
+
+        await in_transaction(self.engine, work)
+
     async def audit_log(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
         async with self.engine.connect() as conn:
             return await audit.entries(conn, target, limit)

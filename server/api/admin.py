@@ -52,19 +52,23 @@ async def mark_seats(request: web.Request, principal: Principal) -> web.Response
     return detail_response(request, info)
 
 
-async def broadcast(request: web.Request, _: Principal) -> web.Response:
+async def broadcast(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, models.BroadcastRequest)
+    booking = request.app[BOOKING]
     if wanted.event_id is None:
-        route = ANNOUNCEMENTS
+        route, target = ANNOUNCEMENTS, "announcements"
     else:
-        await request.app[BOOKING].inventory.event(wanted.event_id)  # 404: an unknown event
-        route = event_announcements(wanted.event_id)
+        await booking.inventory.event(wanted.event_id)  # 404: an unknown event
+        route, target = event_announcements(wanted.event_id), f"event:{wanted.event_id}"
     announcement = {
         "id": f"ann_{secrets.token_hex(8)}",
         "level": wanted.level,
         "text": wanted.text,
         "sent_at": iso(utcnow()),
     }
+    # Every buyer reads it: the audit log keeps who said what, and where.
+    said = {"id": announcement["id"], "level": wanted.level, "text": wanted.text}
+    await booking.box_office.note(Staff(user_name(principal)), "broadcast", target, said)
     request.app[STOMP].broker.publish(route, JSON_HEADERS, dumps(announcement))
     sent = models.Announcement(
         id=announcement["id"],

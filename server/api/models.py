@@ -8,15 +8,19 @@ it rather than a silently ignored wish. Instants are RFC 3339 strings in UTC wit
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from booking.catalog import MAX_INT, EventPatch, EventSpec, EventStatus, SeatAccessPatch
 from server.bodies import Email, OrderOut, Request, Timestamp
 
 SeatStatus = Literal["available", "held", "sold", "blocked"]
 Level = Literal["info", "warning", "critical"]
+#: Words a person writes for others to read (an announcement, a staff member's reason): trimmed,
+#: so that blank is empty; an announcement of spaces pushed to every buyer, or a blank "why" in
+#: the audit log, is refused rather than kept.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -43,13 +47,13 @@ class CheckoutRequest(Request):
 
 
 class CancelRequest(Request):
-    reason: str | None = Field(
-        default=None, max_length=2000, description="why (kept in the audit log when staff cancel)"
+    reason: Text | None = Field(
+        default=None, description="why (kept in the audit log when staff cancel)"
     )
 
 
 class StaffReason(Request):
-    reason: str = Field(min_length=1, max_length=2000, description="why: kept in the audit log")
+    reason: Text = Field(min_length=1, description="why: kept in the audit log")
 
 
 class ResendRequest(StaffReason):
@@ -76,7 +80,7 @@ class AuditQuery(Request):
 
 
 class BroadcastRequest(Request):
-    text: str = Field(min_length=1, max_length=2000)
+    text: Text = Field(min_length=1)
     level: Level = "info"
     event_id: int | None = Field(
         default=None,

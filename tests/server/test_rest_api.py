@@ -747,12 +747,22 @@ def test_broadcasts_reach_the_announcement_topics(api: Api, event: dict[str, Any
             "validation",
         )
         assert_problem(api.post("/api/admin/broadcast", {"text": ""}, token=admin), 422)
+        # Blank is empty: a banner of spaces would go to every buyer.
+        assert_problem(api.post("/api/admin/broadcast", {"text": " \n "}, token=admin), 422)
         assert_problem(
             api.post("/api/admin/broadcast", {"text": "x", "event_id": 987654}, token=admin),
             404,
             "not_found",
         )
         assert listener.listener.quiet(seconds=0.3) == []
+        # The audit log keeps who said what, and where; the refused ones are not in it.
+        said = api.get("/api/admin/audit?target=announcements", token=admin).json()
+        assert [(e["action"], e["details"]) for e in said][:1] == [
+            ("broadcast", {"id": sent["id"], "level": "warning", "text": "Doors open at 7"})
+        ]
+        assert said[0]["actor"] == "admin"
+        said = api.get(f"/api/admin/audit?target=event:{event['id']}", token=admin).json()
+        assert [e["details"]["text"] for e in said if e["action"] == "broadcast"] == ["Row C moved"]
     finally:
         opened.close_all()
 
