@@ -180,9 +180,18 @@ class Inventory:
         self, event_id: int, patch: EventPatch, by: Staff | None = None
     ) -> EventInfo:
         async with self.engine.begin() as conn:
+            before = await catalog.load_settings(conn, event_id)
             await catalog.update_event(conn, event_id, patch)
-            await _audit(conn, by, "event.update", event_id, patch.changes())
             fresh = await catalog.load_settings(conn, event_id)
+            # The log names what changed: a form saved as it was (or an empty PATCH) changed
+            # nothing, and members given at their current value are not changes either.
+            changed = {
+                name: value
+                for name, value in patch.changes().items()
+                if getattr(before, name) != getattr(fresh, name)
+            }
+            if changed:
+                await _audit(conn, by, "event.update", event_id, changed)
         current = self._events.get(event_id)
         if current is not None:
             current.take_settings(fresh)  # the layout and the seat map stay
