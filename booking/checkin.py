@@ -401,7 +401,7 @@ class DoorCheckIn:
                     )
                 )  # fmt: skip
         self.hooks.ticket_scanned(event_id, reason.value)
-        return ScanResult(reason, event_id, tid, seat_id=claim.seat_id, used_gate=gate)
+        return ScanResult(reason, event_id, tid, seat_id=claim.seat_id)
 
     # -- offline ---------------------------------------------------------------------------------
 

@@ -261,7 +261,11 @@ def test_reentry_and_key_rotation(api: Api, event: dict[str, Any]) -> None:
     assert_problem(api.post("/api/checkin", {"code": code, "direction": "out"}, token=scanner), 422)
     put = api.call("PUT", f"/api/admin/events/{eid}/checkin", {"reentry": True}, token=admin)
     assert put.status == 200 and put.json() == {"event_id": eid, "reentry": True}
-    assert scan(api, scanner, code, direction="out")["result"] == "exited"
+    out = scan(api, scanner, code, direction="out")
+    # An exit names no gate the ticket was "used" at: that is an already_used answer's.
+    assert (out["result"], out["used_gate"], out["used_at"]) == ("exited", None, None)
+    again = scan(api, scanner, code, direction="out")
+    assert (again["result"], again.get("used_gate")) == ("not_inside", None)
     assert scan(api, scanner, code)["result"] == "admitted"
 
     before = api.get("/api/admin/ticket-keys", token=admin).json()
