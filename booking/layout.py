@@ -30,7 +30,9 @@ class _Spec(BaseModel):
 class TierSpec(_Spec):
     name: str = Field(min_length=1, max_length=64)
     price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS)
-    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="an ISO 4217 code, e.g. EUR"
+    )
 
 
 class SectionSpec(_Spec):

@@ -347,6 +347,11 @@ def test_bad_event_specs_create_nothing(api: Api) -> None:
     two_currencies = event_spec()
     two_currencies["layout"]["tiers"][1]["currency"] = "USD"
     assert_problem(api.post("/api/admin/events", two_currencies, token=admin), 422, "invalid")
+    for code in ("XX1", "eur", "EURO"):  # ISO 4217: three capital letters
+        not_money = event_spec()
+        for tier in not_money["layout"]["tiers"]:
+            tier["currency"] = code
+        assert_problem(api.post("/api/admin/events", not_money, token=admin), 422, "validation")
     unknown_tier = event_spec()
     unknown_tier["layout"]["sections"][0]["tier"] = "Balcony"
     assert_problem(api.post("/api/admin/events", unknown_tier, token=admin), 422, "invalid")
