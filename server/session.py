@@ -608,12 +608,16 @@ class StompSession(ABC):
 
     def _beat_out(self) -> None:
         # Runs every quarter interval: a beat goes out when nothing else did since the last
-        # tick, so the client never waits half an interval for a byte (a flag, not a time per
-        # write: writes are the fan-out's hot path). Ticking every half interval let the
-        # silence reach a whole one: the first beat came just at the interval, on the bound.
-        if not self._tx_seen:
+        # tick, so the client never waits more than half an interval for a byte (a flag, not a
+        # time per write: writes are the fan-out's hot path). Ticking every half interval let
+        # the silence reach a whole one: the first beat came just at the interval, on the bound.
+        # The beat is a byte sent (``_send`` flags it), so an idle session beats every other
+        # tick, every half interval, as the README says; clearing the flag after it doubled
+        # the beats.
+        if self._tx_seen:
+            self._tx_seen = False
+        else:
             self._send(self.conn.heartbeat())
-        self._tx_seen = False
 
     def _watch_silence(self, limit: float, *, idle: bool) -> None:
         """Close the session once the client has sent nothing for ``limit`` seconds: three

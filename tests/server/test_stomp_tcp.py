@@ -523,6 +523,12 @@ def test_the_server_beats_within_half_an_interval_of_silence(
         assert peer.heartbeats, "no heart-beat within 3 s"
         first = peer.heartbeats[0] - connected
         assert first < 1.6, f"the first heart-beat came {first:.2f} s after CONNECTED"
+        # And not more often: an idle session's beats are half an interval apart (1 s), not a
+        # quarter (which would make about seven by 4 s). Late timers only make fewer.
+        while time.monotonic() - connected < 4.2:
+            peer._receive(0.05)
+        beats = [round(t - connected, 2) for t in peer.heartbeats if t - connected < 4.2]
+        assert len(beats) <= 5, f"heart-beats at {beats} s"
     finally:
         peer.close()
 
