@@ -93,11 +93,13 @@ def test_bad_credentials_are_refused(
     else:
         extra = {"Authorization": f"Basic {server.token('basic', 'user')}"}
     with raw_peer(server, transport) as peer:
-        reply = peer.connect(token=token, extra=extra)
+        reply = peer.connect(token=token, extra={**extra, "receipt": "login"})
         assert reply.command == "ERROR", f"bad credentials accepted: {reply}"
         assert isinstance(reply, Error)
         assert reply.message == "authentication failed"
         assert "user-name" not in dict(reply.headers)
+        # As for any refused frame that asked for a receipt (README "Errors").
+        assert dict(reply.headers).get("receipt-id") == "login"
         # The body says what is wrong in our words, not the JWT library's.
         assert bytes(reply.body).decode() == WHY_REFUSED[credentials]
         peer.expect_closed()
