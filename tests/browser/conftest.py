@@ -267,6 +267,14 @@ def admin_token(node: ServerProcess) -> str:
     return node.token("browser-admin", "admin")
 
 
+def admin_console(node: ServerProcess, pages: Pages, name: str = "admin") -> Page:
+    """The admin console at ``/admin``, signed in with an admin token."""
+    admin = pages.open(node.http_url + "/admin", name)
+    element(admin, "admin-token").fill(admin_token(node))
+    element(admin, "admin-login").click()
+    return admin
+
+
 def api_seats(node: ServerProcess, event_id: int) -> dict[str, str]:
     status, body = api(node, "GET", f"/api/events/{event_id}/seats")
     assert status == 200, (status, body)
@@ -277,15 +285,20 @@ def ticket_check(node: ServerProcess, code: str) -> tuple[int, Any]:
     return api(node, "GET", f"/api/tickets/{urllib.parse.quote(code, safe='')}")
 
 
-def buy_via_api(node: ServerProcess, user: str, event_id: int, seats: list[str]) -> dict[str, Any]:
-    """Another user buys ``seats`` outright (waiting room off); returns the order."""
+def buy_via_api(
+    node: ServerProcess, user: str, event_id: int, seats: list[str], email: str | None = None
+) -> dict[str, Any]:
+    """Another user buys ``seats`` outright (waiting room off), the confirmation to ``email``
+    when given; returns the order."""
     token = node.token(user)
     status, hold = api(node, "POST", f"/api/events/{event_id}/holds", {"seats": seats},
                        token=token)  # fmt: skip
     assert status == 201, (status, hold)
+    checkout: dict[str, Any] = {"payment": {"method": "card", "token": "tok_visa"}}
+    if email is not None:
+        checkout["email"] = email
     status, order = api(
-        node, "POST", f"/api/holds/{hold['hold_id']}/checkout",
-        {"payment": {"method": "card", "token": "tok_visa"}},
+        node, "POST", f"/api/holds/{hold['hold_id']}/checkout", checkout,
         token=token, headers={"Idempotency-Key": f"k-{user}-{time.time_ns()}"},
     )  # fmt: skip
     assert status == 201, (status, order)

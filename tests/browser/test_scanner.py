@@ -1,6 +1,8 @@
 """The door scanner page (``/scan``) in Chromium with a fake camera that films a real ticket's
 QR code: the first scan admits, the next says already used, and with the network cut the page
-still admits from its cached check-in list and syncs when the network is back."""
+still admits from its cached check-in list and syncs when the network is back; a token the
+server refuses keeps the scans queued offline for the next token, and a token bound to an event
+decides the event at every sign-in."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import segno
-from playwright.sync_api import Browser, Playwright, expect
+from playwright.sync_api import Browser, Page, Playwright, Request, expect
 
 from tests.browser.conftest import (
     CHROMIUM,
@@ -81,11 +83,22 @@ def buy_codes(node: ServerProcess, event_id: int, seats: list[str]) -> list[str]
     return [by_seat[s] for s in seats]
 
 
-def mint_scanner(node: ServerProcess, gate: str, event_id: int) -> str:
+def new_scanner(node: ServerProcess, gate: str, event_id: int) -> tuple[str, str]:
+    """A scanner for ``gate`` bound to ``event_id``: its id (to revoke it) and its token."""
     body = {"device": f"dev-{time.time_ns()}", "gate": gate, "event_id": event_id}
     status, scanner = api(node, "POST", "/api/admin/scanners", body, token=admin_token(node))
     assert status == 201, (status, scanner)
-    return str(scanner["token"])
+    return str(scanner["id"]), str(scanner["token"])
+
+
+def mint_scanner(node: ServerProcess, gate: str, event_id: int) -> str:
+    return new_scanner(node, gate, event_id)[1]
+
+
+def enter_code(page: Page, code: str) -> None:
+    """Type a ticket code into the scanner page and check it."""
+    page.get_by_test_id("manual-code").fill(code)
+    page.get_by_test_id("manual-submit").click()
 
 
 @pytest.fixture
@@ -329,3 +342,89 @@ def test_exit_scans_work_offline_and_sync_in_order(
         assert status == 200 and conflicts == [], conflicts
     finally:
         context.close()
+
+
+def test_a_refused_token_keeps_the_offline_queue_for_the_next_token(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    node = ui_server
+    event_id = create_event(node, "Revoked Night")
+    codes = buy_codes(node, event_id, ["S-A-1", "S-A-2"])
+    scanner_id, token = new_scanner(node, "Door 7", event_id)
+    page = pages.open(f"{node.http_url}/scan#token={token}", "door")
+    uploads: list[str] = []
+
+    def count_upload(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith(f"/events/{event_id}/sync"):
+            uploads.append(request.url)
+
+    page.on("request", count_upload)
+    expect(element(page, "scan-list")).to_contain_text("2 tickets cached")
+    page.context.set_offline(True)
+    result = element(page, "scan-result")
+    for code in codes:
+        enter_code(page, code)
+        expect(result).to_have_attribute("data-reason", "admitted")
+    expect(element(page, "scan-queued")).to_have_text("2")
+
+    # The device is revoked while it is offline: its upload is refused (401) when back online.
+    status, body = api(node, "POST", f"/api/admin/scanners/{scanner_id}/revoke",
+                       token=admin_token(node))  # fmt: skip
+    assert status == 200, (status, body)
+    page.context.set_offline(False)
+    error = element(page, "scan-error")
+    expect(error).to_contain_text("no longer valid")  # in words, not the server's
+    expect(error).to_contain_text("2 scans made offline are kept")
+    expect(element(page, "scan-new-token")).to_be_visible()
+    expect(element(page, "scan-queued")).to_have_text("2")
+    # Nothing more is sent with the refused token (the page syncs every 5 s otherwise).
+    assert uploads, "the page never tried to upload its queue"
+    tried = len(uploads)
+    page.wait_for_timeout(6_000)
+    assert len(uploads) == tried, f"{len(uploads) - tried} more uploads with a refused token"
+    pages.snap(page, "scanner-token-refused")
+
+    # A new token for the same event: the queue kept offline uploads under it.
+    _, fresh = new_scanner(node, "Door 8", event_id)
+    element(page, "scan-new-token").click()
+    element(page, "scan-token").fill(fresh)
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("heading", name=f"Gate Door 8 · event {event_id}")).to_be_visible()
+    expect(element(page, "scan-queued")).to_have_text("0", timeout=WAIT_MS)
+    expect(element(page, "scan-error")).to_have_count(0)
+    status, progress = api(node, "GET", f"/api/admin/events/{event_id}/checkin",
+                           token=admin_token(node))  # fmt: skip
+    assert status == 200, (status, progress)
+    assert (progress["scanned"], progress["by_gate"]) == (2, {"Door 8": 2}), progress
+    other = mint_scanner(node, "Door 9", event_id)
+    for code in codes:
+        status, answer = api(node, "POST", "/api/checkin", {"code": code}, token=other)
+        assert (status, answer["result"], answer["used_gate"]) == (409, "already_used", "Door 8")
+
+
+def test_a_token_bound_to_an_event_decides_it_at_every_sign_in(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    node = ui_server
+    first = create_event(node, "Bound Night")
+    second = create_event(node, "Next Bound Night")
+    (code,) = buy_codes(node, second, ["S-B-3"])
+    _, token = new_scanner(node, "West", first)
+    _, other = new_scanner(node, "West 2", second)
+    page = pages.open(f"{node.http_url}/scan#token={token}", "door")
+    expect(page.get_by_role("heading", name=f"Gate West · event {first}")).to_be_visible()
+    expect(element(page, "scan-change-event")).to_have_count(0)  # the token decides it
+
+    # Signed out, the next token is bound to another event: that event, without asking.
+    element(page, "scan-sign-out").click()
+    element(page, "scan-token").fill(other)
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("heading", name=f"Gate West 2 · event {second}")).to_be_visible()
+    expect(element(page, "scan-event")).to_have_count(0)
+    expect(element(page, "scan-list")).to_contain_text("1 tickets cached")
+    enter_code(page, code)
+    result = element(page, "scan-result")
+    expect(result).to_have_attribute("data-reason", "admitted")
+    expect(result).to_contain_text("S row B seat 3")
+    page.reload()
+    expect(page.get_by_role("heading", name=f"Gate West 2 · event {second}")).to_be_visible()

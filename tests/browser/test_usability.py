@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import (
     BUYER_EMAIL,
     Pages,
+    admin_console,
     admin_token,
     api,
     create_event,
@@ -190,13 +191,6 @@ def test_a_sale_paused_while_the_page_is_open_shows_as_paused(
     page.keyboard.press("Enter")
     element(page, "hold-button").click()
     expect(page.get_by_text("Your seats are held")).to_be_visible()
-
-
-def admin_console(ui_server: ServerProcess, pages: Pages) -> Page:
-    admin = pages.open(ui_server.http_url + "/admin", "admin")
-    element(admin, "admin-token").fill(admin_token(ui_server))
-    element(admin, "admin-login").click()
-    return admin
 
 
 def test_the_console_names_the_field_a_change_got_wrong(

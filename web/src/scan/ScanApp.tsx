@@ -8,13 +8,9 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { seatIdName } from '../shared/format';
 import { ApiError, describeError, isNetworkError, requestJson } from '../shared/http';
 import { load, save } from '../shared/storage';
-import { type CheckInList, type Reason, fromBase64Url, reasonText, ticketId, verifyExitOffline, verifyOffline } from './codes';
+import { type CheckInList, type Reason, reasonText, ticketId, verifyExitOffline, verifyOffline } from './codes';
 import * as store from './store';
-
-interface Claims {
-  gate: string | null;
-  eventId: number | null;
-}
+import { eventFor, isTokenRefused, readClaims } from './token';
 
 interface ScanAnswer {
   result: Reason;
@@ -73,15 +69,6 @@ const LIST_EVERY_MS = 60_000;
 const FRAME_EVERY_MS = 150;
 const TOKEN_REFUSED = 'This scanner’s token is no longer valid (expired or revoked): ask for a new one.';
 
-function readClaims(token: string): Claims {
-  try {
-    const body = JSON.parse(new TextDecoder().decode(fromBase64Url(token.split('.')[1] ?? ''))) as { gate?: string; evt?: number };
-    return { gate: body.gate ?? null, eventId: typeof body.evt === 'number' ? body.evt : null };
-  } catch {
-    return { gate: null, eventId: null };
-  }
-}
-
 function tokenFromHash(): string | null {
   const match = /token=([^&]+)/.exec(window.location.hash);
   if (!match) return null;
@@ -123,15 +110,19 @@ export function ScanApp() {
     return fresh ?? load<string>('scan.token');
   });
   const claims = token ? readClaims(token) : { gate: null, eventId: null };
-  const [eventId, setEventId] = useState<number | null>(claims.eventId ?? load<number>('scan.event'));
+  const [eventId, setEventId] = useState<number | null>(() => eventFor(token, load<number>('scan.event')));
   const [list, setList] = useState<CheckInList | null>(null);
   const [queue, setQueue] = useState<Queued[]>([]);
   const [online, setOnline] = useState(navigator.onLine);
   const [shown, setShown] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  /** The server refused the token (401): the error offers to enter another. */
-  const [tokenRefused, setTokenRefused] = useState(false);
+  /** The token the server refused (401): the page offers to enter another, and sends nothing
+   *  with this one again (the ref, for the timers). An answer to an earlier token's request
+   *  does not mark a newer token refused. */
+  const [refusedToken, setRefusedToken] = useState<string | null>(null);
+  const refusedRef = useRef<string | null>(null);
+  const tokenRefused = token !== null && refusedToken === token;
   const [camera, setCamera] = useState<string>('starting');
   const [manual, setManual] = useState('');
   const usedHere = useRef(new Set<string>());
@@ -165,9 +156,31 @@ export function ScanApp() {
   const signOut = () => {
     save('scan.token', null);
     changeEvent();
-    setTokenRefused(false);
+    refusedRef.current = null;
+    setRefusedToken(null);
     setToken(null);
   };
+
+  /** A new token (pasted after "Sign out" or a refusal): a bound one decides the event. Scans
+   *  still queued for that event were kept (IndexedDB) and upload with this token. */
+  const signIn = (value: string) => {
+    save('scan.token', value);
+    refusedRef.current = null;
+    setRefusedToken(null);
+    setError(null);
+    setToken(value);
+    setEventId(eventFor(value, load<number>('scan.event')));
+  };
+
+  /** A 401 from any request made with `used` (scan, list, sync): that token is no longer good.
+   *  Queued scans stay queued; the page stops sending and offers to enter a new token. False
+   *  for other errors. */
+  const refused = useCallback((caught: unknown, used: string): boolean => {
+    if (!isTokenRefused(caught)) return false;
+    refusedRef.current = used;
+    setRefusedToken(used);
+    return true;
+  }, []);
 
   const setQueued = useCallback(
     (next: Queued[]) => {
@@ -179,7 +192,7 @@ export function ScanApp() {
   );
 
   const refreshList = useCallback(async () => {
-    if (!token || eventId === null) return;
+    if (!token || eventId === null || refusedRef.current === token) return;
     try {
       const fresh = await requestJson<CheckInList>('GET', `/api/checkin/events/${eventId}/list`, { token, timeoutMs: 10_000 });
       listRef.current = fresh;
@@ -197,16 +210,13 @@ export function ScanApp() {
           listRef.current = cached;
           setList(cached);
         }
-      } else if (caught instanceof ApiError && caught.status === 401) {
-        setTokenRefused(true);
-        setError(TOKEN_REFUSED);
-      } else setError(describeError(caught));
+      } else if (!refused(caught, token)) setError(describeError(caught));
     }
-  }, [token, eventId]);
+  }, [token, eventId, refused]);
 
   const sync = useCallback(async () => {
     const pending = queueRef.current;
-    if (!token || eventId === null || pending.length === 0 || syncing.current || !navigator.onLine) return;
+    if (!token || eventId === null || pending.length === 0 || syncing.current || refusedRef.current === token || !navigator.onLine) return;
     syncing.current = true;
     try {
       const batch = pending.slice(0, 2000);
@@ -229,13 +239,13 @@ export function ScanApp() {
       await refreshList();
     } catch (caught) {
       if (isNetworkError(caught)) setOnline(false);
-      else setError(describeError(caught));
+      else if (!refused(caught, token)) setError(describeError(caught));
     } finally {
       syncing.current = false;
     }
-  }, [token, eventId, refreshList, setQueued]);
+  }, [token, eventId, refreshList, refused, setQueued]);
 
-  // start: the cached queue and list, then a fresh list
+  // start: the cached queue and list, then a fresh list, and what is queued goes up at once
   useEffect(() => {
     if (eventId === null) return;
     void (async () => {
@@ -259,8 +269,9 @@ export function ScanApp() {
         setList(cached);
       }
       await refreshList();
+      await sync();
     })();
-  }, [eventId, refreshList]);
+  }, [eventId, refreshList, sync]);
 
   useEffect(() => {
     const up = () => {
@@ -342,13 +353,10 @@ export function ScanApp() {
         if (isNetworkError(caught)) {
           setOnline(false);
           await offlineScan(code);
-        } else if (caught instanceof ApiError && caught.status === 401) {
-          setTokenRefused(true);
-          setError(TOKEN_REFUSED);
-        } else setError(describeError(caught));
+        } else if (!refused(caught, token)) setError(describeError(caught));
       }
     },
-    [token, eventId, offlineScan, show, sync],
+    [token, eventId, offlineScan, refused, show, sync],
   );
 
   // the camera: frames to the detector, each new code once while it stays in view
@@ -414,10 +422,7 @@ export function ScanApp() {
           onSubmit={(e) => {
             e.preventDefault();
             const value = (new FormData(e.currentTarget).get('token') as string).trim();
-            if (value) {
-              save('scan.token', value);
-              setToken(value);
-            }
+            if (value) signIn(value);
           }}
         >
           <input name="token" data-testid="scan-token" aria-label="Scanner token" />
@@ -525,18 +530,21 @@ export function ScanApp() {
           </>
         )}
       </section>
-      {error && (
+      {tokenRefused ? (
         <p role="alert" data-testid="scan-error">
-          {error}
-          {tokenRefused && (
-            <>
-              {' '}
-              <button type="button" onClick={signOut}>
-                Enter a new token
-              </button>
-            </>
-          )}
+          {TOKEN_REFUSED}
+          {queue.length > 0 && ` ${queue.length} scan${queue.length === 1 ? '' : 's'} made offline ${queue.length === 1 ? 'is' : 'are'} kept: they upload once a new token is entered.`}
+          {error && ` ${error}`}{' '}
+          <button type="button" onClick={signOut} data-testid="scan-new-token">
+            Enter a new token
+          </button>
         </p>
+      ) : (
+        error && (
+          <p role="alert" data-testid="scan-error">
+            {error}
+          </p>
+        )
       )}
       {notice && (
         <p role="status" className="scan-notice" data-testid="scan-notice">

@@ -39,7 +39,12 @@ export function seatIdName(seatId: string): string {
   return `${sectionName(section)} row ${row} seat ${number}`;
 }
 
-export function dateTime(iso: string): string {
+/** "Tue, 6 Jan 2026, 14:03" in the browser's time zone (or `timeZone`); with `seconds`,
+ *  "…, 14:03:27". */
+export function dateTime(
+  iso: string,
+  { seconds = false, timeZone }: { seconds?: boolean; timeZone?: string } = {},
+): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
   return date.toLocaleString('en-GB', {
@@ -49,6 +54,8 @@ export function dateTime(iso: string): string {
     year: 'numeric',
     hour: '2-digit',
     minute: '2-digit',
+    ...(seconds ? { second: '2-digit' } : {}),
+    timeZone,
   });
 }
 

@@ -1,9 +1,10 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 
 import { dateTime, money, seatIdName } from '../../shared/format';
 import { describeError } from '../../shared/http';
 import type { AuditEntry, Order, OrderFile } from '../../shared/types';
 import type { AdminApi } from '../api';
+import { auditDetails, auditTime } from '../audit';
 import { useEvents } from '../events';
 
 /** One staff action: a reason (required, audited), then the button. */
@@ -65,17 +66,24 @@ function AuditTable({ entries }: { entries: AuditEntry[] }) {
           <th>Who</th>
           <th>What</th>
           <th>On</th>
+          <th>Details</th>
           <th>Why</th>
         </tr>
       </thead>
       <tbody>
         {entries.map((a) => (
           <tr key={a.id} data-testid="audit-entry">
-            <td>{dateTime(a.at)}</td>
+            <td data-testid="audit-time">
+              <time dateTime={a.at}>{auditTime(a.at)}</time>
+            </td>
             <td>{a.actor}</td>
             <td>{a.action}</td>
             <td>
               <code>{a.target}</code>
+            </td>
+            {/* a webhook's URL or an announcement wraps rather than widening the table */}
+            <td data-testid="audit-details" style={{ overflowWrap: 'anywhere' }}>
+              {auditDetails(a.details)}
             </td>
             <td>{a.reason ?? '—'}</td>
           </tr>
@@ -174,23 +182,34 @@ export function OrderDesk({ api }: { api: AdminApi }) {
   }, [api]);
   useEffect(loadAudit, [loadAudit, eventChanges]);
 
-  const open = async (id: string) => {
+  // Each search starts over: the order file open before it closes at once (its Cancel and
+  // Resend buttons must never stand under another search's results), and an answer to an
+  // earlier search or opening that arrives late is dropped.
+  const generation = useRef(0);
+
+  const open = async (id: string, asOf = generation.current) => {
     try {
-      setFile(await api.orderFile(id));
+      const opened = await api.orderFile(id);
+      if (asOf !== generation.current) return;
+      setFile(opened);
       setError(null);
     } catch (e) {
-      setError(describeError(e));
+      if (asOf === generation.current) setError(describeError(e));
     }
   };
 
   const search = async () => {
+    const asOf = ++generation.current;
+    setFile(null);
+    setFound(null);
+    setError(null);
     try {
       const orders = await api.searchOrders(query.trim());
+      if (asOf !== generation.current) return;
       setFound(orders);
-      setError(null);
-      if (orders.length === 1 && orders[0]) await open(orders[0].order_id);
+      if (orders.length === 1 && orders[0]) await open(orders[0].order_id, asOf);
     } catch (e) {
-      setError(describeError(e));
+      if (asOf === generation.current) setError(describeError(e));
     }
   };
 
@@ -239,7 +258,8 @@ export function OrderDesk({ api }: { api: AdminApi }) {
           ))}
         </ul>
       )}
-      {file && <FileView file={file} api={api} changed={changed} />}
+      {/* keyed by order: a reason typed for one order is not left in the form of the next */}
+      {file && <FileView key={file.order.order_id} file={file} api={api} changed={changed} />}
       <div className="card__head">
         <h3>Audit log</h3>
         {/* Other staff act too (and the server audits more than this console does): on demand. */}
