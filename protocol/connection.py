@@ -271,7 +271,7 @@ class ServerConnection:
             for held in event.events:
                 if held.receipt is not None:
                     self._receipt(held.receipt)
-        if event.receipt is not None:
+        if event.receipt is not None and not isinstance(event, ConnectRequest):
             self._receipt(event.receipt)
         if isinstance(event, Disconnect):
             self._close()
@@ -340,7 +340,9 @@ class ServerConnection:
             )
         self.state = ConnectionState.CONNECTING
         return ConnectRequest(
-            receipt=None,
+            # CONNECT is answered by CONNECTED, never a RECEIPT (:meth:`complete`); a receipt it
+            # carries names its ERROR, as for any refused frame.
+            receipt=frame.get("receipt"),
             version=version,
             login=frame.get("login"),
             passcode=frame.get("passcode"),

@@ -416,19 +416,12 @@ class StompSession(ABC):
 
     def _on_connect(self, event: events.ConnectRequest) -> None:
         service = self.service
-        # CONNECT asks for no RECEIPT, but its ERROR names the receipt the frame carried, as
-        # the protocol's own refusals of a CONNECT (version, heart-beat) do.
-        receipt = next((value for name, value in event.headers if name == "receipt"), None)
         try:
             principal = service.tokens.from_stomp(event.passcode, event.authorization)
         except AuthenticationFailed as exc:
-            raise AuthenticationRefused(
-                "authentication failed", str(exc), receipt_id=receipt
-            ) from None
+            raise AuthenticationRefused("authentication failed", str(exc)) from None
         if not principal.authenticated and not service.settings.anonymous_allowed:
-            raise AuthenticationRefused(
-                "authentication failed", "credentials are required", receipt_id=receipt
-            )
+            raise AuthenticationRefused("authentication failed", "credentials are required")
         self.principal = principal
         self.conn.accept(session=self.session_id, server=SERVER_NAME, user_name=principal.name)
         self._frames_out.labels("CONNECTED").inc()

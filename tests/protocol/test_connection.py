@@ -872,6 +872,17 @@ class TestReceipts:
         assert [f.get("receipt-id") for f in sent(conn)] == ["1", "2"]
         assert conn.data_to_send() == b""
 
+    def test_connect_is_answered_by_connected_and_carries_its_receipt_for_an_error(
+        self,
+    ) -> None:
+        """A CONNECT asks for no RECEIPT (STOMP 1.2: any frame but CONNECT may); one it carries
+        anyway is the event's, for the ERROR of a refused login (the server names it there)."""
+        conn, event = connect_request([("accept-version", "1.2"), ("receipt", "login")])
+        assert event.receipt == "login"
+        conn.accept(session="s", server="test", user_name=None)
+        conn.complete(event)
+        assert [frame.command for frame in sent(conn)] == [Command.CONNECTED]
+
     def test_errors_name_the_offending_frames_receipt(self) -> None:
         conn = connect()
         error = refused(conn, "SEND", [("receipt", "r-9")])
