@@ -16,11 +16,10 @@ async def run_every(
 ) -> None:
     """Run ``work`` every ``period_s`` until cancelled (``at_once``: first right away); a
     failure is logged, not fatal."""
-    first = at_once
+    delay = 0.0 if at_once else period_s
     while True:
-        if not first:
-            await asyncio.sleep(period_s)
-        first = False
+        await asyncio.sleep(delay)
+        delay = period_s
         try:
             await work()
         except asyncio.CancelledError:

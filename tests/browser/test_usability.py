@@ -38,6 +38,15 @@ def focused_text(page: Page) -> str:
     return str(page.evaluate("() => (document.activeElement?.textContent ?? '').trim()"))
 
 
+def hold_the_first_seat(page: Page) -> None:
+    """Pick the map's first seat from the keyboard and hold it: the sale takes holds."""
+    element(page, "seat-map").focus()
+    page.keyboard.press("Home")
+    page.keyboard.press("Enter")
+    element(page, "hold-button").click()
+    expect(page.get_by_text("Your seats are held")).to_be_visible()
+
+
 def test_the_ticket_fits_a_phone_screen(ui_server: ServerProcess, pages: Pages) -> None:
     event = create_event(ui_server, "Phone Ticket Night")
     page = pages.open(event_url(ui_server, event), "buyer")
@@ -158,11 +167,7 @@ def test_a_page_open_before_the_sale_opens_is_on_sale_at_the_opening_time(
     # No click, no reload, no push: the clock alone opens the sale on the page.
     expect(page.get_by_text("On sale", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("This event is not on sale right now.")).to_have_count(0)
-    element(page, "seat-map").focus()
-    page.keyboard.press("Home")
-    page.keyboard.press("Enter")
-    element(page, "hold-button").click()
-    expect(page.get_by_text("Your seats are held")).to_be_visible()
+    hold_the_first_seat(page)
     pages.snap(page, "opened")
 
 
@@ -186,11 +191,7 @@ def test_a_sale_paused_while_the_page_is_open_shows_as_paused(
                        token=admin_token(ui_server))  # fmt: skip
     assert status == 200, (status, body)
     expect(page.get_by_text("On sale", exact=True)).to_be_visible()
-    element(page, "seat-map").focus()
-    page.keyboard.press("Home")
-    page.keyboard.press("Enter")
-    element(page, "hold-button").click()
-    expect(page.get_by_text("Your seats are held")).to_be_visible()
+    hold_the_first_seat(page)
 
 
 def test_the_console_names_the_field_a_change_got_wrong(
