@@ -9,9 +9,9 @@
   held until commit (SQLite serialises writers), so of two gates scanning one code at the same
   moment (on one node or two) exactly one admits; the other reads who did (already used: when,
   at which gate). A quiet door pays nothing for it: a lone scan is its own batch.
-  A refusal says why: ``void`` (the order was cancelled), ``wrong_event``,
-  ``forged`` (no genuine signature, or no such ticket), ``retired_key`` (signed by a key rotated
-  out, and its event is over).
+  A refusal says why: ``void`` (the order was cancelled, or the desk reissued its tickets),
+  ``wrong_event``, ``forged`` (no genuine signature, or no such ticket), ``retired_key`` (signed
+  by a key rotated out, and its event is over).
 * **Re-entry** (per event, :meth:`DoorCheckIn.set_reentry`): an exit scan re-arms the ticket
   (``admitted_at`` back to NULL, ``rearmed_at`` set), so it admits once more.
 * **Offline** (:meth:`DoorCheckIn.merge`): a scanner that lost the network keeps admitting from

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from booking import audit
 from booking.audit import Staff
 from booking.clock import iso, utcnow
-from booking.outbox import enqueue
+from booking.outbox import SKIPPED, DeliveryStatus, delivery_status, enqueue
 from booking.rows import row_by_id
 from booking.schema import outbox, webhooks
 
@@ -191,10 +191,10 @@ def delivery_ref(webhook_id: int) -> str:
     return f"webhook:{webhook_id}"
 
 
-#: What the sender keeps in a delivery's payload: the HTTP status of the latest answer, and why
-#: a delivery was dropped unsent (the webhook was deactivated).
+#: What the sender keeps in a delivery's payload: the HTTP status of the latest answer (and,
+#: under :data:`~booking.outbox.SKIPPED`, why it was dropped unsent: the webhook was
+#: deactivated).
 HTTP_STATUS = "http_status"
-SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +213,10 @@ class WebhookDelivery:
     created_at: datetime
     #: Why it was not sent (the webhook was deactivated first); ``None`` otherwise.
     skipped: str | None
+
+    @property
+    def status(self) -> DeliveryStatus:
+        return delivery_status(self.sent_at, self.attempts, self.skipped)
 
 
 def _webhook_delivery(row: Any) -> WebhookDelivery:

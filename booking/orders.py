@@ -14,12 +14,13 @@ be replayed exactly as it was first answered (a checkout's idempotency outcome).
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from booking import audit, integration
@@ -140,21 +141,27 @@ def _owner(reader: Reader) -> Owner | None:
 
 class OrderKeys:
     """The key in an order's e-mailed link: whoever holds it may see and cancel that order
-    (as with the order links of pretix), without signing in."""
+    (as with the order links of pretix), without signing in.
+
+    The key is a MAC of the order id and the order's ``link_nonce``: an order the desk sent to a
+    corrected address gets a new nonce, so the link the mistyped address received stops opening
+    it. Without a nonce (every order until then) the key is the MAC of the order id alone.
+    """
 
     def __init__(self, keyring: Keyring) -> None:
         self._keys = keyring.keys("order link v1")
 
-    def key(self, order_id: str) -> str:
-        return _link_key(self._keys[0], order_id)
+    def key(self, order_id: str, nonce: str | None = None) -> str:
+        return _link_key(self._keys[0], order_id, nonce)
 
-    def opens(self, order_id: str, key: str) -> bool:
+    def opens(self, order_id: str, key: str, nonce: str | None = None) -> bool:
         """Whether ``key`` is this order's, under the secret or a previous one."""
-        return signed_by_any(self._keys, lambda k: _link_key(k, order_id).encode(), key)
+        return signed_by_any(self._keys, lambda k: _link_key(k, order_id, nonce).encode(), key)
 
 
-def _link_key(key: bytes, order_id: str) -> str:
-    return base64.urlsafe_b64encode(mac(key, order_id.encode(), 18)).decode()
+def _link_key(key: bytes, order_id: str, nonce: str | None) -> str:
+    signed = order_id if nonce is None else f"{order_id}|{nonce}"
+    return base64.urlsafe_b64encode(mac(key, signed.encode(), 18)).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +205,8 @@ async def _tickets_by_order(
         select(tickets.c.order_id, tickets.c.code, tickets.c.seat_id, tickets.c.status)
         .join(seats, (seats.c.event_id == tickets.c.event_id)
               & (seats.c.seat_id == tickets.c.seat_id))
-        .where(tickets.c.order_id.in_(order_ids))
+        # A replaced ticket is void, and its successor stands in the order in its place.
+        .where(tickets.c.order_id.in_(order_ids), tickets.c.replaced_by.is_(None))
         .order_by(seats.c.ordinal, tickets.c.seat_id)  # as the layout has them
     )  # fmt: skip
     for t in issued:
@@ -387,6 +395,19 @@ class OrderDesk:
         await self.refunds.attempt(refund_id)
         return await self.get(order_id, None)
 
+    async def link_key(self, order_id: str) -> str:
+        """The key of the order's e-mailed link, as it is now (:class:`OrderKeys`)."""
+        async with self.engine.connect() as conn:
+            nonce = await conn.scalar(select(orders.c.link_nonce).where(orders.c.id == order_id))
+        return self.keys.key(order_id, nonce)
+
+    async def opened_by(self, order_id: str, key: str) -> bool:
+        """Whether ``key`` opens the order: it is the order's current link key."""
+        async with self.engine.connect() as conn:
+            found = await conn.execute(select(orders.c.link_nonce).where(orders.c.id == order_id))
+            row = found.first()
+        return row is not None and self.keys.opens(order_id, key, row.link_nonce)
+
     async def verify(self, code: str) -> TicketCheck:
         # The signature before the connection: a code naming a key this node does not know
         # reloads the keys from the database, which must not wait behind a connection held
@@ -397,3 +418,37 @@ class OrderDesk:
             raise NotFound("not a genuine ticket code")
         async with self.engine.connect() as conn:
             return await check_ticket(conn, claim, code)
+
+
+async def reissue_tickets(conn: AsyncConnection, order_id: str, signer: TicketCodes) -> int:
+    """Replace the order's valid tickets with new codes and renew its link key, in the caller's
+    transaction (the order desk, sending the order to a corrected address): the old codes are
+    void from then on, so tickets e-mailed to a mistyped address no longer let anyone in, and
+    the old link opens nothing. An admitted ticket's successor is admitted too (its holder is
+    inside). Returns how many tickets were replaced; ``signer`` must be ready.
+    """
+    await conn.execute(
+        update(orders).where(orders.c.id == order_id).values(link_nonce=secrets.token_hex(16))
+    )
+    valid = (
+        await conn.execute(
+            select(tickets).where(tickets.c.order_id == order_id, tickets.c.status == "valid")
+        )
+    ).all()
+    now = utcnow()
+    for old in valid:
+        code = signer.issue(old.event_id, old.seat_id, order_id)
+        await conn.execute(
+            update(tickets)
+            .where(tickets.c.code == old.code)
+            .values(status="void", active_seat_id=None, replaced_by=code)
+        )
+        await conn.execute(
+            insert(tickets).values(
+                code=code, order_id=order_id, event_id=old.event_id, seat_id=old.seat_id,
+                user_id=old.user_id, active_seat_id=old.seat_id, status="valid", issued_at=now,
+                admitted_at=old.admitted_at, admitted_gate=old.admitted_gate,
+                rearmed_at=old.rearmed_at,
+            )
+        )  # fmt: skip
+    return len(valid)

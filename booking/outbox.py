@@ -38,7 +38,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import case, event, insert, select, update
 from sqlalchemy.engine import Engine
@@ -76,6 +76,25 @@ class OutboxMessage:
     claimed_at: datetime | None = None
 
 
+#: A handler that drops its message unsent returns the payload with this key saying why: the
+#: message is done (never retried), and its record says ``skipped`` rather than ``sent``.
+SKIPPED = "skipped"
+
+
+#: What a message's record says of it (:func:`delivery_status`).
+DeliveryStatus = Literal["sent", "pending", "retrying", "skipped"]
+
+
+def delivery_status(sent_at: datetime | None, attempts: int, skipped: str | None) -> DeliveryStatus:
+    """What a message's record says of it: ``skipped``, ``sent``, ``retrying`` (it failed at
+    least once) or ``pending``."""
+    if skipped is not None:
+        return "skipped"
+    if sent_at is not None:
+        return "sent"
+    return "retrying" if attempts else "pending"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the record says about one message (the order desk lists them)."""
@@ -89,6 +108,12 @@ class Delivery:
     last_error: str | None
     sent_at: datetime | None
     created_at: datetime
+    #: Why it was not sent (:data:`SKIPPED`); ``None`` otherwise.
+    skipped: str | None = None
+
+    @property
+    def status(self) -> DeliveryStatus:
+        return delivery_status(self.sent_at, self.attempts, self.skipped)
 
 
 #: Sends one message; raises to have it retried. It may return a payload to keep on record in
@@ -396,11 +421,13 @@ def _message(row: Any, claimed_at: datetime) -> OutboxMessage:
 
 def _delivery(row: Any) -> Delivery:
     payload = json.loads(row.payload)
+    if not isinstance(payload, dict):
+        payload = {}
     # An e-mail's address, or a webhook delivery's URL.
-    recipient = payload.get("email") or payload.get("url") if isinstance(payload, dict) else None
+    recipient = payload.get("email") or payload.get("url")
     return Delivery(
         id=row.id, kind=row.kind, ref=row.ref,
         recipient=str(recipient) if recipient is not None else None, attempts=row.attempts,
         next_attempt_at=row.next_attempt_at, last_error=row.last_error, sent_at=row.sent_at,
-        created_at=row.created_at,
+        created_at=row.created_at, skipped=payload.get(SKIPPED),
     )  # fmt: skip

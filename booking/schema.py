@@ -216,6 +216,9 @@ orders = _table(
     Column("cancelled_at", UTC, nullable=True),
     # Where the confirmation goes; a customer signed in with this address sees the order.
     Column("email", EMAIL, nullable=True),
+    # Renews the e-mailed link's key when staff correct the address (booking.orders.OrderKeys);
+    # NULL: the key derived from the order id alone.
+    Column("link_nonce", String(32), nullable=True),
     Index(None, "event_id", "user_id"),
     Index(None, "user_id"),
     Index(None, "email"),
@@ -260,6 +263,9 @@ tickets = _table(
     Column("admitted_gate", String(64), nullable=True),
     # The last exit scan: redemptions before it belong to an earlier visit.
     Column("rearmed_at", UTC, nullable=True),
+    # A void ticket's successor, issued when staff sent the order to a corrected address: the
+    # order shows the successor, and the old code stays void for the door.
+    Column("replaced_by", String(255), nullable=True),
     UniqueConstraint("event_id", "active_seat_id"),
     Index(None, "order_id"),
     Index(None, "event_id", "user_id"),

@@ -27,6 +27,7 @@ from booking.orders import (
     OrderDesk,
     get_order,
     list_orders_where,
+    reissue_tickets,
 )
 from booking.outbox import Delivery, Outbox, enqueue
 from booking.refunds import Refund, Refunds, refund_of
@@ -113,7 +114,15 @@ class BoxOffice:
         self, order_id: str, staff: Staff, email: str | None = None
     ) -> Order:
         """Queue the order's confirmation again, to ``email`` (which becomes the order's
-        address) or to the address it has."""
+        address) or to the address it has.
+
+        A corrected address replaces one the order had: the old address holds the order's link
+        and its tickets, so the tickets are reissued under new codes (the old ones are void) and
+        the link key is renewed (:func:`~booking.orders.reissue_tickets`); what was queued for
+        the old address and is still unsent is not sent (the mail sender skips it). The
+        confirmation to the new address carries the new tickets and link.
+        """
+        await self.orders.signer.ready()  # the signing key, loaded outside the transaction
 
         async def work(conn: AsyncConnection) -> None:
             order = await get_order(conn, order_id, None)
@@ -125,6 +134,9 @@ class BoxOffice:
             if to != order.email:
                 await conn.execute(update(orders).where(orders.c.id == order_id).values(email=to))
                 details["previous_email"] = order.email
+                if order.email is not None:
+                    replaced = await reissue_tickets(conn, order_id, self.orders.signer)
+                    details["tickets_reissued"] = replaced
             again = f"order:{order_id}:resend:{secrets.token_hex(8)}"
             payload = {"order_id": order_id, "email": to}
             await enqueue(conn, ORDER_CONFIRMATION, payload, again, ref=order_id)

@@ -35,12 +35,11 @@ from booking.core import BookingCore
 from booking.integration import (
     HTTP_STATUS,
     INTEGRATION_EVENT,
-    SKIPPED,
     WEBHOOK_DELIVERY,
     Webhook,
     queue_of,
 )
-from booking.outbox import Handler, OutboxMessage
+from booking.outbox import SKIPPED, Handler, OutboxMessage
 from server.errors import QueueFullError
 from server.queues import QueueBroker
 from server.settings import Settings

@@ -62,6 +62,8 @@ class _Keep:
         message = message_from_bytes(raw, policy=policy.default)
         assert isinstance(message, EmailMessage)
         with self.catcher.lock:
+            if self.catcher.refusing.intersection(envelope.rcpt_tos):
+                return "451 4.3.0 mailbox busy, try again later"
             self.catcher.received.append(Received(list(envelope.rcpt_tos), message))
         return "250 OK"
 
@@ -70,6 +72,8 @@ class MailCatcher:
     def __init__(self) -> None:
         self.port = free_port()
         self.received: list[Received] = []
+        #: Addresses whose mail is refused for now (a temporary failure: the sender retries).
+        self.refusing: set[str] = set()
         self.lock = threading.Lock()
         self._controller: Controller | None = None
 

@@ -37,16 +37,14 @@ def refund_out(refund: Refund) -> models.RefundOut:
 
 
 def delivery_out(delivery: Delivery) -> models.DeliveryOut:
-    if delivery.sent_at is not None:
-        status = "sent"
-    else:
-        status = "retrying" if delivery.attempts else "pending"
+    status = delivery.status
+    done = status in ("sent", "skipped")
     return models.DeliveryOut(
-        id=delivery.id, kind=delivery.kind, recipient=delivery.recipient,
-        status=status,  # type: ignore[arg-type]
-        attempts=delivery.attempts, last_error=delivery.last_error,
-        next_attempt_at=None if delivery.sent_at else iso(delivery.next_attempt_at),
-        sent_at=_iso(delivery.sent_at), created_at=iso(delivery.created_at),
+        id=delivery.id, kind=delivery.kind, recipient=delivery.recipient, status=status,
+        attempts=delivery.attempts, last_error=delivery.last_error, skipped=delivery.skipped,
+        next_attempt_at=None if done else iso(delivery.next_attempt_at),
+        sent_at=_iso(delivery.sent_at) if status == "sent" else None,
+        created_at=iso(delivery.created_at),
     )  # fmt: skip
 
 

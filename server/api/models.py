@@ -289,10 +289,13 @@ class DeliveryOut(BaseModel):
     id: int
     kind: str
     recipient: str | None
-    status: Literal["sent", "pending", "retrying"]
+    status: Literal["sent", "pending", "retrying", "skipped"] = Field(
+        description="skipped: not sent, because the order's address was corrected first"
+    )
     attempts: int
     last_error: str | None
-    next_attempt_at: Timestamp | None = Field(description="while not sent")
+    skipped: str | None = Field(description="why it was not sent (status skipped)")
+    next_attempt_at: Timestamp | None = Field(description="while neither sent nor skipped")
     sent_at: Timestamp | None
     created_at: Timestamp
 

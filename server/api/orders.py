@@ -44,13 +44,14 @@ def owner_of(principal: Principal) -> Owner:
     return Owner(user_name(principal), principal.email)
 
 
-def _reader(request: web.Request, principal: Principal) -> Reader:
+async def _reader(request: web.Request, principal: Principal) -> Reader:
     """Who is asking for the order in the path: the holder of its link key (any order the key
-    opens), an admin (any order), or its owner; a wrong key is a 404 like an unknown order."""
+    opens), an admin (any order), or its owner; a wrong key (or one the order desk renewed) is a
+    404 like an unknown order."""
     order_id = request.match_info["order_id"]
     key = request.headers.get(ORDER_KEY_HEADER)
     if key is not None:
-        if not request.app[BOOKING].orders.keys.opens(order_id, key):
+        if not await request.app[BOOKING].orders.opened_by(order_id, key):
             raise NotFound(f"no order {order_id}")
         return None
     if not principal.authenticated:
@@ -99,14 +100,16 @@ async def list_orders(request: web.Request, principal: Principal) -> web.Respons
 
 async def get_order(request: web.Request, principal: Principal) -> web.Response:
     order = await request.app[BOOKING].orders.get(
-        request.match_info["order_id"], _reader(request, principal)
+        request.match_info["order_id"], await _reader(request, principal)
     )
     return json_response(order_out(order))
 
 
 async def order_tickets_pdf(request: web.Request, principal: Principal) -> web.Response:
     booking = request.app[BOOKING]
-    order = await booking.orders.get(request.match_info["order_id"], _reader(request, principal))
+    order = await booking.orders.get(
+        request.match_info["order_id"], await _reader(request, principal)
+    )
     order.require_valid_tickets()
     event = await booking.inventory.event(order.event_id)
     pdf = await asyncio.to_thread(ticket_pdf.render, order, event)
@@ -124,7 +127,7 @@ async def cancel_order(request: web.Request, principal: Principal) -> web.Respon
     """A buyer (or the holder of the order's link) cancels within the refund policy; an admin
     cancels whatever it says, and is audited."""
     wanted = await read_optional_model(request, models.CancelRequest)
-    reader = _reader(request, principal)
+    reader = await _reader(request, principal)
     staff = None
     if principal.role is Role.ADMIN and request.headers.get(ORDER_KEY_HEADER) is None:
         staff = Staff(user_name(principal), wanted.reason or "cancelled through the buyer's API")

@@ -68,20 +68,12 @@ class WebhookDeliveryOut(BaseModel):
     created_at: Timestamp
 
 
-def delivery_status(delivery: WebhookDelivery) -> str:
-    if delivery.skipped is not None:
-        return "skipped"
-    if delivery.sent_at is not None:
-        return "sent"
-    return "retrying" if delivery.attempts else "pending"
-
-
 def webhook_delivery_out(delivery: WebhookDelivery) -> WebhookDeliveryOut:
-    status = delivery_status(delivery)
+    status = delivery.status
     done = status in ("sent", "skipped")
     return WebhookDeliveryOut(
         id=delivery.id, event_id=delivery.event_id, event_type=delivery.event_type,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         attempts=delivery.attempts, http_status=delivery.http_status,
         last_error=delivery.last_error,
         next_attempt_at=None if done else iso(delivery.next_attempt_at),

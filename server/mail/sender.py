@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -28,7 +30,7 @@ from booking.catalog import EventInfo
 from booking.core import BookingCore
 from booking.customers import SIGN_IN
 from booking.orders import ORDER_CANCELLED, ORDER_CONFIRMATION, Order
-from booking.outbox import Handler, OutboxMessage
+from booking.outbox import SKIPPED, Handler, OutboxMessage
 from server import ticket_pdf
 from server.mail import messages
 from server.mail.transport import MailTransport
@@ -64,6 +66,12 @@ def build_confirmation(
     return messages.order_confirmation(letter, order, event, link, pdf)
 
 
+#: What a handler keeps on record in place of the message's payload (:data:`Handler`).
+Kept = dict[str, Any] | None
+#: Sends one e-mail about an order: to whom, the order, its event, its link.
+_OrderLetter = Callable[[messages.Letter, Order, EventInfo, str], Awaitable[None]]
+
+
 class MailSender:
     def __init__(self, booking: BookingCore, transport: MailTransport, settings: Settings) -> None:
         self.booking = booking
@@ -72,8 +80,8 @@ class MailSender:
         self._renderer: concurrent.futures.ProcessPoolExecutor | None = None
         self.handlers: dict[str, Handler] = {
             SIGN_IN: self._sign_in,
-            ORDER_CONFIRMATION: self._confirmation,
-            ORDER_CANCELLED: self._cancelled,
+            ORDER_CONFIRMATION: functools.partial(self._about_order, send=self._confirmation),
+            ORDER_CANCELLED: functools.partial(self._about_order, send=self._cancelled),
         }
 
     async def run(self) -> None:
@@ -124,9 +132,22 @@ class MailSender:
         # Sent: the link and the code need not stay on record.
         return {"email": payload["email"], "sent": "sign-in link and code (not kept)"}
 
-    async def _confirmation(self, message: OutboxMessage) -> None:
-        order, event, link = await self._order(message)
-        letter = self._letter(message)
+    async def _about_order(self, message: OutboxMessage, send: _OrderLetter) -> Kept:
+        """Send ``message`` about an order with the order, its event and its link as they are
+        now; a message to an address the order no longer has (staff corrected it) is skipped
+        instead: the order's current link and tickets must not go to the old address."""
+        order_id = str(message.payload["order_id"])
+        order = await self.booking.orders.get(order_id, None)
+        if order.email != message.payload["email"]:
+            return {**message.payload, SKIPPED: f"the order's address is now {order.email}"}
+        event = await self.booking.inventory.event(order.event_id)
+        link = order_link(self.settings, order_id, await self.booking.orders.link_key(order_id))
+        await send(self._letter(message), order, event, link)
+        return None
+
+    async def _confirmation(
+        self, letter: messages.Letter, order: Order, event: EventInfo, link: str
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
             email = await loop.run_in_executor(
@@ -137,15 +158,7 @@ class MailSender:
             raise
         await self.transport.send(email)
 
-    async def _cancelled(self, message: OutboxMessage) -> None:
-        order, event, link = await self._order(message)
-        await self.transport.send(
-            messages.order_cancelled(self._letter(message), order, event, link)
-        )
-
-    async def _order(self, message: OutboxMessage) -> tuple[Order, EventInfo, str]:
-        order_id = str(message.payload["order_id"])
-        order = await self.booking.orders.get(order_id, None)
-        event = await self.booking.inventory.event(order.event_id)
-        link = order_link(self.settings, order_id, self.booking.orders.keys.key(order_id))
-        return order, event, link
+    async def _cancelled(
+        self, letter: messages.Letter, order: Order, event: EventInfo, link: str
+    ) -> None:
+        await self.transport.send(messages.order_cancelled(letter, order, event, link))

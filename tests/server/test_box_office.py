@@ -524,13 +524,73 @@ def test_the_order_desk_finds_orders_and_resends_confirmations(api: Api, mail: M
     assert [d["recipient"] for d in file["deliveries"]] == [to, moved]
     (entry,) = file["audit"]
     assert entry["action"] == "order.resend"
-    assert entry["details"] == {"email": moved, "previous_email": to}
+    assert entry["details"] == {"email": moved, "previous_email": to, "tickets_reissued": 2}
     # a cancelled order's tickets are void: they are not sent again as if they were valid
     path = f"/api/admin/orders/{order['order_id']}/cancel"
     assert api.post(path, {"reason": "test"}, token=admin).status == 200
     resent = api.post(f"/api/admin/orders/{order['order_id']}/resend", {"reason": "again"},
                       token=admin)  # fmt: skip
     assert_problem(resent, 409, "conflict")
+
+
+def test_a_corrected_address_cuts_the_mistyped_one_off(api: Api, mail: MailCatcher) -> None:
+    """The mistyped address got the order's link and its tickets: once the desk resends to the
+    corrected one, that link opens nothing and those tickets are void; the corrected address
+    gets new ones, and mail still queued for the old address is not sent there."""
+    shown = event(api)
+    typo, fixed = address("typo"), address("fixed")
+    order = buy(api, shown["id"], guest(api), ["B-E-1", "B-E-2"], typo)
+    (letter,) = mail.wait_for(typo)
+    order_id, old_key = order_key(next(u for u in letter.links() if "/#/orders/" in u))
+    old_codes = [t["code"] for t in order["tickets"]]
+    # Something else for the old address is still queued when the address is corrected.
+    mail.refusing.add(typo)
+    admin = api.admin()
+    resent = api.post(f"/api/admin/orders/{order_id}/resend", {"reason": "again"}, token=admin)
+    assert resent.status == 202, resent
+    wait_until(
+        lambda: order_file(api, order_id)["deliveries"][-1]["status"] == "retrying",
+        "the second e-mail to the old address to fail once",
+    )
+
+    reply = api.post(
+        f"/api/admin/orders/{order_id}/resend",
+        {"reason": "the buyer mistyped the address", "email": fixed}, token=admin,
+    )  # fmt: skip
+    assert reply.status == 202, reply
+    new_codes = [t["code"] for t in reply.json()["tickets"]]
+    assert len(new_codes) == 2 and not set(new_codes) & set(old_codes)
+    assert [t["seat_id"] for t in reply.json()["tickets"]] == ["B-E-1", "B-E-2"]
+    assert {t["status"] for t in reply.json()["tickets"]} == {"valid"}
+
+    # the old link and the old tickets are dead; the new ones work
+    for path in (f"/api/orders/{order_id}", f"/api/orders/{order_id}/tickets.pdf"):
+        assert_problem(api.get(path, headers={"X-Order-Key": old_key}), 404, "not_found")
+    for code in old_codes:
+        checked = api.get(f"/api/tickets/{urllib.parse.quote(code, safe='')}").json()
+        assert checked["valid"] is False and checked["status"] == "void"
+    (letter,) = mail.wait_for(fixed)
+    _, new_key = order_key(next(u for u in letter.links() if "/#/orders/" in u))
+    seen = api.get(f"/api/orders/{order_id}", headers={"X-Order-Key": new_key})
+    assert seen.status == 200 and [t["code"] for t in seen.json()["tickets"]] == new_codes
+    pdf = api.get(f"/api/orders/{order_id}/tickets.pdf", headers={"X-Order-Key": new_key})
+    printed = ["".join(page.split()) for page in pdf_text(pdf.body)]  # a code wraps
+    assert [[code in page for code in new_codes + old_codes] for page in printed] == [
+        [True, False, False, False],
+        [False, True, False, False],
+    ]
+    for code in new_codes:
+        assert api.get(f"/api/tickets/{urllib.parse.quote(code, safe='')}").json()["valid"]
+
+    # the queued message to the old address is dropped, not sent with the new tickets
+    mail.refusing.discard(typo)
+    skipped = wait_until(
+        lambda: [d for d in order_file(api, order_id)["deliveries"] if d["status"] == "skipped"],
+        "the queued e-mail to the old address to be skipped",
+    )
+    assert [(d["recipient"], d["sent_at"]) for d in skipped] == [(typo, None)]
+    assert fixed in skipped[0]["skipped"]
+    assert len(mail.to(typo)) == 1  # only the first confirmation, before the correction
 
 
 # -- drafts and bad input ----------------------------------------------------------------------
