@@ -11,7 +11,8 @@ that revoked).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,13 +38,14 @@ class Scanner:
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+    #: When the token it was minted with expires (``None``: minted before this was recorded).
+    expires_at: datetime | None
 
 
-def _scanner(row: object) -> Scanner:
-    r = row
+def _scanner(row: Any) -> Scanner:
     return Scanner(
-        r.id, r.device, r.gate, r.event_id, r.token_version,  # type: ignore[attr-defined]
-        r.created_by, r.created_at, r.revoked_at,  # type: ignore[attr-defined]
+        row.id, row.device, row.gate, row.event_id, row.token_version, row.created_by,
+        row.created_at, row.revoked_at, row.expires_at,
     )  # fmt: skip
 
 
@@ -52,15 +54,20 @@ class Scanners:
         self.engine = engine
         self.inventory = inventory
 
-    async def mint(self, device: str, gate: str, event_id: int | None, by: str) -> Scanner:
+    async def mint(
+        self, device: str, gate: str, event_id: int | None, by: str, ttl_s: int
+    ) -> Scanner:
+        """A new scanner, whose token (the caller issues it) lives ``ttl_s`` seconds."""
         if event_id is not None:
             await self.inventory.event(event_id)  # NotFound for an unknown event
         scanner_id = new_id("scn")
+        now = utcnow()
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(scanners).values(
                     id=scanner_id, device=device, gate=gate, event_id=event_id,
-                    token_version=1, created_by=by, created_at=utcnow(),
+                    token_version=1, created_by=by, created_at=now,
+                    expires_at=now + timedelta(seconds=ttl_s),
                 )
             )  # fmt: skip
         return await self.get(scanner_id)

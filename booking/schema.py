@@ -419,6 +419,8 @@ scanners = _table(
     Column("token_version", Integer, nullable=False, default=1),
     Column("created_by", USER, nullable=False),
     _created_at(),
+    # When the token it was minted with expires (NULL: minted before this was recorded).
+    Column("expires_at", UTC, nullable=True),
     Column("revoked_at", UTC, nullable=True),
 )
 

@@ -4,7 +4,7 @@ re-entry and read progress and conflicts. The rules are :mod:`booking.checkin`'s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
@@ -20,7 +20,7 @@ from booking.checkin import (
     Reason,
     ScanResult,
 )
-from booking.clock import iso, to_db, utcnow
+from booking.clock import iso, to_db
 from booking.errors import Forbidden, InvalidRequest
 from booking.scanners import Scanner
 from booking.ticket_keys import PublicKey
@@ -136,7 +136,11 @@ class ScannerOut(BaseModel):
     created_at: Timestamp
     revoked_at: Timestamp | None
     token: str | None = Field(default=None, description="only when minted: the bearer token")
-    expires_at: Timestamp | None = None
+    expires_at: Timestamp | None = Field(
+        default=None,
+        description="when the token it was minted with expires; null for a scanner minted "
+        "before the server recorded it",
+    )
 
 
 class ReentryUpdate(Request):
@@ -213,13 +217,11 @@ def list_out(found: CheckInList) -> CheckInListOut:
     )  # fmt: skip
 
 
-def scanner_out(
-    s: Scanner, token: str | None = None, expires: datetime | None = None
-) -> ScannerOut:
+def scanner_out(s: Scanner, token: str | None = None) -> ScannerOut:
     return ScannerOut(
         id=s.id, device=s.device, gate=s.gate, event_id=s.event_id, created_by=s.created_by,
         created_at=iso(s.created_at), revoked_at=_iso(s.revoked_at), token=token,
-        expires_at=_iso(expires),
+        expires_at=_iso(s.expires_at),
     )  # fmt: skip
 
 
@@ -302,16 +304,15 @@ async def sync(request: web.Request, principal: Principal) -> web.Response:
 async def mint_scanner(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, ScannerCreate)
     booking = request.app[BOOKING]
-    scanner = await booking.scanners.mint(
-        wanted.device, wanted.gate, wanted.event_id, user_name(principal)
-    )
     ttl_s = wanted.ttl_hours * 3600
+    scanner = await booking.scanners.mint(
+        wanted.device, wanted.gate, wanted.event_id, user_name(principal), ttl_s
+    )
     token = request.app[TOKENS].issue(
         scanner.id, Role.SCANNER, ttl_s, version=scanner.token_version, gate=scanner.gate,
         event_id=scanner.event_id,
     )  # fmt: skip
-    expires = datetime.fromtimestamp(utcnow().replace(tzinfo=UTC).timestamp() + ttl_s, UTC)
-    return json_response(scanner_out(scanner, token, to_db(expires)), 201)
+    return json_response(scanner_out(scanner, token), 201)
 
 
 async def list_scanners(request: web.Request, _: Principal) -> web.Response:

@@ -419,8 +419,10 @@ async def test_an_offline_time_far_ahead_counts_as_now(
 
 
 async def test_scanners_are_minted_and_revoked(service: BookingCore, event: EventInfo) -> None:
-    one = await service.scanners.mint("ipad-1", "North", event.id, "admin")
-    two = await service.scanners.mint("ipad-2", "South", None, "admin")
+    one = await service.scanners.mint("ipad-1", "North", event.id, "admin", 3600)
+    two = await service.scanners.mint("ipad-2", "South", None, "admin", 7200)
+    assert one.expires_at == one.created_at + timedelta(hours=1)
+    assert (await service.scanners.get(two.id)).expires_at == two.created_at + timedelta(hours=2)
     assert await service.scanners.revocations() == {}
     revoked = await service.scanners.revoke(one.id)
     assert revoked.revoked_at is not None and revoked.token_version == 2

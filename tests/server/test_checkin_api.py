@@ -121,6 +121,9 @@ def test_only_scanners_scan_and_revoked_ones_no_longer(api: Api, event: dict[str
     listed = api.get("/api/admin/scanners", token=api.admin()).json()
     assert scanner["id"] in [s["id"] for s in listed]
     assert all("token" not in s or s["token"] is None for s in listed)
+    # the list says until when each device's token works, as minting did
+    (shown,) = [s for s in listed if s["id"] == scanner["id"]]
+    assert shown["expires_at"] == scanner["expires_at"] is not None
     # the node has verified (and remembers) the token before it is revoked
     assert scan(api, scanner["token"], "not-a-code")["result"] == "forged"
     revoked = api.post(f"/api/admin/scanners/{scanner['id']}/revoke", token=api.admin())
