@@ -85,7 +85,8 @@ BOOKING_KINDS: dict[str, str] = {
     "admission_required": "The event's waiting room is on: a valid admission token is needed.",
     "proof_required": "Joining this waiting room needs a proof of work: POST "
     "`/api/events/{id}/queue/challenge`, find a nonce, join with `X-Queue-Proof`.",
-    "conflict": "Seats are taken (`conflicts` lists them), or the hold/order is not active.",
+    "conflict": "Seats are taken (`conflicts` lists them), the hold/order is not active, or "
+    "what was asked does not fit the event's state (an announcement to a draft).",
     "no_block": "Best available: no `count` adjacent seats in one row are left that match the "
     "request (tier, section, wheelchair access).",
     "sale_closed": "The event is not on sale now.",

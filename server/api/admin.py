@@ -17,6 +17,7 @@ from server.api.operations import Operation, event_id
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
 from server.bodies import dumps
+from server.errors import Problem
 from server.keys import BOOKING, NODES, STOMP
 
 ANNOUNCEMENTS = "/topic/announcements"
@@ -58,7 +59,12 @@ async def broadcast(request: web.Request, principal: Principal) -> web.Response:
     if wanted.event_id is None:
         route, target = ANNOUNCEMENTS, "announcements"
     else:
-        await booking.inventory.event(wanted.event_id)  # 404: an unknown event
+        shown = await booking.inventory.event(wanted.event_id)  # 404: an unknown event
+        if shown.status == "draft":
+            # Buyers cannot subscribe to a draft's topics: nobody would hear it.
+            raise Problem(
+                409, "conflict", f"event {shown.id} is a draft: no buyer sees its announcements"
+            )
         route, target = event_announcements(wanted.event_id), f"event:{wanted.event_id}"
     announcement = {
         "id": f"ann_{secrets.token_hex(8)}",
@@ -151,7 +157,7 @@ OPERATIONS: list[Operation] = [
               "twice. Answers the event with its layout."),
     Operation("POST", "/api/admin/broadcast", broadcast, "Broadcast an announcement", "admin",
               access=Access.ADMIN, body=models.BroadcastRequest, status=202,
-              response=models.Announcement, errors=(404, 422),
+              response=models.Announcement, errors=(404, 409, 422),
               description="Published as {id, level, text, sent_at} to /topic/announcements, "
               "or to /topic/events/{event_id}/announcements with `event_id`."),
     Operation("GET", "/api/admin/stats", stats, "Node and sale statistics", "admin",

@@ -759,6 +759,12 @@ def test_broadcasts_reach_the_announcement_topics(api: Api, event: dict[str, Any
             404,
             "not_found",
         )
+        draft = api.create_event(status="draft")
+        refused = api.post(
+            "/api/admin/broadcast", {"text": "x", "event_id": draft["id"]}, token=admin
+        )
+        assert_problem(refused, 409, "conflict")
+        assert "draft" in refused.json()["detail"]
         assert listener.listener.quiet(seconds=0.3) == []
         # The audit log keeps who said what, and where; the refused ones are not in it.
         said = api.get("/api/admin/audit?target=announcements", token=admin).json()
