@@ -1,15 +1,23 @@
 """The admin console in the browser: an announcement sent to everyone reaches audience pages;
 the order desk closes an order's file at each new search; the audit log says what a change
-changed, to the second."""
+changed, to the second; a refusal is said in the form's words and leaves the setting in force
+in its box; the stats table scrolls in its panel; times name their zone; closing a sale asks
+first; a refund that went through shows no earlier error."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
-from playwright.sync_api import expect
+import pytest
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import (
+    DESKTOP,
+    SERVER_FLAGS,
     Pages,
     admin_console,
     admin_token,
@@ -19,7 +27,7 @@ from tests.browser.conftest import (
     event_url,
     numbers_in,
 )
-from tests.conftest import ServerProcess, rest
+from tests.conftest import ServerProcess, free_port, rest
 
 
 def test_an_announcement_to_everyone_reaches_the_audience(
@@ -172,3 +180,164 @@ def test_the_audit_log_says_what_an_event_change_changed_to_the_second(
     created = element(admin, "audit-entry").filter(has=on_event).filter(has_text="event.create")
     expect(created).to_contain_text("name: Audit Details Night")
     pages.snap(admin, "audit-details")
+
+
+def signed_in(node: ServerProcess, pages: Pages, name: str, profile: dict[str, Any]) -> Page:
+    """The console at ``/admin`` in a browser of ``profile`` (window size, time zone)."""
+    admin = pages.open(node.http_url + "/admin", name, profile)
+    element(admin, "admin-token").fill(admin_token(node))
+    element(admin, "admin-login").click()
+    return admin
+
+
+def test_a_refusal_is_said_in_the_forms_words_and_the_box_keeps_the_setting_in_force(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    event = create_event(ui_server, "Refused Pacing Night", waiting_room=True,
+                         admission_rate=20)  # fmt: skip
+    admin = admin_console(ui_server, pages, "refusals")
+    row = element(admin, f"admin-event-{event}")
+    rate = element(admin, f"admission-rate-{event}")
+    expect(rate).to_have_value("20")
+    rate.fill("20000")  # the server allows 10,000 a second
+    element(admin, f"save-pacing-{event}").click()
+    alert = row.get_by_role("alert")
+    # The form's label and the limit in words, not the API's field name or its phrasing.
+    expect(alert).to_contain_text("Admissions / s must be at most 10,000.")
+    expect(alert).to_contain_text("Not saved")
+    expect(alert).not_to_contain_text("admission_rate")
+    # The box shows the rate in force again, not the refused one.
+    expect(rate).to_have_value("20")
+    status, body = rest(ui_server, "GET", f"/api/admin/events/{event}",
+                        token=admin_token(ui_server))  # fmt: skip
+    assert status == 200 and body["admission_rate"] == 20, (status, body)
+    pages.snap(admin, "pacing-refused")
+
+    # The create form: a price over the server's limit is named by its tier, in euros.
+    element(admin, "event-name").fill(f"Priced Night {uuid.uuid4().hex[:6]}")
+    element(admin, "event-venue").fill("Hall")
+    admin.get_by_label("Price (EUR)").first.fill("200000")
+    element(admin, "create-event").click()
+    error = element(admin, "error-message")
+    expect(error).to_contain_text("Price (EUR) of tier Premium must be at most €100,000.")
+    expect(error).not_to_contain_text("price_cents")
+    expect(error).not_to_contain_text("10000000")
+
+
+def test_the_stats_table_scrolls_in_its_panel_on_a_narrow_window(
+    ui_server: ServerProcess, pages: Pages
+) -> None:
+    event = create_event(ui_server, "Philharmonic Winter Gala with Special Guests " * 2,
+                         waiting_room=True, admission_mode="adaptive")  # fmt: skip
+    window = {"viewport": {"width": 1100, "height": 900}}
+    admin = signed_in(ui_server, pages, "narrow-stats", window)
+    expect(element(admin, f"stats-rate-{event}")).to_be_attached()
+    table = admin.get_by_role("region", name="Per event")
+    for width in (1100, 800, 390):
+        admin.set_viewport_size({"width": width, "height": 900})
+        # The page itself never scrolls sideways: the table does, inside its panel …
+        fits = admin.evaluate(
+            """() => {
+                 const wrap = document.querySelector('[role=region][aria-label="Per event"]');
+                 const card = wrap.closest('.card').getBoundingClientRect();
+                 const box = wrap.getBoundingClientRect();
+                 return {page: document.documentElement.scrollWidth <= window.innerWidth,
+                         inCard: box.left >= card.left && box.right <= card.right,
+                         inWindow: card.right <= window.innerWidth};
+               }"""
+        )
+        assert fits == {"page": True, "inCard": True, "inWindow": True}, (width, fits)
+        # … and scrolled to its end, the last column is in view.
+        table.evaluate("wrap => { wrap.scrollLeft = wrap.scrollWidth; }")
+        last = admin.get_by_role("columnheader", name="Admitting")
+        box, shown = last.bounding_box(), table.bounding_box()
+        assert box is not None and shown is not None
+        left, right = shown["x"], shown["x"] + shown["width"]
+        assert left <= box["x"] and box["x"] + box["width"] <= right + 1, (width, box, shown)
+    pages.snap(admin, "stats-narrow")
+
+
+def test_console_times_name_their_time_zone(ui_server: ServerProcess, pages: Pages) -> None:
+    event = create_event(ui_server, "Zoned Night", starts_at="2031-01-15T19:00:00Z")
+    admin = signed_in(ui_server, pages, "zones", {**DESKTOP, "timezone_id": "Europe/Berlin"})
+    row = element(admin, f"admin-event-{event}")
+    # 19:00 UTC is 20:00 in Berlin in January: the row says so, and in which zone.
+    expect(row).to_contain_text("Wed, 15 Jan 2031, 20:00 CET")
+    expect(row).to_contain_text(re.compile(r"sale \w{3}, \d+ \w{3} \d{4}, \d\d:\d\d CES?T → "))
+    # The create form's local times say which zone they are typed in.
+    expect(admin.get_by_label(re.compile(r"^Starts \(CES?T\)$"))).to_be_visible()
+
+
+def test_closing_a_sale_asks_first_naming_the_event(ui_server: ServerProcess, pages: Pages) -> None:
+    name = f"Closing Night {uuid.uuid4().hex[:6]}"
+    event = create_event(ui_server, name)
+    admin = admin_console(ui_server, pages, "close")
+    close = element(admin, f"status-closed-{event}")
+    status = element(admin, f"admin-event-status-{event}")
+    dialog = element(admin, f"confirm-close-{event}")
+
+    def on_server() -> str:
+        code, body = rest(ui_server, "GET", f"/api/admin/events/{event}",
+                          token=admin_token(ui_server))  # fmt: skip
+        assert code == 200, (code, body)
+        return str(body["status"])
+
+    close.click()  # one click only asks
+    expect(admin.get_by_role("alertdialog", name=f"Close the sale of {name}?")).to_be_visible()
+    expect(dialog).to_contain_text(name)
+    expect(element(admin, f"confirm-close-no-{event}")).to_be_focused()  # the safe answer
+    pages.snap(admin, "close-confirm")
+    assert on_server() == "on_sale"
+    admin.keyboard.press("Escape")  # changed their mind
+    expect(dialog).to_have_count(0)
+    expect(close).to_be_focused()
+    expect(status).to_have_text("on sale")
+    assert on_server() == "on_sale"
+
+    close.click()
+    element(admin, f"confirm-close-yes-{event}").click()
+    expect(status).to_have_text("closed")
+    expect(dialog).to_have_count(0)
+    assert on_server() == "closed"
+
+
+@pytest.fixture
+def refund_outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A node whose test gateway fails the first refund (it succeeds when retried)."""
+    node = ServerProcess(free_port(), free_port(), tmp_path_factory.mktemp("refund-outage"),
+                         {**SERVER_FLAGS, "fault_refund_failures": 1})  # fmt: skip
+    node.start()
+    yield node
+    node.stop()
+
+
+def test_a_refund_that_went_through_shows_no_earlier_error(
+    refund_outage: ServerProcess, pages: Pages
+) -> None:
+    event = create_event(refund_outage, "Refund Outage Night")
+    order = buy_via_api(refund_outage, "fan-refund", event, ["S-A-1"],
+                        f"refund.{uuid.uuid4().hex[:8]}@example.com")["order_id"]  # fmt: skip
+    token = admin_token(refund_outage)
+    status, body = rest(refund_outage, "POST", f"/api/admin/orders/{order}/cancel",
+                        {"reason": "gateway test"}, token=token)  # fmt: skip
+    assert status == 200, (status, body)
+    # The first attempt failed (the record keeps its error); the retry went through.
+    deadline = time.monotonic() + 30
+    while True:
+        status, file = rest(refund_outage, "GET", f"/api/admin/orders/{order}", token=token)
+        assert status == 200, (status, file)
+        if file["refund"]["status"] == "refunded" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert file["refund"]["status"] == "refunded", file["refund"]
+    assert file["refund"]["last_error"], file["refund"]  # what the console must not show now
+
+    admin = admin_console(refund_outage, pages, "refund-desk")
+    element(admin, "desk-query").fill(order)
+    element(admin, "desk-search").click()
+    refund = element(admin, "refund-status")
+    expect(refund).to_contain_text("refunded")
+    expect(refund).to_contain_text("2 attempts")
+    expect(refund).not_to_contain_text("error")
+    expect(refund).not_to_contain_text(file["refund"]["last_error"])
+    pages.snap(admin, "refund-went-through")

@@ -34,8 +34,8 @@ export function auditDetails(details: Record<string, unknown> | null | undefined
   return pairs(details);
 }
 
-/** "Tue, 6 Jan 2026, 14:03:27": the entry's time to the second, in the browser's zone (or
- *  `timeZone`). */
+/** "Tue, 6 Jan 2026, 14:03:27 CET": the entry's time to the second, in the browser's zone (or
+ *  `timeZone`), which it names. */
 export function auditTime(iso: string, timeZone?: string): string {
-  return dateTime(iso, { seconds: true, timeZone });
+  return dateTime(iso, { seconds: true, timeZone, zone: true });
 }

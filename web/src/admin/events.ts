@@ -6,6 +6,7 @@ import { create } from 'zustand';
 import { describeError } from '../shared/http';
 import type { EventDetail, EventPatch, EventSummary } from '../shared/types';
 import type { AdminApi } from './api';
+import { describeRefusal, eventLabels } from './fieldLabels';
 
 export type AdminEvent = EventSummary &
   Pick<EventDetail, 'admission_rate' | 'max_active_shoppers' | 'admission_mode' | 'admission_rate_min' | 'admission_rate_max' | 'pow_difficulty'>;
@@ -26,7 +27,10 @@ interface EventsState {
    *  server, so the audit log reads itself again when this moves. */
   changes: number;
   refresh(api: AdminApi): Promise<void>;
-  patch(api: AdminApi, id: number, patch: EventPatch): Promise<void>;
+  /** Send `patch`; whether it was saved. A refusal is the event's outcome, in the console's
+   *  words, followed by `afterRefusal`; the event is then read again, so that what the row
+   *  shows is the setting in force (a request that got no answer may have been applied). */
+  patch(api: AdminApi, id: number, patch: EventPatch, afterRefusal?: string): Promise<boolean>;
   added(detail: EventDetail): void;
   /** A change refused before it was sent (a field left empty): shown like the server's refusal. */
   refused(id: number, text: string): void;
@@ -53,7 +57,7 @@ export const useEvents = create<EventsState>()((set, get) => ({
     }
   },
 
-  async patch(api, id, patch) {
+  async patch(api, id, patch, afterRefusal) {
     set({ busy: { ...get().busy, [id]: true } });
     try {
       const detail = strip(await api.patchEvent(id, patch));
@@ -62,8 +66,17 @@ export const useEvents = create<EventsState>()((set, get) => ({
         outcome: { ...get().outcome, [id]: { ok: true, text: 'Saved.' } },
         changes: get().changes + 1,
       });
+      return true;
     } catch (error) {
-      set({ outcome: { ...get().outcome, [id]: { ok: false, text: describeError(error) } } });
+      const text = [describeRefusal(error, eventLabels(patch)), afterRefusal].filter(Boolean).join(' ');
+      set({ outcome: { ...get().outcome, [id]: { ok: false, text } } });
+      try {
+        const detail = strip(await api.event(id));
+        set({ events: get().events.map((e) => (e.id === id ? detail : e)) });
+      } catch {
+        // still unreachable: the last settings read stand
+      }
+      return false;
     } finally {
       set({ busy: { ...get().busy, [id]: false } });
     }

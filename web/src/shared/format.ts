@@ -40,10 +40,12 @@ export function seatIdName(seatId: string): string {
 }
 
 /** "Tue, 6 Jan 2026, 14:03" in the browser's time zone (or `timeZone`); with `seconds`,
- *  "…, 14:03:27". */
+ *  "…, 14:03:27"; with `zone`, the zone's short name or its UTC offset as of that instant:
+ *  "…, 14:03 CET", "…, 15:03 CEST", "…, 08:03 GMT-5" (the console, whose operators may sit in
+ *  another zone than the venue, always says which). */
 export function dateTime(
   iso: string,
-  { seconds = false, timeZone }: { seconds?: boolean; timeZone?: string } = {},
+  { seconds = false, timeZone, zone = false }: { seconds?: boolean; timeZone?: string; zone?: boolean } = {},
 ): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
@@ -55,8 +57,19 @@ export function dateTime(
     hour: '2-digit',
     minute: '2-digit',
     ...(seconds ? { second: '2-digit' } : {}),
+    ...(zone ? { timeZoneName: 'short' } : {}),
     timeZone,
   });
+}
+
+/** The short name of the browser's time zone (or `timeZone`) at `when` ("CET" in winter,
+ *  "CEST" in summer, "GMT-5" where there is no common abbreviation); `when` defaults to now,
+ *  and a value that does not parse counts as now. For labelling times typed in local time. */
+export function zoneName(when: Date | string = new Date(), timeZone?: string): string {
+  let date = typeof when === 'string' ? new Date(when) : when;
+  if (Number.isNaN(date.getTime())) date = new Date();
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZoneName: 'short', timeZone }).formatToParts(date);
+  return parts.find((p) => p.type === 'timeZoneName')?.value ?? '';
 }
 
 /** 75 → "1:15"; 3725 → "1:02:05". */

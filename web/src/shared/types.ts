@@ -306,9 +306,12 @@ export interface Delivery {
   id: number;
   kind: string;
   recipient: string | null;
-  status: 'sent' | 'pending' | 'retrying';
+  /** skipped: not sent, because the order's address was corrected first. */
+  status: 'sent' | 'pending' | 'retrying' | 'skipped';
   attempts: number;
   last_error: string | null;
+  /** Why it was not sent (status skipped). */
+  skipped: string | null;
   next_attempt_at: string | null;
   sent_at: string | null;
   created_at: string;

@@ -1,9 +1,9 @@
 import { useState } from 'react';
 
-import { describeError } from '../../shared/http';
 import type { AnnouncementLevel } from '../../shared/types';
 import type { AdminApi } from '../api';
 import { useEvents } from '../events';
+import { broadcastLabels, describeRefusal } from '../fieldLabels';
 
 /** POST /api/admin/broadcast: to everyone, or to one event's page. */
 export function BroadcastForm({ api }: { api: AdminApi }) {
@@ -26,7 +26,7 @@ export function BroadcastForm({ api }: { api: AdminApi }) {
       setResult({ ok: true, text: `Sent to ${sent.destination ?? 'subscribers'} at ${new Date(sent.sent_at).toLocaleTimeString('en-GB')}.` });
       setText('');
     } catch (error) {
-      setResult({ ok: false, text: describeError(error) });
+      setResult({ ok: false, text: describeRefusal(error, broadcastLabels) });
     } finally {
       setSending(false);
     }
@@ -53,7 +53,8 @@ export function BroadcastForm({ api }: { api: AdminApi }) {
             <span className="field__label">Audience</span>
             <select value={target} onChange={(e) => setTarget(e.target.value)} data-testid="broadcast-event">
               <option value="">Everyone</option>
-              {events.map((e) => (
+              {/* A draft's topics have no listeners: the server refuses an announcement there. */}
+              {events.filter((e) => e.status !== 'draft').map((e) => (
                 <option key={e.id} value={String(e.id)}>
                   #{e.id} {e.name}
                 </option>

@@ -1,10 +1,11 @@
 import { useState } from 'react';
 
-import { describeError } from '../../shared/http';
+import { zoneName } from '../../shared/format';
 import type { EventStatus } from '../../shared/types';
 import type { AdminApi } from '../api';
 import { buildEvent, defaultForm, MAX_NAME_LENGTH, MAX_POW_DIFFICULTY, MAX_VENUE_LENGTH, seatCount, type EventForm, type SectionRow, type TierRow } from '../eventForm';
 import { useEvents } from '../events';
+import { eventLabels, refusalLines } from '../fieldLabels';
 
 /** POST /api/admin/events from a form: tiers, then sections × rows × seats. */
 export function CreateEventForm({ api }: { api: AdminApi }) {
@@ -41,7 +42,7 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
       setCreated(`Created event #${detail.id} “${detail.name}” with ${detail.seat_count.toLocaleString('en')} seats.`);
       setForm(defaultForm());
     } catch (error) {
-      setErrors([describeError(error)]);
+      setErrors(refusalLines(error, eventLabels(built.spec)));
     } finally {
       setSending(false);
     }
@@ -72,15 +73,15 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
         </div>
         <div className="row">
           <label className="field">
-            <span className="field__label">Starts</span>
+            <span className="field__label">Starts ({zoneName(form.startsAt)})</span>
             <input type="datetime-local" value={form.startsAt} onChange={(e) => set('startsAt', e.target.value)} />
           </label>
           <label className="field">
-            <span className="field__label">Sale opens</span>
+            <span className="field__label">Sale opens ({zoneName(form.saleOpensAt)})</span>
             <input type="datetime-local" value={form.saleOpensAt} onChange={(e) => set('saleOpensAt', e.target.value)} />
           </label>
           <label className="field">
-            <span className="field__label">Sale closes</span>
+            <span className="field__label">Sale closes ({zoneName(form.saleClosesAt)})</span>
             <input type="datetime-local" value={form.saleClosesAt} onChange={(e) => set('saleClosesAt', e.target.value)} />
           </label>
         </div>

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 import { dateTime } from '../../shared/format';
 import type { EventStatus } from '../../shared/types';
@@ -11,6 +11,43 @@ const STATUS_ACTIONS: { status: EventStatus; label: string }[] = [
   { status: 'paused', label: 'Pause' },
   { status: 'closed', label: 'Close' },
 ];
+
+/** After the server refused a setting, the boxes show what is in force, not what was refused
+ *  (an operator glancing at the row during a sale must not read a rate that is not running);
+ *  the message says why it was refused and that nothing was saved. */
+const PACING_REFUSED = 'Not saved: the boxes show the pacing in force.';
+const REFUND_REFUSED = 'Not saved: the box shows the refund policy in force.';
+
+const KEEP: Record<EventStatus, string> = { on_sale: 'Keep it on sale', paused: 'Keep it paused', draft: 'Keep the draft', closed: 'Keep it closed' };
+
+/** Closing a live sale is one click from the row: ask first, naming the event (as the audience
+ *  app's order page does before cancelling), with the safe answer focused. */
+function ConfirmClose({ event, onConfirm, onKeep }: { event: AdminEvent; onConfirm: () => void; onKeep: () => void }) {
+  return (
+    <div
+      className="message message--notice admin-confirm"
+      role="alertdialog"
+      aria-label={`Close the sale of ${event.name}?`}
+      aria-describedby={`confirm-close-text-${event.id}`}
+      data-testid={`confirm-close-${event.id}`}
+      onKeyDown={(e) => {
+        if (e.key === 'Escape') onKeep();
+      }}
+    >
+      <span id={`confirm-close-text-${event.id}`}>
+        Close the sale of <strong>#{event.id} {event.name}</strong>? Nobody can hold seats or be let in from the queue until it is opened again.
+      </span>
+      <span className="admin-confirm__buttons">
+        <button type="button" className="button button--small button--primary" onClick={onConfirm} data-testid={`confirm-close-yes-${event.id}`}>
+          Yes, close the sale
+        </button>
+        <button type="button" className="button button--small button--ghost" onClick={onKeep} autoFocus data-testid={`confirm-close-no-${event.id}`}>
+          {KEEP[event.status]}
+        </button>
+      </span>
+    </div>
+  );
+}
 
 function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
   const patch = useEvents((s) => s.patch);
@@ -40,11 +77,35 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
     setRefundHours(event.refund_cutoff_hours == null ? '' : String(event.refund_cutoff_hours));
   }, [event.refund_cutoff_hours]);
 
+  /** The row's settings as last read from the server (after a refusal, read again). */
+  const inForce = (): AdminEvent => useEvents.getState().events.find((e) => e.id === event.id) ?? event;
+
   const refused = useEvents((s) => s.refused);
-  const savePacing = () => {
+  const savePacing = async () => {
     const built = pacingPatch({ rate, shoppers, mode, rateMin, rateMax, pow });
-    if (built.ok) void patch(api, event.id, built.patch);
-    else refused(event.id, built.errors.join(' '));
+    // Refused here (a box left empty): the box keeps what was typed, to be corrected.
+    if (!built.ok) return refused(event.id, built.errors.join(' '));
+    if (await patch(api, event.id, built.patch, PACING_REFUSED)) return;
+    const now = inForce();
+    setRate(String(now.admission_rate));
+    setShoppers(String(now.max_active_shoppers));
+    setMode(now.admission_mode ?? 'fixed');
+    setRateMin(String(now.admission_rate_min ?? 1));
+    setRateMax(String(now.admission_rate_max ?? 100));
+    setPow(String(now.pow_difficulty ?? 0));
+  };
+  const saveRefund = async () => {
+    const hours = refundHours.trim() === '' ? null : Number(refundHours);
+    if (await patch(api, event.id, { refund_cutoff_hours: hours }, REFUND_REFUSED)) return;
+    const now = inForce().refund_cutoff_hours;
+    setRefundHours(now == null ? '' : String(now));
+  };
+
+  const [confirmingClose, setConfirmingClose] = useState(false);
+  const closeButton = useRef<HTMLButtonElement>(null);
+  const setStatus = (status: EventStatus) => {
+    if (status === 'closed') setConfirmingClose(true);
+    else void patch(api, event.id, { status });
   };
 
   return (
@@ -55,7 +116,8 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
             #{event.id} {event.name}
           </strong>
           <div className="muted small">
-            {event.venue} · {dateTime(event.starts_at)} · {event.seat_count.toLocaleString('en')} seats · sale {dateTime(event.sale_opens_at)} → {dateTime(event.sale_closes_at)}
+            {event.venue} · {dateTime(event.starts_at, { zone: true })} · {event.seat_count.toLocaleString('en')} seats · sale{' '}
+            {dateTime(event.sale_opens_at, { zone: true })} → {dateTime(event.sale_closes_at, { zone: true })}
           </div>
         </div>
         <span className={`badge badge--status-${event.status}`} data-testid={`admin-event-status-${event.id}`}>
@@ -71,8 +133,9 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
               className={`button button--small ${event.status === a.status ? 'button--current' : ''}`}
               aria-pressed={event.status === a.status}
               disabled={busy || event.status === a.status}
+              ref={a.status === 'closed' ? closeButton : undefined}
               data-testid={`status-${a.status}-${event.id}`}
-              onClick={() => void patch(api, event.id, { status: a.status })}
+              onClick={() => setStatus(a.status)}
             >
               {a.label}
             </button>
@@ -92,7 +155,7 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
           className="inline-form"
           onSubmit={(e) => {
             e.preventDefault();
-            savePacing();
+            void savePacing();
           }}
         >
           <label className="field field--inline">
@@ -134,7 +197,7 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
           className="inline-form"
           onSubmit={(e) => {
             e.preventDefault();
-            void patch(api, event.id, { refund_cutoff_hours: refundHours.trim() === '' ? null : Number(refundHours) });
+            void saveRefund();
           }}
         >
           <label className="field field--inline">
@@ -146,6 +209,19 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
           </button>
         </form>
       </div>
+      {confirmingClose && event.status !== 'closed' && (
+        <ConfirmClose
+          event={event}
+          onKeep={() => {
+            setConfirmingClose(false);
+            closeButton.current?.focus();
+          }}
+          onConfirm={() => {
+            setConfirmingClose(false);
+            void patch(api, event.id, { status: 'closed' });
+          }}
+        />
+      )}
       {outcome && (
         <p className={`small ${outcome.ok ? 'ok-text' : 'error-text'}`} role={outcome.ok ? 'status' : 'alert'}>
           {outcome.text}

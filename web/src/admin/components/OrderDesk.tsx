@@ -6,6 +6,9 @@ import type { AuditEntry, Order, OrderFile } from '../../shared/types';
 import type { AdminApi } from '../api';
 import { auditDetails, auditTime } from '../audit';
 import { useEvents } from '../events';
+import { describeRefusal, deskLabels } from '../fieldLabels';
+import { refundSummary } from '../orderFile';
+import { TableWrap } from './TableWrap';
 
 /** One staff action: a reason (required, audited), then the button. */
 function StaffAction({ label, testid, extra, run }: { label: string; testid: string; extra?: 'email'; run: (reason: string, email: string | null) => Promise<unknown> }) {
@@ -21,7 +24,7 @@ function StaffAction({ label, testid, extra, run }: { label: string; testid: str
       setOutcome({ ok: true, text: 'Done.' });
       setReason('');
     } catch (e) {
-      setOutcome({ ok: false, text: describeError(e) });
+      setOutcome({ ok: false, text: describeRefusal(e, deskLabels) });
     } finally {
       setBusy(false);
     }
@@ -56,40 +59,43 @@ function StaffAction({ label, testid, extra, run }: { label: string; testid: str
   );
 }
 
-function AuditTable({ entries }: { entries: AuditEntry[] }) {
+/** Staff actions, in a box that scrolls sideways on a narrow window (named `label`). */
+function AuditTable({ entries, label }: { entries: AuditEntry[]; label: string }) {
   if (entries.length === 0) return <p className="muted small">No staff actions yet.</p>;
   return (
-    <table className="desk-table" data-testid="audit-table">
-      <thead>
-        <tr>
-          <th>When</th>
-          <th>Who</th>
-          <th>What</th>
-          <th>On</th>
-          <th>Details</th>
-          <th>Why</th>
-        </tr>
-      </thead>
-      <tbody>
-        {entries.map((a) => (
-          <tr key={a.id} data-testid="audit-entry">
-            <td data-testid="audit-time">
-              <time dateTime={a.at}>{auditTime(a.at)}</time>
-            </td>
-            <td>{a.actor}</td>
-            <td>{a.action}</td>
-            <td>
-              <code>{a.target}</code>
-            </td>
-            {/* a webhook's URL or an announcement wraps rather than widening the table */}
-            <td data-testid="audit-details" style={{ overflowWrap: 'anywhere' }}>
-              {auditDetails(a.details)}
-            </td>
-            <td>{a.reason ?? '—'}</td>
+    <TableWrap label={label}>
+      <table className="desk-table" data-testid="audit-table">
+        <thead>
+          <tr>
+            <th>When</th>
+            <th>Who</th>
+            <th>What</th>
+            <th>On</th>
+            <th>Details</th>
+            <th>Why</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {entries.map((a) => (
+            <tr key={a.id} data-testid="audit-entry">
+              <td data-testid="audit-time">
+                <time dateTime={a.at}>{auditTime(a.at)}</time>
+              </td>
+              <td>{a.actor}</td>
+              <td>{a.action}</td>
+              <td>
+                <code>{a.target}</code>
+              </td>
+              {/* a webhook's URL or an announcement wraps rather than widening the table */}
+              <td data-testid="audit-details" style={{ overflowWrap: 'anywhere' }}>
+                {auditDetails(a.details)}
+              </td>
+              <td>{a.reason ?? '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableWrap>
   );
 }
 
@@ -105,7 +111,7 @@ function FileView({ file, api, changed }: { file: OrderFile; api: AdminApi; chan
         </span>
       </h3>
       <p className="small">
-        {money(order.amount_cents, order.currency)} · bought {dateTime(order.created_at)} by <code>{file.user_id}</code> · e-mail {order.email ?? 'none'} · seats{' '}
+        {money(order.amount_cents, order.currency)} · bought {dateTime(order.created_at, { zone: true })} by <code>{file.user_id}</code> · e-mail {order.email ?? 'none'} · seats{' '}
         {order.tickets.map((t) => seatIdName(t.seat_id)).join(', ')}
       </p>
       <h4>Payments</h4>
@@ -118,7 +124,7 @@ function FileView({ file, api, changed }: { file: OrderFile; api: AdminApi; chan
               </td>
               <td data-testid="payment-status">{p.status}</td>
               <td>{money(p.amount_cents, p.currency)}</td>
-              <td>{dateTime(p.updated_at)}</td>
+              <td>{dateTime(p.updated_at, { zone: true })}</td>
             </tr>
           ))}
         </tbody>
@@ -127,9 +133,7 @@ function FileView({ file, api, changed }: { file: OrderFile; api: AdminApi; chan
         <>
           <h4>Refund</h4>
           <p className="small" data-testid="refund-status">
-            {file.refund.status} · {file.refund.attempts} attempt{file.refund.attempts === 1 ? '' : 's'}
-            {file.refund.last_error ? ` · last error: ${file.refund.last_error}` : ''}
-            {file.refund.next_attempt_at ? ` · next try ${dateTime(file.refund.next_attempt_at)}` : ''}
+            {refundSummary(file.refund)}
           </p>
         </>
       )}
@@ -144,14 +148,14 @@ function FileView({ file, api, changed }: { file: OrderFile; api: AdminApi; chan
                 <td>{d.kind.replace('_', ' ')}</td>
                 <td>{d.recipient}</td>
                 <td>{d.status}</td>
-                <td>{d.sent_at ? dateTime(d.sent_at) : d.last_error ?? ''}</td>
+                <td>{d.sent_at ? dateTime(d.sent_at, { zone: true }) : d.skipped ?? d.last_error ?? ''}</td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
       <h4>Staff actions</h4>
-      <AuditTable entries={file.audit} />
+      <AuditTable entries={file.audit} label="Staff actions on this order" />
       <div className="desk-actions">
         {order.status === 'paid' && <StaffAction label="Cancel and refund" testid="desk-cancel" run={(reason) => api.cancelOrder(id, reason).then(changed)} />}
         <StaffAction label="Resend confirmation" testid="desk-resend" extra="email" run={(reason, email) => api.resend(id, reason, email).then(changed)} />
@@ -267,7 +271,7 @@ export function OrderDesk({ api }: { api: AdminApi }) {
           {auditBusy ? 'Refreshing…' : 'Refresh'}
         </button>
       </div>
-      <AuditTable entries={audit} />
+      <AuditTable entries={audit} label="Audit log" />
     </section>
   );
 }

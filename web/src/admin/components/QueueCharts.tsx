@@ -17,10 +17,20 @@ function usePlot(options: (width: number) => uPlot.Options, data: () => uPlot.Al
   const plot = useRef<uPlot | null>(null);
 
   useEffect(() => {
-    if (!box.current) return;
-    plot.current = new uPlot(options(box.current.clientWidth || 480), data(), box.current);
+    const element = box.current;
+    if (!element) return;
+    const made = new uPlot(options(element.clientWidth || 480), data(), element);
+    plot.current = made;
+    // The box follows the window (the panel's grid of charts): the chart follows the box, never
+    // wider than its cell.
+    const resized = new ResizeObserver(() => {
+      const width = element.clientWidth;
+      if (width > 0 && width !== made.width) made.setSize({ width, height: made.height });
+    });
+    resized.observe(element);
     return () => {
-      plot.current?.destroy();
+      resized.disconnect();
+      made.destroy();
       plot.current = null;
     };
     // The chart is made once; new samples go through setData below.

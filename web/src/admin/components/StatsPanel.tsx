@@ -63,7 +63,7 @@ export function StatsPanel() {
             <tbody>
               {latest.events.map((e) => (
                 <tr key={e.event_id}>
-                  <td>
+                  <td className="table__text">
                     #{e.event_id} {e.name}
                   </td>
                   <td>
@@ -77,7 +77,7 @@ export function StatsPanel() {
                   <td>{e.queue ? e.queue.active : '—'}</td>
                   <td data-testid={`stats-rate-${e.event_id}`}>
                     {e.queue?.admission_rate != null ? `${e.queue.admission_rate.toLocaleString('en', { maximumFractionDigits: 2 })}/s` : '—'}
-                    {e.queue?.rate_reason && <div className="muted small">{e.queue.rate_reason}</div>}
+                    {e.queue?.rate_reason && <div className="muted small table__note">{e.queue.rate_reason}</div>}
                   </td>
                 </tr>
               ))}

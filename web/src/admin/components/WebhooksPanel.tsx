@@ -4,6 +4,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 
 import { describeError } from '../../shared/http';
+import { describeRefusal, webhookLabels } from '../fieldLabels';
 import {
   EVENT_TYPES,
   type EventType,
@@ -195,7 +196,7 @@ export function WebhooksPanel({ token }: { token: string }) {
       setSelected(hook.id);
       await reload();
     } catch (e) {
-      setError(describeError(e));
+      setError(describeRefusal(e, webhookLabels));
     }
   };
 
