@@ -3,7 +3,16 @@
 Implements STOMP 1.2 §"Augmented BNF" with the 1.0/1.1 differences:
 
 * EOL is LF or CR LF for every version (1.2 requires accepting CR LF; being lenient with 1.0/1.1
-  costs nothing and matches RabbitMQ).
+  costs nothing and matches RabbitMQ). A CR that is not followed by LF is no EOL: between frames
+  and on the command line it is refused in every version (no grammar allows it there). In a header
+  1.2 forbids it (``header-name``/``header-value`` exclude CR; 1.2 writes it as ``\\r``), while
+  1.1's grammar, whose only EOL is LF, lets a header hold one and 1.0 has no grammar: their
+  headers keep it, as they keep any other byte.
+* A NUL ends a frame. The grammar's header octets do not exclude it, but a NUL before the empty
+  line that ends the headers is in practice a frame that ended too soon (a client that forgot
+  the empty line), and passed on in a MESSAGE header it would end the frame early for a client
+  that finds frames by their NUL. It is refused as soon as it is read, not when the header-size
+  limit is reached.
 * Header escaping (§"Value Encoding"): none in 1.0; ``\\\\ \\n \\c`` in 1.1; plus ``\\r`` in 1.2.
   CONNECT and CONNECTED are never escaped. An undefined escape is a protocol error.
 * ``content-length`` (§"Header content-length") is honoured, so bodies may contain NUL; without it
@@ -34,7 +43,9 @@ from protocol.limits import Limits
 _ESCAPES_1_1 = {"\\\\": "\\", "\\n": "\n", "\\c": ":"}
 _ESCAPES_1_2 = {**_ESCAPES_1_1, "\\r": "\r"}
 _ESCAPE_RE = re.compile(r"\\.?", re.DOTALL)
-#: A run of EOLs: heart-beats, between frames (matched in C, whatever its length).
+#: A run of EOLs: heart-beats, between frames (matched in C, whatever its length). A character
+#: class: ``(?:\r?\n)*`` is 25 times slower on a flood of them; a CR without its LF is found
+#: after the match (:meth:`FrameParser._eols_end`).
 _EOLS = re.compile(rb"[\r\n]*")
 
 _ENCODE_1_1 = str.maketrans({"\\": "\\\\", "\n": "\\n", ":": "\\c"})
@@ -64,9 +75,36 @@ _LONGEST_COMMAND_LINE = max(len(name) for name in COMMANDS_BY_NAME) + 1
 def _not_a_frame(start: bytes) -> UnknownCommand:
     if start[:1] == b"\x16":
         detail = "this port speaks STOMP in plain text, not TLS"
+    elif (lone_cr := _lone_cr_after_command(start)) is not None:
+        detail = lone_cr
     else:
         detail = f"bytes that cannot begin a STOMP frame: {start[:16]!r}"
     return UnknownCommand("unknown command", detail)
+
+
+def _lone_cr_after_command(line: bytes) -> str | None:
+    """What is wrong with a command line whose command is followed by a CR without its LF
+    (``SEND\\rdestination:...``), or ``None`` when that is not it: said plainly, since the
+    command itself is one the client meant."""
+    name, cr, _ = line.partition(b"\r")
+    if not cr or name not in COMMANDS_BY_NAME:
+        return None
+    return f"a CR not followed by LF after {name.decode()}: a line ends with LF or CR LF"
+
+
+def _cr_in_header() -> MalformedFrame:
+    return MalformedFrame(
+        "malformed header",
+        "a header holds a CR that is not part of a CR LF line end; STOMP 1.2 writes it as \\r",
+    )
+
+
+def refuse_cr_in_headers(headers: Iterable[tuple[str, str]]) -> None:
+    """Raise the error of a raw CR in a header if one of ``headers`` holds one: for CONNECT,
+    which is read before its version is known and never unescaped, once it turns out to be 1.2
+    (STOMP 1.2 §"Augmented BNF" excludes CR from header names and values)."""
+    if any("\r" in name or "\r" in value for name, value in headers):
+        raise _cr_in_header()
 
 
 def _identity(text: str) -> str:
@@ -194,9 +232,14 @@ def decode_head(
     unescaping = version
     if version is None or not version.escapes_headers or command in UNESCAPED_COMMANDS:
         unescaping = None
+    # 1.2 allows a CR only as part of an EOL (see the module's docstring). Most frames have LF
+    # line ends and no CR at all: one search of the section spares them the per-line check.
+    strict_cr = version is StompVersion.V1_2 and b"\r" in section
     headers: list[tuple[str, str]] = []
     for raw in lines[1:]:
         line = raw[:-1] if raw.endswith(b"\r") else raw
+        if strict_cr and b"\r" in line:
+            raise _cr_in_header()
         name, sep, value = line.partition(b":")
         if not sep:
             raise MalformedFrame("malformed header", "a header line has no colon")
@@ -274,9 +317,11 @@ class FrameParser:
         eols = _EOLS.match(buf)
         skip = eols.end() if eols else 0
         if skip:
+            if buf.find(b"\r", 0, skip) != -1:
+                skip = self._eols_end(skip)
             del buf[:skip]
             self._header_scan_from = 0
-        if not buf:
+        if not buf or buf == b"\r":  # nothing, or the CR of a CR LF whose LF is still to come
             return None
         # The command line first, whatever else is buffered, so that the outcome does not
         # depend on how the input was split.
@@ -286,8 +331,10 @@ class FrameParser:
             if head not in _COMMAND_PREFIXES:
                 raise _not_a_frame(head)
         elif (name := bytes(buf[:first_line_end]).removesuffix(b"\r")) not in COMMANDS_BY_NAME:
-            shown = name[:32].decode("utf-8", "replace")
-            raise UnknownCommand("unknown command", f"unknown command {shown!r}")
+            detail = _lone_cr_after_command(name)
+            if detail is None:
+                detail = f"unknown command {name[:32].decode('utf-8', 'replace')!r}"
+            raise UnknownCommand("unknown command", detail)
         limits = self.limits
         # The header section ends at the first empty line: "\n\n" or "\n\r\n".
         start = max(self._header_scan_from - 2, 0)
@@ -303,6 +350,21 @@ class FrameParser:
             if nl > limits.max_header_bytes:
                 break
             nl = buf.find(b"\n", nl + 1)
+        # A NUL ends a frame, so one before the empty line ends this frame inside its headers.
+        # Each byte is searched once (from where the last call stopped), and only within the
+        # limit: a NUL past it follows a section already too large, and is refused as that, as
+        # it is when the bytes come one at a time.
+        nul = buf.find(
+            b"\x00",
+            self._header_scan_from,
+            min(len(buf) if end == -1 else end, limits.max_header_bytes + 1),
+        )
+        if nul != -1:
+            raise MalformedFrame(
+                "malformed frame",
+                "a NUL byte before the empty line that ends the headers: a NUL ends a frame,"
+                " so this one ended inside its header section",
+            )
         if end == -1:
             # The first one or two bytes of the terminating empty line ("\n" or "\n\r") may
             # already be here; until they could not belong to an acceptable section, wait.
@@ -324,6 +386,18 @@ class FrameParser:
                 content_length = self._content_length(val, body_start)
                 break
         return _PendingFrame(command, headers, body_start, content_length, scan_from=body_start)
+
+    def _eols_end(self, run: int) -> int:
+        """Where the EOLs of the buffer's first ``run`` bytes (CRs and LFs) end; raises if a CR
+        among them is not followed by LF (STOMP 1.2 §"Augmented BNF": EOL is ``[CR] LF``). A CR
+        that ends the buffer may still get its LF: it stays, and the run ends before it."""
+        buf = self._buffer
+        waiting = run == len(buf) and buf[run - 1] == 0x0D
+        if buf.count(b"\r", 0, run) - waiting != buf.count(b"\r\n", 0, run):
+            raise MalformedFrame(
+                "malformed frame", "a CR not followed by LF between frames: an EOL is LF or CR LF"
+            )
+        return run - waiting
 
     def _content_length(self, value: str, body_start: int) -> int:
         if not value.isdigit() or not value.isascii():

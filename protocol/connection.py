@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
-from protocol.codec import FrameParser, serialize
+from protocol.codec import FrameParser, refuse_cr_in_headers, serialize
 from protocol.errors import (
     LimitExceeded,
     LocalProtocolError,
@@ -331,6 +331,9 @@ class ServerConnection:
                     headers=(("version", _VERSION_LIST),),
                 )
             version = common[-1]
+        if version is StompVersion.V1_2:
+            # The parser read this frame before it knew the version; 1.2's grammar holds now.
+            refuse_cr_in_headers(frame.headers)
         self.version = version
         self._parser.version = version
         if version is not StompVersion.V1_0:

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from protocol.codec import FrameParser, encode_message, only_eols, serialize
-from protocol.connection import ServerConnection
-from protocol.errors import MalformedFrame, UnknownCommand
+from protocol.connection import ConnectionState, ServerConnection
+from protocol.errors import HeaderTooLarge, MalformedFrame, UnknownCommand
+from protocol.events import ConnectRequest
 from protocol.frames import Command, Frame, StompVersion
+from protocol.limits import Limits
 from tests.protocol.client import parse, wire
 
 
@@ -406,3 +408,144 @@ class TestBytesThatCannotBeginAFrame:
             conn.next_event()
         conn.fail(info.value)
         assert conn.data_to_send().startswith(b"ERROR\nmessage:unknown command\n")
+
+
+class TestNulInTheHeaderSection:
+    """A NUL ends a frame (STOMP 1.2 §"Augmented BNF"): one read before the empty line that ends
+    the headers is a frame that ended inside them, refused as soon as it is read, not when the
+    header-size limit is reached (black-box probe, item 1)."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"DISCONNECT\n\x00",
+            b"SEND\ndestination:/topic/a\n\x00",
+            b"SEND\ndestination:/topic/a\x00",
+            b"SEND\nk\x00:v\n",
+            b"SEND\r\ndestination:/topic/a\r\n\x00\r\n",
+            b"SEND\ndestination:/topic/a\nk:v\x00\n\nbody\x00",
+        ],
+        ids=[
+            "no-empty-line",
+            "after-a-header",
+            "in-a-value",
+            "in-a-name",
+            "crlf",
+            "then-empty-line",
+        ],
+    )
+    def test_refused_at_once(self, data: bytes) -> None:
+        parser = FrameParser()
+        parser.feed(data)
+        with pytest.raises(MalformedFrame) as info:
+            parser.next_frame()
+        assert info.value.message == "malformed frame"
+        assert "NUL" in info.value.detail
+
+    def test_refused_when_the_nul_arrives_byte_by_byte(self) -> None:
+        data = b"SEND\ndestination:/topic/a\n"
+        parser = FrameParser()
+        for byte in data:
+            parser.feed(bytes([byte]))
+            assert parser.next_frame() is None
+        parser.feed(b"\x00")
+        with pytest.raises(MalformedFrame):
+            parser.next_frame()
+
+    def test_past_the_limit_it_is_a_section_too_large_however_split(self) -> None:
+        limits = Limits(max_header_bytes=64)
+        data = b"SEND\nk:" + b"v" * 70 + b"\x00"
+        for chunks in ([data], [data[:60], data[60:]], [data[:-1], data[-1:]]):
+            parser = FrameParser(limits)
+            with pytest.raises(HeaderTooLarge):
+                for chunk in chunks:
+                    parser.feed(chunk)
+                    parser.next_frame()
+
+    def test_a_nul_in_the_body_is_still_the_end_of_the_frame(self) -> None:
+        assert parse_one(b"SEND\nk:v\n\nbody\x00").body == b"body"
+
+    def test_the_connection_answers_with_error_at_once(self) -> None:
+        conn = ServerConnection()
+        conn.receive_data(wire("CONNECT", [("accept-version", "1.2")]))
+        assert isinstance(conn.next_event(), ConnectRequest)
+        conn.accept(session="s", server="srv", user_name=None)
+        conn.data_to_send()
+        conn.receive_data(b"SEND\ndestination:/topic/a\nreceipt:r\n\x00")
+        with pytest.raises(MalformedFrame) as info:
+            conn.next_event()
+        conn.fail(info.value)
+        assert conn.data_to_send().startswith(b"ERROR\nmessage:malformed frame\n")
+        assert conn.state is ConnectionState.CLOSED
+
+
+class TestLoneCr:
+    """EOL is an optional CR and a LF (STOMP 1.2 §"Augmented BNF"): a CR without its LF is no
+    line end (black-box probe, item 3). Between frames and on the command line no version allows
+    one; in a header 1.2 forbids it (``header-name``/``header-value`` exclude CR, and 1.2 writes
+    a CR as ``\\r``); 1.1's grammar (EOL is LF alone) lets a header hold one, 1.0 has no grammar."""
+
+    def test_crlf_line_ends_stay_valid_in_1_2(self) -> None:
+        data = wire("SEND", [("destination", "/a"), ("k", "v")], b"body", eol=b"\r\n")
+        frame = parse_one(data, StompVersion.V1_2)
+        assert frame == Frame(Command.SEND, [("destination", "/a"), ("k", "v")], b"body")
+
+    def test_an_escaped_cr_is_a_cr_in_1_2(self) -> None:
+        assert parse_one(b"SEND\nk:a\\rb\n\n\x00", StompVersion.V1_2).headers == [("k", "a\rb")]
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"SEND\ndestination:/topic/a\nk:a\rb\n\nx\x00",
+            b"SEND\ndestination:/topic/a\nk\r:v\n\nx\x00",
+            b"SEND\ndestination:/topic/a\r\r\n\nx\x00",
+            b"SEND\ndestination:/topic/a\n\rk:v\n\nx\x00",
+            b"SEND\r\ndestination:/topic/a\rk:v\r\n\r\nx\x00",
+        ],
+        ids=["in-a-value", "in-a-name", "two-crs-before-lf", "line-starts-with-cr", "cr-as-eol"],
+    )
+    def test_a_raw_cr_in_a_header_is_refused_in_1_2(self, data: bytes) -> None:
+        parser = FrameParser(version=StompVersion.V1_2)
+        parser.feed(data)
+        with pytest.raises(MalformedFrame) as info:
+            parser.next_frame()
+        assert info.value.message == "malformed header"
+        assert "CR" in info.value.detail
+
+    @pytest.mark.parametrize("version", [None, StompVersion.V1_0, StompVersion.V1_1])
+    def test_a_raw_cr_in_a_header_is_kept_before_1_2(self, version: StompVersion | None) -> None:
+        frame = parse_one(b"SEND\nk:a\rb\nj\rk:v\r\r\n\nx\x00", version)
+        assert frame.headers == [("k", "a\rb"), ("j\rk", "v\r")]
+
+    @pytest.mark.parametrize("split", [None, 1], ids=["whole", "after-the-cr"])
+    def test_a_cr_without_lf_between_frames_is_refused(self, split: int | None) -> None:
+        data = wire("SEND", [("n", "1")]) + b"\rSEND\nn:2\n\n\x00"
+        cut = len(wire("SEND", [("n", "1")])) + (split or 0)
+        parser = FrameParser()
+        with pytest.raises(MalformedFrame) as info:
+            for chunk in (data,) if split is None else (data[:cut], data[cut:]):
+                parser.feed(chunk)
+                parser.frames()
+        assert info.value.message == "malformed frame"
+        assert "CR not followed by LF between frames" in info.value.detail
+
+    def test_a_cr_at_the_end_of_the_input_waits_for_its_lf(self) -> None:
+        parser = FrameParser()
+        parser.feed(b"\n\r")
+        assert parser.next_frame() is None
+        assert parser.buffered == 1
+        parser.feed(b"\n")
+        assert parser.next_frame() is None
+        assert parser.buffered == 0
+
+    @pytest.mark.parametrize(
+        "data", [b"SEND\rdestination:/topic/a\n\nx\x00", b"SEND\r\r\ndestination:/a\n\nx\x00"]
+    )
+    def test_a_cr_without_lf_after_the_command_is_named(self, data: bytes) -> None:
+        parser = FrameParser()
+        parser.feed(data)
+        with pytest.raises(UnknownCommand) as info:
+            parser.next_frame()
+        assert (
+            info.value.detail == "a CR not followed by LF after SEND: a line ends with LF or CR LF"
+        )

@@ -108,6 +108,30 @@ class TestProtocolNegotiation:
         assert event.version is StompVersion.V1_1
 
     @pytest.mark.parametrize("command", ["CONNECT", "STOMP"])
+    def test_a_raw_cr_in_a_header_of_a_1_2_connect_is_refused(self, command: str) -> None:
+        """CONNECT is read before its version is known; once it is 1.2, 1.2's grammar (no CR in
+        a header but in its CR LF line end) holds for it too (black-box probe, item 3)."""
+        conn = ServerConnection()
+        conn.receive_data(
+            wire(command, [("accept-version", "1.2"), ("login", "a\rb"), ("receipt", "r")])
+        )
+        with pytest.raises(MalformedFrame) as info:
+            conn.next_event()
+        assert info.value.message == "malformed header"
+        assert info.value.receipt_id == "r"
+        # CR LF line ends are not a CR in a header.
+        conn = ServerConnection()
+        conn.receive_data(wire(command, [("accept-version", "1.2"), ("login", "a")], eol=b"\r\n"))
+        event = conn.next_event()
+        assert isinstance(event, ConnectRequest)
+        assert event.login == "a"
+
+    @pytest.mark.parametrize("offered", ["1.0", "1.1"])
+    def test_a_raw_cr_in_a_header_of_an_older_connect_is_kept(self, offered: str) -> None:
+        _, event = connect_request([("accept-version", offered), ("login", "a\rb")])
+        assert event.login == "a\rb"
+
+    @pytest.mark.parametrize("command", ["CONNECT", "STOMP"])
     def test_connect_request_carries_credentials(self, command: str) -> None:
         headers = [
             ("accept-version", "1.2"),
@@ -598,6 +622,25 @@ class TestAck:
         conn = connect("1.1")
         conn.record_delivery(subscribe(conn, "s1", "client"), "m1")
         assert refused(conn, "ACK", headers).message == message
+
+    def test_nack_on_1_0_is_taken_as_rabbitmq_takes_it(self) -> None:
+        """NACK came with STOMP 1.1, but RabbitMQ (SPEC's reference broker) takes it from a
+        1.0 session too, by ``message-id``; so does this broker (ActiveMQ would refuse it)."""
+        conn = connect("1.0")
+        subscription = subscribe(conn, "s1", "client")
+        conn.record_delivery(subscription, "m1")
+        assert send(conn, "NACK", [("message-id", "m1")]) == Nack(None, subscription, ["m1"])
+        assert list(subscription.pending) == []
+
+    @pytest.mark.parametrize("version", ["1.1", "1.2"])
+    def test_nack_is_a_command_from_1_1_on(self, version: str) -> None:
+        conn = connect(version)
+        subscription = subscribe(conn, "s1", "client")
+        conn.record_delivery(subscription, "m1")
+        headers = [("id", ack_id("s1", "m1"))]
+        if version == "1.1":
+            headers = [("message-id", "m1"), ("subscription", "s1")]
+        assert send(conn, "NACK", headers) == Nack(None, subscription, ["m1"])
 
     def test_1_0_by_message_id(self) -> None:
         conn = connect("1.0")
