@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 #: STOMP subprotocols, best first (SPEC §2: the server picks the highest offered).
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp")
 
+#: How long the server waits for the client's close frame once its own is out (RFC 6455 §7.1.2),
+#: reading and discarding whatever comes before it. A client that answers does so within a round
+#: trip; one that keeps sending instead (a flood after its ERROR) is cut after this, not after
+#: aiohttp's 10 s or the 5 s of ``CLOSE_GRACE_S`` (which still bounds the output's drain).
+CLOSE_HANDSHAKE_S = 1.0
+
 
 def choose_subprotocol(offered: str | None) -> str | None:
     if not offered:
@@ -39,8 +45,9 @@ class WebSocketSession(StompSession):
 
     Closing follows one rule. When the session fails while handling input (any protocol error),
     the reader itself closes the WebSocket after its loop: aiohttp then reads and discards the
-    client's remaining messages until its close frame, so the socket never closes on unread input
-    (which would make the kernel send RST and destroy the ERROR frame in flight). Only when the
+    client's remaining messages until its close frame, so the socket does not close on unread
+    input (which would make the kernel send RST and destroy the ERROR frame in flight), for
+    ``CLOSE_HANDSHAKE_S`` at most: a client still sending by then is cut. Only when the
     reader is parked in ``receive()`` (a timer, the broker or shutdown closed the session) does a
     separate task close it, which is the only way to wake the reader.
     """
@@ -165,6 +172,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
         max_msg_size=max(16 * settings.max_frame_bytes, 4 << 20),
         compress=settings.ws_compress,
         autoping=True,
+        timeout=CLOSE_HANDSHAKE_S,
     )
     await ws.prepare(request)
     transport = request.transport
