@@ -6,9 +6,11 @@ Reads for the hot path come from :class:`EventInfo`, loaded once per event and k
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, model_validator
@@ -48,6 +50,35 @@ def in_clock_range(value: datetime) -> datetime:
     return value
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def known_zone(name: str) -> str:
+    """An IANA time zone name the node knows (``Europe/Berlin``, ``UTC``)."""
+    if name not in _zone_names():
+        raise ValueError("unknown time zone: give an IANA name such as Europe/Berlin or UTC")
+    return name
+
+
+TimeZoneName = Annotated[
+    str,
+    AfterValidator(known_zone),
+    Field(
+        max_length=64,
+        description="the venue's time zone (IANA name): tickets, e-mails and the pages give "
+        "the event's times in it",
+        examples=["Europe/Berlin"],
+    ),
+]
+
+
+def local_time(event: EventInfo, instant: datetime) -> datetime:
+    """``instant`` (naive UTC, as stored) on the clocks of the event's venue."""
+    return instant.replace(tzinfo=UTC).astimezone(zoneinfo.ZoneInfo(event.timezone))
+
+
 Instant = Annotated[
     datetime,
     AfterValidator(in_clock_range),
@@ -69,6 +100,7 @@ class EventSpec(BaseModel):
     sale_opens_at: Instant
     sale_closes_at: Instant
     status: EventStatus = "draft"
+    timezone: TimeZoneName = "UTC"
     waiting_room: StrictBool = False
     admission_rate: AdmissionRate = 10.0
     max_active_shoppers: ActiveShoppers = 500
@@ -110,6 +142,7 @@ class EventPatch(BaseModel):
     """What an admin may change on a live event (SPEC §5 ``PATCH /api/admin/events/{id}``)."""
 
     status: EventStatus | None = None
+    timezone: TimeZoneName | None = None
     waiting_room: StrictBool | None = None
     admission_rate: AdmissionRate | None = None
     max_active_shoppers: ActiveShoppers | None = None
@@ -189,6 +222,8 @@ class EventInfo:
     admission_rate_min: float = 1.0
     admission_rate_max: float = 100.0
     pow_difficulty: int = 0
+    #: The venue's time zone (IANA name), for showing the event's times.
+    timezone: str = "UTC"
     tiers: dict[int, Tier] = field(default_factory=dict)
     #: seat id → (section, row, number, tier id), in layout order.
     seats: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)
@@ -247,7 +282,7 @@ class EventInfo:
 _STORED_AS_GIVEN = (
     "name", "venue", "status", "waiting_room", "admission_rate", "max_active_shoppers",
     "admission_mode", "admission_rate_min", "admission_rate_max", "pow_difficulty",
-    "refund_cutoff_hours",
+    "refund_cutoff_hours", "timezone",
 )  # fmt: skip
 #: The fields of an :class:`EventInfo` read from its ``events`` row (one column each).
 _INFO_COLUMNS = tuple(f.name for f in fields(EventInfo) if f.name in events.c)

@@ -136,6 +136,8 @@ events = _table(
     # Refund policy: a buyer may cancel until this many hours before the start; NULL: buyers
     # may not cancel at all (staff still may).
     Column("refund_cutoff_hours", Integer, nullable=True),
+    # Where the venue is (an IANA name): tickets, e-mails and pages give the start in its time.
+    Column("timezone", String(64), nullable=False, default="UTC", server_default="UTC"),
 )
 
 price_tiers = _table(

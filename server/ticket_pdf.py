@@ -25,7 +25,7 @@ from pathlib import Path
 import segno
 from fpdf import FPDF
 
-from booking.catalog import EventInfo
+from booking.catalog import EventInfo, local_time
 from booking.orders import Order
 
 #: Where Debian (and most Linux distributions) keep DejaVu Sans.
@@ -75,7 +75,9 @@ def seat_lines(order: Order, event: EventInfo) -> list[SeatLine]:
 
 
 def when(event: EventInfo) -> str:
-    return event.starts_at.strftime("%A %d %B %Y, %H:%M UTC")
+    """The start as the venue's clocks show it, with the zone ("Saturday 06 June 2026, 20:00
+    CEST")."""
+    return local_time(event, event.starts_at).strftime("%A %d %B %Y, %H:%M %Z")
 
 
 def _latin1(text: str) -> bool:

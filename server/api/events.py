@@ -25,6 +25,7 @@ def summary(info: EventInfo, now: datetime) -> models.EventSummary:
         starts_at=iso(info.starts_at),
         sale_opens_at=iso(info.sale_opens_at),
         sale_closes_at=iso(info.sale_closes_at),
+        timezone=info.timezone,
         status=info.status,  # type: ignore[arg-type]  # the database holds EventStatus values
         on_sale=info.on_sale(now),
         waiting_room=info.waiting_room,

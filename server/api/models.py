@@ -142,6 +142,10 @@ class EventSummary(BaseModel):
     starts_at: Timestamp
     sale_opens_at: Timestamp
     sale_closes_at: Timestamp
+    timezone: str = Field(
+        description="the venue's time zone (IANA name): show the times above in it",
+        examples=["Europe/Berlin"],
+    )
     status: EventStatus
     on_sale: bool = Field(description="status is on_sale and the sale window is open now")
     waiting_room: bool

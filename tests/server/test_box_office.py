@@ -328,6 +328,26 @@ def test_sign_in_answers_the_same_for_known_and_unknown_addresses(
     assert problems[0] == problems[1]
 
 
+def test_tickets_and_e_mails_give_the_start_on_the_venue_s_clocks(
+    api: Api, mail: MailCatcher
+) -> None:
+    """A concert at 20:00 in Berlin (18:00 UTC in summer) reads 20:00 CEST, not 18:00 UTC."""
+    shown = event(api, timezone="Europe/Berlin", starts_at="2027-06-05T18:00:00Z")
+    assert shown["timezone"] == "Europe/Berlin" and shown["starts_at"] == "2027-06-05T18:00:00Z"
+    to = address("berlin")
+    order = buy(api, shown["id"], guest(api), ["A-A-5"], to)
+    (letter,) = mail.wait_for(to)
+    start = "Saturday 05 June 2027, 20:00 CEST"
+    assert start in letter.text() and start in letter.html()
+    (page,) = pdf_text(letter.parts("application/pdf")[0].get_content())
+    assert start in page and "UTC" not in page
+    api.post(
+        f"/api/orders/{order['order_id']}/cancel", {"reason": "test"}, token=api.admin()
+    )  # fmt: skip
+    cancelled = mail.wait_for(to, 2)[1]
+    assert start in cancelled.text()
+
+
 # -- cancelling and refunds ----------------------------------------------------------------
 
 

@@ -289,6 +289,7 @@ def test_admin_creates_an_event_that_everyone_can_read(api: Api) -> None:
     assert created["name"] == spec["name"] and created["venue"] == "Test Hall"
     assert created["status"] == "on_sale" and created["on_sale"] is True
     assert created["seat_count"] == 100 and created["waiting_room"] is False
+    assert created["timezone"] == "UTC"  # none given
     for key in ("starts_at", "sale_opens_at", "sale_closes_at"):
         assert instant(created[key]) == instant(spec[key]), key
     tiers = {t["name"]: t for t in created["tiers"]}
@@ -405,6 +406,16 @@ def test_admin_patches_an_event(api: Api, event: dict[str, Any]) -> None:
     assert_problem(api.call("PATCH", path, {"colour": "red"}, token=admin), 422, "validation")
     assert_problem(api.call("PATCH", path, {"status": "sold-out"}, token=admin), 422)
     assert api.get(f"/api/events/{event['id']}").json()["max_seats_per_user"] == 2
+
+    # the venue's time zone: an IANA name, nothing else
+    reply = api.call("PATCH", path, {"timezone": "America/New_York"}, token=admin)
+    assert reply.status == 200 and reply.json()["timezone"] == "America/New_York", reply
+    assert api.get(f"/api/events/{event['id']}").json()["timezone"] == "America/New_York"
+    for zone in ("Mars/Olympus_Mons", "../../etc/passwd", "", "EST5EDT " * 20, 5):
+        refused = api.call("PATCH", path, {"timezone": zone}, token=admin)
+        assert_problem(refused, 422, "validation")
+        assert refused.json()["errors"][0]["loc"][-1] == "timezone", refused
+    assert api.get(f"/api/events/{event['id']}").json()["timezone"] == "America/New_York"
 
 
 def test_a_draft_event_is_not_on_sale(api: Api) -> None:
