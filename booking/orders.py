@@ -430,11 +430,9 @@ async def reissue_tickets(conn: AsyncConnection, order_id: str, signer: TicketCo
     await conn.execute(
         update(orders).where(orders.c.id == order_id).values(link_nonce=secrets.token_hex(16))
     )
-    valid = (
-        await conn.execute(
-            select(tickets).where(tickets.c.order_id == order_id, tickets.c.status == "valid")
-        )
-    ).all()
+    # Locked: a door admitting one of them meanwhile must be copied to its successor.
+    current = select(tickets).where(tickets.c.order_id == order_id, tickets.c.status == "valid")
+    valid = (await conn.execute(current.with_for_update())).all()
     now = utcnow()
     for old in valid:
         code = signer.issue(old.event_id, old.seat_id, order_id)
