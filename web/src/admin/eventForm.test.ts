@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import { buildEvent, defaultForm, seatCount, type EventForm } from './eventForm';
+import { buildEvent, defaultForm, defaultTimes, seatCount, wallZoneName, type EventForm } from './eventForm';
 
 function form(overrides: Partial<EventForm> = {}): EventForm {
-  return { ...defaultForm(new Date('2030-05-01T12:00:00')), name: 'Gala', venue: 'Hall', ...overrides };
+  return { ...defaultForm(new Date('2030-05-01T12:00:00Z'), 'Europe/Berlin'), name: 'Gala', venue: 'Hall', ...overrides };
 }
 
 describe('buildEvent', () => {
@@ -84,5 +84,40 @@ describe('buildEvent', () => {
 
   it('counts seats as sections × rows × seats', () => {
     expect(seatCount(form())).toBe(20 * 40 + 10 * 40);
+  });
+});
+
+describe("the venue's time zone", () => {
+  it('sends the zone and reads the times on its clock', () => {
+    const built = buildEvent(form({ startsAt: '2030-06-06T19:00', saleOpensAt: '2030-01-15T10:00', saleClosesAt: '2030-06-06T18:00' }));
+    expect(built.ok).toBe(true);
+    if (!built.ok) return;
+    expect(built.spec).toMatchObject({
+      timezone: 'Europe/Berlin',
+      starts_at: '2030-06-06T17:00:00.000Z', // CEST
+      sale_opens_at: '2030-01-15T09:00:00.000Z', // CET
+      sale_closes_at: '2030-06-06T16:00:00.000Z',
+    });
+    const newYork = buildEvent(form({ timeZone: 'America/New_York', startsAt: '2030-06-06T19:00' }));
+    expect(newYork.ok && newYork.spec).toMatchObject({ timezone: 'America/New_York', starts_at: '2030-06-06T23:00:00.000Z' });
+  });
+
+  it('refuses a zone the browser does not know', () => {
+    const built = buildEvent(form({ timeZone: 'Mars/Olympus_Mons' }));
+    expect(built.ok).toBe(false);
+    expect(!built.ok && built.errors).toContain('Time zone is an IANA name such as Europe/Berlin.');
+  });
+
+  it('defaults to the show at 20:00 and a sale open from a minute ago, on the chosen clock', () => {
+    const now = new Date('2030-05-01T12:00:00Z');
+    expect(defaultTimes(now, 'Europe/Berlin')).toEqual({ startsAt: '2030-05-31T20:00', saleOpensAt: '2030-05-01T13:59', saleClosesAt: '2030-05-31T20:00' });
+    expect(defaultTimes(now, 'America/New_York')).toEqual({ startsAt: '2030-05-31T20:00', saleOpensAt: '2030-05-01T07:59', saleClosesAt: '2030-05-31T20:00' });
+    expect(defaultForm(now, 'UTC').timeZone).toBe('UTC');
+  });
+
+  it("labels a typed time with the zone's name at that time", () => {
+    expect(wallZoneName('2030-06-06T19:00', 'Europe/Berlin')).toBe('CEST');
+    expect(wallZoneName('2030-01-06T19:00', 'Europe/Berlin')).toBe('CET');
+    expect(wallZoneName('2030-01-06T19:00', 'UTC')).toBe('UTC');
   });
 });

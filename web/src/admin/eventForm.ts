@@ -1,7 +1,10 @@
 // The "create event" form's values and their conversion into POST /api/admin/events's body.
-// Pure, so the rules (what is required, how local times and prices convert) are tested.
+// Pure, so the rules (what is required, how the venue's wall-clock times and prices convert)
+// are tested.
 
+import { zoneName } from '../shared/format';
 import type { AdmissionMode, EventCreate, EventStatus } from '../shared/types';
+import { browserZone, isKnownZone, utcToZonedWallTime, zonedWallTimeToUtc } from '../shared/zones';
 
 /** The server's bound on proof-of-work difficulty (booking.catalog.MAX_DIFFICULTY). */
 export const MAX_POW_DIFFICULTY = 32;
@@ -22,7 +25,9 @@ export interface SectionRow {
 export interface EventForm {
   name: string;
   venue: string;
-  /** `<input type="datetime-local">` values, in the browser's time zone. */
+  /** The venue's IANA time zone, sent as `timezone` (the browser's own by default). */
+  timeZone: string;
+  /** `<input type="datetime-local">` values: wall-clock times in `timeZone`. */
   startsAt: string;
   saleOpensAt: string;
   saleClosesAt: string;
@@ -43,22 +48,31 @@ export interface EventForm {
   sections: SectionRow[];
 }
 
-/** A datetime-local value for `date` (local time, minutes). */
-export function localInput(date: Date): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+export type FormTimes = Pick<EventForm, 'startsAt' | 'saleOpensAt' | 'saleClosesAt'>;
+
+/** The times a new event starts with, on the clock of `timeZone`: the show at 20:00 in 30 days,
+ *  the sale open from a minute ago until the show. */
+export function defaultTimes(now: Date, timeZone: string): FormTimes {
+  const show = `${utcToZonedWallTime(new Date(now.getTime() + 30 * 86_400_000), timeZone).slice(0, 10)}T20:00`;
+  return { startsAt: show, saleOpensAt: utcToZonedWallTime(new Date(now.getTime() - 60_000), timeZone), saleClosesAt: show };
 }
 
-export function defaultForm(now = new Date()): EventForm {
-  const show = new Date(now.getTime() + 30 * 86_400_000);
-  show.setHours(20, 0, 0, 0);
-  const opens = new Date(now.getTime() - 60_000);
+/** The short name of `timeZone` in force at the wall time `wall` ("CEST" on a summer evening
+ *  in Berlin, "CET" in winter), for the time inputs' labels; now's when `wall` is no time. */
+export function wallZoneName(wall: string, timeZone: string): string {
+  try {
+    return zoneName(zonedWallTimeToUtc(wall, timeZone), timeZone);
+  } catch {
+    return zoneName(new Date(), timeZone);
+  }
+}
+
+export function defaultForm(now = new Date(), timeZone = browserZone()): EventForm {
   return {
     name: '',
     venue: '',
-    startsAt: localInput(show),
-    saleOpensAt: localInput(opens),
-    saleClosesAt: localInput(show),
+    timeZone,
+    ...defaultTimes(now, timeZone),
     status: 'on_sale',
     currency: 'EUR',
     waitingRoom: false,
@@ -85,9 +99,13 @@ export function seatCount(form: EventForm): number {
   return form.sections.reduce((sum, s) => sum + (Number(s.rows) || 0) * (Number(s.seatsPerRow) || 0), 0);
 }
 
-function isoOf(local: string): string | null {
-  const date = new Date(local);
-  return local && !Number.isNaN(date.getTime()) ? date.toISOString() : null;
+/** The instant of a wall-clock time in `timeZone`; null when either is missing or unreadable. */
+function isoOf(wall: string, timeZone: string): string | null {
+  try {
+    return zonedWallTimeToUtc(wall, timeZone);
+  } catch {
+    return null;
+  }
 }
 
 function wholeNumber(text: string): number | null {
@@ -107,13 +125,17 @@ export function buildEvent(form: EventForm): Built {
   if (!form.venue.trim()) errors.push('Venue is required.');
   if (form.name.trim().length > MAX_NAME_LENGTH) errors.push(`Name is at most ${MAX_NAME_LENGTH} characters.`);
   if (form.venue.trim().length > MAX_VENUE_LENGTH) errors.push(`Venue is at most ${MAX_VENUE_LENGTH} characters.`);
-  const startsAt = isoOf(form.startsAt);
-  const opens = isoOf(form.saleOpensAt);
-  const closes = isoOf(form.saleClosesAt);
-  if (!startsAt) errors.push('Start time is required.');
-  if (!opens) errors.push('Sale opening time is required.');
-  if (!closes) errors.push('Sale closing time is required.');
-  if (opens && closes && Date.parse(closes) <= Date.parse(opens)) errors.push('The sale must close after it opens.');
+  const zoned = isKnownZone(form.timeZone);
+  if (!zoned) errors.push('Time zone is an IANA name such as Europe/Berlin.');
+  const startsAt = zoned ? isoOf(form.startsAt, form.timeZone) : null;
+  const opens = zoned ? isoOf(form.saleOpensAt, form.timeZone) : null;
+  const closes = zoned ? isoOf(form.saleClosesAt, form.timeZone) : null;
+  if (zoned) {
+    if (!startsAt) errors.push('Start time is required.');
+    if (!opens) errors.push('Sale opening time is required.');
+    if (!closes) errors.push('Sale closing time is required.');
+    if (opens && closes && Date.parse(closes) <= Date.parse(opens)) errors.push('The sale must close after it opens.');
+  }
   if (!/^[A-Za-z]{3}$/.test(form.currency)) errors.push('Currency is a three-letter code such as EUR.');
 
   const tiers = form.tiers.map((t, i) => {
@@ -167,6 +189,7 @@ export function buildEvent(form: EventForm): Built {
     starts_at: startsAt,
     sale_opens_at: opens,
     sale_closes_at: closes,
+    timezone: form.timeZone,
     status: form.status,
     waiting_room: form.waitingRoom,
     layout: { tiers, sections },

@@ -31,6 +31,7 @@ const EVENT_FIELDS: Record<string, string> = {
   starts_at: 'Starts',
   sale_opens_at: 'Sale opens',
   sale_closes_at: 'Sale closes',
+  timezone: 'Time zone',
   status: 'Status',
   waiting_room: 'Waiting room',
   admission_rate: 'Admissions / s',

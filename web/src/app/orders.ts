@@ -1,14 +1,16 @@
-// The orders bought in this browser, remembered with their event's name (GET /api/orders lists
-// the user's orders; this keeps what the list does not carry), and the address last used at
-// checkout, to pre-fill the next one.
+// The orders bought in this browser, remembered with their event's name and time zone (GET
+// /api/orders lists the user's orders; this keeps what the list does not carry), and the address
+// last used at checkout, to pre-fill the next one.
 
 import { load, save } from '../shared/storage';
-import type { Order } from '../shared/types';
+import type { EventSummary, Order } from '../shared/types';
 
 export interface KeptOrder {
   order_id: string;
   event_id: number;
   event_name: string;
+  /** The event's zone, for showing its times; absent in orders kept before events had one. */
+  timezone?: string;
   created_at: string;
   seats: string[];
 }
@@ -20,11 +22,12 @@ export function keptOrders(): KeptOrder[] {
   return Array.isArray(kept) ? kept : [];
 }
 
-export function keepOrder(order: Order, eventName: string): void {
+export function keepOrder(order: Order, event: Pick<EventSummary, 'name' | 'timezone'>): void {
   const entry: KeptOrder = {
     order_id: order.order_id,
     event_id: order.event_id,
-    event_name: eventName,
+    event_name: event.name,
+    timezone: event.timezone,
     created_at: order.created_at,
     seats: order.tickets.map((t) => t.seat_id),
   };

@@ -10,6 +10,7 @@ const BASE: EventSummary = {
   starts_at: '2030-05-01T19:30:00Z',
   sale_opens_at: '2030-04-01T00:00:00Z',
   sale_closes_at: '2030-05-01T18:00:00Z',
+  timezone: 'Europe/Berlin',
   status: 'on_sale',
   on_sale: false,
   waiting_room: false,
@@ -28,6 +29,11 @@ describe('saleLabel', () => {
     expect(saleLabel(BASE, Date.parse('2030-06-01T00:00:00Z')).text).toBe('Sale closed');
     expect(saleLabel({ ...BASE, status: 'draft' }, NOW).text).toBe('Coming soon');
     expect(saleLabel(BASE, NOW).text).toMatch(/^Sale opens /);
+  });
+
+  it("names the opening on the venue's clock, with its zone", () => {
+    expect(saleLabel(BASE, NOW).text).toBe('Sale opens Mon, 1 Apr 2030, 02:00 CEST');
+    expect(saleLabel({ ...BASE, timezone: 'America/New_York' }, NOW).text).toBe('Sale opens Sun, 31 Mar 2030, 20:00 GMT-4');
   });
 });
 

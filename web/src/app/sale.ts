@@ -3,18 +3,18 @@
 
 import { useEffect, useState } from 'react';
 
-import { dateTime } from '../shared/format';
+import { eventDateTime } from '../shared/format';
 import type { EventSummary } from '../shared/types';
 
 export type SaleTone = 'good' | 'wait' | 'off';
 
-/** "On sale", "Sale opens …", "Paused" … */
+/** "On sale", "Sale opens Sat, 6 Jun 2026, 10:00 CEST" (on the venue's clock), "Paused" … */
 export function saleLabel(event: EventSummary, now = Date.now()): { text: string; tone: SaleTone } {
   if (isOnSale(event, now)) return { text: 'On sale', tone: 'good' };
   if (event.status === 'paused') return { text: 'Sale paused', tone: 'wait' };
   if (event.status === 'closed' || Date.parse(event.sale_closes_at) <= now) return { text: 'Sale closed', tone: 'off' };
   if (event.status === 'draft') return { text: 'Coming soon', tone: 'off' };
-  return { text: `Sale opens ${dateTime(event.sale_opens_at)}`, tone: 'wait' };
+  return { text: `Sale opens ${eventDateTime(event.sale_opens_at, event)}`, tone: 'wait' };
 }
 
 /** On sale now by the client's clock too: `on_sale` is as of when the event was loaded (or last

@@ -25,6 +25,7 @@ const EVENT: EventDetail = {
   starts_at: '2030-05-01T19:30:00Z',
   sale_opens_at: '2030-04-01T00:00:00Z',
   sale_closes_at: '2030-05-01T18:00:00Z',
+  timezone: 'UTC',
   status: 'on_sale',
   on_sale: true,
   waiting_room: true,

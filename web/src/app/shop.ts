@@ -414,7 +414,7 @@ export const useShop = create<ShopState>()((set, get) => {
       set({ busy: 'pay', error: null, errorCause: null, notice: null, payment });
       try {
         const order = await api.checkout(hold.hold_id, card, payment.key, email);
-        keepOrder(order, event.name);
+        keepOrder(order, event);
         rememberEmail(email);
         setHold(eventId, null);
         setAdmission(eventId, null); // a purchase uses the admission up

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { dateTime, exactDuration, waitEstimate, zoneName } from './format';
+import { dateTime, eventDateTime, eventZone, exactDuration, waitEstimate, zoneName } from './format';
 
 describe('durations', () => {
   it('a hold under a minute is said in seconds', () => {
@@ -41,5 +41,30 @@ describe('times with their zone', () => {
     expect(zoneName(new Date('2026-01-06T13:03:00Z'), 'Europe/Berlin')).toBe('CET');
     expect(zoneName('2026-07-06T12:00', 'Europe/Berlin')).toBe('CEST');
     expect(zoneName('', 'UTC')).toBe('UTC');
+  });
+});
+
+describe("an event's times, on the venue's clock", () => {
+  const berlin = { timezone: 'Europe/Berlin' };
+
+  it('are shown in the event\'s zone, naming it', () => {
+    expect(eventDateTime('2026-06-06T17:00:00Z', berlin)).toBe('Sat, 6 Jun 2026, 19:00 CEST');
+    expect(eventDateTime('2026-01-15T19:00:00Z', berlin)).toBe('Thu, 15 Jan 2026, 20:00 CET');
+    expect(eventDateTime('2026-06-06T17:00:00Z', { timezone: 'America/New_York' })).toBe('Sat, 6 Jun 2026, 13:00 GMT-4');
+    expect(eventDateTime('2026-06-06T17:00:00Z', { timezone: 'UTC' })).toBe('Sat, 6 Jun 2026, 17:00 UTC');
+  });
+
+  it("fall back to the browser's zone, still named, for an event without one", () => {
+    const browser = dateTime('2026-06-06T17:00:00Z', { zone: true });
+    expect(eventDateTime('2026-06-06T17:00:00Z', {})).toBe(browser);
+    expect(eventDateTime('2026-06-06T17:00:00Z', null)).toBe(browser);
+    expect(eventDateTime('2026-06-06T17:00:00Z', { timezone: 'Mars/Olympus_Mons' })).toBe(browser);
+    expect(eventZone({ timezone: 'Mars/Olympus_Mons' })).toBeUndefined();
+    expect(eventZone(berlin)).toBe('Europe/Berlin');
+  });
+
+  it('an unknown zone never throws from the formatters', () => {
+    expect(dateTime('2026-06-06T17:00:00Z', { timeZone: 'Nowhere/Else' })).toBe(dateTime('2026-06-06T17:00:00Z'));
+    expect(zoneName('2026-06-06T17:00:00Z', 'Nowhere/Else')).toBe(zoneName('2026-06-06T17:00:00Z'));
   });
 });

@@ -1,6 +1,7 @@
 // Human text for prices, seats, instants and durations (the audience app and the console share it).
 
 import type { SeatLabel } from '../seatmap/geometry';
+import { isKnownZone } from './zones';
 
 const moneyFormats = new Map<string, Intl.NumberFormat>();
 
@@ -39,13 +40,14 @@ export function seatIdName(seatId: string): string {
   return `${sectionName(section)} row ${row} seat ${number}`;
 }
 
-/** "Tue, 6 Jan 2026, 14:03" in the browser's time zone (or `timeZone`); with `seconds`,
- *  "…, 14:03:27"; with `zone`, the zone's short name or its UTC offset as of that instant:
- *  "…, 14:03 CET", "…, 15:03 CEST", "…, 08:03 GMT-5" (the console, whose operators may sit in
- *  another zone than the venue, always says which). */
+/** "Tue, 6 Jan 2026, 14:03" in the browser's time zone, or in `timeZone` (an IANA name; one
+ *  the browser does not know counts as absent); with `seconds`, "…, 14:03:27"; with `zone`, the
+ *  zone's short name or its UTC offset as of that instant: "…, 14:03 CET", "…, 15:03 CEST",
+ *  "…, 08:03 GMT-5" (the console, whose operators may sit in another zone than the venue, and
+ *  every time of an event, always say which). */
 export function dateTime(
   iso: string,
-  { seconds = false, timeZone, zone = false }: { seconds?: boolean; timeZone?: string; zone?: boolean } = {},
+  { seconds = false, timeZone, zone = false }: { seconds?: boolean; timeZone?: string | undefined; zone?: boolean } = {},
 ): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
@@ -58,8 +60,26 @@ export function dateTime(
     minute: '2-digit',
     ...(seconds ? { second: '2-digit' } : {}),
     ...(zone ? { timeZoneName: 'short' } : {}),
-    timeZone,
+    timeZone: isKnownZone(timeZone) ? timeZone : undefined,
   });
+}
+
+/** Whatever carries an event's zone: the event, or an order kept with it; null while unknown. */
+export type Zoned = { timezone?: string | null } | null | undefined;
+
+/** The zone an event's times are shown in: its own (`timezone`, the venue's), or the
+ *  browser's when it has none (a server from before event zones, an event not loaded yet). */
+export function eventZone(event: Zoned): string | undefined {
+  const timeZone = event?.timezone;
+  return isKnownZone(timeZone) ? timeZone : undefined;
+}
+
+/** A time of `event` (its start, its sale's opening, a deadline of its orders) on the venue's
+ *  clock and naming the zone: "Sat, 6 Jun 2026, 19:00 CEST" for a Berlin concert wherever the
+ *  buyer sits, as the tickets and e-mails print it. Countdowns and "in 5 minutes" are not
+ *  times of day and do not come here. */
+export function eventDateTime(iso: string, event: Zoned): string {
+  return dateTime(iso, { zone: true, timeZone: eventZone(event) });
 }
 
 /** The short name of the browser's time zone (or `timeZone`) at `when` ("CET" in winter,
@@ -68,7 +88,7 @@ export function dateTime(
 export function zoneName(when: Date | string = new Date(), timeZone?: string): string {
   let date = typeof when === 'string' ? new Date(when) : when;
   if (Number.isNaN(date.getTime())) date = new Date();
-  const parts = new Intl.DateTimeFormat('en-GB', { timeZoneName: 'short', timeZone }).formatToParts(date);
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZoneName: 'short', timeZone: isKnownZone(timeZone) ? timeZone : undefined }).formatToParts(date);
   return parts.find((p) => p.type === 'timeZoneName')?.value ?? '';
 }
 

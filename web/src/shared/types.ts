@@ -26,6 +26,10 @@ export interface EventSummary {
   starts_at: string;
   sale_opens_at: string;
   sale_closes_at: string;
+  /** The venue's IANA time zone ("Europe/Berlin"; "UTC" for events created without one): its
+   *  times are shown on that clock. Read only through `eventZone` (shared/format.ts), which
+   *  falls back to the browser's zone for a server that does not send it yet. */
+  timezone: string;
   status: EventStatus;
   on_sale: boolean;
   waiting_room: boolean;
@@ -214,6 +218,8 @@ export interface EventCreate {
   starts_at: string;
   sale_opens_at: string;
   sale_closes_at: string;
+  /** The venue's IANA time zone (absent: "UTC"); an unknown name is a 422 at `timezone`. */
+  timezone?: string;
   status?: EventStatus;
   waiting_room?: boolean;
   admission_rate?: number;
@@ -232,6 +238,8 @@ export interface EventCreate {
 
 export interface EventPatch {
   status?: EventStatus;
+  /** The console does not change an event's zone; the API takes it. */
+  timezone?: string;
   pow_difficulty?: number;
   admission_mode?: AdmissionMode;
   admission_rate_min?: number;

@@ -1,9 +1,22 @@
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
 
-import { zoneName } from '../../shared/format';
 import type { EventStatus } from '../../shared/types';
+import { zoneChoices } from '../../shared/zones';
 import type { AdminApi } from '../api';
-import { buildEvent, defaultForm, MAX_NAME_LENGTH, MAX_POW_DIFFICULTY, MAX_VENUE_LENGTH, seatCount, type EventForm, type SectionRow, type TierRow } from '../eventForm';
+import {
+  buildEvent,
+  defaultForm,
+  defaultTimes,
+  MAX_NAME_LENGTH,
+  MAX_POW_DIFFICULTY,
+  MAX_VENUE_LENGTH,
+  seatCount,
+  wallZoneName,
+  type EventForm,
+  type FormTimes,
+  type SectionRow,
+  type TierRow,
+} from '../eventForm';
 import { useEvents } from '../events';
 import { eventLabels, refusalLines } from '../fieldLabels';
 
@@ -14,8 +27,17 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
   const [errors, setErrors] = useState<string[]>([]);
   const [created, setCreated] = useState<string | null>(null);
   const [sending, setSending] = useState(false);
+  const zones = useMemo(zoneChoices, []);
+  // Until a time is typed, the times are the defaults and follow the zone chosen (the sale
+  // opening "now" stays now); once one is, every typed time stays as typed, on the new clock.
+  const [timesTyped, setTimesTyped] = useState(false);
 
   const set = <K extends keyof EventForm>(key: K, value: EventForm[K]) => setForm((f) => ({ ...f, [key]: value }));
+  const setTime = (key: keyof FormTimes, value: string) => {
+    setTimesTyped(true);
+    set(key, value);
+  };
+  const setZone = (timeZone: string) => setForm((f) => ({ ...f, timeZone, ...(timesTyped ? {} : defaultTimes(new Date(), timeZone)) }));
   const setTier = (i: number, patch: Partial<TierRow>) =>
     setForm((f) => {
       const old = f.tiers[i]?.name;
@@ -40,7 +62,8 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
       const detail = await api.createEvent(built.spec);
       added(detail);
       setCreated(`Created event #${detail.id} “${detail.name}” with ${detail.seat_count.toLocaleString('en')} seats.`);
-      setForm(defaultForm());
+      setForm(defaultForm(new Date(), form.timeZone));
+      setTimesTyped(false);
     } catch (error) {
       setErrors(refusalLines(error, eventLabels(built.spec)));
     } finally {
@@ -73,16 +96,26 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
         </div>
         <div className="row">
           <label className="field">
-            <span className="field__label">Starts ({zoneName(form.startsAt)})</span>
-            <input type="datetime-local" value={form.startsAt} onChange={(e) => set('startsAt', e.target.value)} />
+            <span className="field__label">Time zone</span>
+            <select value={form.timeZone} onChange={(e) => setZone(e.target.value)} data-testid="event-timezone">
+              {zones.map((zone) => (
+                <option key={zone} value={zone}>
+                  {zone}
+                </option>
+              ))}
+            </select>
           </label>
           <label className="field">
-            <span className="field__label">Sale opens ({zoneName(form.saleOpensAt)})</span>
-            <input type="datetime-local" value={form.saleOpensAt} onChange={(e) => set('saleOpensAt', e.target.value)} />
+            <span className="field__label">Starts ({wallZoneName(form.startsAt, form.timeZone)})</span>
+            <input type="datetime-local" value={form.startsAt} onChange={(e) => setTime('startsAt', e.target.value)} data-testid="event-starts" />
           </label>
           <label className="field">
-            <span className="field__label">Sale closes ({zoneName(form.saleClosesAt)})</span>
-            <input type="datetime-local" value={form.saleClosesAt} onChange={(e) => set('saleClosesAt', e.target.value)} />
+            <span className="field__label">Sale opens ({wallZoneName(form.saleOpensAt, form.timeZone)})</span>
+            <input type="datetime-local" value={form.saleOpensAt} onChange={(e) => setTime('saleOpensAt', e.target.value)} data-testid="event-sale-opens" />
+          </label>
+          <label className="field">
+            <span className="field__label">Sale closes ({wallZoneName(form.saleClosesAt, form.timeZone)})</span>
+            <input type="datetime-local" value={form.saleClosesAt} onChange={(e) => setTime('saleClosesAt', e.target.value)} data-testid="event-sale-closes" />
           </label>
         </div>
         <div className="row">

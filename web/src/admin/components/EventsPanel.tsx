@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 
-import { dateTime } from '../../shared/format';
+import { eventDateTime, eventZone, zoneName } from '../../shared/format';
 import type { EventStatus } from '../../shared/types';
 import type { AdminApi } from '../api';
 import { useEvents, type AdminEvent } from '../events';
@@ -102,6 +102,8 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
   };
 
   const [confirmingClose, setConfirmingClose] = useState(false);
+  // The venue's zone by name beside its short one ("CEST (Europe/Berlin)"; "UTC" needs none).
+  const zone = eventZone(event);
   const closeButton = useRef<HTMLButtonElement>(null);
   const setStatus = (status: EventStatus) => {
     if (status === 'closed') setConfirmingClose(true);
@@ -116,8 +118,9 @@ function EventRow({ event, api }: { event: AdminEvent; api: AdminApi }) {
             #{event.id} {event.name}
           </strong>
           <div className="muted small">
-            {event.venue} · {dateTime(event.starts_at, { zone: true })} · {event.seat_count.toLocaleString('en')} seats · sale{' '}
-            {dateTime(event.sale_opens_at, { zone: true })} → {dateTime(event.sale_closes_at, { zone: true })}
+            {event.venue} · {eventDateTime(event.starts_at, event)}
+            {zone && zone !== zoneName(event.starts_at, zone) ? <span data-testid={`admin-event-zone-${event.id}`}> ({zone})</span> : null} ·{' '}
+            {event.seat_count.toLocaleString('en')} seats · sale {eventDateTime(event.sale_opens_at, event)} → {eventDateTime(event.sale_closes_at, event)}
           </div>
         </div>
         <span className={`badge badge--status-${event.status}`} data-testid={`admin-event-status-${event.id}`}>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 
-import { dateTime, money } from '../../shared/format';
+import { eventDateTime, money } from '../../shared/format';
 import { describeError } from '../../shared/http';
 import type { EventSummary } from '../../shared/types';
 import { api } from '../api';
@@ -47,7 +47,7 @@ export function EventList() {
           return (
             <li key={event.id}>
               <a className="event-card" href={href.event(event.id)} data-testid={`event-link-${event.id}`}>
-                <div className="event-card__date">{dateTime(event.starts_at)}</div>
+                <div className="event-card__date">{eventDateTime(event.starts_at, event)}</div>
                 <h2 className="event-card__name">{event.name}</h2>
                 <div className="event-card__venue">{event.venue}</div>
                 <div className="event-card__meta">

@@ -1,6 +1,6 @@
 import { useEffect, useMemo } from 'react';
 
-import { dateTime } from '../../shared/format';
+import { eventDateTime } from '../../shared/format';
 import { Feedback } from '../components/Feedback';
 import { HoldPanel } from '../components/HoldPanel';
 import { NotFound } from '../components/NotFound';
@@ -72,7 +72,7 @@ export function EventPage({ id }: { id: number }) {
         <div>
           <h1 className="page-title">{event.name}</h1>
           <p className="event-head__meta">
-            {event.venue} · {dateTime(event.starts_at)}
+            {event.venue} · {eventDateTime(event.starts_at, event)}
           </p>
         </div>
         <span className={`badge badge--${sale.tone} badge--large`}>{sale.text}</span>

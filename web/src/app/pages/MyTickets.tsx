@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 
-import { dateTime, seatIdName } from '../../shared/format';
+import { eventDateTime, seatIdName } from '../../shared/format';
 import { describeError } from '../../shared/http';
 import { currentCustomer, onIdentityChange, signOut } from '../../shared/identity';
 import type { Order } from '../../shared/types';
@@ -9,17 +9,23 @@ import { Feedback } from '../components/Feedback';
 import { keptOrders } from '../orders';
 import { href } from '../router';
 
-/** Event names for orders: from the kept orders, then the public event list. */
-async function eventNames(orders: Order[]): Promise<Map<number, string>> {
-  const names = new Map(keptOrders().map((o) => [o.event_id, o.event_name]));
-  if (orders.some((o) => !names.has(o.event_id))) {
+/** What an order's line says of its event: the name, and the zone its times are shown in. */
+interface EventFacts {
+  name: string;
+  timezone?: string;
+}
+
+/** Names and zones of the orders' events: from the kept orders, then the public event list. */
+async function eventFacts(orders: Order[]): Promise<Map<number, EventFacts>> {
+  const facts = new Map<number, EventFacts>(keptOrders().map((o) => [o.event_id, { name: o.event_name, timezone: o.timezone }]));
+  if (orders.some((o) => facts.get(o.event_id)?.timezone === undefined)) {
     try {
-      for (const e of await api.events()) names.set(e.id, e.name);
+      for (const e of await api.events()) facts.set(e.id, { name: e.name, timezone: e.timezone });
     } catch {
-      // names are a nicety: "Event 7" will do
+      // a nicety: "Event 7" and the browser's zone (named) will do
     }
   }
-  return names;
+  return facts;
 }
 
 /** The user's orders: bought in this browser and, signed in by e-mail, every order bought for
@@ -27,7 +33,7 @@ async function eventNames(orders: Order[]): Promise<Map<number, string>> {
 export function MyTickets() {
   const [customer, setCustomer] = useState(currentCustomer);
   const [orders, setOrders] = useState<Order[] | null>(null);
-  const [names, setNames] = useState<Map<number, string>>(new Map());
+  const [events, setEvents] = useState<Map<number, EventFacts>>(new Map());
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -38,9 +44,9 @@ export function MyTickets() {
     setOrders(null);
     api.myOrders().then(
       async (found) => {
-        const named = await eventNames(found);
+        const facts = await eventFacts(found);
         if (!current) return;
-        setNames(named);
+        setEvents(facts);
         setOrders(found);
       },
       (e: unknown) => current && setError(describeError(e)),
@@ -98,12 +104,12 @@ export function MyTickets() {
           {orders.map((o) => (
             <li key={o.order_id}>
               <a className="card order-link" href={href.order(o.order_id)} data-testid={`order-${o.order_id}`}>
-                <strong>{names.get(o.event_id) ?? `Event ${o.event_id}`}</strong>
+                <strong>{events.get(o.event_id)?.name ?? `Event ${o.event_id}`}</strong>
                 {o.status === 'cancelled' && <span className="badge badge--off">cancelled</span>}
                 <span className="muted">
                   {o.tickets.length} ticket{o.tickets.length === 1 ? '' : 's'}: {o.tickets.map((t) => seatIdName(t.seat_id)).join(', ')}
                 </span>
-                <span className="muted small">bought {dateTime(o.created_at)}</span>
+                <span className="muted small">bought {eventDateTime(o.created_at, events.get(o.event_id))}</span>
               </a>
             </li>
           ))}

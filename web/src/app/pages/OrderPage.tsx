@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'react';
 
-import { dateTime, money, seatIdName } from '../../shared/format';
+import { eventDateTime, money, seatIdName, type Zoned } from '../../shared/format';
 import { describeError } from '../../shared/http';
-import type { Order, Ticket, TicketCheck } from '../../shared/types';
+import type { EventSummary, Order, Ticket, TicketCheck } from '../../shared/types';
 import { api, qrUrl } from '../api';
 import { Feedback } from '../components/Feedback';
 import { keptOrders } from '../orders';
@@ -52,7 +52,7 @@ const REFUND_WORDS: Record<string, string> = {
 };
 
 /** Cancelling: a button, then a confirmation step naming what happens. */
-function CancelOrder({ order, onCancelled, orderKey }: { order: Order; orderKey: string | null; onCancelled: (o: Order) => void }) {
+function CancelOrder({ order, onCancelled, orderKey, zone }: { order: Order; orderKey: string | null; zone: Zoned; onCancelled: (o: Order) => void }) {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -61,7 +61,7 @@ function CancelOrder({ order, onCancelled, orderKey }: { order: Order; orderKey:
   if (until === null || until <= Date.now()) {
     return (
       <p className="muted small" data-testid="cancel-policy">
-        {until === null ? 'This event does not allow cancellations.' : `Cancellations closed ${dateTime(order.cancellable_until ?? '')}.`} The box office can help.
+        {until === null ? 'This event does not allow cancellations.' : `Cancellations closed ${eventDateTime(order.cancellable_until ?? '', zone)}.`} The box office can help.
       </p>
     );
   }
@@ -79,7 +79,7 @@ function CancelOrder({ order, onCancelled, orderKey }: { order: Order; orderKey:
   };
   return (
     <div className="cancel" data-testid="cancel-section">
-      <p className="muted small">You can cancel until {dateTime(order.cancellable_until ?? '')} and get {money(order.amount_cents, order.currency)} back.</p>
+      <p className="muted small">You can cancel until {eventDateTime(order.cancellable_until ?? '', zone)} and get {money(order.amount_cents, order.currency)} back.</p>
       {!asking ? (
         <button type="button" className="button button--ghost" data-testid="cancel-order" onClick={() => setAsking(true)}>
           Cancel this order
@@ -138,7 +138,11 @@ export function OrderPage({ orderId, orderKey = null }: { orderId: string; order
   const [order, setOrder] = useState<Order | null>(null);
   const [error, setError] = useState<string | null>(null);
   const kept = keptOrders().find((o) => o.order_id === orderId);
-  const [eventName, setEventName] = useState<string | null>(kept?.event_name ?? null);
+  // The event: its name (kept at checkout, else read), its start and its zone, in which the
+  // order's times are shown (the kept zone until it is read, else the browser's, named).
+  const [event, setEvent] = useState<EventSummary | null>(null);
+  const eventName = event?.name ?? kept?.event_name ?? null;
+  const zone: Zoned = event ?? kept;
 
   useEffect(() => {
     let current = true;
@@ -151,13 +155,18 @@ export function OrderPage({ orderId, orderKey = null }: { orderId: string; order
     };
   }, [orderId, orderKey]);
 
+  const eventId = order?.event_id;
   useEffect(() => {
-    if (!order || eventName) return;
-    api.event(order.event_id).then(
-      (e) => setEventName(e.name),
-      () => undefined,
+    if (eventId === undefined) return;
+    let current = true;
+    api.event(eventId).then(
+      (e) => current && setEvent(e),
+      () => undefined, // the name and the zone are a nicety: "Event 7" and the browser's zone will do
     );
-  }, [order, eventName]);
+    return () => {
+      current = false;
+    };
+  }, [eventId]);
 
   const cancelled = order?.status === 'cancelled';
   return (
@@ -174,8 +183,15 @@ export function OrderPage({ orderId, orderKey = null }: { orderId: string; order
         <div className="card order" data-testid="order" data-status={order.status}>
           <p className="order__summary">
             <a href={href.event(order.event_id)}>{eventName ?? `Event ${order.event_id}`}</a>
+            {event && (
+              <>
+                {' · '}
+                <span data-testid="order-event-start">{eventDateTime(event.starts_at, event)}</span>
+              </>
+            )}
             {' · '}
-            {order.tickets.length} ticket{order.tickets.length === 1 ? '' : 's'} · {money(order.amount_cents, order.currency)} · {cancelled ? 'cancelled' : 'paid'} {dateTime(order.created_at)}
+            {order.tickets.length} ticket{order.tickets.length === 1 ? '' : 's'} · {money(order.amount_cents, order.currency)} · {cancelled ? 'cancelled' : 'paid'}{' '}
+            {eventDateTime(order.created_at, zone)}
           </p>
           {cancelled ? (
             <div className="message message--notice" role="status" data-testid="order-cancelled">
@@ -199,7 +215,7 @@ export function OrderPage({ orderId, orderKey = null }: { orderId: string; order
               <TicketCard key={t.code} ticket={t} showQr={!cancelled} />
             ))}
           </ul>
-          <CancelOrder order={order} orderKey={orderKey} onCancelled={setOrder} />
+          <CancelOrder order={order} orderKey={orderKey} zone={zone} onCancelled={setOrder} />
         </div>
       )}
     </>
