@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationInfo, field_validator
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -127,15 +127,32 @@ class EventSpec(BaseModel):
     )
     layout: LayoutSpec
 
-    @model_validator(mode="after")
-    def _window(self) -> EventSpec:
-        if to_db(self.sale_closes_at) <= to_db(self.sale_opens_at):
-            raise ValueError("sale_closes_at must be after sale_opens_at")
-        if self.layout.seat_count() > 100_000:
+    # Rules across fields are checked on the later field, so that a refusal names the field
+    # to change (``errors[].loc``) rather than the whole body; a field that failed on its own
+    # is missing from ``info.data`` and its rule is not checked.
+
+    @field_validator("sale_closes_at")
+    @classmethod
+    def _after_opening(cls, closes: datetime, info: ValidationInfo) -> datetime:
+        opens = info.data.get("sale_opens_at")
+        if opens is not None and to_db(closes) <= to_db(opens):
+            raise ValueError("must be after sale_opens_at")
+        return closes
+
+    @field_validator("admission_rate_max")
+    @classmethod
+    def _not_below_lowest(cls, highest: float, info: ValidationInfo) -> float:
+        lowest = info.data.get("admission_rate_min")
+        if lowest is not None and lowest > highest:
+            raise ValueError("must not be below admission_rate_min")
+        return highest
+
+    @field_validator("layout")
+    @classmethod
+    def _not_too_large(cls, layout: LayoutSpec) -> LayoutSpec:
+        if layout.seat_count() > 100_000:
             raise ValueError("at most 100,000 seats per event")
-        if self.admission_rate_min > self.admission_rate_max:
-            raise ValueError("admission_rate_min must not exceed admission_rate_max")
-        return self
+        return layout
 
 
 class EventPatch(BaseModel):

@@ -343,6 +343,12 @@ def test_bad_event_specs_create_nothing(api: Api) -> None:
         api.post("/api/admin/events", backwards, token=admin), 422, "validation"
     )
     assert problem["errors"] and all("msg" in e and "loc" in e for e in problem["errors"])
+    # the field to change, not the whole body
+    assert [e["loc"] for e in problem["errors"]] == [["sale_closes_at"]]
+    assert "sale_opens_at" in problem["errors"][0]["msg"]
+    upside_down = event_spec(admission_rate_min=50, admission_rate_max=5)
+    problem = assert_problem(api.post("/api/admin/events", upside_down, token=admin), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["admission_rate_max"]]
     typo = assert_problem(api.post("/api/admin/events", event_spec(venu="x"), token=admin), 422)
     assert ["venu"] in [e["loc"] for e in typo["errors"]]
     two_currencies = event_spec()
