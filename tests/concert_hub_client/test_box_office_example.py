@@ -144,6 +144,18 @@ def _as_a_terminal_starts_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _process_state(pid: int) -> str:
+    """What the kernel says of a child that did not exit: ``State`` Z (it exited and this
+    process never reaped it), T (stopped: SIGABRT would wait too), or S/R with SIGINT in
+    ``SigBlk``, ``SigIgn`` or ``SigPnd`` (its handler never ran), else its stacks show where."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError as exc:
+        return f"/proc/{pid}/status: {exc}"
+    fields = ("State", "Threads", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return "\n".join(line for line in status.splitlines() if line.startswith(fields))
+
+
 async def test_ctrl_c_stops_the_example_without_a_traceback(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
@@ -169,8 +181,13 @@ async def test_ctrl_c_stops_the_example_without_a_traceback(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(consumer.wait(), 30)
     finally:
+        state = ""
         if consumer.returncode is None:
+            state = _process_state(consumer.pid)
             consumer.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
-        stderr = (await asyncio.wait_for(consumer.communicate(), 30))[1].decode()
-    assert consumer.returncode == 130, stderr
+        try:
+            stderr = (await asyncio.wait_for(consumer.communicate(), 30))[1].decode()
+        except TimeoutError:
+            pytest.fail(f"the example's exit was not seen, even after SIGABRT:\n{state}")
+    assert consumer.returncode == 130, f"{state}\n{stderr}"
     assert "Traceback" not in stderr, stderr
