@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Container, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -431,15 +431,18 @@ async def update_event(conn: AsyncConnection, event_id: int, patch: EventPatch) 
 
 
 async def load_seat_state(
-    conn: AsyncConnection, event_id: int, now: datetime
+    conn: AsyncConnection, event_id: int, now: datetime, seat_ids: Collection[str] | None = None
 ) -> tuple[dict[str, str], dict[str, datetime]]:
-    """Every seat's status from the tables (the record), with held seats' expiry."""
+    """Every seat's status from the tables (the record), or only ``seat_ids``'s, with held
+    seats' expiry."""
     statuses: dict[str, str] = {}
     expiry: dict[str, datetime] = {}
     query = select(
         seats.c.seat_id, seats.c.blocked, seats.c.order_id, seats.c.hold_id,
         seats.c.hold_expires_at,
     ).where(seats.c.event_id == event_id).order_by(seats.c.ordinal)  # fmt: skip
+    if seat_ids is not None:
+        query = query.where(seats.c.seat_id.in_(list(seat_ids)))
     for s in await conn.execute(query):
         if s.blocked:
             statuses[s.seat_id] = BLOCKED

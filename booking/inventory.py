@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,6 +134,17 @@ class Inventory:
         if finder is not None:
             finder.attach(seatmap)
         return seatmap
+
+    async def recorded_statuses(self, event_id: int, seat_ids: Collection[str]) -> dict[str, str]:
+        """What the database says of ``seat_ids`` now (the record), whatever this node's map
+        has heard."""
+        wanted, found = list(seat_ids), {}
+        async with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 1000):  # within every database's bound parameters
+                chunk = wanted[start : start + 1000]
+                statuses, _ = await catalog.load_seat_state(conn, event_id, utcnow(), chunk)
+                found.update(statuses)
+        return found
 
     def loaded(self) -> list[EventInfo]:
         """Events this node has in memory (the ones its background work attends to)."""

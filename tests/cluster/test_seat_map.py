@@ -8,6 +8,7 @@ snapshot that is exactly the map as of its ``seq``, and then the very deltas eve
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -208,3 +209,32 @@ def test_a_seat_change_crosses_redis_once_and_is_published_once(
     assert f"{{sm:{event_id}}}:pending" in append["command"]
     (publish,) = [c for c in carrying if c["command"].upper().startswith("PUBLISH")]
     assert f"/topic/events/{event_id}/seats" in publish["command"]
+
+
+def test_a_change_pushed_late_by_another_node_is_corrected_from_the_record(
+    cluster: Cluster, clients: Clients
+) -> None:
+    """Two nodes' pushes are not ordered: a hold committed on B and released on A can reach
+    the shared list as "available" then "held". The producer reads the delta's seats back from
+    the database, so the seat shows available again by the next tick, on every node, and can be
+    held (the probe's seat stayed "held" for good and was never sold)."""
+    event_id = create_event(cluster["a"])
+    user = unique("late")
+    hold_id = hold(cluster["b"], event_id, user, ["S-A-7"])
+    feed = SeatFeed(clients("tcp"), event_id)
+    feed.subscribe()
+    feed.until({"S-A-7": "held"})
+    release(cluster["a"], user, hold_id)
+    feed.until({"S-A-7": "available"})
+    # B's push of its hold, late: what a slow node's batch looks like arriving after A's.
+    client = cluster.redis.client()
+    try:
+        client.rpush(f"chub:{{sm:{event_id}}}:pending", json.dumps([["S-A-7", "held"]]))
+    finally:
+        client.close()
+    feed.until({"S-A-7": "held"})  # the late push is published as it came ...
+    feed.until({"S-A-7": "available"})  # ... and corrected from the record a tick later
+    for node in cluster.alive():
+        assert statuses_of(rest_seats(node, event_id))["S-A-7"] == "available", node.http_url
+    hold(cluster["b"], event_id, unique("next"), ["S-A-7"])
+    feed.until({"S-A-7": "held"})

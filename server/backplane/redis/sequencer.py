@@ -25,6 +25,7 @@ import time
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from booking.inventory import Inventory
 from booking.seatmap import SeatChange
@@ -170,7 +171,32 @@ class RedisSequencer:
             self._stale.add(event_id)
             return None
         seats = tuple((_text(result[i]), _text(result[i + 1])) for i in range(1, len(result), 2))
+        await self._correct(event_id, seats)
         return SeatDelta(event_id, int(result[0]), seats)
+
+    async def _correct(self, event_id: int, seats: tuple[tuple[str, str], ...]) -> None:
+        """Queue the record's status of every seat of this delta that it contradicts, for the
+        next tick.
+
+        Each node pushes its own changes in commit order, but nothing orders two nodes' pushes:
+        a hold committed on B and released on A a moment later can reach the list as
+        "available" then "held", and the conflation keeps the last, so the seat would show held
+        (and be skipped by every node's map) until something else changed it. The database
+        orders the two commits, so the producer reads the delta's seats back from it: a status
+        it contradicts is queued again as the record has it, and converges by the next tick (a
+        change committed since is read too, and its own push only repeats it).
+        """
+        try:
+            recorded = await self.inventory.recorded_statuses(event_id, [s for s, _ in seats])
+        except SQLAlchemyError as exc:
+            log.warning("could not check the seat map of event %d: %s", event_id, exc)
+            return
+        wrong = [(seat, recorded[seat]) for seat, status in seats
+                 if recorded.get(seat, status) != status]  # fmt: skip
+        if wrong:
+            log.info("seat map of event %d: %d seats corrected from the database", event_id,
+                     len(wrong))  # fmt: skip
+            await self._redis.rpush(self._keys(event_id)[0], json.dumps(wrong))
 
     async def snapshot(self, event_id: int) -> SeatSnapshot:
         """The shared map as of its current ``seq``: one fetch per ``seq`` per node however many
