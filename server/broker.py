@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,7 +104,10 @@ class Broker:
         # Where each subscription sits, to remove it without searching.
         self._placement: dict[Subscription, tuple[str, GroupKey]] = {}
         self._ids = itertools.count(1)
-        self._id_prefix = f"{node_id}-"
+        # The node's id and its start (milliseconds, hex): a node restarted under the same
+        # --node-id (a StatefulSet's pod, Compose's app1) must not issue its ids again, or a
+        # client resuming a user queue with ``resume-after`` would be matched to an old message.
+        self._id_prefix = f"{node_id}-{time.time_ns() // 1_000_000:x}-"
         self._deliveries = metrics.deliveries
         self._messages_out = metrics.frames_out.labels("MESSAGE")
         #: Routes whose messages a server component handles before (or instead of) fan-out.
@@ -172,7 +176,8 @@ class Broker:
     # -- messages ----------------------------------------------------------------------------
 
     def next_id(self) -> str:
-        """A message id unique across the cluster (node id + counter)."""
+        """A message id unique across the cluster and the node's restarts (node id, start,
+        counter)."""
         return f"{self._id_prefix}{next(self._ids)}"
 
     def publish(self, route: str, headers: tuple[tuple[str, str], ...], body: bytes) -> None:

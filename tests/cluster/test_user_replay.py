@@ -162,3 +162,32 @@ def test_a_hold_under_way_when_its_node_stops_is_answered_on_another_node(
         a.flags.pop("fault_hold_delay_file")
         a.start()
         wait_ready([a], 20)
+
+
+def test_a_restarted_node_does_not_issue_its_message_ids_again(
+    cluster: Cluster, clients: Clients
+) -> None:
+    """Nodes keep their --node-id across restarts (Compose's app1, a StatefulSet's pod): ids
+    that started again at 1 matched a resuming client's id to an older message, which replayed
+    everything since it again."""
+    a, c = cluster["a"], cluster["c"]
+    alice = unique("alice")
+    before = clients("tcp", server=a, user=alice)
+    sub = before.subscribe(REPLIES)
+    for n in range(3):
+        ping(before, f"old{n}")
+    old = replies(before, sub, 3)
+    before.close()
+    a.stop()
+    a.start()
+    wait_ready([a], 20)
+    after = clients("tcp", server=a, user=alice)
+    sub = after.subscribe(REPLIES)
+    for n in range(3):
+        ping(after, f"new{n}")
+    new = replies(after, sub, 3)
+    assert not {mid for _, mid in old} & {mid for _, mid in new}, (old, new)
+    # resuming after the newest reply replays nothing, on any node
+    back = clients("tcp", server=c, user=alice)
+    back.subscribe(REPLIES, headers=resume_after(new[-1][1]))
+    assert back.listener.quiet("MESSAGE", 0.5) == [], "replayed what the client had"
