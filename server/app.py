@@ -262,6 +262,8 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
     service.subscribe_listeners[Kind.SEATS] = seats.on_subscribe
     events = EventSync(booking.inventory, broker, backplane.engine, settings.node_id)
     service.subscribe_listeners[Kind.STATUS] = events.on_subscribe
+    service.subscribe_listeners[Kind.ANNOUNCEMENTS] = events.on_event_topic_subscribe
+    service.subscribe_listeners[Kind.QUEUE_STATS] = events.on_event_topic_subscribe
 
     def figures() -> NodeFigures:
         subscriptions = app[METRICS].registry.get_sample_value("concert_hub_subscriptions")

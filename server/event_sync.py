@@ -10,10 +10,11 @@ every event it holds.
 
 ``/topic/events/{id}/status`` carries the event's sale status to whoever follows it (a buyer's
 page: "Sale paused" the moment an admin pauses, not at the next refused hold). A subscriber gets
-the status at once (a draft's topic is refused to all but admins, as its seat map is), then again
-after each change, pushed by each node to its own subscribers once it holds the change (the
-changing node at once, the others after their re-read), so that a client re-reading the event
-from the node it talks to never reads the old settings.
+the status at once (a draft's topic is refused to all but admins, as its seat map is, and so
+are its announcements and queue figures), then again after each change, pushed by each node to
+its own subscribers once it holds the change (the changing node at once, the others after their
+re-read), so that a client re-reading the event from the node it talks to never reads the old
+settings.
 """
 
 from __future__ import annotations
@@ -112,14 +113,37 @@ class EventSync:
             raise UnknownEvent("unknown event", f"no event in {subscription.destination!r}")
         return self._tasks.start(self._send_status(session, subscription, event))
 
-    async def _send_status(
-        self, session: StompSession, subscription: Subscription, event_id: int
-    ) -> None:
+    def on_event_topic_subscribe(
+        self, session: StompSession, subscription: Subscription, route: str
+    ) -> Awaitable[None] | None:
+        """An event's other topics (its announcements, its queue figures) are for an event the
+        subscriber may see, as its seat map and status are: the SUBSCRIBE's RECEIPT waits for
+        the check, and an unknown event, or a draft to anyone but an admin, is the same ERROR.
+        The venue-wide ``/topic/announcements`` names no event and needs none."""
+        dest = classify(subscription.destination)
+        if dest is None or dest.key is None:
+            return None
+        event = event_of(dest)
+        if event is None:
+            raise UnknownEvent("unknown event", f"no event in {subscription.destination!r}")
+        return self._tasks.start(self._check_visible(session, event))
+
+    async def _check_visible(self, session: StompSession, event_id: int) -> None:
+        await self._visible(session, event_id)
+
+    async def _visible(self, session: StompSession, event_id: int) -> EventInfo:
+        """The event, if this session may see it; else the ERROR (drafts are for admins)."""
         try:
             info = await self.inventory.event(event_id)
             if info.status == "draft" and session.principal.role is not Role.ADMIN:
-                raise NotFound(f"no event {event_id}")  # drafts are for admins only
+                raise NotFound(f"no event {event_id}")
         except BookingError as error:
             raise stomp_error(error) from None
+        return info
+
+    async def _send_status(
+        self, session: StompSession, subscription: Subscription, event_id: int
+    ) -> None:
+        info = await self._visible(session, event_id)
         if not session.closed:
             self.broker.send_to(session, subscription, (CONTENT_TYPE,), status_body(info))

@@ -628,6 +628,18 @@ def test_drafts_are_for_admins_only(api: Api) -> None:
         peer.connect(token=api.server.token(unique("peek")))
         peer.send("SUBSCRIBE", [("id", "1"), ("destination", f"/topic/events/{draft['id']}/seats")])
         assert peer.expect_error().message == "unknown event"
+    # its announcements and queue figures too; an admin may follow them
+    for topic in ("announcements", "queue"):
+        subscribe = [("id", "1"), ("receipt", "r"),
+                     ("destination", f"/topic/events/{draft['id']}/{topic}")]  # fmt: skip
+        with raw_peer(api.server, "tcp") as peer:
+            peer.connect(token=api.server.token(unique("peek")))
+            peer.send("SUBSCRIBE", subscribe)
+            assert peer.expect_error().message == "unknown event", topic
+        with raw_peer(api.server, "tcp") as peer:
+            peer.connect(token=admin)
+            peer.send("SUBSCRIBE", subscribe)
+            assert peer.read_until("RECEIPT").get("receipt-id") == "r", topic
 
 
 BAD_ADDRESSES = [
