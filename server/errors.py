@@ -68,7 +68,7 @@ HTTP_KINDS: dict[str, tuple[int, str]] = {
     "internal": (500, "The server failed; the details are in its log, not in the response."),
     # The door's refusals (`POST /api/checkin`), each with the scan's fields.
     "already_used": (409, "The ticket was let in before: `used_at`, `used_gate`."),
-    "void": (409, "The ticket's order was cancelled."),
+    "void": (409, "The ticket is void: its order was cancelled, or the box office reissued it."),
     "wrong_event": (409, "The ticket is for another event (`event_id`)."),
     "not_inside": (409, "An exit scan of a ticket that is not inside: nothing changed."),
     "forged": (404, "The code does not verify: no genuine signature, or no such ticket."),

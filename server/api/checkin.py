@@ -182,7 +182,8 @@ class ProgressOut(BaseModel):
 #: The ``detail`` of each refusal of a scan (its problem's ``kind`` is the reason).
 REFUSALS: dict[Reason, str] = {
     Reason.ALREADY_USED: "this ticket was let in before",
-    Reason.VOID: "this ticket's order was cancelled",
+    Reason.VOID: "this ticket is void: its order was cancelled, or the box office reissued it "
+    "under a new code",
     Reason.WRONG_EVENT: "this ticket is for another event",
     Reason.NOT_INSIDE: "this ticket is not inside: nothing changed",
     Reason.FORGED: "this code does not verify",

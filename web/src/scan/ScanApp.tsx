@@ -228,11 +228,11 @@ export function ScanApp() {
       const sent = new Set(batch.map((q) => q.ticketId + q.at));
       setQueued(queueRef.current.filter((q) => !sent.has(q.ticketId + q.at)));
       if (answer.void > 0) {
-        // let in offline, but the order had been cancelled meanwhile: not counted as scanned
+        // let in offline, but void meanwhile (order cancelled, or its tickets reissued): not counted
         const seats = batch.filter((q) => answer.results.some((r) => r.ticket_id === q.ticketId && r.outcome === 'void'));
         setNotice(
           `${answer.void} ticket${answer.void === 1 ? '' : 's'} let in offline ${answer.void === 1 ? 'was' : 'were'} void ` +
-            `(order cancelled), not counted${seats.length ? `: seat ${seats.map((q) => q.seat ?? q.ticketId).join(', ')}` : ''}`,
+            `(order cancelled or ticket reissued), not counted${seats.length ? `: seat ${seats.map((q) => q.seat ?? q.ticketId).join(', ')}` : ''}`,
         );
       }
       setOnline(true);

@@ -137,7 +137,7 @@ export async function verifyExitOffline(
 const WORDS: Record<Reason, string> = {
   admitted: 'Admitted',
   already_used: 'Already used',
-  void: 'Void — order cancelled',
+  void: 'Void — order cancelled or ticket reissued',
   wrong_event: 'Wrong event',
   forged: 'Not a genuine ticket',
   retired_key: 'Expired ticket key',
