@@ -1,5 +1,6 @@
-"""Every node sees an event's settings the same (SPEC §8): a change reaches all nodes at once,
-and the pages open on the event hear of it.
+"""Every node sees an event's settings the same (SPEC §8): a change reaches all nodes as soon as
+it is committed (within milliseconds: a request that reaches another node meanwhile is decided
+under the settings before), and the pages open on the event hear of it.
 
 An admin's ``PATCH /api/admin/events/{id}`` (or any other change to an event's settings) lands on
 one node, whose :class:`~booking.inventory.Inventory` tells this component; it announces the
