@@ -404,6 +404,16 @@ async def mark_seats(conn: AsyncConnection, event_id: int, changes: dict[str, st
             )  # fmt: skip
 
 
+async def live_waiting_room_ids(conn: AsyncConnection, now: datetime) -> list[int]:
+    """Events whose waiting room is on and whose sale is live (:meth:`EventInfo.live`)."""
+    query = select(events.c.id).where(
+        events.c.waiting_room.is_(True),
+        events.c.status.in_(("on_sale", "paused")),
+        events.c.sale_closes_at > now,
+    )
+    return [r.id for r in await conn.execute(query)]
+
+
 async def list_event_ids(conn: AsyncConnection, *, drafts: bool = True) -> list[int]:
     """Every event's id, soonest first; without drafts (what the public sees) if asked."""
     query = select(events.c.id).order_by(events.c.starts_at, events.c.id)

@@ -169,6 +169,18 @@ class Inventory:
         counts = Counter(seatmap.statuses.values())
         return counts[AVAILABLE], counts[HELD]
 
+    async def load_live_waiting_rooms(self) -> None:
+        """Load every event whose waiting room is live, whether or not this node was asked about
+        it yet: the waiting room is the cluster's, and a node that has not loaded an event
+        neither admits from its queue nor tells its own subscribers where they stand (a node
+        just started, or one that a buyer's WebSocket reached while their requests went to
+        another)."""
+        async with self.engine.connect() as conn:
+            found = await catalog.live_waiting_room_ids(conn, utcnow())
+        for event_id in found:
+            if event_id not in self._maps:
+                await self.load(event_id)
+
     async def events(self, *, drafts: bool = True) -> list[EventInfo]:
         async with self.engine.connect() as conn:
             ids = await catalog.list_event_ids(conn, drafts=drafts)

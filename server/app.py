@@ -79,7 +79,7 @@ from server.mail.transport import open_transport
 from server.metrics import BrokerMetrics, node_metrics
 from server.node_roster import NodeFigures, NodeRoster
 from server.outflow import FileDelay, Health, run_outflow
-from server.queue_stream import QueueStream
+from server.queue_stream import DISCOVER_S, QueueStream
 from server.queues import QueueBroker
 from server.request_metrics import measure_requests
 from server.seat_stream import SeatStream
@@ -325,6 +325,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(queue.run_admissions(), name="admissions"),
         asyncio.create_task(queue.run_positions(), name="queue-positions"),
         asyncio.create_task(queue.run_stats(), name="queue-stats"),
+        asyncio.create_task(
+            run_every(DISCOVER_S, queue.discover, at_once=True), name="waiting-room-discovery"
+        ),
         asyncio.create_task(checkin.run(), name="checkin-progress"),
         asyncio.create_task(run_every(1.0, booking.holds.reap), name="hold-reaper"),
         asyncio.create_task(run_every(30.0, booking.checkout.recover), name="payment-recovery"),

@@ -15,6 +15,10 @@
   every seat left is held, ``sold_out`` when none is); when it changes, every local waiting user
   hears their new state at once (not at their next slot). Users admitted for seats that came back
   (:meth:`booking.holds.SeatHolds.reap`) are told like any admitted user, with their offer.
+* Which waiting rooms: every live one, whether or not this node was asked about its event yet
+  (:meth:`QueueStream.discover`, every :data:`DISCOVER_S` and before a greeting): the room is the
+  cluster's, and a node that a buyer's WebSocket reached while their requests went to another,
+  or one just started, must tell its subscribers their place and take its turn admitting.
 * Stats: once a second each node reads every live waiting room's figures, reports them to
   ``/metrics`` (waiting, active shoppers) and publishes
   ``{"serving","waiting","admitted_per_min","sale","rate","rate_reason"}`` to its own subscribers of
@@ -51,6 +55,9 @@ log = logging.getLogger(__name__)
 JSON = (("content-type", "application/json"),)
 SLOTS = 10
 ADMISSION_TICK_S = 0.1
+#: How often a node looks for live waiting rooms it has not loaded, and how often at most.
+DISCOVER_S = 5.0
+DISCOVER_MIN_S = 1.0
 
 
 def queue_route(event_id: int) -> str:
@@ -77,6 +84,9 @@ class QueueStream:
         self._tasks = TaskSet()
         #: event → the sale state its waiting users were last told of.
         self._sales: dict[int, str] = {}
+        #: The latest look for live waiting rooms this node has not loaded (:meth:`discover`).
+        self._discovery: asyncio.Future[None] | None = None
+        self._discovered_at = 0.0
 
     # -- bodies --------------------------------------------------------------------------------
 
@@ -92,8 +102,28 @@ class QueueStream:
         self._watchers[zlib.crc32(user.encode()) % SLOTS][user] = user_route(user, "position")
         self._tasks.start(self._greet(session, subscription, user))
 
+    async def discover(self) -> None:
+        """Load the live waiting rooms this node has not loaded yet (every :data:`DISCOVER_S`,
+        and before greeting a subscriber): the waiting room is the cluster's, and without them
+        this node would neither admit from their queues (a node just started) nor tell its own
+        subscribers where they stand (a buyer whose requests went to another node). One read
+        at most every :data:`DISCOVER_MIN_S`, shared by whoever asks meanwhile."""
+        now = time.monotonic()
+        if self._discovery is None or (
+            self._discovery.done() and now - self._discovered_at >= DISCOVER_MIN_S
+        ):
+            self._discovered_at = now
+            self._discovery = asyncio.ensure_future(
+                self.admissions.inventory.load_live_waiting_rooms()
+            )
+        await asyncio.shield(self._discovery)
+
     async def _greet(self, session: StompSession, subscription: Subscription, user: str) -> None:
         """Tell a new subscriber where they stand in every waiting room they joined."""
+        try:
+            await self.discover()
+        except Exception:
+            log.exception("could not look for live waiting rooms")  # the loaded ones still
         for info in self.admissions.events():
             try:
                 found = await self.room.position(info.id, user, self.admissions.policy(info))

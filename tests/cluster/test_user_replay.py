@@ -191,3 +191,23 @@ def test_a_restarted_node_does_not_issue_its_message_ids_again(
     back = clients("tcp", server=c, user=alice)
     back.subscribe(REPLIES, headers=resume_after(new[-1][1]))
     assert back.listener.quiet("MESSAGE", 0.5) == [], "replayed what the client had"
+
+
+def test_a_node_that_never_served_the_event_tells_its_subscribers_their_place(
+    cluster: Cluster, clients: Clients
+) -> None:
+    """Behind a load balancer a buyer's requests and WebSocket often reach different nodes:
+    the node holding the socket had never loaded the event, so it pushed no position at all
+    (the probe's page froze without a place in line) until something made it read the event."""
+    a, b = cluster["a"], cluster["b"]
+    event_id = create_queued_event(a, opens_in=600)  # a pre-queue: everyone waits
+    carol = unique("carol")
+    status, body = call(a, "POST", f"/api/events/{event_id}/queue", token=a.token(carol))
+    assert status in (200, 201, 202), body
+    watcher = clients("tcp", server=b, user=carol)
+    sub = watcher.subscribe(POSITION)
+    # at once, or (the node looked for live waiting rooms the moment before the event was
+    # made) by its next look and push
+    greeting = watcher.listener.wait("MESSAGE", 10, lambda f: f.headers.get("subscription") == sub)
+    place = json.loads(greeting.body)
+    assert place["event_id"] == event_id and place["state"] == "waiting", place
