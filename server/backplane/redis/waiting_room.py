@@ -279,13 +279,11 @@ class RedisWaitingRoom:
         if len(batch) == 1:
             asyncio.get_running_loop().call_soon(self._start_flush, event_id)
         position = await future
-        if (
-            position.seq is None
-            and position.state in QUEUED
-            and policy.open
-            and self._lost(event_id)
-        ):
-            # Joined the pre-queue of a queue Redis lost: open it again, then look again.
+        if position.seq is None and position.state in QUEUED and policy.open:
+            # Joined the pre-queue of an open sale: Redis lost the queue. Open it again, then
+            # look again; also when the admission tick noticed the loss first and is opening it
+            # right now (the join then came between the loss and the reopening).
+            self._lost(event_id)
             await self._ensure_open(event_id)
             again = await self.positions(event_id, [user], policy)
             if again:
