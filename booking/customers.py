@@ -13,7 +13,11 @@ Signing in (SPEC §5 ``/api/auth/...``):
    it used, so of two racing redemptions one wins. A code is taken from any live request of
    the address (a user may type the code of the first of two e-mails). A wrong one counts
    against every live request of the address, so asking for more e-mails gives a guesser no
-   more tries; after ``max_attempts`` a request is dead and a new one must be asked for.
+   more tries; after ``max_attempts`` a request's code is dead and a new one must be asked for.
+   Its link is not: the link's secret cannot be guessed, and whoever has it reads the
+   address's mail, so a stranger typing wrong codes for someone's address cannot lock its
+   owner out. The address's live requests are read ``FOR UPDATE``, so guesses sent at once
+   are counted one after the other, not all against the same count.
 
 A customer's tokens carry the ``token_version`` they were issued under. :meth:`revoke_tokens`
 raises it (signing out everywhere); :meth:`revocations` lists the versions raised within the
@@ -137,7 +141,7 @@ class Customers:
             row = (
                 await conn.execute(
                     select(sign_ins).where(
-                        sign_ins.c.link_hash.in_(self._hashes(link)), self._live(now)
+                        sign_ins.c.link_hash.in_(self._hashes(link)), self._live(now, codes=False)
                     )
                 )
             ).first()
@@ -155,6 +159,7 @@ class Customers:
                     select(sign_ins)
                     .where(sign_ins.c.email == email, self._live(now))
                     .order_by(sign_ins.c.created_at.desc())
+                    .with_for_update()
                 )
             )
             for row in live:
@@ -176,14 +181,13 @@ class Customers:
                 )
         raise failure
 
-    def _live(self, now: datetime) -> ColumnElement[bool]:
-        """A sign-in request that may still be redeemed: unused, unexpired, not killed by
-        wrong codes."""
-        return and_(
-            sign_ins.c.used_at.is_(None),
-            sign_ins.c.expires_at > now,
-            sign_ins.c.attempts < self.policy.max_attempts,
-        )
+    def _live(self, now: datetime, *, codes: bool = True) -> ColumnElement[bool]:
+        """A sign-in request that may still be redeemed: unused, unexpired and (``codes``: by
+        its code) not killed by wrong codes."""
+        live = and_(sign_ins.c.used_at.is_(None), sign_ins.c.expires_at > now)
+        if codes:
+            live = and_(live, sign_ins.c.attempts < self.policy.max_attempts)
+        return live
 
     async def _use(
         self, conn: AsyncConnection, request_id: str, email: str, now: datetime

@@ -250,7 +250,10 @@ class Settings(BaseModel):
         description="how long a sign-in request and its e-mail are kept after they expired",
     )
     sign_in_max_attempts: int = Field(
-        5, ge=1, le=20, description="wrong codes before a sign-in request is dead"
+        5,
+        ge=1,
+        le=20,
+        description="wrong codes before a sign-in request's code is dead (its link still works)",
     )
     sign_in_rate_per_address: int = Field(
         5, ge=1, le=1000, description="sign-in e-mails per address per hour"
