@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from booking.clock import to_db, utcnow
 from booking.errors import InvalidRequest, NotFound
-from booking.layout import LayoutSpec, SeatIds, access_of, expand
+from booking.layout import LayoutSpec, Printable, SeatIds, access_of, expand
 from booking.rows import row_by_id
 from booking.schema import events, price_tiers, seats
 from booking.seatmap import AVAILABLE, BLOCKED, HELD, SOLD
@@ -94,8 +94,8 @@ ActiveShoppers = Annotated[int, Field(ge=1, le=MAX_ACTIVE_SHOPPERS)]
 class EventSpec(BaseModel):
     """What an admin gives to create an event (SPEC §5 ``POST /api/admin/events``)."""
 
-    name: str = Field(min_length=1, max_length=200)
-    venue: str = Field(min_length=1, max_length=200)
+    name: Printable = Field(min_length=1, max_length=200)
+    venue: Printable = Field(min_length=1, max_length=200)
     starts_at: Instant
     sale_opens_at: Instant
     sale_closes_at: Instant

@@ -8,16 +8,39 @@ companion seat beside one (``companion``), never both.
 
 from __future__ import annotations
 
+import re
 import string
 from collections import Counter
 from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 #: The highest seat price (100,000.00): a hold of 100 such seats still fits its INT amount.
 MAX_PRICE_CENTS = 10_000_000
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Text printed on tickets and written into e-mail headers (an event's name and venue, a
+    tier's name): no line break or other control character. An event named with a CR LF was
+    taken, and then no e-mail about it could be sent: the buyers never got their tickets."""
+    if _CONTROL.search(text):
+        raise ValueError("must not contain line breaks or other control characters")
+    return text
+
+
+#: One line of text an admin names something with (see :func:`printable`).
+Printable = Annotated[str, AfterValidator(printable)]
 
 
 class _Spec(BaseModel):
@@ -28,7 +51,7 @@ class _Spec(BaseModel):
 
 
 class TierSpec(_Spec):
-    name: str = Field(min_length=1, max_length=64)
+    name: Printable = Field(min_length=1, max_length=64)
     price_cents: int = Field(ge=0, le=MAX_PRICE_CENTS)
     currency: str = Field(
         default="EUR", pattern=r"^[A-Z]{3}$", description="an ISO 4217 code, e.g. EUR"

@@ -34,7 +34,9 @@ class Letter:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = Address(addr_spec=self.to)
-        message["Subject"] = subject
+        # An event named before names were checked may hold a line break, which the header
+        # refuses: every e-mail about it would fail for good. One line, whatever it holds.
+        message["Subject"] = " ".join(subject.split())
         message["Date"] = formatdate(usegmt=True)
         digest = hashlib.sha256(self.dedupe_key.encode()).hexdigest()[:32]
         message["Message-ID"] = f"<{digest}@concert-hub>"

@@ -351,6 +351,14 @@ def test_bad_event_specs_create_nothing(api: Api) -> None:
     assert [e["loc"] for e in problem["errors"]] == [["admission_rate_max"]]
     typo = assert_problem(api.post("/api/admin/events", event_spec(venu="x"), token=admin), 422)
     assert ["venu"] in [e["loc"] for e in typo["errors"]]
+    # a line break in a name would reach every e-mail's Subject: refused, not stored
+    injected = event_spec(name="Gala\r\nBcc: eve@example.com")
+    problem = assert_problem(api.post("/api/admin/events", injected, token=admin), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["name"]]
+    tier_break = event_spec()
+    tier_break["layout"]["tiers"][0]["name"] = "Front\nrow"
+    problem = assert_problem(api.post("/api/admin/events", tier_break, token=admin), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["layout", "tiers", 0, "name"]]
     two_currencies = event_spec()
     two_currencies["layout"]["tiers"][1]["currency"] = "USD"
     assert_problem(api.post("/api/admin/events", two_currencies, token=admin), 422, "invalid")
