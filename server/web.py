@@ -43,6 +43,23 @@ ASSET_CACHE = "public, max-age=31536000, immutable"
 PAGE_CACHE = "no-cache"
 #: ``/favicon.ico`` keeps its name across builds: cached for a day, not for ever.
 ICON_CACHE = "public, max-age=86400"
+
+#: Sent with every answer. The three pages share one origin and keep their tokens in
+#: localStorage, so: no framing (a framed console is a signed-in console: clickjacking), scripts,
+#: workers and connections (the API, /ws) from this origin only, no plug-ins, no <base>, and no
+#: Referer (order keys and sign-in secrets live in URL fragments, which browsers never send, but
+#: nothing else about a page need leave it either). Inline styles stay allowed: React sets style
+#: attributes and /api/docs carries its stylesheet inline.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; worker-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 BUILD_COMMAND = "scripts/build-ui"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,6 +92,12 @@ def setup(app: web.Application, dist: Path | None = None) -> None:
     app.router.add_get("/assets/{path:.+}", asset)
     app.router.add_get("/favicon.ico", favicon)
     app.middlewares.append(friendly_not_found)
+    app.on_response_prepare.append(_secured)
+
+
+async def _secured(_: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _page(name: str) -> Handler:

@@ -44,6 +44,22 @@ async def test_pages_and_assets_are_served_with_the_right_caching(built: Path) -
         await client.close()
 
 
+async def test_every_answer_forbids_framing_sniffing_and_foreign_scripts(built: Path) -> None:
+    """The pages keep tokens in localStorage on one origin: a framed console would be a
+    signed-in console, so nothing may frame them, and only this origin's scripts run."""
+    client = await client_for(built)
+    try:
+        for path in ("/", "/admin", "/scan", "/assets/app-1a2b.js", "/nowhere"):
+            answer = await client.get(path)
+            csp = answer.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, path
+            assert answer.headers["X-Frame-Options"] == "DENY", path
+            assert answer.headers["X-Content-Type-Options"] == "nosniff", path
+            assert answer.headers["Referrer-Policy"] == "no-referrer", path
+    finally:
+        await client.close()
+
+
 async def test_paths_outside_the_assets_are_not_served(built: Path) -> None:
     client = await client_for(built)
     try:
