@@ -21,15 +21,20 @@ Both carry the same JSON: ``{"id", "type", "occurred_at", "data"}``. A webhook P
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
+import socket
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohappyeyeballs import AddrInfoType
 
 from booking.core import BookingCore
 from booking.integration import (
@@ -64,6 +69,40 @@ def event_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
+def public_address(host: str) -> bool:
+    """Whether ``host`` (an IP address) is one the internet routes: not loopback, private,
+    link-local (the cloud's metadata service), multicast or reserved."""
+    return ipaddress.ip_address(host.split("%", 1)[0]).is_global
+
+
+def refuses(url: str) -> str | None:
+    """Why a webhook may not go to ``url`` without ``--webhook-allow-private``, if its host
+    says so already (an IP literal that is not public, or ``localhost``); a name is checked at
+    the address it resolves to, when connecting (:func:`_public_socket`)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is this machine: webhooks go to public addresses only"
+    try:
+        public = public_address(host)
+    except ValueError:
+        return None  # a name
+    return None if public else f"{host} is not a public address: webhooks go to public ones only"
+
+
+def _public_socket(addr_info: AddrInfoType) -> socket.socket:
+    """The socket for one address a webhook's host resolved to, if it is public. Checked here,
+    at the address actually connected to, so a name that resolves (or is rebound) to an
+    internal address reaches nothing."""
+    family, kind, proto, _, address = addr_info
+    if not public_address(str(address[0])):
+        raise OSError(  # the delivery log shows its strerror
+            errno.EACCES,
+            f"{address[0]} is not a public address: webhooks go to public addresses only "
+            "(--webhook-allow-private)",
+        )
+    return socket.socket(family, kind, proto)
+
+
 def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -85,7 +124,9 @@ class IntegrationSender:
         """Deliver due events until cancelled."""
         outbox = self.booking.outbox
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        guarded = None if self.settings.webhook_allow_private else _public_socket
+        connector = aiohttp.TCPConnector(socket_factory=guarded)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             self._http = http
             # A round's events are handled together: their queue messages are stored in one
             # batch (see _publish), and a slow webhook does not hold up the others.
@@ -150,7 +191,10 @@ class IntegrationSender:
         }
         assert self._http is not None
         try:
-            async with self._http.post(hook.url, data=body, headers=headers) as response:
+            # A redirect is an answer (not delivered), never followed: it would carry the
+            # signed body to wherever the endpoint points, past the address check.
+            posted = self._http.post(hook.url, data=body, headers=headers, allow_redirects=False)
+            async with posted as response:
                 status = response.status
         except Exception:
             # No answer this time: the log must not show an earlier attempt's status as this

@@ -290,6 +290,11 @@ class Settings(BaseModel):
         le=60,
         description="how often a /queue/ with subscribers looks for messages without being told",
     )
+    webhook_allow_private: bool = Field(
+        False,
+        description="webhooks may go to loopback, private and link-local addresses (a box "
+        "office system on the same network); off: public addresses only",
+    )
     webhook_timeout_s: float = Field(
         10, gt=0, le=120, description="wait for a webhook endpoint's answer"
     )

@@ -16,7 +16,9 @@ from server.api.operations import Operation
 from server.api.payloads import json_response, read_model
 from server.auth import Principal
 from server.bodies import Request, Timestamp
-from server.keys import BOOKING
+from server.errors import Problem
+from server.integrations import refuses
+from server.keys import BOOKING, SETTINGS
 
 EventType = Literal["order.paid", "order.cancelled", "order.refunded", "hold.expired"]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
@@ -88,6 +90,11 @@ def webhook_id(request: web.Request) -> int:
 
 async def create_webhook(request: web.Request, principal: Principal) -> web.Response:
     wanted = await read_model(request, WebhookCreate)
+    refused = None if request.app[SETTINGS].webhook_allow_private else refuses(str(wanted.url))
+    if refused is not None:
+        raise Problem.of(
+            "validation", refused, errors=[{"loc": ["url"], "msg": refused, "type": "value_error"}]
+        )
     hook = await request.app[BOOKING].webhooks.create(
         str(wanted.url),
         tuple(dict.fromkeys(wanted.events)),

@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from concert_hub_client import sdk
@@ -31,6 +34,8 @@ class Receiver:
         self.port = port
         self.refuse = refuse
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        #: Other POST routes in place of the recording ``/hook`` (set before :meth:`start`).
+        self.routes: list[tuple[str, Callable[[web.Request], Awaitable[web.Response]]]] = []
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -44,7 +49,8 @@ class Receiver:
 
     async def _start(self) -> None:
         app = web.Application()
-        app.router.add_post("/hook", self._handle)
+        for path, handler in self.routes or [("/hook", self._handle)]:
+            app.router.add_post(path, handler)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -77,7 +83,8 @@ def test_events_reach_their_queue_and_a_webhook_that_was_down(
 ) -> None:
     port = free_port()
     receiver = Receiver(port, refuse=1)
-    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1)
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1,
+                       webhook_allow_private=True)  # the receiver is on 127.0.0.1  # fmt: skip
     admin = node.token("root", "admin")
     status, hook = rest(node, "POST", "/api/admin/webhooks",
                         {"url": f"http://127.0.0.1:{port}/hook", "events": ["order.paid"]},
@@ -139,7 +146,8 @@ def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothin
     port = free_port()
     receiver = Receiver(port, refuse=10**6)  # up, but answers HTTP 500 to everything
     receiver.start()
-    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1)
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1,
+                       webhook_allow_private=True)  # the receivers are on 127.0.0.1  # fmt: skip
     admin = node.token("root", "admin")
     try:
         status, hook = rest(node, "POST", "/api/admin/webhooks",
@@ -197,6 +205,88 @@ def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothin
             assert len(receiver.requests) == posts
         finally:
             witness.stop()
+    finally:
+        receiver.stop()
+
+
+def test_webhooks_reach_public_addresses_only_unless_allowed(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    """A webhook is an admin's request sent from the node: to the node's own network (the
+    cloud's metadata service, the node itself, a port scan read from the delivery log) only
+    with --webhook-allow-private."""
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1)
+    admin = node.token("root", "admin")
+    for url in (
+        "http://127.0.0.1:22/",
+        "http://[::1]:8080/",
+        "http://169.254.169.254/latest/",
+        "http://10.0.0.7/hook",
+        "http://localhost:8080/hook",
+        "http://LOCALHOST./x",
+    ):
+        status, refused = rest(node, "POST", "/api/admin/webhooks", {"url": url}, token=admin)
+        assert status == 422 and refused["errors"][0]["loc"] == ["url"], (url, refused)
+    # A name is checked where it leads, when connecting: this machine's own name.
+    name = socket.gethostname()
+    if ipaddress.ip_address(socket.gethostbyname(name)).is_global:
+        pytest.skip(f"{name} resolves to a public address here")
+    receiver = Receiver(free_port())
+    receiver.start()
+    try:
+        status, hook = rest(node, "POST", "/api/admin/webhooks",
+                            {"url": f"http://{name}:{receiver.port}/hook",
+                             "events": ["order.paid"]}, token=admin)  # fmt: skip
+        assert status == 201, hook
+        event_id = create_event(node)
+        user = unique("buyer")
+        assert checkout(node, user, hold(node, event_id, user, ["S-A-5"]))[0] == 201
+        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        [failed] = wait_until(
+            lambda: [d for d in rest(node, "GET", log_path, token=admin)[1] if d["last_error"]],
+            20, "the delivery to be refused",
+        )  # fmt: skip
+        assert "not a public address" in failed["last_error"], failed
+        assert failed["http_status"] is None and receiver.requests == []
+    finally:
+        receiver.stop()
+
+
+def test_a_webhook_redirect_is_an_answer_not_a_new_destination(
+    make_server: Callable[..., ServerProcess], migrated_database: str
+) -> None:
+    """A 307 would carry the signed body wherever the endpoint points (past the address
+    check): it is recorded as the answer and retried, never followed."""
+    node = make_server(database_url=migrated_database, outbox_poll_s=0.2, retry_max_s=1,
+                       webhook_allow_private=True)  # the receiver is on 127.0.0.1  # fmt: skip
+    admin = node.token("root", "admin")
+    landed: list[bytes] = []
+
+    async def moved(_: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        landed.append(await request.read())
+        return web.Response(status=204)
+
+    receiver = Receiver(free_port())
+    receiver.routes = [("/hook", moved), ("/elsewhere", elsewhere)]
+    receiver.start()
+    try:
+        status, hook = rest(node, "POST", "/api/admin/webhooks",
+                            {"url": f"http://127.0.0.1:{receiver.port}/hook",
+                             "events": ["order.paid"]}, token=admin)  # fmt: skip
+        assert status == 201, hook
+        event_id = create_event(node)
+        user = unique("buyer")
+        assert checkout(node, user, hold(node, event_id, user, ["S-A-6"]))[0] == 201
+        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        [answered] = wait_until(
+            lambda: [d for d in rest(node, "GET", log_path, token=admin)[1]
+                     if d["http_status"] == 307 and d["attempts"] >= 2],
+            20, "the redirect answered twice",
+        )  # fmt: skip
+        assert answered["status"] == "retrying" and landed == [], answered
     finally:
         receiver.stop()
 
