@@ -51,6 +51,10 @@ USER = String(128)
 SEAT_ID = String(32)
 #: An e-mail address (RFC 5321 caps a forward path at 254 characters), stored lower-cased.
 EMAIL = String(254)
+#: A /queue/ name, compared with its case (MySQL/MariaDB compare text without it by default).
+QUEUE_NAME = String(128).with_variant(
+    mysql.VARCHAR(128, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 def _table(name: str, *parts: SchemaItem, **options: Any) -> Table:
@@ -446,7 +450,9 @@ BODY = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 queue_messages = _table(
     "queue_messages",
     _serial_id(),
-    Column("queue", String(128), nullable=False),
+    # Compared exactly, case included, as the broker and Redis compare queue names (MariaDB's
+    # default collation would not: "Integration.orders" was "integration.orders" there).
+    Column("queue", QUEUE_NAME, nullable=False),
     Column("headers", Text, nullable=False),  # JSON [[name, value], ...]
     Column("body", BODY, nullable=False),  # base64
     # An event id, say: a message with a key already stored is not stored again.

@@ -129,7 +129,9 @@ def check_send(principal: Principal, destination: str) -> Destination:
     if (
         dest.kind is Kind.QUEUE
         and principal.role in _BROADCASTERS
-        and not str(dest.key).startswith(SERVER_QUEUE_PREFIX)
+        # In any case: a queue store may compare names without it (MariaDB's default
+        # collation did), and "Integration.orders" must not pass for the server's queue.
+        and not str(dest.key).lower().startswith(SERVER_QUEUE_PREFIX)
     ):
         return dest
     raise Forbidden(destination)

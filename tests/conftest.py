@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,13 +244,13 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         proc.stop()
 
 
-def _fresh_mariadb_database(prefix: str = "ch_test") -> str:
+def _fresh_mariadb_database(prefix: str = "ch_test", collation: str = "utf8mb4_bin") -> str:
     """Create an empty MariaDB database with a unique name; returns its name."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     conn = pymysql.connect(**MARIADB)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE {collation}")
     finally:
         conn.close()
     return name
@@ -271,12 +271,13 @@ def _mariadb_url(name: str) -> str:
     return f"mysql+aiomysql://{auth}@{m['host']}:{m['port']}/{name}?charset=utf8mb4"
 
 
-def database_url_for(backend: str, workdir: Path) -> Iterator[str]:
-    """A fresh, empty database of ``backend``; dropped afterwards (MariaDB)."""
+def database_url_for(backend: str, workdir: Path, collation: str = "utf8mb4_bin") -> Generator[str]:
+    """A fresh, empty database of ``backend``; dropped afterwards (MariaDB, created with
+    ``collation``: Compose's server default is ``utf8mb4_unicode_ci``)."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{workdir / f'db-{uuid.uuid4().hex[:8]}.db'}"
         return
-    name = _fresh_mariadb_database()
+    name = _fresh_mariadb_database(collation=collation)
     try:
         yield _mariadb_url(name)
     finally:

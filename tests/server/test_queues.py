@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess, migrated_database_url_for
+from tests.conftest import ServerProcess, database_url_for, migrate, migrated_database_url_for
 from tests.redis_server import RedisServer
 from tests.server.stomp_clients import (
     DEFAULT_TIMEOUT,
@@ -318,6 +318,43 @@ def test_messages_survive_a_restart(
         assert again.listener.quiet("MESSAGE", 0.5) == []
     finally:
         again.close()
+
+
+def test_queue_names_differing_in_case_are_two_queues_after_a_restart(
+    make_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """Names compare with their case (as in RabbitMQ). On a database created as Compose's
+    MariaDB creates one (utf8mb4_unicode_ci), the store read one queue's messages back into the
+    other, which let a publisher's /queue/Integration.orders feed the box office's
+    /queue/integration.orders."""
+    databases = database_url_for("mariadb", tmp_path, collation="utf8mb4_unicode_ci")
+    url = next(databases)
+    migrate(url)
+    node = make_server(database_url=url)
+    try:
+        lower = queue()
+        upper = "/queue/" + lower.removeprefix("/queue/").upper()
+        pub = open_stomp(node, user=unique("pub"), role="publisher")
+        try:
+            pub.send(lower, "lower")
+            pub.send(upper, "UPPER")
+            pub.conn.send_frame("DISCONNECT", {"receipt": "bye"})
+            pub.listener.receipt("bye")
+        finally:
+            pub.close()
+        assert node.stop() == 0
+        node.start()
+        for dest, body in ((lower, "lower"), (upper, "UPPER")):
+            worker = open_stomp(node, user=unique("app"), role="integration")
+            try:
+                worker.subscribe(dest, ack="client-individual")
+                assert [m.body for m in worker.listener.messages(1)] == [body], dest
+                assert worker.listener.quiet("MESSAGE", 0.5) == [], dest
+            finally:
+                worker.close()
+    finally:
+        node.stop()
+        databases.close()  # drops it
 
 
 @pytest.mark.parametrize("overflow", ["reject", "drop-head"])
