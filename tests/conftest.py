@@ -273,7 +273,7 @@ def _mariadb_url(name: str) -> str:
 
 def database_url_for(backend: str, workdir: Path, collation: str = "utf8mb4_bin") -> Generator[str]:
     """A fresh, empty database of ``backend``; dropped afterwards (MariaDB, created with
-    ``collation``: Compose's server default is ``utf8mb4_unicode_ci``)."""
+    ``collation``, the README's ``utf8mb4_bin`` unless a test asks for another)."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{workdir / f'db-{uuid.uuid4().hex[:8]}.db'}"
         return

@@ -323,9 +323,9 @@ def test_messages_survive_a_restart(
 def test_queue_names_differing_in_case_are_two_queues_after_a_restart(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    """Names compare with their case (as in RabbitMQ). On a database created as Compose's
-    MariaDB creates one (utf8mb4_unicode_ci), the store read one queue's messages back into the
-    other, which let a publisher's /queue/Integration.orders feed the box office's
+    """Names compare with their case (as in RabbitMQ). On a database whose collation does not
+    (utf8mb4_unicode_ci, which Compose's MariaDB used), the store read one queue's messages back
+    into the other, which let a publisher's /queue/Integration.orders feed the box office's
     /queue/integration.orders."""
     databases = database_url_for("mariadb", tmp_path, collation="utf8mb4_unicode_ci")
     url = next(databases)
