@@ -113,7 +113,11 @@ def subscription_route(principal: Principal, destination: str) -> str:
     if dest.kind is Kind.USER and dest.key is not None:
         return user_route(principal.name, dest.key)
     if dest.kind is Kind.QUEUE and principal.role in _QUEUE_CONSUMERS:
-        return destination
+        # The server's integration events (who bought which seats, for how much) are for the
+        # box office's systems: a publisher, there to announce, may not take them from them.
+        server_queue = str(dest.key).lower().startswith(SERVER_QUEUE_PREFIX)
+        if not server_queue or principal.role is not Role.PUBLISHER:
+            return destination
     raise Forbidden(destination)
 
 

@@ -196,8 +196,19 @@ def test_nobody_may_subscribe(
 def test_queue_consumers_may_subscribe_queues(clients: Clients, transport: str, role: str) -> None:
     client = clients(transport, user=unique(role), role=role)
     client.subscribe(f"/queue/{unique('acl')}")
-    client.subscribe("/queue/integration.orders")
+    if role != "publisher":
+        client.subscribe("/queue/integration.orders")
     assert not client.listener.pending("ERROR")
+
+
+def test_a_publisher_may_not_take_the_server_s_integration_events(
+    clients: Clients, transport: str
+) -> None:
+    """Each queue message goes to one consumer: a publisher subscribed there would take order
+    events (buyers, seats, amounts) away from the box office's systems."""
+    client = clients(transport, user=unique("publisher"), role="publisher")
+    client.conn.subscribe("/queue/Integration.orders", "s", receipt="r-sub")
+    assert_forbidden(client)
 
 
 @pytest.mark.parametrize("role", [None, "user"])
