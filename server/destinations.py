@@ -128,8 +128,8 @@ def check_send(principal: Principal, destination: str) -> Destination:
         raise Forbidden(destination)
     if dest.kind in (Kind.ANNOUNCEMENTS, Kind.TOPIC) and principal.role in _BROADCASTERS:
         return dest
-    if dest.kind is Kind.APP and principal.authenticated:
-        return dest
+    if dest.kind is Kind.APP and principal.authenticated and principal.role is not Role.SCANNER:
+        return dest  # (a door scanner's token is for the door: it does not shop)
     if (
         dest.kind is Kind.QUEUE
         and principal.role in _BROADCASTERS

@@ -56,6 +56,10 @@ def authenticate(request: web.Request, access: Access) -> Principal:
         raise Problem.of("not_admin", "this operation needs the admin role")
     if access is Access.SCANNER and principal.role is not Role.SCANNER:
         raise Problem.of("not_scanner", "this operation needs a scanner's token")
+    if access is Access.USER and principal.role is Role.SCANNER:
+        # A device at the door, not a buyer: a stolen door token must not hold, buy or read
+        # orders under the device's name.
+        raise Problem(403, "forbidden", "a door scanner's token is for the door's endpoints only")
     return principal
 
 

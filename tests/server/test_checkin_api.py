@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from booking.keyring import Keyring
 from server.auth import AuthenticationFailed, Role, TokenAuthority
 from tests.conftest import SECRET, ServerProcess
-from tests.server.stomp_clients import Clients, unique
+from tests.server.stomp_clients import Clients, raw_peer, unique
 from tests.server.test_rest_api import Api, assert_problem, iso, traceback_free
 
 
@@ -105,6 +105,19 @@ def test_a_scanner_admits_a_ticket_once(api: Api, event: dict[str, Any]) -> None
                  token=north["token"]), 403, "forbidden",
     )  # fmt: skip
     assert_problem(api.post("/api/checkin", {"code": code}, token=south["token"]), 422)
+
+
+def test_a_scanner_s_token_does_not_shop(api: Api, event: dict[str, Any]) -> None:
+    """A device at the door, not a buyer: a stolen door token must not hold, buy or read orders
+    under the device's name (it could, as any authenticated principal)."""
+    token = mint(api, "West", event["id"])["token"]
+    held = api.post(f"/api/events/{event['id']}/holds", {"seats": ["B-E-9"]}, token=token)
+    assert_problem(held, 403, "forbidden")
+    assert_problem(api.get("/api/orders", token=token), 403, "forbidden")
+    with raw_peer(api.server, "tcp") as peer:
+        peer.connect(token=token)
+        peer.send("SEND", [("destination", f"/app/events/{event['id']}/holds")], '{"seats":[]}')
+        assert peer.expect_error().message == "forbidden destination"
 
 
 def test_only_scanners_scan_and_revoked_ones_no_longer(api: Api, event: dict[str, Any]) -> None:
