@@ -209,6 +209,19 @@ def test_the_log_shows_a_refusing_endpoint_and_a_deactivated_webhook_gets_nothin
         receiver.stop()
 
 
+def hooked_sale(node: ServerProcess, url: str) -> str:
+    """Register a webhook of ``order.paid`` at ``url`` and sell one seat; its delivery log's
+    path."""
+    status, hook = rest(node, "POST", "/api/admin/webhooks",
+                        {"url": url, "events": ["order.paid"]},
+                        token=node.token("root", "admin"))  # fmt: skip
+    assert status == 201, hook
+    event_id = create_event(node)
+    user = unique("buyer")
+    assert checkout(node, user, hold(node, event_id, user, ["S-A-5"]))[0] == 201
+    return f"/api/admin/webhooks/{hook['id']}/deliveries"
+
+
 def test_webhooks_reach_public_addresses_only_unless_allowed(
     make_server: Callable[..., ServerProcess], migrated_database: str
 ) -> None:
@@ -234,14 +247,7 @@ def test_webhooks_reach_public_addresses_only_unless_allowed(
     receiver = Receiver(free_port())
     receiver.start()
     try:
-        status, hook = rest(node, "POST", "/api/admin/webhooks",
-                            {"url": f"http://{name}:{receiver.port}/hook",
-                             "events": ["order.paid"]}, token=admin)  # fmt: skip
-        assert status == 201, hook
-        event_id = create_event(node)
-        user = unique("buyer")
-        assert checkout(node, user, hold(node, event_id, user, ["S-A-5"]))[0] == 201
-        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        log_path = hooked_sale(node, f"http://{name}:{receiver.port}/hook")
         [failed] = wait_until(
             lambda: [d for d in rest(node, "GET", log_path, token=admin)[1] if d["last_error"]],
             20, "the delivery to be refused",
@@ -273,14 +279,7 @@ def test_a_webhook_redirect_is_an_answer_not_a_new_destination(
     receiver.routes = [("/hook", moved), ("/elsewhere", elsewhere)]
     receiver.start()
     try:
-        status, hook = rest(node, "POST", "/api/admin/webhooks",
-                            {"url": f"http://127.0.0.1:{receiver.port}/hook",
-                             "events": ["order.paid"]}, token=admin)  # fmt: skip
-        assert status == 201, hook
-        event_id = create_event(node)
-        user = unique("buyer")
-        assert checkout(node, user, hold(node, event_id, user, ["S-A-6"]))[0] == 201
-        log_path = f"/api/admin/webhooks/{hook['id']}/deliveries"
+        log_path = hooked_sale(node, f"http://127.0.0.1:{receiver.port}/hook")
         [answered] = wait_until(
             lambda: [d for d in rest(node, "GET", log_path, token=admin)[1]
                      if d["http_status"] == 307 and d["attempts"] >= 2],
