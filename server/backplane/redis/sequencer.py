@@ -193,10 +193,14 @@ class RedisSequencer:
             return
         wrong = [(seat, recorded[seat]) for seat, status in seats
                  if recorded.get(seat, status) != status]  # fmt: skip
-        if wrong:
-            log.info("seat map of event %d: %d seats corrected from the database", event_id,
-                     len(wrong))  # fmt: skip
+        if not wrong:
+            return
+        log.info("seat map of event %d: %d seats corrected from the database", event_id,
+                 len(wrong))  # fmt: skip
+        try:
             await self._redis.rpush(self._keys(event_id)[0], json.dumps(wrong))
+        except (RedisError, OSError):
+            self._stale.add(event_id)  # the shared map is rebuilt from the database instead
 
     async def snapshot(self, event_id: int) -> SeatSnapshot:
         """The shared map as of its current ``seq``: one fetch per ``seq`` per node however many
