@@ -397,16 +397,19 @@ class OrderDesk:
 
     async def link_key(self, order_id: str) -> str:
         """The key of the order's e-mailed link, as it is now (:class:`OrderKeys`)."""
-        async with self.engine.connect() as conn:
-            nonce = await conn.scalar(select(orders.c.link_nonce).where(orders.c.id == order_id))
-        return self.keys.key(order_id, nonce)
+        row = await self._link_row(order_id)
+        return self.keys.key(order_id, None if row is None else row.link_nonce)
 
     async def opened_by(self, order_id: str, key: str) -> bool:
         """Whether ``key`` opens the order: it is the order's current link key."""
+        row = await self._link_row(order_id)
+        return row is not None and self.keys.opens(order_id, key, row.link_nonce)
+
+    async def _link_row(self, order_id: str) -> Any:
+        """The order's ``link_nonce`` (in a row: ``None`` when there is no such order)."""
         async with self.engine.connect() as conn:
             found = await conn.execute(select(orders.c.link_nonce).where(orders.c.id == order_id))
-            row = found.first()
-        return row is not None and self.keys.opens(order_id, key, row.link_nonce)
+            return found.first()
 
     async def verify(self, code: str) -> TicketCheck:
         # The signature before the connection: a code naming a key this node does not know

@@ -95,6 +95,16 @@ def delivery_status(sent_at: datetime | None, attempts: int, skipped: str | None
     return "retrying" if attempts else "pending"
 
 
+def shown_times(
+    status: DeliveryStatus, next_attempt_at: datetime, sent_at: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """(next attempt, sent) as a message's record shows them: the next attempt only while it is
+    neither sent nor skipped, the time sent only once sent (a skipped message is recorded as
+    done, with a ``sent_at``, though nothing went out)."""
+    done = status in ("sent", "skipped")
+    return (None if done else next_attempt_at), (sent_at if status == "sent" else None)
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the record says about one message (the order desk lists them)."""

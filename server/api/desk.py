@@ -10,7 +10,7 @@ from aiohttp import web
 
 from booking.audit import AuditEntry, Staff
 from booking.clock import iso
-from booking.outbox import Delivery
+from booking.outbox import Delivery, shown_times
 from booking.refunds import Refund
 from server.api import models
 from server.api.auth import Access, user_name
@@ -38,12 +38,11 @@ def refund_out(refund: Refund) -> models.RefundOut:
 
 def delivery_out(delivery: Delivery) -> models.DeliveryOut:
     status = delivery.status
-    done = status in ("sent", "skipped")
+    next_attempt_at, sent_at = shown_times(status, delivery.next_attempt_at, delivery.sent_at)
     return models.DeliveryOut(
         id=delivery.id, kind=delivery.kind, recipient=delivery.recipient, status=status,
         attempts=delivery.attempts, last_error=delivery.last_error, skipped=delivery.skipped,
-        next_attempt_at=None if done else iso(delivery.next_attempt_at),
-        sent_at=_iso(delivery.sent_at) if status == "sent" else None,
+        next_attempt_at=_iso(next_attempt_at), sent_at=_iso(sent_at),
         created_at=iso(delivery.created_at),
     )  # fmt: skip
 

@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from booking.audit import Staff
 from booking.clock import iso
 from booking.integration import EVENT_TYPES, Webhook, WebhookDelivery
+from booking.outbox import shown_times
 from server.api.auth import Access, user_name
 from server.api.operations import Operation
 from server.api.payloads import json_response, read_model
@@ -72,15 +73,13 @@ class WebhookDeliveryOut(BaseModel):
 
 def webhook_delivery_out(delivery: WebhookDelivery) -> WebhookDeliveryOut:
     status = delivery.status
-    done = status in ("sent", "skipped")
+    next_attempt_at, sent_at = shown_times(status, delivery.next_attempt_at, delivery.sent_at)
     return WebhookDeliveryOut(
         id=delivery.id, event_id=delivery.event_id, event_type=delivery.event_type,
-        status=status,
-        attempts=delivery.attempts, http_status=delivery.http_status,
+        status=status, attempts=delivery.attempts, http_status=delivery.http_status,
         last_error=delivery.last_error,
-        next_attempt_at=None if done else iso(delivery.next_attempt_at),
-        sent_at=iso(delivery.sent_at) if delivery.sent_at and not delivery.skipped else None,
-        created_at=iso(delivery.created_at),
+        next_attempt_at=iso(next_attempt_at) if next_attempt_at else None,
+        sent_at=iso(sent_at) if sent_at else None, created_at=iso(delivery.created_at),
     )  # fmt: skip
 
 
