@@ -153,7 +153,7 @@ class Admissions:
     async def challenge(self, event_id: int, user: str) -> tuple[str, int, float]:
         """A proof-of-work challenge for joining (:mod:`booking.proof`): the challenge, its
         difficulty (the event's now; 0: no proof needed) and when it expires."""
-        info = await self.inventory.event(event_id)
+        info = await self.inventory.public_event(event_id)
         if not info.waiting_room:
             raise InvalidRequest("this event has no waiting room: hold seats directly")
         challenge, expires = self.proof.challenge(event_id, user, info.pow_difficulty)
@@ -162,7 +162,7 @@ class Admissions:
     async def join(self, event_id: int, user: str, proof: str | None = None) -> Position:
         """Join the event's waiting room (idempotent: re-joining keeps the place); with a
         proof of work when the event asks for one."""
-        info = await self.inventory.event(event_id)
+        info = await self.inventory.public_event(event_id)
         if not info.waiting_room:
             raise InvalidRequest("this event has no waiting room: hold seats directly")
         now = utcnow()
@@ -195,7 +195,7 @@ class Admissions:
         return doc
 
     async def standing(self, event_id: int, user: str) -> Position:
-        info = await self.inventory.event(event_id)
+        info = await self.inventory.public_event(event_id)
         found = await self.room.position(event_id, user, self.policy(info))
         if found is None:
             # A state, not an error: a page asks before the user has joined, and a 404 there

@@ -266,6 +266,14 @@ class EventInfo:
         for name in _SETTINGS:
             setattr(self, name, getattr(other, name))
 
+    def public(self) -> EventInfo:
+        """The event as a buyer may reach it: a draft is not there (only admins see drafts),
+        and every buyer path (seat map, holds, the waiting room) says so alike, so a 409
+        "not on sale" never tells the public that an unannounced event exists."""
+        if self.status == "draft":
+            raise NotFound(f"no event {self.id}")
+        return self
+
     def on_sale(self, now: datetime) -> bool:
         return self.status == "on_sale" and self.sale_opens_at <= now < self.sale_closes_at
 

@@ -119,7 +119,9 @@ def new_id(prefix: str) -> str:
 
 
 def validate_request(event: EventInfo, seat_ids: list[str], now: datetime) -> None:
-    """Checks that need no database: known seats, no duplicates, sale open, limit."""
+    """Checks that need no database: a public event, known seats, no duplicates, sale open,
+    limit."""
+    event.public()
     if not seat_ids:
         raise InvalidRequest("no seats requested")
     if len(set(seat_ids)) != len(seat_ids):
@@ -634,6 +636,7 @@ class SeatHolds:
         client: HoldClient,
     ) -> Hold:
         info, seatmap = await self.inventory.load(event_id)
+        info.public()
         finder = self.inventory.block_finder(event_id)
         wanted = resolve(info, finder.rows, request)
         now = utcnow()

@@ -29,7 +29,6 @@ from booking.best_available import BlockFinder
 from booking.catalog import EventInfo, EventPatch, EventSpec, SeatAccessPatch
 from booking.clock import utcnow
 from booking.demo import demo_event
-from booking.errors import NotFound
 from booking.seatmap import AVAILABLE, HELD, SeatChange, SeatMap, SeatStatuses
 
 SeatChangeListener = Callable[[SeatChange], None]
@@ -111,11 +110,8 @@ class Inventory:
         return (await self.load(event_id))[0]
 
     async def public_event(self, event_id: int) -> EventInfo:
-        """An event as the public may see it: a draft is not there (only admins see drafts)."""
-        info = await self.event(event_id)
-        if info.status == "draft":
-            raise NotFound(f"no event {event_id}")
-        return info
+        """An event as the public may see it (:meth:`EventInfo.public`)."""
+        return (await self.event(event_id)).public()
 
     async def seat_map(self, event_id: int) -> SeatMap:
         return (await self.load(event_id))[1]

@@ -176,7 +176,6 @@ async def test_per_user_limit_from_the_event(service: BookingCore) -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"status": "draft"},
         {"status": "paused"},
         {"status": "closed"},
         {"sale_opens_at": utcnow() + timedelta(hours=1)},
@@ -185,11 +184,18 @@ async def test_per_user_limit_from_the_event(service: BookingCore) -> None:
             "sale_closes_at": utcnow() - timedelta(days=1),
         },
     ],
-    ids=["draft", "paused", "closed", "not-yet", "over"],
+    ids=["paused", "closed", "not-yet", "over"],
 )
 async def test_sale_not_open(service: BookingCore, overrides: dict[str, object]) -> None:
     info = await service.inventory.create_event(event_spec(**overrides))
     with pytest.raises(SaleNotOpen):
+        await service.holds.hold(info.id, "alice", ["A-A-1"])
+    assert await count(service.engine, holds) == 0
+
+
+async def test_a_draft_is_not_there_for_holds(service: BookingCore) -> None:
+    info = await service.inventory.create_event(event_spec(status="draft"))
+    with pytest.raises(NotFound):
         await service.holds.hold(info.id, "alice", ["A-A-1"])
     assert await count(service.engine, holds) == 0
 

@@ -432,13 +432,24 @@ def test_admin_patches_an_event(api: Api, event: dict[str, Any]) -> None:
     assert api.get(f"/api/events/{event['id']}").json()["timezone"] == "America/New_York"
 
 
-def test_a_draft_event_is_not_on_sale(api: Api) -> None:
-    draft = api.create_event(status="draft")
+def test_a_draft_event_is_not_there_for_buyers(api: Api) -> None:
+    draft = api.create_event(status="draft", waiting_room=True)
     assert draft["on_sale"] is False
     _, token = api.user()
-    assert_problem(api.hold(draft["id"], token, ["A-A-1"]), 409, "sale_closed")
-    # Drafts are for admins only: the public sees no such event (issue 11).
-    assert_problem(api.get(f"/api/events/{draft['id']}/seats"), 404, "not_found")
+    # Drafts are for admins only: the public sees no such event (issue 11), on every path a
+    # buyer takes, so that a "not on sale" never gives an unannounced event away.
+    eid = draft["id"]
+    assert_problem(api.get(f"/api/events/{eid}/seats"), 404, "not_found")
+    assert_problem(api.hold(eid, token, ["A-A-1"]), 404, "not_found")
+    block = api.post(f"/api/events/{eid}/holds", {"best_available": {"count": 2}}, token=token)
+    assert_problem(block, 404, "not_found")
+    for method, path in (("POST", "queue"), ("POST", "queue/challenge"), ("GET", "queue/me")):
+        assert_problem(api.call(method, f"/api/events/{eid}/{path}", token=token), 404, "not_found")
+    on_sale = api.call(
+        "PATCH", f"/api/admin/events/{eid}", {"status": "on_sale"}, token=api.admin()
+    )
+    assert on_sale.status == 200, on_sale
+    assert api.call("GET", f"/api/events/{eid}/queue/me", token=token).status == 200
 
 
 # -------------------------------------------------------------------------------------------
