@@ -250,6 +250,11 @@ class ClientConnection:
         return b"".join(out)
 
     def _emit(self, command: Command, headers: list[tuple[str, str]], body: bytes = b"") -> None:
+        # No STOMP version can carry a NUL in a header (it ends the frame, and servers refuse
+        # it): say so here, to the caller, rather than lose the connection to an ERROR.
+        for name, value in headers:
+            if "\x00" in name or "\x00" in value:
+                raise ValueError(f"a STOMP header cannot hold a NUL byte: {name!r}")
         self._out.append(serialize(Frame(command, headers, body), self._send_version))
 
     @staticmethod

@@ -84,6 +84,19 @@ class TestClientFrames:
         (frame,) = parse(data, StompVersion(version))
         assert frame.get("x-tricky") == "a:b\nc\\d"
 
+    @pytest.mark.parametrize("header", [("x-a", "b\x00c"), ("x\x00a", "b")])
+    def test_a_nul_in_a_header_is_refused_before_anything_is_sent(
+        self, header: tuple[str, str]
+    ) -> None:
+        client, server = handshake()
+        with pytest.raises(ValueError, match="NUL"):
+            client.send("/topic/a", b"body", headers=[header])
+        assert client.data_to_send() == b""
+        client.send("/topic/a", b"next")  # the connection is still good
+        server.receive_data(client.data_to_send())
+        sent = server.next_event()
+        assert isinstance(sent, Send) and sent.body == b"next"
+
     @pytest.mark.parametrize(
         ("version", "expected"),
         [
