@@ -432,10 +432,15 @@ class StompSession(ABC):
         self._timers.clear()
         if self.conn.heartbeat_out_ms:
             self._every(self.conn.heartbeat_out_ms / 4000, self._beat_out)
-        if self.conn.heartbeat_in_ms:
-            self._watch_silence(3 * self.conn.heartbeat_in_ms / 1000, idle=False)
+        # A client may offer any interval up to 11 days; three of them longer than the idle
+        # timeout would outlast it, so such a session is watched as one without heart-beats:
+        # silent, and holding no subscription, it goes at --idle-timeout-s all the same.
+        silence = 3 * self.conn.heartbeat_in_ms / 1000
+        idle = service.settings.idle_timeout_s
+        if silence and silence <= idle:
+            self._watch_silence(silence, idle=False)
         else:
-            self._watch_silence(service.settings.idle_timeout_s, idle=True)
+            self._watch_silence(idle, idle=True)
 
     def _on_commit(self, event: events.Commit) -> Awaitable[object] | None:
         """Act on a COMMIT's frames, in order: it completes once they all took effect. A SEND

@@ -82,6 +82,8 @@ def test_idle_sessions_without_heartbeats_or_subscriptions_are_closed(
     node = make_server(idle_timeout_s=1)
     idle = RawTcp.to(node)
     idle_ws = RawWs.to(node)
+    # Beats promised every 11 days: three intervals would outlast the idle timeout by far.
+    slow_beats = RawTcp.to(node)
     subscribed = RawTcp.to(node)
     try:
         assert subscribed.connect(heart_beat="0,0").command == "CONNECTED"
@@ -90,14 +92,15 @@ def test_idle_sessions_without_heartbeats_or_subscriptions_are_closed(
         subscribed.read_until("RECEIPT")
         for peer in (idle, idle_ws):
             assert peer.connect(heart_beat="0,0").command == "CONNECTED"
-        for peer in (idle, idle_ws):
+        assert slow_beats.connect(heart_beat="999999999,0").command == "CONNECTED"
+        for peer in (idle, idle_ws, slow_beats):
             assert peer.expect_error(timeout=10).message == "idle timeout"
         # Holding a subscription, a session without heart-beats is not idle, though it was
         # silent as long as those two.
         subscribed.send("UNSUBSCRIBE", {"id": "unknown", "receipt": "alive"})
         assert subscribed.read_until("RECEIPT")["receipt-id"] == "alive"
     finally:
-        for peer in (idle, idle_ws, subscribed):
+        for peer in (idle, idle_ws, slow_beats, subscribed):
             peer.close()
 
 
