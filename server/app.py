@@ -68,6 +68,7 @@ from server.keys import (
     METRICS,
     NODE_METRICS,
     NODES,
+    RATE_LIMITS,
     SEATS,
     SETTINGS,
     STOMP,
@@ -241,7 +242,10 @@ async def _stomp(app: web.Application) -> AsyncIterator[None]:
         max_unacked=settings.max_unacked,
         poll_s=settings.queue_poll_s,
     )
-    service = StompService(settings, app[TOKENS], broker, app[METRICS], queues)
+    service = StompService(
+        settings, app[TOKENS], broker, app[METRICS], queues,
+        commands_per_user=app[RATE_LIMITS].per_user,
+    )  # fmt: skip
     app_commands.register(service, booking)
     if settings.user_replay_count and settings.user_replay_s:
         kept = backplane.user_messages(

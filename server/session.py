@@ -45,6 +45,7 @@ from server.framing import Framing
 from server.logs import session_extra
 from server.metrics import BrokerMetrics
 from server.queues import QueueBroker
+from server.rate_limits import TokenBuckets
 from server.settings import Settings
 from server.task_set import TaskSet
 
@@ -85,6 +86,13 @@ class StompService:
     accepting: bool = True
     #: Open sessions by client address (``--max-connections-per-ip``).
     per_address: dict[str, int] = field(default_factory=dict)
+    #: Connected sessions by user name (``--max-sessions-per-user``): a message to a user goes
+    #: to every one of them (SPEC §4), so their number multiplies what a user can make the
+    #: node write.
+    per_user: dict[str, int] = field(default_factory=dict)
+    #: ``/app`` commands by user: the REST API's per-user bucket (``--rest-rate-per-user``),
+    #: since the commands are its calls over STOMP; ``None``: not limited.
+    commands_per_user: TokenBuckets | None = None
     #: ``/app`` commands under way (:mod:`server.app_commands`): a stop lets them finish.
     commands: TaskSet = field(default_factory=TaskSet)
 
@@ -133,6 +141,32 @@ class StompService:
                 self.per_address[address] = left
             else:
                 self.per_address.pop(address, None)
+
+    def sign_in(self, user: str) -> None:
+        """Count a session of ``user``, or refuse it (ERROR ``too many connections``)."""
+        cap = self.settings.max_sessions_per_user
+        held = self.per_user.get(user, 0)
+        if cap and held >= cap:
+            raise LimitExceeded(
+                "too many connections", f"at most {cap} sessions of one user on this node"
+            )
+        self.per_user[user] = held + 1
+
+    def sign_out(self, user: str) -> None:
+        left = self.per_user.get(user, 0) - 1
+        if left > 0:
+            self.per_user[user] = left
+        else:
+            self.per_user.pop(user, None)
+
+    def take_command(self, user: str) -> None:
+        """Charge an ``/app`` command to ``user``'s bucket, or refuse it (ERROR ``rate limit
+        exceeded``): a reply goes to all the user's sessions, so a refusal answered by reply
+        would multiply as the flood does; the flooding session is closed instead."""
+        buckets = self.commands_per_user
+        if buckets is not None and buckets.take(user) > 0:
+            detail = f"limit is {buckets.rate:g} /app commands per second per user"
+            raise LimitExceeded("rate limit exceeded", detail)
 
     def refusal(self, address: str | None) -> LimitExceeded | None:
         """Why a new session from ``address`` is refused (``None``: it is welcome)."""
@@ -198,6 +232,7 @@ class StompSession(ABC):
         "_last_completion",
         "_loop",
         "_rx_at",
+        "_signed_in",
         "_slow_limit",
         "_timers",
         "_tokens",
@@ -238,6 +273,8 @@ class StompSession(ABC):
         self._tokens = float(service.settings.max_send_rate)
         self._tokens_at = self._loop.time()
         self._counted = False
+        #: The user this session counts against (``--max-sessions-per-user``), once connected.
+        self._signed_in: str | None = None
         #: The completion of the last frame whose RECEIPT waits (for its effect, storing a
         #: queue message or settling one, or for the frames before it): while it runs, every
         #: later frame's RECEIPT waits behind it, so RECEIPTs go out in the order frames came.
@@ -267,6 +304,8 @@ class StompSession(ABC):
         self.closed = True
         service = self.service
         service.forget(self)
+        if self._signed_in is not None:
+            service.sign_out(self._signed_in)
         if self._counted:
             service.metrics.sessions.labels(self.transport_name).dec()
         for timer in self._timers:
@@ -422,6 +461,9 @@ class StompSession(ABC):
             raise AuthenticationRefused("authentication failed", str(exc)) from None
         if not principal.authenticated and not service.settings.anonymous_allowed:
             raise AuthenticationRefused("authentication failed", "credentials are required")
+        if principal.name is not None:
+            service.sign_in(principal.name)
+            self._signed_in = principal.name
         self.principal = principal
         self.conn.accept(session=self.session_id, server=SERVER_NAME, user_name=principal.name)
         self._frames_out.labels("CONNECTED").inc()
@@ -465,6 +507,8 @@ class StompSession(ABC):
             )
         if destination.kind is Kind.APP:
             command, params = self._app_command(destination.name, event.destination)
+            assert self.principal.name is not None  # /app needs a user (destinations.check_send)
+            self.service.take_command(self.principal.name)
             return command(self, params, event.headers, event.body)
         self.service.broker.publish(event.destination, tuple(event.headers), event.body)
         return None

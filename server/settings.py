@@ -89,6 +89,12 @@ class Settings(BaseModel):
     max_connections_per_ip: int = Field(
         1000, ge=0, description="most concurrent STOMP sessions from one client address; 0: no cap"
     )
+    max_sessions_per_user: int = Field(
+        32,
+        ge=0,
+        le=100000,
+        description="most concurrent STOMP sessions of one signed-in user on a node; 0: no cap",
+    )
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses or networks of reverse proxies: a request or /ws "

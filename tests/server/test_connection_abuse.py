@@ -179,3 +179,49 @@ def test_behind_a_trusted_proxy_held_seats_are_capped_per_forwarded_client(
     status, problem = hold("S-A-2", "203.0.113.1")  # another user, the same client
     assert (status, problem["kind"], problem.get("scope")) == (422, "limit", "client_ip"), problem
     assert hold("S-A-3", "203.0.113.2")[0] == 201  # another client of the same proxy
+
+
+def test_a_users_sessions_and_app_commands_are_capped(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """Every message to a user goes to each of the user's sessions, so their number and the
+    rate of the commands that make replies are what bound one user's output."""
+    node = make_server(max_sessions_per_user=2, rest_rate_per_user=3)
+    token = node.token(unique("many"))
+    peers: list[RawPeer] = []
+    try:
+        for _ in range(2):
+            peers.append(RawTcp.to(node))
+            assert peers[-1].connect(token=token, heart_beat="0,0").command == "CONNECTED"
+        third = RawWs.to(node)
+        peers.append(third)
+        refused = third.connect(token=token, heart_beat="0,0")
+        assert refused.command == "ERROR" and refused["message"] == "too many connections"
+        assert "sessions of one user" in refused.body.decode()
+        # Another user is not affected.
+        other = RawTcp.to(node)
+        peers.append(other)
+        assert other.connect(token=node.token(unique("other"))).command == "CONNECTED"
+
+        flooding, listening = peers[0], peers[1]
+        listening.send("SUBSCRIBE", {"id": "r", "destination": "/user/queue/replies",
+                                     "receipt": "sub"})  # fmt: skip
+        listening.read_until("RECEIPT")
+        for n in range(10):
+            flooding.send("SEND", {"destination": "/app/ping", "correlation-id": f"c{n}"})
+        error = flooding.expect_error()
+        assert error.message == "rate limit exceeded" and "/app commands" in error.body.decode()
+        # The replies to those within the budget reached the user's other session, which stays.
+        assert listening.read_until("MESSAGE")["correlation-id"] == "c0"
+        # The refused session's slot is free again.
+        deadline = time.monotonic() + 10
+        while True:
+            again = RawTcp.to(node)
+            peers.append(again)
+            if again.connect(token=token, heart_beat="0,0").command == "CONNECTED":
+                break
+            assert time.monotonic() < deadline, "the closed session's slot was never given back"
+            time.sleep(0.2)
+    finally:
+        for peer in peers:
+            peer.close()
