@@ -174,7 +174,7 @@ class Settings(BaseModel):
     user_replay_max_bytes: int = Field(
         64 * 2**20,
         ge=0,
-        description="one node: most bytes of user messages kept for replay in all (the oldest "
+        description="one node: most memory user messages kept for replay take in all (the oldest "
         "of the least recently written destinations go first)",
     )
     position_interval_s: float = Field(

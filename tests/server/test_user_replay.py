@@ -5,6 +5,8 @@ The cluster case (Redis, another node, the admission push) is ``tests/cluster/te
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from server.backplane.memory import InProcessEngine, InProcessUserMessages
@@ -63,15 +65,35 @@ async def test_the_in_process_store_has_a_total_budget() -> None:
     of users: over the budget, the least recently written routes lose their oldest first."""
     engine = InProcessEngine()
     await engine.start(lambda m: None)
-    store = InProcessUserMessages(engine, count=100, ttl_s=300, max_bytes=10_000)
+    store = InProcessUserMessages(engine, count=100, ttl_s=300, max_bytes=20_000)
     big = b"x" * 1000
     for guest in range(30):
         route = f"/user/guest-{guest}/queue/replies"
         for n in range(2):
             store.publish(Message(route, f"{guest}.{n}", (("correlation-id", "c"),), big))
-    assert store.kept_bytes <= 10_000
+    assert store.kept_bytes <= 20_000
     last = [m.message_id for m in await store.after("/user/guest-29/queue/replies", "*")]
     assert last == ["29.0", "29.1"]  # the newest are whole
     assert await store.after("/user/guest-0/queue/replies", "*") == []  # the oldest went
     kept = [r for r in store._kept if store._kept[r]]
     assert len(kept) == 5 and kept[-1] == "/user/guest-29/queue/replies", kept
+
+
+async def test_the_in_process_budget_counts_the_memory_messages_take() -> None:
+    """Small replies to many users cost far more than their text: the budget counts what
+    Python holds for them (it used to count a tenth, so 64 MiB meant about 700 MiB)."""
+    engine = InProcessEngine()
+    await engine.start(lambda m: None)
+    store = InProcessUserMessages(engine, count=100, ttl_s=300, max_bytes=2**30)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(5000):
+            route = f"/user/guest-{n:06d}/queue/replies"
+            headers = (("content-type", "application/json"), ("correlation-id", f"c{n}"))
+            for k in range(2):
+                store.publish(Message(route, f"node-1-{n}-{k}", headers, b'{"type":"pong"}'))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held * 0.8 <= store.kept_bytes <= held * 2, (held, store.kept_bytes)
