@@ -11,7 +11,7 @@ waiting room                 alice and bob join and are admitted (2 active shopp
 holds (event with a room)    granted: alice 2 seats, alice 1 seat, bob 1 seat, bob 1 seat;
                              conflict: bob on alice's seat; no_admission: bob without a token;
                              invalid: an unknown seat; over_limit: 5 seats; not_found: no event;
-                             sale_closed: a draft event
+                             sale_closed: a closed event
 checkouts                    paid: alice twice; replayed: alice's first again (same key);
                              declined: bob (``tok_declined``); gateway_error: bob (``tok_error``)
 orders                       once carol is admitted, alice cancels her first order (refunded)
@@ -116,7 +116,7 @@ class Sale:
 
     node: ServerProcess
     event_id: int = 0
-    draft_id: int = 0
+    closed_id: int = 0
     while_waiting: Scrape | None = None
     final: Scrape | None = None
     holds: dict[str, str] = field(default_factory=dict)
@@ -173,7 +173,7 @@ def run_sale(node: ServerProcess, database_url: str) -> Sale:
         max_active_shoppers=2, max_seats_per_user=4,
     )  # fmt: skip
     sale.event_id = event_id = int(event["id"])
-    sale.draft_id = int(create_event_via_api(node, status="draft")["id"])
+    sale.closed_id = int(create_event_via_api(node, status="closed")["id"])
     alice, bob, carol = unique("alice"), unique("bob"), unique("carol")
 
     # The waiting room: two admitted, the third waits and hears her position.
@@ -222,7 +222,7 @@ def run_sale(node: ServerProcess, database_url: str) -> Sale:
         assert got == status, (status, body)
     over = hold(bob, [f"S-B-{n}" for n in range(1, 6)], tokens[bob])
     assert over[0] == 422 and over[1]["type"].endswith("problem-limit"), over
-    closed = hold(bob, ["S-A-3"], None, event=sale.draft_id)
+    closed = hold(bob, ["S-A-3"], None, event=sale.closed_id)
     assert closed[0] == 409 and closed[1]["type"].endswith("problem-sale_closed"), closed
 
     # Checkouts: paid, replayed, declined, a gateway error; then a cancellation.

@@ -225,7 +225,7 @@ def test_seats_by_status_are_those_of_the_live_event(sale: Sale) -> None:
     seats = {s: after.value("concert_hub_seats", event_id=event, status=s)
              for s in ("available", "held", "sold", "blocked")}  # fmt: skip
     assert seats == {"available": 19, "held": 0, "sold": 1, "blocked": 0}
-    assert not after.has("concert_hub_seats", event_id=str(sale.draft_id))  # not live
+    assert not after.has("concert_hub_seats", event_id=str(sale.closed_id))  # not live
     during = sale.while_waiting
     assert during is not None
     assert during.value("concert_hub_seats", event_id=event, status="available") == 20
