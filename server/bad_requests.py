@@ -11,7 +11,9 @@ does. The log gets one line, not a traceback: a client's bad bytes are not a ser
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
@@ -20,6 +22,7 @@ from aiohttp.web_request import BaseRequest
 
 from server.api.problems import problem_response
 from server.errors import HTTP_KINDS, Problem
+from server.http_connections import ConnectionGate
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +58,35 @@ class _ProblemRequestHandler(RequestHandler):
 
 
 class _ProblemServer(web.Server):
+    #: Set by :class:`NodeRunner` (the class is swapped onto aiohttp's own Server).
+    gate: ConnectionGate
+
     def __call__(self) -> RequestHandler:
         return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self.gate.admit(handler, transport)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self.gate.release(handler)
 
 
 class NodeRunner(web.AppRunner):
     """The node's runner: an :class:`aiohttp.web.AppRunner` whose connections answer the
-    errors aiohttp raises itself with problem documents."""
+    errors aiohttp raises itself with problem documents, and count against their client
+    address's cap (:mod:`server.http_connections`)."""
+
+    def __init__(self, app: web.Application, gate: ConnectionGate, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._gate = gate
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        # aiohttp builds its Server inside the app; only the handler it makes per connection
-        # differs here, so the Server is given that one method.
+        # aiohttp builds its Server inside the app; only what it does per connection differs
+        # here, so the Server is given those methods.
         server.__class__ = _ProblemServer
+        assert isinstance(server, _ProblemServer)
+        server.gate = self._gate
         return server

@@ -174,6 +174,11 @@ class HttpMetrics:
             r, "http_request_duration_seconds", doc, LATENCY_BUCKETS, *labels
         )
         self.in_flight = _gauge(r, "http_requests_in_flight", "HTTP requests being handled")
+        self.refused_connections = _counter(
+            r,
+            "http_refused_connections",
+            "HTTP connections refused over --max-http-connections-per-ip",
+        )
 
 
 #: Seats by status of each live event: ``(event id, {status: count})``.

@@ -30,7 +30,9 @@ from booking.keyring import Keyring
 from booking.migrate import DatabaseNotReady
 from server.app import create_app, stop_accepting
 from server.bad_requests import NodeRunner
-from server.keys import EXPOSITION, METRICS, STOMP
+from server.client_addresses import ClientAddresses
+from server.http_connections import ConnectionGate
+from server.keys import EXPOSITION, METRICS, NODE_METRICS, STOMP
 from server.settings import Settings
 from server.tcp import StompTcpSite
 from server.workers import METRICS_EVERY_S, merged_metrics, worker_name, write_metrics
@@ -140,8 +142,14 @@ async def serve(
             return merged_metrics(metrics_dir, settings.node_id, registry)
 
         app[EXPOSITION] = exposition
+    gate = ConnectionGate(
+        ClientAddresses(settings.trusted_proxy_networks),
+        settings.max_http_connections_per_ip,
+        app[NODE_METRICS].http.refused_connections,
+    )
     runner = NodeRunner(
         app,
+        gate,
         handle_signals=False,
         # In-flight requests have had the sessions' drain already; the whole stop, with the
         # teardown after this, must fit in SPEC §1's 10 s (see server.workers.STOP_TIMEOUT_S).

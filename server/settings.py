@@ -89,6 +89,12 @@ class Settings(BaseModel):
     max_connections_per_ip: int = Field(
         1000, ge=0, description="most concurrent STOMP sessions from one client address; 0: no cap"
     )
+    max_http_connections_per_ip: int = Field(
+        1200,
+        ge=0,
+        description="most concurrent HTTP connections (WebSocket ones too) from one client "
+        "address; 0: no cap",
+    )
     max_sessions_per_user: int = Field(
         32,
         ge=0,

@@ -5,7 +5,10 @@ silent session is closed after three heart-beat intervals, not four.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -225,3 +228,53 @@ def test_a_users_sessions_and_app_commands_are_capped(
     finally:
         for peer in peers:
             peer.close()
+
+
+def test_http_connections_per_client_address_are_capped(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """Idle HTTP connections hold file descriptors until the idle timeout: one address may
+    not hold more than its share, and the one too many is told why, not reset."""
+    node = make_server(max_http_connections_per_ip=4)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(4):
+            held.append(socket.create_connection((node.host, node.http_port), timeout=10))
+        # The sockets are admitted in the order they were accepted: wait for the fourth.
+        deadline = time.monotonic() + 10
+        while True:
+            extra = socket.create_connection((node.host, node.http_port), timeout=10)
+            answer = _read_all(extra)
+            if answer.startswith(b"HTTP/1.1 429"):
+                break
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.1)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"application/problem+json" in head and b"Retry-After: 1" in head
+        problem = json.loads(body)
+        assert problem["kind"] == "rate_limited" and "4 HTTP connections" in problem["detail"]
+        # A connection that closes frees its place.
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while (reply := rest(node, "GET", "/readyz"))[0] != 200:
+            assert time.monotonic() < deadline, reply
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"{node.http_url}/metrics", timeout=10) as scraped:
+            assert "concert_hub_http_refused_connections_total 1.0" in scraped.read().decode()
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """What the server sends before it closes (or 2 s of nothing: an admitted connection)."""
+    sock.settimeout(2)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    finally:
+        sock.close()
+    return data
