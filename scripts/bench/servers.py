@@ -149,6 +149,7 @@ def serve_cmd(
         "--database-url", database_url, "--secret", secret, "--log-level", "warning",
         # every simulated client connects from 127.0.0.1: no per-IP caps
         "--max-held-seats-per-ip", "0", "--max-connections-per-ip", "0",
+        "--max-http-connections-per-ip", "0",
         *flags,
     ]  # fmt: skip
 
