@@ -6,10 +6,25 @@ import { CreateEventForm } from './components/CreateEventForm';
 import { EventsPanel } from './components/EventsPanel';
 import { Login } from './components/Login';
 import { OrderDesk } from './components/OrderDesk';
+import { type Panel, PanelNav } from './components/PanelNav';
 import { StatsPanel } from './components/StatsPanel';
 import { WebhooksPanel } from './components/WebhooksPanel';
 import { keptToken, useSession } from './session';
 import { pollStats } from './stats';
+
+/** The panels in the order of the page (one column on a phone and a tablet: the side column's
+ *  last); the webhooks and check-in panels need the token itself. */
+function panels(withToken: boolean): Panel[] {
+  return [
+    { id: 'stats', label: 'Statistics' },
+    { id: 'events', label: 'Events' },
+    { id: 'order-desk', label: 'Order desk' },
+    { id: 'new-event', label: 'New event' },
+    ...(withToken ? [{ id: 'webhooks', label: 'Webhooks' }] : []),
+    { id: 'broadcast', label: 'Broadcast' },
+    ...(withToken ? [{ id: 'door-checkin', label: 'Door check-in' }] : []),
+  ];
+}
 
 export function AdminApp() {
   const api = useSession((s) => s.api);
@@ -24,6 +39,14 @@ export function AdminApp() {
 
   useEffect(() => (api ? pollStats(api) : undefined), [api]);
 
+  // Opened at a panel's address (/admin#door-checkin, a bookmark on the door phone): the panels
+  // appear only once signed in, after the browser looked for the fragment, so go there now.
+  useEffect(() => {
+    if (!api) return;
+    const id = window.location.hash.slice(1);
+    if (id && panels(true).some((p) => p.id === id)) document.getElementById(id)?.scrollIntoView();
+  }, [api]);
+
   return (
     <>
       <header className="topbar topbar--admin">
@@ -34,7 +57,17 @@ export function AdminApp() {
           <nav className="topnav" aria-label="Main">
             <a href="/">Audience site</a>
             <a href="/api/docs">API docs</a>
-            {api && <a href="#webhooks">Webhooks</a>}
+            {/* One column (≤ 1000 px): the list of panels stands in for the Webhooks link. */}
+            {api && (
+              <a href="#webhooks" className="admin-topnav--wide">
+                Webhooks
+              </a>
+            )}
+            {api && (
+              <a href="#panels" className="admin-topnav--narrow">
+                Panels
+              </a>
+            )}
           </nav>
           {api && (
             <button type="button" className="button button--small button--ghost-dark" onClick={logout} data-testid="admin-logout">
@@ -47,22 +80,24 @@ export function AdminApp() {
         {!api ? (
           <Login />
         ) : (
-          <div className="admin-grid">
-            {/* The panels' headings are h2s: this is the page's h1, for those who move by headings
-                (absolutely placed, it takes no cell of the grid). */}
+          <>
+            {/* The panels' headings are h2s: this is the page's h1, for those who move by headings. */}
             <h1 className="visually-hidden">Admin console</h1>
-            <div className="admin-grid__main">
-              <StatsPanel />
-              <EventsPanel api={api} />
-              <OrderDesk api={api} />
-              <CreateEventForm api={api} />
-              {token && <WebhooksPanel token={token} />}
+            <PanelNav panels={panels(token !== null)} />
+            <div className="admin-grid">
+              <div className="admin-grid__main">
+                <StatsPanel />
+                <EventsPanel api={api} />
+                <OrderDesk api={api} />
+                <CreateEventForm api={api} />
+                {token && <WebhooksPanel token={token} />}
+              </div>
+              <div className="admin-grid__side">
+                <BroadcastForm api={api} />
+                {token && <CheckinPanel api={api} token={token} />}
+              </div>
             </div>
-            <div className="admin-grid__side">
-              <BroadcastForm api={api} />
-              {token && <CheckinPanel api={api} token={token} />}
-            </div>
-          </div>
+          </>
         )}
       </main>
     </>

@@ -4,6 +4,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 
 import '../shared/styles.css';
+import './admin.css';
 import { AdminApp } from './AdminApp';
 
 const root = document.getElementById('root');

@@ -8,9 +8,11 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { seatIdName } from '../shared/format';
 import { ApiError, describeError, isNetworkError, requestJson } from '../shared/http';
 import { load, save } from '../shared/storage';
+import { type CameraProblem, cameraProblem, cameraProblemText, cameraUnavailable, canRetry } from './camera';
 import { type CheckInList, type Reason, reasonText, ticketId, verifyExitOffline, verifyOffline } from './codes';
+import { SignOut, TokenInput } from './SignOut';
 import * as store from './store';
-import { eventFor, isTokenRefused, readClaims } from './token';
+import { eventFor, isTokenRefused, readClaims, tokenInHash } from './token';
 
 interface ScanAnswer {
   result: Reason;
@@ -69,11 +71,13 @@ const LIST_EVERY_MS = 60_000;
 const FRAME_EVERY_MS = 150;
 const TOKEN_REFUSED = 'This scanner’s token is no longer valid (expired or revoked): ask for a new one.';
 
+/** The token of a link opened as `/scan#token=…`, taken out of the address bar (and the
+ *  history) at once. */
 function tokenFromHash(): string | null {
-  const match = /token=([^&]+)/.exec(window.location.hash);
-  if (!match) return null;
+  const { hash } = window.location;
+  if (!/token=/.test(hash)) return null;
   history.replaceState(null, '', window.location.pathname);
-  return decodeURIComponent(match[1] ?? '');
+  return tokenInHash(hash);
 }
 
 function feedback(admitted: boolean): void {
@@ -90,6 +94,9 @@ function feedback(admitted: boolean): void {
     // no audio (autoplay policy before a gesture): the colour and the buzz remain
   }
 }
+
+/** The camera: asking for it, reading frames (with which decoder), or why there is none. */
+type Camera = { state: 'starting' } | { state: 'scanning'; decoder: 'BarcodeDetector' | 'jsQR' } | { state: 'failed'; problem: CameraProblem };
 
 type Detector = { detect(source: CanvasImageSource): Promise<{ rawValue: string }[]> };
 
@@ -123,7 +130,9 @@ export function ScanApp() {
   const [refusedToken, setRefusedToken] = useState<string | null>(null);
   const refusedRef = useRef<string | null>(null);
   const tokenRefused = token !== null && refusedToken === token;
-  const [camera, setCamera] = useState<string>('starting');
+  const [camera, setCamera] = useState<Camera>({ state: 'starting' });
+  /** Bumped by "Try camera again": the camera is asked for anew. */
+  const [cameraTry, setCameraTry] = useState(0);
   const [manual, setManual] = useState('');
   const usedHere = useRef(new Set<string>());
   const leftHere = useRef(new Set<string>());
@@ -134,11 +143,9 @@ export function ScanApp() {
   const videoRef = useRef<HTMLVideoElement>(null);
   const syncing = useRef(false);
 
-  /** Forget the event (a mistyped id, the next night's show) and ask for it again. The offline
-   *  queue is kept per event in IndexedDB, so scans not yet uploaded are not lost: they sync
-   *  when this event is chosen again. */
-  const changeEvent = () => {
-    save('scan.event', null);
+  /** Drop what the page holds for the event it scans (its list, queue, what it let in, the
+   *  answer shown); IndexedDB keeps the list and the queue. */
+  const forgetEvent = () => {
     listRef.current = null;
     queueRef.current = [];
     usedHere.current.clear();
@@ -148,6 +155,14 @@ export function ScanApp() {
     setShown(null);
     setError(null);
     setNotice(null);
+  };
+
+  /** Forget the event (a mistyped id, the next night's show) and ask for it again. The offline
+   *  queue is kept per event in IndexedDB, so scans not yet uploaded are not lost: they sync
+   *  when this event is chosen again. */
+  const changeEvent = () => {
+    save('scan.event', null);
+    forgetEvent();
     setEventId(null);
   };
 
@@ -171,6 +186,29 @@ export function ScanApp() {
     setToken(value);
     setEventId(eventFor(value, load<number>('scan.event')));
   };
+
+  /** Another token while this one is in use (typed in "Sign out", or a new `#token=` link opened
+   *  on the open page): signed in as at start, the event's state dropped if the event changes
+   *  (a bound token decides it), so nothing queued for one event uploads to another. */
+  const switchToken = (value: string) => {
+    if (value === token && refusedToken !== token) return;
+    if (eventFor(value, load<number>('scan.event')) !== eventId) forgetEvent();
+    signIn(value);
+  };
+  const switchRef = useRef(switchToken);
+  useEffect(() => {
+    switchRef.current = switchToken;
+  });
+
+  // A scanner link opened on a page already open (`/scan#token=…`): only the hash changes.
+  useEffect(() => {
+    const opened = () => {
+      const fresh = tokenFromHash();
+      if (fresh) switchRef.current(fresh);
+    };
+    window.addEventListener('hashchange', opened);
+    return () => window.removeEventListener('hashchange', opened);
+  }, []);
 
   /** A 401 from any request made with `used` (scan, list, sync): that token is no longer good.
    *  Queued scans stay queued; the page stops sending and offers to enter a new token. False
@@ -366,21 +404,32 @@ export function ScanApp() {
     let timer: ReturnType<typeof setInterval> | null = null;
     let last: { code: string; seen: number } | null = null;
     let busy = false;
+    let stopped = false;
     const canvas = document.createElement('canvas');
     const context = canvas.getContext('2d', { willReadFrequently: true });
     void (async () => {
+      // http (not a secure context) or an old browser: no getUserMedia at all
+      if (!navigator.mediaDevices?.getUserMedia) {
+        setCamera({ state: 'failed', problem: cameraUnavailable(window.isSecureContext) });
+        return;
+      }
       try {
         stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
       } catch (caught) {
-        setCamera(`no camera (${caught instanceof Error ? caught.message : String(caught)}): enter codes by hand`);
+        if (!stopped) setCamera({ state: 'failed', problem: cameraProblem(caught) });
         return;
       }
       const video = videoRef.current;
-      if (!video) return;
+      // cleaned up while the browser was asking (another try, another token): let it go
+      if (stopped || !video) {
+        stream.getTracks().forEach((t) => t.stop());
+        return;
+      }
       video.srcObject = stream;
       await video.play().catch(() => undefined);
       const detector = await qrDetector();
-      setCamera(detector ? 'scanning (BarcodeDetector)' : 'scanning (jsQR)');
+      if (stopped) return;
+      setCamera({ state: 'scanning', decoder: detector ? 'BarcodeDetector' : 'jsQR' });
       timer = setInterval(async () => {
         if (busy || video.readyState < 2 || !context) return;
         busy = true;
@@ -408,10 +457,16 @@ export function ScanApp() {
       }, FRAME_EVERY_MS);
     })();
     return () => {
+      stopped = true;
       if (timer) clearInterval(timer);
       stream?.getTracks().forEach((t) => t.stop());
     };
-  }, [token, eventId, handle]);
+  }, [token, eventId, handle, cameraTry]);
+
+  const retryCamera = () => {
+    setCamera({ state: 'starting' });
+    setCameraTry((n) => n + 1);
+  };
 
   if (!token) {
     return (
@@ -419,14 +474,20 @@ export function ScanApp() {
         <h1>Door scanner</h1>
         <p>Paste the scanner token an admin minted for this device (or open the link they sent).</p>
         <form
+          className="scan-setup__form"
           onSubmit={(e) => {
             e.preventDefault();
             const value = (new FormData(e.currentTarget).get('token') as string).trim();
             if (value) signIn(value);
           }}
         >
-          <input name="token" data-testid="scan-token" aria-label="Scanner token" />
-          <button type="submit">Start</button>
+          <label className="scan-field">
+            <span className="scan-field__label">Scanner token</span>
+            <TokenInput />
+          </label>
+          <button type="submit" className="scan-button scan-button--primary">
+            Start
+          </button>
         </form>
       </main>
     );
@@ -437,6 +498,7 @@ export function ScanApp() {
       <main className="scan-setup">
         <h1>Door scanner{claims.gate ? ` — ${claims.gate}` : ''}</h1>
         <form
+          className="scan-setup__form"
           onSubmit={(e) => {
             e.preventDefault();
             const value = Number(new FormData(e.currentTarget).get('event'));
@@ -446,23 +508,55 @@ export function ScanApp() {
             }
           }}
         >
-          <label>
-            Event id <input name="event" inputMode="numeric" data-testid="scan-event" />
+          <label className="scan-field">
+            <span className="scan-field__label">Event id</span>
+            <input name="event" className="scan-input" inputMode="numeric" autoComplete="off" enterKeyHint="go" data-testid="scan-event" />
           </label>
-          <button type="submit">Start</button>
-        </form>
-        <p>
-          <button type="button" onClick={signOut} data-testid="scan-sign-out">
-            Use another token
+          <button type="submit" className="scan-button scan-button--primary">
+            Start
           </button>
-        </p>
+        </form>
+        <div className="scan-device">
+          <SignOut label="Use another token" refused={tokenRefused} queued={0} onSignOut={signOut} onToken={switchToken} />
+        </div>
       </main>
     );
   }
 
   const good = shown !== null && (shown.reason === 'admitted' || shown.reason === 'exited');
+  /** Why there is no camera (null: there is one, or the browser is still asking). */
+  const noCamera = camera.state === 'failed' ? camera.problem : null;
+  const manualEntry = (
+    <form
+      className="scan-manual"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const code = manual.trim();
+        if (code) void handle(code);
+        setManual('');
+      }}
+    >
+      {/* Codes are case-sensitive base64url: the phone's keyboard must not touch them. */}
+      <input
+        className="scan-input"
+        value={manual}
+        onChange={(e) => setManual(e.target.value)}
+        placeholder="Ticket code"
+        aria-label="Ticket code"
+        autoComplete="off"
+        autoCapitalize="off"
+        autoCorrect="off"
+        spellCheck={false}
+        enterKeyHint="go"
+        data-testid="manual-code"
+      />
+      <button type="submit" className="scan-button scan-button--primary" data-testid="manual-submit">
+        Check
+      </button>
+    </form>
+  );
   return (
-    <main className="scan">
+    <main className={`scan${noCamera ? ' scan--no-camera' : ''}`}>
       <header className="scan-bar">
         {/* The page's h1 (every page has one, for those who move by headings), kept bar-sized. */}
         <h1 className="scan-bar__title">
@@ -470,22 +564,21 @@ export function ScanApp() {
         </h1>
         {/* A token bound to one event (claim `evt`) decides it: nothing to change then. */}
         {claims.eventId === null && (
-          <button type="button" onClick={changeEvent} data-testid="scan-change-event">
+          <button type="button" className="scan-button scan-button--small" onClick={changeEvent} data-testid="scan-change-event">
             Change event
           </button>
         )}
-        <button type="button" onClick={signOut} data-testid="scan-sign-out">
-          Sign out
-        </button>
-        <span data-testid="scan-status" className={online ? 'scan-online' : 'scan-offline'}>
-          {online ? 'Online' : 'Offline'}
+        <span className="scan-bar__facts">
+          <span data-testid="scan-status" className={online ? 'scan-online' : 'scan-offline'}>
+            {online ? 'Online' : 'Offline'}
+          </span>
+          <span>
+            Queued: <span data-testid="scan-queued">{queue.length}</span>
+          </span>
+          <span data-testid="scan-list">{list ? `${list.valid.length} tickets cached` : 'no list yet'}</span>
         </span>
-        <span>
-          Queued: <span data-testid="scan-queued">{queue.length}</span>
-        </span>
-        <span data-testid="scan-list">{list ? `${list.valid.length} tickets cached` : 'no list yet'}</span>
         {list?.reentry && (
-          <label>
+          <label className="scan-toggle">
             <input
               type="checkbox"
               checked={exitMode}
@@ -499,75 +592,87 @@ export function ScanApp() {
           </label>
         )}
       </header>
-      <video ref={videoRef} className="scan-video" muted playsInline data-testid="scan-video" />
-      <p className="scan-camera" data-testid="scan-camera">
-        Camera: {camera}
-      </p>
-      <section
-        className={`scan-result ${shown === null ? '' : good ? 'scan-good' : 'scan-bad'}`}
-        data-testid="scan-result"
-        data-reason={shown?.reason ?? ''}
-        aria-live="assertive"
-      >
-        {shown === null ? (
-          <span>Point the camera at a ticket’s QR code</span>
-        ) : (
-          <>
-            <span className="scan-word">{reasonText(shown.reason)}</span>
-            {shown.seat && (
-              <span>
-                {seatIdName(shown.seat)}
-                {shown.tier ? ` · ${shown.tier}` : ''}
-              </span>
-            )}
-            {shown.reason === 'already_used' && shown.usedGate && (
-              <span>
-                at {shown.usedGate}
-                {shown.usedAt ? `, ${new Date(shown.usedAt).toLocaleTimeString()}` : ''}
-              </span>
-            )}
-            {shown.offline && <span>(checked offline)</span>}
-          </>
-        )}
-      </section>
-      {tokenRefused ? (
-        <p role="alert" data-testid="scan-error">
-          {TOKEN_REFUSED}
-          {queue.length > 0 && ` ${queue.length} scan${queue.length === 1 ? '' : 's'} made offline ${queue.length === 1 ? 'is' : 'are'} kept: they upload once a new token is entered.`}
-          {error && ` ${error}`}{' '}
-          <button type="button" onClick={signOut} data-testid="scan-new-token">
-            Enter a new token
-          </button>
-        </p>
-      ) : (
-        error && (
-          <p role="alert" data-testid="scan-error">
-            {error}
+      <div className="scan-view">
+        {/* Always in the page (hidden without a camera), so that another try has it to fill. */}
+        <video ref={videoRef} className="scan-video" muted playsInline hidden={noCamera !== null} data-testid="scan-video" />
+        {noCamera === null && (
+          <p className="scan-camera" data-testid="scan-camera">
+            Camera: {camera.state === 'scanning' ? `scanning (${camera.decoder})` : 'starting…'}
           </p>
-        )
-      )}
-      {notice && (
-        <p role="status" className="scan-notice" data-testid="scan-notice">
-          {notice}{' '}
-          <button type="button" onClick={() => setNotice(null)}>
-            OK
-          </button>
-        </p>
-      )}
-      <form
-        className="scan-manual"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const code = manual.trim();
-          if (code) void handle(code);
-          setManual('');
-        }}
-      >
-        <input value={manual} onChange={(e) => setManual(e.target.value)} placeholder="Ticket code" aria-label="Ticket code" data-testid="manual-code" />
-        <button type="submit" data-testid="manual-submit">
-          Check
-        </button>
-      </form>
+        )}
+        <div className="scan-answer">
+          {/* Without a camera, typing is how codes come in: the box comes first. */}
+          {noCamera && manualEntry}
+          <section
+            className={`scan-result ${shown === null ? '' : good ? 'scan-good' : 'scan-bad'}`}
+            data-testid="scan-result"
+            data-reason={shown?.reason ?? ''}
+            aria-live="assertive"
+          >
+            {shown === null ? (
+              <span>{noCamera ? 'Type a ticket’s code and tap Check' : 'Point the camera at a ticket’s QR code'}</span>
+            ) : (
+              <>
+                <span className="scan-word">{reasonText(shown.reason)}</span>
+                {shown.seat && (
+                  <span>
+                    {seatIdName(shown.seat)}
+                    {shown.tier ? ` · ${shown.tier}` : ''}
+                  </span>
+                )}
+                {shown.reason === 'already_used' && shown.usedGate && (
+                  <span>
+                    at {shown.usedGate}
+                    {shown.usedAt ? `, ${new Date(shown.usedAt).toLocaleTimeString()}` : ''}
+                  </span>
+                )}
+                {shown.offline && <span>(checked offline)</span>}
+              </>
+            )}
+          </section>
+          {tokenRefused ? (
+            <p role="alert" className="scan-alert" data-testid="scan-error">
+              {TOKEN_REFUSED}
+              {queue.length > 0 && ` ${queue.length} scan${queue.length === 1 ? '' : 's'} made offline ${queue.length === 1 ? 'is' : 'are'} kept: they upload once a new token is entered.`}
+              {error && ` ${error}`}{' '}
+              <button type="button" className="scan-button scan-button--small" onClick={signOut} data-testid="scan-new-token">
+                Enter a new token
+              </button>
+            </p>
+          ) : (
+            error && (
+              <p role="alert" className="scan-alert" data-testid="scan-error">
+                {error}
+              </p>
+            )
+          )}
+          {notice && (
+            <p role="status" className="scan-notice" data-testid="scan-notice">
+              {notice}{' '}
+              <button type="button" className="scan-button scan-button--small" onClick={() => setNotice(null)}>
+                OK
+              </button>
+            </p>
+          )}
+          {!noCamera && manualEntry}
+        </div>
+        {noCamera && (
+          <div className="scan-camera-problem">
+            <p role="status" data-testid="scan-camera">
+              {cameraProblemText(noCamera)}
+            </p>
+            {canRetry(noCamera) && (
+              <button type="button" className="scan-button" onClick={retryCamera} data-testid="scan-camera-retry">
+                Try camera again
+              </button>
+            )}
+          </div>
+        )}
+      </div>
+      {/* Away from "Change event" and the answers, and it asks first. */}
+      <div className="scan-device">
+        <SignOut label="Sign out" refused={tokenRefused} queued={queue.length} onSignOut={signOut} onToken={switchToken} />
+      </div>
     </main>
   );
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { ApiError } from '../shared/http';
 import { toBase64Url } from './codes';
-import { eventFor, isTokenRefused, readClaims } from './token';
+import { eventFor, isTokenRefused, readClaims, tokenInHash } from './token';
 
 /** A token shaped like the server's (header.claims.signature); the page never checks the signature. */
 function token(claims: Record<string, unknown>): string {
@@ -40,5 +40,15 @@ describe('scanner tokens', () => {
     expect(isTokenRefused(problem(403))).toBe(false);
     expect(isTokenRefused(problem(409))).toBe(false);
     expect(isTokenRefused(new TypeError('Failed to fetch'))).toBe(false);
+  });
+
+  it('reads the token a scanner link carries', () => {
+    expect(tokenInHash('#token=abc.def.ghi')).toBe('abc.def.ghi');
+    expect(tokenInHash('#gate=1&token=abc%2Edef')).toBe('abc.def');
+    expect(tokenInHash('#token=abc&x=1')).toBe('abc');
+    expect(tokenInHash('')).toBeNull();
+    expect(tokenInHash('#token=')).toBeNull();
+    expect(tokenInHash('#mytoken=abc')).toBeNull();
+    expect(tokenInHash('#token=%E0%A4%A')).toBeNull();
   });
 });

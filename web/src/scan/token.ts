@@ -33,6 +33,20 @@ export function eventFor(token: string | null, chosen: number | null): number | 
   return readClaims(token).eventId ?? chosen;
 }
 
+/**
+ * The token a scanner link carries (`/scan#token=<token>`), or null: none, an empty one, or
+ * one whose percent-escapes do not decode.
+ */
+export function tokenInHash(hash: string): string | null {
+  const match = /(?:^#?|&)token=([^&]*)/.exec(hash);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1] ?? '').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 /** The server refused the token itself (401: expired, revoked, or not a token at all). */
 export function isTokenRefused(caught: unknown): boolean {
   return caught instanceof ApiError && caught.status === 401;

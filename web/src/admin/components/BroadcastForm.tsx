@@ -33,7 +33,7 @@ export function BroadcastForm({ api }: { api: AdminApi }) {
   };
 
   return (
-    <section className="card" aria-labelledby="broadcast-title">
+    <section className="card" id="broadcast" aria-labelledby="broadcast-title">
       <h2 id="broadcast-title" className="card__title">
         Broadcast an announcement
       </h2>

@@ -31,11 +31,12 @@ export function CheckinPanel({ api, token }: { api: AdminApi; token: string }) {
 
   const peak = Math.max(1, ...(progress?.per_minute.map((m) => m.admitted) ?? [0]));
   return (
-    <section className="card" aria-labelledby="checkin-title" data-testid="checkin-panel">
+    <section className="card" id="door-checkin" aria-labelledby="checkin-title" data-testid="checkin-panel">
       <h2 id="checkin-title" className="card__title">
         Door check-in
       </h2>
       <form
+        className="inline-form"
         onSubmit={(e) => {
           e.preventDefault();
           const id = Number(draft);
@@ -45,14 +46,19 @@ export function CheckinPanel({ api, token }: { api: AdminApi; token: string }) {
           }
         }}
       >
-        <label>
-          Event id <input value={draft} onChange={(e) => setDraft(e.target.value)} inputMode="numeric" data-testid="checkin-event" />
-        </label>{' '}
+        <label className="field field--narrow">
+          <span className="field__label">Event id</span>
+          <input value={draft} onChange={(e) => setDraft(e.target.value)} inputMode="numeric" autoComplete="off" data-testid="checkin-event" />
+        </label>
         <button type="submit" className="button button--small">
           Watch
         </button>
       </form>
-      {error && <p role="alert">{error}</p>}
+      {error && (
+        <p className="message message--error" role="alert">
+          {error}
+        </p>
+      )}
       {progress && (
         <>
           <p data-testid="checkin-progress">

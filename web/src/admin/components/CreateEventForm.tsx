@@ -72,7 +72,7 @@ export function CreateEventForm({ api }: { api: AdminApi }) {
   };
 
   return (
-    <section className="card" aria-labelledby="create-title">
+    <section className="card" id="new-event" aria-labelledby="create-title">
       <h2 id="create-title" className="card__title">
         Create an event
       </h2>

@@ -240,7 +240,7 @@ export function EventsPanel({ api }: { api: AdminApi }) {
     void refresh(api);
   }, [api, refresh]);
   return (
-    <section className="card" aria-labelledby="events-title">
+    <section className="card" id="events" aria-labelledby="events-title">
       <div className="card__head">
         <h2 id="events-title" className="card__title">
           Events

@@ -223,7 +223,7 @@ export function OrderDesk({ api }: { api: AdminApi }) {
   };
 
   return (
-    <section className="card" aria-labelledby="desk-title">
+    <section className="card" id="order-desk" aria-labelledby="desk-title">
       <h2 id="desk-title" className="card__title">
         Order desk
       </h2>

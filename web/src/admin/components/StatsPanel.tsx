@@ -19,7 +19,7 @@ export function StatsPanel() {
   const { latest, history, error, updatedAt } = useStats();
   const waiting = latest?.events.reduce((sum, e) => sum + (e.queue?.waiting ?? 0), 0) ?? 0;
   return (
-    <section className="card" aria-labelledby="stats-title">
+    <section className="card" id="stats" aria-labelledby="stats-title">
       <div className="card__head">
         <h2 id="stats-title" className="card__title">
           Live statistics
@@ -44,7 +44,7 @@ export function StatsPanel() {
       </div>
       <QueueCharts history={history} histogram={waitHistogram(latest)} />
       {latest && latest.events.length > 0 && (
-        <TableWrap label="Per event">
+        <TableWrap label="Per event" stickyFirst>
           <table className="table">
             <caption className="visually-hidden">Per event</caption>
             <thead>
