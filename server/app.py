@@ -102,7 +102,7 @@ def create_app(settings: Settings, keyring: Keyring) -> web.Application:
     broker_metrics = BrokerMetrics()
     measured = node_metrics(broker_metrics, settings)
     app = web.Application(
-        client_max_size=1 << 20,
+        client_max_size=settings.max_request_bytes,
         middlewares=[request_context, measure_requests(measured.http)],
     )
     app[SETTINGS] = settings

@@ -63,7 +63,7 @@ HTTP_KINDS: dict[str, tuple[int, str]] = {
         "The request body did not arrive within `--http-idle-timeout-s` of its head; the "
         "connection is closed.",
     ),
-    "too_large": (413, "The request body is over 1 MiB."),
+    "too_large": (413, "The request body is over `--max-request-bytes` (1 MiB by default)."),
     "rate_limited": (429, "Too many requests from this client IP or user; see `Retry-After`."),
     "internal": (500, "The server failed; the details are in its log, not in the response."),
     # The door's refusals (`POST /api/checkin`), each with the scan's fields.

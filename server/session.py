@@ -105,6 +105,7 @@ class StompService:
             max_subscriptions=s.max_subscriptions,
             max_unacked=s.max_unacked,
             max_transactions=s.max_transactions,
+            max_transaction_frames=s.max_transaction_frames,
             max_transaction_bytes=s.max_transaction_bytes,
         )
         self._session_ids = itertools.count(1)

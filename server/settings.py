@@ -89,6 +89,12 @@ class Settings(BaseModel):
     max_connections_per_ip: int = Field(
         1000, ge=0, description="most concurrent STOMP sessions from one client address; 0: no cap"
     )
+    max_request_bytes: int = Field(
+        1 << 20,
+        ge=64 << 10,
+        le=64 << 20,
+        description="largest REST request body (413 over it)",
+    )
     max_http_connections_per_ip: int = Field(
         1200,
         ge=0,
@@ -129,6 +135,12 @@ class Settings(BaseModel):
     )
     max_unacked: int = Field(4096, ge=1, description="unacknowledged client-ack deliveries")
     max_transactions: int = Field(16, ge=1, description="most open transactions per session")
+    max_transaction_frames: int = Field(
+        1024,
+        ge=1,
+        le=1_000_000,
+        description="frames (SEND, ACK, NACK) one session's open transactions may buffer",
+    )
     max_transaction_bytes: int = Field(
         1048576,
         ge=1024,

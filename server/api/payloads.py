@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api.problems import Handler, is_api
+from server.api.problems import Handler, is_api, too_large
 from server.bodies import parse, validate
 from server.errors import Problem
 from server.keys import SETTINGS
@@ -64,7 +64,7 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     """A declared ``Content-Length`` over the limit is refused before anything else is done."""
     length = request.content_length
     if length is not None and length > request.client_max_size and is_api(request):
-        raise Problem.of("too_large", "the request body is over the 1 MiB limit")
+        raise too_large(request.client_max_size)
     return await handler(request)
 
 

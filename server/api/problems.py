@@ -29,7 +29,17 @@ def problem_response(problem: Problem) -> web.Response:
     )
 
 
-def _from_http(exc: web.HTTPException) -> Problem:
+def too_large(limit: int) -> Problem:
+    """The 413 of a body over ``limit`` bytes (``--max-request-bytes``), the limit in words."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit % size == 0:
+            return Problem.of(
+                "too_large", f"the request body is over the {limit // size} {unit} limit"
+            )
+    return Problem.of("too_large", f"the request body is over the {limit}-byte limit")
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> Problem:
     if isinstance(exc, web.HTTPNotFound):
         return Problem.of("route_not_found", "no such resource")
     if isinstance(exc, web.HTTPMethodNotAllowed):
@@ -38,7 +48,7 @@ def _from_http(exc: web.HTTPException) -> Problem:
         problem.headers["Allow"] = allowed
         return problem
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return Problem.of("too_large", "the request body is over the 1 MiB limit")
+        return too_large(request.client_max_size)
     kind = next((k for k, (s, _) in HTTP_KINDS.items() if s == exc.status), "bad_request")
     return Problem(exc.status, kind, exc.reason)
 
@@ -64,7 +74,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(_from_http(exc))
+        return problem_response(_from_http(exc, request))
     except Exception:
         log.exception("internal error answering %s %s", request.method, request.path)
         return problem_response(Problem.of("internal", "the server failed; see its log"))

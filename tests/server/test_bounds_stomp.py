@@ -7,11 +7,16 @@ documented ERROR and a close, while a :class:`Witness` on the same node carries 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import struct
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+
+import pytest
 
 from tests.conftest import ServerProcess
 from tests.server.stomp_clients import (
@@ -97,6 +102,35 @@ def test_transaction_bytes_are_bounded(
         witness.check()
     finally:
         witness.close()
+
+
+def test_transaction_frames_and_request_bodies_follow_their_flags(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """``--max-transaction-frames 3`` and ``--max-request-bytes 65536``: both used to be fixed
+    (1,024 frames, 1 MiB)."""
+    node = make_server(max_transaction_frames=3, max_request_bytes=65536)
+    dest = topic()
+    with raw_peer(node, "tcp") as peer:
+        connected(peer, node)
+        peer.send("BEGIN", {"transaction": "t"})
+        for _ in range(3):
+            peer.send("SEND", {"destination": dest, "transaction": "t"}, "x")
+        peer.send("SEND", {"destination": dest, "transaction": "t", "receipt": "r4"}, "x")
+        error = peer.expect_error()
+        assert error.message == "transaction too large", str(error)
+        assert "at most 3 frames" in error.body.decode() and error.get("receipt-id") == "r4"
+    body = json.dumps({"seats": ["x" * (70 << 10)]}).encode()
+    request = urllib.request.Request(
+        f"{node.http_url}/api/events/1/holds", data=body, method="POST",
+        headers={"Content-Type": "application/json",
+                 "Authorization": f"Bearer {node.token(unique('u'))}"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=15)
+    problem = json.loads(refused.value.read())
+    assert refused.value.code == 413 and problem["kind"] == "too_large"
+    assert problem["detail"] == "the request body is over the 64 KiB limit"
 
 
 def test_heart_beat_floods_are_rate_limited(
