@@ -15,8 +15,10 @@ call) is at least once: a crash after the handler but before the commit repeats 
 redelivery, which is why such a handler should be idempotent (the event id makes a good
 idempotency key). Recording first instead would lose the event whenever the handler fails.
 
-    python scripts/box_office_consumer.py --url ws://127.0.0.1:8080/ws \\
-        --token "$(concert-hub token --user box-office --role integration)"
+    .venv/bin/python scripts/box_office_consumer.py --url ws://127.0.0.1:8080/ws \\
+        --token "$(.venv/bin/concert-hub token --user box-office --role integration)"
+
+(from the repository root, where scripts/serve keeps the node's secret)
 
 Here "handling" prints one JSON line per new event; replace :func:`handle` with the real work
 (update the ERP, print the will-call list …).
@@ -107,7 +109,7 @@ def main() -> None:
     parser.add_argument("--url", action="append", required=True, help="a node's ws://…/ws "
                         "(repeat for the nodes of a cluster)")  # fmt: skip
     parser.add_argument("--token", required=True,
-                        help="a token of role integration (or publisher, admin)")  # fmt: skip
+                        help="a token of role integration (or admin)")  # fmt: skip
     parser.add_argument("--seen", default="box-office-seen.sqlite", help="handled event ids")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many messages")
     parser.add_argument("--queue", default=QUEUE, help="the queue to consume (%(default)s)")

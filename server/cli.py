@@ -1,4 +1,4 @@
-"""``concert-hub`` command line: ``serve``, ``migrate`` and ``token`` (SPEC §1).
+"""``concert-hub`` command line: ``serve``, ``migrate``, ``token`` (SPEC §1) and ``audit``.
 
 ``serve``'s flags are generated from :class:`server.settings.Settings`, so a new setting is a new
 flag and environment variable with no second place to edit.
@@ -149,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concert-hub: schema is up to date ({settings.database_url.split('@')[-1]})")
         return 0
     try:
-        keyring = Keyring(
-            resolve_secret(settings.secret, settings.database_url), settings.previous_secret_list
+        # A token signed with a secret made up here would be refused by every node: the token
+        # command reads the node's secret and never creates one.
+        secret = resolve_secret(
+            settings.secret, settings.database_url, create=args.command != "token"
         )
+        keyring = Keyring(secret, settings.previous_secret_list)
     except SecretRequired as exc:
         print(f"concert-hub: {exc}", file=sys.stderr)
         return 2

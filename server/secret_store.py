@@ -38,7 +38,10 @@ def resolve_secret(given: str, database_url: str, *, create: bool = True) -> str
     if path.exists():
         return path.read_text().strip()
     if not create:
-        raise SecretRequired(f"no secret yet at {path}; start the server once or pass --secret")
+        raise SecretRequired(
+            f"no secret at {path}: run this in the directory of the node's database (scripts/serve "
+            "keeps it in the repository root), start the node once first, or pass --secret"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -49,9 +49,12 @@ def demo(make_server: Callable[..., ServerProcess]) -> ServerProcess:
     return make_server(demo=True)
 
 
-async def test_the_readme_example_runs_against_the_demo_node(demo: ServerProcess) -> None:
-    done = await run(readme_example(), demo, user_token=demo.token(unique("alice")),
-                     publisher_token=demo.token(unique("news"), "publisher"))  # fmt: skip
+async def test_the_readme_example_runs_against_the_demo_node(
+    demo: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER_TOKEN", demo.token(unique("alice")))
+    monkeypatch.setenv("PUBLISHER_TOKEN", demo.token(unique("news"), "publisher"))
+    done = await run(readme_example(), demo)
     assert done["position"].state == "admitted"
     assert done["hold"].seats == ["STALLS-A-1"] and done["hold"].event_id == 1
     assert done["message"].body == b"hello"

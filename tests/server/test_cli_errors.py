@@ -101,3 +101,16 @@ def test_a_node_starts_on_a_database_a_newer_version_migrated(
         engine.dispose()
         node = make_server(database_url=url)
         assert rest(node, "GET", "/readyz")[0] == 200
+
+
+def test_a_token_is_never_signed_with_a_secret_made_up_for_it(tmp_path: Path) -> None:
+    """Run where no node keeps its secret, ``token`` used to create one and print a token every
+    node refused (401, signed with another secret); it now says where to run it."""
+    done = concert_hub("token", "--user", "alice", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.startswith("concert-hub: no secret at "), done.stderr
+    assert "the directory of the node's database" in done.stderr
+    assert "Traceback" not in done.stderr and list(tmp_path.iterdir()) == []
+    (tmp_path / "concert-hub.secret").write_text("s" * 43 + "\n")  # as the node leaves it
+    signed = concert_hub("token", "--user", "alice", cwd=tmp_path)
+    assert signed.returncode == 0 and signed.stdout.count(".") == 2, signed
