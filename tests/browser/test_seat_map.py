@@ -126,9 +126,10 @@ def test_pick_and_hold_from_the_sticky_bar(
     assert api_seats(ui_server, event)["STALLS-E-14"] == "held"
     pages.snap(page, "phone-held", full_page=False)
 
-    # Checkout brings up the payment form; paying there ends on the tickets.
+    # Checkout brings up the payment form at the field still to fill (the e-mail); paying there
+    # ends on the tickets.
     action.tap()
-    expect(element(page, "card-select")).to_be_focused()
+    expect(element(page, "checkout-email")).to_be_focused()
     element(page, "checkout-email").fill(BUYER_EMAIL)  # where the tickets go (issue 11)
     element(page, "pay-button").tap()
     expect(page.locator('[data-testid^="ticket-"]').first).to_be_visible()

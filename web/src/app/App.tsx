@@ -1,4 +1,4 @@
-import { useEffect, useRef, type RefObject } from 'react';
+import { useEffect, useLayoutEffect, useRef, type RefObject } from 'react';
 
 import { focusHeadingWhenShown } from '../shared/focus';
 import { AnnouncementBanners } from './components/AnnouncementBanners';
@@ -47,13 +47,31 @@ function useFocusOnRouteChange(main: RefObject<HTMLElement | null>, key: string)
   }, [main, key]);
 }
 
+/** The top bar's height as `--topbar-height` on `root`: what stays in view under it (the
+ *  announcements, a panel scrolled to) is placed by it where the bar sticks (styles.css). */
+function useTopbarHeight(root: RefObject<HTMLElement | null>, topbar: RefObject<HTMLElement | null>): void {
+  useLayoutEffect(() => {
+    const page = root.current;
+    const bar = topbar.current;
+    if (!page || !bar) return undefined;
+    const measure = () => page.style.setProperty('--topbar-height', `${bar.offsetHeight}px`);
+    const observer = new ResizeObserver(measure);
+    observer.observe(bar);
+    measure();
+    return () => observer.disconnect();
+  }, [root, topbar]);
+}
+
 export function App() {
   const route = useRoute();
+  const root = useRef<HTMLDivElement>(null);
+  const topbar = useRef<HTMLElement>(null);
   const main = useRef<HTMLElement>(null);
   useFocusOnRouteChange(main, JSON.stringify(route));
+  useTopbarHeight(root, topbar);
   return (
-    <>
-      <header className="topbar">
+    <div className="audience" ref={root}>
+      <header className="topbar" ref={topbar}>
         <div className="topbar__inner">
           <a className="brand" href={href.events()}>
             <span className="brand__mark" aria-hidden="true">♪</span> Concert-Hub
@@ -73,6 +91,6 @@ export function App() {
         <AnnouncementBanners />
         <Page route={route} />
       </main>
-    </>
+    </div>
   );
 }

@@ -1,16 +1,23 @@
 // The one thing the user should do next on an event page, for the sticky bar on narrow screens:
-// join the waiting room, hold the picked seats, or check out the hold. Pure.
+// join the waiting room, hold the picked seats, or check out the hold; and, beside it, what the
+// waiting room says (the wait while in line, the end of the turn once admitted), which is
+// otherwise only in the panel below the map. Pure.
 
 import { inLine, type EventDetail } from '../shared/types';
 import { isOnSale } from './sale';
 import { canShop, type ShopState } from './shop';
+import { lineNote, turnNote } from './waitingRoom';
 
-export type PrimaryAction =
+export type PrimaryAction = (
   | { kind: 'join'; label: string; disabled: boolean }
   | { kind: 'hold'; label: string; disabled: boolean }
   | { kind: 'checkout'; label: string; disabled: boolean }
   /** Nothing to press: `label` says why (waiting in line, not on sale…). */
-  | { kind: 'none'; label: string };
+  | { kind: 'none'; label: string }
+) & {
+  /** A line about the waiting room: "Your turn — hold seats by 19:05", "Estimated wait: …". */
+  note?: string;
+};
 
 type Inputs = Pick<ShopState, 'event' | 'queue' | 'queueKnown' | 'admission' | 'selected' | 'hold' | 'busy'>;
 
@@ -26,7 +33,9 @@ export function primaryAction(state: Inputs, now = Date.now()): PrimaryAction {
   if (!canShop(state)) {
     const queue = state.queue;
     if (queue && inLine(queue.state)) {
-      return { kind: 'none', label: queue.position === null ? 'In the pre-queue' : `Number ${queue.position} in line` };
+      const label = queue.position === null ? 'In the pre-queue' : `Number ${queue.position} in line`;
+      const note = lineNote(queue);
+      return note ? { kind: 'none', label, note } : { kind: 'none', label };
     }
     if (!state.queueKnown) return { kind: 'none', label: 'Checking your place…' };
     return {
@@ -36,9 +45,12 @@ export function primaryAction(state: Inputs, now = Date.now()): PrimaryAction {
     };
   }
   const count = state.selected.length;
-  return {
+  const action: PrimaryAction = {
     kind: 'hold',
     label: state.busy === 'hold' ? 'Holding…' : holdLabel(count),
     disabled: count === 0 || state.busy !== null,
   };
+  // Let in by the waiting room: the turn is the news, and it ends.
+  if (event.waiting_room && state.admission) action.note = turnNote(state.admission.expiresAt);
+  return action;
 }

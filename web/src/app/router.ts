@@ -45,3 +45,9 @@ export function useRoute(): Route {
 export function navigate(to: string): void {
   window.location.hash = to;
 }
+
+/** Go to `to` in place of the current entry: Back does not return to a page that is done (a
+ *  sign-in form whose code was used, an e-mailed sign-in link that would be tried again). */
+export function replaceRoute(to: string): void {
+  window.location.replace(to);
+}

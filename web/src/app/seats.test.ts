@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { EventDetail } from '../shared/types';
-import { listInWords, seatWords, takenMessage, totalOf } from './seats';
+import { listInWords, seatsByRow, seatWords, takenMessage, totalOf } from './seats';
 
 const EVENT = {
   id: 1,
@@ -23,6 +23,14 @@ describe('seats in words', () => {
     expect(seatWords(EVENT, 'q1')).toBe('Upper Circle row BB seat 1');
     expect(seatWords(EVENT, 'no-such-seat')).toBe('a seat');
     expect(seatWords(null, 'x91')).toBe('a seat');
+  });
+
+  it('lists seats row by row for the sticky bar, where a wrong pick must show', () => {
+    expect(seatsByRow(EVENT, ['x91'])).toBe('Stalls row A seat 12');
+    expect(seatsByRow(EVENT, ['x92', 'x91'])).toBe('Stalls row A seats 12 and 13');
+    expect(seatsByRow(EVENT, ['q1', 'x92', 'x91'])).toBe('Upper Circle row BB seat 1; Stalls row A seats 12 and 13');
+    expect(seatsByRow(EVENT, ['x91', 'gone'])).toBe('Stalls row A seat 12; a seat');
+    expect(seatsByRow(EVENT, [])).toBe('');
   });
 
   it('lists several', () => {

@@ -54,11 +54,39 @@ export function totalOf(event: EventDetail, seatIds: readonly string[]): { cents
   return { cents, text: money(cents, event.tiers[0]?.currency ?? 'EUR') };
 }
 
+/** "a", "a and b", "a, b and c". */
+function andList(items: readonly string[]): string {
+  if (items.length <= 1) return items[0] ?? '';
+  return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
 /** "Stalls row A seat 3", "Stalls row A seat 3 and Circle row B seat 1", "…, … and …". */
 export function listInWords(event: EventDetail | null, seatIds: readonly string[]): string {
-  const names = seatIds.map((id) => seatWords(event, id));
-  if (names.length <= 1) return names[0] ?? '';
-  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  return andList(seatIds.map((id) => seatWords(event, id)));
+}
+
+/** The seats row by row, short enough for the sticky bar: "Stalls row E seats 14 and 15",
+ *  "Stalls row E seat 14; Circle row B seats 1, 2 and 3" (rows in the order first picked). */
+export function seatsByRow(event: EventDetail | null, seatIds: readonly string[]): string {
+  const rows = new Map<string, { name: string; numbers: number[] }>();
+  let unknown = 0;
+  for (const id of seatIds) {
+    const info = event ? seatIndex(event).get(id) : undefined;
+    if (!info) {
+      unknown += 1;
+      continue;
+    }
+    const key = `${info.section}\u0000${info.row}`;
+    const row = rows.get(key) ?? { name: `${sectionName(info.section)} row ${info.row}`, numbers: [] };
+    row.numbers.push(info.number);
+    rows.set(key, row);
+  }
+  const parts = [...rows.values()].map(({ name, numbers }) => {
+    const sorted = [...numbers].sort((a, b) => a - b).map(String);
+    return `${name} seat${sorted.length === 1 ? '' : 's'} ${andList(sorted)}`;
+  });
+  if (unknown > 0) parts.push(unknown === 1 ? 'a seat' : `${unknown} seats`);
+  return parts.join('; ');
 }
 
 /** The message for picked seats that someone else took (a 409, a delta, a reconnect). */

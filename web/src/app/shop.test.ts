@@ -13,7 +13,7 @@ vi.mock('./api', () => ({
 }));
 
 const { api } = await import('./api');
-const { canShop, useShop } = await import('./shop');
+const { canShop, paymentRefusal, useShop } = await import('./shop');
 
 const seats = (row: string, n: number) =>
   Array.from({ length: n }, (_, k) => ({ id: `S-${row}-${k + 1}`, number: k + 1, tier_id: 1 }));
@@ -261,5 +261,16 @@ describe('a sale paused after the page loaded', () => {
     useShop.setState({ selected: ['S-A-1'], admission: { token: 'adm', expiresAt: '2030-05-01T19:00:00Z' } });
     await useShop.getState().placeHold();
     expect(api.event).not.toHaveBeenCalled();
+  });
+});
+
+describe('a refused payment in words', () => {
+  it('says it was declined once, and what to do', () => {
+    expect(paymentRefusal(402, 'the payment was declined')).toBe('Payment declined. Nothing was charged; try another card.');
+    expect(paymentRefusal(402, 'insufficient funds.')).toBe('Payment declined: insufficient funds. Nothing was charged; try another card.');
+    expect(paymentRefusal(502, 'the payment gateway failed; anything it charged is refunded')).toBe(
+      'The payment did not go through: the payment gateway failed; anything it charged is refunded. Please try again.',
+    );
+    expect(paymentRefusal(409, 'the hold is not active')).toBeNull(); // said in the server's words
   });
 });

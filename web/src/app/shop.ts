@@ -431,8 +431,7 @@ export const useShop = create<ShopState>()((set, get) => {
         };
         if (saleRefused(error)) void get().refreshEvent();
         if (error instanceof ApiError) {
-          if (error.status === 402) update.error = `Payment declined: ${error.message}`;
-          if (error.status === 502) update.error = `Payment failed: ${error.message}`;
+          update.error = paymentRefusal(error.status, error.message) ?? update.error;
           if (error.status === 409 && error.kind !== 'in_progress') setHold(eventId, null);
         }
         setFor(eventId, update);
@@ -458,6 +457,19 @@ export const useShop = create<ShopState>()((set, get) => {
     },
   };
 });
+
+/** A payment the gateway refused (402) or could not make (502), in words that say what to do;
+ *  null for other errors. The server's own reason is kept unless it only repeats the verdict
+ *  ("Payment declined: the payment was declined"). */
+export function paymentRefusal(status: number, reason: string): string | null {
+  const detail = reason.trim().replace(/[.;:]+$/, '');
+  if (status === 402) {
+    const why = detail === '' || /declin/i.test(detail) ? '' : `: ${detail}`;
+    return `Payment declined${why}. Nothing was charged; try another card.`;
+  }
+  if (status === 502) return `The payment did not go through${detail ? `: ${detail}` : ''}. Please try again.`;
+  return null;
+}
 
 /** Whether `error` is the server refusing because the event is not on sale (paused, closed). */
 export function saleRefused(error: unknown): boolean {

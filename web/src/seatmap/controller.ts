@@ -8,8 +8,9 @@
 // Input: pointer events (mouse, touch, pen) become taps, drag-pans and two-finger pinches
 // (gestures.ts); ctrl+wheel (and a trackpad pinch) zooms at the pointer; the keyboard moves a
 // focus ring from seat to seat and zooms with + / - / 0. A tap on a seat picks it once seats are
-// big enough to hit; on a zoomed-out map a tap zooms to the section under it. Every frame is
-// drawn on requestAnimationFrame, at most one per display frame.
+// big enough to hit (gestures.tapPicks); a finger on seats nearly that big zooms in about the tap,
+// and on a zoomed-out map a tap zooms to the section under it. Every frame is drawn on
+// requestAnimationFrame, at most one per display frame.
 
 import { money, seatName } from '../shared/format';
 import type { SeatStatus } from '../shared/types';
@@ -47,7 +48,7 @@ import {
   type Direction,
   type SeatGeometry,
 } from './geometry';
-import { GestureTracker, type PointerInput, type PointerKind } from './gestures';
+import { GestureTracker, TAP_PITCH, tapPicks, tapZoomsToSeat, type PointerInput, type PointerKind } from './gestures';
 import { SeatMapRenderer, Style } from './renderer';
 import { Code, parseSeatMessage, SeatMapState, unavailablePicks, type SnapshotMessage } from './state';
 
@@ -102,8 +103,6 @@ const KEYS: Record<string, Direction> = {
   End: 'end',
 };
 
-/** Seats must be at least this big (CSS px) for a tap to pick one rather than zoom in. */
-const TAP_PITCH: Record<PointerKind, number> = { mouse: 8, pen: 12, touch: 16 };
 /** Revealing a seat (keyboard focus, the test probe) zooms in to at least this pitch. */
 const REVEAL_PITCH = MIN_DEFAULT_PITCH;
 /** The box is never lower than this (CSS px), nor higher than the caller's maximum. */
@@ -507,11 +506,17 @@ export class SeatMapController {
 
   private onTap(x: number, y: number, kind: PointerKind): void {
     const world = toWorld(this.view, { x, y });
-    const big = this.view.scale >= TAP_PITCH[kind];
+    const dpr = this.dpr || 1;
+    const big = tapPicks(kind, this.view.scale, dpr);
     const i = seatAtWorld(this.g, world.x, world.y);
     if (big && i >= 0) {
       this.setFocus(i, false);
       this.toggle(i);
+      return;
+    }
+    if (i >= 0 && tapZoomsToSeat(kind, this.view.scale, dpr)) {
+      this.touched = true;
+      this.animateTo(zoomAt(this.view, TAP_PITCH[kind] / this.view.scale, { x, y }));
       return;
     }
     const s = sectionAtWorld(this.g, world.x, world.y);

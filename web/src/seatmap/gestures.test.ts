@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { GestureTracker, type PointerInput } from './gestures';
+import { GestureTracker, tapPicks, tapZoomsToSeat, type PointerInput } from './gestures';
 
 const touch = (id: number, x: number, y: number): PointerInput => ({ id, x, y, kind: 'touch' });
 const mouse = (x: number, y: number, button = 0): PointerInput => ({ id: 1, x, y, kind: 'mouse', button });
@@ -65,5 +65,27 @@ describe('GestureTracker', () => {
     g.down(touch(1, 0, 0));
     expect(g.cancel(1)).toBeNull();
     expect(g.up(touch(1, 0, 0))).toBeNull();
+  });
+});
+
+describe('what a tap on a seat does', () => {
+  it('a finger picks only seats of the default pitch (24 px); smaller ones zoom in first', () => {
+    expect(tapPicks('touch', 24, 3)).toBe(true);
+    expect(tapPicks('touch', 16, 3)).toBe(false); // a tap 13 px off centre is the neighbour's
+    expect(tapZoomsToSeat('touch', 16, 3)).toBe(true);
+    expect(tapZoomsToSeat('touch', 24, 3)).toBe(false);
+    expect(tapZoomsToSeat('touch', 8, 3)).toBe(false); // a zoomed-out hall: its section instead
+  });
+
+  it('counts in device pixels: 24 px snapped half a device pixel smaller still picks', () => {
+    const snapped = Math.round(24 * 1.1) / 1.1; // 26 device pixels: 23.64 CSS px
+    expect(tapPicks('touch', snapped, 1.1)).toBe(true);
+    expect(tapZoomsToSeat('touch', snapped, 1.1)).toBe(false);
+  });
+
+  it('a mouse picks small seats and never zooms in about the click', () => {
+    expect(tapPicks('mouse', 8, 1)).toBe(true);
+    expect(tapPicks('mouse', 5, 1)).toBe(false);
+    expect(tapZoomsToSeat('mouse', 5, 1)).toBe(false);
   });
 });

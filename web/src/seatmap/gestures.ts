@@ -12,7 +12,7 @@
 //
 // A third finger is ignored. The mouse pans with its primary button only.
 
-import type { Point } from './camera';
+import { MIN_DEFAULT_PITCH, type Point } from './camera';
 
 export type PointerKind = 'mouse' | 'touch' | 'pen';
 
@@ -37,6 +37,25 @@ export type Gesture =
 
 /** How far (CSS px) a press may wander and still be a tap: a finger wobbles more than a mouse. */
 export const SLOP: Record<PointerKind, number> = { mouse: 4, pen: 6, touch: 10 };
+
+/** Seats must be at least this big (CSS px) for a tap to pick one rather than zoom in. A finger
+ *  needs the default view's pitch (WCAG 2.5.8's 24 px): on smaller seats a tap a few pixels off
+ *  centre lands on the neighbour. */
+export const TAP_PITCH: Record<PointerKind, number> = { mouse: 8, pen: 12, touch: MIN_DEFAULT_PITCH };
+
+/** Whether a tap with seats `scale` CSS px apart picks the seat under it. Counted in whole
+ *  device pixels, as a view at rest is snapped to them (camera.snapView): the default view's
+ *  24 px may be drawn half a device pixel smaller, and a tap there must pick, not zoom to it. */
+export function tapPicks(kind: PointerKind, scale: number, dpr: number): boolean {
+  return Math.round(scale * dpr) >= Math.round(TAP_PITCH[kind] * dpr);
+}
+
+/** Whether a finger's tap on a seat too small to pick zooms in about the tap to TAP_PITCH (the
+ *  seat stays under the finger and the next tap there picks it): seats at least half that big.
+ *  Smaller ones (a zoomed-out hall), and the mouse and pen, zoom to the section instead. */
+export function tapZoomsToSeat(kind: PointerKind, scale: number, dpr: number): boolean {
+  return kind === 'touch' && !tapPicks(kind, scale, dpr) && scale >= TAP_PITCH.touch / 2;
+}
 
 type Phase = 'idle' | 'pressed' | 'panning' | 'pinching';
 

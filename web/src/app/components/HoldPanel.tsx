@@ -42,6 +42,8 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
   // still typing the address.
   const [touched, setTouched] = useState(false);
   const showProblem = touched && problem !== null;
+  // Until then, the Pay button says itself why it waits (a disabled button alone says nothing).
+  const payWaits = problem !== null && !showProblem && busy !== 'pay';
   const id = useId();
   const left = secondsLeft(hold.deadline, now);
   const mood = urgency(hold.deadline, now);
@@ -102,6 +104,7 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
         <span className="field__label">E-mail for your tickets</span>
         <input
           type="email"
+          id="checkout-email"
           data-testid="checkout-email"
           autoComplete="email"
           required
@@ -133,14 +136,20 @@ export function HoldPanel({ hold }: { hold: ActiveHold }) {
           ))}
         </select>
       </label>
+      {payWaits && (
+        <p id={`${id}-pay-why`} className="hold__why small" data-testid="pay-why">
+          Enter your e-mail address above to pay.
+        </p>
+      )}
       <button
         type="button"
         ref={payButton}
+        id="pay-button"
         className="button button--primary button--wide"
         data-testid="pay-button"
         onClick={() => void onPay()}
         disabled={busy !== null || left === 0 || !emailOk}
-        aria-describedby={showProblem ? `${id}-email-error` : undefined}
+        aria-describedby={showProblem ? `${id}-email-error` : payWaits ? `${id}-pay-why` : undefined}
       >
         {busy === 'pay' ? 'Processing payment…' : `Pay ${money(hold.amount_cents, hold.currency)}`}
       </button>

@@ -17,11 +17,22 @@ declare global {
   }
 }
 
-/** How high the map's box may grow: most of a phone's screen (leaving room for the sticky bar),
- *  most of a desktop window. */
+/** The bar fixed to the bottom of a narrow screen (StickyBar), about as high as it gets with
+ *  its note line: the map leaves room for it whether or not it is showing. */
+const BOTTOM_BAR_PX = 96;
+/** The share of a narrow screen (between the fixed bars) the map may take: the canvas takes
+ *  every touch for itself (touch-action: none), so the rest is where the page scrolls from. */
+const MAP_SHARE = 0.6;
+
+/** How high the map's box may grow: on a narrow screen, 60% of what the fixed bars leave (the
+ *  bottom bar, and the top bar where it stays put); on a desktop, the window less 240 px. */
 function maxBoxHeight(): number {
   const h = window.innerHeight;
-  return window.innerWidth <= 900 ? Math.max(260, Math.round(h * 0.62)) : Math.max(360, h - 240);
+  if (window.innerWidth > 900) return Math.max(360, h - 240);
+  const topbar = document.querySelector('.topbar');
+  const stuck = topbar !== null && getComputedStyle(topbar).position !== 'static';
+  const top = stuck ? topbar.getBoundingClientRect().height : 0;
+  return Math.round((h - top - BOTTOM_BAR_PX) * MAP_SHARE);
 }
 
 /** The legend after the tiers: [colour, words, the user's own (drawn with a dot)]. */
@@ -78,9 +89,12 @@ export function SeatMapView({ event }: { event: EventDetail }) {
       width = box.clientWidth;
       controller.resize(width, maxHeight);
     };
+    // The box's width follows the page's column (minmax(0, 1fr): never held open by the
+    // canvas), so a rotation or a narrower window reaches it and the map fits again.
     const resize = new ResizeObserver(fit);
     resize.observe(box);
     window.addEventListener('resize', fit);
+    screen.orientation?.addEventListener('change', fit);
     fit();
 
     // The user's own seats live in the store: repaint the ones that entered or left a group,
@@ -124,6 +138,7 @@ export function SeatMapView({ event }: { event: EventDetail }) {
       unwatch();
       resize.disconnect();
       window.removeEventListener('resize', fit);
+      screen.orientation?.removeEventListener('change', fit);
       dpr.removeEventListener('change', onDpr);
       controller.destroy();
       controllerRef.current = null;

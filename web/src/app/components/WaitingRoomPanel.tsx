@@ -5,11 +5,7 @@ import { inLine, type QueueStatsMessage } from '../../shared/types';
 import { live } from '../live';
 import { seatWords } from '../seats';
 import { useShop } from '../shop';
-
-function timeOfDay(iso: string): string {
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
-}
+import { timeOfDay } from '../waitingRoom';
 
 /** The event's waiting room: join, watch your place, get admitted. */
 export function WaitingRoomPanel({ eventId }: { eventId: number }) {

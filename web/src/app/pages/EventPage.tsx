@@ -62,6 +62,15 @@ export function EventPage({ id }: { id: number }) {
   }
   if (!event) return <p className="muted">Loading event…</p>;
   const sale = saleLabel(event, now);
+  // Above the sidebar's panels on a wide screen. On a narrow one at the end of the page, stuck
+  // above the sticky bar while the end is out of view (styles.css): what a tap on the bar or the
+  // map caused (a refused hold, a seat taken live) shows where the user is, and, taking its own
+  // room at the end of the page, it never hides the page's last controls for good.
+  const feedback = (
+    <div className="event-feedback">
+      <Feedback error={error} notice={notice} onDismiss={dismiss} />
+    </div>
+  );
 
   return (
     <div className={narrow ? 'event-page event-page--bar' : 'event-page'}>
@@ -82,11 +91,12 @@ export function EventPage({ id }: { id: number }) {
           <SeatMapView event={event} />
         </section>
         <aside className="sidebar">
-          <Feedback error={error} notice={notice} onDismiss={dismiss} />
+          {!narrow && feedback}
           {event.waiting_room && !hold && <WaitingRoomPanel eventId={event.id} />}
           {hold ? <HoldPanel hold={hold} /> : <SelectionPanel event={event} />}
         </aside>
       </div>
+      {narrow && feedback}
       {narrow && <StickyBar />}
     </div>
   );

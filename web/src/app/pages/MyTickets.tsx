@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 
 import { eventDateTime, seatIdName } from '../../shared/format';
 import { describeError } from '../../shared/http';
@@ -56,8 +56,18 @@ export function MyTickets() {
     };
   }, [customer?.token]);
 
+  // Signing out everywhere ends every device's sign-in: it asks first, and sits apart from the
+  // plain "Sign out" so a slip of the thumb does neither.
+  const [confirming, setConfirming] = useState(false);
+  const everywhereButton = useRef<HTMLButtonElement>(null);
+  const keep = () => {
+    setConfirming(false);
+    everywhereButton.current?.focus();
+  };
+
   const everywhere = async () => {
     if (!customer) return;
+    setConfirming(false);
     setBusy(true);
     try {
       await api.signOutEverywhere(customer.token);
@@ -74,16 +84,50 @@ export function MyTickets() {
       <h1 className="page-title">My tickets</h1>
       <div className="card identity" data-testid="identity">
         {customer ? (
-          <p>
-            Signed in as <strong data-testid="signed-in-email">{customer.email}</strong>.{' '}
-            <button type="button" className="link-button" onClick={signOut} data-testid="sign-out">
-              Sign out
-            </button>{' '}
-            ·{' '}
-            <button type="button" className="link-button" onClick={() => void everywhere()} disabled={busy}>
-              Sign out on every device
-            </button>
-          </p>
+          <>
+            <p>
+              Signed in as <strong data-testid="signed-in-email">{customer.email}</strong>.
+            </p>
+            <div className="identity__actions">
+              <button type="button" className="button button--small" onClick={signOut} data-testid="sign-out">
+                Sign out
+              </button>
+              <button
+                type="button"
+                ref={everywhereButton}
+                className="button button--small button--ghost"
+                onClick={() => setConfirming(true)}
+                disabled={busy}
+                data-testid="sign-out-everywhere"
+              >
+                Sign out on every device…
+              </button>
+            </div>
+            {confirming && (
+              <div
+                className="message message--notice identity__confirm"
+                role="alertdialog"
+                aria-label="Sign out on every device?"
+                aria-describedby="sign-out-everywhere-text"
+                data-testid="confirm-sign-out-everywhere"
+                onKeyDown={(e) => {
+                  if (e.key === 'Escape') keep();
+                }}
+              >
+                <span id="sign-out-everywhere-text">
+                  Sign out on every device? Every phone and computer signed in as {customer.email}, this one too, has to sign in again to see these orders.
+                </span>
+                <span className="identity__confirm-buttons">
+                  <button type="button" className="button button--small button--primary" onClick={() => void everywhere()} data-testid="confirm-sign-out-everywhere-yes">
+                    Yes, sign out everywhere
+                  </button>
+                  <button type="button" className="button button--small button--ghost" onClick={keep} autoFocus>
+                    Stay signed in
+                  </button>
+                </span>
+              </div>
+            )}
+          </>
         ) : (
           <p>
             Bought tickets on another device? <a href={href.signin()} data-testid="sign-in-link">Sign in with your e-mail</a> to see every order bought for it.

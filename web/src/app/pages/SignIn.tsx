@@ -5,7 +5,7 @@ import { currentCustomer, signedIn } from '../../shared/identity';
 import { api } from '../api';
 import { Feedback } from '../components/Feedback';
 import { looksLikeEmail, rememberedEmail } from '../orders';
-import { href, navigate } from '../router';
+import { href, replaceRoute } from '../router';
 
 /** Sign in by e-mail: ask for a link and a code, type the code here (another device), or arrive
  *  from the e-mailed link (`#/signin/<secret>`), which signs in at once. */
@@ -24,7 +24,7 @@ export function SignIn({ link }: { link: string | null }) {
     api.signInWithLink(link).then(
       (customer) => {
         signedIn(customer);
-        navigate(href.tickets());
+        replaceRoute(href.tickets());
       },
       (e: unknown) => {
         setBusy(false);
@@ -51,7 +51,7 @@ export function SignIn({ link }: { link: string | null }) {
     setError(null);
     try {
       signedIn(await api.signInWithCode(email.trim(), code.trim()));
-      navigate(href.tickets());
+      replaceRoute(href.tickets());
     } catch (e) {
       setError(describeError(e));
       setBusy(false);
