@@ -528,8 +528,8 @@ class StompSession(ABC):
         route = self._allowed(subscription_route, subscription.destination, "subscribe to")
         classified = classify(subscription.destination)
         if classified is not None and classified.kind is Kind.QUEUE:
-            self.service.queues.subscribe(self, subscription, str(classified.key))
-            return None
+            # Its RECEIPT means "counted" (ERROR ``too many queues`` when one queue too many).
+            return self.service.queues.subscribe(self, subscription, str(classified.key))
         self.service.broker.subscribe(self, subscription, route)
         listener = self.service.subscribe_listeners.get(classified.kind) if classified else None
         return None if listener is None else listener(self, subscription, route)
@@ -611,6 +611,12 @@ class StompSession(ABC):
     @abstractmethod
     def close(self, code: int = 1000) -> None:
         """Close the transport after flushing what was written."""
+
+    @property
+    def output_budget(self) -> int:
+        """``--slow-consumer-bytes``: how much :meth:`queued_bytes` may reach (the queue broker
+        sends no more while half of it is unread)."""
+        return self._slow_limit
 
     def fail(self, error: ProtocolError, close_code: int | None = None) -> None:
         """Send ERROR for ``error`` and close (SPEC §3 Errors)."""

@@ -292,6 +292,23 @@ class Settings(BaseModel):
     queue_max_length: int = Field(
         10000, ge=1, le=10_000_000, description="most messages a /queue/ holds (ready + unacked)"
     )
+    queue_max_bytes: int = Field(
+        16 << 20,
+        ge=1024,
+        description="most bytes of message bodies a /queue/ holds (ready + unacked)",
+    )
+    max_queues: int = Field(
+        100,
+        ge=1,
+        description="most /queue/ destinations holding messages or having subscribers, for the "
+        "whole deployment (the node's database, or the cluster's Redis)",
+    )
+    queue_max_backlog_bytes: int = Field(
+        16 << 20,
+        ge=65536,
+        description="most bytes of /queue/ SENDs a node holds waiting to be stored; past it, "
+        "SENDs to queues get ERROR queue store busy",
+    )
     queue_max_age_s: float = Field(
         7 * 86400, gt=0, description="a /queue/ message older than this is dropped at the head"
     )
@@ -410,9 +427,12 @@ class Settings(BaseModel):
     def queue_policy(self) -> QueuePolicy:
         return QueuePolicy(
             max_length=self.queue_max_length,
+            max_bytes=self.queue_max_bytes,
             max_age_s=self.queue_max_age_s,
             overflow=self.queue_overflow,
             lease_s=self.queue_lease_s,
+            max_queues=self.max_queues,
+            max_backlog_bytes=self.queue_max_backlog_bytes,
         )
 
     @property

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from server.backplane.redis.queues import RedisQueueStore
 from server.backplane.sql_queue import SqlQueueStore
-from server.queue_store import Outgoing, QueuePolicy, QueueStore
+from server.queue_store import Outgoing, QueuePolicy, QueueStore, Refused
 from tests.conftest import migrate
 from tests.redis_server import RedisServer
 
@@ -122,13 +122,88 @@ async def test_drop_head_drops_the_oldest_ready_message_not_one_out_with_a_consu
     ready message goes"), while 1 stays the consumer's and comes back when it NACKs. With all
     three out and nothing ready to drop, the next SEND is refused."""
     store = make_store(QueuePolicy(max_length=3, overflow="drop-head"))
-    assert await store.append([Outgoing(QUEUE, (), b) for b in (b"1", b"2", b"3")]) == [True] * 3
+    assert await store.append([Outgoing(QUEUE, (), b) for b in (b"1", b"2", b"3")]) == [None] * 3
     (one,) = await store.take(QUEUE, 1)
-    assert await store.append([Outgoing(QUEUE, (), b"4")]) == [True]
+    assert await store.append([Outgoing(QUEUE, (), b"4")]) == [None]
     await store.release(QUEUE, [one.id])
     assert [(m.body, m.redelivered) for m in await store.take(QUEUE, 3)] == [
         (b"1", True),
         (b"3", False),
         (b"4", False),
     ]
-    assert await store.append([Outgoing(QUEUE, (), b"5")]) == [False]
+    assert await store.append([Outgoing(QUEUE, (), b"5")]) == [Refused.FULL]
+
+
+async def test_drop_head_by_bytes_drops_as_many_ready_messages_as_make_room(
+    make_store: StoreFactory,
+) -> None:
+    """``--queue-max-bytes 1000``, ``drop-head``: 1, 2, 3 of 400 bytes each; 3 makes 1,200,
+    so 1 goes. A consumer takes 2; 4 arrives and the oldest *ready* one, 3, goes (never one out
+    with a consumer). A body larger than the bound is refused outright, dropping nothing. Once
+    all are settled the whole bound is free again: the byte count follows every add, drop and
+    settle exactly."""
+    store = make_store(QueuePolicy(max_bytes=1000, overflow="drop-head"))
+    sized = {name: name * 400 for name in (b"1", b"2", b"3", b"4")}
+    assert (
+        await store.append([Outgoing(QUEUE, (), sized[n]) for n in (b"1", b"2", b"3")])
+        == [None] * 3
+    )
+    (two,) = await store.take(QUEUE, 1)
+    assert two.body == sized[b"2"]
+    assert await store.append([Outgoing(QUEUE, (), sized[b"4"])]) == [None]
+    assert await store.append([Outgoing(QUEUE, (), b"x" * 1001)]) == [Refused.FULL]
+    await store.release(QUEUE, [two.id])
+    taken = await store.take(QUEUE, 5)
+    assert [(m.body[:1], m.redelivered) for m in taken] == [(b"2", True), (b"4", False)]
+    await store.settle(QUEUE, [m.id for m in taken])
+    assert await store.append([Outgoing(QUEUE, (), b"y" * 1000)]) == [None]
+
+
+async def test_the_number_of_queues_is_bounded_and_empty_ones_are_forgotten(
+    make_store: StoreFactory,
+) -> None:
+    """``--max-queues 1``: a queue holding a message counts (not one whose first SEND was
+    refused), so a SEND to another and a subscriber of a third are refused, while the server's
+    own ``integration.orders`` is stored all the same. Once the first is drained it is
+    forgotten: a subscriber may open another, which then counts until it closes (in a cluster,
+    until its lease runs out)."""
+    store = make_store(QueuePolicy(max_queues=1, max_bytes=1024, lease_s=0.05))
+    # Refused for its size: it made no queue.
+    assert await store.append([Outgoing("x", (), b"m" * 1025)]) == [Refused.FULL]
+    assert await store.append([Outgoing("a", (), b"m")]) == [None]
+    assert await store.append([Outgoing("b", (), b"m")]) == [Refused.TOO_MANY_QUEUES]
+    assert not await store.open("c")
+    assert await store.append([Outgoing("integration.orders", (), b"e")]) == [None]
+    assert await store.open("integration.holds")
+    for name in ("a", "integration.orders"):
+        (taken,) = await store.take(name, 1)
+        await store.settle(name, [taken.id])
+    await store.close("integration.holds")
+    await asyncio.sleep(0.1)  # past the cluster's lease
+    assert await store.open("c")
+    assert await store.append([Outgoing("b", (), b"m")]) == [Refused.TOO_MANY_QUEUES]
+    await store.close("c")
+    await asyncio.sleep(0.1)
+    assert await store.append([Outgoing("b", (), b"m")]) == [None]
+
+
+async def test_a_restarted_node_knows_what_its_queues_hold(tmp_path: Path) -> None:
+    """A node's queues after a restart (a new store on the same database): the bytes and the
+    queues counted before still count, and a message comes out flagged ``redelivered``. (The
+    store reads them back with one query; no message is held in memory.)"""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
+    migrate(url)
+    engine = create_async_engine(url)
+    try:
+        policy = QueuePolicy(max_bytes=1000, max_queues=1)
+        before = SqlQueueStore(engine, policy)
+        assert await before.append([Outgoing(QUEUE, (), b"1" * 600)]) == [None]
+        after = SqlQueueStore(engine, policy)
+        assert await after.append([Outgoing(QUEUE, (), b"2" * 600)]) == [Refused.FULL]
+        assert not await after.open("other")
+        (taken,) = await after.take(QUEUE, 2)
+        assert (taken.body, taken.redelivered) == (b"1" * 600, True)
+        await after.settle(QUEUE, [taken.id])
+        assert await after.open("other")
+    finally:
+        await engine.dispose()
