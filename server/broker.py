@@ -21,6 +21,13 @@ queued, and every message to a session goes through the same queue while it is n
 written: a delta is never queued behind the previous one still going out. The queue is bounded
 (:data:`MAX_BACKLOG` recipients): a node that falls that far behind writes everything at once,
 and its publishers wait on their sockets instead.
+
+A route may be *conflated* (:meth:`Broker.conflate`: the seat maps, whose next message makes the
+ones before it redundant): a subscriber of it whose client is behind after a write (more than
+half its output budget unread; the session's ``push`` says so from the one look at its transport
+that the budget needs anyway) is taken off the route and handed to the route's owner, which
+brings it back with one message of the current state once it has read its backlog. Other routes
+pay nothing for it: their writes ignore what ``push`` says.
 """
 
 from __future__ import annotations
@@ -69,9 +76,17 @@ class Subscriber(Protocol):
     framing: Framing
     closed: bool
 
-    def push(self, payload: bytes) -> None: ...
+    def push(self, payload: bytes) -> bool | None:
+        """Write ``payload``; whether the client is now behind (``None``: cannot tell)."""
+        ...
 
-    def push_tracked(self, payload: bytes, subscription: Subscription, message_id: str) -> None: ...
+    def push_tracked(
+        self, payload: bytes, subscription: Subscription, message_id: str
+    ) -> bool | None: ...
+
+
+#: Told of a subscriber of a conflated route whose client fell behind, taken off the route.
+BehindHandler = Callable[[Subscriber, Subscription], None]
 
 
 #: How far the first recipient moves through a group from one message to the next, as a share
@@ -112,6 +127,8 @@ class Broker:
         self._messages_out = metrics.frames_out.labels("MESSAGE")
         #: Routes whose messages a server component handles before (or instead of) fan-out.
         self._handlers: dict[str, Callable[[Message], None]] = {}
+        #: Conflated routes (:meth:`conflate`): who takes their subscribers that fall behind.
+        self._conflated: dict[str, BehindHandler] = {}
         #: Where messages to users are kept for replay (:mod:`server.user_replay`), if anywhere.
         self._user_messages: Callable[[Message], None] | None = None
         #: Fan-outs still being written, oldest first, and how far the first one got.
@@ -163,6 +180,13 @@ class Broker:
         """Undo :meth:`listen`: the route's messages fan out again."""
         if self._handlers.pop(route, None) is not None and route not in self._routes:
             self.engine.unwatch(route)
+
+    def conflate(self, route: str, on_behind: BehindHandler) -> None:
+        """Conflate ``route``: a subscriber whose client is behind after a fan-out's write to it
+        (more than half its output budget unread) is unsubscribed and handed to ``on_behind``,
+        which subscribes it again when it sees fit (the seat map: after a catch-up snapshot).
+        Only :meth:`fan_out` watches for it; :meth:`send_to` does not."""
+        self._conflated[route] = on_behind
 
     def keep_user_messages(self, publish: Callable[[Message], None]) -> None:
         """Publish every message to a user route (``/user/...``) through ``publish``, which
@@ -235,7 +259,10 @@ class Broker:
         if overloaded:
             self._write_all()  # falling behind: everything queued goes out now, then this
         now = not self._jobs and (not sliced or entry.size <= SLICE or overloaded)
-        self._write_route(entry, message_id, message.headers, message.body, now)
+        on_behind = self._conflated.get(message.route)
+        self._write_route(
+            entry, message_id, message.headers, message.body, now, on_behind=on_behind
+        )
         self._deliveries.inc(entry.size)
         self._messages_out.inc(entry.size)
 
@@ -270,9 +297,12 @@ class Broker:
         headers: tuple[tuple[str, str], ...],
         body: bytes,
         now: bool,
+        *,
+        on_behind: BehindHandler | None = None,
     ) -> None:
         """Encode the message once per group of ``entry``; write it ``now``, or queue it; the
-        groups, and each group's subscribers, from the turn's starting point on (:class:`Route`)."""
+        groups, and each group's subscribers, from the turn's starting point on (:class:`Route`).
+        ``on_behind``: the route is conflated (:meth:`conflate`)."""
         turn = entry.turn
         if entry.size > 1:
             entry.turn = (turn + TURN_STEP) % 1.0
@@ -284,7 +314,13 @@ class Broker:
                 if tracked
                 else _rotated(tuple(members), turn)
             )
-            if not now:
+            if on_behind is not None:
+                job = _Job(payload, recipients, message_id, tracked, members, on_behind)
+                if now:
+                    self._write_watched(job, 0, len(recipients))
+                else:
+                    self._queue(job)
+            elif not now:
                 self._queue(_Job(payload, recipients, message_id, tracked))
             elif tracked:
                 for session, subscription in recipients:  # type: ignore[misc]
@@ -332,7 +368,9 @@ class Broker:
             start = self._cursor
             end = min(len(job.recipients), start + budget)
             payload = job.payload
-            if job.tracked:
+            if job.on_behind is not None:
+                self._write_watched(job, start, end)
+            elif job.tracked:
                 message_id = job.message_id
                 for session, subscription in job.recipients[start:end]:  # type: ignore[misc]
                     session.push_tracked(payload, subscription, message_id)
@@ -351,6 +389,30 @@ class Broker:
         if self._idle is not None:
             self._idle.set()
         return False
+
+    def _write_watched(self, job: _Job, start: int, end: int) -> None:
+        """Write recipients ``start:end`` of a conflated route's ``job``; those left behind
+        leave the route for its owner (:meth:`conflate`)."""
+        payload = job.payload
+        behind: list[tuple[Subscriber, Subscription | None]] = []
+        if job.tracked:
+            message_id = job.message_id
+            for session, subscription in job.recipients[start:end]:  # type: ignore[misc]
+                if session.push_tracked(payload, subscription, message_id):
+                    behind.append((session, subscription))
+        else:
+            for session in job.recipients[start:end]:
+                if session.push(payload):  # type: ignore[union-attr]
+                    behind.append((session, None))  # type: ignore[arg-type]
+        if not behind:
+            return
+        assert job.members is not None and job.on_behind is not None
+        for session, known in behind:
+            subscription = known or job.members.get(session)
+            # Still where the job found it (not gone, not already taken off by an earlier job).
+            if subscription is not None and subscription in self._placement:
+                self.unsubscribe(session, subscription)
+                job.on_behind(session, subscription)
 
     async def drained(self) -> None:
         """Return once every queued fan-out has been written (at once when none is)."""
@@ -407,3 +469,7 @@ class _Job:
     recipients: Sequence[Subscriber] | Sequence[tuple[Subscriber, Subscription]]
     message_id: str
     tracked: bool
+    #: A conflated route's: the group's subscriptions (to find a recipient's), and who takes
+    #: the recipients that fall behind.
+    members: dict[Subscriber, Subscription] | None = None
+    on_behind: BehindHandler | None = None

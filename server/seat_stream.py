@@ -34,6 +34,17 @@ the client gets them conflated into one delta (``"since": N``) instead of the sn
 as above; otherwise the snapshot. Every node receives the same deltas, so each answers alike once
 it has followed the event for as long as the ring reaches back (``--seat-replay-deltas``).
 
+Deltas are conflated per subscriber too (SPEC §7: a slow consumer's seat-map deltas are conflated
+before it is cut). The seats topic is a conflated route of the broker (:meth:`Broker.conflate`): a
+subscriber whose client is behind after a delta is written to it (more than half its output budget,
+``--slow-consumer-bytes``, unread) leaves the route, and is written no more deltas. Each tick
+looks at those clients again; once one has read its backlog down to a quarter of the budget
+(:data:`CATCH_UP_SHARE`), it gets a fresh snapshot, the deltas the ring holds past it, and joins
+the route: the hand-over of a SUBSCRIBE, and a message every client already takes at any time
+(a snapshot replaces its map). So a phone on a slow link gets fewer, larger updates instead of
+being cut; only output that keeps growing past the whole budget (other topics, RECEIPTs, a
+client that reads nothing while its other output grows) ends the session as a slow consumer.
+
 Measured here: deltas published, the size of snapshots served, and the lag of each change this
 node committed, from its commit (``SeatChange.committed_at``) to the fan-out of the first delta
 that carries it. Which delta that is, the stream learns from the delta itself: the latest of
@@ -60,7 +71,7 @@ from booking.seatmap import SeatChange, SeatStatuses
 from protocol.errors import ProtocolError
 from protocol.events import Subscription
 from server.auth import Role
-from server.broker import Broker
+from server.broker import Broker, Subscriber
 from server.destinations import classify, event_of
 from server.engine import Message
 from server.errors import UnknownEvent, stomp_error
@@ -80,6 +91,12 @@ RESUME_HEADER = "resume-seq"
 #: delta ever carries, lost in a Redis outage, is dropped unmeasured past it).
 UNSENT = 1024
 
+
+#: A subscriber that fell behind is caught up once its unread output is at most this share of its
+#: output budget: a quarter, so that with the catch-up snapshot (up to a quarter of the budget
+#: more: some 10,000 seats at the default 1 MiB) it is still under the half that counts as
+#: behind, and is not taken off again by the next delta.
+CATCH_UP_SHARE = 4
 
 #: The widest tick an audience makes (a ``--seat-tick-ms`` above it is kept as it is).
 MAX_TICK_S = 1.0
@@ -183,6 +200,9 @@ class SeatStream:
         self._latest: dict[int, int] = {}
         #: Subscriptions whose snapshot is ahead of the deltas this node has received.
         self._waiting: dict[int, list[_Joiner]] = {}
+        #: Subscriptions taken off their route because their client fell behind (the broker's
+        #: conflation), waiting for it to read its backlog; ``seq``: unused (0).
+        self._behind: dict[Subscription, _Joiner] = {}
         self._hand_overs = TaskSet()
         inventory.listen(self.record)
 
@@ -223,6 +243,8 @@ class SeatStream:
                     continue
                 if delta is not None:
                     self._publish(delta, tick_ms)
+            if self._behind:
+                self._catch_up()
 
     def followers(self) -> int:
         """This node's subscriptions to the seat maps of the events it follows."""
@@ -234,7 +256,9 @@ class SeatStream:
         ring need them)."""
         if event_id not in self._recent:
             self._recent[event_id] = deque(maxlen=self.replay_deltas)
-            self.broker.listen(seats_route(event_id), functools.partial(self._on_delta, event_id))
+            route = seats_route(event_id)
+            self.broker.listen(route, functools.partial(self._on_delta, event_id))
+            self.broker.conflate(route, functools.partial(self._fell_behind, event_id))
 
     def _publish(self, delta: SeatDelta, tick_ms: int) -> None:
         if len(self._published) > RING:  # deltas lost on the way (Redis outage) never return
@@ -327,13 +351,57 @@ class SeatStream:
                 self.metrics.resumes.labels("snapshot").inc()
             self.broker.send_to(session, subscription, headers_for(seq), snapshot)
         start = seq if resumed is None else resumed
-        joiner = _Joiner(session, subscription, route, event_id, start)
-        if joiner.seq == 0 or self._latest.get(event_id, -1) >= max(seq, joiner.seq):
+        self._admit(_Joiner(session, subscription, route, event_id, start), seq)
+
+    def _admit(self, joiner: _Joiner, seq: int) -> None:
+        """The joiner's first message is out (as of ``seq``, the snapshot's): join the route now,
+        or once this node has received the deltas up to it."""
+        if joiner.seq == 0 or self._latest.get(joiner.event_id, -1) >= max(seq, joiner.seq):
             self._join(joiner)  # nothing is on its way
         else:  # those gone meanwhile leave the queue as another arrives (it stays bounded)
-            waiting = self._waiting.setdefault(event_id, [])
+            waiting = self._waiting.setdefault(joiner.event_id, [])
             waiting[:] = [j for j in waiting if _subscribed(j.session, j.subscription)]
             waiting.append(joiner)
+
+    # -- subscribers that fall behind --------------------------------------------------------
+
+    def _fell_behind(self, event_id: int, session: Subscriber, subscription: Subscription) -> None:
+        """The broker took this subscription off the event's route: its client is behind."""
+        if isinstance(session, StompSession):
+            self._behind[subscription] = _Joiner(
+                session, subscription, seats_route(event_id), event_id, 0
+            )
+
+    def _catch_up(self) -> None:
+        """Bring back every subscriber whose client has read its backlog (see the module
+        docstring), one subscription of a session a tick (each brings a snapshot); forget
+        those gone or unsubscribed meanwhile."""
+        caught_up: set[StompSession] = set()
+        for subscription, joiner in tuple(self._behind.items()):
+            session = joiner.session
+            if not _subscribed(session, subscription):
+                del self._behind[subscription]
+            elif session not in caught_up and (
+                session.queued_bytes() <= session.output_budget // CATCH_UP_SHARE
+            ):
+                caught_up.add(session)
+                del self._behind[subscription]
+                self._hand_overs.start(self._rejoin(joiner))
+
+    async def _rejoin(self, joiner: _Joiner) -> None:
+        """A fresh snapshot for a subscriber that was behind, then the route, as on SUBSCRIBE."""
+        try:
+            seq, snapshot = await self.snapshot(joiner.event_id)
+        except Exception:
+            # The backplane's outage, logged where it is seen: try again next tick.
+            log.debug("seat map %d: no snapshot to catch up with", joiner.event_id, exc_info=True)
+            self._behind[joiner.subscription] = joiner
+            return
+        if not _subscribed(joiner.session, joiner.subscription):
+            return
+        self.broker.send_to(joiner.session, joiner.subscription, headers_for(seq), snapshot)
+        joiner.seq = seq
+        self._admit(joiner, seq)
 
     def _resume(
         self, session: StompSession, subscription: Subscription, event_id: int, current: int

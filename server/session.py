@@ -227,6 +227,7 @@ class StompSession(ABC):
 
     __slots__ = (
         "__weakref__",
+        "_behind_limit",
         "_counted",
         "_frames_in",
         "_frames_out",
@@ -281,6 +282,9 @@ class StompSession(ABC):
         #: later frame's RECEIPT waits behind it, so RECEIPTs go out in the order frames came.
         self._last_completion: asyncio.Task[None] | None = None
         self._slow_limit = service.settings.slow_consumer_bytes
+        #: Unread output past which the client is *behind* (:meth:`push`): half the budget, as
+        #: the queue broker's flow control has it; the other half is room for everything else.
+        self._behind_limit = self._slow_limit // 2
         self._frames_in = service.metrics.frames_in
         self._frames_out = service.metrics.frames_out
 
@@ -558,32 +562,40 @@ class StompSession(ABC):
         ``connection_lost`` has not run yet), so what is written now is dropped unread."""
         return self.closed or self.transport.is_closing()
 
-    def push(self, payload: bytes) -> None:
-        """Write a pre-framed broker payload (the fan-out hot path)."""
+    def push(self, payload: bytes) -> bool:
+        """Write a pre-framed broker payload (the fan-out hot path); whether the client is now
+        behind: more than half the budget unread, from the same one look at the transport as
+        the budget's (the seat map sends such a client no more deltas until it has read most of
+        it: server/seat_stream.py)."""
         if self.closed:
-            return
+            return False
         transport = self.transport
         try:
             transport.write(payload)  # type: ignore[attr-defined]
         except RuntimeError:  # uvloop: the connection is gone, and the session not told yet
             self.closed = True
-            return
+            return False
         self._tx_seen = True
-        if transport.get_write_buffer_size() > self._slow_limit:  # type: ignore[attr-defined]
+        queued: int = transport.get_write_buffer_size()  # type: ignore[attr-defined]
+        if queued <= self._behind_limit:
+            return False
+        if queued > self._slow_limit:
             self._over_budget()
+            return False
+        return True
 
     def push_tracked(
         self, payload: bytes, subscription: events.Subscription, message_id: str
-    ) -> None:
+    ) -> bool:
         """Like :meth:`push`, for a subscription that must ACK what it receives."""
         if self.closed:
-            return
+            return False
         try:
             self.conn.record_delivery(subscription, message_id)
         except ProtocolError as exc:
             self.fail(exc)
-            return
-        self.push(payload)
+            return False
+        return self.push(payload)
 
     def _flush(self) -> None:
         data = self.conn.data_to_send()
@@ -600,6 +612,12 @@ class StompSession(ABC):
     def _over_budget(self) -> None:
         self.fail(SlowConsumer("slow consumer", "the client does not read fast enough"))
 
+    @property
+    def output_budget(self) -> int:
+        """``--slow-consumer-bytes``: how much :meth:`queued_bytes` may reach (the queue broker
+        sends no more while half of it is unread)."""
+        return self._slow_limit
+
     def queued_bytes(self) -> int:
         """Output written for the client and not sent yet (what the budget bounds)."""
         return self.transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]
@@ -611,12 +629,6 @@ class StompSession(ABC):
     @abstractmethod
     def close(self, code: int = 1000) -> None:
         """Close the transport after flushing what was written."""
-
-    @property
-    def output_budget(self) -> int:
-        """``--slow-consumer-bytes``: how much :meth:`queued_bytes` may reach (the queue broker
-        sends no more while half of it is unread)."""
-        return self._slow_limit
 
     def fail(self, error: ProtocolError, close_code: int | None = None) -> None:
         """Send ERROR for ``error`` and close (SPEC §3 Errors)."""

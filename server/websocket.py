@@ -123,10 +123,11 @@ class CompressedWebSocketSession(WebSocketSession):
         self._idle.clear()
         self._wakeup.set()
 
-    def push(self, payload: bytes) -> None:
+    def push(self, payload: bytes) -> bool:
         if self.closed:
-            return
+            return False
         self._send(payload)
+        return not self.closed and self.queued_bytes() > self._behind_limit
 
     def queued_bytes(self) -> int:
         return self._queued + self.transport.get_write_buffer_size()  # type: ignore[attr-defined, no-any-return]

@@ -545,11 +545,18 @@ class RawPeer:
 class RawTcp(RawPeer):
     transport = "tcp"
 
-    def __init__(self, host: str, port: int, *, rcvbuf: int | None = None) -> None:
+    def __init__(
+        self, host: str, port: int, *, rcvbuf: int | None = None, mss: int | None = None
+    ) -> None:
+        """``rcvbuf``: a small receive buffer; ``mss``: a small segment size, which keeps the
+        server's send buffer small too (on loopback the kernel grows it to megabytes), so that
+        what a peer that stops reading is sent soon waits in the server's own buffer."""
         super().__init__()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if mss is not None:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
         self.sock.settimeout(DEFAULT_TIMEOUT)
         self.sock.connect((host, port))
 
@@ -595,10 +602,12 @@ class RawWs(RawTcp):
         binary: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         headers: Iterable[tuple[str, str]] = (),
+        rcvbuf: int | None = None,
+        mss: int | None = None,
     ) -> None:
         parts = urlsplit(url)
         assert parts.hostname is not None and parts.port is not None, url
-        super().__init__(parts.hostname, parts.port)
+        super().__init__(parts.hostname, parts.port, rcvbuf=rcvbuf, mss=mss)
         self.binary = binary
         self.opcodes: list[int] = []  # opcode of every data frame received
         self.ws = WebSocketClient(
