@@ -307,6 +307,8 @@ class LiveMetrics:
         self.resumes = _counter(
             r, "seatmap_resumes", "Seat-map SUBSCRIBEs with resume-seq, by answer", "answer"
         )
+        doc = "Seat-map subscribers sent a catch-up snapshot after falling behind"
+        self.catch_ups = _counter(r, "seatmap_catch_ups", doc)
 
 
 class InfraMetrics:

@@ -400,6 +400,7 @@ class SeatStream:
         if not _subscribed(joiner.session, joiner.subscription):
             return
         self.broker.send_to(joiner.session, joiner.subscription, headers_for(seq), snapshot)
+        self.metrics.catch_ups.inc()
         joiner.seq = seq
         self._admit(joiner, seq)
 

@@ -180,6 +180,7 @@ def test_a_subscriber_that_stops_reading_is_caught_up_not_cut(
         seller = node = request.getfixturevalue("node")
     event_id = new_event(seller)
     cuts = slow_consumer_cuts(node)
+    catch_ups = metric_sum(node, "concert_hub_seatmap_catch_ups")
     transport = "ws" if where == "ws" else "tcp"
     with raw_peer(node, transport, **SLOW) as slow, RawTcp.to(node) as reader:
         slow_map, reader_map = SeatMapState(event_id), SeatMapState(event_id)
@@ -194,6 +195,8 @@ def test_a_subscriber_that_stops_reading_is_caught_up_not_cut(
         kinds = [message["type"] for message in caught_up]
         assert "snapshot" in kinds, f"no catch-up snapshot: {kinds}"
         assert slow_consumer_cuts(node) == cuts, log_tail(node)
+        # Operators see it.
+        assert metric_sum(node, "concert_hub_seatmap_catch_ups") >= catch_ups + 1
 
         # A subscriber that reads had every delta, in order, and no snapshot after the first.
         read = follow(reader, reader_map, node)
