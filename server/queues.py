@@ -358,11 +358,7 @@ class QueueBroker:
 
     async def _admitted(self, opened: asyncio.Task[bool], queue: str) -> None:
         if not await asyncio.shield(opened):
-            raise LimitExceeded(
-                Refused.TOO_MANY_QUEUES.value,
-                f"{queue!r} would be one queue more than --max-queues ({self.policy.max_queues}):"
-                " queues that hold messages or have subscribers",
-            )
+            raise self._refusal(queue, Refused.TOO_MANY_QUEUES)
 
     def _forget(self, local: _LocalQueue) -> None:
         """``local`` has no subscribers left (and its pump ended): tell the store."""

@@ -634,7 +634,7 @@ class StompSession(ABC):
         """Send ERROR for ``error`` and close (SPEC §3 Errors)."""
         if self.closed:
             return
-        self.service.metrics.errors.labels(error.reason).inc()
+        self.service.metrics.errors.labels(_metric_reason(error)).inc()
         self._frames_out.labels("ERROR").inc()
         log.info("session %s: ERROR %s (%s)", self.session_id, error.message, error.detail,
                  extra=session_extra(self.session_id))  # fmt: skip
@@ -713,3 +713,12 @@ class StompSession(ABC):
 
         index = len(self._timers)
         self._timers.append(self._loop.call_later(limit, check))
+
+
+def _metric_reason(error: ProtocolError) -> str:
+    """``concert_hub_errors_total``'s ``reason``: the error's short code, and for a limit which
+    one (``too_many_connections``, ``rate_limit_exceeded`` …: a limit's message is one of a
+    fixed few, never client text), since "limit" alone does not tell an operator what to raise."""
+    if isinstance(error, LimitExceeded):
+        return error.message.replace(" ", "_")
+    return error.reason

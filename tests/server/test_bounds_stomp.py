@@ -120,6 +120,8 @@ def test_transaction_frames_and_request_bodies_follow_their_flags(
         error = peer.expect_error()
         assert error.message == "transaction too large", str(error)
         assert "at most 3 frames" in error.body.decode() and error.get("receipt-id") == "r4"
+    # Counted under the limit's own name, which an operator can act on.
+    assert metric_sum(node, "concert_hub_errors", reason="transaction_too_large") == 1
     body = json.dumps({"seats": ["x" * (70 << 10)]}).encode()
     request = urllib.request.Request(
         f"{node.http_url}/api/events/1/holds", data=body, method="POST",
