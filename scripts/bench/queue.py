@@ -723,7 +723,9 @@ def bench_budget(args: argparse.Namespace) -> float:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Waiting-room benchmark (one JSON object on stdout).",
+        description="Waiting-room benchmark (one JSON object on stdout). With --scenario sellout "
+        "it runs the sell-out scenario instead (bench/sellout.py; --scenario sellout --help "
+        "lists its flags).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--users", type=int, default=10000)

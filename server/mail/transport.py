@@ -68,7 +68,8 @@ class FolderTransport:
 
     def _write(self, message: EmailMessage) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        ident = re.sub(r"[^\w.-]", "", str(message["Message-ID"] or "message"))
+        # <id@host> → id-at-host: the file name keeps where the @ was.
+        ident = re.sub(r"[^\w.-]", "", str(message["Message-ID"] or "message").replace("@", "-at-"))
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}-{ident}.eml"
         partial = self.folder / f".{name}.tmp"
         partial.write_bytes(bytes(message))
