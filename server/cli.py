@@ -23,7 +23,7 @@ from booking.migrate import DatabaseNotReady, upgrade
 from server import logs, workers
 from server.auth import Role, TokenAuthority
 from server.database import make_engine
-from server.runner import StartRefused, run
+from server.runner import StartRefused, check_ports, run
 from server.secret_store import SecretRequired, resolve_secret
 from server.settings import Settings, env_name
 
@@ -148,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"concert-hub: schema is up to date ({settings.database_url.split('@')[-1]})")
         return 0
+    if args.command == "serve" and settings.database_url.startswith("sqlite"):
+        try:
+            check_ports(settings)  # before the embedded database and its secret are made
+        except StartRefused as exc:
+            print(f"concert-hub: {exc}", file=sys.stderr)
+            return 1
     try:
         # A token signed with a secret made up here would be refused by every node: the token
         # command reads the node's secret and never creates one.

@@ -20,6 +20,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -90,6 +91,25 @@ class CannotListen(Exception):
 #: Why a node may refuse to start, each with a one-line message for the operator (the command
 #: line prints it and exits 1, not a traceback).
 StartRefused = (CannotListen, DatabaseNotReady)
+
+
+def check_ports(settings: Settings) -> None:
+    """Refuse (:class:`CannotListen`) a start whose ports are taken before the node creates
+    anything: in embedded mode a start creates ``concert-hub.db`` and its secret in the current
+    directory, and a newcomer whose port 8080 was taken found them made by a node that never
+    ran. A port taken between this look and the real listen is refused there, as before."""
+    for port, flag in ((settings.port, "--port"), (settings.stomp_port, "--stomp-port")):
+        if not port:
+            continue
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                settings.host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the sites do
+                probe.bind(address)
+        except OSError as exc:
+            raise CannotListen(settings.host, port, flag, exc) from None
 
 
 async def _start_site(site: web.BaseSite, host: str, port: int, flag: str) -> None:

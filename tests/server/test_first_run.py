@@ -52,6 +52,25 @@ def test_a_port_in_use_is_named_with_its_flag(tmp_path: Path, taken: str) -> Non
     assert_named(busy, taken, result)
 
 
+def test_a_refused_embedded_start_leaves_no_files_behind(tmp_path: Path) -> None:
+    """The README's first run, with 8080 taken: the node used to create and migrate
+    ``concert-hub.db`` and write ``concert-hub.secret`` before it found the port taken."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = holder.getsockname()[1]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
+             "--port", str(busy), "--stomp-port", "0"],
+            check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        holder.close()
+    assert_named(busy, "--port", result)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_cluster_node_with_a_port_in_use_exits_too(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
