@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from aiohttp.tcp_helpers import tcp_keepalive
 
 from server import framing
 from server.session import CLOSE_GRACE_S, StompService, StompSession
@@ -49,6 +50,10 @@ class StompTcpProtocol(asyncio.Protocol):
         self.session: TcpSession | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A client that vanished without a FIN (a phone off the network) leaves a half-open
+        # socket: a subscribed session without heart-beats is never idle, so only TCP
+        # keep-alive finds it (aiohttp does the same for HTTP and so for /ws).
+        tcp_keepalive(transport)  # type: ignore[arg-type]
         peer = transport.get_extra_info("peername")
         address = self.service.addresses.resolve(peer[0] if peer else None)
         self.session = TcpSession(self.service, transport, address)

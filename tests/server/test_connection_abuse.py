@@ -10,6 +10,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.booking.conftest import create_event_via_api
@@ -278,3 +279,24 @@ def _read_all(sock: socket.socket) -> bytes:
     finally:
         sock.close()
     return data
+
+
+def test_stomp_tcp_connections_are_kept_alive_by_tcp(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    """A client gone without a FIN leaves a half-open socket that a subscribed session without
+    heart-beats would hold for ever: the node's side has TCP keep-alive on (its keep-alive
+    timer shows in /proc/net/tcp, ``tr`` 2), as aiohttp's HTTP sockets do."""
+    node = make_server()
+    with RawTcp.to(node) as peer:
+        assert peer.connect(heart_beat="0,0").command == "CONNECTED"
+        client_port = peer.sock.getsockname()[1]
+        local, remote = f"{node.stomp_port:04X}", f"{client_port:04X}"
+        timers = [
+            fields[5].split(":")[0]
+            for fields in (
+                line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            )
+            if fields[1].endswith(f":{local}") and fields[2].endswith(f":{remote}")
+        ]
+        assert timers == ["02"], timers
