@@ -24,6 +24,7 @@ from prometheus_client import Counter
 
 from server.client_addresses import ClientAddresses
 from server.errors import Problem
+from server.tally import Tally
 
 RETRY_AFTER_S = 1
 
@@ -49,7 +50,7 @@ class ConnectionGate:
         self._addresses = addresses
         self._cap = cap
         self._refused = refused
-        self._open: dict[str, int] = {}
+        self._open = Tally()
         #: The address each admitted connection counts against, by its handler.
         self._counted: dict[object, str] = {}
         self._refusal = _refusal(cap)
@@ -62,22 +63,16 @@ class ConnectionGate:
         address = self._addresses.resolve(peer[0] if isinstance(peer, tuple) else None)
         if address is None:  # a trusted proxy's, or not an IP connection
             return True
-        held = self._open.get(address, 0)
-        if held >= self._cap:
+        if self._open[address] >= self._cap:
             self._refused.inc()
             transport.write(self._refusal)
             transport.close()
             return False
-        self._open[address] = held + 1
+        self._open.add(address)
         self._counted[handler] = address
         return True
 
     def release(self, handler: object) -> None:
         address = self._counted.pop(handler, None)
-        if address is None:
-            return
-        left = self._open[address] - 1
-        if left:
-            self._open[address] = left
-        else:
-            del self._open[address]
+        if address is not None:
+            self._open.remove(address)

@@ -22,7 +22,6 @@ from protocol.codec import only_eols
 from protocol.connection import ConnectionState, ServerConnection
 from protocol.errors import LimitExceeded, ProtocolError
 from protocol.frames import Frame
-from protocol.limits import Limits
 from server.auth import ANONYMOUS, AuthenticationFailed, Principal, TokenAuthority
 from server.broker import Broker
 from server.client_addresses import ClientAddresses
@@ -47,6 +46,7 @@ from server.metrics import BrokerMetrics
 from server.queues import QueueBroker
 from server.rate_limits import TokenBuckets
 from server.settings import Settings
+from server.tally import Tally
 from server.task_set import TaskSet
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,11 @@ class StompService:
     subscribe_listeners: dict[Kind, SubscribeListener] = field(default_factory=dict)
     accepting: bool = True
     #: Open sessions by client address (``--max-connections-per-ip``).
-    per_address: dict[str, int] = field(default_factory=dict)
+    per_address: Tally = field(default_factory=Tally)
     #: Connected sessions by user name (``--max-sessions-per-user``): a message to a user goes
     #: to every one of them (SPEC §4), so their number multiplies what a user can make the
     #: node write.
-    per_user: dict[str, int] = field(default_factory=dict)
+    per_user: Tally = field(default_factory=Tally)
     #: ``/app`` commands by user: the REST API's per-user bucket (``--rest-rate-per-user``),
     #: since the commands are its calls over STOMP; ``None``: not limited.
     commands_per_user: TokenBuckets | None = None
@@ -98,16 +98,7 @@ class StompService:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.limits = Limits(
-            max_frame_bytes=s.max_frame_bytes,
-            max_headers=s.max_headers,
-            max_header_bytes=s.max_header_bytes,
-            max_subscriptions=s.max_subscriptions,
-            max_unacked=s.max_unacked,
-            max_transactions=s.max_transactions,
-            max_transaction_frames=s.max_transaction_frames,
-            max_transaction_bytes=s.max_transaction_bytes,
-        )
+        self.limits = s.stomp_limits
         self._session_ids = itertools.count(1)
         #: Whose address a session counts against (``--max-connections-per-ip``).
         self.addresses = ClientAddresses(s.trusted_proxy_networks)
@@ -128,37 +119,27 @@ class StompService:
         self._empty.clear()
         self.metrics.connections.inc()
         if session.address is not None:
-            self.per_address[session.address] = self.per_address.get(session.address, 0) + 1
+            self.per_address.add(session.address)
 
     def forget(self, session: StompSession) -> None:
         self.sessions.discard(session)
         self.metrics.connections.dec()
         if not self.sessions:
             self._empty.set()
-        address = session.address
-        if address is not None:
-            left = self.per_address.get(address, 0) - 1
-            if left > 0:
-                self.per_address[address] = left
-            else:
-                self.per_address.pop(address, None)
+        if session.address is not None:
+            self.per_address.remove(session.address)
 
     def sign_in(self, user: str) -> None:
         """Count a session of ``user``, or refuse it (ERROR ``too many connections``)."""
         cap = self.settings.max_sessions_per_user
-        held = self.per_user.get(user, 0)
-        if cap and held >= cap:
+        if cap and self.per_user[user] >= cap:
             raise LimitExceeded(
                 "too many connections", f"at most {cap} sessions of one user on this node"
             )
-        self.per_user[user] = held + 1
+        self.per_user.add(user)
 
     def sign_out(self, user: str) -> None:
-        left = self.per_user.get(user, 0) - 1
-        if left > 0:
-            self.per_user[user] = left
-        else:
-            self.per_user.pop(user, None)
+        self.per_user.remove(user)
 
     def take_command(self, user: str) -> None:
         """Charge an ``/app`` command to ``user``'s bucket, or refuse it (ERROR ``rate limit
@@ -177,7 +158,7 @@ class StompService:
         if len(self.sessions) >= settings.max_connections:
             return LimitExceeded("too many connections", "the server is full")
         cap = settings.max_connections_per_ip
-        if cap and address is not None and self.per_address.get(address, 0) >= cap:
+        if cap and address is not None and self.per_address[address] >= cap:
             return LimitExceeded(
                 "too many connections", f"at most {cap} connections from one client address"
             )

@@ -8,6 +8,7 @@ object; nothing reads the environment deeper in.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from protocol.limits import Limits
 from server.queue_store import QueuePolicy
 
 ENV_PREFIX = "CONCERT_HUB_"
@@ -422,6 +424,11 @@ class Settings(BaseModel):
     @property
     def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
         return _networks(self.trusted_proxies)
+
+    @property
+    def stomp_limits(self) -> Limits:
+        """The protocol core's per-connection limits: each is the setting of the same name."""
+        return Limits(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Limits)})
 
     @property
     def queue_policy(self) -> QueuePolicy:
